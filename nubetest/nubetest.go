@@ -1,0 +1,285 @@
+// Package nubetest starts clusters of real nube nodes in one process for
+// tests. The nodes speak real libp2p over loopback (TCP and QUIC on
+// 127.0.0.1); nothing is mocked. Tests cause faults on purpose through the
+// cluster: Kill a node, Restart it on its data dir, Disconnect two nodes.
+//
+//	c := nubetest.Cluster(t, 5)
+//	a, b := c.Node(0), c.Node(1)
+//
+// Nodes never multicast (mDNS and port mapping are off) and listen only on
+// loopback, so tests send no traffic off the machine.
+package nubetest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/nubecloud/nube/nube"
+)
+
+// LoopbackListen are the listen addresses every test node uses.
+var LoopbackListen = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
+
+type options struct {
+	bootstrapOnly bool
+	dataDirs      bool
+	timeout       time.Duration
+	config        func(i int, c *nube.Config)
+}
+
+// Option changes how Cluster builds its nodes.
+type Option func(*options)
+
+// BootstrapOnly gives every node but the first only the first node as its
+// bootstrap peer, instead of connecting every pair. Cluster waits until each
+// node is connected to the first; finding the others is up to discovery.
+func BootstrapOnly() Option { return func(o *options) { o.bootstrapOnly = true } }
+
+// WithDataDirs gives each node a data dir of its own under t.TempDir(), so
+// that Restart brings it back with the same identity and peer book.
+func WithDataDirs() Option { return func(o *options) { o.dataDirs = true } }
+
+// WithConfig lets a test adjust node i's Config before it starts.
+func WithConfig(f func(i int, c *nube.Config)) Option {
+	return func(o *options) { o.config = f }
+}
+
+// WithTimeout bounds how long Cluster waits for the nodes to start and
+// connect. The default is one minute.
+func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
+
+// C is a running cluster.
+type C struct {
+	t     testing.TB
+	opts  options
+	mu    sync.Mutex
+	nodes []*nube.Node
+	cfgs  []nube.Config
+}
+
+// Cluster starts n nodes, connects them (every pair, or each to the first
+// with BootstrapOnly) and closes them all when the test ends. It fails the
+// test if a node cannot start or connect.
+func Cluster(t testing.TB, n int, opts ...Option) *C {
+	t.Helper()
+	o := options{timeout: time.Minute}
+	for _, f := range opts {
+		f(&o)
+	}
+	c := &C{t: t, opts: o, nodes: make([]*nube.Node, n), cfgs: make([]nube.Config, n)}
+	t.Cleanup(c.closeAll)
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+
+	for i := 0; i < n; i++ {
+		cfg := TestConfig()
+		if o.dataDirs {
+			cfg.DataDir = t.TempDir()
+		}
+		if o.bootstrapOnly && i > 0 {
+			for _, a := range c.nodes[0].Addrs() {
+				cfg.Bootstrap = append(cfg.Bootstrap, a.String())
+			}
+		}
+		if o.config != nil {
+			o.config(i, &cfg)
+		}
+		c.cfgs[i] = cfg
+		node, err := nube.Start(ctx, cfg)
+		if err != nil {
+			t.Fatalf("nubetest: start node %d: %v", i, err)
+		}
+		c.nodes[i] = node
+	}
+	if o.bootstrapOnly {
+		for i := 1; i < n; i++ {
+			if err := c.WaitConnected(ctx, i, 0); err != nil {
+				t.Fatalf("nubetest: node %d did not reach its bootstrap node: %v", i, err)
+			}
+		}
+		if err := c.WaitRoutingTables(ctx, 1); err != nil {
+			t.Fatalf("nubetest: %v", err)
+		}
+		if err := c.RefreshDHT(ctx); err != nil {
+			t.Fatalf("nubetest: %v", err)
+		}
+		return c
+	}
+	for i := 0; i < n; i++ {
+		for j := i + 1; j < n; j++ {
+			if err := c.Connect(ctx, i, j); err != nil {
+				t.Fatalf("nubetest: %v", err)
+			}
+		}
+	}
+	return c
+}
+
+// TestConfig is the Config test nodes start from: loopback only, no mDNS,
+// no port mapping, no data dir, logs discarded unless NUBE_TEST_LOG is set.
+func TestConfig() nube.Config {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if os.Getenv("NUBE_TEST_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return nube.Config{
+		ListenAddrs: LoopbackListen,
+		NoMDNS:      true,
+		NoPortMap:   true,
+		MaxMemory:   128 << 20,
+		Logger:      log,
+	}
+}
+
+// Len returns the number of nodes, killed ones included.
+func (c *C) Len() int { return len(c.nodes) }
+
+// Node returns node i (nil if it was killed and not restarted).
+func (c *C) Node(i int) *nube.Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes[i]
+}
+
+// Nodes returns the nodes that are running.
+func (c *C) Nodes() []*nube.Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*nube.Node
+	for _, n := range c.nodes {
+		if n != nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// IDs returns the peer IDs of the running nodes.
+func (c *C) IDs() []peer.ID {
+	var out []peer.ID
+	for _, n := range c.Nodes() {
+		out = append(out, n.ID())
+	}
+	return out
+}
+
+// Connect connects node i to node j and waits until both see the link.
+func (c *C) Connect(ctx context.Context, i, j int) error {
+	a, b := c.Node(i), c.Node(j)
+	if err := a.Host().Connect(ctx, b.AddrInfo()); err != nil {
+		return fmt.Errorf("connect node %d to node %d: %w", i, j, err)
+	}
+	return nil
+}
+
+// WaitConnected waits until node i has a connection to node j.
+func (c *C) WaitConnected(ctx context.Context, i, j int) error {
+	return c.Node(i).Host().WaitConnected(ctx, c.Node(j).ID())
+}
+
+// WaitRoutingTables waits until every running node has at least k peers in
+// its DHT routing table. A peer enters the table only once identify has
+// shown that it speaks the DHT, a moment after it connects; there is no
+// event for it, so this polls.
+func (c *C) WaitRoutingTables(ctx context.Context, k int) error {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		short := -1
+		for i, n := range c.Nodes() {
+			if n.Host().DHT.RoutingTable().Size() < k {
+				short = i
+				break
+			}
+		}
+		if short < 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("node %d has fewer than %d peers in its DHT routing table: %w", short, k, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// RefreshDHT makes every running node refresh its DHT routing table (the
+// lookups a node does at bootstrap) and waits until all have finished. After
+// it, each node's table holds what a settled network would give it.
+func (c *C) RefreshDHT(ctx context.Context) error {
+	nodes := c.Nodes()
+	errs := make(chan error, len(nodes))
+	for i, n := range nodes {
+		go func() {
+			select {
+			case err := <-n.Host().DHT.RefreshRoutingTable():
+				if err != nil {
+					err = fmt.Errorf("node %d: refresh DHT routing table: %w", i, err)
+				}
+				errs <- err
+			case <-ctx.Done():
+				errs <- fmt.Errorf("node %d: refresh DHT routing table: %w", i, ctx.Err())
+			}
+		}()
+	}
+	var first error
+	for range nodes {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// Disconnect closes every connection between nodes i and j. Discovery may
+// dial again later; a test that needs the link to stay down should Kill.
+func (c *C) Disconnect(i, j int) error {
+	return c.Node(i).Host().Network().ClosePeer(c.Node(j).ID())
+}
+
+// Kill stops node i abruptly for the others: its connections drop. With
+// WithDataDirs its data dir stays for Restart.
+func (c *C) Kill(i int) {
+	c.mu.Lock()
+	n := c.nodes[i]
+	c.nodes[i] = nil
+	c.mu.Unlock()
+	if n != nil {
+		n.Close()
+	}
+}
+
+// Restart kills node i if it is running and starts it again with the same
+// Config (and so, with WithDataDirs, the same identity and peer book). The
+// listen ports are new: the OS picks them again.
+func (c *C) Restart(ctx context.Context, i int) (*nube.Node, error) {
+	c.Kill(i)
+	n, err := nube.Start(ctx, c.cfgs[i])
+	if err != nil {
+		return nil, fmt.Errorf("restart node %d: %w", i, err)
+	}
+	c.mu.Lock()
+	c.nodes[i] = n
+	c.mu.Unlock()
+	return n, nil
+}
+
+func (c *C) closeAll() {
+	var wg sync.WaitGroup
+	for i := range c.nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.Kill(i)
+		}()
+	}
+	wg.Wait()
+}

@@ -1,0 +1,533 @@
+// Package p2p is nube's network layer: a libp2p host with the transports,
+// security, limits and discovery every node needs, and nothing nube-specific
+// above the wire.
+//
+// A Host listens on TCP and QUIC, secures connections with Noise or TLS,
+// multiplexes them with yamux, and bounds what peers can make it spend with
+// a resource manager and a connection manager. It finds peers with zero
+// configuration: mDNS on the local network, a Kademlia DHT under the /nube
+// prefix (a network of its own, not the IPFS one), bootstrap peers it is
+// given, and the peers it saw in earlier runs, whose addresses it keeps in a
+// peer book on disk. For reachability it runs AutoNAT, the circuit relay v2
+// client with auto-relay, and hole punching (DCUtR); it can offer a relay
+// service itself.
+package p2p
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
+	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/fx"
+)
+
+// DHTPrefix is the protocol prefix of nube's DHT. It keeps a nube network
+// apart from the IPFS Amino DHT while content CIDs stay IPFS-compatible.
+const DHTPrefix protocol.ID = "/nube"
+
+// MDNSService is the mDNS service name nube nodes announce and browse, so
+// that a nube node finds other nube nodes on the LAN and not every libp2p
+// program there.
+const MDNSService = "_nube._udp"
+
+// relayHop is the circuit relay v2 protocol that relays speak; a peer that
+// supports it is a relay candidate for auto-relay.
+const relayHop protocol.ID = "/libp2p/circuit/relay/0.2.0/hop"
+
+// Config says how to build a Host. Only Key is required.
+type Config struct {
+	// Key is the node's private key; its peer ID derives from it.
+	Key crypto.PrivKey
+	// ListenAddrs are the multiaddrs to listen on. Empty means no listener
+	// (the node can still dial out).
+	ListenAddrs []ma.Multiaddr
+	// Bootstrap peers are dialled at start and seed the DHT.
+	Bootstrap []peer.AddrInfo
+	// MDNS turns on discovery of nube nodes on the local network.
+	MDNS bool
+	// RelayService makes the node relay connections for peers that cannot
+	// be reached directly. Only useful on a node others can reach.
+	RelayService bool
+	// PortMap asks the router for a port mapping (UPnP / NAT-PMP). It
+	// multicasts on the LAN, so tests leave it off.
+	PortMap bool
+	// PeerBook is the file in which the addresses of peers seen are kept
+	// and from which they are re-dialled at start. Empty keeps them in
+	// memory only.
+	PeerBook string
+	// ConnLow and ConnHigh are the connection manager's watermarks: above
+	// ConnHigh connections it trims back to ConnLow. Zero means 64 and 192.
+	ConnLow, ConnHigh int
+	// MaxMemory bounds the memory the resource manager lets all peers'
+	// connections and streams reserve. Zero means 512 MiB.
+	MaxMemory int64
+	// MaxFD bounds the file descriptors libp2p may use. Zero means 512.
+	MaxFD int
+	// Registerer receives the libp2p and resource-manager metrics. Nil
+	// means no metrics are registered.
+	Registerer prometheus.Registerer
+	// Logger receives the layer's logs. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Host is a running libp2p node. Its zero value is not usable; build it
+// with New and stop it with Close.
+type Host struct {
+	host.Host
+	// DHT is the node's Kademlia DHT (mode auto, server while reachability
+	// is unknown).
+	DHT *dht.IpfsDHT
+
+	log   *slog.Logger
+	book  *peerBook
+	mdns  mdns.Service
+	relay *relayv2.Relay
+
+	built        []io.Closer // parts made before the libp2p host
+
+	mu           sync.Mutex
+	reachability network.Reachability
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+// New builds a Host, starts listening and starts discovery. It returns once
+// the host listens; connecting to bootstrap and known peers goes on in the
+// background.
+func New(ctx context.Context, cfg Config) (*Host, error) {
+	if cfg.Key == nil {
+		return nil, errors.New("p2p: Config.Key is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if err := checkFree(cfg.ListenAddrs); err != nil {
+		return nil, err
+	}
+	h := &Host{log: cfg.Logger.With("layer", "p2p")}
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+
+	book, err := openPeerBook(cfg.PeerBook, h.log)
+	if err != nil {
+		h.cancel()
+		return nil, err
+	}
+	h.book = book
+
+	opts, err := h.hostOptions(cfg)
+	if err != nil {
+		h.cancel()
+		return nil, err
+	}
+	lh, err := libp2p.New(opts...)
+	if err != nil {
+		h.closeOnFail()
+		return nil, listenError(err, cfg.ListenAddrs)
+	}
+	h.Host = lh
+	if err := checkListening(lh, cfg.ListenAddrs); err != nil {
+		lh.Close()
+		return nil, err
+	}
+
+	if err := h.startServices(cfg); err != nil {
+		h.Close()
+		return nil, err
+	}
+	h.connectInitial(cfg.Bootstrap)
+	return h, nil
+}
+
+func (h *Host) hostOptions(cfg Config) ([]libp2p.Option, error) {
+	low, high := cfg.ConnLow, cfg.ConnHigh
+	if low <= 0 {
+		low = 64
+	}
+	if high <= low {
+		high = 3 * low
+	}
+	cm, err := connmgr.NewConnManager(low, high, connmgr.WithGracePeriod(time.Minute))
+	if err != nil {
+		return nil, fmt.Errorf("p2p: connection manager: %w", err)
+	}
+	rm, err := resourceManager(cfg)
+	if err != nil {
+		cm.Close()
+		return nil, err
+	}
+	// libp2p closes these with the host; if building the host fails,
+	// closeOnFail does.
+	h.built = []io.Closer{cm, rm}
+	opts := []libp2p.Option{
+		libp2p.Identity(cfg.Key),
+		libp2p.ListenAddrs(cfg.ListenAddrs...),
+		// No SO_REUSEPORT: with it a second node on the same machine could
+		// bind our port too, and the kernel would split incoming
+		// connections between the two at random. (It costs TCP hole
+		// punching; QUIC hole punching, on the listen socket, remains.)
+		libp2p.Transport(tcp.NewTCPTransport, tcp.DisableReuseport()),
+		libp2p.Transport(quic.NewTransport),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Security(libp2ptls.ID, libp2ptls.New),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.ResourceManager(rm),
+		libp2p.ConnectionManager(cm),
+		libp2p.UserAgent("nube"),
+		// libp2p is assembled with fx, which logs its own start-up at
+		// error level to the default logger; our errors say enough.
+		libp2p.WithFxOption(fx.NopLogger),
+		libp2p.Ping(true),
+		// Reachability: find out whether we are reachable (AutoNAT, and
+		// serve that check to others), use relays when we are not, and
+		// upgrade relayed connections to direct ones by hole punching.
+		libp2p.EnableNATService(),
+		libp2p.EnableAutoNATv2(),
+		libp2p.EnableRelay(),
+		libp2p.EnableAutoRelayWithPeerSource(h.relayCandidates),
+		libp2p.EnableHolePunching(),
+	}
+	if cfg.PortMap {
+		opts = append(opts, libp2p.NATPortMap())
+	}
+	if cfg.Registerer != nil {
+		opts = append(opts, libp2p.PrometheusRegisterer(cfg.Registerer))
+	} else {
+		opts = append(opts, libp2p.DisableMetrics())
+	}
+	return opts, nil
+}
+
+func (h *Host) closeOnFail() {
+	for _, c := range h.built {
+		c.Close()
+	}
+	h.cancel()
+}
+
+// resourceManager builds libp2p's resource manager with limits scaled to
+// the memory and file descriptors we allow, rather than to the machine, so
+// that twenty nodes in one test process do not each claim the whole box.
+func resourceManager(cfg Config) (network.ResourceManager, error) {
+	mem, fd := cfg.MaxMemory, cfg.MaxFD
+	if mem <= 0 {
+		mem = 512 << 20
+	}
+	if fd <= 0 {
+		fd = 512
+	}
+	limits := rcmgr.DefaultLimits
+	libp2p.SetDefaultServiceLimits(&limits)
+	var ropts []rcmgr.Option
+	if cfg.Registerer != nil {
+		rcmgr.MustRegisterWith(cfg.Registerer)
+		str, err := rcmgr.NewStatsTraceReporter()
+		if err != nil {
+			return nil, fmt.Errorf("p2p: resource manager metrics: %w", err)
+		}
+		ropts = append(ropts, rcmgr.WithTraceReporter(str))
+	}
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.Scale(mem, fd)), ropts...)
+	if err != nil {
+		return nil, fmt.Errorf("p2p: resource manager: %w", err)
+	}
+	return rm, nil
+}
+
+func (h *Host) startServices(cfg Config) error {
+	kad, err := dht.New(h.Host,
+		dht.ProtocolPrefix(DHTPrefix),
+		dht.Mode(dht.ModeAutoServer),
+		dht.Datastore(dssync.MutexWrap(datastore.NewMapDatastore())),
+		dht.BootstrapPeersFunc(h.bootstrapPeers(cfg.Bootstrap)),
+	)
+	if err != nil {
+		return fmt.Errorf("p2p: dht: %w", err)
+	}
+	h.DHT = kad
+
+	if cfg.RelayService {
+		r, err := relayv2.New(h.Host)
+		if err != nil {
+			return fmt.Errorf("p2p: relay service: %w", err)
+		}
+		h.relay = r
+	}
+
+	sub, err := h.EventBus().Subscribe([]any{
+		new(event.EvtPeerConnectednessChanged),
+		new(event.EvtLocalReachabilityChanged),
+	})
+	if err != nil {
+		return fmt.Errorf("p2p: subscribe to events: %w", err)
+	}
+	h.wg.Add(1)
+	go h.watch(sub)
+
+	if cfg.MDNS {
+		h.mdns = mdns.NewMdnsService(h.Host, MDNSService, mdnsNotifee{h})
+		if err := h.mdns.Start(); err != nil {
+			// A machine with no multicast interface is not a reason to
+			// refuse to start: the DHT and bootstrap still work.
+			h.log.Warn("mDNS discovery unavailable", "err", err)
+			h.mdns = nil
+		}
+	}
+	return nil
+}
+
+// bootstrapPeers gives the DHT the configured bootstrap peers and, after
+// them, the peers we knew in earlier runs, for when its routing table runs
+// low.
+func (h *Host) bootstrapPeers(static []peer.AddrInfo) func() []peer.AddrInfo {
+	return func() []peer.AddrInfo {
+		return append(append([]peer.AddrInfo(nil), static...), h.book.list(h.ID())...)
+	}
+}
+
+// connectInitial dials the bootstrap peers and the peer book in the
+// background, then bootstraps the DHT.
+func (h *Host) connectInitial(bootstrap []peer.AddrInfo) {
+	peers := h.bootstrapPeers(bootstrap)()
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 16)
+		for _, ai := range peers {
+			if ai.ID == h.ID() {
+				continue
+			}
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				ctx, cancel := context.WithTimeout(h.ctx, 15*time.Second)
+				defer cancel()
+				if err := h.Host.Connect(ctx, ai); err != nil {
+					h.log.Debug("initial dial failed", "peer", ai.ID, "err", err)
+				}
+			}()
+		}
+		wg.Wait()
+		if h.ctx.Err() == nil {
+			if err := h.DHT.Bootstrap(h.ctx); err != nil {
+				h.log.Warn("dht bootstrap", "err", err)
+			}
+		}
+	}()
+}
+
+// watch follows connection and reachability events: connected peers go
+// into the peer book, which is saved now and then and at Close.
+func (h *Host) watch(sub event.Subscription) {
+	defer h.wg.Done()
+	defer sub.Close()
+	save := time.NewTicker(30 * time.Second)
+	defer save.Stop()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-save.C:
+			h.saveBook()
+		case ev, ok := <-sub.Out():
+			if !ok {
+				return
+			}
+			switch e := ev.(type) {
+			case event.EvtPeerConnectednessChanged:
+				if e.Connectedness == network.Connected {
+					h.book.saw(e.Peer, h.Peerstore().Addrs(e.Peer))
+				}
+			case event.EvtLocalReachabilityChanged:
+				h.mu.Lock()
+				h.reachability = e.Reachability
+				h.mu.Unlock()
+				h.log.Info("reachability changed", "reachability", e.Reachability.String())
+			}
+		}
+	}
+}
+
+func (h *Host) saveBook() {
+	// Refresh addresses of peers still connected: identify may have
+	// taught us better ones since they connected.
+	for _, p := range h.Network().Peers() {
+		h.book.saw(p, h.Peerstore().Addrs(p))
+	}
+	if err := h.book.save(); err != nil {
+		h.log.Warn("save peer book", "err", err)
+	}
+}
+
+// relayCandidates is auto-relay's source of relays: connected peers that
+// offer the relay hop protocol.
+func (h *Host) relayCandidates(ctx context.Context, num int) <-chan peer.AddrInfo {
+	out := make(chan peer.AddrInfo, num)
+	defer close(out)
+	if h.Host == nil {
+		return out
+	}
+	for _, p := range h.Network().Peers() {
+		if len(out) == num {
+			break
+		}
+		if ok, _ := h.Peerstore().SupportsProtocols(p, relayHop); len(ok) > 0 {
+			out <- h.Peerstore().PeerInfo(p)
+		}
+	}
+	return out
+}
+
+// Reachability reports what AutoNAT has concluded about whether others can
+// dial us: unknown, public or private.
+func (h *Host) Reachability() network.Reachability {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.reachability
+}
+
+// RelayService reports whether this host relays for others.
+func (h *Host) RelayService() bool { return h.relay != nil }
+
+// Ping measures the round trip to p with the libp2p ping protocol, dialling
+// p first if need be.
+func (h *Host) Ping(ctx context.Context, p peer.ID) (time.Duration, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // stops ping.Ping's goroutine after one result
+	select {
+	case r := <-ping.Ping(ctx, h.Host, p):
+		if r.Error != nil {
+			return 0, fmt.Errorf("ping %s: %w", p, r.Error)
+		}
+		return r.RTT, nil
+	case <-ctx.Done():
+		return 0, fmt.Errorf("ping %s: %w", p, ctx.Err())
+	}
+}
+
+// FindPeer returns p's addresses, asking the DHT if we are not connected.
+func (h *Host) FindPeer(ctx context.Context, p peer.ID) (peer.AddrInfo, error) {
+	ai, err := h.DHT.FindPeer(ctx, p)
+	if err != nil {
+		return peer.AddrInfo{}, fmt.Errorf("find peer %s: %w", p, err)
+	}
+	return ai, nil
+}
+
+// Close stops discovery, saves the peer book and closes the libp2p host. It
+// is safe to call more than once.
+func (h *Host) Close() error {
+	var err error
+	h.once.Do(func() {
+		if h.mdns != nil {
+			h.mdns.Close()
+		}
+		h.cancel()
+		h.wg.Wait()
+		if h.Host != nil {
+			h.saveBook()
+		}
+		if h.relay != nil {
+			h.relay.Close()
+		}
+		if h.DHT != nil {
+			err = errors.Join(err, h.DHT.Close())
+		}
+		if h.Host != nil {
+			err = errors.Join(err, h.Host.Close())
+		}
+	})
+	return err
+}
+
+type mdnsNotifee struct{ h *Host }
+
+// HandlePeerFound connects to a peer mDNS found, in the background: mDNS
+// calls it on its own goroutine and must not be held up by a slow dial.
+func (n mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
+	h := n.h
+	if ai.ID == h.ID() || h.ctx.Err() != nil {
+		return
+	}
+	h.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
+	if h.Network().Connectedness(ai.ID) == network.Connected {
+		return
+	}
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		ctx, cancel := context.WithTimeout(h.ctx, 15*time.Second)
+		defer cancel()
+		if err := h.Host.Connect(ctx, ai); err != nil {
+			h.log.Debug("mdns dial failed", "peer", ai.ID, "err", err)
+			return
+		}
+		h.log.Info("found peer on the local network", "peer", ai.ID)
+	}()
+}
+
+// WaitPeers blocks until at least k peers are connected or ctx ends. It
+// waits on connection events, not on a timer.
+func (h *Host) WaitPeers(ctx context.Context, k int) error {
+	sub, err := h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	for len(h.Network().Peers()) < k {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for %d peers (have %d): %w", k, len(h.Network().Peers()), ctx.Err())
+		case <-sub.Out():
+		}
+	}
+	return nil
+}
+
+// WaitConnected blocks until the host has a connection to p or ctx ends.
+func (h *Host) WaitConnected(ctx context.Context, p peer.ID) error {
+	sub, err := h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	for h.Network().Connectedness(p) != network.Connected {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for connection to %s: %w", p, ctx.Err())
+		case <-sub.Out():
+		}
+	}
+	return nil
+}
