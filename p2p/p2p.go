@@ -109,7 +109,7 @@ type Host struct {
 	mdns  mdns.Service
 	relay *relayv2.Relay
 
-	built        []io.Closer // parts made before the libp2p host
+	built []io.Closer // parts made before the libp2p host
 
 	mu           sync.Mutex
 	reachability network.Reachability

@@ -1,0 +1,327 @@
+// Package api is the daemon's local HTTP API: JSON endpoints for the CLI and
+// scripts, Prometheus metrics, and the status page a browser opens.
+//
+// The API listens on loopback by default. Every request must carry the
+// bearer token the daemon writes into its data dir (mode 0600), or the
+// cookie the status page sets from it, and its Host header must be the
+// API's own address or "localhost": a web page in the user's browser can
+// neither read the token nor pass the Host check through DNS rebinding.
+//
+// Endpoints (all JSON):
+//
+//	GET  /api/v0/id       the node's identity and addresses
+//	GET  /api/v0/status   a summary of the node's state
+//	GET  /api/v0/peers    connected peers
+//	POST /api/v0/connect  {"addr": MULTIADDR}
+//	POST /api/v0/ping     {"peer": PEER ID, "count": N}
+//	GET  /metrics         Prometheus metrics (text format)
+//	GET  /                the status page
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/nubecloud/nube/nube"
+)
+
+// maxBody caps a request body: every request this API takes is small.
+const maxBody = 64 << 10
+
+// maxPings caps the count of one ping request.
+const maxPings = 100
+
+// cookieName is the cookie the status page's login sets from the token.
+const cookieName = "nube_token"
+
+// NewToken returns a fresh random API token.
+func NewToken() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic("api: crypto/rand failed: " + err.Error()) // cannot happen on supported platforms
+	}
+	return hex.EncodeToString(b)
+}
+
+// Server serves one node's API.
+type Server struct {
+	node  *nube.Node
+	token string
+	log   *slog.Logger
+	srv   *http.Server
+	ln    net.Listener
+	done  chan error
+}
+
+// Listen binds the API to addr ("127.0.0.1:5050"; port 0 picks a free port)
+// and starts serving n's API with the given token. Stop it with Close.
+func Listen(n *nube.Node, addr, token string, log *slog.Logger) (*Server, error) {
+	if token == "" {
+		return nil, errors.New("api: empty token")
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("api: listen on %s: %w", addr, err)
+	}
+	s := &Server{node: n, token: token, log: log.With("layer", "api"), ln: ln, done: make(chan error, 1)}
+	s.srv = &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	go func() { s.done <- s.srv.Serve(ln) }()
+	return s, nil
+}
+
+// Addr returns the address the API listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// URL returns the API's base URL.
+func (s *Server) URL() string { return "http://" + s.Addr() }
+
+// Close stops the API, letting requests under way finish for up to five
+// seconds.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := s.srv.Shutdown(ctx)
+	if serr := <-s.done; !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	return err
+}
+
+// Handler returns the API's HTTP handler, with the Host and token checks.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v0/id", s.handleID)
+	mux.HandleFunc("GET /api/v0/status", s.handleStatus)
+	mux.HandleFunc("GET /api/v0/peers", s.handlePeers)
+	mux.HandleFunc("POST /api/v0/connect", s.handleConnect)
+	mux.HandleFunc("POST /api/v0/ping", s.handlePing)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.node.Metrics(), promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /{$}", s.handlePage)
+	return s.checkHost(s.checkToken(mux))
+}
+
+// checkHost refuses requests whose Host is not an IP literal or "localhost"
+// on the API's port. A DNS-rebinding page can make a browser send requests
+// to 127.0.0.1 only under its own domain name, which this refuses.
+func (s *Server) checkHost(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !allowedHost(r.Host, s.port()) {
+			writeError(w, http.StatusForbidden, fmt.Errorf("host %q is not this API's address", r.Host))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) port() string {
+	if s.ln == nil {
+		return ""
+	}
+	_, p, _ := net.SplitHostPort(s.ln.Addr().String())
+	return p
+}
+
+func allowedHost(host, port string) bool {
+	h, p, err := net.SplitHostPort(host)
+	if err != nil {
+		return false
+	}
+	if port != "" && p != port {
+		return false
+	}
+	return strings.EqualFold(h, "localhost") || net.ParseIP(h) != nil
+}
+
+// checkToken lets through requests that carry the token as a bearer token
+// or in the status page's cookie. GET /?token=T logs a browser in: it sets
+// the cookie and redirects to the page without the token in its URL.
+func (s *Server) checkToken(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/" && r.URL.Query().Has("token") {
+			if !s.validToken(r.URL.Query().Get("token")) {
+				writeError(w, http.StatusUnauthorized, errors.New("wrong token"))
+				return
+			}
+			http.SetCookie(w, &http.Cookie{
+				Name: cookieName, Value: s.token, Path: "/",
+				HttpOnly: true, SameSite: http.SameSiteStrictMode,
+			})
+			http.Redirect(w, r, "/", http.StatusSeeOther)
+			return
+		}
+		tok := ""
+		if a := r.Header.Get("Authorization"); strings.HasPrefix(a, "Bearer ") {
+			tok = strings.TrimPrefix(a, "Bearer ")
+		} else if c, err := r.Cookie(cookieName); err == nil {
+			tok = c.Value
+		}
+		if !s.validToken(tok) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="nube"`)
+			writeError(w, http.StatusUnauthorized, errors.New("missing or wrong API token (it is in the data dir's api.token file)"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) validToken(t string) bool {
+	return t != "" && subtle.ConstantTimeCompare([]byte(t), []byte(s.token)) == 1
+}
+
+// ID is the answer of GET /api/v0/id.
+type ID struct {
+	ID      string   `json:"id"`
+	UserID  string   `json:"user_id"`
+	Addrs   []string `json:"addrs"`
+	Version string   `json:"version"`
+}
+
+func (s *Server) handleID(w http.ResponseWriter, r *http.Request) {
+	st := s.node.Status()
+	writeJSON(w, ID{ID: st.ID, UserID: st.UserID, Addrs: st.Addrs, Version: st.Version})
+}
+
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, s.node.Status())
+}
+
+func (s *Server) handlePeers(w http.ResponseWriter, r *http.Request) {
+	peers := s.node.Peers()
+	if peers == nil {
+		peers = []nube.PeerInfo{}
+	}
+	writeJSON(w, peers)
+}
+
+// ConnectRequest is the body of POST /api/v0/connect.
+type ConnectRequest struct {
+	Addr string `json:"addr"`
+}
+
+// ConnectResult is the answer of POST /api/v0/connect.
+type ConnectResult struct {
+	ID string `json:"id"`
+}
+
+func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) {
+	var req ConnectRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	id, err := s.node.Connect(ctx, req.Addr)
+	if err != nil {
+		writeError(w, http.StatusBadGateway, err)
+		return
+	}
+	writeJSON(w, ConnectResult{ID: id.String()})
+}
+
+// PingRequest is the body of POST /api/v0/ping.
+type PingRequest struct {
+	Peer  string `json:"peer"`
+	Count int    `json:"count"` // 1 if zero; at most 100
+}
+
+// PingResult is the answer of POST /api/v0/ping: one round-trip time per
+// ping, in milliseconds.
+type PingResult struct {
+	Peer  string    `json:"peer"`
+	RTTMS []float64 `json:"rtt_ms"`
+}
+
+func (s *Server) handlePing(w http.ResponseWriter, r *http.Request) {
+	var req PingRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	p, err := peer.Decode(req.Peer)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("bad peer ID %q: %w", req.Peer, err))
+		return
+	}
+	if req.Count <= 0 {
+		req.Count = 1
+	}
+	if req.Count > maxPings {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("count %d is over the limit of %d", req.Count, maxPings))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	res := PingResult{Peer: p.String()}
+	for i := 0; i < req.Count; i++ {
+		rtt, err := s.node.Ping(ctx, p)
+		if err != nil {
+			writeError(w, http.StatusBadGateway, err)
+			return
+		}
+		res.RTTMS = append(res.RTTMS, float64(rtt.Microseconds())/1000)
+	}
+	writeJSON(w, res)
+}
+
+// Error is the body of every error answer.
+type Error struct {
+	Error string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(Error{Error: err.Error()})
+}
+
+// readJSON decodes a size-capped JSON body into v, answering 400 (and
+// returning false) if it is too large or malformed.
+func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("request body over %d bytes", maxBody))
+			return false
+		}
+		writeError(w, http.StatusBadRequest, fmt.Errorf("bad request body: %w", err))
+		return false
+	}
+	if dec.More() {
+		writeError(w, http.StatusBadRequest, errors.New("bad request body: more than one JSON value"))
+		return false
+	}
+	_, _ = io.Copy(io.Discard, r.Body)
+	return true
+}

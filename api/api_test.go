@@ -1,0 +1,238 @@
+package api_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/nubecloud/nube/api"
+	"github.com/nubecloud/nube/nubetest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, nubetest.LeakOptions()...)
+}
+
+func serve(t *testing.T) (*nubetest.C, *api.Server, string) {
+	t.Helper()
+	c := nubetest.Cluster(t, 2)
+	tok := api.NewToken()
+	s, err := api.Listen(c.Node(0), "127.0.0.1:0", tok, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return c, s, tok
+}
+
+func get(t *testing.T, url, host, auth string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	if host != "" {
+		req.Host = host
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestAuth(t *testing.T) {
+	c, s, tok := serve(t)
+	url := s.URL() + "/api/v0/id"
+	if code, body := get(t, url, "", ""); code != http.StatusUnauthorized || !strings.Contains(body, "api.token") {
+		t.Fatalf("no token: %d %s", code, body)
+	}
+	if code, _ := get(t, url, "", "Bearer wrong"); code != http.StatusUnauthorized {
+		t.Fatalf("wrong token: %d", code)
+	}
+	code, body := get(t, url, "", "Bearer "+tok)
+	if code != http.StatusOK || !strings.Contains(body, c.Node(0).ID().String()) {
+		t.Fatalf("good token: %d %s", code, body)
+	}
+	if code, _ := get(t, s.URL()+"/metrics", "", ""); code != http.StatusUnauthorized {
+		t.Fatalf("metrics without token: %d", code)
+	}
+}
+
+func TestHostCheck(t *testing.T) {
+	_, s, tok := serve(t)
+	_, port, _ := strings.Cut(s.Addr(), ":")
+	for host, want := range map[string]int{
+		"evil.example:" + port:   http.StatusForbidden, // DNS rebinding
+		"127.0.0.1:1":            http.StatusForbidden, // another port
+		"localhost:" + port:      http.StatusOK,
+		"127.0.0.1:" + port:      http.StatusOK,
+		"LOCALHOST:" + port:      http.StatusOK,
+		"evil.localhost:" + port: http.StatusForbidden,
+	} {
+		if code, _ := get(t, s.URL()+"/api/v0/id", host, "Bearer "+tok); code != want {
+			t.Errorf("Host %q: status %d, want %d", host, code, want)
+		}
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	_, s, tok := serve(t)
+	code, body := get(t, s.URL()+"/metrics", "", "Bearer "+tok)
+	if code != http.StatusOK {
+		t.Fatalf("metrics: %d", code)
+	}
+	for _, m := range []string{"go_goroutines", "libp2p_"} {
+		if !strings.Contains(body, m) {
+			t.Errorf("metrics lack %s", m)
+		}
+	}
+}
+
+func TestClientCalls(t *testing.T) {
+	c, s, tok := serve(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl := &api.Client{URL: s.URL(), Token: tok}
+	peers, err := cl.Peers(ctx)
+	if err != nil || len(peers) != 1 || peers[0].ID != c.Node(1).ID().String() {
+		t.Fatalf("Peers = %+v, %v", peers, err)
+	}
+	extra := nubetest.Cluster(t, 1)
+	res, err := cl.Connect(ctx, extra.Node(0).Addrs()[0].String())
+	if err != nil || res.ID != extra.Node(0).ID().String() {
+		t.Fatalf("Connect = %+v, %v", res, err)
+	}
+	pr, err := cl.Ping(ctx, c.Node(1).ID().String(), 3)
+	if err != nil || len(pr.RTTMS) != 3 {
+		t.Fatalf("Ping = %+v, %v", pr, err)
+	}
+	if _, err := cl.Ping(ctx, "not-a-peer", 1); err == nil || !strings.Contains(err.Error(), "bad peer ID") {
+		t.Fatalf("Ping of a bad peer ID: %v", err)
+	}
+	if _, err := cl.Connect(ctx, "/ip4/1.2.3.4"); err == nil || !strings.Contains(err.Error(), "/p2p/") {
+		t.Fatalf("Connect to an address without a peer ID: %v", err)
+	}
+	st, err := cl.Status(ctx)
+	if err != nil || st.Peers != 2 {
+		t.Fatalf("Status = %+v, %v", st, err)
+	}
+}
+
+func TestBadBodies(t *testing.T) {
+	_, s, tok := serve(t)
+	for name, tc := range map[string]struct {
+		body string
+		want int
+	}{
+		"malformed":     {`{"peer":`, http.StatusBadRequest},
+		"unknown field": {`{"peer":"x","evil":1}`, http.StatusBadRequest},
+		"two values":    {`{"peer":"x"}{"peer":"y"}`, http.StatusBadRequest},
+		"too large":     {`{"peer":"` + strings.Repeat("a", 70<<10) + `"}`, http.StatusRequestEntityTooLarge},
+		"too many":      {`{"peer":"x","count":1000}`, http.StatusBadRequest},
+	} {
+		req, _ := http.NewRequest("POST", s.URL()+"/api/v0/ping", strings.NewReader(tc.body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s: status %d, want %d", name, resp.StatusCode, tc.want)
+		}
+	}
+}
+
+func TestStatusPageLogin(t *testing.T) {
+	c, s, tok := serve(t)
+	jar := &cookieJar{}
+	cl := &http.Client{Jar: jar}
+	resp, err := cl.Get(s.URL() + "/?token=" + tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), c.Node(0).ID().String()) {
+		t.Fatalf("status page after login: %d", resp.StatusCode)
+	}
+	if resp.Request.URL.RawQuery != "" {
+		t.Fatalf("token left in the page URL: %s", resp.Request.URL)
+	}
+	if code, _ := get(t, s.URL()+"/?token=wrong", "", ""); code != http.StatusUnauthorized {
+		t.Fatalf("login with a wrong token: %d", code)
+	}
+}
+
+type cookieJar struct{ c []*http.Cookie }
+
+func (j *cookieJar) SetCookies(_ *url.URL, cs []*http.Cookie) { j.c = append(j.c, cs...) }
+func (j *cookieJar) Cookies(_ *url.URL) []*http.Cookie        { return j.c }
+
+func TestOpenWithoutDaemon(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := api.Open(dir); !errors.Is(err, api.ErrNoDaemon) || !strings.Contains(err.Error(), "nube up") {
+		t.Fatalf("Open of an empty data dir = %v", err)
+	}
+	// A daemon that crashed leaves its endpoint behind: calls must still
+	// say that no daemon runs.
+	if err := api.WriteEndpoint(dir, "http://127.0.0.1:1", "tok"); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := api.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cl.ID(ctx); !errors.Is(err, api.ErrNoDaemon) {
+		t.Fatalf("call through a stale endpoint = %v, want ErrNoDaemon", err)
+	}
+	if st, err := os.Stat(filepath.Join(dir, api.TokenFile)); err == nil && st.Mode().Perm() != 0o600 {
+		t.Fatalf("token file mode %v", st.Mode().Perm())
+	}
+}
+
+// FuzzRequestBodies drives the request decoders with arbitrary bodies. The
+// API must answer every one (no panic) and never with a 5xx other than the
+// 502 of a failed connect or ping.
+func FuzzRequestBodies(f *testing.F) {
+	c := nubetest.Cluster(f, 1)
+	tok := api.NewToken()
+	s, err := api.Listen(c.Node(0), "127.0.0.1:0", tok, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { s.Close() })
+	h := s.Handler()
+	f.Add("/api/v0/ping", `{"peer":"12D3KooWJaURZ2J6Fd51MtHHNaodi79n8BAK6gAceiQ4dNrcaM8p"}`)
+	f.Add("/api/v0/connect", `{"addr":"/ip4/127.0.0.1/tcp/1"}`)
+	f.Add("/api/v0/connect", `{"addr":""}`)
+	f.Fuzz(func(t *testing.T, path, body string) {
+		if path != "/api/v0/ping" && path != "/api/v0/connect" {
+			path = "/api/v0/ping"
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		req := httptest.NewRequestWithContext(ctx, "POST", "http://"+s.Addr()+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code >= 500 && rec.Code != http.StatusBadGateway {
+			t.Fatalf("status %d for %q", rec.Code, body)
+		}
+	})
+}

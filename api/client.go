@@ -1,0 +1,176 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/nubecloud/nube/identity"
+	"github.com/nubecloud/nube/nube"
+)
+
+// Files the daemon writes into its data dir so that other commands find it.
+const (
+	// EndpointFile holds the API's base URL.
+	EndpointFile = "api"
+	// TokenFile holds the API token (mode 0600).
+	TokenFile = "api.token"
+)
+
+// maxAnswer caps how much of an API answer the client reads.
+const maxAnswer = 16 << 20
+
+// ErrNoDaemon reports that no daemon is running on a data dir.
+var ErrNoDaemon = errors.New("no nube daemon is running")
+
+// WriteEndpoint records the API's URL and token in dataDir for the CLI.
+func WriteEndpoint(dataDir, url, token string) error {
+	if err := identity.WriteFileAtomic(filepath.Join(dataDir, TokenFile), []byte(token+"\n"), 0o600); err != nil {
+		return err
+	}
+	return identity.WriteFileAtomic(filepath.Join(dataDir, EndpointFile), []byte(url+"\n"), 0o600)
+}
+
+// RemoveEndpoint deletes the files WriteEndpoint wrote, when the daemon
+// stops.
+func RemoveEndpoint(dataDir string) {
+	os.Remove(filepath.Join(dataDir, EndpointFile))
+	os.Remove(filepath.Join(dataDir, TokenFile))
+}
+
+// Client calls a daemon's API.
+type Client struct {
+	URL   string // base URL, such as http://127.0.0.1:5050
+	Token string
+	HTTP  *http.Client // nil means http.DefaultClient
+	// dataDir is named in errors when the client came from Open.
+	dataDir string
+}
+
+// Open returns a client for the daemon running on dataDir. If the daemon
+// has never run there, or stopped cleanly, the error wraps ErrNoDaemon.
+func Open(dataDir string) (*Client, error) {
+	url, err := readSmall(filepath.Join(dataDir, EndpointFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, noDaemon(dataDir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	tok, err := readSmall(filepath.Join(dataDir, TokenFile))
+	if err != nil {
+		return nil, fmt.Errorf("read API token: %w", err)
+	}
+	return &Client{URL: url, Token: tok, dataDir: dataDir}, nil
+}
+
+func noDaemon(dataDir string) error {
+	return fmt.Errorf("%w on data dir %s; start one with: nube up --data %s", ErrNoDaemon, dataDir, dataDir)
+}
+
+func readSmall(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 4096))
+	return strings.TrimSpace(string(b)), err
+}
+
+// Call sends a request to path (with in as its JSON body when in is not
+// nil) and decodes the JSON answer into out. An error answer from the API
+// becomes an error carrying its message.
+func (c *Client) Call(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.URL+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		if c.dataDir != "" && isRefused(err) {
+			return noDaemon(c.dataDir) // a stale endpoint file after a crash
+		}
+		return fmt.Errorf("call %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if err != nil {
+		return fmt.Errorf("read answer of %s: %w", path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e Error
+		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+			return errors.New(e.Error)
+		}
+		return fmt.Errorf("%s: %s", path, resp.Status)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("decode answer of %s: %w", path, err)
+	}
+	return nil
+}
+
+func isRefused(err error) bool {
+	var op *net.OpError
+	return errors.Is(err, syscall.ECONNREFUSED) || (errors.As(err, &op) && op.Op == "dial")
+}
+
+// ID returns the node's identity.
+func (c *Client) ID(ctx context.Context) (ID, error) {
+	var out ID
+	return out, c.Call(ctx, http.MethodGet, "/api/v0/id", nil, &out)
+}
+
+// Status returns the node's status.
+func (c *Client) Status(ctx context.Context) (nube.Status, error) {
+	var out nube.Status
+	return out, c.Call(ctx, http.MethodGet, "/api/v0/status", nil, &out)
+}
+
+// Peers lists the node's connected peers.
+func (c *Client) Peers(ctx context.Context) ([]nube.PeerInfo, error) {
+	var out []nube.PeerInfo
+	return out, c.Call(ctx, http.MethodGet, "/api/v0/peers", nil, &out)
+}
+
+// Connect makes the node connect to addr.
+func (c *Client) Connect(ctx context.Context, addr string) (ConnectResult, error) {
+	var out ConnectResult
+	return out, c.Call(ctx, http.MethodPost, "/api/v0/connect", ConnectRequest{Addr: addr}, &out)
+}
+
+// Ping makes the node ping a peer count times.
+func (c *Client) Ping(ctx context.Context, peer string, count int) (PingResult, error) {
+	var out PingResult
+	return out, c.Call(ctx, http.MethodPost, "/api/v0/ping", PingRequest{Peer: peer, Count: count}, &out)
+}
