@@ -1,0 +1,101 @@
+// Command nube runs a nube node and talks to it.
+//
+//	nube up                  start a node (daemon) with its API and status page
+//	nube id | peers | status what the running node is and sees
+//	nube connect MULTIADDR   connect to a peer
+//	nube ping PEER           measure the round trip to a peer
+//	nube demo --nodes 3      a small cloud of nodes in one process, to try things
+//
+// Every command but up and demo finds the running daemon through its data
+// dir (--data, default $NUBE_DATA or ~/.nube). Output is text for people,
+// or JSON with --json.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nubecloud/nube/api"
+)
+
+// globals holds the flags every command shares.
+type globals struct {
+	dataDir string
+	json    bool
+	out     io.Writer
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRoot(os.Stdout).ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "nube: "+err.Error())
+		os.Exit(1)
+	}
+}
+
+func newRoot(out io.Writer) *cobra.Command {
+	g := &globals{out: out}
+	root := &cobra.Command{
+		Use:   "nube",
+		Short: "nube: a peer-to-peer cloud in one binary",
+		Long: `nube turns any set of machines into one cloud that no company controls.
+
+Start a node with 'nube up'. It finds other nodes on your network by itself
+(mDNS) and across the internet through its DHT and bootstrap peers. The other
+commands talk to the running node through its local API.`,
+		Example: `  nube up                         # start a node on ~/.nube
+  nube id                         # its peer ID and addresses
+  nube peers                      # who it is connected to
+  nube demo --nodes 3             # three nodes in one process, to try things`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(out)
+	root.PersistentFlags().StringVar(&g.dataDir, "data", defaultDataDir(),
+		"the node's data dir (keys, peer book, API address); default $NUBE_DATA or ~/.nube")
+	root.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON instead of text, for scripts")
+	root.AddCommand(
+		newUpCmd(g),
+		newIDCmd(g), newPeersCmd(g), newStatusCmd(g), newConnectCmd(g), newPingCmd(g),
+		newDemoCmd(g),
+		newVersionCmd(g),
+	)
+	return root
+}
+
+func defaultDataDir() string {
+	if d := os.Getenv("NUBE_DATA"); d != "" {
+		return d
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ".nube"
+	}
+	return filepath.Join(home, ".nube")
+}
+
+// client opens the API client of the daemon on g.dataDir.
+func (g *globals) client() (*api.Client, error) {
+	return api.Open(g.dataDir)
+}
+
+// printJSON writes v as indented JSON.
+func (g *globals) printJSON(v any) error {
+	enc := json.NewEncoder(g.out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func (g *globals) printf(format string, a ...any) {
+	fmt.Fprintf(g.out, format, a...)
+}

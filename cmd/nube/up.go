@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nubecloud/nube/api"
+	"github.com/nubecloud/nube/nube"
+)
+
+type upFlags struct {
+	api       string
+	listen    []string
+	bootstrap []string
+	noMDNS    bool
+	noPortMap bool
+	relay     bool
+	logLevel  string
+}
+
+func newUpCmd(g *globals) *cobra.Command {
+	var f upFlags
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Start a node and its local API",
+		Long: `Start a nube node on the data dir and keep it running until Ctrl-C or SIGTERM.
+
+The first start creates the node's key (its peer ID) and your user key in the
+data dir; later starts reuse them. The node listens on TCP and QUIC port 4040
+(another port if that one is taken), finds peers on the local network by mDNS
+and further away through the DHT, and reconnects to the peers it knew.
+
+The local API listens on --api (loopback only by default). Its address and a
+fresh access token are written into the data dir, where the other nube
+commands find them. The status page URL printed at start logs your browser in.`,
+		Example: `  nube up
+  nube up --data /srv/nube --api 127.0.0.1:0
+  nube up --bootstrap /ip4/203.0.113.7/udp/4040/quic-v1/p2p/12D3KooW...
+  nube up --listen /ip4/0.0.0.0/tcp/4001 --relay`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return runUp(cmd.Context(), g, f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.api, "api", "127.0.0.1:5050", "HOST:PORT of the local API (port 0 picks a free one)")
+	fl.StringArrayVar(&f.listen, "listen", nil, "multiaddr to listen on (repeatable); default TCP and QUIC on port 4040, all interfaces")
+	fl.StringArrayVar(&f.bootstrap, "bootstrap", nil, "multiaddr of a peer to join through, ending in /p2p/<peer ID> (repeatable)")
+	fl.BoolVar(&f.noMDNS, "no-mdns", false, "do not discover or announce on the local network")
+	fl.BoolVar(&f.noPortMap, "no-portmap", false, "do not ask the router for a port mapping (UPnP/NAT-PMP)")
+	fl.BoolVar(&f.relay, "relay", false, "relay connections for peers that cannot be reached directly (for nodes others can dial)")
+	fl.StringVar(&f.logLevel, "log-level", "warn", "log level: debug, info, warn or error (logs go to stderr)")
+	return cmd
+}
+
+// upInfo is what nube up prints when the node is ready.
+type upInfo struct {
+	ID        string   `json:"id"`
+	UserID    string   `json:"user_id"`
+	Addrs     []string `json:"addrs"`
+	API       string   `json:"api"`
+	Dashboard string   `json:"dashboard"`
+	DataDir   string   `json:"data_dir"`
+}
+
+func runUp(ctx context.Context, g *globals, f upFlags) error {
+	log, err := newLogger(f.logLevel)
+	if err != nil {
+		return err
+	}
+	node, err := nube.Start(ctx, nube.Config{
+		DataDir:      g.dataDir,
+		ListenAddrs:  f.listen,
+		Bootstrap:    f.bootstrap,
+		NoMDNS:       f.noMDNS,
+		NoPortMap:    f.noPortMap,
+		RelayService: f.relay,
+		Logger:       log,
+	})
+	if err != nil {
+		return upError(err, g.dataDir)
+	}
+	defer node.Close()
+
+	token := api.NewToken()
+	srv, err := api.Listen(node, f.api, token, log)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("API address %s is in use (another nube?); pick another with --api HOST:PORT, or port 0 for any", f.api)
+		}
+		return err
+	}
+	defer srv.Close()
+	if err := api.WriteEndpoint(g.dataDir, srv.URL(), token); err != nil {
+		return err
+	}
+	defer api.RemoveEndpoint(g.dataDir)
+
+	info := upInfo{
+		ID: node.ID().String(), UserID: node.UserID().String(),
+		API: srv.URL(), Dashboard: srv.URL() + "/?token=" + token, DataDir: g.dataDir,
+	}
+	for _, a := range node.Addrs() {
+		info.Addrs = append(info.Addrs, a.String())
+	}
+	if g.json {
+		if err := g.printJSON(info); err != nil {
+			return err
+		}
+	} else {
+		g.printf("nube %s is up\n", nube.Version)
+		g.printf("peer ID    %s\n", info.ID)
+		g.printf("user       %s\n", info.UserID)
+		for i, a := range info.Addrs {
+			label := "listening"
+			if i > 0 {
+				label = ""
+			}
+			g.printf("%-10s %s\n", label, a)
+		}
+		g.printf("API        %s\n", info.API)
+		g.printf("dashboard  %s\n", info.Dashboard)
+		g.printf("data dir   %s\n", info.DataDir)
+		g.printf("\nPress Ctrl-C to stop.\n")
+	}
+	if o, ok := g.out.(*os.File); ok {
+		o.Sync()
+	}
+	<-ctx.Done()
+	if !g.json {
+		g.printf("\nshutting down\n")
+	}
+	return nil
+}
+
+// upError turns a start failure into the one line a user needs.
+func upError(err error, dataDir string) error {
+	switch {
+	case errors.Is(err, nube.ErrDataDirInUse):
+		return fmt.Errorf("another nube is already running on %s: stop it first, or use another --data", dataDir)
+	case errors.Is(err, syscall.EACCES) || errors.Is(err, os.ErrPermission):
+		return fmt.Errorf("cannot use data dir %s: %v", dataDir, err)
+	}
+	return err
+}
+
+func newLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(strings.ToUpper(level))); err != nil {
+		return nil, fmt.Errorf("bad --log-level %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}
