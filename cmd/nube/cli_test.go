@@ -1,0 +1,280 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nubecloud/nube/internal/netns"
+	"github.com/nubecloud/nube/nube"
+)
+
+// These tests run the real nube binary as separate processes.
+
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "nube-cli-test-")
+	if err != nil {
+		panic(err)
+	}
+	bin = filepath.Join(dir, "nube")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build nube: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// loopback keeps a test daemon's traffic on 127.0.0.1.
+var loopback = []string{"--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1", "--no-mdns", "--no-portmap"}
+
+type daemon struct {
+	cmd  *exec.Cmd
+	info upInfo
+	errb *bytes.Buffer
+}
+
+// startUp runs `nube up --json` with args and waits until it has printed
+// its start-up JSON, which it does once the node and API are ready.
+func startUp(t *testing.T, dataDir string, args ...string) *daemon {
+	t.Helper()
+	full := append([]string{"up", "--json", "--data", dataDir}, args...)
+	cmd := exec.Command(bin, full...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{cmd: cmd, errb: &bytes.Buffer{}}
+	cmd.Stderr = d.errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.stop(t) })
+	if err := json.NewDecoder(stdout).Decode(&d.info); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("nube up printed no start-up JSON: %v; stderr: %s", err, d.errb)
+	}
+	go io.Copy(io.Discard, stdout)
+	return d
+}
+
+// stop sends SIGINT and waits for a clean exit.
+func (d *daemon) stop(t *testing.T) {
+	if d.cmd.ProcessState != nil {
+		return
+	}
+	d.cmd.Process.Signal(os.Interrupt)
+	done := make(chan error, 1)
+	go func() { done <- d.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("nube up exited with %v after SIGINT; stderr: %s", err, d.errb)
+		}
+	case <-time.After(30 * time.Second):
+		d.cmd.Process.Kill()
+		<-done
+		t.Errorf("nube up did not stop within 30s of SIGINT")
+	}
+}
+
+// run runs a nube command to completion and returns its stdout, stderr and
+// exit code.
+func run(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+// waitPeers polls `nube peers --json` until the node has at least n peers.
+func waitPeers(t *testing.T, dataDir string, n int) []nube.PeerInfo {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		out, errs, code := run(t, "--data", dataDir, "peers", "--json")
+		var peers []nube.PeerInfo
+		if code == 0 && json.Unmarshal([]byte(out), &peers) == nil && len(peers) >= n {
+			return peers
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node on %s has %d peers after a minute, want %d (%s)", dataDir, len(peers), n, errs)
+		}
+		<-tick.C
+	}
+}
+
+func TestUpAndCommands(t *testing.T) {
+	d1, d2 := t.TempDir(), t.TempDir()
+	a := startUp(t, d1, append([]string{"--api", "127.0.0.1:0"}, loopback...)...)
+	b := startUp(t, d2, append([]string{"--api", "127.0.0.1:0", "--bootstrap", a.info.Addrs[0]}, loopback...)...)
+
+	out, _, code := run(t, "--data", d1, "id")
+	if code != 0 || strings.SplitN(out, "\n", 2)[0] != a.info.ID {
+		t.Fatalf("nube id: first line is not the peer ID %s:\n%s", a.info.ID, out)
+	}
+	peers := waitPeers(t, d1, 1)
+	if peers[0].ID != b.info.ID {
+		t.Fatalf("peers = %+v, want %s", peers, b.info.ID)
+	}
+	out, errs, code := run(t, "--data", d2, "ping", "-n", "1", a.info.ID)
+	if code != 0 || !strings.Contains(out, "pong from "+a.info.ID) {
+		t.Fatalf("nube ping: %d %s %s", code, out, errs)
+	}
+	out, _, code = run(t, "--data", d1, "status", "--json")
+	var st nube.Status
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.ID != a.info.ID || st.Peers < 1 {
+		t.Fatalf("nube status --json: %s", out)
+	}
+	c := startUp(t, t.TempDir(), append([]string{"--api", "127.0.0.1:0"}, loopback...)...)
+	out, errs, code = run(t, "--data", d1, "connect", c.info.Addrs[0])
+	if code != 0 || !strings.Contains(out, c.info.ID) {
+		t.Fatalf("nube connect: %d %s %s", code, out, errs)
+	}
+
+	// SIGINT stops the daemon cleanly and removes its endpoint, so that
+	// commands then say no daemon runs.
+	a.stop(t)
+	if _, err := os.Stat(filepath.Join(d1, "api")); !os.IsNotExist(err) {
+		t.Fatalf("endpoint file left after a clean stop: %v", err)
+	}
+	_, errs, code = run(t, "--data", d1, "peers")
+	if code == 0 || !strings.Contains(errs, "no nube daemon is running") || !strings.Contains(errs, "nube up") {
+		t.Fatalf("peers with no daemon: %d %q", code, errs)
+	}
+}
+
+func TestUpErrors(t *testing.T) {
+	d := t.TempDir()
+	startUp(t, d, append([]string{"--api", "127.0.0.1:0"}, loopback...)...)
+
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	file := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(file, nil, 0o600)
+
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"data dir in use", []string{"up", "--data", d, "--api", "127.0.0.1:0"}, "already running on " + d},
+		{"api port in use", []string{"up", "--data", t.TempDir(), "--api", busy.Addr().String()}, "API address " + busy.Addr().String() + " is in use"},
+		{"listen port in use", []string{"up", "--data", t.TempDir(), "--api", "127.0.0.1:0", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/" + portOf(busy)}, "address already in use"},
+		{"bad listen multiaddr", []string{"up", "--data", t.TempDir(), "--listen", "/ip4/999.1.1.1/tcp/1"}, `bad multiaddr "/ip4/999.1.1.1/tcp/1"`},
+		{"bad bootstrap", []string{"up", "--data", t.TempDir(), "--bootstrap", "/ip4/127.0.0.1/tcp/1"}, "no /p2p/<peer ID>"},
+		{"unusable data dir", []string{"up", "--data", filepath.Join(file, "sub")}, "data dir"},
+		{"bad log level", []string{"up", "--data", t.TempDir(), "--log-level", "loud"}, "bad --log-level"},
+		{"unknown flag", []string{"up", "--frobnicate"}, "unknown flag"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			args := tc.args
+			if tc.args[0] == "up" && !contains(args, "--listen") {
+				args = append(args, loopback...)
+			}
+			_, errs, code := run(t, args...)
+			if code == 0 {
+				t.Fatal("exit status 0")
+			}
+			lines := strings.Split(strings.TrimSpace(errs), "\n")
+			if len(lines) != 1 || !strings.HasPrefix(lines[0], "nube: ") || !strings.Contains(lines[0], tc.want) {
+				t.Fatalf("stderr is not the one line naming %q:\n%s", tc.want, errs)
+			}
+		})
+	}
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func portOf(l net.Listener) string {
+	_, p, _ := net.SplitHostPort(l.Addr().String())
+	return p
+}
+
+// TestTwoProcessesFindEachOtherByMDNS is the foundation issue's LAN test:
+// two `nube up` processes with nothing but distinct --data and --api find
+// each other. It runs in a network namespace of its own, where loopback is
+// the only (multicast) interface, so the mDNS traffic stays inside.
+func TestTwoProcessesFindEachOtherByMDNS(t *testing.T) {
+	if !netns.Isolate(t) {
+		return
+	}
+	d1, d2 := t.TempDir(), t.TempDir()
+	a := startUp(t, d1, "--api", "127.0.0.1:5050")
+	b := startUp(t, d2, "--api", "127.0.0.1:5051")
+	peers := waitPeers(t, d1, 1)
+	if peers[0].ID != b.info.ID {
+		t.Fatalf("node A's peer is %s, want B %s", peers[0].ID, b.info.ID)
+	}
+	if p := waitPeers(t, d2, 1); p[0].ID != a.info.ID {
+		t.Fatalf("node B's peer is %s, want A %s", p[0].ID, a.info.ID)
+	}
+}
+
+func TestDemo(t *testing.T) {
+	cmd := exec.Command(bin, "demo", "--nodes", "3", "--json")
+	stdout, _ := cmd.StdoutPipe()
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var nodes []demoNode
+	if err := json.NewDecoder(bufio.NewReader(stdout)).Decode(&nodes); err != nil {
+		t.Fatalf("demo printed no JSON: %v; %s", err, errb.String())
+	}
+	if len(nodes) != 3 {
+		t.Fatalf("demo started %d nodes, want 3", len(nodes))
+	}
+	for _, n := range nodes {
+		if got := waitPeers(t, n.DataDir, 2); len(got) != 2 {
+			t.Fatalf("demo node %s has %d peers", n.ID, len(got))
+		}
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("demo exit after SIGINT: %v; %s", err, errb.String())
+	}
+	if _, err := os.Stat(filepath.Dir(nodes[0].DataDir)); !os.IsNotExist(err) {
+		t.Fatalf("demo left its data dirs behind: %v", err)
+	}
+}
