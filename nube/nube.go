@@ -1,0 +1,417 @@
+// Package nube is the library a program imports to run a nube node: Start
+// a Node with a Config whose zero value works, use it, Close it.
+//
+//	node, err := nube.Start(ctx, nube.Config{})
+//	if err != nil { ... }
+//	defer node.Close()
+//	fmt.Println(node.ID())
+//
+// A Node wires the layers below it (see DESIGN.md): today the p2p host with
+// its discovery, and the node and user identities. Later layers (content,
+// remote calls, services, spaces, ledger) hang off the same Node.
+package nube
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/nubecloud/nube/identity"
+	"github.com/nubecloud/nube/internal/lockfile"
+	"github.com/nubecloud/nube/p2p"
+)
+
+// Version is this build's nube version.
+const Version = "0.1.0-dev"
+
+// DefaultPort is the TCP and UDP port a node listens on when Config gives
+// no listen addresses. If it is taken (say, by a second node on the same
+// machine), the node falls back to a port the OS picks.
+const DefaultPort = 4040
+
+// Files in a data dir.
+const (
+	NodeKeyFile  = "node.key"
+	UserKeyFile  = "user.key"
+	LockFile     = "lock"
+	PeerBookFile = "peers.json"
+)
+
+// ErrDataDirInUse reports that another nube process runs on the data dir.
+var ErrDataDirInUse = errors.New("data dir in use by another nube")
+
+// Config configures a Node. The zero value is a working node: an ephemeral
+// identity, in-memory stores, listening on DefaultPort on every interface,
+// discovering peers by mDNS and the DHT.
+type Config struct {
+	// DataDir holds the node's keys, peer book and (in later layers) its
+	// stores. Empty means nothing is written to disk: a fresh identity
+	// each start, as tests want. The directory is created (mode 0700) if
+	// missing, and locked for as long as the node runs.
+	DataDir string
+	// ListenAddrs are multiaddrs to listen on, such as
+	// "/ip4/127.0.0.1/tcp/0". Empty means TCP and QUIC on DefaultPort on
+	// all IPv4 and IPv6 interfaces, or an OS-chosen port if that is taken.
+	ListenAddrs []string
+	// Bootstrap lists peers to join through, as multiaddrs ending in
+	// /p2p/<peer ID>.
+	Bootstrap []string
+	// NoMDNS turns off discovery on the local network.
+	NoMDNS bool
+	// RelayService makes this node a circuit relay for peers that cannot
+	// be reached directly. Turn it on only on a node others can dial.
+	RelayService bool
+	// NoPortMap stops the node from asking the router for a port mapping
+	// (UPnP/NAT-PMP).
+	NoPortMap bool
+	// MaxMemory bounds the memory peers' connections and streams may
+	// reserve. Zero means 512 MiB.
+	MaxMemory int64
+	// Logger receives the node's logs. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Node is a running nube node. Build it with Start and stop it with Close.
+type Node struct {
+	cfg     Config
+	log     *slog.Logger
+	host    *p2p.Host
+	userKey ed25519.PrivateKey
+	userID  peer.ID
+	lock    *lockfile.Lock
+	reg     *prometheus.Registry
+	started time.Time
+}
+
+// Start starts a node and returns once it listens. Connecting to bootstrap
+// and known peers continues in the background; use WaitPeers to wait for
+// them. ctx bounds only the start itself.
+func Start(ctx context.Context, cfg Config) (*Node, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger, started: time.Now()}
+	if err := n.start(ctx); err != nil {
+		n.Close()
+		return nil, err
+	}
+	n.log.Info("node started", "peer", n.host.ID(), "user", n.userID, "addrs", n.host.Addrs())
+	return n, nil
+}
+
+func (n *Node) start(ctx context.Context) error {
+	cfg := n.cfg
+	listen, fallback, err := listenAddrs(cfg.ListenAddrs)
+	if err != nil {
+		return err
+	}
+	boot, err := ParseAddrInfos(cfg.Bootstrap)
+	if err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	nodeKey, err := n.openDataDir()
+	if err != nil {
+		return err
+	}
+	libKey, err := identity.LibP2P(nodeKey)
+	if err != nil {
+		return err
+	}
+	n.reg = prometheus.NewRegistry()
+	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	pcfg := p2p.Config{
+		Key:          libKey,
+		ListenAddrs:  listen,
+		Bootstrap:    boot,
+		MDNS:         !cfg.NoMDNS,
+		RelayService: cfg.RelayService,
+		PortMap:      !cfg.NoPortMap,
+		MaxMemory:    cfg.MaxMemory,
+		Registerer:   n.reg,
+		Logger:       n.log,
+	}
+	if cfg.DataDir != "" {
+		pcfg.PeerBook = filepath.Join(cfg.DataDir, PeerBookFile)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	n.host, err = p2p.New(ctx, pcfg)
+	if errors.Is(err, p2p.ErrAddrInUse) && fallback != nil {
+		n.log.Info("default port just taken; listening on a port the OS picks", "port", DefaultPort)
+		pcfg.ListenAddrs = fallback
+		n.host, err = p2p.New(ctx, pcfg)
+	}
+	return err
+}
+
+// openDataDir creates and locks the data dir and loads (or creates) the two
+// keys in it. Without a data dir both keys are fresh.
+func (n *Node) openDataDir() (ed25519.PrivateKey, error) {
+	dir := n.cfg.DataDir
+	if dir == "" {
+		n.userKey = identity.Generate()
+		var err error
+		if n.userID, err = identity.ID(n.userKey.Public().(ed25519.PublicKey)); err != nil {
+			return nil, err
+		}
+		return identity.Generate(), nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir %s: %w", dir, err)
+	}
+	l, err := lockfile.Acquire(filepath.Join(dir, LockFile))
+	if errors.Is(err, lockfile.ErrLocked) {
+		return nil, fmt.Errorf("%w: %s (%v)", ErrDataDirInUse, dir, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("data dir %s: %w", dir, err)
+	}
+	n.lock = l
+	nodeKey, created, err := identity.LoadOrCreate(filepath.Join(dir, NodeKeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("node key: %w", err)
+	}
+	if created {
+		n.log.Info("created node key", "path", filepath.Join(dir, NodeKeyFile))
+	}
+	n.userKey, created, err = identity.LoadOrCreate(filepath.Join(dir, UserKeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("user key: %w", err)
+	}
+	if created {
+		n.log.Info("created user key", "path", filepath.Join(dir, UserKeyFile))
+	}
+	n.userID, err = identity.ID(n.userKey.Public().(ed25519.PublicKey))
+	return nodeKey, err
+}
+
+// listenAddrs parses configured listen addresses, or returns the defaults:
+// DefaultPort if it is free, else a port the OS picks. The fallback (port 0)
+// covers the race where the port is taken between the check and the listen.
+func listenAddrs(cfg []string) (addrs, fallback []ma.Multiaddr, err error) {
+	if len(cfg) > 0 {
+		addrs, err = parseAddrs(cfg)
+		return addrs, nil, err
+	}
+	port := DefaultPort
+	if !p2p.PortFree(port) {
+		port = 0
+	}
+	for _, t := range []string{
+		"/ip4/0.0.0.0/tcp/%d", "/ip4/0.0.0.0/udp/%d/quic-v1",
+		"/ip6/::/tcp/%d", "/ip6/::/udp/%d/quic-v1",
+	} {
+		addrs = append(addrs, ma.StringCast(fmt.Sprintf(t, port)))
+		fallback = append(fallback, ma.StringCast(fmt.Sprintf(t, 0)))
+	}
+	if port == 0 {
+		fallback = nil
+	}
+	return addrs, fallback, nil
+}
+
+func parseAddrs(ss []string) ([]ma.Multiaddr, error) {
+	out := make([]ma.Multiaddr, 0, len(ss))
+	for _, s := range ss {
+		a, err := ma.NewMultiaddr(strings.TrimSpace(s))
+		if err != nil {
+			return nil, fmt.Errorf("bad multiaddr %q: %w", s, err)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// ParseAddrInfos parses multiaddrs that end in /p2p/<peer ID>, merging the
+// addresses of the same peer.
+func ParseAddrInfos(ss []string) ([]peer.AddrInfo, error) {
+	addrs, err := parseAddrs(ss)
+	if err != nil {
+		return nil, err
+	}
+	for i, a := range addrs {
+		if _, err := a.ValueForProtocol(ma.P_P2P); err != nil {
+			return nil, fmt.Errorf("multiaddr %q has no /p2p/<peer ID> part", ss[i])
+		}
+	}
+	return peer.AddrInfosFromP2pAddrs(addrs...)
+}
+
+// ID returns the node's peer ID.
+func (n *Node) ID() peer.ID { return n.host.ID() }
+
+// UserID returns the ID of the user key the node runs for.
+func (n *Node) UserID() peer.ID { return n.userID }
+
+// UserKey returns the private key of the user the node runs for. Layers that
+// sign on the user's behalf use it; never send it anywhere.
+func (n *Node) UserKey() ed25519.PrivateKey { return n.userKey }
+
+// Host returns the node's libp2p host, for layers that speak their own
+// protocols on it.
+func (n *Node) Host() *p2p.Host { return n.host }
+
+// Metrics returns the registry holding the node's Prometheus metrics.
+func (n *Node) Metrics() *prometheus.Registry { return n.reg }
+
+// DataDir returns the node's data dir, empty for an in-memory node.
+func (n *Node) DataDir() string { return n.cfg.DataDir }
+
+// Addrs returns the node's full multiaddrs (with /p2p/<peer ID>), the ones
+// to give another node to connect or bootstrap to.
+func (n *Node) Addrs() []ma.Multiaddr {
+	out, _ := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: n.host.ID(), Addrs: n.host.Addrs()})
+	return out
+}
+
+// AddrInfo returns the node's peer ID with its listen addresses.
+func (n *Node) AddrInfo() peer.AddrInfo {
+	return peer.AddrInfo{ID: n.host.ID(), Addrs: n.host.Addrs()}
+}
+
+// Connect dials the peer at addr, a multiaddr ending in /p2p/<peer ID>, and
+// returns its ID once connected.
+func (n *Node) Connect(ctx context.Context, addr string) (peer.ID, error) {
+	ais, err := ParseAddrInfos([]string{addr})
+	if err != nil {
+		return "", err
+	}
+	ai := ais[0]
+	if ai.ID == n.ID() {
+		return "", fmt.Errorf("connect %s: that is this node", ai.ID)
+	}
+	if err := n.host.Connect(ctx, ai); err != nil {
+		return "", fmt.Errorf("connect %s: %w", ai.ID, err)
+	}
+	return ai.ID, nil
+}
+
+// Ping measures the round-trip time to p, finding and dialling it first if
+// need be.
+func (n *Node) Ping(ctx context.Context, p peer.ID) (time.Duration, error) {
+	if p == n.ID() {
+		return 0, fmt.Errorf("ping %s: that is this node", p)
+	}
+	if n.host.Network().Connectedness(p) != network.Connected && len(n.host.Peerstore().Addrs(p)) == 0 {
+		if _, err := n.host.FindPeer(ctx, p); err != nil {
+			return 0, err
+		}
+	}
+	return n.host.Ping(ctx, p)
+}
+
+// FindPeer returns p's addresses, looking it up in the DHT when it is not
+// connected.
+func (n *Node) FindPeer(ctx context.Context, p peer.ID) (peer.AddrInfo, error) {
+	return n.host.FindPeer(ctx, p)
+}
+
+// PeerInfo describes a connected peer.
+type PeerInfo struct {
+	ID        string   `json:"id"`
+	Addrs     []string `json:"addrs"`
+	Direction string   `json:"direction"` // "inbound" or "outbound"
+	Relayed   bool     `json:"relayed"`   // the connection goes through a relay
+	LatencyMS float64  `json:"latency_ms,omitempty"`
+	Agent     string   `json:"agent,omitempty"`
+}
+
+// Peers lists the connected peers, sorted by ID.
+func (n *Node) Peers() []PeerInfo {
+	net := n.host.Network()
+	ps := n.host.Peerstore()
+	var out []PeerInfo
+	for _, p := range net.Peers() {
+		conns := net.ConnsToPeer(p)
+		if len(conns) == 0 {
+			continue
+		}
+		pi := PeerInfo{ID: p.String(), Direction: conns[0].Stat().Direction.String()}
+		pi.Direction = strings.ToLower(pi.Direction)
+		for _, c := range conns {
+			pi.Addrs = append(pi.Addrs, c.RemoteMultiaddr().String())
+			if c.Stat().Limited {
+				pi.Relayed = true
+			}
+		}
+		if l := ps.LatencyEWMA(p); l > 0 {
+			pi.LatencyMS = float64(l.Microseconds()) / 1000
+		}
+		if v, err := ps.Get(p, "AgentVersion"); err == nil {
+			pi.Agent, _ = v.(string)
+		}
+		out = append(out, pi)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Status is a summary of the node's state.
+type Status struct {
+	ID           string    `json:"id"`
+	UserID       string    `json:"user_id"`
+	Version      string    `json:"version"`
+	Addrs        []string  `json:"addrs"`
+	Peers        int       `json:"peers"`
+	RoutingTable int       `json:"routing_table"` // DHT routing table size
+	Reachability string    `json:"reachability"`  // Unknown, Public or Private
+	RelayService bool      `json:"relay_service"`
+	MDNS         bool      `json:"mdns"`
+	DataDir      string    `json:"data_dir"`
+	StartedAt    time.Time `json:"started_at"`
+	Uptime       string    `json:"uptime"`
+}
+
+// Status returns a summary of the node's state.
+func (n *Node) Status() Status {
+	st := Status{
+		ID:           n.ID().String(),
+		UserID:       n.userID.String(),
+		Version:      Version,
+		Peers:        len(n.host.Network().Peers()),
+		RoutingTable: n.host.DHT.RoutingTable().Size(),
+		Reachability: n.host.Reachability().String(),
+		RelayService: n.host.RelayService(),
+		MDNS:         !n.cfg.NoMDNS,
+		DataDir:      n.cfg.DataDir,
+		StartedAt:    n.started.UTC(),
+		Uptime:       time.Since(n.started).Round(time.Second).String(),
+	}
+	for _, a := range n.Addrs() {
+		st.Addrs = append(st.Addrs, a.String())
+	}
+	return st
+}
+
+// WaitPeers blocks until the node is connected to at least k peers or ctx
+// ends.
+func (n *Node) WaitPeers(ctx context.Context, k int) error {
+	return n.host.WaitPeers(ctx, k)
+}
+
+// Close stops the node and everything it started, saves its peer book and
+// releases the data dir. It is safe to call more than once.
+func (n *Node) Close() error {
+	var err error
+	if n.host != nil {
+		err = n.host.Close()
+	}
+	if n.lock != nil {
+		err = errors.Join(err, n.lock.Unlock())
+	}
+	return err
+}

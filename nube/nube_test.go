@@ -1,0 +1,275 @@
+package nube_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"go.uber.org/goleak"
+
+	"github.com/nubecloud/nube/identity"
+	"github.com/nubecloud/nube/internal/netns"
+	"github.com/nubecloud/nube/nube"
+	"github.com/nubecloud/nube/nubetest"
+	"github.com/nubecloud/nube/p2p"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, nubetest.LeakOptions()...)
+}
+
+func ctxT(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// TestZeroConfig starts a node on the zero Config, as a library user would,
+// inside a private network namespace: the zero Config listens on every
+// interface and multicasts mDNS, and tests must not do that on the host.
+func TestZeroConfig(t *testing.T) {
+	if !netns.Isolate(t) {
+		return
+	}
+	ctx := ctxT(t, time.Minute)
+	a, err := nube.Start(ctx, nube.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	// A second zero-config node in the same namespace takes another port
+	// (the default one is taken) and finds the first by mDNS alone.
+	b, err := nube.Start(ctx, nube.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.Host().WaitConnected(ctx, a.ID()); err != nil {
+		t.Fatalf("zero-config nodes did not find each other by mDNS: %v", err)
+	}
+	if a.ID() == b.ID() || a.UserID() == b.UserID() {
+		t.Fatal("two ephemeral nodes share an identity")
+	}
+}
+
+func TestClusterPing(t *testing.T) {
+	c := nubetest.Cluster(t, 3)
+	ctx := ctxT(t, 30*time.Second)
+	for i, n := range c.Nodes() {
+		if got := len(n.Peers()); got != 2 {
+			t.Errorf("node %d has %d peers, want 2", i, got)
+		}
+	}
+	rtt, err := c.Node(0).Ping(ctx, c.Node(2).ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rtt <= 0 {
+		t.Fatalf("ping rtt %v", rtt)
+	}
+	if _, err := c.Node(0).Ping(ctx, c.Node(0).ID()); err == nil {
+		t.Fatal("ping of self succeeded")
+	}
+}
+
+func TestConnectByMultiaddr(t *testing.T) {
+	c := nubetest.Cluster(t, 2, nubetest.BootstrapOnly())
+	ctx := ctxT(t, 30*time.Second)
+	extra := nubetest.Cluster(t, 1)
+	addr := extra.Node(0).Addrs()[0].String()
+	id, err := c.Node(1).Connect(ctx, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id != extra.Node(0).ID() {
+		t.Fatalf("connected to %s, want %s", id, extra.Node(0).ID())
+	}
+	for _, bad := range []string{"not-a-multiaddr", "/ip4/127.0.0.1/tcp/1"} {
+		if _, err := c.Node(1).Connect(ctx, bad); err == nil {
+			t.Errorf("Connect(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestRestartKeepsIdentityAndReconnects(t *testing.T) {
+	c := nubetest.Cluster(t, 3, nubetest.WithDataDirs())
+	ctx := ctxT(t, time.Minute)
+	before := c.Node(0).ID()
+	user := c.Node(0).UserID()
+	n, err := c.Restart(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.ID() != before {
+		t.Fatalf("peer ID changed across restart: %s -> %s", before, n.ID())
+	}
+	if n.UserID() != user {
+		t.Fatalf("user ID changed across restart: %s -> %s", user, n.UserID())
+	}
+	// No bootstrap peers are configured: only the peer book can lead the
+	// restarted node back to the others.
+	for _, j := range []int{1, 2} {
+		if err := c.WaitConnected(ctx, 0, j); err != nil {
+			t.Fatalf("restarted node did not reconnect to node %d: %v", j, err)
+		}
+	}
+}
+
+// TestDHTFindsEveryPeer is the discovery test of the foundation issue: in a
+// 20-node cluster where each node knows only the first, every node finds
+// every other node's addresses through the DHT. Before each lookup the
+// seeker forgets the target (connection, addresses, routing-table entry), so
+// the answer can only come from other nodes' DHT replies. Lookups run one at
+// a time: while a seeker has forgotten a target it cannot tell others where
+// the target is, and overlapping lookups would test that artifact instead.
+func TestDHTFindsEveryPeer(t *testing.T) {
+	n := 20
+	if testing.Short() {
+		n = 8
+	}
+	c := nubetest.Cluster(t, n, nubetest.BootstrapOnly())
+	ctx := ctxT(t, 4*time.Minute)
+	for i := 0; i < n; i++ {
+		seeker := c.Node(i)
+		for j := 0; j < n; j++ {
+			if i == j {
+				continue
+			}
+			target := c.Node(j)
+			forget(seeker, target.ID())
+			ai, err := seeker.FindPeer(ctx, target.ID())
+			if err != nil {
+				inRT, withAddrs := 0, 0
+				for _, n := range c.Nodes() {
+					if n.Host().DHT.RoutingTable().Find(target.ID()) != "" {
+						inRT++
+					}
+					if len(n.Host().Peerstore().Addrs(target.ID())) > 0 {
+						withAddrs++
+					}
+				}
+				t.Logf("seeker routing table: %d peers; target is in %d routing tables; %d nodes know its addresses", seeker.Host().DHT.RoutingTable().Size(), inRT, withAddrs)
+				t.Fatalf("node %d looking for node %d: %v", i, j, err)
+			}
+			if !sharesAddr(ai.Addrs, target.AddrInfo().Addrs) {
+				t.Fatalf("node %d found node %d at %s, but it listens on %s", i, j,
+					addrsString(ai.Addrs), addrsString(target.AddrInfo().Addrs))
+			}
+		}
+	}
+}
+
+// forget makes n behave as if it had never met p.
+func forget(n *nube.Node, p peer.ID) {
+	// Close first: while a connection lives, traffic on it can put p back
+	// into the routing table.
+	h := n.Host()
+	h.Network().ClosePeer(p)
+	h.Peerstore().ClearAddrs(p)
+	h.DHT.RoutingTable().RemovePeer(p)
+}
+
+func sharesAddr[T interface{ String() string }](a, b []T) bool {
+	for _, x := range a {
+		for _, y := range b {
+			if x.String() == y.String() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func addrsString[T interface{ String() string }](as []T) string {
+	var s []string
+	for _, a := range as {
+		s = append(s, a.String())
+	}
+	return "[" + strings.Join(s, " ") + "]"
+}
+
+func TestDataDirLocked(t *testing.T) {
+	cfg := nubetest.TestConfig()
+	cfg.DataDir = t.TempDir()
+	ctx := ctxT(t, 30*time.Second)
+	a, err := nube.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	_, err = nube.Start(ctx, cfg)
+	if !errors.Is(err, nube.ErrDataDirInUse) {
+		t.Fatalf("second Start on the same data dir = %v, want ErrDataDirInUse", err)
+	}
+	a.Close()
+	b, err := nube.Start(ctx, cfg)
+	if err != nil {
+		t.Fatalf("Start after the first node closed: %v", err)
+	}
+	b.Close()
+}
+
+func TestCorruptKeyRefused(t *testing.T) {
+	cfg := nubetest.TestConfig()
+	cfg.DataDir = t.TempDir()
+	p := filepath.Join(cfg.DataDir, nube.NodeKeyFile)
+	if err := os.WriteFile(p, []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := nube.Start(ctxT(t, 30*time.Second), cfg)
+	if !errors.Is(err, identity.ErrBadKeyFile) {
+		t.Fatalf("Start with a corrupt node key = %v, want ErrBadKeyFile", err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "garbage" {
+		t.Fatal("corrupt key file was replaced")
+	}
+}
+
+func TestStartErrors(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	ctx := ctxT(t, 30*time.Second)
+	cases := []struct {
+		name string
+		cfg  func(*nube.Config)
+		want func(error) bool
+	}{
+		{"port in use", func(c *nube.Config) {
+			c.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/" + strconv.Itoa(port)}
+		}, func(err error) bool { return errors.Is(err, p2p.ErrAddrInUse) }},
+		{"bad listen addr", func(c *nube.Config) { c.ListenAddrs = []string{"/ip4/nope"} },
+			func(err error) bool { return strings.Contains(err.Error(), `bad multiaddr "/ip4/nope"`) }},
+		{"bootstrap without peer ID", func(c *nube.Config) { c.Bootstrap = []string{"/ip4/127.0.0.1/tcp/4040"} },
+			func(err error) bool { return strings.Contains(err.Error(), "no /p2p/<peer ID>") }},
+		{"data dir is a file", func(c *nube.Config) {
+			f := filepath.Join(t.TempDir(), "file")
+			os.WriteFile(f, nil, 0o600)
+			c.DataDir = f
+		}, func(err error) bool { return strings.Contains(err.Error(), "data dir") }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := nubetest.TestConfig()
+			tc.cfg(&cfg)
+			n, err := nube.Start(ctx, cfg)
+			if err == nil {
+				n.Close()
+				t.Fatal("Start succeeded")
+			}
+			if !tc.want(err) {
+				t.Fatalf("unexpected error: %v", err)
+			}
+		})
+	}
+}
