@@ -14,7 +14,9 @@
 package p2p
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -420,20 +422,65 @@ func (h *Host) Reachability() network.Reachability {
 // RelayService reports whether this host relays for others.
 func (h *Host) RelayService() bool { return h.relay != nil }
 
-// Ping measures the round trip to p with the libp2p ping protocol, dialling
-// p first if need be.
+// Ping measures one round trip to p with the libp2p ping protocol (so any
+// libp2p node answers), dialling p first if need be. It closes the stream
+// gracefully and waits for p to close its side: p allows only two ping
+// streams per peer, and pings in a row must not outrun its clean-up.
 func (h *Host) Ping(ctx context.Context, p peer.ID) (time.Duration, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel() // stops ping.Ping's goroutine after one result
-	select {
-	case r := <-ping.Ping(ctx, h.Host, p):
-		if r.Error != nil {
-			return 0, fmt.Errorf("ping %s: %w", p, r.Error)
-		}
-		return r.RTT, nil
-	case <-ctx.Done():
-		return 0, fmt.Errorf("ping %s: %w", p, ctx.Err())
+	rtt, err := h.ping(ctx, p)
+	if err != nil {
+		return 0, fmt.Errorf("ping %s: %w", p, err)
 	}
+	return rtt, nil
+}
+
+func (h *Host) ping(ctx context.Context, p peer.ID) (time.Duration, error) {
+	s, err := h.NewStream(ctx, p, ping.ID)
+	if err != nil {
+		return 0, err
+	}
+	stop := context.AfterFunc(ctx, func() { s.Reset() })
+	defer stop()
+	if d, ok := ctx.Deadline(); ok {
+		s.SetDeadline(d)
+	}
+	out := make([]byte, ping.PingSize)
+	if _, err := rand.Read(out); err != nil {
+		s.Reset()
+		return 0, err
+	}
+	in := make([]byte, ping.PingSize)
+	start := time.Now()
+	if _, err := s.Write(out); err != nil {
+		s.Reset()
+		return 0, ctxErr(ctx, err)
+	}
+	if _, err := io.ReadFull(s, in); err != nil {
+		s.Reset()
+		return 0, ctxErr(ctx, err)
+	}
+	rtt := time.Since(start)
+	if !bytes.Equal(in, out) {
+		s.Reset()
+		return 0, errors.New("peer answered with other bytes than were sent")
+	}
+	h.Peerstore().RecordLatency(p, rtt)
+	// Half-close and wait for the peer's end: its handler has then let go
+	// of the stream.
+	s.CloseWrite()
+	if _, err := s.Read(in[:1]); err != io.EOF {
+		s.Reset()
+		return rtt, nil
+	}
+	s.Close()
+	return rtt, nil
+}
+
+func ctxErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
 }
 
 // FindPeer returns p's addresses, asking the DHT if we are not connected.

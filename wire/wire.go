@@ -191,6 +191,10 @@ type Stream struct {
 	max     int
 	timeout time.Duration
 	wbuf    []byte
+	rbuf    []byte
+	// The deadlines last set on c, so that a busy stream need not set one
+	// per message (setting one costs a timer in yamux and QUIC).
+	rdl, wdl time.Time
 }
 
 // Option configures a Stream.
@@ -241,7 +245,7 @@ func (s *Stream) Send(ctx context.Context, v any) error {
 		return fmt.Errorf("send %T: %w: %d bytes exceeds limit %d", v, ErrFrameTooLarge, len(b), s.max)
 	}
 	s.wbuf = AppendFrame(s.wbuf[:0], b)
-	stop := s.deadline(ctx, s.c.SetWriteDeadline)
+	stop := s.deadline(ctx, &s.wdl, s.c.SetWriteDeadline)
 	_, err = s.c.Write(s.wbuf)
 	if cap(s.wbuf) > 64<<10 {
 		s.wbuf = nil // do not pin a large buffer for the stream's life
@@ -255,27 +259,66 @@ func (s *Stream) Send(ctx context.Context, v any) error {
 // Recv reads one frame and decodes it into v. At a clean end of stream it
 // returns io.EOF. It gives up when ctx ends or the deadline passes.
 func (s *Stream) Recv(ctx context.Context, v any) error {
-	stop := s.deadline(ctx, s.c.SetReadDeadline)
-	err := stop(DecodeFrame(s.r, s.max, v))
+	stop := s.deadline(ctx, &s.rdl, s.c.SetReadDeadline)
+	err := stop(s.decode(v))
 	if err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("recv %T: %w", v, err)
 	}
 	return err
 }
 
+// decode reads one frame into the stream's reusable buffer and decodes it
+// (the decoder copies what it keeps, so the buffer can be reused).
+func (s *Stream) decode(v any) error {
+	n, err := readHeader(s.r)
+	if err != nil {
+		return err
+	}
+	if n > uint64(s.max) {
+		return fmt.Errorf("%w: length %d exceeds limit %d", ErrFrameTooLarge, n, s.max)
+	}
+	if uint64(cap(s.rbuf)) < n {
+		s.rbuf = make([]byte, n)
+	}
+	buf := s.rbuf[:n]
+	if cap(s.rbuf) > 64<<10 {
+		s.rbuf = nil // do not pin a large buffer for the stream's life
+	}
+	if _, err := io.ReadFull(s.r, buf); err != nil {
+		return fmt.Errorf("%w: payload truncated after header (want %d bytes): %v", ErrMalformed, n, err)
+	}
+	return Unmarshal(buf, v)
+}
+
 // deadline sets the I/O deadline for one operation: the earlier of ctx's
 // deadline and the stream's timeout, and now if ctx is cancelled meanwhile.
-// The returned func undoes the cancellation hook and turns the I/O error
-// into ctx's error when ctx is what ended it.
-func (s *Stream) deadline(ctx context.Context, set func(time.Time) error) func(error) error {
-	d := time.Now().Add(s.timeout)
+// A deadline that came from the timeout is re-armed only once less than
+// half the timeout is left, so each operation gets between half and all of
+// it and a busy stream does not pay for a new timer per message. The
+// returned func undoes the cancellation hook and turns the I/O error into
+// ctx's error when ctx is what ended it.
+func (s *Stream) deadline(ctx context.Context, cur *time.Time, set func(time.Time) error) func(error) error {
+	now := time.Now()
+	d := now.Add(s.timeout)
 	if cd, ok := ctx.Deadline(); ok && cd.Before(d) {
-		d = cd
+		if !cd.Equal(*cur) {
+			_ = set(cd) // not every Conn supports deadlines; the ctx hook still works
+			*cur = cd
+		}
+	} else if cur.Before(now.Add(s.timeout/2)) || cur.After(d) {
+		_ = set(d)
+		*cur = d
 	}
-	_ = set(d) // not every Conn supports deadlines; the ctx hook still works
+	if ctx.Done() == nil { // never cancelled: no hook needed
+		return func(err error) error { return err }
+	}
 	unhook := context.AfterFunc(ctx, func() { _ = set(time.Now()) })
 	return func(err error) error {
-		unhook()
+		if !unhook() {
+			// The hook ran: the deadline on c is now in the past, so the
+			// next operation must re-arm it.
+			*cur = time.Time{}
+		}
 		if err != nil && ctx.Err() != nil {
 			return fmt.Errorf("%w (%v)", ctx.Err(), err)
 		}
