@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/protocol"
@@ -179,5 +180,60 @@ func BenchmarkRawStreamThroughput(b *testing.B) {
 		}
 		b.StopTimer()
 		s.Close()
+	})
+}
+
+// BenchmarkFramedVsRaw measures the framed and the raw round trip in the
+// same loop, alternating blocks of 50 on two streams of the same
+// connection, so that a noisy moment on a shared machine hits both alike.
+// It reports both (µs per round trip) and framed/raw; the goal is a ratio
+// under 1.10.
+func BenchmarkFramedVsRaw(b *testing.B) {
+	forEachTransport(b, func(b *testing.B, a, srv *nube.Node) {
+		ctx := context.Background()
+		raw, err := a.Host().NewStream(ctx, srv.ID(), rawEcho)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer raw.Close()
+		fs, err := a.Host().NewStream(ctx, srv.ID(), framedEcho)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer fs.Close()
+		framed := wire.NewStream(fs)
+		buf := make([]byte, msgSize)
+		var got []byte
+		const block = 50
+		var rawT, framedT time.Duration
+		n := 0
+		b.ResetTimer()
+		for n < b.N {
+			t0 := time.Now()
+			for i := 0; i < block; i++ {
+				if _, err := raw.Write(buf); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(raw, buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+			t1 := time.Now()
+			for i := 0; i < block; i++ {
+				if err := framed.Send(ctx, buf); err != nil {
+					b.Fatal(err)
+				}
+				if err := framed.Recv(ctx, &got); err != nil {
+					b.Fatal(err)
+				}
+			}
+			rawT += t1.Sub(t0)
+			framedT += time.Since(t1)
+			n += block
+		}
+		b.StopTimer()
+		b.ReportMetric(float64(rawT.Microseconds())/float64(n), "raw-µs/rtt")
+		b.ReportMetric(float64(framedT.Microseconds())/float64(n), "framed-µs/rtt")
+		b.ReportMetric(float64(framedT)/float64(rawT), "framed/raw")
 	})
 }

@@ -14,12 +14,14 @@ package wire
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
@@ -39,6 +41,9 @@ const DefaultTimeout = 30 * time.Second
 // larger than 2^56 bytes, so eight bytes of header are plenty; a longer one
 // is malformed, not just large.
 const maxHeader = 8
+
+// zeroHeader is the room Send reserves for a frame header.
+var zeroHeader [maxHeader]byte
 
 var (
 	// ErrFrameTooLarge reports a frame whose declared or encoded length is
@@ -61,8 +66,8 @@ func Protocol(name string, major int) protocol.ID {
 // encMode is deterministic (core deterministic encoding, RFC 8949 4.2.1),
 // so that the same value always gives the same bytes: signatures over
 // encoded records depend on it.
-var encMode = func() cbor.EncMode {
-	m, err := cbor.CoreDetEncOptions().EncMode()
+var encMode = func() cbor.UserBufferEncMode {
+	m, err := cbor.CoreDetEncOptions().UserBufferEncMode()
 	if err != nil {
 		panic(err) // static options: cannot fail
 	}
@@ -190,11 +195,13 @@ type Stream struct {
 	r       *bufio.Reader
 	max     int
 	timeout time.Duration
-	wbuf    []byte
+	wbuf    bytes.Buffer
 	rbuf    []byte
-	// The deadlines last set on c, so that a busy stream need not set one
-	// per message (setting one costs a timer in yamux and QUIC).
-	rdl, wdl time.Time
+	// Watchdogs enforce the timeout of reads and writes. Nothing sets a
+	// deadline on c unless an operation really stalls: quic-go arms a
+	// timer on every blocking read while a deadline is set, which alone
+	// cost QUIC round trips about 5%.
+	rdog, wdog watchdog
 }
 
 // Option configures a Stream.
@@ -226,6 +233,8 @@ func NewStream(c Conn, opts ...Option) *Stream {
 	for _, o := range opts {
 		o(s)
 	}
+	s.rdog = watchdog{timeout: s.timeout, expire: func() { _ = c.SetReadDeadline(time.Now()) }}
+	s.wdog = watchdog{timeout: s.timeout, expire: func() { _ = c.SetWriteDeadline(time.Now()) }}
 	return s
 }
 
@@ -237,20 +246,28 @@ func (s *Stream) MaxFrame() int { return s.max }
 // cap. It gives up when ctx ends or the deadline passes; the stream must not
 // be used after such an error.
 func (s *Stream) Send(ctx context.Context, v any) error {
-	b, err := Marshal(v)
-	if err != nil {
-		return err
+	// Encode behind room for the longest header, then put the header
+	// right before the payload: one buffer, one write, no copy.
+	s.wbuf.Reset()
+	s.wbuf.Write(zeroHeader[:])
+	if err := encMode.MarshalToBuffer(v, &s.wbuf); err != nil {
+		return fmt.Errorf("send %T: encode: %w", v, err)
 	}
-	if len(b) > s.max {
-		return fmt.Errorf("send %T: %w: %d bytes exceeds limit %d", v, ErrFrameTooLarge, len(b), s.max)
+	frame := s.wbuf.Bytes()
+	n := len(frame) - maxHeader
+	if n > s.max {
+		return fmt.Errorf("send %T: %w: %d bytes exceeds limit %d", v, ErrFrameTooLarge, n, s.max)
 	}
-	s.wbuf = AppendFrame(s.wbuf[:0], b)
-	stop := s.deadline(ctx, &s.wdl, s.c.SetWriteDeadline)
-	_, err = s.c.Write(s.wbuf)
-	if cap(s.wbuf) > 64<<10 {
-		s.wbuf = nil // do not pin a large buffer for the stream's life
+	var hdr [binary.MaxVarintLen64]byte
+	h := binary.PutUvarint(hdr[:], uint64(n))
+	start := maxHeader - h
+	copy(frame[start:], hdr[:h])
+	g := s.guard(ctx, &s.wdog)
+	_, err := s.c.Write(frame[start:])
+	if s.wbuf.Cap() > 64<<10 {
+		s.wbuf = bytes.Buffer{} // do not pin a large buffer for the stream's life
 	}
-	if err = stop(err); err != nil {
+	if err = g.done(err); err != nil {
 		return fmt.Errorf("send %T: %w", v, err)
 	}
 	return nil
@@ -259,8 +276,8 @@ func (s *Stream) Send(ctx context.Context, v any) error {
 // Recv reads one frame and decodes it into v. At a clean end of stream it
 // returns io.EOF. It gives up when ctx ends or the deadline passes.
 func (s *Stream) Recv(ctx context.Context, v any) error {
-	stop := s.deadline(ctx, &s.rdl, s.c.SetReadDeadline)
-	err := stop(s.decode(v))
+	g := s.guard(ctx, &s.rdog)
+	err := g.done(s.decode(v))
 	if err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("recv %T: %w", v, err)
 	}
@@ -290,38 +307,88 @@ func (s *Stream) decode(v any) error {
 	return Unmarshal(buf, v)
 }
 
-// deadline sets the I/O deadline for one operation: the earlier of ctx's
-// deadline and the stream's timeout, and now if ctx is cancelled meanwhile.
-// A deadline that came from the timeout is re-armed only once less than
-// half the timeout is left, so each operation gets between half and all of
-// it and a busy stream does not pay for a new timer per message. The
-// returned func undoes the cancellation hook and turns the I/O error into
-// ctx's error when ctx is what ended it.
-func (s *Stream) deadline(ctx context.Context, cur *time.Time, set func(time.Time) error) func(error) error {
-	now := time.Now()
-	d := now.Add(s.timeout)
-	if cd, ok := ctx.Deadline(); ok && cd.Before(d) {
-		if !cd.Equal(*cur) {
-			_ = set(cd) // not every Conn supports deadlines; the ctx hook still works
-			*cur = cd
-		}
-	} else if cur.Before(now.Add(s.timeout/2)) || cur.After(d) {
-		_ = set(d)
-		*cur = d
+// guard bounds one operation: the watchdog stops it after the stream's
+// timeout, and a hook on ctx stops it as soon as ctx is cancelled or its
+// deadline passes. Call done when the operation returns.
+func (s *Stream) guard(ctx context.Context, dog *watchdog) guard {
+	dog.begin()
+	g := guard{ctx: ctx, dog: dog}
+	if ctx.Done() != nil { // a context that can never end needs no hook
+		g.unhook = context.AfterFunc(ctx, dog.expire)
 	}
-	if ctx.Done() == nil { // never cancelled: no hook needed
-		return func(err error) error { return err }
+	return g
+}
+
+type guard struct {
+	ctx    context.Context
+	dog    *watchdog
+	unhook func() bool
+}
+
+// done ends the guard and turns the operation's error into ctx's error
+// when ctx is what ended it.
+func (g guard) done(err error) error {
+	g.dog.end()
+	if g.unhook != nil {
+		g.unhook()
 	}
-	unhook := context.AfterFunc(ctx, func() { _ = set(time.Now()) })
-	return func(err error) error {
-		if !unhook() {
-			// The hook ran: the deadline on c is now in the past, so the
-			// next operation must re-arm it.
-			*cur = time.Time{}
-		}
-		if err != nil && ctx.Err() != nil {
-			return fmt.Errorf("%w (%v)", ctx.Err(), err)
-		}
-		return err
+	if err != nil && g.ctx.Err() != nil {
+		return fmt.Errorf("%w (%v)", g.ctx.Err(), err)
 	}
+	return err
+}
+
+// watchdog stops an operation that makes no progress for its timeout by
+// setting the connection's deadline to now (expire). Its one timer is armed
+// at most once per timeout period, not once per operation; when it fires it
+// checks the operation under way and, if that one has time left, re-arms
+// for exactly that time. An expired stream stays expired: after a timeout
+// the stream must not be used again.
+type watchdog struct {
+	timeout time.Duration
+	expire  func()
+
+	mu    sync.Mutex
+	timer *time.Timer
+	armed bool
+	busy  bool
+	start time.Time
+}
+
+func (w *watchdog) begin() {
+	w.mu.Lock()
+	w.busy = true
+	w.start = time.Now()
+	if !w.armed {
+		w.armed = true
+		if w.timer == nil {
+			w.timer = time.AfterFunc(w.timeout, w.fire)
+		} else {
+			w.timer.Reset(w.timeout)
+		}
+	}
+	w.mu.Unlock()
+}
+
+func (w *watchdog) end() {
+	w.mu.Lock()
+	w.busy = false
+	w.mu.Unlock()
+}
+
+func (w *watchdog) fire() {
+	w.mu.Lock()
+	if !w.busy {
+		w.armed = false // idle: the next operation re-arms
+		w.mu.Unlock()
+		return
+	}
+	if left := w.timeout - time.Since(w.start); left > 0 {
+		w.timer.Reset(left)
+		w.mu.Unlock()
+		return
+	}
+	w.armed = false
+	w.mu.Unlock()
+	w.expire()
 }

@@ -191,3 +191,32 @@ func FuzzDecodeFrame(f *testing.F) {
 		}
 	})
 }
+
+// TestTimeoutIsPerOperation: the timeout bounds each operation, not the
+// stream's life. A stream kept busy for longer than its timeout, with every
+// message well within it, must not be cut off by the watchdog.
+func TestTimeoutIsPerOperation(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	const timeout = 500 * time.Millisecond
+	sa, sb := NewStream(a, WithTimeout(timeout)), NewStream(b, WithTimeout(timeout))
+	ctx := context.Background()
+	const n = 40 // 40 × 25ms: twice the timeout in all
+	go func() {
+		tick := time.NewTicker(timeout / 20)
+		defer tick.Stop()
+		for i := 0; i < n; i++ {
+			<-tick.C
+			if sa.Send(ctx, msg{N: i}) != nil {
+				return
+			}
+		}
+	}()
+	for i := 0; i < n; i++ {
+		var m msg
+		if err := sb.Recv(ctx, &m); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+}
