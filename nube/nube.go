@@ -66,6 +66,10 @@ type Config struct {
 	// "/ip4/127.0.0.1/tcp/0". Empty means TCP and QUIC on DefaultPort on
 	// all IPv4 and IPv6 interfaces, or an OS-chosen port if that is taken.
 	ListenAddrs []string
+	// NoListen makes a dial-only node: it accepts no direct connections
+	// and is reachable only through a relay, as a node behind a strict
+	// NAT or firewall is. It cannot be combined with ListenAddrs.
+	NoListen bool
 	// Bootstrap lists peers to join through, as multiaddrs ending in
 	// /p2p/<peer ID>.
 	Bootstrap []string
@@ -114,9 +118,15 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 
 func (n *Node) start(ctx context.Context) error {
 	cfg := n.cfg
-	listen, fallback, err := listenAddrs(cfg.ListenAddrs)
-	if err != nil {
-		return err
+	var listen, fallback []ma.Multiaddr
+	switch {
+	case cfg.NoListen && len(cfg.ListenAddrs) > 0:
+		return errors.New("NoListen and ListenAddrs both set: a node either listens or does not")
+	case !cfg.NoListen:
+		var err error
+		if listen, fallback, err = listenAddrs(cfg.ListenAddrs); err != nil {
+			return err
+		}
 	}
 	boot, err := ParseAddrInfos(cfg.Bootstrap)
 	if err != nil {
@@ -274,6 +284,9 @@ func (n *Node) DataDir() string { return n.cfg.DataDir }
 // Addrs returns the node's full multiaddrs (with /p2p/<peer ID>), the ones
 // to give another node to connect or bootstrap to.
 func (n *Node) Addrs() []ma.Multiaddr {
+	if len(n.host.Addrs()) == 0 {
+		return nil
+	}
 	out, _ := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: n.host.ID(), Addrs: n.host.Addrs()})
 	return out
 }
@@ -284,7 +297,8 @@ func (n *Node) AddrInfo() peer.AddrInfo {
 }
 
 // Connect dials the peer at addr, a multiaddr ending in /p2p/<peer ID>, and
-// returns its ID once connected.
+// returns its ID once connected. A circuit address (…/p2p/<relay>/p2p-circuit/p2p/<peer>)
+// gives a relayed connection, which the relay limits in time and bytes.
 func (n *Node) Connect(ctx context.Context, addr string) (peer.ID, error) {
 	ais, err := ParseAddrInfos([]string{addr})
 	if err != nil {
@@ -294,7 +308,7 @@ func (n *Node) Connect(ctx context.Context, addr string) (peer.ID, error) {
 	if ai.ID == n.ID() {
 		return "", fmt.Errorf("connect %s: that is this node", ai.ID)
 	}
-	if err := n.host.Connect(ctx, ai); err != nil {
+	if err := n.host.Connect(network.WithAllowLimitedConn(ctx, "nube connect"), ai); err != nil {
 		return "", fmt.Errorf("connect %s: %w", ai.ID, err)
 	}
 	return ai.ID, nil
@@ -306,7 +320,7 @@ func (n *Node) Ping(ctx context.Context, p peer.ID) (time.Duration, error) {
 	if p == n.ID() {
 		return 0, fmt.Errorf("ping %s: that is this node", p)
 	}
-	if n.host.Network().Connectedness(p) != network.Connected && len(n.host.Peerstore().Addrs(p)) == 0 {
+	if c := n.host.Network().Connectedness(p); c != network.Connected && c != network.Limited && len(n.host.Peerstore().Addrs(p)) == 0 {
 		if _, err := n.host.FindPeer(ctx, p); err != nil {
 			return 0, err
 		}

@@ -2,37 +2,58 @@ package nube_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/network"
-	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/nubecloud/nube/internal/netns"
 	"github.com/nubecloud/nube/nube"
 	"github.com/nubecloud/nube/nubetest"
 	"github.com/nubecloud/nube/wire"
 )
 
-// TestRelay: node B is reachable only through relay R (a node started with
-// RelayService). A connects to B through R's circuit address, and a framed
-// message crosses the relayed connection both ways.
+// TestRelay: A and B listen nowhere, as nodes behind strict NATs: neither
+// can dial the other. Knowing only relay R, each takes a reservation on its
+// own (auto-relay) and advertises a circuit address; A dials B at the
+// address R holds for it and exchanges framed messages and pings with it
+// over the relayed connection.
+//
+// (A DHT lookup of B returns the same circuit address, but kad-dht then
+// queries B over the limited connection, and streams over that connection
+// were seen to stall afterwards; see the foundation issue's closing note.)
+//
+// libp2p advertises circuit addresses only through relays with public
+// addresses, so the test runs in a network namespace of its own where R
+// listens on a public-looking address given to the loopback interface.
 func TestRelay(t *testing.T) {
-	c := nubetest.Cluster(t, 3, nubetest.WithConfig(func(i int, cfg *nube.Config) {
-		cfg.RelayService = i == 0
-	}))
+	if !netns.Isolate(t) {
+		return
+	}
+	const public = "11.0.0.1"
+	netns.AddAddr(t, public+"/32")
+	r := nubetest.Cluster(t, 1, nubetest.WithConfig(func(_ int, cfg *nube.Config) {
+		cfg.RelayService = true
+		cfg.ListenAddrs = []string{"/ip4/" + public + "/tcp/0", "/ip4/" + public + "/udp/0/quic-v1"}
+	})).Node(0)
+	natted := func(_ int, cfg *nube.Config) { cfg.ListenAddrs, cfg.NoListen = nil, true }
+	a := nubetest.Cluster(t, 1, nubetest.WithConfig(natted)).Node(0)
+	b := nubetest.Cluster(t, 1, nubetest.WithConfig(natted)).Node(0)
 	ctx := ctxT(t, time.Minute)
-	r, b, a := c.Node(0), c.Node(1), c.Node(2)
 	if !r.Status().RelayService || b.Status().RelayService {
 		t.Fatal("RelayService not reported as configured")
 	}
-	// A must not be able to reach B directly.
-	a.Host().Network().ClosePeer(b.ID())
-	a.Host().Peerstore().ClearAddrs(b.ID())
-	a.Host().ConnManager().Protect(r.ID(), "test")
-
-	if _, err := client.Reserve(ctx, b.Host(), r.AddrInfo()); err != nil {
-		t.Fatalf("B reserving a slot on R: %v", err)
+	if got := b.Status().Reachability; got != "Private" {
+		t.Errorf("a node that listens nowhere reports reachability %q, want Private", got)
 	}
+	for _, n := range []*nube.Node{a, b} {
+		waitRelayAddr(ctx, t, n, r)
+	}
+
 	proto := wire.Protocol("test-echo", 1)
 	b.Host().SetStreamHandler(proto, func(s network.Stream) {
 		defer s.Close()
@@ -43,19 +64,27 @@ func TestRelay(t *testing.T) {
 		}
 	})
 
-	circuit := "/p2p/" + r.ID().String() + "/p2p-circuit/p2p/" + b.ID().String()
-	if _, err := a.Connect(ctx, circuit); err != nil {
+	if len(a.Host().Network().ConnsToPeer(b.ID())) > 0 {
+		t.Fatal("A is connected to B before dialling it: B must have dialled A, which listens nowhere")
+	}
+	ai := peer.AddrInfo{ID: b.ID(), Addrs: r.Host().Peerstore().Addrs(b.ID())}
+	if !hasCircuit(ai.Addrs) {
+		t.Fatalf("R holds no relay address for B: %v", ai.Addrs)
+	}
+	if err := a.Host().Connect(network.WithAllowLimitedConn(ctx, "test"), ai); err != nil {
 		t.Fatalf("connect through the relay: %v", err)
 	}
-	relayed := false
-	for _, pi := range a.Peers() {
-		if pi.ID == b.ID().String() {
-			relayed = pi.Relayed
+	// Neither listens, so every connection between them goes through R.
+	conns := a.Host().Network().ConnsToPeer(b.ID())
+	if len(conns) == 0 {
+		t.Fatal("A has no connection to B after connecting")
+	}
+	for _, c := range conns {
+		if !c.Stat().Limited || !strings.Contains(c.RemoteMultiaddr().String(), "/p2p-circuit") {
+			t.Fatalf("A reached B at %s (limited=%v), not through the relay", c.RemoteMultiaddr(), c.Stat().Limited)
 		}
 	}
-	if !relayed {
-		t.Fatal("A's connection to B is not marked relayed")
-	}
+
 	s, err := a.Host().NewStream(network.WithAllowLimitedConn(ctx, "test"), b.ID(), proto)
 	if err != nil {
 		t.Fatalf("stream over the relayed connection: %v", err)
@@ -68,5 +97,55 @@ func TestRelay(t *testing.T) {
 	var got string
 	if err := ws.Recv(ctx, &got); err != nil || got != "echo: hi" {
 		t.Fatalf("echo over the relay = %q, %v", got, err)
+	}
+	if _, err := a.Ping(ctx, b.ID()); err != nil {
+		t.Fatalf("ping over the relay: %v", err)
+	}
+}
+
+// waitRelayAddr connects n to relay r and waits until n advertises a
+// circuit address through r and r has learnt it (by identify push, a
+// moment later: there is no event for that, so that part polls).
+func waitRelayAddr(ctx context.Context, t *testing.T, n, r *nube.Node) {
+	t.Helper()
+	addrs, err := n.Host().EventBus().Subscribe(new(event.EvtLocalAddressesUpdated))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer addrs.Close()
+	if _, err := n.Connect(ctx, r.Addrs()[0].String()); err != nil {
+		t.Fatal(err)
+	}
+	for !hasCircuit(n.Addrs()) {
+		select {
+		case <-addrs.Out():
+		case <-ctx.Done():
+			t.Fatalf("%s never advertised a relay address; its addresses: %v", n.ID(), n.Addrs())
+		}
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !hasCircuit(r.Host().Peerstore().Addrs(n.ID())) {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			t.Fatalf("relay never learnt %s's circuit address; it knows %v", n.ID(), r.Host().Peerstore().Addrs(n.ID()))
+		}
+	}
+}
+
+func hasCircuit(addrs []ma.Multiaddr) bool {
+	for _, a := range addrs {
+		if strings.Contains(a.String(), "/p2p-circuit") {
+			return true
+		}
+	}
+	return false
+}
+
+func TestNoListenWithListenAddrs(t *testing.T) {
+	_, err := nube.Start(context.Background(), nube.Config{NoListen: true, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}})
+	if err == nil || !strings.Contains(err.Error(), "NoListen") {
+		t.Fatalf("Start with NoListen and ListenAddrs: %v, want an error naming NoListen", err)
 	}
 }

@@ -35,6 +35,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
@@ -62,12 +63,18 @@ const MDNSService = "_nube._udp"
 // supports it is a relay candidate for auto-relay.
 const relayHop protocol.ID = "/libp2p/circuit/relay/0.2.0/hop"
 
+// relayCandidateWait is how long one call of the auto-relay peer source
+// keeps offering relays as they are identified.
+const relayCandidateWait = time.Minute
+
 // Config says how to build a Host. Only Key is required.
 type Config struct {
 	// Key is the node's private key; its peer ID derives from it.
 	Key crypto.PrivKey
-	// ListenAddrs are the multiaddrs to listen on. Empty means no listener
-	// (the node can still dial out).
+	// ListenAddrs are the multiaddrs to listen on. Empty means no listener:
+	// the node dials out, counts itself unreachable, and takes a relay
+	// reservation as soon as it meets a relay, so that others reach it
+	// through the relay.
 	ListenAddrs []ma.Multiaddr
 	// Bootstrap peers are dialled at start and seed the DHT.
 	Bootstrap []peer.AddrInfo
@@ -115,6 +122,7 @@ type Host struct {
 
 	mu           sync.Mutex
 	reachability network.Reachability
+	closing      bool // set by Close under mu; no goroutine starts after
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -211,11 +219,23 @@ func (h *Host) hostOptions(cfg Config) ([]libp2p.Option, error) {
 		// Reachability: find out whether we are reachable (AutoNAT, and
 		// serve that check to others), use relays when we are not, and
 		// upgrade relayed connections to direct ones by hole punching.
-		libp2p.EnableNATService(),
 		libp2p.EnableAutoNATv2(),
 		libp2p.EnableRelay(),
-		libp2p.EnableAutoRelayWithPeerSource(h.relayCandidates),
+		// One relay candidate is enough to take a reservation: nube
+		// networks are often a handful of machines with a single relay,
+		// and libp2p's default (four candidates, else wait three
+		// minutes) would leave a node unreachable that long.
+		libp2p.EnableAutoRelayWithPeerSource(h.relayCandidates, autorelay.WithMinCandidates(1)),
 		libp2p.EnableHolePunching(),
+	}
+	if len(cfg.ListenAddrs) == 0 {
+		// Nobody can dial us, so we are private by definition. (And no
+		// AutoNAT service: with reachability forced, libp2p never closes
+		// the service's dialer, leaking its goroutines.)
+		opts = append(opts, libp2p.ForceReachabilityPrivate())
+		h.reachability = network.ReachabilityPrivate
+	} else {
+		opts = append(opts, libp2p.EnableNATService())
 	}
 	if cfg.PortMap {
 		opts = append(opts, libp2p.NATPortMap())
@@ -392,23 +412,91 @@ func (h *Host) saveBook() {
 	}
 }
 
-// relayCandidates is auto-relay's source of relays: connected peers that
-// offer the relay hop protocol.
+// relayCandidates is auto-relay's source of relays: the connected peers that
+// offer the relay hop protocol, then, for up to relayCandidateWait, each
+// such peer as soon as identify reveals it, so that a node that needs a
+// relay takes a reservation the moment it meets one rather than at
+// auto-relay's next poll.
 func (h *Host) relayCandidates(ctx context.Context, num int) <-chan peer.AddrInfo {
 	out := make(chan peer.AddrInfo, num)
-	defer close(out)
 	if h.Host == nil {
+		close(out)
 		return out
 	}
-	for _, p := range h.Network().Peers() {
-		if len(out) == num {
-			break
+	// Subscribe before listing the connected peers, so that a relay
+	// identified in between is not missed.
+	sub, err := h.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted))
+	if err != nil {
+		close(out)
+		return out
+	}
+	started := h.spawn(func() {
+		defer close(out)
+		defer sub.Close()
+		sent := make(map[peer.ID]bool)
+		offer := func(p peer.ID) bool {
+			if sent[p] || p == h.ID() {
+				return true
+			}
+			if ok, _ := h.Peerstore().SupportsProtocols(p, relayHop); len(ok) == 0 {
+				return true
+			}
+			sent[p] = true
+			select {
+			case out <- h.Peerstore().PeerInfo(p):
+			case <-ctx.Done():
+				return false
+			case <-h.ctx.Done():
+				return false
+			}
+			return len(sent) < num
 		}
-		if ok, _ := h.Peerstore().SupportsProtocols(p, relayHop); len(ok) > 0 {
-			out <- h.Peerstore().PeerInfo(p)
+		for _, p := range h.Network().Peers() {
+			if !offer(p) {
+				return
+			}
 		}
+		// Then keep offering relays as they are identified, for a while:
+		// auto-relay asks again later if it still lacks candidates.
+		wait := time.NewTimer(relayCandidateWait)
+		defer wait.Stop()
+		for {
+			select {
+			case e, ok := <-sub.Out():
+				if !ok || !offer(e.(event.EvtPeerIdentificationCompleted).Peer) {
+					return
+				}
+			case <-wait.C:
+				return
+			case <-ctx.Done():
+				return
+			case <-h.ctx.Done():
+				return
+			}
+		}
+	})
+	if !started {
+		sub.Close()
+		close(out)
 	}
 	return out
+}
+
+// spawn runs f on a goroutine that Close waits for, unless Close has begun
+// (then it returns false and f does not run). Callbacks from libp2p and
+// mDNS use it: they can arrive while the host is closing.
+func (h *Host) spawn(f func()) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closing {
+		return false
+	}
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		f()
+	}()
+	return true
 }
 
 // Reachability reports what AutoNAT has concluded about whether others can
@@ -435,7 +523,8 @@ func (h *Host) Ping(ctx context.Context, p peer.ID) (time.Duration, error) {
 }
 
 func (h *Host) ping(ctx context.Context, p peer.ID) (time.Duration, error) {
-	s, err := h.NewStream(ctx, p, ping.ID)
+	// A relayed connection will do: a ping is a few bytes.
+	s, err := h.NewStream(network.WithAllowLimitedConn(ctx, "ping"), p, ping.ID)
 	if err != nil {
 		return 0, err
 	}
@@ -500,6 +589,9 @@ func (h *Host) Close() error {
 		if h.mdns != nil {
 			h.mdns.Close()
 		}
+		h.mu.Lock()
+		h.closing = true
+		h.mu.Unlock()
 		h.cancel()
 		h.wg.Wait()
 		if h.Host != nil {
@@ -531,9 +623,7 @@ func (n mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
 	if h.Network().Connectedness(ai.ID) == network.Connected {
 		return
 	}
-	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
+	h.spawn(func() {
 		ctx, cancel := context.WithTimeout(h.ctx, 15*time.Second)
 		defer cancel()
 		if err := h.Host.Connect(ctx, ai); err != nil {
@@ -541,7 +631,7 @@ func (n mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
 			return
 		}
 		h.log.Info("found peer on the local network", "peer", ai.ID)
-	}()
+	})
 }
 
 // WaitPeers blocks until at least k peers are connected or ctx ends. It

@@ -194,6 +194,7 @@ func TestUpErrors(t *testing.T) {
 		{"bad listen multiaddr", []string{"up", "--data", t.TempDir(), "--listen", "/ip4/999.1.1.1/tcp/1"}, `bad multiaddr "/ip4/999.1.1.1/tcp/1"`},
 		{"bad bootstrap", []string{"up", "--data", t.TempDir(), "--bootstrap", "/ip4/127.0.0.1/tcp/1"}, "no /p2p/<peer ID>"},
 		{"unusable data dir", []string{"up", "--data", filepath.Join(file, "sub")}, "data dir"},
+		{"listen and no-listen", []string{"up", "--data", t.TempDir(), "--no-listen", "--listen", "/ip4/127.0.0.1/tcp/0"}, "--no-listen and --listen contradict"},
 		{"bad log level", []string{"up", "--data", t.TempDir(), "--log-level", "loud"}, "bad --log-level"},
 		{"unknown flag", []string{"up", "--frobnicate"}, "unknown flag"},
 	}

@@ -19,6 +19,7 @@ type upFlags struct {
 	api       string
 	listen    []string
 	bootstrap []string
+	noListen  bool
 	noMDNS    bool
 	noPortMap bool
 	relay     bool
@@ -51,6 +52,7 @@ commands find them. The status page URL printed at start logs your browser in.`,
 	fl.StringVar(&f.api, "api", "127.0.0.1:5050", "HOST:PORT of the local API (port 0 picks a free one)")
 	fl.StringArrayVar(&f.listen, "listen", nil, "multiaddr to listen on (repeatable); default TCP and QUIC on port 4040, all interfaces")
 	fl.StringArrayVar(&f.bootstrap, "bootstrap", nil, "multiaddr of a peer to join through, ending in /p2p/<peer ID> (repeatable)")
+	fl.BoolVar(&f.noListen, "no-listen", false, "accept no direct connections; be reachable only through a relay (as behind a strict firewall)")
 	fl.BoolVar(&f.noMDNS, "no-mdns", false, "do not discover or announce on the local network")
 	fl.BoolVar(&f.noPortMap, "no-portmap", false, "do not ask the router for a port mapping (UPnP/NAT-PMP)")
 	fl.BoolVar(&f.relay, "relay", false, "relay connections for peers that cannot be reached directly (for nodes others can dial)")
@@ -73,9 +75,13 @@ func runUp(ctx context.Context, g *globals, f upFlags) error {
 	if err != nil {
 		return err
 	}
+	if f.noListen && len(f.listen) > 0 {
+		return errors.New("--no-listen and --listen contradict each other: give one or the other")
+	}
 	node, err := nube.Start(ctx, nube.Config{
 		DataDir:      g.dataDir,
 		ListenAddrs:  f.listen,
+		NoListen:     f.noListen,
 		Bootstrap:    f.bootstrap,
 		NoMDNS:       f.noMDNS,
 		NoPortMap:    f.noPortMap,

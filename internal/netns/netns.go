@@ -65,3 +65,17 @@ func setupLoopback(t *testing.T) {
 		}
 	}
 }
+
+// AddAddr gives the namespace's loopback interface another address, such
+// as a public-looking "11.0.0.1/32", so that a node listening on it passes
+// for one on the internet. Call it only inside the namespace, after Isolate
+// returned true.
+func AddAddr(t *testing.T, cidr string) {
+	t.Helper()
+	if os.Getenv(envChild) != t.Name() {
+		t.Fatal("netns: AddAddr outside the test's own namespace would change the host's network")
+	}
+	if out, err := exec.Command("ip", "addr", "add", cidr, "dev", "lo").CombinedOutput(); err != nil {
+		t.Fatalf("netns: ip addr add %s: %v: %s", cidr, err, out)
+	}
+}
