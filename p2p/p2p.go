@@ -118,7 +118,8 @@ type Host struct {
 	mdns  mdns.Service
 	relay *relayv2.Relay
 
-	built []io.Closer // parts made before the libp2p host
+	built []io.Closer   // parts made before the libp2p host
+	ready chan struct{} // closed once Host is set
 
 	mu           sync.Mutex
 	reachability network.Reachability
@@ -143,7 +144,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	if err := checkFree(cfg.ListenAddrs); err != nil {
 		return nil, err
 	}
-	h := &Host{log: cfg.Logger.With("layer", "p2p")}
+	h := &Host{log: cfg.Logger.With("layer", "p2p"), ready: make(chan struct{})}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 
 	book, err := openPeerBook(cfg.PeerBook, h.log)
@@ -164,8 +165,9 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		return nil, listenError(err, cfg.ListenAddrs)
 	}
 	h.Host = lh
+	close(h.ready)
 	if err := checkListening(lh, cfg.ListenAddrs); err != nil {
-		lh.Close()
+		h.Close()
 		return nil, err
 	}
 
@@ -419,19 +421,22 @@ func (h *Host) saveBook() {
 // auto-relay's next poll.
 func (h *Host) relayCandidates(ctx context.Context, num int) <-chan peer.AddrInfo {
 	out := make(chan peer.AddrInfo, num)
-	if h.Host == nil {
-		close(out)
-		return out
-	}
-	// Subscribe before listing the connected peers, so that a relay
-	// identified in between is not missed.
-	sub, err := h.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted))
-	if err != nil {
-		close(out)
-		return out
-	}
 	started := h.spawn(func() {
 		defer close(out)
+		// Auto-relay may ask while libp2p.New is still building the host.
+		select {
+		case <-h.ready:
+		case <-ctx.Done():
+			return
+		case <-h.ctx.Done():
+			return
+		}
+		// Subscribe before listing the connected peers, so that a relay
+		// identified in between is not missed.
+		sub, err := h.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted))
+		if err != nil {
+			return
+		}
 		defer sub.Close()
 		sent := make(map[peer.ID]bool)
 		offer := func(p peer.ID) bool {
@@ -476,7 +481,6 @@ func (h *Host) relayCandidates(ctx context.Context, num int) <-chan peer.AddrInf
 		}
 	})
 	if !started {
-		sub.Close()
 		close(out)
 	}
 	return out

@@ -165,8 +165,14 @@ func (b *peerBook) save() error {
 	b.dirt = false
 	b.mu.Unlock()
 	data, err := json.MarshalIndent(f, "", "  ")
-	if err != nil {
-		return err
+	if err == nil {
+		err = identity.WriteFileAtomic(b.path, data, 0o600)
 	}
-	return identity.WriteFileAtomic(b.path, data, 0o600)
+	if err != nil {
+		// Keep the book dirty, so that the next save tries again.
+		b.mu.Lock()
+		b.dirt = true
+		b.mu.Unlock()
+	}
+	return err
 }
