@@ -11,6 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	golog "github.com/ipfs/go-log/v2"
+
 	"github.com/nubecloud/nube/api"
 	"github.com/nubecloud/nube/nube"
 )
@@ -56,7 +58,7 @@ commands find them. The status page URL printed at start logs your browser in.`,
 	fl.BoolVar(&f.noMDNS, "no-mdns", false, "do not discover or announce on the local network")
 	fl.BoolVar(&f.noPortMap, "no-portmap", false, "do not ask the router for a port mapping (UPnP/NAT-PMP)")
 	fl.BoolVar(&f.relay, "relay", false, "relay connections for peers that cannot be reached directly (for nodes others can dial)")
-	fl.StringVar(&f.logLevel, "log-level", "warn", "log level: debug, info, warn or error (logs go to stderr)")
+	fl.StringVar(&f.logLevel, "log-level", "warn", "log level: debug, info, warn or error (logs go to stderr; libp2p's own appear with debug, or as GOLOG_LOG_LEVEL says)")
 	return cmd
 }
 
@@ -159,6 +161,17 @@ func newLogger(level string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(strings.ToUpper(level))); err != nil {
 		return nil, fmt.Errorf("bad --log-level %q: want debug, info, warn or error", level)
+	}
+	// libp2p logs through go-log, and at error level it reports things a
+	// user need not see (a listener closing as the node stops, a peer that
+	// went away). Show its logs only with debug; GOLOG_LOG_LEVEL, when
+	// set, says what to show instead.
+	if os.Getenv("GOLOG_LOG_LEVEL") == "" {
+		if l <= slog.LevelDebug {
+			golog.SetAllLoggers(golog.LevelWarn)
+		} else {
+			golog.SetAllLoggers(golog.LevelFatal)
+		}
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
 }
