@@ -26,7 +26,10 @@ import (
 
 // pinPrefix is where pins live in the store's datastore, beside the blocks
 // (which the blockstore keeps under /blocks).
-var pinPrefix = ds.NewKey("/pins")
+var (
+	pinPrefix    = ds.NewKey("/pins")
+	blocksPrefix = blockstore.BlockPrefix
+)
 
 // Store is a node's local content: blocks on disk, each checked against
 // its CID whenever it is read, and the set of pinned roots that garbage
@@ -326,7 +329,7 @@ func (s *Store) Verify(ctx context.Context, remove bool) (VerifyResult, error) {
 	}
 	for c := range keys {
 		res.Checked++
-		data, err := s.ds.Get(ctx, dshelp.MultihashToDsKey(c.Hash()))
+		data, err := s.ds.Get(ctx, blocksPrefix.Child(dshelp.MultihashToDsKey(c.Hash())))
 		if err != nil {
 			return res, fmt.Errorf("verify %s: %w", c, err)
 		}

@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/nubecloud/nube/content"
 	"github.com/nubecloud/nube/identity"
 	"github.com/nubecloud/nube/internal/lockfile"
 	"github.com/nubecloud/nube/p2p"
@@ -48,7 +49,11 @@ const (
 	UserKeyFile  = "user.key"
 	LockFile     = "lock"
 	PeerBookFile = "peers.json"
+	BlocksDir    = "blocks"
 )
+
+// banTime is how long a peer caught sending forged content is cut off.
+const banTime = 10 * time.Minute
 
 // ErrDataDirInUse reports that another nube process runs on the data dir.
 var ErrDataDirInUse = errors.New("data dir in use by another nube")
@@ -84,6 +89,9 @@ type Config struct {
 	// MaxMemory bounds the memory peers' connections and streams may
 	// reserve. Zero means 512 MiB.
 	MaxMemory int64
+	// ProvideAll announces every block of pinned content to the DHT, not
+	// only the roots.
+	ProvideAll bool
 	// Logger receives the node's logs. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -97,6 +105,8 @@ type Node struct {
 	userID  peer.ID
 	lock    *lockfile.Lock
 	reg     *prometheus.Registry
+	store   *content.Store
+	content *content.Service
 	started time.Time
 }
 
@@ -165,6 +175,24 @@ func (n *Node) start(ctx context.Context) error {
 		pcfg.ListenAddrs = fallback
 		n.host, err = p2p.New(ctx, pcfg)
 	}
+	if err != nil {
+		return err
+	}
+	blocks := ""
+	if cfg.DataDir != "" {
+		blocks = filepath.Join(cfg.DataDir, BlocksDir)
+	}
+	if n.store, err = content.OpenStore(blocks); err != nil {
+		return err
+	}
+	n.content, err = content.New(content.Config{
+		Host:       n.host,
+		Routing:    n.host.DHT,
+		Store:      n.store,
+		ProvideAll: cfg.ProvideAll,
+		Ban:        func(p peer.ID) { n.host.Ban(p, banTime) },
+		Logger:     n.log,
+	})
 	return err
 }
 
@@ -421,8 +449,14 @@ func (n *Node) WaitPeers(ctx context.Context, k int) error {
 // releases the data dir. It is safe to call more than once.
 func (n *Node) Close() error {
 	var err error
+	if n.content != nil {
+		err = n.content.Close()
+	}
 	if n.host != nil {
-		err = n.host.Close()
+		err = errors.Join(err, n.host.Close())
+	}
+	if n.store != nil {
+		err = errors.Join(err, n.store.Close())
 	}
 	if n.lock != nil {
 		err = errors.Join(err, n.lock.Unlock())

@@ -75,15 +75,21 @@ func Cluster(t testing.TB, n int, opts ...Option) *C {
 		f(&o)
 	}
 	c := &C{t: t, opts: o, nodes: make([]*nube.Node, n), cfgs: make([]nube.Config, n)}
+	// Data dirs first: cleanups run last-registered first, and the nodes
+	// must close before their directories are removed.
+	dirs := make([]string, n)
+	if o.dataDirs {
+		for i := range dirs {
+			dirs[i] = t.TempDir()
+		}
+	}
 	t.Cleanup(c.closeAll)
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
 
 	for i := 0; i < n; i++ {
 		cfg := TestConfig()
-		if o.dataDirs {
-			cfg.DataDir = t.TempDir()
-		}
+		cfg.DataDir = dirs[i]
 		if o.bootstrapOnly && i > 0 {
 			for _, a := range c.nodes[0].Addrs() {
 				cfg.Bootstrap = append(cfg.Bootstrap, a.String())

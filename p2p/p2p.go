@@ -117,6 +117,7 @@ type Host struct {
 	book  *peerBook
 	mdns  mdns.Service
 	relay *relayv2.Relay
+	bans  banList
 
 	built []io.Closer   // parts made before the libp2p host
 	ready chan struct{} // closed once Host is set
@@ -213,6 +214,7 @@ func (h *Host) hostOptions(cfg Config) ([]libp2p.Option, error) {
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(cm),
+		libp2p.ConnectionGater(&h.bans),
 		libp2p.UserAgent("nube"),
 		// libp2p is assembled with fx, which logs its own start-up at
 		// error level to the default logger; our errors say enough.

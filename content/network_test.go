@@ -1,0 +1,274 @@
+package content_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"math/rand"
+	"testing"
+	"time"
+
+	"github.com/ipfs/boxo/bitswap"
+	bsnet "github.com/ipfs/boxo/bitswap/network/bsnet"
+	"github.com/ipfs/boxo/blockstore"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	ds "github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"go.uber.org/goleak"
+
+	"github.com/nubecloud/nube/content"
+	"github.com/nubecloud/nube/nubetest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, nubetest.LeakOptions()...)
+}
+
+func ctxT(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// randomBytes returns n reproducible pseudo-random bytes.
+func randomBytes(n int, seed int64) []byte {
+	b := make([]byte, n)
+	rand.New(rand.NewSource(seed)).Read(b)
+	return b
+}
+
+// readAllHash streams f and returns its length and SHA-256.
+func readAllHash(t testing.TB, f io.Reader) (int64, [32]byte) {
+	t.Helper()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	var sum [32]byte
+	copy(sum[:], h.Sum(nil))
+	return n, sum
+}
+
+// TestFetchFromFourProviders adds 64 MiB on one node of five, pins it on
+// three more (so four provide it), and fetches it on the fifth: the bytes
+// match, and every provider served part of them.
+func TestFetchFromFourProviders(t *testing.T) {
+	size := 64 << 20
+	if testing.Short() {
+		size = 16 << 20
+	}
+	c := nubetest.Cluster(t, 5)
+	ctx := ctxT(t, 2*time.Minute)
+	data := randomBytes(size, 1)
+	root, err := c.Node(0).Add(ctx, bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 3; i++ {
+		if err := c.Node(i).Pin(ctx, root); err != nil {
+			t.Fatalf("node %d pin: %v", i, err)
+		}
+	}
+	f, err := c.Node(4).Get(ctx, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if f.Size() != uint64(size) {
+		t.Fatalf("size %d, want %d", f.Size(), size)
+	}
+	n, sum := readAllHash(t, f)
+	if n != int64(size) || sum != sha256.Sum256(data) {
+		t.Fatalf("fetched %d bytes that differ from the %d added", n, size)
+	}
+	fetcher := c.Node(4).ID()
+	var total int64
+	for i := 0; i < 4; i++ {
+		sent := c.Node(i).Content().Sent(fetcher)
+		t.Logf("provider %d sent %.1f MiB", i, float64(sent)/(1<<20))
+		if sent == 0 {
+			t.Errorf("provider %d served nothing", i)
+		}
+		total += sent
+	}
+	if total < int64(size) {
+		t.Errorf("providers sent %d bytes in all, less than the file", total)
+	}
+}
+
+// TestGetStreams shows that Get streams: with the file's last block gone
+// from the only provider, the first bytes still arrive, and reading on
+// ends with an error that names the missing content once the deadline
+// passes.
+func TestGetStreams(t *testing.T) {
+	c := nubetest.Cluster(t, 2)
+	ctx := ctxT(t, time.Minute)
+	data := randomBytes(4*content.ChunkSize, 2)
+	root, err := c.Node(0).Add(ctx, bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Drop the last chunk from the provider.
+	last, err := c.Node(0).Content().Add(ctx, bytes.NewReader(data[3*content.ChunkSize:]), content.AddOptions{NoPin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Node(0).Content().Store().Blockstore().DeleteBlock(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	gctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	f, err := c.Node(1).Get(gctx, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	first := make([]byte, content.ChunkSize)
+	if _, err := io.ReadFull(f, first); err != nil {
+		t.Fatalf("first chunk: %v", err)
+	}
+	if !bytes.Equal(first, data[:content.ChunkSize]) {
+		t.Fatal("first chunk differs")
+	}
+	if _, err := io.Copy(io.Discard, f); err == nil {
+		t.Fatal("read the whole file although its last block exists nowhere")
+	}
+}
+
+// TestFetchWithNoProvider fails with ErrNoProvider once the deadline
+// passes, instead of hanging.
+func TestFetchWithNoProvider(t *testing.T) {
+	c := nubetest.Cluster(t, 2)
+	ctx := ctxT(t, time.Minute)
+	// A CID nobody has: the hash of some bytes never added.
+	other, err := nubetest.Cluster(t, 1).Node(0).Content().Add(ctx, bytes.NewReader([]byte("nobody here has me")), content.AddOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_, err = c.Node(1).Get(fctx, other)
+	if !errors.Is(err, content.ErrNoProvider) {
+		t.Fatalf("err = %v, want ErrNoProvider", err)
+	}
+	t.Log(err)
+}
+
+// lyingStore serves every block with its first byte flipped, under the
+// block's true CID: a provider that corrupts what it sends.
+type lyingStore struct{ blockstore.Blockstore }
+
+func (l lyingStore) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
+	b, err := l.Blockstore.Get(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	data := bytes.Clone(b.RawData())
+	if len(data) > 0 {
+		data[0] ^= 0xff
+	} else {
+		data = []byte{0}
+	}
+	return blocks.NewBlockWithCid(data, c)
+}
+
+// TestLyingProvider fetches from a provider that corrupts every block it
+// sends: the fetcher drops it, finishes from an honest provider, and stores
+// nothing corrupt.
+func TestLyingProvider(t *testing.T) {
+	c := nubetest.Cluster(t, 2)
+	ctx := ctxT(t, time.Minute)
+	honest, fetcher := c.Node(0), c.Node(1)
+	c.Disconnect(0, 1)
+	data := randomBytes(8*content.ChunkSize, 3)
+	root, err := honest.Add(ctx, bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The liar: a bare libp2p host with bitswap over a copy of the
+	// honest node's blocks, served corrupted.
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	copyStore := blockstore.NewBlockstore(dssync.MutexWrap(ds.NewMapDatastore()))
+	keys, err := honest.Content().Store().Blockstore().AllKeysChan(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range keys {
+		// Keys come back as raw CIDs; store under the raw CID (the
+		// blockstore keys by multihash, so any codec finds it).
+		b, err := honest.Content().Store().Blockstore().Get(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := copyStore.Put(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	liar := bitswap.New(ctx, bsnet.NewFromIpfsHost(h), nil, lyingStore{copyStore})
+	defer liar.Close()
+
+	// The fetcher meets only the liar at first.
+	if err := fetcher.Host().Connect(ctx, peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := fetcher.Get(ctx, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	type result struct {
+		n   int64
+		sum []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		h := sha256.New()
+		n, err := io.Copy(h, f)
+		done <- result{n, h.Sum(nil), err}
+	}()
+	// The first forged block gets the liar banned. No event reports a
+	// ban, so poll for it.
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !fetcher.Host().Banned(h.ID()) {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the liar was never cut off")
+		case <-tick.C:
+		}
+	}
+	// Now an honest provider turns up; the fetch finishes from it.
+	if _, err := fetcher.Connect(ctx, honest.Addrs()[0].String()); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	want := sha256.Sum256(data)
+	if r.err != nil {
+		t.Fatalf("fetch: %v", r.err)
+	}
+	if r.n != int64(len(data)) || !bytes.Equal(r.sum, want[:]) {
+		t.Fatalf("fetched %d bytes that differ from the %d added", r.n, len(data))
+	}
+	v, err := fetcher.Content().Verify(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Bad) > 0 || v.Checked == 0 {
+		t.Fatalf("fetcher's store: %d blocks checked, %d bad", v.Checked, len(v.Bad))
+	}
+	if err := fetcher.Host().Connect(ctx, peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()}); err == nil {
+		t.Error("the fetcher connected to the banned liar again")
+	}
+}

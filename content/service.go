@@ -1,0 +1,758 @@
+package content
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ipfs/boxo/bitswap"
+	bsmsg "github.com/ipfs/boxo/bitswap/message"
+	bsnetiface "github.com/ipfs/boxo/bitswap/network"
+	bsnet "github.com/ipfs/boxo/bitswap/network/bsnet"
+	"github.com/ipfs/boxo/blockservice"
+	mdag "github.com/ipfs/boxo/ipld/merkledag"
+	uio "github.com/ipfs/boxo/ipld/unixfs/io"
+	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/routing"
+)
+
+// Defaults for Config.
+const (
+	DefaultReprovideInterval = 12 * time.Hour
+	// fetchConcurrency is how many blocks a fetch asks for at once, across
+	// all providers.
+	fetchConcurrency = 64
+)
+
+// Config configures a Service.
+type Config struct {
+	// Host carries bitswap. Required.
+	Host host.Host
+	// Routing finds providers and announces ours (the node's DHT). Nil
+	// means content moves only between connected peers.
+	Routing routing.ContentRouting
+	// Store holds the blocks. Required.
+	Store *Store
+	// ProvideAll announces every block of pinned content, not only the
+	// roots, so peers can fetch a sub-tree by its own CID.
+	ProvideAll bool
+	// ReprovideInterval is how often pinned content is announced again
+	// (DHT provider records expire). Zero means DefaultReprovideInterval.
+	ReprovideInterval time.Duration
+	// Ban, if set, is called with a peer caught sending blocks that match
+	// no CID we asked for (corrupt or forged); the node cuts it off.
+	Ban func(peer.ID)
+	// Logger receives the layer's logs. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Service puts a Store on the network: it adds content, fetches it from
+// every provider it can find, pins it and announces it. It is safe for
+// concurrent use.
+type Service struct {
+	cfg   Config
+	log   *slog.Logger
+	store *Store
+	bswap *bitswap.Bitswap
+	bserv blockservice.BlockService
+	dag   ipld.DAGService
+	trace *tracer
+
+	provideQ chan cid.Cid
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+// New starts bitswap on cfg.Host and the announcing of pinned content.
+func New(cfg Config) (*Service, error) {
+	if cfg.Host == nil || cfg.Store == nil {
+		return nil, errors.New("content: Config.Host and Config.Store are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.ReprovideInterval <= 0 {
+		cfg.ReprovideInterval = DefaultReprovideInterval
+	}
+	s := &Service{
+		cfg:      cfg,
+		log:      cfg.Logger.With("layer", "content"),
+		store:    cfg.Store,
+		provideQ: make(chan cid.Cid, 1024),
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.trace = newTracer(s.onForgedBlock)
+	var finder routing.ContentDiscovery
+	if cfg.Routing != nil {
+		finder = cfg.Routing
+	}
+	net := watchedNet{BitSwapNetwork: bsnet.NewFromIpfsHost(cfg.Host), t: s.trace}
+	s.bswap = bitswap.New(s.ctx, net, finder, s.store.Blockstore(),
+		bitswap.WithTracer(s.trace),
+	)
+	s.bserv = blockservice.New(s.store.Blockstore(), s.bswap)
+	s.dag = mdag.NewDAGService(s.bserv)
+	s.wg.Add(1)
+	go s.provideLoop()
+	return s, nil
+}
+
+// Close stops bitswap and the announcing. It does not close the Store.
+func (s *Service) Close() error {
+	s.cancel()
+	err := s.bswap.Close()
+	s.wg.Wait()
+	return err
+}
+
+// Store returns the local store.
+func (s *Service) Store() *Store { return s.store }
+
+// DAG returns the DAG service that reads through the network.
+func (s *Service) DAG() ipld.DAGService { return s.dag }
+
+// onForgedBlock handles a peer that sent a block nobody asked for: with
+// the content addressed by hash, that is a block whose bytes do not match
+// the CID it was sent for. Bitswap has already dropped the block.
+func (s *Service) onForgedBlock(p peer.ID) {
+	s.log.Warn("peer sent a block matching no CID we asked for (corrupt or forged); cutting it off", "peer", p)
+	if s.cfg.Ban != nil {
+		s.cfg.Ban(p)
+	}
+}
+
+// AddOptions tunes an add.
+type AddOptions struct {
+	// NoPin leaves the content unpinned: the next GC removes it.
+	NoPin bool
+	// Name labels the pin.
+	Name string
+	// Progress, if set, is called with the number of bytes read so far.
+	Progress func(bytes int64)
+}
+
+// countingReader reports the bytes read through it.
+type countingReader struct {
+	r        io.Reader
+	n        int64
+	progress func(int64)
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if n > 0 && c.progress != nil {
+		c.progress(c.n)
+	}
+	return n, err
+}
+
+// add runs build under the pin lock, with a DAG service that batches
+// writes, then syncs, pins and announces the root.
+func (s *Service) add(ctx context.Context, opt AddOptions, build func(ipld.DAGService) (ipld.Node, error)) (cid.Cid, error) {
+	unlock := s.store.PinLock(ctx)
+	defer unlock()
+	batch := ipld.NewBufferedDAG(ctx, s.dag)
+	n, err := build(batch)
+	if err != nil {
+		return cid.Undef, err
+	}
+	if err := batch.Commit(); err != nil {
+		return cid.Undef, fmt.Errorf("add: write blocks: %w", err)
+	}
+	if err := s.store.Sync(ctx); err != nil {
+		return cid.Undef, fmt.Errorf("add: sync: %w", err)
+	}
+	if !opt.NoPin {
+		if err := s.store.Pin(ctx, n.Cid(), opt.Name); err != nil {
+			return cid.Undef, err
+		}
+		s.announce(n.Cid())
+	}
+	return n.Cid(), nil
+}
+
+// Add stores the bytes of r as a UnixFS file and returns its CID, the one
+// `ipfs add --cid-version 1` gives for the same bytes. It pins the file
+// unless opt.NoPin.
+func (s *Service) Add(ctx context.Context, r io.Reader, opt AddOptions) (cid.Cid, error) {
+	cr := &countingReader{r: ctxReader{ctx, r}, progress: opt.Progress}
+	return s.add(ctx, opt, func(dag ipld.DAGService) (ipld.Node, error) {
+		n, err := importFile(dag, cr)
+		if err != nil {
+			return nil, fmt.Errorf("add: %w", err)
+		}
+		return n, nil
+	})
+}
+
+// ctxReader stops a long read (an import) once ctx ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// Entries is a source of directory entries for AddTree: it calls put for
+// each file (with its contents), mkdir for each directory and link for each
+// symlink, in any order, with slash-separated paths relative to the root.
+type Entries func(put func(path string, r io.Reader) error, mkdir func(path string) error, link func(path, target string) error) error
+
+// AddTree stores a directory tree and returns the CID of its root, the one
+// `ipfs add -r --cid-version 1` gives for the same tree.
+func (s *Service) AddTree(ctx context.Context, entries Entries, opt AddOptions) (cid.Cid, error) {
+	var total int64
+	return s.add(ctx, opt, func(dag ipld.DAGService) (ipld.Node, error) {
+		tb := newTreeBuilder(dag)
+		err := entries(
+			func(p string, r io.Reader) error {
+				base := total
+				cr := &countingReader{r: ctxReader{ctx, r}}
+				if opt.Progress != nil {
+					cr.progress = func(n int64) { opt.Progress(base + n) }
+				}
+				n, err := importFile(dag, cr)
+				total += cr.n
+				if err != nil {
+					return fmt.Errorf("add %s: %w", p, err)
+				}
+				return tb.put(p, n)
+			},
+			tb.mkdir,
+			func(p, target string) error {
+				n, err := symlinkNode(target)
+				if err != nil {
+					return fmt.Errorf("add %s: %w", p, err)
+				}
+				if err := dag.Add(ctx, n); err != nil {
+					return err
+				}
+				return tb.put(p, n)
+			})
+		if err != nil {
+			return nil, err
+		}
+		return tb.finish(ctx)
+	})
+}
+
+// ParsePath splits "CID", "/ipfs/CID" or "CID/a/b" into the root CID and
+// the path below it. A malformed CID gets a one-line error.
+func ParsePath(p string) (cid.Cid, []string, error) {
+	p = strings.TrimPrefix(strings.TrimSpace(p), "/ipfs/")
+	p = strings.TrimPrefix(p, "ipfs://")
+	root, rest, _ := strings.Cut(strings.TrimPrefix(p, "/"), "/")
+	c, err := ParseCID(root)
+	if err != nil {
+		return cid.Undef, nil, err
+	}
+	var parts []string
+	for _, s := range strings.Split(rest, "/") {
+		if s != "" {
+			parts = append(parts, s)
+		}
+	}
+	return c, parts, nil
+}
+
+// ErrBadCID reports a string that is not a CID.
+var ErrBadCID = errors.New("not a valid CID")
+
+// ParseCID parses a CID, with an error that says what was wrong.
+func ParseCID(s string) (cid.Cid, error) {
+	if s == "" {
+		return cid.Undef, fmt.Errorf("%w: empty", ErrBadCID)
+	}
+	c, err := cid.Decode(s)
+	if err != nil {
+		short := s
+		if len(short) > 80 {
+			short = short[:80] + "…"
+		}
+		return cid.Undef, fmt.Errorf("%w: %q: %v", ErrBadCID, short, err)
+	}
+	return c, nil
+}
+
+// ErrNotFound reports a path whose name is not in its directory.
+var ErrNotFound = errors.New("no such file or directory")
+
+// Resolve walks from root down parts and returns the node there, fetching
+// what it needs through ng.
+func resolve(ctx context.Context, ng ipld.NodeGetter, root cid.Cid, parts []string) (ipld.Node, error) {
+	n, err := ng.Get(ctx, root)
+	if err != nil {
+		return nil, fetchError(ctx, root, err)
+	}
+	for i, name := range parts {
+		e, err := describe(name, n)
+		if err != nil {
+			return nil, err
+		}
+		if e.Kind != KindDir {
+			return nil, fmt.Errorf("%s: %s is not a directory", strings.Join(parts[:i+1], "/"), n.Cid())
+		}
+		dir, err := uio.NewDirectoryFromNode(dagOnly{ng}, n)
+		if err != nil {
+			return nil, err
+		}
+		n, err = dir.Find(ctx, name)
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, mdag.ErrLinkNotFound) {
+			return nil, fmt.Errorf("%s/%s: %w", root, strings.Join(parts[:i+1], "/"), ErrNotFound)
+		}
+		if err != nil {
+			return nil, fetchError(ctx, root, err)
+		}
+	}
+	return n, nil
+}
+
+// dagOnly lets a NodeGetter stand where the directory code wants a
+// DAGService; resolving never writes.
+type dagOnly struct{ ipld.NodeGetter }
+
+func (dagOnly) Add(context.Context, ipld.Node) error        { return errors.New("read-only") }
+func (dagOnly) AddMany(context.Context, []ipld.Node) error  { return errors.New("read-only") }
+func (dagOnly) Remove(context.Context, cid.Cid) error       { return errors.New("read-only") }
+func (dagOnly) RemoveMany(context.Context, []cid.Cid) error { return errors.New("read-only") }
+
+// ErrNoProvider reports content that no reachable peer provided before
+// the deadline.
+var ErrNoProvider = errors.New("no provider found")
+
+// fetchError turns a fetch that ran out of time into an error that says so.
+func fetchError(ctx context.Context, c cid.Cid, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("fetch %s: %w before any peer sent it (%v)", c, ErrNoProvider, ctx.Err())
+	}
+	return fmt.Errorf("fetch %s: %w", c, err)
+}
+
+// Stat describes the node at path p ("CID/a/b").
+func (s *Service) Stat(ctx context.Context, p string) (Entry, error) {
+	root, parts, err := ParsePath(p)
+	if err != nil {
+		return Entry{}, err
+	}
+	n, err := resolve(ctx, s.dag, root, parts)
+	if err != nil {
+		return Entry{}, err
+	}
+	name := root.String()
+	if len(parts) > 0 {
+		name = parts[len(parts)-1]
+	}
+	return describe(name, n)
+}
+
+// List returns the entries of the directory at path p, in name order.
+func (s *Service) List(ctx context.Context, p string) ([]Entry, error) {
+	root, parts, err := ParsePath(p)
+	if err != nil {
+		return nil, err
+	}
+	ng := mdag.NewSession(ctx, s.dag)
+	n, err := resolve(ctx, ng, root, parts)
+	if err != nil {
+		return nil, err
+	}
+	if e, err := describe("", n); err != nil {
+		return nil, err
+	} else if e.Kind != KindDir {
+		return nil, fmt.Errorf("%s: not a directory", p)
+	}
+	dir, err := uio.NewDirectoryFromNode(dagOnly{ng}, n)
+	if err != nil {
+		return nil, err
+	}
+	links, err := dir.Links(ctx)
+	if err != nil {
+		return nil, fetchError(ctx, n.Cid(), err)
+	}
+	// Describe the children; fetching them in one batch lets bitswap
+	// ask for all at once.
+	keys := make([]cid.Cid, len(links))
+	for i, l := range links {
+		keys[i] = l.Cid
+	}
+	byCID := make(map[cid.Cid]ipld.Node, len(keys))
+	for opt := range ng.GetMany(ctx, keys) {
+		if opt.Err != nil {
+			return nil, fetchError(ctx, n.Cid(), opt.Err)
+		}
+		byCID[opt.Node.Cid()] = opt.Node
+	}
+	out := make([]Entry, 0, len(links))
+	for _, l := range links {
+		child, ok := byCID[l.Cid]
+		if !ok {
+			return nil, fetchError(ctx, l.Cid, ipld.ErrNotFound{Cid: l.Cid})
+		}
+		e, err := describe(l.Name, child)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// File is a UnixFS file being read: it streams (the first bytes arrive
+// before the whole file has), seeks, and must be closed.
+type File interface {
+	io.ReadSeekCloser
+	io.WriterTo
+	// Size is the file's length in bytes.
+	Size() uint64
+}
+
+// Get opens the file at path p ("CID" or "CID/a/b") for reading. Blocks
+// not in the store are fetched as the reader reaches them, with a window
+// of blocks ahead requested from every provider at once; they land in the
+// store (unpinned) on the way.
+func (s *Service) Get(ctx context.Context, p string) (File, error) {
+	root, parts, err := ParsePath(p)
+	if err != nil {
+		return nil, err
+	}
+	rctx, cancel := context.WithCancel(s.ctx)
+	stop := context.AfterFunc(ctx, cancel)
+	ng := mdag.NewSession(rctx, s.dag)
+	n, err := resolve(ctx, ng, root, parts)
+	if err != nil {
+		stop()
+		cancel()
+		return nil, err
+	}
+	r, err := readFile(rctx, ng, n)
+	if err != nil {
+		stop()
+		cancel()
+		return nil, err
+	}
+	f := &file{DagReader: r, cancel: cancel, stop: stop}
+	// Walk the file's DAG ahead of the reader, so that many blocks are
+	// in flight at once rather than the reader's handful.
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		mdag.Walk(rctx, mdag.GetLinksWithDAG(ng), n.Cid(), newVisited().visit, mdag.Concurrency(fetchConcurrency))
+	}()
+	return f, nil
+}
+
+type file struct {
+	uio.DagReader
+	cancel context.CancelFunc
+	stop   func() bool
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+func (f *file) Close() error {
+	f.once.Do(func() {
+		f.stop()
+		f.cancel()
+		f.wg.Wait()
+	})
+	return f.DagReader.Close()
+}
+
+// visited is a concurrency-safe seen-set for DAG walks.
+type visited struct {
+	mu   sync.Mutex
+	seen map[cid.Cid]struct{}
+}
+
+func newVisited() *visited { return &visited{seen: map[cid.Cid]struct{}{}} }
+
+func (v *visited) visit(c cid.Cid) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if _, ok := v.seen[c]; ok {
+		return false
+	}
+	v.seen[c] = struct{}{}
+	return true
+}
+
+// FetchProgress reports how a fetch goes.
+type FetchProgress struct {
+	Blocks int   `json:"blocks"`
+	Bytes  int64 `json:"bytes"`
+}
+
+// Fetch brings every block of the DAG under root into the store, asking
+// every provider for different blocks in parallel. progress, if set, is
+// called after each block.
+func (s *Service) Fetch(ctx context.Context, root cid.Cid, progress func(FetchProgress)) error {
+	ng := mdag.NewSession(ctx, s.dag)
+	var mu sync.Mutex
+	var fp FetchProgress
+	getLinks := func(ctx context.Context, c cid.Cid) ([]*ipld.Link, error) {
+		n, err := ng.Get(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		if progress != nil {
+			mu.Lock()
+			fp.Blocks++
+			fp.Bytes += int64(len(n.RawData()))
+			cp := fp
+			mu.Unlock()
+			progress(cp)
+		}
+		return n.Links(), nil
+	}
+	if err := mdag.Walk(ctx, getLinks, root, newVisited().visit, mdag.Concurrency(fetchConcurrency)); err != nil {
+		return fetchError(ctx, root, err)
+	}
+	return nil
+}
+
+// Pin fetches everything under c (if need be) and pins it, then announces
+// it. GC waits for a pin under way.
+func (s *Service) Pin(ctx context.Context, c cid.Cid, name string, progress func(FetchProgress)) error {
+	unlock := s.store.PinLock(ctx)
+	defer unlock()
+	if err := s.Fetch(ctx, c, progress); err != nil {
+		return err
+	}
+	if err := s.store.Pin(ctx, c, name); err != nil {
+		return err
+	}
+	s.announce(c)
+	return nil
+}
+
+// Unpin removes c's pin; its blocks go at the next GC.
+func (s *Service) Unpin(ctx context.Context, c cid.Cid) error { return s.store.Unpin(ctx, c) }
+
+// Pins lists the pinned roots.
+func (s *Service) Pins(ctx context.Context) ([]Pin, error) { return s.store.Pins(ctx) }
+
+// GC removes every block not reachable from a pin.
+func (s *Service) GC(ctx context.Context) (GCResult, error) { return s.store.GC(ctx) }
+
+// Verify checks every stored block against its CID.
+func (s *Service) Verify(ctx context.Context, remove bool) (VerifyResult, error) {
+	return s.store.Verify(ctx, remove)
+}
+
+// PeerStat is what one peer has sent this node over bitswap.
+type PeerStat struct {
+	Peer   peer.ID `json:"peer"`
+	Blocks int64   `json:"blocks"`
+	Bytes  int64   `json:"bytes"`
+}
+
+// Received returns, per peer, the blocks and bytes received from it since
+// the node started.
+func (s *Service) Received() []PeerStat { return s.trace.received() }
+
+// Sent returns the bytes this node has sent p over bitswap.
+func (s *Service) Sent(p peer.ID) int64 {
+	if r := s.bswap.LedgerForPeer(p); r != nil {
+		return int64(r.Sent)
+	}
+	return 0
+}
+
+// announce queues c to be announced to the DHT.
+func (s *Service) announce(c cid.Cid) {
+	if s.cfg.Routing == nil {
+		return
+	}
+	select {
+	case s.provideQ <- c:
+	default:
+		s.log.Debug("announce queue full; the next reprovide will catch up", "cid", c)
+	}
+}
+
+// provideLoop announces queued roots, and every pinned root again every
+// ReprovideInterval (and at start, once the node has had time to join).
+func (s *Service) provideLoop() {
+	defer s.wg.Done()
+	if s.cfg.Routing == nil {
+		return
+	}
+	reprovide := time.NewTimer(time.Minute)
+	defer reprovide.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case c := <-s.provideQ:
+			s.provide(c)
+		case <-reprovide.C:
+			s.reprovide()
+			reprovide.Reset(s.cfg.ReprovideInterval)
+		}
+	}
+}
+
+func (s *Service) reprovide() {
+	pins, err := s.store.Pins(s.ctx)
+	if err != nil {
+		s.log.Warn("reprovide: list pins", "err", err)
+		return
+	}
+	for _, p := range pins {
+		if s.ctx.Err() != nil {
+			return
+		}
+		s.provide(p.CID)
+	}
+}
+
+// provide announces c (and with ProvideAll, every block under it).
+func (s *Service) provide(c cid.Cid) {
+	ctx, cancel := context.WithTimeout(s.ctx, time.Minute)
+	defer cancel()
+	one := func(c cid.Cid) {
+		if err := s.cfg.Routing.Provide(ctx, c, true); err != nil {
+			s.log.Debug("announce failed", "cid", c, "err", err)
+		}
+	}
+	if !s.cfg.ProvideAll {
+		one(c)
+		return
+	}
+	s.store.walkLocal(ctx, c, one)
+}
+
+// tracer watches bitswap traffic: it counts what each peer sends us, and
+// spots blocks that match nothing we ever asked for.
+type tracer struct {
+	onForged func(peer.ID)
+
+	mu     sync.Mutex
+	wanted map[string]time.Time // multihash -> when last asked for
+	pruned time.Time
+	stats  map[peer.ID]*PeerStat
+	forged atomic.Int64
+}
+
+// wantMemory is how long a CID we asked for counts as wanted; a block
+// arriving later that matches nothing wanted in that time is forged.
+const wantMemory = 10 * time.Minute
+
+func newTracer(onForged func(peer.ID)) *tracer {
+	return &tracer{onForged: onForged, wanted: map[string]time.Time{}, stats: map[peer.ID]*PeerStat{}, pruned: time.Now()}
+}
+
+// MessageSent is called for the messages bitswap's server sends; our
+// wants are seen by watchedNet instead.
+func (t *tracer) MessageSent(peer.ID, bsmsg.BitSwapMessage) {}
+
+// sent records the CIDs an outgoing message asks for.
+func (t *tracer) sent(m bsmsg.BitSwapMessage) {
+	entries := m.Wantlist()
+	if len(entries) == 0 {
+		return
+	}
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, e := range entries {
+		if !e.Cancel {
+			t.wanted[string(e.Cid.Hash())] = now
+		}
+	}
+	if now.Sub(t.pruned) > wantMemory {
+		for k, at := range t.wanted {
+			if now.Sub(at) > wantMemory {
+				delete(t.wanted, k)
+			}
+		}
+		t.pruned = now
+	}
+}
+
+// watchedNet is bitswap's network with our tracer on every message we
+// send: bitswap's own tracer sees only what its server sends.
+type watchedNet struct {
+	bsnetiface.BitSwapNetwork
+	t *tracer
+}
+
+func (w watchedNet) SendMessage(ctx context.Context, p peer.ID, m bsmsg.BitSwapMessage) error {
+	w.t.sent(m)
+	return w.BitSwapNetwork.SendMessage(ctx, p, m)
+}
+
+func (w watchedNet) NewMessageSender(ctx context.Context, p peer.ID, opts *bsnetiface.MessageSenderOpts) (bsnetiface.MessageSender, error) {
+	ms, err := w.BitSwapNetwork.NewMessageSender(ctx, p, opts)
+	if err != nil {
+		return nil, err
+	}
+	return watchedSender{ms, w.t}, nil
+}
+
+type watchedSender struct {
+	bsnetiface.MessageSender
+	t *tracer
+}
+
+func (w watchedSender) SendMsg(ctx context.Context, m bsmsg.BitSwapMessage) error {
+	w.t.sent(m)
+	return w.MessageSender.SendMsg(ctx, m)
+}
+
+func (t *tracer) MessageReceived(p peer.ID, m bsmsg.BitSwapMessage) {
+	blks := m.Blocks()
+	if len(blks) == 0 {
+		return
+	}
+	forged := false
+	t.mu.Lock()
+	st := t.stats[p]
+	if st == nil {
+		st = &PeerStat{Peer: p}
+		t.stats[p] = st
+	}
+	for _, b := range blks {
+		if _, ok := t.wanted[string(b.Cid().Hash())]; !ok {
+			forged = true
+			continue
+		}
+		st.Blocks++
+		st.Bytes += int64(len(b.RawData()))
+	}
+	t.mu.Unlock()
+	if forged {
+		t.forged.Add(1)
+		t.onForged(p)
+	}
+}
+
+func (t *tracer) received() []PeerStat {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]PeerStat, 0, len(t.stats))
+	for _, st := range t.stats {
+		out = append(out, *st)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Peer < out[j].Peer })
+	return out
+}
