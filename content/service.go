@@ -68,6 +68,11 @@ type Service struct {
 	bserv blockservice.BlockService
 	dag   ipld.DAGService
 	trace *tracer
+	net   watchedNet
+
+	fetchMu     sync.Mutex
+	fetches     map[*fetch]struct{}
+	searchDelay time.Duration // before a fetch asks the DHT
 
 	provideQ chan cid.Cid
 	ctx      context.Context
@@ -87,19 +92,21 @@ func New(cfg Config) (*Service, error) {
 		cfg.ReprovideInterval = DefaultReprovideInterval
 	}
 	s := &Service{
-		cfg:      cfg,
-		log:      cfg.Logger.With("layer", "content"),
-		store:    cfg.Store,
-		provideQ: make(chan cid.Cid, 1024),
+		cfg:         cfg,
+		log:         cfg.Logger.With("layer", "content"),
+		store:       cfg.Store,
+		provideQ:    make(chan cid.Cid, 1024),
+		fetches:     map[*fetch]struct{}{},
+		searchDelay: time.Second,
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.trace = newTracer(s.onForgedBlock)
+	s.trace = newTracer(s.onForgedBlock, s.deliver)
 	var finder routing.ContentDiscovery
 	if cfg.Routing != nil {
 		finder = cfg.Routing
 	}
-	net := watchedNet{BitSwapNetwork: bsnet.NewFromIpfsHost(cfg.Host), t: s.trace}
-	s.bswap = bitswap.New(s.ctx, net, finder, s.store.Blockstore(),
+	s.net = watchedNet{BitSwapNetwork: bsnet.NewFromIpfsHost(cfg.Host), t: s.trace}
+	s.bswap = bitswap.New(s.ctx, s.net, finder, s.store.Blockstore(),
 		bitswap.WithTracer(s.trace),
 	)
 	s.bserv = blockservice.New(s.store.Blockstore(), s.bswap)
@@ -455,7 +462,7 @@ func (s *Service) Get(ctx context.Context, p string) (File, error) {
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
-		mdag.Walk(rctx, mdag.GetLinksWithDAG(ng), n.Cid(), newVisited().visit, mdag.Concurrency(fetchConcurrency))
+		s.fetchDAG(rctx, n.Cid(), nil)
 	}()
 	return f, nil
 }
@@ -505,26 +512,8 @@ type FetchProgress struct {
 // every provider for different blocks in parallel. progress, if set, is
 // called after each block.
 func (s *Service) Fetch(ctx context.Context, root cid.Cid, progress func(FetchProgress)) error {
-	ng := mdag.NewSession(ctx, s.dag)
-	var mu sync.Mutex
-	var fp FetchProgress
-	getLinks := func(ctx context.Context, c cid.Cid) ([]*ipld.Link, error) {
-		n, err := ng.Get(ctx, c)
-		if err != nil {
-			return nil, err
-		}
-		if progress != nil {
-			mu.Lock()
-			fp.Blocks++
-			fp.Bytes += int64(len(n.RawData()))
-			cp := fp
-			mu.Unlock()
-			progress(cp)
-		}
-		return n.Links(), nil
-	}
-	if err := mdag.Walk(ctx, getLinks, root, newVisited().visit, mdag.Concurrency(fetchConcurrency)); err != nil {
-		return fetchError(ctx, root, err)
+	if err := s.fetchDAG(ctx, root, progress); err != nil {
+		return fmt.Errorf("fetch %s: %w", root, err)
 	}
 	return nil
 }
@@ -644,7 +633,8 @@ func (s *Service) provide(c cid.Cid) {
 // tracer watches bitswap traffic: it counts what each peer sends us, and
 // spots blocks that match nothing we ever asked for.
 type tracer struct {
-	onForged func(peer.ID)
+	onForged  func(peer.ID)
+	onMessage func(peer.ID, bsmsg.BitSwapMessage)
 
 	mu     sync.Mutex
 	wanted map[string]time.Time // multihash -> when last asked for
@@ -657,8 +647,8 @@ type tracer struct {
 // arriving later that matches nothing wanted in that time is forged.
 const wantMemory = 10 * time.Minute
 
-func newTracer(onForged func(peer.ID)) *tracer {
-	return &tracer{onForged: onForged, wanted: map[string]time.Time{}, stats: map[peer.ID]*PeerStat{}, pruned: time.Now()}
+func newTracer(onForged func(peer.ID), onMessage func(peer.ID, bsmsg.BitSwapMessage)) *tracer {
+	return &tracer{onForged: onForged, onMessage: onMessage, wanted: map[string]time.Time{}, stats: map[peer.ID]*PeerStat{}, pruned: time.Now()}
 }
 
 // MessageSent is called for the messages bitswap's server sends; our
@@ -720,6 +710,7 @@ func (w watchedSender) SendMsg(ctx context.Context, m bsmsg.BitSwapMessage) erro
 }
 
 func (t *tracer) MessageReceived(p peer.ID, m bsmsg.BitSwapMessage) {
+	t.onMessage(p, m)
 	blks := m.Blocks()
 	if len(blks) == 0 {
 		return

@@ -1,0 +1,493 @@
+package content
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	bsmsg "github.com/ipfs/boxo/bitswap/message"
+	pb "github.com/ipfs/boxo/bitswap/message/pb"
+	bsnetiface "github.com/ipfs/boxo/bitswap/network"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// The parallel fetcher. Bitswap's own sessions send each block's request to
+// the one peer that answered fastest so far, so a download runs at the
+// speed of a single provider. A fetch here keeps its own schedule instead,
+// over the same bitswap wire protocol (so any bitswap peer, IPFS nodes
+// included, can serve it):
+//
+//   - every connected peer, and every provider the DHT names, is asked
+//     whether it has the root; those that say so become this fetch's
+//     providers;
+//   - blocks are requested in DAG order, each from one provider, with a
+//     window of requests in flight per provider that grows by one with
+//     each block it delivers and halves when a request times out, so a
+//     fast provider takes more of the work and a slow one less;
+//   - a request that times out or gets a DONT_HAVE goes back to the
+//     queue for another provider; a provider that keeps failing, or
+//     disconnects, is dropped for this fetch;
+//   - a block is accepted only if its bytes hash to the CID asked for
+//     (bitswap derives the CID from the bytes, so a corrupt block simply
+//     matches nothing), and lands in the store checked.
+const (
+	initialWindow = 4
+	maxWindow     = 32
+	minTimeout    = 2 * time.Second
+	maxTimeout    = 15 * time.Second
+	maxStrikes    = 4
+	// discoverEvery is how often a fetch with work left looks for new
+	// connected peers to ask.
+	discoverEvery = time.Second
+)
+
+// provider is one peer serving a fetch.
+type provider struct {
+	id       peer.ID
+	sender   bsnetiface.MessageSender
+	inflight map[cid.Cid]time.Time
+	window   int
+	strikes  int
+	// blockTime is a moving average of the time between a request and
+	// its block, for the timeout.
+	blockTime time.Duration
+	got       int
+}
+
+func (p *provider) timeout() time.Duration {
+	return min(max(8*p.blockTime, minTimeout), maxTimeout)
+}
+
+// fetch is one DAG being fetched.
+type fetch struct {
+	s        *Service
+	root     cid.Cid
+	progress func(FetchProgress)
+
+	mu     sync.Mutex
+	inbox  []fetchEvent
+	wakeCh chan struct{}
+
+	asked     map[peer.ID]bool // peers asked whether they have the root
+	providers map[peer.ID]*provider
+	queue     []cid.Cid
+	known     map[cid.Cid]bool // queued, in flight or done
+	excluded  map[cid.Cid]map[peer.ID]bool
+	done      FetchProgress
+}
+
+type fetchEvent struct {
+	from      peer.ID
+	blocks    []blocks.Block
+	haves     []cid.Cid
+	dontHaves []cid.Cid
+	found     *peer.AddrInfo // a provider the DHT named
+}
+
+func (f *fetch) post(ev fetchEvent) {
+	f.mu.Lock()
+	f.inbox = append(f.inbox, ev)
+	f.mu.Unlock()
+	select {
+	case f.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+// deliver hands a received bitswap message to every fetch under way.
+func (s *Service) deliver(p peer.ID, m bsmsg.BitSwapMessage) {
+	blks, haves, dont := m.Blocks(), m.Haves(), m.DontHaves()
+	if len(blks) == 0 && len(haves) == 0 && len(dont) == 0 {
+		return
+	}
+	s.fetchMu.Lock()
+	defer s.fetchMu.Unlock()
+	for f := range s.fetches {
+		f.post(fetchEvent{from: p, blocks: blks, haves: haves, dontHaves: dont})
+	}
+}
+
+// fetchDAG brings every block under root into the store.
+func (s *Service) fetchDAG(ctx context.Context, root cid.Cid, progress func(FetchProgress)) error {
+	f := &fetch{
+		s: s, root: root, progress: progress,
+		wakeCh:    make(chan struct{}, 1),
+		asked:     map[peer.ID]bool{},
+		providers: map[peer.ID]*provider{},
+		known:     map[cid.Cid]bool{},
+		excluded:  map[cid.Cid]map[peer.ID]bool{},
+	}
+	s.fetchMu.Lock()
+	s.fetches[f] = struct{}{}
+	s.fetchMu.Unlock()
+	defer func() {
+		s.fetchMu.Lock()
+		delete(s.fetches, f)
+		s.fetchMu.Unlock()
+		f.closeProviders()
+	}()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if s.cfg.Routing != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f.findProviders(ctx)
+		}()
+	}
+	return f.run(ctx)
+}
+
+// findProviders asks the DHT for providers of the root, once the
+// connected peers have had a moment to answer.
+func (f *fetch) findProviders(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(f.s.searchDelay):
+	}
+	for ai := range f.s.cfg.Routing.FindProvidersAsync(ctx, f.root, 20) {
+		if ai.ID == f.s.cfg.Host.ID() {
+			continue
+		}
+		f.post(fetchEvent{found: &ai})
+	}
+}
+
+func (f *fetch) run(ctx context.Context) error {
+	if err := f.enqueue(ctx, f.root); err != nil {
+		return err
+	}
+	tick := time.NewTicker(discoverEvery / 4)
+	defer tick.Stop()
+	lastDiscover := time.Time{}
+	for {
+		if len(f.queue) == 0 && f.inflight() == 0 {
+			return nil
+		}
+		if time.Since(lastDiscover) >= discoverEvery {
+			f.discover(ctx)
+			lastDiscover = time.Now()
+		}
+		f.assign(ctx)
+		select {
+		case <-ctx.Done():
+			if len(f.providers) == 0 {
+				return fmt.Errorf("%w (%v)", ErrNoProvider, ctx.Err())
+			}
+			return ctx.Err()
+		case <-f.wakeCh:
+		case <-tick.C:
+		}
+		if err := f.handleInbox(ctx); err != nil {
+			return err
+		}
+		f.checkTimeouts()
+	}
+}
+
+func (f *fetch) inflight() int {
+	n := 0
+	for _, p := range f.providers {
+		n += len(p.inflight)
+	}
+	return n
+}
+
+// enqueue adds c to the work, or, if the store has it, walks into its
+// links without fetching it.
+func (f *fetch) enqueue(ctx context.Context, c cid.Cid) error {
+	if f.known[c] {
+		return nil
+	}
+	f.known[c] = true
+	bs := f.s.store.Blockstore()
+	if has, err := bs.Has(ctx, c); err != nil {
+		return err
+	} else if !has {
+		f.queue = append(f.queue, c)
+		return nil
+	}
+	b, err := bs.Get(ctx, c)
+	if err != nil {
+		// A stored block that fails its check: fetch it afresh.
+		f.queue = append(f.queue, c)
+		return nil
+	}
+	return f.expand(ctx, b)
+}
+
+// expand queues the links of a block we have.
+func (f *fetch) expand(ctx context.Context, b blocks.Block) error {
+	links, err := blockLinks(b)
+	if err != nil {
+		return fmt.Errorf("%s: %w", b.Cid(), err)
+	}
+	for _, l := range links {
+		if err := f.enqueue(ctx, l); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// discover asks connected peers not yet asked whether they have the root.
+func (f *fetch) discover(ctx context.Context) {
+	h := f.s.cfg.Host
+	for _, p := range h.Network().Peers() {
+		if f.asked[p] || h.Network().Connectedness(p) != network.Connected {
+			continue
+		}
+		f.ask(ctx, p)
+	}
+}
+
+func (f *fetch) ask(ctx context.Context, p peer.ID) {
+	f.asked[p] = true
+	m := bsmsg.New(false)
+	m.AddEntry(f.root, 1<<30, pb.Message_Wantlist_Have, true)
+	sctx, cancel := context.WithTimeout(ctx, minTimeout)
+	defer cancel()
+	f.s.net.SendMessage(sctx, p, m) // no answer is an answer
+}
+
+// addProvider makes p a provider of this fetch.
+func (f *fetch) addProvider(ctx context.Context, p peer.ID) {
+	if _, ok := f.providers[p]; ok {
+		return
+	}
+	sctx, cancel := context.WithTimeout(ctx, minTimeout)
+	defer cancel()
+	ms, err := f.s.net.NewMessageSender(sctx, p, &bsnetiface.MessageSenderOpts{MaxRetries: 1, SendTimeout: minTimeout})
+	if err != nil {
+		return
+	}
+	f.providers[p] = &provider{id: p, sender: ms, inflight: map[cid.Cid]time.Time{}, window: initialWindow, blockTime: minTimeout / 8}
+}
+
+// dropProvider gives p's requests back to the queue.
+func (f *fetch) dropProvider(p *provider, why string) {
+	f.s.log.Debug("fetch: dropping provider", "peer", p.id, "root", f.root, "why", why)
+	for c := range p.inflight {
+		f.requeue(c)
+	}
+	p.sender.Reset()
+	delete(f.providers, p.id)
+}
+
+func (f *fetch) closeProviders() {
+	for _, p := range f.providers {
+		if len(p.inflight) > 0 {
+			// Cancels go over the stateless path, so that resetting our
+			// sender's stream cannot drop them.
+			m := bsmsg.New(false)
+			for c := range p.inflight {
+				m.Cancel(c)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			f.s.net.SendMessage(ctx, p.id, m)
+			cancel()
+		}
+		p.sender.Reset()
+	}
+}
+
+func (f *fetch) requeue(c cid.Cid) {
+	f.queue = append([]cid.Cid{c}, f.queue...)
+}
+
+// assign hands queued blocks to providers with room in their window,
+// fastest first.
+func (f *fetch) assign(ctx context.Context) {
+	if len(f.queue) == 0 || len(f.providers) == 0 {
+		return
+	}
+	batches := map[*provider]bsmsg.BitSwapMessage{}
+	var rest []cid.Cid
+	now := time.Now()
+	for _, c := range f.queue {
+		p := f.pick(c)
+		if p == nil {
+			rest = append(rest, c)
+			continue
+		}
+		m := batches[p]
+		if m == nil {
+			m = bsmsg.New(false)
+			batches[p] = m
+		}
+		m.AddEntry(c, int32(1<<30-f.done.Blocks), pb.Message_Wantlist_Block, true)
+		p.inflight[c] = now
+	}
+	f.queue = rest
+	for p, m := range batches {
+		sctx, cancel := context.WithTimeout(ctx, minTimeout)
+		err := p.sender.SendMsg(sctx, m)
+		cancel()
+		if err != nil {
+			f.dropProvider(p, "send: "+err.Error())
+		}
+	}
+}
+
+// pick chooses the provider for c: one with room, not known to lack c,
+// with the shortest block time.
+func (f *fetch) pick(c cid.Cid) *provider {
+	var best *provider
+	for _, p := range f.providers {
+		if len(p.inflight) >= p.window || f.excluded[c][p.id] {
+			continue
+		}
+		if best == nil || p.blockTime*time.Duration(len(p.inflight)+1) < best.blockTime*time.Duration(len(best.inflight)+1) {
+			best = p
+		}
+	}
+	return best
+}
+
+func (f *fetch) handleInbox(ctx context.Context) error {
+	f.mu.Lock()
+	evs := f.inbox
+	f.inbox = nil
+	f.mu.Unlock()
+	for _, ev := range evs {
+		if ev.found != nil {
+			if f.asked[ev.found.ID] {
+				continue
+			}
+			cctx, cancel := context.WithTimeout(ctx, minTimeout)
+			err := f.s.cfg.Host.Connect(cctx, *ev.found)
+			cancel()
+			if err == nil {
+				f.ask(ctx, ev.found.ID)
+			}
+			continue
+		}
+		for _, c := range ev.haves {
+			if c.Equals(f.root) {
+				f.addProvider(ctx, ev.from)
+			}
+		}
+		for _, c := range ev.dontHaves {
+			p := f.providers[ev.from]
+			if p == nil {
+				continue
+			}
+			if _, ok := p.inflight[c]; ok {
+				delete(p.inflight, c)
+				if f.excluded[c] == nil {
+					f.excluded[c] = map[peer.ID]bool{}
+				}
+				f.excluded[c][p.id] = true
+				f.requeue(c)
+			}
+		}
+		for _, b := range ev.blocks {
+			if err := f.receive(ctx, ev.from, b); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// receive takes a block that arrived from p, if this fetch wants it.
+func (f *fetch) receive(ctx context.Context, from peer.ID, b blocks.Block) error {
+	c := b.Cid()
+	wanted := false
+	for _, p := range f.providers {
+		sent, ok := p.inflight[c]
+		if !ok {
+			continue
+		}
+		wanted = true
+		delete(p.inflight, c)
+		if p.id == from {
+			p.got++
+			p.blockTime = (3*p.blockTime + time.Since(sent)) / 4
+			p.window = min(p.window+1, maxWindow)
+			p.strikes = 0
+		} else {
+			// Someone else answered first; stop this one's request.
+			m := bsmsg.New(false)
+			m.Cancel(c)
+			sctx, cancel := context.WithTimeout(ctx, minTimeout)
+			p.sender.SendMsg(sctx, m)
+			cancel()
+		}
+	}
+	if !wanted {
+		// A small root arrives itself in answer to "have?", in place
+		// of a HAVE: its sender is a provider.
+		if !c.Equals(f.root) {
+			return nil
+		}
+		f.addProvider(ctx, from)
+		if !f.inQueue(c) {
+			return nil // had it already
+		}
+		f.removeQueued(c)
+	}
+	if err := f.s.bserv.AddBlock(ctx, b); err != nil {
+		return fmt.Errorf("store %s: %w", c, err)
+	}
+	f.done.Blocks++
+	f.done.Bytes += int64(len(b.RawData()))
+	if f.progress != nil {
+		f.progress(f.done)
+	}
+	return f.expand(ctx, b)
+}
+
+func (f *fetch) inQueue(c cid.Cid) bool {
+	for _, q := range f.queue {
+		if q.Equals(c) {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *fetch) removeQueued(c cid.Cid) {
+	for i, q := range f.queue {
+		if q.Equals(c) {
+			f.queue = append(f.queue[:i], f.queue[i+1:]...)
+			return
+		}
+	}
+}
+
+// checkTimeouts takes back requests a provider sat on too long, and drops
+// providers that keep failing or went away.
+func (f *fetch) checkTimeouts() {
+	now := time.Now()
+	h := f.s.cfg.Host
+	for _, p := range f.providers {
+		if c := h.Network().Connectedness(p.id); c != network.Connected {
+			f.dropProvider(p, "disconnected")
+			continue
+		}
+		timedOut := false
+		for c, sent := range p.inflight {
+			if now.Sub(sent) > p.timeout() {
+				delete(p.inflight, c)
+				f.requeue(c)
+				timedOut = true
+			}
+		}
+		if timedOut {
+			p.window = max(1, p.window/2)
+			p.strikes++
+			p.blockTime = min(2*p.blockTime, maxTimeout)
+			if p.strikes >= maxStrikes {
+				f.dropProvider(p, "timeouts")
+			}
+		}
+	}
+}
