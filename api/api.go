@@ -15,6 +15,8 @@
 //	POST /api/v0/connect  {"addr": MULTIADDR}
 //	POST /api/v0/ping     {"peer": PEER ID, "count": N}
 //	GET  /metrics         Prometheus metrics (text format)
+//	…                     content: add, cat, get, ls, pin, gc (see content.go)
+//	GET  /ipfs/{cid}/…    the read-only gateway, the one part with no token
 //	GET  /                the status page
 package api
 
@@ -82,9 +84,10 @@ func Listen(n *nube.Node, addr, token string, log *slog.Logger) (*Server, error)
 	}
 	s := &Server{node: n, token: token, log: log.With("layer", "api"), ln: ln, done: make(chan error, 1)}
 	s.srv = &http.Server{
-		Handler:           s.Handler(),
+		Handler: s.Handler(),
+		// No ReadTimeout: an add streams a file of any size in its
+		// body. Every other body is capped at maxBody.
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
@@ -121,6 +124,17 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v0/ping", s.handlePing)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.node.Metrics(), promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /{$}", s.handlePage)
+	mux.HandleFunc("POST /api/v0/add", s.handleAdd)
+	mux.HandleFunc("GET /api/v0/cat", s.handleCat)
+	mux.HandleFunc("GET /api/v0/get", s.handleGet)
+	mux.HandleFunc("GET /api/v0/ls", s.handleLs)
+	mux.HandleFunc("GET /api/v0/stat", s.handleStat)
+	mux.HandleFunc("POST /api/v0/pin/add", s.handlePinAdd)
+	mux.HandleFunc("POST /api/v0/pin/rm", s.handlePinRm)
+	mux.HandleFunc("GET /api/v0/pin/ls", s.handlePinLs)
+	mux.HandleFunc("POST /api/v0/gc", s.handleGC)
+	mux.HandleFunc("POST /api/v0/repo/verify", s.handleVerify)
+	mux.HandleFunc("GET /ipfs/", s.handleGateway)
 	return s.checkHost(s.checkToken(mux))
 }
 
@@ -161,6 +175,11 @@ func allowedHost(host, port string) bool {
 // the cookie and redirects to the page without the token in its URL.
 func (s *Server) checkToken(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The read-only gateway is public: it serves content by hash.
+		if strings.HasPrefix(r.URL.Path, "/ipfs/") && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			next.ServeHTTP(w, r)
+			return
+		}
 		if r.URL.Path == "/" && r.URL.Query().Has("token") {
 			if !s.validToken(r.URL.Query().Get("token")) {
 				writeError(w, http.StatusUnauthorized, errors.New("wrong token"))

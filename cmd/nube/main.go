@@ -4,6 +4,7 @@
 //	nube id | peers | status what the running node is and sees
 //	nube connect MULTIADDR   connect to a peer
 //	nube ping PEER           measure the round trip to a peer
+//	nube add | get | cat | ls | pin | gc | repo verify    content, IPFS-compatible
 //	nube demo --nodes 3      a small cloud of nodes in one process, to try things
 //
 // Every command but up and demo finds the running daemon through its data
@@ -56,6 +57,8 @@ commands talk to the running node through its local API.`,
 		Example: `  nube up                         # start a node on ~/.nube
   nube id                         # its peer ID and addresses
   nube peers                      # who it is connected to
+  nube add -r ./photos            # store a directory, print its CID
+  nube get bafybei...             # fetch it on another node
   nube demo --nodes 3             # three nodes in one process, to try things`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -67,6 +70,7 @@ commands talk to the running node through its local API.`,
 	root.AddCommand(
 		newUpCmd(g),
 		newIDCmd(g), newPeersCmd(g), newStatusCmd(g), newConnectCmd(g), newPingCmd(g),
+		newAddCmd(g), newGetCmd(g), newCatCmd(g), newLsCmd(g), newPinCmd(g), newGCCmd(g), newRepoCmd(g),
 		newDemoCmd(g),
 		newVersionCmd(g),
 	)

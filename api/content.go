@@ -1,0 +1,387 @@
+package api
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/nubecloud/nube/content"
+)
+
+// Content endpoints:
+//
+//	POST /api/v0/add?kind=file|tar&name=N&pin=false   body: the file, or a tar of a directory
+//	GET  /api/v0/cat?arg=PATH                          the file's bytes
+//	GET  /api/v0/get?arg=PATH                          a file's bytes, or a directory as tar
+//	GET  /api/v0/ls?arg=PATH                           a directory's entries
+//	GET  /api/v0/stat?arg=PATH                         what is at PATH
+//	POST /api/v0/pin/add {"cid","name"}, /pin/rm {"cid"}; GET /pin/ls
+//	POST /api/v0/gc, /api/v0/repo/verify {"remove"}
+//	GET  /ipfs/{cid}[/path]                            the read-only gateway (no token)
+//
+// PATH is "CID" or "CID/path/in/dir", with or without a leading /ipfs/.
+
+// Headers that tell the CLI what a get or cat streams.
+const (
+	HeaderKind = "X-Nube-Kind" // "file" or "directory"
+	HeaderSize = "X-Nube-Size" // bytes of the file, or of the directory's DAG
+	HeaderCID  = "X-Nube-CID"
+)
+
+// gatewayTimeout bounds how long the gateway looks for content it lacks.
+const gatewayTimeout = 2 * time.Minute
+
+// AddResult is the answer of POST /api/v0/add.
+type AddResult struct {
+	CID    string `json:"cid"`
+	Bytes  int64  `json:"bytes"`
+	Pinned bool   `json:"pinned"`
+}
+
+func (s *Server) handleAdd(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	opt := content.AddOptions{Name: q.Get("name"), NoPin: q.Get("pin") == "false"}
+	var read int64
+	opt.Progress = func(n int64) { read = n }
+	var c cid.Cid
+	var err error
+	switch kind := q.Get("kind"); kind {
+	case "", "file":
+		c, err = s.node.Content().Add(r.Context(), r.Body, opt)
+	case "tar":
+		c, err = s.node.Content().AddTree(r.Context(), tarEntries(r.Body), opt)
+	default:
+		writeError(w, http.StatusBadRequest, fmt.Errorf("kind %q: want file or tar", kind))
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	writeJSON(w, AddResult{CID: c.String(), Bytes: read, Pinned: !opt.NoPin})
+}
+
+// tarEntries reads a directory tree from a tar stream.
+func tarEntries(r io.Reader) content.Entries {
+	return func(put func(string, io.Reader) error, mkdir func(string) error, link func(string, string) error) error {
+		tr := tar.NewReader(r)
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("tar: %w", err)
+			}
+			switch h.Typeflag {
+			case tar.TypeReg:
+				err = put(h.Name, tr)
+			case tar.TypeDir:
+				err = mkdir(h.Name)
+			case tar.TypeSymlink:
+				err = link(h.Name, h.Linkname)
+			default:
+				err = fmt.Errorf("tar entry %s: type %q is not a file, directory or symlink", h.Name, h.Typeflag)
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (s *Server) handleCat(w http.ResponseWriter, r *http.Request) {
+	f, err := s.node.Content().Get(r.Context(), r.URL.Query().Get("arg"))
+	if err != nil {
+		writeError(w, contentStatus(err), err)
+		return
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set(HeaderKind, string(content.KindFile))
+	w.Header().Set(HeaderSize, strconv.FormatUint(f.Size(), 10))
+	w.Header().Set("Content-Length", strconv.FormatUint(f.Size(), 10))
+	io.Copy(w, f)
+}
+
+func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
+	arg := r.URL.Query().Get("arg")
+	e, err := s.node.Content().Stat(r.Context(), arg)
+	if err != nil {
+		writeError(w, contentStatus(err), err)
+		return
+	}
+	if e.Kind != content.KindDir {
+		s.handleCat(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-tar")
+	w.Header().Set(HeaderKind, string(content.KindDir))
+	w.Header().Set(HeaderSize, strconv.FormatUint(e.Size, 10))
+	w.Header().Set(HeaderCID, e.CID.String())
+	tw := tar.NewWriter(w)
+	if err := s.writeTar(r.Context(), tw, strings.TrimSuffix(arg, "/"), ""); err != nil {
+		// The status is sent; the broken tar stream tells the client.
+		s.log.Warn("get: tar stream cut short", "path", arg, "err", err)
+		return
+	}
+	tw.Close()
+}
+
+// writeTar writes the directory at p into tw under the name prefix.
+func (s *Server) writeTar(ctx context.Context, tw *tar.Writer, p, prefix string) error {
+	entries, err := s.node.Content().List(ctx, p)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		name := path.Join(prefix, e.Name)
+		child := p + "/" + e.Name
+		switch e.Kind {
+		case content.KindDir:
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name + "/", Mode: 0o755}); err != nil {
+				return err
+			}
+			if err := s.writeTar(ctx, tw, child, name); err != nil {
+				return err
+			}
+		case content.KindSymlink:
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: e.Target, Mode: 0o777}); err != nil {
+				return err
+			}
+		default:
+			f, err := s.node.Content().Get(ctx, child)
+			if err != nil {
+				return err
+			}
+			err = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: int64(f.Size()), Mode: 0o644})
+			if err == nil {
+				_, err = io.Copy(tw, f)
+			}
+			f.Close()
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Server) handleLs(w http.ResponseWriter, r *http.Request) {
+	entries, err := s.node.Content().List(r.Context(), r.URL.Query().Get("arg"))
+	if err != nil {
+		writeError(w, contentStatus(err), err)
+		return
+	}
+	out := make([]EntryJSON, len(entries))
+	for i, e := range entries {
+		out[i] = entryJSON(e)
+	}
+	writeJSON(w, out)
+}
+
+// EntryJSON is a UnixFS entry as the API shows it.
+type EntryJSON struct {
+	Name   string `json:"name"`
+	CID    string `json:"cid"`
+	Kind   string `json:"kind"`
+	Size   uint64 `json:"size"`
+	Target string `json:"target,omitempty"`
+}
+
+func entryJSON(e content.Entry) EntryJSON {
+	return EntryJSON{Name: e.Name, CID: e.CID.String(), Kind: string(e.Kind), Size: e.Size, Target: e.Target}
+}
+
+func (s *Server) handleStat(w http.ResponseWriter, r *http.Request) {
+	e, err := s.node.Content().Stat(r.Context(), r.URL.Query().Get("arg"))
+	if err != nil {
+		writeError(w, contentStatus(err), err)
+		return
+	}
+	writeJSON(w, entryJSON(e))
+}
+
+// PinRequest is the body of POST /api/v0/pin/add and /pin/rm.
+type PinRequest struct {
+	CID  string `json:"cid"`
+	Name string `json:"name,omitempty"`
+}
+
+func (s *Server) handlePinAdd(w http.ResponseWriter, r *http.Request) {
+	var req PinRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	c, err := content.ParseCID(strings.TrimPrefix(req.CID, "/ipfs/"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	if err := s.node.Content().Pin(r.Context(), c, req.Name, nil); err != nil {
+		writeError(w, contentStatus(err), err)
+		return
+	}
+	writeJSON(w, PinRequest{CID: c.String(), Name: req.Name})
+}
+
+func (s *Server) handlePinRm(w http.ResponseWriter, r *http.Request) {
+	var req PinRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	c, err := content.ParseCID(strings.TrimPrefix(req.CID, "/ipfs/"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	if err := s.node.Content().Unpin(r.Context(), c); err != nil {
+		writeError(w, contentStatus(err), err)
+		return
+	}
+	writeJSON(w, PinRequest{CID: c.String()})
+}
+
+func (s *Server) handlePinLs(w http.ResponseWriter, r *http.Request) {
+	pins, err := s.node.Content().Pins(r.Context())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	if pins == nil {
+		pins = []content.Pin{}
+	}
+	writeJSON(w, pins)
+}
+
+func (s *Server) handleGC(w http.ResponseWriter, r *http.Request) {
+	res, err := s.node.Content().GC(r.Context())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	writeJSON(w, res)
+}
+
+// VerifyRequest is the body of POST /api/v0/repo/verify.
+type VerifyRequest struct {
+	Remove bool `json:"remove"`
+}
+
+// VerifyResult is the answer of POST /api/v0/repo/verify.
+type VerifyResult struct {
+	Checked int      `json:"checked"`
+	Bad     []string `json:"bad"`
+	Removed bool     `json:"removed"`
+}
+
+func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) {
+	var req VerifyRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	res, err := s.node.Content().Verify(r.Context(), req.Remove)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	out := VerifyResult{Checked: res.Checked, Bad: []string{}, Removed: res.Removed}
+	for _, c := range res.Bad {
+		out.Bad = append(out.Bad, c.String())
+	}
+	writeJSON(w, out)
+}
+
+// contentStatus maps a content error to an HTTP status.
+func contentStatus(err error) int {
+	switch {
+	case errors.Is(err, content.ErrBadCID):
+		return http.StatusBadRequest
+	case errors.Is(err, content.ErrNotFound), errors.Is(err, content.ErrNotPinned):
+		return http.StatusNotFound
+	case errors.Is(err, content.ErrNoProvider), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout
+	case errors.Is(err, content.ErrIsDir):
+		return http.StatusBadRequest
+	}
+	return http.StatusInternalServerError
+}
+
+// handleGateway serves /ipfs/{cid}/path read-only, like an IPFS gateway:
+// files with their Content-Type, Range requests and an ETag (the CID);
+// directories as their index.html or a listing.
+func (s *Server) handleGateway(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), gatewayTimeout)
+	defer cancel()
+	p := strings.TrimPrefix(r.URL.Path, "/ipfs/")
+	e, err := s.node.Content().Stat(ctx, p)
+	if err != nil {
+		http.Error(w, err.Error(), contentStatus(err))
+		return
+	}
+	etag := `"` + e.CID.String() + `"`
+	w.Header().Set("Etag", etag)
+	w.Header().Set("Cache-Control", "public, max-age=29030400, immutable")
+	w.Header().Set("X-Ipfs-Path", "/ipfs/"+p)
+	switch e.Kind {
+	case content.KindDir:
+		if !strings.HasSuffix(r.URL.Path, "/") {
+			http.Redirect(w, r, r.URL.Path+"/", http.StatusMovedPermanently)
+			return
+		}
+		if idx, err := s.node.Content().Stat(ctx, path.Join(p, "index.html")); err == nil && idx.Kind == content.KindFile {
+			s.serveFile(ctx, w, r, path.Join(p, "index.html"), "index.html", `"`+idx.CID.String()+`"`)
+			return
+		}
+		entries, err := s.node.Content().List(ctx, p)
+		if err != nil {
+			http.Error(w, err.Error(), contentStatus(err))
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		if r.Header.Get("If-None-Match") == etag {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		listing.Execute(w, struct {
+			Path    string
+			Entries []content.Entry
+		}{"/ipfs/" + strings.TrimSuffix(p, "/"), entries})
+	case content.KindSymlink:
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, e.Target)
+	default:
+		s.serveFile(ctx, w, r, p, e.Name, etag)
+	}
+}
+
+func (s *Server) serveFile(ctx context.Context, w http.ResponseWriter, r *http.Request, p, name, etag string) {
+	f, err := s.node.Content().Get(ctx, p)
+	if err != nil {
+		http.Error(w, err.Error(), contentStatus(err))
+		return
+	}
+	defer f.Close()
+	w.Header().Set("Etag", etag)
+	// ServeContent sets the Content-Type from the name's extension, else
+	// from the first bytes, and answers Range and If-None-Match.
+	http.ServeContent(w, r, name, time.Time{}, f)
+}
+
+var listing = template.Must(template.New("ls").Parse(`<!doctype html>
+<meta charset="utf-8"><title>{{.Path}}</title>
+<style>body{font:14px system-ui,sans-serif;margin:2em}td{padding:2px 12px}</style>
+<h1>{{.Path}}</h1>
+<table>{{range .Entries}}<tr><td><a href="{{.Name}}{{if eq .Kind "directory"}}/{{end}}">{{.Name}}</a></td><td>{{.Kind}}</td><td>{{.Size}}</td><td><code>{{.CID}}</code></td></tr>
+{{end}}</table>
+`))

@@ -1,0 +1,146 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+)
+
+// Add streams body to the node as a file (kind "file") or as a tar of a
+// directory (kind "tar") and returns the root's CID.
+func (c *Client) Add(ctx context.Context, body io.Reader, kind, name string, pin bool) (AddResult, error) {
+	q := url.Values{"kind": {kind}}
+	if name != "" {
+		q.Set("name", name)
+	}
+	if !pin {
+		q.Set("pin", "false")
+	}
+	resp, err := c.do(ctx, http.MethodPost, "/api/v0/add?"+q.Encode(), body)
+	if err != nil {
+		return AddResult{}, err
+	}
+	defer resp.Body.Close()
+	var out AddResult
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxAnswer)).Decode(&out); err != nil {
+		return out, fmt.Errorf("decode answer of add: %w", err)
+	}
+	return out, nil
+}
+
+// Download is a file or directory (as a tar stream) coming from the node.
+type Download struct {
+	io.ReadCloser
+	Kind string // "file" or "directory"
+	Size int64  // the file's bytes, or the directory's DAG size; -1 if unknown
+	CID  string
+}
+
+// Get streams the file or directory at p ("CID" or "CID/path").
+func (c *Client) Get(ctx context.Context, p string) (*Download, error) {
+	return c.download(ctx, "/api/v0/get", p)
+}
+
+// Cat streams the file at p.
+func (c *Client) Cat(ctx context.Context, p string) (*Download, error) {
+	return c.download(ctx, "/api/v0/cat", p)
+}
+
+func (c *Client) download(ctx context.Context, endpoint, p string) (*Download, error) {
+	resp, err := c.do(ctx, http.MethodGet, endpoint+"?"+url.Values{"arg": {p}}.Encode(), nil)
+	if err != nil {
+		return nil, err
+	}
+	d := &Download{ReadCloser: resp.Body, Kind: resp.Header.Get(HeaderKind), Size: -1, CID: resp.Header.Get(HeaderCID)}
+	if n, err := strconv.ParseInt(resp.Header.Get(HeaderSize), 10, 64); err == nil {
+		d.Size = n
+	}
+	return d, nil
+}
+
+// do sends a request with a streamed body and returns the response if it
+// is a success; an error answer becomes an error carrying its message.
+func (c *Client) do(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.URL+path, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/octet-stream")
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		if c.dataDir != "" && isRefused(err) {
+			return nil, noDaemon(c.dataDir)
+		}
+		return nil, fmt.Errorf("call %s: %w", path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		var e Error
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+			return nil, errors.New(e.Error)
+		}
+		return nil, fmt.Errorf("%s: %s", path, resp.Status)
+	}
+	return resp, nil
+}
+
+// Ls lists the directory at p.
+func (c *Client) Ls(ctx context.Context, p string) ([]EntryJSON, error) {
+	var out []EntryJSON
+	return out, c.Call(ctx, http.MethodGet, "/api/v0/ls?"+url.Values{"arg": {p}}.Encode(), nil, &out)
+}
+
+// PinAdd pins cid on the node, fetching what it lacks.
+func (c *Client) PinAdd(ctx context.Context, cid, name string) error {
+	return c.Call(ctx, http.MethodPost, "/api/v0/pin/add", PinRequest{CID: cid, Name: name}, nil)
+}
+
+// PinRm unpins cid.
+func (c *Client) PinRm(ctx context.Context, cid string) error {
+	return c.Call(ctx, http.MethodPost, "/api/v0/pin/rm", PinRequest{CID: cid}, nil)
+}
+
+// PinInfo is one pin as the API lists it.
+type PinInfo struct {
+	CID     string `json:"cid"`
+	Name    string `json:"name,omitempty"`
+	Created string `json:"created"`
+}
+
+// PinLs lists the node's pins.
+func (c *Client) PinLs(ctx context.Context) ([]PinInfo, error) {
+	var out []PinInfo
+	return out, c.Call(ctx, http.MethodGet, "/api/v0/pin/ls", nil, &out)
+}
+
+// GCResult is the answer of POST /api/v0/gc.
+type GCResult struct {
+	Removed int   `json:"removed"`
+	Freed   int64 `json:"freed"`
+	Kept    int   `json:"kept"`
+}
+
+// GC runs garbage collection on the node.
+func (c *Client) GC(ctx context.Context) (GCResult, error) {
+	var out GCResult
+	return out, c.Call(ctx, http.MethodPost, "/api/v0/gc", nil, &out)
+}
+
+// Verify checks every block in the node's store.
+func (c *Client) Verify(ctx context.Context, remove bool) (VerifyResult, error) {
+	var out VerifyResult
+	return out, c.Call(ctx, http.MethodPost, "/api/v0/repo/verify", VerifyRequest{Remove: remove}, &out)
+}

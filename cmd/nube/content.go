@@ -1,0 +1,492 @@
+package main
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nubecloud/nube/internal/progress"
+)
+
+func newAddCmd(g *globals) *cobra.Command {
+	var recursive, quiet, hidden, noPin bool
+	var name string
+	cmd := &cobra.Command{
+		Use:   "add FILE|DIR|-",
+		Short: "Store a file or directory and print its CID",
+		Long: `Store a file (or, with -r, a directory) on the node, pin it, announce it
+to the network, and print its CID.
+
+The CID is the one 'ipfs add --cid-version 1' gives for the same bytes:
+CIDv1, sha2-256, 256 KiB chunks, raw leaves, balanced DAG. So content added
+here can be fetched by IPFS nodes, and the other way round.
+
+With no argument or '-', the file is read from standard input. Hidden files
+(names starting with a dot) in a directory are skipped unless --hidden.
+On a terminal a progress bar shows bytes, rate and time left.`,
+		Example: `  nube add photo.jpg
+  nube add -r ./site            # a directory
+  tar c dir | nube add -q -     # from a pipe, print only the CID`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			src := "-"
+			if len(args) == 1 {
+				src = args[0]
+			}
+			var body io.Reader
+			var total int64 = -1
+			kind := "file"
+			label := "added"
+			if src == "-" {
+				body = os.Stdin
+			} else {
+				fi, err := os.Stat(src)
+				if err != nil {
+					return err
+				}
+				if name == "" {
+					name = filepath.Base(filepath.Clean(src))
+				}
+				if fi.IsDir() {
+					if !recursive {
+						return fmt.Errorf("%s is a directory: add it with -r", src)
+					}
+					kind = "tar"
+					if total, err = treeSize(src, hidden); err != nil {
+						return err
+					}
+					pr, pw := io.Pipe()
+					go func() { pw.CloseWithError(writeTree(pw, src, hidden)) }()
+					defer pr.Close()
+					body = pr
+				} else {
+					f, err := os.Open(src)
+					if err != nil {
+						return err
+					}
+					defer f.Close()
+					body, total = f, fi.Size()
+				}
+			}
+			bar := progress.New(os.Stderr, "add", total, quiet || g.json)
+			res, err := c.Add(cmd.Context(), &progress.Reader{R: body, Bar: bar}, kind, name, !noPin)
+			bar.Finish()
+			if err != nil {
+				return err
+			}
+			switch {
+			case g.json:
+				return g.printJSON(res)
+			case quiet:
+				g.printf("%s\n", res.CID)
+			default:
+				g.printf("%s %s %s\n", label, res.CID, name)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&recursive, "recursive", "r", false, "add a directory and everything in it")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the CID, no progress bar")
+	cmd.Flags().BoolVar(&hidden, "hidden", false, "include hidden files (names starting with a dot)")
+	cmd.Flags().BoolVar(&noPin, "no-pin", false, "do not pin: the next 'nube gc' removes it")
+	cmd.Flags().StringVar(&name, "name", "", "a name for the pin (default: the file's name)")
+	return cmd
+}
+
+func isHidden(name string) bool { return strings.HasPrefix(name, ".") && name != "." && name != ".." }
+
+// treeSize adds up the sizes of the files writeTree will send.
+func treeSize(root string, hidden bool) (int64, error) {
+	var total int64
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p != root && !hidden && isHidden(d.Name()) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.Type().IsRegular() {
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			total += fi.Size()
+		}
+		return nil
+	})
+	return total, err
+}
+
+// writeTree writes the directory root to w as a tar stream, with paths
+// relative to root.
+func writeTree(w io.Writer, root string, hidden bool) error {
+	tw := tar.NewWriter(w)
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p == root {
+			return nil
+		}
+		if !hidden && isHidden(d.Name()) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		switch {
+		case d.IsDir():
+			return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: rel + "/", Mode: 0o755})
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: rel, Linkname: target})
+		case d.Type().IsRegular():
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			fi, err := f.Stat()
+			if err != nil {
+				return err
+			}
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: rel, Size: fi.Size(), Mode: 0o644}); err != nil {
+				return err
+			}
+			_, err = io.Copy(tw, f)
+			return err
+		default:
+			return fmt.Errorf("%s: not a file, directory or symlink", p)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return tw.Close()
+}
+
+func newGetCmd(g *globals) *cobra.Command {
+	var out string
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "get CID[/PATH]",
+		Short: "Fetch a file or directory from the network and save it",
+		Long: `Fetch a file or directory by CID (or a path inside a directory) and save
+it: a file to -o or to its name in the current directory, a directory to -o
+or to a directory named after the CID.
+
+The node asks every provider it can find, connected or through the DHT,
+for different blocks at once, and checks every block against its CID. On a
+terminal a progress bar shows bytes, rate and time left.`,
+		Example: `  nube get bafybei.../photo.jpg
+  nube get -o site bafybei...   # a directory`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			d, err := c.Get(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			if out == "" {
+				out = path.Base(strings.TrimSuffix(strings.TrimPrefix(args[0], "/ipfs/"), "/"))
+			}
+			bar := progress.New(os.Stderr, "get", d.Size, quiet || g.json)
+			r := &progress.Reader{R: d, Bar: bar}
+			if d.Kind == "directory" {
+				err = extractTar(r, out)
+			} else {
+				err = writeFile(r, out)
+			}
+			bar.Finish()
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(map[string]string{"path": out, "kind": d.Kind})
+			}
+			if !quiet {
+				g.printf("saved %s\n", out)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&out, "output", "o", "", "where to save it")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
+	return cmd
+}
+
+// writeFile saves r at p through a temporary file, so that a cut-short
+// download never leaves a partial file under the final name.
+func writeFile(r io.Reader, p string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".part-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, r); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), p)
+}
+
+// extractTar unpacks a directory's tar stream into dir, refusing entries
+// that would land outside it.
+func extractTar(r io.Reader, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("directory stream: %w", err)
+		}
+		rel := path.Clean(h.Name)
+		if path.IsAbs(rel) || rel == ".." || strings.HasPrefix(rel, "../") {
+			return fmt.Errorf("entry %q leaves the target directory", h.Name)
+		}
+		p := filepath.Join(dir, filepath.FromSlash(rel))
+		switch h.Typeflag {
+		case tar.TypeDir:
+			err = os.MkdirAll(p, 0o755)
+		case tar.TypeSymlink:
+			err = os.Symlink(h.Linkname, p)
+		case tar.TypeReg:
+			err = writeFile(tr, p)
+		default:
+			err = fmt.Errorf("entry %q: unexpected type %q", h.Name, h.Typeflag)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func newCatCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "cat CID[/PATH]",
+		Short: "Write a file to standard output",
+		Long: `Write the file with this CID (or at this path inside a directory) to
+standard output, fetching it from the network as it goes: the first bytes
+come out before the whole file has arrived.`,
+		Example: `  nube cat bafkrei... | less`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			d, err := c.Cat(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			_, err = io.Copy(g.out, d)
+			return err
+		},
+	}
+}
+
+func newLsCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "ls CID[/PATH]",
+		Short: "List a directory",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			entries, err := c.Ls(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(entries)
+			}
+			for _, e := range entries {
+				name := e.Name
+				if e.Kind == "directory" {
+					name += "/"
+				}
+				g.printf("%s %10s  %s\n", e.CID, progress.Bytes(int64(e.Size)), name)
+			}
+			return nil
+		},
+	}
+}
+
+func newPinCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "pin",
+		Short: "Keep content on this node (add, rm, ls)",
+		Long: `Pinned content stays on this node through 'nube gc' and is announced to the
+network, so other nodes can fetch it from here. 'nube add' pins what it adds.`,
+	}
+	var name string
+	add := &cobra.Command{
+		Use:   "add CID",
+		Short: "Fetch everything under CID that this node lacks, and pin it",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			if err := c.PinAdd(cmd.Context(), args[0], name); err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(map[string]string{"pinned": args[0]})
+			}
+			g.printf("pinned %s\n", args[0])
+			return nil
+		},
+	}
+	add.Flags().StringVar(&name, "name", "", "a name for the pin")
+	rm := &cobra.Command{
+		Use:   "rm CID",
+		Short: "Unpin CID; the next 'nube gc' removes what nothing else pins",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			if err := c.PinRm(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(map[string]string{"unpinned": args[0]})
+			}
+			g.printf("unpinned %s\n", args[0])
+			return nil
+		},
+	}
+	ls := &cobra.Command{
+		Use:   "ls",
+		Short: "List pinned content",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			pins, err := c.PinLs(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(pins)
+			}
+			for _, p := range pins {
+				g.printf("%s  %s\n", p.CID, p.Name)
+			}
+			return nil
+		},
+	}
+	cmd.AddCommand(add, rm, ls)
+	return cmd
+}
+
+func newGCCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "gc",
+		Short: "Remove every block that no pin reaches",
+		Long: `Remove every block not reachable from a pin. Adds and pins under way are
+waited for, and what they bring in is kept.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			res, err := c.GC(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(res)
+			}
+			g.printf("removed %d blocks (%s), kept %d\n", res.Removed, progress.Bytes(res.Freed), res.Kept)
+			return nil
+		},
+	}
+}
+
+// errBadBlocks makes 'repo verify' exit non-zero when it finds damage.
+var errBadBlocks = errors.New("the store has blocks whose bytes do not match their CID")
+
+func newRepoCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "repo", Short: "Look after the node's block store"}
+	var remove bool
+	verify := &cobra.Command{
+		Use:   "verify",
+		Short: "Check every stored block against its CID",
+		Long: `Read every block in the store and check that its bytes hash to its CID.
+It exits with status 1 if any does not; --remove deletes such blocks so
+that they are fetched afresh when next needed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			res, err := c.Verify(cmd.Context(), remove)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				if err := g.printJSON(res); err != nil {
+					return err
+				}
+			} else {
+				g.printf("checked %d blocks, %d bad\n", res.Checked, len(res.Bad))
+				for _, b := range res.Bad {
+					g.printf("bad %s\n", b)
+				}
+			}
+			if len(res.Bad) > 0 && !res.Removed {
+				return errBadBlocks
+			}
+			return nil
+		},
+	}
+	verify.Flags().BoolVar(&remove, "remove", false, "delete the bad blocks")
+	cmd.AddCommand(verify)
+	return cmd
+}
