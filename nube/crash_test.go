@@ -1,0 +1,173 @@
+package nube_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math/rand"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nubecloud/nube/content"
+	"github.com/nubecloud/nube/nube"
+	"github.com/nubecloud/nube/nubetest"
+)
+
+// childAddEnv makes the test binary, run as a child, add an endless file
+// on the data dir it names, printing how far it got.
+const childAddEnv = "NUBE_TEST_CHILD_ADD"
+
+func init() {
+	dir := os.Getenv(childAddEnv)
+	if dir == "" {
+		return
+	}
+	cfg := nubetest.TestConfig()
+	cfg.DataDir = dir
+	n, err := nube.Start(context.Background(), cfg)
+	if err != nil {
+		fmt.Println("start:", err)
+		os.Exit(2)
+	}
+	var mu sync.Mutex
+	last := int64(0)
+	_, err = n.Content().Add(context.Background(), rand.New(rand.NewSource(7)), content.AddOptions{
+		Progress: func(b int64) {
+			mu.Lock()
+			defer mu.Unlock()
+			if b-last >= 4<<20 {
+				last = b
+				fmt.Printf("added %d\n", b)
+			}
+		},
+	})
+	fmt.Println("add ended:", err)
+	os.Exit(3)
+}
+
+// TestKillDuringAdd kills a node (SIGKILL) half way through an add, starts
+// it again on the same data dir, and checks that every block in its store
+// matches its CID and that the store works.
+func TestKillDuringAdd(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childAddEnv+"="+dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		line := sc.Text()
+		if n, ok := strings.CutPrefix(line, "added "); ok {
+			if b, _ := strconv.ParseInt(n, 10, 64); b >= 48<<20 {
+				break
+			}
+			continue
+		}
+		t.Fatalf("child: %s", line)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	go io.Copy(io.Discard, out)
+	cmd.Wait()
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := nubetest.TestConfig()
+	cfg.DataDir = dir
+	n, err := nube.Start(ctx, cfg)
+	if err != nil {
+		t.Fatalf("restart after kill: %v", err)
+	}
+	defer n.Close()
+	v, err := n.Content().Verify(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("after the kill: %d blocks, %d bad", v.Checked, len(v.Bad))
+	if v.Checked == 0 || len(v.Bad) > 0 {
+		t.Fatalf("store after the kill: %d blocks checked, %d bad", v.Checked, len(v.Bad))
+	}
+	pins, err := n.Pins(ctx)
+	if err != nil || len(pins) != 0 {
+		t.Fatalf("the cut-short add left pins %v (%v)", pins, err)
+	}
+	// The store works: GC clears the orphaned blocks, an add succeeds.
+	gc, err := n.GC(ctx)
+	if err != nil || gc.Removed != v.Checked {
+		t.Fatalf("GC = %+v, %v; want all %d orphans removed", gc, err, v.Checked)
+	}
+	if _, err := n.Add(ctx, bytes.NewReader([]byte("after the crash"))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestGCDuringAdd runs GC while an add is under way: GC waits for it, and
+// keeps what it added, while removing what no pin reaches.
+func TestGCDuringAdd(t *testing.T) {
+	n := nubetest.Cluster(t, 1).Node(0)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	unpinned, err := n.Content().Add(ctx, bytes.NewReader([]byte("not pinned")), content.AddOptions{NoPin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	started := make(chan struct{})
+	var once sync.Once
+	type result struct {
+		c   string
+		err error
+	}
+	added := make(chan result, 1)
+	go func() {
+		c, err := n.Content().Add(ctx, pr, content.AddOptions{Progress: func(int64) { once.Do(func() { close(started) }) }})
+		added <- result{c.String(), err}
+	}()
+	data := bytes.Repeat([]byte("x"), 3*content.ChunkSize)
+	pw.Write(data[:content.ChunkSize])
+	<-started
+	gcDone := make(chan content.GCResult, 1)
+	go func() {
+		res, err := n.GC(ctx)
+		if err != nil {
+			t.Error(err)
+		}
+		gcDone <- res
+	}()
+	pw.Write(data[content.ChunkSize:])
+	pw.Close()
+	r := <-added
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	res := <-gcDone
+	if res.Removed != 1 {
+		t.Errorf("GC removed %d blocks, want only the unpinned one", res.Removed)
+	}
+	if has, _ := n.Content().Store().Blockstore().Has(ctx, unpinned); has {
+		t.Error("the unpinned block survived GC")
+	}
+	f, err := n.Content().Get(ctx, r.c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, err := io.ReadAll(f)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("the file added during GC reads back %d bytes, %v", len(got), err)
+	}
+}
