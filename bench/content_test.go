@@ -7,6 +7,7 @@ import (
 	"math/rand"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -42,10 +43,19 @@ func (r *randomReader) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// benchSize is the file size of the add and fetch benchmarks: 256 MiB, or
+// NUBE_BENCH_MB mebibytes (bench/content.sh uses 1024 to measure memory).
+func benchSize() int64 {
+	if mb, err := strconv.Atoi(os.Getenv("NUBE_BENCH_MB")); err == nil && mb > 0 {
+		return int64(mb) << 20
+	}
+	return 256 << 20
+}
+
 // BenchmarkAdd adds a 256 MiB file to a node's on-disk store (chunking,
 // hashing, writing, and the final sync), as `nube add` does.
 func BenchmarkAdd(b *testing.B) {
-	const size = 256 << 20
+	size := benchSize()
 	c := nubetest.Cluster(b, 1, nubetest.WithDataDirs())
 	ctx := context.Background()
 	b.SetBytes(size)
@@ -61,7 +71,7 @@ func BenchmarkAdd(b *testing.B) {
 // loopback TCP into the fetcher's on-disk store. Compare with
 // BenchmarkRawStreamThroughput/tcp.
 func BenchmarkFetchOneProvider(b *testing.B) {
-	const size = 256 << 20
+	size := benchSize()
 	c := nubetest.Cluster(b, 2, nubetest.WithDataDirs(), nubetest.WithConfig(func(i int, cfg *nube.Config) {
 		cfg.ListenAddrs = []string{transports["tcp"]}
 	}))

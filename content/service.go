@@ -17,6 +17,7 @@ import (
 	bsmsg "github.com/ipfs/boxo/bitswap/message"
 	bsnetiface "github.com/ipfs/boxo/bitswap/network"
 	bsnet "github.com/ipfs/boxo/bitswap/network/bsnet"
+	bsserver "github.com/ipfs/boxo/bitswap/server"
 	"github.com/ipfs/boxo/blockservice"
 	mdag "github.com/ipfs/boxo/ipld/merkledag"
 	uio "github.com/ipfs/boxo/ipld/unixfs/io"
@@ -66,7 +67,8 @@ type Service struct {
 	store *Store
 	bswap *bitswap.Bitswap
 	bserv blockservice.BlockService
-	dag   ipld.DAGService
+	dag   ipld.DAGService // reads through the network
+	local ipld.DAGService // this node's store only
 	trace *tracer
 	net   watchedNet
 
@@ -108,9 +110,13 @@ func New(cfg Config) (*Service, error) {
 	s.net = watchedNet{BitSwapNetwork: bsnet.NewFromIpfsHost(cfg.Host), t: s.trace}
 	s.bswap = bitswap.New(s.ctx, s.net, finder, s.store.Blockstore(),
 		bitswap.WithTracer(s.trace),
+		// Let a peer have up to 8 MiB of blocks on the way (bitswap's
+		// default is 1 MiB: four chunks, too few to fill a fast link).
+		bitswap.WithServerOption(bsserver.MaxOutstandingBytesPerPeer(8<<20)),
 	)
 	s.bserv = blockservice.New(s.store.Blockstore(), s.bswap)
 	s.dag = mdag.NewDAGService(s.bserv)
+	s.local = mdag.NewDAGService(blockservice.New(s.store.Blockstore(), nil))
 	s.wg.Add(1)
 	go s.provideLoop()
 	return s, nil
@@ -171,7 +177,9 @@ func (c *countingReader) Read(p []byte) (int, error) {
 func (s *Service) add(ctx context.Context, opt AddOptions, build func(ipld.DAGService) (ipld.Node, error)) (cid.Cid, error) {
 	unlock := s.store.PinLock(ctx)
 	defer unlock()
-	batch := ipld.NewBufferedDAG(ctx, s.dag)
+	// Straight to the store: no peer waits on blocks nobody has announced
+	// yet, so bitswap need not hear of each one.
+	batch := ipld.NewBufferedDAG(ctx, s.local)
 	n, err := build(batch)
 	if err != nil {
 		return cid.Undef, err
