@@ -31,9 +31,6 @@ import (
 // Defaults for Config.
 const (
 	DefaultReprovideInterval = 12 * time.Hour
-	// fetchConcurrency is how many blocks a fetch asks for at once, across
-	// all providers.
-	fetchConcurrency = 64
 )
 
 // Config configures a Service.
@@ -490,24 +487,6 @@ func (f *file) Close() error {
 		f.wg.Wait()
 	})
 	return f.DagReader.Close()
-}
-
-// visited is a concurrency-safe seen-set for DAG walks.
-type visited struct {
-	mu   sync.Mutex
-	seen map[cid.Cid]struct{}
-}
-
-func newVisited() *visited { return &visited{seen: map[cid.Cid]struct{}{}} }
-
-func (v *visited) visit(c cid.Cid) bool {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if _, ok := v.seen[c]; ok {
-		return false
-	}
-	v.seen[c] = struct{}{}
-	return true
 }
 
 // FetchProgress reports how a fetch goes.
