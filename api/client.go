@@ -100,36 +100,14 @@ func (c *Client) Call(ctx context.Context, method, path string, in, out any) err
 		}
 		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.URL+path, body)
+	resp, err := c.do(ctx, method, path, "application/json", body)
 	if err != nil {
 		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.Token)
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		if c.dataDir != "" && isRefused(err) {
-			return noDaemon(c.dataDir) // a stale endpoint file after a crash
-		}
-		return fmt.Errorf("call %s: %w", path, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	if err != nil {
 		return fmt.Errorf("read answer of %s: %w", path, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e Error
-		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			return errors.New(e.Error)
-		}
-		return fmt.Errorf("%s: %s", path, resp.Status)
 	}
 	if out == nil {
 		return nil

@@ -21,7 +21,7 @@ func (c *Client) Add(ctx context.Context, body io.Reader, kind, name string, pin
 	if !pin {
 		q.Set("pin", "false")
 	}
-	resp, err := c.do(ctx, http.MethodPost, "/api/v0/add?"+q.Encode(), body)
+	resp, err := c.do(ctx, http.MethodPost, "/api/v0/add?"+q.Encode(), "application/octet-stream", body)
 	if err != nil {
 		return AddResult{}, err
 	}
@@ -52,7 +52,7 @@ func (c *Client) Cat(ctx context.Context, p string) (*Download, error) {
 }
 
 func (c *Client) download(ctx context.Context, endpoint, p string) (*Download, error) {
-	resp, err := c.do(ctx, http.MethodGet, endpoint+"?"+url.Values{"arg": {p}}.Encode(), nil)
+	resp, err := c.do(ctx, http.MethodGet, endpoint+"?"+url.Values{"arg": {p}}.Encode(), "", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -63,16 +63,16 @@ func (c *Client) download(ctx context.Context, endpoint, p string) (*Download, e
 	return d, nil
 }
 
-// do sends a request with a streamed body and returns the response if it
+// do sends a request with a streamed body (of contentType) and returns the response if it
 // is a success; an error answer becomes an error carrying its message.
-func (c *Client) do(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
+func (c *Client) do(ctx context.Context, method, path, contentType string, body io.Reader) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.URL+path, body)
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.Token)
 	if body != nil {
-		req.Header.Set("Content-Type", "application/octet-stream")
+		req.Header.Set("Content-Type", contentType)
 	}
 	hc := c.HTTP
 	if hc == nil {

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	blocks "github.com/ipfs/go-block-format"
@@ -17,6 +16,8 @@ import (
 	pebbleds "github.com/ipfs/go-ds-pebble"
 
 	"github.com/ipfs/boxo/blockstore"
+
+	"github.com/nubecloud/nube/content"
 )
 
 // The candidates for the on-disk block store. go-ds-flatfs (kubo's block
@@ -37,8 +38,8 @@ var blockstores = []struct {
 		}
 		return d
 	}},
-	{"pebble-tuned", func(b *testing.B, dir string) ds.Batching {
-		d, err := pebbleds.NewDatastore(dir, pebbleds.WithPebbleOpts(tunedPebble()))
+	{"pebble-as-nube-sets-it-up", func(b *testing.B, dir string) ds.Batching {
+		d, err := pebbleds.NewDatastore(dir, pebbleds.WithPebbleOpts(content.PebbleOptions()))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -160,24 +161,4 @@ func BenchmarkBlockstoreGet(b *testing.B) {
 			}
 		})
 	}
-}
-
-// tunedPebble is pebble set up for big values: large values go to blob
-// files beside the LSM (written once, never rewritten by compactions) and
-// memtables are larger.
-func tunedPebble() *pebble.Options {
-	o := &pebble.Options{
-		FormatMajorVersion: pebble.FormatNewest,
-		MemTableSize:       64 << 20,
-	}
-	o.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy {
-		return pebble.ValueSeparationPolicy{
-			Enabled:               true,
-			MinimumSize:           1 << 10,
-			MaxBlobReferenceDepth: 10,
-			RewriteMinimumAge:     5 * time.Minute,
-			TargetGarbageRatio:    0.2,
-		}
-	}
-	return o
 }

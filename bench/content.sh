@@ -25,7 +25,7 @@ rss() { NUBE_BENCH_MB=1024 /usr/bin/time -v "$tmp/bench.test" -test.run '^$' -te
 	awk '/Maximum resident/ { printf "%.0f", $NF / 1024 }'; }
 rss_add=$(rss 'BenchmarkAdd$')
 rss_fetch=$(rss 'FetchOneProvider')
-par=$(NUBE_BENCH=1 "$tmp/bench.test" -test.run 'ParallelFetchRateLimited' -test.v 2>&1 | grep -o 'RESULT.*' || echo "RESULT skipped (needs root and tc)")
+par=$("$tmp/bench.test" -test.run 'ParallelFetchRateLimited' -test.v 2>&1 | grep -o 'RESULT.*' || echo "RESULT skipped (needs root, unshare and tc)")
 
 printf '%-40s %14s %14s   %s\n' figure nube limit goal
 printf '%-40s %9s MB/s %14s   %s\n' "add, 256 MiB file" "$add" "dd: $dd_mbs" ">= 50% of dd"

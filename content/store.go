@@ -73,7 +73,7 @@ func OpenStore(dir string) (*Store, error) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("block store %s: %w", dir, err)
 		}
-		p, err := pebbleds.NewDatastore(dir, pebbleds.WithPebbleOpts(pebbleOptions()))
+		p, err := pebbleds.NewDatastore(dir, pebbleds.WithPebbleOpts(PebbleOptions()))
 		if err != nil {
 			return nil, fmt.Errorf("block store %s: %w", dir, err)
 		}
@@ -88,14 +88,14 @@ func OpenStore(dir string) (*Store, error) {
 	}, nil
 }
 
-// pebbleOptions sets Pebble up for content blocks, which are large (up to
+// PebbleOptions returns the Pebble settings of the block store. It sets Pebble up for content blocks, which are large (up to
 // 256 KiB for file chunks): values over 1 KiB go to blob files beside the
 // LSM tree, written once and not rewritten by every compaction, which more
 // than quadruples write throughput over the defaults (see
 // bench/blockstore_test.go). Writes go through the write-ahead log, so a
 // killed process loses nothing that Put returned for; the log's records are
 // checksummed, so a torn tail after a power cut is dropped, never read.
-func pebbleOptions() *pebble.Options {
+func PebbleOptions() *pebble.Options {
 	o := &pebble.Options{
 		FormatMajorVersion: pebble.FormatNewest,
 		MemTableSize:       32 << 20,
