@@ -25,6 +25,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -33,6 +34,7 @@ import (
 	"github.com/nubecloud/nube/identity"
 	"github.com/nubecloud/nube/internal/lockfile"
 	"github.com/nubecloud/nube/p2p"
+	"github.com/nubecloud/nube/remote"
 )
 
 // Version is this build's nube version.
@@ -92,6 +94,10 @@ type Config struct {
 	// ProvideAll announces every block of pinned content to the DHT, not
 	// only the roots.
 	ProvideAll bool
+	// Remote says which remote calls the node serves. The zero value
+	// serves every function registered in the binary to any peer, up to
+	// remote.DefaultMaxConcurrent calls at once per peer.
+	Remote remote.Policy
 	// Logger receives the node's logs. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -107,6 +113,7 @@ type Node struct {
 	reg     *prometheus.Registry
 	store   *content.Store
 	content *content.Service
+	remote  *remote.Endpoint
 	started time.Time
 }
 
@@ -162,6 +169,9 @@ func (n *Node) start(ctx context.Context) error {
 		MaxMemory:    cfg.MaxMemory,
 		Registerer:   n.reg,
 		Logger:       n.log,
+		// The remote-call policy, not the resource manager, decides how
+		// many calls a peer may have waiting.
+		ProtocolStreams: map[protocol.ID]int{remote.Protocol: max(256, cfg.Remote.Streams())},
 	}
 	if cfg.DataDir != "" {
 		pcfg.PeerBook = filepath.Join(cfg.DataDir, PeerBookFile)
@@ -192,6 +202,15 @@ func (n *Node) start(ctx context.Context) error {
 		ProvideAll: cfg.ProvideAll,
 		Ban:        func(p peer.ID) { n.host.Ban(p, banTime) },
 		Logger:     n.log,
+	})
+	if err != nil {
+		return err
+	}
+	n.remote, err = remote.New(remote.Config{
+		Host:     n.host,
+		FindPeer: n.host.FindPeer,
+		Policy:   cfg.Remote,
+		Logger:   n.log,
 	})
 	return err
 }
@@ -302,6 +321,10 @@ func (n *Node) UserKey() ed25519.PrivateKey { return n.userKey }
 // Host returns the node's libp2p host, for layers that speak their own
 // protocols on it.
 func (n *Node) Host() *p2p.Host { return n.host }
+
+// Remote returns the node's remote-call endpoint. With it the node is a
+// remote.Node: F.At(node, peer).Call(ctx, x) calls F on peer.
+func (n *Node) Remote() *remote.Endpoint { return n.remote }
 
 // Metrics returns the registry holding the node's Prometheus metrics.
 func (n *Node) Metrics() *prometheus.Registry { return n.reg }
@@ -449,8 +472,11 @@ func (n *Node) WaitPeers(ctx context.Context, k int) error {
 // releases the data dir. It is safe to call more than once.
 func (n *Node) Close() error {
 	var err error
+	if n.remote != nil {
+		err = n.remote.Close()
+	}
 	if n.content != nil {
-		err = n.content.Close()
+		err = errors.Join(err, n.content.Close())
 	}
 	if n.host != nil {
 		err = errors.Join(err, n.host.Close())

@@ -98,6 +98,10 @@ type Config struct {
 	MaxMemory int64
 	// MaxFD bounds the file descriptors libp2p may use. Zero means 512.
 	MaxFD int
+	// ProtocolStreams raises the resource manager's cap on the streams one
+	// peer may have open on a protocol (64 inbound by default), for
+	// protocols whose own policy decides how many it takes.
+	ProtocolStreams map[protocol.ID]int
 	// Registerer receives the libp2p and resource-manager metrics. Nil
 	// means no metrics are registered.
 	Registerer prometheus.Registerer
@@ -272,6 +276,11 @@ func resourceManager(cfg Config) (network.ResourceManager, error) {
 	}
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
+	for proto, n := range cfg.ProtocolStreams {
+		limits.AddProtocolPeerLimit(proto,
+			rcmgr.BaseLimit{StreamsInbound: n, StreamsOutbound: n, Streams: 2 * n, Memory: 64 << 20},
+			rcmgr.BaseLimitIncrease{})
+	}
 	var ropts []rcmgr.Option
 	if cfg.Registerer != nil {
 		rcmgr.MustRegisterWith(cfg.Registerer)

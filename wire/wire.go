@@ -193,8 +193,11 @@ type Conn interface {
 type Stream struct {
 	c       Conn
 	r       *bufio.Reader
-	max     int
+	max     int // cap on frames received
+	maxSend int // cap on frames sent
 	timeout time.Duration
+	// untimedRecv leaves Recv bounded by its context alone.
+	untimedRecv bool
 	wbuf    bytes.Buffer
 	rbuf    []byte
 	// Watchdogs enforce the timeout of reads and writes. Nothing sets a
@@ -212,9 +215,29 @@ type Option func(*Stream)
 func WithMaxFrame(n int) Option {
 	return func(s *Stream) {
 		if n > 0 {
-			s.max = n
+			s.max, s.maxSend = n, n
 		}
 	}
+}
+
+// WithMaxSend sets the cap on frames sent, apart from the cap on frames
+// received: a server that takes small requests but sends large replies
+// sets WithMaxFrame to the request cap and WithMaxSend to the reply cap.
+// Place it after WithMaxFrame. n <= 0 leaves the cap as it was.
+func WithMaxSend(n int) Option {
+	return func(s *Stream) {
+		if n > 0 {
+			s.maxSend = n
+		}
+	}
+}
+
+// WithoutRecvTimeout lets Recv wait for as long as its context allows, for
+// protocols where a quiet peer is normal (waiting for the result of a long
+// computation). A dead peer still ends the wait when its connection closes.
+// Sends keep their timeout.
+func WithoutRecvTimeout() Option {
+	return func(s *Stream) { s.untimedRecv = true }
 }
 
 // WithTimeout sets the deadline applied to each Send and Recv whose context
@@ -229,7 +252,7 @@ func WithTimeout(d time.Duration) Option {
 
 // NewStream wraps c for framed messaging.
 func NewStream(c Conn, opts ...Option) *Stream {
-	s := &Stream{c: c, r: bufio.NewReader(c), max: DefaultMaxFrame, timeout: DefaultTimeout}
+	s := &Stream{c: c, r: bufio.NewReader(c), max: DefaultMaxFrame, maxSend: DefaultMaxFrame, timeout: DefaultTimeout}
 	for _, o := range opts {
 		o(s)
 	}
@@ -238,7 +261,7 @@ func NewStream(c Conn, opts ...Option) *Stream {
 	return s
 }
 
-// MaxFrame returns the stream's frame size cap.
+// MaxFrame returns the stream's cap on frames received.
 func (s *Stream) MaxFrame() int { return s.max }
 
 // Send encodes v and writes it as one frame. It returns an error wrapping
@@ -255,8 +278,8 @@ func (s *Stream) Send(ctx context.Context, v any) error {
 	}
 	frame := s.wbuf.Bytes()
 	n := len(frame) - maxHeader
-	if n > s.max {
-		return fmt.Errorf("send %T: %w: %d bytes exceeds limit %d", v, ErrFrameTooLarge, n, s.max)
+	if n > s.maxSend {
+		return fmt.Errorf("send %T: %w: %d bytes exceeds limit %d", v, ErrFrameTooLarge, n, s.maxSend)
 	}
 	var hdr [binary.MaxVarintLen64]byte
 	h := binary.PutUvarint(hdr[:], uint64(n))
@@ -276,7 +299,11 @@ func (s *Stream) Send(ctx context.Context, v any) error {
 // Recv reads one frame and decodes it into v. At a clean end of stream it
 // returns io.EOF. It gives up when ctx ends or the deadline passes.
 func (s *Stream) Recv(ctx context.Context, v any) error {
-	g := s.guard(ctx, &s.rdog)
+	dog := &s.rdog
+	if s.untimedRecv {
+		dog = nil
+	}
+	g := s.guard(ctx, dog)
 	err := g.done(s.decode(v))
 	if err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("recv %T: %w", v, err)
@@ -311,6 +338,13 @@ func (s *Stream) decode(v any) error {
 // timeout, and a hook on ctx stops it as soon as ctx is cancelled or its
 // deadline passes. Call done when the operation returns.
 func (s *Stream) guard(ctx context.Context, dog *watchdog) guard {
+	if dog == nil { // untimed: only ctx can stop the operation
+		g := guard{ctx: ctx}
+		if ctx.Done() != nil {
+			g.unhook = context.AfterFunc(ctx, func() { _ = s.c.SetReadDeadline(time.Now()) })
+		}
+		return g
+	}
 	dog.begin()
 	g := guard{ctx: ctx, dog: dog}
 	if ctx.Done() != nil { // a context that can never end needs no hook
@@ -328,7 +362,9 @@ type guard struct {
 // done ends the guard and turns the operation's error into ctx's error
 // when ctx is what ended it.
 func (g guard) done(err error) error {
-	g.dog.end()
+	if g.dog != nil {
+		g.dog.end()
+	}
 	if g.unhook != nil {
 		g.unhook()
 	}

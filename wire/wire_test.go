@@ -220,3 +220,46 @@ func TestTimeoutIsPerOperation(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxSendApart: a stream may send larger frames than it accepts.
+func TestMaxSendApart(t *testing.T) {
+	var buf bytes.Buffer
+	s := NewStream(nopDeadline{&buf}, WithMaxFrame(16), WithMaxSend(1024))
+	ctx := context.Background()
+	if err := s.Send(ctx, msg{Data: make([]byte, 64)}); err != nil {
+		t.Fatalf("send 64 bytes under a 1 KiB send cap: %v", err)
+	}
+	var m msg
+	if err := s.Recv(ctx, &m); !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("recv of the same frame under a 16-byte cap = %v, want ErrFrameTooLarge", err)
+	}
+	if err := s.Send(ctx, msg{Data: make([]byte, 2048)}); !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("send over the send cap = %v, want ErrFrameTooLarge", err)
+	}
+}
+
+// TestUntimedRecv: with WithoutRecvTimeout the read watchdog is never
+// armed, so only the context bounds a Recv; sends keep theirs.
+func TestUntimedRecv(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	s := NewStream(b, WithTimeout(time.Millisecond), WithoutRecvTimeout())
+	peer := NewStream(a)
+	ctx := context.Background()
+	go func() { _ = peer.Send(ctx, msg{N: 7}) }()
+	var m msg
+	if err := s.Recv(ctx, &m); err != nil || m.N != 7 {
+		t.Fatalf("Recv = %v, %+v", err, m)
+	}
+	if s.rdog.timer != nil {
+		t.Fatal("the read watchdog was armed on an untimed stream")
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- s.Recv(cctx, &m) }()
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("untimed Recv after cancel = %v, want context.Canceled", err)
+	}
+}

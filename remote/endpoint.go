@@ -1,0 +1,548 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/nubecloud/nube/wire"
+)
+
+// Defaults of Policy and Config.
+const (
+	// DefaultMaxConcurrent is how many calls from one peer a node runs at
+	// once unless its Policy says otherwise.
+	DefaultMaxConcurrent = 16
+	// DefaultMaxInput is the largest encoded input a node accepts unless
+	// its Policy says otherwise.
+	DefaultMaxInput = 4 << 20
+	// DefaultMaxResult is the largest encoded result (or stream item) a
+	// caller accepts unless its Config says otherwise.
+	DefaultMaxResult = 64 << 20
+	// DefaultWindow is how many bytes of streamed results a callee may
+	// send ahead of what the caller has consumed.
+	DefaultWindow = 256 << 10
+)
+
+// MaxInput is the largest encoded input any call may carry; a node's
+// Policy may accept less.
+const MaxInput = 64 << 20
+
+// maxResultFrame caps the frames a callee sends: no caller accepts more.
+const maxResultFrame = 256 << 20
+
+// queueFactor: a peer may have this many times MaxConcurrent calls waiting
+// for a slot before more are refused.
+const queueFactor = 4
+
+// callWait bounds how long a callee waits for the call frame after a
+// stream opens.
+const callWait = 10 * time.Second
+
+// Policy says which calls a node serves.
+type Policy struct {
+	// Allow, if not empty, lists the only peers that may call.
+	Allow []peer.ID
+	// Deny lists peers that may not call, whatever Allow says.
+	Deny []peer.ID
+	// Expose, if not empty, lists the only functions served: others are
+	// "no such function" to callers, and hidden from their listing.
+	Expose []string
+	// MaxConcurrent is how many calls from one peer run at once; more wait
+	// for a slot, and beyond four times as many waiting they are refused.
+	// Zero means DefaultMaxConcurrent.
+	MaxConcurrent int
+	// MaxInput is the largest encoded input accepted, in bytes. Zero means
+	// DefaultMaxInput; more than MaxInput means MaxInput.
+	MaxInput int
+}
+
+// Streams returns how many call streams one peer can have open under p:
+// those running and those waiting, plus a few in their first moments. A
+// node lets the resource manager admit at least that many.
+func (p Policy) Streams() int {
+	return compile(p).maxConc*(1+queueFactor) + 16
+}
+
+// policy is a Policy ready for lookups.
+type policy struct {
+	allow, deny map[peer.ID]bool
+	expose      map[string]bool
+	maxConc     int
+	maxInput    int
+}
+
+func compile(p Policy) *policy {
+	c := &policy{maxConc: p.MaxConcurrent, maxInput: p.MaxInput}
+	if c.maxConc <= 0 {
+		c.maxConc = DefaultMaxConcurrent
+	}
+	if c.maxInput <= 0 {
+		c.maxInput = DefaultMaxInput
+	}
+	c.maxInput = min(c.maxInput, MaxInput)
+	set := func(ids []peer.ID) map[peer.ID]bool {
+		m := make(map[peer.ID]bool, len(ids))
+		for _, id := range ids {
+			m[id] = true
+		}
+		return m
+	}
+	c.allow, c.deny = set(p.Allow), set(p.Deny)
+	if len(p.Expose) > 0 {
+		c.expose = map[string]bool{}
+		for _, n := range p.Expose {
+			c.expose[n] = true
+		}
+	}
+	return c
+}
+
+// refuses says why p may not call, or "".
+func (c *policy) refuses(p peer.ID) string {
+	if c.deny[p] {
+		return "this node denies calls from " + p.String()
+	}
+	if len(c.allow) > 0 && !c.allow[p] {
+		return "this node serves calls only from its allowlist"
+	}
+	return ""
+}
+
+func (c *policy) exposes(name string) bool { return c.expose == nil || c.expose[name] }
+
+// Config configures an Endpoint.
+type Config struct {
+	// Host is the libp2p host calls go out and come in on.
+	Host host.Host
+	// FindPeer, if set, finds the addresses of a peer we know no address
+	// for (a DHT lookup).
+	FindPeer func(context.Context, peer.ID) (peer.AddrInfo, error)
+	// Policy says which calls this node serves.
+	Policy Policy
+	// MaxResult is the largest encoded result (or stream item) this node
+	// accepts from a callee. Zero means DefaultMaxResult.
+	MaxResult int
+	// Window is how many bytes of streamed results a callee may send
+	// ahead of what the caller has consumed. Zero means DefaultWindow.
+	Window int
+	// Logger receives the endpoint's logs. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Endpoint makes and serves remote calls for one node. It serves the
+// functions registered in this binary, under its Policy, on Protocol.
+type Endpoint struct {
+	host      host.Host
+	find      func(context.Context, peer.ID) (peer.AddrInfo, error)
+	log       *slog.Logger
+	maxResult int
+	window    int
+
+	mu     sync.Mutex
+	pol    *policy
+	peers  map[peer.ID]*slots
+	closed bool
+
+	ctx    context.Context // ends when the endpoint closes; parent of every served call
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // served calls
+}
+
+// slots bounds the calls one peer runs at once.
+type slots struct {
+	sem   chan struct{}
+	users int // running and waiting
+}
+
+// New starts an Endpoint: it serves calls on cfg.Host until Close.
+func New(cfg Config) (*Endpoint, error) {
+	if cfg.Host == nil {
+		return nil, errors.New("remote: Config.Host is required")
+	}
+	e := &Endpoint{
+		host:      cfg.Host,
+		find:      cfg.FindPeer,
+		log:       cfg.Logger,
+		maxResult: cfg.MaxResult,
+		window:    cfg.Window,
+		pol:       compile(cfg.Policy),
+		peers:     map[peer.ID]*slots{},
+	}
+	if e.log == nil {
+		e.log = slog.Default()
+	}
+	if e.maxResult <= 0 {
+		e.maxResult = DefaultMaxResult
+	}
+	e.maxResult = min(e.maxResult, maxResultFrame-replyOverhead)
+	if e.window <= 0 {
+		e.window = DefaultWindow
+	}
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	e.host.SetStreamHandler(Protocol, e.handle)
+	return e, nil
+}
+
+// Remote returns e itself, so that an Endpoint can be passed wherever a
+// Node is expected (inside a function, Local(ctx) gives one).
+func (e *Endpoint) Remote() *Endpoint { return e }
+
+// ID returns the peer ID of the endpoint's node.
+func (e *Endpoint) ID() peer.ID { return e.host.ID() }
+
+// SetPolicy replaces the policy for calls that arrive from now on.
+func (e *Endpoint) SetPolicy(p Policy) {
+	c := compile(p)
+	e.mu.Lock()
+	e.pol = c
+	e.mu.Unlock()
+}
+
+func (e *Endpoint) policy() *policy {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.pol
+}
+
+// Close stops serving: calls under way see their context cancelled, and
+// Close waits for them to return. Calls made by this node fail from then on.
+func (e *Endpoint) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	e.mu.Unlock()
+	e.host.RemoveStreamHandler(Protocol)
+	e.cancel()
+	e.wg.Wait()
+	return nil
+}
+
+// enter registers a served call, unless the endpoint is closing.
+func (e *Endpoint) enter() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return false
+	}
+	e.wg.Add(1)
+	return true
+}
+
+// Functions lists the functions p serves to this node.
+func (e *Endpoint) Functions(ctx context.Context, p peer.ID) ([]FuncInfo, error) {
+	return listFunctions.At(e, p).Call(ctx, struct{}{})
+}
+
+// listFunctions is built into every node, whatever its Policy.Expose: it
+// lists what the node serves to the caller.
+var listFunctions = Func("nube.functions", func(ctx context.Context, _ struct{}) ([]FuncInfo, error) {
+	e, from := Local(ctx), Caller(ctx)
+	pol := e.policy()
+	var out []FuncInfo
+	for _, fi := range Registered() {
+		if from == e.ID() || pol.exposes(fi.Name) {
+			out = append(out, fi)
+		}
+	}
+	return out, nil
+})
+
+type ctxKey int
+
+const (
+	callerKey ctxKey = iota
+	localKey
+)
+
+func withCall(ctx context.Context, from peer.ID, e *Endpoint) context.Context {
+	return context.WithValue(context.WithValue(ctx, callerKey, from), localKey, e)
+}
+
+// Caller returns the peer that made the call a function is running for,
+// from the function's context ("" outside a remote function).
+func Caller(ctx context.Context) peer.ID {
+	p, _ := ctx.Value(callerKey).(peer.ID)
+	return p
+}
+
+// Local returns the endpoint a function is running on, from the function's
+// context, so that the function can make calls of its own:
+//
+//	out, err := Other.At(remote.Local(ctx), p).Call(ctx, in)
+//
+// Passing ctx on bounds the nested call by the first caller's deadline and
+// cancels it with the first call. Outside a remote function Local returns
+// nil.
+func Local(ctx context.Context) *Endpoint {
+	e, _ := ctx.Value(localKey).(*Endpoint)
+	return e
+}
+
+// Calls returns how many calls from p this node is running and how many
+// wait for a slot.
+func (e *Endpoint) Calls(p peer.ID) (running, waiting int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.peers[p]
+	if s == nil {
+		return 0, 0
+	}
+	running = len(s.sem)
+	return running, s.users - running
+}
+
+// acquire takes one of p's call slots, waiting for one if all are taken,
+// and returns the function that gives it back.
+func (e *Endpoint) acquire(ctx context.Context, p peer.ID, pol *policy) (func(), error) {
+	e.mu.Lock()
+	s := e.peers[p]
+	if s == nil {
+		s = &slots{sem: make(chan struct{}, pol.maxConc)}
+		e.peers[p] = s
+	}
+	if s.users >= cap(s.sem)*(1+queueFactor) {
+		e.mu.Unlock()
+		return nil, &Error{Code: CodeRefused, Message: fmt.Sprintf("too many calls under way (this node runs %d at once per peer)", cap(s.sem))}
+	}
+	s.users++
+	e.mu.Unlock()
+	leave := func() {
+		e.mu.Lock()
+		if s.users--; s.users == 0 {
+			delete(e.peers, p)
+		}
+		e.mu.Unlock()
+	}
+	select {
+	case s.sem <- struct{}{}:
+		return func() { <-s.sem; leave() }, nil
+	case <-ctx.Done():
+		leave()
+		return nil, ctx.Err()
+	}
+}
+
+// errCallerGone is the cause of a served call's context when the caller
+// cancelled or its stream broke.
+var errCallerGone = errors.New("caller cancelled or went away")
+
+// sendError is a failure to send a frame to the caller: nothing more can
+// be said to it.
+type sendError struct{ err error }
+
+func (e *sendError) Error() string { return "send to caller: " + e.err.Error() }
+func (e *sendError) Unwrap() error { return e.err }
+
+func (e *Endpoint) handle(s network.Stream) {
+	if !e.enter() {
+		_ = s.Reset()
+		return
+	}
+	defer e.wg.Done()
+	e.serve(s, s.Conn().RemotePeer())
+}
+
+// serve runs one call that arrived on s.
+func (e *Endpoint) serve(s network.Stream, from peer.ID) {
+	pol := e.policy()
+	ws := wire.NewStream(s, wire.WithMaxFrame(pol.maxInput+callOverhead), wire.WithMaxSend(maxResultFrame), wire.WithoutRecvTimeout())
+	reply := func(ctx context.Context, code Code, msg string) {
+		if len(msg) > maxErrMsg {
+			msg = msg[:maxErrMsg]
+		}
+		if err := ws.Send(ctx, &replyMsg{Kind: kindError, Code: code, Msg: msg}); err != nil {
+			_ = s.Reset()
+			return
+		}
+		_ = s.Close()
+	}
+	if why := pol.refuses(from); why != "" {
+		reply(e.ctx, CodeRefused, why)
+		return
+	}
+	first, cancel := context.WithTimeout(e.ctx, callWait)
+	m, err := recvCall(first, ws)
+	cancel()
+	switch {
+	case errors.Is(err, wire.ErrFrameTooLarge), err == nil && len(m.In) > pol.maxInput:
+		reply(e.ctx, CodeInputTooLarge, fmt.Sprintf("this node accepts at most %d bytes of input", pol.maxInput))
+		return
+	case err != nil:
+		e.log.Debug("remote: bad call", "peer", from, "err", err)
+		_ = s.Reset()
+		return
+	}
+	h := lookup(m.Fn)
+	if h == nil || !(pol.exposes(m.Fn) || m.Fn == listFunctions.name) {
+		reply(e.ctx, CodeNoSuchFunction, fmt.Sprintf("%q is not served here", m.Fn))
+		return
+	}
+	if h.info().Stream != m.Stream {
+		reply(e.ctx, CodeBadInput, kindMismatch(m.Fn, h.info().Stream))
+		return
+	}
+
+	ctx, cancelCall := context.WithCancelCause(e.ctx)
+	defer cancelCall(nil)
+	if t := m.timeout(); t > 0 {
+		var cancelT context.CancelFunc
+		ctx, cancelT = context.WithTimeout(ctx, t)
+		defer cancelT()
+	}
+	ctx = withCall(ctx, from, e)
+
+	// The caller's half of the stream: credits for a stream, and the end
+	// of the stream when the caller cancels or goes away.
+	cr := newCredit(int(m.Window))
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			var c creditMsg
+			if err := ws.Recv(e.ctx, &c); err != nil {
+				cancelCall(errCallerGone)
+				return
+			}
+			cr.add(int(c.Bytes))
+		}
+	}()
+	defer func() {
+		<-watched // Close or Reset below wakes the watcher
+	}()
+
+	release, err := e.acquire(ctx, from, pol)
+	if err != nil {
+		e.finish(ctx, s, reply, m.Fn, from, err)
+		return
+	}
+	defer release()
+
+	var emit func([]byte) error
+	if h.info().Stream {
+		emit = func(out []byte) error {
+			if err := cr.wait(ctx, len(out)); err != nil {
+				return err
+			}
+			if err := ws.Send(ctx, &replyMsg{Kind: kindItem, Out: out}); err != nil {
+				return &sendError{err}
+			}
+			return nil
+		}
+	} else {
+		emit = func(out []byte) error {
+			if err := ws.Send(ctx, &replyMsg{Kind: kindDone, Out: out}); err != nil {
+				return &sendError{err}
+			}
+			return nil
+		}
+	}
+	err = h.run(ctx, m.In, emit)
+	if err == nil && h.info().Stream {
+		if serr := ws.Send(ctx, &replyMsg{Kind: kindDone}); serr != nil {
+			err = &sendError{serr}
+		}
+	}
+	if err == nil {
+		_ = s.Close()
+		return
+	}
+	e.finish(ctx, s, reply, m.Fn, from, err)
+}
+
+// finish tells the caller how its call failed, or drops the stream if the
+// caller is gone.
+func (e *Endpoint) finish(ctx context.Context, s network.Stream, reply func(context.Context, Code, string), fn string, from peer.ID, err error) {
+	var se *sendError
+	if errors.As(err, &se) || errors.Is(context.Cause(ctx), errCallerGone) || e.ctx.Err() != nil {
+		_ = s.Reset()
+		return
+	}
+	code, msg := classify(ctx, err)
+	var pe *PanicError
+	if errors.As(err, &pe) {
+		e.log.Warn("remote: function panicked", "func", fn, "peer", from, "panic", pe.Value, "stack", string(pe.Stack))
+	}
+	// The call's own context may have ended (its deadline): the reply
+	// still goes out, bounded by the stream's write timeout.
+	reply(e.ctx, code, msg)
+}
+
+// classify turns a function's failure into the code and message sent to
+// the caller.
+func classify(ctx context.Context, err error) (Code, string) {
+	var pe *PanicError
+	var re *Error
+	switch {
+	case errors.As(err, &pe):
+		return CodePanicked, fmt.Sprint(pe.Value)
+	case errors.As(err, &re) && re.Code == CodeBadInput:
+		return CodeBadInput, re.Message
+	case errors.Is(err, context.DeadlineExceeded) && errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return CodeDeadline, err.Error()
+	default:
+		return CodeCallee, err.Error()
+	}
+}
+
+// credit is the room a streaming callee has left to send results.
+type credit struct {
+	mu    sync.Mutex
+	avail int
+	wake  chan struct{} // signalled when avail grows
+}
+
+func newCredit(window int) *credit {
+	if window <= 0 {
+		window = DefaultWindow
+	}
+	return &credit{avail: window, wake: make(chan struct{}, 1)}
+}
+
+// creditWaitHook, if set (by tests), is called each time a callee must wait
+// for credit before it sends: the moment flow control holds it back.
+var creditWaitHook atomic.Pointer[func()]
+
+// wait returns once there is room to send n bytes (a result larger than
+// the window goes out once the caller has consumed everything before it),
+// and takes the room.
+func (c *credit) wait(ctx context.Context, n int) error {
+	for {
+		c.mu.Lock()
+		if c.avail > 0 {
+			c.avail -= n
+			c.mu.Unlock()
+			return nil
+		}
+		c.mu.Unlock()
+		if h := creditWaitHook.Load(); h != nil {
+			(*h)()
+		}
+		select {
+		case <-c.wake:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (c *credit) add(n int) {
+	c.mu.Lock()
+	c.avail += n
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
