@@ -198,8 +198,8 @@ type Stream struct {
 	timeout time.Duration
 	// untimedRecv leaves Recv bounded by its context alone.
 	untimedRecv bool
-	wbuf    bytes.Buffer
-	rbuf    []byte
+	wbuf        bytes.Buffer
+	rbuf        []byte
 	// Watchdogs enforce the timeout of reads and writes. Nothing sets a
 	// deadline on c unless an operation really stalls: quic-go arms a
 	// timer on every blocking read while a deadline is set, which alone
