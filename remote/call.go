@@ -232,6 +232,8 @@ type outCall struct {
 	s     network.Stream
 	ws    *wire.Stream
 	wrote chan error // the write of a large call frame; nil once known done
+	// creditFailed: a credit could not be sent; send no more.
+	creditFailed bool
 }
 
 // open starts a call to p: it opens a stream and sends the call frame.
@@ -397,11 +399,11 @@ func (e *Endpoint) streamRaw(ctx context.Context, p peer.ID, fn string, in []byt
 		case kindItem:
 			// Grant credit in batches of half a window: one small frame
 			// back per half window of results.
-			if consumed += len(m.Out); consumed >= e.window/2 {
-				if err := c.credit(ctx, consumed); err != nil {
-					c.end(false)
-					return err
-				}
+			// A credit that cannot be sent is no failure: the callee
+			// may have sent its last result and closed its side. If it
+			// is gone, the next read says so.
+			if consumed += len(m.Out); consumed >= e.window/2 && !c.creditFailed {
+				c.creditFailed = c.credit(ctx, consumed) != nil
 				consumed = 0
 			}
 			if !yield(m.Out) {

@@ -29,7 +29,7 @@ const (
 	DefaultMaxResult = 64 << 20
 	// DefaultWindow is how many bytes of streamed results a callee may
 	// send ahead of what the caller has consumed.
-	DefaultWindow = 256 << 10
+	DefaultWindow = 1 << 20
 )
 
 // MaxInput is the largest encoded input any call may carry; a node's
@@ -314,7 +314,7 @@ func (e *Endpoint) acquire(ctx context.Context, p peer.ID, pol *policy) (func(),
 	}
 	if s.users >= cap(s.sem)*(1+queueFactor) {
 		e.mu.Unlock()
-		return nil, &Error{Code: CodeRefused, Message: fmt.Sprintf("too many calls under way (this node runs %d at once per peer)", cap(s.sem))}
+		return nil, &status{CodeRefused, fmt.Sprintf("too many calls under way (this node runs %d at once per peer)", cap(s.sem))}
 	}
 	s.users++
 	e.mu.Unlock()
@@ -483,12 +483,12 @@ func (e *Endpoint) finish(ctx context.Context, s network.Stream, reply func(cont
 // the caller.
 func classify(ctx context.Context, err error) (Code, string) {
 	var pe *PanicError
-	var re *Error
+	var st *status
 	switch {
 	case errors.As(err, &pe):
 		return CodePanicked, fmt.Sprint(pe.Value)
-	case errors.As(err, &re) && re.Code == CodeBadInput:
-		return CodeBadInput, re.Message
+	case errors.As(err, &st):
+		return st.code, st.msg
 	case errors.Is(err, context.DeadlineExceeded) && errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return CodeDeadline, err.Error()
 	default:
@@ -510,9 +510,10 @@ func newCredit(window int) *credit {
 	return &credit{avail: window, wake: make(chan struct{}, 1)}
 }
 
-// creditWaitHook, if set (by tests), is called each time a callee must wait
-// for credit before it sends: the moment flow control holds it back.
-var creditWaitHook atomic.Pointer[func()]
+// creditWaitHook, if set (by tests), is called with true when a callee
+// starts to wait for credit (flow control holds it back) and with false
+// when the wait ends.
+var creditWaitHook atomic.Pointer[func(waiting bool)]
 
 // wait returns once there is room to send n bytes (a result larger than
 // the window goes out once the caller has consumed everything before it),
@@ -526,13 +527,19 @@ func (c *credit) wait(ctx context.Context, n int) error {
 			return nil
 		}
 		c.mu.Unlock()
-		if h := creditWaitHook.Load(); h != nil {
-			(*h)()
+		h := creditWaitHook.Load()
+		if h != nil {
+			(*h)(true)
 		}
 		select {
 		case <-c.wake:
 		case <-ctx.Done():
-			return ctx.Err()
+		}
+		if h != nil {
+			(*h)(false)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
 		}
 	}
 }

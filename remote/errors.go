@@ -157,3 +157,13 @@ type PanicError struct {
 }
 
 func (p *PanicError) Error() string { return fmt.Sprintf("panic: %v", p.Value) }
+
+// status is a failure this package decides on the callee's side (the input
+// does not decode, the peer has too many calls), carried to the caller as
+// its code and message.
+type status struct {
+	code Code
+	msg  string
+}
+
+func (s *status) Error() string { return s.code.String() + ": " + s.msg }

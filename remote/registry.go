@@ -30,8 +30,8 @@ type handler interface {
 	info() FuncInfo
 	// run decodes in, runs the function and passes each encoded result to
 	// emit (exactly once for a plain function). A panic in the function
-	// comes back as a *PanicError, an input that does not decode as an
-	// *Error with CodeBadInput; anything else is the function's own error
+	// comes back as a *PanicError, an input that does not decode as a
+	// *status with CodeBadInput; anything else is the function's own error
 	// or emit's.
 	run(ctx context.Context, in []byte, emit func(out []byte) error) error
 }
@@ -154,7 +154,7 @@ func describe(t reflect.Type) string {
 func decodeInput[In any](in []byte) (In, error) {
 	var v In
 	if err := wire.Unmarshal(in, &v); err != nil {
-		return v, &Error{Code: CodeBadInput, Message: fmt.Sprintf("want %s: %v", reflect.TypeFor[In](), err)}
+		return v, &status{CodeBadInput, fmt.Sprintf("want %s: %v", reflect.TypeFor[In](), err)}
 	}
 	return v, nil
 }

@@ -51,12 +51,31 @@ var (
 	panicky = remote.Func("test.panic", func(ctx context.Context, s string) (string, error) {
 		panic("boom: " + s)
 	})
-	// onlyOn succeeds only on the node whose ID it is given.
-	onlyOn = remote.Func("test.onlyon", func(ctx context.Context, id peer.ID) (peer.ID, error) {
-		if self := remote.Local(ctx).ID(); self != id {
-			return "", errors.New("not me")
+	// onlyOn succeeds only on the node it names. Without a gate it answers
+	// at once; with one, the winner waits for the gate to open and the
+	// others wait for their context to end.
+	onlyOn = remote.Func("test.onlyon", func(ctx context.Context, in onlyIn) (peer.ID, error) {
+		self := remote.Local(ctx).ID()
+		if in.Token == "" {
+			if self != in.Winner {
+				return "", errors.New("not me")
+			}
+			return self, nil
 		}
-		return id, nil
+		g := gateOf(in.Token)
+		if self == in.Winner {
+			select {
+			case <-g.release:
+				return self, nil
+			case <-ctx.Done():
+				return "", ctx.Err()
+			}
+		}
+		g.enter(ctx, self)
+		defer g.running.Add(-1)
+		<-ctx.Done()
+		g.ended <- ctx.Err()
+		return "", ctx.Err()
 	})
 	// block waits for its gate to open or its context to end, telling the
 	// gate what happens.
@@ -87,6 +106,9 @@ var (
 		}
 		pad := strings.Repeat("x", in.Pad)
 		for i := range in.N {
+			if in.FailAt > 0 && i == in.FailAt {
+				return fmt.Errorf("failed at %d", i)
+			}
 			if err := yield(item{I: i, Pad: pad}); err != nil {
 				if g != nil {
 					g.ended <- err
@@ -111,10 +133,16 @@ type relayIn struct {
 	Token string
 }
 
+type onlyIn struct {
+	Winner peer.ID
+	Token  string
+}
+
 type countIn struct {
-	N     int
-	Pad   int
-	Token string
+	N      int
+	FailAt int
+	Pad    int
+	Token  string
 }
 
 type item struct {
@@ -287,10 +315,15 @@ func TestErrorKinds(t *testing.T) {
 	_, err = block.At(a, c.Node(3).ID()).Call(short, token)
 	check("deadline", err, context.DeadlineExceeded, remote.CodeDeadline, "deadline exceeded")
 
-	stranger, err := identity.ID(identity.Generate().Public().(ed25519.PublicKey))
+	_, err = upper.At(a, strangerID(t)).Call(ctx, "x")
+	check("a peer no one knows", err, remote.ErrUnreachable, remote.CodeUnreachable, "")
+}
+
+// strangerID returns the ID of a peer no node knows.
+func strangerID(t *testing.T) peer.ID {
+	id, err := identity.ID(identity.Generate().Public().(ed25519.PublicKey))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = upper.At(a, stranger).Call(ctx, "x")
-	check("a peer no one knows", err, remote.ErrUnreachable, remote.CodeUnreachable, "")
+	return id
 }
