@@ -352,6 +352,9 @@ func (e *Endpoint) callRaw(ctx context.Context, p peer.ID, fn string, in []byte)
 	if e != nil && p == e.ID() {
 		return e.callSelf(ctx, fn, in)
 	}
+	if e != nil && len(in) <= laneMaxInput {
+		return e.callLane(ctx, p, fn, in)
+	}
 	c, err := e.open(ctx, p, fn, in, false)
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,6 +47,11 @@ const queueFactor = 4
 // callWait bounds how long a callee waits for the call frame after a
 // stream opens.
 const callWait = 10 * time.Second
+
+// watchDelay is how long a plain call runs before the callee starts
+// watching its stream for the caller's cancellation: a bound on how late a
+// cancellation is seen, and the time under which a call costs no watcher.
+const watchDelay = time.Millisecond
 
 // Policy says which calls a node serves.
 type Policy struct {
@@ -149,7 +155,8 @@ type Endpoint struct {
 
 	mu     sync.Mutex
 	pol    *policy
-	peers  map[peer.ID]*slots
+	peers  map[peer.ID]*slots    // calls served, by caller
+	pools  map[peer.ID]*lanePool // lanes for calls made, by callee
 	closed bool
 
 	ctx    context.Context // ends when the endpoint closes; parent of every served call
@@ -157,10 +164,12 @@ type Endpoint struct {
 	wg     sync.WaitGroup // served calls
 }
 
-// slots bounds the calls one peer runs at once.
+// slots bounds the calls one peer runs at once. A call that finds them
+// all taken waits in line; release hands its slot to the first in line.
 type slots struct {
-	sem   chan struct{}
-	users int // running and waiting
+	max     int
+	running int
+	line    []chan struct{}
 }
 
 // New starts an Endpoint: it serves calls on cfg.Host until Close.
@@ -176,6 +185,7 @@ func New(cfg Config) (*Endpoint, error) {
 		window:    cfg.Window,
 		pol:       compile(cfg.Policy),
 		peers:     map[peer.ID]*slots{},
+		pools:     map[peer.ID]*lanePool{},
 	}
 	if e.log == nil {
 		e.log = slog.Default()
@@ -189,6 +199,7 @@ func New(cfg Config) (*Endpoint, error) {
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.host.SetStreamHandler(Protocol, e.handle)
+	e.host.SetStreamHandler(LaneProtocol, e.handleLane)
 	return e, nil
 }
 
@@ -222,9 +233,17 @@ func (e *Endpoint) Close() error {
 		return nil
 	}
 	e.closed = true
+	var lanes []*lane
+	for _, pool := range e.pools {
+		lanes = append(lanes, pool.lanes...)
+	}
 	e.mu.Unlock()
 	e.host.RemoveStreamHandler(Protocol)
+	e.host.RemoveStreamHandler(LaneProtocol)
 	e.cancel()
+	for _, l := range lanes {
+		l.kill(errors.New("this node is shutting down"))
+	}
 	e.wg.Wait()
 	return nil
 }
@@ -259,22 +278,25 @@ var listFunctions = Func("nube.functions", func(ctx context.Context, _ struct{})
 	return out, nil
 })
 
-type ctxKey int
+type ctxKey struct{}
 
-const (
-	callerKey ctxKey = iota
-	localKey
-)
+// callInfo is what a function's context knows of its call.
+type callInfo struct {
+	from peer.ID
+	e    *Endpoint
+}
 
 func withCall(ctx context.Context, from peer.ID, e *Endpoint) context.Context {
-	return context.WithValue(context.WithValue(ctx, callerKey, from), localKey, e)
+	return context.WithValue(ctx, ctxKey{}, &callInfo{from, e})
 }
 
 // Caller returns the peer that made the call a function is running for,
 // from the function's context ("" outside a remote function).
 func Caller(ctx context.Context) peer.ID {
-	p, _ := ctx.Value(callerKey).(peer.ID)
-	return p
+	if ci, ok := ctx.Value(ctxKey{}).(*callInfo); ok {
+		return ci.from
+	}
+	return ""
 }
 
 // Local returns the endpoint a function is running on, from the function's
@@ -286,8 +308,10 @@ func Caller(ctx context.Context) peer.ID {
 // cancels it with the first call. Outside a remote function Local returns
 // nil.
 func Local(ctx context.Context) *Endpoint {
-	e, _ := ctx.Value(localKey).(*Endpoint)
-	return e
+	if ci, ok := ctx.Value(ctxKey{}).(*callInfo); ok {
+		return ci.e
+	}
+	return nil
 }
 
 // Calls returns how many calls from p this node is running and how many
@@ -295,42 +319,64 @@ func Local(ctx context.Context) *Endpoint {
 func (e *Endpoint) Calls(p peer.ID) (running, waiting int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	s := e.peers[p]
-	if s == nil {
-		return 0, 0
+	if s := e.peers[p]; s != nil {
+		return s.running, len(s.line)
 	}
-	running = len(s.sem)
-	return running, s.users - running
+	return 0, 0
 }
 
-// acquire takes one of p's call slots, waiting for one if all are taken,
-// and returns the function that gives it back.
+// acquire takes one of p's call slots, waiting in line for one if all are
+// taken, and returns the function that gives it back.
 func (e *Endpoint) acquire(ctx context.Context, p peer.ID, pol *policy) (func(), error) {
 	e.mu.Lock()
 	s := e.peers[p]
 	if s == nil {
-		s = &slots{sem: make(chan struct{}, pol.maxConc)}
+		s = &slots{max: pol.maxConc}
 		e.peers[p] = s
 	}
-	if s.users >= cap(s.sem)*(1+queueFactor) {
+	release := func() { e.release(p, s) }
+	if s.running < s.max {
+		s.running++
 		e.mu.Unlock()
-		return nil, &status{CodeRefused, fmt.Sprintf("too many calls under way (this node runs %d at once per peer)", cap(s.sem))}
+		return release, nil
 	}
-	s.users++
+	if len(s.line) >= s.max*queueFactor {
+		e.mu.Unlock()
+		return nil, &status{CodeRefused, fmt.Sprintf("too many calls under way (this node runs %d at once per peer)", s.max)}
+	}
+	turn := make(chan struct{})
+	s.line = append(s.line, turn)
 	e.mu.Unlock()
-	leave := func() {
-		e.mu.Lock()
-		if s.users--; s.users == 0 {
-			delete(e.peers, p)
-		}
-		e.mu.Unlock()
-	}
 	select {
-	case s.sem <- struct{}{}:
-		return func() { <-s.sem; leave() }, nil
+	case <-turn:
+		return release, nil
 	case <-ctx.Done():
-		leave()
-		return nil, ctx.Err()
+	}
+	e.mu.Lock()
+	for i, c := range s.line {
+		if c == turn {
+			s.line = slices.Delete(s.line, i, i+1)
+			e.mu.Unlock()
+			return nil, ctx.Err()
+		}
+	}
+	e.mu.Unlock()
+	release() // our turn came as ctx ended: pass it on
+	return nil, ctx.Err()
+}
+
+// release gives back a slot of p's: to the first call in line, or to the
+// pool, forgetting p once it has nothing under way.
+func (e *Endpoint) release(p peer.ID, s *slots) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(s.line) > 0 {
+		close(s.line[0])
+		s.line = s.line[1:]
+		return
+	}
+	if s.running--; s.running == 0 && e.peers[p] == s {
+		delete(e.peers, p)
 	}
 }
 
@@ -359,16 +405,13 @@ func (e *Endpoint) serve(s network.Stream, from peer.ID) {
 	pol := e.policy()
 	ws := wire.NewStream(s, wire.WithMaxFrame(pol.maxInput+callOverhead), wire.WithMaxSend(maxResultFrame), wire.WithoutRecvTimeout())
 	reply := func(ctx context.Context, code Code, msg string) {
-		if len(msg) > maxErrMsg {
-			msg = msg[:maxErrMsg]
-		}
 		if err := ws.Send(ctx, &replyMsg{Kind: kindError, Code: code, Msg: msg}); err != nil {
 			_ = s.Reset()
 			return
 		}
 		_ = s.Close()
 	}
-	if why := pol.refuses(from); why != "" {
+	if why := pol.refuses(from); why != "" { // before reading a byte of input
 		reply(e.ctx, CodeRefused, why)
 		return
 	}
@@ -376,21 +419,17 @@ func (e *Endpoint) serve(s network.Stream, from peer.ID) {
 	m, err := recvCall(first, ws)
 	cancel()
 	switch {
-	case errors.Is(err, wire.ErrFrameTooLarge), err == nil && len(m.In) > pol.maxInput:
-		reply(e.ctx, CodeInputTooLarge, fmt.Sprintf("this node accepts at most %d bytes of input", pol.maxInput))
+	case errors.Is(err, wire.ErrFrameTooLarge):
+		reply(e.ctx, CodeInputTooLarge, tooLarge(pol))
 		return
 	case err != nil:
 		e.log.Debug("remote: bad call", "peer", from, "err", err)
 		_ = s.Reset()
 		return
 	}
-	h := lookup(m.Fn)
-	if h == nil || !(pol.exposes(m.Fn) || m.Fn == listFunctions.name) {
-		reply(e.ctx, CodeNoSuchFunction, fmt.Sprintf("%q is not served here", m.Fn))
-		return
-	}
-	if h.info().Stream != m.Stream {
-		reply(e.ctx, CodeBadInput, kindMismatch(m.Fn, h.info().Stream))
+	h, st := e.admit(pol, from, m.Fn, len(m.In), m.Stream)
+	if st != nil {
+		reply(e.ctx, st.code, st.msg)
 		return
 	}
 
@@ -403,28 +442,44 @@ func (e *Endpoint) serve(s network.Stream, from peer.ID) {
 	}
 	ctx = withCall(ctx, from, e)
 
-	// The caller's half of the stream: credits for a stream, and the end
-	// of the stream when the caller cancels or goes away.
-	cr := newCredit(int(m.Window))
+	// The caller's half of the stream carries credits (for a stream), and
+	// its end says the caller cancelled or went away. A watcher reads it:
+	// from the start for a stream, and for a plain call only once the
+	// function has run for watchDelay, so that quick calls cost no extra
+	// goroutine.
+	var cr *credit
 	watched := make(chan struct{})
-	go func() {
+	watch := func() {
 		defer close(watched)
 		for {
 			var c creditMsg
-			if err := ws.Recv(e.ctx, &c); err != nil {
+			if err := ws.Recv(context.Background(), &c); err != nil {
 				cancelCall(errCallerGone)
 				return
 			}
-			cr.add(int(c.Bytes))
+			if cr != nil {
+				cr.add(int(c.Bytes))
+			}
 		}
-	}()
+	}
+	var later *time.Timer
+	if m.Stream {
+		cr = newCredit(int(m.Window))
+		go watch()
+	} else {
+		later = time.AfterFunc(watchDelay, watch)
+	}
 	defer func() {
-		<-watched // Close or Reset below wakes the watcher
+		// Every return below closes or resets the stream first, which
+		// ends the watcher if it runs.
+		if later == nil || !later.Stop() {
+			<-watched
+		}
 	}()
 
 	release, err := e.acquire(ctx, from, pol)
 	if err != nil {
-		e.finish(ctx, s, reply, m.Fn, from, err)
+		e.finish(ctx, m.Fn, from, err, reply, func() { _ = s.Reset() })
 		return
 	}
 	defer release()
@@ -458,21 +513,47 @@ func (e *Endpoint) serve(s network.Stream, from peer.ID) {
 		_ = s.Close()
 		return
 	}
-	e.finish(ctx, s, reply, m.Fn, from, err)
+	e.finish(ctx, m.Fn, from, err, reply, func() { _ = s.Reset() })
 }
 
-// finish tells the caller how its call failed, or drops the stream if the
-// caller is gone.
-func (e *Endpoint) finish(ctx context.Context, s network.Stream, reply func(context.Context, Code, string), fn string, from peer.ID, err error) {
+// admit decides whether a call from p to fn, with inLen bytes of input,
+// runs here, and returns the function's handler if so.
+func (e *Endpoint) admit(pol *policy, p peer.ID, fn string, inLen int, stream bool) (handler, *status) {
+	if why := pol.refuses(p); why != "" {
+		return nil, &status{CodeRefused, why}
+	}
+	if inLen > pol.maxInput {
+		return nil, &status{CodeInputTooLarge, tooLarge(pol)}
+	}
+	h := lookup(fn)
+	if h == nil || !(pol.exposes(fn) || fn == listFunctions.name) {
+		return nil, &status{CodeNoSuchFunction, fmt.Sprintf("%q is not served here", fn)}
+	}
+	if h.info().Stream != stream {
+		return nil, &status{CodeBadInput, kindMismatch(fn, h.info().Stream)}
+	}
+	return h, nil
+}
+
+func tooLarge(pol *policy) string {
+	return fmt.Sprintf("this node accepts at most %d bytes of input", pol.maxInput)
+}
+
+// finish tells the caller how its call failed (reply), or drops the call
+// (drop) if the caller is gone or cannot be told.
+func (e *Endpoint) finish(ctx context.Context, fn string, from peer.ID, err error, reply func(context.Context, Code, string), drop func()) {
 	var se *sendError
 	if errors.As(err, &se) || errors.Is(context.Cause(ctx), errCallerGone) || e.ctx.Err() != nil {
-		_ = s.Reset()
+		drop()
 		return
 	}
 	code, msg := classify(ctx, err)
 	var pe *PanicError
 	if errors.As(err, &pe) {
 		e.log.Warn("remote: function panicked", "func", fn, "peer", from, "panic", pe.Value, "stack", string(pe.Stack))
+	}
+	if len(msg) > maxErrMsg {
+		msg = msg[:maxErrMsg]
 	}
 	// The call's own context may have ended (its deadline): the reply
 	// still goes out, bounded by the stream's write timeout.

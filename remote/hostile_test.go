@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,11 +88,12 @@ func nest(n int) any {
 
 // TestHostileCallee: a peer that answers with garbage, the wrong kind of
 // frame or too large a result gives the caller a clear error, not a panic
-// or a hang.
+// or a hang. Inputs over 64 KiB take a stream of their own (Protocol).
 func TestHostileCallee(t *testing.T) {
 	c := nubetest.Cluster(t, 2)
 	a, b := c.Node(0), c.Node(1)
 	ctx := ctxT(t, time.Minute)
+	big := strings.Repeat("x", 100<<10)
 
 	answer := func(reply []byte) {
 		b.Host().SetStreamHandler(remote.Protocol, func(s network.Stream) {
@@ -123,13 +125,13 @@ func TestHostileCallee(t *testing.T) {
 	}
 	for _, tc := range cases {
 		answer(tc.reply)
-		_, err := upper.At(a, b.ID()).Call(ctx, "x")
+		_, err := upper.At(a, b.ID()).Call(ctx, big)
 		if !errors.Is(err, tc.want) {
 			t.Errorf("%s: err = %v, want %v", tc.name, err, tc.want)
 		}
 	}
 	// The same for a stream.
-	answer(bytes.Join([][]byte{frame(t, map[int]any{1: 1, 2: map[int]any{1: 0}}), []byte{0xff}}, nil))
+	answer(bytes.Join([][]byte{frame(t, map[int]any{1: 1, 2: map[int]any{1: 0}}), {0xff}}, nil))
 	var last error
 	n := 0
 	for _, err := range count.At(a, b.ID()).Call(ctx, countIn{N: 2}) {
@@ -141,5 +143,98 @@ func TestHostileCallee(t *testing.T) {
 	}
 	if n != 1 || !errors.Is(last, remote.ErrProtocol) {
 		t.Errorf("a stream that turns to garbage: %d results, then %v", n, last)
+	}
+}
+
+// TestHostileLane: the same on a lane, where small calls go. The hostile
+// callee answers each call as its input says; a reply that breaks the
+// protocol ends the lane, and the next call opens another.
+func TestHostileLane(t *testing.T) {
+	c := nubetest.Cluster(t, 2)
+	a, b := c.Node(0), c.Node(1)
+	ctx := ctxT(t, time.Minute)
+	str := func(s string) []byte {
+		out, err := wire.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	replies := map[string]func(id uint64) []byte{
+		"garbage":     func(uint64) []byte { return []byte("\x03\xff\xfe\xfd") },
+		"close":       func(uint64) []byte { return nil },
+		"huge length": func(uint64) []byte { return binary.AppendUvarint(nil, 1<<40) },
+		"unknown kind": func(id uint64) []byte {
+			return frame(t, map[int]any{1: id, 2: 9})
+		},
+		"error without a code": func(id uint64) []byte {
+			return frame(t, map[int]any{1: id, 2: 3, 5: "bad"})
+		},
+		"done without bytes": func(id uint64) []byte {
+			return frame(t, map[int]any{1: id, 2: 2})
+		},
+		"wrong type": func(id uint64) []byte {
+			return frame(t, map[int]any{1: id, 2: 2, 3: []byte{0x18, 0x2a}})
+		},
+		"refused": func(id uint64) []byte {
+			return frame(t, map[int]any{1: id, 2: 3, 4: int(remote.CodeRefused), 5: "go away"})
+		},
+		// A stray answer to a call no one made, then the right one in
+		// two pieces.
+		"in parts": func(id uint64) []byte {
+			whole := str("IN PARTS")
+			return bytes.Join([][]byte{
+				frame(t, map[int]any{1: id + 1000, 2: 2, 3: str("stray")}),
+				frame(t, map[int]any{1: id, 2: 4, 3: whole[:3]}),
+				frame(t, map[int]any{1: id, 2: 2, 3: whole[3:]}),
+			}, nil)
+		},
+	}
+	b.Host().SetStreamHandler(remote.LaneProtocol, func(s network.Stream) {
+		ws := wire.NewStream(s, wire.WithoutRecvTimeout())
+		for {
+			var m struct {
+				ID uint64 `cbor:"1,keyasint"`
+				In []byte `cbor:"3,keyasint"`
+			}
+			if err := ws.Recv(context.Background(), &m); err != nil {
+				_ = s.Reset()
+				return
+			}
+			var which string
+			if wire.Unmarshal(m.In, &which) != nil || replies[which] == nil {
+				_ = s.Reset()
+				return
+			}
+			out := replies[which](m.ID)
+			if out == nil {
+				_ = s.Close()
+				return
+			}
+			if _, err := s.Write(out); err != nil {
+				return
+			}
+		}
+	})
+	want := map[string]error{
+		"garbage":              remote.ErrProtocol,
+		"close":                remote.ErrUnreachable,
+		"huge length":          remote.ErrProtocol,
+		"unknown kind":         remote.ErrProtocol,
+		"error without a code": remote.ErrProtocol,
+		"done without bytes":   remote.ErrProtocol,
+		"wrong type":           remote.ErrProtocol,
+		"refused":              remote.ErrRefused,
+	}
+	for which, w := range want {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := upper.At(a, b.ID()).Call(ctx, which)
+		cancel()
+		if !errors.Is(err, w) {
+			t.Errorf("%s: err = %v, want %v", which, err, w)
+		}
+	}
+	if got, err := upper.At(a, b.ID()).Call(ctx, "in parts"); err != nil || got != "IN PARTS" {
+		t.Errorf("a result in two pieces after a stray one: %q, %v", got, err)
 	}
 }
