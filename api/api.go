@@ -135,6 +135,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v0/gc", s.handleGC)
 	mux.HandleFunc("POST /api/v0/repo/verify", s.handleVerify)
 	mux.HandleFunc("GET /ipfs/", s.handleGateway)
+	mux.HandleFunc("GET /api/v0/remote/ls", s.handleRemoteLs)
 	return s.checkHost(s.checkToken(mux))
 }
 

@@ -148,6 +148,15 @@ func TestUpAndCommands(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "pong from "+a.info.ID) {
 		t.Fatalf("nube ping: %d %s %s", code, out, errs)
 	}
+	// The nube binary serves only the built-in listing: b lists it for a.
+	out, errs, code = run(t, "--data", d2, "remote", "ls", a.info.ID)
+	if code != 0 || !strings.Contains(out, "nube.functions") || !strings.Contains(out, "[]remote.FuncInfo") {
+		t.Fatalf("nube remote ls: %d %s %s", code, out, errs)
+	}
+	out, errs, code = run(t, "--data", d2, "remote", "ls", "not-a-peer")
+	if code == 0 || !strings.Contains(errs, "bad peer ID") {
+		t.Fatalf("nube remote ls with a bad peer ID: %d %s %s", code, out, errs)
+	}
 	out, _, code = run(t, "--data", d1, "status", "--json")
 	var st nube.Status
 	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.ID != a.info.ID || st.Peers < 1 {

@@ -5,6 +5,7 @@
 //	nube connect MULTIADDR   connect to a peer
 //	nube ping PEER           measure the round trip to a peer
 //	nube add | get | cat | ls | pin | gc | repo verify    content, IPFS-compatible
+//	nube remote ls PEER      the functions a peer serves for remote calls
 //	nube demo --nodes 3      a small cloud of nodes in one process, to try things
 //
 // Every command but up and demo finds the running daemon through its data
@@ -71,6 +72,7 @@ commands talk to the running node through its local API.`,
 		newUpCmd(g),
 		newIDCmd(g), newPeersCmd(g), newStatusCmd(g), newConnectCmd(g), newPingCmd(g),
 		newAddCmd(g), newGetCmd(g), newCatCmd(g), newLsCmd(g), newPinCmd(g), newGCCmd(g), newRepoCmd(g),
+		newRemoteCmd(g),
 		newDemoCmd(g),
 		newVersionCmd(g),
 	)
