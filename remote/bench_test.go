@@ -152,3 +152,37 @@ func BenchmarkCallParallel(b *testing.B) {
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
 	})
 }
+
+// BenchmarkStreamCallRTT is a streaming call that yields one result: the
+// path of calls with a stream of their own (streams, and inputs over 64
+// KiB), for comparison with the lane that small plain calls take.
+func BenchmarkStreamCallRTT(b *testing.B) {
+	forTransports(b, func(b *testing.B, n *nube.Node, p peer.ID) {
+		ctx := context.Background()
+		for b.Loop() {
+			for _, err := range count.At(n, p).Call(ctx, countIn{N: 1}) {
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+}
+
+// BenchmarkStreamItems streams small results (about 100 bytes each) to a
+// caller that takes them as fast as it can, reported in items per second.
+func BenchmarkStreamItems(b *testing.B) {
+	forTransports(b, func(b *testing.B, n *nube.Node, p peer.ID) {
+		got := 0
+		for _, err := range count.At(n, p).Call(context.Background(), countIn{N: b.N, Pad: 100}) {
+			if err != nil {
+				b.Fatal(err)
+			}
+			got++
+		}
+		if got != b.N {
+			b.Fatalf("got %d items, want %d", got, b.N)
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "items/s")
+	})
+}
