@@ -285,6 +285,9 @@ func TestErrorKinds(t *testing.T) {
 	d.Remote().SetPolicy(remote.Policy{Allow: []peer.ID{c.Node(3).ID()}})
 	_, err = upper.At(a, d.ID()).Call(ctx, "x")
 	check("caller not on the allowlist", err, remote.ErrRefused, remote.CodeRefused, "allowlist")
+	d.Remote().SetPolicy(remote.Policy{MaxInput: 1024})
+	_, err = upper.At(a, d.ID()).Call(ctx, strings.Repeat("x", 2048))
+	check("input over a small cap, on a lane", err, remote.ErrInputTooLarge, remote.CodeInputTooLarge, "1024")
 
 	_, err = panicky.At(a, c.Node(3).ID()).Call(ctx, "x")
 	check("panic", err, remote.ErrPanicked, remote.CodePanicked, "boom: x")
