@@ -20,11 +20,7 @@ go test ./bench -run '^$' -count "$count" -benchtime 1000x \
 	-bench 'RawStreamThroughput' >>"$out"
 [ -n "${RAW:-}" ] && cat "$out"
 
-# median NAME FIELD: the median of a benchmark's ns/op (FIELD 3) or MB/s.
-median() {
-	grep "^Benchmark$1-" "$out" | awk -v f="$2" '{ for (i = 1; i <= NF; i++) if ($i == f) print $(i-1) }' |
-		sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) { print "nan"; exit } print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2 }'
-}
+. bench/lib.sh
 
 row() { # label ours baseline unit goal [divisor]
 	awk -v l="$1" -v o="$2" -v b="$3" -v u="$4" -v g="$5" -v d="${6:-1}" 'BEGIN {

@@ -69,32 +69,16 @@ func (m *laneCall) check() error {
 	if m.Cancel {
 		return nil
 	}
-	if err := checkName(m.Fn); err != nil {
-		return fmt.Errorf("%w: %v", wire.ErrMalformed, err)
-	}
-	if len(m.In) == 0 {
-		return fmt.Errorf("%w: call without input", wire.ErrMalformed)
-	}
-	if m.Timeout < 0 {
-		return fmt.Errorf("%w: negative timeout", wire.ErrMalformed)
-	}
-	return nil
+	return checkCall(m.Fn, m.In, m.Timeout)
 }
 
+// check refuses a lane reply that decoded but makes no sense. An item of a
+// stream never comes on a lane.
 func (m *laneReply) check() error {
-	switch m.Kind {
-	case kindPart, kindDone:
-		if len(m.Out) == 0 {
-			return fmt.Errorf("%w: result piece without bytes", wire.ErrMalformed)
-		}
-	case kindError:
-		if m.Code == 0 {
-			return fmt.Errorf("%w: error without a code", wire.ErrMalformed)
-		}
-	default:
-		return fmt.Errorf("%w: unknown reply kind %d", wire.ErrMalformed, m.Kind)
+	if m.Kind == kindItem {
+		return fmt.Errorf("%w: a stream item on a lane", wire.ErrMalformed)
 	}
-	return nil
+	return checkReply(m.Kind, len(m.Out), m.Code, kindPart, kindDone)
 }
 
 // recvLaneCall and recvLaneReply read and check one lane frame: the paths

@@ -77,14 +77,18 @@ type creditMsg struct {
 const maxErrMsg = 4096
 
 // check refuses a call frame that decoded but makes no sense.
-func (m *callMsg) check() error {
-	if err := checkName(m.Fn); err != nil {
+func (m *callMsg) check() error { return checkCall(m.Fn, m.In, m.Timeout) }
+
+// checkCall is what every call frame, on a stream or a lane, must have: a
+// valid function name, an input, and no negative timeout.
+func checkCall(fn string, in []byte, timeout int64) error {
+	if err := checkName(fn); err != nil {
 		return fmt.Errorf("%w: %v", wire.ErrMalformed, err)
 	}
-	if len(m.In) == 0 {
+	if len(in) == 0 {
 		return fmt.Errorf("%w: call without input", wire.ErrMalformed)
 	}
-	if m.Timeout < 0 {
+	if timeout < 0 {
 		return fmt.Errorf("%w: negative timeout", wire.ErrMalformed)
 	}
 	return nil
@@ -92,20 +96,31 @@ func (m *callMsg) check() error {
 
 func (m *callMsg) timeout() time.Duration { return time.Duration(m.Timeout) }
 
-// check refuses a reply frame that decoded but makes no sense.
+// check refuses a reply frame that decoded but makes no sense. Results in
+// pieces come only on lanes.
 func (m *replyMsg) check() error {
-	switch m.Kind {
-	case kindItem:
-		if len(m.Out) == 0 {
-			return fmt.Errorf("%w: result item without a value", wire.ErrMalformed)
+	if m.Kind == kindPart {
+		return fmt.Errorf("%w: a lane's result piece on a call's stream", wire.ErrMalformed)
+	}
+	return checkReply(m.Kind, len(m.Out), m.Code, kindItem)
+}
+
+// checkReply is what every reply frame must have: a known kind, a value
+// for each kind that carries one (withValue), and a code for an error.
+func checkReply(kind uint8, outLen int, code Code, withValue ...uint8) error {
+	switch kind {
+	case kindItem, kindPart, kindDone:
+		for _, k := range withValue {
+			if kind == k && outLen == 0 {
+				return fmt.Errorf("%w: reply of kind %d without a value", wire.ErrMalformed, kind)
+			}
 		}
-	case kindDone:
 	case kindError:
-		if m.Code == 0 {
+		if code == 0 {
 			return fmt.Errorf("%w: error without a code", wire.ErrMalformed)
 		}
 	default:
-		return fmt.Errorf("%w: unknown reply kind %d", wire.ErrMalformed, m.Kind)
+		return fmt.Errorf("%w: unknown reply kind %d", wire.ErrMalformed, kind)
 	}
 	return nil
 }
