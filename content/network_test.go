@@ -29,12 +29,6 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, nubetest.LeakOptions()...)
 }
 
-func ctxT(t testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // randomBytes returns n reproducible pseudo-random bytes.
 func randomBytes(n int, seed int64) []byte {
 	b := make([]byte, n)
@@ -64,7 +58,7 @@ func TestFetchFromFourProviders(t *testing.T) {
 		size = 16 << 20
 	}
 	c := nubetest.Cluster(t, 5)
-	ctx := ctxT(t, 2*time.Minute)
+	ctx := nubetest.Context(t, 2*time.Minute)
 	data := randomBytes(size, 1)
 	root, err := c.Node(0).Add(ctx, bytes.NewReader(data))
 	if err != nil {
@@ -108,7 +102,7 @@ func TestFetchFromFourProviders(t *testing.T) {
 // passes.
 func TestGetStreams(t *testing.T) {
 	c := nubetest.Cluster(t, 2)
-	ctx := ctxT(t, time.Minute)
+	ctx := nubetest.Context(t, time.Minute)
 	data := randomBytes(4*content.ChunkSize, 2)
 	root, err := c.Node(0).Add(ctx, bytes.NewReader(data))
 	if err != nil {
@@ -145,7 +139,7 @@ func TestGetStreams(t *testing.T) {
 // passes, instead of hanging.
 func TestFetchWithNoProvider(t *testing.T) {
 	c := nubetest.Cluster(t, 2)
-	ctx := ctxT(t, time.Minute)
+	ctx := nubetest.Context(t, time.Minute)
 	// A CID nobody has: the hash of some bytes never added.
 	other, err := nubetest.Cluster(t, 1).Node(0).Content().Add(ctx, bytes.NewReader([]byte("nobody here has me")), content.AddOptions{})
 	if err != nil {
@@ -183,7 +177,7 @@ func (l lyingStore) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
 // nothing corrupt.
 func TestLyingProvider(t *testing.T) {
 	c := nubetest.Cluster(t, 2)
-	ctx := ctxT(t, time.Minute)
+	ctx := nubetest.Context(t, time.Minute)
 	honest, fetcher := c.Node(0), c.Node(1)
 	c.Disconnect(0, 1)
 	data := randomBytes(8*content.ChunkSize, 3)

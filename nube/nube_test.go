@@ -1,7 +1,6 @@
 package nube_test
 
 import (
-	"context"
 	"errors"
 	"net"
 	"os"
@@ -25,12 +24,6 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, nubetest.LeakOptions()...)
 }
 
-func ctxT(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // TestZeroConfig starts a node on the zero Config, as a library user would,
 // inside a private network namespace: the zero Config listens on every
 // interface and multicasts mDNS, and tests must not do that on the host.
@@ -38,7 +31,7 @@ func TestZeroConfig(t *testing.T) {
 	if !netns.Isolate(t) {
 		return
 	}
-	ctx := ctxT(t, time.Minute)
+	ctx := nubetest.Context(t, time.Minute)
 	a, err := nube.Start(ctx, nube.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +54,7 @@ func TestZeroConfig(t *testing.T) {
 
 func TestClusterPing(t *testing.T) {
 	c := nubetest.Cluster(t, 3)
-	ctx := ctxT(t, 30*time.Second)
+	ctx := nubetest.Context(t, 30*time.Second)
 	for i, n := range c.Nodes() {
 		if got := len(n.Peers()); got != 2 {
 			t.Errorf("node %d has %d peers, want 2", i, got)
@@ -81,7 +74,7 @@ func TestClusterPing(t *testing.T) {
 
 func TestConnectByMultiaddr(t *testing.T) {
 	c := nubetest.Cluster(t, 2, nubetest.BootstrapOnly())
-	ctx := ctxT(t, 30*time.Second)
+	ctx := nubetest.Context(t, 30*time.Second)
 	extra := nubetest.Cluster(t, 1)
 	addr := extra.Node(0).Addrs()[0].String()
 	id, err := c.Node(1).Connect(ctx, addr)
@@ -100,7 +93,7 @@ func TestConnectByMultiaddr(t *testing.T) {
 
 func TestRestartKeepsIdentityAndReconnects(t *testing.T) {
 	c := nubetest.Cluster(t, 3, nubetest.WithDataDirs())
-	ctx := ctxT(t, time.Minute)
+	ctx := nubetest.Context(t, time.Minute)
 	before := c.Node(0).ID()
 	user := c.Node(0).UserID()
 	n, err := c.Restart(ctx, 0)
@@ -135,7 +128,7 @@ func TestDHTFindsEveryPeer(t *testing.T) {
 		n = 8
 	}
 	c := nubetest.Cluster(t, n, nubetest.BootstrapOnly())
-	ctx := ctxT(t, 4*time.Minute)
+	ctx := nubetest.Context(t, 4*time.Minute)
 	for i := 0; i < n; i++ {
 		seeker := c.Node(i)
 		for j := 0; j < n; j++ {
@@ -198,7 +191,7 @@ func addrsString[T interface{ String() string }](as []T) string {
 func TestDataDirLocked(t *testing.T) {
 	cfg := nubetest.TestConfig()
 	cfg.DataDir = t.TempDir()
-	ctx := ctxT(t, 30*time.Second)
+	ctx := nubetest.Context(t, 30*time.Second)
 	a, err := nube.Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -223,7 +216,7 @@ func TestCorruptKeyRefused(t *testing.T) {
 	if err := os.WriteFile(p, []byte("garbage"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := nube.Start(ctxT(t, 30*time.Second), cfg)
+	_, err := nube.Start(nubetest.Context(t, 30*time.Second), cfg)
 	if !errors.Is(err, identity.ErrBadKeyFile) {
 		t.Fatalf("Start with a corrupt node key = %v, want ErrBadKeyFile", err)
 	}
@@ -239,7 +232,7 @@ func TestStartErrors(t *testing.T) {
 	}
 	defer l.Close()
 	port := l.Addr().(*net.TCPAddr).Port
-	ctx := ctxT(t, 30*time.Second)
+	ctx := nubetest.Context(t, 30*time.Second)
 	cases := []struct {
 		name string
 		cfg  func(*nube.Config)

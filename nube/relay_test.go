@@ -43,7 +43,7 @@ func TestRelay(t *testing.T) {
 	natted := func(_ int, cfg *nube.Config) { cfg.ListenAddrs, cfg.NoListen = nil, true }
 	a := nubetest.Cluster(t, 1, nubetest.WithConfig(natted)).Node(0)
 	b := nubetest.Cluster(t, 1, nubetest.WithConfig(natted)).Node(0)
-	ctx := ctxT(t, time.Minute)
+	ctx := nubetest.Context(t, time.Minute)
 	if !r.Status().RelayService || b.Status().RelayService {
 		t.Fatal("RelayService not reported as configured")
 	}

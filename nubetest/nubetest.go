@@ -289,3 +289,11 @@ func (c *C) closeAll() {
 	}
 	wg.Wait()
 }
+
+// Context returns a context that ends after d or when the test ends,
+// whichever comes first: the bound on how long a test may wait.
+func Context(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}

@@ -117,21 +117,27 @@ func BenchmarkCallRTTDeadline(b *testing.B) {
 	})
 }
 
+// parallel runs one round trip from many goroutines at once (16 per
+// CPU) and reports the rate under unit.
+func parallel(b *testing.B, unit string, roundTrip func(context.Context) error) {
+	ctx := context.Background()
+	b.SetParallelism(parallelism)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := roundTrip(ctx); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), unit)
+}
+
 // BenchmarkRawStreamParallel is the baseline of BenchmarkCallParallel:
 // raw echo round trips from many goroutines at once.
 func BenchmarkRawStreamParallel(b *testing.B) {
 	forTransports(b, func(b *testing.B, n *nube.Node, p peer.ID) {
-		ctx := context.Background()
-		b.SetParallelism(parallelism)
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				if err := rawRTT(ctx, n, p); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rtt/s")
+		parallel(b, "rtt/s", func(ctx context.Context) error { return rawRTT(ctx, n, p) })
 	})
 }
 
@@ -139,17 +145,10 @@ func BenchmarkRawStreamParallel(b *testing.B) {
 // another, reported in calls per second.
 func BenchmarkCallParallel(b *testing.B) {
 	forTransports(b, func(b *testing.B, n *nube.Node, p peer.ID) {
-		ctx := context.Background()
-		b.SetParallelism(parallelism)
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				if _, err := upper.At(n, p).Call(ctx, "hello"); err != nil {
-					b.Error(err)
-					return
-				}
-			}
+		parallel(b, "calls/s", func(ctx context.Context) error {
+			_, err := upper.At(n, p).Call(ctx, "hello")
+			return err
 		})
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
 	})
 }
 

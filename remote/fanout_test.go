@@ -20,7 +20,7 @@ import (
 func TestOnAllWithKill(t *testing.T) {
 	c := nubetest.Cluster(t, 5)
 	a := c.Node(0)
-	ctx := ctxT(t, time.Minute)
+	ctx := nubetest.Context(t, time.Minute)
 
 	// First with every node up.
 	n := 0
@@ -73,7 +73,7 @@ func TestOnAllWithKill(t *testing.T) {
 func TestAny(t *testing.T) {
 	c := nubetest.Cluster(t, 5)
 	a := c.Node(0)
-	ctx := ctxT(t, time.Minute)
+	ctx := nubetest.Context(t, time.Minute)
 	winner := c.Node(3).ID()
 
 	token, g := newGate(t)
@@ -119,7 +119,7 @@ func TestCancel(t *testing.T) {
 	a, b := c.Node(0), c.Node(1)
 	for _, target := range []peer.ID{b.ID(), a.ID()} {
 		token, g := newGate(t)
-		ctx, cancel := context.WithCancel(ctxT(t, time.Minute))
+		ctx, cancel := context.WithCancel(nubetest.Context(t, time.Minute))
 		errc := make(chan error, 1)
 		go func() {
 			_, err := block.At(a, target).Call(ctx, token)
@@ -141,7 +141,7 @@ func TestCancel(t *testing.T) {
 func TestNestedDeadline(t *testing.T) {
 	c := nubetest.Cluster(t, 3)
 	a, b, cc := c.Node(0), c.Node(1), c.Node(2)
-	ctx := ctxT(t, time.Minute)
+	ctx := nubetest.Context(t, time.Minute)
 
 	token, g := newGate(t)
 	dctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
@@ -188,7 +188,7 @@ func TestConcurrencyLimit(t *testing.T) {
 		cfg.Remote.MaxConcurrent = limit
 	}))
 	a, b := c.Node(0), c.Node(1)
-	ctx := ctxT(t, time.Minute)
+	ctx := nubetest.Context(t, time.Minute)
 	token, g := newGate(t)
 
 	const queued = limit * 4
@@ -240,7 +240,7 @@ func TestFunctions(t *testing.T) {
 		}
 	}))
 	a, b := c.Node(0), c.Node(1)
-	ctx := ctxT(t, time.Minute)
+	ctx := nubetest.Context(t, time.Minute)
 
 	all, err := b.Remote().Functions(ctx, a.ID())
 	if err != nil {

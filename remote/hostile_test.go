@@ -22,7 +22,7 @@ import (
 func TestHostileCaller(t *testing.T) {
 	c := nubetest.Cluster(t, 2)
 	a, b := c.Node(0), c.Node(1)
-	ctx := ctxT(t, time.Minute)
+	ctx := nubetest.Context(t, time.Minute)
 
 	huge := binary.AppendUvarint(nil, 1<<40)
 	cases := map[string][]byte{
@@ -92,7 +92,7 @@ func nest(n int) any {
 func TestHostileCallee(t *testing.T) {
 	c := nubetest.Cluster(t, 2)
 	a, b := c.Node(0), c.Node(1)
-	ctx := ctxT(t, time.Minute)
+	ctx := nubetest.Context(t, time.Minute)
 	big := strings.Repeat("x", 100<<10)
 
 	answer := func(reply []byte) {
@@ -152,7 +152,7 @@ func TestHostileCallee(t *testing.T) {
 func TestHostileLane(t *testing.T) {
 	c := nubetest.Cluster(t, 2)
 	a, b := c.Node(0), c.Node(1)
-	ctx := ctxT(t, time.Minute)
+	ctx := nubetest.Context(t, time.Minute)
 	str := func(s string) []byte {
 		out, err := wire.Marshal(s)
 		if err != nil {

@@ -24,12 +24,6 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, nubetest.LeakOptions()...)
 }
 
-func ctxT(t testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // Functions every test node serves (they are registered in this binary).
 var (
 	upper = remote.Func("test.upper", func(ctx context.Context, s string) (string, error) {
@@ -217,7 +211,7 @@ func wait[T any](t *testing.T, c <-chan T, what string) T {
 func TestCall(t *testing.T) {
 	c := nubetest.Cluster(t, 2)
 	a, b := c.Node(0), c.Node(1)
-	ctx := ctxT(t, time.Minute)
+	ctx := nubetest.Context(t, time.Minute)
 
 	got, err := upper.At(a, b.ID()).Call(ctx, "hello")
 	if err != nil || got != "HELLO" {
@@ -251,7 +245,7 @@ func TestErrorKinds(t *testing.T) {
 	}))
 	a, b, d := c.Node(0), c.Node(1), c.Node(2)
 	d.Remote().SetPolicy(remote.Policy{Deny: []peer.ID{a.ID()}})
-	ctx := ctxT(t, time.Minute)
+	ctx := nubetest.Context(t, time.Minute)
 
 	check := func(name string, err error, sentinel error, code remote.Code, msg string) {
 		t.Helper()

@@ -48,7 +48,7 @@ func TestStreamFlowControl(t *testing.T) {
 	const pad = 100 // bytes per result, at least
 	c := nubetest.Cluster(t, 1)
 	b := c.Node(0)
-	ctx := ctxT(t, 5*time.Minute)
+	ctx := nubetest.Context(t, 5*time.Minute)
 	token, g := newGate(t)
 	// The caller asks for a window well under the transport's own (yamux
 	// starts at 256 KiB), so that our flow control is what holds the
@@ -127,7 +127,7 @@ func liveHeap() uint64 {
 func TestStreamEnds(t *testing.T) {
 	c := nubetest.Cluster(t, 2)
 	a, b := c.Node(0), c.Node(1)
-	ctx := ctxT(t, time.Minute)
+	ctx := nubetest.Context(t, time.Minute)
 	for _, target := range []peer.ID{b.ID(), a.ID()} {
 		got := 0
 		for v, err := range count.At(a, target).Call(ctx, countIn{N: 1000}) {
