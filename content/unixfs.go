@@ -249,3 +249,35 @@ func readFile(ctx context.Context, ng ipld.NodeGetter, n ipld.Node) (uio.DagRead
 
 // ErrIsDir reports an attempt to read a directory as a file.
 var ErrIsDir = errors.New("is a directory")
+
+// FileCID returns the CID that adding r's bytes as a file gives, without
+// storing anything: the way to check that bytes are what a CID names.
+func FileCID(r io.Reader) (cid.Cid, error) {
+	n, err := importFile(discardDAG{}, r)
+	if err != nil {
+		return cid.Undef, err
+	}
+	return n.Cid(), nil
+}
+
+// discardDAG is a DAG service that keeps nothing. The importer only
+// writes, so FileCID needs no more.
+type discardDAG struct{}
+
+func (discardDAG) Get(_ context.Context, c cid.Cid) (ipld.Node, error) {
+	return nil, ipld.ErrNotFound{Cid: c}
+}
+
+func (discardDAG) GetMany(_ context.Context, cs []cid.Cid) <-chan *ipld.NodeOption {
+	ch := make(chan *ipld.NodeOption, len(cs))
+	for _, c := range cs {
+		ch <- &ipld.NodeOption{Err: ipld.ErrNotFound{Cid: c}}
+	}
+	close(ch)
+	return ch
+}
+
+func (discardDAG) Add(context.Context, ipld.Node) error        { return nil }
+func (discardDAG) AddMany(context.Context, []ipld.Node) error  { return nil }
+func (discardDAG) Remove(context.Context, cid.Cid) error       { return nil }
+func (discardDAG) RemoveMany(context.Context, []cid.Cid) error { return nil }

@@ -193,3 +193,20 @@ func TestTreeBuilderRefusesBadPaths(t *testing.T) {
 		t.Error("../../etc/passwd was not kept inside the tree")
 	}
 }
+
+// TestFileCID checks that FileCID, which stores nothing, names bytes as
+// an add does: kubo's CID for a one-block file and for a 20-chunk one.
+func TestFileCID(t *testing.T) {
+	for data, want := range map[string]string{
+		"Hello IPFS\n":                "bafkreidfdrlkeq4m4xnxuyx6iae76fdm4wgl5d4xzsb77ixhyqwumhz244",
+		string(goRandom(5242880, 41)): "bafybeigfnx3tka2rf5ovv2slb7ymrt4zbwa3ryeqibe6fipyt5vgsrli3u",
+	} {
+		c, err := FileCID(strings.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.String() != want {
+			t.Errorf("FileCID of %d bytes = %s, want %s", len(data), c, want)
+		}
+	}
+}
