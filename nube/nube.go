@@ -35,6 +35,8 @@ import (
 	"github.com/nubecloud/nube/internal/lockfile"
 	"github.com/nubecloud/nube/p2p"
 	"github.com/nubecloud/nube/remote"
+	"github.com/nubecloud/nube/service"
+	"github.com/nubecloud/nube/wasm"
 )
 
 // Version is this build's nube version.
@@ -98,6 +100,16 @@ type Config struct {
 	// serves every function registered in the binary to any peer, up to
 	// remote.DefaultMaxConcurrent calls at once per peer.
 	Remote remote.Policy
+	// NoCompute stops the node from running WebAssembly modules, for
+	// others or for itself. It still publishes, finds and calls services
+	// that other nodes run.
+	NoCompute bool
+	// ComputeSlots bounds the modules run at once. Zero means one per
+	// CPU.
+	ComputeSlots int
+	// ComputeLimits are the most one run may take on this node. Zero
+	// fields take service.DefaultMaxLimits.
+	ComputeLimits wasm.Limits
 	// Logger receives the node's logs. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -114,6 +126,7 @@ type Node struct {
 	store   *content.Store
 	content *content.Service
 	remote  *remote.Endpoint
+	svc     *service.Manager
 	started time.Time
 }
 
@@ -211,6 +224,22 @@ func (n *Node) start(ctx context.Context) error {
 		FindPeer: n.host.FindPeer,
 		Policy:   cfg.Remote,
 		Logger:   n.log,
+	})
+	if err != nil {
+		return err
+	}
+	n.svc, err = service.New(ctx, service.Config{
+		Host:       n.host,
+		Routing:    n.host.DHT,
+		Content:    n.content,
+		Remote:     n.remote,
+		UserKey:    n.userKey,
+		NoCompute:  cfg.NoCompute,
+		Slots:      cfg.ComputeSlots,
+		MaxLimits:  cfg.ComputeLimits,
+		Dir:        cfg.DataDir,
+		Registerer: n.reg,
+		Logger:     n.log,
 	})
 	return err
 }
@@ -325,6 +354,13 @@ func (n *Node) Host() *p2p.Host { return n.host }
 // Remote returns the node's remote-call endpoint. With it the node is a
 // remote.Node: F.At(node, peer).Call(ctx, x) calls F on peer.
 func (n *Node) Remote() *remote.Endpoint { return n.remote }
+
+// Services returns the node's service manager: publish, find, run.
+func (n *Node) Services() *service.Manager { return n.svc }
+
+// Service returns the service (or pipeline, "a | b") ref names, ready to
+// call: node.Service("wc").Call(ctx, text).
+func (n *Node) Service(ref string) *service.Pipeline { return n.svc.Service(ref) }
 
 // Metrics returns the registry holding the node's Prometheus metrics.
 func (n *Node) Metrics() *prometheus.Registry { return n.reg }
@@ -472,8 +508,11 @@ func (n *Node) WaitPeers(ctx context.Context, k int) error {
 // releases the data dir. It is safe to call more than once.
 func (n *Node) Close() error {
 	var err error
+	if n.svc != nil {
+		err = n.svc.Close()
+	}
 	if n.remote != nil {
-		err = n.remote.Close()
+		err = errors.Join(err, n.remote.Close())
 	}
 	if n.content != nil {
 		err = errors.Join(err, n.content.Close())

@@ -161,6 +161,7 @@ type Endpoint struct {
 
 	ctx    context.Context // ends when the endpoint closes; parent of every served call
 	cancel context.CancelFunc
+	values sync.Map // see Attach
 	wg     sync.WaitGroup // served calls
 }
 
@@ -312,6 +313,18 @@ func Local(ctx context.Context) *Endpoint {
 		return ci.e
 	}
 	return nil
+}
+
+// Attach keeps v under key on the endpoint, for the functions it serves:
+// a layer that registers functions attaches its per-node state, and its
+// handlers find it again with Local(ctx).Attached(key). Use an unexported
+// key type, as with context values.
+func (e *Endpoint) Attach(key, v any) { e.values.Store(key, v) }
+
+// Attached returns what Attach kept under key, or nil.
+func (e *Endpoint) Attached(key any) any {
+	v, _ := e.values.Load(key)
+	return v
 }
 
 // Calls returns how many calls from p this node is running and how many

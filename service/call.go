@@ -1,0 +1,314 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/nubecloud/nube/remote"
+	"github.com/nubecloud/nube/wasm"
+)
+
+// Pipeline is one or more services run one after the other, each
+// stage's output being the next one's input. A single service is a
+// pipeline of one stage. Pipelines are values: Then builds a longer one
+// without changing either part.
+type Pipeline struct {
+	m      *Manager
+	refs   []string
+	limits wasm.Limits
+}
+
+// Service returns the pipeline ref names: a service name, name@version,
+// a descriptor CID, or stages joined by '|' ("resize | thumbnail").
+// Nothing is looked up until the pipeline is called.
+func (m *Manager) Service(ref string) *Pipeline {
+	p := &Pipeline{m: m}
+	for _, s := range strings.Split(ref, "|") {
+		p.refs = append(p.refs, strings.TrimSpace(s))
+	}
+	return p
+}
+
+// Then returns the pipeline that runs p, then q on p's output.
+func (p *Pipeline) Then(q *Pipeline) *Pipeline {
+	return &Pipeline{m: p.m, refs: append(append([]string(nil), p.refs...), q.refs...), limits: p.limits}
+}
+
+// WithLimits returns p with the limits the caller asks for each run;
+// zero fields leave the descriptor's. A node never gives more than its
+// own maximum.
+func (p *Pipeline) WithLimits(l wasm.Limits) *Pipeline {
+	q := *p
+	q.limits = l
+	return &q
+}
+
+// String returns the pipeline as "a | b".
+func (p *Pipeline) String() string { return strings.Join(p.refs, " | ") }
+
+// Resolve looks up every stage, expanding published pipelines into their
+// stages.
+func (p *Pipeline) Resolve(ctx context.Context) ([]*Descriptor, error) {
+	var out []*Descriptor
+	var expand func(d *Descriptor, depth int) error
+	expand = func(d *Descriptor, depth int) error {
+		if !d.IsPipeline() {
+			if len(out) == MaxStages {
+				return fmt.Errorf("pipeline %s has more than %d stages", p, MaxStages)
+			}
+			out = append(out, d)
+			return nil
+		}
+		if depth > 4 {
+			return fmt.Errorf("pipeline %s nests pipelines more than 4 deep", p)
+		}
+		for _, c := range d.Stages {
+			sd, err := p.m.byID(ctx, c)
+			if err != nil {
+				return fmt.Errorf("stage of %s: %w", d.Label(), err)
+			}
+			if err := expand(sd, depth+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, ref := range p.refs {
+		if ref == "" {
+			return nil, fmt.Errorf("pipeline %q has an empty stage", p.String())
+		}
+		d, err := p.m.Resolve(ctx, ref)
+		if err != nil {
+			return nil, err
+		}
+		if err := expand(d, 0); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// Publish publishes the pipeline as a service of its own: a descriptor
+// signed by this node's user that lists the stages' descriptors. Calling
+// it by name or CID runs the stages.
+func (p *Pipeline) Publish(ctx context.Context, opt PublishOptions) (*Descriptor, error) {
+	if err := CheckName(opt.Name); err != nil {
+		return nil, err
+	}
+	d := opt.descriptor()
+	for _, ref := range p.refs {
+		sd, err := p.m.Resolve(ctx, ref)
+		if err != nil {
+			return nil, err
+		}
+		d.Stages = append(d.Stages, sd.id)
+	}
+	return p.m.publish(ctx, d)
+}
+
+// Result is one node's run of a pipeline.
+type Result struct {
+	// Peer is the node that ran every stage.
+	Peer   peer.ID
+	Output []byte
+	// Usage adds up the stages' usage.
+	Usage wasm.Usage
+	// Elapsed is the time from the first stage's call to the last
+	// stage's answer, as the caller saw it.
+	Elapsed time.Duration
+	// Cold is set if any stage had to fetch or compile its module.
+	Cold bool
+	Err  error
+}
+
+// Call runs the pipeline on one node and returns its output. It picks a
+// node with the modules ready where it knows one, and moves on to another
+// node if the first cannot run it (unreachable, busy, runs no code).
+func (p *Pipeline) Call(ctx context.Context, in []byte) ([]byte, error) {
+	for _, r := range p.CallN(ctx, 1, in) {
+		return r.Output, r.Err
+	}
+	return nil, errors.New("no result") // CallN always yields
+}
+
+// Any runs the pipeline on two nodes at once and returns the first
+// success, cancelling the other: a hedge against a slow node.
+func (p *Pipeline) Any(ctx context.Context, in []byte) (Result, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var errs []error
+	for _, r := range p.CallN(ctx, 2, in) {
+		if r.Err == nil {
+			return r, nil
+		}
+		errs = append(errs, r.Err)
+	}
+	return Result{}, errors.Join(errs...)
+}
+
+// CallN runs the pipeline on n different nodes at once (this one among
+// them, if it runs code) and yields each node's result as it arrives.
+// A node that cannot run it is replaced by another while there are
+// others; if fewer than n nodes can, the missing results are errors.
+// Stop the loop early to cancel the runs still under way.
+func (p *Pipeline) CallN(ctx context.Context, n int, in []byte) iter.Seq2[peer.ID, Result] {
+	return func(yield func(peer.ID, Result) bool) {
+		if n < 1 {
+			n = 1
+		}
+		stages, err := p.Resolve(ctx)
+		if err != nil {
+			yield("", Result{Err: err})
+			return
+		}
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		cands := p.m.candidates(stages[0])
+		var mu sync.Mutex
+		next := func() (peer.ID, bool) {
+			mu.Lock()
+			defer mu.Unlock()
+			if len(cands) == 0 {
+				return "", false
+			}
+			c := cands[0]
+			cands = cands[1:]
+			return c, true
+		}
+		results := make(chan Result)
+		var wg sync.WaitGroup
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r := Result{Err: fmt.Errorf("pipeline %s: no node left to run it (%d asked for)", p, n)}
+				for {
+					pid, ok := next()
+					if !ok {
+						break
+					}
+					r = p.runOn(ctx, pid, stages, in)
+					if r.Err == nil || !retryable(r.Err) || ctx.Err() != nil {
+						break
+					}
+					p.m.log.Debug("node could not run the pipeline; trying another", "peer", pid, "err", r.Err)
+				}
+				select {
+				case results <- r:
+				case <-ctx.Done():
+				}
+			}()
+		}
+		go func() {
+			wg.Wait()
+			close(results)
+		}()
+		defer func() {
+			cancel()
+			for range results {
+			}
+		}()
+		for r := range results {
+			if !yield(r.Peer, r) {
+				return
+			}
+		}
+	}
+}
+
+// retryable reports whether err says the node could not run the job at
+// all, so another node may.
+func retryable(err error) bool {
+	for _, e := range []error{remote.ErrUnreachable, remote.ErrRefused, remote.ErrNoSuchFunction, ErrNoCompute, ErrBusy, ErrModuleUnavailable} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// runOn runs every stage on node pid, feeding each output on.
+func (p *Pipeline) runOn(ctx context.Context, pid peer.ID, stages []*Descriptor, in []byte) Result {
+	r := Result{Peer: pid}
+	start := time.Now()
+	lim := limitsToWire(p.limits)
+	for i, d := range stages {
+		reply, err := runFn.At(p.m.cfg.Remote, pid).Call(ctx, runRequest{Descriptor: d.raw, Input: in, Limits: lim})
+		if err != nil {
+			r.Err = err
+			break
+		}
+		u := reply.Usage.usage()
+		r.Usage.CPU += u.CPU
+		r.Usage.Wall += u.Wall
+		r.Usage.Memory = max(r.Usage.Memory, u.Memory)
+		r.Usage.In += u.In
+		r.Usage.Out += u.Out
+		r.Cold = r.Cold || reply.Cold
+		if reply.Kind != "" {
+			name := d.Label()
+			if len(stages) > 1 {
+				name = fmt.Sprintf("%s (stage %d of %s)", d.Label(), i+1, p)
+			}
+			r.Err = &RunError{Peer: pid, Service: name, Kind: reply.Kind, Message: reply.Message, Usage: u}
+			break
+		}
+		p.m.learn(d, pid, true)
+		in = reply.Output
+	}
+	r.Elapsed = time.Since(start)
+	if r.Err == nil {
+		r.Output = in
+	}
+	return r
+}
+
+// candidates lists the nodes to run d on, best first: nodes known to
+// have its module ready, then this node, then other connected peers in
+// random order. Peers known to run no code are left out.
+func (m *Manager) candidates(d *Descriptor) []peer.ID {
+	var ready, self, rest []peer.ID
+	m.mu.Lock()
+	now := time.Now()
+	skip := map[peer.ID]bool{m.self: true}
+	for p, until := range m.noRun {
+		if now.Before(until) {
+			skip[p] = true
+		} else {
+			delete(m.noRun, p)
+		}
+	}
+	if e, ok := m.catalog[d.id]; ok {
+		for p := range e.runners {
+			if !skip[p] && m.cfg.Host.Network().Connectedness(p) == network.Connected {
+				ready = append(ready, p)
+				skip[p] = true
+			}
+		}
+	}
+	m.mu.Unlock()
+	for _, p := range m.cfg.Host.Network().Peers() {
+		if !skip[p] {
+			rest = append(rest, p)
+		}
+	}
+	rand.Shuffle(len(ready), func(i, j int) { ready[i], ready[j] = ready[j], ready[i] })
+	rand.Shuffle(len(rest), func(i, j int) { rest[i], rest[j] = rest[j], rest[i] })
+	if !m.cfg.NoCompute {
+		if _, ok := m.rt.Cached(d.Module); ok {
+			ready = append([]peer.ID{m.self}, ready...)
+		} else {
+			self = []peer.ID{m.self}
+		}
+	}
+	return append(append(ready, self...), rest...)
+}

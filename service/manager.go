@@ -1,0 +1,361 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/routing"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nubecloud/nube/content"
+	"github.com/nubecloud/nube/identity"
+	"github.com/nubecloud/nube/p2p"
+	"github.com/nubecloud/nube/remote"
+	"github.com/nubecloud/nube/wasm"
+)
+
+// DefaultMaxLimits are the most a run may take on a node unless its
+// Config says otherwise.
+var DefaultMaxLimits = wasm.Limits{Memory: 256 << 20, Timeout: time.Minute, MaxInput: 4 << 20, MaxOutput: 16 << 20}
+
+// maxCatalog caps the descriptors a node keeps in its catalogue.
+const maxCatalog = 4096
+
+// maxFound caps the descriptors one find reply carries.
+const maxFound = 64
+
+var (
+	// ErrNotFound reports a service no connected peer knows.
+	ErrNotFound = errors.New("service not found")
+	// ErrAmbiguous reports a name that several users have published.
+	ErrAmbiguous = errors.New("service name is ambiguous")
+)
+
+// Config configures a Manager.
+type Config struct {
+	Host    *p2p.Host
+	Routing routing.ContentRouting // announces and finds names; may be nil
+	Content *content.Service
+	Remote  *remote.Endpoint
+	// UserKey signs what this node publishes.
+	UserKey ed25519.PrivateKey
+	// NoCompute stops the node from running modules, for others or
+	// itself. It still publishes, finds and calls services elsewhere.
+	NoCompute bool
+	// Slots bounds the jobs run at once. Zero means one per CPU.
+	Slots int
+	// MaxLimits are the most one run may take here. Zero fields take
+	// DefaultMaxLimits.
+	MaxLimits wasm.Limits
+	// Dir keeps the catalogue and the compiled-code cache. Empty means
+	// memory only.
+	Dir        string
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+}
+
+// Manager publishes, finds, runs and calls services for one node.
+type Manager struct {
+	cfg     Config
+	log     *slog.Logger
+	self    peer.ID
+	user    peer.ID
+	rt      *wasm.Runtime
+	slots   chan struct{}
+	waiting chan struct{}
+	metrics *metrics
+
+	mu      sync.Mutex
+	catalog map[cid.Cid]*entry
+	noRun   map[peer.ID]time.Time // peers that said they run no code, until when
+	asked   map[string]time.Time  // when the network was last asked for a name
+	runs    []Record              // the latest runs, oldest first
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// entry is a descriptor the node knows, with the peers seen to have its
+// module ready to run.
+type entry struct {
+	d       *Descriptor
+	runners map[peer.ID]time.Time
+}
+
+type managerKey struct{}
+
+// New starts a Manager and registers it with its endpoint, so that the
+// node serves finds and runs.
+func New(ctx context.Context, cfg Config) (*Manager, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Slots <= 0 {
+		cfg.Slots = runtime.NumCPU()
+	}
+	cfg.MaxLimits = DefaultMaxLimits.Min(cfg.MaxLimits)
+	user, err := identity.ID(cfg.UserKey.Public().(ed25519.PublicKey))
+	if err != nil {
+		return nil, err
+	}
+	m := &Manager{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		self:    cfg.Host.ID(),
+		user:    user,
+		slots:   make(chan struct{}, cfg.Slots),
+		waiting: make(chan struct{}, 4*cfg.Slots),
+		catalog: map[cid.Cid]*entry{},
+		noRun:   map[peer.ID]time.Time{},
+		asked:   map[string]time.Time{},
+		metrics: newMetrics(cfg.Registerer),
+	}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	wcfg := wasm.Config{Logger: cfg.Logger}
+	if cfg.Dir != "" {
+		wcfg.CacheDir = cfg.Dir + string(os.PathSeparator) + "wasm-cache"
+	}
+	if m.rt, err = wasm.New(ctx, wcfg); err != nil {
+		return nil, err
+	}
+	m.loadCatalog()
+	cfg.Remote.Attach(managerKey{}, m)
+	return m, nil
+}
+
+// Close stops the manager: runs in progress fail.
+func (m *Manager) Close() error {
+	m.cancel()
+	m.wg.Wait()
+	m.cfg.Remote.Attach(managerKey{}, nil)
+	return m.rt.Close(context.Background())
+}
+
+// Computes reports whether this node runs modules.
+func (m *Manager) Computes() bool { return !m.cfg.NoCompute }
+
+// Runtime returns the node's wasm runtime.
+func (m *Manager) Runtime() *wasm.Runtime { return m.rt }
+
+func managerOf(ctx context.Context) *Manager {
+	if e := remote.Local(ctx); e != nil {
+		m, _ := e.Attached(managerKey{}).(*Manager)
+		return m
+	}
+	return nil
+}
+
+// PublishOptions describe a service being published.
+type PublishOptions struct {
+	Name, Version, Description string
+	Input, Output              string
+	Limits                     wasm.Limits
+	Price                      Price
+}
+
+// Publish adds the module code as content, checks that it compiles,
+// signs a descriptor for it with the user key, stores and announces both,
+// and returns the descriptor.
+func (m *Manager) Publish(ctx context.Context, code io.Reader, opt PublishOptions) (*Descriptor, error) {
+	if err := CheckName(opt.Name); err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(io.LimitReader(code, wasm.DefaultMaxModuleSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read module: %w", err)
+	}
+	mod, err := m.cfg.Content.Add(ctx, bytes.NewReader(data), content.AddOptions{Name: "service module " + opt.Name})
+	if err != nil {
+		return nil, fmt.Errorf("add module: %w", err)
+	}
+	if _, err := m.rt.Compile(ctx, mod, data); err != nil {
+		return nil, fmt.Errorf("publish %s: %w", opt.Name, err)
+	}
+	d := opt.descriptor()
+	d.Module = mod
+	return m.publish(ctx, d)
+}
+
+func (o PublishOptions) descriptor() *Descriptor {
+	return &Descriptor{
+		Name: o.Name, Version: o.Version, Description: o.Description,
+		Input: o.Input, Output: o.Output, Limits: o.Limits, Price: o.Price,
+	}
+}
+
+// publish signs d, stores it as pinned content, adds it to the
+// catalogue and announces its name.
+func (m *Manager) publish(ctx context.Context, d *Descriptor) (*Descriptor, error) {
+	if err := d.sign(m.cfg.UserKey, time.Now()); err != nil {
+		return nil, err
+	}
+	c, err := m.cfg.Content.Add(ctx, bytes.NewReader(d.raw), content.AddOptions{Name: "service " + d.Label()})
+	if err != nil {
+		return nil, fmt.Errorf("add descriptor: %w", err)
+	}
+	if !c.Equals(d.id) {
+		return nil, fmt.Errorf("descriptor stored as %s, expected %s", c, d.id) // cannot happen: same importer
+	}
+	m.learn(d, m.self, !m.cfg.NoCompute && d.Module.Defined())
+	m.saveCatalog()
+	m.announce(d.Name)
+	m.log.Info("service published", "name", d.Label(), "descriptor", d.id, "module", d.Module)
+	return d, nil
+}
+
+// announce tells the DHT that this node knows a service called name.
+func (m *Manager) announce(name string) {
+	if m.cfg.Routing == nil {
+		return
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		ctx, cancel := context.WithTimeout(m.ctx, time.Minute)
+		defer cancel()
+		if err := m.cfg.Routing.Provide(ctx, NameKey(name), true); err != nil && m.ctx.Err() == nil {
+			m.log.Debug("announce service name", "name", name, "err", err)
+		}
+	}()
+}
+
+// learn adds d to the catalogue, noting p as a node with its module
+// ready if ready is set.
+func (m *Manager) learn(d *Descriptor, p peer.ID, ready bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.catalog[d.id]
+	if !ok {
+		if len(m.catalog) >= maxCatalog {
+			return
+		}
+		e = &entry{d: d, runners: map[peer.ID]time.Time{}}
+		m.catalog[d.id] = e
+	}
+	if ready && p != "" {
+		e.runners[p] = time.Now()
+	}
+}
+
+// Info is what a node knows of a service.
+type Info struct {
+	Descriptor *Descriptor
+	// Runners are the nodes seen with the module ready to run.
+	Runners []peer.ID
+}
+
+// Known lists the catalogue's descriptors that match query (see Find).
+func (m *Manager) Known(query string) []Info {
+	words := strings.Fields(strings.ToLower(query))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Info
+	for _, e := range m.catalog {
+		if !matches(e.d, words) {
+			continue
+		}
+		in := Info{Descriptor: e.d}
+		for p := range e.runners {
+			in.Runners = append(in.Runners, p)
+		}
+		sort.Slice(in.Runners, func(i, j int) bool { return in.Runners[i] < in.Runners[j] })
+		out = append(out, in)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i].Descriptor, out[j].Descriptor
+		if a.Name != b.Name {
+			return a.Name < b.Name
+		}
+		return a.Created.After(b.Created)
+	})
+	return out
+}
+
+// matches reports whether every word is in d's name or description, or
+// the one word is d's CID.
+func matches(d *Descriptor, words []string) bool {
+	if len(words) == 1 && words[0] == strings.ToLower(d.id.String()) {
+		return true
+	}
+	text := strings.ToLower(d.Name + " " + d.Label() + " " + d.Description)
+	for _, w := range words {
+		if !strings.Contains(text, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// catalogFile is the catalogue's on-disk form: the signed descriptors.
+type catalogFile struct {
+	Descriptors [][]byte `json:"descriptors"`
+}
+
+func (m *Manager) catalogPath() string {
+	if m.cfg.Dir == "" {
+		return ""
+	}
+	return m.cfg.Dir + string(os.PathSeparator) + "services.json"
+}
+
+func (m *Manager) loadCatalog() {
+	path := m.catalogPath()
+	if path == "" {
+		return
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			m.log.Warn("read service catalogue", "err", err)
+		}
+		return
+	}
+	var f catalogFile
+	if err := json.Unmarshal(data, &f); err != nil {
+		m.log.Warn("service catalogue is unreadable; starting empty", "path", path, "err", err)
+		return
+	}
+	for _, raw := range f.Descriptors {
+		d, err := Parse(raw)
+		if err != nil {
+			m.log.Warn("dropping a bad descriptor from the catalogue", "err", err)
+			continue
+		}
+		m.learn(d, "", false)
+	}
+}
+
+func (m *Manager) saveCatalog() {
+	path := m.catalogPath()
+	if path == "" {
+		return
+	}
+	m.mu.Lock()
+	var f catalogFile
+	for _, e := range m.catalog {
+		f.Descriptors = append(f.Descriptors, e.d.raw)
+	}
+	m.mu.Unlock()
+	data, err := json.Marshal(f)
+	if err == nil {
+		err = identity.WriteFileAtomic(path, data, 0o600)
+	}
+	if err != nil {
+		m.log.Warn("save service catalogue", "err", err)
+	}
+}

@@ -1,0 +1,306 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nubecloud/nube/remote"
+	"github.com/nubecloud/nube/wasm"
+)
+
+// Errors a run on another node can fail with, besides the wasm package's
+// (wasm.ErrTimeout, wasm.ErrMemoryLimit…), which come back as they were.
+var (
+	// ErrNoCompute: the node runs no code for others.
+	ErrNoCompute = errors.New("node runs no code for others")
+	// ErrBusy: every compute slot of the node is taken and its wait line
+	// is full.
+	ErrBusy = errors.New("node is busy")
+	// ErrModuleUnavailable: the node could not fetch the module.
+	ErrModuleUnavailable = errors.New("module could not be fetched")
+)
+
+// Error kinds on the wire. A kind the caller does not know is kept as
+// text.
+const (
+	kindTimeout       = "timeout"
+	kindMemory        = "memory"
+	kindInput         = "input"
+	kindOutput        = "output"
+	kindExit          = "exit"
+	kindTrap          = "trap"
+	kindInvalid       = "invalid"
+	kindCID           = "cid"
+	kindNoCompute     = "no-compute"
+	kindBusy          = "busy"
+	kindFetch         = "fetch"
+	kindBadDescriptor = "descriptor"
+	kindSignature     = "signature"
+	kindCanceled      = "canceled"
+)
+
+var kindErrors = map[string]error{
+	kindTimeout:       wasm.ErrTimeout,
+	kindMemory:        wasm.ErrMemoryLimit,
+	kindInput:         wasm.ErrInputTooLarge,
+	kindOutput:        wasm.ErrOutputTooLarge,
+	kindExit:          wasm.ErrExit,
+	kindTrap:          wasm.ErrTrap,
+	kindInvalid:       wasm.ErrInvalidModule,
+	kindCID:           wasm.ErrCIDMismatch,
+	kindNoCompute:     ErrNoCompute,
+	kindBusy:          ErrBusy,
+	kindFetch:         ErrModuleUnavailable,
+	kindBadDescriptor: ErrBadDescriptor,
+	kindSignature:     ErrBadSignature,
+	kindCanceled:      context.Canceled,
+}
+
+func kindOf(err error) string {
+	for k, e := range kindErrors {
+		if errors.Is(err, e) {
+			return k
+		}
+	}
+	return kindTrap
+}
+
+// RunError is a run that another node (or this one) could not finish.
+// errors.Is matches it against the wasm package's errors and this
+// package's.
+type RunError struct {
+	Peer    peer.ID
+	Service string
+	Kind    string
+	Message string
+	Usage   wasm.Usage
+}
+
+func (e *RunError) Error() string {
+	return fmt.Sprintf("service %s on %s: %s", e.Service, e.Peer, e.Message)
+}
+
+func (e *RunError) Unwrap() error { return kindErrors[e.Kind] }
+
+type runRequest struct {
+	Descriptor []byte      `cbor:"1,keyasint"`
+	Input      []byte      `cbor:"2,keyasint,omitempty"`
+	Limits     *limitsWire `cbor:"3,keyasint,omitempty"`
+}
+
+type usageWire struct {
+	CPU    int64 `cbor:"1,keyasint,omitempty"` // ns
+	Wall   int64 `cbor:"2,keyasint,omitempty"` // ns
+	Memory int64 `cbor:"3,keyasint,omitempty"`
+	In     int64 `cbor:"4,keyasint,omitempty"`
+	Out    int64 `cbor:"5,keyasint,omitempty"`
+}
+
+func (u usageWire) usage() wasm.Usage {
+	return wasm.Usage{CPU: time.Duration(u.CPU), Wall: time.Duration(u.Wall), Memory: u.Memory, In: u.In, Out: u.Out}
+}
+
+func toUsageWire(u wasm.Usage) usageWire {
+	return usageWire{CPU: int64(u.CPU), Wall: int64(u.Wall), Memory: u.Memory, In: u.In, Out: u.Out}
+}
+
+type runReply struct {
+	Output  []byte    `cbor:"1,keyasint,omitempty"`
+	Usage   usageWire `cbor:"2,keyasint"`
+	Kind    string    `cbor:"3,keyasint,omitempty"` // set when the run failed
+	Message string    `cbor:"4,keyasint,omitempty"`
+	Cold    bool      `cbor:"5,keyasint,omitempty"` // the module was fetched or compiled for this run
+}
+
+// runFn runs one module for a peer. Failures of the run itself come back
+// in the reply, with their kind; the call's error is left for failures of
+// the call (unreachable, refused…).
+var runFn = remote.Func("nube.service.run", func(ctx context.Context, req runRequest) (runReply, error) {
+	m := managerOf(ctx)
+	if m == nil {
+		return runReply{Kind: kindNoCompute, Message: "this node runs no services"}, nil
+	}
+	return m.serveRun(ctx, remote.Caller(ctx), req), nil
+})
+
+// Record is one run this node did, with what it cost. The credit ledger
+// charges for work from these.
+type Record struct {
+	At         time.Time  `json:"at"`
+	Service    string     `json:"service"`
+	Descriptor cid.Cid    `json:"descriptor"`
+	Module     cid.Cid    `json:"module"`
+	Caller     peer.ID    `json:"caller"`
+	Usage      wasm.Usage `json:"usage"`
+	Cold       bool       `json:"cold,omitempty"`
+	Error      string     `json:"error,omitempty"`
+}
+
+// maxRecords is how many runs Runs remembers.
+const maxRecords = 256
+
+// Runs returns the latest runs on this node, oldest first.
+func (m *Manager) Runs() []Record {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]Record(nil), m.runs...)
+}
+
+func (m *Manager) serveRun(ctx context.Context, from peer.ID, req runRequest) runReply {
+	if m.cfg.NoCompute {
+		return runReply{Kind: kindNoCompute, Message: ErrNoCompute.Error()}
+	}
+	d, err := Parse(req.Descriptor)
+	if err != nil {
+		return failed(err)
+	}
+	if d.IsPipeline() {
+		return runReply{Kind: kindInvalid, Message: fmt.Sprintf("%s is a pipeline: the caller runs its stages", d.Label())}
+	}
+	asked, err := req.Limits.limits()
+	if err != nil {
+		return runReply{Kind: kindBadDescriptor, Message: "limits: " + err.Error()}
+	}
+	// A place in line, or busy: a node never queues without bound.
+	select {
+	case m.waiting <- struct{}{}:
+	default:
+		return runReply{Kind: kindBusy, Message: fmt.Sprintf("%v: %d jobs running, %d waiting", ErrBusy, cap(m.slots), cap(m.waiting))}
+	}
+	mod, cold, err := m.module(ctx, d)
+	if err != nil {
+		<-m.waiting
+		return failed(err)
+	}
+	select {
+	case m.slots <- struct{}{}:
+		<-m.waiting
+	case <-ctx.Done():
+		<-m.waiting
+		return failed(ctx.Err())
+	}
+	m.metrics.running.Inc()
+	res, err := mod.Run(ctx, wasmJob(d, asked, m.cfg.MaxLimits, req.Input, from))
+	m.metrics.running.Dec()
+	<-m.slots
+
+	rec := Record{At: time.Now(), Service: d.Label(), Descriptor: d.id, Module: d.Module, Caller: from, Usage: res.Usage, Cold: cold}
+	reply := runReply{Output: res.Output, Usage: toUsageWire(res.Usage), Cold: cold}
+	if err != nil {
+		rec.Error = err.Error()
+		f := failed(err)
+		reply.Kind, reply.Message = f.Kind, f.Message
+	}
+	m.record(rec)
+	return reply
+}
+
+// wasmJob is the run a request asks for, within the node's maximum: the
+// caller's limits where set, else the descriptor's, else the defaults.
+func wasmJob(d *Descriptor, asked, most wasm.Limits, in []byte, from peer.ID) wasm.Job {
+	pick := func(a, b int64) int64 {
+		if a > 0 {
+			return a
+		}
+		return b
+	}
+	lim := wasm.Limits{
+		Memory:    pick(asked.Memory, d.Limits.Memory),
+		Timeout:   time.Duration(pick(int64(asked.Timeout), int64(d.Limits.Timeout))),
+		MaxInput:  pick(asked.MaxInput, d.Limits.MaxInput),
+		MaxOutput: pick(asked.MaxOutput, d.Limits.MaxOutput),
+	}.WithDefaults().Min(most)
+	return wasm.Job{Input: in, Limits: lim, Owner: from.String(), Args: []string{d.Name}}
+}
+
+func failed(err error) runReply {
+	k := kindOf(err)
+	if errors.Is(err, context.DeadlineExceeded) {
+		k = kindTimeout
+	}
+	return runReply{Kind: k, Message: err.Error()}
+}
+
+// module returns d's module compiled, fetching and pinning it first if
+// this node does not have it. cold reports that it had to.
+func (m *Manager) module(ctx context.Context, d *Descriptor) (mod *wasm.Module, cold bool, err error) {
+	if mod, ok := m.rt.Cached(d.Module); ok {
+		return mod, false, nil
+	}
+	c := d.Module.String()
+	if err := m.cfg.Content.Pin(ctx, d.Module, "service module "+d.Label(), nil); err != nil {
+		return nil, true, fmt.Errorf("%w: %s: %v", ErrModuleUnavailable, c, err)
+	}
+	f, err := m.cfg.Content.Get(ctx, c)
+	if err != nil {
+		return nil, true, fmt.Errorf("%w: %s: %v", ErrModuleUnavailable, c, err)
+	}
+	defer f.Close()
+	if f.Size() > wasm.DefaultMaxModuleSize {
+		return nil, true, fmt.Errorf("%w: %d bytes, the limit is %d", wasm.ErrModuleTooLarge, f.Size(), wasm.DefaultMaxModuleSize)
+	}
+	code, err := io.ReadAll(io.LimitReader(f, wasm.DefaultMaxModuleSize+1))
+	if err != nil {
+		return nil, true, fmt.Errorf("%w: %s: %v", ErrModuleUnavailable, c, err)
+	}
+	mod, err = m.rt.Compile(ctx, d.Module, code)
+	return mod, true, err
+}
+
+func (m *Manager) record(r Record) {
+	m.metrics.observe(r)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.runs) == maxRecords {
+		copy(m.runs, m.runs[1:])
+		m.runs = m.runs[:maxRecords-1]
+	}
+	m.runs = append(m.runs, r)
+}
+
+type metrics struct {
+	runs     *prometheus.CounterVec
+	cpu      prometheus.Counter
+	wall     prometheus.Counter
+	in, out  prometheus.Counter
+	running  prometheus.Gauge
+	memPeaks prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		runs:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nube_service_runs_total", Help: "Module runs done for callers, by result (ok or the error kind)."}, []string{"result"}),
+		cpu:      prometheus.NewCounter(prometheus.CounterOpts{Name: "nube_service_cpu_seconds_total", Help: "CPU time spent running modules."}),
+		wall:     prometheus.NewCounter(prometheus.CounterOpts{Name: "nube_service_wall_seconds_total", Help: "Wall time spent running modules."}),
+		in:       prometheus.NewCounter(prometheus.CounterOpts{Name: "nube_service_input_bytes_total", Help: "Bytes of input given to modules."}),
+		out:      prometheus.NewCounter(prometheus.CounterOpts{Name: "nube_service_output_bytes_total", Help: "Bytes of output modules returned."}),
+		running:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "nube_service_jobs_running", Help: "Module runs in progress."}),
+		memPeaks: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "nube_service_memory_peak_bytes", Help: "Peak linear memory of each run.", Buckets: prometheus.ExponentialBuckets(1<<20, 2, 10)}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.runs, m.cpu, m.wall, m.in, m.out, m.running, m.memPeaks} {
+			reg.MustRegister(c)
+		}
+	}
+	return m
+}
+
+func (m *metrics) observe(r Record) {
+	result := "ok"
+	if r.Error != "" {
+		result = "error"
+	}
+	m.runs.WithLabelValues(result).Inc()
+	m.cpu.Add(r.Usage.CPU.Seconds())
+	m.wall.Add(r.Usage.Wall.Seconds())
+	m.in.Add(float64(r.Usage.In))
+	m.out.Add(float64(r.Usage.Out))
+	m.memPeaks.Observe(float64(r.Usage.Memory))
+}
