@@ -161,7 +161,7 @@ type Endpoint struct {
 
 	ctx    context.Context // ends when the endpoint closes; parent of every served call
 	cancel context.CancelFunc
-	values sync.Map // see Attach
+	values sync.Map       // see Attach
 	wg     sync.WaitGroup // served calls
 }
 

@@ -323,5 +323,5 @@ func NameKey(name string) cid.Cid {
 	return cid.NewCidV1(cid.Raw, h)
 }
 
-func marshal(v any) ([]byte, error)  { return wire.Marshal(v) }
+func marshal(v any) ([]byte, error)   { return wire.Marshal(v) }
 func unmarshal(b []byte, v any) error { return wire.Unmarshal(b, v) }
