@@ -136,6 +136,11 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v0/repo/verify", s.handleVerify)
 	mux.HandleFunc("GET /ipfs/", s.handleGateway)
 	mux.HandleFunc("GET /api/v0/remote/ls", s.handleRemoteLs)
+	mux.HandleFunc("POST /api/v0/service/publish", s.handlePublish)
+	mux.HandleFunc("GET /api/v0/service/ls", s.handleServiceLs)
+	mux.HandleFunc("GET /api/v0/service/info", s.handleServiceInfo)
+	mux.HandleFunc("GET /api/v0/service/runs", s.handleServiceRuns)
+	mux.HandleFunc("POST /api/v0/call", s.handleCall)
 	return s.checkHost(s.checkToken(mux))
 }
 

@@ -6,6 +6,8 @@
 //	nube ping PEER           measure the round trip to a peer
 //	nube add | get | cat | ls | pin | gc | repo verify    content, IPFS-compatible
 //	nube remote ls PEER      the functions a peer serves for remote calls
+//	nube service publish | ls | info | runs    WebAssembly services
+//	nube call NAME [--n N]   run a service (or 'a | b') on stdin, on N nodes
 //	nube demo --nodes 3      a small cloud of nodes in one process, to try things
 //
 // Every command but up and demo finds the running daemon through its data
@@ -60,6 +62,8 @@ commands talk to the running node through its local API.`,
   nube peers                      # who it is connected to
   nube add -r ./photos            # store a directory, print its CID
   nube get bafybei...             # fetch it on another node
+  nube service publish upper.wasm # publish a WebAssembly service
+  echo hi | nube call upper --n 3 # run it on three nodes
   nube demo --nodes 3             # three nodes in one process, to try things`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -73,6 +77,7 @@ commands talk to the running node through its local API.`,
 		newIDCmd(g), newPeersCmd(g), newStatusCmd(g), newConnectCmd(g), newPingCmd(g),
 		newAddCmd(g), newGetCmd(g), newCatCmd(g), newLsCmd(g), newPinCmd(g), newGCCmd(g), newRepoCmd(g),
 		newRemoteCmd(g),
+		newServiceCmd(g), newCallCmd(g),
 		newDemoCmd(g),
 		newVersionCmd(g),
 	)

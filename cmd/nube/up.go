@@ -15,6 +15,7 @@ import (
 
 	"github.com/nubecloud/nube/api"
 	"github.com/nubecloud/nube/nube"
+	"github.com/nubecloud/nube/wasm"
 )
 
 type upFlags struct {
@@ -26,6 +27,10 @@ type upFlags struct {
 	noPortMap bool
 	relay     bool
 	logLevel  string
+
+	noCompute     bool
+	computeSlots  int
+	computeMemory string
 }
 
 func newUpCmd(g *globals) *cobra.Command {
@@ -39,6 +44,10 @@ The first start creates the node's key (its peer ID) and your user key in the
 data dir; later starts reuse them. The node listens on TCP and QUIC port 4040
 (another port if that one is taken), finds peers on the local network by mDNS
 and further away through the DHT, and reconnects to the peers it knew.
+
+The node runs other users' WebAssembly services in a sandbox (no files, no
+sockets) within conservative limits; --no-compute turns that off and
+--compute-slots bounds how many run at once.
 
 The local API listens on --api (loopback only by default). Its address and a
 fresh access token are written into the data dir, where the other nube
@@ -58,6 +67,9 @@ commands find them. The status page URL printed at start logs your browser in.`,
 	fl.BoolVar(&f.noMDNS, "no-mdns", false, "do not discover or announce on the local network")
 	fl.BoolVar(&f.noPortMap, "no-portmap", false, "do not ask the router for a port mapping (UPnP/NAT-PMP)")
 	fl.BoolVar(&f.relay, "relay", false, "relay connections for peers that cannot be reached directly (for nodes others can dial)")
+	fl.BoolVar(&f.noCompute, "no-compute", false, "run no WebAssembly services, for others or for yourself (calling other nodes' still works)")
+	fl.IntVar(&f.computeSlots, "compute-slots", 0, "services run at once (default: one per CPU); more wait in a short line, then are refused as busy")
+	fl.StringVar(&f.computeMemory, "compute-memory", "", "the most memory one service run may use (default 256MiB)")
 	fl.StringVar(&f.logLevel, "log-level", "warn", "log level: debug, info, warn or error (logs go to stderr; libp2p's own appear with debug, or as GOLOG_LOG_LEVEL says)")
 	return cmd
 }
@@ -80,15 +92,25 @@ func runUp(ctx context.Context, g *globals, f upFlags) error {
 	if f.noListen && len(f.listen) > 0 {
 		return errors.New("--no-listen and --listen contradict each other: give one or the other")
 	}
+	if f.computeSlots < 0 {
+		return fmt.Errorf("--compute-slots %d: want 1 or more (or --no-compute)", f.computeSlots)
+	}
+	computeMemory, err := parseSize(f.computeMemory)
+	if err != nil {
+		return fmt.Errorf("--compute-memory: %w", err)
+	}
 	node, err := nube.Start(ctx, nube.Config{
-		DataDir:      g.dataDir,
-		ListenAddrs:  f.listen,
-		NoListen:     f.noListen,
-		Bootstrap:    f.bootstrap,
-		NoMDNS:       f.noMDNS,
-		NoPortMap:    f.noPortMap,
-		RelayService: f.relay,
-		Logger:       log,
+		DataDir:       g.dataDir,
+		ListenAddrs:   f.listen,
+		NoListen:      f.noListen,
+		Bootstrap:     f.bootstrap,
+		NoMDNS:        f.noMDNS,
+		NoPortMap:     f.noPortMap,
+		RelayService:  f.relay,
+		NoCompute:     f.noCompute,
+		ComputeSlots:  f.computeSlots,
+		ComputeLimits: wasm.Limits{Memory: computeMemory},
+		Logger:        log,
 	})
 	if err != nil {
 		return upError(err, g.dataDir)

@@ -1,0 +1,392 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/nubecloud/nube/api"
+	"github.com/nubecloud/nube/internal/progress"
+	"github.com/nubecloud/nube/service"
+	"github.com/nubecloud/nube/wasm"
+)
+
+func newServiceCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "service",
+		Short: "Publish and find services: WebAssembly modules any node can run",
+		Long: `A service is a WebAssembly module (WASI preview 1: GOOS=wasip1 GOARCH=wasm
+in Go, wasm32-wasip1 in Rust, TinyGo...) described by a descriptor that your
+user key signs. Publishing stores both as content and announces the name.
+Any node that runs code can then run it: it fetches the module by CID, checks
+it, compiles it once and runs it in a sandbox with no files or sockets.
+
+Call services with 'nube call'.`,
+	}
+	cmd.AddCommand(newServicePublishCmd(g), newServiceLsCmd(g), newServiceInfoCmd(g), newServiceRunsCmd(g))
+	return cmd
+}
+
+func newServicePublishCmd(g *globals) *cobra.Command {
+	var opt service.PublishOptions
+	var memory string
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "publish FILE.wasm",
+		Short: "Publish a WebAssembly module as a service",
+		Long: `Publish FILE.wasm as a service called --name (default: the file's name).
+
+The module is added as content, compiled once to check it, and described by a
+descriptor signed with your user key: name, version, module CID, description,
+input and output formats, the limits it asks for and its price. The command
+prints the descriptor's CID, which names this exact version everywhere; the
+name finds the newest version you published.
+
+A module is a WASI command (exports _start, read stdin, write stdout), or,
+for calls in microseconds rather than milliseconds, a reactor that exports
+nube_run (in Go: a //go:wasmexport nube_run function, built with
+-buildmode=c-shared).`,
+		Example: `  GOOS=wasip1 GOARCH=wasm go build -o upper.wasm ./upper
+  nube service publish upper.wasm --name upper --version 1.0.0 --desc "upper-cases text"
+  nube service publish resize.wasm --memory 256MiB --timeout 30s --price-call 5`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if opt.Name == "" {
+				opt.Name = strings.ToLower(strings.TrimSuffix(filepath.Base(args[0]), filepath.Ext(args[0])))
+			}
+			if err := service.CheckName(opt.Name); err != nil {
+				return fmt.Errorf("%v (set one with --name)", err)
+			}
+			var err error
+			if opt.Limits.Memory, err = parseSize(memory); err != nil {
+				return fmt.Errorf("--memory: %w", err)
+			}
+			f, err := os.Open(args[0])
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			info, err := c.Publish(cmd.Context(), f, opt)
+			if err != nil {
+				return err
+			}
+			switch {
+			case g.json:
+				return g.printJSON(info)
+			case quiet:
+				g.printf("%s\n", info.CID)
+			default:
+				label := info.Name
+				if info.Version != "" {
+					label += "@" + info.Version
+				}
+				g.printf("published %s\n", label)
+				g.printf("descriptor  %s\n", info.CID)
+				g.printf("module      %s\n", info.Module)
+				g.printf("publisher   %s\n", info.Publisher)
+				g.printf("\ncall it:    echo hello | nube call %s\n", info.Name)
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&opt.Name, "name", "", "the service's name (lower-case letters, digits, . _ -); default: the file's name")
+	fl.StringVar(&opt.Version, "version", "", "a version label, such as 1.0.0")
+	fl.StringVar(&opt.Description, "desc", "", "what the service does (nube service ls searches these words)")
+	fl.StringVar(&opt.Input, "input", "", "media type of the input, such as text/plain")
+	fl.StringVar(&opt.Output, "output", "", "media type of the output")
+	fl.StringVar(&memory, "memory", "", "memory the module needs, such as 128MiB (default: the node's, 64MiB)")
+	fl.DurationVar(&opt.Limits.Timeout, "timeout", 0, "time one run may take (default 10s)")
+	fl.Uint64Var(&opt.Price.PerCall, "price-call", 0, "price per call, in millicredits")
+	fl.Uint64Var(&opt.Price.PerCPUSecond, "price-cpu", 0, "price per CPU-second, in millicredits")
+	fl.BoolVarP(&quiet, "quiet", "q", false, "print only the descriptor's CID")
+	return cmd
+}
+
+func newServiceLsCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "ls [QUERY]",
+		Short: "Find services on the network by name or words of their description",
+		Long: `List the services that this node and its connected peers know (and, for a
+one-word query, the nodes the DHT names for that service) whose name or
+description holds every word of QUERY. No QUERY lists them all.`,
+		Example: "  nube service ls\n  nube service ls image resize\n  nube service ls --json upper",
+		Args:    cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			list, err := c.ServiceLs(cmd.Context(), strings.Join(args, " "))
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(list)
+			}
+			if len(list) == 0 {
+				g.printf("no services found\n")
+				return nil
+			}
+			tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
+			fmt.Fprintf(tw, "NAME\tVERSION\tDESCRIPTOR\tRUNNERS\tDESCRIPTION\n")
+			for _, s := range list {
+				kind := ""
+				if len(s.Stages) > 0 {
+					kind = "(pipeline) "
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s%s\n", s.Name, orDash(s.Version), s.CID, len(s.Runners), kind, clip(s.Description, 50))
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func newServiceInfoCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "info NAME|CID",
+		Short:   "Show a service's descriptor and the nodes that have it ready",
+		Example: "  nube service info upper\n  nube service info upper@1.0.0\n  nube service info bafkrei...",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			s, err := c.ServiceInfo(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(s)
+			}
+			row := func(k, v string) {
+				if v != "" {
+					g.printf("%-12s %s\n", k, v)
+				}
+			}
+			row("name", s.Name)
+			row("version", s.Version)
+			row("descriptor", s.CID)
+			row("description", s.Description)
+			row("module", s.Module)
+			for i, st := range s.Stages {
+				row(fmt.Sprintf("stage %d", i+1), st)
+			}
+			row("input", s.Input)
+			row("output", s.Output)
+			row("memory", sizeOrDefault(s.Limits.Memory, wasm.DefaultMemory))
+			row("timeout", durationOrDefault(s.Limits.TimeoutMS, wasm.DefaultTimeout))
+			if s.Price.PerCall > 0 || s.Price.PerCPUSecond > 0 {
+				row("price", fmt.Sprintf("%d mc per call + %d mc per CPU-second", s.Price.PerCall, s.Price.PerCPUSecond))
+			} else {
+				row("price", "free")
+			}
+			row("publisher", s.Publisher)
+			row("published", s.Created.Local().Format(time.DateTime))
+			if len(s.Runners) == 0 {
+				row("ready on", "no node seen yet (any node that computes fetches it on the first call)")
+			}
+			for i, p := range s.Runners {
+				label := ""
+				if i == 0 {
+					label = "ready on"
+				}
+				g.printf("%-12s %s\n", label, p)
+			}
+			return nil
+		},
+	}
+}
+
+func newServiceRunsCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "runs",
+		Short: "List the latest runs this node did for callers, with what each cost",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			runs, err := c.ServiceRuns(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(runs)
+			}
+			tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
+			fmt.Fprintf(tw, "TIME\tSERVICE\tCALLER\tCPU\tWALL\tMEMORY\tIN\tOUT\tRESULT\n")
+			for _, r := range runs {
+				result := "ok"
+				if r.Error != "" {
+					result = clip(r.Error, 60)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%v\t%s\t%s\t%s\t%s\n", r.At.Local().Format(time.TimeOnly), r.Service, clip(r.Caller.String(), 16),
+					r.Usage.CPU.Round(time.Microsecond), r.Usage.Wall.Round(time.Microsecond), progress.Bytes(r.Usage.Memory),
+					progress.Bytes(r.Usage.In), progress.Bytes(r.Usage.Out), result)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func newCallCmd(g *globals) *cobra.Command {
+	var n int
+	var timeout time.Duration
+	var memory string
+	cmd := &cobra.Command{
+		Use:   "call NAME|CID|'A | B | ...'",
+		Short: "Run a service (or a pipeline of them) on stdin, writing the result to stdout",
+		Long: `Send stdin to a service and write its output to stdout.
+
+The service runs on a node that computes: one that has the module ready if
+one is known, else this node or a peer, which fetches the module by CID,
+checks and compiles it first. A node that cannot run it is replaced by
+another.
+
+With --n N the service runs on N different nodes at once, and each result
+is printed as it arrives under a line naming the node: for redundancy, to
+compare, or for throughput.
+
+A pipeline 'a | b | c' feeds each stage's output to the next, all on the
+same node; quote it so the shell does not.`,
+		Example: `  echo hello | nube call upper
+  nube call wc < book.txt
+  nube call 'upper | wc' < book.txt
+  echo hello | nube call upper --n 3
+  nube call resize --timeout 30s --memory 256MiB < photo.jpg > small.jpg`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if n < 1 || n > 64 {
+				return fmt.Errorf("--n %d: want 1 to 64 nodes", n)
+			}
+			lim := wasm.Limits{Timeout: timeout}
+			var err error
+			if lim.Memory, err = parseSize(memory); err != nil {
+				return fmt.Errorf("--memory: %w", err)
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			var in io.Reader = cmd.InOrStdin()
+			if f, ok := in.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+				fmt.Fprintln(os.Stderr, "(reading the input from the terminal; end it with Ctrl-D)")
+			}
+			ref := strings.Join(args, " ")
+			failed, total, lastErr := 0, 0, ""
+			err = c.CallService(cmd.Context(), ref, n, lim, in, func(r api.CallResult) error {
+				total++
+				if r.Error != "" {
+					failed++
+					lastErr = r.Error
+				}
+				return printCallResult(g, r, n)
+			})
+			if err != nil {
+				return err
+			}
+			switch {
+			case failed == 0:
+				return nil
+			case n == 1:
+				return errors.New(lastErr)
+			default:
+				return fmt.Errorf("%d of %d nodes failed", failed, total)
+			}
+		},
+	}
+	fl := cmd.Flags()
+	fl.IntVar(&n, "n", 1, "run on this many different nodes at once, printing each result labelled by node")
+	fl.DurationVar(&timeout, "timeout", 0, "time one run may take (default: the service's, else 10s)")
+	fl.StringVar(&memory, "memory", "", "memory one run may use, such as 128MiB (default: the service's, else 64MiB)")
+	return cmd
+}
+
+func printCallResult(g *globals, r api.CallResult, n int) error {
+	if g.json {
+		return g.printJSON(r)
+	}
+	if n == 1 {
+		if r.Error != "" {
+			return nil // the command returns it
+		}
+		_, err := g.out.Write(r.Output)
+		return err
+	}
+	how := fmt.Sprintf("%.1f ms", r.ElapsedMS)
+	if r.Cold {
+		how += ", cold"
+	}
+	if r.Error != "" {
+		g.printf("== %s (%s): error: %s\n", orDash(r.Peer), how, r.Error)
+		return nil
+	}
+	g.printf("== %s (%s)\n", r.Peer, how)
+	if _, err := g.out.Write(r.Output); err != nil {
+		return err
+	}
+	if len(r.Output) > 0 && r.Output[len(r.Output)-1] != '\n' {
+		g.printf("\n")
+	}
+	return nil
+}
+
+// parseSize reads a byte count such as 512, 64MiB, 64M or 1GiB ("" is 0).
+func parseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, nil
+	}
+	num := strings.TrimRight(s, "KMGTiBkb ")
+	unit := strings.ToUpper(strings.TrimSpace(s[len(num):]))
+	mult := map[string]int64{"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "KIB": 1 << 10, "M": 1 << 20, "MB": 1 << 20, "MIB": 1 << 20, "G": 1 << 30, "GB": 1 << 30, "GIB": 1 << 30}[unit]
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil || mult == 0 || v < 0 {
+		return 0, fmt.Errorf("%q is not a size; use bytes or a unit, such as 64MiB", s)
+	}
+	return int64(v * float64(mult)), nil
+}
+
+func sizeOrDefault(n int64, def int64) string {
+	if n == 0 {
+		return wasm.Size(def) + " (default)"
+	}
+	return wasm.Size(n)
+}
+
+func durationOrDefault(ms int64, def time.Duration) string {
+	if ms == 0 {
+		return def.String() + " (default)"
+	}
+	return (time.Duration(ms) * time.Millisecond).String()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
+}

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nubecloud/nube/api"
+	"github.com/nubecloud/nube/internal/wasmtest"
+)
+
+// TestServiceCLI publishes services with the nube binary on one daemon
+// and calls them from another that computes nothing, so every run lands
+// on the other two nodes.
+func TestServiceCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three daemons and compiles modules; skipped in -short mode")
+	}
+	da, db, dc := t.TempDir(), t.TempDir(), t.TempDir()
+	a := startUp(t, da, append([]string{"--api", "127.0.0.1:0"}, loopback...)...)
+	b := startUp(t, db, append([]string{"--api", "127.0.0.1:0", "--no-compute", "--bootstrap", a.info.Addrs[0]}, loopback...)...)
+	c := startUp(t, dc, append([]string{"--api", "127.0.0.1:0", "--compute-slots", "2", "--bootstrap", a.info.Addrs[0]}, loopback...)...)
+	waitPeers(t, da, 2)
+	if out, errs, code := run(t, "--data", db, "connect", c.info.Addrs[0]); code != 0 {
+		t.Fatalf("connect b to c: %s %s", out, errs)
+	}
+
+	mods := t.TempDir()
+	for _, m := range []string{"upper", "wc", "loop"} {
+		if err := os.WriteFile(filepath.Join(mods, m+".wasm"), wasmtest.Module(t, m), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, errs, code := run(t, "--data", da, "service", "publish", filepath.Join(mods, "upper.wasm"), "--version", "1.0.0", "--desc", "turns text to upper case")
+	if code != 0 || !strings.Contains(out, "published upper@1.0.0") || !strings.Contains(out, "descriptor  bafk") {
+		t.Fatalf("publish: %d %s %s", code, out, errs)
+	}
+	out, errs, code = run(t, "--data", da, "service", "publish", "-q", filepath.Join(mods, "wc.wasm"), "--name", "wc", "--desc", "counts words")
+	if code != 0 || !strings.HasPrefix(out, "bafk") || strings.Count(out, "\n") != 1 {
+		t.Fatalf("publish -q: %d %q %s", code, out, errs)
+	}
+	wcCID := strings.TrimSpace(out)
+	if _, errs, code = run(t, "--data", da, "service", "publish", filepath.Join(mods, "loop.wasm")); code != 0 {
+		t.Fatalf("publish loop: %s", errs)
+	}
+	if _, errs, code := run(t, "--data", da, "service", "publish", filepath.Join(mods, "upper.wasm"), "--name", "Bad Name"); code == 0 || !strings.Contains(errs, "lower-case") {
+		t.Fatalf("publish with a bad name: %d %s", code, errs)
+	}
+
+	// ls and info from b, which has never seen them.
+	out, errs, code = run(t, "--data", db, "service", "ls", "upper", "case")
+	if code != 0 || !strings.Contains(out, "upper") || !strings.Contains(out, "1.0.0") || strings.Contains(out, "counts words") {
+		t.Fatalf("service ls upper case: %d %s %s", code, out, errs)
+	}
+	out, errs, code = run(t, "--data", db, "service", "info", "--json", "wc")
+	var info api.ServiceInfo
+	if code != 0 || json.Unmarshal([]byte(out), &info) != nil || info.CID != wcCID || info.Publisher == "" || len(info.Runners) == 0 {
+		t.Fatalf("service info wc: %d %s %s", code, out, errs)
+	}
+
+	// A call from b, which computes nothing, on two nodes at once.
+	out, errs, code = runIn(t, "hello nube\n", "--data", db, "call", "upper", "--n", "2", "--json")
+	if code != 0 {
+		t.Fatalf("call --n 2: %d %s %s", code, out, errs)
+	}
+	seen := map[string]bool{}
+	dec := json.NewDecoder(strings.NewReader(out))
+	for dec.More() {
+		var r api.CallResult
+		if err := dec.Decode(&r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Error != "" || string(r.Output) != "HELLO NUBE\n" {
+			t.Fatalf("result from %s: %q %s", r.Peer, r.Output, r.Error)
+		}
+		seen[r.Peer] = true
+	}
+	if len(seen) != 2 || !seen[a.info.ID] || !seen[c.info.ID] || seen[b.info.ID] {
+		t.Fatalf("answers came from %v; want a and c, never b (--no-compute)", seen)
+	}
+	out, errs, code = runIn(t, "one two\n", "--data", db, "call", "upper", "--n", "2")
+	if code != 0 || strings.Count(out, "== ") != 2 || strings.Count(out, "ONE TWO\n") != 2 {
+		t.Fatalf("call --n 2 as text: %d %s %s", code, out, errs)
+	}
+
+	// A pipeline, as one argument or several.
+	for _, args := range [][]string{{"upper | wc"}, {"upper", "|", wcCID}} {
+		out, errs, code = runIn(t, "a b A\n", append([]string{"--data", db, "call"}, args...)...)
+		if code != 0 || out != "A 2\nB 1\n" {
+			t.Fatalf("call %q: %d %q %s", args, code, out, errs)
+		}
+	}
+
+	// Errors are one line and a non-zero exit.
+	_, errs, code = runIn(t, "", "--data", db, "call", "loop", "--timeout", "200ms")
+	if code == 0 || !strings.Contains(errs, "time limit exceeded") || strings.Count(strings.TrimSpace(errs), "\n") != 0 {
+		t.Fatalf("call loop: %d %q", code, errs)
+	}
+	_, errs, code = runIn(t, "", "--data", db, "call", "nosuch")
+	if code == 0 || !strings.Contains(errs, "not found") {
+		t.Fatalf("call nosuch: %d %q", code, errs)
+	}
+	_, errs, code = runIn(t, "", "--data", db, "call", "upper", "--memory", "lots")
+	if code == 0 || !strings.Contains(errs, "not a size") {
+		t.Fatalf("call --memory lots: %d %q", code, errs)
+	}
+
+	// The nodes that ran the calls list them, with their cost.
+	out, errs, code = run(t, "--data", dc, "service", "runs", "--json")
+	var runs []struct {
+		Service string `json:"service"`
+		Caller  string `json:"caller"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &runs) != nil || len(runs) == 0 || runs[0].Caller != b.info.ID {
+		t.Fatalf("service runs on c: %d %s %s", code, out, errs)
+	}
+}
