@@ -20,12 +20,6 @@ go test ./remote -run '^$' -count "$count" -benchtime 1s \
 
 . bench/lib.sh
 
-row() { # label ours baseline unit goal [divisor]
-	awk -v l="$1" -v o="$2" -v b="$3" -v u="$4" -v g="$5" -v d="${6:-1}" 'BEGIN {
-		o /= d; b /= d; r = (b > 0) ? o / b : 0
-		printf "%-30s %10.1f %-7s %10.1f %-7s %6.2f   %s\n", l, o, u, b, u, r, g }'
-}
-
 printf '%-30s %18s %18s %6s   %s\n' "figure" "nube" "raw libp2p" "ratio" "goal"
 for tr in tcp quic; do
 	row "call round trip ($tr)" "$(median "CallRTT/$tr" ns/op)" "$(median "RawStreamRTT/$tr" ns/op)" µs \

@@ -25,6 +25,7 @@ type Pipeline struct {
 	m      *Manager
 	refs   []string
 	limits wasm.Limits
+	on     []peer.ID // if set, the only nodes to run on, in this order
 }
 
 // Service returns the pipeline ref names: a service name, name@version,
@@ -40,7 +41,15 @@ func (m *Manager) Service(ref string) *Pipeline {
 
 // Then returns the pipeline that runs p, then q on p's output.
 func (p *Pipeline) Then(q *Pipeline) *Pipeline {
-	return &Pipeline{m: p.m, refs: append(append([]string(nil), p.refs...), q.refs...), limits: p.limits}
+	return &Pipeline{m: p.m, refs: append(append([]string(nil), p.refs...), q.refs...), limits: p.limits, on: p.on}
+}
+
+// On returns p restricted to run on the given nodes, tried in the order
+// given: where data must stay, or to compare nodes.
+func (p *Pipeline) On(nodes ...peer.ID) *Pipeline {
+	q := *p
+	q.on = append([]peer.ID(nil), nodes...)
+	return &q
 }
 
 // WithLimits returns p with the limits the caller asks for each run;
@@ -172,7 +181,12 @@ func (p *Pipeline) CallN(ctx context.Context, n int, in []byte) iter.Seq2[peer.I
 		}
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		cands := p.m.candidates(stages[0])
+		cands := p.on
+		if cands == nil {
+			cands = p.m.candidates(stages[0])
+		} else {
+			cands = append([]peer.ID(nil), cands...)
+		}
 		var mu sync.Mutex
 		next := func() (peer.ID, bool) {
 			mu.Lock()

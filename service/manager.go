@@ -79,11 +79,12 @@ type Manager struct {
 	waiting chan struct{}
 	metrics *metrics
 
-	mu      sync.Mutex
-	catalog map[cid.Cid]*entry
-	noRun   map[peer.ID]time.Time // peers that said they run no code, until when
-	asked   map[string]time.Time  // when the network was last asked for a name
-	runs    []Record              // the latest runs, oldest first
+	mu       sync.Mutex
+	catalog  map[cid.Cid]*entry
+	noRun    map[peer.ID]time.Time  // peers that said they run no code, until when
+	asked    map[string]time.Time   // when the network was last asked for a name
+	verified map[string]*Descriptor // descriptors checked, by their bytes
+	runs     []Record               // the latest runs, oldest first
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -114,16 +115,17 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	m := &Manager{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		self:    cfg.Host.ID(),
-		user:    user,
-		slots:   make(chan struct{}, cfg.Slots),
-		waiting: make(chan struct{}, 4*cfg.Slots),
-		catalog: map[cid.Cid]*entry{},
-		noRun:   map[peer.ID]time.Time{},
-		asked:   map[string]time.Time{},
-		metrics: newMetrics(cfg.Registerer),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		self:     cfg.Host.ID(),
+		user:     user,
+		slots:    make(chan struct{}, cfg.Slots),
+		waiting:  make(chan struct{}, 4*cfg.Slots),
+		catalog:  map[cid.Cid]*entry{},
+		noRun:    map[peer.ID]time.Time{},
+		asked:    map[string]time.Time{},
+		verified: map[string]*Descriptor{},
+		metrics:  newMetrics(cfg.Registerer),
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	wcfg := wasm.Config{Logger: cfg.Logger}

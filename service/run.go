@@ -157,7 +157,7 @@ func (m *Manager) serveRun(ctx context.Context, from peer.ID, req runRequest) ru
 	if m.cfg.NoCompute {
 		return runReply{Kind: kindNoCompute, Message: ErrNoCompute.Error()}
 	}
-	d, err := Parse(req.Descriptor)
+	d, err := m.parse(req.Descriptor)
 	if err != nil {
 		return failed(err)
 	}
@@ -200,6 +200,32 @@ func (m *Manager) serveRun(ctx context.Context, from peer.ID, req runRequest) ru
 	}
 	m.record(rec)
 	return reply
+}
+
+// maxVerified caps the descriptors parse remembers.
+const maxVerified = 1024
+
+// parse is Parse with a memory of descriptors already verified, keyed by
+// their exact bytes: a warm call skips the signature check and hashing,
+// which cost more than running a small reactor.
+func (m *Manager) parse(raw []byte) (*Descriptor, error) {
+	m.mu.Lock()
+	d, ok := m.verified[string(raw)]
+	m.mu.Unlock()
+	if ok {
+		return d, nil
+	}
+	d, err := Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	if len(m.verified) >= maxVerified {
+		clear(m.verified)
+	}
+	m.verified[string(raw)] = d
+	m.mu.Unlock()
+	return d, nil
 }
 
 // wasmJob is the run a request asks for, within the node's maximum: the

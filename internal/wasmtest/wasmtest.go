@@ -30,7 +30,7 @@ var (
 )
 
 // Names lists the test modules.
-var Names = []string{"upper", "wc", "loop", "hog", "openfile", "echo", "tally"}
+var Names = []string{"upper", "wc", "loop", "hog", "openfile", "echo", "tally", "burn"}
 
 // Dir returns the directory holding the modules' sources.
 func Dir() string {
