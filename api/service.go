@@ -25,7 +25,7 @@ import (
 //	GET  /api/v0/service/ls?q=WORDS                  → []ServiceInfo (searches connected peers)
 //	GET  /api/v0/service/info?ref=NAME|CID           → ServiceInfo
 //	GET  /api/v0/service/runs                        → []service.Record (runs this node did)
-//	POST /api/v0/call?ref=PIPELINE&n=N&timeout=D&memory=BYTES
+//	POST /api/v0/call?ref=PIPELINE&n=N&timeout=D&memory=BYTES[&on=PEER...]
 //	     body: the input                             → one CallResult per line (NDJSON), as each node answers
 
 // ServiceInfo is a service descriptor as the API shows it.
@@ -206,6 +206,18 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pipe := s.node.Service(q.Get("ref")).WithLimits(lim)
+	if on := q["on"]; len(on) > 0 {
+		var peers []peer.ID
+		for _, v := range on {
+			p, err := peer.Decode(v)
+			if err != nil {
+				writeError(w, http.StatusBadRequest, fmt.Errorf("on: bad peer ID %q: %w", v, err))
+				return
+			}
+			peers = append(peers, p)
+		}
+		pipe = pipe.On(peers...)
+	}
 	// Resolve first, so that an unknown service is a plain HTTP error.
 	if _, err := pipe.Resolve(r.Context()); err != nil {
 		writeError(w, serviceStatus(err), err)
@@ -274,10 +286,10 @@ func (c *Client) ServiceRuns(ctx context.Context) ([]service.Record, error) {
 	return out, c.Call(ctx, http.MethodGet, "/api/v0/service/runs", nil, &out)
 }
 
-// CallService runs the pipeline ref on n nodes with input in and calls
-// each with every node's result as it arrives.
-func (c *Client) CallService(ctx context.Context, ref string, n int, lim wasm.Limits, in io.Reader, each func(CallResult) error) error {
-	q := url.Values{"ref": {ref}, "n": {strconv.Itoa(n)}}
+// CallService runs the pipeline ref on n nodes (among on, if given) with
+// input in and calls each with every node's result as it arrives.
+func (c *Client) CallService(ctx context.Context, ref string, n int, on []string, lim wasm.Limits, in io.Reader, each func(CallResult) error) error {
+	q := url.Values{"ref": {ref}, "n": {strconv.Itoa(n)}, "on": on}
 	if lim.Memory > 0 {
 		q.Set("memory", strconv.FormatInt(lim.Memory, 10))
 	}

@@ -249,6 +249,7 @@ func newCallCmd(g *globals) *cobra.Command {
 	var n int
 	var timeout time.Duration
 	var memory string
+	var on []string
 	cmd := &cobra.Command{
 		Use:   "call NAME|CID|'A | B | ...'",
 		Short: "Run a service (or a pipeline of them) on stdin, writing the result to stdout",
@@ -263,12 +264,16 @@ With --n N the service runs on N different nodes at once, and each result
 is printed as it arrives under a line naming the node: for redundancy, to
 compare, or for throughput.
 
+--on PEER (repeatable) runs it only on the nodes named, in that order:
+where the data must stay, or to compare two nodes.
+
 A pipeline 'a | b | c' feeds each stage's output to the next, all on the
 same node; quote it so the shell does not.`,
 		Example: `  echo hello | nube call upper
   nube call wc < book.txt
   nube call 'upper | wc' < book.txt
   echo hello | nube call upper --n 3
+  echo hello | nube call upper --on 12D3KooW...
   nube call resize --timeout 30s --memory 256MiB < photo.jpg > small.jpg`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -290,7 +295,7 @@ same node; quote it so the shell does not.`,
 			}
 			ref := strings.Join(args, " ")
 			failed, total, lastErr := 0, 0, ""
-			err = c.CallService(cmd.Context(), ref, n, lim, in, func(r api.CallResult) error {
+			err = c.CallService(cmd.Context(), ref, n, on, lim, in, func(r api.CallResult) error {
 				total++
 				if r.Error != "" {
 					failed++
@@ -313,6 +318,7 @@ same node; quote it so the shell does not.`,
 	}
 	fl := cmd.Flags()
 	fl.IntVar(&n, "n", 1, "run on this many different nodes at once, printing each result labelled by node")
+	fl.StringArrayVar(&on, "on", nil, "run only on this node (a peer ID; repeatable)")
 	fl.DurationVar(&timeout, "timeout", 0, "time one run may take (default: the service's, else 10s)")
 	fl.StringVar(&memory, "memory", "", "memory one run may use, such as 128MiB (default: the service's, else 64MiB)")
 	return cmd

@@ -85,6 +85,13 @@ func TestServiceCLI(t *testing.T) {
 		t.Fatalf("call --n 2 as text: %d %s %s", code, out, errs)
 	}
 
+	// --on picks the node.
+	out, errs, code = runIn(t, "x", "--data", db, "call", "upper", "--on", c.info.ID, "--json")
+	var one api.CallResult
+	if code != 0 || json.Unmarshal([]byte(out), &one) != nil || one.Peer != c.info.ID || string(one.Output) != "X" {
+		t.Fatalf("call --on c: %d %s %s", code, out, errs)
+	}
+
 	// A pipeline, as one argument or several.
 	for _, args := range [][]string{{"upper | wc"}, {"upper", "|", wcCID}} {
 		out, errs, code = runIn(t, "a b A\n", append([]string{"--data", db, "call"}, args...)...)
