@@ -6,9 +6,10 @@
 //	defer node.Close()
 //	fmt.Println(node.ID())
 //
-// A Node wires the layers below it (see DESIGN.md): today the p2p host with
-// its discovery, and the node and user identities. Later layers (content,
-// remote calls, services, spaces, ledger) hang off the same Node.
+// A Node wires the layers below it (see DESIGN.md): the p2p host with its
+// discovery, the node and user identities, content (Add, Get, Pin), remote
+// calls (Remote) and WebAssembly services (Service, Services). Later layers
+// (spaces, ledger) hang off the same Node.
 package nube
 
 import (
@@ -110,6 +111,9 @@ type Config struct {
 	// ComputeLimits are the most one run may take on this node. Zero
 	// fields take service.DefaultMaxLimits.
 	ComputeLimits wasm.Limits
+	// ComputeInterpreter runs modules in wazero's interpreter instead of
+	// compiling them: no compile step, but slower runs.
+	ComputeInterpreter bool
 	// Logger receives the node's logs. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -229,17 +233,18 @@ func (n *Node) start(ctx context.Context) error {
 		return err
 	}
 	n.svc, err = service.New(ctx, service.Config{
-		Host:       n.host,
-		Routing:    n.host.DHT,
-		Content:    n.content,
-		Remote:     n.remote,
-		UserKey:    n.userKey,
-		NoCompute:  cfg.NoCompute,
-		Slots:      cfg.ComputeSlots,
-		MaxLimits:  cfg.ComputeLimits,
-		Dir:        cfg.DataDir,
-		Registerer: n.reg,
-		Logger:     n.log,
+		Host:        n.host,
+		Routing:     n.host.DHT,
+		Content:     n.content,
+		Remote:      n.remote,
+		UserKey:     n.userKey,
+		NoCompute:   cfg.NoCompute,
+		Slots:       cfg.ComputeSlots,
+		MaxLimits:   cfg.ComputeLimits,
+		Interpreter: cfg.ComputeInterpreter,
+		Dir:         cfg.DataDir,
+		Registerer:  n.reg,
+		Logger:      n.log,
 	})
 	return err
 }

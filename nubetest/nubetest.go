@@ -142,6 +142,8 @@ func TestConfig() nube.Config {
 		NoPortMap:   true,
 		MaxMemory:   128 << 20,
 		Logger:      log,
+		// See raceEnabled.
+		ComputeInterpreter: raceEnabled,
 	}
 }
 

@@ -61,6 +61,8 @@ type Config struct {
 	// MaxLimits are the most one run may take here. Zero fields take
 	// DefaultMaxLimits.
 	MaxLimits wasm.Limits
+	// Interpreter runs modules in wazero's interpreter (see wasm.Config).
+	Interpreter bool
 	// Dir keeps the catalogue and the compiled-code cache. Empty means
 	// memory only.
 	Dir        string
@@ -128,7 +130,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		metrics:  newMetrics(cfg.Registerer),
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
-	wcfg := wasm.Config{Logger: cfg.Logger}
+	wcfg := wasm.Config{Logger: cfg.Logger, Interpreter: cfg.Interpreter}
 	if cfg.Dir != "" {
 		wcfg.CacheDir = cfg.Dir + string(os.PathSeparator) + "wasm-cache"
 	}

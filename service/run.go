@@ -174,10 +174,16 @@ func (m *Manager) serveRun(ctx context.Context, from peer.ID, req runRequest) ru
 	default:
 		return runReply{Kind: kindBusy, Message: fmt.Sprintf("%v: %d jobs running, %d waiting", ErrBusy, cap(m.slots), cap(m.waiting))}
 	}
-	mod, cold, err := m.module(ctx, d)
-	if err != nil {
-		<-m.waiting
-		return failed(err)
+	// Fetching is I/O and waits outside the slots; compiling and running
+	// are CPU work and take one.
+	mod, cold := m.rt.Cached(d.Module)
+	cold = !cold
+	var code []byte
+	if cold {
+		if code, err = m.fetchModule(ctx, d); err != nil {
+			<-m.waiting
+			return failed(err)
+		}
 	}
 	select {
 	case m.slots <- struct{}{}:
@@ -185,6 +191,12 @@ func (m *Manager) serveRun(ctx context.Context, from peer.ID, req runRequest) ru
 	case <-ctx.Done():
 		<-m.waiting
 		return failed(ctx.Err())
+	}
+	if cold {
+		if mod, err = m.rt.Compile(ctx, d.Module, code); err != nil {
+			<-m.slots
+			return failed(err)
+		}
 	}
 	m.metrics.running.Inc()
 	res, err := mod.Run(ctx, wasmJob(d, asked, m.cfg.MaxLimits, req.Input, from))
@@ -202,8 +214,12 @@ func (m *Manager) serveRun(ctx context.Context, from peer.ID, req runRequest) ru
 	return reply
 }
 
-// maxVerified caps the descriptors parse remembers.
-const maxVerified = 1024
+// parse remembers at most maxVerified descriptors of at most
+// maxVerifiedSize bytes each: 4 MiB at worst, whatever peers send.
+const (
+	maxVerified     = 1024
+	maxVerifiedSize = 4 << 10
+)
 
 // parse is Parse with a memory of descriptors already verified, keyed by
 // their exact bytes: a warm call skips the signature check and hashing,
@@ -216,8 +232,8 @@ func (m *Manager) parse(raw []byte) (*Descriptor, error) {
 		return d, nil
 	}
 	d, err := Parse(raw)
-	if err != nil {
-		return nil, err
+	if err != nil || len(raw) > maxVerifiedSize {
+		return d, err
 	}
 	m.mu.Lock()
 	if len(m.verified) >= maxVerified {
@@ -254,30 +270,26 @@ func failed(err error) runReply {
 	return runReply{Kind: k, Message: err.Error()}
 }
 
-// module returns d's module compiled, fetching and pinning it first if
-// this node does not have it. cold reports that it had to.
-func (m *Manager) module(ctx context.Context, d *Descriptor) (mod *wasm.Module, cold bool, err error) {
-	if mod, ok := m.rt.Cached(d.Module); ok {
-		return mod, false, nil
-	}
+// fetchModule fetches d's module, checking its size before anything but
+// the root block is fetched, and pins it so that it stays installed.
+func (m *Manager) fetchModule(ctx context.Context, d *Descriptor) ([]byte, error) {
 	c := d.Module.String()
-	if err := m.cfg.Content.Pin(ctx, d.Module, "service module "+d.Label(), nil); err != nil {
-		return nil, true, fmt.Errorf("%w: %s: %v", ErrModuleUnavailable, c, err)
-	}
 	f, err := m.cfg.Content.Get(ctx, c)
 	if err != nil {
-		return nil, true, fmt.Errorf("%w: %s: %v", ErrModuleUnavailable, c, err)
+		return nil, fmt.Errorf("%w: %s: %v", ErrModuleUnavailable, c, err)
 	}
 	defer f.Close()
 	if f.Size() > wasm.DefaultMaxModuleSize {
-		return nil, true, fmt.Errorf("%w: %d bytes, the limit is %d", wasm.ErrModuleTooLarge, f.Size(), wasm.DefaultMaxModuleSize)
+		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", wasm.ErrModuleTooLarge, f.Size(), wasm.DefaultMaxModuleSize)
+	}
+	if err := m.cfg.Content.Pin(ctx, d.Module, "service module "+d.Label(), nil); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrModuleUnavailable, c, err)
 	}
 	code, err := io.ReadAll(io.LimitReader(f, wasm.DefaultMaxModuleSize+1))
 	if err != nil {
-		return nil, true, fmt.Errorf("%w: %s: %v", ErrModuleUnavailable, c, err)
+		return nil, fmt.Errorf("%w: %s: %v", ErrModuleUnavailable, c, err)
 	}
-	mod, err = m.rt.Compile(ctx, d.Module, code)
-	return mod, true, err
+	return code, nil
 }
 
 func (m *Manager) record(r Record) {

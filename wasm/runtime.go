@@ -47,6 +47,11 @@ type Config struct {
 	// IdleTimeout is how long an unused reactor instance is kept. Zero
 	// means DefaultIdleTimeout.
 	IdleTimeout time.Duration
+	// Interpreter runs modules in wazero's interpreter instead of
+	// compiling them to machine code: nothing to compile, but runs are
+	// many times slower. Tests under the race detector use it, as the
+	// compiler is slow there.
+	Interpreter bool
 	// Logger receives the runtime's logs. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -100,7 +105,11 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
-	rc := wazero.NewRuntimeConfig().WithCloseOnContextDone(true)
+	rc := wazero.NewRuntimeConfig()
+	if cfg.Interpreter {
+		rc = wazero.NewRuntimeConfigInterpreter()
+	}
+	rc = rc.WithCloseOnContextDone(true)
 	if cfg.CacheDir != "" {
 		if err := os.MkdirAll(cfg.CacheDir, 0o700); err != nil {
 			return nil, fmt.Errorf("wasm cache dir: %w", err)

@@ -7,11 +7,7 @@ var keep [][]byte
 
 func main() {
 	for {
-		b := make([]byte, 1<<20)
-		for i := range b {
-			b[i] = byte(i)
-		}
-		keep = append(keep, b)
+		keep = append(keep, make([]byte, 1<<20))
 		if len(keep)%64 == 0 {
 			os.Stdout.WriteString(".")
 		}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package nubetest
+
+const raceEnabled = false
