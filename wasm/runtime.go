@@ -207,8 +207,11 @@ func (r *Runtime) Compile(ctx context.Context, c cid.Cid, code []byte) (*Module,
 	if l.err != nil {
 		delete(r.modules, c) // a later call may bring the right bytes
 	}
-	r.evictModules()
+	evicted := r.evictModules()
 	r.mu.Unlock()
+	for _, close := range evicted {
+		close(ctx)
+	}
 	return l.mod, l.err
 }
 
@@ -279,8 +282,9 @@ func (r *Runtime) inspect(c cid.Cid, compiled wazero.CompiledModule) (*Module, e
 }
 
 // evictModules unloads the least recently used modules past MaxModules,
-// skipping any with runs in progress. r.mu is held.
-func (r *Runtime) evictModules() {
+// skipping any with runs in progress, and returns what the caller must
+// close once it has released r.mu, which is held.
+func (r *Runtime) evictModules() (closers []func(context.Context) error) {
 	for len(r.modules) > r.cfg.MaxModules {
 		var oldest cid.Cid
 		var ol *loading
@@ -298,20 +302,21 @@ func (r *Runtime) evictModules() {
 			}
 		}
 		if ol == nil {
-			return
+			return closers
 		}
 		delete(r.modules, oldest)
 		keep := r.idle[:0]
 		for _, in := range r.idle {
 			if in.mod == ol.mod {
-				go in.close(context.Background())
+				closers = append(closers, in.api.Close)
 				continue
 			}
 			keep = append(keep, in)
 		}
 		r.idle = keep
-		go ol.mod.compiled.Close(context.Background())
+		closers = append(closers, ol.mod.compiled.Close)
 	}
+	return closers
 }
 
 // janitor closes reactor instances idle for longer than IdleTimeout.

@@ -343,3 +343,30 @@ func TestConcurrentRuns(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestEviction checks that the runtime keeps at most MaxModules compiled
+// modules and IdleInstances reactor instances, and works on after
+// dropping them.
+func TestEviction(t *testing.T) {
+	rt := newRuntime(t, wasm.Config{MaxModules: 1, IdleInstances: 1})
+	tally := load(t, rt, "tally")
+	for _, owner := range []string{"a", "b"} {
+		run(t, tally, wasm.Job{Input: []byte("x"), Owner: owner})
+	}
+	if n := rt.IdleInstances(); n != 1 {
+		t.Fatalf("%d idle instances kept, want 1", n)
+	}
+	upper := load(t, rt, "upper")
+	if _, ok := rt.Cached(tally.CID()); ok {
+		t.Fatal("tally still loaded past MaxModules 1")
+	}
+	if n := rt.IdleInstances(); n != 0 {
+		t.Fatalf("%d idle instances of an unloaded module", n)
+	}
+	if got := run(t, upper, wasm.Job{Input: []byte("on")}); string(got.Output) != "ON" {
+		t.Fatalf("upper gave %q", got.Output)
+	}
+	if got := run(t, load(t, rt, "tally"), wasm.Job{Input: []byte("x"), Owner: "a"}); string(got.Output) != "1:x" {
+		t.Fatalf("tally reloaded gave %q", got.Output)
+	}
+}
