@@ -256,7 +256,7 @@ func (p *Pipeline) runOn(ctx context.Context, pid peer.ID, stages []*Descriptor,
 	start := time.Now()
 	lim := limitsToWire(p.limits)
 	for i, d := range stages {
-		reply, err := runFn.At(p.m.cfg.Remote, pid).Call(ctx, runRequest{Descriptor: d.raw, Input: in, Limits: lim})
+		reply, err := p.callStage(ctx, pid, d, in, lim)
 		if err != nil {
 			r.Err = err
 			break
@@ -284,6 +284,29 @@ func (p *Pipeline) runOn(ctx context.Context, pid peer.ID, stages []*Descriptor,
 		r.Output = in
 	}
 	return r
+}
+
+// fetchAllowance is how long a stage may take beyond its run limit, for
+// the node to fetch and compile the module, when the caller set no
+// deadline of its own.
+const fetchAllowance = 2 * time.Minute
+
+// callStage runs one stage on pid. A caller with no deadline still gets
+// an answer: the stage's run limit plus time to fetch and compile.
+func (p *Pipeline) callStage(ctx context.Context, pid peer.ID, d *Descriptor, in []byte, lim *limitsWire) (runReply, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		run := p.limits.Timeout
+		if run <= 0 {
+			run = d.Limits.Timeout
+		}
+		if run <= 0 {
+			run = wasm.DefaultTimeout
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, run+fetchAllowance)
+		defer cancel()
+	}
+	return runFn.At(p.m.cfg.Remote, pid).Call(ctx, runRequest{Descriptor: d.raw, Input: in, Limits: lim})
 }
 
 // candidates lists the nodes to run d on, best first: nodes known to

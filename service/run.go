@@ -274,17 +274,21 @@ func failed(err error) runReply {
 // the root block is fetched, and pins it so that it stays installed.
 func (m *Manager) fetchModule(ctx context.Context, d *Descriptor) ([]byte, error) {
 	c := d.Module.String()
+	e, err := m.cfg.Content.Stat(ctx, c)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrModuleUnavailable, c, err)
+	}
+	if e.Size > wasm.DefaultMaxModuleSize {
+		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", wasm.ErrModuleTooLarge, e.Size, wasm.DefaultMaxModuleSize)
+	}
+	if err := m.cfg.Content.Pin(ctx, d.Module, "service module "+d.Label(), nil); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrModuleUnavailable, c, err)
+	}
 	f, err := m.cfg.Content.Get(ctx, c)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrModuleUnavailable, c, err)
 	}
 	defer f.Close()
-	if f.Size() > wasm.DefaultMaxModuleSize {
-		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", wasm.ErrModuleTooLarge, f.Size(), wasm.DefaultMaxModuleSize)
-	}
-	if err := m.cfg.Content.Pin(ctx, d.Module, "service module "+d.Label(), nil); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrModuleUnavailable, c, err)
-	}
 	code, err := io.ReadAll(io.LimitReader(f, wasm.DefaultMaxModuleSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrModuleUnavailable, c, err)
