@@ -100,7 +100,13 @@ func (c *Client) Call(ctx context.Context, method, path string, in, out any) err
 		}
 		body = bytes.NewReader(b)
 	}
-	resp, err := c.do(ctx, method, path, "application/json", body)
+	return c.send(ctx, method, path, "application/json", body, out)
+}
+
+// send sends body (of contentType) to path and decodes the JSON answer
+// into out, if out is not nil.
+func (c *Client) send(ctx context.Context, method, path, contentType string, body io.Reader, out any) error {
+	resp, err := c.do(ctx, method, path, contentType, body)
 	if err != nil {
 		return err
 	}

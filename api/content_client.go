@@ -21,16 +21,8 @@ func (c *Client) Add(ctx context.Context, body io.Reader, kind, name string, pin
 	if !pin {
 		q.Set("pin", "false")
 	}
-	resp, err := c.do(ctx, http.MethodPost, "/api/v0/add?"+q.Encode(), "application/octet-stream", body)
-	if err != nil {
-		return AddResult{}, err
-	}
-	defer resp.Body.Close()
 	var out AddResult
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxAnswer)).Decode(&out); err != nil {
-		return out, fmt.Errorf("decode answer of add: %w", err)
-	}
-	return out, nil
+	return out, c.send(ctx, http.MethodPost, "/api/v0/add?"+q.Encode(), "application/octet-stream", body, &out)
 }
 
 // Download is a file or directory (as a tar stream) coming from the node.

@@ -256,16 +256,8 @@ func (c *Client) Publish(ctx context.Context, body io.Reader, opt service.Publis
 	if opt.Price.PerCPUSecond > 0 {
 		q.Set("price_cpu", strconv.FormatUint(opt.Price.PerCPUSecond, 10))
 	}
-	resp, err := c.do(ctx, http.MethodPost, "/api/v0/service/publish?"+q.Encode(), "application/wasm", body)
-	if err != nil {
-		return ServiceInfo{}, err
-	}
-	defer resp.Body.Close()
 	var out ServiceInfo
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxAnswer)).Decode(&out); err != nil {
-		return out, fmt.Errorf("decode answer of publish: %w", err)
-	}
-	return out, nil
+	return out, c.send(ctx, http.MethodPost, "/api/v0/service/publish?"+q.Encode(), "application/wasm", body, &out)
 }
 
 // ServiceLs searches the network for services matching query.
