@@ -176,8 +176,8 @@ func (m *Manager) serveRun(ctx context.Context, from peer.ID, req runRequest) ru
 	}
 	// Fetching is I/O and waits outside the slots; compiling and running
 	// are CPU work and take one.
-	mod, cold := m.rt.Cached(d.Module)
-	cold = !cold
+	mod, ready := m.rt.Cached(d.Module)
+	cold := !ready
 	var code []byte
 	if cold {
 		if code, err = m.fetchModule(ctx, d); err != nil {
