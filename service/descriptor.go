@@ -322,6 +322,3 @@ func NameKey(name string) cid.Cid {
 	h, _ := mh.Encode(sum[:], mh.SHA2_256)
 	return cid.NewCidV1(cid.Raw, h)
 }
-
-func marshal(v any) ([]byte, error)   { return wire.Marshal(v) }
-func unmarshal(b []byte, v any) error { return wire.Unmarshal(b, v) }

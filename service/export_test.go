@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/nubecloud/nube/wire"
 )
 
 // RunRaw sends descriptor bytes as they are to p's run function, as a
@@ -23,22 +25,22 @@ func (m *Manager) RunRaw(ctx context.Context, p peer.ID, descriptor, in []byte) 
 // Seal joins them back, so tests can alter a signed descriptor.
 func Envelope(data []byte) (body, sig []byte, err error) {
 	var e envelope
-	err = unmarshal(data, &e)
+	err = wire.Unmarshal(data, &e)
 	return e.Body, e.Sig, err
 }
 
 func Seal(body, sig []byte) []byte {
-	b, _ := marshal(envelope{Body: body, Sig: sig})
+	b, _ := wire.Marshal(envelope{Body: body, Sig: sig})
 	return b
 }
 
 // SetModule rewrites the module CID inside a descriptor body.
 func SetModule(b []byte, module []byte) []byte {
 	var x body
-	if err := unmarshal(b, &x); err != nil {
+	if err := wire.Unmarshal(b, &x); err != nil {
 		panic(err)
 	}
 	x.Module = module
-	out, _ := marshal(x)
+	out, _ := wire.Marshal(x)
 	return out
 }

@@ -77,7 +77,7 @@ func (m *Manager) Find(ctx context.Context, query string) ([]Info, error) {
 		}
 		dcancel()
 	}
-	learned := false
+	learned := false // the catalogue gained a descriptor: save it
 	for p, r := range findFn.OnAll(ctx, m.cfg.Remote, peers, findQuery{Text: query}) {
 		if r.Err != nil {
 			m.log.Debug("service find", "peer", p, "err", r.Err)
@@ -90,8 +90,9 @@ func (m *Manager) Find(ctx context.Context, query string) ([]Info, error) {
 				m.log.Info("peer sent a bad service descriptor", "peer", p, "err", err)
 				continue
 			}
-			m.learn(d, p, f.Ready && r.Value.Compute)
-			learned = true
+			if m.learn(d, p, f.Ready && r.Value.Compute) {
+				learned = true
+			}
 		}
 	}
 	if learned {

@@ -239,14 +239,14 @@ func (m *Manager) announce(name string) {
 }
 
 // learn adds d to the catalogue, noting p as a node with its module
-// ready if ready is set.
-func (m *Manager) learn(d *Descriptor, p peer.ID, ready bool) {
+// ready if ready is set. It reports whether d is new to the catalogue.
+func (m *Manager) learn(d *Descriptor, p peer.ID, ready bool) (added bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e, ok := m.catalog[d.id]
 	if !ok {
 		if len(m.catalog) >= maxCatalog {
-			return
+			return false
 		}
 		e = &entry{d: d, runners: map[peer.ID]time.Time{}}
 		m.catalog[d.id] = e
@@ -254,6 +254,7 @@ func (m *Manager) learn(d *Descriptor, p peer.ID, ready bool) {
 	if ready && p != "" {
 		e.runners[p] = time.Now()
 	}
+	return !ok
 }
 
 // Info is what a node knows of a service.

@@ -217,12 +217,13 @@ type run struct {
 	stderr headBuffer
 }
 
-// moduleConfig is what every instance gets: WASI's stdio, args, a real
-// clock, real randomness, and sleeps that end with ctx. Nothing else.
-func (m *Module) moduleConfig(sleepCtx func() context.Context) wazero.ModuleConfig {
+// moduleConfig is what every instance gets: the module's CID and args as
+// its arguments, a real clock, real randomness, and sleeps that end with
+// the run. Nothing else; the caller adds stdio.
+func (m *Module) moduleConfig(args []string, sleepCtx func() context.Context) wazero.ModuleConfig {
 	return wazero.NewModuleConfig().
 		WithName("").
-		WithArgs(m.cid.String()).
+		WithArgs(append([]string{m.cid.String()}, args...)...).
 		WithSysWalltime().
 		WithSysNanotime().
 		WithNanosleep(func(ns int64) {
@@ -244,8 +245,7 @@ func (m *Module) instantiate(ctx context.Context, cfg wazero.ModuleConfig, mem *
 func (m *Module) runCommand(ctx context.Context, r *run) (*linearMemory, error) {
 	mem := &linearMemory{}
 	mem.startRun(uint64(r.lim.Memory))
-	cfg := m.moduleConfig(func() context.Context { return ctx }).
-		WithArgs(append([]string{m.cid.String()}, r.job.Args...)...).
+	cfg := m.moduleConfig(r.job.Args, func() context.Context { return ctx }).
 		WithStdin(r.input).
 		WithStdout(r.out).
 		WithStderr(&r.stderr)
@@ -283,8 +283,7 @@ func (m *Module) runReactor(ctx context.Context, r *run) (*linearMemory, error) 
 		in.ctx.Store(&ctx)
 		in.mem.startRun(uint64(r.lim.Memory))
 		in.stderr.w = &r.stderr
-		cfg := m.moduleConfig(func() context.Context { return *in.ctx.Load() }).
-			WithArgs(append([]string{m.cid.String()}, r.job.Args...)...).
+		cfg := m.moduleConfig(r.job.Args, func() context.Context { return *in.ctx.Load() }).
 			WithStdin(&in.stdin).
 			WithStdout(&in.stdout).
 			WithStderr(&in.stderr)

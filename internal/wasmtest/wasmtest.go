@@ -29,9 +29,6 @@ var (
 	built = map[string][]byte{}
 )
 
-// Names lists the test modules.
-var Names = []string{"upper", "wc", "loop", "hog", "openfile", "echo", "tally", "burn"}
-
 // Dir returns the directory holding the modules' sources.
 func Dir() string {
 	_, file, _, _ := runtime.Caller(0)
