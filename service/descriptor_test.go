@@ -10,6 +10,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/nubecloud/nube/wasm"
+	"github.com/nubecloud/nube/wire"
 )
 
 // testKey is a fixed key, so that seeds and failures are repeatable.
@@ -114,6 +115,28 @@ func FuzzParse(f *testing.F) {
 		}
 		if !d.ID().Defined() || len(d.Bytes()) != len(data) {
 			t.Fatal("accepted descriptor has no CID or other bytes")
+		}
+	})
+}
+
+// FuzzRunRequest feeds a callee's view of a run request arbitrary bytes:
+// the request's decoding, its limits and its descriptor must each end in
+// a value or an error, never a panic.
+func FuzzRunRequest(f *testing.F) {
+	good, _ := wire.Marshal(runRequest{Descriptor: testDescriptor(f).Bytes(), Input: []byte("x"), Limits: &limitsWire{Memory: 1 << 20, TimeoutMS: 100}})
+	f.Add(good)
+	bad, _ := wire.Marshal(runRequest{Limits: &limitsWire{TimeoutMS: -1}})
+	f.Add(bad)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var req runRequest
+		if wire.Unmarshal(data, &req) != nil {
+			return
+		}
+		if l, err := req.Limits.limits(); err == nil && (l.Memory < 0 || l.Timeout < 0 || l.Timeout > maxTimeout) {
+			t.Fatalf("limits %+v accepted", l)
+		}
+		if _, err := Parse(req.Descriptor); err != nil && !errors.Is(err, ErrBadDescriptor) && !errors.Is(err, ErrBadSignature) {
+			t.Fatalf("descriptor error %v is of no known kind", err)
 		}
 	})
 }
