@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ipfs/boxo/bitswap"
+	bsmsg "github.com/ipfs/boxo/bitswap/message"
 	bsnet "github.com/ipfs/boxo/bitswap/network/bsnet"
 	"github.com/ipfs/boxo/blockstore"
 	blocks "github.com/ipfs/go-block-format"
@@ -232,17 +233,11 @@ func TestLyingProvider(t *testing.T) {
 		n, err := io.Copy(h, f)
 		done <- result{n, h.Sum(nil), err}
 	}()
-	// The first forged block gets the liar banned. No event reports a
-	// ban, so poll for it.
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !fetcher.Host().Banned(h.ID()) {
-		select {
-		case <-ctx.Done():
-			t.Fatal("the liar was never cut off")
-		case <-tick.C:
-		}
-	}
+	// The liar's blocks hash to CIDs nobody asked for: they are dropped
+	// and counted. No event reports them, so poll.
+	waitFor(t, ctx, "the liar's blocks were never counted as unrequested", func() bool {
+		return stat(fetcher.Content(), h.ID()).Unrequested > 0
+	})
 	// Now an honest provider turns up; the fetch finishes from it.
 	if _, err := fetcher.Connect(ctx, honest.Addrs()[0].String()); err != nil {
 		t.Fatal(err)
@@ -262,7 +257,81 @@ func TestLyingProvider(t *testing.T) {
 	if len(v.Bad) > 0 || v.Checked == 0 {
 		t.Fatalf("fetcher's store: %d blocks checked, %d bad", v.Checked, len(v.Bad))
 	}
-	if err := fetcher.Host().Connect(ctx, peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()}); err == nil {
-		t.Error("the fetcher connected to the banned liar again")
+	// Nothing of the liar's was taken. It is not banned: a block that
+	// matches no want proves nothing (see TestUnrequestedBlocks).
+	if st := stat(fetcher.Content(), h.ID()); st.Blocks != 0 {
+		t.Errorf("the fetcher took %d blocks from the liar", st.Blocks)
+	}
+	if fetcher.Host().Banned(h.ID()) {
+		t.Error("the liar was banned without proof")
+	}
+}
+
+// stat returns what p has sent s.
+func stat(s *content.Service, p peer.ID) content.PeerStat {
+	for _, st := range s.Received() {
+		if st.Peer == p {
+			return st
+		}
+	}
+	return content.PeerStat{Peer: p}
+}
+
+// waitFor polls cond until it holds, failing the test with msg if ctx ends
+// first. For states no event reports.
+func waitFor(t *testing.T, ctx context.Context, msg string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatal(msg)
+		case <-tick.C:
+		}
+	}
+}
+
+// TestUnrequestedBlocks has a peer send valid blocks the node never asked
+// for, as an honest provider does when it answers the wants a node sent
+// before it was killed and restarted. The node drops and counts them, and
+// keeps the peer: it was once banned for this, and then could not reach
+// the provider it had been downloading from.
+func TestUnrequestedBlocks(t *testing.T) {
+	n := nubetest.Cluster(t, 1).Node(0)
+	ctx := nubetest.Context(t, time.Minute)
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if err := h.Connect(ctx, peer.AddrInfo{ID: n.ID(), Addrs: n.Host().Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	m := bsmsg.New(false)
+	for i := range 3 {
+		m.AddBlock(blocks.NewBlock(randomBytes(1000, int64(i))))
+	}
+	st, err := h.NewStream(ctx, n.ID(), "/ipfs/bitswap/1.2.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.ToNetV1(st); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	waitFor(t, ctx, "the unrequested blocks were never counted", func() bool {
+		return stat(n.Content(), h.ID()).Unrequested == 3
+	})
+	if n.Host().Banned(h.ID()) {
+		t.Fatal("the peer was banned for sending valid blocks nobody asked for")
+	}
+	if _, err := n.Ping(ctx, h.ID()); err != nil {
+		t.Fatalf("ping the peer after its unrequested blocks: %v", err)
+	}
+	for _, b := range m.Blocks() {
+		if has, _ := n.Content().Store().Blockstore().Has(ctx, b.Cid()); has {
+			t.Fatal("an unrequested block was stored")
+		}
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/boxo/bitswap"
@@ -48,9 +47,6 @@ type Config struct {
 	// ReprovideInterval is how often pinned content is announced again
 	// (DHT provider records expire). Zero means DefaultReprovideInterval.
 	ReprovideInterval time.Duration
-	// Ban, if set, is called with a peer caught sending blocks that match
-	// no CID we asked for (corrupt or forged); the node cuts it off.
-	Ban func(peer.ID)
 	// Logger receives the layer's logs. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -99,7 +95,7 @@ func New(cfg Config) (*Service, error) {
 		searchDelay: time.Second,
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.trace = newTracer(s.onForgedBlock, s.deliver)
+	s.trace = newTracer(s.onUnrequested, s.deliver)
 	var finder routing.ContentDiscovery
 	if cfg.Routing != nil {
 		finder = cfg.Routing
@@ -133,14 +129,18 @@ func (s *Service) Store() *Store { return s.store }
 // DAG returns the DAG service that reads through the network.
 func (s *Service) DAG() ipld.DAGService { return s.dag }
 
-// onForgedBlock handles a peer that sent a block nobody asked for: with
-// the content addressed by hash, that is a block whose bytes do not match
-// the CID it was sent for. Bitswap has already dropped the block.
-func (s *Service) onForgedBlock(p peer.ID) {
-	s.log.Warn("peer sent a block matching no CID we asked for (corrupt or forged); cutting it off", "peer", p)
-	if s.cfg.Ban != nil {
-		s.cfg.Ban(p)
-	}
+// onUnrequested notes a peer that sent blocks this node did not ask for.
+// Bitswap has already dropped them. It is no proof of lying, so nobody is
+// cut off for it: bitswap derives a block's CID from its bytes, so a block
+// can never disagree with the CID it comes under, and a corrupted block
+// looks exactly like an honest one that nobody wants now: the answer to a
+// want that was cancelled, or to one this node sent before it restarted
+// (a provider keeps a peer's wantlist until every connection to it has
+// closed, which for QUIC is its idle timeout after a crash). A provider
+// that sends junk instead of what a fetch asked for is dropped by that
+// fetch, as its requests time out.
+func (s *Service) onUnrequested(p peer.ID, n int) {
+	s.log.Debug("peer sent blocks this node did not ask for; dropped", "peer", p, "blocks", n)
 }
 
 // AddOptions tunes an add.
@@ -448,27 +448,33 @@ func (s *Service) Get(ctx context.Context, p string) (File, error) {
 	}
 	rctx, cancel := context.WithCancel(s.ctx)
 	stop := context.AfterFunc(ctx, cancel)
-	ng := mdag.NewSession(rctx, s.dag)
+	f := &file{cancel: cancel, stop: stop}
+	ng := &localFirst{
+		local:  s.local,
+		remote: mdag.NewSession(rctx, s.dag),
+		// When a block of the file is missing, walk its DAG ahead of
+		// the reader, so that many blocks are in flight at once rather
+		// than the reader's handful.
+		start: func(root cid.Cid) {
+			f.wg.Add(1)
+			go func() {
+				defer f.wg.Done()
+				s.fetchDAG(rctx, root, nil)
+			}()
+		},
+	}
 	n, err := resolve(ctx, ng, root, parts)
 	if err != nil {
-		stop()
-		cancel()
+		f.close()
 		return nil, err
 	}
+	ng.walk = n.Cid()
 	r, err := readFile(rctx, ng, n)
 	if err != nil {
-		stop()
-		cancel()
+		f.close()
 		return nil, err
 	}
-	f := &file{DagReader: r, cancel: cancel, stop: stop}
-	// Walk the file's DAG ahead of the reader, so that many blocks are
-	// in flight at once rather than the reader's handful.
-	f.wg.Add(1)
-	go func() {
-		defer f.wg.Done()
-		s.fetchDAG(rctx, n.Cid(), nil)
-	}()
+	f.DagReader = r
 	return f, nil
 }
 
@@ -481,12 +487,17 @@ type file struct {
 }
 
 func (f *file) Close() error {
+	f.close()
+	return f.DagReader.Close()
+}
+
+// close stops the file's fetches and waits for them.
+func (f *file) close() {
 	f.once.Do(func() {
 		f.stop()
 		f.cancel()
 		f.wg.Wait()
 	})
-	return f.DagReader.Close()
 }
 
 // FetchProgress reports how a fetch goes.
@@ -539,6 +550,9 @@ type PeerStat struct {
 	Peer   peer.ID `json:"peer"`
 	Blocks int64   `json:"blocks"`
 	Bytes  int64   `json:"bytes"`
+	// Unrequested counts the blocks it sent that this node had not asked
+	// for (or no longer wanted); they were dropped.
+	Unrequested int64 `json:"unrequested"`
 }
 
 // Received returns, per peer, the blocks and bytes received from it since
@@ -620,22 +634,21 @@ func (s *Service) provide(c cid.Cid) {
 // tracer watches bitswap traffic: it counts what each peer sends us, and
 // spots blocks that match nothing we ever asked for.
 type tracer struct {
-	onForged  func(peer.ID)
-	onMessage func(peer.ID, bsmsg.BitSwapMessage)
+	onUnrequested func(peer.ID, int)
+	onMessage     func(peer.ID, bsmsg.BitSwapMessage)
 
 	mu     sync.Mutex
 	wanted map[string]time.Time // multihash -> when last asked for
 	pruned time.Time
 	stats  map[peer.ID]*PeerStat
-	forged atomic.Int64
 }
 
 // wantMemory is how long a CID we asked for counts as wanted; a block
-// arriving later that matches nothing wanted in that time is forged.
+// arriving later that matches nothing wanted in that time is unrequested.
 const wantMemory = 10 * time.Minute
 
-func newTracer(onForged func(peer.ID), onMessage func(peer.ID, bsmsg.BitSwapMessage)) *tracer {
-	return &tracer{onForged: onForged, onMessage: onMessage, wanted: map[string]time.Time{}, stats: map[peer.ID]*PeerStat{}, pruned: time.Now()}
+func newTracer(onUnrequested func(peer.ID, int), onMessage func(peer.ID, bsmsg.BitSwapMessage)) *tracer {
+	return &tracer{onUnrequested: onUnrequested, onMessage: onMessage, wanted: map[string]time.Time{}, stats: map[peer.ID]*PeerStat{}, pruned: time.Now()}
 }
 
 // MessageSent is called for the messages bitswap's server sends; our
@@ -702,7 +715,7 @@ func (t *tracer) MessageReceived(p peer.ID, m bsmsg.BitSwapMessage) {
 	if len(blks) == 0 {
 		return
 	}
-	forged := false
+	unrequested := 0
 	t.mu.Lock()
 	st := t.stats[p]
 	if st == nil {
@@ -711,16 +724,16 @@ func (t *tracer) MessageReceived(p peer.ID, m bsmsg.BitSwapMessage) {
 	}
 	for _, b := range blks {
 		if _, ok := t.wanted[string(b.Cid().Hash())]; !ok {
-			forged = true
+			unrequested++
+			st.Unrequested++
 			continue
 		}
 		st.Blocks++
 		st.Bytes += int64(len(b.RawData()))
 	}
 	t.mu.Unlock()
-	if forged {
-		t.forged.Add(1)
-		t.onForged(p)
+	if unrequested > 0 {
+		t.onUnrequested(p, unrequested)
 	}
 }
 

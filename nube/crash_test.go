@@ -24,7 +24,19 @@ import (
 // on the data dir it names, printing how far it got.
 const childAddEnv = "NUBE_TEST_CHILD_ADD"
 
+// childGetEnv makes the test binary, run as a child, fetch the file
+// childCIDEnv names from the provider at childProviderEnv, on the data dir
+// it names, printing how far it got.
+const (
+	childGetEnv      = "NUBE_TEST_CHILD_GET"
+	childCIDEnv      = "NUBE_TEST_CHILD_CID"
+	childProviderEnv = "NUBE_TEST_CHILD_PROVIDER"
+)
+
 func init() {
+	if dir := os.Getenv(childGetEnv); dir != "" {
+		childGet(dir, os.Getenv(childProviderEnv), os.Getenv(childCIDEnv))
+	}
 	dir := os.Getenv(childAddEnv)
 	if dir == "" {
 		return
@@ -169,5 +181,145 @@ func TestGCDuringAdd(t *testing.T) {
 	got, err := io.ReadAll(f)
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("the file added during GC reads back %d bytes, %v", len(got), err)
+	}
+}
+
+// childGet is the child of TestKillDuringGet: it fetches c from provider
+// and reports every 4 MiB read, until it is killed.
+func childGet(dir, provider, c string) {
+	cfg := nubetest.TestConfig()
+	cfg.DataDir = dir
+	ctx := context.Background()
+	n, err := nube.Start(ctx, cfg)
+	if err != nil {
+		fmt.Println("start:", err)
+		os.Exit(2)
+	}
+	if _, err := n.Connect(ctx, provider); err != nil {
+		fmt.Println("connect:", err)
+		os.Exit(2)
+	}
+	f, err := n.Content().Get(ctx, c)
+	if err != nil {
+		fmt.Println("get:", err)
+		os.Exit(2)
+	}
+	buf := make([]byte, 1<<20)
+	var read, last int64
+	for {
+		k, err := f.Read(buf)
+		read += int64(k)
+		if read-last >= 4<<20 {
+			last = read
+			fmt.Printf("read %d\n", read)
+		}
+		if err != nil {
+			fmt.Println("get ended:", err)
+			os.Exit(3)
+		}
+	}
+}
+
+// TestKillDuringGet kills a node (SIGKILL) half way through a fetch over
+// QUIC and starts it again on the same data dir, with the same peer ID.
+// The provider, not told of the crash, may still answer the dead process's
+// wants: those blocks are no proof of lying, so the restarted node must not
+// ban the provider for them. Its fetch resumes from that provider, and the
+// two stay connected once the provider's old connection has timed out.
+// (A node used to ban its provider here, some 30 s after the restart, and
+// could then neither fetch nor ping it.)
+func TestKillDuringGet(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills and restarts a fetching process and waits out a QUIC idle timeout; skipped in -short mode")
+	}
+	ctx := nubetest.Context(t, 3*time.Minute)
+	prov := nubetest.Cluster(t, 1).Node(0)
+	data := make([]byte, 144<<20)
+	rand.New(rand.NewSource(11)).Read(data)
+	root, err := prov.Add(ctx, bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var quic string
+	for _, a := range prov.Addrs() {
+		if strings.Contains(a.String(), "/quic-v1") {
+			quic = a.String()
+		}
+	}
+	if quic == "" {
+		t.Fatalf("the provider has no QUIC address: %v", prov.Addrs())
+	}
+
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childGetEnv+"="+dir, childProviderEnv+"="+quic, childCIDEnv+"="+root.String())
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		line := sc.Text()
+		if n, ok := strings.CutPrefix(line, "read "); ok {
+			if b, _ := strconv.ParseInt(n, 10, 64); b >= 16<<20 {
+				break
+			}
+			continue
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("child: %s", line)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	go io.Copy(io.Discard, out)
+	cmd.Wait()
+
+	cfg := nubetest.TestConfig()
+	cfg.DataDir = dir
+	n, err := nube.Start(ctx, cfg)
+	if err != nil {
+		t.Fatalf("restart after kill: %v", err)
+	}
+	defer n.Close()
+	if _, err := n.Connect(ctx, quic); err != nil {
+		t.Fatal(err)
+	}
+	f, err := n.Get(ctx, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(f)
+	f.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("the fetch after the restart read %d of %d bytes: %v", len(got), len(data), err)
+	}
+	// Wait until the provider has given up the dead process's connection
+	// (QUIC's idle timeout): until then it may still be answering old
+	// wants, which is when the ban used to come.
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for len(prov.Host().Network().ConnsToPeer(n.ID())) > 1 {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the provider never dropped the killed process's connection")
+		case <-tick.C:
+		}
+	}
+	if n.Host().Banned(prov.ID()) {
+		t.Fatal("the restarted node banned its honest provider")
+	}
+	if _, err := n.Ping(ctx, prov.ID()); err != nil {
+		t.Fatalf("ping the provider after the restart: %v", err)
+	}
+	for _, st := range n.Content().Received() {
+		if st.Peer == prov.ID() {
+			t.Logf("from the provider after the restart: %d blocks taken, %d unrequested dropped", st.Blocks, st.Unrequested)
+		}
 	}
 }

@@ -57,9 +57,6 @@ const (
 	BlocksDir    = "blocks"
 )
 
-// banTime is how long a peer caught sending forged content is cut off.
-const banTime = 10 * time.Minute
-
 // ErrDataDirInUse reports that another nube process runs on the data dir.
 var ErrDataDirInUse = errors.New("data dir in use by another nube")
 
@@ -217,7 +214,6 @@ func (n *Node) start(ctx context.Context) error {
 		Routing:    n.host.DHT,
 		Store:      n.store,
 		ProvideAll: cfg.ProvideAll,
-		Ban:        func(p peer.ID) { n.host.Ban(p, banTime) },
 		Logger:     n.log,
 	})
 	if err != nil {

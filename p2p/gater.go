@@ -11,11 +11,21 @@ import (
 )
 
 // banList is the host's connection gater: it refuses connections to and
-// from peers banned for misbehaving (a peer that sends forged content, for
-// instance) until their ban ends.
+// from peers banned for misbehaving until their ban ends. A ban is for
+// proof of misbehaviour only, never for something an honest peer can do
+// by accident, and it always ends: afterwards the peer is dialled and
+// accepted as before, its addresses still known.
 type banList struct {
 	mu    sync.Mutex
 	until map[peer.ID]time.Time
+	now   func() time.Time // time.Now; tests move it
+}
+
+func (b *banList) clock() time.Time {
+	if b.now != nil {
+		return b.now()
+	}
+	return time.Now()
 }
 
 func (b *banList) ban(p peer.ID, d time.Duration) {
@@ -24,20 +34,26 @@ func (b *banList) ban(p peer.ID, d time.Duration) {
 	if b.until == nil {
 		b.until = make(map[peer.ID]time.Time)
 	}
-	now := time.Now()
+	now := b.clock()
 	for q, t := range b.until { // forget bans that ended
-		if now.After(t) {
+		if !now.Before(t) {
 			delete(b.until, q)
 		}
 	}
 	b.until[p] = now.Add(d)
 }
 
+func (b *banList) unban(p peer.ID) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.until, p)
+}
+
 func (b *banList) banned(p peer.ID) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	t, ok := b.until[p]
-	return ok && time.Now().Before(t)
+	return ok && b.clock().Before(t)
 }
 
 func (b *banList) InterceptPeerDial(p peer.ID) bool                 { return !b.banned(p) }
@@ -51,11 +67,15 @@ func (b *banList) InterceptSecured(_ network.Direction, p peer.ID, _ network.Con
 }
 
 // Ban cuts every connection to p and refuses new ones, both ways, for d.
+// The peer's addresses are kept, so that once the ban ends it can be
+// dialled again. Ban only on proof that p misbehaved.
 func (h *Host) Ban(p peer.ID, d time.Duration) {
 	h.bans.ban(p, d)
 	h.Network().ClosePeer(p)
-	h.Peerstore().RemovePeer(p)
 }
+
+// Unban ends p's ban now.
+func (h *Host) Unban(p peer.ID) { h.bans.unban(p) }
 
 // Banned reports whether p is banned now.
 func (h *Host) Banned(p peer.ID) bool { return h.bans.banned(p) }

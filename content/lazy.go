@@ -1,0 +1,76 @@
+package content
+
+import (
+	"context"
+	"sync"
+
+	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
+)
+
+// localFirst is the NodeGetter behind a file being read: it serves what
+// the store has straight from the store, and only when a block is missing
+// does it start the fetch that walks the DAG ahead of the reader (once per
+// file) and ask the network. A file whose blocks are all local is thus
+// read exactly as fast as its reader reads it, with no walk of the whole
+// DAG up front and no bitswap session.
+type localFirst struct {
+	local  ipld.NodeGetter
+	remote ipld.NodeGetter
+	// walk is the root of the file, set once its path is resolved;
+	// blocks missing before then (the directories on the way) are asked
+	// for one by one.
+	walk  cid.Cid
+	start func(root cid.Cid) // starts the walk ahead
+	once  sync.Once
+}
+
+// missing notes that a block must come from the network: the first time
+// after the file's root is known, it starts the walk ahead.
+func (l *localFirst) missing() {
+	if l.walk.Defined() {
+		l.once.Do(func() { l.start(l.walk) })
+	}
+}
+
+func (l *localFirst) Get(ctx context.Context, c cid.Cid) (ipld.Node, error) {
+	n, err := l.local.Get(ctx, c)
+	if err == nil || !ipld.IsNotFound(err) {
+		return n, err
+	}
+	l.missing()
+	return l.remote.Get(ctx, c)
+}
+
+// GetMany answers from the store what it can, in order, and hands the rest
+// to the network in one batch.
+func (l *localFirst) GetMany(ctx context.Context, keys []cid.Cid) <-chan *ipld.NodeOption {
+	out := make(chan *ipld.NodeOption, len(keys))
+	var missing []cid.Cid
+	for _, c := range keys {
+		n, err := l.local.Get(ctx, c)
+		switch {
+		case err == nil:
+			out <- &ipld.NodeOption{Node: n}
+		case ipld.IsNotFound(err):
+			missing = append(missing, c)
+		default:
+			out <- &ipld.NodeOption{Err: err}
+		}
+	}
+	if len(missing) == 0 {
+		close(out)
+		return out
+	}
+	l.missing()
+	// out has room for every key, so this goroutine never blocks on a
+	// reader that went away; it ends when the network side's channel
+	// closes, which its context guarantees.
+	go func() {
+		defer close(out)
+		for opt := range l.remote.GetMany(ctx, missing) {
+			out <- opt
+		}
+	}()
+	return out
+}
