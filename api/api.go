@@ -1,11 +1,16 @@
 // Package api is the daemon's local HTTP API: JSON endpoints for the CLI and
-// scripts, Prometheus metrics, and the status page a browser opens.
+// scripts, Prometheus metrics, and the status page a browser opens. The
+// read-only IPFS gateway is a server of its own (see Gateway), never on the
+// API's origin: content anyone can publish must not run script where the
+// API's session cookie is good.
 //
 // The API listens on loopback by default. Every request must carry the
 // bearer token the daemon writes into its data dir (mode 0600), or the
-// cookie the status page sets from it, and its Host header must be the
-// API's own address or "localhost": a web page in the user's browser can
-// neither read the token nor pass the Host check through DNS rebinding.
+// session cookie a browser gets from a one-time login link. Its Host header
+// must be the API's own address or "localhost", so that DNS rebinding
+// cannot reach it, and a request that a browser marks as coming from
+// another origin (Origin, Sec-Fetch-Site) is refused, so that no other web
+// page, not even one on another port of this machine, can use the cookie.
 //
 // Endpoints (all JSON):
 //
@@ -14,16 +19,16 @@
 //	GET  /api/v0/peers    connected peers
 //	POST /api/v0/connect  {"addr": MULTIADDR}
 //	POST /api/v0/ping     {"peer": PEER ID, "count": N}
+//	POST /api/v0/login    a fresh one-time login link for a browser
 //	GET  /metrics         Prometheus metrics (text format)
 //	…                     content: add, cat, get, ls, pin, gc (see content.go)
-//	GET  /ipfs/{cid}/…    the read-only gateway, the one part with no token
+//	GET  /login?code=C    logs a browser in (the link nube up prints)
 //	GET  /                the status page
 package api
 
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -47,9 +52,6 @@ const maxBody = 64 << 10
 // maxPings caps the count of one ping request.
 const maxPings = 100
 
-// cookieName is the cookie the status page's login sets from the token.
-const cookieName = "nube_token"
-
 // NewToken returns a fresh random API token.
 func NewToken() string {
 	b := make([]byte, 32)
@@ -64,9 +66,8 @@ type Server struct {
 	node  *nube.Node
 	token string
 	log   *slog.Logger
-	srv   *http.Server
-	ln    net.Listener
-	done  chan error
+	http  *httpServer
+	auth  *sessions
 }
 
 // Listen binds the API to addr ("127.0.0.1:5050"; port 0 picks a free port)
@@ -82,8 +83,8 @@ func Listen(n *nube.Node, addr, token string, log *slog.Logger) (*Server, error)
 	if err != nil {
 		return nil, fmt.Errorf("api: listen on %s: %w", addr, err)
 	}
-	s := &Server{node: n, token: token, log: log.With("layer", "api"), ln: ln, done: make(chan error, 1)}
-	s.srv = &http.Server{
+	s := &Server{node: n, token: token, log: log.With("layer", "api"), auth: newSessions(n.ID().String())}
+	s.http = serve(ln, &http.Server{
 		Handler: s.Handler(),
 		// No ReadTimeout: an add streams a file of any size in its
 		// body. Every other body is capped at maxBody.
@@ -91,30 +92,27 @@ func Listen(n *nube.Node, addr, token string, log *slog.Logger) (*Server, error)
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	}
-	go func() { s.done <- s.srv.Serve(ln) }()
+	})
 	return s, nil
 }
 
 // Addr returns the address the API listens on.
-func (s *Server) Addr() string { return s.ln.Addr().String() }
+func (s *Server) Addr() string { return s.http.addr() }
 
 // URL returns the API's base URL.
 func (s *Server) URL() string { return "http://" + s.Addr() }
 
+// LoginURL returns a link that logs a browser into the status page once:
+// its code works a single time, within loginCodeLife, and is not the API
+// token.
+func (s *Server) LoginURL() string { return s.URL() + "/login?code=" + s.auth.newCode() }
+
 // Close stops the API, letting requests under way finish for up to five
 // seconds.
-func (s *Server) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := s.srv.Shutdown(ctx)
-	if serr := <-s.done; !errors.Is(serr, http.ErrServerClosed) {
-		err = errors.Join(err, serr)
-	}
-	return err
-}
+func (s *Server) Close() error { return s.http.close() }
 
-// Handler returns the API's HTTP handler, with the Host and token checks.
+// Handler returns the API's HTTP handler, with the Host, origin and token
+// checks.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v0/id", s.handleID)
@@ -122,6 +120,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v0/peers", s.handlePeers)
 	mux.HandleFunc("POST /api/v0/connect", s.handleConnect)
 	mux.HandleFunc("POST /api/v0/ping", s.handlePing)
+	mux.HandleFunc("POST /api/v0/login", s.handleLoginLink)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.node.Metrics(), promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /{$}", s.handlePage)
 	mux.HandleFunc("POST /api/v0/add", s.handleAdd)
@@ -134,14 +133,13 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v0/pin/ls", s.handlePinLs)
 	mux.HandleFunc("POST /api/v0/gc", s.handleGC)
 	mux.HandleFunc("POST /api/v0/repo/verify", s.handleVerify)
-	mux.HandleFunc("GET /ipfs/", s.handleGateway)
 	mux.HandleFunc("GET /api/v0/remote/ls", s.handleRemoteLs)
 	mux.HandleFunc("POST /api/v0/service/publish", s.handlePublish)
 	mux.HandleFunc("GET /api/v0/service/ls", s.handleServiceLs)
 	mux.HandleFunc("GET /api/v0/service/info", s.handleServiceInfo)
 	mux.HandleFunc("GET /api/v0/service/runs", s.handleServiceRuns)
 	mux.HandleFunc("POST /api/v0/call", s.handleCall)
-	return s.checkHost(s.checkToken(mux))
+	return s.checkHost(s.checkOrigin(s.checkAuth(mux)))
 }
 
 // checkHost refuses requests whose Host is not an IP literal or "localhost"
@@ -158,11 +156,10 @@ func (s *Server) checkHost(next http.Handler) http.Handler {
 }
 
 func (s *Server) port() string {
-	if s.ln == nil {
+	if s.http == nil {
 		return ""
 	}
-	_, p, _ := net.SplitHostPort(s.ln.Addr().String())
-	return p
+	return s.http.port()
 }
 
 func allowedHost(host, port string) bool {
@@ -174,47 +171,6 @@ func allowedHost(host, port string) bool {
 		return false
 	}
 	return strings.EqualFold(h, "localhost") || net.ParseIP(h) != nil
-}
-
-// checkToken lets through requests that carry the token as a bearer token
-// or in the status page's cookie. GET /?token=T logs a browser in: it sets
-// the cookie and redirects to the page without the token in its URL.
-func (s *Server) checkToken(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// The read-only gateway is public: it serves content by hash.
-		if strings.HasPrefix(r.URL.Path, "/ipfs/") && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
-			next.ServeHTTP(w, r)
-			return
-		}
-		if r.URL.Path == "/" && r.URL.Query().Has("token") {
-			if !s.validToken(r.URL.Query().Get("token")) {
-				writeError(w, http.StatusUnauthorized, errors.New("wrong token"))
-				return
-			}
-			http.SetCookie(w, &http.Cookie{
-				Name: cookieName, Value: s.token, Path: "/",
-				HttpOnly: true, SameSite: http.SameSiteStrictMode,
-			})
-			http.Redirect(w, r, "/", http.StatusSeeOther)
-			return
-		}
-		tok := ""
-		if a := r.Header.Get("Authorization"); strings.HasPrefix(a, "Bearer ") {
-			tok = strings.TrimPrefix(a, "Bearer ")
-		} else if c, err := r.Cookie(cookieName); err == nil {
-			tok = c.Value
-		}
-		if !s.validToken(tok) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="nube"`)
-			writeError(w, http.StatusUnauthorized, errors.New("missing or wrong API token (it is in the data dir's api.token file)"))
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-func (s *Server) validToken(t string) bool {
-	return t != "" && subtle.ConstantTimeCompare([]byte(t), []byte(s.token)) == 1
 }
 
 // ID is the answer of GET /api/v0/id.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -156,11 +157,17 @@ func TestBadBodies(t *testing.T) {
 	}
 }
 
+// TestStatusPageLogin logs a browser in with a one-time link: the code
+// works once, the session cookie is HttpOnly, SameSite=Strict and named for
+// this node alone, and the API token never appears in a URL.
 func TestStatusPageLogin(t *testing.T) {
 	c, s, tok := serve(t)
-	jar := &cookieJar{}
-	cl := &http.Client{Jar: jar}
-	resp, err := cl.Get(s.URL() + "/?token=" + tok)
+	link := s.LoginURL()
+	if strings.Contains(link, tok) {
+		t.Fatalf("the login link carries the API token: %s", link)
+	}
+	cl := browser(t)
+	resp, err := cl.Get(link)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,17 +177,65 @@ func TestStatusPageLogin(t *testing.T) {
 		t.Fatalf("status page after login: %d", resp.StatusCode)
 	}
 	if resp.Request.URL.RawQuery != "" {
-		t.Fatalf("token left in the page URL: %s", resp.Request.URL)
+		t.Fatalf("code left in the page URL: %s", resp.Request.URL)
 	}
-	if code, _ := get(t, s.URL()+"/?token=wrong", "", ""); code != http.StatusUnauthorized {
-		t.Fatalf("login with a wrong token: %d", code)
+	u, _ := url.Parse(s.URL())
+	cookies := cl.Jar.Cookies(u)
+	if len(cookies) != 1 || !strings.HasPrefix(cookies[0].Name, "nube_session_") || cookies[0].Value == tok {
+		t.Fatalf("cookies after login: %v", cookies)
+	}
+	// The same link a second time is dead, for this browser or another.
+	if code, _ := get(t, link, "", ""); code != http.StatusUnauthorized {
+		t.Fatalf("second use of a login link: %d", code)
+	}
+	// The token in a URL logs nobody in any more.
+	if code, _ := get(t, s.URL()+"/?token="+tok, "", ""); code != http.StatusUnauthorized {
+		t.Fatalf("login with the token in the URL: %d", code)
+	}
+	// Another node's daemon on the same machine names its cookie apart,
+	// so the two do not overwrite each other's sessions.
+	other, err := api.Listen(c.Node(1), "127.0.0.1:0", api.NewToken(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	resp, err = cl.Get(other.LoginURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	names := map[string]bool{}
+	for _, c := range cl.Jar.Cookies(u) {
+		names[c.Name] = true
+	}
+	if len(names) != 2 {
+		t.Fatalf("two daemons' sessions in one browser: cookies %v", names)
+	}
+	if code := browse(t, cl, s.URL()+"/api/v0/id"); code != http.StatusOK {
+		t.Fatalf("the first daemon's session after logging into the second: %d", code)
 	}
 }
 
-type cookieJar struct{ c []*http.Cookie }
+// browser returns an HTTP client with a real cookie jar, as a browser has.
+// Cookies ignore ports, as in browsers.
+func browser(t *testing.T) *http.Client {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{Jar: jar}
+}
 
-func (j *cookieJar) SetCookies(_ *url.URL, cs []*http.Cookie) { j.c = append(j.c, cs...) }
-func (j *cookieJar) Cookies(_ *url.URL) []*http.Cookie        { return j.c }
+// browse GETs u with cl and returns the status.
+func browse(t *testing.T, cl *http.Client, u string) int {
+	t.Helper()
+	resp, err := cl.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
 
 func TestOpenWithoutDaemon(t *testing.T) {
 	dir := t.TempDir()

@@ -153,6 +153,12 @@ func (c *Client) Connect(ctx context.Context, addr string) (ConnectResult, error
 	return out, c.Call(ctx, http.MethodPost, "/api/v0/connect", ConnectRequest{Addr: addr}, &out)
 }
 
+// LoginLink returns a fresh one-time link that logs a browser in.
+func (c *Client) LoginLink(ctx context.Context) (LoginLink, error) {
+	var out LoginLink
+	return out, c.Call(ctx, http.MethodPost, "/api/v0/login", nil, &out)
+}
+
 // Ping makes the node ping a peer count times.
 func (c *Client) Ping(ctx context.Context, peer string, count int) (PingResult, error) {
 	var out PingResult

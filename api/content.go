@@ -5,13 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"html/template"
 	"io"
 	"net/http"
 	"path"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/ipfs/go-cid"
 
@@ -27,7 +25,6 @@ import (
 //	GET  /api/v0/stat?arg=PATH                         what is at PATH
 //	POST /api/v0/pin/add {"cid","name"}, /pin/rm {"cid"}; GET /pin/ls
 //	POST /api/v0/gc, /api/v0/repo/verify {"remove"}
-//	GET  /ipfs/{cid}[/path]                            the read-only gateway (no token)
 //
 // PATH is "CID" or "CID/path/in/dir", with or without a leading /ipfs/.
 
@@ -37,9 +34,6 @@ const (
 	HeaderSize = "X-Nube-Size" // bytes of the file, or of the directory's DAG
 	HeaderCID  = "X-Nube-CID"
 )
-
-// gatewayTimeout bounds how long the gateway looks for content it lacks.
-const gatewayTimeout = 2 * time.Minute
 
 // AddResult is the answer of POST /api/v0/add.
 type AddResult struct {
@@ -316,72 +310,3 @@ func contentStatus(err error) int {
 	}
 	return http.StatusInternalServerError
 }
-
-// handleGateway serves /ipfs/{cid}/path read-only, like an IPFS gateway:
-// files with their Content-Type, Range requests and an ETag (the CID);
-// directories as their index.html or a listing.
-func (s *Server) handleGateway(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), gatewayTimeout)
-	defer cancel()
-	p := strings.TrimPrefix(r.URL.Path, "/ipfs/")
-	e, err := s.node.Content().Stat(ctx, p)
-	if err != nil {
-		http.Error(w, err.Error(), contentStatus(err))
-		return
-	}
-	etag := `"` + e.CID.String() + `"`
-	w.Header().Set("Etag", etag)
-	w.Header().Set("Cache-Control", "public, max-age=29030400, immutable")
-	w.Header().Set("X-Ipfs-Path", "/ipfs/"+p)
-	switch e.Kind {
-	case content.KindDir:
-		if !strings.HasSuffix(r.URL.Path, "/") {
-			http.Redirect(w, r, r.URL.Path+"/", http.StatusMovedPermanently)
-			return
-		}
-		if idx, err := s.node.Content().Stat(ctx, path.Join(p, "index.html")); err == nil && idx.Kind == content.KindFile {
-			s.serveFile(ctx, w, r, path.Join(p, "index.html"), "index.html", `"`+idx.CID.String()+`"`)
-			return
-		}
-		entries, err := s.node.Content().List(ctx, p)
-		if err != nil {
-			http.Error(w, err.Error(), contentStatus(err))
-			return
-		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		if r.Header.Get("If-None-Match") == etag {
-			w.WriteHeader(http.StatusNotModified)
-			return
-		}
-		listing.Execute(w, struct {
-			Path    string
-			Entries []content.Entry
-		}{"/ipfs/" + strings.TrimSuffix(p, "/"), entries})
-	case content.KindSymlink:
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		io.WriteString(w, e.Target)
-	default:
-		s.serveFile(ctx, w, r, p, e.Name, etag)
-	}
-}
-
-func (s *Server) serveFile(ctx context.Context, w http.ResponseWriter, r *http.Request, p, name, etag string) {
-	f, err := s.node.Content().Get(ctx, p)
-	if err != nil {
-		http.Error(w, err.Error(), contentStatus(err))
-		return
-	}
-	defer f.Close()
-	w.Header().Set("Etag", etag)
-	// ServeContent sets the Content-Type from the name's extension, else
-	// from the first bytes, and answers Range and If-None-Match.
-	http.ServeContent(w, r, name, time.Time{}, f)
-}
-
-var listing = template.Must(template.New("ls").Parse(`<!doctype html>
-<meta charset="utf-8"><title>{{.Path}}</title>
-<style>body{font:14px system-ui,sans-serif;margin:2em}td{padding:2px 12px}</style>
-<h1>{{.Path}}</h1>
-<table>{{range .Entries}}<tr><td><a href="{{.Name}}{{if eq .Kind "directory"}}/{{end}}">{{.Name}}</a></td><td>{{.Kind}}</td><td>{{.Size}}</td><td><code>{{.CID}}</code></td></tr>
-{{end}}</table>
-`))

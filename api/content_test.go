@@ -87,9 +87,14 @@ func TestContentThroughAPI(t *testing.T) {
 		t.Fatalf("tar of the directory holds %v", names)
 	}
 
-	// The gateway needs no token, sets the Content-Type and ETag, and
-	// answers Range and If-None-Match.
-	gw := s2.URL() + "/ipfs/" + dir.CID + "/mars.txt"
+	// The gateway, on an address of its own, needs no token, sets the
+	// Content-Type and ETag, and answers Range and If-None-Match.
+	g2, err := api.ListenGateway(c.Node(1), "127.0.0.1:0", api.GatewayConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g2.Close()
+	gw := g2.URL() + "/ipfs/" + dir.CID + "/mars.txt"
 	resp, err := http.Get(gw)
 	if err != nil {
 		t.Fatal(err)
@@ -122,15 +127,22 @@ func TestContentThroughAPI(t *testing.T) {
 	if resp.StatusCode != http.StatusNotModified {
 		t.Fatalf("If-None-Match: %d", resp.StatusCode)
 	}
-	if code, _ := get(t, s2.URL()+"/ipfs/"+dir.CID+"/pluto.txt", "", ""); code != http.StatusNotFound {
+	if code, _ := get(t, g2.URL()+"/ipfs/"+dir.CID+"/pluto.txt", "", ""); code != http.StatusNotFound {
 		t.Errorf("missing file: %d", code)
 	}
-	if code, body := get(t, s2.URL()+"/ipfs/not-a-cid", "", ""); code != http.StatusBadRequest || !strings.Contains(body, "not a valid CID") {
+	if code, body := get(t, g2.URL()+"/ipfs/not-a-cid", "", ""); code != http.StatusBadRequest || !strings.Contains(body, "not a valid CID") {
 		t.Errorf("bad CID: %d %q", code, body)
 	}
-	// Everything else still needs the token.
+	// The API needs the token for everything, and serves no content
+	// through a gateway of its own.
 	if code, _ := get(t, s2.URL()+"/api/v0/cat?arg="+res.CID, "", ""); code != http.StatusUnauthorized {
 		t.Errorf("cat without a token: %d", code)
+	}
+	if code, _ := get(t, s2.URL()+"/ipfs/"+dir.CID+"/mars.txt", "", ""); code != http.StatusUnauthorized {
+		t.Errorf("the API's origin served /ipfs/ without a token: %d", code)
+	}
+	if code, _ := get(t, s2.URL()+"/ipfs/"+dir.CID+"/mars.txt", "", "Bearer "+tok2); code != http.StatusNotFound {
+		t.Errorf("the API's origin serves /ipfs/: %d", code)
 	}
 
 	// Unpin and GC on the first node remove the file's block; the

@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -59,6 +60,12 @@ const (
 
 // ErrDataDirInUse reports that another nube process runs on the data dir.
 var ErrDataDirInUse = errors.New("data dir in use by another nube")
+
+// ErrUnsafePermissions reports a data dir that others may write, or a key
+// file that others may read: whoever can write the data dir can replace
+// the node's keys or point the CLI (and its API token) elsewhere, and
+// whoever can read a key file is that node or user.
+var ErrUnsafePermissions = errors.New("unsafe permissions")
 
 // Config configures a Node. The zero value is a working node: an ephemeral
 // identity, in-memory stores, listening on DefaultPort on every interface,
@@ -260,6 +267,9 @@ func (n *Node) openDataDir() (ed25519.PrivateKey, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir %s: %w", dir, err)
 	}
+	if err := checkPermissions(dir); err != nil {
+		return nil, err
+	}
 	l, err := lockfile.Acquire(filepath.Join(dir, LockFile))
 	if errors.Is(err, lockfile.ErrLocked) {
 		return nil, fmt.Errorf("%w: %s (%v)", ErrDataDirInUse, dir, err)
@@ -284,6 +294,36 @@ func (n *Node) openDataDir() (ed25519.PrivateKey, error) {
 	}
 	n.userID, err = identity.ID(n.userKey.Public().(ed25519.PublicKey))
 	return nodeKey, err
+}
+
+// checkPermissions refuses a data dir that group or others may write and
+// key files that group or others may read, saying how to fix them. Windows
+// has no such mode bits; its ACLs are left to the user.
+func checkPermissions(dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("data dir %s: %w", dir, err)
+	}
+	if m := st.Mode().Perm(); m&0o022 != 0 {
+		return fmt.Errorf("%w: data dir %s has mode %04o, so others can write to it and replace its keys or API address; fix with: chmod go-w %s", ErrUnsafePermissions, dir, m, dir)
+	}
+	for _, name := range []string{NodeKeyFile, UserKeyFile} {
+		p := filepath.Join(dir, name)
+		st, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		if m := st.Mode().Perm(); m&0o077 != 0 {
+			return fmt.Errorf("%w: key file %s has mode %04o, so others can read it; fix with: chmod 600 %s", ErrUnsafePermissions, p, m, p)
+		}
+	}
+	return nil
 }
 
 // listenAddrs parses configured listen addresses, or returns the defaults:

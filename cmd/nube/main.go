@@ -8,6 +8,7 @@
 //	nube remote ls PEER      the functions a peer serves for remote calls
 //	nube service publish | ls | info | runs    WebAssembly services
 //	nube call NAME [--n N]   run a service (or 'a | b') on stdin, on N nodes
+//	nube open                log a browser into the node's dashboard
 //	nube demo --nodes 3      a small cloud of nodes in one process, to try things
 //
 // Every command but up and demo finds the running daemon through its data
@@ -20,21 +21,26 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/nubecloud/nube/api"
+	"github.com/nubecloud/nube/internal/termsafe"
 )
 
 // globals holds the flags every command shares.
 type globals struct {
-	dataDir string
-	json    bool
-	out     io.Writer
+	dataDir   string
+	json      bool
+	remoteAPI bool
+	out       io.Writer
 }
 
 func main() {
@@ -42,7 +48,9 @@ func main() {
 	err := newRoot(os.Stdout).ExecuteContext(ctx)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "nube: "+err.Error())
+		// Errors may carry other people's words (a module's stderr, a
+		// peer's message): no control character reaches the terminal.
+		fmt.Fprintln(os.Stderr, "nube: "+termsafe.Text(err.Error()))
 		os.Exit(1)
 	}
 }
@@ -72,12 +80,15 @@ commands talk to the running node through its local API.`,
 	root.PersistentFlags().StringVar(&g.dataDir, "data", defaultDataDir(),
 		"the node's data dir (keys, peer book, API address); default $NUBE_DATA or ~/.nube")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON instead of text, for scripts")
+	root.PersistentFlags().BoolVar(&g.remoteAPI, "remote-api", false,
+		"let the CLI send the API token to a daemon whose API address (in the data dir's api file) is not on this machine")
 	root.AddCommand(
 		newUpCmd(g),
 		newIDCmd(g), newPeersCmd(g), newStatusCmd(g), newConnectCmd(g), newPingCmd(g),
 		newAddCmd(g), newGetCmd(g), newCatCmd(g), newLsCmd(g), newPinCmd(g), newGCCmd(g), newRepoCmd(g),
 		newRemoteCmd(g),
 		newServiceCmd(g), newCallCmd(g),
+		newOpenCmd(g),
 		newDemoCmd(g),
 		newVersionCmd(g),
 	)
@@ -95,9 +106,34 @@ func defaultDataDir() string {
 	return filepath.Join(home, ".nube")
 }
 
-// client opens the API client of the daemon on g.dataDir.
+// client opens the API client of the daemon on g.dataDir. The API address
+// comes from a file in the data dir, so, unless --remote-api says
+// otherwise, it must be a loopback address: whoever could write that file
+// must not be able to collect the token.
 func (g *globals) client() (*api.Client, error) {
-	return api.Open(g.dataDir)
+	c, err := api.Open(g.dataDir)
+	if err != nil {
+		return nil, err
+	}
+	if !g.remoteAPI && !loopbackURL(c.URL) {
+		return nil, fmt.Errorf("the API address in %s is %q, not on this machine; the CLI sends its token only to loopback addresses (pass --remote-api if you meant it)",
+			filepath.Join(g.dataDir, api.EndpointFile), c.URL)
+	}
+	return c, nil
+}
+
+// loopbackURL reports whether u is an http URL on a loopback address.
+func loopbackURL(u string) bool {
+	p, err := url.Parse(u)
+	if err != nil || p.Scheme != "http" {
+		return false
+	}
+	h := p.Hostname()
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }
 
 // printJSON writes v as indented JSON.

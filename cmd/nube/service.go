@@ -10,12 +10,14 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/nubecloud/nube/api"
 	"github.com/nubecloud/nube/internal/progress"
+	"github.com/nubecloud/nube/internal/termsafe"
 	"github.com/nubecloud/nube/service"
 	"github.com/nubecloud/nube/wasm"
 )
@@ -148,7 +150,9 @@ description holds every word of QUERY. No QUERY lists them all.`,
 				if len(s.Stages) > 0 {
 					kind = "(pipeline) "
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s%s\n", s.Name, orDash(s.Version), s.CID, len(s.Runners), kind, clip(s.Description, 50))
+				// Names and descriptions are the publisher's words:
+				// one line each, with no control characters.
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s%s\n", termsafe.Line(s.Name), termsafe.Line(orDash(s.Version)), s.CID, len(s.Runners), kind, clip(termsafe.Line(s.Description), 50))
 			}
 			return tw.Flush()
 		},
@@ -175,7 +179,7 @@ func newServiceInfoCmd(g *globals) *cobra.Command {
 			}
 			row := func(k, v string) {
 				if v != "" {
-					g.printf("%-12s %s\n", k, v)
+					g.printf("%-12s %s\n", k, termsafe.Line(v))
 				}
 			}
 			row("name", s.Name)
@@ -234,9 +238,10 @@ func newServiceRunsCmd(g *globals) *cobra.Command {
 			for _, r := range runs {
 				result := "ok"
 				if r.Error != "" {
-					result = clip(r.Error, 60)
+					// A module's stderr: one line, no escapes obeyed.
+					result = clip(termsafe.Line(r.Error), 60)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%v\t%s\t%s\t%s\t%s\n", r.At.Local().Format(time.TimeOnly), r.Service, clip(r.Caller.String(), 16),
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%v\t%s\t%s\t%s\t%s\n", r.At.Local().Format(time.TimeOnly), termsafe.Line(r.Service), clip(r.Caller.String(), 16),
 					r.Usage.CPU.Round(time.Microsecond), r.Usage.Wall.Round(time.Microsecond), progress.Bytes(r.Usage.Memory),
 					progress.Bytes(r.Usage.In), progress.Bytes(r.Usage.Out), result)
 			}
@@ -340,7 +345,7 @@ func printCallResult(g *globals, r api.CallResult, n int) error {
 		how += ", cold"
 	}
 	if r.Error != "" {
-		g.printf("== %s (%s): error: %s\n", orDash(r.Peer), how, r.Error)
+		g.printf("== %s (%s): error: %s\n", orDash(r.Peer), how, termsafe.Text(r.Error))
 		return nil
 	}
 	g.printf("== %s (%s)\n", r.Peer, how)
@@ -390,9 +395,10 @@ func orDash(s string) string {
 	return s
 }
 
+// clip shortens s to n runes at most, marking the cut.
 func clip(s string, n int) string {
-	if len(s) <= n {
+	if utf8.RuneCountInString(s) <= n {
 		return s
 	}
-	return s[:n-1] + "…"
+	return string([]rune(s)[:n-1]) + "…"
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"syscall"
@@ -20,6 +21,7 @@ import (
 
 type upFlags struct {
 	api       string
+	gateway   string
 	listen    []string
 	bootstrap []string
 	noListen  bool
@@ -51,16 +53,29 @@ sockets) within conservative limits; --no-compute turns that off and
 
 The local API listens on --api (loopback only by default). Its address and a
 fresh access token are written into the data dir, where the other nube
-commands find them. The status page URL printed at start logs your browser in.`,
+commands find them. The dashboard link printed at start logs your browser in
+once; 'nube open' gives a fresh one.
+
+The read-only IPFS gateway listens on --gateway, an origin apart from the
+API's (port 8080 by default, another if that one is taken; "off" for none).
+Open http://localhost:PORT/ipfs/CID to give each CID an origin of its own
+(CID.ipfs.localhost), where web apps run; on any other host name the path
+gateway serves pages in a sandbox, without scripts.
+
+The data dir must not be writable by group or others, nor its key files
+readable by them: nube up refuses such a data dir and says how to fix it.`,
 		Example: `  nube up
-  nube up --data /srv/nube --api 127.0.0.1:0
+  nube up --data /srv/nube --api 127.0.0.1:0 --gateway 127.0.0.1:0
   nube up --bootstrap /ip4/203.0.113.7/udp/4040/quic-v1/p2p/12D3KooW...
   nube up --listen /ip4/0.0.0.0/tcp/4001 --relay`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error { return runUp(cmd.Context(), g, f) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runUp(cmd.Context(), g, f, cmd.Flags().Changed("gateway"))
+		},
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.api, "api", "127.0.0.1:5050", "HOST:PORT of the local API (port 0 picks a free one)")
+	fl.StringVar(&f.gateway, "gateway", api.DefaultGatewayAddr, `HOST:PORT of the read-only IPFS gateway, apart from the API (port 0 picks a free one; "off" for none)`)
 	fl.StringArrayVar(&f.listen, "listen", nil, "multiaddr to listen on (repeatable); default TCP and QUIC on port 4040, all interfaces")
 	fl.StringArrayVar(&f.bootstrap, "bootstrap", nil, "multiaddr of a peer to join through, ending in /p2p/<peer ID> (repeatable)")
 	fl.BoolVar(&f.noListen, "no-listen", false, "accept no direct connections; be reachable only through a relay (as behind a strict firewall)")
@@ -80,11 +95,12 @@ type upInfo struct {
 	UserID    string   `json:"user_id"`
 	Addrs     []string `json:"addrs"`
 	API       string   `json:"api"`
+	Gateway   string   `json:"gateway,omitempty"`
 	Dashboard string   `json:"dashboard"`
 	DataDir   string   `json:"data_dir"`
 }
 
-func runUp(ctx context.Context, g *globals, f upFlags) error {
+func runUp(ctx context.Context, g *globals, f upFlags, gatewayChosen bool) error {
 	log, err := newLogger(f.logLevel)
 	if err != nil {
 		return err
@@ -131,9 +147,20 @@ func runUp(ctx context.Context, g *globals, f upFlags) error {
 	}
 	defer api.RemoveEndpoint(g.dataDir)
 
+	gw, err := listenGateway(node, f.gateway, gatewayChosen, log)
+	if err != nil {
+		return err
+	}
+	if gw != nil {
+		defer gw.Close()
+	}
+
 	info := upInfo{
 		ID: node.ID().String(), UserID: node.UserID().String(),
-		API: srv.URL(), Dashboard: srv.URL() + "/?token=" + token, DataDir: g.dataDir,
+		API: srv.URL(), Dashboard: srv.LoginURL(), DataDir: g.dataDir,
+	}
+	if gw != nil {
+		info.Gateway = gw.URL()
 	}
 	for _, a := range node.Addrs() {
 		info.Addrs = append(info.Addrs, a.String())
@@ -154,6 +181,9 @@ func runUp(ctx context.Context, g *globals, f upFlags) error {
 			g.printf("%-10s %s\n", label, a)
 		}
 		g.printf("API        %s\n", info.API)
+		if info.Gateway != "" {
+			g.printf("gateway    %s/ipfs/CID\n", strings.Replace(info.Gateway, "127.0.0.1", "localhost", 1))
+		}
 		g.printf("dashboard  %s\n", info.Dashboard)
 		g.printf("data dir   %s\n", info.DataDir)
 		g.printf("\nPress Ctrl-C to stop.\n")
@@ -166,6 +196,28 @@ func runUp(ctx context.Context, g *globals, f upFlags) error {
 		g.printf("\nshutting down\n")
 	}
 	return nil
+}
+
+// listenGateway starts the gateway on addr, or on a free port if addr is
+// the default and taken (a second node on the machine, or another IPFS
+// gateway). It returns nil for "off".
+func listenGateway(node *nube.Node, addr string, chosen bool, log *slog.Logger) (*api.Gateway, error) {
+	if addr == "off" || addr == "" {
+		return nil, nil
+	}
+	cfg := api.GatewayConfig{Logger: log}
+	gw, err := api.ListenGateway(node, addr, cfg)
+	if err != nil && !chosen && errors.Is(err, syscall.EADDRINUSE) {
+		host, _, _ := net.SplitHostPort(addr)
+		gw, err = api.ListenGateway(node, net.JoinHostPort(host, "0"), cfg)
+	}
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("gateway address %s is in use; pick another with --gateway HOST:PORT, port 0 for any, or --gateway off", addr)
+		}
+		return nil, err
+	}
+	return gw, nil
 }
 
 // upError turns a start failure into the one line a user needs.

@@ -1,0 +1,243 @@
+package api
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// How long a login code and a browser session last, and how many of each
+// the API keeps: a flood of login links cannot grow its memory.
+const (
+	loginCodeLife = 10 * time.Minute
+	sessionLife   = 24 * time.Hour
+	maxCodes      = 64
+	maxSessions   = 64
+)
+
+// sessions holds the one-time login codes handed out and the browser
+// sessions they opened. Neither is the API token: a leaked link or cookie
+// is good for one daemon run at most, and the token never appears in a
+// URL or a browser.
+type sessions struct {
+	// cookie is the session cookie's name, unique to this node, so that
+	// two daemons on one machine (cookies ignore ports) do not overwrite
+	// each other's sessions.
+	cookie string
+
+	mu       sync.Mutex
+	codes    map[string]time.Time // code -> when it expires
+	sessions map[string]time.Time // session -> when it expires
+	now      func() time.Time
+}
+
+func newSessions(nodeID string) *sessions {
+	suffix := nodeID
+	if len(suffix) > 12 {
+		suffix = suffix[len(suffix)-12:]
+	}
+	return &sessions{
+		cookie:   "nube_session_" + suffix,
+		codes:    map[string]time.Time{},
+		sessions: map[string]time.Time{},
+		now:      time.Now,
+	}
+}
+
+// newCode returns a fresh one-time login code.
+func (a *sessions) newCode() string {
+	c := randomHex()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	putCapped(a.codes, c, a.now().Add(loginCodeLife), maxCodes, a.now())
+	return c
+}
+
+// redeem spends code and returns the session it opens, or "" if the code
+// is unknown, spent or expired.
+func (a *sessions) redeem(code string) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.now()
+	exp, ok := lookup(a.codes, code)
+	if !ok {
+		return ""
+	}
+	delete(a.codes, exp.key)
+	if !now.Before(exp.at) {
+		return ""
+	}
+	s := randomHex()
+	putCapped(a.sessions, s, now.Add(sessionLife), maxSessions, now)
+	return s
+}
+
+// valid reports whether session is open.
+func (a *sessions) valid(session string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	exp, ok := lookup(a.sessions, session)
+	return ok && a.now().Before(exp.at)
+}
+
+type expiry struct {
+	key string
+	at  time.Time
+}
+
+// lookup finds key in m comparing in constant time, so that timing tells
+// an attacker nothing about how much of a guess was right.
+func lookup(m map[string]time.Time, key string) (expiry, bool) {
+	if key == "" {
+		return expiry{}, false
+	}
+	for k, at := range m {
+		if subtle.ConstantTimeCompare([]byte(k), []byte(key)) == 1 {
+			return expiry{k, at}, true
+		}
+	}
+	return expiry{}, false
+}
+
+// putCapped adds key to m, first dropping what has expired and, if m is
+// still full, the entry that expires soonest.
+func putCapped(m map[string]time.Time, key string, at time.Time, limit int, now time.Time) {
+	for k, t := range m {
+		if !now.Before(t) {
+			delete(m, k)
+		}
+	}
+	if len(m) >= limit {
+		first := ""
+		for k, t := range m {
+			if first == "" || t.Before(m[first]) {
+				first = k
+			}
+		}
+		delete(m, first)
+	}
+	m[key] = at
+}
+
+func randomHex() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic("api: crypto/rand failed: " + err.Error()) // cannot happen on supported platforms
+	}
+	return hex.EncodeToString(b)
+}
+
+// checkOrigin refuses, with 403, any request a browser says comes from
+// another origin: another web site, a page on another port of this
+// machine (another dev server, this node's gateway), or a sandboxed
+// document. SameSite cookies stop only the first of those. Requests
+// without the headers (the CLI, scripts) pass: they carry no cookie a page
+// could borrow. A state-changing request that uses the session cookie
+// must say where it comes from.
+func (s *Server) checkOrigin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := sameOrigin(r); err != nil {
+			writeError(w, http.StatusForbidden, err)
+			return
+		}
+		if !safeMethod(r.Method) && r.Header.Get("Authorization") == "" && r.Header.Get("Origin") == "" && r.Header.Get("Sec-Fetch-Site") == "" {
+			if _, err := r.Cookie(s.auth.cookie); err == nil {
+				writeError(w, http.StatusForbidden, errors.New("a browser request that changes state must carry an Origin header"))
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// sameOrigin checks the Origin and Sec-Fetch-Site headers, where present,
+// against the request's own origin. The Host header has been checked to
+// be this API's address already.
+func sameOrigin(r *http.Request) error {
+	switch site := r.Header.Get("Sec-Fetch-Site"); site {
+	case "", "same-origin", "none": // none: typed in, bookmarked, or opened from the terminal
+	default:
+		return fmt.Errorf("refused: a request from a %s page (Sec-Fetch-Site); the API takes requests only from its own pages", site)
+	}
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return nil
+	}
+	u, err := url.Parse(o)
+	if o == "null" || err != nil || u.Scheme != "http" || !sameHostPort(u.Host, r.Host) {
+		return fmt.Errorf("refused: a request from origin %q; the API takes requests only from its own pages", o)
+	}
+	return nil
+}
+
+// sameHostPort reports whether two host:port strings name the same
+// place, case aside.
+func sameHostPort(a, b string) bool {
+	ah, ap, err1 := net.SplitHostPort(a)
+	bh, bp, err2 := net.SplitHostPort(b)
+	return err1 == nil && err2 == nil && ap == bp && strings.EqualFold(ah, bh)
+}
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+// checkAuth lets through requests that carry the token as a bearer token
+// or an open session in the session cookie. GET /login?code=C logs a
+// browser in: it spends the code, sets the cookie and redirects to the
+// page.
+func (s *Server) checkAuth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/login" && r.Method == http.MethodGet {
+			s.handleLogin(w, r)
+			return
+		}
+		ok := false
+		if a := r.Header.Get("Authorization"); strings.HasPrefix(a, "Bearer ") {
+			ok = s.validToken(strings.TrimPrefix(a, "Bearer "))
+		} else if c, err := r.Cookie(s.auth.cookie); err == nil {
+			ok = s.auth.valid(c.Value)
+		}
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="nube"`)
+			writeError(w, http.StatusUnauthorized, errors.New("missing or wrong API token (it is in the data dir's api.token file); in a browser, open the link 'nube up' or 'nube open' prints"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) validToken(t string) bool {
+	return t != "" && subtle.ConstantTimeCompare([]byte(t), []byte(s.token)) == 1
+}
+
+func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
+	session := s.auth.redeem(r.URL.Query().Get("code"))
+	if session == "" {
+		writeError(w, http.StatusUnauthorized, errors.New("this login link was used already or has expired; get a fresh one with 'nube open'"))
+		return
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: s.auth.cookie, Value: session, Path: "/",
+		MaxAge: int(sessionLife / time.Second), HttpOnly: true, SameSite: http.SameSiteStrictMode,
+	})
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// LoginLink is the answer of POST /api/v0/login.
+type LoginLink struct {
+	URL string `json:"url"`
+}
+
+func (s *Server) handleLoginLink(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, LoginLink{URL: s.LoginURL()})
+}

@@ -1,0 +1,323 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/nubecloud/nube/api"
+	"github.com/nubecloud/nube/nube"
+	"github.com/nubecloud/nube/nubetest"
+)
+
+// evilPage is published content that, opened in a browser, tries to use
+// the API with whatever cookie the browser holds.
+const evilPage = `<!doctype html><script>
+fetch("http://127.0.0.1:5050/api/v0/pin/rm", {method: "POST", credentials: "include", body: '{"cid":"x"}'})
+</script>`
+
+// addFile adds data to n and returns its CID.
+func addFile(t *testing.T, n *nube.Node, data []byte) string {
+	t.Helper()
+	c, err := n.Add(nubetest.Context(t, time.Minute), bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.String()
+}
+
+func listenGateway(t *testing.T, n *nube.Node, cfg api.GatewayConfig) *api.Gateway {
+	t.Helper()
+	g, err := api.ListenGateway(n, "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	return g
+}
+
+// do sends req with cl (http.DefaultClient if nil), returning the status,
+// headers and body.
+func do(t *testing.T, cl *http.Client, req *http.Request) (int, http.Header, string) {
+	t.Helper()
+	if cl == nil {
+		cl = http.DefaultClient
+	}
+	resp, err := cl.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+// TestGatewayOwnOrigin publishes an HTML page that tries to call the API
+// and opens it as a logged-in browser would. The page comes from the
+// gateway's origin, never the API's, under a sandbox with no scripts; the
+// requests its script would make carry the gateway's (or a sandbox's null)
+// origin, and the API refuses them though the cookie rides along.
+func TestGatewayOwnOrigin(t *testing.T) {
+	c, s, _ := serve(t)
+	n := c.Node(0)
+	g := listenGateway(t, n, api.GatewayConfig{})
+	page := addFile(t, n, []byte(evilPage))
+	if g.Addr() == s.Addr() {
+		t.Fatal("the gateway listens on the API's address")
+	}
+
+	cl := browser(t)
+	if code := browse(t, cl, s.LoginURL()); code != http.StatusOK {
+		t.Fatalf("login: %d", code)
+	}
+	req, _ := http.NewRequest("GET", g.URL()+"/ipfs/"+page+"?filename=page.html", nil)
+	code, h, body := do(t, cl, req)
+	if code != http.StatusOK || body != evilPage {
+		t.Fatalf("the page from the gateway: %d %q", code, body)
+	}
+	csp := h.Get("Content-Security-Policy")
+	if !strings.HasPrefix(csp, "sandbox") || strings.Contains(csp, "allow-scripts") || strings.Contains(csp, "allow-same-origin") {
+		t.Errorf("path gateway CSP %q: want a sandbox without scripts or an origin", csp)
+	}
+	if h.Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("no nosniff on gateway content: %v", h)
+	}
+
+	// What the page's script would send: the browser attaches the
+	// session cookie (same site: cookies ignore ports) and says where
+	// the request comes from.
+	for name, hdr := range map[string]map[string]string{
+		"gateway origin":      {"Origin": g.URL(), "Sec-Fetch-Site": "same-site"},
+		"sandboxed page":      {"Origin": "null", "Sec-Fetch-Site": "cross-site"},
+		"Sec-Fetch-Site only": {"Sec-Fetch-Site": "same-site"},
+		"Origin only":         {"Origin": g.URL()},
+		"another site":        {"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"},
+	} {
+		for _, ep := range []string{"/api/v0/pin/ls", "/api/v0/gc"} {
+			method := "POST"
+			if ep == "/api/v0/pin/ls" {
+				method = "GET"
+			}
+			req, _ := http.NewRequest(method, s.URL()+ep, nil)
+			for k, v := range hdr {
+				req.Header.Set(k, v)
+			}
+			if code, _, body := do(t, cl, req); code != http.StatusForbidden {
+				t.Errorf("%s: %s %s answered %d %s, want 403", name, method, ep, code, body)
+			}
+		}
+	}
+	// The API's own pages still work with the cookie.
+	req, _ = http.NewRequest("GET", s.URL()+"/api/v0/pin/ls", nil)
+	req.Header.Set("Origin", s.URL())
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	if code, _, body := do(t, cl, req); code != http.StatusOK || !strings.Contains(body, page) {
+		t.Errorf("same-origin request with the cookie: %d %s", code, body)
+	}
+	if has, _ := n.Content().Store().IsPinned(context.Background(), cid.MustParse(page)); !has {
+		t.Error("the page's pin is gone")
+	}
+}
+
+// TestCrossPortFormPost is the same-site CSRF of the review: a form on a
+// page at another port of 127.0.0.1 posts text/plain to pin/rm, with the
+// session cookie. It must get 403 and leave the pin in place.
+func TestCrossPortFormPost(t *testing.T) {
+	c, s, tok := serve(t)
+	n := c.Node(0)
+	cidStr := addFile(t, n, []byte("keep me"))
+	cl := browser(t)
+	if code := browse(t, cl, s.LoginURL()); code != http.StatusOK {
+		t.Fatalf("login: %d", code)
+	}
+	post := func(hdr map[string]string, auth bool) int {
+		req, _ := http.NewRequest("POST", s.URL()+"/api/v0/pin/rm", strings.NewReader(`{"cid":"`+cidStr+`"}`))
+		req.Header.Set("Content-Type", "text/plain")
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		var hc *http.Client = cl
+		if auth {
+			req.Header.Set("Authorization", "Bearer "+tok)
+			hc = http.DefaultClient
+		}
+		code, _, _ := do(t, hc, req)
+		return code
+	}
+	if code := post(map[string]string{"Origin": "http://127.0.0.1:3000", "Sec-Fetch-Site": "same-site"}, false); code != http.StatusForbidden {
+		t.Fatalf("cross-port form POST: %d, want 403", code)
+	}
+	if code := post(nil, false); code != http.StatusForbidden {
+		t.Fatalf("cookie POST that says nothing of its origin: %d, want 403", code)
+	}
+	if has, _ := n.Content().Store().IsPinned(context.Background(), cid.MustParse(cidStr)); !has {
+		t.Fatal("a refused request removed the pin")
+	}
+	// A script on the API's own page may; so may the CLI with its token.
+	if code := post(map[string]string{"Origin": s.URL(), "Sec-Fetch-Site": "same-origin"}, false); code != http.StatusOK {
+		t.Fatalf("same-origin POST with the cookie: %d", code)
+	}
+	if code := post(nil, true); code == http.StatusForbidden || code == http.StatusUnauthorized {
+		t.Fatalf("CLI POST with the token: %d", code)
+	}
+}
+
+// TestSubdomainGateway opens content at localhost, which sends it to an
+// origin of its own, {cid}.ipfs.localhost, where it is served unsandboxed.
+func TestSubdomainGateway(t *testing.T) {
+	n := nubetest.Cluster(t, 1).Node(0)
+	g := listenGateway(t, n, api.GatewayConfig{})
+	page := addFile(t, n, []byte("<p>hello</p>"))
+	_, port, _ := net.SplitHostPort(g.Addr())
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+	req, _ := http.NewRequest("GET", g.URL()+"/ipfs/"+page+"/x?y=1", nil)
+	req.Host = "localhost:" + port
+	code, h, _ := do(t, noRedirect, req)
+	want := "http://" + page + ".ipfs.localhost:" + port + "/x?y=1"
+	if code != http.StatusMovedPermanently || h.Get("Location") != want {
+		t.Fatalf("localhost path request: %d to %q, want 301 to %q", code, h.Get("Location"), want)
+	}
+	// A CIDv0 becomes its base32 CIDv1, a valid DNS label.
+	v0 := cid.NewCidV0(cid.MustParse(page).Hash())
+	req, _ = http.NewRequest("GET", g.URL()+"/ipfs/"+v0.String(), nil)
+	req.Host = "localhost:" + port
+	if code, h, _ := do(t, noRedirect, req); code != http.StatusMovedPermanently || !strings.HasPrefix(h.Get("Location"), "http://bafy") {
+		t.Fatalf("CIDv0 at localhost: %d to %q", code, h.Get("Location"))
+	}
+
+	req, _ = http.NewRequest("GET", g.URL()+"/", nil)
+	req.Host = page + ".ipfs.localhost:" + port
+	code, h, body := do(t, nil, req)
+	if code != http.StatusOK || body != "<p>hello</p>" {
+		t.Fatalf("subdomain gateway: %d %q", code, body)
+	}
+	if h.Get("Content-Security-Policy") != "" || h.Get("X-Content-Type-Options") != "nosniff" {
+		t.Fatalf("subdomain gateway headers: %v", h)
+	}
+	req, _ = http.NewRequest("GET", g.URL()+"/", nil)
+	req.Host = "a.b.ipfs.localhost:" + port
+	if code, _, _ := do(t, nil, req); code != http.StatusBadRequest {
+		t.Fatalf("a host of two labels: %d", code)
+	}
+	req, _ = http.NewRequest("POST", g.URL()+"/ipfs/"+page, nil)
+	if code, _, _ := do(t, nil, req); code != http.StatusMethodNotAllowed {
+		t.Fatalf("POST to the gateway: %d", code)
+	}
+}
+
+// TestGatewayRange checks the answers to suffix ranges, "bytes=-0" among
+// them, which nothing can satisfy.
+func TestGatewayRange(t *testing.T) {
+	n := nubetest.Cluster(t, 1).Node(0)
+	g := listenGateway(t, n, api.GatewayConfig{})
+	data := "0123456789abcdefghijklmnopqrstuvwxyz01234567" // 44 bytes
+	u := g.URL() + "/ipfs/" + addFile(t, n, []byte(data))
+	for rng, want := range map[string]struct {
+		code         int
+		body, crange string
+	}{
+		"bytes=-0":      {http.StatusRequestedRangeNotSatisfiable, "", "bytes */44"},
+		"bytes=-00":     {http.StatusRequestedRangeNotSatisfiable, "", "bytes */44"},
+		"bytes=-4":      {http.StatusPartialContent, "4567", "bytes 40-43/44"},
+		"bytes=-0,0-1":  {http.StatusPartialContent, "01", "bytes 0-1/44"},
+		"bytes=50-":     {http.StatusRequestedRangeNotSatisfiable, "", "bytes */44"},
+		"bytes=40-1000": {http.StatusPartialContent, "4567", "bytes 40-43/44"},
+	} {
+		req, _ := http.NewRequest("GET", u, nil)
+		req.Header.Set("Range", rng)
+		code, h, body := do(t, nil, req)
+		if code != want.code || (want.body != "" && body != want.body) || h.Get("Content-Range") != want.crange {
+			t.Errorf("Range %s: %d %q %q, want %d %q %q", rng, code, h.Get("Content-Range"), body, want.code, want.crange, want.body)
+		}
+	}
+}
+
+// TestGatewayMissingContent asks for a CID nobody has: the search ends at
+// FetchTimeout with 504, rather than running on for an anonymous client.
+func TestGatewayMissingContent(t *testing.T) {
+	n := nubetest.Cluster(t, 1).Node(0)
+	g := listenGateway(t, n, api.GatewayConfig{FetchTimeout: 300 * time.Millisecond})
+	missing := "bafkreie7ohywtosou76tasm7j63yigtzxe7d5zqus4zu3j6oltvgtibeom"
+	req, _ := http.NewRequest("GET", g.URL()+"/ipfs/"+missing, nil)
+	if code, _, body := do(t, nil, req); code != http.StatusGatewayTimeout {
+		t.Fatalf("missing CID: %d %s", code, body)
+	}
+}
+
+// TestGatewayLimits fills the gateway with clients that stop reading: a
+// client gets no more than MaxPerClient responses at once (429 past that),
+// another client gets in while there is room, the gateway refuses with 503
+// when it has none, and a client that takes nothing loses its response
+// after WriteTimeout, which frees its place.
+func TestGatewayLimits(t *testing.T) {
+	n := nubetest.Cluster(t, 1).Node(0)
+	g := listenGateway(t, n, api.GatewayConfig{MaxPerClient: 2, MaxResponses: 3, WriteTimeout: time.Second, QueueWait: 100 * time.Millisecond})
+	// Large enough that the socket buffers cannot swallow it.
+	u := g.URL() + "/ipfs/" + addFile(t, n, bytes.Repeat([]byte("slow reader "), 4<<20))
+	ctx := nubetest.Context(t, time.Minute)
+
+	// stalled starts a request from local address ip and reads nothing
+	// past the headers. It returns the status and the body to close.
+	stalled := func(ip string) (int, io.ReadCloser) {
+		t.Helper()
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+		hc := &http.Client{Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}}
+		req, _ := http.NewRequestWithContext(ctx, "GET", u, nil)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, resp.Body
+	}
+	var bodies []io.ReadCloser
+	defer func() {
+		for _, b := range bodies {
+			b.Close()
+		}
+	}()
+	for i, tc := range []struct {
+		ip   string
+		want int
+	}{
+		{"127.0.0.1", 200}, {"127.0.0.1", 200},
+		{"127.0.0.1", http.StatusTooManyRequests}, // over its own cap
+		{"127.0.0.2", 200},                        // another client: room left
+		{"127.0.0.3", http.StatusServiceUnavailable},
+	} {
+		code, body := stalled(tc.ip)
+		if code != tc.want {
+			t.Fatalf("request %d from %s: %d, want %d", i, tc.ip, code, tc.want)
+		}
+		if code == 200 {
+			bodies = append(bodies, body)
+		} else {
+			body.Close()
+		}
+	}
+	// The stalled responses end at their write timeout, and the gateway
+	// has room again.
+	for {
+		code, body := stalled("127.0.0.3")
+		body.Close()
+		if code == http.StatusOK {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the gateway never had room again")
+		}
+	}
+	// A stalled body, read now, ends before its length.
+	_, err := io.Copy(io.Discard, bodies[0])
+	if err == nil {
+		t.Fatal("a stalled response was not cut off")
+	}
+	t.Logf("the stalled response ended with %v", err)
+}
