@@ -299,7 +299,7 @@ func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) {
 // contentStatus maps a content error to an HTTP status.
 func contentStatus(err error) int {
 	switch {
-	case errors.Is(err, content.ErrBadCID):
+	case errors.Is(err, content.ErrBadCID), errors.Is(err, content.ErrNotUnixFS):
 		return http.StatusBadRequest
 	case errors.Is(err, content.ErrNotFound), errors.Is(err, content.ErrNotPinned):
 		return http.StatusNotFound

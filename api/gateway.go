@@ -45,7 +45,7 @@ import (
 // Defaults for GatewayConfig.
 const (
 	DefaultGatewayAddr         = "127.0.0.1:8080"
-	DefaultGatewayResponses    = 64
+	DefaultGatewayResponses    = 128
 	DefaultGatewayPerClient    = 16
 	DefaultGatewayFetchTimeout = 30 * time.Second
 	DefaultGatewayWriteTimeout = 30 * time.Second

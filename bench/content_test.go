@@ -90,6 +90,35 @@ func BenchmarkFetchOneProvider(b *testing.B) {
 	}
 }
 
+// BenchmarkCatOneProvider reads a 256 MiB file from one provider over
+// loopback TCP as `nube cat` does: a reader at the front, the fetch
+// walking the DAG ahead of it. Compare with BenchmarkFetchOneProvider.
+func BenchmarkCatOneProvider(b *testing.B) {
+	size := benchSize()
+	c := nubetest.Cluster(b, 2, nubetest.WithDataDirs(), nubetest.WithConfig(func(i int, cfg *nube.Config) {
+		cfg.ListenAddrs = []string{transports["tcp"]}
+	}))
+	ctx := context.Background()
+	b.SetBytes(size)
+	for i := range b.N {
+		b.StopTimer()
+		root, err := c.Node(0).Content().Add(ctx, newRandom(size, int64(i)), content.AddOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		f, err := c.Node(1).Content().Get(ctx, root.String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, err := io.Copy(io.Discard, f)
+		f.Close()
+		if err != nil || n != size {
+			b.Fatalf("read %d of %d bytes: %v", n, size, err)
+		}
+	}
+}
+
 // TestParallelFetchRateLimited measures the parallel fetch on slow links:
 // in a network namespace of its own, each provider sends from an address
 // whose traffic tc limits to the same rate, and a 64 MiB file is fetched

@@ -20,11 +20,13 @@ import (
 	"github.com/ipfs/boxo/blockservice"
 	mdag "github.com/ipfs/boxo/ipld/merkledag"
 	uio "github.com/ipfs/boxo/ipld/unixfs/io"
+	"github.com/ipfs/boxo/verifcid"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
+	"github.com/multiformats/go-multicodec"
 )
 
 // Defaults for Config.
@@ -301,8 +303,17 @@ func ParseCID(s string) (cid.Cid, error) {
 		}
 		return cid.Undef, fmt.Errorf("%w: %q: %v", ErrBadCID, short, err)
 	}
+	// A CID with a hash function too weak (or digest too short or long)
+	// to trust: the store and bitswap refuse such blocks, so say so now.
+	if err := verifcid.ValidateCid(verifcid.DefaultAllowlist, c); err != nil {
+		return cid.Undef, fmt.Errorf("%w: %s: %v", ErrBadCID, c, err)
+	}
 	return c, nil
 }
+
+// ErrNotUnixFS reports a CID whose codec is neither dag-pb nor raw: not a
+// file or directory this node can read.
+var ErrNotUnixFS = errors.New("not UnixFS content")
 
 // ErrNotFound reports a path whose name is not in its directory.
 var ErrNotFound = errors.New("no such file or directory")
@@ -310,6 +321,9 @@ var ErrNotFound = errors.New("no such file or directory")
 // Resolve walks from root down parts and returns the node there, fetching
 // what it needs through ng.
 func resolve(ctx context.Context, ng ipld.NodeGetter, root cid.Cid, parts []string) (ipld.Node, error) {
+	if t := root.Type(); t != cid.DagProtobuf && t != cid.Raw {
+		return nil, fmt.Errorf("%s: %w (codec %s)", root, ErrNotUnixFS, multicodec.Code(t))
+	}
 	n, err := ng.Get(ctx, root)
 	if err != nil {
 		return nil, fetchError(ctx, root, err)
@@ -474,12 +488,12 @@ func (s *Service) Get(ctx context.Context, p string) (File, error) {
 		f.close()
 		return nil, err
 	}
-	f.DagReader = r
+	f.fileReader = r
 	return f, nil
 }
 
 type file struct {
-	uio.DagReader
+	*fileReader
 	cancel context.CancelFunc
 	stop   func() bool
 	wg     sync.WaitGroup
@@ -488,7 +502,7 @@ type file struct {
 
 func (f *file) Close() error {
 	f.close()
-	return f.DagReader.Close()
+	return f.fileReader.Close()
 }
 
 // close stops the file's fetches and waits for them.

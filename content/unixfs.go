@@ -239,12 +239,8 @@ func describe(name string, n ipld.Node) (Entry, error) {
 
 // readFile opens the UnixFS file at n for reading, fetching its blocks
 // through ng as they are needed.
-func readFile(ctx context.Context, ng ipld.NodeGetter, n ipld.Node) (uio.DagReader, error) {
-	r, err := uio.NewDagReader(ctx, n, ng)
-	if errors.Is(err, uio.ErrIsDir) {
-		return nil, fmt.Errorf("%s: %w", n.Cid(), ErrIsDir)
-	}
-	return r, err
+func readFile(ctx context.Context, ng ipld.NodeGetter, n ipld.Node) (*fileReader, error) {
+	return newFileReader(ctx, ng, n)
 }
 
 // ErrIsDir reports an attempt to read a directory as a file.

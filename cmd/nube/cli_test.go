@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nubecloud/nube/api"
 	"github.com/nubecloud/nube/internal/netns"
 	"github.com/nubecloud/nube/nube"
 )
@@ -198,6 +201,15 @@ func TestUpErrors(t *testing.T) {
 	defer busy.Close()
 	file := filepath.Join(t.TempDir(), "file")
 	os.WriteFile(file, nil, 0o600)
+	// A data dir anyone may write, and one whose node key anyone may read.
+	openDir := t.TempDir()
+	if err := os.Chmod(openDir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	leaky := t.TempDir()
+	if err := os.WriteFile(filepath.Join(leaky, nube.NodeKeyFile), []byte("key"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	cases := []struct {
 		name string
@@ -211,6 +223,9 @@ func TestUpErrors(t *testing.T) {
 		{"bad bootstrap", []string{"up", "--data", t.TempDir(), "--bootstrap", "/ip4/127.0.0.1/tcp/1"}, "no /p2p/<peer ID>"},
 		{"unusable data dir", []string{"up", "--data", filepath.Join(file, "sub")}, "data dir"},
 		{"listen and no-listen", []string{"up", "--data", t.TempDir(), "--no-listen", "--listen", "/ip4/127.0.0.1/tcp/0"}, "--no-listen and --listen contradict"},
+		{"gateway port in use", []string{"up", "--data", t.TempDir(), "--api", "127.0.0.1:0", "--gateway", busy.Addr().String()}, "gateway address " + busy.Addr().String() + " is in use"},
+		{"data dir others can write", []string{"up", "--data", openDir, "--api", "127.0.0.1:0"}, "fix with: chmod go-w " + openDir},
+		{"key others can read", []string{"up", "--data", leaky, "--api", "127.0.0.1:0"}, "fix with: chmod 600 " + filepath.Join(leaky, nube.NodeKeyFile)},
 		{"bad log level", []string{"up", "--data", t.TempDir(), "--log-level", "loud"}, "bad --log-level"},
 		{"unknown flag", []string{"up", "--frobnicate"}, "unknown flag"},
 	}
@@ -229,6 +244,63 @@ func TestUpErrors(t *testing.T) {
 				t.Fatalf("stderr is not the one line naming %q:\n%s", tc.want, errs)
 			}
 		})
+	}
+}
+
+// TestRemoteAPIRefused points a data dir's api file away from this
+// machine, as someone who could write the data dir might: the CLI refuses
+// to send its token there, and says how to allow it. (It never dials.)
+func TestRemoteAPIRefused(t *testing.T) {
+	d := t.TempDir()
+	if err := api.WriteEndpoint(d, "http://192.0.2.7:5050", "secret-token"); err != nil {
+		t.Fatal(err)
+	}
+	_, errs, code := run(t, "--data", d, "id")
+	if code == 0 || !strings.Contains(errs, "not on this machine") || !strings.Contains(errs, "--remote-api") {
+		t.Fatalf("id with a remote API address: %d %q", code, errs)
+	}
+}
+
+// TestOpenAndGateway starts a daemon and checks what a browser user gets:
+// the gateway on an address apart from the API, and login links that carry
+// a one-time code, not the token, and work once.
+func TestOpenAndGateway(t *testing.T) {
+	d := t.TempDir()
+	a := startUp(t, d, append([]string{"--api", "127.0.0.1:0", "--gateway", "127.0.0.1:0"}, loopback...)...)
+	if a.info.Gateway == "" || a.info.Gateway == a.info.API {
+		t.Fatalf("gateway %q, API %q: want a gateway apart", a.info.Gateway, a.info.API)
+	}
+	tok, _ := os.ReadFile(filepath.Join(d, api.TokenFile))
+	out, errs, code := run(t, "--data", d, "open", "--print")
+	link := strings.TrimSpace(out)
+	if code != 0 || !strings.HasPrefix(link, a.info.API+"/login?code=") || strings.Contains(link, strings.TrimSpace(string(tok))) {
+		t.Fatalf("open --print: %d %q %s", code, out, errs)
+	}
+	for _, l := range []string{a.info.Dashboard, link} {
+		jar, _ := cookiejar.New(nil)
+		cl := &http.Client{Jar: jar}
+		for i, want := range []int{http.StatusOK, http.StatusUnauthorized} {
+			resp, err := cl.Get(l)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				t.Fatalf("use %d of login link %s: %d, want %d", i+1, l, resp.StatusCode, want)
+			}
+			jar, _ = cookiejar.New(nil)
+			cl.Jar = jar
+		}
+	}
+	out, _, code = runIn(t, "hello gateway", "--data", d, "add", "-q")
+	resp, err := http.Get(a.info.Gateway + "/ipfs/" + strings.TrimSpace(out))
+	if code != 0 || err != nil {
+		t.Fatalf("add: %d %q; gateway: %v", code, out, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "hello gateway" {
+		t.Fatalf("gateway served %q", body)
 	}
 }
 

@@ -124,3 +124,34 @@ func TestServiceCLI(t *testing.T) {
 		t.Fatalf("service runs on c: %d %s %s", code, out, errs)
 	}
 }
+
+// TestModuleEscapes runs a module whose stderr holds terminal escapes and
+// several lines: the CLI shows them escaped, the error on stderr and the
+// runs table alike, and the table keeps one line per run.
+func TestModuleEscapes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("compiles a module; skipped in -short mode")
+	}
+	d := t.TempDir()
+	startUp(t, d, append([]string{"--api", "127.0.0.1:0", "--gateway", "off"}, loopback...)...)
+	mod := filepath.Join(t.TempDir(), "shout.wasm")
+	if err := os.WriteFile(mod, wasmtest.Module(t, "shout"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, errs, code := run(t, "--data", d, "service", "publish", mod, "--desc", "red\x1b[31m alert\nnext"); code != 0 {
+		t.Fatalf("publish: %s", errs)
+	}
+	_, errs, code := runIn(t, "x", "--data", d, "call", "shout")
+	if code == 0 || strings.ContainsAny(errs, "\x1b\x07\r") || !strings.Contains(errs, `\x1b[2J`) {
+		t.Fatalf("call shout: exit %d, stderr %q: want its escapes shown, not obeyed", code, errs)
+	}
+	out, errs, code := run(t, "--data", d, "service", "runs")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 2 || strings.ContainsAny(out, "\x1b\x07\r") || !strings.Contains(lines[1], `\x1b`) {
+		t.Fatalf("service runs: %d %q %s: want a header and one escaped line", code, out, errs)
+	}
+	out, _, _ = run(t, "--data", d, "service", "ls")
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 2 || strings.Contains(out, "\x1b") {
+		t.Fatalf("service ls: %q: want a header and one escaped line", out)
+	}
+}
