@@ -64,13 +64,13 @@ func init() {
 	os.Exit(3)
 }
 
-// TestKillDuringAdd kills a node (SIGKILL) half way through an add, starts
-// it again on the same data dir, and checks that every block in its store
-// matches its CID and that the store works.
-func TestKillDuringAdd(t *testing.T) {
-	dir := t.TempDir()
+// killChildAt runs this test binary as a child with env added, reads the
+// progress lines it prints ("PREFIX N"), and kills it (SIGKILL) once N
+// reaches at least n. Any other line fails the test.
+func killChildAt(t *testing.T, prefix string, n int64, env ...string) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childAddEnv+"="+dir)
+	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -79,22 +79,31 @@ func TestKillDuringAdd(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	defer func() {
+		cmd.Process.Kill()
+		go io.Copy(io.Discard, out)
+		cmd.Wait()
+	}()
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
 		line := sc.Text()
-		if n, ok := strings.CutPrefix(line, "added "); ok {
-			if b, _ := strconv.ParseInt(n, 10, 64); b >= 48<<20 {
-				break
+		if v, ok := strings.CutPrefix(line, prefix); ok {
+			if b, _ := strconv.ParseInt(v, 10, 64); b >= n {
+				return
 			}
 			continue
 		}
 		t.Fatalf("child: %s", line)
 	}
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	go io.Copy(io.Discard, out)
-	cmd.Wait()
+	t.Fatalf("child ended before %s%d: %v", prefix, n, sc.Err())
+}
+
+// TestKillDuringAdd kills a node (SIGKILL) half way through an add, starts
+// it again on the same data dir, and checks that every block in its store
+// matches its CID and that the store works.
+func TestKillDuringAdd(t *testing.T) {
+	dir := t.TempDir()
+	killChildAt(t, "added ", 48<<20, childAddEnv+"="+dir)
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -251,34 +260,7 @@ func TestKillDuringGet(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childGetEnv+"="+dir, childProviderEnv+"="+quic, childCIDEnv+"="+root.String())
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = io.Discard
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		line := sc.Text()
-		if n, ok := strings.CutPrefix(line, "read "); ok {
-			if b, _ := strconv.ParseInt(n, 10, 64); b >= 16<<20 {
-				break
-			}
-			continue
-		}
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("child: %s", line)
-	}
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	go io.Copy(io.Discard, out)
-	cmd.Wait()
+	killChildAt(t, "read ", 16<<20, childGetEnv+"="+dir, childProviderEnv+"="+quic, childCIDEnv+"="+root.String())
 
 	cfg := nubetest.TestConfig()
 	cfg.DataDir = dir

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -222,6 +223,52 @@ func TestCorruptKeyRefused(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(p); string(b) != "garbage" {
 		t.Fatal("corrupt key file was replaced")
+	}
+}
+
+// TestUnsafePermissions starts nodes on data dirs others may write, or
+// with a key others may read: Start refuses each with ErrUnsafePermissions
+// and the chmod that fixes it, and starts once that is done.
+func TestUnsafePermissions(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no Unix mode bits on Windows")
+	}
+	ctx := nubetest.Context(t, 30*time.Second)
+	cfg := nubetest.TestConfig()
+	cfg.DataDir = t.TempDir()
+	os.Chmod(cfg.DataDir, 0o777)
+	if _, err := nube.Start(ctx, cfg); !errors.Is(err, nube.ErrUnsafePermissions) || !strings.Contains(err.Error(), "chmod go-w "+cfg.DataDir) {
+		t.Fatalf("Start on a 0777 data dir = %v", err)
+	}
+	os.Chmod(cfg.DataDir, 0o700)
+	n, err := nube.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Close()
+	key := filepath.Join(cfg.DataDir, nube.UserKeyFile)
+	os.Chmod(key, 0o640)
+	if _, err := nube.Start(ctx, cfg); !errors.Is(err, nube.ErrUnsafePermissions) || !strings.Contains(err.Error(), "chmod 600 "+key) {
+		t.Fatalf("Start with a group-readable user key = %v", err)
+	}
+}
+
+// TestBanKeepsAddresses bans a peer, then lifts the ban: the node dials
+// the peer again by its ID alone, from the addresses it kept.
+func TestBanKeepsAddresses(t *testing.T) {
+	c := nubetest.Cluster(t, 2)
+	a, b := c.Node(0), c.Node(1)
+	ctx := nubetest.Context(t, 30*time.Second)
+	a.Host().Ban(b.ID(), time.Hour)
+	if _, err := a.Ping(ctx, b.ID()); err == nil {
+		t.Fatal("ping of a banned peer succeeded")
+	}
+	a.Host().Unban(b.ID())
+	if err := a.Host().Connect(ctx, peer.AddrInfo{ID: b.ID()}); err != nil {
+		t.Fatalf("dial by ID after the ban: %v", err)
+	}
+	if _, err := a.Ping(ctx, b.ID()); err != nil {
+		t.Fatalf("ping after the ban: %v", err)
 	}
 }
 
