@@ -43,7 +43,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/nubecloud/nube/nube"
+	"github.com/nubecloud/nube"
 )
 
 // maxBody caps a request body: every request this API takes is small.

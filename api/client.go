@@ -15,8 +15,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/identity"
-	"github.com/nubecloud/nube/nube"
 )
 
 // Files the daemon writes into its data dir so that other commands find it.

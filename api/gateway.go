@@ -17,8 +17,8 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/content"
-	"github.com/nubecloud/nube/nube"
 )
 
 // The gateway serves content by CID to browsers and any HTTP client, with

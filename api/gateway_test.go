@@ -13,8 +13,8 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/api"
-	"github.com/nubecloud/nube/nube"
 	"github.com/nubecloud/nube/nubetest"
 )
 

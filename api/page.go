@@ -4,7 +4,7 @@ import (
 	"html/template"
 	"net/http"
 
-	"github.com/nubecloud/nube/nube"
+	"github.com/nubecloud/nube"
 )
 
 // The status page is plain server-rendered HTML that reloads itself: the

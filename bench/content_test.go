@@ -14,9 +14,9 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/content"
 	"github.com/nubecloud/nube/internal/netns"
-	"github.com/nubecloud/nube/nube"
 	"github.com/nubecloud/nube/nubetest"
 )
 

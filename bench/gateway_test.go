@@ -17,9 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/api"
 	"github.com/nubecloud/nube/content"
-	"github.com/nubecloud/nube/nube"
 	"github.com/nubecloud/nube/nubetest"
 )
 

@@ -22,7 +22,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/nubecloud/nube/nube"
+	"github.com/nubecloud/nube"
 )
 
 // LoopbackListen are the listen addresses every test node uses.

@@ -9,7 +9,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/nubecloud/nube/nube"
+	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/nubetest"
 	"github.com/nubecloud/nube/remote"
 )

@@ -14,8 +14,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"go.uber.org/goleak"
 
+	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/identity"
-	"github.com/nubecloud/nube/nube"
 	"github.com/nubecloud/nube/nubetest"
 	"github.com/nubecloud/nube/remote"
 )

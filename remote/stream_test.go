@@ -11,7 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/nubecloud/nube/nube"
+	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/nubetest"
 	"github.com/nubecloud/nube/remote"
 )

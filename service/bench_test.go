@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/internal/wasmtest"
-	"github.com/nubecloud/nube/nube"
 	"github.com/nubecloud/nube/nubetest"
 	"github.com/nubecloud/nube/service"
 )

@@ -12,8 +12,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"go.uber.org/goleak"
 
+	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/internal/wasmtest"
-	"github.com/nubecloud/nube/nube"
 	"github.com/nubecloud/nube/nubetest"
 	"github.com/nubecloud/nube/service"
 	"github.com/nubecloud/nube/wasm"

@@ -18,9 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/api"
 	"github.com/nubecloud/nube/internal/netns"
-	"github.com/nubecloud/nube/nube"
 )
 
 // These tests run the real nube binary as separate processes.

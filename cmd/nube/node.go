@@ -8,8 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/api"
-	"github.com/nubecloud/nube/nube"
 )
 
 func newIDCmd(g *globals) *cobra.Command {

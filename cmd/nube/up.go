@@ -14,8 +14,8 @@ import (
 
 	golog "github.com/ipfs/go-log/v2"
 
+	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/api"
-	"github.com/nubecloud/nube/nube"
 	"github.com/nubecloud/nube/wasm"
 )
 

@@ -11,8 +11,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/internal/netns"
-	"github.com/nubecloud/nube/nube"
 	"github.com/nubecloud/nube/nubetest"
 	"github.com/nubecloud/nube/wire"
 )

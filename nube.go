@@ -6,7 +6,7 @@
 //	defer node.Close()
 //	fmt.Println(node.ID())
 //
-// A Node wires the layers below it (see DESIGN.md): the p2p host with its
+// A Node wires the layers below it (ARCHITECTURE.md has the map): the p2p host with its
 // discovery, the node and user identities, content (Add, Get, Pin), remote
 // calls (Remote) and WebAssembly services (Service, Services). Later layers
 // (spaces, ledger) hang off the same Node.

@@ -6,7 +6,7 @@ import (
 	"log"
 	"time"
 
-	"github.com/nubecloud/nube/nube"
+	"github.com/nubecloud/nube"
 )
 
 // Two nodes on this machine: one dials the other by address and pings it.

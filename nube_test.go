@@ -14,9 +14,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"go.uber.org/goleak"
 
+	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/identity"
 	"github.com/nubecloud/nube/internal/netns"
-	"github.com/nubecloud/nube/nube"
 	"github.com/nubecloud/nube/nubetest"
 	"github.com/nubecloud/nube/p2p"
 )

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/content"
-	"github.com/nubecloud/nube/nube"
 	"github.com/nubecloud/nube/nubetest"
 )
 
