@@ -118,7 +118,7 @@ type Config struct {
 	// ComputeInterpreter runs modules in wazero's interpreter instead of
 	// compiling them: no compile step, but slower runs.
 	ComputeInterpreter bool
-	// Logger receives the node's logs. Nil means slog.Default().
+	// Logger receives the node's logs. Nil means no logs: a library is silent unless given a logger.
 	Logger *slog.Logger
 }
 
@@ -143,7 +143,7 @@ type Node struct {
 // them. ctx bounds only the start itself.
 func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, started: time.Now()}
 	if err := n.start(ctx); err != nil {

@@ -77,7 +77,7 @@ func Listen(n *nube.Node, addr, token string, log *slog.Logger) (*Server, error)
 		return nil, errors.New("api: empty token")
 	}
 	if log == nil {
-		log = slog.Default()
+		log = slog.New(slog.DiscardHandler)
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

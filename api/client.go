@@ -16,7 +16,7 @@ import (
 	"syscall"
 
 	"github.com/nubecloud/nube"
-	"github.com/nubecloud/nube/identity"
+	"github.com/nubecloud/nube/internal/atomicfile"
 )
 
 // Files the daemon writes into its data dir so that other commands find it.
@@ -35,10 +35,10 @@ var ErrNoDaemon = errors.New("no nube daemon is running")
 
 // WriteEndpoint records the API's URL and token in dataDir for the CLI.
 func WriteEndpoint(dataDir, url, token string) error {
-	if err := identity.WriteFileAtomic(filepath.Join(dataDir, TokenFile), []byte(token+"\n"), 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(dataDir, TokenFile), []byte(token+"\n"), 0o600); err != nil {
 		return err
 	}
-	return identity.WriteFileAtomic(filepath.Join(dataDir, EndpointFile), []byte(url+"\n"), 0o600)
+	return atomicfile.Write(filepath.Join(dataDir, EndpointFile), []byte(url+"\n"), 0o600)
 }
 
 // RemoveEndpoint deletes the files WriteEndpoint wrote, when the daemon

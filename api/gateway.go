@@ -77,7 +77,7 @@ type GatewayConfig struct {
 	// QueueWait is how long a request waits for a response under way to
 	// end when MaxResponses are; zero means five seconds.
 	QueueWait time.Duration
-	// Logger receives the gateway's logs. Nil means slog.Default().
+	// Logger receives the gateway's logs. Nil means no logs: a library is silent unless given a logger.
 	Logger *slog.Logger
 }
 
@@ -98,7 +98,7 @@ func (c *GatewayConfig) defaults() {
 		c.QueueWait = gatewayQueueWait
 	}
 	if c.Logger == nil {
-		c.Logger = slog.Default()
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 }
 

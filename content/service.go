@@ -49,7 +49,7 @@ type Config struct {
 	// ReprovideInterval is how often pinned content is announced again
 	// (DHT provider records expire). Zero means DefaultReprovideInterval.
 	ReprovideInterval time.Duration
-	// Logger receives the layer's logs. Nil means slog.Default().
+	// Logger receives the layer's logs. Nil means no logs: a library is silent unless given a logger.
 	Logger *slog.Logger
 }
 
@@ -83,7 +83,7 @@ func New(cfg Config) (*Service, error) {
 		return nil, errors.New("content: Config.Host and Config.Store are required")
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.ReprovideInterval <= 0 {
 		cfg.ReprovideInterval = DefaultReprovideInterval

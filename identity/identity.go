@@ -20,10 +20,11 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/nubecloud/nube/internal/atomicfile"
 )
 
 // ErrBadKeyFile reports a key file that exists but does not hold a usable
@@ -114,49 +115,7 @@ func Save(path string, key ed25519.PrivateKey) error {
 	if _, err := os.Lstat(path); err == nil {
 		return fmt.Errorf("write key %s: %w", path, fs.ErrExist)
 	}
-	return WriteFileAtomic(path, data, 0o600)
-}
-
-// WriteFileAtomic writes data to path through a temporary file in the same
-// directory, synced before it is renamed over path, so readers see either
-// the old content or the new, never a torn file.
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name()) // a no-op after the rename
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	syncDir(dir)
-	return nil
-}
-
-// syncDir makes a rename durable where the platform allows it. Windows
-// cannot open a directory for syncing; there the rename is already durable
-// enough for our use.
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
+	return atomicfile.Write(path, data, 0o600)
 }
 
 // LibP2P converts an ed25519 key to the libp2p form a host is built from.

@@ -105,7 +105,7 @@ type Config struct {
 	// Registerer receives the libp2p and resource-manager metrics. Nil
 	// means no metrics are registered.
 	Registerer prometheus.Registerer
-	// Logger receives the layer's logs. Nil means slog.Default().
+	// Logger receives the layer's logs. Nil means no logs: a library is silent unless given a logger.
 	Logger *slog.Logger
 }
 
@@ -144,7 +144,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		return nil, errors.New("p2p: Config.Key is required")
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if err := checkFree(cfg.ListenAddrs); err != nil {
 		return nil, err

@@ -15,7 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
-	"github.com/nubecloud/nube/identity"
+	"github.com/nubecloud/nube/internal/atomicfile"
 )
 
 // Peer book limits: a book is a cache of where peers were, so it keeps the
@@ -166,7 +166,7 @@ func (b *peerBook) save() error {
 	b.mu.Unlock()
 	data, err := json.MarshalIndent(f, "", "  ")
 	if err == nil {
-		err = identity.WriteFileAtomic(b.path, data, 0o600)
+		err = atomicfile.Write(b.path, data, 0o600)
 	}
 	if err != nil {
 		// Keep the book dirty, so that the next save tries again.

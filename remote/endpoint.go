@@ -140,7 +140,7 @@ type Config struct {
 	// Window is how many bytes of streamed results a callee may send
 	// ahead of what the caller has consumed. Zero means DefaultWindow.
 	Window int
-	// Logger receives the endpoint's logs. Nil means slog.Default().
+	// Logger receives the endpoint's logs. Nil means no logs: a library is silent unless given a logger.
 	Logger *slog.Logger
 }
 
@@ -189,7 +189,7 @@ func New(cfg Config) (*Endpoint, error) {
 		pools:     map[peer.ID]*lanePool{},
 	}
 	if e.log == nil {
-		e.log = slog.Default()
+		e.log = slog.New(slog.DiscardHandler)
 	}
 	if e.maxResult <= 0 {
 		e.maxResult = DefaultMaxResult

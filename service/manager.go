@@ -23,6 +23,7 @@ import (
 
 	"github.com/nubecloud/nube/content"
 	"github.com/nubecloud/nube/identity"
+	"github.com/nubecloud/nube/internal/atomicfile"
 	"github.com/nubecloud/nube/p2p"
 	"github.com/nubecloud/nube/remote"
 	"github.com/nubecloud/nube/wasm"
@@ -106,7 +107,7 @@ type managerKey struct{}
 // node serves finds and runs.
 func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Slots <= 0 {
 		cfg.Slots = runtime.NumCPU()
@@ -130,7 +131,10 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		metrics:  newMetrics(cfg.Registerer),
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
-	wcfg := wasm.Config{Logger: cfg.Logger, Interpreter: cfg.Interpreter}
+	wcfg := wasm.Config{
+		Logger: cfg.Logger, Interpreter: cfg.Interpreter,
+		ModuleCID: func(code []byte) (cid.Cid, error) { return content.FileCID(bytes.NewReader(code)) },
+	}
 	if cfg.Dir != "" {
 		wcfg.CacheDir = cfg.Dir + string(os.PathSeparator) + "wasm-cache"
 	}
@@ -358,7 +362,7 @@ func (m *Manager) saveCatalog() {
 	m.mu.Unlock()
 	data, err := json.Marshal(f)
 	if err == nil {
-		err = identity.WriteFileAtomic(path, data, 0o600)
+		err = atomicfile.Write(path, data, 0o600)
 	}
 	if err != nil {
 		m.log.Warn("save service catalogue", "err", err)

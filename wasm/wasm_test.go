@@ -47,6 +47,7 @@ func newRuntime(t testing.TB, cfg wasm.Config) *wasm.Runtime {
 	// The compiler takes ten times as long under the race detector;
 	// the race detector is there for our code, not for wazero's.
 	cfg.Interpreter = raceEnabled
+	cfg.ModuleCID = func(code []byte) (cid.Cid, error) { return content.FileCID(bytes.NewReader(code)) }
 	rt, err := wasm.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -21,7 +21,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/nubecloud/nube/identity"
+	"github.com/nubecloud/nube/internal/atomicfile"
 )
 
 var (
@@ -111,7 +111,7 @@ func build(name string) ([]byte, error) {
 	}
 	// Another test process may build the same module at the same time;
 	// the atomic write leaves one whole file either way.
-	if err := identity.WriteFileAtomic(out, b, 0o644); err != nil {
+	if err := atomicfile.Write(out, b, 0o644); err != nil {
 		return nil, err
 	}
 	return b, nil
