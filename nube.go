@@ -14,6 +14,7 @@ package nube
 
 import (
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -33,9 +34,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/nubecloud/nube/content"
-	"github.com/nubecloud/nube/identity"
+	"github.com/nubecloud/nube/internal/identity"
 	"github.com/nubecloud/nube/internal/lockfile"
-	"github.com/nubecloud/nube/p2p"
+	"github.com/nubecloud/nube/internal/p2p"
 	"github.com/nubecloud/nube/remote"
 	"github.com/nubecloud/nube/service"
 	"github.com/nubecloud/nube/wasm"
@@ -384,9 +385,9 @@ func (n *Node) ID() peer.ID { return n.host.ID() }
 // UserID returns the ID of the user key the node runs for.
 func (n *Node) UserID() peer.ID { return n.userID }
 
-// UserKey returns the private key of the user the node runs for. Layers that
+// UserKey returns the signer of the user the node runs for (an ed25519 key). Layers that
 // sign on the user's behalf use it; never send it anywhere.
-func (n *Node) UserKey() ed25519.PrivateKey { return n.userKey }
+func (n *Node) UserKey() crypto.Signer { return n.userKey }
 
 // Host returns the node's libp2p host, for layers that speak their own
 // protocols on it.

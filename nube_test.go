@@ -15,10 +15,10 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/nubecloud/nube"
-	"github.com/nubecloud/nube/identity"
+	"github.com/nubecloud/nube/internal/identity"
 	"github.com/nubecloud/nube/internal/netns"
+	"github.com/nubecloud/nube/internal/p2p"
 	"github.com/nubecloud/nube/nubetest"
-	"github.com/nubecloud/nube/p2p"
 )
 
 func TestMain(m *testing.M) {

@@ -13,8 +13,8 @@ import (
 
 	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/internal/netns"
+	"github.com/nubecloud/nube/internal/wire"
 	"github.com/nubecloud/nube/nubetest"
-	"github.com/nubecloud/nube/wire"
 )
 
 // TestRelay: A and B listen nowhere, as nodes behind strict NATs: neither

@@ -10,8 +10,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/nubecloud/nube"
+	"github.com/nubecloud/nube/internal/wire"
 	"github.com/nubecloud/nube/nubetest"
-	"github.com/nubecloud/nube/wire"
 )
 
 const (

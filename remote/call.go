@@ -13,7 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/nubecloud/nube/wire"
+	"github.com/nubecloud/nube/internal/wire"
 )
 
 // Node is a local node that makes remote calls: *nube.Node is one, and so

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nubecloud/nube/wire"
+	"github.com/nubecloud/nube/internal/wire"
 )
 
 // reader is a wire.Conn that reads from a byte slice and takes no writes.

@@ -12,9 +12,9 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 
+	"github.com/nubecloud/nube/internal/wire"
 	"github.com/nubecloud/nube/nubetest"
 	"github.com/nubecloud/nube/remote"
-	"github.com/nubecloud/nube/wire"
 )
 
 // TestHostileCaller: frames that break the protocol are refused (the

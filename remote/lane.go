@@ -11,7 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/nubecloud/nube/wire"
+	"github.com/nubecloud/nube/internal/wire"
 )
 
 // LaneProtocol carries many plain calls with small inputs on one

@@ -7,7 +7,7 @@ import (
 
 	"github.com/fxamacker/cbor/v2"
 
-	"github.com/nubecloud/nube/wire"
+	"github.com/nubecloud/nube/internal/wire"
 )
 
 // Protocol is the libp2p protocol remote calls speak. One call is one

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"unicode"
 
-	"github.com/nubecloud/nube/wire"
+	"github.com/nubecloud/nube/internal/wire"
 )
 
 // MaxNameLen is the longest function name Func accepts.

@@ -15,7 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/nubecloud/nube"
-	"github.com/nubecloud/nube/identity"
+	"github.com/nubecloud/nube/internal/identity"
 	"github.com/nubecloud/nube/nubetest"
 	"github.com/nubecloud/nube/remote"
 )

@@ -15,9 +15,9 @@ import (
 	mh "github.com/multiformats/go-multihash"
 
 	"github.com/nubecloud/nube/content"
-	"github.com/nubecloud/nube/identity"
+	"github.com/nubecloud/nube/internal/identity"
+	"github.com/nubecloud/nube/internal/wire"
 	"github.com/nubecloud/nube/wasm"
-	"github.com/nubecloud/nube/wire"
 )
 
 // MaxDescriptorSize caps an encoded descriptor.

@@ -9,8 +9,8 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/nubecloud/nube/internal/wire"
 	"github.com/nubecloud/nube/wasm"
-	"github.com/nubecloud/nube/wire"
 )
 
 // testKey is a fixed key, so that seeds and failures are repeatable.

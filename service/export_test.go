@@ -5,7 +5,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/nubecloud/nube/wire"
+	"github.com/nubecloud/nube/internal/wire"
 )
 
 // RunRaw sends descriptor bytes as they are to p's run function, as a

@@ -22,9 +22,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nubecloud/nube/content"
-	"github.com/nubecloud/nube/identity"
 	"github.com/nubecloud/nube/internal/atomicfile"
-	"github.com/nubecloud/nube/p2p"
+	"github.com/nubecloud/nube/internal/identity"
+	"github.com/nubecloud/nube/internal/p2p"
 	"github.com/nubecloud/nube/remote"
 	"github.com/nubecloud/nube/wasm"
 )
