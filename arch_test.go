@@ -1,0 +1,70 @@
+package nube_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// module is this module's path.
+const module = "github.com/nubecloud/nube"
+
+// ranks places each package on the layer map of ARCHITECTURE.md. A package
+// imports only packages of a lower rank, or utilities (rank 0). A package
+// not listed here fails the test, so a new one gets its place on the map.
+var ranks = map[string]int{
+	"internal/wire": 0, "internal/identity": 0, "internal/atomicfile": 0, "internal/lockfile": 0,
+	"internal/termsafe": 0, "internal/progress": 0, "internal/netns": 0, "internal/wasmtest": 0,
+	"wasm":         1,
+	"internal/p2p": 2,
+	"content":      3, "remote": 3,
+	"service": 4,
+	"":        5, // the facade, at the module root
+	"api":     6,
+	"cmd/nube": 7, "nubetest": 7, "bench": 7,
+}
+
+// TestImportRules checks every package's imports (tests aside) against the
+// layer map: no layer imports one above it or beside it, and the sandbox
+// imports no other nube package at all.
+func TestImportRules(t *testing.T) {
+	out, err := exec.Command("go", "list", "-json=ImportPath,Imports", "./...").Output()
+	if err != nil {
+		t.Skipf("go list: %v (the go command is needed to read the imports)", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(out))
+	seen := 0
+	for dec.More() {
+		var p struct {
+			ImportPath string
+			Imports    []string
+		}
+		if err := dec.Decode(&p); err != nil {
+			t.Fatal(err)
+		}
+		seen++
+		name := strings.TrimPrefix(strings.TrimPrefix(p.ImportPath, module), "/")
+		rank, ok := ranks[name]
+		if !ok {
+			t.Errorf("package %q has no place on the layer map: add it to ranks here and to ARCHITECTURE.md", name)
+			continue
+		}
+		for _, imp := range p.Imports {
+			if imp != module && !strings.HasPrefix(imp, module+"/") {
+				continue
+			}
+			dep := strings.TrimPrefix(strings.TrimPrefix(imp, module), "/")
+			switch depRank := ranks[dep]; {
+			case name == "wasm":
+				t.Errorf("wasm imports %s: the sandbox must stand alone, importing no other nube package", imp)
+			case depRank != 0 && depRank >= rank:
+				t.Errorf("%s (rank %d) imports %s (rank %d): a layer imports only layers below it", p.ImportPath, rank, imp, depRank)
+			}
+		}
+	}
+	if seen < len(ranks) {
+		t.Errorf("go list showed %d packages, the map has %d: remove the ones that are gone", seen, len(ranks))
+	}
+}
