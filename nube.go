@@ -123,6 +123,32 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// Validate reports a field of c that makes no sense, or two that
+// contradict each other, naming them. Start calls it first.
+func (c Config) Validate() error {
+	switch {
+	case c.NoListen && len(c.ListenAddrs) > 0:
+		return errors.New("Config.NoListen and Config.ListenAddrs are both set: a node either listens or does not")
+	case c.MaxMemory < 0:
+		return fmt.Errorf("Config.MaxMemory is negative (%d): want 0 for the default, or more", c.MaxMemory)
+	case c.ComputeSlots < 0:
+		return fmt.Errorf("Config.ComputeSlots is negative (%d): want 0 for one per CPU, or more", c.ComputeSlots)
+	}
+	if _, err := parseAddrs(c.ListenAddrs); err != nil {
+		return fmt.Errorf("Config.ListenAddrs: %w", err)
+	}
+	if _, err := ParseAddrInfos(c.Bootstrap); err != nil {
+		return fmt.Errorf("Config.Bootstrap: %w", err)
+	}
+	if err := c.ComputeLimits.Validate(); err != nil {
+		return fmt.Errorf("Config.ComputeLimits: %w", err)
+	}
+	if err := c.Remote.Validate(); err != nil {
+		return fmt.Errorf("Config.Remote: %w", err)
+	}
+	return nil
+}
+
 // Node is a running nube node. Build it with Start and stop it with Close.
 type Node struct {
 	cfg     Config
@@ -143,6 +169,9 @@ type Node struct {
 // and known peers continues in the background; use WaitPeers to wait for
 // them. ctx bounds only the start itself.
 func Start(ctx context.Context, cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -158,10 +187,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 func (n *Node) start(ctx context.Context) error {
 	cfg := n.cfg
 	var listen, fallback []ma.Multiaddr
-	switch {
-	case cfg.NoListen && len(cfg.ListenAddrs) > 0:
-		return errors.New("NoListen and ListenAddrs both set: a node either listens or does not")
-	case !cfg.NoListen:
+	if !cfg.NoListen {
 		var err error
 		if listen, fallback, err = listenAddrs(cfg.ListenAddrs); err != nil {
 			return err

@@ -19,6 +19,8 @@ import (
 	"github.com/nubecloud/nube/internal/netns"
 	"github.com/nubecloud/nube/internal/p2p"
 	"github.com/nubecloud/nube/nubetest"
+	"github.com/nubecloud/nube/remote"
+	"github.com/nubecloud/nube/wasm"
 )
 
 func TestMain(m *testing.M) {
@@ -311,5 +313,32 @@ func TestStartErrors(t *testing.T) {
 				t.Fatalf("unexpected error: %v", err)
 			}
 		})
+	}
+}
+
+// TestConfigValidate gives Start configs that make no sense: each is
+// refused before anything starts, with an error naming the field.
+func TestConfigValidate(t *testing.T) {
+	ctx := nubetest.Context(t, 30*time.Second)
+	for want, cfg := range map[string]nube.Config{
+		"NoListen":        {NoListen: true, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}},
+		"MaxMemory":       {MaxMemory: -1},
+		"ComputeSlots":    {ComputeSlots: -5},
+		"ListenAddrs":     {ListenAddrs: []string{"not a multiaddr"}},
+		"Bootstrap":       {Bootstrap: []string{"/ip4/127.0.0.1/tcp/1"}},
+		"ComputeLimits":   {ComputeLimits: wasm.Limits{Timeout: -time.Second}},
+		"MaxConcurrent":   {Remote: remote.Policy{MaxConcurrent: -1}},
+		"Limits.MaxInput": {ComputeLimits: wasm.Limits{MaxInput: -1}},
+	} {
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate of a bad %s: %v", want, err)
+		}
+		if n, err := nube.Start(ctx, cfg); err == nil {
+			n.Close()
+			t.Errorf("Start with a bad %s succeeded", want)
+		}
+	}
+	if err := (nube.Config{}).Validate(); err != nil {
+		t.Fatalf("the zero Config: %v", err)
 	}
 }

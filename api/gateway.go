@@ -81,6 +81,23 @@ type GatewayConfig struct {
 	Logger *slog.Logger
 }
 
+// Validate reports a negative field of c, naming it. Zero fields take the
+// defaults.
+func (c GatewayConfig) Validate() error {
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"MaxResponses", int64(c.MaxResponses)}, {"MaxPerClient", int64(c.MaxPerClient)},
+		{"FetchTimeout", int64(c.FetchTimeout)}, {"WriteTimeout", int64(c.WriteTimeout)}, {"QueueWait", int64(c.QueueWait)},
+	} {
+		if f.v < 0 {
+			return fmt.Errorf("api: GatewayConfig.%s is negative: want 0 for the default, or more", f.name)
+		}
+	}
+	return nil
+}
+
 func (c *GatewayConfig) defaults() {
 	if c.MaxResponses <= 0 {
 		c.MaxResponses = DefaultGatewayResponses
@@ -117,6 +134,9 @@ type Gateway struct {
 // ListenGateway binds a gateway for n to addr ("127.0.0.1:8080"; port 0
 // picks a free port) and starts serving. Stop it with Close.
 func ListenGateway(n *nube.Node, addr string, cfg GatewayConfig) (*Gateway, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	cfg.defaults()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -53,6 +53,19 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// Validate reports a missing or nonsensical field of c, naming it.
+func (c Config) Validate() error {
+	switch {
+	case c.Host == nil:
+		return errors.New("content: Config.Host is required")
+	case c.Store == nil:
+		return errors.New("content: Config.Store is required")
+	case c.ReprovideInterval < 0:
+		return fmt.Errorf("content: Config.ReprovideInterval is negative (%v): want 0 for the default, or more", c.ReprovideInterval)
+	}
+	return nil
+}
+
 // Service puts a Store on the network: it adds content, fetches it from
 // every provider it can find, pins it and announces it. It is safe for
 // concurrent use.
@@ -79,8 +92,8 @@ type Service struct {
 
 // New starts bitswap on cfg.Host and the announcing of pinned content.
 func New(cfg Config) (*Service, error) {
-	if cfg.Host == nil || cfg.Store == nil {
-		return nil, errors.New("content: Config.Host and Config.Store are required")
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

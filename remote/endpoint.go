@@ -71,6 +71,30 @@ type Policy struct {
 	MaxInput int
 }
 
+// Validate reports a field of p that makes no sense, naming it.
+func (p Policy) Validate() error {
+	switch {
+	case p.MaxConcurrent < 0:
+		return fmt.Errorf("remote: Policy.MaxConcurrent is negative (%d): want 0 for the default, or more", p.MaxConcurrent)
+	case p.MaxInput < 0:
+		return fmt.Errorf("remote: Policy.MaxInput is negative (%d): want 0 for the default, or more", p.MaxInput)
+	}
+	return nil
+}
+
+// Validate reports a missing or nonsensical field of c, naming it.
+func (c Config) Validate() error {
+	switch {
+	case c.Host == nil:
+		return errors.New("remote: Config.Host is required")
+	case c.MaxResult < 0:
+		return fmt.Errorf("remote: Config.MaxResult is negative (%d): want 0 for the default, or more", c.MaxResult)
+	case c.Window < 0:
+		return fmt.Errorf("remote: Config.Window is negative (%d): want 0 for the default, or more", c.Window)
+	}
+	return c.Policy.Validate()
+}
+
 // Streams returns how many call streams one peer can have open under p:
 // those running and those waiting, plus a few in their first moments. A
 // node lets the resource manager admit at least that many.
@@ -175,8 +199,8 @@ type slots struct {
 
 // New starts an Endpoint: it serves calls on cfg.Host until Close.
 func New(cfg Config) (*Endpoint, error) {
-	if cfg.Host == nil {
-		return nil, errors.New("remote: Config.Host is required")
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	e := &Endpoint{
 		host:      cfg.Host,

@@ -71,6 +71,26 @@ type Config struct {
 	Logger     *slog.Logger
 }
 
+// Validate reports a missing or nonsensical field of c, naming it.
+func (c Config) Validate() error {
+	switch {
+	case c.Host == nil:
+		return errors.New("service: Config.Host is required")
+	case c.Content == nil:
+		return errors.New("service: Config.Content is required")
+	case c.Remote == nil:
+		return errors.New("service: Config.Remote is required")
+	case len(c.UserKey) != ed25519.PrivateKeySize:
+		return errors.New("service: Config.UserKey is required (an ed25519 private key)")
+	case c.Slots < 0:
+		return fmt.Errorf("service: Config.Slots is negative (%d): want 0 for one per CPU, or more", c.Slots)
+	}
+	if err := c.MaxLimits.Validate(); err != nil {
+		return fmt.Errorf("service: Config.MaxLimits: %w", err)
+	}
+	return nil
+}
+
 // Manager publishes, finds, runs and calls services for one node.
 type Manager struct {
 	cfg     Config
@@ -106,6 +126,9 @@ type managerKey struct{}
 // New starts a Manager and registers it with its endpoint, so that the
 // node serves finds and runs.
 func New(ctx context.Context, cfg Config) (*Manager, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -64,6 +64,20 @@ type Limits struct {
 	MaxOutput int64
 }
 
+// Validate reports a limit that makes no sense (a negative one), naming
+// it. Zero fields mean the defaults.
+func (l Limits) Validate() error {
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{{"Memory", l.Memory}, {"Timeout", int64(l.Timeout)}, {"MaxInput", l.MaxInput}, {"MaxOutput", l.MaxOutput}} {
+		if f.v < 0 {
+			return fmt.Errorf("wasm: Limits.%s is negative (%d): want 0 for the default, or more", f.name, f.v)
+		}
+	}
+	return nil
+}
+
 // WithDefaults returns l with its zero fields set to the defaults.
 func (l Limits) WithDefaults() Limits {
 	if l.Memory <= 0 {

@@ -59,6 +59,19 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// Validate reports a field of c that makes no sense, naming it.
+func (c Config) Validate() error {
+	switch {
+	case c.MaxModuleSize < 0:
+		return fmt.Errorf("wasm: Config.MaxModuleSize is negative (%d): want 0 for the default, or more", c.MaxModuleSize)
+	case c.MaxModules < 0:
+		return fmt.Errorf("wasm: Config.MaxModules is negative (%d): want 0 for the default, or more", c.MaxModules)
+	case c.IdleTimeout < 0:
+		return fmt.Errorf("wasm: Config.IdleTimeout is negative (%v): want 0 for the default, or more", c.IdleTimeout)
+	}
+	return nil
+}
+
 // Runtime compiles and runs modules. It is safe for concurrent use.
 type Runtime struct {
 	cfg   Config
@@ -86,6 +99,9 @@ type loading struct {
 
 // New starts a runtime.
 func New(ctx context.Context, cfg Config) (*Runtime, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	if cfg.MaxModuleSize <= 0 {
 		cfg.MaxModuleSize = DefaultMaxModuleSize
 	}

@@ -40,6 +40,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
@@ -109,6 +110,28 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// Validate reports a missing or nonsensical field of c, naming it.
+func (c Config) Validate() error {
+	switch {
+	case c.Key == nil:
+		return errors.New("p2p: Config.Key is required")
+	case c.ConnLow < 0 || c.ConnHigh < 0:
+		return fmt.Errorf("p2p: Config.ConnLow and ConnHigh (%d, %d) must not be negative", c.ConnLow, c.ConnHigh)
+	case c.ConnHigh > 0 && c.ConnLow > c.ConnHigh:
+		return fmt.Errorf("p2p: Config.ConnLow (%d) is above ConnHigh (%d)", c.ConnLow, c.ConnHigh)
+	case c.MaxMemory < 0:
+		return fmt.Errorf("p2p: Config.MaxMemory is negative (%d): want 0 for the default, or more", c.MaxMemory)
+	case c.MaxFD < 0:
+		return fmt.Errorf("p2p: Config.MaxFD is negative (%d): want 0 for the default, or more", c.MaxFD)
+	}
+	for p, n := range c.ProtocolStreams {
+		if n < 0 {
+			return fmt.Errorf("p2p: Config.ProtocolStreams[%s] is negative (%d)", p, n)
+		}
+	}
+	return nil
+}
+
 // Host is a running libp2p node. Its zero value is not usable; build it
 // with New and stop it with Close.
 type Host struct {
@@ -140,8 +163,8 @@ type Host struct {
 // the host listens; connecting to bootstrap and known peers goes on in the
 // background.
 func New(ctx context.Context, cfg Config) (*Host, error) {
-	if cfg.Key == nil {
-		return nil, errors.New("p2p: Config.Key is required")
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -592,6 +615,21 @@ func (h *Host) FindPeer(ctx context.Context, p peer.ID) (peer.AddrInfo, error) {
 	ai, err := h.DHT.FindPeer(ctx, p)
 	if err != nil {
 		return peer.AddrInfo{}, fmt.Errorf("find peer %s: %w", p, err)
+	}
+	if len(ai.Addrs) == 0 {
+		// The DHT answers at once for a peer connected to us, with the
+		// addresses we know. A connection that has just come in has
+		// taught us none yet: identify on it will.
+		if ids, ok := h.Host.(interface{ IDService() identify.IDService }); ok {
+			for _, c := range h.Network().ConnsToPeer(p) {
+				select {
+				case <-ids.IDService().IdentifyWait(c):
+				case <-ctx.Done():
+					return peer.AddrInfo{}, fmt.Errorf("find peer %s: %w", p, ctx.Err())
+				}
+			}
+		}
+		ai.Addrs = h.Peerstore().Addrs(p)
 	}
 	return ai, nil
 }
