@@ -3,7 +3,9 @@ package nube_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log"
+	"strings"
 	"time"
 
 	"github.com/nubecloud/nube"
@@ -41,4 +43,48 @@ func Example() {
 	}
 	fmt.Println("reached b:", id == b.ID(), "round trip > 0:", rtt > 0)
 	// Output: reached b: true round trip > 0: true
+}
+
+// A node stores a file and another fetches it by its CID, which is the one
+// `ipfs add --cid-version 1` gives for the same bytes.
+func ExampleNode_Add() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfg := nube.Config{ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, NoMDNS: true, NoPortMap: true}
+	a, err := nube.Start(ctx, cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer a.Close()
+	b, err := nube.Start(ctx, cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer b.Close()
+
+	c, err := a.Add(ctx, strings.NewReader("Hello Mars!\n"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := b.Connect(ctx, a.Addrs()[0].String()); err != nil {
+		log.Fatal(err)
+	}
+	f, err := b.Get(ctx, c)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(f)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s %q\n", c, data)
+	// Output: bafkreibmlvvgdyihetgocpof6xk64kjjzdeq2e4c7hqs3krdheosk4tgj4 "Hello Mars!\n"
+}
+
+// Config.Validate names what is wrong before anything starts.
+func ExampleConfig_Validate() {
+	err := nube.Config{ComputeSlots: -1}.Validate()
+	fmt.Println(err)
+	// Output: Config.ComputeSlots is negative (-1): want 0 for one per CPU, or more
 }
