@@ -164,6 +164,9 @@ func (g *Gateway) Addr() string { return g.http.addr() }
 // URL returns the gateway's base URL.
 func (g *Gateway) URL() string { return "http://" + g.Addr() }
 
+// Responses returns the number of responses under way.
+func (g *Gateway) Responses() int { return len(g.slots) }
+
 // Close stops the gateway, letting responses under way finish for up to
 // five seconds.
 func (g *Gateway) Close() error { return g.http.close() }
