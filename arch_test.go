@@ -20,9 +20,9 @@ var ranks = map[string]int{
 	"wasm":         1,
 	"internal/p2p": 2,
 	"content":      3, "remote": 3,
-	"service": 4,
-	"":        5, // the facade, at the module root
-	"api":     6,
+	"service":  4,
+	"":         5, // the facade, at the module root
+	"api":      6,
 	"cmd/nube": 7, "nubetest": 7, "bench": 7,
 }
 
@@ -30,6 +30,7 @@ var ranks = map[string]int{
 // layer map: no layer imports one above it or beside it, and the sandbox
 // imports no other nube package at all.
 func TestImportRules(t *testing.T) {
+	t.Parallel()
 	out, err := exec.Command("go", "list", "-json=ImportPath,Imports", "./...").Output()
 	if err != nil {
 		t.Skipf("go list: %v (the go command is needed to read the imports)", err)

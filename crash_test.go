@@ -102,6 +102,7 @@ func killChildAt(t *testing.T, prefix string, n int64, env ...string) {
 // it again on the same data dir, and checks that every block in its store
 // matches its CID and that the store works.
 func TestKillDuringAdd(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	killChildAt(t, "added ", 48<<20, childAddEnv+"="+dir)
 
@@ -139,6 +140,7 @@ func TestKillDuringAdd(t *testing.T) {
 // TestGCDuringAdd runs GC while an add is under way: GC waits for it, and
 // keeps what it added, while removing what no pin reaches.
 func TestGCDuringAdd(t *testing.T) {
+	t.Parallel()
 	n := nubetest.Cluster(t, 1).Node(0)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -238,6 +240,7 @@ func childGet(dir, provider, c string) {
 // (A node used to ban its provider here, some 30 s after the restart, and
 // could then neither fetch nor ping it.)
 func TestKillDuringGet(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("kills and restarts a fetching process and waits out a QUIC idle timeout; skipped in -short mode")
 	}
@@ -284,15 +287,8 @@ func TestKillDuringGet(t *testing.T) {
 	// Wait until the provider has given up the dead process's connection
 	// (QUIC's idle timeout): until then it may still be answering old
 	// wants, which is when the ban used to come.
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for len(prov.Host().Network().ConnsToPeer(n.ID())) > 1 {
-		select {
-		case <-ctx.Done():
-			t.Fatal("the provider never dropped the killed process's connection")
-		case <-tick.C:
-		}
-	}
+	nubetest.Eventually(t, ctx, func() bool { return len(prov.Host().Network().ConnsToPeer(n.ID())) <= 1 },
+		func() string { return "the provider never dropped the killed process's connection" })
 	if n.Host().Banned(prov.ID()) {
 		t.Fatal("the restarted node banned its honest provider")
 	}

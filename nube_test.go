@@ -31,6 +31,7 @@ func TestMain(m *testing.M) {
 // inside a private network namespace: the zero Config listens on every
 // interface and multicasts mDNS, and tests must not do that on the host.
 func TestZeroConfig(t *testing.T) {
+	t.Parallel()
 	if !netns.Isolate(t) {
 		return
 	}
@@ -56,6 +57,7 @@ func TestZeroConfig(t *testing.T) {
 }
 
 func TestClusterPing(t *testing.T) {
+	t.Parallel()
 	c := nubetest.Cluster(t, 3)
 	ctx := nubetest.Context(t, 30*time.Second)
 	for i, n := range c.Nodes() {
@@ -76,6 +78,7 @@ func TestClusterPing(t *testing.T) {
 }
 
 func TestConnectByMultiaddr(t *testing.T) {
+	t.Parallel()
 	c := nubetest.Cluster(t, 2, nubetest.BootstrapOnly())
 	ctx := nubetest.Context(t, 30*time.Second)
 	extra := nubetest.Cluster(t, 1)
@@ -95,6 +98,7 @@ func TestConnectByMultiaddr(t *testing.T) {
 }
 
 func TestRestartKeepsIdentityAndReconnects(t *testing.T) {
+	t.Parallel()
 	c := nubetest.Cluster(t, 3, nubetest.WithDataDirs())
 	ctx := nubetest.Context(t, time.Minute)
 	before := c.Node(0).ID()
@@ -192,6 +196,7 @@ func addrsString[T interface{ String() string }](as []T) string {
 }
 
 func TestDataDirLocked(t *testing.T) {
+	t.Parallel()
 	cfg := nubetest.TestConfig()
 	cfg.DataDir = t.TempDir()
 	ctx := nubetest.Context(t, 30*time.Second)
@@ -213,6 +218,7 @@ func TestDataDirLocked(t *testing.T) {
 }
 
 func TestCorruptKeyRefused(t *testing.T) {
+	t.Parallel()
 	cfg := nubetest.TestConfig()
 	cfg.DataDir = t.TempDir()
 	p := filepath.Join(cfg.DataDir, nube.NodeKeyFile)
@@ -232,6 +238,7 @@ func TestCorruptKeyRefused(t *testing.T) {
 // with a key others may read: Start refuses each with ErrUnsafePermissions
 // and the chmod that fixes it, and starts once that is done.
 func TestUnsafePermissions(t *testing.T) {
+	t.Parallel()
 	if runtime.GOOS == "windows" {
 		t.Skip("no Unix mode bits on Windows")
 	}
@@ -258,6 +265,7 @@ func TestUnsafePermissions(t *testing.T) {
 // TestBanKeepsAddresses bans a peer, then lifts the ban: the node dials
 // the peer again by its ID alone, from the addresses it kept.
 func TestBanKeepsAddresses(t *testing.T) {
+	t.Parallel()
 	c := nubetest.Cluster(t, 2)
 	a, b := c.Node(0), c.Node(1)
 	ctx := nubetest.Context(t, 30*time.Second)
@@ -275,6 +283,7 @@ func TestBanKeepsAddresses(t *testing.T) {
 }
 
 func TestStartErrors(t *testing.T) {
+	t.Parallel()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -319,6 +328,7 @@ func TestStartErrors(t *testing.T) {
 // TestConfigValidate gives Start configs that make no sense: each is
 // refused before anything starts, with an error naming the field.
 func TestConfigValidate(t *testing.T) {
+	t.Parallel()
 	ctx := nubetest.Context(t, 30*time.Second)
 	for want, cfg := range map[string]nube.Config{
 		"NoListen":        {NoListen: true, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}},

@@ -2,6 +2,7 @@ package nube_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +32,7 @@ import (
 // addresses, so the test runs in a network namespace of its own where R
 // listens on a public-looking address given to the loopback interface.
 func TestRelay(t *testing.T) {
+	t.Parallel()
 	if !netns.Isolate(t) {
 		return
 	}
@@ -123,15 +125,9 @@ func waitRelayAddr(ctx context.Context, t *testing.T, n, r *nube.Node) {
 			t.Fatalf("%s never advertised a relay address; its addresses: %v", n.ID(), n.Addrs())
 		}
 	}
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !hasCircuit(r.Host().Peerstore().Addrs(n.ID())) {
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-			t.Fatalf("relay never learnt %s's circuit address; it knows %v", n.ID(), r.Host().Peerstore().Addrs(n.ID()))
-		}
-	}
+	nubetest.Eventually(t, ctx, func() bool { return hasCircuit(r.Host().Peerstore().Addrs(n.ID())) }, func() string {
+		return fmt.Sprintf("relay never learnt %s's circuit address; it knows %v", n.ID(), r.Host().Peerstore().Addrs(n.ID()))
+	})
 }
 
 func hasCircuit(addrs []ma.Multiaddr) bool {
@@ -144,6 +140,7 @@ func hasCircuit(addrs []ma.Multiaddr) bool {
 }
 
 func TestNoListenWithListenAddrs(t *testing.T) {
+	t.Parallel()
 	_, err := nube.Start(context.Background(), nube.Config{NoListen: true, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}})
 	if err == nil || !strings.Contains(err.Error(), "NoListen") {
 		t.Fatalf("Start with NoListen and ListenAddrs: %v, want an error naming NoListen", err)

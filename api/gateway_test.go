@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -305,15 +306,8 @@ func TestGatewayLimits(t *testing.T) {
 	}
 	// The stalled responses end at their write timeout. No event says
 	// so; poll the count of responses under way.
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for g.Responses() > 0 {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%d stalled responses never ended", g.Responses())
-		case <-tick.C:
-		}
-	}
+	nubetest.Eventually(t, ctx, func() bool { return g.Responses() == 0 },
+		func() string { return fmt.Sprintf("%d stalled responses never ended", g.Responses()) })
 	// Each stalled body, read now, ends before its length.
 	for i, b := range bodies {
 		if _, err := io.Copy(io.Discard, b); err == nil {

@@ -235,9 +235,9 @@ func TestLyingProvider(t *testing.T) {
 	}()
 	// The liar's blocks hash to CIDs nobody asked for: they are dropped
 	// and counted. No event reports them, so poll.
-	waitFor(t, ctx, "the liar's blocks were never counted as unrequested", func() bool {
+	nubetest.Eventually(t, ctx, func() bool {
 		return stat(fetcher.Content(), h.ID()).Unrequested > 0
-	})
+	}, func() string { return "the liar's blocks were never counted as unrequested" })
 	// Now an honest provider turns up; the fetch finishes from it.
 	if _, err := fetcher.Connect(ctx, honest.Addrs()[0].String()); err != nil {
 		t.Fatal(err)
@@ -277,21 +277,6 @@ func stat(s *content.Service, p peer.ID) content.PeerStat {
 	return content.PeerStat{Peer: p}
 }
 
-// waitFor polls cond until it holds, failing the test with msg if ctx ends
-// first. For states no event reports.
-func waitFor(t *testing.T, ctx context.Context, msg string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatal(msg)
-		case <-tick.C:
-		}
-	}
-}
-
 // TestUnrequestedBlocks has a peer send valid blocks the node never asked
 // for, as an honest provider does when it answers the wants a node sent
 // before it was killed and restarted. The node drops and counts them, and
@@ -320,9 +305,9 @@ func TestUnrequestedBlocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Close()
-	waitFor(t, ctx, "the unrequested blocks were never counted", func() bool {
+	nubetest.Eventually(t, ctx, func() bool {
 		return stat(n.Content(), h.ID()).Unrequested == 3
-	})
+	}, func() string { return "the unrequested blocks were never counted" })
 	if n.Host().Banned(h.ID()) {
 		t.Fatal("the peer was banned for sending valid blocks nobody asked for")
 	}

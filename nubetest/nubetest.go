@@ -299,3 +299,20 @@ func Context(t testing.TB, d time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// Eventually polls cond every 10 ms until it holds, and fails the test
+// with the message failure returns (it may describe the state it found)
+// if ctx ends first. It is for states no event reports; where an event
+// does, wait on the event.
+func Eventually(t testing.TB, ctx context.Context, cond func() bool, failure func() string) {
+	t.Helper()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatal(failure())
+		case <-tick.C:
+		}
+	}
+}

@@ -3,6 +3,7 @@ package remote_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -203,19 +204,13 @@ func TestConcurrencyLimit(t *testing.T) {
 		wait(t, g.started, "the first calls to start")
 	}
 	// No event says a call has joined the queue; poll the endpoint.
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
+	nubetest.Eventually(t, ctx, func() bool {
 		running, waiting := b.Remote().Calls(a.ID())
-		if running == limit && waiting == queued {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("calls never queued: %d running, %d waiting", running, waiting)
-		case <-tick.C:
-		}
-	}
+		return running == limit && waiting == queued
+	}, func() string {
+		running, waiting := b.Remote().Calls(a.ID())
+		return fmt.Sprintf("calls never queued: %d running, %d waiting", running, waiting)
+	})
 	_, err := block.At(a, b.ID()).Call(ctx, token)
 	if !errors.Is(err, remote.ErrRefused) || !strings.Contains(err.Error(), "too many calls") {
 		t.Fatalf("a call beyond the queue = %v, want refused", err)
