@@ -17,7 +17,7 @@ const module = "github.com/nubecloud/nube"
 var ranks = map[string]int{
 	"internal/wire": 0, "internal/identity": 0, "internal/atomicfile": 0, "internal/lockfile": 0,
 	"internal/termsafe": 0, "internal/progress": 0, "internal/netns": 0, "internal/wasmtest": 0,
-	"wasm":         1,
+	"wasm": 1, "api/client": 1,
 	"internal/p2p": 2,
 	"content":      3, "remote": 3,
 	"service":  4,
@@ -67,5 +67,28 @@ func TestImportRules(t *testing.T) {
 	}
 	if seen < len(ranks) {
 		t.Errorf("go list showed %d packages, the map has %d: remove the ones that are gone", seen, len(ranks))
+	}
+}
+
+// TestLeanPackages checks what two packages link, all the way down: a Go
+// client of the daemon links none of the node (no libp2p, Pebble or
+// wazero), and the sandbox none of the network or the store.
+func TestLeanPackages(t *testing.T) {
+	t.Parallel()
+	for pkg, banned := range map[string][]string{
+		"api/client": {"github.com/libp2p/", "github.com/cockroachdb/pebble", "github.com/tetratelabs/wazero", "github.com/ipfs/"},
+		"wasm":       {"github.com/libp2p/", "github.com/cockroachdb/pebble", "github.com/ipfs/boxo"},
+	} {
+		out, err := exec.Command("go", "list", "-deps", module+"/"+pkg).Output()
+		if err != nil {
+			t.Skipf("go list: %v (the go command is needed to read the imports)", err)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			for _, b := range banned {
+				if strings.HasPrefix(dep, b) {
+					t.Errorf("%s links %s", pkg, dep)
+				}
+			}
+		}
 	}
 }

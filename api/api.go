@@ -44,6 +44,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/nubecloud/nube"
+	"github.com/nubecloud/nube/api/client"
 )
 
 // maxBody caps a request body: every request this API takes is small.
@@ -173,17 +174,9 @@ func allowedHost(host, port string) bool {
 	return strings.EqualFold(h, "localhost") || net.ParseIP(h) != nil
 }
 
-// ID is the answer of GET /api/v0/id.
-type ID struct {
-	ID      string   `json:"id"`
-	UserID  string   `json:"user_id"`
-	Addrs   []string `json:"addrs"`
-	Version string   `json:"version"`
-}
-
 func (s *Server) handleID(w http.ResponseWriter, r *http.Request) {
 	st := s.node.Status()
-	writeJSON(w, ID{ID: st.ID, UserID: st.UserID, Addrs: st.Addrs, Version: st.Version})
+	writeJSON(w, client.ID{ID: st.ID, UserID: st.UserID, Addrs: st.Addrs, Version: st.Version})
 }
 
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
@@ -198,18 +191,8 @@ func (s *Server) handlePeers(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, peers)
 }
 
-// ConnectRequest is the body of POST /api/v0/connect.
-type ConnectRequest struct {
-	Addr string `json:"addr"`
-}
-
-// ConnectResult is the answer of POST /api/v0/connect.
-type ConnectResult struct {
-	ID string `json:"id"`
-}
-
 func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) {
-	var req ConnectRequest
+	var req client.ConnectRequest
 	if !readJSON(w, r, &req) {
 		return
 	}
@@ -220,24 +203,11 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadGateway, err)
 		return
 	}
-	writeJSON(w, ConnectResult{ID: id.String()})
-}
-
-// PingRequest is the body of POST /api/v0/ping.
-type PingRequest struct {
-	Peer  string `json:"peer"`
-	Count int    `json:"count"` // 1 if zero; at most 100
-}
-
-// PingResult is the answer of POST /api/v0/ping: one round-trip time per
-// ping, in milliseconds.
-type PingResult struct {
-	Peer  string    `json:"peer"`
-	RTTMS []float64 `json:"rtt_ms"`
+	writeJSON(w, client.ConnectResult{ID: id.String()})
 }
 
 func (s *Server) handlePing(w http.ResponseWriter, r *http.Request) {
-	var req PingRequest
+	var req client.PingRequest
 	if !readJSON(w, r, &req) {
 		return
 	}
@@ -255,7 +225,7 @@ func (s *Server) handlePing(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	res := PingResult{Peer: p.String()}
+	res := client.PingResult{Peer: p.String()}
 	for i := 0; i < req.Count; i++ {
 		rtt, err := s.node.Ping(ctx, p)
 		if err != nil {
@@ -265,11 +235,6 @@ func (s *Server) handlePing(w http.ResponseWriter, r *http.Request) {
 		res.RTTMS = append(res.RTTMS, float64(rtt.Microseconds())/1000)
 	}
 	writeJSON(w, res)
-}
-
-// Error is the body of every error answer.
-type Error struct {
-	Error string `json:"error"`
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
@@ -282,7 +247,7 @@ func writeJSON(w http.ResponseWriter, v any) {
 func writeError(w http.ResponseWriter, code int, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(Error{Error: err.Error()})
+	_ = json.NewEncoder(w).Encode(client.Error{Code: client.CodeOf(code), Message: err.Error()})
 }
 
 // readJSON decodes a size-capped JSON body into v, answering 400 (and

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/nubecloud/nube/api"
+	"github.com/nubecloud/nube/api/client"
 	"github.com/nubecloud/nube/nubetest"
 )
 
@@ -106,7 +107,7 @@ func TestClientCalls(t *testing.T) {
 	c, s, tok := serve(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cl := &api.Client{URL: s.URL(), Token: tok}
+	cl := &client.Client{URL: s.URL(), Token: tok}
 	peers, err := cl.Peers(ctx)
 	if err != nil || len(peers) != 1 || peers[0].ID != c.Node(1).ID().String() {
 		t.Fatalf("Peers = %+v, %v", peers, err)
@@ -239,24 +240,24 @@ func browse(t *testing.T, cl *http.Client, u string) int {
 
 func TestOpenWithoutDaemon(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := api.Open(dir); !errors.Is(err, api.ErrNoDaemon) || !strings.Contains(err.Error(), "nube up") {
+	if _, err := client.Open(dir); !errors.Is(err, client.ErrNoDaemon) || !strings.Contains(err.Error(), "nube up") {
 		t.Fatalf("Open of an empty data dir = %v", err)
 	}
 	// A daemon that crashed leaves its endpoint behind: calls must still
 	// say that no daemon runs.
-	if err := api.WriteEndpoint(dir, "http://127.0.0.1:1", "tok"); err != nil {
+	if err := client.WriteEndpoint(dir, "http://127.0.0.1:1", "tok"); err != nil {
 		t.Fatal(err)
 	}
-	cl, err := api.Open(dir)
+	cl, err := client.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := cl.ID(ctx); !errors.Is(err, api.ErrNoDaemon) {
+	if _, err := cl.ID(ctx); !errors.Is(err, client.ErrNoDaemon) {
 		t.Fatalf("call through a stale endpoint = %v, want ErrNoDaemon", err)
 	}
-	if st, err := os.Stat(filepath.Join(dir, api.TokenFile)); err == nil && st.Mode().Perm() != 0o600 {
+	if st, err := os.Stat(filepath.Join(dir, client.TokenFile)); err == nil && st.Mode().Perm() != 0o600 {
 		t.Fatalf("token file mode %v", st.Mode().Perm())
 	}
 }
@@ -290,4 +291,25 @@ func FuzzRequestBodies(f *testing.F) {
 			t.Fatalf("status %d for %q", rec.Code, body)
 		}
 	})
+}
+
+// TestClientErrors checks that an error answer reaches a Go client of the
+// daemon with its code: errors.Is finds the matching sentinel, and the
+// message is the server's.
+func TestClientErrors(t *testing.T) {
+	_, s, tok := serve(t)
+	ctx := nubetest.Context(t, 30*time.Second)
+	cl := &client.Client{URL: s.URL(), Token: tok}
+	err := cl.PinRm(ctx, "bafkreie7ohywtosou76tasm7j63yigtzxe7d5zqus4zu3j6oltvgtibeom")
+	var e *client.Error
+	if !errors.Is(err, client.ErrNotFound) || !errors.As(err, &e) || e.Status != http.StatusNotFound || !strings.Contains(e.Message, "not pinned") {
+		t.Fatalf("unpin of what is not pinned: %#v", err)
+	}
+	if _, err := cl.Ping(ctx, "not-a-peer", 1); !errors.Is(err, client.ErrBadRequest) {
+		t.Fatalf("ping of a bad peer ID: %v", err)
+	}
+	bad := &client.Client{URL: s.URL(), Token: "wrong"}
+	if _, err := bad.ID(ctx); !errors.Is(err, client.ErrUnauthorized) || errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("a wrong token: %v", err)
+	}
 }

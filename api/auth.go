@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/nubecloud/nube/api/client"
 )
 
 // How long a login code and a browser session last, and how many of each
@@ -233,11 +235,6 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
-// LoginLink is the answer of POST /api/v0/login.
-type LoginLink struct {
-	URL string `json:"url"`
-}
-
 func (s *Server) handleLoginLink(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, LoginLink{URL: s.LoginURL()})
+	writeJSON(w, client.LoginLink{URL: s.LoginURL()})
 }

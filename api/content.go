@@ -13,6 +13,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/nubecloud/nube/api/client"
 	"github.com/nubecloud/nube/content"
 )
 
@@ -27,20 +28,6 @@ import (
 //	POST /api/v0/gc, /api/v0/repo/verify {"remove"}
 //
 // PATH is "CID" or "CID/path/in/dir", with or without a leading /ipfs/.
-
-// Headers that tell the CLI what a get or cat streams.
-const (
-	HeaderKind = "X-Nube-Kind" // "file" or "directory"
-	HeaderSize = "X-Nube-Size" // bytes of the file, or of the directory's DAG
-	HeaderCID  = "X-Nube-CID"
-)
-
-// AddResult is the answer of POST /api/v0/add.
-type AddResult struct {
-	CID    string `json:"cid"`
-	Bytes  int64  `json:"bytes"`
-	Pinned bool   `json:"pinned"`
-}
 
 func (s *Server) handleAdd(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
@@ -62,7 +49,7 @@ func (s *Server) handleAdd(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	writeJSON(w, AddResult{CID: c.String(), Bytes: read, Pinned: !opt.NoPin})
+	writeJSON(w, client.AddResult{CID: c.String(), Bytes: read, Pinned: !opt.NoPin})
 }
 
 // tarEntries reads a directory tree from a tar stream.
@@ -102,8 +89,8 @@ func (s *Server) handleCat(w http.ResponseWriter, r *http.Request) {
 	}
 	defer f.Close()
 	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set(HeaderKind, string(content.KindFile))
-	w.Header().Set(HeaderSize, strconv.FormatUint(f.Size(), 10))
+	w.Header().Set(client.HeaderKind, string(content.KindFile))
+	w.Header().Set(client.HeaderSize, strconv.FormatUint(f.Size(), 10))
 	w.Header().Set("Content-Length", strconv.FormatUint(f.Size(), 10))
 	io.Copy(w, f)
 }
@@ -120,9 +107,9 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-tar")
-	w.Header().Set(HeaderKind, string(content.KindDir))
-	w.Header().Set(HeaderSize, strconv.FormatUint(e.Size, 10))
-	w.Header().Set(HeaderCID, e.CID.String())
+	w.Header().Set(client.HeaderKind, string(content.KindDir))
+	w.Header().Set(client.HeaderSize, strconv.FormatUint(e.Size, 10))
+	w.Header().Set(client.HeaderCID, e.CID.String())
 	tw := tar.NewWriter(w)
 	if err := s.writeTar(r.Context(), tw, strings.TrimSuffix(arg, "/"), ""); err != nil {
 		// The status is sent; the broken tar stream tells the client.
@@ -177,24 +164,15 @@ func (s *Server) handleLs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, contentStatus(err), err)
 		return
 	}
-	out := make([]EntryJSON, len(entries))
+	out := make([]client.EntryJSON, len(entries))
 	for i, e := range entries {
 		out[i] = entryJSON(e)
 	}
 	writeJSON(w, out)
 }
 
-// EntryJSON is a UnixFS entry as the API shows it.
-type EntryJSON struct {
-	Name   string `json:"name"`
-	CID    string `json:"cid"`
-	Kind   string `json:"kind"`
-	Size   uint64 `json:"size"`
-	Target string `json:"target,omitempty"`
-}
-
-func entryJSON(e content.Entry) EntryJSON {
-	return EntryJSON{Name: e.Name, CID: e.CID.String(), Kind: string(e.Kind), Size: e.Size, Target: e.Target}
+func entryJSON(e content.Entry) client.EntryJSON {
+	return client.EntryJSON{Name: e.Name, CID: e.CID.String(), Kind: string(e.Kind), Size: e.Size, Target: e.Target}
 }
 
 func (s *Server) handleStat(w http.ResponseWriter, r *http.Request) {
@@ -206,14 +184,8 @@ func (s *Server) handleStat(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, entryJSON(e))
 }
 
-// PinRequest is the body of POST /api/v0/pin/add and /pin/rm.
-type PinRequest struct {
-	CID  string `json:"cid"`
-	Name string `json:"name,omitempty"`
-}
-
 func (s *Server) handlePinAdd(w http.ResponseWriter, r *http.Request) {
-	var req PinRequest
+	var req client.PinRequest
 	if !readJSON(w, r, &req) {
 		return
 	}
@@ -226,11 +198,11 @@ func (s *Server) handlePinAdd(w http.ResponseWriter, r *http.Request) {
 		writeError(w, contentStatus(err), err)
 		return
 	}
-	writeJSON(w, PinRequest{CID: c.String(), Name: req.Name})
+	writeJSON(w, client.PinRequest{CID: c.String(), Name: req.Name})
 }
 
 func (s *Server) handlePinRm(w http.ResponseWriter, r *http.Request) {
-	var req PinRequest
+	var req client.PinRequest
 	if !readJSON(w, r, &req) {
 		return
 	}
@@ -243,7 +215,7 @@ func (s *Server) handlePinRm(w http.ResponseWriter, r *http.Request) {
 		writeError(w, contentStatus(err), err)
 		return
 	}
-	writeJSON(w, PinRequest{CID: c.String()})
+	writeJSON(w, client.PinRequest{CID: c.String()})
 }
 
 func (s *Server) handlePinLs(w http.ResponseWriter, r *http.Request) {
@@ -267,20 +239,8 @@ func (s *Server) handleGC(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, res)
 }
 
-// VerifyRequest is the body of POST /api/v0/repo/verify.
-type VerifyRequest struct {
-	Remove bool `json:"remove"`
-}
-
-// VerifyResult is the answer of POST /api/v0/repo/verify.
-type VerifyResult struct {
-	Checked int      `json:"checked"`
-	Bad     []string `json:"bad"`
-	Removed bool     `json:"removed"`
-}
-
 func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) {
-	var req VerifyRequest
+	var req client.VerifyRequest
 	if !readJSON(w, r, &req) {
 		return
 	}
@@ -289,7 +249,7 @@ func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err)
 		return
 	}
-	out := VerifyResult{Checked: res.Checked, Bad: []string{}, Removed: res.Removed}
+	out := client.VerifyResult{Checked: res.Checked, Bad: []string{}, Removed: res.Removed}
 	for _, c := range res.Bad {
 		out.Bad = append(out.Bad, c.String())
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nubecloud/nube/api"
+	"github.com/nubecloud/nube/api/client"
 )
 
 // tarOf builds a tar stream of the given files (path -> contents).
@@ -33,7 +34,7 @@ func TestContentThroughAPI(t *testing.T) {
 	c, s, tok := serve(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cl := &api.Client{URL: s.URL(), Token: tok}
+	cl := &client.Client{URL: s.URL(), Token: tok}
 
 	// kubo's CID for "Hello Mars!\n" (t0040-add-and-cat.sh).
 	res, err := cl.Add(ctx, strings.NewReader("Hello Mars!\n"), "file", "mars.txt", true)
@@ -59,7 +60,7 @@ func TestContentThroughAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s2.Close()
-	cl2 := &api.Client{URL: s2.URL(), Token: tok2}
+	cl2 := &client.Client{URL: s2.URL(), Token: tok2}
 	d, err := cl2.Cat(ctx, dir.CID+"/venus.txt")
 	if err != nil {
 		t.Fatal(err)

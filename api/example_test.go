@@ -9,15 +9,16 @@ import (
 
 	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/api"
+	"github.com/nubecloud/nube/api/client"
 )
 
 // A program talks to the running daemon (nube up) as the CLI does: Open
 // finds its address and token in the data dir.
 func ExampleOpen() {
 	home, _ := os.UserHomeDir()
-	c, err := api.Open(filepath.Join(home, ".nube"))
+	c, err := client.Open(filepath.Join(home, ".nube"))
 	if err != nil {
-		log.Fatal(err) // wraps api.ErrNoDaemon when none runs there
+		log.Fatal(err) // wraps client.ErrNoDaemon when none runs there
 	}
 	st, err := c.Status(context.Background())
 	if err != nil {

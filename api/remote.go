@@ -5,20 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/nubecloud/nube/remote"
+	"github.com/nubecloud/nube/api/client"
 )
-
-// FunctionsResult is the answer of GET /api/v0/remote/ls: the functions a
-// peer serves to this node.
-type FunctionsResult struct {
-	Peer      string            `json:"peer"`
-	Functions []remote.FuncInfo `json:"functions"`
-}
 
 // handleRemoteLs lists the functions ?peer= serves to this node.
 func (s *Server) handleRemoteLs(w http.ResponseWriter, r *http.Request) {
@@ -39,14 +31,9 @@ func (s *Server) handleRemoteLs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, code, err)
 		return
 	}
-	if fs == nil {
-		fs = []remote.FuncInfo{}
+	out := client.FunctionsResult{Peer: p.String(), Functions: []client.FuncInfo{}}
+	for _, f := range fs {
+		out.Functions = append(out.Functions, client.FuncInfo(f))
 	}
-	writeJSON(w, FunctionsResult{Peer: p.String(), Functions: fs})
-}
-
-// RemoteLs lists the functions peer serves to the node.
-func (c *Client) RemoteLs(ctx context.Context, peer string) (FunctionsResult, error) {
-	var out FunctionsResult
-	return out, c.Call(ctx, http.MethodGet, "/api/v0/remote/ls?peer="+url.QueryEscape(peer), nil, &out)
+	writeJSON(w, out)
 }

@@ -1,8 +1,6 @@
 package api
 
 import (
-	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/nubecloud/nube/api/client"
 	"github.com/nubecloud/nube/service"
 	"github.com/nubecloud/nube/wasm"
 )
@@ -24,43 +23,17 @@ import (
 //	     body: the .wasm module                      → ServiceInfo
 //	GET  /api/v0/service/ls?q=WORDS                  → []ServiceInfo (searches connected peers)
 //	GET  /api/v0/service/info?ref=NAME|CID           → ServiceInfo
-//	GET  /api/v0/service/runs                        → []service.Record (runs this node did)
+//	GET  /api/v0/service/runs                        → []RunRecord (runs this node did)
 //	POST /api/v0/call?ref=PIPELINE&n=N&timeout=D&memory=BYTES[&on=PEER...]
 //	     body: the input                             → one CallResult per line (NDJSON), as each node answers
 
-// ServiceInfo is a service descriptor as the API shows it.
-type ServiceInfo struct {
-	CID         string        `json:"cid"`
-	Name        string        `json:"name"`
-	Version     string        `json:"version,omitempty"`
-	Description string        `json:"description,omitempty"`
-	Module      string        `json:"module,omitempty"`
-	Stages      []string      `json:"stages,omitempty"`
-	Input       string        `json:"input,omitempty"`
-	Output      string        `json:"output,omitempty"`
-	Limits      LimitsJSON    `json:"limits"`
-	Price       service.Price `json:"price"`
-	Publisher   string        `json:"publisher"`
-	Created     time.Time     `json:"created"`
-	// Runners are nodes seen with the module ready to run.
-	Runners []string `json:"runners,omitempty"`
-}
-
-// LimitsJSON are run limits; zero means the node's default.
-type LimitsJSON struct {
-	Memory    int64 `json:"memory_bytes,omitempty"`
-	TimeoutMS int64 `json:"timeout_ms,omitempty"`
-	MaxInput  int64 `json:"max_input_bytes,omitempty"`
-	MaxOutput int64 `json:"max_output_bytes,omitempty"`
-}
-
-func serviceInfo(in service.Info) ServiceInfo {
+func serviceInfo(in service.Info) client.ServiceInfo {
 	d := in.Descriptor
-	s := ServiceInfo{
+	s := client.ServiceInfo{
 		CID: d.ID().String(), Name: d.Name, Version: d.Version, Description: d.Description,
-		Input: d.Input, Output: d.Output, Price: d.Price,
+		Input: d.Input, Output: d.Output, Price: client.Price(d.Price),
 		Publisher: d.Publisher.String(), Created: d.Created,
-		Limits: LimitsJSON{Memory: d.Limits.Memory, TimeoutMS: d.Limits.Timeout.Milliseconds(), MaxInput: d.Limits.MaxInput, MaxOutput: d.Limits.MaxOutput},
+		Limits: client.LimitsJSON{Memory: d.Limits.Memory, TimeoutMS: d.Limits.Timeout.Milliseconds(), MaxInput: d.Limits.MaxInput, MaxOutput: d.Limits.MaxOutput},
 	}
 	if d.Module.Defined() {
 		s.Module = d.Module.String()
@@ -72,16 +45,6 @@ func serviceInfo(in service.Info) ServiceInfo {
 		s.Runners = append(s.Runners, p.String())
 	}
 	return s
-}
-
-// CallResult is one node's answer to a call.
-type CallResult struct {
-	Peer      string     `json:"peer,omitempty"`
-	Output    []byte     `json:"output,omitempty"` // base64 in JSON
-	Usage     wasm.Usage `json:"usage"`
-	ElapsedMS float64    `json:"elapsed_ms"`
-	Cold      bool       `json:"cold,omitempty"`
-	Error     string     `json:"error,omitempty"`
 }
 
 // parseLimits reads memory (bytes) and timeout (a Go duration) from q.
@@ -137,7 +100,7 @@ func (s *Server) handleServiceLs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusGatewayTimeout, err)
 		return
 	}
-	out := []ServiceInfo{}
+	out := []client.ServiceInfo{}
 	for _, in := range found {
 		out = append(out, serviceInfo(in))
 	}
@@ -162,11 +125,14 @@ func (s *Server) handleServiceInfo(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleServiceRuns(w http.ResponseWriter, r *http.Request) {
-	runs := s.node.Services().Runs()
-	if runs == nil {
-		runs = []service.Record{}
+	out := []client.RunRecord{}
+	for _, r := range s.node.Services().Runs() {
+		out = append(out, client.RunRecord{
+			At: r.At, Service: r.Service, Descriptor: r.Descriptor.String(), Module: r.Module.String(),
+			Caller: r.Caller.String(), Usage: client.Usage(r.Usage), Cold: r.Cold, Error: r.Error,
+		})
 	}
-	writeJSON(w, runs)
+	writeJSON(w, out)
 }
 
 func serviceStatus(err error) int {
@@ -227,7 +193,7 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 	enc := json.NewEncoder(w)
 	flusher, _ := w.(http.Flusher)
 	for _, res := range pipe.CallN(r.Context(), n, in) {
-		cr := CallResult{Peer: res.Peer.String(), Output: res.Output, Usage: res.Usage, Cold: res.Cold,
+		cr := client.CallResult{Peer: res.Peer.String(), Output: res.Output, Usage: client.Usage(res.Usage), Cold: res.Cold,
 			ElapsedMS: float64(res.Elapsed.Microseconds()) / 1000}
 		if res.Err != nil {
 			cr.Error = res.Err.Error()
@@ -239,73 +205,4 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 			flusher.Flush()
 		}
 	}
-}
-
-// Publish publishes the module read from body as a service.
-func (c *Client) Publish(ctx context.Context, body io.Reader, opt service.PublishOptions) (ServiceInfo, error) {
-	q := url.Values{"name": {opt.Name}, "version": {opt.Version}, "desc": {opt.Description}, "input": {opt.Input}, "output": {opt.Output}}
-	if opt.Limits.Memory > 0 {
-		q.Set("memory", strconv.FormatInt(opt.Limits.Memory, 10))
-	}
-	if opt.Limits.Timeout > 0 {
-		q.Set("timeout", opt.Limits.Timeout.String())
-	}
-	if opt.Price.PerCall > 0 {
-		q.Set("price_call", strconv.FormatUint(opt.Price.PerCall, 10))
-	}
-	if opt.Price.PerCPUSecond > 0 {
-		q.Set("price_cpu", strconv.FormatUint(opt.Price.PerCPUSecond, 10))
-	}
-	var out ServiceInfo
-	return out, c.send(ctx, http.MethodPost, "/api/v0/service/publish?"+q.Encode(), "application/wasm", body, &out)
-}
-
-// ServiceLs searches the network for services matching query.
-func (c *Client) ServiceLs(ctx context.Context, query string) ([]ServiceInfo, error) {
-	var out []ServiceInfo
-	return out, c.Call(ctx, http.MethodGet, "/api/v0/service/ls?q="+url.QueryEscape(query), nil, &out)
-}
-
-// ServiceInfo describes the service ref names.
-func (c *Client) ServiceInfo(ctx context.Context, ref string) (ServiceInfo, error) {
-	var out ServiceInfo
-	return out, c.Call(ctx, http.MethodGet, "/api/v0/service/info?ref="+url.QueryEscape(ref), nil, &out)
-}
-
-// ServiceRuns lists the runs the node did for callers.
-func (c *Client) ServiceRuns(ctx context.Context) ([]service.Record, error) {
-	var out []service.Record
-	return out, c.Call(ctx, http.MethodGet, "/api/v0/service/runs", nil, &out)
-}
-
-// CallService runs the pipeline ref on n nodes (among on, if given) with
-// input in and calls each with every node's result as it arrives.
-func (c *Client) CallService(ctx context.Context, ref string, n int, on []string, lim wasm.Limits, in io.Reader, each func(CallResult) error) error {
-	q := url.Values{"ref": {ref}, "n": {strconv.Itoa(n)}, "on": on}
-	if lim.Memory > 0 {
-		q.Set("memory", strconv.FormatInt(lim.Memory, 10))
-	}
-	if lim.Timeout > 0 {
-		q.Set("timeout", lim.Timeout.String())
-	}
-	resp, err := c.do(ctx, http.MethodPost, "/api/v0/call?"+q.Encode(), "application/octet-stream", in)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 4*maxCallInput)
-	for sc.Scan() {
-		var r CallResult
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			return fmt.Errorf("decode call result: %w", err)
-		}
-		if err := each(r); err != nil {
-			return err
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("read call results: %w", err)
-	}
-	return nil
 }

@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/nubecloud/nube"
-	"github.com/nubecloud/nube/api"
+	"github.com/nubecloud/nube/api/client"
 	"github.com/nubecloud/nube/internal/netns"
 )
 
@@ -123,14 +123,14 @@ func runIn(t *testing.T, stdin string, args ...string) (string, string, int) {
 }
 
 // waitPeers polls `nube peers --json` until the node has at least n peers.
-func waitPeers(t *testing.T, dataDir string, n int) []nube.PeerInfo {
+func waitPeers(t *testing.T, dataDir string, n int) []client.PeerInfo {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		out, errs, code := run(t, "--data", dataDir, "peers", "--json")
-		var peers []nube.PeerInfo
+		var peers []client.PeerInfo
 		if code == 0 && json.Unmarshal([]byte(out), &peers) == nil && len(peers) >= n {
 			return peers
 		}
@@ -252,7 +252,7 @@ func TestUpErrors(t *testing.T) {
 // to send its token there, and says how to allow it. (It never dials.)
 func TestRemoteAPIRefused(t *testing.T) {
 	d := t.TempDir()
-	if err := api.WriteEndpoint(d, "http://192.0.2.7:5050", "secret-token"); err != nil {
+	if err := client.WriteEndpoint(d, "http://192.0.2.7:5050", "secret-token"); err != nil {
 		t.Fatal(err)
 	}
 	_, errs, code := run(t, "--data", d, "id")
@@ -270,7 +270,7 @@ func TestOpenAndGateway(t *testing.T) {
 	if a.info.Gateway == "" || a.info.Gateway == a.info.API {
 		t.Fatalf("gateway %q, API %q: want a gateway apart", a.info.Gateway, a.info.API)
 	}
-	tok, _ := os.ReadFile(filepath.Join(d, api.TokenFile))
+	tok, _ := os.ReadFile(filepath.Join(d, client.TokenFile))
 	out, errs, code := run(t, "--data", d, "open", "--print")
 	link := strings.TrimSpace(out)
 	if code != 0 || !strings.HasPrefix(link, a.info.API+"/login?code=") || strings.Contains(link, strings.TrimSpace(string(tok))) {

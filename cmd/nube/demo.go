@@ -11,6 +11,7 @@ import (
 
 	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/api"
+	"github.com/nubecloud/nube/api/client"
 )
 
 func newDemoCmd(g *globals) *cobra.Command {
@@ -88,7 +89,7 @@ func runDemo(ctx context.Context, g *globals, n int, logLevel string) error {
 			return fmt.Errorf("node %d: %w", i, err)
 		}
 		defer srv.Close()
-		if err := api.WriteEndpoint(dir, srv.URL(), token); err != nil {
+		if err := client.WriteEndpoint(dir, srv.URL(), token); err != nil {
 			return err
 		}
 		out = append(out, demoNode{ID: nd.ID().String(), API: srv.URL(), Dashboard: srv.URL() + "/?token=" + token, DataDir: dir})

@@ -31,7 +31,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/nubecloud/nube/api"
+	"github.com/nubecloud/nube/api/client"
 	"github.com/nubecloud/nube/internal/termsafe"
 )
 
@@ -110,14 +110,14 @@ func defaultDataDir() string {
 // comes from a file in the data dir, so, unless --remote-api says
 // otherwise, it must be a loopback address: whoever could write that file
 // must not be able to collect the token.
-func (g *globals) client() (*api.Client, error) {
-	c, err := api.Open(g.dataDir)
+func (g *globals) client() (*client.Client, error) {
+	c, err := client.Open(g.dataDir)
 	if err != nil {
 		return nil, err
 	}
 	if !g.remoteAPI && !loopbackURL(c.URL) {
 		return nil, fmt.Errorf("the API address in %s is %q, not on this machine; the CLI sends its token only to loopback addresses (pass --remote-api if you meant it)",
-			filepath.Join(g.dataDir, api.EndpointFile), c.URL)
+			filepath.Join(g.dataDir, client.EndpointFile), c.URL)
 	}
 	return c, nil
 }

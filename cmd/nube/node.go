@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nubecloud/nube"
-	"github.com/nubecloud/nube/api"
+	"github.com/nubecloud/nube/api/client"
 )
 
 func newIDCmd(g *globals) *cobra.Command {
@@ -108,7 +108,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 	}
 }
 
-func printStatus(g *globals, st nube.Status) {
+func printStatus(g *globals, st client.Status) {
 	g.printf("peer ID       %s\n", st.ID)
 	g.printf("user          %s\n", st.UserID)
 	g.printf("version       %s\n", st.Version)
@@ -178,7 +178,7 @@ connected to it.`,
 			if err != nil {
 				return err
 			}
-			all := api.PingResult{Peer: args[0]}
+			all := client.PingResult{Peer: args[0]}
 			for i := 0; i < count; i++ {
 				r, err := c.Ping(cmd.Context(), args[0], 1)
 				if err != nil {

@@ -15,7 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/nubecloud/nube/api"
+	"github.com/nubecloud/nube/api/client"
 	"github.com/nubecloud/nube/internal/progress"
 	"github.com/nubecloud/nube/internal/termsafe"
 	"github.com/nubecloud/nube/service"
@@ -39,7 +39,7 @@ Call services with 'nube call'.`,
 }
 
 func newServicePublishCmd(g *globals) *cobra.Command {
-	var opt service.PublishOptions
+	var opt client.PublishOptions
 	var memory string
 	var quiet bool
 	cmd := &cobra.Command{
@@ -241,7 +241,7 @@ func newServiceRunsCmd(g *globals) *cobra.Command {
 					// A module's stderr: one line, no escapes obeyed.
 					result = clip(termsafe.Line(r.Error), 60)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%v\t%s\t%s\t%s\t%s\n", r.At.Local().Format(time.TimeOnly), termsafe.Line(r.Service), clip(r.Caller.String(), 16),
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%v\t%s\t%s\t%s\t%s\n", r.At.Local().Format(time.TimeOnly), termsafe.Line(r.Service), clip(r.Caller, 16),
 					r.Usage.CPU.Round(time.Microsecond), r.Usage.Wall.Round(time.Microsecond), progress.Bytes(r.Usage.Memory),
 					progress.Bytes(r.Usage.In), progress.Bytes(r.Usage.Out), result)
 			}
@@ -285,7 +285,7 @@ same node; quote it so the shell does not.`,
 			if n < 1 || n > 64 {
 				return fmt.Errorf("--n %d: want 1 to 64 nodes", n)
 			}
-			lim := wasm.Limits{Timeout: timeout}
+			lim := client.Limits{Timeout: timeout}
 			var err error
 			if lim.Memory, err = parseSize(memory); err != nil {
 				return fmt.Errorf("--memory: %w", err)
@@ -300,7 +300,7 @@ same node; quote it so the shell does not.`,
 			}
 			ref := strings.Join(args, " ")
 			failed, total, lastErr := 0, 0, ""
-			err = c.CallService(cmd.Context(), ref, n, on, lim, in, func(r api.CallResult) error {
+			err = c.CallService(cmd.Context(), ref, n, on, lim, in, func(r client.CallResult) error {
 				total++
 				if r.Error != "" {
 					failed++
@@ -329,7 +329,7 @@ same node; quote it so the shell does not.`,
 	return cmd
 }
 
-func printCallResult(g *globals, r api.CallResult, n int) error {
+func printCallResult(g *globals, r client.CallResult, n int) error {
 	if g.json {
 		return g.printJSON(r)
 	}

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nubecloud/nube/api"
+	"github.com/nubecloud/nube/api/client"
 	"github.com/nubecloud/nube/internal/wasmtest"
 )
 
@@ -55,7 +55,7 @@ func TestServiceCLI(t *testing.T) {
 		t.Fatalf("service ls upper case: %d %s %s", code, out, errs)
 	}
 	out, errs, code = run(t, "--data", db, "service", "info", "--json", "wc")
-	var info api.ServiceInfo
+	var info client.ServiceInfo
 	if code != 0 || json.Unmarshal([]byte(out), &info) != nil || info.CID != wcCID || info.Publisher == "" || len(info.Runners) == 0 {
 		t.Fatalf("service info wc: %d %s %s", code, out, errs)
 	}
@@ -68,7 +68,7 @@ func TestServiceCLI(t *testing.T) {
 	seen := map[string]bool{}
 	dec := json.NewDecoder(strings.NewReader(out))
 	for dec.More() {
-		var r api.CallResult
+		var r client.CallResult
 		if err := dec.Decode(&r); err != nil {
 			t.Fatal(err)
 		}
@@ -87,7 +87,7 @@ func TestServiceCLI(t *testing.T) {
 
 	// --on picks the node.
 	out, errs, code = runIn(t, "x", "--data", db, "call", "upper", "--on", c.info.ID, "--json")
-	var one api.CallResult
+	var one client.CallResult
 	if code != 0 || json.Unmarshal([]byte(out), &one) != nil || one.Peer != c.info.ID || string(one.Output) != "X" {
 		t.Fatalf("call --on c: %d %s %s", code, out, errs)
 	}

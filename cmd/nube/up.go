@@ -16,6 +16,7 @@ import (
 
 	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/api"
+	"github.com/nubecloud/nube/api/client"
 	"github.com/nubecloud/nube/wasm"
 )
 
@@ -142,10 +143,10 @@ func runUp(ctx context.Context, g *globals, f upFlags, gatewayChosen bool) error
 		return err
 	}
 	defer srv.Close()
-	if err := api.WriteEndpoint(g.dataDir, srv.URL(), token); err != nil {
+	if err := client.WriteEndpoint(g.dataDir, srv.URL(), token); err != nil {
 		return err
 	}
-	defer api.RemoveEndpoint(g.dataDir)
+	defer client.RemoveEndpoint(g.dataDir)
 
 	gw, err := listenGateway(node, f.gateway, gatewayChosen, log)
 	if err != nil {

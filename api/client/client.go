@@ -1,4 +1,10 @@
-package api
+// Package client talks to a running nube daemon over its local HTTP API,
+// as the nube CLI does. It links nothing of the node itself: the JSON
+// documents it exchanges are its own types.
+//
+//	c, err := client.Open(dataDir) // finds the API's address and token there
+//	st, err := c.Status(ctx)
+package client
 
 import (
 	"bytes"
@@ -15,7 +21,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/internal/atomicfile"
 )
 
@@ -136,14 +141,14 @@ func (c *Client) ID(ctx context.Context) (ID, error) {
 }
 
 // Status returns the node's status.
-func (c *Client) Status(ctx context.Context) (nube.Status, error) {
-	var out nube.Status
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var out Status
 	return out, c.Call(ctx, http.MethodGet, "/api/v0/status", nil, &out)
 }
 
 // Peers lists the node's connected peers.
-func (c *Client) Peers(ctx context.Context) ([]nube.PeerInfo, error) {
-	var out []nube.PeerInfo
+func (c *Client) Peers(ctx context.Context) ([]PeerInfo, error) {
+	var out []PeerInfo
 	return out, c.Call(ctx, http.MethodGet, "/api/v0/peers", nil, &out)
 }
 

@@ -1,9 +1,8 @@
-package api
+package client
 
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -79,12 +78,15 @@ func (c *Client) do(ctx context.Context, method, path, contentType string, body 
 	}
 	if resp.StatusCode != http.StatusOK {
 		defer resp.Body.Close()
-		var e Error
+		e := &Error{Status: resp.StatusCode}
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
-		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			return nil, errors.New(e.Error)
+		if json.Unmarshal(data, e) != nil || e.Message == "" {
+			e.Message = fmt.Sprintf("%s: %s", path, resp.Status)
 		}
-		return nil, fmt.Errorf("%s: %s", path, resp.Status)
+		if e.Code == "" {
+			e.Code = CodeOf(resp.StatusCode)
+		}
+		return nil, e
 	}
 	return resp, nil
 }

@@ -1,0 +1,279 @@
+package client
+
+import (
+	"errors"
+	"time"
+)
+
+// These are the JSON documents of the daemon's HTTP API. They belong to
+// the API, not to the node's Go types, so that a program talking to the
+// daemon links nothing of the node (no libp2p, no Pebble, no wazero).
+
+// Status is the answer of GET /api/v0/status.
+type Status struct {
+	ID           string    `json:"id"`
+	UserID       string    `json:"user_id"`
+	Version      string    `json:"version"`
+	Addrs        []string  `json:"addrs"`
+	Peers        int       `json:"peers"`
+	RoutingTable int       `json:"routing_table"` // DHT routing table size
+	Reachability string    `json:"reachability"`  // Unknown, Public or Private
+	RelayService bool      `json:"relay_service"`
+	MDNS         bool      `json:"mdns"`
+	DataDir      string    `json:"data_dir"`
+	StartedAt    time.Time `json:"started_at"`
+	Uptime       string    `json:"uptime"`
+}
+
+// PeerInfo is one connected peer in GET /api/v0/peers.
+type PeerInfo struct {
+	ID        string   `json:"id"`
+	Addrs     []string `json:"addrs"`
+	Direction string   `json:"direction"` // "inbound" or "outbound"
+	Relayed   bool     `json:"relayed"`   // the connection goes through a relay
+	LatencyMS float64  `json:"latency_ms,omitempty"`
+	Agent     string   `json:"agent,omitempty"`
+}
+
+// Price is what a service asks for its runs, in millicredits.
+type Price struct {
+	PerCall      uint64 `json:"per_call,omitempty"`
+	PerCPUSecond uint64 `json:"per_cpu_second,omitempty"`
+}
+
+// Usage is what a run cost. Durations are in nanoseconds in JSON.
+type Usage struct {
+	CPU    time.Duration `json:"cpu"`
+	Wall   time.Duration `json:"wall"`
+	Memory int64         `json:"memory"` // peak linear memory, bytes
+	In     int64         `json:"in"`
+	Out    int64         `json:"out"`
+}
+
+// Limits bound a run; zero fields leave the service's or node's default.
+type Limits struct {
+	Memory  int64
+	Timeout time.Duration
+}
+
+// PublishOptions describe a service being published.
+type PublishOptions struct {
+	Name, Version, Description string
+	Input, Output              string
+	Limits                     Limits
+	Price                      Price
+}
+
+// RunRecord is one run the node did for a caller, in GET
+// /api/v0/service/runs.
+type RunRecord struct {
+	At         time.Time `json:"at"`
+	Service    string    `json:"service"`
+	Descriptor string    `json:"descriptor"`
+	Module     string    `json:"module"`
+	Caller     string    `json:"caller"`
+	Usage      Usage     `json:"usage"`
+	Cold       bool      `json:"cold,omitempty"`
+	Error      string    `json:"error,omitempty"`
+}
+
+// FuncInfo describes a function a node serves for remote calls.
+type FuncInfo struct {
+	Name   string `json:"name"`
+	In     string `json:"in"`  // the input type, in Go syntax
+	Out    string `json:"out"` // the output type (of each item, for a stream)
+	Stream bool   `json:"stream"`
+}
+
+// ServiceInfo is a service descriptor as the API shows it.
+type ServiceInfo struct {
+	CID         string     `json:"cid"`
+	Name        string     `json:"name"`
+	Version     string     `json:"version,omitempty"`
+	Description string     `json:"description,omitempty"`
+	Module      string     `json:"module,omitempty"`
+	Stages      []string   `json:"stages,omitempty"`
+	Input       string     `json:"input,omitempty"`
+	Output      string     `json:"output,omitempty"`
+	Limits      LimitsJSON `json:"limits"`
+	Price       Price      `json:"price"`
+	Publisher   string     `json:"publisher"`
+	Created     time.Time  `json:"created"`
+	// Runners are nodes seen with the module ready to run.
+	Runners []string `json:"runners,omitempty"`
+}
+
+// LimitsJSON are run limits; zero means the node's default.
+type LimitsJSON struct {
+	Memory    int64 `json:"memory_bytes,omitempty"`
+	TimeoutMS int64 `json:"timeout_ms,omitempty"`
+	MaxInput  int64 `json:"max_input_bytes,omitempty"`
+	MaxOutput int64 `json:"max_output_bytes,omitempty"`
+}
+
+// CallResult is one node's answer to a call.
+type CallResult struct {
+	Peer      string  `json:"peer,omitempty"`
+	Output    []byte  `json:"output,omitempty"` // base64 in JSON
+	Usage     Usage   `json:"usage"`
+	ElapsedMS float64 `json:"elapsed_ms"`
+	Cold      bool    `json:"cold,omitempty"`
+	Error     string  `json:"error,omitempty"`
+}
+
+// FunctionsResult is the answer of GET /api/v0/remote/ls: the functions a
+// peer serves to this node.
+type FunctionsResult struct {
+	Peer      string     `json:"peer"`
+	Functions []FuncInfo `json:"functions"`
+}
+
+// Headers that tell the CLI what a get or cat streams.
+const (
+	HeaderKind = "X-Nube-Kind" // "file" or "directory"
+	HeaderSize = "X-Nube-Size" // bytes of the file, or of the directory's DAG
+	HeaderCID  = "X-Nube-CID"
+)
+
+// AddResult is the answer of POST /api/v0/add.
+type AddResult struct {
+	CID    string `json:"cid"`
+	Bytes  int64  `json:"bytes"`
+	Pinned bool   `json:"pinned"`
+}
+
+// EntryJSON is a UnixFS entry as the API shows it.
+type EntryJSON struct {
+	Name   string `json:"name"`
+	CID    string `json:"cid"`
+	Kind   string `json:"kind"`
+	Size   uint64 `json:"size"`
+	Target string `json:"target,omitempty"`
+}
+
+// PinRequest is the body of POST /api/v0/pin/add and /pin/rm.
+type PinRequest struct {
+	CID  string `json:"cid"`
+	Name string `json:"name,omitempty"`
+}
+
+// VerifyRequest is the body of POST /api/v0/repo/verify.
+type VerifyRequest struct {
+	Remove bool `json:"remove"`
+}
+
+// VerifyResult is the answer of POST /api/v0/repo/verify.
+type VerifyResult struct {
+	Checked int      `json:"checked"`
+	Bad     []string `json:"bad"`
+	Removed bool     `json:"removed"`
+}
+
+// ID is the answer of GET /api/v0/id.
+type ID struct {
+	ID      string   `json:"id"`
+	UserID  string   `json:"user_id"`
+	Addrs   []string `json:"addrs"`
+	Version string   `json:"version"`
+}
+
+// ConnectRequest is the body of POST /api/v0/connect.
+type ConnectRequest struct {
+	Addr string `json:"addr"`
+}
+
+// ConnectResult is the answer of POST /api/v0/connect.
+type ConnectResult struct {
+	ID string `json:"id"`
+}
+
+// PingRequest is the body of POST /api/v0/ping.
+type PingRequest struct {
+	Peer  string `json:"peer"`
+	Count int    `json:"count"` // 1 if zero; at most 100
+}
+
+// PingResult is the answer of POST /api/v0/ping: one round-trip time per
+// ping, in milliseconds.
+type PingResult struct {
+	Peer  string    `json:"peer"`
+	RTTMS []float64 `json:"rtt_ms"`
+}
+
+// Error is the body of every error answer.
+type Error struct {
+	// Code says what kind of failure it is, for programs: one of the
+	// Code* constants.
+	Code string `json:"code"`
+	// Message says what went wrong, for people.
+	Message string `json:"message"`
+	// Status is the HTTP status it came with (not in the JSON).
+	Status int `json:"-"`
+}
+
+// The codes of Error, and the HTTP statuses they come with.
+const (
+	CodeBadRequest   = "bad_request"  // 400: the request is malformed or names nothing valid
+	CodeUnauthorized = "unauthorized" // 401: no token or session, or a wrong one
+	CodeForbidden    = "forbidden"    // 403: another origin or host
+	CodeNotFound     = "not_found"    // 404: no such content, service or path
+	CodeConflict     = "conflict"     // 409: ambiguous or bad descriptor
+	CodeTooLarge     = "too_large"    // 413: a body over its cap
+	CodeBusy         = "busy"         // 429, 503: too much under way; try again
+	CodeUnreachable  = "unreachable"  // 502: a peer could not be reached or failed
+	CodeTimeout      = "timeout"      // 504: nothing answered in time
+	CodeInternal     = "internal"     // 500 and anything else
+)
+
+// CodeOf returns the code that goes with an HTTP status.
+func CodeOf(status int) string {
+	switch status {
+	case 400:
+		return CodeBadRequest
+	case 401:
+		return CodeUnauthorized
+	case 403:
+		return CodeForbidden
+	case 404:
+		return CodeNotFound
+	case 409:
+		return CodeConflict
+	case 413:
+		return CodeTooLarge
+	case 429, 503:
+		return CodeBusy
+	case 502:
+		return CodeUnreachable
+	case 504:
+		return CodeTimeout
+	}
+	return CodeInternal
+}
+
+// Error returns the message.
+func (e *Error) Error() string { return e.Message }
+
+// Sentinels that errors.Is finds in an *Error of the matching code.
+var (
+	ErrBadRequest   = errors.New("bad request")
+	ErrUnauthorized = errors.New("unauthorized")
+	ErrForbidden    = errors.New("forbidden")
+	ErrNotFound     = errors.New("not found")
+	ErrBusy         = errors.New("busy")
+	ErrUnreachable  = errors.New("unreachable")
+	ErrTimeout      = errors.New("timed out")
+)
+
+// Is lets errors.Is(err, client.ErrNotFound) and the like test an
+// answer's code.
+func (e *Error) Is(target error) bool {
+	return map[string]error{
+		CodeBadRequest: ErrBadRequest, CodeUnauthorized: ErrUnauthorized, CodeForbidden: ErrForbidden,
+		CodeNotFound: ErrNotFound, CodeBusy: ErrBusy, CodeUnreachable: ErrUnreachable, CodeTimeout: ErrTimeout,
+	}[e.Code] == target && target != nil
+}
+
+// LoginLink is the answer of POST /api/v0/login.
+type LoginLink struct {
+	URL string `json:"url"`
+}
