@@ -201,16 +201,20 @@ func (m *Manager) serveRun(ctx context.Context, from peer.ID, req runRequest) ru
 	m.metrics.running.Inc()
 	res, err := mod.Run(ctx, wasmJob(d, asked, m.cfg.MaxLimits, req.Input, from))
 	m.metrics.running.Dec()
-	<-m.slots
-
+	// Record the run while it still holds its slot: the records then
+	// follow the slot's order, and each ends before the next begins.
 	rec := Record{At: time.Now(), Service: d.Label(), Descriptor: d.id, Module: d.Module, Caller: from, Usage: res.Usage, Cold: cold}
-	reply := runReply{Output: res.Output, Usage: toUsageWire(res.Usage), Cold: cold}
 	if err != nil {
 		rec.Error = err.Error()
+	}
+	m.record(rec)
+	<-m.slots
+
+	reply := runReply{Output: res.Output, Usage: toUsageWire(res.Usage), Cold: cold}
+	if err != nil {
 		f := failed(err)
 		reply.Kind, reply.Message = f.Kind, f.Message
 	}
-	m.record(rec)
 	return reply
 }
 
