@@ -442,7 +442,7 @@ func (c *outCall) credit(ctx context.Context, n int) error {
 // the endpoint owns, with the same encoding as a remote call, so that the
 // caller still returns at its deadline even if the function ignores it.
 func (e *Endpoint) selfCall(ctx context.Context, fn string, in []byte, stream bool, emit func(context.Context, []byte) error) (<-chan error, error) {
-	h := lookup(fn)
+	h := e.lookup(fn)
 	if h == nil {
 		return nil, &Error{Func: fn, Peer: e.ID(), Code: CodeNoSuchFunction, Message: fmt.Sprintf("%q is not served here", fn)}
 	}

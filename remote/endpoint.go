@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -183,10 +184,10 @@ type Endpoint struct {
 	pools  map[peer.ID]*lanePool // lanes for calls made, by callee
 	closed bool
 
-	ctx    context.Context // ends when the endpoint closes; parent of every served call
-	cancel context.CancelFunc
-	values sync.Map       // see Attach
-	wg     sync.WaitGroup // served calls
+	ctx      context.Context // ends when the endpoint closes; parent of every served call
+	cancel   context.CancelFunc
+	handlers sync.Map       // name -> handler served on this endpoint alone (Handle)
+	wg       sync.WaitGroup // served calls
 }
 
 // slots bounds the calls one peer runs at once. A call that finds them
@@ -295,7 +296,7 @@ var listFunctions = Func("nube.functions", func(ctx context.Context, _ struct{})
 	e, from := Local(ctx), Caller(ctx)
 	pol := e.policy()
 	var out []FuncInfo
-	for _, fi := range Registered() {
+	for _, fi := range e.served() {
 		if from == e.ID() || pol.exposes(fi.Name) {
 			out = append(out, fi)
 		}
@@ -339,16 +340,56 @@ func Local(ctx context.Context) *Endpoint {
 	return nil
 }
 
-// Attach keeps v under key on the endpoint, for the functions it serves:
-// a layer that registers functions attaches its per-node state, and its
-// handlers find it again with Local(ctx).Attached(key). Use an unexported
-// key type, as with context values.
-func (e *Endpoint) Attach(key, v any) { e.values.Store(key, v) }
+// Handle serves f on endpoint e alone, running fn: for a layer whose
+// function needs its own node's state (a closure over it), where a
+// package-level Func would reach that state only through a global. The
+// function runs under e's Policy like any other, and callers call f as
+// usual. Handle returns a func that stops serving it. It panics if f's
+// name is already served on e or registered in the binary: a mistake of
+// the program.
+func Handle[In, Out any](e *Endpoint, f *Function[In, Out], fn func(ctx context.Context, in In) (Out, error)) (stop func()) {
+	if fn == nil {
+		panic(fmt.Sprintf("remote: function %q: nil func", f.name))
+	}
+	return e.serveOnly(f.name, &Function[In, Out]{name: f.name, fn: fn, fi: f.fi})
+}
 
-// Attached returns what Attach kept under key, or nil.
-func (e *Endpoint) Attached(key any) any {
-	v, _ := e.values.Load(key)
-	return v
+// HandleStream is Handle for a streaming function.
+func HandleStream[In, Out any](e *Endpoint, f *StreamFunction[In, Out], fn func(ctx context.Context, in In, yield func(Out) error) error) (stop func()) {
+	if fn == nil {
+		panic(fmt.Sprintf("remote: function %q: nil func", f.name))
+	}
+	return e.serveOnly(f.name, &StreamFunction[In, Out]{name: f.name, fn: fn, fi: f.fi})
+}
+
+func (e *Endpoint) serveOnly(name string, h handler) func() {
+	if lookup(name) != nil {
+		panic(fmt.Sprintf("remote: function %q is registered in the binary already", name))
+	}
+	if _, dup := e.handlers.LoadOrStore(name, h); dup {
+		panic(fmt.Sprintf("remote: function %q is served on this endpoint already", name))
+	}
+	return func() { e.handlers.CompareAndDelete(name, h) }
+}
+
+// lookup finds the function name serves here: one this endpoint handles,
+// else one registered in the binary.
+func (e *Endpoint) lookup(name string) handler {
+	if h, ok := e.handlers.Load(name); ok {
+		return h.(handler)
+	}
+	return lookup(name)
+}
+
+// served lists the functions this endpoint serves, sorted by name.
+func (e *Endpoint) served() []FuncInfo {
+	out := Registered()
+	e.handlers.Range(func(_, h any) bool {
+		out = append(out, h.(handler).info())
+		return true
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
 }
 
 // Calls returns how many calls from p this node is running and how many
@@ -562,7 +603,7 @@ func (e *Endpoint) admit(pol *policy, p peer.ID, fn string, inLen int, stream bo
 	if inLen > pol.maxInput {
 		return nil, &status{CodeInputTooLarge, tooLarge(pol)}
 	}
-	h := lookup(fn)
+	h := e.lookup(fn)
 	if h == nil || !(pol.exposes(fn) || fn == listFunctions.name) {
 		return nil, &status{CodeNoSuchFunction, fmt.Sprintf("%q is not served here", fn)}
 	}

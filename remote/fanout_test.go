@@ -267,3 +267,49 @@ func TestFunctions(t *testing.T) {
 		t.Fatalf("b, exposing two functions, lists %v", names)
 	}
 }
+
+// greetFn is served by Handle, per endpoint, not registered in the binary.
+var greetFn = remote.Declare[string, string]("test.greet")
+
+// TestHandle serves a function on one node's endpoint alone, with that
+// node's own state: callers reach it there, the other node does not serve
+// it, the listing shows it, and after stop nobody serves it.
+func TestHandle(t *testing.T) {
+	c := nubetest.Cluster(t, 2)
+	a, b := c.Node(0), c.Node(1)
+	ctx := nubetest.Context(t, time.Minute)
+	name := b.ID().String()[:8] // the state this endpoint's handler closes over
+	stop := remote.Handle(b.Remote(), greetFn, func(ctx context.Context, who string) (string, error) {
+		return "hello " + who + " from " + name, nil
+	})
+	got, err := greetFn.At(a, b.ID()).Call(ctx, "a")
+	if err != nil || got != "hello a from "+name {
+		t.Fatalf("call the handled function: %q, %v", got, err)
+	}
+	if _, err := greetFn.At(b, a.ID()).Call(ctx, "b"); !errors.Is(err, remote.ErrNoSuchFunction) {
+		t.Fatalf("a node that does not handle it: %v", err)
+	}
+	fs, err := a.Remote().Functions(ctx, b.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := false
+	for _, f := range fs {
+		listed = listed || (f.Name == "test.greet" && f.In == "string")
+	}
+	if !listed {
+		t.Errorf("the handled function is not in b's listing: %+v", fs)
+	}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("a second Handle of the same name did not panic")
+			}
+		}()
+		remote.Handle(b.Remote(), greetFn, func(context.Context, string) (string, error) { return "", nil })
+	}()
+	stop()
+	if _, err := greetFn.At(a, b.ID()).Call(ctx, "a"); !errors.Is(err, remote.ErrNoSuchFunction) {
+		t.Fatalf("after stop: %v", err)
+	}
+}

@@ -32,12 +32,12 @@ type found struct {
 	Ready      bool   `cbor:"2,keyasint,omitempty"` // the module is compiled here
 }
 
-// findFn answers a peer's search of this node's catalogue.
-var findFn = remote.Func("nube.service.find", func(ctx context.Context, q findQuery) (findReply, error) {
-	m := managerOf(ctx)
-	if m == nil {
-		return findReply{}, nil
-	}
+// findFn searches a peer's catalogue; each node's Manager serves it
+// (serveFind).
+var findFn = remote.Declare[findQuery, findReply]("nube.service.find")
+
+// serveFind answers a peer's search of this node's catalogue.
+func (m *Manager) serveFind(ctx context.Context, q findQuery) (findReply, error) {
 	if len(q.Text) > maxDescription {
 		return findReply{}, fmt.Errorf("query is %d bytes, the limit is %d", len(q.Text), maxDescription)
 	}
@@ -51,7 +51,7 @@ var findFn = remote.Func("nube.service.find", func(ctx context.Context, q findQu
 		r.Found = append(r.Found, found{Descriptor: d.raw, Ready: ready && d.Module.Defined()})
 	}
 	return r, nil
-})
+}
 
 // Find searches the catalogues of this node and every connected peer
 // (and, for a one-word query, of the nodes the DHT says know that name)

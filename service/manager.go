@@ -94,6 +94,7 @@ func (c Config) Validate() error {
 // Manager publishes, finds, runs and calls services for one node.
 type Manager struct {
 	cfg     Config
+	unserve []func() // stop serving finds and runs
 	log     *slog.Logger
 	self    peer.ID
 	user    peer.ID
@@ -121,10 +122,7 @@ type entry struct {
 	runners map[peer.ID]time.Time
 }
 
-type managerKey struct{}
-
-// New starts a Manager and registers it with its endpoint, so that the
-// node serves finds and runs.
+// New starts a Manager and serves its finds and runs on its endpoint.
 func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -165,7 +163,13 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	m.loadCatalog()
-	cfg.Remote.Attach(managerKey{}, m)
+	// The two protocols every node serves, with this manager's state.
+	m.unserve = []func(){
+		remote.Handle(cfg.Remote, findFn, m.serveFind),
+		remote.Handle(cfg.Remote, runFn, func(ctx context.Context, req runRequest) (runReply, error) {
+			return m.serveRun(ctx, remote.Caller(ctx), req), nil
+		}),
+	}
 	return m, nil
 }
 
@@ -173,7 +177,9 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 func (m *Manager) Close() error {
 	m.cancel()
 	m.wg.Wait()
-	m.cfg.Remote.Attach(managerKey{}, nil)
+	for _, stop := range m.unserve {
+		stop()
+	}
 	return m.rt.Close(context.Background())
 }
 
@@ -182,14 +188,6 @@ func (m *Manager) Computes() bool { return !m.cfg.NoCompute }
 
 // Runtime returns the node's wasm runtime.
 func (m *Manager) Runtime() *wasm.Runtime { return m.rt }
-
-func managerOf(ctx context.Context) *Manager {
-	if e := remote.Local(ctx); e != nil {
-		m, _ := e.Attached(managerKey{}).(*Manager)
-		return m
-	}
-	return nil
-}
 
 // PublishOptions describe a service being published.
 type PublishOptions struct {

@@ -122,13 +122,8 @@ type runReply struct {
 // runFn runs one module for a peer. Failures of the run itself come back
 // in the reply, with their kind; the call's error is left for failures of
 // the call (unreachable, refused…).
-var runFn = remote.Func("nube.service.run", func(ctx context.Context, req runRequest) (runReply, error) {
-	m := managerOf(ctx)
-	if m == nil {
-		return runReply{Kind: kindNoCompute, Message: "this node runs no services"}, nil
-	}
-	return m.serveRun(ctx, remote.Caller(ctx), req), nil
-})
+// Each node's Manager serves it.
+var runFn = remote.Declare[runRequest, runReply]("nube.service.run")
 
 // Record is one run this node did, with what it cost. The credit ledger
 // charges for work from these.
