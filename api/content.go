@@ -1,7 +1,6 @@
 package api
 
 import (
-	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/nubecloud/nube/api/client"
 	"github.com/nubecloud/nube/content"
+	"github.com/nubecloud/nube/internal/dirtar"
 )
 
 // Content endpoints:
@@ -52,32 +52,19 @@ func (s *Server) handleAdd(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, client.AddResult{CID: c.String(), Bytes: read, Pinned: !opt.NoPin})
 }
 
-// tarEntries reads a directory tree from a tar stream.
+// tarEntries reads a directory tree from a directory stream.
 func tarEntries(r io.Reader) content.Entries {
 	return func(put func(string, io.Reader) error, mkdir func(string) error, link func(string, string) error) error {
-		tr := tar.NewReader(r)
-		for {
-			h, err := tr.Next()
-			if err == io.EOF {
-				return nil
-			}
-			if err != nil {
-				return fmt.Errorf("tar: %w", err)
-			}
-			switch h.Typeflag {
-			case tar.TypeReg:
-				err = put(h.Name, tr)
-			case tar.TypeDir:
-				err = mkdir(h.Name)
-			case tar.TypeSymlink:
-				err = link(h.Name, h.Linkname)
+		return dirtar.Read(r, func(e dirtar.Entry, body io.Reader) error {
+			switch e.Kind {
+			case dirtar.Dir:
+				return mkdir(e.Name)
+			case dirtar.Symlink:
+				return link(e.Name, e.Target)
 			default:
-				err = fmt.Errorf("tar entry %s: type %q is not a file, directory or symlink", h.Name, h.Typeflag)
+				return put(e.Name, body)
 			}
-			if err != nil {
-				return err
-			}
-		}
+		})
 	}
 }
 
@@ -110,7 +97,7 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set(client.HeaderKind, string(content.KindDir))
 	w.Header().Set(client.HeaderSize, strconv.FormatUint(e.Size, 10))
 	w.Header().Set(client.HeaderCID, e.CID.String())
-	tw := tar.NewWriter(w)
+	tw := dirtar.NewWriter(w)
 	if err := s.writeTar(r.Context(), tw, strings.TrimSuffix(arg, "/"), ""); err != nil {
 		// The status is sent; the broken tar stream tells the client.
 		s.log.Warn("get: tar stream cut short", "path", arg, "err", err)
@@ -119,8 +106,8 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 	tw.Close()
 }
 
-// writeTar writes the directory at p into tw under the name prefix.
-func (s *Server) writeTar(ctx context.Context, tw *tar.Writer, p, prefix string) error {
+// writeTar writes the directory at p into w under the name prefix.
+func (s *Server) writeTar(ctx context.Context, w *dirtar.Writer, p, prefix string) error {
 	entries, err := s.node.Content().List(ctx, p)
 	if err != nil {
 		return err
@@ -130,14 +117,14 @@ func (s *Server) writeTar(ctx context.Context, tw *tar.Writer, p, prefix string)
 		child := p + "/" + e.Name
 		switch e.Kind {
 		case content.KindDir:
-			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name + "/", Mode: 0o755}); err != nil {
+			if err := w.Dir(name); err != nil {
 				return err
 			}
-			if err := s.writeTar(ctx, tw, child, name); err != nil {
+			if err := s.writeTar(ctx, w, child, name); err != nil {
 				return err
 			}
 		case content.KindSymlink:
-			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: e.Target, Mode: 0o777}); err != nil {
+			if err := w.Symlink(name, e.Target); err != nil {
 				return err
 			}
 		default:
@@ -145,10 +132,7 @@ func (s *Server) writeTar(ctx context.Context, tw *tar.Writer, p, prefix string)
 			if err != nil {
 				return err
 			}
-			err = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: int64(f.Size()), Mode: 0o644})
-			if err == nil {
-				_, err = io.Copy(tw, f)
-			}
+			err = w.File(name, int64(f.Size()), f)
 			f.Close()
 			if err != nil {
 				return err

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"archive/tar"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nubecloud/nube/api/client"
+	"github.com/nubecloud/nube/internal/dirtar"
 	"github.com/nubecloud/nube/internal/progress"
 )
 
@@ -135,7 +137,7 @@ func treeSize(root string, hidden bool) (int64, error) {
 // writeTree writes the directory root to w as a tar stream, with paths
 // relative to root.
 func writeTree(w io.Writer, root string, hidden bool) error {
-	tw := tar.NewWriter(w)
+	tw := dirtar.NewWriter(w)
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -156,13 +158,13 @@ func writeTree(w io.Writer, root string, hidden bool) error {
 		rel = filepath.ToSlash(rel)
 		switch {
 		case d.IsDir():
-			return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: rel + "/", Mode: 0o755})
+			return tw.Dir(rel)
 		case d.Type()&fs.ModeSymlink != 0:
 			target, err := os.Readlink(p)
 			if err != nil {
 				return err
 			}
-			return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: rel, Linkname: target})
+			return tw.Symlink(rel, target)
 		case d.Type().IsRegular():
 			f, err := os.Open(p)
 			if err != nil {
@@ -173,11 +175,7 @@ func writeTree(w io.Writer, root string, hidden bool) error {
 			if err != nil {
 				return err
 			}
-			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: rel, Size: fi.Size(), Mode: 0o644}); err != nil {
-				return err
-			}
-			_, err = io.Copy(tw, f)
-			return err
+			return tw.File(rel, fi.Size(), f)
 		default:
 			return fmt.Errorf("%s: not a file, directory or symlink", p)
 		}
@@ -260,40 +258,23 @@ func writeFile(r io.Reader, p string) error {
 	return os.Rename(tmp.Name(), p)
 }
 
-// extractTar unpacks a directory's tar stream into dir, refusing entries
+// extractTar unpacks a directory stream into dir; dirtar refuses entries
 // that would land outside it.
 func extractTar(r io.Reader, dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	tr := tar.NewReader(r)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("directory stream: %w", err)
-		}
-		rel := path.Clean(h.Name)
-		if path.IsAbs(rel) || rel == ".." || strings.HasPrefix(rel, "../") {
-			return fmt.Errorf("entry %q leaves the target directory", h.Name)
-		}
-		p := filepath.Join(dir, filepath.FromSlash(rel))
-		switch h.Typeflag {
-		case tar.TypeDir:
-			err = os.MkdirAll(p, 0o755)
-		case tar.TypeSymlink:
-			err = os.Symlink(h.Linkname, p)
-		case tar.TypeReg:
-			err = writeFile(tr, p)
+	return dirtar.Read(r, func(e dirtar.Entry, body io.Reader) error {
+		p := filepath.Join(dir, filepath.FromSlash(e.Name))
+		switch e.Kind {
+		case dirtar.Dir:
+			return os.MkdirAll(p, 0o755)
+		case dirtar.Symlink:
+			return os.Symlink(e.Target, p)
 		default:
-			err = fmt.Errorf("entry %q: unexpected type %q", h.Name, h.Typeflag)
+			return writeFile(body, p)
 		}
-		if err != nil {
-			return err
-		}
-	}
+	})
 }
 
 func newCatCmd(g *globals) *cobra.Command {
@@ -327,25 +308,18 @@ func newLsCmd(g *globals) *cobra.Command {
 		Short: "List a directory",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			entries, err := c.Ls(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return g.printJSON(entries)
-			}
-			for _, e := range entries {
-				name := e.Name
-				if e.Kind == "directory" {
-					name += "/"
+			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) ([]client.EntryJSON, error) {
+				return c.Ls(ctx, args[0])
+			}, func(entries []client.EntryJSON) error {
+				for _, e := range entries {
+					name := e.Name
+					if e.Kind == "directory" {
+						name += "/"
+					}
+					g.printf("%s %10s  %s\n", e.CID, progress.Bytes(int64(e.Size)), name)
 				}
-				g.printf("%s %10s  %s\n", e.CID, progress.Bytes(int64(e.Size)), name)
-			}
-			return nil
+				return nil
+			})
 		},
 	}
 }
@@ -402,21 +376,14 @@ network, so other nodes can fetch it from here. 'nube add' pins what it adds.`,
 		Short: "List pinned content",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			pins, err := c.PinLs(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return g.printJSON(pins)
-			}
-			for _, p := range pins {
-				g.printf("%s  %s\n", p.CID, p.Name)
-			}
-			return nil
+			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) ([]client.PinInfo, error) {
+				return c.PinLs(ctx)
+			}, func(pins []client.PinInfo) error {
+				for _, p := range pins {
+					g.printf("%s  %s\n", p.CID, p.Name)
+				}
+				return nil
+			})
 		},
 	}
 	cmd.AddCommand(add, rm, ls)
@@ -431,19 +398,12 @@ func newGCCmd(g *globals) *cobra.Command {
 waited for, and what they bring in is kept.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			res, err := c.GC(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return g.printJSON(res)
-			}
-			g.printf("removed %d blocks (%s), kept %d\n", res.Removed, progress.Bytes(res.Freed), res.Kept)
-			return nil
+			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) (client.GCResult, error) {
+				return c.GC(ctx)
+			}, func(res client.GCResult) error {
+				g.printf("removed %d blocks (%s), kept %d\n", res.Removed, progress.Bytes(res.Freed), res.Kept)
+				return nil
+			})
 		},
 	}
 }

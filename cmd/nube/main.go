@@ -146,3 +146,20 @@ func (g *globals) printJSON(v any) error {
 func (g *globals) printf(format string, a ...any) {
 	fmt.Fprintf(g.out, format, a...)
 }
+
+// query is most commands: it asks the daemon with fetch, then prints the
+// answer as JSON with --json, else as text says.
+func query[T any](ctx context.Context, g *globals, fetch func(context.Context, *client.Client) (T, error), text func(T) error) error {
+	c, err := g.client()
+	if err != nil {
+		return err
+	}
+	v, err := fetch(ctx, c)
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return g.printJSON(v)
+	}
+	return text(v)
+}

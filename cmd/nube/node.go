@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"strings"
@@ -23,23 +24,16 @@ or '--bootstrap' on another machine.`,
   nube id --json | jq -r .id`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			id, err := c.ID(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return g.printJSON(id)
-			}
-			g.printf("%s\n", id.ID)
-			g.printf("user %s\n", id.UserID)
-			for _, a := range id.Addrs {
-				g.printf("%s\n", a)
-			}
-			return nil
+			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) (client.ID, error) {
+				return c.ID(ctx)
+			}, func(id client.ID) error {
+				g.printf("%s\n", id.ID)
+				g.printf("user %s\n", id.UserID)
+				for _, a := range id.Addrs {
+					g.printf("%s\n", a)
+				}
+				return nil
+			})
 		},
 	}
 }
@@ -52,33 +46,26 @@ func newPeersCmd(g *globals) *cobra.Command {
 		Example: "  nube peers\n  nube peers --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			peers, err := c.Peers(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return g.printJSON(peers)
-			}
-			if len(peers) == 0 {
-				g.printf("no peers connected yet\n")
+			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) ([]client.PeerInfo, error) {
+				return c.Peers(ctx)
+			}, func(peers []client.PeerInfo) error {
+				if len(peers) == 0 {
+					g.printf("no peers connected yet\n")
+					return nil
+				}
+				for _, p := range peers {
+					lat := "-"
+					if p.LatencyMS > 0 {
+						lat = fmt.Sprintf("%.2fms", p.LatencyMS)
+					}
+					dir := p.Direction
+					if p.Relayed {
+						dir += ",relayed"
+					}
+					g.printf("%s  %-8s %9s  %s\n", p.ID, dir, lat, strings.Join(p.Addrs, " "))
+				}
 				return nil
-			}
-			for _, p := range peers {
-				lat := "-"
-				if p.LatencyMS > 0 {
-					lat = fmt.Sprintf("%.2fms", p.LatencyMS)
-				}
-				dir := p.Direction
-				if p.Relayed {
-					dir += ",relayed"
-				}
-				g.printf("%s  %-8s %9s  %s\n", p.ID, dir, lat, strings.Join(p.Addrs, " "))
-			}
-			return nil
+			})
 		},
 	}
 }
@@ -91,19 +78,12 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Example: "  nube status\n  nube status --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			st, err := c.Status(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return g.printJSON(st)
-			}
-			printStatus(g, st)
-			return nil
+			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) (client.Status, error) {
+				return c.Status(ctx)
+			}, func(st client.Status) error {
+				printStatus(g, st)
+				return nil
+			})
 		},
 	}
 }

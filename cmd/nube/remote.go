@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/nubecloud/nube/api/client"
 )
 
 func newRemoteCmd(g *globals) *cobra.Command {
@@ -29,28 +32,21 @@ The node finds the peer through the DHT if it is not connected to it.`,
 		Example: "  nube remote ls 12D3KooW...\n  nube remote ls --json 12D3KooW...",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			res, err := c.RemoteLs(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return g.printJSON(res)
-			}
-			tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
-			g.printf("%d functions on %s\n", len(res.Functions), res.Peer)
-			fmt.Fprintf(tw, "NAME\tKIND\tINPUT\tOUTPUT\n")
-			for _, f := range res.Functions {
-				kind := "call"
-				if f.Stream {
-					kind = "stream"
+			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) (client.FunctionsResult, error) {
+				return c.RemoteLs(ctx, args[0])
+			}, func(res client.FunctionsResult) error {
+				tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
+				g.printf("%d functions on %s\n", len(res.Functions), res.Peer)
+				fmt.Fprintf(tw, "NAME\tKIND\tINPUT\tOUTPUT\n")
+				for _, f := range res.Functions {
+					kind := "call"
+					if f.Stream {
+						kind = "stream"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Name, kind, f.In, f.Out)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Name, kind, f.In, f.Out)
-			}
-			return tw.Flush()
+				return tw.Flush()
+			})
 		},
 	}
 }

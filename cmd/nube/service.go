@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -128,33 +129,26 @@ description holds every word of QUERY. No QUERY lists them all.`,
 		Example: "  nube service ls\n  nube service ls image resize\n  nube service ls --json upper",
 		Args:    cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			list, err := c.ServiceLs(cmd.Context(), strings.Join(args, " "))
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return g.printJSON(list)
-			}
-			if len(list) == 0 {
-				g.printf("no services found\n")
-				return nil
-			}
-			tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
-			fmt.Fprintf(tw, "NAME\tVERSION\tDESCRIPTOR\tRUNNERS\tDESCRIPTION\n")
-			for _, s := range list {
-				kind := ""
-				if len(s.Stages) > 0 {
-					kind = "(pipeline) "
+			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) ([]client.ServiceInfo, error) {
+				return c.ServiceLs(ctx, strings.Join(args, " "))
+			}, func(list []client.ServiceInfo) error {
+				if len(list) == 0 {
+					g.printf("no services found\n")
+					return nil
 				}
-				// Names and descriptions are the publisher's words:
-				// one line each, with no control characters.
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s%s\n", termsafe.Line(s.Name), termsafe.Line(orDash(s.Version)), s.CID, len(s.Runners), kind, clip(termsafe.Line(s.Description), 50))
-			}
-			return tw.Flush()
+				tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
+				fmt.Fprintf(tw, "NAME\tVERSION\tDESCRIPTOR\tRUNNERS\tDESCRIPTION\n")
+				for _, s := range list {
+					kind := ""
+					if len(s.Stages) > 0 {
+						kind = "(pipeline) "
+					}
+					// Names and descriptions are the publisher's words:
+					// one line each, with no control characters.
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s%s\n", termsafe.Line(s.Name), termsafe.Line(orDash(s.Version)), s.CID, len(s.Runners), kind, clip(termsafe.Line(s.Description), 50))
+				}
+				return tw.Flush()
+			})
 		},
 	}
 }
@@ -166,52 +160,45 @@ func newServiceInfoCmd(g *globals) *cobra.Command {
 		Example: "  nube service info upper\n  nube service info upper@1.0.0\n  nube service info bafkrei...",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			s, err := c.ServiceInfo(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return g.printJSON(s)
-			}
-			row := func(k, v string) {
-				if v != "" {
-					g.printf("%-12s %s\n", k, termsafe.Line(v))
+			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) (client.ServiceInfo, error) {
+				return c.ServiceInfo(ctx, args[0])
+			}, func(s client.ServiceInfo) error {
+				row := func(k, v string) {
+					if v != "" {
+						g.printf("%-12s %s\n", k, termsafe.Line(v))
+					}
 				}
-			}
-			row("name", s.Name)
-			row("version", s.Version)
-			row("descriptor", s.CID)
-			row("description", s.Description)
-			row("module", s.Module)
-			for i, st := range s.Stages {
-				row(fmt.Sprintf("stage %d", i+1), st)
-			}
-			row("input", s.Input)
-			row("output", s.Output)
-			row("memory", sizeOrDefault(s.Limits.Memory, wasm.DefaultMemory))
-			row("timeout", durationOrDefault(s.Limits.TimeoutMS, wasm.DefaultTimeout))
-			if s.Price.PerCall > 0 || s.Price.PerCPUSecond > 0 {
-				row("price", fmt.Sprintf("%d mc per call + %d mc per CPU-second", s.Price.PerCall, s.Price.PerCPUSecond))
-			} else {
-				row("price", "free")
-			}
-			row("publisher", s.Publisher)
-			row("published", s.Created.Local().Format(time.DateTime))
-			if len(s.Runners) == 0 {
-				row("ready on", "no node seen yet (any node that computes fetches it on the first call)")
-			}
-			for i, p := range s.Runners {
-				label := ""
-				if i == 0 {
-					label = "ready on"
+				row("name", s.Name)
+				row("version", s.Version)
+				row("descriptor", s.CID)
+				row("description", s.Description)
+				row("module", s.Module)
+				for i, st := range s.Stages {
+					row(fmt.Sprintf("stage %d", i+1), st)
 				}
-				g.printf("%-12s %s\n", label, p)
-			}
-			return nil
+				row("input", s.Input)
+				row("output", s.Output)
+				row("memory", sizeOrDefault(s.Limits.Memory, wasm.DefaultMemory))
+				row("timeout", durationOrDefault(s.Limits.TimeoutMS, wasm.DefaultTimeout))
+				if s.Price.PerCall > 0 || s.Price.PerCPUSecond > 0 {
+					row("price", fmt.Sprintf("%d mc per call + %d mc per CPU-second", s.Price.PerCall, s.Price.PerCPUSecond))
+				} else {
+					row("price", "free")
+				}
+				row("publisher", s.Publisher)
+				row("published", s.Created.Local().Format(time.DateTime))
+				if len(s.Runners) == 0 {
+					row("ready on", "no node seen yet (any node that computes fetches it on the first call)")
+				}
+				for i, p := range s.Runners {
+					label := ""
+					if i == 0 {
+						label = "ready on"
+					}
+					g.printf("%-12s %s\n", label, p)
+				}
+				return nil
+			})
 		},
 	}
 }
@@ -222,30 +209,23 @@ func newServiceRunsCmd(g *globals) *cobra.Command {
 		Short: "List the latest runs this node did for callers, with what each cost",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			runs, err := c.ServiceRuns(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return g.printJSON(runs)
-			}
-			tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
-			fmt.Fprintf(tw, "TIME\tSERVICE\tCALLER\tCPU\tWALL\tMEMORY\tIN\tOUT\tRESULT\n")
-			for _, r := range runs {
-				result := "ok"
-				if r.Error != "" {
-					// A module's stderr: one line, no escapes obeyed.
-					result = clip(termsafe.Line(r.Error), 60)
+			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) ([]client.RunRecord, error) {
+				return c.ServiceRuns(ctx)
+			}, func(runs []client.RunRecord) error {
+				tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
+				fmt.Fprintf(tw, "TIME\tSERVICE\tCALLER\tCPU\tWALL\tMEMORY\tIN\tOUT\tRESULT\n")
+				for _, r := range runs {
+					result := "ok"
+					if r.Error != "" {
+						// A module's stderr: one line, no escapes obeyed.
+						result = clip(termsafe.Line(r.Error), 60)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%v\t%s\t%s\t%s\t%s\n", r.At.Local().Format(time.TimeOnly), termsafe.Line(r.Service), clip(r.Caller, 16),
+						r.Usage.CPU.Round(time.Microsecond), r.Usage.Wall.Round(time.Microsecond), progress.Bytes(r.Usage.Memory),
+						progress.Bytes(r.Usage.In), progress.Bytes(r.Usage.Out), result)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%v\t%s\t%s\t%s\t%s\n", r.At.Local().Format(time.TimeOnly), termsafe.Line(r.Service), clip(r.Caller, 16),
-					r.Usage.CPU.Round(time.Microsecond), r.Usage.Wall.Round(time.Microsecond), progress.Bytes(r.Usage.Memory),
-					progress.Bytes(r.Usage.In), progress.Bytes(r.Usage.Out), result)
-			}
-			return tw.Flush()
+				return tw.Flush()
+			})
 		},
 	}
 }
