@@ -197,6 +197,13 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 			ElapsedMS: float64(res.Elapsed.Microseconds()) / 1000}
 		if res.Err != nil {
 			cr.Error = res.Err.Error()
+			var run *service.RunError
+			if errors.As(res.Err, &run) {
+				cr.Kind = run.Kind
+				if run.Exit != nil {
+					cr.ExitCode = run.Exit.Code
+				}
+			}
 		}
 		if err := enc.Encode(cr); err != nil {
 			return

@@ -274,6 +274,9 @@ func (p *Pipeline) runOn(ctx context.Context, pid peer.ID, stages []*Descriptor,
 				name = fmt.Sprintf("%s (stage %d of %s)", d.Label(), i+1, p)
 			}
 			r.Err = &RunError{Peer: pid, Service: name, Kind: reply.Kind, Message: reply.Message, Usage: u}
+			if reply.Kind == kindExit {
+				r.Err.(*RunError).Exit = &wasm.ExitError{Code: reply.ExitCode, Stderr: reply.Stderr}
+			}
 			break
 		}
 		p.m.learn(d, pid, true)

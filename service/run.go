@@ -28,8 +28,9 @@ var (
 )
 
 // Error kinds on the wire. A kind the caller does not know is kept as
-// text.
+// text; kindFailed is an error of no known kind.
 const (
+	kindFailed        = "failed"
 	kindTimeout       = "timeout"
 	kindMemory        = "memory"
 	kindInput         = "input"
@@ -46,48 +47,82 @@ const (
 	kindCanceled      = "canceled"
 )
 
-var kindErrors = map[string]error{
-	kindTimeout:       wasm.ErrTimeout,
-	kindMemory:        wasm.ErrMemoryLimit,
-	kindInput:         wasm.ErrInputTooLarge,
-	kindOutput:        wasm.ErrOutputTooLarge,
-	kindExit:          wasm.ErrExit,
-	kindTrap:          wasm.ErrTrap,
-	kindInvalid:       wasm.ErrInvalidModule,
-	kindCID:           wasm.ErrCIDMismatch,
-	kindNoCompute:     ErrNoCompute,
-	kindBusy:          ErrBusy,
-	kindFetch:         ErrModuleUnavailable,
-	kindBadDescriptor: ErrBadDescriptor,
-	kindSignature:     ErrBadSignature,
-	kindCanceled:      context.Canceled,
+// kinds is the one table of run errors on the wire: each kind with the
+// sentinel it stands for. Classification tries them in this order, so an
+// error that matches two kinds always gets the first: the most specific
+// (a bad signature is a bad descriptor too; a deadline is a timeout
+// whatever else it broke).
+var kinds = []struct {
+	kind string
+	err  error
+}{
+	{kindSignature, ErrBadSignature},
+	{kindBadDescriptor, ErrBadDescriptor},
+	{kindCID, wasm.ErrCIDMismatch},
+	{kindInvalid, wasm.ErrInvalidModule},
+	{kindTimeout, wasm.ErrTimeout},
+	{kindTimeout, context.DeadlineExceeded},
+	{kindMemory, wasm.ErrMemoryLimit},
+	{kindInput, wasm.ErrInputTooLarge},
+	{kindOutput, wasm.ErrOutputTooLarge},
+	{kindExit, wasm.ErrExit},
+	{kindTrap, wasm.ErrTrap},
+	{kindNoCompute, ErrNoCompute},
+	{kindBusy, ErrBusy},
+	{kindFetch, ErrModuleUnavailable},
+	{kindCanceled, context.Canceled},
 }
 
+// kindOf classifies err by the first kind it matches, or kindFailed.
 func kindOf(err error) string {
-	for k, e := range kindErrors {
-		if errors.Is(err, e) {
-			return k
+	for _, k := range kinds {
+		if errors.Is(err, k.err) {
+			return k.kind
 		}
 	}
-	return kindTrap
+	return kindFailed
+}
+
+// kindError returns the sentinel of kind, or nil for one unknown.
+func kindError(kind string) error {
+	for _, k := range kinds {
+		if k.kind == kind {
+			return k.err
+		}
+	}
+	return nil
 }
 
 // RunError is a run that another node (or this one) could not finish.
 // errors.Is matches it against the wasm package's errors and this
-// package's.
+// package's, and for a module that exited with an error, errors.As finds
+// the *wasm.ExitError with its code and stderr.
 type RunError struct {
 	Peer    peer.ID
 	Service string
 	Kind    string
 	Message string
 	Usage   wasm.Usage
+	// Exit is set when the module exited with a non-zero code.
+	Exit *wasm.ExitError
 }
 
 func (e *RunError) Error() string {
 	return fmt.Sprintf("service %s on %s: %s", e.Service, e.Peer, e.Message)
 }
 
-func (e *RunError) Unwrap() error { return kindErrors[e.Kind] }
+// Unwrap gives the sentinel of the error's kind and, for an exit, the
+// *wasm.ExitError.
+func (e *RunError) Unwrap() []error {
+	var out []error
+	if k := kindError(e.Kind); k != nil {
+		out = append(out, k)
+	}
+	if e.Exit != nil {
+		out = append(out, e.Exit)
+	}
+	return out
+}
 
 type runRequest struct {
 	Descriptor []byte      `cbor:"1,keyasint"`
@@ -117,6 +152,9 @@ type runReply struct {
 	Kind    string    `cbor:"3,keyasint,omitempty"` // set when the run failed
 	Message string    `cbor:"4,keyasint,omitempty"`
 	Cold    bool      `cbor:"5,keyasint,omitempty"` // the module was fetched or compiled for this run
+	// For kind "exit": the module's exit code and the start of its stderr.
+	ExitCode uint32 `cbor:"6,keyasint,omitempty"`
+	Stderr   string `cbor:"7,keyasint,omitempty"`
 }
 
 // runFn runs one module for a peer. Failures of the run itself come back
@@ -205,12 +243,12 @@ func (m *Manager) serveRun(ctx context.Context, from peer.ID, req runRequest) ru
 	m.record(rec)
 	<-m.slots
 
-	reply := runReply{Output: res.Output, Usage: toUsageWire(res.Usage), Cold: cold}
 	if err != nil {
-		f := failed(err)
-		reply.Kind, reply.Message = f.Kind, f.Message
+		reply := failed(err)
+		reply.Output, reply.Usage, reply.Cold = res.Output, toUsageWire(res.Usage), cold
+		return reply
 	}
-	return reply
+	return runReply{Output: res.Output, Usage: toUsageWire(res.Usage), Cold: cold}
 }
 
 // parse remembers at most maxVerified descriptors of at most
@@ -262,11 +300,12 @@ func wasmJob(d *Descriptor, asked, most wasm.Limits, in []byte, from peer.ID) wa
 }
 
 func failed(err error) runReply {
-	k := kindOf(err)
-	if errors.Is(err, context.DeadlineExceeded) {
-		k = kindTimeout
+	r := runReply{Kind: kindOf(err), Message: err.Error()}
+	var exit *wasm.ExitError
+	if errors.As(err, &exit) {
+		r.ExitCode, r.Stderr = exit.Code, exit.Stderr
 	}
-	return runReply{Kind: k, Message: err.Error()}
+	return r
 }
 
 // fetchModule fetches d's module, checking its size before anything but

@@ -327,3 +327,27 @@ func TestSlots(t *testing.T) {
 		}
 	}
 }
+
+// TestExitErrorAcrossNodes runs a module that exits with code 1 on another
+// node: the caller's error is a *RunError that errors.Is matches with
+// wasm.ErrExit, and errors.As reaches the *wasm.ExitError with the code
+// and the module's stderr, as for a run on the caller's own node.
+func TestExitErrorAcrossNodes(t *testing.T) {
+	c := nubetest.Cluster(t, 2, nubetest.WithConfig(func(i int, cfg *nube.Config) {
+		cfg.NoCompute = i == 0
+	}))
+	a, b := c.Node(0), c.Node(1)
+	publish(t, a, "shout", "shout", "fails loudly")
+	_, err := a.Service("shout").Call(nubetest.Context(t, time.Minute), []byte("x"))
+	var run *service.RunError
+	var exit *wasm.ExitError
+	if !errors.As(err, &run) || run.Peer != b.ID() || !errors.Is(err, wasm.ErrExit) || !errors.As(err, &exit) {
+		t.Fatalf("a module that exits 1 on another node: %#v", err)
+	}
+	if exit.Code != 1 || !strings.Contains(exit.Stderr, "red alert") {
+		t.Fatalf("exit error across the wire: code %d, stderr %q", exit.Code, exit.Stderr)
+	}
+	if errors.Is(err, wasm.ErrTrap) || errors.Is(err, service.ErrBusy) {
+		t.Fatalf("the exit matches other kinds too: %v", err)
+	}
+}

@@ -119,6 +119,11 @@ type CallResult struct {
 	ElapsedMS float64 `json:"elapsed_ms"`
 	Cold      bool    `json:"cold,omitempty"`
 	Error     string  `json:"error,omitempty"`
+	// Kind says what kind of failure Error is, when the run itself
+	// failed: timeout, memory, exit, trap, busy, no-compute, fetch, …
+	Kind string `json:"kind,omitempty"`
+	// ExitCode is the module's exit code, for kind "exit".
+	ExitCode uint32 `json:"exit_code,omitempty"`
 }
 
 // FunctionsResult is the answer of GET /api/v0/remote/ls: the functions a
