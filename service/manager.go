@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,7 +25,6 @@ import (
 	"github.com/nubecloud/nube/content"
 	"github.com/nubecloud/nube/internal/atomicfile"
 	"github.com/nubecloud/nube/internal/identity"
-	"github.com/nubecloud/nube/internal/p2p"
 	"github.com/nubecloud/nube/remote"
 	"github.com/nubecloud/nube/wasm"
 )
@@ -46,11 +46,22 @@ var (
 	ErrAmbiguous = errors.New("service name is ambiguous")
 )
 
+// Content is what the service layer uses of the content layer, to store
+// and fetch modules and descriptors. A *content.Service is one.
+type Content interface {
+	Add(ctx context.Context, r io.Reader, opt content.AddOptions) (cid.Cid, error)
+	Get(ctx context.Context, p string) (content.File, error)
+	Stat(ctx context.Context, p string) (content.Entry, error)
+	Pin(ctx context.Context, c cid.Cid, name string, progress func(content.FetchProgress)) error
+}
+
 // Config configures a Manager.
 type Config struct {
-	Host    *p2p.Host
+	// Host is the node's libp2p host: its ID and the peers it is
+	// connected to.
+	Host    host.Host
 	Routing routing.ContentRouting // announces and finds names; may be nil
-	Content *content.Service
+	Content Content
 	Remote  *remote.Endpoint
 	// UserKey signs what this node publishes.
 	UserKey ed25519.PrivateKey
