@@ -289,7 +289,7 @@ func TestKillDuringGet(t *testing.T) {
 	// wants, which is when the ban used to come.
 	nubetest.Eventually(t, ctx, func() bool { return len(prov.Host().Network().ConnsToPeer(n.ID())) <= 1 },
 		func() string { return "the provider never dropped the killed process's connection" })
-	if n.Host().Banned(prov.ID()) {
+	if n.Banned(prov.ID()) {
 		t.Fatal("the restarted node banned its honest provider")
 	}
 	if _, err := n.Ping(ctx, prov.ID()); err != nil {

@@ -26,6 +26,8 @@ import (
 	"strings"
 	"time"
 
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
@@ -417,7 +419,26 @@ func (n *Node) UserKey() crypto.Signer { return n.userKey }
 
 // Host returns the node's libp2p host, for layers that speak their own
 // protocols on it.
-func (n *Node) Host() *p2p.Host { return n.host }
+func (n *Node) Host() host.Host { return n.host }
+
+// DHT returns the node's Kademlia DHT (the /nube network's, not IPFS's).
+func (n *Node) DHT() *dht.IpfsDHT { return n.host.DHT }
+
+// WaitConnected waits until the node has a connection to p.
+func (n *Node) WaitConnected(ctx context.Context, p peer.ID) error {
+	return n.host.WaitConnected(ctx, p)
+}
+
+// Ban cuts every connection to p and refuses new ones, both ways, for d.
+// The peer's addresses are kept, so that once the ban ends it can be
+// dialled again. Ban only on proof that p misbehaved.
+func (n *Node) Ban(p peer.ID, d time.Duration) { n.host.Ban(p, d) }
+
+// Unban ends p's ban now.
+func (n *Node) Unban(p peer.ID) { n.host.Unban(p) }
+
+// Banned reports whether p is banned now.
+func (n *Node) Banned(p peer.ID) bool { return n.host.Banned(p) }
 
 // Remote returns the node's remote-call endpoint. With it the node is a
 // remote.Node: F.At(node, peer).Call(ctx, x) calls F on peer.

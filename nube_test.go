@@ -48,7 +48,7 @@ func TestZeroConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	if err := b.Host().WaitConnected(ctx, a.ID()); err != nil {
+	if err := b.WaitConnected(ctx, a.ID()); err != nil {
 		t.Fatalf("zero-config nodes did not find each other by mDNS: %v", err)
 	}
 	if a.ID() == b.ID() || a.UserID() == b.UserID() {
@@ -148,14 +148,14 @@ func TestDHTFindsEveryPeer(t *testing.T) {
 			if err != nil {
 				inRT, withAddrs := 0, 0
 				for _, n := range c.Nodes() {
-					if n.Host().DHT.RoutingTable().Find(target.ID()) != "" {
+					if n.DHT().RoutingTable().Find(target.ID()) != "" {
 						inRT++
 					}
 					if len(n.Host().Peerstore().Addrs(target.ID())) > 0 {
 						withAddrs++
 					}
 				}
-				t.Logf("seeker routing table: %d peers; target is in %d routing tables; %d nodes know its addresses", seeker.Host().DHT.RoutingTable().Size(), inRT, withAddrs)
+				t.Logf("seeker routing table: %d peers; target is in %d routing tables; %d nodes know its addresses", seeker.DHT().RoutingTable().Size(), inRT, withAddrs)
 				t.Fatalf("node %d looking for node %d: %v", i, j, err)
 			}
 			if !sharesAddr(ai.Addrs, target.AddrInfo().Addrs) {
@@ -173,7 +173,7 @@ func forget(n *nube.Node, p peer.ID) {
 	h := n.Host()
 	h.Network().ClosePeer(p)
 	h.Peerstore().ClearAddrs(p)
-	h.DHT.RoutingTable().RemovePeer(p)
+	n.DHT().RoutingTable().RemovePeer(p)
 }
 
 func sharesAddr[T interface{ String() string }](a, b []T) bool {
@@ -269,11 +269,11 @@ func TestBanKeepsAddresses(t *testing.T) {
 	c := nubetest.Cluster(t, 2)
 	a, b := c.Node(0), c.Node(1)
 	ctx := nubetest.Context(t, 30*time.Second)
-	a.Host().Ban(b.ID(), time.Hour)
+	a.Ban(b.ID(), time.Hour)
 	if _, err := a.Ping(ctx, b.ID()); err == nil {
 		t.Fatal("ping of a banned peer succeeded")
 	}
-	a.Host().Unban(b.ID())
+	a.Unban(b.ID())
 	if err := a.Host().Connect(ctx, peer.AddrInfo{ID: b.ID()}); err != nil {
 		t.Fatalf("dial by ID after the ban: %v", err)
 	}

@@ -262,7 +262,7 @@ func TestLyingProvider(t *testing.T) {
 	if st := stat(fetcher.Content(), h.ID()); st.Blocks != 0 {
 		t.Errorf("the fetcher took %d blocks from the liar", st.Blocks)
 	}
-	if fetcher.Host().Banned(h.ID()) {
+	if fetcher.Banned(h.ID()) {
 		t.Error("the liar was banned without proof")
 	}
 }
@@ -308,7 +308,7 @@ func TestUnrequestedBlocks(t *testing.T) {
 	nubetest.Eventually(t, ctx, func() bool {
 		return stat(n.Content(), h.ID()).Unrequested == 3
 	}, func() string { return "the unrequested blocks were never counted" })
-	if n.Host().Banned(h.ID()) {
+	if n.Banned(h.ID()) {
 		t.Fatal("the peer was banned for sending valid blocks nobody asked for")
 	}
 	if _, err := n.Ping(ctx, h.ID()); err != nil {

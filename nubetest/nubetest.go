@@ -190,7 +190,7 @@ func (c *C) Connect(ctx context.Context, i, j int) error {
 
 // WaitConnected waits until node i has a connection to node j.
 func (c *C) WaitConnected(ctx context.Context, i, j int) error {
-	return c.Node(i).Host().WaitConnected(ctx, c.Node(j).ID())
+	return c.Node(i).WaitConnected(ctx, c.Node(j).ID())
 }
 
 // WaitRoutingTables waits until every running node has at least k peers in
@@ -203,7 +203,7 @@ func (c *C) WaitRoutingTables(ctx context.Context, k int) error {
 	for {
 		short := -1
 		for i, n := range c.Nodes() {
-			if n.Host().DHT.RoutingTable().Size() < k {
+			if n.DHT().RoutingTable().Size() < k {
 				short = i
 				break
 			}
@@ -228,7 +228,7 @@ func (c *C) RefreshDHT(ctx context.Context) error {
 	for i, n := range nodes {
 		go func() {
 			select {
-			case err := <-n.Host().DHT.RefreshRoutingTable():
+			case err := <-n.DHT().RefreshRoutingTable():
 				if err != nil {
 					err = fmt.Errorf("node %d: refresh DHT routing table: %w", i, err)
 				}
