@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"go.uber.org/goleak"
 
@@ -169,11 +170,19 @@ func TestDHTFindsEveryPeer(t *testing.T) {
 // forget makes n behave as if it had never met p.
 func forget(n *nube.Node, p peer.ID) {
 	// Close first: while a connection lives, traffic on it can put p back
-	// into the routing table.
+	// into the routing table. p may dial back at any moment (its own DHT
+	// refresh); forget again until it has not, so that the lookup starts
+	// from nothing rather than from a fresh connection whose addresses
+	// were just cleared.
 	h := n.Host()
-	h.Network().ClosePeer(p)
-	h.Peerstore().ClearAddrs(p)
-	n.DHT().RoutingTable().RemovePeer(p)
+	for range 20 {
+		h.Network().ClosePeer(p)
+		h.Peerstore().ClearAddrs(p)
+		n.DHT().RoutingTable().RemovePeer(p)
+		if h.Network().Connectedness(p) != network.Connected {
+			return
+		}
+	}
 }
 
 func sharesAddr[T interface{ String() string }](a, b []T) bool {

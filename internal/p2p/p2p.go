@@ -333,7 +333,7 @@ func (h *Host) startServices(cfg Config) error {
 	h.DHT = kad
 
 	if cfg.RelayService {
-		r, err := relayv2.New(h.Host)
+		r, err := relayv2.New(h.Host, relayv2.WithACL(reservationBook{h}))
 		if err != nil {
 			return fmt.Errorf("p2p: relay service: %w", err)
 		}
@@ -447,6 +447,36 @@ func (h *Host) saveBook() {
 		h.log.Warn("save peer book", "err", err)
 	}
 }
+
+// reservationBook is the relay's ACL: it lets every peer reserve and
+// connect (the relay's resource limits still apply) and, when a peer
+// reserves, records the circuit addresses through this relay at which
+// others can reach it. The peer also announces them by identify push, but
+// that push is sent once, and a relay that missed it could not tell a DHT
+// lookup where the peer is.
+type reservationBook struct{ h *Host }
+
+func (b reservationBook) AllowReserve(p peer.ID, _ ma.Multiaddr) bool {
+	var circuits []ma.Multiaddr
+	for _, a := range b.h.Addrs() {
+		if _, err := a.ValueForProtocol(ma.P_CIRCUIT); err == nil {
+			continue // not a relay's address to relay through
+		}
+		c, err := ma.NewMultiaddr("/p2p/" + b.h.ID().String() + "/p2p-circuit")
+		if err != nil {
+			continue
+		}
+		circuits = append(circuits, a.Encapsulate(c))
+	}
+	b.h.Peerstore().AddAddrs(p, circuits, reservationTTL)
+	return true
+}
+
+func (reservationBook) AllowConnect(peer.ID, ma.Multiaddr, peer.ID) bool { return true }
+
+// reservationTTL is how long a relay keeps the circuit addresses of a peer
+// that reserved: relay v2's reservations last an hour.
+const reservationTTL = time.Hour
 
 // relayCandidates is auto-relay's source of relays: the connected peers that
 // offer the relay hop protocol, then, for up to relayCandidateWait, each
