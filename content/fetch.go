@@ -111,8 +111,34 @@ func (s *Service) deliver(p peer.ID, m bsmsg.BitSwapMessage) {
 	}
 }
 
-// fetchDAG brings every block under root into the store.
+// fetchDAG brings every block under root into the store. Fetches of one
+// root run one at a time: two schedules asking the same providers for the
+// same blocks cancel each other's requests (a provider keeps one wantlist
+// per peer) and could leave both waiting on blocks no one would send. A
+// second fetch waits for the first, then finds the blocks in the store.
 func (s *Service) fetchDAG(ctx context.Context, root cid.Cid, progress func(FetchProgress)) error {
+	for {
+		s.fetchMu.Lock()
+		running, busy := s.flights[root]
+		if !busy {
+			done := make(chan struct{})
+			s.flights[root] = done
+			s.fetchMu.Unlock()
+			defer func() {
+				s.fetchMu.Lock()
+				delete(s.flights, root)
+				s.fetchMu.Unlock()
+				close(done)
+			}()
+			break
+		}
+		s.fetchMu.Unlock()
+		select {
+		case <-running:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	f := &fetch{
 		s: s, root: root, progress: progress,
 		wakeCh:    make(chan struct{}, 1),

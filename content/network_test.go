@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand"
 	"testing"
@@ -317,6 +318,42 @@ func TestUnrequestedBlocks(t *testing.T) {
 	for _, b := range m.Blocks() {
 		if has, _ := n.Content().Store().Blockstore().Has(ctx, b.Cid()); has {
 			t.Fatal("an unrequested block was stored")
+		}
+	}
+}
+
+// TestConcurrentFetchesOfOneDAG pins one DAG several times at once on one
+// node, with a reader of it under way too, as concurrent service runs of
+// one module do. Two schedules of the same blocks used to cancel each
+// other's requests and could wait for ever; now they take turns.
+func TestConcurrentFetchesOfOneDAG(t *testing.T) {
+	c := nubetest.Cluster(t, 3)
+	ctx := nubetest.Context(t, time.Minute)
+	data := randomBytes(40*content.ChunkSize, 21)
+	root, err := c.Node(0).Add(ctx, bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := c.Node(1)
+	errs := make(chan error, 5)
+	for i := range 4 {
+		go func() { errs <- n.Content().Pin(ctx, root, fmt.Sprintf("pin %d", i), nil) }()
+	}
+	go func() {
+		f, err := n.Get(ctx, root)
+		if err == nil {
+			var got []byte
+			got, err = io.ReadAll(f)
+			f.Close()
+			if err == nil && !bytes.Equal(got, data) {
+				err = fmt.Errorf("read %d bytes that differ from the %d added", len(got), len(data))
+			}
+		}
+		errs <- err
+	}()
+	for range 5 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
 		}
 	}
 }

@@ -82,7 +82,8 @@ type Service struct {
 
 	fetchMu     sync.Mutex
 	fetches     map[*fetch]struct{}
-	searchDelay time.Duration // before a fetch asks the DHT
+	flights     map[cid.Cid]chan struct{} // roots being fetched; closed when done
+	searchDelay time.Duration             // before a fetch asks the DHT
 
 	provideQ chan cid.Cid
 	ctx      context.Context
@@ -107,6 +108,7 @@ func New(cfg Config) (*Service, error) {
 		store:       cfg.Store,
 		provideQ:    make(chan cid.Cid, 1024),
 		fetches:     map[*fetch]struct{}{},
+		flights:     map[cid.Cid]chan struct{}{},
 		searchDelay: time.Second,
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
