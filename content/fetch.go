@@ -30,7 +30,8 @@ import (
 //     fast provider takes more of the work and a slow one less;
 //   - a request that times out or gets a DONT_HAVE goes back to the
 //     queue for another provider; a provider that keeps failing, or
-//     disconnects, is dropped for this fetch;
+//     disconnects, is dropped, and asked again a few seconds later (it
+//     may only have been slow, and it may be the only one);
 //   - a block is accepted only if its bytes hash to the CID asked for
 //     (bitswap derives the CID from the bytes, so a corrupt block simply
 //     matches nothing), and lands in the store checked.
@@ -43,6 +44,9 @@ const (
 	// discoverEvery is how often a fetch with work left looks for new
 	// connected peers to ask.
 	discoverEvery = time.Second
+	// retryDropped is how long a dropped provider waits before it is
+	// asked again.
+	retryDropped = 5 * time.Second
 )
 
 // provider is one peer serving a fetch.
@@ -77,6 +81,7 @@ type fetch struct {
 	queue     []cid.Cid
 	known     map[cid.Cid]bool // queued, in flight or done
 	excluded  map[cid.Cid]map[peer.ID]bool
+	dropped   map[peer.ID]time.Time // providers dropped, and when
 	done      FetchProgress
 }
 
@@ -146,6 +151,7 @@ func (s *Service) fetchDAG(ctx context.Context, root cid.Cid, progress func(Fetc
 		providers: map[peer.ID]*provider{},
 		known:     map[cid.Cid]bool{},
 		excluded:  map[cid.Cid]map[peer.ID]bool{},
+		dropped:   map[peer.ID]time.Time{},
 	}
 	s.fetchMu.Lock()
 	s.fetches[f] = struct{}{}
@@ -266,6 +272,15 @@ func (f *fetch) expand(ctx context.Context, b blocks.Block) error {
 // discover asks connected peers not yet asked whether they have the root.
 func (f *fetch) discover(ctx context.Context) {
 	h := f.s.cfg.Host
+	// A provider dropped a while ago gets another chance: it may only
+	// have been slow (a loaded machine), or lacked then what it has now,
+	// and it may be the only one there is.
+	for p, at := range f.dropped {
+		if time.Since(at) >= retryDropped {
+			delete(f.dropped, p)
+			delete(f.asked, p)
+		}
+	}
 	for _, p := range h.Network().Peers() {
 		if f.asked[p] || h.Network().Connectedness(p) != network.Connected {
 			continue
@@ -295,6 +310,9 @@ func (f *fetch) addProvider(ctx context.Context, p peer.ID) {
 		return
 	}
 	f.providers[p] = &provider{id: p, sender: ms, inflight: map[cid.Cid]time.Time{}, window: initialWindow, blockTime: minTimeout / 8}
+	for _, not := range f.excluded { // what it lacked before, it may have now
+		delete(not, p)
+	}
 }
 
 // dropProvider gives p's requests back to the queue.
@@ -305,6 +323,7 @@ func (f *fetch) dropProvider(p *provider, why string) {
 	}
 	p.sender.Reset()
 	delete(f.providers, p.id)
+	f.dropped[p.id] = time.Now()
 }
 
 func (f *fetch) closeProviders() {
