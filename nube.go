@@ -245,7 +245,7 @@ func (n *Node) start(ctx context.Context) error {
 	if n.store, err = content.OpenStore(blocks); err != nil {
 		return err
 	}
-	n.content, err = content.New(content.Config{
+	n.content, err = content.New(ctx, content.Config{
 		Host:       n.host,
 		Routing:    n.host.DHT,
 		Store:      n.store,
@@ -255,7 +255,7 @@ func (n *Node) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	n.remote, err = remote.New(remote.Config{
+	n.remote, err = remote.New(ctx, remote.Config{
 		Host:     n.host,
 		FindPeer: n.host.FindPeer,
 		Policy:   cfg.Remote,

@@ -16,21 +16,21 @@ import (
 // fetches it from the first and pins it.
 func TestOnBareHosts(t *testing.T) {
 	hs := hosttest.Hosts(t, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	var svcs []*content.Service
 	for _, h := range hs {
 		st, err := content.OpenStore("")
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := content.New(content.Config{Host: h, Store: st})
+		s, err := content.New(ctx, content.Config{Host: h, Store: st})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Close(); st.Close() })
 		svcs = append(svcs, s)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	data := randomBytes(3*content.ChunkSize+5, 9)
 	c, err := svcs[0].Add(ctx, bytes.NewReader(data), content.AddOptions{})
 	if err != nil {

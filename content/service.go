@@ -91,9 +91,13 @@ type Service struct {
 	wg       sync.WaitGroup
 }
 
-// New starts bitswap on cfg.Host and the announcing of pinned content.
-func New(cfg Config) (*Service, error) {
+// New starts bitswap on cfg.Host and the announcing of pinned content. ctx
+// bounds the start only; the service runs until Close.
+func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	if cfg.Logger == nil {

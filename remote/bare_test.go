@@ -14,17 +14,17 @@ import (
 // by one endpoint alone.
 func TestOnBareHosts(t *testing.T) {
 	hs := hosttest.Hosts(t, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	var eps []*remote.Endpoint
 	for _, h := range hs {
-		e, err := remote.New(remote.Config{Host: h})
+		e, err := remote.New(ctx, remote.Config{Host: h})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { e.Close() })
 		eps = append(eps, e)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	counts, err := exampleWordCount.At(eps[0], hs[1].ID()).Call(ctx, "a b a")
 	if err != nil || counts["a"] != 2 {
 		t.Fatalf("call on a bare host: %v, %v", counts, err)

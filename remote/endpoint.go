@@ -198,9 +198,13 @@ type slots struct {
 	line    []chan struct{}
 }
 
-// New starts an Endpoint: it serves calls on cfg.Host until Close.
-func New(cfg Config) (*Endpoint, error) {
+// New starts an Endpoint: it serves calls on cfg.Host until Close. ctx
+// bounds the start only.
+func New(ctx context.Context, cfg Config) (*Endpoint, error) {
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	e := &Endpoint{

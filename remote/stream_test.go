@@ -28,7 +28,7 @@ func caller(t *testing.T, ctx context.Context, n *nube.Node, window int) *remote
 	if err := h.Connect(ctx, n.AddrInfo()); err != nil {
 		t.Fatal(err)
 	}
-	e, err := remote.New(remote.Config{Host: h, Window: window})
+	e, err := remote.New(ctx, remote.Config{Host: h, Window: window})
 	if err != nil {
 		t.Fatal(err)
 	}

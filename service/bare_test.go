@@ -29,11 +29,11 @@ func TestOnBareHosts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cs, err := content.New(content.Config{Host: h, Store: st})
+		cs, err := content.New(ctx, content.Config{Host: h, Store: st})
 		if err != nil {
 			t.Fatal(err)
 		}
-		ep, err := remote.New(remote.Config{Host: h})
+		ep, err := remote.New(ctx, remote.Config{Host: h})
 		if err != nil {
 			t.Fatal(err)
 		}
