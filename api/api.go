@@ -45,6 +45,7 @@ import (
 
 	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/api/client"
+	"github.com/nubecloud/nube/errcode"
 )
 
 // maxBody caps a request body: every request this API takes is small.
@@ -247,7 +248,11 @@ func writeJSON(w http.ResponseWriter, v any) {
 func writeError(w http.ResponseWriter, code int, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(client.Error{Code: client.CodeOf(code), Message: err.Error()})
+	c := string(errcode.Of(err))
+	if c == client.CodeInternal {
+		c = client.CodeOf(code)
+	}
+	_ = json.NewEncoder(w).Encode(client.Error{Code: c, Message: err.Error()})
 }
 
 // readJSON decodes a size-capped JSON body into v, answering 400 (and

@@ -18,7 +18,9 @@ import (
 
 	"github.com/nubecloud/nube/api"
 	"github.com/nubecloud/nube/api/client"
+	"github.com/nubecloud/nube/content"
 	"github.com/nubecloud/nube/nubetest"
+	"github.com/nubecloud/nube/service"
 )
 
 func TestMain(m *testing.M) {
@@ -307,6 +309,13 @@ func TestClientErrors(t *testing.T) {
 	}
 	if _, err := cl.Ping(ctx, "not-a-peer", 1); !errors.Is(err, client.ErrBadRequest) {
 		t.Fatalf("ping of a bad peer ID: %v", err)
+	}
+	// The layers' own sentinels work through the daemon too, by code.
+	if !errors.Is(err, content.ErrNotPinned) || errors.Is(err, service.ErrBusy) {
+		t.Fatalf("unpin through the daemon does not match content.ErrNotPinned alone: %v", err)
+	}
+	if _, err := cl.ServiceInfo(ctx, "no-such-service"); !errors.Is(err, service.ErrNotFound) {
+		t.Fatalf("info of an unknown service through the daemon: %v", err)
 	}
 	bad := &client.Client{URL: s.URL(), Token: "wrong"}
 	if _, err := bad.ID(ctx); !errors.Is(err, client.ErrUnauthorized) || errors.Is(err, client.ErrNotFound) {

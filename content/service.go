@@ -27,6 +27,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
 	"github.com/multiformats/go-multicodec"
+
+	"github.com/nubecloud/nube/errcode"
 )
 
 // Defaults for Config.
@@ -307,7 +309,7 @@ func ParsePath(p string) (cid.Cid, []string, error) {
 }
 
 // ErrBadCID reports a string that is not a CID.
-var ErrBadCID = errors.New("not a valid CID")
+var ErrBadCID = errcode.New(errcode.BadRequest, "not a valid CID")
 
 // ParseCID parses a CID, with an error that says what was wrong.
 func ParseCID(s string) (cid.Cid, error) {
@@ -332,10 +334,10 @@ func ParseCID(s string) (cid.Cid, error) {
 
 // ErrNotUnixFS reports a CID whose codec is neither dag-pb nor raw: not a
 // file or directory this node can read.
-var ErrNotUnixFS = errors.New("not UnixFS content")
+var ErrNotUnixFS = errcode.New(errcode.BadRequest, "not UnixFS content")
 
 // ErrNotFound reports a path whose name is not in its directory.
-var ErrNotFound = errors.New("no such file or directory")
+var ErrNotFound = errcode.New(errcode.NotFound, "no such file or directory")
 
 // Resolve walks from root down parts and returns the node there, fetching
 // what it needs through ng.
@@ -381,7 +383,7 @@ func (dagOnly) RemoveMany(context.Context, []cid.Cid) error { return errors.New(
 
 // ErrNoProvider reports content that no reachable peer provided before
 // the deadline.
-var ErrNoProvider = errors.New("no provider found")
+var ErrNoProvider = errcode.New(errcode.Timeout, "no provider found")
 
 // fetchError turns a fetch that ran out of time into an error that says so.
 func fetchError(ctx context.Context, c cid.Cid, err error) error {

@@ -3,7 +3,6 @@ package content
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -22,6 +21,8 @@ import (
 	pebbleds "github.com/ipfs/go-ds-pebble"
 	ipld "github.com/ipfs/go-ipld-format"
 	mh "github.com/multiformats/go-multihash"
+
+	"github.com/nubecloud/nube/errcode"
 )
 
 // pinPrefix is where pins live in the store's datastore, beside the blocks
@@ -156,7 +157,7 @@ func (s *Store) Pin(ctx context.Context, c cid.Cid, name string) error {
 }
 
 // ErrNotPinned reports an unpin of something that is not pinned.
-var ErrNotPinned = errors.New("not pinned")
+var ErrNotPinned = errcode.New(errcode.NotFound, "not pinned")
 
 // Unpin removes c's pin. Its blocks stay until the next GC.
 func (s *Store) Unpin(ctx context.Context, c cid.Cid) error {

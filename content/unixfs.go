@@ -18,6 +18,8 @@ import (
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
 	mh "github.com/multiformats/go-multihash"
+
+	"github.com/nubecloud/nube/errcode"
 )
 
 // The import settings of `ipfs add --cid-version 1` in kubo (its defaults
@@ -244,7 +246,7 @@ func readFile(ctx context.Context, ng ipld.NodeGetter, n ipld.Node) (*fileReader
 }
 
 // ErrIsDir reports an attempt to read a directory as a file.
-var ErrIsDir = errors.New("is a directory")
+var ErrIsDir = errcode.New(errcode.BadRequest, "is a directory")
 
 // FileCID returns the CID that adding r's bytes as a file gives, without
 // storing anything: the way to check that bytes are what a CID names.

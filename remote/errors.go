@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/nubecloud/nube/errcode"
 )
 
 // Code says why a remote call failed. It travels on the wire, so its values
@@ -70,13 +72,13 @@ func (c Code) String() string {
 // local call.
 var (
 	ErrCallee         = errors.New("callee error")
-	ErrNoSuchFunction = errors.New("no such function")
-	ErrRefused        = errors.New("refused by policy")
+	ErrNoSuchFunction = errcode.New(errcode.NotFound, "no such function")
+	ErrRefused        = errcode.New(errcode.Refused, "refused by policy")
 	ErrPanicked       = errors.New("callee panicked")
-	ErrUnreachable    = errors.New("peer unreachable")
-	ErrInputTooLarge  = errors.New("input too large")
-	ErrBadInput       = errors.New("input does not fit the function")
-	ErrResultTooLarge = errors.New("result too large")
+	ErrUnreachable    = errcode.New(errcode.Unreachable, "peer unreachable")
+	ErrInputTooLarge  = errcode.New(errcode.TooLarge, "input too large")
+	ErrBadInput       = errcode.New(errcode.BadRequest, "input does not fit the function")
+	ErrResultTooLarge = errcode.New(errcode.TooLarge, "result too large")
 	ErrProtocol       = errors.New("protocol error")
 )
 

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nubecloud/nube/content"
+	"github.com/nubecloud/nube/errcode"
 	"github.com/nubecloud/nube/internal/atomicfile"
 	"github.com/nubecloud/nube/internal/identity"
 	"github.com/nubecloud/nube/remote"
@@ -41,9 +42,9 @@ const maxFound = 64
 
 var (
 	// ErrNotFound reports a service no connected peer knows.
-	ErrNotFound = errors.New("service not found")
+	ErrNotFound = errcode.New(errcode.NotFound, "service not found")
 	// ErrAmbiguous reports a name that several users have published.
-	ErrAmbiguous = errors.New("service name is ambiguous")
+	ErrAmbiguous = errcode.New(errcode.Conflict, "service name is ambiguous")
 )
 
 // Content is what the service layer uses of the content layer, to store

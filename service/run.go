@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/nubecloud/nube/errcode"
 	"github.com/nubecloud/nube/remote"
 	"github.com/nubecloud/nube/wasm"
 )
@@ -19,12 +20,12 @@ import (
 // (wasm.ErrTimeout, wasm.ErrMemoryLimit…), which come back as they were.
 var (
 	// ErrNoCompute: the node runs no code for others.
-	ErrNoCompute = errors.New("node runs no code for others")
+	ErrNoCompute = errcode.New(errcode.Refused, "node runs no code for others")
 	// ErrBusy: every compute slot of the node is taken and its wait line
 	// is full.
-	ErrBusy = errors.New("node is busy")
+	ErrBusy = errcode.New(errcode.Busy, "node is busy")
 	// ErrModuleUnavailable: the node could not fetch the module.
-	ErrModuleUnavailable = errors.New("module could not be fetched")
+	ErrModuleUnavailable = errcode.New(errcode.Unreachable, "module could not be fetched")
 )
 
 // Error kinds on the wire. A kind the caller does not know is kept as

@@ -3,6 +3,8 @@ package client
 import (
 	"errors"
 	"time"
+
+	"github.com/nubecloud/nube/errcode"
 )
 
 // These are the JSON documents of the daemon's HTTP API. They belong to
@@ -216,21 +218,23 @@ type Error struct {
 	Status int `json:"-"`
 }
 
-// The codes of Error, and the HTTP statuses they come with.
+// The codes of Error (errcode's), and the HTTP statuses they come with.
 const (
-	CodeBadRequest   = "bad_request"  // 400: the request is malformed or names nothing valid
-	CodeUnauthorized = "unauthorized" // 401: no token or session, or a wrong one
-	CodeForbidden    = "forbidden"    // 403: another origin or host
-	CodeNotFound     = "not_found"    // 404: no such content, service or path
-	CodeConflict     = "conflict"     // 409: ambiguous or bad descriptor
-	CodeTooLarge     = "too_large"    // 413: a body over its cap
-	CodeBusy         = "busy"         // 429, 503: too much under way; try again
-	CodeUnreachable  = "unreachable"  // 502: a peer could not be reached or failed
-	CodeTimeout      = "timeout"      // 504: nothing answered in time
-	CodeInternal     = "internal"     // 500 and anything else
+	CodeBadRequest   = string(errcode.BadRequest)   // 400
+	CodeUnauthorized = string(errcode.Unauthorized) // 401
+	CodeForbidden    = string(errcode.Forbidden)    // 403
+	CodeRefused      = string(errcode.Refused)      // a node's policy said no
+	CodeNotFound     = string(errcode.NotFound)     // 404
+	CodeConflict     = string(errcode.Conflict)     // 409
+	CodeTooLarge     = string(errcode.TooLarge)     // 413
+	CodeBusy         = string(errcode.Busy)         // 429, 503
+	CodeUnreachable  = string(errcode.Unreachable)  // 502
+	CodeTimeout      = string(errcode.Timeout)      // 504
+	CodeInternal     = string(errcode.Internal)     // 500 and anything else
 )
 
-// CodeOf returns the code that goes with an HTTP status.
+// CodeOf returns the code that goes with an HTTP status, for an answer
+// that carries none.
 func CodeOf(status int) string {
 	switch status {
 	case 400:
@@ -258,24 +262,26 @@ func CodeOf(status int) string {
 // Error returns the message.
 func (e *Error) Error() string { return e.Message }
 
-// Sentinels that errors.Is finds in an *Error of the matching code.
+// The sentinels of the codes, errcode's: errors.Is(err, client.ErrNotFound)
+// holds for an *Error of that code.
 var (
-	ErrBadRequest   = errors.New("bad request")
-	ErrUnauthorized = errors.New("unauthorized")
-	ErrForbidden    = errors.New("forbidden")
-	ErrNotFound     = errors.New("not found")
-	ErrBusy         = errors.New("busy")
-	ErrUnreachable  = errors.New("unreachable")
-	ErrTimeout      = errors.New("timed out")
+	ErrBadRequest   = errcode.ErrBadRequest
+	ErrUnauthorized = errcode.ErrUnauthorized
+	ErrForbidden    = errcode.ErrForbidden
+	ErrRefused      = errcode.ErrRefused
+	ErrNotFound     = errcode.ErrNotFound
+	ErrConflict     = errcode.ErrConflict
+	ErrBusy         = errcode.ErrBusy
+	ErrUnreachable  = errcode.ErrUnreachable
+	ErrTimeout      = errcode.ErrTimeout
 )
 
-// Is lets errors.Is(err, client.ErrNotFound) and the like test an
-// answer's code.
+// Is matches the code's sentinel, and any layer's sentinel of that code,
+// so errors.Is(err, service.ErrBusy) holds through the daemon when the
+// answer's code is busy (the client learns the code, not which layer).
 func (e *Error) Is(target error) bool {
-	return map[string]error{
-		CodeBadRequest: ErrBadRequest, CodeUnauthorized: ErrUnauthorized, CodeForbidden: ErrForbidden,
-		CodeNotFound: ErrNotFound, CodeBusy: ErrBusy, CodeUnreachable: ErrUnreachable, CodeTimeout: ErrTimeout,
-	}[e.Code] == target && target != nil
+	s := errcode.Sentinel(errcode.Code(e.Code))
+	return s != nil && errors.Is(target, s)
 }
 
 // LoginLink is the answer of POST /api/v0/login.
