@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,16 +65,7 @@ func gatewayChild(dir string, add bool) {
 	}
 	defer g.Close()
 	fmt.Printf("ready %s\n", g.URL())
-	sc := bufio.NewScanner(os.Stdin)
-	for sc.Scan() {
-		// "heap FILE" writes a heap profile there, to see where the
-		// memory goes (NUBE_BENCH_HEAP).
-		if p, ok := strings.CutPrefix(sc.Text(), "heap "); ok {
-			f, _ := os.Create(p)
-			pprof.Lookup("heap").WriteTo(f, 0)
-			f.Close()
-		}
-	}
+	io.Copy(io.Discard, os.Stdin)
 }
 
 // child runs the test binary as a gateway child on dir and returns its
@@ -183,10 +173,6 @@ func TestGatewaySlowReaders(t *testing.T) {
 				}
 			}
 		}()
-	}
-	if p := os.Getenv("NUBE_BENCH_HEAP"); p != "" {
-		time.Sleep(8 * time.Second)
-		fmt.Fprintf(stdin, "heap %s\n", p)
 	}
 	wg.Wait()
 	peak := peakRSS(t, cmd.Process.Pid)
