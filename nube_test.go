@@ -5,7 +5,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -240,34 +239,6 @@ func TestCorruptKeyRefused(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(p); string(b) != "garbage" {
 		t.Fatal("corrupt key file was replaced")
-	}
-}
-
-// TestUnsafePermissions starts nodes on data dirs others may write, or
-// with a key others may read: Start refuses each with ErrUnsafePermissions
-// and the chmod that fixes it, and starts once that is done.
-func TestUnsafePermissions(t *testing.T) {
-	t.Parallel()
-	if runtime.GOOS == "windows" {
-		t.Skip("no Unix mode bits on Windows")
-	}
-	ctx := nubetest.Context(t, 30*time.Second)
-	cfg := nubetest.TestConfig()
-	cfg.DataDir = t.TempDir()
-	os.Chmod(cfg.DataDir, 0o777)
-	if _, err := nube.Start(ctx, cfg); !errors.Is(err, nube.ErrUnsafePermissions) || !strings.Contains(err.Error(), "chmod go-w "+cfg.DataDir) {
-		t.Fatalf("Start on a 0777 data dir = %v", err)
-	}
-	os.Chmod(cfg.DataDir, 0o700)
-	n, err := nube.Start(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.Close()
-	key := filepath.Join(cfg.DataDir, nube.UserKeyFile)
-	os.Chmod(key, 0o640)
-	if _, err := nube.Start(ctx, cfg); !errors.Is(err, nube.ErrUnsafePermissions) || !strings.Contains(err.Error(), "chmod 600 "+key) {
-		t.Fatalf("Start with a group-readable user key = %v", err)
 	}
 }
 
