@@ -122,28 +122,11 @@ func (s *Service) deliver(p peer.ID, m bsmsg.BitSwapMessage) {
 // per peer) and could leave both waiting on blocks no one would send. A
 // second fetch waits for the first, then finds the blocks in the store.
 func (s *Service) fetchDAG(ctx context.Context, root cid.Cid, progress func(FetchProgress)) error {
-	for {
-		s.fetchMu.Lock()
-		running, busy := s.flights[root]
-		if !busy {
-			done := make(chan struct{})
-			s.flights[root] = done
-			s.fetchMu.Unlock()
-			defer func() {
-				s.fetchMu.Lock()
-				delete(s.flights, root)
-				s.fetchMu.Unlock()
-				close(done)
-			}()
-			break
-		}
-		s.fetchMu.Unlock()
-		select {
-		case <-running:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	done, err := s.takeTurn(ctx, root)
+	if err != nil {
+		return err
 	}
+	defer done()
 	f := &fetch{
 		s: s, root: root, progress: progress,
 		wakeCh:    make(chan struct{}, 1),
@@ -174,6 +157,32 @@ func (s *Service) fetchDAG(ctx context.Context, root cid.Cid, progress func(Fetc
 		}()
 	}
 	return f.run(ctx)
+}
+
+// takeTurn waits until no other fetch of root runs, then marks one as
+// running until done is called.
+func (s *Service) takeTurn(ctx context.Context, root cid.Cid) (done func(), err error) {
+	for {
+		s.fetchMu.Lock()
+		running, busy := s.flights[root]
+		if !busy {
+			mine := make(chan struct{})
+			s.flights[root] = mine
+			s.fetchMu.Unlock()
+			return func() {
+				s.fetchMu.Lock()
+				delete(s.flights, root)
+				s.fetchMu.Unlock()
+				close(mine)
+			}, nil
+		}
+		s.fetchMu.Unlock()
+		select {
+		case <-running:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 }
 
 // findProviders asks the DHT for providers of the root, once the

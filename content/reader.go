@@ -34,7 +34,6 @@ type fileReader struct {
 	// the file.
 	leaf      []byte
 	leafStart uint64
-	hasLeaf   bool
 }
 
 type pathNode struct {
@@ -50,12 +49,7 @@ func newFileReader(ctx context.Context, ng ipld.NodeGetter, n ipld.Node) (*fileR
 	if err != nil {
 		return nil, err
 	}
-	size := uint64(len(root.data))
-	if pn, ok := n.(*mdag.ProtoNode); ok {
-		fs, _ := ft.FSNodeFromBytes(pn.Data())
-		size = fs.FileSize()
-	}
-	return &fileReader{ctx: ctx, ng: ng, size: size, path: []pathNode{root}}, nil
+	return &fileReader{ctx: ctx, ng: ng, size: childSize(root), path: []pathNode{root}}, nil
 }
 
 // parseFileNode reads a node of a file: a raw leaf, or a dag-pb node of
@@ -104,7 +98,7 @@ func (r *fileReader) load() error {
 		p := r.path[depth]
 		if off < base+uint64(len(p.data)) || len(p.sizes) == 0 {
 			r.path = r.path[:depth+1]
-			r.leaf, r.leafStart, r.hasLeaf = p.data, base, true
+			r.leaf, r.leafStart = p.data, base
 			return nil
 		}
 		pos := base + uint64(len(p.data))
@@ -134,7 +128,8 @@ func (r *fileReader) load() error {
 	}
 }
 
-// childSize is the number of file bytes under p.
+// childSize is the number of file bytes under p (for a root, the file's
+// size, as its UnixFS data records it).
 func childSize(p pathNode) uint64 {
 	n := uint64(len(p.data))
 	for _, s := range p.sizes {
@@ -152,7 +147,7 @@ func (r *fileReader) next() ([]byte, error) {
 	if r.off >= r.size {
 		return nil, io.EOF
 	}
-	if !r.hasLeaf || r.off < r.leafStart || r.off >= r.leafStart+uint64(len(r.leaf)) {
+	if r.off < r.leafStart || r.off >= r.leafStart+uint64(len(r.leaf)) {
 		if err := r.load(); err != nil {
 			return nil, err
 		}
@@ -220,6 +215,6 @@ func (r *fileReader) Seek(offset int64, whence int) (int64, error) {
 
 // Close releases the reader's blocks.
 func (r *fileReader) Close() error {
-	r.leaf, r.path, r.hasLeaf = nil, nil, false
+	r.leaf, r.path = nil, nil
 	return nil
 }

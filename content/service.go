@@ -504,7 +504,7 @@ func (s *Service) Get(ctx context.Context, p string) (File, error) {
 		return nil, err
 	}
 	ng.walk = n.Cid()
-	r, err := readFile(rctx, ng, n)
+	r, err := newFileReader(rctx, ng, n)
 	if err != nil {
 		f.close()
 		return nil, err

@@ -239,12 +239,6 @@ func describe(name string, n ipld.Node) (Entry, error) {
 	}
 }
 
-// readFile opens the UnixFS file at n for reading, fetching its blocks
-// through ng as they are needed.
-func readFile(ctx context.Context, ng ipld.NodeGetter, n ipld.Node) (*fileReader, error) {
-	return newFileReader(ctx, ng, n)
-}
-
 // ErrIsDir reports an attempt to read a directory as a file.
 var ErrIsDir = errcode.New(errcode.BadRequest, "is a directory")
 

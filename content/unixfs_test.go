@@ -97,7 +97,7 @@ func TestFileCIDsMatchKubo(t *testing.T) {
 				t.Fatalf("CID %s, kubo gives %s", got, tc.want)
 			}
 			// And it reads back byte for byte.
-			r, err := readFile(ctx, dag, n)
+			r, err := newFileReader(ctx, dag, n)
 			if err != nil {
 				t.Fatal(err)
 			}
