@@ -36,6 +36,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/nubecloud/nube/content"
+	"github.com/nubecloud/nube/group"
 	"github.com/nubecloud/nube/internal/identity"
 	"github.com/nubecloud/nube/internal/lockfile"
 	"github.com/nubecloud/nube/internal/p2p"
@@ -59,6 +60,7 @@ const (
 	LockFile     = "lock"
 	PeerBookFile = "peers.json"
 	BlocksDir    = "blocks"
+	GroupsDir    = "groups"
 )
 
 // ErrDataDirInUse reports that another nube process runs on the data dir.
@@ -121,6 +123,9 @@ type Config struct {
 	// ComputeInterpreter runs modules in wazero's interpreter instead of
 	// compiling them: no compile step, but slower runs.
 	ComputeInterpreter bool
+	// GroupHeartbeat is how long a member of a replicated group waits for
+	// its leader before it calls an election. Zero means one second.
+	GroupHeartbeat time.Duration
 	// Logger receives the node's logs. Nil means no logs: a library is silent unless given a logger.
 	Logger *slog.Logger
 }
@@ -135,6 +140,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("Config.MaxMemory is negative (%d): want 0 for the default, or more", c.MaxMemory)
 	case c.ComputeSlots < 0:
 		return fmt.Errorf("Config.ComputeSlots is negative (%d): want 0 for one per CPU, or more", c.ComputeSlots)
+	case c.GroupHeartbeat < 0:
+		return fmt.Errorf("Config.GroupHeartbeat is negative (%v): want 0 for one second, or more", c.GroupHeartbeat)
 	}
 	if _, err := parseAddrs(c.ListenAddrs); err != nil {
 		return fmt.Errorf("Config.ListenAddrs: %w", err)
@@ -164,6 +171,7 @@ type Node struct {
 	content *content.Service
 	remote  *remote.Endpoint
 	svc     *service.Manager
+	groups  *group.Manager
 	started time.Time
 }
 
@@ -277,6 +285,21 @@ func (n *Node) start(ctx context.Context) error {
 		Dir:         cfg.DataDir,
 		Registerer:  n.reg,
 		Logger:      n.log,
+	})
+	if err != nil {
+		return err
+	}
+	gdir := ""
+	if cfg.DataDir != "" {
+		gdir = filepath.Join(cfg.DataDir, GroupsDir)
+	}
+	n.groups, err = group.New(ctx, group.Config{
+		Host:             n.host,
+		Remote:           n.remote,
+		FindPeer:         n.host.FindPeer,
+		Dir:              gdir,
+		HeartbeatTimeout: cfg.GroupHeartbeat,
+		Logger:           n.log,
 	})
 	return err
 }
@@ -597,8 +620,11 @@ func (n *Node) WaitPeers(ctx context.Context, k int) error {
 // releases the data dir. It is safe to call more than once.
 func (n *Node) Close() error {
 	var err error
+	if n.groups != nil {
+		err = n.groups.Close()
+	}
 	if n.svc != nil {
-		err = n.svc.Close()
+		err = errors.Join(err, n.svc.Close())
 	}
 	if n.remote != nil {
 		err = errors.Join(err, n.remote.Close())

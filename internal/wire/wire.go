@@ -264,6 +264,11 @@ func NewStream(c Conn, opts ...Option) *Stream {
 // MaxFrame returns the stream's cap on frames received.
 func (s *Stream) MaxFrame() int { return s.max }
 
+// SetMaxFrame changes the cap on frames received and sent from the next
+// frame on: a protocol raises it once the peer has shown who it is, so that
+// a stranger can never make it allocate more than the small first cap.
+func (s *Stream) SetMaxFrame(n int) { s.max, s.maxSend = n, n }
+
 // Send encodes v and writes it as one frame. It returns an error wrapping
 // ErrFrameTooLarge, without writing anything, if the encoding is over the
 // cap. It gives up when ctx ends or the deadline passes; the stream must not

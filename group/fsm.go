@@ -1,0 +1,500 @@
+package group
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/nubecloud/nube/internal/wire"
+)
+
+// Operations in the log.
+const (
+	opPut = iota + 1
+	opDelete
+	opCAS
+	opLock
+	opUnlock
+	opApply
+)
+
+// command is one entry of a group's log. ID makes a write apply at most
+// once: a retry of the same ID (after a leader change, say) gets the first
+// result back. Time is the leader's clock when it proposed the entry; lock
+// leases are judged by it, so every member judges alike.
+type command struct {
+	Op     uint8  `cbor:"1,keyasint"`
+	ID     []byte `cbor:"2,keyasint,omitempty"`
+	Time   int64  `cbor:"3,keyasint,omitempty"`
+	Key    string `cbor:"4,keyasint,omitempty"`
+	Value  []byte `cbor:"5,keyasint,omitempty"`
+	Old    []byte `cbor:"6,keyasint,omitempty"`
+	HasOld bool   `cbor:"7,keyasint,omitempty"` // CAS: the key must exist with value Old
+	Holder string `cbor:"8,keyasint,omitempty"`
+	TTL    int64  `cbor:"9,keyasint,omitempty"`
+	Token  uint64 `cbor:"10,keyasint,omitempty"`
+	Data   []byte `cbor:"11,keyasint,omitempty"`
+}
+
+// result is what applying a command gave.
+type result struct {
+	OK      bool   `cbor:"1,keyasint,omitempty"`
+	Version uint64 `cbor:"2,keyasint,omitempty"`
+	Token   uint64 `cbor:"3,keyasint,omitempty"`
+	Holder  string `cbor:"4,keyasint,omitempty"`
+	Expires int64  `cbor:"5,keyasint,omitempty"`
+	Data    []byte `cbor:"6,keyasint,omitempty"`
+	Err     string `cbor:"7,keyasint,omitempty"`
+}
+
+// StateMachine is a program's own replicated state, for Apply. Every member
+// must open the group with the same kind of machine. Apply must be
+// deterministic: the same commands in the same order give the same state
+// and results on every member.
+type StateMachine interface {
+	// Apply applies one command and returns its result, or an error that
+	// the caller of Group.Apply gets (the state must then be unchanged).
+	Apply(cmd []byte) ([]byte, error)
+	// Snapshot returns the whole state. It is called between Applies.
+	Snapshot() ([]byte, error)
+	// Restore replaces the state with one Snapshot returned.
+	Restore(state []byte) error
+}
+
+// entry is a value in the map with the index of the write that set it.
+type entry struct {
+	Key     string `cbor:"1,keyasint"`
+	Value   []byte `cbor:"2,keyasint,omitempty"`
+	Version uint64 `cbor:"3,keyasint"`
+}
+
+// lease is a held lock.
+type lease struct {
+	Name    string `cbor:"1,keyasint"`
+	Holder  string `cbor:"2,keyasint"`
+	Token   uint64 `cbor:"3,keyasint"`
+	Expires int64  `cbor:"4,keyasint"`
+}
+
+// done is a write already applied, kept to answer its retries.
+type done struct {
+	ID     []byte `cbor:"1,keyasint"`
+	Result result `cbor:"2,keyasint"`
+}
+
+// dedupWindow is how many recent writes a group remembers by ID.
+const dedupWindow = 1 << 14
+
+// Change is one change to a group's map, as Watch yields it.
+type Change struct {
+	Key     string
+	Value   []byte // nil when Deleted
+	Deleted bool
+	Version uint64 // the log index of the write
+}
+
+// fsm is the state every member applies the log to: the map, the locks,
+// the recent write IDs and the program's machine.
+type fsm struct {
+	machine StateMachine
+
+	mu      sync.RWMutex
+	kv      map[string]entry
+	locks   map[string]lease
+	seen    map[string]result
+	order   [][]byte // seen's IDs, oldest first
+	applied uint64
+	changed chan struct{} // closed and replaced whenever the state changes
+
+	wmu      sync.Mutex
+	watchers map[*watcher]struct{}
+}
+
+func newFSM(m StateMachine) *fsm {
+	return &fsm{machine: m, kv: map[string]entry{}, locks: map[string]lease{}, seen: map[string]result{},
+		changed: make(chan struct{}), watchers: map[*watcher]struct{}{}}
+}
+
+// Apply applies one log entry.
+func (f *fsm) Apply(l *raft.Log) any {
+	var c command
+	if err := wire.Unmarshal(l.Data, &c); err != nil {
+		f.advance(l.Index)
+		return result{Err: fmt.Sprintf("entry %d: %v", l.Index, err)}
+	}
+	f.mu.Lock()
+	r, changes := f.apply(l.Index, &c)
+	f.moved(l.Index)
+	f.mu.Unlock()
+	f.notify(changes)
+	return r
+}
+
+func (f *fsm) advance(i uint64) {
+	f.mu.Lock()
+	f.moved(i)
+	f.mu.Unlock()
+}
+
+// moved records that the state includes index i and wakes its waiters;
+// f.mu is held.
+func (f *fsm) moved(i uint64) {
+	f.applied = max(f.applied, i)
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+// apply changes the state for c at index i; f.mu is held.
+func (f *fsm) apply(i uint64, c *command) (result, []Change) {
+	if len(c.ID) > 0 {
+		if r, ok := f.seen[string(c.ID)]; ok {
+			return r, nil
+		}
+	}
+	var r result
+	var changes []Change
+	switch c.Op {
+	case opPut:
+		f.kv[c.Key] = entry{Key: c.Key, Value: c.Value, Version: i}
+		r = result{OK: true, Version: i}
+		changes = []Change{{Key: c.Key, Value: c.Value, Version: i}}
+	case opDelete:
+		if _, ok := f.kv[c.Key]; ok {
+			delete(f.kv, c.Key)
+			r.OK = true
+			changes = []Change{{Key: c.Key, Deleted: true, Version: i}}
+		}
+		r.Version = i
+	case opCAS:
+		e, ok := f.kv[c.Key]
+		if ok != c.HasOld || (ok && !bytes.Equal(e.Value, c.Old)) {
+			r = result{Version: e.Version}
+			break
+		}
+		f.kv[c.Key] = entry{Key: c.Key, Value: c.Value, Version: i}
+		r = result{OK: true, Version: i}
+		changes = []Change{{Key: c.Key, Value: c.Value, Version: i}}
+	case opLock:
+		l, held := f.locks[c.Key]
+		expired := held && c.Time >= l.Expires
+		switch {
+		case held && !expired && l.Holder == c.Holder && (c.Token == 0 || c.Token == l.Token):
+			l.Expires = c.Time + c.TTL // the holder again: renew
+		case c.Token != 0:
+			// A renewal of a lease that ended: its holder must learn it
+			// lost the lock, not get it back.
+			r = result{Holder: l.Holder, Token: l.Token, Expires: l.Expires}
+			return f.finish(c, r), nil
+		case !held || expired:
+			l = lease{Name: c.Key, Holder: c.Holder, Token: i, Expires: c.Time + c.TTL}
+		default:
+			r = result{Holder: l.Holder, Token: l.Token, Expires: l.Expires}
+			return f.finish(c, r), nil
+		}
+		f.locks[c.Key] = l
+		r = result{OK: true, Holder: l.Holder, Token: l.Token, Expires: l.Expires}
+	case opUnlock:
+		if l, ok := f.locks[c.Key]; ok && l.Holder == c.Holder && l.Token == c.Token {
+			delete(f.locks, c.Key)
+			r.OK = true
+		}
+	case opApply:
+		if f.machine == nil {
+			r.Err = "the group has no state machine on this member"
+			break
+		}
+		out, err := f.machine.Apply(c.Data)
+		if err != nil {
+			r.Err = err.Error()
+		} else {
+			r = result{OK: true, Data: out}
+		}
+	default:
+		r.Err = fmt.Sprintf("unknown operation %d", c.Op)
+	}
+	return f.finish(c, r), changes
+}
+
+// finish remembers the result of a write with an ID.
+func (f *fsm) finish(c *command, r result) result {
+	if len(c.ID) > 0 {
+		f.remember(c.ID, r)
+	}
+	return r
+}
+
+func (f *fsm) remember(id []byte, r result) {
+	f.seen[string(id)] = r
+	f.order = append(f.order, id)
+	if len(f.order) > dedupWindow {
+		delete(f.seen, string(f.order[0]))
+		f.order = f.order[1:]
+	}
+}
+
+// state returns the last index applied and a channel closed at the next
+// change.
+func (f *fsm) state() (uint64, <-chan struct{}) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.applied, f.changed
+}
+
+func (f *fsm) get(key string) (entry, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	e, ok := f.kv[key]
+	return e, ok
+}
+
+func (f *fsm) list(prefix string) []entry {
+	f.mu.RLock()
+	var out []entry
+	for k, e := range f.kv {
+		if strings.HasPrefix(k, prefix) {
+			out = append(out, e)
+		}
+	}
+	f.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+func (f *fsm) lock(name string) (lease, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	l, ok := f.locks[name]
+	return l, ok
+}
+
+// Snapshot copies the state for raft to persist while applying goes on.
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	s := &snapshot{kv: make([]entry, 0, len(f.kv)), locks: make([]lease, 0, len(f.locks))}
+	for _, e := range f.kv {
+		s.kv = append(s.kv, e)
+	}
+	for _, l := range f.locks {
+		s.locks = append(s.locks, l)
+	}
+	for _, id := range f.order {
+		s.seen = append(s.seen, done{ID: id, Result: f.seen[string(id)]})
+	}
+	if f.machine != nil {
+		st, err := f.machine.Snapshot()
+		if err != nil {
+			return nil, fmt.Errorf("state machine snapshot: %w", err)
+		}
+		s.machine = st
+	}
+	return s, nil
+}
+
+// A snapshot is a stream of frames: a header with the counts, then each
+// entry, lease and remembered write, then the machine's state in chunks.
+type snapHeader struct {
+	Entries int `cbor:"1,keyasint"`
+	Locks   int `cbor:"2,keyasint"`
+	Seen    int `cbor:"3,keyasint"`
+	Machine int `cbor:"4,keyasint"` // bytes of machine state
+}
+
+type snapshot struct {
+	kv      []entry
+	locks   []lease
+	seen    []done
+	machine []byte
+}
+
+func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	w := bufio.NewWriterSize(sink, 64<<10)
+	var buf []byte
+	put := func(v any) error {
+		b, err := wire.Marshal(v)
+		if err != nil {
+			return err
+		}
+		buf = wire.AppendFrame(buf[:0], b)
+		_, err = w.Write(buf)
+		return err
+	}
+	err := put(snapHeader{Entries: len(s.kv), Locks: len(s.locks), Seen: len(s.seen), Machine: len(s.machine)})
+	for i := 0; err == nil && i < len(s.kv); i++ {
+		err = put(s.kv[i])
+	}
+	for i := 0; err == nil && i < len(s.locks); i++ {
+		err = put(s.locks[i])
+	}
+	for i := 0; err == nil && i < len(s.seen); i++ {
+		err = put(s.seen[i])
+	}
+	for m := s.machine; err == nil && len(m) > 0; {
+		n := min(len(m), snapshotChunk)
+		err = put(m[:n])
+		m = m[n:]
+	}
+	if err == nil {
+		err = w.Flush()
+	}
+	if err != nil {
+		sink.Cancel()
+		return fmt.Errorf("persist snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+func (s *snapshot) Release() {}
+
+// Restore replaces the state with a snapshot's.
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	r := bufio.NewReaderSize(rc, 64<<10)
+	var h snapHeader
+	if err := wire.DecodeFrame(r, maxHelloFrame, &h); err != nil {
+		return fmt.Errorf("snapshot header: %w", err)
+	}
+	if h.Entries < 0 || h.Locks < 0 || h.Seen < 0 || h.Machine < 0 {
+		return fmt.Errorf("%w: snapshot header %+v", ErrMalformed, h)
+	}
+	kv := make(map[string]entry, min(h.Entries, 1<<20))
+	for range h.Entries {
+		var e entry
+		if err := wire.DecodeFrame(r, maxEntry+64, &e); err != nil {
+			return fmt.Errorf("snapshot entry: %w", err)
+		}
+		kv[e.Key] = e
+	}
+	locks := map[string]lease{}
+	for range h.Locks {
+		var l lease
+		if err := wire.DecodeFrame(r, maxEntry, &l); err != nil {
+			return fmt.Errorf("snapshot lock: %w", err)
+		}
+		locks[l.Name] = l
+	}
+	seen := map[string]result{}
+	var order [][]byte
+	for range h.Seen {
+		var d done
+		if err := wire.DecodeFrame(r, maxEntry+64, &d); err != nil {
+			return fmt.Errorf("snapshot write id: %w", err)
+		}
+		seen[string(d.ID)] = d.Result
+		order = append(order, d.ID)
+	}
+	var state []byte
+	for len(state) < h.Machine {
+		var chunk []byte
+		if err := wire.DecodeFrame(r, snapshotChunk+16, &chunk); err != nil {
+			return fmt.Errorf("snapshot machine state: %w", err)
+		}
+		if len(chunk) == 0 {
+			return fmt.Errorf("%w: empty machine chunk", ErrMalformed)
+		}
+		state = append(state, chunk...)
+	}
+	if len(state) != h.Machine {
+		return fmt.Errorf("%w: machine state of %d bytes, header says %d", ErrMalformed, len(state), h.Machine)
+	}
+	if f.machine != nil && h.Machine > 0 {
+		if err := f.machine.Restore(state); err != nil {
+			return fmt.Errorf("state machine restore: %w", err)
+		}
+	}
+	f.mu.Lock()
+	old := f.kv
+	f.kv, f.locks, f.seen, f.order = kv, locks, seen, order
+	f.moved(f.applied)
+	f.mu.Unlock()
+	f.notify(diff(old, kv))
+	return nil
+}
+
+// diff lists the changes that turn map a into map b, for watchers of a
+// member that jumped ahead by a snapshot.
+func diff(a, b map[string]entry) []Change {
+	var out []Change
+	for k, e := range b {
+		if o, ok := a[k]; !ok || o.Version != e.Version {
+			out = append(out, Change{Key: k, Value: e.Value, Version: e.Version})
+		}
+	}
+	for k := range a {
+		if _, ok := b[k]; !ok {
+			out = append(out, Change{Key: k, Deleted: true})
+		}
+	}
+	slices.SortFunc(out, func(x, y Change) int { return strings.Compare(x.Key, y.Key) })
+	return out
+}
+
+// ErrLagged ends a watch whose reader fell too far behind the changes.
+var ErrLagged = errors.New("watch fell behind")
+
+// watchBuffer is how many changes a watcher may have unread.
+const watchBuffer = 4096
+
+type watcher struct {
+	prefix string
+	ch     chan Change
+	lagged bool // set under fsm.wmu when ch overflowed; ch is then closed
+}
+
+func (f *fsm) watch(prefix string) *watcher {
+	w := &watcher{prefix: prefix, ch: make(chan Change, watchBuffer)}
+	f.wmu.Lock()
+	f.watchers[w] = struct{}{}
+	f.wmu.Unlock()
+	return w
+}
+
+func (f *fsm) unwatch(w *watcher) {
+	f.wmu.Lock()
+	if _, ok := f.watchers[w]; ok {
+		delete(f.watchers, w)
+		close(w.ch)
+	}
+	f.wmu.Unlock()
+}
+
+func (f *fsm) isLagged(w *watcher) bool {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	return w.lagged
+}
+
+// notify hands changes to the watchers, never blocking the log: a watcher
+// whose buffer is full is ended with ErrLagged.
+func (f *fsm) notify(changes []Change) {
+	if len(changes) == 0 {
+		return
+	}
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	for w := range f.watchers {
+		for _, c := range changes {
+			if !strings.HasPrefix(c.Key, w.prefix) {
+				continue
+			}
+			select {
+			case w.ch <- c:
+			default:
+				w.lagged = true
+				delete(f.watchers, w)
+				close(w.ch)
+			}
+			if w.lagged {
+				break
+			}
+		}
+	}
+}

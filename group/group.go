@@ -1,0 +1,493 @@
+package group
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/nubecloud/nube/errcode"
+	"github.com/nubecloud/nube/internal/wire"
+	"github.com/nubecloud/nube/remote"
+)
+
+// Errors a caller can tell apart with errors.Is.
+var (
+	// ErrNotFound: no such key, or no such group on this node.
+	ErrNotFound = errcode.New(errcode.NotFound, "not found")
+	// ErrNotMember: the node is not a member of the group.
+	ErrNotMember = errcode.New(errcode.Refused, "not a member of the group")
+	// ErrBadName: a group name, key or value that breaks the rules.
+	ErrBadName = errcode.New(errcode.BadRequest, "bad group name, key or value")
+	// ErrNoLeader: the group has no leader the call could reach in time
+	// (a majority of its members is down or cut off).
+	ErrNoLeader = errcode.New(errcode.Unreachable, "group has no reachable leader")
+	// ErrMachine wraps an error a StateMachine returned from Apply.
+	ErrMachine = errors.New("state machine")
+	// ErrClosed: the group was closed on this node.
+	ErrClosed = errors.New("group closed")
+)
+
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+
+// ValidName reports whether name can name a group: 1 to 64 of a-z, 0-9,
+// '.', '_' and '-', starting with a letter or digit.
+func ValidName(name string) bool { return nameRE.MatchString(name) }
+
+// Config configures a Manager.
+type Config struct {
+	// Host carries the raft messages and is the node's identity.
+	Host host.Host
+	// Remote is the node's endpoint: calls made on a member that does not
+	// lead are forwarded to the leader through it.
+	Remote *remote.Endpoint
+	// FindPeer, if set, finds the addresses of a member this node knows no
+	// address for.
+	FindPeer func(context.Context, peer.ID) (peer.AddrInfo, error)
+	// Dir holds the groups' logs and snapshots; empty means memory only.
+	Dir string
+	// HeartbeatTimeout is how long a follower waits for its leader before
+	// it calls an election. Zero means one second (raft's default).
+	HeartbeatTimeout time.Duration
+	// Logger receives the groups' logs. Nil means none.
+	Logger *slog.Logger
+}
+
+// Validate checks the Config, naming the field that is wrong.
+func (c Config) Validate() error {
+	switch {
+	case c.Host == nil:
+		return errors.New("group: Config.Host is nil")
+	case c.Remote == nil:
+		return errors.New("group: Config.Remote is nil")
+	case c.HeartbeatTimeout < 0:
+		return fmt.Errorf("group: Config.HeartbeatTimeout is negative (%v)", c.HeartbeatTimeout)
+	}
+	return nil
+}
+
+// Manager runs the groups a node is a member of.
+type Manager struct {
+	cfg  Config
+	log  *slog.Logger
+	db   *pebble.DB
+	stop func()
+
+	mu     sync.Mutex
+	groups map[string]*Group
+	closed bool
+}
+
+// New starts a manager: it opens the groups' store and serves Protocol and
+// the forwarding function on the node's endpoint. Groups on disk are not
+// opened until Open names them (Names lists them).
+func New(ctx context.Context, cfg Config) (*Manager, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if cfg.HeartbeatTimeout == 0 {
+		cfg.HeartbeatTimeout = time.Second
+	}
+	m := &Manager{cfg: cfg, log: cfg.Logger, groups: map[string]*Group{}}
+	if m.log == nil {
+		m.log = slog.New(slog.DiscardHandler)
+	}
+	dbDir := ""
+	if cfg.Dir != "" {
+		if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+			return nil, fmt.Errorf("group dir: %w", err)
+		}
+		dbDir = filepath.Join(cfg.Dir, "raft")
+	}
+	var err error
+	if m.db, err = openDB(dbDir); err != nil {
+		return nil, err
+	}
+	cfg.Host.SetStreamHandler(Protocol, m.handle)
+	stopCall := remote.Handle(cfg.Remote, callFn, m.serveCall)
+	m.stop = func() {
+		cfg.Host.RemoveStreamHandler(Protocol)
+		stopCall()
+	}
+	return m, nil
+}
+
+// Names lists the groups this node keeps, open or on disk, sorted.
+func (m *Manager) Names() []string {
+	m.mu.Lock()
+	names := make([]string, 0, len(m.groups))
+	for n := range m.groups {
+		names = append(names, n)
+	}
+	m.mu.Unlock()
+	if m.cfg.Dir != "" {
+		ents, _ := os.ReadDir(m.cfg.Dir)
+		for _, e := range ents {
+			if e.IsDir() && ValidName(e.Name()) && !slices.Contains(names, e.Name()) {
+				names = append(names, e.Name())
+			}
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Close closes every open group and the store. Members stay members: a
+// node that starts again and opens its groups rejoins them with its log.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	gs := make([]*Group, 0, len(m.groups))
+	for _, g := range m.groups {
+		gs = append(gs, g)
+	}
+	m.mu.Unlock()
+	m.stop()
+	var err error
+	for _, g := range gs {
+		err = errors.Join(err, g.Close())
+	}
+	return errors.Join(err, m.db.Close())
+}
+
+// Options say how to open a group.
+type Options struct {
+	// Members form the group if this node has no state for it yet: this
+	// node and these peers, each of which opens the group with the same
+	// list (or joins it later). Empty with no Join: a group of one.
+	Members []peer.ID
+	// Join, if set, is a member to ask for this node's place in a group
+	// that exists already; a member must have added this node first
+	// (AddMember).
+	Join peer.ID
+	// Machine is the program's own state machine for Apply, or nil.
+	Machine StateMachine
+	// LockTTL is how long a lock outlives its holder's last renewal. Zero
+	// means ten seconds.
+	LockTTL time.Duration
+}
+
+// Open opens the group name on this node: from its state on disk, by
+// forming it with opts.Members, or by joining it through opts.Join. If the
+// group is open already, Open returns it.
+func (m *Manager) Open(ctx context.Context, name string, opts Options) (*Group, error) {
+	if !ValidName(name) {
+		return nil, fmt.Errorf("%w: group name %q (1-64 of a-z 0-9 . _ -)", ErrBadName, name)
+	}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if g, ok := m.groups[name]; ok {
+		m.mu.Unlock()
+		return g, g.join(ctx, opts.Join)
+	}
+	g, err := m.start(name, opts)
+	if err != nil {
+		m.mu.Unlock()
+		return nil, err
+	}
+	m.groups[name] = g
+	m.mu.Unlock()
+	if err := g.join(ctx, opts.Join); err != nil {
+		g.Close()
+		return nil, err
+	}
+	return g, nil
+}
+
+func (m *Manager) raftConfig(self peer.ID, name string) *raft.Config {
+	c := raft.DefaultConfig()
+	c.LocalID = raft.ServerID(self.String())
+	c.HeartbeatTimeout = m.cfg.HeartbeatTimeout
+	c.ElectionTimeout = m.cfg.HeartbeatTimeout
+	c.LeaderLeaseTimeout = m.cfg.HeartbeatTimeout / 2
+	c.MaxAppendEntries = maxAppendEntries
+	c.NoLegacyTelemetry = true
+	c.Logger = hclogger(m.log.With("group", name))
+	return c
+}
+
+// start builds the group's raft; m.mu is held.
+func (m *Manager) start(name string, opts Options) (*Group, error) {
+	self := m.cfg.Host.ID()
+	var snaps raft.SnapshotStore = raft.NewInmemSnapshotStore()
+	if m.cfg.Dir != "" {
+		var err error
+		if snaps, err = raft.NewFileSnapshotStore(filepath.Join(m.cfg.Dir, name), 2, io.Discard); err != nil {
+			return nil, fmt.Errorf("group %s: snapshots: %w", name, err)
+		}
+	}
+	st := newStore(m.db, name)
+	has, err := raft.HasExistingState(st, st, snaps)
+	if err != nil {
+		return nil, fmt.Errorf("group %s: %w", name, err)
+	}
+	g := &Group{m: m, name: name, self: self, fsm: newFSM(opts.Machine), store: st,
+		lockTTL: opts.LockTTL, leaderCh: make(chan struct{}), seed: map[peer.ID]bool{}}
+	if g.lockTTL <= 0 {
+		g.lockTTL = 10 * time.Second
+	}
+	for _, p := range opts.Members {
+		g.seed[p] = true
+	}
+	if opts.Join != "" {
+		g.seed[opts.Join] = true
+	}
+	g.trans = newTransport(m.cfg.Host, name, m.cfg.FindPeer)
+	if !has && opts.Join == "" {
+		conf := raft.Configuration{}
+		for _, p := range append([]peer.ID{self}, opts.Members...) {
+			if !slices.ContainsFunc(conf.Servers, func(s raft.Server) bool { return s.ID == raft.ServerID(p.String()) }) {
+				conf.Servers = append(conf.Servers, raft.Server{ID: raft.ServerID(p.String()), Address: raft.ServerAddress(p.String())})
+			}
+		}
+		if err := raft.BootstrapCluster(m.raftConfig(self, name), st, st, snaps, g.trans, conf); err != nil {
+			g.trans.Close()
+			return nil, fmt.Errorf("group %s: form: %w", name, err)
+		}
+	}
+	g.raft, err = raft.NewRaft(m.raftConfig(self, name), g.fsm, st, st, snaps, g.trans)
+	if err != nil {
+		g.trans.Close()
+		return nil, fmt.Errorf("group %s: %w", name, err)
+	}
+	obs := make(chan raft.Observation, 16)
+	g.observer = raft.NewObserver(obs, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	g.raft.RegisterObserver(g.observer)
+	g.obsDone = make(chan struct{})
+	go g.observe(obs)
+	return g, nil
+}
+
+// handle accepts a raft stream: from a member of an open group only.
+func (m *Manager) handle(s network.Stream) {
+	defer s.Close()
+	ws := wire.NewStream(s, wire.WithMaxFrame(maxHelloFrame), wire.WithMaxSend(maxHelloFrame), wire.WithoutRecvTimeout())
+	from := s.Conn().RemotePeer()
+	ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
+	var h hello
+	err := ws.Recv(ctx, &h)
+	cancel()
+	if err != nil {
+		s.Reset()
+		return
+	}
+	m.mu.Lock()
+	g := m.groups[h.Group]
+	m.mu.Unlock()
+	var refuse string
+	switch {
+	case g == nil:
+		refuse = "no group " + h.Group + " here"
+	case !g.allowed(from):
+		refuse = "not a member of " + h.Group
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), rpcTimeout)
+	err = ws.Send(ctx, helloReply{Err: refuse})
+	cancel()
+	if refuse != "" || err != nil {
+		if refuse != "" {
+			m.log.Debug("raft stream refused", "peer", from, "why", refuse)
+		}
+		s.Reset()
+		return
+	}
+	ws.SetMaxFrame(maxFrame)
+	if err := g.trans.serve(from, ws); err != nil {
+		m.log.Debug("raft stream ended", "group", h.Group, "peer", from, "err", err)
+		s.Reset()
+	}
+}
+
+func (m *Manager) group(name string) *Group {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.groups[name]
+}
+
+// Group is this node's membership in a replicated group. Its methods may be
+// called on any member: a member that does not lead forwards them to the
+// leader, and retries them when the leader changes, so a write is applied
+// exactly once even if the leader dies under it.
+type Group struct {
+	m       *Manager
+	name    string
+	self    peer.ID
+	raft    *raft.Raft
+	trans   *transport
+	fsm     *fsm
+	store   *store
+	lockTTL time.Duration
+
+	observer *raft.Observer
+	obsDone  chan struct{}
+
+	mu       sync.Mutex
+	seed     map[peer.ID]bool // peers allowed before the log names them
+	leaderCh chan struct{}    // closed and replaced when the leader changes
+	gen      uint64           // leader changes seen
+	readyGen atomic.Uint64    // gen+1 at which this node, leading, applied all before its term
+	closed   bool
+}
+
+// Name returns the group's name.
+func (g *Group) Name() string { return g.name }
+
+// observe follows leader changes until the group closes.
+func (g *Group) observe(obs chan raft.Observation) {
+	defer close(g.obsDone)
+	for {
+		select {
+		case <-obs:
+			g.mu.Lock()
+			g.gen++
+			close(g.leaderCh)
+			g.leaderCh = make(chan struct{})
+			g.mu.Unlock()
+		case <-g.trans.ctx.Done():
+			return
+		}
+	}
+}
+
+// Leader returns the group's leader as this node knows it, or "" if it
+// knows none.
+func (g *Group) Leader() peer.ID {
+	_, id := g.raft.LeaderWithID()
+	p, err := peer.Decode(string(id))
+	if err != nil {
+		return ""
+	}
+	return p
+}
+
+func (g *Group) leaderChanged() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.leaderCh
+}
+
+// WatchLeader yields the leader now (if any) and then each new one, until
+// ctx ends or the loop stops.
+func (g *Group) WatchLeader(ctx context.Context) func(yield func(peer.ID) bool) {
+	return func(yield func(peer.ID) bool) {
+		var last peer.ID
+		for {
+			ch := g.leaderChanged()
+			if l := g.Leader(); l != "" && l != last {
+				last = l
+				if !yield(l) {
+					return
+				}
+			}
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return
+			case <-g.trans.ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// allowed says whether p may speak raft to this node for the group.
+func (g *Group) allowed(p peer.ID) bool {
+	g.mu.Lock()
+	ok := g.seed[p]
+	g.mu.Unlock()
+	if ok {
+		return true
+	}
+	return g.isMember(p)
+}
+
+func (g *Group) configuration() ([]raft.Server, error) {
+	f := g.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, err
+	}
+	return f.Configuration().Servers, nil
+}
+
+func (g *Group) isMember(p peer.ID) bool {
+	servers, err := g.configuration()
+	if err != nil {
+		return false
+	}
+	id := raft.ServerID(p.String())
+	return slices.ContainsFunc(servers, func(s raft.Server) bool { return s.ID == id })
+}
+
+// Close stops this node's part in the group. The group goes on without it
+// (if a majority remains) and the node rejoins with its log when it opens
+// the group again; RemoveMember takes it out for good.
+func (g *Group) Close() error {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil
+	}
+	g.closed = true
+	g.mu.Unlock()
+	err := g.raft.Shutdown().Error()
+	g.raft.DeregisterObserver(g.observer)
+	g.trans.Close()
+	<-g.obsDone
+	g.m.mu.Lock()
+	if g.m.groups[g.name] == g {
+		delete(g.m.groups, g.name)
+	}
+	g.m.mu.Unlock()
+	return err
+}
+
+// hclogger turns raft's logs into the node's: warnings and errors only.
+func hclogger(l *slog.Logger) hclog.Logger {
+	if l.Handler() == slog.DiscardHandler {
+		return hclog.NewNullLogger()
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{l}})
+}
+
+type slogWriter struct{ l *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.l.Warn(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+func newID() []byte {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return b
+}
