@@ -50,7 +50,8 @@ var callFn = remote.Declare[callRequest, callReply]("nube.group.call")
 func (m *Manager) serveCall(ctx context.Context, req callRequest) (callReply, error) {
 	g := m.group(req.Group)
 	if g == nil {
-		return callReply{}, fmt.Errorf("%w: no group %q on this node", ErrNotFound, req.Group)
+		// Not open here (closed, or never): as good as not leading.
+		return callReply{NotLeader: true}, nil
 	}
 	from := remote.Caller(ctx)
 	if !g.isMember(from) {
@@ -238,8 +239,7 @@ func (g *Group) do(ctx context.Context, req callRequest) (callReply, error) {
 // retryable says whether a failed forward may succeed on a retry: the
 // leader was unreachable or went away.
 func retryable(err error) bool {
-	return errors.Is(err, remote.ErrUnreachable) || errors.Is(err, remote.ErrNoSuchFunction) ||
-		errors.Is(err, ErrNotFound) || leaderLost(err) ||
+	return errors.Is(err, remote.ErrUnreachable) || errors.Is(err, remote.ErrNoSuchFunction) || leaderLost(err) ||
 		(errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, remote.ErrCallee))
 }
 

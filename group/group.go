@@ -120,7 +120,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		dbDir = filepath.Join(cfg.Dir, "raft")
 	}
 	var err error
-	if m.db, err = openDB(dbDir); err != nil {
+	if m.db, err = openDB(dbDir, m.log); err != nil {
 		return nil, err
 	}
 	cfg.Host.SetStreamHandler(Protocol, m.handle)

@@ -255,3 +255,14 @@ func TestApplyStateMachine(t *testing.T) {
 		return fmt.Sprintf("machines hold %v, %v, %v", machines[0].entries(), machines[1].entries(), machines[2].entries())
 	})
 }
+
+// kill stops member i dead: its host first, so it says nothing more to
+// anyone, then its raft and endpoint. The member's Group handles fail from
+// then on.
+func (ms *members) kill(i int) {
+	ms.hosts[i].Close()
+	ms.mgrs[i].Close()
+	ms.eps[i].Close()
+}
+
+func errorsIsNotFound(err error) bool { return errors.Is(err, group.ErrNotFound) }

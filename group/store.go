@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -18,8 +19,8 @@ var errKeyNotFound = errors.New("not found")
 
 // openDB opens the Pebble database that holds the logs and stable state of
 // every group on the node, in dir, or in memory if dir is empty.
-func openDB(dir string) (*pebble.DB, error) {
-	o := &pebble.Options{FormatMajorVersion: pebble.FormatNewest, MemTableSize: 8 << 20}
+func openDB(dir string, log *slog.Logger) (*pebble.DB, error) {
+	o := &pebble.Options{FormatMajorVersion: pebble.FormatNewest, MemTableSize: 8 << 20, Logger: pebbleLog{log}}
 	if dir == "" {
 		o.FS = vfs.NewMem()
 	}
@@ -28,6 +29,18 @@ func openDB(dir string) (*pebble.DB, error) {
 		return nil, fmt.Errorf("open group store: %w", err)
 	}
 	return db, nil
+}
+
+// pebbleLog hands Pebble's messages to the node's log: information at
+// debug level, errors as warnings.
+type pebbleLog struct{ l *slog.Logger }
+
+func (p pebbleLog) Infof(format string, args ...any)  { p.l.Debug(fmt.Sprintf(format, args...)) }
+func (p pebbleLog) Errorf(format string, args ...any) { p.l.Warn(fmt.Sprintf(format, args...)) }
+func (p pebbleLog) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	p.l.Error(msg)
+	panic("group store: " + msg)
 }
 
 // store is one group's raft LogStore and StableStore: its keys are the
