@@ -42,6 +42,7 @@ type callReply struct {
 	Entries   []entry     `cbor:"5,keyasint,omitempty"`
 	Status    *wireStatus `cbor:"6,keyasint,omitempty"`
 	Members   []string    `cbor:"7,keyasint,omitempty"`
+	NotMember bool        `cbor:"8,keyasint,omitempty"` // the caller is not a member
 }
 
 var callFn = remote.Declare[callRequest, callReply]("nube.group.call")
@@ -55,7 +56,7 @@ func (m *Manager) serveCall(ctx context.Context, req callRequest) (callReply, er
 	}
 	from := remote.Caller(ctx)
 	if !g.isMember(from) {
-		return callReply{}, fmt.Errorf("%w: %s is not in %s", ErrNotMember, from, g.name)
+		return callReply{NotMember: true}, nil
 	}
 	if req.Kind == callJoin {
 		return g.members()
@@ -213,6 +214,8 @@ func (g *Group) do(ctx context.Context, req callRequest) (callReply, error) {
 			rep.NotLeader = true
 		}
 		switch {
+		case err == nil && rep.NotMember:
+			return rep, fmt.Errorf("%w: %s is not in %s", ErrNotMember, g.self, g.name)
 		case err == nil && !rep.NotLeader:
 			return rep, nil
 		case err != nil && !retryable(err):
@@ -256,11 +259,13 @@ func (g *Group) join(ctx context.Context, via peer.ID) error {
 		return nil
 	}
 	rep, err := callFn.At(g.m.cfg.Remote, via).Call(ctx, callRequest{Group: g.name, Kind: callJoin})
-	if err != nil {
-		if errors.Is(err, ErrNotMember) {
-			return fmt.Errorf("join %s through %s: %w: ask a member to add %s first", g.name, via, ErrNotMember, g.self)
-		}
+	switch {
+	case err != nil:
 		return fmt.Errorf("join %s through %s: %w", g.name, via, err)
+	case rep.NotMember:
+		return fmt.Errorf("join %s through %s: %w: ask a member to add %s first", g.name, via, ErrNotMember, g.self)
+	case rep.NotLeader:
+		return fmt.Errorf("join %s through %s: %w: it does not keep the group", g.name, via, ErrNotFound)
 	}
 	g.mu.Lock()
 	for _, s := range rep.Members {

@@ -61,7 +61,8 @@ type Config struct {
 	// FindPeer, if set, finds the addresses of a member this node knows no
 	// address for.
 	FindPeer func(context.Context, peer.ID) (peer.AddrInfo, error)
-	// Dir holds the groups' logs and snapshots; empty means memory only.
+	// Dir holds the groups' logs (a Pebble database in Dir/log) and
+	// snapshots (Dir/snapshots/NAME); empty means memory only.
 	Dir string
 	// HeartbeatTimeout is how long a follower waits for its leader before
 	// it calls an election. Zero means one second (raft's default).
@@ -117,7 +118,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 			return nil, fmt.Errorf("group dir: %w", err)
 		}
-		dbDir = filepath.Join(cfg.Dir, "raft")
+		dbDir = filepath.Join(cfg.Dir, "log")
 	}
 	var err error
 	if m.db, err = openDB(dbDir, m.log); err != nil {
@@ -141,7 +142,7 @@ func (m *Manager) Names() []string {
 	}
 	m.mu.Unlock()
 	if m.cfg.Dir != "" {
-		ents, _ := os.ReadDir(m.cfg.Dir)
+		ents, _ := os.ReadDir(filepath.Join(m.cfg.Dir, "snapshots"))
 		for _, e := range ents {
 			if e.IsDir() && ValidName(e.Name()) && !slices.Contains(names, e.Name()) {
 				names = append(names, e.Name())
@@ -239,7 +240,7 @@ func (m *Manager) start(name string, opts Options) (*Group, error) {
 	var snaps raft.SnapshotStore = raft.NewInmemSnapshotStore()
 	if m.cfg.Dir != "" {
 		var err error
-		if snaps, err = raft.NewFileSnapshotStore(filepath.Join(m.cfg.Dir, name), 2, io.Discard); err != nil {
+		if snaps, err = raft.NewFileSnapshotStore(filepath.Join(m.cfg.Dir, "snapshots", name), 2, io.Discard); err != nil {
 			return nil, fmt.Errorf("group %s: snapshots: %w", name, err)
 		}
 	}
