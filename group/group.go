@@ -315,17 +315,20 @@ func (m *Manager) handle(s network.Stream) {
 	ctx, cancel = context.WithTimeout(context.Background(), rpcTimeout)
 	err = ws.Send(ctx, helloReply{Err: refuse})
 	cancel()
-	if refuse != "" || err != nil {
-		if refuse != "" {
-			m.log.Debug("raft stream refused", "peer", from, "why", refuse)
-		}
+	if err != nil {
 		s.Reset()
 		return
+	}
+	if refuse != "" {
+		m.log.Debug("raft stream refused", "peer", from, "why", refuse)
+		return // closed, not reset, so the refusal is read
 	}
 	ws.SetMaxFrame(maxFrame)
 	if err := g.trans.serve(from, ws); err != nil {
 		m.log.Debug("raft stream ended", "group", h.Group, "peer", from, "err", err)
-		s.Reset()
+		if r := (*refusal)(nil); !errors.As(err, &r) {
+			s.Reset()
+		}
 	}
 }
 

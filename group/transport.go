@@ -373,8 +373,10 @@ func (t *transport) serve(from peer.ID, ws *wire.Stream) error {
 		}
 		cmd, err := req.command(from)
 		if err != nil {
-			_ = ws.Send(t.ctx, response{Err: err.Error()})
-			return err
+			if serr := ws.Send(t.ctx, response{Err: err.Error()}); serr != nil {
+				return serr
+			}
+			return &refusal{err}
 		}
 		t.heard(from)
 		respCh := make(chan raft.RPCResponse, 1)
@@ -401,6 +403,13 @@ func (t *transport) serve(from peer.ID, ws *wire.Stream) error {
 		}
 	}
 }
+
+// refusal is a request refused with an answer that says why: the stream
+// is then closed, not reset, so that the answer arrives.
+type refusal struct{ err error }
+
+func (r *refusal) Error() string { return "refused: " + r.err.Error() }
+func (r *refusal) Unwrap() error { return r.err }
 
 // dispatch hands rpc to raft: a heartbeat to its fast path, anything else
 // to its queue. It returns false if the transport closed first.
