@@ -141,6 +141,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v0/service/info", s.handleServiceInfo)
 	mux.HandleFunc("GET /api/v0/service/runs", s.handleServiceRuns)
 	mux.HandleFunc("POST /api/v0/call", s.handleCall)
+	s.groupRoutes(mux)
 	return s.checkHost(s.checkOrigin(s.checkAuth(mux)))
 }
 
@@ -258,12 +259,17 @@ func writeError(w http.ResponseWriter, code int, err error) {
 // readJSON decodes a size-capped JSON body into v, answering 400 (and
 // returning false) if it is too large or malformed.
 func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	return readJSONMax(w, r, v, maxBody)
+}
+
+// readJSONMax is readJSON with a cap of max bytes on the body.
+func readJSONMax(w http.ResponseWriter, r *http.Request, v any, max int64) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, max))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("request body over %d bytes", maxBody))
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("request body over %d bytes", max))
 			return false
 		}
 		writeError(w, http.StatusBadRequest, fmt.Errorf("bad request body: %w", err))

@@ -89,7 +89,7 @@ func TestHostilePeers(t *testing.T) {
 	outOfOrder := request{Kind: rpcAppend, Version: int(raft.ProtocolVersionMax), Term: 99, PrevIndex: 5,
 		Entries: []wireLog{{Index: 9, Term: 99}}}
 	for name, req := range map[string]request{
-		"junk configuration": badConfig,
+		"junk configuration":   badConfig,
 		"entries out of order": outOfOrder,
 		"unknown kind":         {Kind: 77},
 		"bad version":          {Kind: rpcVote, Version: 1000},

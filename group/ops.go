@@ -257,11 +257,20 @@ func (g *Group) leaderStatus() (*wireStatus, error) {
 	return st, nil
 }
 
-// Status returns the group's state, asking the leader about its members.
+// Status returns the group's state, asking the leader about its members;
+// if no leader answers soon, the members this node knows, state unknown.
 func (g *Group) Status(ctx context.Context) (Status, error) {
 	st := Status{Name: g.name, Leader: g.Leader(), Term: g.raft.CurrentTerm(), LastIndex: g.raft.LastIndex(),
 		Commit: g.raft.CommitIndex(), Applied: g.raft.AppliedIndex(), State: stateName(g.raft.State())}
-	rep, err := g.do(ctx, callRequest{Kind: callStatus})
+	// Ask the leader, if there is one, but never wait long: a status is
+	// wanted most when the group is in trouble.
+	err := ErrNoLeader
+	var rep callReply
+	if st.Leader != "" {
+		sctx, cancel := context.WithTimeout(ctx, 3*g.m.cfg.HeartbeatTimeout)
+		rep, err = g.do(sctx, callRequest{Kind: callStatus})
+		cancel()
+	}
 	if err != nil {
 		// No leader: report the members this node knows, state unknown.
 		servers, cerr := g.configuration()

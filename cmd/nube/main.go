@@ -19,6 +19,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -47,13 +48,23 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRoot(os.Stdout).ExecuteContext(ctx)
 	stop()
-	if err != nil {
+	var code exitCode
+	switch {
+	case errors.As(err, &code):
+		os.Exit(int(code))
+	case err != nil:
 		// Errors may carry other people's words (a module's stderr, a
 		// peer's message): no control character reaches the terminal.
 		fmt.Fprintln(os.Stderr, "nube: "+termsafe.Text(err.Error()))
 		os.Exit(1)
 	}
 }
+
+// exitCode is a command's answer given by its exit status alone, such as
+// "not swapped": main exits with it and prints nothing more.
+type exitCode int
+
+func (c exitCode) Error() string { return fmt.Sprintf("exit status %d", int(c)) }
 
 func newRoot(out io.Writer) *cobra.Command {
 	g := &globals{out: out}
@@ -72,6 +83,7 @@ commands talk to the running node through its local API.`,
   nube get bafybei...             # fetch it on another node
   nube service publish upper.wasm # publish a WebAssembly service
   echo hi | nube call upper --n 3 # run it on three nodes
+  nube group create jobs PEER PEER # a replicated map with two other nodes
   nube demo --nodes 3             # three nodes in one process, to try things`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -88,6 +100,7 @@ commands talk to the running node through its local API.`,
 		newAddCmd(g), newGetCmd(g), newCatCmd(g), newLsCmd(g), newPinCmd(g), newGCCmd(g), newRepoCmd(g),
 		newRemoteCmd(g),
 		newServiceCmd(g), newCallCmd(g),
+		newGroupCmd(g),
 		newOpenCmd(g),
 		newDemoCmd(g),
 		newVersionCmd(g),

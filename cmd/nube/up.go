@@ -133,6 +133,13 @@ func runUp(ctx context.Context, g *globals, f upFlags, gatewayChosen bool) error
 		return upError(err, g.dataDir)
 	}
 	defer node.Close()
+	// Serve the groups this node is a member of, so that they have it
+	// back as soon as it runs.
+	for _, name := range node.GroupNames() {
+		if _, err := node.Group(ctx, name); err != nil {
+			log.Warn("group not reopened", "group", name, "err", err)
+		}
+	}
 
 	token := api.NewToken()
 	srv, err := api.Listen(node, f.api, token, log)

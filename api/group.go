@@ -1,0 +1,261 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/nubecloud/nube/api/client"
+	"github.com/nubecloud/nube/errcode"
+	"github.com/nubecloud/nube/group"
+)
+
+// Group endpoints:
+//
+//	POST /api/v0/group/create  {name, members}       → GroupStatus
+//	POST /api/v0/group/join    {name, via}           → GroupStatus
+//	GET  /api/v0/group/ls                            → [name]
+//	GET  /api/v0/group/status?name=N                 → GroupStatus
+//	POST /api/v0/group/add     {name, peer}
+//	POST /api/v0/group/remove  {name, peer}
+//	GET  /api/v0/group/get?name=N&key=K              → GroupEntry
+//	GET  /api/v0/group/list?name=N&prefix=P          → [GroupEntry]
+//	POST /api/v0/group/put?name=N&key=K  body: value → GroupResult
+//	POST /api/v0/group/cas     {name, key, old, value} → GroupResult
+//	POST /api/v0/group/rm      {name, key}           → GroupResult
+func (s *Server) groupRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /api/v0/group/create", s.handleGroupCreate)
+	mux.HandleFunc("POST /api/v0/group/join", s.handleGroupJoin)
+	mux.HandleFunc("GET /api/v0/group/ls", s.handleGroupLs)
+	mux.HandleFunc("GET /api/v0/group/status", s.handleGroupStatus)
+	mux.HandleFunc("POST /api/v0/group/add", s.handleGroupMember)
+	mux.HandleFunc("POST /api/v0/group/remove", s.handleGroupMember)
+	mux.HandleFunc("GET /api/v0/group/get", s.handleGroupGet)
+	mux.HandleFunc("GET /api/v0/group/list", s.handleGroupList)
+	mux.HandleFunc("POST /api/v0/group/put", s.handleGroupPut)
+	mux.HandleFunc("POST /api/v0/group/cas", s.handleGroupCAS)
+	mux.HandleFunc("POST /api/v0/group/rm", s.handleGroupCAS)
+}
+
+// groupError answers a group failure with the status its code calls for.
+func groupError(w http.ResponseWriter, err error) {
+	status := http.StatusInternalServerError
+	switch errcode.Of(err) {
+	case errcode.BadRequest:
+		status = http.StatusBadRequest
+	case errcode.NotFound:
+		status = http.StatusNotFound
+	case errcode.Refused:
+		status = http.StatusForbidden
+	case errcode.Unreachable, errcode.Timeout:
+		status = http.StatusGatewayTimeout
+	}
+	writeError(w, status, err)
+}
+
+// group opens a group this node keeps; it never forms a new one.
+func (s *Server) group(ctx context.Context, name string) (*group.Group, error) {
+	if !slices.Contains(s.node.GroupNames(), name) {
+		return nil, fmt.Errorf("%w: this node keeps no group %q", group.ErrNotFound, name)
+	}
+	return s.node.Group(ctx, name)
+}
+
+func parsePeers(ss []string) ([]peer.ID, error) {
+	var out []peer.ID
+	for _, s := range ss {
+		p, err := peer.Decode(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %q is not a peer ID: %v", errcode.ErrBadRequest, s, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func (s *Server) handleGroupCreate(w http.ResponseWriter, r *http.Request) {
+	var req client.GroupRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	members, err := parsePeers(req.Members)
+	if err != nil {
+		groupError(w, err)
+		return
+	}
+	if slices.Contains(s.node.GroupNames(), req.Name) {
+		groupError(w, fmt.Errorf("%w: this node keeps a group %q already", errcode.ErrConflict, req.Name))
+		return
+	}
+	g, err := s.node.Group(r.Context(), req.Name, members...)
+	if err != nil {
+		groupError(w, err)
+		return
+	}
+	s.writeGroupStatus(w, r, g)
+}
+
+func (s *Server) handleGroupJoin(w http.ResponseWriter, r *http.Request) {
+	var req client.GroupRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	via, err := parsePeers([]string{req.Via})
+	if err != nil {
+		groupError(w, err)
+		return
+	}
+	g, err := s.node.OpenGroup(r.Context(), req.Name, group.Options{Join: via[0]})
+	if err != nil {
+		groupError(w, err)
+		return
+	}
+	s.writeGroupStatus(w, r, g)
+}
+
+func (s *Server) handleGroupLs(w http.ResponseWriter, r *http.Request) {
+	names := s.node.GroupNames()
+	if names == nil {
+		names = []string{}
+	}
+	writeJSON(w, names)
+}
+
+func (s *Server) handleGroupStatus(w http.ResponseWriter, r *http.Request) {
+	g, err := s.group(r.Context(), r.URL.Query().Get("name"))
+	if err != nil {
+		groupError(w, err)
+		return
+	}
+	s.writeGroupStatus(w, r, g)
+}
+
+func (s *Server) writeGroupStatus(w http.ResponseWriter, r *http.Request, g *group.Group) {
+	st, err := g.Status(r.Context())
+	if err != nil {
+		groupError(w, err)
+		return
+	}
+	out := client.GroupStatus{Name: st.Name, Term: st.Term, LastIndex: st.LastIndex, Commit: st.Commit,
+		Applied: st.Applied, State: st.State, Members: []client.GroupMember{}}
+	if st.Leader != "" {
+		out.Leader = st.Leader.String()
+	}
+	for _, m := range st.Members {
+		out.Members = append(out.Members, client.GroupMember{ID: m.ID.String(), Voter: m.Voter, State: m.State, LastContact: m.LastContact})
+	}
+	writeJSON(w, out)
+}
+
+func (s *Server) handleGroupMember(w http.ResponseWriter, r *http.Request) {
+	var req client.GroupRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	p, err := parsePeers([]string{req.Peer})
+	if err == nil {
+		var g *group.Group
+		if g, err = s.group(r.Context(), req.Name); err == nil {
+			if r.URL.Path == "/api/v0/group/add" {
+				err = g.AddMember(r.Context(), p[0])
+			} else {
+				err = g.RemoveMember(r.Context(), p[0])
+			}
+		}
+	}
+	if err != nil {
+		groupError(w, err)
+		return
+	}
+	writeJSON(w, struct{}{})
+}
+
+func (s *Server) handleGroupGet(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	g, err := s.group(r.Context(), q.Get("name"))
+	if err != nil {
+		groupError(w, err)
+		return
+	}
+	e, err := g.GetEntry(r.Context(), q.Get("key"))
+	if err != nil {
+		groupError(w, err)
+		return
+	}
+	writeJSON(w, client.GroupEntry{Key: e.Key, Value: e.Value, Version: e.Version})
+}
+
+func (s *Server) handleGroupList(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	g, err := s.group(r.Context(), q.Get("name"))
+	if err != nil {
+		groupError(w, err)
+		return
+	}
+	es, err := g.List(r.Context(), q.Get("prefix"))
+	if err != nil {
+		groupError(w, err)
+		return
+	}
+	out := make([]client.GroupEntry, 0, len(es))
+	for _, e := range es {
+		out = append(out, client.GroupEntry{Key: e.Key, Value: e.Value, Version: e.Version})
+	}
+	writeJSON(w, out)
+}
+
+func (s *Server) handleGroupPut(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	value, err := io.ReadAll(http.MaxBytesReader(w, r.Body, group.MaxValue))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("%w: value over %d bytes", group.ErrBadName, group.MaxValue))
+			return
+		}
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	g, err := s.group(r.Context(), q.Get("name"))
+	if err != nil {
+		groupError(w, err)
+		return
+	}
+	v, err := g.Put(r.Context(), q.Get("key"), value)
+	if err != nil {
+		groupError(w, err)
+		return
+	}
+	writeJSON(w, client.GroupResult{OK: true, Version: v})
+}
+
+func (s *Server) handleGroupCAS(w http.ResponseWriter, r *http.Request) {
+	var req client.GroupCAS
+	if !readJSONMax(w, r, &req, 3*group.MaxValue) {
+		return
+	}
+	g, err := s.group(r.Context(), req.Name)
+	if err != nil {
+		groupError(w, err)
+		return
+	}
+	var ok bool
+	if r.URL.Path == "/api/v0/group/rm" {
+		ok, err = g.Delete(r.Context(), req.Key)
+	} else {
+		if req.Value == nil {
+			req.Value = []byte{}
+		}
+		ok, err = g.CompareAndSwap(r.Context(), req.Key, req.Old, req.Value)
+	}
+	if err != nil {
+		groupError(w, err)
+		return
+	}
+	writeJSON(w, client.GroupResult{OK: ok})
+}
