@@ -139,6 +139,9 @@ func (g *Group) serve(ctx context.Context, req callRequest) (callReply, error) {
 
 // await waits for f or ctx.
 func await(ctx context.Context, f raft.Future) error {
+	if ctx.Done() == nil {
+		return f.Error()
+	}
 	done := make(chan error, 1)
 	go func() { done <- f.Error() }()
 	select {

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 
@@ -116,6 +117,26 @@ type fsm struct {
 
 	wmu      sync.Mutex
 	watchers map[*watcher]struct{}
+
+	// members is the last configuration applied, for quick membership
+	// checks; nil until one is.
+	members atomic.Pointer[map[string]bool]
+}
+
+// StoreConfiguration keeps the members of each configuration raft applies
+// (raft's ConfigurationStore).
+func (f *fsm) StoreConfiguration(_ uint64, c raft.Configuration) {
+	m := make(map[string]bool, len(c.Servers))
+	for _, s := range c.Servers {
+		m[string(s.ID)] = true
+	}
+	f.members.Store(&m)
+}
+
+// member reports whether id is in the last configuration applied.
+func (f *fsm) member(id string) bool {
+	m := f.members.Load()
+	return m != nil && (*m)[id]
 }
 
 func newFSM(m StateMachine) *fsm {

@@ -355,12 +355,13 @@ type Group struct {
 	observer *raft.Observer
 	obsDone  chan struct{}
 
-	mu       sync.Mutex
-	seed     map[peer.ID]bool // peers allowed before the log names them
-	leaderCh chan struct{}    // closed and replaced when the leader changes
-	gen      uint64           // leader changes seen
-	readyGen atomic.Uint64    // gen+1 at which this node, leading, applied all before its term
-	closed   bool
+	mu         sync.Mutex
+	seed       map[peer.ID]bool // peers allowed before the log names them
+	leaderCh   chan struct{}    // closed and replaced when the leader changes
+	gen        uint64           // leader changes seen
+	readyGen   atomic.Uint64    // gen+1 at which this node, leading, applied all before its term
+	lastLeader atomic.Pointer[leaderID]
+	closed     bool
 }
 
 // Name returns the group's name.
@@ -387,11 +388,24 @@ func (g *Group) observe(obs chan raft.Observation) {
 // knows none.
 func (g *Group) Leader() peer.ID {
 	_, id := g.raft.LeaderWithID()
+	if id == "" {
+		return ""
+	}
+	if l := g.lastLeader.Load(); l != nil && l.id == id {
+		return l.p
+	}
 	p, err := peer.Decode(string(id))
 	if err != nil {
 		return ""
 	}
+	g.lastLeader.Store(&leaderID{id, p})
 	return p
+}
+
+// leaderID is a leader's raft ID with its decoding.
+type leaderID struct {
+	id raft.ServerID
+	p  peer.ID
 }
 
 func (g *Group) leaderChanged() <-chan struct{} {
@@ -444,7 +458,10 @@ func (g *Group) configuration() ([]raft.Server, error) {
 }
 
 func (g *Group) isMember(p peer.ID) bool {
-	servers, err := g.configuration()
+	if g.fsm.member(p.String()) {
+		return true // in the configuration last applied
+	}
+	servers, err := g.configuration() // the latest, applied or not
 	if err != nil {
 		return false
 	}

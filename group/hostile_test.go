@@ -146,7 +146,7 @@ func FuzzRequest(f *testing.F) {
 			}
 			return
 		}
-		cmd, err := r.command(from)
+		cmd, err := r.command([]byte(from.String()))
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("refusal that is not ErrMalformed: %v", err)

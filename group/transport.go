@@ -47,6 +47,18 @@ type transport struct {
 	idle    map[peer.ID][]*rconn
 	contact map[peer.ID]time.Time // last answer from each peer
 	wg      sync.WaitGroup
+
+	addrs sync.Map // peer.ID → its raft address as bytes, encoded once
+}
+
+// addr returns p's raft address: its peer ID in text, encoded once.
+func (t *transport) addr(p peer.ID) []byte {
+	if a, ok := t.addrs.Load(p); ok {
+		return a.([]byte)
+	}
+	a := []byte(p.String())
+	t.addrs.Store(p, a)
+	return a
 }
 
 func newTransport(h host.Host, group string, find func(context.Context, peer.ID) (peer.AddrInfo, error)) *transport {
@@ -203,7 +215,7 @@ func (t *transport) exchange(c *rconn, req *request, data io.Reader, resp any) e
 		return err
 	}
 	t.heard(c.p)
-	return r.fill(c.p, resp)
+	return r.fill(t.addr(c.p), resp)
 }
 
 // sendChunks sends size bytes of data as frames of at most snapshotChunk.
@@ -328,7 +340,7 @@ func (pl *pipeline) receive() {
 		err := pl.c.ws.Recv(pl.ctx, &r)
 		if err == nil {
 			pl.t.heard(pl.c.p)
-			err = r.fill(pl.c.p, f.resp)
+			err = r.fill(pl.t.addr(pl.c.p), f.resp)
 		}
 		f.err <- err
 		select {
@@ -371,7 +383,7 @@ func (t *transport) serve(from peer.ID, ws *wire.Stream) error {
 			}
 			return err
 		}
-		cmd, err := req.command(from)
+		cmd, err := req.command(t.addr(from))
 		if err != nil {
 			if serr := ws.Send(t.ctx, response{Err: err.Error()}); serr != nil {
 				return serr

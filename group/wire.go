@@ -141,14 +141,15 @@ func decodeConfiguration(b []byte) (c raft.Configuration, err error) {
 	return c, nil
 }
 
-func header(from peer.ID, v int) raft.RPCHeader {
-	b := []byte(from.String())
-	return raft.RPCHeader{ProtocolVersion: raft.ProtocolVersion(v), ID: b, Addr: b}
+// header is raft's header for a message from the member whose address
+// (its peer ID, encoded) is addr.
+func header(addr []byte, v int) raft.RPCHeader {
+	return raft.RPCHeader{ProtocolVersion: raft.ProtocolVersion(v), ID: addr, Addr: addr}
 }
 
-// command turns a request from peer from into the raft RPC command it
-// stands for, or says why it cannot.
-func (r *request) command(from peer.ID) (any, error) {
+// command turns a request from the member at address from into the raft
+// RPC command it stands for, or says why it cannot.
+func (r *request) command(from []byte) (any, error) {
 	if r.Version < int(raft.ProtocolVersionMin) || r.Version > int(raft.ProtocolVersionMax) {
 		return nil, fmt.Errorf("%w: protocol version %d", ErrMalformed, r.Version)
 	}
@@ -204,9 +205,9 @@ func isHeartbeat(a *raft.AppendEntriesRequest) bool {
 	return a.Term != 0 && a.PrevLogEntry == 0 && a.PrevLogTerm == 0 && len(a.Entries) == 0 && a.LeaderCommitIndex == 0
 }
 
-// fromResponse fills raft's response value resp from the wire, as sent by
-// peer to.
-func (r *response) fill(to peer.ID, resp any) error {
+// fill fills raft's response value resp from the wire, as sent by the
+// member at address to.
+func (r *response) fill(to []byte, resp any) error {
 	if r.Err != "" {
 		return &peerError{msg: r.Err}
 	}
