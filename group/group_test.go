@@ -12,6 +12,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"go.uber.org/goleak"
 
 	"github.com/nubecloud/nube/group"
 	"github.com/nubecloud/nube/internal/hosttest"
@@ -266,3 +267,7 @@ func (ms *members) kill(i int) {
 }
 
 func errorsIsNotFound(err error) bool { return errors.Is(err, group.ErrNotFound) }
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, nubetest.LeakOptions()...)
+}
