@@ -5,12 +5,50 @@ import (
 	"io"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/nubecloud/nube/content"
 )
 
-// Content returns the node's content service: add, fetch, pin, GC.
-func (n *Node) Content() *content.Service { return n.content }
+// Content is the node's content layer as a program uses it: what a
+// content.Service does, without its lifecycle or its store, which the node
+// owns.
+type Content interface {
+	// Add stores r's bytes as a file and returns its CID.
+	Add(ctx context.Context, r io.Reader, opt content.AddOptions) (cid.Cid, error)
+	// AddTree stores a directory of entries and returns its CID.
+	AddTree(ctx context.Context, entries content.Entries, opt content.AddOptions) (cid.Cid, error)
+	// Get opens the file at p ("CID" or "CID/a/b").
+	Get(ctx context.Context, p string) (content.File, error)
+	// List lists the directory at p.
+	List(ctx context.Context, p string) ([]content.Entry, error)
+	// Stat describes what is at p.
+	Stat(ctx context.Context, p string) (content.Entry, error)
+	// Fetch brings everything under root into the store, from every
+	// provider at once.
+	Fetch(ctx context.Context, root cid.Cid, progress func(content.FetchProgress)) error
+	// Pin fetches what is missing under c and keeps it through GC.
+	Pin(ctx context.Context, c cid.Cid, name string, progress func(content.FetchProgress)) error
+	// Unpin lets GC remove c.
+	Unpin(ctx context.Context, c cid.Cid) error
+	// Pins lists the pinned roots.
+	Pins(ctx context.Context) ([]content.Pin, error)
+	// GC removes every block no pin reaches.
+	GC(ctx context.Context) (content.GCResult, error)
+	// Verify checks every stored block against its CID.
+	Verify(ctx context.Context, remove bool) (content.VerifyResult, error)
+	// Has reports whether a block is in the store.
+	Has(ctx context.Context, c cid.Cid) (bool, error)
+	// Received counts, per peer, what it sent this node.
+	Received() []content.PeerStat
+	// Sent returns the bytes this node has sent p.
+	Sent(p peer.ID) int64
+}
+
+var _ Content = (*content.Service)(nil)
+
+// Content returns the node's content layer: add, fetch, pin, GC.
+func (n *Node) Content() Content { return n.content }
 
 // Add stores r's bytes as a file, pins it, announces it, and returns its
 // CID (the one `ipfs add --cid-version 1` gives for the same bytes).

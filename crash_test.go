@@ -181,7 +181,7 @@ func TestGCDuringAdd(t *testing.T) {
 	if res.Removed != 1 {
 		t.Errorf("GC removed %d blocks, want only the unpinned one", res.Removed)
 	}
-	if has, _ := n.Content().Store().Blockstore().Has(ctx, unpinned); has {
+	if has, _ := n.Content().Has(ctx, unpinned); has {
 		t.Error("the unpinned block survived GC")
 	}
 	f, err := n.Content().Get(ctx, r.c)

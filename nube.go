@@ -18,6 +18,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -467,8 +468,30 @@ func (n *Node) Banned(p peer.ID) bool { return n.host.Banned(p) }
 // remote.Node: F.At(node, peer).Call(ctx, x) calls F on peer.
 func (n *Node) Remote() *remote.Endpoint { return n.remote }
 
-// Services returns the node's service manager: publish, find, run.
-func (n *Node) Services() *service.Manager { return n.svc }
+// Services is the node's service layer as a program uses it: what a
+// service.Manager does, without its lifecycle or its sandbox runtime, which
+// the node owns.
+type Services interface {
+	// Publish adds a module, signs its descriptor and announces it.
+	Publish(ctx context.Context, code io.Reader, opt service.PublishOptions) (*service.Descriptor, error)
+	// Resolve finds the descriptor a name or CID stands for.
+	Resolve(ctx context.Context, ref string) (*service.Descriptor, error)
+	// Find asks this node's peers for services matching query.
+	Find(ctx context.Context, query string) ([]service.Info, error)
+	// Known lists the catalogue's services matching query.
+	Known(query string) []service.Info
+	// Runs lists the latest runs this node did for callers.
+	Runs() []service.Record
+	// Service returns the service or pipeline ref names, ready to call.
+	Service(ref string) *service.Pipeline
+	// Computes reports whether this node runs modules.
+	Computes() bool
+}
+
+var _ Services = (*service.Manager)(nil)
+
+// Services returns the node's service layer: publish, find, run.
+func (n *Node) Services() Services { return n.svc }
 
 // Service returns the service (or pipeline, "a | b") ref names, ready to
 // call: node.Service("wc").Call(ctx, text).

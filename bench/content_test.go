@@ -71,7 +71,7 @@ func BenchmarkAdd(b *testing.B) {
 // loopback TCP into the fetcher's on-disk store. Compare with
 // BenchmarkRawStreamThroughput/tcp.
 func BenchmarkFetchOneProvider(b *testing.B) {
-	oneProvider(b, func(ctx context.Context, fetcher *content.Service, root cid.Cid, size int64) error {
+	oneProvider(b, func(ctx context.Context, fetcher nube.Content, root cid.Cid, size int64) error {
 		return fetcher.Fetch(ctx, root, nil)
 	})
 }
@@ -79,7 +79,7 @@ func BenchmarkFetchOneProvider(b *testing.B) {
 // oneProvider runs fetch b.N times on node 1 of a two-node cluster on
 // loopback TCP, each time for a fresh file of benchSize on node 0, timing
 // only the fetch.
-func oneProvider(b *testing.B, fetch func(ctx context.Context, fetcher *content.Service, root cid.Cid, size int64) error) {
+func oneProvider(b *testing.B, fetch func(ctx context.Context, fetcher nube.Content, root cid.Cid, size int64) error) {
 	size := benchSize()
 	c := nubetest.Cluster(b, 2, nubetest.WithDataDirs(), nubetest.WithConfig(func(i int, cfg *nube.Config) {
 		cfg.ListenAddrs = []string{transports["tcp"]}
@@ -103,7 +103,7 @@ func oneProvider(b *testing.B, fetch func(ctx context.Context, fetcher *content.
 // loopback TCP as `nube cat` does: a reader at the front, the fetch
 // walking the DAG ahead of it. Compare with BenchmarkFetchOneProvider.
 func BenchmarkCatOneProvider(b *testing.B) {
-	oneProvider(b, func(ctx context.Context, fetcher *content.Service, root cid.Cid, size int64) error {
+	oneProvider(b, func(ctx context.Context, fetcher nube.Content, root cid.Cid, size int64) error {
 		f, err := fetcher.Get(ctx, root.String())
 		if err != nil {
 			return err

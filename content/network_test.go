@@ -23,6 +23,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"go.uber.org/goleak"
 
+	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/content"
 	"github.com/nubecloud/nube/nubetest"
 )
@@ -115,7 +116,7 @@ func TestGetStreams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Node(0).Content().Store().Blockstore().DeleteBlock(ctx, last); err != nil {
+	if err := c.Node(0).Content().(*content.Service).Store().Blockstore().DeleteBlock(ctx, last); err != nil {
 		t.Fatal(err)
 	}
 	gctx, cancel := context.WithTimeout(ctx, 3*time.Second)
@@ -196,14 +197,14 @@ func TestLyingProvider(t *testing.T) {
 	}
 	defer h.Close()
 	copyStore := blockstore.NewBlockstore(dssync.MutexWrap(ds.NewMapDatastore()))
-	keys, err := honest.Content().Store().Blockstore().AllKeysChan(ctx)
+	keys, err := honest.Content().(*content.Service).Store().Blockstore().AllKeysChan(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for k := range keys {
 		// Keys come back as raw CIDs; store under the raw CID (the
 		// blockstore keys by multihash, so any codec finds it).
-		b, err := honest.Content().Store().Blockstore().Get(ctx, k)
+		b, err := honest.Content().(*content.Service).Store().Blockstore().Get(ctx, k)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -269,7 +270,7 @@ func TestLyingProvider(t *testing.T) {
 }
 
 // stat returns what p has sent s.
-func stat(s *content.Service, p peer.ID) content.PeerStat {
+func stat(s nube.Content, p peer.ID) content.PeerStat {
 	for _, st := range s.Received() {
 		if st.Peer == p {
 			return st
@@ -316,7 +317,7 @@ func TestUnrequestedBlocks(t *testing.T) {
 		t.Fatalf("ping the peer after its unrequested blocks: %v", err)
 	}
 	for _, b := range m.Blocks() {
-		if has, _ := n.Content().Store().Blockstore().Has(ctx, b.Cid()); has {
+		if has, _ := n.Content().Has(ctx, b.Cid()); has {
 			t.Fatal("an unrequested block was stored")
 		}
 	}

@@ -594,6 +594,11 @@ type PeerStat struct {
 // the node started.
 func (s *Service) Received() []PeerStat { return s.trace.received() }
 
+// Has reports whether the block c is in this node's store.
+func (s *Service) Has(ctx context.Context, c cid.Cid) (bool, error) {
+	return s.store.Blockstore().Has(ctx, c)
+}
+
 // Sent returns the bytes this node has sent p over bitswap.
 func (s *Service) Sent(p peer.ID) int64 {
 	if r := s.bswap.LedgerForPeer(p); r != nil {

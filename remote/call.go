@@ -329,7 +329,7 @@ func (c *outCall) fail(ctx context.Context, err error) error {
 
 // remoteError is the error a callee sent.
 func (c *outCall) remoteError(m replyMsg) error {
-	return &Error{Func: c.fn, Peer: c.p, Code: m.Code, Message: m.Msg}
+	return &Error{Func: c.fn, Peer: c.p, Code: m.Code, Message: m.Msg, Kind: m.Err}
 }
 
 // end closes the stream after a complete exchange, or resets it (which

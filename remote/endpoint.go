@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/nubecloud/nube/errcode"
 	"github.com/nubecloud/nube/internal/wire"
 )
 
@@ -486,15 +487,15 @@ func (e *Endpoint) handle(s network.Stream) {
 func (e *Endpoint) serve(s network.Stream, from peer.ID) {
 	pol := e.policy()
 	ws := wire.NewStream(s, wire.WithMaxFrame(pol.maxInput+callOverhead), wire.WithMaxSend(maxResultFrame), wire.WithoutRecvTimeout())
-	reply := func(ctx context.Context, code Code, msg string) {
-		if err := ws.Send(ctx, &replyMsg{Kind: kindError, Code: code, Msg: msg}); err != nil {
+	reply := func(ctx context.Context, code Code, msg string, kind errcode.Code) {
+		if err := ws.Send(ctx, &replyMsg{Kind: kindError, Code: code, Msg: msg, Err: kind}); err != nil {
 			_ = s.Reset()
 			return
 		}
 		_ = s.Close()
 	}
 	if why := pol.refuses(from); why != "" { // before reading a byte of input
-		reply(e.ctx, CodeRefused, why)
+		reply(e.ctx, CodeRefused, why, "")
 		return
 	}
 	first, cancel := context.WithTimeout(e.ctx, callWait)
@@ -502,7 +503,7 @@ func (e *Endpoint) serve(s network.Stream, from peer.ID) {
 	cancel()
 	switch {
 	case errors.Is(err, wire.ErrFrameTooLarge):
-		reply(e.ctx, CodeInputTooLarge, tooLarge(pol))
+		reply(e.ctx, CodeInputTooLarge, tooLarge(pol), "")
 		return
 	case err != nil:
 		e.log.Debug("remote: bad call", "peer", from, "err", err)
@@ -511,7 +512,7 @@ func (e *Endpoint) serve(s network.Stream, from peer.ID) {
 	}
 	h, st := e.admit(pol, from, m.Fn, len(m.In), m.Stream)
 	if st != nil {
-		reply(e.ctx, st.code, st.msg)
+		reply(e.ctx, st.code, st.msg, "")
 		return
 	}
 
@@ -623,13 +624,21 @@ func tooLarge(pol *policy) string {
 
 // finish tells the caller how its call failed (reply), or drops the call
 // (drop) if the caller is gone or cannot be told.
-func (e *Endpoint) finish(ctx context.Context, fn string, from peer.ID, err error, reply func(context.Context, Code, string), drop func()) {
+func (e *Endpoint) finish(ctx context.Context, fn string, from peer.ID, err error, reply func(context.Context, Code, string, errcode.Code), drop func()) {
 	var se *sendError
 	if errors.As(err, &se) || errors.Is(context.Cause(ctx), errCallerGone) || e.ctx.Err() != nil {
 		drop()
 		return
 	}
 	code, msg := classify(ctx, err)
+	var kind errcode.Code
+	if code == CodeCallee {
+		// The kind of the function's own error travels with it, so that
+		// the caller's errors.Is finds the sentinels of that kind.
+		if kind = errcode.Of(err); kind == errcode.Internal {
+			kind = ""
+		}
+	}
 	var pe *PanicError
 	if errors.As(err, &pe) {
 		e.log.Warn("remote: function panicked", "func", fn, "peer", from, "panic", pe.Value, "stack", string(pe.Stack))
@@ -639,7 +648,7 @@ func (e *Endpoint) finish(ctx context.Context, fn string, from peer.ID, err erro
 	}
 	// The call's own context may have ended (its deadline): the reply
 	// still goes out, bounded by the stream's write timeout.
-	reply(e.ctx, code, msg)
+	reply(e.ctx, code, msg, kind)
 }
 
 // classify turns a function's failure into the code and message sent to

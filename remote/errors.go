@@ -116,6 +116,11 @@ type Error struct {
 	Peer    peer.ID // the peer called
 	Code    Code
 	Message string // what the peer (or the local side) said went wrong
+	// Kind is the errcode kind of the callee's own error (Code
+	// CodeCallee), when it has one: errors.Is matches every sentinel of
+	// that kind, so errors.Is(err, group.ErrNotMember) holds on the
+	// caller as on the callee.
+	Kind errcode.Code
 	// cause is the local error behind the failure, when there is one: the
 	// dial error, the stream error, or a self-call's own error value.
 	cause error
@@ -140,6 +145,16 @@ func (e *Error) Unwrap() []error {
 		return []error{e.Code.sentinel(), e.cause}
 	}
 	return []error{e.Code.sentinel()}
+}
+
+// Is matches the sentinels of the callee's error kind: the caller learns
+// the kind, not which layer's sentinel it was.
+func (e *Error) Is(target error) bool {
+	if e.Kind == "" {
+		return false
+	}
+	s := errcode.Sentinel(e.Kind)
+	return s != nil && errors.Is(target, s)
 }
 
 func shortID(p peer.ID) string {

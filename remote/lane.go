@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/nubecloud/nube/errcode"
 	"github.com/nubecloud/nube/internal/wire"
 )
 
@@ -63,6 +64,8 @@ type laneReply struct {
 	Out  []byte `cbor:"3,keyasint,omitempty"` // a piece of the encoded result
 	Code Code   `cbor:"4,keyasint,omitempty"`
 	Msg  string `cbor:"5,keyasint,omitempty"`
+	// Err is the errcode kind of a callee's own error, if it has one.
+	Err errcode.Code `cbor:"6,keyasint,omitempty"`
 }
 
 func (m *laneCall) check() error {
@@ -317,7 +320,7 @@ func (l *lane) read() {
 		}
 		switch m.Kind {
 		case kindError:
-			l.finish(m.ID, laneResult{err: &Error{Code: m.Code, Message: m.Msg}})
+			l.finish(m.ID, laneResult{err: &Error{Code: m.Code, Message: m.Msg, Kind: m.Err}})
 		case kindPart, kindDone:
 			if len(w.buf)+len(m.Out) > l.e.maxResult {
 				l.finish(m.ID, laneResult{err: &Error{Code: CodeResultTooLarge,
@@ -480,13 +483,13 @@ func (e *Endpoint) handleLane(s network.Stream) {
 
 // serveLaneCall runs one call that came on a lane.
 func (e *Endpoint) serveLaneCall(ctx context.Context, from peer.ID, m *laneCall, send func(*laneReply) error) {
-	reply := func(_ context.Context, code Code, msg string) {
-		_ = send(&laneReply{ID: m.ID, Kind: kindError, Code: code, Msg: msg})
+	reply := func(_ context.Context, code Code, msg string, kind errcode.Code) {
+		_ = send(&laneReply{ID: m.ID, Kind: kindError, Code: code, Msg: msg, Err: kind})
 	}
 	pol := e.policy()
 	h, st := e.admit(pol, from, m.Fn, len(m.In), false)
 	if st != nil {
-		reply(ctx, st.code, st.msg)
+		reply(ctx, st.code, st.msg, "")
 		return
 	}
 	if t := time.Duration(m.Timeout); t > 0 {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/fxamacker/cbor/v2"
 
+	"github.com/nubecloud/nube/errcode"
 	"github.com/nubecloud/nube/internal/wire"
 )
 
@@ -65,6 +66,8 @@ type replyMsg struct {
 	Out  cbor.RawMessage `cbor:"2,keyasint,omitempty"`
 	Code Code            `cbor:"3,keyasint,omitempty"`
 	Msg  string          `cbor:"4,keyasint,omitempty"`
+	// Err is the errcode kind of a callee's own error, if it has one.
+	Err errcode.Code `cbor:"5,keyasint,omitempty"`
 }
 
 // creditMsg grants the callee room for Bytes more bytes of results.

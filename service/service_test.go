@@ -197,7 +197,7 @@ func TestForgedDescriptor(t *testing.T) {
 			if _, err := service.Parse(data); !errors.Is(err, service.ErrBadSignature) {
 				t.Fatalf("Parse: %v, want ErrBadSignature", err)
 			}
-			err := a.Services().RunRaw(nubetest.Context(t, time.Minute), b.ID(), data, []byte("x"))
+			err := a.Services().(*service.Manager).RunRaw(nubetest.Context(t, time.Minute), b.ID(), data, []byte("x"))
 			if !errors.Is(err, service.ErrBadSignature) {
 				t.Fatalf("run on B: %v, want ErrBadSignature", err)
 			}
@@ -206,7 +206,7 @@ func TestForgedDescriptor(t *testing.T) {
 	if len(b.Services().Runs()) != 0 {
 		t.Fatalf("B ran a forged descriptor: %+v", b.Services().Runs())
 	}
-	if err := a.Services().RunRaw(nubetest.Context(t, time.Minute), b.ID(), up.Bytes(), []byte("x")); err != nil {
+	if err := a.Services().(*service.Manager).RunRaw(nubetest.Context(t, time.Minute), b.ID(), up.Bytes(), []byte("x")); err != nil {
 		t.Fatalf("the genuine descriptor: %v", err)
 	}
 }
@@ -263,7 +263,7 @@ func TestNoCompute(t *testing.T) {
 	a := c.Node(0)
 	publish(t, a, "upper", "upper", "upper-cases text")
 	ctx := nubetest.Context(t, time.Minute)
-	err := a.Services().RunRaw(ctx, c.Node(1).ID(), mustResolve(t, a, "upper").Bytes(), nil)
+	err := a.Services().(*service.Manager).RunRaw(ctx, c.Node(1).ID(), mustResolve(t, a, "upper").Bytes(), nil)
 	if !errors.Is(err, service.ErrNoCompute) {
 		t.Fatalf("run on a no-compute node: %v", err)
 	}
