@@ -94,6 +94,8 @@ type Manager struct {
 	mu     sync.Mutex
 	groups map[string]*Group
 	closed bool
+
+	tune func(*raft.Config) // tests change raft's settings here
 }
 
 // New starts a manager: it opens the groups' store and serves Protocol and
@@ -231,6 +233,9 @@ func (m *Manager) raftConfig(self peer.ID, name string) *raft.Config {
 	c.MaxAppendEntries = maxAppendEntries
 	c.NoLegacyTelemetry = true
 	c.Logger = hclogger(m.log.With("group", name))
+	if m.tune != nil {
+		m.tune(c)
+	}
 	return c
 }
 

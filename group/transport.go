@@ -49,6 +49,8 @@ type transport struct {
 	wg      sync.WaitGroup
 
 	addrs sync.Map // peer.ID → its raft address as bytes, encoded once
+
+	snapshots atomic.Int64 // snapshots installed from the leader
 }
 
 // addr returns p's raft address: its peer ID in text, encoded once.
@@ -395,6 +397,7 @@ func (t *transport) serve(from peer.ID, ws *wire.Stream) error {
 		rpc := raft.RPC{Command: cmd, RespChan: respCh}
 		var snap *chunkReader
 		if req.Kind == rpcSnapshot {
+			t.snapshots.Add(1)
 			snap = &chunkReader{ctx: t.ctx, ws: ws, left: req.Size}
 			rpc.Reader = snap
 		}
