@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -279,8 +280,13 @@ func FuzzRequestBodies(f *testing.F) {
 	f.Add("/api/v0/ping", `{"peer":"12D3KooWJaURZ2J6Fd51MtHHNaodi79n8BAK6gAceiQ4dNrcaM8p"}`)
 	f.Add("/api/v0/connect", `{"addr":"/ip4/127.0.0.1/tcp/1"}`)
 	f.Add("/api/v0/connect", `{"addr":""}`)
+	f.Add("/api/v0/group/cas", `{"name":"g","key":"k","old":null,"value":"eA=="}`)
+	f.Add("/api/v0/group/rm", `{"name":"g","key":""}`)
+	f.Add("/api/v0/group/add", `{"name":"g","peer":"x"}`)
+	f.Add("/api/v0/group/remove", `{"name":"","peer":"12D3KooWJaURZ2J6Fd51MtHHNaodi79n8BAK6gAceiQ4dNrcaM8p"}`)
+	paths := []string{"/api/v0/ping", "/api/v0/connect", "/api/v0/group/cas", "/api/v0/group/rm", "/api/v0/group/add", "/api/v0/group/remove"}
 	f.Fuzz(func(t *testing.T, path, body string) {
-		if path != "/api/v0/ping" && path != "/api/v0/connect" {
+		if !slices.Contains(paths, path) {
 			path = "/api/v0/ping"
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
