@@ -119,26 +119,87 @@ func (g *Group) serve(ctx context.Context, req callRequest) (callReply, error) {
 		if err != nil {
 			return callReply{}, fmt.Errorf("%w: member %q: %v", ErrBadName, req.Peer, err)
 		}
-		id := raft.ServerID(p.String())
-		var f raft.IndexFuture
-		if req.Kind == callAdd {
-			f = g.raft.AddVoter(id, raft.ServerAddress(id), 0, 0)
-		} else {
-			f = g.raft.RemoveServer(id, 0, 0)
-		}
-		if err := await(ctx, f); err != nil {
-			if leaderLost(err) {
-				return g.notLeader(), nil
-			}
-			return callReply{}, err
-		}
-		return callReply{}, nil
+		return g.changeMembers(ctx, p, req.Kind == callAdd)
 	}
 	return callReply{}, fmt.Errorf("%w: unknown call kind %d", ErrBadName, req.Kind)
 }
 
-// await waits for f or ctx.
-func await(ctx context.Context, f raft.Future) error {
+// Raft's futures are not waited on here but for VerifyLeader's, which raft
+// always answers: a future whose entry committed but was not yet applied
+// when raft shut down is never answered, and a goroutine waiting on it would
+// never end. A write learns its result from the state machine instead,
+// which hands each result to whoever proposed the write (fsm.expect), and
+// learns it lost its leader from the leader changing.
+
+// write appends c to the log and returns its result once applied here. A
+// write proposed just before this node stopped leading may still commit:
+// the caller retries with the same ID, and gets the first result if it did.
+func (g *Group) write(ctx context.Context, c command) (callReply, error) {
+	c.Time = time.Now().UnixNano()
+	data, err := marshalCommand(c)
+	if err != nil {
+		return callReply{}, err
+	}
+	changed := g.leaderChanged()
+	if g.raft.State() != raft.Leader {
+		return g.notLeader(), nil
+	}
+	res, forget := g.fsm.expect(c.ID)
+	defer forget()
+	g.raft.Apply(data, 0)
+	select {
+	case r := <-res:
+		return callReply{Result: r}, nil
+	case <-changed:
+		return g.notLeader(), nil
+	case <-ctx.Done():
+		return callReply{}, ctx.Err()
+	case <-g.trans.ctx.Done():
+		return callReply{}, ErrClosed
+	}
+}
+
+// changeMembers adds p to the group or removes it, and returns once the
+// change has committed (this member applied it). Raft refuses a change
+// while another is under way, so it is asked again every second until the
+// configuration says what was wanted.
+func (g *Group) changeMembers(ctx context.Context, p peer.ID, add bool) (callReply, error) {
+	id := raft.ServerID(p.String())
+	for {
+		changed := g.leaderChanged()
+		_, applied := g.fsm.state()
+		if g.fsm.member(string(id)) == add {
+			return callReply{}, nil
+		}
+		if g.raft.State() != raft.Leader {
+			return g.notLeader(), nil
+		}
+		if add {
+			g.raft.AddVoter(id, raft.ServerAddress(id), 0, 0)
+		} else {
+			g.raft.RemoveServer(id, 0, 0)
+		}
+		t := time.NewTimer(time.Second)
+		select {
+		case <-applied:
+		case <-changed:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return callReply{}, ctx.Err()
+		case <-g.trans.ctx.Done():
+			t.Stop()
+			return callReply{}, ErrClosed
+		}
+		t.Stop()
+	}
+}
+
+// verifyLeader confirms with a heartbeat round that a majority still
+// follows this node. Raft answers the future in every case (on losing
+// leadership, on shutting down), so the goroutine waiting on it ends.
+func (g *Group) verifyLeader(ctx context.Context) error {
+	f := g.raft.VerifyLeader()
 	if ctx.Done() == nil {
 		return f.Error()
 	}
@@ -152,27 +213,9 @@ func await(ctx context.Context, f raft.Future) error {
 	}
 }
 
-// write appends c to the log and returns its result once applied here.
-func (g *Group) write(ctx context.Context, c command) (callReply, error) {
-	c.Time = time.Now().UnixNano()
-	data, err := marshalCommand(c)
-	if err != nil {
-		return callReply{}, err
-	}
-	f := g.raft.Apply(data, 0)
-	if err := await(ctx, f); err != nil {
-		if leaderLost(err) {
-			return g.notLeader(), nil
-		}
-		return callReply{}, err
-	}
-	r, _ := f.Response().(result)
-	return callReply{Result: r}, nil
-}
-
 // readBarrier makes a read here linearizable: once per term the leader
-// waits until it has applied everything committed before its term (a
-// barrier through the log); then, for each read, it confirms with a
+// waits until it has applied everything committed before its term (an
+// empty write through the log); then, for each read, it confirms with a
 // heartbeat round that a majority still follows it. A write acknowledged
 // before the read began was applied by this leader before its
 // acknowledgement, or before its term began, so the state read includes it.
@@ -181,8 +224,12 @@ func (g *Group) readBarrier(ctx context.Context) error {
 	gen := g.gen
 	g.mu.Unlock()
 	if g.readyGen.Load() != gen+1 {
-		if err := await(ctx, g.raft.Barrier(0)); err != nil {
+		rep, err := g.write(ctx, command{Op: opNoop, ID: newID()})
+		if err != nil {
 			return err
+		}
+		if rep.NotLeader {
+			return raft.ErrLeadershipLost
 		}
 		g.readyGen.CompareAndSwap(g.readyGen.Load(), gen+1)
 		g.mu.Lock()
@@ -192,7 +239,7 @@ func (g *Group) readBarrier(ctx context.Context) error {
 			return raft.ErrLeadershipLost
 		}
 	}
-	return await(ctx, g.raft.VerifyLeader())
+	return g.verifyLeader(ctx)
 }
 
 // do runs req on the leader, wherever it is, and retries it there when

@@ -25,6 +25,7 @@ const (
 	opLock
 	opUnlock
 	opApply
+	opNoop // changes nothing: a leader's barrier
 )
 
 // command is one entry of a group's log. ID makes a write apply at most
@@ -121,6 +122,37 @@ type fsm struct {
 	// members is the last configuration applied, for quick membership
 	// checks; nil until one is.
 	members atomic.Pointer[map[string]bool]
+
+	emu     sync.Mutex
+	expects map[string]chan result // results someone on this node waits for, by write ID
+}
+
+// expect returns a channel that gets the result of the write id when this
+// member applies it, and a func to call when no longer waiting.
+func (f *fsm) expect(id []byte) (<-chan result, func()) {
+	ch := make(chan result, 1)
+	f.emu.Lock()
+	if f.expects == nil {
+		f.expects = map[string]chan result{}
+	}
+	f.expects[string(id)] = ch
+	f.emu.Unlock()
+	return ch, func() {
+		f.emu.Lock()
+		delete(f.expects, string(id))
+		f.emu.Unlock()
+	}
+}
+
+// deliver hands r to whoever waits for the write id.
+func (f *fsm) deliver(id []byte, r result) {
+	f.emu.Lock()
+	ch := f.expects[string(id)]
+	delete(f.expects, string(id))
+	f.emu.Unlock()
+	if ch != nil {
+		ch <- r // buffered, and sent to once
+	}
 }
 
 // StoreConfiguration keeps the members of each configuration raft applies
@@ -131,6 +163,9 @@ func (f *fsm) StoreConfiguration(_ uint64, c raft.Configuration) {
 		m[string(s.ID)] = true
 	}
 	f.members.Store(&m)
+	f.mu.Lock()
+	f.moved(f.applied)
+	f.mu.Unlock()
 }
 
 // member reports whether id is in the last configuration applied.
@@ -155,6 +190,9 @@ func (f *fsm) Apply(l *raft.Log) any {
 	r, changes := f.apply(l.Index, &c)
 	f.moved(l.Index)
 	f.mu.Unlock()
+	if len(c.ID) > 0 {
+		f.deliver(c.ID, r)
+	}
 	f.notify(changes)
 	return r
 }
@@ -227,6 +265,8 @@ func (f *fsm) apply(i uint64, c *command) (result, []Change) {
 			delete(f.locks, c.Key)
 			r.OK = true
 		}
+	case opNoop:
+		r.OK = true
 	case opApply:
 		if f.machine == nil {
 			r.Err = "the group has no state machine on this member"

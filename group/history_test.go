@@ -2,6 +2,7 @@ package group_test
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"math"
@@ -17,6 +18,9 @@ import (
 	"github.com/nubecloud/nube/group"
 	"github.com/nubecloud/nube/nubetest"
 )
+
+// keys is how many keys the clients share: few, so that they contend.
+const keys = 3
 
 var historyOps = flag.Int("group.ops", 0, "operations per client in the linearizability tests (0: a small run for the normal suite)")
 
@@ -153,11 +157,14 @@ func testLinearizable(t *testing.T, n int) {
 				defer wg.Done()
 				rng := rand.New(rand.NewPCG(uint64(client), 7))
 				for seq := range perClient {
-					if gs[i] == nil || ctx.Err() != nil {
+					if ctx.Err() != nil {
 						return
 					}
-					runOp(ctx, gs[i], rec, &acked, client, seq, rng)
+					dead := runOp(ctx, gs[i], rec, &acked, client, seq, rng)
 					done.Add(1)
+					if dead {
+						return // this member was killed: its clients die with it
+					}
 				}
 			}()
 		}
@@ -172,7 +179,7 @@ func testLinearizable(t *testing.T, n int) {
 
 	// A final read of every key from a survivor closes the history.
 	survivor := (victim + 1) % n
-	for k := range 3 {
+	for k := range keys {
 		key := "k" + strconv.Itoa(k)
 		call := rec.now()
 		v, err := gs[survivor].Get(ctx, key)
@@ -228,22 +235,25 @@ func holdsAll(m *counter, acked *sync.Map) bool {
 	return ok
 }
 
-// runOp does one random operation and records it.
-func runOp(ctx context.Context, g *group.Group, rec *recorder, acked *sync.Map, client, seq int, rng *rand.Rand) {
-	key := "k" + strconv.Itoa(rng.IntN(3))
+// runOp does one random operation and records it. It reports whether the
+// member's group is closed (the member was killed).
+func runOp(ctx context.Context, g *group.Group, rec *recorder, acked *sync.Map, client, seq int, rng *rand.Rand) bool {
+	key := "k" + strconv.Itoa(rng.IntN(keys))
 	val := fmt.Sprintf("c%d-%d", client, seq)
 	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	call := rec.now()
+	var err error
 	switch rng.IntN(4) {
 	case 0:
-		v, err := g.Get(octx, key)
+		var v []byte
+		v, err = g.Get(octx, key)
 		if err != nil && !errorsIsNotFound(err) {
-			return // a read that failed says nothing
+			break // a read that failed says nothing
 		}
 		rec.add(client, kvInput{op: "get", key: key}, call, kvOutput{value: string(v), found: err == nil})
 	case 1:
-		_, err := g.Put(octx, key, []byte(val))
+		_, err = g.Put(octx, key, []byte(val))
 		rec.add(client, kvInput{op: "put", key: key, value: val}, call, kvOutput{unknown: err != nil})
 	case 2:
 		// Swap from the value this client last read, or from absent.
@@ -254,11 +264,13 @@ func runOp(ctx context.Context, g *group.Group, rec *recorder, acked *sync.Map, 
 		if err == nil {
 			oldArg = old
 		}
-		ok, err := g.CompareAndSwap(octx, key, oldArg, []byte(val))
+		var ok bool
+		ok, err = g.CompareAndSwap(octx, key, oldArg, []byte(val))
 		rec.add(client, in, call, kvOutput{found: ok, unknown: err != nil})
 	case 3:
-		if _, err := g.Apply(octx, []byte(val)); err == nil {
+		if _, err = g.Apply(octx, []byte(val)); err == nil {
 			acked.Store(val, true)
 		}
 	}
+	return errors.Is(err, group.ErrClosed)
 }
