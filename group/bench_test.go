@@ -112,7 +112,8 @@ func inmemTrio(b *testing.B) *raft.Raft {
 		if err := raft.BootstrapCluster(c, st, st, snaps, t, conf); err != nil {
 			b.Fatal(err)
 		}
-		r, err := raft.NewRaft(c, newFSM(nil), st, st, snaps, t)
+		logs, _ := raft.NewLogCache(logCache, st)
+		r, err := raft.NewRaft(c, newFSM(nil), logs, st, snaps, t)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -239,6 +239,9 @@ func (m *Manager) raftConfig(self peer.ID, name string) *raft.Config {
 	return c
 }
 
+// logCache is how many recent entries each group keeps in memory.
+const logCache = 512
+
 // start builds the group's raft; m.mu is held.
 func (m *Manager) start(name string, opts Options) (*Group, error) {
 	self := m.cfg.Host.ID()
@@ -278,7 +281,14 @@ func (m *Manager) start(name string, opts Options) (*Group, error) {
 			return nil, fmt.Errorf("group %s: form: %w", name, err)
 		}
 	}
-	g.raft, err = raft.NewRaft(m.raftConfig(self, name), g.fsm, st, st, snaps, g.trans)
+	// Raft reads back every entry it replicates; the cache keeps the
+	// latest in memory so they are not read and decoded from Pebble again.
+	logs, err := raft.NewLogCache(logCache, st)
+	if err != nil {
+		g.trans.Close()
+		return nil, err
+	}
+	g.raft, err = raft.NewRaft(m.raftConfig(self, name), g.fsm, logs, st, snaps, g.trans)
 	if err != nil {
 		g.trans.Close()
 		return nil, fmt.Errorf("group %s: %w", name, err)
