@@ -13,6 +13,7 @@
 package nube
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/ed25519"
@@ -23,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -665,4 +667,37 @@ func (n *Node) Close() error {
 		err = errors.Join(err, n.lock.Unlock())
 	}
 	return err
+}
+
+// Traffic is what the node has sent and received over libp2p: bytes since
+// it started, and rates over the last seconds, in all and per protocol.
+type Traffic struct {
+	In        int64             `json:"in"`
+	Out       int64             `json:"out"`
+	RateIn    float64           `json:"rate_in"`  // bytes per second
+	RateOut   float64           `json:"rate_out"` // bytes per second
+	Protocols []ProtocolTraffic `json:"protocols"`
+}
+
+// ProtocolTraffic is one protocol's share of the Traffic.
+type ProtocolTraffic struct {
+	Protocol string  `json:"protocol"`
+	In       int64   `json:"in"`
+	Out      int64   `json:"out"`
+	RateIn   float64 `json:"rate_in"`
+	RateOut  float64 `json:"rate_out"`
+}
+
+// Traffic returns the node's traffic, protocols sorted by bytes moved.
+func (n *Node) Traffic() Traffic {
+	total, by := n.host.Bandwidth()
+	t := Traffic{In: total.TotalIn, Out: total.TotalOut, RateIn: total.RateIn, RateOut: total.RateOut,
+		Protocols: make([]ProtocolTraffic, 0, len(by))}
+	for p, s := range by {
+		t.Protocols = append(t.Protocols, ProtocolTraffic{Protocol: string(p), In: s.TotalIn, Out: s.TotalOut, RateIn: s.RateIn, RateOut: s.RateOut})
+	}
+	slices.SortFunc(t.Protocols, func(a, b ProtocolTraffic) int {
+		return cmp.Compare(b.In+b.Out, a.In+a.Out)
+	})
+	return t
 }

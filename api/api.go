@@ -37,7 +37,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -70,6 +72,11 @@ type Server struct {
 	log   *slog.Logger
 	http  *httpServer
 	auth  *sessions
+
+	traffic   history       // the dashboard's traffic chart, sampled by sample
+	done      chan struct{} // closed by Close: ends the sampler and event streams
+	wg        sync.WaitGroup
+	closeOnce sync.Once
 }
 
 // Listen binds the API to addr ("127.0.0.1:5050"; port 0 picks a free port)
@@ -85,7 +92,10 @@ func Listen(n *nube.Node, addr, token string, log *slog.Logger) (*Server, error)
 	if err != nil {
 		return nil, fmt.Errorf("api: listen on %s: %w", addr, err)
 	}
-	s := &Server{node: n, token: token, log: log.With("layer", "api"), auth: newSessions(n.ID().String())}
+	s := &Server{node: n, token: token, log: log.With("layer", "api"), auth: newSessions(n.ID().String(), sessionsFile(n))}
+	s.done = make(chan struct{})
+	s.wg.Add(1)
+	go s.sample()
 	s.http = serve(ln, &http.Server{
 		Handler: s.Handler(),
 		// No ReadTimeout: an add streams a file of any size in its
@@ -96,6 +106,15 @@ func Listen(n *nube.Node, addr, token string, log *slog.Logger) (*Server, error)
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	})
 	return s, nil
+}
+
+// sessionsFile is where n's browser sessions are kept, or "" for a node
+// with no data dir.
+func sessionsFile(n *nube.Node) string {
+	if n.DataDir() == "" {
+		return ""
+	}
+	return filepath.Join(n.DataDir(), SessionsFile)
 }
 
 // Addr returns the address the API listens on.
@@ -111,7 +130,12 @@ func (s *Server) LoginURL() string { return s.URL() + "/login?code=" + s.auth.ne
 
 // Close stops the API, letting requests under way finish for up to five
 // seconds.
-func (s *Server) Close() error { return s.http.close() }
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() { close(s.done) })
+	err := s.http.close()
+	s.wg.Wait()
+	return err
+}
 
 // Handler returns the API's HTTP handler, with the Host, origin and token
 // checks.
@@ -125,6 +149,10 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v0/login", s.handleLoginLink)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.node.Metrics(), promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /{$}", s.handlePage)
+	mux.HandleFunc("GET /ui/{file}", s.handleUI)
+	mux.HandleFunc("GET /api/v0/events", s.handleEvents)
+	mux.HandleFunc("GET /api/v0/dashboard", s.handleDashboard)
+	mux.HandleFunc("POST /api/v0/fetch", s.handleFetch)
 	mux.HandleFunc("POST /api/v0/add", s.handleAdd)
 	mux.HandleFunc("GET /api/v0/cat", s.handleCat)
 	mux.HandleFunc("GET /api/v0/get", s.handleGet)

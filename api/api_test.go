@@ -177,8 +177,18 @@ func TestStatusPageLogin(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `id="peers"`) {
+		t.Fatalf("dashboard after login: %d", resp.StatusCode)
+	}
+	// The page's own requests carry the cookie and see the node.
+	resp, err = cl.Get(s.URL() + "/api/v0/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), c.Node(0).ID().String()) {
-		t.Fatalf("status page after login: %d", resp.StatusCode)
+		t.Fatalf("status with the session cookie: %d %s", resp.StatusCode, b)
 	}
 	if resp.Request.URL.RawQuery != "" {
 		t.Fatalf("code left in the page URL: %s", resp.Request.URL)

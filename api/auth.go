@@ -2,18 +2,23 @@ package api
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/nubecloud/nube/api/client"
+	"github.com/nubecloud/nube/internal/atomicfile"
 )
 
 // How long a login code and a browser session last, and how many of each
@@ -26,32 +31,86 @@ const (
 )
 
 // sessions holds the one-time login codes handed out and the browser
-// sessions they opened. Neither is the API token: a leaked link or cookie
-// is good for one daemon run at most, and the token never appears in a
-// URL or a browser.
+// sessions they opened. Neither is the API token, which never appears in a
+// URL or a browser. A code is good for one login in one daemon run. A
+// session lasts a day, across restarts of the daemon, so that an open page
+// survives one: the data dir keeps the sessions' hashes (SessionsFile), not
+// the cookies themselves.
 type sessions struct {
 	// cookie is the session cookie's name, unique to this node, so that
 	// two daemons on one machine (cookies ignore ports) do not overwrite
 	// each other's sessions.
 	cookie string
 
+	file string // where the sessions are kept; "" for memory only
+
 	mu       sync.Mutex
 	codes    map[string]time.Time // code -> when it expires
-	sessions map[string]time.Time // session -> when it expires
+	sessions map[string]time.Time // SHA-256 of session, hex -> when it expires
 	now      func() time.Time
 }
 
-func newSessions(nodeID string) *sessions {
+// SessionsFile is the file in a node's data dir that keeps its browser
+// sessions (their hashes) across restarts of the daemon.
+const SessionsFile = "sessions.json"
+
+// maxSessionsFile caps what newSessions reads back.
+const maxSessionsFile = 64 << 10
+
+func newSessions(nodeID, file string) *sessions {
 	suffix := nodeID
 	if len(suffix) > 12 {
 		suffix = suffix[len(suffix)-12:]
 	}
-	return &sessions{
+	a := &sessions{
 		cookie:   "nube_session_" + suffix,
+		file:     file,
 		codes:    map[string]time.Time{},
 		sessions: map[string]time.Time{},
 		now:      time.Now,
 	}
+	a.load()
+	return a
+}
+
+// load reads the sessions kept on disk; a missing or bad file is no
+// sessions.
+func (a *sessions) load() {
+	if a.file == "" {
+		return
+	}
+	f, err := os.Open(a.file)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	var kept map[string]time.Time
+	if json.NewDecoder(io.LimitReader(f, maxSessionsFile)).Decode(&kept) != nil {
+		return
+	}
+	now := a.now()
+	for h, at := range kept {
+		if len(h) == 64 && now.Before(at) && len(a.sessions) < maxSessions {
+			a.sessions[h] = at
+		}
+	}
+}
+
+// save writes the sessions to disk; a.mu is held.
+func (a *sessions) save() {
+	if a.file == "" {
+		return
+	}
+	b, err := json.Marshal(a.sessions)
+	if err == nil {
+		err = atomicfile.Write(a.file, b, 0o600)
+	}
+	_ = err // a session not kept only means a login after the next restart
+}
+
+func hashSession(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
 }
 
 // newCode returns a fresh one-time login code.
@@ -78,7 +137,8 @@ func (a *sessions) redeem(code string) string {
 		return ""
 	}
 	s := randomHex()
-	putCapped(a.sessions, s, now.Add(sessionLife), maxSessions, now)
+	putCapped(a.sessions, hashSession(s), now.Add(sessionLife), maxSessions, now)
+	a.save()
 	return s
 }
 
@@ -86,7 +146,10 @@ func (a *sessions) redeem(code string) string {
 func (a *sessions) valid(session string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	exp, ok := lookup(a.sessions, session)
+	if session == "" {
+		return false
+	}
+	exp, ok := lookup(a.sessions, hashSession(session))
 	return ok && a.now().Before(exp.at)
 }
 

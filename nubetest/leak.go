@@ -16,5 +16,8 @@ func LeakOptions() []goleak.Option {
 		// after its few-second SSDP timeout, after the host has closed.
 		goleak.IgnoreAnyFunction("github.com/libp2p/go-libp2p/p2p/net/nat/internal/nat.discoverNATs.func1"),
 		goleak.IgnoreAnyFunction("github.com/koron/go-ssdp/internal/multicast.(*Conn).ReadPackets"),
+		// go-flow-metrics' process-wide sweeper, which turns the bandwidth
+		// counters' bytes into rates once a second.
+		goleak.IgnoreAnyFunction("github.com/libp2p/go-flow-metrics.(*sweeper).run"),
 	}
 }

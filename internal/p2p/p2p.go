@@ -33,6 +33,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/metrics"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
@@ -145,6 +146,7 @@ type Host struct {
 	mdns  mdns.Service
 	relay *relayv2.Relay
 	bans  banList
+	bw    *metrics.BandwidthCounter
 
 	built []io.Closer   // parts made before the libp2p host
 	ready chan struct{} // closed once Host is set
@@ -172,7 +174,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	if err := checkFree(cfg.ListenAddrs); err != nil {
 		return nil, err
 	}
-	h := &Host{log: cfg.Logger.With("layer", "p2p"), ready: make(chan struct{})}
+	h := &Host{log: cfg.Logger.With("layer", "p2p"), ready: make(chan struct{}), bw: metrics.NewBandwidthCounter()}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 
 	book, err := openPeerBook(cfg.PeerBook, h.log)
@@ -242,6 +244,7 @@ func (h *Host) hostOptions(cfg Config) ([]libp2p.Option, error) {
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(cm),
 		libp2p.ConnectionGater(&h.bans),
+		libp2p.BandwidthReporter(h.bw),
 		libp2p.UserAgent("nube"),
 		// libp2p is assembled with fx, which logs its own start-up at
 		// error level to the default logger; our errors say enough.
@@ -565,6 +568,12 @@ func (h *Host) spawn(f func()) bool {
 		f()
 	}()
 	return true
+}
+
+// Bandwidth returns the bytes sent and received, with their rates, in all
+// and per protocol.
+func (h *Host) Bandwidth() (metrics.Stats, map[protocol.ID]metrics.Stats) {
+	return h.bw.GetBandwidthTotals(), h.bw.GetBandwidthByProtocol()
 }
 
 // Reachability reports what AutoNAT has concluded about whether others can

@@ -1,0 +1,310 @@
+// The nube dashboard: one page, no framework. The node's state arrives as
+// server-sent events; lists that change when someone acts come from
+// /api/v0/dashboard. Text from other people (peer IDs, names,
+// descriptions) is always set with textContent, never parsed as HTML.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const SVG = "http://www.w3.org/2000/svg";
+let history = [];     // traffic samples: {t, in, out}
+let lastState = null;
+
+function el(tag, attrs, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") e.className = v; else e.setAttribute(k, v);
+  }
+  for (const k of kids) e.append(k instanceof Node ? k : document.createTextNode(String(k)));
+  return e;
+}
+
+function svg(tag, attrs) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  return e;
+}
+
+function bytes(n) {
+  const u = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  n = Number(n) || 0;
+  while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
+  return (i === 0 ? n.toFixed(0) : n.toFixed(1)) + " " + u[i];
+}
+const rate = (n) => bytes(n) + "/s";
+const short = (id) => id.length > 16 ? id.slice(0, 6) + "…" + id.slice(-6) : id;
+const ms = (ns) => (ns / 1e6).toFixed(ns < 1e7 ? 2 : 0) + " ms";
+
+function transport(addrs) {
+  const a = (addrs || []).join(" ");
+  if (a.includes("p2p-circuit")) return "relay";
+  if (a.includes("quic")) return "QUIC";
+  if (a.includes("webtransport")) return "WebTransport";
+  if (a.includes("/tcp/")) return "TCP";
+  return "?";
+}
+
+function fillTable(table, rows, cols, empty) {
+  const body = table.tBodies[0];
+  body.replaceChildren();
+  if (rows.length === 0) {
+    body.append(el("tr", {}, el("td", { class: "empty", colspan: cols }, empty)));
+    return;
+  }
+  for (const r of rows) body.append(r);
+}
+
+// --- Node ---------------------------------------------------------------
+
+function renderNode(s) {
+  const st = s.status;
+  $("title-id").textContent = short(st.id);
+  document.title = "nube " + short(st.id);
+  const reach = { Public: "public", Private: "behind NAT", Unknown: "unknown yet" }[st.reachability] || st.reachability;
+  const relayed = s.peers.some((p) => p.relayed);
+  const offers = [s.offers.compute ? "compute" : "", "storage", s.offers.relay ? "relay" : ""].filter(Boolean).join(", ");
+  const rows = [
+    ["peer ID", st.id, true], ["user", st.user_id, true], ["version", st.version],
+    ["up for", st.uptime], ["reachability", reach + (relayed ? ", reached through a relay" : "")],
+    ["offers", offers], ["DHT table", st.routing_table + " peers"],
+    ["data dir", st.data_dir || "(in memory)", true], ["addresses", (st.addrs || []).join("\n"), true],
+  ];
+  const dl = $("node-info");
+  dl.replaceChildren();
+  for (const [k, v, mono] of rows) {
+    dl.append(el("dt", {}, k));
+    const dd = el("dd", mono ? { class: "mono" } : {});
+    String(v).split("\n").forEach((line, i) => { if (i) dd.append(el("br")); dd.append(line); });
+    dl.append(dd);
+  }
+}
+
+// --- Peers --------------------------------------------------------------
+
+function renderPeers(s) {
+  $("peer-count").textContent = "(" + s.peers.length + " connected, " + s.known.length + " in the DHT table)";
+  fillTable($("peer-table"), s.peers.map((p) => el("tr", {},
+    el("td", { class: "mono", title: p.id }, short(p.id)),
+    el("td", {}, p.direction + (p.relayed ? " (relayed)" : "")),
+    el("td", {}, transport(p.addrs)),
+    el("td", {}, p.latency_ms ? p.latency_ms.toFixed(2) + " ms" : "–"))), 4, "no peers yet");
+
+  const g = $("graph");
+  g.replaceChildren();
+  const connected = new Set(s.peers.map((p) => p.id));
+  const known = s.known.filter((id) => !connected.has(id));
+  const ring = (ids, r, cls) => ids.map((id, i) => {
+    const a = (2 * Math.PI * i) / Math.max(ids.length, 1) - Math.PI / 2;
+    return { id, cls, x: r * Math.cos(a), y: r * Math.sin(a) };
+  });
+  const inner = ring(s.peers.map((p) => p.id), 110, "peer");
+  const outer = ring(known, 185, "known");
+  for (const n of inner) g.append(svg("line", { x1: 0, y1: 0, x2: n.x, y2: n.y }));
+  for (const n of [...inner, ...outer]) {
+    const node = svg("g", { "data-peer": n.id, class: n.cls });
+    const c = svg("circle", { cx: n.x, cy: n.y, r: n.cls === "peer" ? 9 : 5, class: n.cls });
+    const t = svg("title", {});
+    t.textContent = n.id + (n.cls === "peer" ? " (connected)" : " (known through the DHT)");
+    node.append(c, t);
+    if (n.cls === "peer") {
+      const label = svg("text", { x: n.x, y: n.y + 21 });
+      label.textContent = n.id.slice(-6);
+      node.append(label);
+    }
+    g.append(node);
+  }
+  const self = svg("g", { "data-peer": s.status.id, class: "self" });
+  self.append(svg("circle", { cx: 0, cy: 0, r: 13, class: "self" }));
+  const t = svg("title", {});
+  t.textContent = s.status.id + " (this node)";
+  self.append(t);
+  g.append(self);
+}
+
+// --- Traffic ------------------------------------------------------------
+
+function renderChart() {
+  const c = $("chart");
+  c.replaceChildren();
+  const W = 600, H = 170, pad = 18;
+  if (history.length < 2) {
+    const t = svg("text", { x: 10, y: 20 });
+    t.textContent = "collecting samples…";
+    c.append(t);
+    return;
+  }
+  const t0 = history[0].t, t1 = history[history.length - 1].t;
+  const max = Math.max(1024, ...history.map((h) => Math.max(h.in, h.out)));
+  const x = (t) => ((t - t0) / Math.max(t1 - t0, 1)) * W;
+  const y = (v) => H - pad - (v / max) * (H - 2 * pad);
+  for (const dir of ["in", "out"]) {
+    c.append(svg("polyline", { class: dir, points: history.map((h) => x(h.t).toFixed(1) + "," + y(h[dir]).toFixed(1)).join(" ") }));
+  }
+  const top = svg("text", { x: 4, y: 13 });
+  top.textContent = rate(max);
+  const span = svg("text", { x: 4, y: H - 4 });
+  span.textContent = "last " + Math.round((t1 - t0) / 60000 * 10) / 10 + " min";
+  c.append(top, span);
+}
+
+function renderTraffic(s) {
+  const t = s.traffic;
+  history.push({ t: Date.now(), in: t.rate_in, out: t.rate_out });
+  if (history.length > 150) history = history.slice(-150);
+  $("rate-in").textContent = rate(t.rate_in) + " (" + bytes(t.in) + " in all)";
+  $("rate-out").textContent = rate(t.rate_out) + " (" + bytes(t.out) + " in all)";
+  renderChart();
+  fillTable($("proto-table"), (t.protocols || []).slice(0, 12).map((p) => el("tr", {},
+    el("td", { class: "mono" }, p.protocol), el("td", {}, bytes(p.in)), el("td", {}, bytes(p.out)),
+    el("td", {}, rate(p.rate_in)), el("td", {}, rate(p.rate_out)))), 5, "no traffic yet");
+}
+
+// --- Lists: content, services, groups -----------------------------------
+
+async function api(path, opts) {
+  const r = await fetch(path, Object.assign({ credentials: "same-origin" }, opts));
+  if (!r.ok) {
+    let msg = r.status + " " + r.statusText;
+    try { msg = (await r.json()).message || msg; } catch (e) { /* not JSON */ }
+    throw new Error(msg);
+  }
+  return r;
+}
+
+function renderLists(l) {
+  fillTable($("pin-table"), l.pins.map((p) => el("tr", { "data-cid": p.cid },
+    el("td", { class: "mono wrap" }, p.cid), el("td", { class: "wrap" }, p.name || ""),
+    el("td", {}, (p.dir ? "dir, " : "") + bytes(p.size)), el("td", {}, new Date(p.created).toLocaleString()))), 4, "nothing pinned");
+  fillTable($("svc-table"), l.services.map((s) => el("tr", {},
+    el("td", {}, s.name), el("td", {}, s.version || ""), el("td", { class: "wrap" }, s.description || ""),
+    el("td", {}, String((s.runners || []).length)))), 4, "no services known");
+  fillTable($("run-table"), l.runs.map((r) => el("tr", {},
+    el("td", {}, new Date(r.at).toLocaleTimeString()), el("td", {}, r.service), el("td", { class: "mono", title: r.caller }, short(r.caller)),
+    el("td", {}, ms(r.usage.cpu)), el("td", {}, ms(r.usage.wall)), el("td", {}, r.error ? "failed: " + r.error : (r.cold ? "ok (cold)" : "ok")))),
+  6, "no runs for others yet");
+
+  const gl = $("group-list");
+  gl.replaceChildren();
+  if (l.groups.length === 0) gl.append(el("p", { class: "empty" }, "This node is in no group. Form one with: nube group create NAME PEER…"));
+  for (const g of l.groups) {
+    const t = el("table", {}, el("caption", {}, g.name + " — term " + g.term + ", this node " + g.state +
+      ", log " + g.last_index + ", committed " + g.commit_index),
+      el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "member"), el("th", { scope: "col" }, "state"), el("th", { scope: "col" }, "last contact"))),
+      el("tbody"));
+    fillTable(t, g.members.map((m) => el("tr", {},
+      el("td", { class: "mono", title: m.id }, short(m.id) + (m.id === g.leader ? " ★" : "")),
+      el("td", { class: "state-" + m.state }, m.state),
+      el("td", {}, m.last_contact ? Math.max(0, (Date.now() - new Date(m.last_contact)) / 1000).toFixed(1) + " s ago" : "–"))), 3, "no members");
+    gl.append(el("div", { class: "group scroll" }, t));
+  }
+}
+
+let listsBusy = false;
+async function loadLists() {
+  if (listsBusy) return;
+  listsBusy = true;
+  try {
+    renderLists(await (await api("/api/v0/dashboard")).json());
+  } catch (e) {
+    /* the event stream shows the connection state */
+  } finally {
+    listsBusy = false;
+  }
+}
+
+// --- Actions ------------------------------------------------------------
+
+function addFile(ev) {
+  ev.preventDefault();
+  const f = $("add-file").files[0];
+  const out = $("add-result");
+  out.className = "";
+  if (!f) { out.textContent = "Choose a file first."; return; }
+  const bar = $("add-progress");
+  bar.hidden = false;
+  bar.value = 0;
+  $("add-btn").disabled = true;
+  const x = new XMLHttpRequest();
+  x.open("POST", "/api/v0/add?name=" + encodeURIComponent(f.name));
+  x.upload.onprogress = (e) => { if (e.lengthComputable) bar.value = e.loaded / e.total; };
+  x.onload = () => {
+    $("add-btn").disabled = false;
+    bar.hidden = true;
+    let r = {};
+    try { r = JSON.parse(x.responseText); } catch (e) { /* keep {} */ }
+    if (x.status !== 200) { out.className = "err"; out.textContent = "Not added: " + (r.message || x.status); return; }
+    out.textContent = "Added " + f.name + " (" + bytes(r.bytes) + "): " + r.cid;
+    out.dataset.cid = r.cid;
+    loadLists();
+  };
+  x.onerror = () => { $("add-btn").disabled = false; bar.hidden = true; out.className = "err"; out.textContent = "Upload failed: is the node running?"; };
+  x.send(f);
+}
+
+async function fetchCID(ev) {
+  ev.preventDefault();
+  const cid = $("fetch-cid").value.trim();
+  const out = $("fetch-result"), bar = $("fetch-progress"), peers = $("fetch-peers");
+  out.className = "";
+  if (!cid) { out.textContent = "Paste a CID first."; return; }
+  $("fetch-btn").disabled = true;
+  bar.hidden = false;
+  bar.removeAttribute("value");
+  out.textContent = "Looking for providers…";
+  try {
+    const r = await api("/api/v0/fetch?cid=" + encodeURIComponent(cid), { method: "POST" });
+    const reader = r.body.getReader();
+    const dec = new TextDecoder();
+    let buf = "", last = null;
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += dec.decode(value, { stream: true });
+      let i;
+      while ((i = buf.indexOf("\n")) >= 0) {
+        last = JSON.parse(buf.slice(0, i));
+        buf = buf.slice(i + 1);
+        out.textContent = bytes(last.bytes) + " in " + last.blocks + " blocks";
+        const max = Math.max(1, ...last.peers.map((p) => p.bytes));
+        peers.replaceChildren(...last.peers.map((p) => el("li", {},
+          el("span", { class: "mono", title: p.peer }, short(p.peer)),
+          el("span", { class: "bar" }), el("span", {}, bytes(p.bytes)))));
+        [...peers.querySelectorAll(".bar")].forEach((b, k) => { b.style.width = (100 * last.peers[k].bytes / max) + "%"; });
+      }
+    }
+    if (last && last.error) throw new Error(last.error.message);
+    out.textContent = "Pinned " + cid + (last ? " (" + bytes(last.bytes) + " fetched)" : "");
+    loadLists();
+  } catch (e) {
+    out.className = "err";
+    out.textContent = "Not fetched: " + e.message;
+  } finally {
+    $("fetch-btn").disabled = false;
+    bar.hidden = true;
+  }
+}
+
+// --- Live updates -------------------------------------------------------
+
+function connect() {
+  const es = new EventSource("/api/v0/events");
+  const conn = $("conn");
+  es.onopen = () => { conn.textContent = "live"; conn.className = "conn live"; loadLists(); };
+  es.onerror = () => { conn.textContent = "reconnecting…"; conn.className = "conn down"; };
+  es.addEventListener("history", (e) => {
+    history = JSON.parse(e.data).map((h) => ({ t: h.t, in: h.in, out: h.out }));
+  });
+  es.addEventListener("state", (e) => {
+    const s = JSON.parse(e.data);
+    lastState = s;
+    renderNode(s);
+    renderPeers(s);
+    renderTraffic(s);
+  });
+}
+
+$("add-form").addEventListener("submit", addFile);
+$("fetch-form").addEventListener("submit", fetchCID);
+connect();
+loadLists();
+setInterval(loadLists, 10000);
