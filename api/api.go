@@ -1,5 +1,5 @@
 // Package api is the daemon's local HTTP API: JSON endpoints for the CLI and
-// scripts, Prometheus metrics, and the status page a browser opens. The
+// scripts, Prometheus metrics, and the dashboard a browser opens. The
 // read-only IPFS gateway is a server of its own (see Gateway), never on the
 // API's origin: content anyone can publish must not run script where the
 // API's session cookie is good.
@@ -22,8 +22,10 @@
 //	POST /api/v0/login    a fresh one-time login link for a browser
 //	GET  /metrics         Prometheus metrics (text format)
 //	…                     content: add, cat, get, ls, pin, gc (see content.go)
-//	GET  /login?code=C    logs a browser in (the link nube up prints)
-//	GET  /                the status page
+//	GET  /login#C         the login page: it sends the one-time code C (in
+//	                      the fragment, so never to a server or a log) to
+//	POST /api/v0/session  {"code": C}, which answers with a session cookie
+//	GET  /                the dashboard (see dashboard.go)
 package api
 
 import (
@@ -123,10 +125,10 @@ func (s *Server) Addr() string { return s.http.addr() }
 // URL returns the API's base URL.
 func (s *Server) URL() string { return "http://" + s.Addr() }
 
-// LoginURL returns a link that logs a browser into the status page once:
+// LoginURL returns a link that logs a browser into the dashboard once:
 // its code works a single time, within loginCodeLife, and is not the API
 // token.
-func (s *Server) LoginURL() string { return s.URL() + "/login?code=" + s.auth.newCode() }
+func (s *Server) LoginURL() string { return s.URL() + "/login#" + s.auth.newCode() }
 
 // Close stops the API, letting requests under way finish for up to five
 // seconds.

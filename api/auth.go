@@ -256,13 +256,21 @@ func safeMethod(m string) bool {
 }
 
 // checkAuth lets through requests that carry the token as a bearer token
-// or an open session in the session cookie. GET /login?code=C logs a
-// browser in: it spends the code, sets the cookie and redirects to the
-// page.
+// or an open session in the session cookie. Two need neither: the login
+// page (GET /login, the link's code is in its fragment, which the browser
+// never sends) and the exchange of a code for a session (POST
+// /api/v0/session), which the login page makes.
 func (s *Server) checkAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/login" && r.Method == http.MethodGet {
-			s.handleLogin(w, r)
+		switch {
+		case r.URL.Path == "/login" && r.Method == http.MethodGet:
+			s.serveUI(w, "login.html")
+			return
+		case r.URL.Path == "/ui/login.js" && r.Method == http.MethodGet:
+			s.serveUI(w, "login.js")
+			return
+		case r.URL.Path == "/api/v0/session" && r.Method == http.MethodPost:
+			s.handleSession(w, r)
 			return
 		}
 		ok := false
@@ -284,8 +292,14 @@ func (s *Server) validToken(t string) bool {
 	return t != "" && subtle.ConstantTimeCompare([]byte(t), []byte(s.token)) == 1
 }
 
-func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
-	session := s.auth.redeem(r.URL.Query().Get("code"))
+// handleSession spends a one-time login code (POST /api/v0/session
+// {"code": C}) and answers with the session cookie.
+func (s *Server) handleSession(w http.ResponseWriter, r *http.Request) {
+	var req client.SessionRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	session := s.auth.redeem(req.Code)
 	if session == "" {
 		writeError(w, http.StatusUnauthorized, errors.New("this login link was used already or has expired; get a fresh one with 'nube open'"))
 		return
@@ -294,8 +308,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		Name: s.auth.cookie, Value: session, Path: "/",
 		MaxAge: int(sessionLife / time.Second), HttpOnly: true, SameSite: http.SameSiteStrictMode,
 	})
-	w.Header().Set("Referrer-Policy", "no-referrer")
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (s *Server) handleLoginLink(w http.ResponseWriter, r *http.Request) {

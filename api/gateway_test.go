@@ -76,7 +76,7 @@ func TestGatewayOwnOrigin(t *testing.T) {
 	}
 
 	cl := browser(t)
-	if code := browse(t, cl, s.LoginURL()); code != http.StatusOK {
+	if code := login(t, cl, s.LoginURL()); code != http.StatusNoContent {
 		t.Fatalf("login: %d", code)
 	}
 	req, _ := http.NewRequest("GET", g.URL()+"/ipfs/"+page+"?filename=page.html", nil)
@@ -136,7 +136,7 @@ func TestCrossPortFormPost(t *testing.T) {
 	n := c.Node(0)
 	cidStr := addFile(t, n, []byte("keep me"))
 	cl := browser(t)
-	if code := browse(t, cl, s.LoginURL()); code != http.StatusOK {
+	if code := login(t, cl, s.LoginURL()); code != http.StatusNoContent {
 		t.Fatalf("login: %d", code)
 	}
 	post := func(hdr map[string]string, auth bool) int {

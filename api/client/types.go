@@ -284,6 +284,11 @@ func (e *Error) Is(target error) bool {
 	return s != nil && errors.Is(target, s)
 }
 
+// SessionRequest spends a one-time login code: POST /api/v0/session.
+type SessionRequest struct {
+	Code string `json:"code"`
+}
+
 // LoginLink is the answer of POST /api/v0/login.
 type LoginLink struct {
 	URL string `json:"url"`

@@ -6,7 +6,7 @@
 
 const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
-let history = [];     // traffic samples: {t, in, out}
+let samples = [];     // traffic samples: {t, in, out}
 let lastState = null;
 
 function el(tag, attrs, ...kids) {
@@ -127,18 +127,18 @@ function renderChart() {
   const c = $("chart");
   c.replaceChildren();
   const W = 600, H = 170, pad = 18;
-  if (history.length < 2) {
+  if (samples.length < 2) {
     const t = svg("text", { x: 10, y: 20 });
     t.textContent = "collecting samples…";
     c.append(t);
     return;
   }
-  const t0 = history[0].t, t1 = history[history.length - 1].t;
-  const max = Math.max(1024, ...history.map((h) => Math.max(h.in, h.out)));
+  const t0 = samples[0].t, t1 = samples[samples.length - 1].t;
+  const max = Math.max(1024, ...samples.map((h) => Math.max(h.in, h.out)));
   const x = (t) => ((t - t0) / Math.max(t1 - t0, 1)) * W;
   const y = (v) => H - pad - (v / max) * (H - 2 * pad);
   for (const dir of ["in", "out"]) {
-    c.append(svg("polyline", { class: dir, points: history.map((h) => x(h.t).toFixed(1) + "," + y(h[dir]).toFixed(1)).join(" ") }));
+    c.append(svg("polyline", { class: dir, points: samples.map((h) => x(h.t).toFixed(1) + "," + y(h[dir]).toFixed(1)).join(" ") }));
   }
   const top = svg("text", { x: 4, y: 13 });
   top.textContent = rate(max);
@@ -149,13 +149,13 @@ function renderChart() {
 
 function renderTraffic(s) {
   const t = s.traffic;
-  history.push({ t: Date.now(), in: t.rate_in, out: t.rate_out });
-  if (history.length > 150) history = history.slice(-150);
+  samples.push({ t: Date.now(), in: t.rate_in, out: t.rate_out });
+  if (samples.length > 150) samples = samples.slice(-150);
   $("rate-in").textContent = rate(t.rate_in) + " (" + bytes(t.in) + " in all)";
   $("rate-out").textContent = rate(t.rate_out) + " (" + bytes(t.out) + " in all)";
   renderChart();
   fillTable($("proto-table"), (t.protocols || []).slice(0, 12).map((p) => el("tr", {},
-    el("td", { class: "mono" }, p.protocol), el("td", {}, bytes(p.in)), el("td", {}, bytes(p.out)),
+    el("td", { class: "mono" }, p.protocol || "(not negotiated)"), el("td", {}, bytes(p.in)), el("td", {}, bytes(p.out)),
     el("td", {}, rate(p.rate_in)), el("td", {}, rate(p.rate_out)))), 5, "no traffic yet");
 }
 
@@ -173,7 +173,7 @@ async function api(path, opts) {
 
 function renderLists(l) {
   fillTable($("pin-table"), l.pins.map((p) => el("tr", { "data-cid": p.cid },
-    el("td", { class: "mono wrap" }, p.cid), el("td", { class: "wrap" }, p.name || ""),
+    el("td", { class: "mono", title: p.cid }, p.cid.slice(0, 12) + "…" + p.cid.slice(-6)), el("td", { class: "wrap" }, p.name || ""),
     el("td", {}, (p.dir ? "dir, " : "") + bytes(p.size)), el("td", {}, new Date(p.created).toLocaleString()))), 4, "nothing pinned");
   fillTable($("svc-table"), l.services.map((s) => el("tr", {},
     el("td", {}, s.name), el("td", {}, s.version || ""), el("td", { class: "wrap" }, s.description || ""),
@@ -292,7 +292,7 @@ function connect() {
   es.onopen = () => { conn.textContent = "live"; conn.className = "conn live"; loadLists(); };
   es.onerror = () => { conn.textContent = "reconnecting…"; conn.className = "conn down"; };
   es.addEventListener("history", (e) => {
-    history = JSON.parse(e.data).map((h) => ({ t: h.t, in: h.in, out: h.out }));
+    samples = JSON.parse(e.data).map((h) => ({ t: h.t, in: h.in, out: h.out }));
   });
   es.addEventListener("state", (e) => {
     const s = JSON.parse(e.data);

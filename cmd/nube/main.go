@@ -1,6 +1,6 @@
 // Command nube runs a nube node and talks to it.
 //
-//	nube up                  start a node (daemon) with its API and status page
+//	nube up                  start a node (daemon) with its API and dashboard
 //	nube id | peers | status what the running node is and sees
 //	nube connect MULTIADDR   connect to a peer
 //	nube ping PEER           measure the round trip to a peer

@@ -1,0 +1,243 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"github.com/nubecloud/nube"
+	"github.com/nubecloud/nube/api"
+	"github.com/nubecloud/nube/api/client"
+	"github.com/nubecloud/nube/internal/browsertest"
+	"github.com/nubecloud/nube/nubetest"
+)
+
+// screenshotDir is where the browser test leaves its screenshots of every
+// panel, at 1280 and 400 pixels wide.
+var screenshotDir = filepath.Join(os.TempDir(), "nube-dashboard-screens")
+
+// TestDashboardInBrowser drives the dashboard in a real headless Chromium
+// against a cluster of three nodes: login with a one-time link, peers on
+// the table and the graph, a file added through the page, a peer that
+// connects later drawn without a reload, a daemon restart survived, every
+// control labelled, and screenshots of each panel at two widths.
+func TestDashboardInBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("drives a real browser; skipped in -short mode")
+	}
+	bctx := browsertest.Start(t)
+	c := nubetest.Cluster(t, 3, nubetest.WithDataDirs())
+	ctx := nubetest.Context(t, 3*time.Minute)
+	tok := api.NewToken()
+	s, err := api.Listen(c.Node(0), "127.0.0.1:0", tok, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { s.Close() }()
+	addr := s.Addr()
+
+	// Log in with a one-time link; the code is spent and never stays in
+	// a URL of the tab's history.
+	link := s.LoginURL()
+	code := link[strings.Index(link, "#")+1:]
+	if err := chromedp.Do(bctx, chromedp.Navigate(link)); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.Wait(t, ctx, bctx, `document.getElementById("conn").classList.contains("live")`, "the page never went live")
+	entries, err := navigationURLs(bctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range entries {
+		if strings.Contains(u, code) {
+			t.Fatalf("the login code stayed in the history: %v", entries)
+		}
+	}
+	if got := sessionStatus(t, s.URL(), code); got != http.StatusUnauthorized {
+		t.Fatalf("the login code a second time: %d, want 401", got)
+	}
+	// Nothing from another origin, and nothing without the cookie or token.
+	if code := httpStatus(t, s.URL()+"/api/v0/events", "http://evil.example"); code != http.StatusForbidden {
+		t.Fatalf("events for a foreign origin: %d, want 403", code)
+	}
+	if code := httpStatus(t, s.URL()+"/api/v0/dashboard", ""); code != http.StatusUnauthorized {
+		t.Fatalf("dashboard data without cookie or token: %d, want 401", code)
+	}
+
+	// The Peers panel shows the two other nodes, in the table and on the
+	// graph.
+	for _, n := range c.Nodes()[1:] {
+		browsertest.Wait(t, ctx, bctx, fmt.Sprintf(`!!document.querySelector('#graph g.peer[data-peer=%q]')`, n.ID().String()),
+			"node "+n.ID().String()+" never appeared on the graph")
+	}
+	browsertest.Wait(t, ctx, bctx, `document.querySelectorAll("#peer-table tbody tr").length >= 2`, "the peer table never showed two peers")
+
+	// A file added through the page appears in the Content panel and in
+	// the node's pins.
+	file := filepath.Join(t.TempDir(), "hello.txt")
+	if err := os.WriteFile(file, []byte("hello from the dashboard test\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.JS[chromedp.Void](t, bctx, `window.nubeMarker = 42`) // gone if the page reloads
+	if err := chromedp.Do(bctx, chromedp.SetUploadFiles(chromedp.ID("add-file"), []string{file}), chromedp.Click(chromedp.ID("add-btn"))); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.Wait(t, ctx, bctx, `!!document.getElementById("add-result").dataset.cid`, "the page never showed the added file's CID")
+	cid := browsertest.JS[string](t, bctx, `document.getElementById("add-result").dataset.cid`)
+	browsertest.Wait(t, ctx, bctx, fmt.Sprintf(`!!document.querySelector('#pin-table tr[data-cid=%q]')`, cid), "the added file never appeared in the Content panel")
+	cl := &client.Client{URL: s.URL(), Token: tok}
+	pins, err := cl.PinLs(ctx)
+	if err != nil || !slices.ContainsFunc(pins, func(p client.PinInfo) bool { return p.CID == cid }) {
+		t.Fatalf("pin ls after adding through the page: %v, %v", pins, err)
+	}
+
+	// A peer that connects now is drawn without a reload.
+	late, err := nube.Start(ctx, nubetest.TestConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer late.Close()
+	if _, err := late.Connect(ctx, c.Node(0).Addrs()[0].String()+"/p2p/"+c.Node(0).ID().String()); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.Wait(t, ctx, bctx, fmt.Sprintf(`!!document.querySelector('#graph g.peer[data-peer=%q]')`, late.ID().String()),
+		"a peer that connected later never appeared on the graph")
+	if browsertest.JS[int](t, bctx, `window.nubeMarker || 0`) != 42 {
+		t.Fatal("the page reloaded")
+	}
+
+	// The daemon restarts (node and API, same data dir and address): the
+	// open page notices, reconnects by itself and goes on, logged in.
+	s.Close()
+	browsertest.Wait(t, ctx, bctx, `document.getElementById("conn").classList.contains("down")`, "the page never noticed the daemon stop")
+	n0, err := c.Restart(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err = api.Listen(n0, addr, api.NewToken(), nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < 3; i++ {
+		if err := c.Connect(ctx, 0, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	browsertest.Wait(t, ctx, bctx, `document.getElementById("conn").classList.contains("live")`, "the page never came back after the restart")
+	browsertest.Wait(t, ctx, bctx, `document.querySelectorAll("#graph g.peer").length >= 2`, "no peers on the graph after the restart")
+	if browsertest.JS[int](t, bctx, `window.nubeMarker || 0`) != 42 {
+		t.Fatal("the page reloaded across the restart")
+	}
+	browsertest.Wait(t, ctx, bctx, fmt.Sprintf(`!!document.querySelector('#pin-table tr[data-cid=%q]')`, cid), "the pin list did not come back after the restart")
+
+	// Every control has a label a screen reader can read.
+	unlabelled := browsertest.JS[[]string](t, bctx, `[...document.querySelectorAll("input, button, select, textarea, progress")]
+		.filter(e => !(e.labels && e.labels.length) && !e.getAttribute("aria-label") && !(e.tagName === "BUTTON" && e.textContent.trim()))
+		.map(e => e.outerHTML)`)
+	if len(unlabelled) > 0 {
+		t.Fatalf("controls without a label: %v", unlabelled)
+	}
+
+	// Screenshots of each panel, wide and narrow.
+	if err := os.MkdirAll(screenshotDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, width := range []int64{1280, 400} {
+		if err := chromedp.Do(bctx, chromedp.EmulateViewport(width, 900)); err != nil {
+			t.Fatal(err)
+		}
+		for _, panel := range []string{"node", "peers", "traffic", "content", "services", "groups"} {
+			png, err := chromedp.Run(bctx, chromedp.Screenshot(chromedp.ID(panel)))
+			if err != nil {
+				t.Fatalf("screenshot of %s: %v", panel, err)
+			}
+			if err := os.WriteFile(filepath.Join(screenshotDir, fmt.Sprintf("%s-%d.png", panel, width)), png, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Logf("screenshots in %s", screenshotDir)
+}
+
+// navigationURLs returns the URLs in the tab's history.
+func navigationURLs(bctx context.Context) ([]string, error) {
+	return chromedp.Run(bctx, chromedp.Action[[]string](func(ctx context.Context, tg *chromedp.Target) ([]string, error) {
+		h, err := cdp.Call(ctx, tg, page.GetNavigationHistory, cdp.Empty{})
+		if err != nil {
+			return nil, err
+		}
+		var out []string
+		for _, e := range h.Entries {
+			out = append(out, e.URL, e.UserTypedURL)
+		}
+		return out, nil
+	}))
+}
+
+// sessionStatus trades code for a session as the login page would and
+// returns the status.
+func sessionStatus(t *testing.T, base, code string) int {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+"/api/v0/session", strings.NewReader(`{"code":"`+code+`"}`))
+	req.Header.Set("Origin", base)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// httpStatus GETs u as a browser page of origin would (no cookie) and
+// returns the status.
+func httpStatus(t *testing.T, u, origin string) int {
+	t.Helper()
+	req, _ := http.NewRequest("GET", u, nil)
+	if origin != "" {
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Sec-Fetch-Site", "cross-site")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestDashboardWeight: the first load of the dashboard (the page, its
+// script and its style, all there is) stays under 300 KiB.
+func TestDashboardWeight(t *testing.T) {
+	_, s, _ := serve(t)
+	cl := browser(t)
+	if code := login(t, cl, s.LoginURL()); code != http.StatusNoContent {
+		t.Fatalf("login: %d", code)
+	}
+	total := 0
+	for _, p := range []string{"/", "/ui/app.js", "/ui/app.css"} {
+		resp, err := cl.Get(s.URL() + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || len(b) == 0 {
+			t.Fatalf("%s: %d, %d bytes", p, resp.StatusCode, len(b))
+		}
+		total += len(b)
+	}
+	t.Logf("first load: %d bytes (goal: under 300 KiB)", total)
+	if total >= 300<<10 {
+		t.Fatalf("the first load is %d bytes, over 300 KiB", total)
+	}
+}
