@@ -484,6 +484,8 @@ type Services interface {
 	Known(query string) []service.Info
 	// Runs lists the latest runs this node did for callers.
 	Runs() []service.Record
+	// Calls lists the latest calls this node made.
+	Calls() []service.CallRecord
 	// Service returns the service or pipeline ref names, ready to call.
 	Service(ref string) *service.Pipeline
 	// Computes reports whether this node runs modules.

@@ -187,12 +187,23 @@ type dashLists struct {
 	Pins     []dashPin            `json:"pins"`
 	Services []client.ServiceInfo `json:"services"`
 	Runs     []client.RunRecord   `json:"runs"`
+	Calls    []dashCall           `json:"calls"`
 	Groups   []client.GroupStatus `json:"groups"`
+}
+
+// dashCall is a call this node made.
+type dashCall struct {
+	At      time.Time     `json:"at"`
+	Service string        `json:"service"`
+	Peer    string        `json:"peer"`
+	Usage   client.Usage  `json:"usage"`
+	Elapsed time.Duration `json:"elapsed"`
+	Error   string        `json:"error,omitempty"`
 }
 
 func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	out := dashLists{Pins: []dashPin{}, Services: []client.ServiceInfo{}, Runs: []client.RunRecord{}, Groups: []client.GroupStatus{}}
+	out := dashLists{Pins: []dashPin{}, Services: []client.ServiceInfo{}, Runs: []client.RunRecord{}, Calls: []dashCall{}, Groups: []client.GroupStatus{}}
 	pins, err := s.node.Content().Pins(ctx)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err)
@@ -215,6 +226,11 @@ func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
 			At: r.At, Service: r.Service, Descriptor: r.Descriptor.String(), Module: r.Module.String(),
 			Caller: r.Caller.String(), Usage: client.Usage(r.Usage), Cold: r.Cold, Error: r.Error,
 		})
+	}
+	calls := s.node.Services().Calls()
+	for i := len(calls) - 1; i >= 0 && len(out.Calls) < 50; i-- {
+		c := calls[i]
+		out.Calls = append(out.Calls, dashCall{At: c.At, Service: c.Service, Peer: c.Peer.String(), Usage: client.Usage(c.Usage), Elapsed: c.Elapsed, Error: c.Error})
 	}
 	for _, name := range s.node.GroupNames() {
 		g, err := s.node.Group(ctx, name)

@@ -286,6 +286,11 @@ func (p *Pipeline) runOn(ctx context.Context, pid peer.ID, stages []*Descriptor,
 	if r.Err == nil {
 		r.Output = in
 	}
+	c := CallRecord{At: start, Service: p.String(), Peer: pid, Usage: r.Usage, Elapsed: r.Elapsed}
+	if r.Err != nil {
+		c.Error = r.Err.Error()
+	}
+	p.m.recordCall(c)
 	return r
 }
 

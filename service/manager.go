@@ -121,6 +121,7 @@ type Manager struct {
 	asked    map[string]time.Time   // when the network was last asked for a name
 	verified map[string]*Descriptor // descriptors checked, by their bytes
 	runs     []Record               // the latest runs, oldest first
+	calls    []CallRecord           // the latest calls this node made, oldest first
 
 	ctx    context.Context
 	cancel context.CancelFunc

@@ -177,7 +177,35 @@ type Record struct {
 	Error      string     `json:"error,omitempty"`
 }
 
-// maxRecords is how many runs Runs remembers.
+// CallRecord is one call this node made of a service on a node (itself
+// included): what it cost there and how long it took here.
+type CallRecord struct {
+	At      time.Time     `json:"at"`
+	Service string        `json:"service"` // the service or pipeline called
+	Peer    peer.ID       `json:"peer"`    // the node that ran it
+	Usage   wasm.Usage    `json:"usage"`
+	Elapsed time.Duration `json:"elapsed"`
+	Error   string        `json:"error,omitempty"`
+}
+
+// Calls returns the latest calls this node made, oldest first.
+func (m *Manager) Calls() []CallRecord {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]CallRecord(nil), m.calls...)
+}
+
+func (m *Manager) recordCall(c CallRecord) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.calls) == maxRecords {
+		copy(m.calls, m.calls[1:])
+		m.calls = m.calls[:maxRecords-1]
+	}
+	m.calls = append(m.calls, c)
+}
+
+// maxRecords is how many runs Runs (and calls Calls) remembers.
 const maxRecords = 256
 
 // Runs returns the latest runs on this node, oldest first.

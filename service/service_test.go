@@ -105,6 +105,10 @@ func TestPipeline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	calls := b.Services().Calls()
+	if len(calls) != 1 || calls[0].Service != "upper" || calls[0].Error != "" || calls[0].Elapsed <= 0 || calls[0].Peer == "" {
+		t.Fatalf("b's calls after one: %+v", calls)
+	}
 	want, err := b.Service("wc").Call(ctx, up)
 	if err != nil {
 		t.Fatal(err)

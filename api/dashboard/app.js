@@ -182,6 +182,10 @@ function renderLists(l) {
     el("td", {}, new Date(r.at).toLocaleTimeString()), el("td", {}, r.service), el("td", { class: "mono", title: r.caller }, short(r.caller)),
     el("td", {}, ms(r.usage.cpu)), el("td", {}, ms(r.usage.wall)), el("td", {}, r.error ? "failed: " + r.error : (r.cold ? "ok (cold)" : "ok")))),
   6, "no runs for others yet");
+  fillTable($("call-table"), l.calls.map((c) => el("tr", {},
+    el("td", {}, new Date(c.at).toLocaleTimeString()), el("td", {}, c.service), el("td", { class: "mono", title: c.peer }, short(c.peer)),
+    el("td", {}, ms(c.usage.cpu)), el("td", {}, ms(c.elapsed)), el("td", { class: "wrap" }, c.error ? "failed: " + c.error : "ok"))),
+  6, "no calls made yet");
 
   const gl = $("group-list");
   gl.replaceChildren();
