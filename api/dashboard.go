@@ -241,15 +241,7 @@ func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			continue
 		}
-		gs := client.GroupStatus{Name: st.Name, Term: st.Term, LastIndex: st.LastIndex, Commit: st.Commit,
-			Applied: st.Applied, State: st.State, Members: []client.GroupMember{}}
-		if st.Leader != "" {
-			gs.Leader = st.Leader.String()
-		}
-		for _, m := range st.Members {
-			gs.Members = append(gs.Members, client.GroupMember{ID: m.ID.String(), Voter: m.Voter, State: m.State, LastContact: m.LastContact})
-		}
-		out.Groups = append(out.Groups, gs)
+		out.Groups = append(out.Groups, groupStatusJSON(st))
 	}
 	writeJSON(w, out)
 }

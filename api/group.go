@@ -141,6 +141,11 @@ func (s *Server) writeGroupStatus(w http.ResponseWriter, r *http.Request, g *gro
 		groupError(w, err)
 		return
 	}
+	writeJSON(w, groupStatusJSON(st))
+}
+
+// groupStatusJSON is a group's status as the API gives it.
+func groupStatusJSON(st group.Status) client.GroupStatus {
 	out := client.GroupStatus{Name: st.Name, Term: st.Term, LastIndex: st.LastIndex, Commit: st.Commit,
 		Applied: st.Applied, State: st.State, Members: []client.GroupMember{}}
 	if st.Leader != "" {
@@ -149,7 +154,7 @@ func (s *Server) writeGroupStatus(w http.ResponseWriter, r *http.Request, g *gro
 	for _, m := range st.Members {
 		out.Members = append(out.Members, client.GroupMember{ID: m.ID.String(), Voter: m.Voter, State: m.State, LastContact: m.LastContact})
 	}
-	writeJSON(w, out)
+	return out
 }
 
 func (s *Server) handleGroupMember(w http.ResponseWriter, r *http.Request) {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/host"
+
 	"github.com/nubecloud/nube/errcode"
 	"github.com/nubecloud/nube/internal/hosttest"
 	"github.com/nubecloud/nube/remote"
@@ -17,18 +19,9 @@ import (
 // node around it: a plain call, a streaming call, and a function served
 // by one endpoint alone.
 func TestOnBareHosts(t *testing.T) {
-	hs := hosttest.Hosts(t, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var eps []*remote.Endpoint
-	for _, h := range hs {
-		e, err := remote.New(ctx, remote.Config{Host: h})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { e.Close() })
-		eps = append(eps, e)
-	}
+	hs, eps := bareEndpoints(t, ctx, 2)
 	counts, err := exampleWordCount.At(eps[0], hs[1].ID()).Call(ctx, "a b a")
 	if err != nil || counts["a"] != 2 {
 		t.Fatalf("call on a bare host: %v, %v", counts, err)
@@ -69,18 +62,9 @@ var claim = remote.Func("test.bare.claim", func(ctx context.Context, name string
 // sentinel on the caller, over a lane and over a stream of its own; an
 // error of no kind matches none.
 func TestErrorKindsCrossNodes(t *testing.T) {
-	hs := hosttest.Hosts(t, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var eps []*remote.Endpoint
-	for _, h := range hs {
-		e, err := remote.New(ctx, remote.Config{Host: h})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { e.Close() })
-		eps = append(eps, e)
-	}
+	hs, eps := bareEndpoints(t, ctx, 2)
 	_, err := claim.At(eps[0], hs[1].ID()).Call(ctx, "taken")
 	var re *remote.Error
 	if !errors.Is(err, errTaken) || !errors.Is(err, errcode.ErrConflict) || !errors.Is(err, remote.ErrCallee) ||
@@ -99,4 +83,20 @@ func TestErrorKindsCrossNodes(t *testing.T) {
 	if !errors.Is(err, errTaken) {
 		t.Fatalf("a conflict over a stream arrived as %v", err)
 	}
+}
+
+// bareEndpoints starts n bare hosts, each with a remote endpoint.
+func bareEndpoints(t *testing.T, ctx context.Context, n int) ([]host.Host, []*remote.Endpoint) {
+	t.Helper()
+	hs := hosttest.Hosts(t, n)
+	var eps []*remote.Endpoint
+	for _, h := range hs {
+		e, err := remote.New(ctx, remote.Config{Host: h})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Close() })
+		eps = append(eps, e)
+	}
+	return hs, eps
 }
