@@ -92,8 +92,13 @@ type done struct {
 	Result result `cbor:"2,keyasint"`
 }
 
-// dedupWindow is how many recent writes a group remembers by ID.
-const dedupWindow = 1 << 14
+// dedupWindow is how many recent writes a group remembers by ID, and
+// dedupBytes how many bytes of their results at most: the oldest are
+// forgotten first. Every member forgets alike, as it applies alike.
+const (
+	dedupWindow = 1 << 14
+	dedupBytes  = 16 << 20
+)
 
 // Change is one change to a group's map, as Watch yields it.
 type Change struct {
@@ -113,6 +118,8 @@ type fsm struct {
 	locks   map[string]lease
 	seen    map[string]result
 	order   [][]byte // seen's IDs, oldest first
+	// seenBytes is the size of seen's IDs and results.
+	seenBytes int
 	applied uint64
 	changed chan struct{} // closed and replaced whenever the state changes
 
@@ -295,7 +302,10 @@ func (f *fsm) finish(c *command, r result) result {
 func (f *fsm) remember(id []byte, r result) {
 	f.seen[string(id)] = r
 	f.order = append(f.order, id)
-	if len(f.order) > dedupWindow {
+	f.seenBytes += len(id) + len(r.Data) + len(r.Holder) + len(r.Err)
+	for len(f.order) > dedupWindow || (len(f.order) > 1 && f.seenBytes > dedupBytes) {
+		old := f.seen[string(f.order[0])]
+		f.seenBytes -= len(f.order[0]) + len(old.Data) + len(old.Holder) + len(old.Err)
 		delete(f.seen, string(f.order[0]))
 		f.order = f.order[1:]
 	}
@@ -444,6 +454,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	seen := map[string]result{}
 	var order [][]byte
+	seenBytes := 0
 	for range h.Seen {
 		var d done
 		if err := wire.DecodeFrame(r, maxEntry+64, &d); err != nil {
@@ -451,6 +462,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		}
 		seen[string(d.ID)] = d.Result
 		order = append(order, d.ID)
+		seenBytes += len(d.ID) + len(d.Result.Data) + len(d.Result.Holder) + len(d.Result.Err)
 	}
 	var state []byte
 	for len(state) < h.Machine {
@@ -473,7 +485,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	f.mu.Lock()
 	old := f.kv
-	f.kv, f.locks, f.seen, f.order = kv, locks, seen, order
+	f.kv, f.locks, f.seen, f.order, f.seenBytes = kv, locks, seen, order, seenBytes
 	f.moved(f.applied)
 	f.mu.Unlock()
 	f.notify(diff(old, kv))

@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/nubecloud/nube/internal/hosttest"
+	"github.com/nubecloud/nube/internal/wire"
 	"github.com/nubecloud/nube/remote"
 )
 
@@ -119,5 +120,26 @@ func TestInstallSnapshot(t *testing.T) {
 	}
 	if n := len(c.fsm.order); n < 100 {
 		t.Fatalf("%d remembered writes after the snapshot, want all 100+", n)
+	}
+}
+
+// bigMachine answers every command with a megabyte.
+type bigMachine struct{ listMachine }
+
+func (b *bigMachine) Apply(cmd []byte) ([]byte, error) { return make([]byte, 1<<20), nil }
+
+// TestDedupBounded: the writes remembered for their retries are bounded in
+// bytes as well as in number.
+func TestDedupBounded(t *testing.T) {
+	f := newFSM(&bigMachine{})
+	for i := range 40 {
+		b, _ := wire.Marshal(command{Op: opApply, ID: []byte("w" + strconv.Itoa(i)), Data: []byte("x")})
+		f.Apply(&raft.Log{Index: uint64(i + 1), Data: b})
+	}
+	if f.seenBytes > dedupBytes+2<<20 || len(f.order) >= 40 || len(f.order) < 10 {
+		t.Fatalf("remembered %d writes, %d bytes", len(f.order), f.seenBytes)
+	}
+	if _, ok := f.seen["w39"]; !ok {
+		t.Fatal("the newest write was forgotten")
 	}
 }
