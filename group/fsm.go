@@ -113,15 +113,15 @@ type Change struct {
 type fsm struct {
 	machine StateMachine
 
-	mu      sync.RWMutex
-	kv      map[string]entry
-	locks   map[string]lease
-	seen    map[string]result
-	order   [][]byte // seen's IDs, oldest first
+	mu    sync.RWMutex
+	kv    map[string]entry
+	locks map[string]lease
+	seen  map[string]result
+	order [][]byte // seen's IDs, oldest first
 	// seenBytes is the size of seen's IDs and results.
 	seenBytes int
-	applied uint64
-	changed chan struct{} // closed and replaced whenever the state changes
+	applied   uint64
+	changed   chan struct{} // closed and replaced whenever the state changes
 
 	wmu      sync.Mutex
 	watchers map[*watcher]struct{}
