@@ -196,21 +196,11 @@ func (g *Group) changeMembers(ctx context.Context, p peer.ID, add bool) (callRep
 }
 
 // verifyLeader confirms with a heartbeat round that a majority still
-// follows this node. Raft answers the future in every case (on losing
-// leadership, on shutting down), so the goroutine waiting on it ends.
-func (g *Group) verifyLeader(ctx context.Context) error {
-	f := g.raft.VerifyLeader()
-	if ctx.Done() == nil {
-		return f.Error()
-	}
-	done := make(chan error, 1)
-	go func() { done <- f.Error() }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+// follows this node. It waits for raft's answer without watching ctx:
+// raft answers within a heartbeat round, or when it stops leading (at the
+// latest after its leader lease without a majority), or shuts down.
+func (g *Group) verifyLeader() error {
+	return g.raft.VerifyLeader().Error()
 }
 
 // readBarrier makes a read here linearizable: once per term the leader
@@ -239,7 +229,7 @@ func (g *Group) readBarrier(ctx context.Context) error {
 			return raft.ErrLeadershipLost
 		}
 	}
-	return g.verifyLeader(ctx)
+	return g.verifyLeader()
 }
 
 // do runs req on the leader, wherever it is, and retries it there when
