@@ -196,10 +196,20 @@ func (g *Group) changeMembers(ctx context.Context, p peer.ID, add bool) (callRep
 }
 
 // verifyLeader confirms with a heartbeat round that a majority still
-// follows this node. It waits for raft's answer without watching ctx:
-// raft answers within a heartbeat round, or when it stops leading (at the
-// latest after its leader lease without a majority), or shuts down.
+// follows this node. Raft answers a VerifyLeader within a heartbeat round,
+// or when it stops leading (at the latest after its leader lease without a
+// majority), but never if it shuts down with the request still queued; so
+// Close waits for the verifications under way (inflight) before it stops
+// raft, and none starts once Close has begun.
 func (g *Group) verifyLeader() error {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return ErrClosed
+	}
+	g.inflight.Add(1)
+	g.mu.Unlock()
+	defer g.inflight.Done()
 	return g.raft.VerifyLeader().Error()
 }
 

@@ -276,6 +276,9 @@ func (m *Manager) start(name string, opts Options) (*Group, error) {
 				conf.Servers = append(conf.Servers, raft.Server{ID: raft.ServerID(p.String()), Address: raft.ServerAddress(p.String())})
 			}
 		}
+		// Every member forms the group with the same configuration,
+		// whatever order its caller named the members in.
+		slices.SortFunc(conf.Servers, func(a, b raft.Server) int { return strings.Compare(string(a.ID), string(b.ID)) })
 		if err := raft.BootstrapCluster(m.raftConfig(self, name), st, st, snaps, g.trans, conf); err != nil {
 			g.trans.Close()
 			return nil, fmt.Errorf("group %s: form: %w", name, err)
@@ -376,6 +379,7 @@ type Group struct {
 	gen        uint64           // leader changes seen
 	readyGen   atomic.Uint64    // gen+1 at which this node, leading, applied all before its term
 	lastLeader atomic.Pointer[leaderID]
+	inflight   sync.WaitGroup // VerifyLeader calls under way; Close waits for them
 	closed     bool
 }
 
@@ -495,6 +499,7 @@ func (g *Group) Close() error {
 	}
 	g.closed = true
 	g.mu.Unlock()
+	g.inflight.Wait()
 	err := g.raft.Shutdown().Error()
 	g.raft.DeregisterObserver(g.observer)
 	g.trans.Close()
