@@ -321,7 +321,8 @@ func FuzzRequestBodies(f *testing.F) {
 	f.Add("/api/v0/group/rm", `{"name":"g","key":""}`)
 	f.Add("/api/v0/group/add", `{"name":"g","peer":"x"}`)
 	f.Add("/api/v0/group/remove", `{"name":"","peer":"12D3KooWJaURZ2J6Fd51MtHHNaodi79n8BAK6gAceiQ4dNrcaM8p"}`)
-	paths := []string{"/api/v0/ping", "/api/v0/connect", "/api/v0/group/cas", "/api/v0/group/rm", "/api/v0/group/add", "/api/v0/group/remove"}
+	f.Add("/api/v0/session", `{"code":"00"}`)
+	paths := []string{"/api/v0/ping", "/api/v0/connect", "/api/v0/group/cas", "/api/v0/group/rm", "/api/v0/group/add", "/api/v0/group/remove", "/api/v0/session"}
 	f.Fuzz(func(t *testing.T, path, body string) {
 		if !slices.Contains(paths, path) {
 			path = "/api/v0/ping"

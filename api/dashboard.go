@@ -46,8 +46,12 @@ func (s *Server) handleUI(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serveUI(w http.ResponseWriter, name string) {
-	b, err := fs.ReadFile(dashboardFS, path.Join("dashboard", path.Clean("/" + name)[1:]))
-	if err != nil || strings.Contains(name, "/") {
+	if strings.Contains(name, "/") {
+		http.NotFound(w, nil)
+		return
+	}
+	b, err := fs.ReadFile(dashboardFS, "dashboard/"+name)
+	if err != nil {
 		http.NotFound(w, nil)
 		return
 	}
@@ -122,8 +126,8 @@ type dashOffers struct {
 }
 
 func (s *Server) state() dashState {
-	st := dashState{Status: s.node.Status(), Peers: s.node.Peers(), Traffic: s.node.Traffic(), Known: []string{},
-		Offers: dashOffers{Compute: s.node.Services().Computes(), Relay: s.node.Status().RelayService}}
+	st := dashState{Status: s.node.Status(), Peers: s.node.Peers(), Traffic: s.node.Traffic(), Known: []string{}}
+	st.Offers = dashOffers{Compute: s.node.Services().Computes(), Relay: st.Status.RelayService}
 	if st.Peers == nil {
 		st.Peers = []nube.PeerInfo{}
 	}
@@ -221,11 +225,7 @@ func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
 	}
 	runs := s.node.Services().Runs()
 	for i := len(runs) - 1; i >= 0 && len(out.Runs) < 50; i-- {
-		r := runs[i]
-		out.Runs = append(out.Runs, client.RunRecord{
-			At: r.At, Service: r.Service, Descriptor: r.Descriptor.String(), Module: r.Module.String(),
-			Caller: r.Caller.String(), Usage: client.Usage(r.Usage), Cold: r.Cold, Error: r.Error,
-		})
+		out.Runs = append(out.Runs, runRecordJSON(runs[i]))
 	}
 	calls := s.node.Services().Calls()
 	for i := len(calls) - 1; i >= 0 && len(out.Calls) < 50; i-- {

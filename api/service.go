@@ -127,12 +127,17 @@ func (s *Server) handleServiceInfo(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleServiceRuns(w http.ResponseWriter, r *http.Request) {
 	out := []client.RunRecord{}
 	for _, r := range s.node.Services().Runs() {
-		out = append(out, client.RunRecord{
-			At: r.At, Service: r.Service, Descriptor: r.Descriptor.String(), Module: r.Module.String(),
-			Caller: r.Caller.String(), Usage: client.Usage(r.Usage), Cold: r.Cold, Error: r.Error,
-		})
+		out = append(out, runRecordJSON(r))
 	}
 	writeJSON(w, out)
+}
+
+// runRecordJSON is a run as the API gives it.
+func runRecordJSON(r service.Record) client.RunRecord {
+	return client.RunRecord{
+		At: r.At, Service: r.Service, Descriptor: r.Descriptor.String(), Module: r.Module.String(),
+		Caller: r.Caller.String(), Usage: client.Usage(r.Usage), Cold: r.Cold, Error: r.Error,
+	}
 }
 
 func serviceStatus(err error) int {

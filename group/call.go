@@ -167,7 +167,7 @@ func (g *Group) changeMembers(ctx context.Context, p peer.ID, add bool) (callRep
 	id := raft.ServerID(p.String())
 	for {
 		changed := g.leaderChanged()
-		_, applied := g.fsm.state()
+		applied := g.fsm.next()
 		if g.fsm.member(string(id)) == add {
 			return callReply{}, nil
 		}

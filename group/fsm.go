@@ -120,7 +120,6 @@ type fsm struct {
 	order [][]byte // seen's IDs, oldest first
 	// seenBytes is the size of seen's IDs and results.
 	seenBytes int
-	applied   uint64
 	changed   chan struct{} // closed and replaced whenever the state changes
 
 	wmu      sync.Mutex
@@ -171,7 +170,7 @@ func (f *fsm) StoreConfiguration(_ uint64, c raft.Configuration) {
 	}
 	f.members.Store(&m)
 	f.mu.Lock()
-	f.moved(f.applied)
+	f.moved()
 	f.mu.Unlock()
 }
 
@@ -190,12 +189,11 @@ func newFSM(m StateMachine) *fsm {
 func (f *fsm) Apply(l *raft.Log) any {
 	var c command
 	if err := wire.Unmarshal(l.Data, &c); err != nil {
-		f.advance(l.Index)
 		return result{Err: fmt.Sprintf("entry %d: %v", l.Index, err)}
 	}
 	f.mu.Lock()
 	r, changes := f.apply(l.Index, &c)
-	f.moved(l.Index)
+	f.moved()
 	f.mu.Unlock()
 	if len(c.ID) > 0 {
 		f.deliver(c.ID, r)
@@ -204,16 +202,8 @@ func (f *fsm) Apply(l *raft.Log) any {
 	return r
 }
 
-func (f *fsm) advance(i uint64) {
-	f.mu.Lock()
-	f.moved(i)
-	f.mu.Unlock()
-}
-
-// moved records that the state includes index i and wakes its waiters;
-// f.mu is held.
-func (f *fsm) moved(i uint64) {
-	f.applied = max(f.applied, i)
+// moved wakes those waiting for the state to change; f.mu is held.
+func (f *fsm) moved() {
 	close(f.changed)
 	f.changed = make(chan struct{})
 }
@@ -311,12 +301,11 @@ func (f *fsm) remember(id []byte, r result) {
 	}
 }
 
-// state returns the last index applied and a channel closed at the next
-// change.
-func (f *fsm) state() (uint64, <-chan struct{}) {
+// next returns a channel closed at the state's next change.
+func (f *fsm) next() <-chan struct{} {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return f.applied, f.changed
+	return f.changed
 }
 
 func (f *fsm) get(key string) (entry, bool) {
@@ -486,7 +475,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	f.mu.Lock()
 	old := f.kv
 	f.kv, f.locks, f.seen, f.order, f.seenBytes = kv, locks, seen, order, seenBytes
-	f.moved(f.applied)
+	f.moved()
 	f.mu.Unlock()
 	f.notify(diff(old, kv))
 	return nil

@@ -68,7 +68,7 @@ func (g *Group) waitLock(ctx context.Context, name string, token uint64, d time.
 	t := time.NewTimer(min(max(d, 10*time.Millisecond), g.lockTTL))
 	defer t.Stop()
 	for {
-		_, changed := g.fsm.state()
+		changed := g.fsm.next()
 		if l, ok := g.fsm.lock(name); !ok || l.Token != token {
 			return nil
 		}

@@ -1,6 +1,7 @@
 package group
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -297,15 +298,7 @@ func (g *Group) Status(ctx context.Context) (Status, error) {
 		}
 		st.Term = max(st.Term, rep.Status.Term)
 	}
-	slices.SortFunc(st.Members, func(a, b Member) int {
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(st.Members, func(a, b Member) int { return cmp.Compare(a.ID, b.ID) })
 	return st, nil
 }
 

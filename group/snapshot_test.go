@@ -92,7 +92,7 @@ func TestInstallSnapshot(t *testing.T) {
 	}
 	c := open(2)
 	for {
-		_, changed := c.fsm.state()
+		changed := c.fsm.next()
 		if _, ok := c.fsm.lock("held"); ok {
 			break
 		}

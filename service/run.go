@@ -198,11 +198,17 @@ func (m *Manager) Calls() []CallRecord {
 func (m *Manager) recordCall(c CallRecord) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if len(m.calls) == maxRecords {
-		copy(m.calls, m.calls[1:])
-		m.calls = m.calls[:maxRecords-1]
+	m.calls = appendLatest(m.calls, c)
+}
+
+// appendLatest appends v to the latest records s, dropping the oldest
+// beyond maxRecords.
+func appendLatest[T any](s []T, v T) []T {
+	if len(s) == maxRecords {
+		copy(s, s[1:])
+		s = s[:maxRecords-1]
 	}
-	m.calls = append(m.calls, c)
+	return append(s, v)
 }
 
 // maxRecords is how many runs Runs (and calls Calls) remembers.
@@ -367,11 +373,7 @@ func (m *Manager) record(r Record) {
 	m.metrics.observe(r)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if len(m.runs) == maxRecords {
-		copy(m.runs, m.runs[1:])
-		m.runs = m.runs[:maxRecords-1]
-	}
-	m.runs = append(m.runs, r)
+	m.runs = appendLatest(m.runs, r)
 }
 
 type metrics struct {
