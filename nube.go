@@ -45,6 +45,7 @@ import (
 	"github.com/nubecloud/nube/internal/p2p"
 	"github.com/nubecloud/nube/remote"
 	"github.com/nubecloud/nube/service"
+	"github.com/nubecloud/nube/space"
 	"github.com/nubecloud/nube/wasm"
 )
 
@@ -64,6 +65,7 @@ const (
 	PeerBookFile = "peers.json"
 	BlocksDir    = "blocks"
 	GroupsDir    = "groups"
+	SpacesDir    = "spaces"
 )
 
 // ErrDataDirInUse reports that another nube process runs on the data dir.
@@ -129,6 +131,15 @@ type Config struct {
 	// GroupHeartbeat is how long a member of a replicated group waits for
 	// its leader before it calls an election. Zero means one second.
 	GroupHeartbeat time.Duration
+	// SpaceRepairGrace is how long a holder of a space this node is home
+	// of may be unreachable before a copy is placed elsewhere. Zero means
+	// space.DefaultRepairGrace.
+	SpaceRepairGrace time.Duration
+	// SpaceRepairInterval is how often the node checks the holders of its
+	// spaces. Zero means space.DefaultRepairInterval.
+	SpaceRepairInterval time.Duration
+	// NoStorage refuses to hold other users' spaces.
+	NoStorage bool
 	// Logger receives the node's logs. Nil means no logs: a library is silent unless given a logger.
 	Logger *slog.Logger
 }
@@ -143,6 +154,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("Config.MaxMemory is negative (%d): want 0 for the default, or more", c.MaxMemory)
 	case c.ComputeSlots < 0:
 		return fmt.Errorf("Config.ComputeSlots is negative (%d): want 0 for one per CPU, or more", c.ComputeSlots)
+	case c.SpaceRepairGrace < 0 || c.SpaceRepairInterval < 0:
+		return errors.New("Config.SpaceRepairGrace and Config.SpaceRepairInterval must not be negative")
 	case c.GroupHeartbeat < 0:
 		return fmt.Errorf("Config.GroupHeartbeat is negative (%v): want 0 for one second, or more", c.GroupHeartbeat)
 	}
@@ -175,6 +188,7 @@ type Node struct {
 	remote  *remote.Endpoint
 	svc     *service.Manager
 	groups  *group.Manager
+	spaces  *space.Manager
 	started time.Time
 }
 
@@ -303,6 +317,25 @@ func (n *Node) start(ctx context.Context) error {
 		Dir:              gdir,
 		HeartbeatTimeout: cfg.GroupHeartbeat,
 		Logger:           n.log,
+	})
+	if err != nil {
+		return err
+	}
+	sdir := ""
+	if cfg.DataDir != "" {
+		sdir = filepath.Join(cfg.DataDir, SpacesDir)
+	}
+	n.spaces, err = space.New(ctx, space.Config{
+		Host:           n.host,
+		Content:        n.content,
+		Remote:         n.remote,
+		Routing:        n.host.DHT,
+		UserKey:        n.userKey,
+		Dir:            sdir,
+		RepairGrace:    cfg.SpaceRepairGrace,
+		RepairInterval: cfg.SpaceRepairInterval,
+		NoStorage:      cfg.NoStorage,
+		Logger:         n.log,
 	})
 	return err
 }
@@ -647,8 +680,11 @@ func (n *Node) WaitPeers(ctx context.Context, k int) error {
 // releases the data dir. It is safe to call more than once.
 func (n *Node) Close() error {
 	var err error
+	if n.spaces != nil {
+		err = n.spaces.Close()
+	}
 	if n.groups != nil {
-		err = n.groups.Close()
+		err = errors.Join(err, n.groups.Close())
 	}
 	if n.svc != nil {
 		err = errors.Join(err, n.svc.Close())

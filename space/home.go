@@ -1,0 +1,793 @@
+package space
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/nubecloud/nube/content"
+	"github.com/nubecloud/nube/internal/atomicfile"
+)
+
+// owned is a space this node is home of. Its mutex serialises every
+// change to the space, so two writes never both build on one root.
+type owned struct {
+	m    *Manager
+	name string
+	id   string
+
+	mu      sync.Mutex
+	keys    keyring
+	head    *head
+	signed  signed
+	grants  map[string]*Grant    // filed grants, by ID
+	down    map[peer.ID]time.Time // holders unreachable since
+	joining map[peer.ID]bool      // holders still copying: writes do not wait for them
+	nonces  map[string]time.Time  // changes applied recently, against replays
+
+	wmu      sync.Mutex
+	watchers map[chan signed]struct{}
+	recent   []signed // the last heads, for watchers catching up
+}
+
+const (
+	recentHeads = 256
+	// changeWindow is how far a change's time may be from the home's
+	// clock; nonces are remembered for twice as long.
+	changeWindow = 10 * time.Minute
+)
+
+// holdPinPrefix names the pins of the spaces a node keeps: the home's
+// and each holder's, so GC never takes them and Holdings finds them.
+const holdPinPrefix = "space "
+
+func (m *Manager) restoreOwned(of ownedFile) (*owned, error) {
+	h, s, err := decodeHead(of.Head, "")
+	if err != nil {
+		return nil, err
+	}
+	if h.Owner != m.user {
+		return nil, fmt.Errorf("head of %s is not this user's", h.id())
+	}
+	kr, err := unwrapKeys(h.id(), m.cfg.UserKey, h.keysFor(m.user))
+	if err != nil {
+		return nil, err
+	}
+	o := &owned{m: m, name: h.Name, id: h.id(), keys: kr, head: h, signed: s,
+		grants: map[string]*Grant{}, down: map[peer.ID]time.Time{}, joining: map[peer.ID]bool{},
+		watchers: map[chan signed]struct{}{}, nonces: map[string]time.Time{}}
+	for _, links := range of.Grants {
+		g, err := grantOf(links)
+		if err != nil {
+			return nil, err
+		}
+		o.grants[g.ID()] = g
+	}
+	return o, nil
+}
+
+func (o *owned) current() (*head, signed) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.head, o.signed
+}
+
+func (o *owned) create(ctx context.Context, policy Policy) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	m := o.m
+	unlock := m.cfg.Content.Store().PinLock(ctx)
+	root, err := emptyRoot(ctx, m.local, o.id)
+	if err == nil {
+		err = m.cfg.Content.Store().Pin(ctx, root, holdPinPrefix+o.id)
+	}
+	unlock()
+	if err != nil {
+		return fmt.Errorf("create %s: %w", o.id, err)
+	}
+	h := &head{Owner: m.user, Name: o.name, Root: root.Bytes(), Home: m.self, Policy: Policy{Local: true}}
+	if _, err := o.commitLocked(ctx, h, nil); err != nil {
+		return err
+	}
+	if policy.Local {
+		return nil
+	}
+	o.mu.Unlock()
+	err = o.move(ctx, policy, nil)
+	o.mu.Lock()
+	return err
+}
+
+// next returns a copy of the current head to change into the next one.
+func (o *owned) next() *head {
+	h := *o.head
+	h.Holders = slices.Clone(h.Holders)
+	h.Keys = slices.Clone(h.Keys)
+	h.Revoked = slices.Clone(h.Revoked)
+	h.Changes = nil
+	return &h
+}
+
+// commitLocked signs h as the next head (wrapping the keys for every
+// reader afresh when readers is not nil), keeps it, tells watchers and
+// pushes it to the holders that are not still copying, with blocks the
+// write made. o.mu is held.
+func (o *owned) commitLocked(ctx context.Context, h *head, blocks []block) (signed, error) {
+	m := o.m
+	if o.head != nil {
+		h.Seq = o.head.Seq + 1
+	} else {
+		h.Seq = 1
+	}
+	h.Time = time.Now().UnixNano()
+	h.Epoch = o.keys.epoch()
+	if o.head == nil || h.Epoch != o.head.Epoch || len(h.Keys) == 0 {
+		if err := o.wrapAll(h); err != nil {
+			return signed{}, err
+		}
+	}
+	s, err := sign(m.cfg.UserKey, headDomain, h)
+	if err != nil {
+		return signed{}, err
+	}
+	if err := o.saveLocked(h, s); err != nil {
+		return signed{}, err
+	}
+	o.head, o.signed = h, s
+	m.noteSeen(o.id, h.Seq)
+	o.publish(s)
+	var targets []peer.ID
+	for _, p := range h.Holders {
+		if !o.joining[p] {
+			targets = append(targets, p)
+		}
+	}
+	o.pushAll(ctx, targets, s, blocks)
+	return s, nil
+}
+
+// wrapAll wraps the keys for the owner and every grantee whose grant still
+// holds.
+func (o *owned) wrapAll(h *head) error {
+	readers := map[peer.ID]bool{o.m.user: true}
+	now := time.Now()
+	for _, g := range o.grants {
+		if g.check(o.id, Read, now, h.Revoked) == nil {
+			readers[g.To()] = true
+		}
+	}
+	h.Keys = nil
+	for u := range readers {
+		box, err := wrapKeys(o.id, u, o.keys)
+		if err != nil {
+			return err
+		}
+		h.Keys = append(h.Keys, sealedKeys{User: u, Box: box})
+	}
+	sort.Slice(h.Keys, func(i, j int) bool { return h.Keys[i].User < h.Keys[j].User })
+	return nil
+}
+
+func (o *owned) saveLocked(h *head, s signed) error {
+	p := o.m.path(ownedDir, fileName(o.id))
+	if p == "" {
+		return nil
+	}
+	hb, err := marshal(s)
+	if err != nil {
+		return err
+	}
+	of := ownedFile{Head: hb}
+	for _, g := range o.grants {
+		of.Grants = append(of.Grants, g.links)
+	}
+	b, err := marshal(of)
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(p, b, 0o600)
+}
+
+// pushAll gives each holder the head, in parallel, and waits for them
+// within a bound: a holder that is down only delays the write by that
+// bound, and the repair loop catches it up later.
+func (o *owned) pushAll(ctx context.Context, holders []peer.ID, s signed, blocks []block) {
+	if len(holders) == 0 {
+		return
+	}
+	hb, _ := marshal(s)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, p := range holders {
+		wg.Go(func() {
+			if _, err := o.m.push(ctx, p, hb, blocks, nil); err != nil {
+				o.m.log.Debug("push failed", "space", o.id, "peer", p, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// push gives p a head and waits until it holds it (or let go).
+func (m *Manager) push(ctx context.Context, p peer.ID, hb []byte, blocks []block, progress func(content.FetchProgress)) (pushReply, error) {
+	var last pushReply
+	for r, err := range pushFn.At(m.cfg.Remote, p).Call(network.WithAllowLimitedConn(ctx, "space"), pushReq{Head: hb, Blocks: blocks}) {
+		if err != nil {
+			return last, err
+		}
+		if r.Progress != nil && progress != nil {
+			progress(*r.Progress)
+		}
+		if r.Done {
+			return r, nil
+		}
+		last = r
+	}
+	return last, errors.New("holder ended the push without an answer")
+}
+
+// publish hands a new head to the watchers.
+func (o *owned) publish(s signed) {
+	o.wmu.Lock()
+	defer o.wmu.Unlock()
+	o.recent = append(o.recent, s)
+	if len(o.recent) > recentHeads {
+		o.recent = o.recent[len(o.recent)-recentHeads:]
+	}
+	for ch := range o.watchers {
+		select {
+		case ch <- s:
+		default: // a watcher that fell behind catches up from recent
+		}
+	}
+}
+
+func (o *owned) closeWatchers() {
+	o.wmu.Lock()
+	defer o.wmu.Unlock()
+	for ch := range o.watchers {
+		close(ch)
+		delete(o.watchers, ch)
+	}
+}
+
+// apply carries out one change: put (entry not undef) or delete of tag,
+// by writer, with the blocks it brought. The entry's blocks must be in the
+// store or among blocks.
+func (o *owned) apply(ctx context.Context, writer peer.ID, op Op, tag string, entry cid.Cid, blocks []block) (signed, error) {
+	m := o.m
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.head.Deleted {
+		return signed{}, fmt.Errorf("%w: space %s was deleted", ErrNotFound, o.id)
+	}
+	root, err := o.head.root()
+	if err != nil {
+		return signed{}, err
+	}
+	store := m.cfg.Content.Store()
+	unlock := store.PinLock(ctx)
+	defer unlock()
+	// The blocks this write makes or brings, so holders get them with the
+	// head instead of asking for each.
+	made := newMemDAG(m.local)
+	for _, b := range blocks {
+		blk, err := checkedBlock(b.CID, b.Data)
+		if err != nil {
+			return signed{}, fmt.Errorf("%w: %v", ErrBadChange, err)
+		}
+		made.put(blk)
+	}
+	sh, err := openTree(ctx, made, o.id, root)
+	if err != nil {
+		return signed{}, err
+	}
+	h := o.next()
+	var oldSize uint64
+	var hadOld bool
+	if l, err := sh.Find(ctx, tag); err == nil {
+		if en, err := made.Get(ctx, l.Cid); err == nil {
+			if om, _, err := readEntry(en, o.keys, o.id, tag); err == nil {
+				oldSize, hadOld = om.Size, true
+			}
+		}
+	}
+	var name string
+	switch op {
+	case OpPut:
+		en, err := made.Get(ctx, entry)
+		if err != nil {
+			return signed{}, fmt.Errorf("entry %s: %w", entry, err)
+		}
+		mt, ep, err := readEntry(en, o.keys, o.id, tag)
+		if err != nil {
+			return signed{}, err
+		}
+		if ep != o.keys.epoch() {
+			return signed{}, fmt.Errorf("%w: the value is sealed under key epoch %d; the space is at %d", ErrStale, ep, o.keys.epoch())
+		}
+		if len(mt.Key) > MaxKeyLen {
+			return signed{}, fmt.Errorf("%w: key of %d bytes, over the limit of %d", ErrTooLarge, len(mt.Key), MaxKeyLen)
+		}
+		vc, _ := cid.Cast(mt.Value)
+		vn, err := made.Get(ctx, vc)
+		if err != nil {
+			return signed{}, fmt.Errorf("value %s: %w", vc, err)
+		}
+		if fs, err := fileSize(vn); err != nil || fs != sealedSize(mt.Size) {
+			return signed{}, fmt.Errorf("%w: the value's size does not match its entry", ErrBadChange)
+		}
+		if mt.Size > uint64(m.cfg.MaxValue) {
+			return signed{}, fmt.Errorf("%w: value of %d bytes, over the limit of %d", ErrTooLarge, mt.Size, m.cfg.MaxValue)
+		}
+		if err := sh.Set(ctx, tag, en); err != nil {
+			return signed{}, err
+		}
+		name = mt.Key
+		h.Bytes = h.Bytes - oldSize + mt.Size
+		if !hadOld {
+			h.Count++
+		}
+	case OpDelete:
+		if !hadOld {
+			return signed{}, fmt.Errorf("%w: no such key", ErrNotFound)
+		}
+		en, _ := sh.Find(ctx, tag)
+		n, _ := made.Get(ctx, en.Cid)
+		om, _, _ := readEntry(n, o.keys, o.id, tag)
+		name = om.Key
+		if err := sh.Remove(ctx, tag); err != nil {
+			return signed{}, err
+		}
+		h.Bytes -= oldSize
+		h.Count--
+	}
+	nr, err := writeRoot(ctx, made, o.id, sh)
+	if err != nil {
+		return signed{}, err
+	}
+	// Everything new goes to the store in one batch, then the new root is
+	// pinned and the old one let go, under the pin lock: GC never sees
+	// the new blocks unpinned.
+	var nodes []ipld.Node
+	out := made.added()
+	for _, b := range out {
+		blk, _ := checkedBlock(b.CID, b.Data)
+		if n, err := decodeBlock(blk); err == nil {
+			nodes = append(nodes, n)
+		}
+	}
+	if err := m.local.AddMany(ctx, nodes); err != nil {
+		return signed{}, fmt.Errorf("store blocks: %w", err)
+	}
+	if err := store.Pin(ctx, nr, holdPinPrefix+o.id); err != nil {
+		return signed{}, err
+	}
+	if !nr.Equals(root) {
+		if err := store.Unpin(ctx, root); err != nil {
+			m.log.Warn("could not unpin the old root", "space", o.id, "err", err)
+		}
+	}
+	h.Root = nr.Bytes()
+	dk, _ := o.keys.data(o.keys.epoch())
+	h.Changes = []headChange{{Op: op, Tag: tag, Name: sealSmall(dk, metaAD(o.id, tag), []byte(name))}}
+	_ = writer
+	// Small values travel with the head; large ones the holders fetch.
+	if total(out) > inlineValue {
+		out = treeOnly(out)
+	}
+	return o.commitLocked(ctx, h, out)
+}
+
+func total(bs []block) int {
+	n := 0
+	for _, b := range bs {
+		n += len(b.Data)
+	}
+	return n
+}
+
+// treeOnly keeps the dag-pb blocks (root, tree, entries) and drops raw
+// value leaves.
+func treeOnly(bs []block) []block {
+	var out []block
+	for _, b := range bs {
+		if c, err := cid.Cast(b.CID); err == nil && c.Prefix().Codec == cid.DagProtobuf {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// checkChange decides whether the home applies a change from another node.
+func (o *owned) checkChange(c *change, body *changeBody) error {
+	if body.Space != o.id {
+		return fmt.Errorf("%w: change for %s sent to the home of %s", ErrBadChange, body.Space, o.id)
+	}
+	now := time.Now()
+	if d := now.Sub(time.Unix(0, body.Time)); d > changeWindow || d < -changeWindow {
+		return fmt.Errorf("%w: change made %v from the home's time", ErrStale, d.Round(time.Second))
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for n, t := range o.nonces {
+		if now.Sub(t) > 2*changeWindow {
+			delete(o.nonces, n)
+		}
+	}
+	if _, dup := o.nonces[string(body.Nonce)]; dup {
+		return fmt.Errorf("%w: this change was applied already (a replay)", ErrStale)
+	}
+	if body.Writer != o.m.user {
+		g, err := grantOf(c.Grant)
+		if err != nil {
+			return err
+		}
+		if g.To() != body.Writer {
+			return fmt.Errorf("%w: the grant is for %s, not the writer %s", ErrNotAuthorised, g.To(), body.Writer)
+		}
+		if err := g.check(o.id, Write, now, o.head.Revoked); err != nil {
+			return err
+		}
+	}
+	o.nonces[string(body.Nonce)] = now
+	return nil
+}
+
+// file records a grant with the home and gives its grantee the keys.
+func (o *owned) file(ctx context.Context, g *Grant) (signed, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if err := g.check(o.id, g.Rights(), time.Now(), o.head.Revoked); err != nil {
+		return signed{}, err
+	}
+	o.grants[g.ID()] = g
+	h := o.next()
+	if err := o.wrapAll(h); err != nil {
+		return signed{}, err
+	}
+	return o.commitLocked(ctx, h, nil)
+}
+
+// revoke ends a grant (and every grant delegated under it) and rotates the
+// space's data key, so that its grantees read nothing written after.
+func (o *owned) revoke(ctx context.Context, id string) (signed, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	found := false
+	for _, g := range o.grants {
+		if slices.Contains(g.Chain(), id) {
+			found = true
+		}
+	}
+	if !found {
+		return signed{}, fmt.Errorf("%w: no grant %s on %s", ErrNotFound, id, o.id)
+	}
+	h := o.next()
+	h.Revoked = append(h.Revoked, id)
+	for gid, g := range o.grants {
+		if slices.Contains(g.Chain(), id) {
+			delete(o.grants, gid)
+		}
+	}
+	o.keys.rotate()
+	if err := o.wrapAll(h); err != nil {
+		return signed{}, err
+	}
+	return o.commitLocked(ctx, h, nil)
+}
+
+// grantsFor lists the filed grants for user.
+func (o *owned) grantsFor(u peer.ID) []*Grant {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var out []*Grant
+	for _, g := range o.grants {
+		if g.To() == u && g.check(o.id, 0, time.Now(), o.head.Revoked) == nil {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// MigrateProgress reports how a migration goes.
+type MigrateProgress struct {
+	Holder peer.ID `json:"holder"`
+	Blocks int     `json:"blocks"`
+	Bytes  int64   `json:"bytes"`
+	Total  int64   `json:"total"` // bytes of the space, sealed, about
+	Done   bool    `json:"done"`  // this holder has it all
+}
+
+// move places the space as policy says: it picks the holders, publishes a
+// head naming the old and the new, copies the space onto the new ones
+// (writes go on meanwhile and reach them too), then publishes a head
+// naming only the new and lets the old ones go. keep, if set, limits which
+// current holders may stay (repair drops the dead).
+func (o *owned) move(ctx context.Context, policy Policy, drop []peer.ID) error {
+	return o.moveProgress(ctx, policy, drop, nil)
+}
+
+func (o *owned) moveProgress(ctx context.Context, policy Policy, drop []peer.ID, progress func(MigrateProgress)) error {
+	if err := policy.Validate(); err != nil {
+		return err
+	}
+	m := o.m
+	o.mu.Lock()
+	cur := o.head
+	var keep []peer.ID
+	for _, p := range cur.Holders {
+		if !slices.Contains(drop, p) && (slices.Contains(policy.On, p) || !policy.Local) {
+			keep = append(keep, p)
+		}
+	}
+	want, err := m.pick(policy, keep, drop)
+	if err != nil {
+		o.mu.Unlock()
+		return err
+	}
+	var adding []peer.ID
+	for _, p := range want {
+		if !cur.holds(p) {
+			adding = append(adding, p)
+			o.joining[p] = true
+		}
+	}
+	h := o.next()
+	h.Policy = policy
+	for _, p := range adding {
+		h.Holders = append(h.Holders, p)
+	}
+	_, err = o.commitLocked(ctx, h, nil)
+	total := int64(sealedSize(cur.Bytes))
+	o.mu.Unlock()
+	defer func() {
+		o.mu.Lock()
+		for _, p := range adding {
+			delete(o.joining, p)
+		}
+		o.mu.Unlock()
+	}()
+	if err != nil {
+		return err
+	}
+	// Copy onto each new holder, all at once, then give each the newest
+	// head, so what was written during the copy reaches it too.
+	var wg sync.WaitGroup
+	errs := make([]error, len(adding))
+	for i, p := range adding {
+		wg.Go(func() {
+			_, s := o.current()
+			hb, _ := marshal(s)
+			r, err := m.push(ctx, p, hb, nil, func(fp content.FetchProgress) {
+				if progress != nil {
+					progress(MigrateProgress{Holder: p, Blocks: fp.Blocks, Bytes: fp.Bytes, Total: total})
+				}
+			})
+			if err == nil && r.Released {
+				err = errors.New("it refused to hold the space")
+			}
+			if err != nil {
+				errs[i] = fmt.Errorf("copy to %s: %w", p, err)
+				return
+			}
+			o.mu.Lock()
+			delete(o.joining, p)
+			s = o.signed
+			o.mu.Unlock()
+			hb, _ = marshal(s)
+			if _, err := m.push(ctx, p, hb, nil, nil); err != nil {
+				errs[i] = fmt.Errorf("catch up %s: %w", p, err)
+				return
+			}
+			if progress != nil {
+				progress(MigrateProgress{Holder: p, Bytes: total, Total: total, Done: true})
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		// The old holders still hold everything: drop the new ones that
+		// failed from the head and report.
+		o.mu.Lock()
+		h := o.next()
+		h.Holders = slices.DeleteFunc(h.Holders, func(p peer.ID) bool {
+			i := slices.Index(adding, p)
+			return i >= 0 && errs[i] != nil
+		})
+		o.commitLocked(ctx, h, nil)
+		o.mu.Unlock()
+		return fmt.Errorf("migrate %s: %w", o.id, err)
+	}
+	// The new holders have it all: name only them, and tell the old.
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	old := o.head.Holders
+	h = o.next()
+	h.Holders = want
+	s, err := o.commitLocked(ctx, h, nil)
+	if err != nil {
+		return err
+	}
+	var leaving []peer.ID
+	for _, p := range old {
+		if !slices.Contains(want, p) {
+			leaving = append(leaving, p)
+			delete(o.down, p)
+		}
+	}
+	o.pushAll(ctx, leaving, s, nil)
+	return nil
+}
+
+// pick chooses the holders a policy wants: those it names, those kept,
+// then connected peers, nearest first, never this node or the excluded.
+func (m *Manager) pick(policy Policy, keep, exclude []peer.ID) ([]peer.ID, error) {
+	if policy.Local {
+		return nil, nil
+	}
+	want := slices.Clone(policy.On)
+	for _, p := range want {
+		if p == m.self {
+			return nil, fmt.Errorf("%w: the home keeps a copy already; name other nodes", ErrBadPolicy)
+		}
+	}
+	add := func(p peer.ID) {
+		if len(want) < policy.copies() && p != m.self && !slices.Contains(want, p) && !slices.Contains(exclude, p) {
+			want = append(want, p)
+		}
+	}
+	for _, p := range keep {
+		add(p)
+	}
+	peers := m.cfg.Host.Network().Peers()
+	ps := m.cfg.Host.Peerstore()
+	sort.Slice(peers, func(i, j int) bool {
+		li, lj := ps.LatencyEWMA(peers[i]), ps.LatencyEWMA(peers[j])
+		if li != lj {
+			return li < lj
+		}
+		return peers[i] < peers[j]
+	})
+	for _, p := range peers {
+		add(p)
+	}
+	if len(want) < policy.copies() {
+		return nil, fmt.Errorf("%w: %d holders wanted, only %d nodes are connected to hold the space", ErrBadPolicy, policy.copies(), len(want))
+	}
+	return want, nil
+}
+
+// check is one round of the repair loop: it asks each holder what it
+// holds, catches up those behind, and replaces those gone for longer than
+// the grace period. It also rotates the keys when a reader's grant has
+// expired, so that reader reads nothing written after.
+func (o *owned) check(ctx context.Context) {
+	m := o.m
+	h, s := o.current()
+	if h.Deleted {
+		return
+	}
+	o.expireGrants(ctx)
+	hb, _ := marshal(s)
+	var dead []peer.ID
+	for _, p := range h.Holders {
+		o.mu.Lock()
+		joining := o.joining[p]
+		o.mu.Unlock()
+		if joining {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		r, err := headFn.At(m.cfg.Remote, p).Call(network.WithAllowLimitedConn(cctx, "space"), headReq{Space: o.id})
+		cancel()
+		var seq uint64
+		if err == nil {
+			if hh, _, err := decodeHead(r.Head, o.id); err == nil {
+				seq = hh.Seq
+			}
+		}
+		o.mu.Lock()
+		if err != nil {
+			if _, ok := o.down[p]; !ok {
+				o.down[p] = time.Now()
+			}
+			if time.Since(o.down[p]) >= m.cfg.RepairGrace && !slices.Contains(h.Policy.On, p) {
+				dead = append(dead, p)
+			}
+			o.mu.Unlock()
+			continue
+		}
+		delete(o.down, p)
+		o.mu.Unlock()
+		if seq < h.Seq {
+			pctx, cancel := context.WithTimeout(ctx, time.Minute)
+			if _, err := m.push(pctx, p, hb, nil, nil); err != nil {
+				m.log.Debug("catching a holder up failed", "space", o.id, "peer", p, "err", err)
+			}
+			cancel()
+		}
+	}
+	if len(dead) > 0 {
+		m.log.Info("replacing holders gone past the grace period", "space", o.id, "holders", dead)
+		if err := o.move(ctx, h.Policy, dead); err != nil {
+			m.log.Warn("repair failed", "space", o.id, "err", err)
+		}
+	}
+}
+
+// expireGrants rotates the keys once a reader's grant has ended.
+func (o *owned) expireGrants(ctx context.Context) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	now := time.Now()
+	expired := false
+	for id, g := range o.grants {
+		if g.check(o.id, 0, now, o.head.Revoked) != nil {
+			delete(o.grants, id)
+			expired = true
+		}
+	}
+	if !expired {
+		return
+	}
+	o.keys.rotate()
+	h := o.next()
+	if err := o.wrapAll(h); err == nil {
+		o.commitLocked(ctx, h, nil)
+	}
+}
+
+// watch registers a watcher and returns the heads since seq it missed.
+func (o *owned) watch(since uint64) (chan signed, []signed) {
+	o.wmu.Lock()
+	defer o.wmu.Unlock()
+	ch := make(chan signed, 64)
+	o.watchers[ch] = struct{}{}
+	var missed []signed
+	for _, s := range o.recent {
+		var h head
+		if unmarshal(s.Body, &h) == nil && h.Seq > since {
+			missed = append(missed, s)
+		}
+	}
+	return ch, missed
+}
+
+func (o *owned) unwatch(ch chan signed) {
+	o.wmu.Lock()
+	defer o.wmu.Unlock()
+	if _, ok := o.watchers[ch]; ok {
+		delete(o.watchers, ch)
+		close(ch)
+	}
+}
+
+// remove ends the space: a last head marked deleted, holders let go.
+func (o *owned) remove(ctx context.Context) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	h := o.next()
+	old := h.Holders
+	h.Holders = nil
+	h.Deleted = true
+	s, err := o.commitLocked(ctx, h, nil)
+	if err != nil {
+		return err
+	}
+	o.pushAll(ctx, old, s, nil)
+	if r, err := o.head.root(); err == nil {
+		o.m.cfg.Content.Store().Unpin(ctx, r)
+	}
+	return nil
+}

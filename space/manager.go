@@ -1,0 +1,490 @@
+package space
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ipfs/boxo/blockservice"
+	mdag "github.com/ipfs/boxo/ipld/merkledag"
+	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/routing"
+	mh "github.com/multiformats/go-multihash"
+
+	"github.com/nubecloud/nube/content"
+	"github.com/nubecloud/nube/internal/atomicfile"
+	"github.com/nubecloud/nube/internal/identity"
+	"github.com/nubecloud/nube/remote"
+)
+
+// Defaults for Config.
+const (
+	DefaultRepairGrace    = 5 * time.Minute
+	DefaultRepairInterval = 30 * time.Second
+	DefaultMaxValue       = 64 << 30
+	DefaultHeadTTL        = 2 * time.Second
+)
+
+// Content is what the space layer uses of the content layer.
+type Content interface {
+	Add(ctx context.Context, r io.Reader, opt content.AddOptions) (cid.Cid, error)
+	Get(ctx context.Context, p string) (content.File, error)
+	Pin(ctx context.Context, c cid.Cid, name string, progress func(content.FetchProgress)) error
+	Unpin(ctx context.Context, c cid.Cid) error
+	Pins(ctx context.Context) ([]content.Pin, error)
+	DAG() ipld.DAGService
+	Store() *content.Store
+}
+
+var _ Content = (*content.Service)(nil)
+
+// Config configures a Manager.
+type Config struct {
+	// Host is the node's libp2p host. Required.
+	Host host.Host
+	// Content stores and moves the spaces' blocks. Required.
+	Content Content
+	// Remote carries the layer's calls. Required.
+	Remote *remote.Endpoint
+	// Routing announces the spaces this node keeps and finds nodes that
+	// keep a space. Nil means only connected peers are asked.
+	Routing routing.ContentRouting
+	// UserKey is the user the node acts for: it owns the spaces the node
+	// creates and reads with that user's grants. Required.
+	UserKey ed25519.PrivateKey
+	// Dir keeps the spaces' heads and grants. Empty means in memory.
+	Dir string
+	// RepairGrace is how long a holder may be unreachable before the home
+	// places a copy elsewhere. Zero means DefaultRepairGrace.
+	RepairGrace time.Duration
+	// RepairInterval is how often the home checks its holders. Zero means
+	// DefaultRepairInterval.
+	RepairInterval time.Duration
+	// MaxValue is the largest value a Put accepts. Zero means
+	// DefaultMaxValue.
+	MaxValue int64
+	// HeadTTL is how long a reader trusts a cached head before it asks for
+	// a newer one. Zero means DefaultHeadTTL. Watchers' heads and a node's
+	// own writes refresh it at once.
+	HeadTTL time.Duration
+	// NoStorage refuses to hold other users' spaces.
+	NoStorage bool
+	// Logger receives the layer's logs. Nil means no logs.
+	Logger *slog.Logger
+}
+
+// Validate reports a missing or nonsensical field of c, naming it.
+func (c Config) Validate() error {
+	switch {
+	case c.Host == nil:
+		return errors.New("space: Config.Host is required")
+	case c.Content == nil:
+		return errors.New("space: Config.Content is required")
+	case c.Remote == nil:
+		return errors.New("space: Config.Remote is required")
+	case len(c.UserKey) != ed25519.PrivateKeySize:
+		return errors.New("space: Config.UserKey is required")
+	case c.RepairGrace < 0 || c.RepairInterval < 0 || c.HeadTTL < 0:
+		return errors.New("space: Config.RepairGrace, RepairInterval and HeadTTL must not be negative")
+	case c.MaxValue < 0:
+		return fmt.Errorf("space: Config.MaxValue is negative (%d)", c.MaxValue)
+	}
+	return nil
+}
+
+// Manager keeps the spaces of a node: those it is home of, those it holds
+// for others, and what it has seen of the spaces it reads. It is safe for
+// concurrent use.
+type Manager struct {
+	cfg   Config
+	log   *slog.Logger
+	user  peer.ID
+	self  peer.ID
+	local ipld.DAGService // this node's store only
+
+	mu      sync.Mutex
+	owned   map[string]*owned // by name
+	held    map[string]*held  // by space ID
+	seen    map[string]uint64 // newest seq read, by space ID
+	cache   map[string]*view  // heads a reader resolved, by space ID
+	myGrant map[string]*Grant // this user's grants, by space ID
+
+	// tamperRead, set by tests, changes the blocks this node serves to
+	// readers, as a lying holder would.
+	tamperRead func([]block)
+
+	stops  []func()
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New opens the spaces kept in cfg.Dir and starts serving them. ctx bounds
+// the start only.
+func New(ctx context.Context, cfg Config) (*Manager, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.RepairGrace == 0 {
+		cfg.RepairGrace = DefaultRepairGrace
+	}
+	if cfg.RepairInterval == 0 {
+		cfg.RepairInterval = DefaultRepairInterval
+	}
+	if cfg.MaxValue == 0 {
+		cfg.MaxValue = DefaultMaxValue
+	}
+	if cfg.HeadTTL == 0 {
+		cfg.HeadTTL = DefaultHeadTTL
+	}
+	user, err := identity.ID(cfg.UserKey.Public().(ed25519.PublicKey))
+	if err != nil {
+		return nil, err
+	}
+	m := &Manager{
+		cfg: cfg, log: cfg.Logger.With("layer", "space"), user: user, self: cfg.Host.ID(),
+		local:   mdag.NewDAGService(blockservice.New(cfg.Content.Store().Blockstore(), nil)),
+		owned:   map[string]*owned{},
+		held:    map[string]*held{},
+		seen:    map[string]uint64{},
+		cache:   map[string]*view{},
+		myGrant: map[string]*Grant{},
+	}
+	if err := m.load(ctx); err != nil {
+		return nil, err
+	}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	e := cfg.Remote
+	m.stops = []func(){
+		remote.Handle(e, headFn, m.serveHead),
+		remote.Handle(e, writeFn, m.serveWrite),
+		remote.HandleStream(e, pushFn, m.servePush),
+		remote.Handle(e, readFn, m.serveRead),
+		remote.Handle(e, grantFn, m.serveGrant),
+		remote.Handle(e, grantsFn, m.serveGrants),
+		remote.HandleStream(e, watchFn, m.serveWatch),
+	}
+	m.wg.Add(1)
+	go m.maintain()
+	return m, nil
+}
+
+// Close stops serving and the repair loop. It is safe to call twice.
+func (m *Manager) Close() error {
+	if m.cancel == nil {
+		return nil
+	}
+	for _, s := range m.stops {
+		s()
+	}
+	m.cancel()
+	m.wg.Wait()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, o := range m.owned {
+		o.closeWatchers()
+	}
+	return nil
+}
+
+// User is the user this node acts for.
+func (m *Manager) User() peer.ID { return m.user }
+
+// files in Dir
+const (
+	ownedDir = "owned"
+	heldDir  = "held"
+	seenFile = "seen.cbor"
+)
+
+// ownedFile is what the home keeps of a space: its last head and the
+// grants filed with it. The keys are not kept: the owner unwraps them from
+// the head like any reader.
+type ownedFile struct {
+	Head   []byte     `cbor:"1,keyasint"`
+	Grants [][]signed `cbor:"2,keyasint,omitempty"`
+}
+
+func (m *Manager) path(parts ...string) string {
+	if m.cfg.Dir == "" {
+		return ""
+	}
+	return filepath.Join(append([]string{m.cfg.Dir}, parts...)...)
+}
+
+func (m *Manager) load(ctx context.Context) error {
+	if m.cfg.Dir == "" {
+		return nil
+	}
+	for _, d := range []string{ownedDir, heldDir} {
+		if err := os.MkdirAll(m.path(d), 0o700); err != nil {
+			return fmt.Errorf("space: %w", err)
+		}
+	}
+	if b, err := os.ReadFile(m.path(seenFile)); err == nil {
+		if err := unmarshal(b, &m.seen); err != nil {
+			return fmt.Errorf("space: %s: %w", m.path(seenFile), err)
+		}
+	}
+	own, err := os.ReadDir(m.path(ownedDir))
+	if err != nil {
+		return err
+	}
+	for _, f := range own {
+		if !strings.HasSuffix(f.Name(), ".cbor") {
+			continue
+		}
+		p := m.path(ownedDir, f.Name())
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		var of ownedFile
+		if err := unmarshal(b, &of); err != nil {
+			return fmt.Errorf("space: %s: %w", p, err)
+		}
+		o, err := m.restoreOwned(of)
+		if err != nil {
+			return fmt.Errorf("space: %s: %w", p, err)
+		}
+		m.owned[o.name] = o
+	}
+	heldFiles, err := os.ReadDir(m.path(heldDir))
+	if err != nil {
+		return err
+	}
+	for _, f := range heldFiles {
+		p := m.path(heldDir, f.Name())
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		h, s, err := decodeHead(b, "")
+		if err != nil {
+			m.log.Warn("dropping a held head that does not verify", "file", p, "err", err)
+			continue
+		}
+		m.held[h.id()] = &held{head: h, signed: s}
+	}
+	return ctx.Err()
+}
+
+func (m *Manager) saveSeen() {
+	if m.cfg.Dir == "" {
+		return
+	}
+	b, err := marshal(m.seen)
+	if err == nil {
+		err = atomicfile.Write(m.path(seenFile), b, 0o600)
+	}
+	if err != nil {
+		m.log.Warn("could not save the heads seen", "err", err)
+	}
+}
+
+// noteSeen records seq as seen for space and reports whether it is not
+// older than what was seen before.
+func (m *Manager) noteSeen(space string, seq uint64) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if seq < m.seen[space] {
+		return false
+	}
+	if seq > m.seen[space] {
+		m.seen[space] = seq
+		m.saveSeen()
+	}
+	return true
+}
+
+func fileName(space string) string { return strings.ReplaceAll(space, "/", "_") + ".cbor" }
+
+// locator is the CID under which the home and holders of a space announce
+// themselves on the DHT.
+func locator(space string) cid.Cid {
+	h, _ := mh.Sum([]byte("nube space locator v1 "+space), mh.SHA2_256, -1)
+	return cid.NewCidV1(cid.Raw, h)
+}
+
+func (m *Manager) announce(space string) {
+	if m.cfg.Routing == nil {
+		return
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		ctx, cancel := context.WithTimeout(m.ctx, time.Minute)
+		defer cancel()
+		if err := m.cfg.Routing.Provide(ctx, locator(space), true); err != nil {
+			m.log.Debug("could not announce space", "space", space, "err", err)
+		}
+	}()
+}
+
+// Summary is one line of Spaces.
+type Summary struct {
+	ID      string  `json:"id"`
+	Owner   peer.ID `json:"owner"`
+	Name    string  `json:"name"`
+	Role    string  `json:"role"` // "home" or "holder"
+	Seq     uint64  `json:"seq"`
+	Keys    uint64  `json:"keys"`
+	Bytes   uint64  `json:"bytes"`
+	Policy  string  `json:"policy"`
+	Holders int     `json:"holders"`
+}
+
+// Spaces lists the spaces this node is home of and those it holds for
+// others, sorted by ID.
+func (m *Manager) Spaces() []Summary {
+	m.mu.Lock()
+	var out []Summary
+	var owned []*owned
+	for _, o := range m.owned {
+		owned = append(owned, o)
+	}
+	for _, h := range m.held {
+		out = append(out, summarise(h.current(), "holder"))
+	}
+	m.mu.Unlock()
+	for _, o := range owned {
+		h, _ := o.current()
+		out = append(out, summarise(h, "home"))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+func summarise(h *head, role string) Summary {
+	return Summary{ID: h.id(), Owner: h.Owner, Name: h.Name, Role: role, Seq: h.Seq, Keys: h.Count, Bytes: h.Bytes,
+		Policy: h.Policy.String(), Holders: len(h.Holders)}
+}
+
+// Holding is a space this node holds for its owner.
+type Holding struct {
+	Space string    `json:"space"`
+	Seq   uint64    `json:"seq"`
+	Root  string    `json:"root"`
+	Keys  uint64    `json:"keys"`
+	Bytes uint64    `json:"bytes"`
+	Since time.Time `json:"since"`
+}
+
+// Holdings lists the spaces this node holds for others, from the pins
+// that keep them.
+func (m *Manager) Holdings(ctx context.Context) ([]Holding, error) {
+	pins, err := m.cfg.Content.Pins(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Holding
+	for _, p := range pins {
+		id, ok := strings.CutPrefix(p.Name, holdPinPrefix)
+		if !ok {
+			continue
+		}
+		h := Holding{Space: id, Root: p.CID.String(), Since: p.Created}
+		if hd := m.held[id]; hd != nil {
+			cur := hd.current()
+			h.Seq, h.Keys, h.Bytes = cur.Seq, cur.Count, cur.Bytes
+		}
+		out = append(out, h)
+	}
+	return out, nil
+}
+
+// Create makes the space name, owned by this node's user, with this node
+// as its home, and places it as policy says.
+func (m *Manager) Create(ctx context.Context, name string, policy Policy) (*Space, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	if err := policy.Validate(); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	if _, ok := m.owned[name]; ok {
+		m.mu.Unlock()
+		return nil, fmt.Errorf("%w: %s/%s", ErrExists, m.user, name)
+	}
+	o := &owned{m: m, name: name, id: m.user.String() + "/" + name, keys: newKeyring(),
+		grants: map[string]*Grant{}, down: map[peer.ID]time.Time{}, joining: map[peer.ID]bool{},
+		watchers: map[chan signed]struct{}{}, nonces: map[string]time.Time{}}
+	m.owned[name] = o
+	m.mu.Unlock()
+	if err := o.create(ctx, policy); err != nil {
+		m.mu.Lock()
+		delete(m.owned, name)
+		m.mu.Unlock()
+		return nil, err
+	}
+	m.announce(o.id)
+	return &Space{m: m, owner: m.user, name: name, id: o.id}, nil
+}
+
+// Open returns a handle on the space name of owner. It does not reach the
+// network: the first call on the handle finds the space.
+func (m *Manager) Open(owner peer.ID, name string) (*Space, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	if owner == "" {
+		owner = m.user
+	}
+	if _, err := userPublic(owner); err != nil {
+		return nil, fmt.Errorf("%w: owner: %v", ErrBadName, err)
+	}
+	return &Space{m: m, owner: owner, name: name, id: owner.String() + "/" + name}, nil
+}
+
+// ownedSpace returns the space this node is home of, or nil.
+func (m *Manager) ownedSpace(id string) *owned {
+	owner, name, err := SplitID(id)
+	if err != nil || owner != m.user {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.owned[name]
+}
+
+// maintain checks the holders of every space this node is home of, on
+// RepairInterval, until Close.
+func (m *Manager) maintain() {
+	defer m.wg.Done()
+	t := time.NewTicker(m.cfg.RepairInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-t.C:
+		}
+		m.mu.Lock()
+		var os []*owned
+		for _, o := range m.owned {
+			os = append(os, o)
+		}
+		m.mu.Unlock()
+		for _, o := range os {
+			o.check(m.ctx)
+		}
+	}
+}
