@@ -22,6 +22,7 @@ var ranks = map[string]int{
 	"content":      3, "remote": 3,
 	"service":  4,
 	"group":    4,
+	"space":    4,
 	"":         5, // the facade, at the module root
 	"api":      6,
 	"cmd/nube": 7, "nubetest": 7, "bench": 7,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -469,5 +470,49 @@ func TestWatchReportsChangesInOrder(t *testing.T) {
 	}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("watch saw %v, want %v", got, want)
+	}
+}
+
+func TestConcurrentWritersLoseNothing(t *testing.T) {
+	ctx := testCtx(t)
+	ns := bareNodes(t, 3, nil)
+	a := ns[0]
+	sp, err := a.m.Create(ctx, "busy", Policy{Local: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writers := []*Space{sp}
+	for _, n := range ns[1:] {
+		if _, err := sp.Grant(ctx, n.user, Write, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		s, _ := n.m.Open(a.user, "busy")
+		writers = append(writers, s)
+	}
+	const each = 15
+	errs := make(chan error, len(writers))
+	for i, w := range writers {
+		go func() {
+			for j := range each {
+				if err := w.PutBytes(ctx, fmt.Sprintf("%d/%d", i, j), []byte{byte(j)}); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range writers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	items, err := sp.List(ctx, "")
+	if err != nil || len(items) != each*len(writers) {
+		t.Fatalf("%d keys after concurrent writes, want %d (%v)", len(items), each*len(writers), err)
+	}
+	info, _ := sp.Info(ctx)
+	if info.Keys != uint64(each*len(writers)) {
+		t.Fatalf("the head counts %d keys", info.Keys)
 	}
 }

@@ -29,7 +29,7 @@ type owned struct {
 	keys    keyring
 	head    *head
 	signed  signed
-	grants  map[string]*Grant    // filed grants, by ID
+	grants  map[string]*Grant     // filed grants, by ID
 	down    map[peer.ID]time.Time // holders unreachable since
 	joining map[peer.ID]bool      // holders still copying: writes do not wait for them
 	nonces  map[string]time.Time  // changes applied recently, against replays

@@ -160,8 +160,10 @@ func segmentNonce(prefix []byte, i uint64, last bool) []byte {
 // then each segment sealed. It stops with ErrTooLarge past max bytes of
 // plaintext.
 type sealer struct {
-	r      *bufio.Reader
-	aead   interface{ Seal(dst, nonce, plaintext, ad []byte) []byte }
+	r    *bufio.Reader
+	aead interface {
+		Seal(dst, nonce, plaintext, ad []byte) []byte
+	}
 	prefix []byte
 	i      uint64
 	done   bool
@@ -224,8 +226,10 @@ func (s *sealer) next() error {
 // with ErrDecrypt on any segment that does not open, including a value cut
 // short at a segment boundary (its last segment lacks the last flag).
 type opener struct {
-	r      *bufio.Reader
-	aead   interface{ Open(dst, nonce, ciphertext, ad []byte) ([]byte, error) }
+	r    *bufio.Reader
+	aead interface {
+		Open(dst, nonce, ciphertext, ad []byte) ([]byte, error)
+	}
 	prefix []byte
 	i      uint64
 	done   bool

@@ -47,11 +47,11 @@ type entryData struct {
 
 // meta is what an entry says of its key, sealed.
 type meta struct {
-	Key    string  `cbor:"1,keyasint"`
-	Size   uint64  `cbor:"2,keyasint"` // plaintext bytes
-	Value  []byte  `cbor:"3,keyasint"` // the value's root CID
-	Time   int64   `cbor:"4,keyasint"` // unix nanoseconds
-	Writer string  `cbor:"5,keyasint"` // user ID
+	Key    string `cbor:"1,keyasint"`
+	Size   uint64 `cbor:"2,keyasint"` // plaintext bytes
+	Value  []byte `cbor:"3,keyasint"` // the value's root CID
+	Time   int64  `cbor:"4,keyasint"` // unix nanoseconds
+	Writer string `cbor:"5,keyasint"` // user ID
 }
 
 // metaAD binds sealed metadata to its space and tag, so an entry cannot be
@@ -316,7 +316,7 @@ func (d *memDAG) AddMany(ctx context.Context, ns []ipld.Node) error {
 	return nil
 }
 
-func (d *memDAG) Remove(context.Context, cid.Cid) error         { return nil }
+func (d *memDAG) Remove(context.Context, cid.Cid) error       { return nil }
 func (d *memDAG) RemoveMany(context.Context, []cid.Cid) error { return nil }
 
 // blocks returns the blocks added, in order.
