@@ -171,6 +171,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v0/service/info", s.handleServiceInfo)
 	mux.HandleFunc("GET /api/v0/service/runs", s.handleServiceRuns)
 	mux.HandleFunc("POST /api/v0/call", s.handleCall)
+	s.spaceRoutes(mux)
 	s.groupRoutes(mux)
 	return s.checkHost(s.checkOrigin(s.checkAuth(mux)))
 }

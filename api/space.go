@@ -1,0 +1,377 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/nubecloud/nube/api/client"
+	"github.com/nubecloud/nube/errcode"
+	"github.com/nubecloud/nube/space"
+)
+
+// Space endpoints. A space is named [OWNER/]NAME: without an owner, the
+// node's own user's.
+//
+//	POST /api/v0/space/create   {name, local, on, replicas}        → SpaceInfo
+//	GET  /api/v0/space/list                                        → [SpaceSummary]
+//	GET  /api/v0/space/holdings                                    → [SpaceHolding]
+//	GET  /api/v0/space/info?space=S                                → SpaceInfo
+//	POST /api/v0/space/put?space=S&key=K   body: the value
+//	GET  /api/v0/space/get?space=S&key=K   → the value (X-Nube-Size)
+//	GET  /api/v0/space/ls?space=S&prefix=P                         → [SpaceItem]
+//	POST /api/v0/space/rm       {space, key}
+//	POST /api/v0/space/delete   {space}
+//	POST /api/v0/space/grant    {space, user, read, write, delegate, until} → SpaceGrant
+//	POST /api/v0/space/revoke   {space, grant}
+//	POST /api/v0/space/migrate  {space, local, on, replicas}       → NDJSON SpaceProgress
+//	GET  /api/v0/space/watch?space=S                               → NDJSON SpaceEvent
+func (s *Server) spaceRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /api/v0/space/create", s.handleSpaceCreate)
+	mux.HandleFunc("GET /api/v0/space/list", s.handleSpaceList)
+	mux.HandleFunc("GET /api/v0/space/holdings", s.handleSpaceHoldings)
+	mux.HandleFunc("GET /api/v0/space/info", s.handleSpaceInfo)
+	mux.HandleFunc("POST /api/v0/space/put", s.handleSpacePut)
+	mux.HandleFunc("GET /api/v0/space/get", s.handleSpaceGet)
+	mux.HandleFunc("GET /api/v0/space/ls", s.handleSpaceLs)
+	mux.HandleFunc("POST /api/v0/space/rm", s.handleSpaceRm)
+	mux.HandleFunc("POST /api/v0/space/delete", s.handleSpaceDelete)
+	mux.HandleFunc("POST /api/v0/space/grant", s.handleSpaceGrant)
+	mux.HandleFunc("POST /api/v0/space/revoke", s.handleSpaceRevoke)
+	mux.HandleFunc("POST /api/v0/space/migrate", s.handleSpaceMigrate)
+	mux.HandleFunc("GET /api/v0/space/watch", s.handleSpaceWatch)
+}
+
+// spaceError answers a space failure with the status its code calls for.
+func spaceError(w http.ResponseWriter, err error) {
+	status := http.StatusInternalServerError
+	switch errcode.Of(err) {
+	case errcode.BadRequest:
+		status = http.StatusBadRequest
+	case errcode.NotFound:
+		status = http.StatusNotFound
+	case errcode.Refused:
+		status = http.StatusForbidden
+	case errcode.Conflict:
+		status = http.StatusConflict
+	case errcode.TooLarge:
+		status = http.StatusRequestEntityTooLarge
+	case errcode.Unreachable, errcode.Timeout:
+		status = http.StatusGatewayTimeout
+	}
+	writeError(w, status, err)
+}
+
+// openSpace opens the space ref names: OWNER/NAME or the node's own NAME.
+func (s *Server) openSpace(r *http.Request, ref string) (*space.Space, error) {
+	owner := peer.ID("")
+	name := ref
+	if strings.Contains(ref, "/") {
+		var err error
+		if owner, name, err = space.SplitID(ref); err != nil {
+			return nil, err
+		}
+	}
+	return s.node.Space(r.Context(), owner, name)
+}
+
+func parsePolicy(p client.SpacePolicy) (space.Policy, error) {
+	on, err := parsePeers(p.On)
+	return space.Policy{Local: p.Local, On: on, Replicas: p.Replicas}, err
+}
+
+func spaceInfoJSON(i space.Info) client.SpaceInfo {
+	out := client.SpaceInfo{ID: i.ID, Owner: i.Owner.String(), Name: i.Name, Seq: i.Seq, Root: i.Root, Home: i.Home.String(),
+		Policy: client.SpacePolicy{Local: i.Policy.Local, Replicas: i.Policy.Replicas}, Epoch: i.Epoch, Keys: i.Keys, Bytes: i.Bytes,
+		Revoked: i.Revoked, Updated: i.Updated, Deleted: i.Deleted, Holders: []client.SpaceHolder{}, Readers: []string{}}
+	for _, p := range i.Policy.On {
+		out.Policy.On = append(out.Policy.On, p.String())
+	}
+	for _, h := range i.Holders {
+		out.Holders = append(out.Holders, client.SpaceHolder{Peer: h.Peer.String(), State: h.State, Seq: h.Seq})
+	}
+	for _, r := range i.Readers {
+		out.Readers = append(out.Readers, r.String())
+	}
+	for _, g := range i.Grants {
+		out.Grants = append(out.Grants, client.SpaceGrantInfo{ID: g.ID, To: g.To.String(), Issuer: g.Issuer.String(), Rights: g.Rights, Until: g.Until})
+	}
+	return out
+}
+
+func (s *Server) handleSpaceCreate(w http.ResponseWriter, r *http.Request) {
+	var req client.SpaceCreate
+	if !readJSON(w, r, &req) {
+		return
+	}
+	pol, err := parsePolicy(req.SpacePolicy)
+	if err != nil {
+		spaceError(w, err)
+		return
+	}
+	sp, err := s.node.CreateSpace(r.Context(), req.Name, pol)
+	if err != nil {
+		spaceError(w, err)
+		return
+	}
+	info, err := sp.Info(r.Context())
+	if err != nil {
+		spaceError(w, err)
+		return
+	}
+	writeJSON(w, spaceInfoJSON(info))
+}
+
+func (s *Server) handleSpaceList(w http.ResponseWriter, _ *http.Request) {
+	out := []client.SpaceSummary{}
+	for _, x := range s.node.Spaces() {
+		out = append(out, client.SpaceSummary{ID: x.ID, Owner: x.Owner.String(), Name: x.Name, Role: x.Role, Seq: x.Seq,
+			Keys: x.Keys, Bytes: x.Bytes, Policy: x.Policy, Holders: x.Holders})
+	}
+	writeJSON(w, out)
+}
+
+func (s *Server) handleSpaceHoldings(w http.ResponseWriter, r *http.Request) {
+	hs, err := s.node.SpaceHoldings(r.Context())
+	if err != nil {
+		spaceError(w, err)
+		return
+	}
+	out := []client.SpaceHolding{}
+	for _, h := range hs {
+		out = append(out, client.SpaceHolding(h))
+	}
+	writeJSON(w, out)
+}
+
+func (s *Server) handleSpaceInfo(w http.ResponseWriter, r *http.Request) {
+	sp, err := s.openSpace(r, r.URL.Query().Get("space"))
+	if err != nil {
+		spaceError(w, err)
+		return
+	}
+	info, err := sp.Info(r.Context())
+	if err != nil {
+		spaceError(w, err)
+		return
+	}
+	writeJSON(w, spaceInfoJSON(info))
+}
+
+func (s *Server) handleSpacePut(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	sp, err := s.openSpace(r, q.Get("space"))
+	if err != nil {
+		spaceError(w, err)
+		return
+	}
+	if err := sp.Put(r.Context(), q.Get("key"), r.Body); err != nil {
+		spaceError(w, err)
+		return
+	}
+	writeJSON(w, struct{}{})
+}
+
+func (s *Server) handleSpaceGet(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	sp, err := s.openSpace(r, q.Get("space"))
+	if err != nil {
+		spaceError(w, err)
+		return
+	}
+	v, err := sp.Get(r.Context(), q.Get("key"))
+	if err != nil {
+		spaceError(w, err)
+		return
+	}
+	defer v.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set(client.HeaderSize, strconv.FormatUint(v.Size(), 10))
+	w.Header().Set("Content-Length", strconv.FormatUint(v.Size(), 10))
+	_, _ = io.Copy(w, v)
+}
+
+func (s *Server) handleSpaceLs(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	sp, err := s.openSpace(r, q.Get("space"))
+	if err != nil {
+		spaceError(w, err)
+		return
+	}
+	items, err := sp.List(r.Context(), q.Get("prefix"))
+	if err != nil {
+		spaceError(w, err)
+		return
+	}
+	out := []client.SpaceItem{}
+	for _, it := range items {
+		out = append(out, client.SpaceItem(it))
+	}
+	writeJSON(w, out)
+}
+
+func (s *Server) handleSpaceRm(w http.ResponseWriter, r *http.Request) {
+	var req client.SpaceRef
+	if !readJSON(w, r, &req) {
+		return
+	}
+	sp, err := s.openSpace(r, req.Space)
+	if err == nil {
+		err = sp.Delete(r.Context(), req.Key)
+	}
+	if err != nil {
+		spaceError(w, err)
+		return
+	}
+	writeJSON(w, struct{}{})
+}
+
+func (s *Server) handleSpaceDelete(w http.ResponseWriter, r *http.Request) {
+	var req client.SpaceRef
+	if !readJSON(w, r, &req) {
+		return
+	}
+	sp, err := s.openSpace(r, req.Space)
+	if err == nil {
+		err = sp.Remove(r.Context())
+	}
+	if err != nil {
+		spaceError(w, err)
+		return
+	}
+	writeJSON(w, struct{}{})
+}
+
+func (s *Server) handleSpaceGrant(w http.ResponseWriter, r *http.Request) {
+	var req client.SpaceGrantRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	user, err := peer.Decode(req.User)
+	if err != nil {
+		spaceError(w, fmt.Errorf("%w: user %q is not a user ID: %v", errcode.ErrBadRequest, req.User, err))
+		return
+	}
+	var rights space.Rights
+	if req.Read {
+		rights |= space.Read
+	}
+	if req.Write {
+		rights |= space.Write
+	}
+	if req.Delegate {
+		rights |= space.Delegate
+	}
+	if rights&(space.Read|space.Write) == 0 {
+		spaceError(w, fmt.Errorf("%w: a grant gives read or write (or both)", errcode.ErrBadRequest))
+		return
+	}
+	sp, err := s.openSpace(r, req.Space)
+	if err != nil {
+		spaceError(w, err)
+		return
+	}
+	g, err := sp.Grant(r.Context(), user, rights, req.Until)
+	if err != nil {
+		spaceError(w, err)
+		return
+	}
+	writeJSON(w, client.SpaceGrant{ID: g.ID(), Token: g.Token(), To: g.To().String(), Rights: g.Rights().String(), Until: g.Until()})
+}
+
+func (s *Server) handleSpaceRevoke(w http.ResponseWriter, r *http.Request) {
+	var req client.SpaceRef
+	if !readJSON(w, r, &req) {
+		return
+	}
+	sp, err := s.openSpace(r, req.Space)
+	if err == nil {
+		err = sp.Revoke(r.Context(), req.Grant)
+	}
+	if err != nil {
+		spaceError(w, err)
+		return
+	}
+	writeJSON(w, struct{}{})
+}
+
+// ndjsonWriter writes one JSON document a line, flushing each.
+func ndjsonWriter(w http.ResponseWriter) func(v any) error {
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	enc := json.NewEncoder(w)
+	flusher, _ := w.(http.Flusher)
+	return func(v any) error {
+		if err := enc.Encode(v); err != nil {
+			return err
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+		return nil
+	}
+}
+
+func (s *Server) handleSpaceMigrate(w http.ResponseWriter, r *http.Request) {
+	var req client.SpaceMigrate
+	if !readJSON(w, r, &req) {
+		return
+	}
+	pol, err := parsePolicy(req.SpacePolicy)
+	if err != nil {
+		spaceError(w, err)
+		return
+	}
+	sp, err := s.openSpace(r, req.Space)
+	if err != nil {
+		spaceError(w, err)
+		return
+	}
+	send := ndjsonWriter(w)
+	progress := make(chan space.MigrateProgress, 64)
+	done := make(chan error, 1)
+	go func() {
+		done <- sp.Migrate(r.Context(), pol, func(p space.MigrateProgress) {
+			select {
+			case progress <- p:
+			default: // a slow reader of progress only misses lines
+			}
+		})
+	}()
+	for {
+		select {
+		case p := <-progress:
+			send(client.SpaceProgress{Holder: p.Holder.String(), Blocks: p.Blocks, Bytes: p.Bytes, Total: p.Total, Done: p.Done})
+		case err := <-done:
+			last := client.SpaceProgress{Done: true}
+			if err != nil {
+				last = client.SpaceProgress{Error: err.Error()}
+			}
+			send(last)
+			return
+		}
+	}
+}
+
+func (s *Server) handleSpaceWatch(w http.ResponseWriter, r *http.Request) {
+	sp, err := s.openSpace(r, r.URL.Query().Get("space"))
+	if err != nil {
+		spaceError(w, err)
+		return
+	}
+	send := ndjsonWriter(w)
+	send(client.SpaceEvent{Op: "watching"})
+	for ev, err := range sp.Watch(r.Context()) {
+		e := client.SpaceEvent{Seq: ev.Seq, Op: ev.Kind, Key: ev.Key, Time: ev.Time}
+		if err != nil {
+			e = client.SpaceEvent{Error: err.Error()}
+		}
+		if send(e) != nil || err != nil {
+			return
+		}
+	}
+}
