@@ -156,6 +156,38 @@ func (s *Store) Pin(ctx context.Context, c cid.Cid, name string) error {
 	return s.ds.Sync(ctx, k)
 }
 
+// Repin moves the pin name from old to c in one synced write: for a root
+// that replaces another (a new version of a space). c's blocks must all
+// be in the store (under PinLock). old need not be pinned; old equal to c
+// only renames.
+func (s *Store) Repin(ctx context.Context, old, c cid.Cid, name string) error {
+	s.pinMu.Lock()
+	defer s.pinMu.Unlock()
+	if err := s.Sync(ctx); err != nil {
+		return fmt.Errorf("pin %s: %w", c, err)
+	}
+	v, err := json.Marshal(Pin{Name: name, Created: time.Now().UTC()})
+	if err != nil {
+		return err
+	}
+	b, err := s.ds.Batch(ctx)
+	if err != nil {
+		return err
+	}
+	if old.Defined() && !old.Equals(c) {
+		if err := b.Delete(ctx, pinPrefix.ChildString(old.String())); err != nil {
+			return err
+		}
+	}
+	if err := b.Put(ctx, pinPrefix.ChildString(c.String()), v); err != nil {
+		return err
+	}
+	if err := b.Commit(ctx); err != nil {
+		return fmt.Errorf("pin %s: %w", c, err)
+	}
+	return s.ds.Sync(ctx, pinPrefix)
+}
+
 // ErrNotPinned reports an unpin of something that is not pinned.
 var ErrNotPinned = errcode.New(errcode.NotFound, "not pinned")
 

@@ -242,6 +242,14 @@ func describe(name string, n ipld.Node) (Entry, error) {
 // ErrIsDir reports an attempt to read a directory as a file.
 var ErrIsDir = errcode.New(errcode.BadRequest, "is a directory")
 
+// ImportFile writes r's bytes as a UnixFS file into dag, with the settings
+// Add uses (so the same bytes get the same CID), and returns its root. It
+// neither pins nor announces: for a layer that builds DAGs of its own in
+// memory or under its own pin lock.
+func ImportFile(dag ipld.DAGService, r io.Reader) (ipld.Node, error) {
+	return importFile(dag, r)
+}
+
 // FileCID returns the CID that adding r's bytes as a file gives, without
 // storing anything: the way to check that bytes are what a CID names.
 func FileCID(r io.Reader) (cid.Cid, error) {

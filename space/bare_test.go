@@ -357,7 +357,7 @@ func TestHeadsOlderOrForgedAreIgnored(t *testing.T) {
 	bs, _ := b.m.Open(a.user, "h")
 	bs.learn(curB, keyring{})
 	bs.learn(oldB, keyring{})
-	if v := b.m.cache[sp.ID()]; v == nil || v.head.Seq != cur.seqOf(t) {
+	if v := b.m.cache[sp.ID()]; v == nil || v.head.Seq != seqOf(cur) {
 		t.Fatalf("B went back to an older head")
 	}
 	// A head signed by someone else is refused.
@@ -379,14 +379,6 @@ func TestHeadsOlderOrForgedAreIgnored(t *testing.T) {
 	if err := sp.PutBytes(ctx, strings.Repeat("k", MaxKeyLen+1), nil); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "1024") {
 		t.Fatalf("oversized key: %v", err)
 	}
-}
-
-func (s signed) seqOf(t *testing.T) uint64 {
-	var h head
-	if err := unmarshal(s.Body, &h); err != nil {
-		t.Fatal(err)
-	}
-	return h.Seq
 }
 
 func TestValueOverTheLimit(t *testing.T) {
@@ -514,5 +506,37 @@ func TestConcurrentWritersLoseNothing(t *testing.T) {
 	info, _ := sp.Info(ctx)
 	if info.Keys != uint64(each*len(writers)) {
 		t.Fatalf("the head counts %d keys", info.Keys)
+	}
+}
+
+// TestGranteeWritesALargeValue has a grantee write a value too large to
+// travel inline: the home fetches it from the writer's store.
+func TestGranteeWritesALargeValue(t *testing.T) {
+	ctx := testCtx(t)
+	ns := bareNodes(t, 3, nil)
+	a, b, c := ns[0], ns[1], ns[2]
+	sp, err := a.m.Create(ctx, "big", Policy{On: []peer.ID{c.h.ID()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sp.Grant(ctx, b.user, Write, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	bs, _ := b.m.Open(a.user, "big")
+	val := randomBytes(3<<20 + 123)
+	if err := bs.PutBytes(ctx, "blob", val); err != nil {
+		t.Fatal(err)
+	}
+	got, err := sp.GetBytes(ctx, "blob")
+	if err != nil || !bytes.Equal(got, val) {
+		t.Fatalf("owner reads %d bytes, %v", len(got), err)
+	}
+	// The writer kept nothing pinned once the home had it.
+	pins, _ := b.content.Pins(ctx)
+	if len(pins) != 0 {
+		t.Fatalf("the writer still pins %v", pins)
+	}
+	if !pinned(t, ctx, c, sp.ID()) {
+		t.Fatal("the holder does not hold the space")
 	}
 }

@@ -74,7 +74,7 @@ func FuzzOpen(f *testing.F) {
 	key := make([]byte, keySize)
 	f.Add([]byte(valueMagic + "0123456789abcdef"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		o, err := newOpener(key, bytesReader(b))
+		o, err := newOpener(key, bytesReader(b), ^uint64(0))
 		if err != nil {
 			return
 		}

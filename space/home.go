@@ -143,7 +143,6 @@ func (o *owned) commitLocked(ctx context.Context, h *head, blocks []block) (sign
 		return signed{}, err
 	}
 	o.head, o.signed = h, s
-	m.noteSeen(o.id, h.Seq)
 	o.publish(s)
 	var targets []peer.ID
 	for _, p := range h.Holders {
@@ -370,13 +369,8 @@ func (o *owned) apply(ctx context.Context, writer peer.ID, op Op, tag string, en
 	if err := m.local.AddMany(ctx, nodes); err != nil {
 		return signed{}, fmt.Errorf("store blocks: %w", err)
 	}
-	if err := store.Pin(ctx, nr, holdPinPrefix+o.id); err != nil {
+	if err := store.Repin(ctx, root, nr, holdPinPrefix+o.id); err != nil {
 		return signed{}, err
-	}
-	if !nr.Equals(root) {
-		if err := store.Unpin(ctx, root); err != nil {
-			m.log.Warn("could not unpin the old root", "space", o.id, "err", err)
-		}
 	}
 	h.Root = nr.Bytes()
 	dk, _ := o.keys.data(o.keys.epoch())
@@ -752,16 +746,35 @@ func (o *owned) expireGrants(ctx context.Context) {
 func (o *owned) watch(since uint64) (chan signed, []signed) {
 	o.wmu.Lock()
 	defer o.wmu.Unlock()
-	ch := make(chan signed, 64)
+	ch := make(chan signed, 1)
 	o.watchers[ch] = struct{}{}
-	var missed []signed
+	return ch, o.sinceLocked(since)
+}
+
+// since returns the recent heads newer than seq, oldest first.
+func (o *owned) since(seq uint64) []signed {
+	o.wmu.Lock()
+	defer o.wmu.Unlock()
+	return o.sinceLocked(seq)
+}
+
+func (o *owned) sinceLocked(seq uint64) []signed {
+	var out []signed
 	for _, s := range o.recent {
-		var h head
-		if unmarshal(s.Body, &h) == nil && h.Seq > since {
-			missed = append(missed, s)
+		if seqOf(s) > seq {
+			out = append(out, s)
 		}
 	}
-	return ch, missed
+	return out
+}
+
+// seqOf is the sequence number of a head this node signed or checked.
+func seqOf(s signed) uint64 {
+	var h head
+	if unmarshal(s.Body, &h) != nil {
+		return 0
+	}
+	return h.Seq
 }
 
 func (o *owned) unwatch(ch chan signed) {

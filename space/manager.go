@@ -41,6 +41,7 @@ const (
 type Content interface {
 	Add(ctx context.Context, r io.Reader, opt content.AddOptions) (cid.Cid, error)
 	Get(ctx context.Context, p string) (content.File, error)
+	Fetch(ctx context.Context, root cid.Cid, progress func(content.FetchProgress)) error
 	Pin(ctx context.Context, c cid.Cid, name string, progress func(content.FetchProgress)) error
 	Unpin(ctx context.Context, c cid.Cid) error
 	Pins(ctx context.Context) ([]content.Pin, error)
@@ -114,12 +115,15 @@ type Manager struct {
 	self  peer.ID
 	local ipld.DAGService // this node's store only
 
-	mu      sync.Mutex
-	owned   map[string]*owned // by name
-	held    map[string]*held  // by space ID
-	seen    map[string]uint64 // newest seq read, by space ID
-	cache   map[string]*view  // heads a reader resolved, by space ID
-	myGrant map[string]*Grant // this user's grants, by space ID
+	mu    sync.Mutex
+	owned map[string]*owned // by name
+	held  map[string]*held  // by space ID
+	seen  map[string]uint64 // newest seq read, by space ID
+	// seenDirty says seen changed since it was last saved (each second
+	// and at Close, so readers do not sync a file on every head).
+	seenDirty bool
+	cache     map[string]*view  // heads a reader resolved, by space ID
+	myGrant   map[string]*Grant // this user's grants, by space ID
 
 	// tamperRead, set by tests, changes the blocks this node serves to
 	// readers, as a lying holder would.
@@ -196,6 +200,7 @@ func (m *Manager) Close() error {
 	m.wg.Wait()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.saveSeen()
 	for _, o := range m.owned {
 		o.closeWatchers()
 	}
@@ -284,10 +289,12 @@ func (m *Manager) load(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// saveSeen writes seen if it changed. m.mu is held.
 func (m *Manager) saveSeen() {
-	if m.cfg.Dir == "" {
+	if m.cfg.Dir == "" || !m.seenDirty {
 		return
 	}
+	m.seenDirty = false
 	b, err := marshal(m.seen)
 	if err == nil {
 		err = atomicfile.Write(m.path(seenFile), b, 0o600)
@@ -307,7 +314,7 @@ func (m *Manager) noteSeen(space string, seq uint64) bool {
 	}
 	if seq > m.seen[space] {
 		m.seen[space] = seq
-		m.saveSeen()
+		m.seenDirty = true
 	}
 	return true
 }
@@ -359,7 +366,9 @@ func (m *Manager) Spaces() []Summary {
 		owned = append(owned, o)
 	}
 	for _, h := range m.held {
-		out = append(out, summarise(h.current(), "holder"))
+		if cur := h.current(); cur != nil && cur.holds(m.self) {
+			out = append(out, summarise(cur, "holder"))
+		}
 	}
 	m.mu.Unlock()
 	for _, o := range owned {
@@ -471,19 +480,26 @@ func (m *Manager) maintain() {
 	defer m.wg.Done()
 	t := time.NewTicker(m.cfg.RepairInterval)
 	defer t.Stop()
+	save := time.NewTicker(time.Second)
+	defer save.Stop()
 	for {
 		select {
 		case <-m.ctx.Done():
 			return
+		case <-save.C:
+			m.mu.Lock()
+			m.saveSeen()
+			m.mu.Unlock()
+			continue
 		case <-t.C:
 		}
 		m.mu.Lock()
-		var os []*owned
+		var spaces []*owned
 		for _, o := range m.owned {
-			os = append(os, o)
+			spaces = append(spaces, o)
 		}
 		m.mu.Unlock()
-		for _, o := range os {
+		for _, o := range spaces {
 			o.check(m.ctx)
 		}
 	}

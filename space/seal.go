@@ -238,12 +238,19 @@ type opener struct {
 	plain  []byte
 }
 
-func newOpener(key []byte, r io.Reader) (*opener, error) {
+// newOpener opens the sealed value r; size, the plaintext's length if
+// known (else any larger number), only sizes its buffers, so that a small
+// value costs little memory.
+func newOpener(key []byte, r io.Reader, size uint64) (*opener, error) {
 	a, err := chacha20poly1305.NewX(key)
 	if err != nil {
 		return nil, err
 	}
-	br := bufio.NewReaderSize(r, segmentSize+segmentOverhead)
+	seg := segmentSize
+	if size < segmentSize {
+		seg = int(size) + 1
+	}
+	br := bufio.NewReaderSize(r, seg+segmentOverhead)
 	hdr := make([]byte, valueHeader)
 	if _, err := io.ReadFull(br, hdr); err != nil {
 		return nil, fmt.Errorf("%w: header: %v", ErrDecrypt, err)
@@ -251,8 +258,8 @@ func newOpener(key []byte, r io.Reader) (*opener, error) {
 	if string(hdr[:len(valueMagic)]) != valueMagic {
 		return nil, fmt.Errorf("%w: not a sealed value", ErrDecrypt)
 	}
-	return &opener{r: br, aead: a, prefix: hdr[len(valueMagic):], buf: make([]byte, segmentSize+segmentOverhead),
-		plain: make([]byte, 0, segmentSize)}, nil
+	return &opener{r: br, aead: a, prefix: hdr[len(valueMagic):], buf: make([]byte, seg+segmentOverhead),
+		plain: make([]byte, 0, seg)}, nil
 }
 
 func (o *opener) Read(p []byte) (int, error) {
@@ -273,6 +280,10 @@ func (o *opener) next() error {
 	n, err := io.ReadFull(o.r, o.buf)
 	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
 		return err
+	}
+	if n == len(o.buf) && n < segmentSize+segmentOverhead {
+		// More than the size given: the value is not what its entry says.
+		return fmt.Errorf("%w: value longer than its entry says", ErrDecrypt)
 	}
 	last := n < len(o.buf)
 	if !last {

@@ -25,7 +25,7 @@ func seal(t *testing.T, key, plain []byte) []byte {
 }
 
 func open(key, sealed []byte) ([]byte, error) {
-	o, err := newOpener(key, bytes.NewReader(sealed))
+	o, err := newOpener(key, bytes.NewReader(sealed), ^uint64(0))
 	if err != nil {
 		return nil, err
 	}

@@ -106,7 +106,19 @@ func (m *Manager) servePush(ctx context.Context, req pushReq, yield func(pushRep
 			perr = yield(pushReply{Progress: &p})
 		}
 	}
-	if err := m.cfg.Content.Pin(ctx, root, holdPinPrefix+id, progress); err != nil {
+	// Fetch what is missing and move the pin from the old root to the new
+	// in one write, under the pin lock so that GC takes nothing between.
+	old := cid.Undef
+	if cur != nil && cur.holds(m.self) {
+		old, _ = cur.root()
+	}
+	unlock := store.PinLock(ctx)
+	err = m.cfg.Content.Fetch(ctx, root, progress)
+	if err == nil {
+		err = store.Repin(ctx, old, root, holdPinPrefix+id)
+	}
+	unlock()
+	if err != nil {
 		return fmt.Errorf("hold %s: %w", id, err)
 	}
 	if perr != nil {
@@ -118,16 +130,9 @@ func (m *Manager) servePush(ctx context.Context, req pushReq, yield func(pushRep
 	hd.hmu.Lock()
 	hd.head, hd.signed = h, s
 	hd.hmu.Unlock()
-	if cur != nil {
-		if old, err := cur.root(); err == nil && !old.Equals(root) {
-			if err := m.cfg.Content.Unpin(ctx, old); err != nil && !errors.Is(err, content.ErrNotPinned) {
-				m.log.Warn("could not unpin an old root", "space", id, "err", err)
-			}
-		}
-	} else {
+	if cur == nil {
 		m.announce(id)
 	}
-	m.noteSeen(id, h.Seq)
 	return yield(pushReply{Seq: h.Seq, Done: true})
 }
 
@@ -391,23 +396,30 @@ func (m *Manager) serveWatch(ctx context.Context, req watchReq, yield func(headR
 		}
 		return yield(headReply{Head: b})
 	}
+	last := req.Since
 	for _, s := range missed {
 		if err := send(s); err != nil {
 			return err
 		}
+		last = max(last, seqOf(s))
 	}
+	// The channel only says that there is news; the heads come from the
+	// recent ones, so a watcher that fell behind misses none.
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-m.ctx.Done():
 			return errClosing
-		case s, ok := <-ch:
+		case _, ok := <-ch:
 			if !ok {
 				return errClosing
 			}
-			if err := send(s); err != nil {
-				return err
+			for _, s := range o.since(last) {
+				if err := send(s); err != nil {
+					return err
+				}
+				last = seqOf(s)
 			}
 		}
 	}

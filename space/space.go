@@ -106,7 +106,8 @@ func (s *Space) resolve(ctx context.Context, fresh bool) (*view, error) {
 	if best == nil {
 		// Some node near may know the space: the owner's other nodes,
 		// its holders, its home.
-		ask(m.cfg.Host.Network().Peers())
+		peers := m.cfg.Host.Network().Peers()
+		ask(peers[:min(len(peers), maxAsk)])
 	}
 	if best == nil && m.cfg.Routing != nil {
 		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -204,6 +205,10 @@ func (s *Space) sources(v *view) []peer.ID {
 	return append(out, v.head.Home)
 }
 
+// maxAsk bounds the connected peers a reader asks for a head it has no
+// trace of, before it turns to the DHT.
+const maxAsk = 32
+
 // errMoved says a source no longer holds the root asked for.
 var errMoved = errors.New("the holder no longer has that root")
 
@@ -287,6 +292,7 @@ func (s *Space) Get(ctx context.Context, key string) (Value, error) {
 	}
 	var last error
 	for attempt := range 3 {
+		start := time.Now()
 		v, err := s.readable(ctx, attempt > 0)
 		if err != nil {
 			return nil, err
@@ -296,9 +302,11 @@ func (s *Space) Get(ctx context.Context, key string) (Value, error) {
 			return val, nil
 		}
 		last = err
-		// A key missing under a head that may be old, or a holder that
-		// let go: ask for the newest head and try again.
-		if !errors.Is(err, errMoved) && !(errors.Is(err, ErrNotFound) && time.Since(v.at) > 0 && s.m.ownedSpace(s.id) == nil) {
+		// A key missing under a head that was cached (it may be older
+		// than the write), or a holder that let go: ask for the newest
+		// head and try again.
+		cached := v.at.Before(start) && s.m.ownedSpace(s.id) == nil
+		if !errors.Is(err, errMoved) && !(errors.Is(err, ErrNotFound) && cached) {
 			return nil, err
 		}
 	}
@@ -354,7 +362,7 @@ func (s *Space) get(ctx context.Context, v *view, key string) (Value, error) {
 		}
 		src, closer = f, f.Close
 	}
-	op, err := newOpener(dk, src)
+	op, err := newOpener(dk, src, mt.Size)
 	if err != nil {
 		closer()
 		return nil, err
@@ -420,38 +428,46 @@ func (s *Space) Delete(ctx context.Context, key string) error {
 	return s.write(ctx, OpDelete, key, nil)
 }
 
+// smallValue is the most plaintext a write seals in memory and sends
+// with the change (sealed, it stays under inlineValue); a larger value is
+// stored on the writer's node and fetched by the home.
+const smallValue = inlineValue - 4<<10
+
 // write seals the value, stores it here, and has the home apply the
 // change. A write sealed under a key epoch that ended meanwhile is sealed
 // again under the new one.
 func (s *Space) write(ctx context.Context, op Op, key string, r io.Reader) error {
 	m := s.m
-	var rs io.ReadSeeker
+	// A small value is read whole first: it is sealed in memory, and can
+	// be sealed again if need be.
+	var small []byte
 	if r != nil {
-		rs, _ = r.(io.ReadSeeker)
+		head, err := io.ReadAll(io.LimitReader(r, smallValue+1))
+		if err != nil {
+			return fmt.Errorf("put %q: %w", key, err)
+		}
+		if len(head) <= smallValue {
+			small, r = head, nil
+		} else {
+			r = io.MultiReader(bytes.NewReader(head), r)
+		}
 	}
 	for attempt := range 3 {
 		v, err := s.readable(ctx, attempt > 0)
 		if err != nil {
 			return err
 		}
-		err = s.writeOnce(ctx, v, op, key, r)
-		if !errors.Is(err, ErrStale) || attempt == 2 {
+		err = s.writeOnce(ctx, v, op, key, small, r)
+		if !errors.Is(err, ErrStale) || r != nil || attempt == 2 {
 			return err
-		}
-		if r != nil {
-			if rs == nil {
-				return err
-			}
-			if _, serr := rs.Seek(0, io.SeekStart); serr != nil {
-				return err
-			}
 		}
 		m.log.Debug("write raced a key rotation; sealing again", "space", s.id)
 	}
 	return nil
 }
 
-func (s *Space) writeOnce(ctx context.Context, v *view, op Op, key string, r io.Reader) error {
+// writeOnce writes small (a whole value), or r's bytes, or deletes.
+func (s *Space) writeOnce(ctx context.Context, v *view, op Op, key string, small []byte, r io.Reader) error {
 	m := s.m
 	tag := v.keys.tag(key)
 	epoch := v.head.Epoch
@@ -462,25 +478,32 @@ func (s *Space) writeOnce(ctx context.Context, v *view, op Op, key string, r io.
 		if err != nil {
 			return err
 		}
-		sl := newSealer(dk, r, uint64(m.cfg.MaxValue))
-		vc, err := m.cfg.Content.Add(ctx, sl, content.AddOptions{Name: "space pending " + s.id})
-		if err != nil {
-			return fmt.Errorf("put %q: %w", key, err)
+		var vc cid.Cid
+		var n uint64
+		if r == nil {
+			mem := newMemDAG(nil)
+			sl := newSealer(dk, bytes.NewReader(small), uint64(m.cfg.MaxValue))
+			vn, err := content.ImportFile(mem, sl)
+			if err != nil {
+				return fmt.Errorf("put %q: %w", key, err)
+			}
+			vc, n = vn.Cid(), sl.n
+			blocks = mem.added()
+		} else {
+			sl := newSealer(dk, r, uint64(m.cfg.MaxValue))
+			vc, err = m.cfg.Content.Add(ctx, sl, content.AddOptions{Name: "space pending " + s.id})
+			if err != nil {
+				return fmt.Errorf("put %q: %w", key, err)
+			}
+			defer m.cfg.Content.Unpin(context.WithoutCancel(ctx), vc)
+			n = sl.n
 		}
-		defer m.cfg.Content.Unpin(context.WithoutCancel(ctx), vc)
-		en, err := makeEntry(v.keys, epoch, s.id, tag, meta{Key: key, Size: sl.n, Value: vc.Bytes(), Time: time.Now().UnixNano(), Writer: m.user.String()})
+		en, err := makeEntry(v.keys, epoch, s.id, tag, meta{Key: key, Size: n, Value: vc.Bytes(), Time: time.Now().UnixNano(), Writer: m.user.String()})
 		if err != nil {
 			return err
 		}
 		entry = en.Cid()
-		blocks = append(blocks, block{CID: en.Cid().Bytes(), Data: en.RawData()})
-		if sealedSize(sl.n) <= inlineValue {
-			rec := &recordDAG{DAGService: m.local, seen: map[cid.Cid]bool{}}
-			if err := walk(ctx, rec, vc); err != nil {
-				return err
-			}
-			blocks = append(blocks, rec.got...)
-		}
+		blocks = append([]block{{CID: en.Cid().Bytes(), Data: en.RawData()}}, blocks...)
 	}
 	if o := m.ownedSpace(s.id); o != nil {
 		_, err := o.apply(ctx, m.user, op, tag, entry, blocks)
@@ -496,7 +519,7 @@ func (s *Space) writeOnce(ctx context.Context, v *view, op Op, key string, r io.
 	}
 	c := change{Signed: sg, Blocks: blocks}
 	if s.owner != m.user {
-		g, err := s.myGrant(ctx, v, Write)
+		g, err := s.writeGrant(ctx, v)
 		if err != nil {
 			return err
 		}
@@ -508,10 +531,35 @@ func (s *Space) writeOnce(ctx context.Context, v *view, op Op, key string, r io.
 	}
 	rep, err := writeFn.At(m.cfg.Remote, v.head.Home).Call(network.WithAllowLimitedConn(ctx, "space"), raw)
 	if err != nil {
+		if errors.Is(err, ErrNotAuthorised) {
+			m.mu.Lock()
+			delete(m.myGrant, s.id) // ask the home again next time
+			m.mu.Unlock()
+		}
 		return fmt.Errorf("%s %q in %s: %w", op, key, s.id, err)
 	}
 	s.learn(rep.Head, v.keys)
 	return nil
+}
+
+// writeGrant returns this user's grant to write the space, from the cache
+// or the home.
+func (s *Space) writeGrant(ctx context.Context, v *view) (*Grant, error) {
+	m := s.m
+	m.mu.Lock()
+	g := m.myGrant[s.id]
+	m.mu.Unlock()
+	if g != nil && g.check(s.id, Write, time.Now(), v.head.Revoked) == nil {
+		return g, nil
+	}
+	g, err := s.myGrant(ctx, v, Write)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	m.myGrant[s.id] = g
+	m.mu.Unlock()
+	return g, nil
 }
 
 // myGrant finds this user's grant on the space that gives want, asking
@@ -682,18 +730,25 @@ func (s *Space) localWatch(ctx context.Context, o *owned, since uint64) iter.Seq
 				return
 			}
 		}
+		last := since
+		for _, sg := range missed {
+			last = max(last, seqOf(sg))
+		}
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case sg, ok := <-ch:
+			case _, ok := <-ch:
 				if !ok {
 					yield(headReply{}, errClosing)
 					return
 				}
-				b, _ := marshal(sg)
-				if !yield(headReply{Head: b}, nil) {
-					return
+				for _, sg := range o.since(last) {
+					last = seqOf(sg)
+					b, _ := marshal(sg)
+					if !yield(headReply{Head: b}, nil) {
+						return
+					}
 				}
 			}
 		}

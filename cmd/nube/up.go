@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/api"
 	"github.com/nubecloud/nube/api/client"
+	"github.com/nubecloud/nube/space"
 	"github.com/nubecloud/nube/wasm"
 )
 
@@ -34,6 +36,9 @@ type upFlags struct {
 	noCompute     bool
 	computeSlots  int
 	computeMemory string
+
+	noStorage   bool
+	repairGrace time.Duration
 }
 
 func newUpCmd(g *globals) *cobra.Command {
@@ -51,6 +56,11 @@ and further away through the DHT, and reconnects to the peers it knew.
 The node runs other users' WebAssembly services in a sandbox (no files, no
 sockets) within conservative limits; --no-compute turns that off and
 --compute-slots bounds how many run at once.
+
+The node holds copies of other users' spaces when their owners place them
+here (sealed: it sees only ciphertext); --no-storage refuses. For the spaces
+this node is home of, a holder gone longer than --space-repair-grace is
+replaced by another node.
 
 The local API listens on --api (loopback only by default). Its address and a
 fresh access token are written into the data dir, where the other nube
@@ -86,6 +96,8 @@ readable by them: nube up refuses such a data dir and says how to fix it.`,
 	fl.BoolVar(&f.noCompute, "no-compute", false, "run no WebAssembly services, for others or for yourself (calling other nodes' still works)")
 	fl.IntVar(&f.computeSlots, "compute-slots", 0, "services run at once (default: one per CPU); more wait in a short line, then are refused as busy")
 	fl.StringVar(&f.computeMemory, "compute-memory", "", "the most memory one service run may use (default 256MiB)")
+	fl.BoolVar(&f.noStorage, "no-storage", false, "hold no copies of other users' spaces")
+	fl.DurationVar(&f.repairGrace, "space-repair-grace", space.DefaultRepairGrace, "how long a holder of one of this node's spaces may be gone before a copy is placed elsewhere")
 	fl.StringVar(&f.logLevel, "log-level", "warn", "log level: debug, info, warn or error (logs go to stderr; libp2p's own appear with debug, or as GOLOG_LOG_LEVEL says)")
 	return cmd
 }
@@ -109,6 +121,9 @@ func runUp(ctx context.Context, g *globals, f upFlags, gatewayChosen bool) error
 	if f.noListen && len(f.listen) > 0 {
 		return errors.New("--no-listen and --listen contradict each other: give one or the other")
 	}
+	if f.repairGrace <= 0 {
+		return fmt.Errorf("--space-repair-grace %v: want a positive duration", f.repairGrace)
+	}
 	if f.computeSlots < 0 {
 		return fmt.Errorf("--compute-slots %d: want 1 or more (or --no-compute)", f.computeSlots)
 	}
@@ -117,17 +132,19 @@ func runUp(ctx context.Context, g *globals, f upFlags, gatewayChosen bool) error
 		return fmt.Errorf("--compute-memory: %w", err)
 	}
 	node, err := nube.Start(ctx, nube.Config{
-		DataDir:       g.dataDir,
-		ListenAddrs:   f.listen,
-		NoListen:      f.noListen,
-		Bootstrap:     f.bootstrap,
-		NoMDNS:        f.noMDNS,
-		NoPortMap:     f.noPortMap,
-		RelayService:  f.relay,
-		NoCompute:     f.noCompute,
-		ComputeSlots:  f.computeSlots,
-		ComputeLimits: wasm.Limits{Memory: computeMemory},
-		Logger:        log,
+		DataDir:          g.dataDir,
+		ListenAddrs:      f.listen,
+		NoListen:         f.noListen,
+		Bootstrap:        f.bootstrap,
+		NoMDNS:           f.noMDNS,
+		NoPortMap:        f.noPortMap,
+		RelayService:     f.relay,
+		NoCompute:        f.noCompute,
+		ComputeSlots:     f.computeSlots,
+		ComputeLimits:    wasm.Limits{Memory: computeMemory},
+		NoStorage:        f.noStorage,
+		SpaceRepairGrace: f.repairGrace,
+		Logger:           log,
 	})
 	if err != nil {
 		return upError(err, g.dataDir)
