@@ -109,11 +109,13 @@ func (c Config) Validate() error {
 // for others, and what it has seen of the spaces it reads. It is safe for
 // concurrent use.
 type Manager struct {
-	cfg   Config
-	log   *slog.Logger
-	user  peer.ID
-	self  peer.ID
-	local ipld.DAGService // this node's store only
+	cfg        Config
+	log        *slog.Logger
+	user       peer.ID
+	userPrefix string // the user's ID and a slash: how its spaces' IDs start
+	self       peer.ID
+	local      ipld.DAGService // this node's store only
+	tree       treeCache       // tree blocks served lately
 
 	mu    sync.Mutex
 	owned map[string]*owned // by name
@@ -161,7 +163,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	m := &Manager{
-		cfg: cfg, log: cfg.Logger.With("layer", "space"), user: user, self: cfg.Host.ID(),
+		cfg: cfg, log: cfg.Logger.With("layer", "space"), user: user, userPrefix: user.String() + "/", self: cfg.Host.ID(),
 		local:   mdag.NewDAGService(blockservice.New(cfg.Content.Store().Blockstore(), nil)),
 		owned:   map[string]*owned{},
 		held:    map[string]*held{},
@@ -465,8 +467,8 @@ func (m *Manager) Open(owner peer.ID, name string) (*Space, error) {
 
 // ownedSpace returns the space this node is home of, or nil.
 func (m *Manager) ownedSpace(id string) *owned {
-	owner, name, err := SplitID(id)
-	if err != nil || owner != m.user {
+	name, ok := strings.CutPrefix(id, m.userPrefix)
+	if !ok {
 		return nil
 	}
 	m.mu.Lock()

@@ -199,7 +199,7 @@ func (m *Manager) serveRead(ctx context.Context, req readReq) (readReply, error)
 	if !m.holdsRoot(req.Space, root) {
 		return readReply{NotHeld: true}, nil
 	}
-	rec := &recordDAG{DAGService: m.local, seen: map[cid.Cid]bool{}}
+	rec := &recordDAG{DAGService: cachedDAG{m.local, &m.tree}, seen: map[cid.Cid]bool{}}
 	sh, err := openTree(ctx, rec, req.Space, root)
 	if ipld.IsNotFound(err) {
 		return readReply{NotHeld: true}, nil
@@ -260,7 +260,7 @@ var (
 	errClosing = errors.New("the node is closing")
 )
 
-// walk visits every block under c.
+// walk visits every block under c (a value's: a few levels deep).
 func walk(ctx context.Context, dag ipld.NodeGetter, c cid.Cid) error {
 	n, err := dag.Get(ctx, c)
 	if err != nil {

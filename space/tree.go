@@ -330,6 +330,70 @@ func (d *memDAG) added() []block {
 	return out
 }
 
+// treeCache keeps the small blocks (tree nodes, entries, small values) a
+// holder served lately, by CID, so that the reads of a busy space skip the
+// store and its hash check; blocks never change under their CID. At most
+// treeCacheBytes in all, no block over treeCacheBlock; when full, arbitrary
+// blocks go.
+type treeCache struct {
+	mu    sync.Mutex
+	m     map[cid.Cid]blocks.Block
+	bytes int
+}
+
+const (
+	treeCacheBytes = 16 << 20
+	treeCacheBlock = 64 << 10
+)
+
+func (c *treeCache) get(id cid.Cid) blocks.Block {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[id]
+}
+
+func (c *treeCache) put(b blocks.Block) {
+	n := len(b.RawData())
+	if n > treeCacheBlock {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[cid.Cid]blocks.Block{}
+	}
+	for k, v := range c.m {
+		if c.bytes+n <= treeCacheBytes {
+			break
+		}
+		delete(c.m, k)
+		c.bytes -= len(v.RawData())
+	}
+	if _, ok := c.m[b.Cid()]; !ok {
+		c.m[b.Cid()] = b
+		c.bytes += n
+	}
+}
+
+// cachedDAG reads small blocks through a treeCache.
+type cachedDAG struct {
+	ipld.DAGService
+	c *treeCache
+}
+
+func (d cachedDAG) Get(ctx context.Context, id cid.Cid) (ipld.Node, error) {
+	if b := d.c.get(id); b != nil {
+		return decodeBlock(b)
+	}
+	n, err := d.DAGService.Get(ctx, id)
+	if err == nil {
+		if b, berr := blocks.NewBlockWithCid(n.RawData(), id); berr == nil {
+			d.c.put(b)
+		}
+	}
+	return n, err
+}
+
 // recordDAG reads through to a DAG service and records every node it
 // returns, so a holder can send a reader exactly the blocks of a path.
 type recordDAG struct {
