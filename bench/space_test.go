@@ -141,37 +141,3 @@ func BenchmarkSpace(b *testing.B) {
 		}
 	})
 }
-
-// BenchmarkSpaceMigrate moves a space of NUBE_BENCH_MB mebibytes (256 by
-// default) from one holder to another and back, as `nube space migrate`
-// does; bench/space.sh profiles it to say what bounds it.
-func BenchmarkSpaceMigrate(b *testing.B) {
-	c, own, _ := spaceCluster(b)
-	ctx := context.Background()
-	size := benchSize()
-	const value = 64 << 20
-	for i := int64(0); i*value < size; i++ {
-		if err := own.Put(ctx, fmt.Sprint("v", i), newRandom(min(value, size-i*value), i)); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.SetBytes(size)
-	b.ResetTimer()
-	for i := range b.N {
-		to := c.Node(2).ID()
-		if i%2 == 1 {
-			to = c.Node(1).ID()
-		}
-		if err := own.Migrate(ctx, space.Policy{On: []peer.ID{to}}, nil); err != nil {
-			b.Fatal(err)
-		}
-		b.StopTimer()
-		// The node left gets rid of its copy before it is a target again.
-		for _, n := range []*nube.Node{c.Node(1), c.Node(2)} {
-			if _, err := n.GC(ctx); err != nil {
-				b.Fatal(err)
-			}
-		}
-		b.StartTimer()
-	}
-}

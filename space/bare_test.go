@@ -540,3 +540,108 @@ func TestGranteeWritesALargeValue(t *testing.T) {
 		t.Fatal("the holder does not hold the space")
 	}
 }
+
+// rawChange builds, as a writer on n would, the encoded change that puts
+// key=value into s.
+func rawChange(t *testing.T, ctx context.Context, n *node, s *Space, key string, value []byte, g *Grant) []byte {
+	t.Helper()
+	v, err := s.readable(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag := v.keys.tag(key)
+	dk, _ := v.keys.data(v.head.Epoch)
+	mem := newMemDAG(nil)
+	vn, err := content.ImportFile(mem, newSealer(dk, bytes.NewReader(value), 1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	en, err := makeEntry(v.keys, v.head.Epoch, s.ID(), tag, meta{Key: key, Size: uint64(len(value)), Value: vn.Cid().Bytes(), Writer: n.user.String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := changeBody{Space: s.ID(), Writer: n.user, Op: OpPut, Tag: tag, Entry: en.Cid().Bytes(), Nonce: randomBytes(16), Time: time.Now().UnixNano()}
+	sg, err := sign(n.m.cfg.UserKey, changeDomain, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := change{Signed: sg, Blocks: append([]block{{CID: en.Cid().Bytes(), Data: en.RawData()}}, mem.added()...)}
+	if g != nil {
+		c.Grant = g.links
+	}
+	raw, err := marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+func TestHomeRefusesReplaysForgeriesAndForeignGrants(t *testing.T) {
+	ctx := testCtx(t)
+	ns := bareNodes(t, 3, nil)
+	a, b, c := ns[0], ns[1], ns[2]
+	sp, err := a.m.Create(ctx, "guarded", Policy{Local: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := a.m.Create(ctx, "other", Policy{Local: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := sp.Grant(ctx, b.user, Write, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gOther, err := other.Grant(ctx, c.user, Write, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sp.Grant(ctx, c.user, Read, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	bs, _ := b.m.Open(a.user, "guarded")
+	cs, _ := c.m.Open(a.user, "guarded")
+	write := func(raw []byte) error {
+		_, err := writeFn.At(b.m.cfg.Remote, a.h.ID()).Call(ctx, raw)
+		return err
+	}
+	raw := rawChange(t, ctx, b, bs, "k", []byte("once"), g)
+	if err := write(raw); err != nil {
+		t.Fatalf("a good change: %v", err)
+	}
+	before, _ := a.m.ownedSpace(sp.ID()).current()
+	if err := write(raw); !errors.Is(err, ErrStale) {
+		t.Fatalf("a replayed change: %v, want ErrStale", err)
+	}
+	// Signed by B but claiming C as its writer.
+	forged := rawChange(t, ctx, b, bs, "k", []byte("forged"), g)
+	var ch change
+	unmarshal(forged, &ch)
+	var body changeBody
+	unmarshal(ch.Signed.Body, &body)
+	body.Writer = c.user
+	ch.Signed.Body, _ = marshal(body)
+	forged, _ = marshal(ch)
+	if err := write(forged); !errors.Is(err, ErrBadChange) {
+		t.Fatalf("a change whose signature is not its writer's: %v", err)
+	}
+	// C's grant is for another space.
+	if err := write(rawChange(t, ctx, c, cs, "k", []byte("foreign"), gOther)); !errors.Is(err, ErrNotAuthorised) {
+		t.Fatalf("a change under a grant for another space: %v", err)
+	}
+	// A change with no grant at all.
+	if err := write(rawChange(t, ctx, c, cs, "k", []byte("none"), nil)); !errors.Is(err, ErrBadGrant) {
+		t.Fatalf("a change without a grant: %v", err)
+	}
+	after, _ := a.m.ownedSpace(sp.ID()).current()
+	if after.Seq != before.Seq {
+		t.Fatalf("refused changes moved the head from %d to %d", before.Seq, after.Seq)
+	}
+	if got, err := sp.GetBytes(ctx, "k"); err != nil || string(got) != "once" {
+		t.Fatalf("the value after refused changes: %q, %v", got, err)
+	}
+	// Oversized input is refused before decoding, naming the limit.
+	if _, _, err := decodeChange(make([]byte, MaxChangeSize+1)); !errors.Is(err, ErrBadChange) || !strings.Contains(err.Error(), "limit") {
+		t.Fatalf("an oversized change: %v", err)
+	}
+}

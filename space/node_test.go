@@ -189,3 +189,38 @@ func TestOwnerRestartKeepsSpaces(t *testing.T) {
 		t.Fatalf("owner reads the grantee's write: %q, %v", got, err)
 	}
 }
+
+// TestReaderFindsTheSpaceThroughTheDHT: the reader is given no address of
+// the home, only a bootstrap peer that knows nothing of the space; it
+// finds the home through the space's locator on the DHT.
+func TestReaderFindsTheSpaceThroughTheDHT(t *testing.T) {
+	c := nubetest.Cluster(t, 3, nubetest.BootstrapOnly())
+	ctx := nubetest.Context(t, time.Minute)
+	if err := c.WaitRoutingTables(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	home, reader := c.Node(1), c.Node(2)
+	sp, err := home.CreateSpace(ctx, "found", space.Policy{Local: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.PutBytes(ctx, "k", []byte("found by its locator")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sp.Grant(ctx, reader.UserID(), space.Read, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := reader.Space(ctx, home.UserID(), "found")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	var last error
+	nubetest.Eventually(t, ctx, func() bool {
+		got, last = rs.GetBytes(ctx, "k")
+		return last == nil
+	}, func() string { return fmt.Sprintf("the reader never found the space: %v", last) })
+	if string(got) != "found by its locator" {
+		t.Fatalf("read %q", got)
+	}
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# bench/space.sh: a space's puts, gets and migration beside what they are
+# built on, measured in the same run: a bare remote call round trip, a
+# bare content add and fetch of the same bytes. Three nodes in one process
+# on loopback TCP: the owner's (home), a holder, a reader with a grant.
+#
+#   get 1 KiB, head cached     vs a remote call round trip          goal ≤ 2.0
+#   get 16 MiB, from a holder  vs a bare content fetch (cat)        goal ≥ 0.80
+#   put 1 KiB / 16 MiB         vs a bare content add                (reported;
+#                              a put also seals, signs a head and copies to the holder)
+#   migrate a space            vs a bare content fetch of as many bytes, and
+#                              the CPU it takes (cpu-s/s near 2 on 2 cores: CPU-bound)
+#
+#   bench/space.sh                    # 5 runs of each, a 256 MiB migration
+#   NUBE_BENCH_MB=1024 bench/space.sh # migrate 1 GiB
+#   COUNT=10 bench/space.sh           # steadier medians
+#   RAW=1 bench/space.sh              # also print the raw go test output
+#   PROFILE=1 bench/space.sh          # and the top of the migration's CPU profile
+set -euo pipefail
+cd "$(dirname "$0")/.."
+count=${COUNT:-5}
+out=$(mktemp)
+prof=$(mktemp)
+trap 'rm -f "$out" "$prof" space.test' EXIT
+
+go test ./bench -run '^$' -count "$count" -benchtime 3000x -bench 'BenchmarkSpace$/(call-rtt|get-1KiB)' >"$out"
+go test ./bench -run '^$' -count "$count" -benchtime 200x -bench 'BenchmarkSpace$/(put|add)-1KiB' >>"$out"
+go test ./bench -run '^$' -count "$count" -benchtime 10x -bench 'BenchmarkSpace$/.*16MiB' >>"$out"
+go test ./bench -run '^$' -count 1 -benchtime 2x -bench 'SpaceMigrate|FetchOneProvider' -cpuprofile "$prof" -o space.test >>"$out"
+[ -n "${RAW:-}" ] && cat "$out"
+
+. bench/lib.sh
+
+printf '%-30s %18s %18s %6s   %s\n' "figure" "nube" "baseline" "ratio" "goal"
+row "get 1 KiB, head cached" "$(median "Space/get-1KiB" ns/op)" "$(median "Space/call-rtt" ns/op)" µs \
+	"≤ 2.0 of a remote call round trip" 1000
+row "get 16 MiB from a holder" "$(median "Space/get-16MiB" MB/s)" "$(median "Space/cat-16MiB" MB/s)" MB/s \
+	"≥ 0.80 of a bare fetch (cat)"
+row "put 1 KiB" "$(median "Space/put-1KiB" ns/op)" "$(median "Space/add-1KiB" ns/op)" ms \
+	"(baseline: a bare add; a put also copies to the holder)" 1000000
+row "put 16 MiB" "$(median "Space/put-16MiB" MB/s)" "$(median "Space/add-16MiB" MB/s)" MB/s \
+	"(baseline: a bare add; a put also copies to the holder)"
+row "migrate ${NUBE_BENCH_MB:-256} MiB" "$(median "SpaceMigrate" MB/s)" "$(median "FetchOneProvider" MB/s)" MB/s \
+	"network and disk bound: ≈ 1.0 of a bare fetch"
+echo "migration CPU: $(median "SpaceMigrate" cpu-s/s) CPU-seconds per second (of $(nproc) cores)"
+echo
+echo "medians of $count runs (the migration: one run of two moves); loopback, three nodes in one process"
+if [ -n "${PROFILE:-}" ]; then
+	go tool pprof -top space.test "$prof" 2>/dev/null | sed -n '1,20p'
+fi
