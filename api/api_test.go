@@ -322,7 +322,13 @@ func FuzzRequestBodies(f *testing.F) {
 	f.Add("/api/v0/group/add", `{"name":"g","peer":"x"}`)
 	f.Add("/api/v0/group/remove", `{"name":"","peer":"12D3KooWJaURZ2J6Fd51MtHHNaodi79n8BAK6gAceiQ4dNrcaM8p"}`)
 	f.Add("/api/v0/session", `{"code":"00"}`)
-	paths := []string{"/api/v0/ping", "/api/v0/connect", "/api/v0/group/cas", "/api/v0/group/rm", "/api/v0/group/add", "/api/v0/group/remove", "/api/v0/session"}
+	f.Add("/api/v0/space/create", `{"name":"s","on":["x"],"replicas":2}`)
+	f.Add("/api/v0/space/create", `{"name":"s","local":true}`)
+	f.Add("/api/v0/space/rm", `{"space":"s","key":"k"}`)
+	f.Add("/api/v0/space/grant", `{"space":"s","user":"12D3KooWJaURZ2J6Fd51MtHHNaodi79n8BAK6gAceiQ4dNrcaM8p","read":true,"until":"2020-01-01T00:00:00Z"}`)
+	f.Add("/api/v0/space/revoke", `{"space":"x/s","grant":"00"}`)
+	paths := []string{"/api/v0/ping", "/api/v0/connect", "/api/v0/group/cas", "/api/v0/group/rm", "/api/v0/group/add", "/api/v0/group/remove", "/api/v0/session",
+		"/api/v0/space/create", "/api/v0/space/rm", "/api/v0/space/grant", "/api/v0/space/revoke"}
 	f.Fuzz(func(t *testing.T, path, body string) {
 		if !slices.Contains(paths, path) {
 			path = "/api/v0/ping"

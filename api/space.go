@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -363,9 +364,21 @@ func (s *Server) handleSpaceWatch(w http.ResponseWriter, r *http.Request) {
 		spaceError(w, err)
 		return
 	}
+	// The watch ends when the client goes or the server closes.
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-s.done:
+			cancel()
+		case <-stop:
+		}
+	}()
 	send := ndjsonWriter(w)
 	send(client.SpaceEvent{Op: "watching"})
-	for ev, err := range sp.Watch(r.Context()) {
+	for ev, err := range sp.Watch(ctx) {
 		e := client.SpaceEvent{Seq: ev.Seq, Op: ev.Kind, Key: ev.Key, Time: ev.Time}
 		if err != nil {
 			e = client.SpaceEvent{Error: err.Error()}
