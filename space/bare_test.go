@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -632,6 +633,24 @@ func TestHomeRefusesReplaysForgeriesAndForeignGrants(t *testing.T) {
 	// A change with no grant at all.
 	if err := write(rawChange(t, ctx, c, cs, "k", []byte("none"), nil)); !errors.Is(err, ErrBadGrant) {
 		t.Fatalf("a change without a grant: %v", err)
+	}
+	// A value whose blocks are not all there.
+	holey := rawChange(t, ctx, b, bs, "k", randomBytes(600<<10), g)
+	unmarshal(holey, &ch)
+	blocksOf := ch.Blocks
+	ch.Blocks = append(slices.Clone(blocksOf[:1]), blocksOf[2:]...) // the entry first, then the leaves, the root last: drop a leaf
+	holey, _ = marshal(ch)
+	if err := write(holey); !errors.Is(err, ErrBadChange) {
+		t.Fatalf("a value with a block missing: %v, want ErrBadChange", err)
+	}
+	// A value that nobody has: the home gives up once nothing arrives
+	// for a while, instead of waiting as long as the writer says.
+	a.m.stall = 200 * time.Millisecond
+	unmarshal(rawChange(t, ctx, b, bs, "k", randomBytes(600<<10), g), &ch)
+	ch.Blocks = ch.Blocks[:1]
+	holey, _ = marshal(ch)
+	if err := write(holey); err == nil || !strings.Contains(err.Error(), "nothing arrived") {
+		t.Fatalf("a value nobody has: %v", err)
 	}
 	after, _ := a.m.ownedSpace(sp.ID()).current()
 	if after.Seq != before.Seq {

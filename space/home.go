@@ -41,6 +41,7 @@ type owned struct {
 
 const (
 	recentHeads = 256
+	recentBytes = 16 << 20
 	// changeWindow is how far a change's time may be from the home's
 	// clock; nonces are remembered for twice as long.
 	changeWindow = 10 * time.Minute
@@ -240,8 +241,13 @@ func (o *owned) publish(s signed) {
 	o.wmu.Lock()
 	defer o.wmu.Unlock()
 	o.recent = append(o.recent, s)
-	if len(o.recent) > recentHeads {
-		o.recent = o.recent[len(o.recent)-recentHeads:]
+	size := 0
+	for i := len(o.recent) - 1; i >= 0; i-- {
+		size += len(o.recent[i].Body)
+		if len(o.recent)-i > recentHeads || size > recentBytes {
+			o.recent = o.recent[i+1:]
+			break
+		}
 	}
 	for ch := range o.watchers {
 		select {
@@ -326,6 +332,13 @@ func (o *owned) apply(ctx context.Context, writer peer.ID, op Op, tag string, en
 		if fs, err := fileSize(vn); err != nil || fs != sealedSize(mt.Size) {
 			return signed{}, fmt.Errorf("%w: the value's size does not match its entry", ErrBadChange)
 		}
+		// A value that came inline must be whole: holders would wait
+		// forever for a block nobody has. (One fetched by Pin is whole.)
+		if made.has(vc) {
+			if err := walk(ctx, made, vc); err != nil {
+				return signed{}, fmt.Errorf("%w: the value's blocks are not all there: %v", ErrBadChange, err)
+			}
+		}
 		if mt.Size > uint64(m.cfg.MaxValue) {
 			return signed{}, fmt.Errorf("%w: value of %d bytes, over the limit of %d", ErrTooLarge, mt.Size, m.cfg.MaxValue)
 		}
@@ -357,9 +370,10 @@ func (o *owned) apply(ctx context.Context, writer peer.ID, op Op, tag string, en
 	}
 	// Everything new goes to the store in one batch, then the new root is
 	// pinned and the old one let go, under the pin lock: GC never sees
-	// the new blocks unpinned.
+	// the new blocks unpinned. Blocks a writer sent that the new version
+	// does not reach are dropped.
 	var nodes []ipld.Node
-	out := made.added()
+	out := reachable(ctx, made, nr)
 	for _, b := range out {
 		blk, _ := checkedBlock(b.CID, b.Data)
 		if n, err := decodeBlock(blk); err == nil {
@@ -381,6 +395,30 @@ func (o *owned) apply(ctx context.Context, writer peer.ID, op Op, tag string, en
 		out = treeOnly(out)
 	}
 	return o.commitLocked(ctx, h, out)
+}
+
+// reachable returns the blocks of d that root reaches, following only
+// blocks d holds in memory (what this write made or brought).
+func reachable(ctx context.Context, d *memDAG, root cid.Cid) []block {
+	var out []block
+	seen := map[cid.Cid]bool{}
+	var visit func(c cid.Cid)
+	visit = func(c cid.Cid) {
+		if seen[c] || !d.has(c) {
+			return
+		}
+		seen[c] = true
+		n, err := d.Get(ctx, c)
+		if err != nil {
+			return
+		}
+		out = append(out, block{CID: c.Bytes(), Data: n.RawData()})
+		for _, l := range n.Links() {
+			visit(l.Cid)
+		}
+	}
+	visit(root)
+	return out
 }
 
 func total(bs []block) int {

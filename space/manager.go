@@ -127,6 +127,10 @@ type Manager struct {
 	cache     map[string]*view  // heads a reader resolved, by space ID
 	myGrant   map[string]*Grant // this user's grants, by space ID
 
+	// stall is how long a fetch of a writer's value may go without a
+	// block before the home gives up.
+	stall time.Duration
+
 	// tamperRead, set by tests, changes the blocks this node serves to
 	// readers, as a lying holder would.
 	tamperRead func([]block)
@@ -170,6 +174,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		seen:    map[string]uint64{},
 		cache:   map[string]*view{},
 		myGrant: map[string]*Grant{},
+		stall:   30 * time.Second,
 	}
 	if err := m.load(ctx); err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
@@ -296,7 +297,7 @@ func (m *Manager) serveWrite(ctx context.Context, raw []byte) (headReply, error)
 		// A value too large to come inline is fetched from the writer,
 		// under a pin of its own until the write is applied.
 		if en, err := entryValue(c.Blocks, entry); err == nil && !hasBlock(c.Blocks, en) {
-			if err := m.cfg.Content.Pin(ctx, en, "space pending "+body.Space, nil); err != nil {
+			if err := m.pinStalling(ctx, en, "space pending "+body.Space); err != nil {
 				return headReply{}, fmt.Errorf("fetch the value from the writer: %w", err)
 			}
 			defer m.cfg.Content.Unpin(context.WithoutCancel(ctx), en)
@@ -423,4 +424,22 @@ func (m *Manager) serveWatch(ctx context.Context, req watchReq, yield func(headR
 			}
 		}
 	}
+}
+
+// errStalled ends a fetch that made no progress for too long.
+var errStalled = errors.New("nothing arrived")
+
+// pinStalling pins c, fetching it, and gives up once no block has arrived
+// for m.stall: a writer that names a value nobody has must not hold the
+// home's resources for as long as the writer's deadline says.
+func (m *Manager) pinStalling(ctx context.Context, c cid.Cid, name string) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	t := time.AfterFunc(m.stall, func() { cancel(fmt.Errorf("%w for %v", errStalled, m.stall)) })
+	defer t.Stop()
+	err := m.cfg.Content.Pin(ctx, c, name, func(content.FetchProgress) { t.Reset(m.stall) })
+	if cause := context.Cause(ctx); err != nil && errors.Is(cause, errStalled) {
+		return cause
+	}
+	return err
 }
