@@ -22,7 +22,7 @@ var echoFn = remote.Func("bench.echo", func(_ context.Context, b []byte) ([]byte
 
 // spaceCluster is three nodes on loopback TCP: 0 owns a space placed on 1,
 // 2 reads it with a grant.
-func spaceCluster(b *testing.B) (*nubetest.C, *space.Space, *space.Space) {
+func spaceCluster(b testing.TB) (*nubetest.C, *space.Space, *space.Space) {
 	c := nubetest.Cluster(b, 3, nubetest.WithDataDirs(), nubetest.WithConfig(func(i int, cfg *nube.Config) {
 		cfg.ListenAddrs = []string{transports["tcp"]}
 	}))

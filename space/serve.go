@@ -242,7 +242,12 @@ func (m *Manager) serveRead(ctx context.Context, req readReq) (readReply, error)
 		}
 		vl := links[0]
 		if vl.Size > inlineValue {
+			// The head of a large value: the reader starts on it at once
+			// while its fetcher asks every holder for the rest.
 			reply.Value = false
+			if err := walkUpTo(ctx, rec, vl.Cid, rec.bytes+inlineValue); err != nil && !errors.Is(err, errFull) {
+				return readReply{}, err
+			}
 			continue
 		}
 		if err := walk(ctx, rec, vl.Cid); err != nil {
@@ -269,6 +274,24 @@ func walk(ctx context.Context, dag ipld.NodeGetter, c cid.Cid) error {
 	}
 	for _, l := range n.Links() {
 		if err := walk(ctx, dag, l.Cid); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// walkUpTo visits the blocks under c depth first, in the order a reader
+// reads them, until the recorder holds limit bytes (then errFull).
+func walkUpTo(ctx context.Context, rec *recordDAG, c cid.Cid, limit int) error {
+	if rec.bytes >= limit {
+		return errFull
+	}
+	n, err := rec.Get(ctx, c)
+	if err != nil {
+		return err
+	}
+	for _, l := range n.Links() {
+		if err := walkUpTo(ctx, rec, l.Cid, limit); err != nil {
 			return err
 		}
 	}

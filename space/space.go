@@ -356,6 +356,15 @@ func (s *Space) get(ctx context.Context, v *view, key string) (Value, error) {
 		}
 		src = r
 	} else {
+		// The first blocks of the value came with the reply: into the
+		// store with them (each was checked against its CID), so the file
+		// reader starts on them while its fetcher gets the rest.
+		bs := s.m.cfg.Content.Store().Blockstore()
+		for _, b := range dag.values() {
+			if err := bs.Put(ctx, b); err != nil {
+				return nil, err
+			}
+		}
 		f, err := s.m.cfg.Content.Get(ctx, vc.String())
 		if err != nil {
 			return nil, err

@@ -319,6 +319,28 @@ func (d *memDAG) AddMany(ctx context.Context, ns []ipld.Node) error {
 func (d *memDAG) Remove(context.Context, cid.Cid) error       { return nil }
 func (d *memDAG) RemoveMany(context.Context, []cid.Cid) error { return nil }
 
+// values returns the raw blocks held (values' leaves) and the dag-pb ones
+// that are UnixFS file nodes, in the order they were added: what of a
+// value a read brought.
+func (d *memDAG) values() []blocks.Block {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []blocks.Block
+	for _, c := range d.order {
+		b := d.m[c]
+		if c.Prefix().Codec == cid.Raw {
+			out = append(out, b)
+			continue
+		}
+		if n, err := mdag.DecodeProtobufBlock(b); err == nil {
+			if fs, err := ft.FSNodeFromBytes(n.(*mdag.ProtoNode).Data()); err == nil && fs.Type() == ft.TFile {
+				out = append(out, b)
+			}
+		}
+	}
+	return out
+}
+
 // blocks returns the blocks added, in order.
 func (d *memDAG) added() []block {
 	d.mu.Lock()
