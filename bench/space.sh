@@ -26,7 +26,8 @@ out=$(mktemp)
 prof=$(mktemp)
 trap 'rm -f "$out" "$prof" space.test' EXIT
 
-go test ./bench -run '^$' -count "$count" -benchtime 2000x -bench 'BenchmarkSpace$/1KiB' >"$out"
+go test ./bench -run '^$' -count "$count" -benchtime 3000x -bench 'BenchmarkSpace$/1KiB-get' >"$out"
+go test ./bench -run '^$' -count "$count" -benchtime 200x -bench 'BenchmarkSpace$/1KiB-put' >>"$out"
 go test ./bench -run '^$' -count "$count" -benchtime 10x -bench 'BenchmarkSpace$/16MiB' >>"$out"
 go test ./bench -run '^$' -count 1 -benchtime 2x -bench 'SpaceMigrate|FetchOneProvider' -cpuprofile "$prof" -o space.test >>"$out"
 [ -n "${RAW:-}" ] && cat "$out"
@@ -34,11 +35,11 @@ go test ./bench -run '^$' -count 1 -benchtime 2x -bench 'SpaceMigrate|FetchOnePr
 . bench/lib.sh
 
 printf '%-30s %18s %18s %6s   %s\n' "figure" "nube" "baseline" "ratio" "goal"
-row "get 1 KiB, head cached" "$(median "Space/1KiB" get-µs)" "$(median "Space/1KiB" rtt-µs)" µs \
+row "get 1 KiB, head cached" "$(median "Space/1KiB-get" get-µs)" "$(median "Space/1KiB-get" rtt-µs)" µs \
 	"≤ 2.0 of a remote call round trip"
 row "get 16 MiB from a holder" "$(median "Space/16MiB" get-MB/s)" "$(median "Space/16MiB" cat-MB/s)" MB/s \
 	"≥ 0.80 of a bare fetch (cat)"
-row "put 1 KiB" "$(median "Space/1KiB" put-µs)" "$(median "Space/1KiB" add-µs)" ms \
+row "put 1 KiB" "$(median "Space/1KiB-put" put-µs)" "$(median "Space/1KiB-put" add-µs)" ms \
 	"(baseline: a bare add; a put also copies to the holder)" 1000
 row "put 16 MiB" "$(median "Space/16MiB" put-MB/s)" "$(median "Space/16MiB" add-MB/s)" MB/s \
 	"(baseline: a bare add; a put also copies to the holder)"
