@@ -15,12 +15,14 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/api"
 	"github.com/nubecloud/nube/api/client"
 	"github.com/nubecloud/nube/internal/browsertest"
 	"github.com/nubecloud/nube/nubetest"
+	"github.com/nubecloud/nube/space"
 )
 
 // screenshotDir is where the browser test leaves its screenshots of every
@@ -46,6 +48,13 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	defer func() { s.Close() }()
 	addr := s.Addr()
+	sp, err := c.Node(0).CreateSpace(ctx, "album", space.Policy{On: []peer.ID{c.Node(1).ID()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.PutBytes(ctx, "cover.jpg", []byte("not really a picture")); err != nil {
+		t.Fatal(err)
+	}
 
 	// Log in with a one-time link; the code is spent and never stays in
 	// a URL of the tab's history.
@@ -82,6 +91,10 @@ func TestDashboardInBrowser(t *testing.T) {
 			"node "+n.ID().String()+" never appeared on the graph")
 	}
 	browsertest.Wait(t, ctx, bctx, `document.querySelectorAll("#peer-table tbody tr").length >= 2`, "the peer table never showed two peers")
+
+	// The Spaces panel lists the space this node is home of.
+	browsertest.Wait(t, ctx, bctx, fmt.Sprintf(`!!document.querySelector('#space-table tr[data-space=%q]')`, sp.ID()),
+		"the space never appeared in the Spaces panel")
 
 	// A file added through the page appears in the Content panel and in
 	// the node's pins.
@@ -156,7 +169,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		if err := chromedp.Do(bctx, chromedp.EmulateViewport(width, 900)); err != nil {
 			t.Fatal(err)
 		}
-		for _, panel := range []string{"node", "peers", "traffic", "content", "services", "groups"} {
+		for _, panel := range []string{"node", "peers", "traffic", "content", "services", "groups", "spaces"} {
 			png, err := chromedp.Run(bctx, chromedp.Screenshot(chromedp.ID(panel)))
 			if err != nil {
 				t.Fatalf("screenshot of %s: %v", panel, err)

@@ -188,11 +188,12 @@ type dashPin struct {
 // dashLists is what GET /api/v0/dashboard returns: the lists that change
 // when someone acts, not by the second.
 type dashLists struct {
-	Pins     []dashPin            `json:"pins"`
-	Services []client.ServiceInfo `json:"services"`
-	Runs     []client.RunRecord   `json:"runs"`
-	Calls    []dashCall           `json:"calls"`
-	Groups   []client.GroupStatus `json:"groups"`
+	Pins     []dashPin             `json:"pins"`
+	Services []client.ServiceInfo  `json:"services"`
+	Runs     []client.RunRecord    `json:"runs"`
+	Calls    []dashCall            `json:"calls"`
+	Groups   []client.GroupStatus  `json:"groups"`
+	Spaces   []client.SpaceSummary `json:"spaces"`
 }
 
 // dashCall is a call this node made.
@@ -207,7 +208,7 @@ type dashCall struct {
 
 func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	out := dashLists{Pins: []dashPin{}, Services: []client.ServiceInfo{}, Runs: []client.RunRecord{}, Calls: []dashCall{}, Groups: []client.GroupStatus{}}
+	out := dashLists{Pins: []dashPin{}, Services: []client.ServiceInfo{}, Runs: []client.RunRecord{}, Calls: []dashCall{}, Groups: []client.GroupStatus{}, Spaces: spaceSummaries(s.node.Spaces())}
 	pins, err := s.node.Content().Pins(ctx)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err)

@@ -129,12 +129,16 @@ func (s *Server) handleSpaceCreate(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleSpaceList(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, spaceSummaries(s.node.Spaces()))
+}
+
+func spaceSummaries(ss []space.Summary) []client.SpaceSummary {
 	out := []client.SpaceSummary{}
-	for _, x := range s.node.Spaces() {
+	for _, x := range ss {
 		out = append(out, client.SpaceSummary{ID: x.ID, Owner: x.Owner.String(), Name: x.Name, Role: x.Role, Seq: x.Seq,
 			Keys: x.Keys, Bytes: x.Bytes, Policy: x.Policy, Holders: x.Holders})
 	}
-	writeJSON(w, out)
+	return out
 }
 
 func (s *Server) handleSpaceHoldings(w http.ResponseWriter, r *http.Request) {

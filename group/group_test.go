@@ -100,9 +100,10 @@ func TestMap(t *testing.T) {
 	wctx, stopWatch := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
+	watch := gs[2].Watch(wctx, "fruit/") // subscribed now, before the writes
 	go func() {
 		defer wg.Done()
-		for c, err := range gs[2].Watch(wctx, "fruit/") {
+		for c, err := range watch {
 			if err != nil {
 				t.Error(err)
 				return

@@ -134,12 +134,17 @@ func (g *Group) List(ctx context.Context, prefix string) ([]Entry, error) {
 }
 
 // Watch yields the changes to keys starting with prefix as this member
-// applies them, in log order, from the moment of the call until ctx ends
-// or the loop stops. A reader that falls more than a few thousand changes
-// behind gets ErrLagged and the watch ends; List again and watch anew.
+// applies them, in log order, from the moment of the call (not of the
+// loop: a change made between the two is not missed) until ctx ends or the
+// loop stops. Range over it once. A reader that falls more than a few
+// thousand changes behind gets ErrLagged and the watch ends; List again
+// and watch anew.
 func (g *Group) Watch(ctx context.Context, prefix string) iter.Seq2[Change, error] {
+	w := g.fsm.watch(prefix)
+	// A watch nobody ranges over ends with ctx.
+	stop := context.AfterFunc(ctx, func() { g.fsm.unwatch(w) })
 	return func(yield func(Change, error) bool) {
-		w := g.fsm.watch(prefix)
+		defer stop()
 		defer g.fsm.unwatch(w)
 		for {
 			select {

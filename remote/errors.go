@@ -153,6 +153,11 @@ func (e *Error) Is(target error) bool {
 	if e.Kind == "" {
 		return false
 	}
+	// A callee that ran out of the time the caller passed on (a nested
+	// call that timed out first, say) timed out as the caller did.
+	if e.Kind == errcode.Timeout && target == context.DeadlineExceeded {
+		return true
+	}
 	s := errcode.Sentinel(e.Kind)
 	return s != nil && errors.Is(target, s)
 }

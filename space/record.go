@@ -104,14 +104,19 @@ func (p Policy) Validate() error {
 // copies is how many holders the policy wants.
 func (p Policy) copies() int { return max(p.Replicas, len(p.On)) }
 
-// String says the policy as the CLI's flags would.
+// String says the policy in a few words, peer IDs shortened, for
+// display.
 func (p Policy) String() string {
 	if p.Local {
 		return "local"
 	}
 	var parts []string
 	for _, o := range p.On {
-		parts = append(parts, "on "+o.String())
+		s := o.String()
+		if len(s) > 16 {
+			s = s[:8] + "…" + s[len(s)-6:]
+		}
+		parts = append(parts, "on "+s)
 	}
 	if p.Replicas > len(p.On) {
 		parts = append(parts, fmt.Sprintf("%d replicas", p.Replicas))

@@ -159,7 +159,7 @@ function renderTraffic(s) {
     el("td", {}, rate(p.rate_in)), el("td", {}, rate(p.rate_out)))), 5, "no traffic yet");
 }
 
-// --- Lists: content, services, groups -----------------------------------
+// --- Lists: content, services, groups, spaces-------------------------------
 
 async function api(path, opts) {
   const r = await fetch(path, Object.assign({ credentials: "same-origin" }, opts));
@@ -186,6 +186,12 @@ function renderLists(l) {
     el("td", {}, new Date(c.at).toLocaleTimeString()), el("td", {}, c.service), el("td", { class: "mono", title: c.peer }, short(c.peer)),
     el("td", {}, ms(c.usage.cpu)), el("td", {}, ms(c.elapsed)), el("td", { class: "wrap" }, c.error ? "failed: " + c.error : "ok"))),
   6, "no calls made yet");
+
+  fillTable($("space-table"), l.spaces.map((x) => el("tr", { "data-space": x.id },
+    el("td", { class: "mono", title: x.id }, short(x.owner) + "/" + x.name), el("td", {}, x.role), el("td", {}, String(x.seq)),
+    el("td", {}, String(x.keys)), el("td", {}, bytes(x.bytes)),
+    el("td", { class: "wrap" }, (x.policy || "") + (x.holders ? " (" + x.holders + " holding)" : "")))),
+  6, "no spaces here yet. Make one with: nube space create NAME");
 
   const gl = $("group-list");
   gl.replaceChildren();
