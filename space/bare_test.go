@@ -664,3 +664,38 @@ func TestHomeRefusesReplaysForgeriesAndForeignGrants(t *testing.T) {
 		t.Fatalf("an oversized change: %v", err)
 	}
 }
+
+func TestRemoveReleasesHolders(t *testing.T) {
+	ctx := testCtx(t)
+	ns := bareNodes(t, 3, nil)
+	a, b, c := ns[0], ns[1], ns[2]
+	sp, err := a.m.Create(ctx, "gone", Policy{On: []peer.ID{b.h.ID()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.PutBytes(ctx, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sp.Grant(ctx, c.user, Read, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	cs, _ := c.m.Open(a.user, "gone")
+	if _, err := cs.GetBytes(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.Remove(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if pinned(t, ctx, b, sp.ID()) || pinned(t, ctx, a, sp.ID()) {
+		t.Fatal("a deleted space is still pinned")
+	}
+	if _, err := cs.resolve(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.GetBytes(ctx, "k"); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "deleted") {
+		t.Fatalf("a read of a deleted space: %v", err)
+	}
+	if err := sp.PutBytes(ctx, "k", []byte("again")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a write to a deleted space: %v", err)
+	}
+}
