@@ -248,9 +248,7 @@ func (n *Node) start(ctx context.Context) error {
 		// many calls a peer may have waiting.
 		ProtocolStreams: map[protocol.ID]int{remote.Protocol: max(256, cfg.Remote.Streams())},
 	}
-	if cfg.DataDir != "" {
-		pcfg.PeerBook = filepath.Join(cfg.DataDir, PeerBookFile)
-	}
+	pcfg.PeerBook = n.inDataDir(PeerBookFile)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -263,11 +261,7 @@ func (n *Node) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	blocks := ""
-	if cfg.DataDir != "" {
-		blocks = filepath.Join(cfg.DataDir, BlocksDir)
-	}
-	if n.store, err = content.OpenStore(blocks); err != nil {
+	if n.store, err = content.OpenStore(n.inDataDir(BlocksDir)); err != nil {
 		return err
 	}
 	n.content, err = content.New(ctx, content.Config{
@@ -306,24 +300,16 @@ func (n *Node) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	gdir := ""
-	if cfg.DataDir != "" {
-		gdir = filepath.Join(cfg.DataDir, GroupsDir)
-	}
 	n.groups, err = group.New(ctx, group.Config{
 		Host:             n.host,
 		Remote:           n.remote,
 		FindPeer:         n.host.FindPeer,
-		Dir:              gdir,
+		Dir:              n.inDataDir(GroupsDir),
 		HeartbeatTimeout: cfg.GroupHeartbeat,
 		Logger:           n.log,
 	})
 	if err != nil {
 		return err
-	}
-	sdir := ""
-	if cfg.DataDir != "" {
-		sdir = filepath.Join(cfg.DataDir, SpacesDir)
 	}
 	n.spaces, err = space.New(ctx, space.Config{
 		Host:           n.host,
@@ -331,13 +317,22 @@ func (n *Node) start(ctx context.Context) error {
 		Remote:         n.remote,
 		Routing:        n.host.DHT,
 		UserKey:        n.userKey,
-		Dir:            sdir,
+		Dir:            n.inDataDir(SpacesDir),
 		RepairGrace:    cfg.SpaceRepairGrace,
 		RepairInterval: cfg.SpaceRepairInterval,
 		NoStorage:      cfg.NoStorage,
 		Logger:         n.log,
 	})
 	return err
+}
+
+// inDataDir returns the path of name in the data dir, or "" (in memory)
+// for a node without one.
+func (n *Node) inDataDir(name string) string {
+	if n.cfg.DataDir == "" {
+		return ""
+	}
+	return filepath.Join(n.cfg.DataDir, name)
 }
 
 // openDataDir creates and locks the data dir and loads (or creates) the two

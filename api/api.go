@@ -277,6 +277,27 @@ func writeJSON(w http.ResponseWriter, v any) {
 	_ = enc.Encode(v)
 }
 
+// codedError answers err with the HTTP status its errcode kind calls
+// for: what the group and space endpoints answer.
+func codedError(w http.ResponseWriter, err error) {
+	status := http.StatusInternalServerError
+	switch errcode.Of(err) {
+	case errcode.BadRequest:
+		status = http.StatusBadRequest
+	case errcode.NotFound:
+		status = http.StatusNotFound
+	case errcode.Refused:
+		status = http.StatusForbidden
+	case errcode.Conflict:
+		status = http.StatusConflict
+	case errcode.TooLarge:
+		status = http.StatusRequestEntityTooLarge
+	case errcode.Unreachable, errcode.Timeout:
+		status = http.StatusGatewayTimeout
+	}
+	writeError(w, status, err)
+}
+
 func writeError(w http.ResponseWriter, code int, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)

@@ -42,22 +42,6 @@ func (s *Server) groupRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v0/group/rm", s.handleGroupCAS)
 }
 
-// groupError answers a group failure with the status its code calls for.
-func groupError(w http.ResponseWriter, err error) {
-	status := http.StatusInternalServerError
-	switch errcode.Of(err) {
-	case errcode.BadRequest:
-		status = http.StatusBadRequest
-	case errcode.NotFound:
-		status = http.StatusNotFound
-	case errcode.Refused:
-		status = http.StatusForbidden
-	case errcode.Unreachable, errcode.Timeout:
-		status = http.StatusGatewayTimeout
-	}
-	writeError(w, status, err)
-}
-
 // group opens a group this node keeps; it never forms a new one.
 func (s *Server) group(ctx context.Context, name string) (*group.Group, error) {
 	if !slices.Contains(s.node.GroupNames(), name) {
@@ -85,16 +69,16 @@ func (s *Server) handleGroupCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	members, err := parsePeers(req.Members)
 	if err != nil {
-		groupError(w, err)
+		codedError(w, err)
 		return
 	}
 	if slices.Contains(s.node.GroupNames(), req.Name) {
-		groupError(w, fmt.Errorf("%w: this node keeps a group %q already", errcode.ErrConflict, req.Name))
+		codedError(w, fmt.Errorf("%w: this node keeps a group %q already", errcode.ErrConflict, req.Name))
 		return
 	}
 	g, err := s.node.Group(r.Context(), req.Name, members...)
 	if err != nil {
-		groupError(w, err)
+		codedError(w, err)
 		return
 	}
 	s.writeGroupStatus(w, r, g)
@@ -107,12 +91,12 @@ func (s *Server) handleGroupJoin(w http.ResponseWriter, r *http.Request) {
 	}
 	via, err := parsePeers([]string{req.Via})
 	if err != nil {
-		groupError(w, err)
+		codedError(w, err)
 		return
 	}
 	g, err := s.node.OpenGroup(r.Context(), req.Name, group.Options{Join: via[0]})
 	if err != nil {
-		groupError(w, err)
+		codedError(w, err)
 		return
 	}
 	s.writeGroupStatus(w, r, g)
@@ -129,7 +113,7 @@ func (s *Server) handleGroupLs(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleGroupStatus(w http.ResponseWriter, r *http.Request) {
 	g, err := s.group(r.Context(), r.URL.Query().Get("name"))
 	if err != nil {
-		groupError(w, err)
+		codedError(w, err)
 		return
 	}
 	s.writeGroupStatus(w, r, g)
@@ -138,7 +122,7 @@ func (s *Server) handleGroupStatus(w http.ResponseWriter, r *http.Request) {
 func (s *Server) writeGroupStatus(w http.ResponseWriter, r *http.Request, g *group.Group) {
 	st, err := g.Status(r.Context())
 	if err != nil {
-		groupError(w, err)
+		codedError(w, err)
 		return
 	}
 	writeJSON(w, groupStatusJSON(st))
@@ -174,7 +158,7 @@ func (s *Server) handleGroupMember(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err != nil {
-		groupError(w, err)
+		codedError(w, err)
 		return
 	}
 	writeJSON(w, struct{}{})
@@ -184,12 +168,12 @@ func (s *Server) handleGroupGet(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	g, err := s.group(r.Context(), q.Get("name"))
 	if err != nil {
-		groupError(w, err)
+		codedError(w, err)
 		return
 	}
 	e, err := g.GetEntry(r.Context(), q.Get("key"))
 	if err != nil {
-		groupError(w, err)
+		codedError(w, err)
 		return
 	}
 	writeJSON(w, client.GroupEntry{Key: e.Key, Value: e.Value, Version: e.Version})
@@ -199,12 +183,12 @@ func (s *Server) handleGroupList(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	g, err := s.group(r.Context(), q.Get("name"))
 	if err != nil {
-		groupError(w, err)
+		codedError(w, err)
 		return
 	}
 	es, err := g.List(r.Context(), q.Get("prefix"))
 	if err != nil {
-		groupError(w, err)
+		codedError(w, err)
 		return
 	}
 	out := make([]client.GroupEntry, 0, len(es))
@@ -228,12 +212,12 @@ func (s *Server) handleGroupPut(w http.ResponseWriter, r *http.Request) {
 	}
 	g, err := s.group(r.Context(), q.Get("name"))
 	if err != nil {
-		groupError(w, err)
+		codedError(w, err)
 		return
 	}
 	v, err := g.Put(r.Context(), q.Get("key"), value)
 	if err != nil {
-		groupError(w, err)
+		codedError(w, err)
 		return
 	}
 	writeJSON(w, client.GroupResult{OK: true, Version: v})
@@ -246,7 +230,7 @@ func (s *Server) handleGroupCAS(w http.ResponseWriter, r *http.Request) {
 	}
 	g, err := s.group(r.Context(), req.Name)
 	if err != nil {
-		groupError(w, err)
+		codedError(w, err)
 		return
 	}
 	var ok bool
@@ -259,7 +243,7 @@ func (s *Server) handleGroupCAS(w http.ResponseWriter, r *http.Request) {
 		ok, err = g.CompareAndSwap(r.Context(), req.Key, req.Old, req.Value)
 	}
 	if err != nil {
-		groupError(w, err)
+		codedError(w, err)
 		return
 	}
 	writeJSON(w, client.GroupResult{OK: ok})

@@ -40,32 +40,18 @@ func (s *Server) spaceRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v0/space/put", s.handleSpacePut)
 	mux.HandleFunc("GET /api/v0/space/get", s.handleSpaceGet)
 	mux.HandleFunc("GET /api/v0/space/ls", s.handleSpaceLs)
-	mux.HandleFunc("POST /api/v0/space/rm", s.handleSpaceRm)
-	mux.HandleFunc("POST /api/v0/space/delete", s.handleSpaceDelete)
+	mux.HandleFunc("POST /api/v0/space/rm", s.spaceAction(func(ctx context.Context, sp *space.Space, req client.SpaceRef) error {
+		return sp.Delete(ctx, req.Key)
+	}))
+	mux.HandleFunc("POST /api/v0/space/delete", s.spaceAction(func(ctx context.Context, sp *space.Space, _ client.SpaceRef) error {
+		return sp.Remove(ctx)
+	}))
 	mux.HandleFunc("POST /api/v0/space/grant", s.handleSpaceGrant)
-	mux.HandleFunc("POST /api/v0/space/revoke", s.handleSpaceRevoke)
+	mux.HandleFunc("POST /api/v0/space/revoke", s.spaceAction(func(ctx context.Context, sp *space.Space, req client.SpaceRef) error {
+		return sp.Revoke(ctx, req.Grant)
+	}))
 	mux.HandleFunc("POST /api/v0/space/migrate", s.handleSpaceMigrate)
 	mux.HandleFunc("GET /api/v0/space/watch", s.handleSpaceWatch)
-}
-
-// spaceError answers a space failure with the status its code calls for.
-func spaceError(w http.ResponseWriter, err error) {
-	status := http.StatusInternalServerError
-	switch errcode.Of(err) {
-	case errcode.BadRequest:
-		status = http.StatusBadRequest
-	case errcode.NotFound:
-		status = http.StatusNotFound
-	case errcode.Refused:
-		status = http.StatusForbidden
-	case errcode.Conflict:
-		status = http.StatusConflict
-	case errcode.TooLarge:
-		status = http.StatusRequestEntityTooLarge
-	case errcode.Unreachable, errcode.Timeout:
-		status = http.StatusGatewayTimeout
-	}
-	writeError(w, status, err)
 }
 
 // openSpace opens the space ref names: OWNER/NAME or the node's own NAME.
@@ -112,17 +98,17 @@ func (s *Server) handleSpaceCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	pol, err := parsePolicy(req.SpacePolicy)
 	if err != nil {
-		spaceError(w, err)
+		codedError(w, err)
 		return
 	}
 	sp, err := s.node.CreateSpace(r.Context(), req.Name, pol)
 	if err != nil {
-		spaceError(w, err)
+		codedError(w, err)
 		return
 	}
 	info, err := sp.Info(r.Context())
 	if err != nil {
-		spaceError(w, err)
+		codedError(w, err)
 		return
 	}
 	writeJSON(w, spaceInfoJSON(info))
@@ -144,7 +130,7 @@ func spaceSummaries(ss []space.Summary) []client.SpaceSummary {
 func (s *Server) handleSpaceHoldings(w http.ResponseWriter, r *http.Request) {
 	hs, err := s.node.SpaceHoldings(r.Context())
 	if err != nil {
-		spaceError(w, err)
+		codedError(w, err)
 		return
 	}
 	out := []client.SpaceHolding{}
@@ -157,12 +143,12 @@ func (s *Server) handleSpaceHoldings(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleSpaceInfo(w http.ResponseWriter, r *http.Request) {
 	sp, err := s.openSpace(r, r.URL.Query().Get("space"))
 	if err != nil {
-		spaceError(w, err)
+		codedError(w, err)
 		return
 	}
 	info, err := sp.Info(r.Context())
 	if err != nil {
-		spaceError(w, err)
+		codedError(w, err)
 		return
 	}
 	writeJSON(w, spaceInfoJSON(info))
@@ -172,11 +158,11 @@ func (s *Server) handleSpacePut(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	sp, err := s.openSpace(r, q.Get("space"))
 	if err != nil {
-		spaceError(w, err)
+		codedError(w, err)
 		return
 	}
 	if err := sp.Put(r.Context(), q.Get("key"), r.Body); err != nil {
-		spaceError(w, err)
+		codedError(w, err)
 		return
 	}
 	writeJSON(w, struct{}{})
@@ -186,12 +172,12 @@ func (s *Server) handleSpaceGet(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	sp, err := s.openSpace(r, q.Get("space"))
 	if err != nil {
-		spaceError(w, err)
+		codedError(w, err)
 		return
 	}
 	v, err := sp.Get(r.Context(), q.Get("key"))
 	if err != nil {
-		spaceError(w, err)
+		codedError(w, err)
 		return
 	}
 	defer v.Close()
@@ -205,12 +191,12 @@ func (s *Server) handleSpaceLs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	sp, err := s.openSpace(r, q.Get("space"))
 	if err != nil {
-		spaceError(w, err)
+		codedError(w, err)
 		return
 	}
 	items, err := sp.List(r.Context(), q.Get("prefix"))
 	if err != nil {
-		spaceError(w, err)
+		codedError(w, err)
 		return
 	}
 	out := []client.SpaceItem{}
@@ -220,36 +206,23 @@ func (s *Server) handleSpaceLs(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, out)
 }
 
-func (s *Server) handleSpaceRm(w http.ResponseWriter, r *http.Request) {
-	var req client.SpaceRef
-	if !readJSON(w, r, &req) {
-		return
+// spaceAction answers a POST of a SpaceRef with act's outcome.
+func (s *Server) spaceAction(act func(ctx context.Context, sp *space.Space, req client.SpaceRef) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req client.SpaceRef
+		if !readJSON(w, r, &req) {
+			return
+		}
+		sp, err := s.openSpace(r, req.Space)
+		if err == nil {
+			err = act(r.Context(), sp, req)
+		}
+		if err != nil {
+			codedError(w, err)
+			return
+		}
+		writeJSON(w, struct{}{})
 	}
-	sp, err := s.openSpace(r, req.Space)
-	if err == nil {
-		err = sp.Delete(r.Context(), req.Key)
-	}
-	if err != nil {
-		spaceError(w, err)
-		return
-	}
-	writeJSON(w, struct{}{})
-}
-
-func (s *Server) handleSpaceDelete(w http.ResponseWriter, r *http.Request) {
-	var req client.SpaceRef
-	if !readJSON(w, r, &req) {
-		return
-	}
-	sp, err := s.openSpace(r, req.Space)
-	if err == nil {
-		err = sp.Remove(r.Context())
-	}
-	if err != nil {
-		spaceError(w, err)
-		return
-	}
-	writeJSON(w, struct{}{})
 }
 
 func (s *Server) handleSpaceGrant(w http.ResponseWriter, r *http.Request) {
@@ -259,7 +232,7 @@ func (s *Server) handleSpaceGrant(w http.ResponseWriter, r *http.Request) {
 	}
 	user, err := peer.Decode(req.User)
 	if err != nil {
-		spaceError(w, fmt.Errorf("%w: user %q is not a user ID: %v", errcode.ErrBadRequest, req.User, err))
+		codedError(w, fmt.Errorf("%w: user %q is not a user ID: %v", errcode.ErrBadRequest, req.User, err))
 		return
 	}
 	var rights space.Rights
@@ -273,36 +246,20 @@ func (s *Server) handleSpaceGrant(w http.ResponseWriter, r *http.Request) {
 		rights |= space.Delegate
 	}
 	if rights&(space.Read|space.Write) == 0 {
-		spaceError(w, fmt.Errorf("%w: a grant gives read or write (or both)", errcode.ErrBadRequest))
+		codedError(w, fmt.Errorf("%w: a grant gives read or write (or both)", errcode.ErrBadRequest))
 		return
 	}
 	sp, err := s.openSpace(r, req.Space)
 	if err != nil {
-		spaceError(w, err)
+		codedError(w, err)
 		return
 	}
 	g, err := sp.Grant(r.Context(), user, rights, req.Until)
 	if err != nil {
-		spaceError(w, err)
+		codedError(w, err)
 		return
 	}
 	writeJSON(w, client.SpaceGrant{ID: g.ID(), Token: g.Token(), To: g.To().String(), Rights: g.Rights().String(), Until: g.Until()})
-}
-
-func (s *Server) handleSpaceRevoke(w http.ResponseWriter, r *http.Request) {
-	var req client.SpaceRef
-	if !readJSON(w, r, &req) {
-		return
-	}
-	sp, err := s.openSpace(r, req.Space)
-	if err == nil {
-		err = sp.Revoke(r.Context(), req.Grant)
-	}
-	if err != nil {
-		spaceError(w, err)
-		return
-	}
-	writeJSON(w, struct{}{})
 }
 
 // ndjsonWriter writes one JSON document a line, flushing each.
@@ -328,12 +285,12 @@ func (s *Server) handleSpaceMigrate(w http.ResponseWriter, r *http.Request) {
 	}
 	pol, err := parsePolicy(req.SpacePolicy)
 	if err != nil {
-		spaceError(w, err)
+		codedError(w, err)
 		return
 	}
 	sp, err := s.openSpace(r, req.Space)
 	if err != nil {
-		spaceError(w, err)
+		codedError(w, err)
 		return
 	}
 	send := ndjsonWriter(w)
@@ -365,7 +322,7 @@ func (s *Server) handleSpaceMigrate(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleSpaceWatch(w http.ResponseWriter, r *http.Request) {
 	sp, err := s.openSpace(r, r.URL.Query().Get("space"))
 	if err != nil {
-		spaceError(w, err)
+		codedError(w, err)
 		return
 	}
 	// The watch ends when the client goes or the server closes.
