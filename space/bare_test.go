@@ -299,6 +299,7 @@ func TestRepairReplacesAGoneHolder(t *testing.T) {
 		t.Fatalf("info: %+v, %v", info, err)
 	}
 	gone := info.Holders[0].Peer
+	killed := time.Now()
 	var spare *node
 	for _, n := range ns[1:] {
 		if n.h.ID() == gone {
@@ -319,9 +320,13 @@ func TestRepairReplacesAGoneHolder(t *testing.T) {
 		}
 		waitHead(ctx, a.m.ownedSpace(sp.ID()))
 	}
+	t.Logf("the policy held again %v after a holder died (grace 300 ms, checked every 100 ms)", time.Since(killed).Round(time.Millisecond))
 	r, _ := sp.resolve(ctx, false)
 	if len(r.head.Holders) != 2 {
 		t.Fatalf("holders after repair: %v", r.head.Holders)
+	}
+	if !storeHolds(t, ctx, spare, []byte(valueMagic)) {
+		t.Fatal("the new holder has no sealed value in its store")
 	}
 }
 
