@@ -2,8 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nubecloud/nube/api/client"
 )
@@ -42,6 +45,51 @@ func TestSpaceCLI(t *testing.T) {
 	if out, errs, code := run(t, "--data", b, "space", "get", ref, "todo/1"); code != 0 || out != "remember the milk" {
 		t.Fatalf("get with a grant: %d %q %s", code, out, errs)
 	}
+	// B watches A's space; A writes until B has seen a put (the watch
+	// starts from the version it first resolves).
+	w := exec.Command(bin, "--data", b, "space", "watch", ref, "--json")
+	stdout, err := w.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { w.Process.Kill(); w.Wait() }()
+	events := make(chan client.SpaceEvent, 16)
+	go func() {
+		dec := json.NewDecoder(stdout)
+		for {
+			var ev client.SpaceEvent
+			if dec.Decode(&ev) != nil {
+				close(events)
+				return
+			}
+			events <- ev
+		}
+	}()
+	seen := false
+	for i := 0; !seen && i < 60; i++ {
+		key := fmt.Sprintf("watched/%d", i)
+		if _, errs, code := runIn(t, "x", "--data", a, "space", "put", "notes", key); code != 0 {
+			t.Fatalf("put %s: %s", key, errs)
+		}
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				t.Fatal("space watch ended")
+			}
+			if ev.Op != "put" || !strings.HasPrefix(ev.Key, "watched/") {
+				t.Fatalf("watch printed %+v", ev)
+			}
+			seen = true
+		case <-time.After(time.Second): // not subscribed yet: write again
+		}
+	}
+	if !seen {
+		t.Fatal("space watch never printed a put")
+	}
+
 	out, _, code := run(t, "--data", b, "space", "holdings", "--json")
 	var hs []client.SpaceHolding
 	if code != 0 || json.Unmarshal([]byte(out), &hs) != nil || len(hs) != 1 || hs[0].Space != ref {
