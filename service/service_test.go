@@ -57,7 +57,9 @@ func TestCallN(t *testing.T) {
 			t.Fatalf("node %d has the module before any call", i+1)
 		}
 	}
-	ctx := nubetest.Context(t, 2*time.Minute)
+	// Three nodes fetch and compile the module at once; under the race
+	// detector on a loaded 2-core machine that alone has taken minutes.
+	ctx := nubetest.Context(t, 6*time.Minute)
 	seen := map[peer.ID]bool{}
 	for p, r := range b.Service("upper").CallN(ctx, 3, []byte("hello, five nodes")) {
 		if r.Err != nil {
