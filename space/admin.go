@@ -186,7 +186,7 @@ func (s *Space) Migrate(ctx context.Context, policy Policy, progress func(Migrat
 	if err != nil {
 		return err
 	}
-	return o.moveProgress(ctx, policy, nil, progress)
+	return o.move(ctx, policy, nil, progress)
 }
 
 // Remove deletes the space: its holders let go of it, and readers are

@@ -103,7 +103,7 @@ func (o *owned) create(ctx context.Context, policy Policy) error {
 		return nil
 	}
 	o.mu.Unlock()
-	err = o.move(ctx, policy, nil)
+	err = o.move(ctx, policy, nil, nil)
 	o.mu.Lock()
 	return err
 }
@@ -118,10 +118,10 @@ func (o *owned) next() *head {
 	return &h
 }
 
-// commitLocked signs h as the next head (wrapping the keys for every
-// reader afresh when readers is not nil), keeps it, tells watchers and
+// commitLocked signs h as the next head, keeps it, tells watchers and
 // pushes it to the holders that are not still copying, with blocks the
-// write made. o.mu is held.
+// write made. Whoever changes the readers or the keys wraps them first
+// (wrapAll); the first head gets them here. o.mu is held.
 func (o *owned) commitLocked(ctx context.Context, h *head, blocks []block) (signed, error) {
 	m := o.m
 	if o.head != nil {
@@ -131,7 +131,7 @@ func (o *owned) commitLocked(ctx context.Context, h *head, blocks []block) (sign
 	}
 	h.Time = time.Now().UnixNano()
 	h.Epoch = o.keys.epoch()
-	if o.head == nil || h.Epoch != o.head.Epoch || len(h.Keys) == 0 {
+	if o.head == nil {
 		if err := o.wrapAll(h); err != nil {
 			return signed{}, err
 		}
@@ -267,9 +267,9 @@ func (o *owned) closeWatchers() {
 }
 
 // apply carries out one change: put (entry not undef) or delete of tag,
-// by writer, with the blocks it brought. The entry's blocks must be in the
+// with the blocks the writer brought. The entry's blocks must be in the
 // store or among blocks.
-func (o *owned) apply(ctx context.Context, writer peer.ID, op Op, tag string, entry cid.Cid, blocks []block) (signed, error) {
+func (o *owned) apply(ctx context.Context, op Op, tag string, entry cid.Cid, blocks []block) (signed, error) {
 	m := o.m
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -389,7 +389,6 @@ func (o *owned) apply(ctx context.Context, writer peer.ID, op Op, tag string, en
 	h.Root = nr.Bytes()
 	dk, _ := o.keys.data(o.keys.epoch())
 	h.Changes = []headChange{{Op: op, Tag: tag, Name: sealSmall(dk, metaAD(o.id, tag), []byte(name))}}
-	_ = writer
 	// Small values travel with the head; large ones the holders fetch.
 	if total(out) > inlineValue {
 		out = treeOnly(out)
@@ -544,13 +543,10 @@ type MigrateProgress struct {
 // move places the space as policy says: it picks the holders, publishes a
 // head naming the old and the new, copies the space onto the new ones
 // (writes go on meanwhile and reach them too), then publishes a head
-// naming only the new and lets the old ones go. keep, if set, limits which
-// current holders may stay (repair drops the dead).
-func (o *owned) move(ctx context.Context, policy Policy, drop []peer.ID) error {
-	return o.moveProgress(ctx, policy, drop, nil)
-}
-
-func (o *owned) moveProgress(ctx context.Context, policy Policy, drop []peer.ID, progress func(MigrateProgress)) error {
+// naming only the new and lets the old ones go. drop names current holders
+// that may not stay (repair drops the dead); progress, if set, hears how
+// each new holder's copy goes.
+func (o *owned) move(ctx context.Context, policy Policy, drop []peer.ID, progress func(MigrateProgress)) error {
 	if err := policy.Validate(); err != nil {
 		return err
 	}
@@ -752,7 +748,7 @@ func (o *owned) check(ctx context.Context) {
 	}
 	if len(dead) > 0 {
 		m.log.Info("replacing holders gone past the grace period", "space", o.id, "holders", dead)
-		if err := o.move(ctx, h.Policy, dead); err != nil {
+		if err := o.move(ctx, h.Policy, dead, nil); err != nil {
 			m.log.Warn("repair failed", "space", o.id, "err", err)
 		}
 	}
@@ -777,6 +773,33 @@ func (o *owned) expireGrants(ctx context.Context) {
 	h := o.next()
 	if err := o.wrapAll(h); err == nil {
 		o.commitLocked(ctx, h, nil)
+	}
+}
+
+// follow sends send every head after since, as the home makes them,
+// until ctx ends, the node closes (errClosing) or send fails. The watch
+// channel only says there is news; the heads come from the recent ones,
+// so a follower that fell behind misses none.
+func (o *owned) follow(ctx context.Context, since uint64, send func(signed) error) error {
+	ch, todo := o.watch(since)
+	defer o.unwatch(ch)
+	last := since
+	for {
+		for _, s := range todo {
+			if err := send(s); err != nil {
+				return err
+			}
+			last = seqOf(s)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case _, ok := <-ch:
+			if !ok {
+				return errClosing
+			}
+			todo = o.since(last)
+		}
 	}
 }
 

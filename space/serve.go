@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -92,14 +93,16 @@ func (m *Manager) servePush(ctx context.Context, req pushReq, yield func(pushRep
 	}
 	root, _ := h.root()
 	store := m.cfg.Content.Store()
+	blks := make([]blocks.Block, 0, len(req.Blocks))
 	for _, b := range req.Blocks {
 		blk, err := checkedBlock(b.CID, b.Data)
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrBadChange, err)
 		}
-		if err := store.Blockstore().Put(ctx, blk); err != nil {
-			return err
-		}
+		blks = append(blks, blk)
+	}
+	if err := store.Blockstore().PutMany(ctx, blks); err != nil {
+		return err
 	}
 	var perr error
 	progress := func(p content.FetchProgress) {
@@ -326,7 +329,7 @@ func (m *Manager) serveWrite(ctx context.Context, raw []byte) (headReply, error)
 			defer m.cfg.Content.Unpin(context.WithoutCancel(ctx), en)
 		}
 	}
-	s, err := o.apply(ctx, body.Writer, body.Op, body.Tag, entry, c.Blocks)
+	s, err := o.apply(ctx, body.Op, body.Tag, entry, c.Blocks)
 	if err != nil {
 		return headReply{}, err
 	}
@@ -411,42 +414,13 @@ func (m *Manager) serveWatch(ctx context.Context, req watchReq, yield func(headR
 	if o == nil {
 		return fmt.Errorf("%w: this node is not the home of %s", ErrNotHome, req.Space)
 	}
-	ch, missed := o.watch(req.Since)
-	defer o.unwatch(ch)
-	send := func(s signed) error {
+	return o.follow(ctx, req.Since, func(s signed) error {
 		b, err := marshal(s)
 		if err != nil {
 			return err
 		}
 		return yield(headReply{Head: b})
-	}
-	last := req.Since
-	for _, s := range missed {
-		if err := send(s); err != nil {
-			return err
-		}
-		last = max(last, seqOf(s))
-	}
-	// The channel only says that there is news; the heads come from the
-	// recent ones, so a watcher that fell behind misses none.
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-m.ctx.Done():
-			return errClosing
-		case _, ok := <-ch:
-			if !ok {
-				return errClosing
-			}
-			for _, s := range o.since(last) {
-				if err := send(s); err != nil {
-					return err
-				}
-				last = seqOf(s)
-			}
-		}
-	}
+	})
 }
 
 // errStalled ends a fetch that made no progress for too long.

@@ -101,7 +101,12 @@ func (s *Space) resolve(ctx context.Context, fresh bool) (*view, error) {
 		}
 	}
 	if cached != nil {
-		ask(append([]peer.ID{cached.head.Home}, cached.head.Holders...))
+		// The home has the newest; the holders only if it does not answer
+		// (asking all at once would wait on a holder that is down).
+		ask([]peer.ID{cached.head.Home})
+		if best == nil {
+			ask(cached.head.Holders)
+		}
 	}
 	if best == nil {
 		// Some node near may know the space: the owner's other nodes,
@@ -131,19 +136,32 @@ func (s *Space) resolve(ctx context.Context, fresh bool) (*view, error) {
 		}
 		return nil, fmt.Errorf("%w: no node could be found that keeps space %s", ErrNotFound, s.id)
 	}
-	if cached != nil && cached.head.Epoch == best.head.Epoch && cached.keysErr == nil {
-		best.keys = cached.keys
-	} else {
-		box := best.head.keysFor(m.user)
-		if box == nil {
-			best.keysErr = fmt.Errorf("%w: user %s has no grant to read %s", ErrNotAuthorised, m.user, s.id)
-		} else if best.keys, best.keysErr = unwrapKeys(s.id, m.cfg.UserKey, box); best.keysErr != nil {
-			best.keysErr = fmt.Errorf("%w: %v", ErrNotAuthorised, best.keysErr)
-		}
+	var prev keyring
+	if cached != nil && cached.keysErr == nil {
+		prev = cached.keys
 	}
-	best.at = time.Now()
+	best = m.viewOf(s.id, best.head, best.signed, prev)
 	m.setCache(s.id, best)
 	return best, nil
+}
+
+// viewOf makes a view of a verified head with this user's keys: prev's
+// if they are of the head's epoch, else unwrapped from the head.
+func (m *Manager) viewOf(id string, h *head, sg signed, prev keyring) *view {
+	v := &view{head: h, signed: sg, at: time.Now()}
+	box := h.keysFor(m.user)
+	switch {
+	case box == nil:
+		v.keysErr = fmt.Errorf("%w: user %s has no grant to read %s", ErrNotAuthorised, m.user, id)
+	case prev.Index != nil && uint64(len(prev.Data)) == h.Epoch+1:
+		v.keys = prev
+	default:
+		var err error
+		if v.keys, err = unwrapKeys(id, m.cfg.UserKey, box); err != nil {
+			v.keysErr = fmt.Errorf("%w: %v", ErrNotAuthorised, err)
+		}
+	}
+	return v
 }
 
 func (m *Manager) setCache(id string, v *view) {
@@ -154,23 +172,21 @@ func (m *Manager) setCache(id string, v *view) {
 	}
 }
 
-// learn takes a head a write or watch returned as the newest.
-func (s *Space) learn(b []byte, keys keyring) {
-	h, sg, err := decodeHead(b, s.id)
-	if err != nil || !s.m.noteSeen(s.id, h.Seq) {
-		return
+// learn takes a head a write or grant returned as the newest.
+func (s *Space) learn(b []byte, prev keyring) {
+	if h, sg, err := decodeHead(b, s.id); err == nil {
+		s.learnHead(h, sg, prev)
 	}
-	v := &view{head: h, signed: sg, at: time.Now()}
-	if box := h.keysFor(s.m.user); box != nil {
-		if keys.Index != nil && h.Epoch == keys.epoch() {
-			v.keys = keys
-		} else {
-			v.keys, v.keysErr = unwrapKeys(s.id, s.m.cfg.UserKey, box)
-		}
-	} else {
-		v.keysErr = fmt.Errorf("%w: user %s has no grant to read %s", ErrNotAuthorised, s.m.user, s.id)
+}
+
+// learnHead caches a verified head, unless a newer one was seen, and
+// returns its view.
+func (s *Space) learnHead(h *head, sg signed, prev keyring) *view {
+	v := s.m.viewOf(s.id, h, sg, prev)
+	if s.m.noteSeen(s.id, h.Seq) {
+		s.m.setCache(s.id, v)
 	}
-	s.m.setCache(s.id, v)
+	return v
 }
 
 // readable resolves the head and the keys to read it.
@@ -359,11 +375,8 @@ func (s *Space) get(ctx context.Context, v *view, key string) (Value, error) {
 		// The first blocks of the value came with the reply: into the
 		// store with them (each was checked against its CID), so the file
 		// reader starts on them while its fetcher gets the rest.
-		bs := s.m.cfg.Content.Store().Blockstore()
-		for _, b := range dag.values() {
-			if err := bs.Put(ctx, b); err != nil {
-				return nil, err
-			}
+		if err := s.m.cfg.Content.Store().Blockstore().PutMany(ctx, dag.values()); err != nil {
+			return nil, err
 		}
 		f, err := s.m.cfg.Content.Get(ctx, vc.String())
 		if err != nil {
@@ -515,7 +528,7 @@ func (s *Space) writeOnce(ctx context.Context, v *view, op Op, key string, small
 		blocks = append([]block{{CID: en.Cid().Bytes(), Data: en.RawData()}}, blocks...)
 	}
 	if o := m.ownedSpace(s.id); o != nil {
-		_, err := o.apply(ctx, m.user, op, tag, entry, blocks)
+		_, err := o.apply(ctx, op, tag, entry, blocks)
 		return err
 	}
 	body := changeBody{Space: s.id, Writer: m.user, Op: op, Tag: tag, Nonce: randomBytes(16), Time: time.Now().UnixNano()}
@@ -689,19 +702,16 @@ func (s *Space) Watch(ctx context.Context) iter.Seq2[Event, error] {
 				if err != nil {
 					break
 				}
-				h, _, err := decodeHead(r.Head, s.id)
+				h, sg, err := decodeHead(r.Head, s.id)
 				if err != nil || h.Seq <= since {
 					continue
 				}
-				s.learn(r.Head, keys)
-				if h.Epoch != keys.epoch() {
-					nv, err := s.readable(ctx, false)
-					if err != nil {
-						yield(Event{}, err)
-						return
-					}
-					keys = nv.keys
+				nv := s.learnHead(h, sg, keys)
+				if nv.keysErr != nil {
+					yield(Event{}, nv.keysErr)
+					return
 				}
+				keys = nv.keys
 				since = h.Seq
 				backoff = 100 * time.Millisecond
 				for _, c := range h.Changes {
@@ -731,35 +741,18 @@ func (s *Space) Watch(ctx context.Context) iter.Seq2[Event, error] {
 
 func (s *Space) localWatch(ctx context.Context, o *owned, since uint64) iter.Seq2[headReply, error] {
 	return func(yield func(headReply, error) bool) {
-		ch, missed := o.watch(since)
-		defer o.unwatch(ch)
-		for _, sg := range missed {
-			b, _ := marshal(sg)
-			if !yield(headReply{Head: b}, nil) {
-				return
+		err := o.follow(ctx, since, func(sg signed) error {
+			b, err := marshal(sg)
+			if err == nil && !yield(headReply{Head: b}, nil) {
+				return errStop
 			}
-		}
-		last := since
-		for _, sg := range missed {
-			last = max(last, seqOf(sg))
-		}
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case _, ok := <-ch:
-				if !ok {
-					yield(headReply{}, errClosing)
-					return
-				}
-				for _, sg := range o.since(last) {
-					last = seqOf(sg)
-					b, _ := marshal(sg)
-					if !yield(headReply{Head: b}, nil) {
-						return
-					}
-				}
-			}
+			return err
+		})
+		if errors.Is(err, errClosing) {
+			yield(headReply{}, err)
 		}
 	}
 }
+
+// errStop ends a follow whose consumer stopped.
+var errStop = errors.New("stopped")
