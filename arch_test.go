@@ -23,9 +23,10 @@ var ranks = map[string]int{
 	"service":  4,
 	"group":    4,
 	"space":    4,
-	"":         5, // the facade, at the module root
-	"api":      6,
-	"cmd/nube": 7, "nubetest": 7, "bench": 7,
+	"ledger":   5,
+	"":         6, // the facade, at the module root
+	"api":      7,
+	"cmd/nube": 8, "nubetest": 8, "bench": 8,
 }
 
 // TestImportRules checks every package's imports (tests aside) against the

@@ -43,6 +43,7 @@ import (
 	"github.com/nubecloud/nube/internal/identity"
 	"github.com/nubecloud/nube/internal/lockfile"
 	"github.com/nubecloud/nube/internal/p2p"
+	"github.com/nubecloud/nube/ledger"
 	"github.com/nubecloud/nube/remote"
 	"github.com/nubecloud/nube/service"
 	"github.com/nubecloud/nube/space"
@@ -140,6 +141,15 @@ type Config struct {
 	SpaceRepairInterval time.Duration
 	// NoStorage refuses to hold other users' spaces.
 	NoStorage bool
+	// Offer says what the node gives other nodes, to whom, and at what
+	// price. The zero value serves this user's own nodes only.
+	Offer Offer
+	// SpacePayInterval is how often the home of a space challenges and
+	// pays each holder of another user. Zero means space.DefaultPayInterval.
+	SpacePayInterval time.Duration
+	// LedgerTick is how often a leading ledger node returns expired
+	// reserves. Zero means ledger.DefaultTickInterval.
+	LedgerTick time.Duration
 	// Logger receives the node's logs. Nil means no logs: a library is silent unless given a logger.
 	Logger *slog.Logger
 }
@@ -154,8 +164,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("Config.MaxMemory is negative (%d): want 0 for the default, or more", c.MaxMemory)
 	case c.ComputeSlots < 0:
 		return fmt.Errorf("Config.ComputeSlots is negative (%d): want 0 for one per CPU, or more", c.ComputeSlots)
-	case c.SpaceRepairGrace < 0 || c.SpaceRepairInterval < 0:
-		return errors.New("Config.SpaceRepairGrace and Config.SpaceRepairInterval must not be negative")
+	case c.SpaceRepairGrace < 0 || c.SpaceRepairInterval < 0 || c.SpacePayInterval < 0:
+		return errors.New("Config.SpaceRepairGrace, Config.SpaceRepairInterval and Config.SpacePayInterval must not be negative")
+	case c.LedgerTick < 0:
+		return fmt.Errorf("Config.LedgerTick is negative (%v)", c.LedgerTick)
 	case c.GroupHeartbeat < 0:
 		return fmt.Errorf("Config.GroupHeartbeat is negative (%v): want 0 for one second, or more", c.GroupHeartbeat)
 	}
@@ -170,6 +182,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Remote.Validate(); err != nil {
 		return fmt.Errorf("Config.Remote: %w", err)
+	}
+	if err := c.Offer.Validate(); err != nil {
+		return fmt.Errorf("Config.%w", err)
 	}
 	return nil
 }
@@ -189,6 +204,7 @@ type Node struct {
 	svc     *service.Manager
 	groups  *group.Manager
 	spaces  *space.Manager
+	ledger  *ledger.Manager
 	started time.Time
 }
 
@@ -283,6 +299,33 @@ func (n *Node) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	n.groups, err = group.New(ctx, group.Config{
+		Host:             n.host,
+		Remote:           n.remote,
+		FindPeer:         n.host.FindPeer,
+		Dir:              n.inDataDir(GroupsDir),
+		HeartbeatTimeout: cfg.GroupHeartbeat,
+		Logger:           n.log,
+	})
+	if err != nil {
+		return err
+	}
+	n.ledger, err = ledger.New(ctx, ledger.Config{
+		Host:            n.host,
+		Remote:          n.remote,
+		Groups:          n.groups,
+		Routing:         n.host.DHT,
+		UserKey:         n.userKey,
+		Dir:             cfg.DataDir,
+		Admit:           cfg.Offer.admitLedger(n.userID),
+		StoragePrice:    cfg.Offer.StoragePrice,
+		MaxStoragePrice: cfg.Offer.MaxStoragePrice,
+		TickInterval:    cfg.LedgerTick,
+		Logger:          n.log,
+	})
+	if err != nil {
+		return err
+	}
 	n.svc, err = service.New(ctx, service.Config{
 		Host:        n.host,
 		Routing:     n.host.DHT,
@@ -293,20 +336,12 @@ func (n *Node) start(ctx context.Context) error {
 		Slots:       cfg.ComputeSlots,
 		MaxLimits:   cfg.ComputeLimits,
 		Interpreter: cfg.ComputeInterpreter,
+		OtherSlots:  cfg.Offer.Jobs,
+		Payments:    n.ledger.Compute(),
+		Admit:       cfg.Offer.admitCompute(n.host.ID(), n.userID),
 		Dir:         cfg.DataDir,
 		Registerer:  n.reg,
 		Logger:      n.log,
-	})
-	if err != nil {
-		return err
-	}
-	n.groups, err = group.New(ctx, group.Config{
-		Host:             n.host,
-		Remote:           n.remote,
-		FindPeer:         n.host.FindPeer,
-		Dir:              n.inDataDir(GroupsDir),
-		HeartbeatTimeout: cfg.GroupHeartbeat,
-		Logger:           n.log,
 	})
 	if err != nil {
 		return err
@@ -321,6 +356,9 @@ func (n *Node) start(ctx context.Context) error {
 		RepairGrace:    cfg.SpaceRepairGrace,
 		RepairInterval: cfg.SpaceRepairInterval,
 		NoStorage:      cfg.NoStorage,
+		Admit:          cfg.Offer.admitStorage(n.userID),
+		Payments:       n.ledger.Storage(),
+		PayInterval:    cfg.SpacePayInterval,
 		Logger:         n.log,
 	})
 	return err
@@ -678,11 +716,14 @@ func (n *Node) Close() error {
 	if n.spaces != nil {
 		err = n.spaces.Close()
 	}
-	if n.groups != nil {
-		err = errors.Join(err, n.groups.Close())
-	}
 	if n.svc != nil {
 		err = errors.Join(err, n.svc.Close())
+	}
+	if n.ledger != nil {
+		err = errors.Join(err, n.ledger.Close())
+	}
+	if n.groups != nil {
+		err = errors.Join(err, n.groups.Close())
 	}
 	if n.remote != nil {
 		err = errors.Join(err, n.remote.Close())

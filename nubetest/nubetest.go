@@ -130,7 +130,8 @@ func Cluster(t testing.TB, n int, opts ...Option) *C {
 }
 
 // TestConfig is the Config test nodes start from: loopback only, no mDNS,
-// no port mapping, no data dir, logs discarded unless NUBE_TEST_LOG is set.
+// no port mapping, no data dir, serving any node (nube.OfferAnyone), logs
+// discarded unless NUBE_TEST_LOG is set.
 func TestConfig() nube.Config {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if os.Getenv("NUBE_TEST_LOG") != "" {
@@ -142,6 +143,9 @@ func TestConfig() nube.Config {
 		NoPortMap:   true,
 		MaxMemory:   128 << 20,
 		Logger:      log,
+		// Each test node has a user of its own; they serve each other as
+		// strangers would once their owners open them up.
+		Offer: nube.Offer{To: nube.OfferAnyone},
 		// See raceEnabled.
 		ComputeInterpreter: raceEnabled,
 	}

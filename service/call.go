@@ -136,6 +136,8 @@ type Result struct {
 	Elapsed time.Duration
 	// Cold is set if any stage had to fetch or compile its module.
 	Cold bool
+	// Cost is what the stages cost, in millicredits.
+	Cost int64
 	Err  error
 }
 
@@ -242,7 +244,7 @@ func (p *Pipeline) CallN(ctx context.Context, n int, in []byte) iter.Seq2[peer.I
 // retryable reports whether err says the node could not run the job at
 // all, so another node may.
 func retryable(err error) bool {
-	for _, e := range []error{remote.ErrUnreachable, remote.ErrRefused, remote.ErrNoSuchFunction, ErrNoCompute, ErrBusy, ErrModuleUnavailable} {
+	for _, e := range []error{remote.ErrUnreachable, remote.ErrRefused, remote.ErrNoSuchFunction, ErrNoCompute, ErrNotOffered, ErrBusy, ErrModuleUnavailable} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -256,7 +258,8 @@ func (p *Pipeline) runOn(ctx context.Context, pid peer.ID, stages []*Descriptor,
 	start := time.Now()
 	lim := limitsToWire(p.limits)
 	for i, d := range stages {
-		reply, err := p.callStage(ctx, pid, d, in, lim)
+		reply, cost, err := p.callStage(ctx, pid, d, in, lim)
+		r.Cost += cost
 		if err != nil {
 			r.Err = err
 			break
@@ -286,7 +289,7 @@ func (p *Pipeline) runOn(ctx context.Context, pid peer.ID, stages []*Descriptor,
 	if r.Err == nil {
 		r.Output = in
 	}
-	c := CallRecord{At: start, Service: p.String(), Peer: pid, Usage: r.Usage, Elapsed: r.Elapsed}
+	c := CallRecord{At: start, Service: p.String(), Peer: pid, Usage: r.Usage, Elapsed: r.Elapsed, Cost: r.Cost}
 	if r.Err != nil {
 		c.Error = r.Err.Error()
 	}
@@ -300,21 +303,42 @@ func (p *Pipeline) runOn(ctx context.Context, pid peer.ID, stages []*Descriptor,
 const fetchAllowance = 2 * time.Minute
 
 // callStage runs one stage on pid. A caller with no deadline still gets
-// an answer: the stage's run limit plus time to fetch and compile.
-func (p *Pipeline) callStage(ctx context.Context, pid peer.ID, d *Descriptor, in []byte, lim *limitsWire) (runReply, error) {
+// an answer: the stage's run limit plus time to fetch and compile. A
+// priced stage on another node carries a reserve of the most it may cost,
+// and its receipt is checked and settled; the cost comes back.
+func (p *Pipeline) callStage(ctx context.Context, pid peer.ID, d *Descriptor, in []byte, lim *limitsWire) (runReply, int64, error) {
+	run := p.limits.Timeout
+	if run <= 0 {
+		run = d.Limits.Timeout
+	}
+	if run <= 0 {
+		run = wasm.DefaultTimeout
+	}
 	if _, ok := ctx.Deadline(); !ok {
-		run := p.limits.Timeout
-		if run <= 0 {
-			run = d.Limits.Timeout
-		}
-		if run <= 0 {
-			run = wasm.DefaultTimeout
-		}
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, run+fetchAllowance)
 		defer cancel()
 	}
-	return runFn.At(p.m.cfg.Remote, pid).Call(ctx, runRequest{Descriptor: d.raw, Input: in, Limits: lim})
+	m := p.m
+	req := runRequest{Descriptor: d.raw, Input: in, Limits: lim, Cert: &m.cert}
+	if !d.Price.IsZero() && pid != m.self && m.cfg.Payments != nil {
+		var err error
+		if req.Reserve, err = m.cfg.Payments.Reserve(pid, d.Price, d.Price.Most(run), reserveTTL(run)); err != nil {
+			return runReply{}, 0, fmt.Errorf("%w: reserve for %s: %v", ErrPayment, d.Label(), err)
+		}
+	}
+	reply, err := runFn.At(m.cfg.Remote, pid).Call(ctx, req)
+	if err != nil || len(reply.Receipt) == 0 {
+		return reply, 0, err
+	}
+	if req.Reserve == nil {
+		return reply, 0, fmt.Errorf("%w: %s sent a receipt for a run this node did not reserve", ErrPayment, pid)
+	}
+	cost, err := m.cfg.Payments.Settle(ctx, req.Reserve, pid, reply.Receipt, reply.Usage.usage())
+	if err != nil {
+		return reply, 0, fmt.Errorf("%w: %s on %s: %v", ErrPayment, d.Label(), pid, err)
+	}
+	return reply, cost, nil
 }
 
 // candidates lists the nodes to run d on, best first: nodes known to

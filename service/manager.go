@@ -78,7 +78,16 @@ type Config struct {
 	Interpreter bool
 	// Dir keeps the catalogue and the compiled-code cache. Empty means
 	// memory only.
-	Dir        string
+	Dir string
+	// OtherSlots bounds the runs for other users' nodes at once: the CPU
+	// budget the node's owner gives others. Zero means Slots.
+	OtherSlots int
+	// Payments pays for priced runs this node calls, and is paid for
+	// those it runs for others. Nil: priced services run only on this
+	// user's own nodes.
+	Payments Payments
+	// Admit says whom this node runs code for. Nil: anyone.
+	Admit      Admit
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
 }
@@ -110,8 +119,10 @@ type Manager struct {
 	log     *slog.Logger
 	self    peer.ID
 	user    peer.ID
+	cert    identity.Cert // makes this node its user's, for runs elsewhere
 	rt      *wasm.Runtime
 	slots   chan struct{}
+	others  chan struct{} // a place per run for another user; nil: no budget of their own
 	waiting chan struct{}
 	metrics *metrics
 
@@ -151,18 +162,27 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	cert, err := identity.NewCert(cfg.UserKey, cfg.Host.ID())
+	if err != nil {
+		return nil, err
+	}
 	m := &Manager{
+		cert:     cert,
 		cfg:      cfg,
 		log:      cfg.Logger,
 		self:     cfg.Host.ID(),
 		user:     user,
 		slots:    make(chan struct{}, cfg.Slots),
+
 		waiting:  make(chan struct{}, 4*cfg.Slots),
 		catalog:  map[cid.Cid]*entry{},
 		noRun:    map[peer.ID]time.Time{},
 		asked:    map[string]time.Time{},
 		verified: map[string]*Descriptor{},
 		metrics:  newMetrics(cfg.Registerer),
+	}
+	if cfg.OtherSlots > 0 && cfg.OtherSlots < cfg.Slots {
+		m.others = make(chan struct{}, cfg.OtherSlots)
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	wcfg := wasm.Config{

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nubecloud/nube/errcode"
+	"github.com/nubecloud/nube/internal/identity"
 	"github.com/nubecloud/nube/remote"
 	"github.com/nubecloud/nube/wasm"
 )
@@ -72,6 +73,8 @@ var kinds = []struct {
 	{kindBusy, ErrBusy},
 	{kindFetch, ErrModuleUnavailable},
 	{kindCanceled, context.Canceled},
+	{kindPayment, ErrPayment},
+	{kindNotOffered, ErrNotOffered},
 }
 
 // kindOf classifies err by the first kind it matches, or kindFailed.
@@ -129,6 +132,11 @@ type runRequest struct {
 	Descriptor []byte      `cbor:"1,keyasint"`
 	Input      []byte      `cbor:"2,keyasint,omitempty"`
 	Limits     *limitsWire `cbor:"3,keyasint,omitempty"`
+	// Cert makes the caller's node its user's, for nodes that serve
+	// some users only.
+	Cert *identity.Cert `cbor:"4,keyasint,omitempty"`
+	// Reserve is the caller's signed reserve for a priced run.
+	Reserve []byte `cbor:"5,keyasint,omitempty"`
 }
 
 type usageWire struct {
@@ -156,6 +164,9 @@ type runReply struct {
 	// For kind "exit": the module's exit code and the start of its stderr.
 	ExitCode uint32 `cbor:"6,keyasint,omitempty"`
 	Stderr   string `cbor:"7,keyasint,omitempty"`
+	// For a priced run: the provider's signed receipt and what it asks.
+	Receipt []byte `cbor:"8,keyasint,omitempty"`
+	Cost    int64  `cbor:"9,keyasint,omitempty"`
 }
 
 // runFn runs one module for a peer. Failures of the run itself come back
@@ -175,6 +186,9 @@ type Record struct {
 	Usage      wasm.Usage `json:"usage"`
 	Cold       bool       `json:"cold,omitempty"`
 	Error      string     `json:"error,omitempty"`
+	// Earned is what the run was billed, in millicredits (zero for a
+	// free run, or one for this node's own user).
+	Earned int64 `json:"earned,omitempty"`
 }
 
 // CallRecord is one call this node made of a service on a node (itself
@@ -186,6 +200,8 @@ type CallRecord struct {
 	Usage   wasm.Usage    `json:"usage"`
 	Elapsed time.Duration `json:"elapsed"`
 	Error   string        `json:"error,omitempty"`
+	// Cost is what the run cost this node's user, in millicredits.
+	Cost int64 `json:"cost,omitempty"`
 }
 
 // Calls returns the latest calls this node made, oldest first.
@@ -236,6 +252,20 @@ func (m *Manager) serveRun(ctx context.Context, from peer.ID, req runRequest) ru
 	if err != nil {
 		return runReply{Kind: kindBadDescriptor, Message: "limits: " + err.Error()}
 	}
+	pay, err := m.admit(from, req, d)
+	if err != nil {
+		return failed(err)
+	}
+	if pay.other && m.others != nil {
+		// Other users' runs stay within the budget the owner gives
+		// them: they wait for one of its places.
+		select {
+		case m.others <- struct{}{}:
+			defer func() { <-m.others }()
+		case <-ctx.Done():
+			return failed(ctx.Err())
+		}
+	}
 	// A place in line, or busy: a node never queues without bound.
 	select {
 	case m.waiting <- struct{}{}:
@@ -244,13 +274,16 @@ func (m *Manager) serveRun(ctx context.Context, from peer.ID, req runRequest) ru
 	}
 	// Fetching is I/O and waits outside the slots; compiling and running
 	// are CPU work and take one.
+	// A priced run's reserve goes to the ledger while the module is
+	// fetched and compiled; the run starts only once the ledger holds it.
+	held := pay.hold(ctx, req.Reserve, d.Price)
 	mod, ready := m.rt.Cached(d.Module)
 	cold := !ready
 	var code []byte
 	if cold {
 		if code, err = m.fetchModule(ctx, d); err != nil {
 			<-m.waiting
-			return failed(err)
+			return pay.abandon(held, failed(err))
 		}
 	}
 	select {
@@ -258,13 +291,18 @@ func (m *Manager) serveRun(ctx context.Context, from peer.ID, req runRequest) ru
 		<-m.waiting
 	case <-ctx.Done():
 		<-m.waiting
-		return failed(ctx.Err())
+		return pay.abandon(held, failed(ctx.Err()))
 	}
 	if cold {
 		if mod, err = m.rt.Compile(ctx, d.Module, code); err != nil {
 			<-m.slots
-			return failed(err)
+			return pay.abandon(held, failed(err))
 		}
+	}
+	h, err := pay.wait(ctx, held)
+	if err != nil {
+		<-m.slots
+		return failed(err)
 	}
 	m.metrics.running.Inc()
 	res, err := mod.Run(ctx, wasmJob(d, asked, m.cfg.MaxLimits, req.Input, from))
@@ -275,15 +313,24 @@ func (m *Manager) serveRun(ctx context.Context, from peer.ID, req runRequest) ru
 	if err != nil {
 		rec.Error = err.Error()
 	}
+	// A run that failed still used what it used: it is billed too.
+	var receipt []byte
+	if h != nil {
+		var berr error
+		if receipt, rec.Earned, berr = m.cfg.Payments.Bill(*h, res.Usage); berr != nil {
+			m.log.Warn("could not bill a run", "service", d.Label(), "caller", from, "err", berr)
+			m.cfg.Payments.Release(*h)
+		}
+	}
 	m.record(rec)
 	<-m.slots
 
+	reply := runReply{Output: res.Output, Usage: toUsageWire(res.Usage), Cold: cold, Receipt: receipt, Cost: rec.Earned}
 	if err != nil {
-		reply := failed(err)
-		reply.Output, reply.Usage, reply.Cold = res.Output, toUsageWire(res.Usage), cold
-		return reply
+		f := failed(err)
+		reply.Kind, reply.Message, reply.ExitCode, reply.Stderr = f.Kind, f.Message, f.ExitCode, f.Stderr
 	}
-	return runReply{Output: res.Output, Usage: toUsageWire(res.Usage), Cold: cold}
+	return reply
 }
 
 // parse remembers at most maxVerified descriptors of at most

@@ -33,6 +33,7 @@ type owned struct {
 	down    map[peer.ID]time.Time // holders unreachable since
 	joining map[peer.ID]bool      // holders still copying: writes do not wait for them
 	nonces  map[string]time.Time  // changes applied recently, against replays
+	paid    map[peer.ID]time.Time // holders paid up to, or holding since
 
 	wmu      sync.Mutex
 	watchers map[chan signed]struct{}
@@ -64,7 +65,7 @@ func (m *Manager) restoreOwned(of ownedFile) (*owned, error) {
 		return nil, err
 	}
 	o := &owned{m: m, name: h.Name, id: h.id(), keys: kr, head: h, signed: s,
-		grants: map[string]*Grant{}, down: map[peer.ID]time.Time{}, joining: map[peer.ID]bool{},
+		grants: map[string]*Grant{}, down: map[peer.ID]time.Time{}, joining: map[peer.ID]bool{}, paid: map[peer.ID]time.Time{},
 		watchers: map[chan signed]struct{}{}, nonces: map[string]time.Time{}}
 	for _, links := range of.Grants {
 		g, err := grantOf(links)
@@ -708,7 +709,7 @@ func (o *owned) check(ctx context.Context) {
 	}
 	o.expireGrants(ctx)
 	hb, _ := marshal(s)
-	var dead []peer.ID
+	var dead, failed []peer.ID
 	for _, p := range h.Holders {
 		o.mu.Lock()
 		joining := o.joining[p]
@@ -745,7 +746,11 @@ func (o *owned) check(ctx context.Context) {
 			}
 			cancel()
 		}
+		if !o.audit(ctx, p, h) {
+			failed = append(failed, p)
+		}
 	}
+	dead = append(dead, failedHolders(failed, h.Policy)...)
 	if len(dead) > 0 {
 		m.log.Info("replacing holders gone past the grace period", "space", o.id, "holders", dead)
 		if err := o.move(ctx, h.Policy, dead, nil); err != nil {

@@ -82,6 +82,16 @@ type Config struct {
 	HeadTTL time.Duration
 	// NoStorage refuses to hold other users' spaces.
 	NoStorage bool
+	// Admit says whose spaces this node holds, within what budget. Nil
+	// holds any user's (unless NoStorage).
+	Admit AdmitStorage
+	// Payments pays the holders of this node's spaces and bills for the
+	// spaces it holds for others. Nil: nobody is paid.
+	Payments Payments
+	// PayInterval is how often the home challenges each holder for a
+	// random block and pays it for the period. Zero means
+	// DefaultPayInterval.
+	PayInterval time.Duration
 	// Logger receives the layer's logs. Nil means no logs.
 	Logger *slog.Logger
 }
@@ -97,8 +107,8 @@ func (c Config) Validate() error {
 		return errors.New("space: Config.Remote is required")
 	case len(c.UserKey) != ed25519.PrivateKeySize:
 		return errors.New("space: Config.UserKey is required")
-	case c.RepairGrace < 0 || c.RepairInterval < 0 || c.HeadTTL < 0:
-		return errors.New("space: Config.RepairGrace, RepairInterval and HeadTTL must not be negative")
+	case c.RepairGrace < 0 || c.RepairInterval < 0 || c.HeadTTL < 0 || c.PayInterval < 0:
+		return errors.New("space: Config.RepairGrace, RepairInterval, HeadTTL and PayInterval must not be negative")
 	case c.MaxValue < 0:
 		return fmt.Errorf("space: Config.MaxValue is negative (%d)", c.MaxValue)
 	}
@@ -162,6 +172,9 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if cfg.HeadTTL == 0 {
 		cfg.HeadTTL = DefaultHeadTTL
 	}
+	if cfg.PayInterval == 0 {
+		cfg.PayInterval = DefaultPayInterval
+	}
 	user, err := identity.ID(cfg.UserKey.Public().(ed25519.PublicKey))
 	if err != nil {
 		return nil, err
@@ -189,6 +202,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		remote.Handle(e, grantFn, m.serveGrant),
 		remote.Handle(e, grantsFn, m.serveGrants),
 		remote.HandleStream(e, watchFn, m.serveWatch),
+		remote.Handle(e, challengeFn, m.serveChallenge),
 	}
 	m.wg.Add(1)
 	go m.maintain()
@@ -441,7 +455,7 @@ func (m *Manager) Create(ctx context.Context, name string, policy Policy) (*Spac
 		return nil, fmt.Errorf("%w: %s/%s", ErrExists, m.user, name)
 	}
 	o := &owned{m: m, name: name, id: m.user.String() + "/" + name, keys: newKeyring(),
-		grants: map[string]*Grant{}, down: map[peer.ID]time.Time{}, joining: map[peer.ID]bool{},
+		grants: map[string]*Grant{}, down: map[peer.ID]time.Time{}, joining: map[peer.ID]bool{}, paid: map[peer.ID]time.Time{},
 		watchers: map[chan signed]struct{}{}, nonces: map[string]time.Time{}}
 	m.owned[name] = o
 	m.mu.Unlock()

@@ -85,11 +85,17 @@ func (m *Manager) servePush(ctx context.Context, req pushReq, yield func(pushRep
 		m.release(ctx, hd, cur, h, s)
 		return yield(pushReply{Seq: h.Seq, Done: true, Released: true})
 	}
-	if m.cfg.NoStorage && cur == nil {
-		m.mu.Lock()
-		delete(m.held, id)
-		m.mu.Unlock()
-		return yield(pushReply{Done: true, Released: true})
+	if err := m.admitHold(h, cur); err != nil {
+		if cur == nil {
+			m.mu.Lock()
+			delete(m.held, id)
+			m.mu.Unlock()
+			m.log.Info("refused to hold a space", "space", id, "err", err)
+			return yield(pushReply{Done: true, Released: true})
+		}
+		// A space this node holds already may not grow past the budget:
+		// the home keeps it where it is and learns it is behind.
+		return err
 	}
 	root, _ := h.root()
 	store := m.cfg.Content.Store()

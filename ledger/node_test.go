@@ -1,0 +1,235 @@
+package ledger_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/nubecloud/nube"
+	"github.com/nubecloud/nube/internal/identity"
+	"github.com/nubecloud/nube/internal/wasmtest"
+	"github.com/nubecloud/nube/ledger"
+	"github.com/nubecloud/nube/nubetest"
+	"github.com/nubecloud/nube/service"
+)
+
+const limit = 50_000 // 50 credits
+
+func fast(_ int, c *nube.Config) {
+	c.GroupHeartbeat = 200 * time.Millisecond
+	c.LedgerTick = 100 * time.Millisecond
+}
+
+// ledgerCluster starts n nodes and makes the first three a ledger.
+func ledgerCluster(t *testing.T, n int, opts ...nubetest.Option) *nubetest.C {
+	t.Helper()
+	c := nubetest.Cluster(t, n, append([]nubetest.Option{nubetest.WithConfig(fast)}, opts...)...)
+	ctx := nubetest.Context(t, time.Minute)
+	if err := c.WaitRoutingTables(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	in, err := c.Node(0).Ledger().Create(ctx, limit, c.Node(1).ID(), c.Node(2).ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(in.Nodes) != 3 || in.Limit != limit || in.Sum != 0 {
+		t.Fatalf("new ledger: %+v", in)
+	}
+	return c
+}
+
+// balanced checks every ledger node's own copy: the balances and escrow
+// sum to zero whenever it is looked at, and once the node has caught up
+// with the leader no reserve is left open.
+func balanced(t *testing.T, ctx context.Context, c *nubetest.C) {
+	t.Helper()
+	lead, err := c.Node(0).Ledger().Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		var in ledger.Info
+		nubetest.Eventually(t, ctx, func() bool {
+			var err error
+			in, err = c.Node(i).Ledger().LocalInfo(ctx)
+			if err == nil && in.Sum != 0 {
+				t.Fatalf("ledger node %d: balances and escrow sum to %d", i, in.Sum)
+			}
+			return err == nil && in.Seq >= lead.Seq && in.Escrow == 0 && in.Reserves == 0
+		}, func() string { return fmt.Sprintf("ledger node %d: %+v (leader at %d)", i, in, lead.Seq) })
+	}
+}
+
+func balance(t *testing.T, ctx context.Context, n *nube.Node, u peer.ID) int64 {
+	t.Helper()
+	a, err := n.Ledger().Account(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.Balance
+}
+
+// TestTransfersAcrossNodes: nodes that are not ledger nodes find the
+// ledger on the DHT and pay; two nodes of one user spending the same
+// credit at once: exactly one wins.
+func TestTransfersAcrossNodes(t *testing.T) {
+	key := identity.Generate()
+	dirs := []string{t.TempDir(), t.TempDir()}
+	for _, d := range dirs {
+		if err := identity.Save(filepath.Join(d, nube.UserKeyFile), key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := ledgerCluster(t, 5, nubetest.WithConfig(func(i int, cfg *nube.Config) {
+		fast(i, cfg)
+		if i >= 3 {
+			cfg.DataDir = dirs[i-3]
+		}
+	}))
+	ctx := nubetest.Context(t, 2*time.Minute)
+	a, b := c.Node(3), c.Node(4) // one user, two nodes
+	if a.UserID() != b.UserID() {
+		t.Fatal("the two nodes do not share a user")
+	}
+	to := c.Node(0).UserID()
+	if _, err := a.Ledger().Send(ctx, to, 10_000, "first"); err != nil {
+		t.Fatal(err)
+	}
+	// Both nodes of the user spend the 40 credits left at once.
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, n := range []*nube.Node{a, b} {
+		wg.Go(func() { _, errs[i] = n.Ledger().Send(ctx, c.Node(1).UserID(), 40_000, "all of it") })
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, ledger.ErrInsufficient):
+			t.Fatalf("the losing spend failed with %v, want ErrInsufficient", err)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d of two concurrent spends of the same credit succeeded: %v", ok, errs)
+	}
+	if got := balance(t, ctx, b, a.UserID()); got != -limit {
+		t.Fatalf("the spending user has %d, want %d", got, -limit)
+	}
+	if got := balance(t, ctx, a, to); got != 10_000 {
+		t.Fatalf("the payee has %d", got)
+	}
+	acct, err := a.Ledger().Account(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(acct.History) != 2 || acct.History[0].Memo != "first" || acct.Available != 0 {
+		t.Fatalf("history: %+v", acct)
+	}
+	balanced(t, ctx, c)
+}
+
+func publish(t *testing.T, n *nube.Node, name string, price service.Price) *service.Descriptor {
+	t.Helper()
+	d, err := n.Services().Publish(nubetest.Context(t, time.Minute), bytes.NewReader(wasmtest.Module(t, "upper")),
+		service.PublishOptions{Name: name, Version: "1.0.0", Price: price})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestPricedCall: a priced run is reserved, metered, receipted, settled
+// once; the caller learns its cost and the provider what it earned.
+func TestPricedCall(t *testing.T) {
+	c := ledgerCluster(t, 4)
+	ctx := nubetest.Context(t, 2*time.Minute)
+	caller, provider := c.Node(3), c.Node(2)
+	price := service.Price{PerCall: 5, PerCPUSecond: 2_000}
+	d := publish(t, provider, "shout-priced", price)
+
+	var res service.Result
+	for _, r := range caller.Service(d.ID().String()).On(provider.ID()).CallN(ctx, 1, []byte("pay me")) {
+		res = r
+	}
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if string(res.Output) != "PAY ME" {
+		t.Fatalf("output %q", res.Output)
+	}
+	want := price.Cost(res.Usage.CPU)
+	if res.Cost != want || want < int64(price.PerCall) {
+		t.Fatalf("the call cost %d, its usage (%v of CPU) costs %d", res.Cost, res.Usage.CPU, want)
+	}
+	runs := provider.Services().Runs()
+	if len(runs) == 0 || runs[len(runs)-1].Earned != want {
+		t.Fatalf("the provider's run record: %+v", runs)
+	}
+	calls := caller.Services().Calls()
+	if calls[len(calls)-1].Cost != want {
+		t.Fatalf("the caller's call record: %+v", calls[len(calls)-1])
+	}
+	nubetest.Eventually(t, ctx, func() bool {
+		return balance(t, ctx, caller, caller.UserID()) == -want && balance(t, ctx, caller, provider.UserID()) == want
+	}, func() string {
+		return fmt.Sprintf("balances %d and %d, want %d each way", balance(t, ctx, caller, caller.UserID()), balance(t, ctx, caller, provider.UserID()), want)
+	})
+	balanced(t, ctx, c)
+
+	// A call whose most possible cost passes the caller's limit is
+	// refused before it runs, and moves nothing.
+	dear := publish(t, provider, "dear", service.Price{PerCall: limit + 1})
+	runsBefore := len(provider.Services().Runs())
+	_, err := caller.Service(dear.ID().String()).On(provider.ID()).Call(ctx, []byte("x"))
+	if !errors.Is(err, service.ErrPayment) {
+		t.Fatalf("a call past the limit: %v, want ErrPayment", err)
+	}
+	if got := balance(t, ctx, caller, caller.UserID()); got != -want {
+		t.Fatalf("a refused call moved the balance to %d", got)
+	}
+	if len(provider.Services().Runs()) != runsBefore {
+		t.Fatal("a call that could not be paid for ran")
+	}
+	balanced(t, ctx, c)
+}
+
+// TestDefaultOffer: a fresh node serves its own user's nodes, not
+// strangers'; a node told to trust a user serves it.
+func TestDefaultOffer(t *testing.T) {
+	key := identity.Generate()
+	dirs := []string{t.TempDir(), t.TempDir()}
+	for _, d := range dirs {
+		if err := identity.Save(filepath.Join(d, nube.UserKeyFile), key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := nubetest.Cluster(t, 3, nubetest.WithConfig(func(i int, cfg *nube.Config) {
+		cfg.Offer = nube.Offer{} // the default
+		if i < 2 {
+			cfg.DataDir = dirs[i]
+		}
+	}))
+	ctx := nubetest.Context(t, time.Minute)
+	provider, mine, stranger := c.Node(0), c.Node(1), c.Node(2)
+	d := publish(t, provider, "upper-own", service.Price{})
+	if _, err := mine.Service(d.ID().String()).On(provider.ID()).Call(ctx, []byte("a")); err != nil {
+		t.Fatalf("the user's own node: %v", err)
+	}
+	_, err := stranger.Service(d.ID().String()).On(provider.ID()).Call(ctx, []byte("a"))
+	if !errors.Is(err, service.ErrNotOffered) {
+		t.Fatalf("a stranger's node: %v, want ErrNotOffered", err)
+	}
+	// Nor can a stranger make the node a ledger node.
+	if _, err := stranger.Ledger().Create(ctx, 0, provider.ID()); !errors.Is(err, ledger.ErrRefused) {
+		t.Fatalf("a stranger making the node a ledger node: %v", err)
+	}
+}

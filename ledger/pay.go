@@ -1,0 +1,220 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/nubecloud/nube/service"
+	"github.com/nubecloud/nube/space"
+	"github.com/nubecloud/nube/wasm"
+)
+
+// Compute returns the manager as the service layer's Payments: the escrow
+// of priced runs.
+func (m *Manager) Compute() service.Payments { return computePay{m} }
+
+type computePay struct{ m *Manager }
+
+// Reserve signs a reserve; it reaches the ledger with the provider's Hold,
+// while the provider fetches the module.
+func (c computePay) Reserve(provider peer.ID, price service.Price, most int64, ttl time.Duration) ([]byte, error) {
+	now := time.Now()
+	st, err := Sign(c.m.cfg.UserKey, Tx{Kind: Reserve, From: c.m.user, Provider: provider, Amount: most,
+		Price: price, Time: now.UnixNano(), Expires: now.Add(ttl).UnixNano()})
+	if err != nil {
+		return nil, err
+	}
+	return st.Encode()
+}
+
+// Hold puts a caller's reserve on the ledger.
+func (c computePay) Hold(ctx context.Context, reserve []byte, price service.Price) (service.Hold, error) {
+	st, err := DecodeTx(reserve)
+	if err != nil {
+		return service.Hold{}, err
+	}
+	t := st.tx
+	switch {
+	case t.Kind != Reserve:
+		return service.Hold{}, fmt.Errorf("%w: a %s where a reserve belongs", ErrMalformed, t.Kind)
+	case t.Provider != c.m.self:
+		return service.Hold{}, fmt.Errorf("%w: the reserve is for a run on %s, not on this node", ErrBadReceipt, t.Provider)
+	case t.Price != price:
+		return service.Hold{}, fmt.Errorf("%w: the reserve is at another price than the service's", ErrBadReceipt)
+	case t.Amount < price.Cost(0):
+		return service.Hold{}, fmt.Errorf("%w: the reserve of %s does not cover one call", ErrBadReceipt, Credits(t.Amount))
+	}
+	if _, err := c.m.Submit(ctx, st); err != nil {
+		return service.Hold{}, err
+	}
+	return service.Hold{ID: t.Nonce, Payer: t.From, Price: t.Price, Most: t.Amount}, nil
+}
+
+// Bill signs the receipt of a held run.
+func (c computePay) Bill(h service.Hold, u wasm.Usage) ([]byte, int64, error) {
+	cost := min(h.Price.Cost(u.CPU), h.Most)
+	r, err := NewReceipt(c.m.cfg.UserKey, c.m.cert, Receipt{Kind: Compute, ID: h.ID, Payer: h.Payer, Payee: c.m.user,
+		Node: c.m.self, Amount: cost, CPU: int64(u.CPU), Wall: int64(u.Wall), Memory: u.Memory, In: u.In, Out: u.Out})
+	if err != nil {
+		return nil, 0, err
+	}
+	b, err := r.Encode()
+	return b, cost, err
+}
+
+// Release gives a hold back, in the background.
+func (c computePay) Release(h service.Hold) {
+	st, err := Sign(c.m.cfg.UserKey, Tx{Kind: Release, From: c.m.user, Provider: c.m.self, Ref: h.ID})
+	if err != nil {
+		return
+	}
+	st.Cert = &c.m.cert
+	c.m.background("release", st)
+}
+
+// Settle checks a provider's receipt against what this node reserved and
+// what the run reported, countersigns it and settles it in the background.
+func (c computePay) Settle(_ context.Context, reserve []byte, provider peer.ID, receipt []byte, u wasm.Usage) (int64, error) {
+	res, err := DecodeTx(reserve)
+	if err != nil {
+		return 0, err
+	}
+	sr, err := DecodeReceipt(receipt, false)
+	if err != nil {
+		return 0, err
+	}
+	if err := checkCompute(sr.receipt, res.tx, c.m.user, provider, u); err != nil {
+		return 0, err
+	}
+	sr.Countersign(c.m.cfg.UserKey)
+	st, err := Sign(c.m.cfg.UserKey, Tx{Kind: Settle, From: c.m.user, Receipt: sr})
+	if err != nil {
+		return 0, err
+	}
+	c.m.background("settle", st)
+	return sr.receipt.Amount, nil
+}
+
+// checkCompute is the payer's check of a compute receipt: its own reserve,
+// the provider it called, the metering the run reported, and the price.
+func checkCompute(r *Receipt, res *Tx, payer, provider peer.ID, u wasm.Usage) error {
+	want := min(res.Price.Cost(u.CPU), res.Amount)
+	switch {
+	case r.Kind != Compute || !bytes.Equal(r.ID, res.Nonce):
+		return fmt.Errorf("%w: the receipt is not for this run's reserve", ErrBadReceipt)
+	case r.Payer != payer || r.Node != provider:
+		return fmt.Errorf("%w: the receipt names payer %s and node %s, the run was %s's on %s", ErrBadReceipt, r.Payer, r.Node, payer, provider)
+	case r.CPU != int64(u.CPU) || r.Wall != int64(u.Wall) || r.Memory != u.Memory || r.In != u.In || r.Out != u.Out:
+		return fmt.Errorf("%w: the receipt claims %v of CPU, the run's metering recorded %v", ErrBadReceipt, time.Duration(r.CPU), u.CPU)
+	case r.Amount != want:
+		return fmt.Errorf("%w: the receipt asks %s, the run cost %s", ErrBadReceipt, Credits(r.Amount), Credits(want))
+	}
+	return nil
+}
+
+// background submits st until the ledger answers (for up to two minutes),
+// without holding up the caller.
+func (m *Manager) background(what string, st *SignedTx) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		ctx, cancel := context.WithTimeout(m.ctx, 2*time.Minute)
+		defer cancel()
+		for wait := 100 * time.Millisecond; ; wait = min(2*wait, 10*time.Second) {
+			_, err := m.Submit(ctx, st)
+			if err == nil || ctx.Err() != nil {
+				return
+			}
+			if errors.Is(err, ErrReplay) {
+				return // a try before this one was applied
+			}
+			if !isUnreachable(err) {
+				m.log.Warn("the ledger refused a "+what, "err", err)
+				return
+			}
+			select {
+			case <-ctx.Done():
+				m.log.Warn("could not reach the ledger to "+what, "err", err)
+				return
+			case <-time.After(wait):
+			}
+		}
+	}()
+}
+
+// isUnreachable reports whether err says the ledger was not reached (so a
+// retry may succeed), not that it refused.
+func isUnreachable(err error) bool {
+	var ce *codedErr
+	if errors.As(err, &ce) {
+		return ce.sentinel == ErrNoLedger
+	}
+	return true
+}
+
+// storageID is a storage receipt's ID: one per space, node and period, so
+// no period is paid twice.
+func storageID(space string, node peer.ID, from int64) []byte {
+	h := sha256.Sum256(fmt.Appendf(nil, "nube ledger storage v1\n%s\n%s\n%d", space, node, from))
+	return h[:nonceSize]
+}
+
+// Storage returns the manager as the space layer's Payments: holders of
+// this user's spaces are paid per GiB-day, and this node bills for the
+// spaces it holds for others at Config.StoragePrice.
+func (m *Manager) Storage() space.Payments { return storagePay{m} }
+
+type storagePay struct{ m *Manager }
+
+// Bill signs a storage receipt for a period, or returns nil if this node
+// asks nothing for storage.
+func (s storagePay) Bill(owner peer.ID, sp string, size int64, from, until time.Time) ([]byte, error) {
+	price := s.m.cfg.StoragePrice
+	if price == 0 || owner == s.m.user {
+		return nil, nil
+	}
+	r, err := NewReceipt(s.m.cfg.UserKey, s.m.cert, Receipt{Kind: Storage, ID: storageID(sp, s.m.self, from.UnixNano()),
+		Payer: owner, Payee: s.m.user, Node: s.m.self, Amount: StorageCost(size, until.Sub(from), price),
+		Space: sp, Bytes: size, From: from.UnixNano(), Until: until.UnixNano(), PerGiBDay: price})
+	if err != nil {
+		return nil, err
+	}
+	return r.Encode()
+}
+
+// Pay checks a holder's storage receipt against the period and size the
+// home asked about and the most this user pays, countersigns it and
+// settles it.
+func (s storagePay) Pay(ctx context.Context, holder peer.ID, receipt []byte, sp string, size int64, from, until time.Time) (int64, error) {
+	sr, err := DecodeReceipt(receipt, false)
+	if err != nil {
+		return 0, err
+	}
+	r := sr.receipt
+	switch {
+	case r.Kind != Storage || r.Node != holder || r.Payer != s.m.user || r.Space != sp:
+		return 0, fmt.Errorf("%w: the receipt is not %s's for holding %s for %s", ErrBadReceipt, holder, sp, s.m.user)
+	case r.Bytes != size || r.From != from.UnixNano() || r.Until != until.UnixNano() || !bytes.Equal(r.ID, storageID(sp, holder, r.From)):
+		return 0, fmt.Errorf("%w: the receipt is for another size or period than asked", ErrBadReceipt)
+	case r.PerGiBDay > s.m.cfg.MaxStoragePrice:
+		return 0, fmt.Errorf("%w: %s asks %s per GiB-day, more than the %s this user pays", ErrBadReceipt, holder,
+			Credits(int64(r.PerGiBDay)), Credits(int64(s.m.cfg.MaxStoragePrice)))
+	case r.Amount != StorageCost(r.Bytes, until.Sub(from), r.PerGiBDay):
+		return 0, fmt.Errorf("%w: the receipt's amount is not its size and period at its price", ErrBadReceipt)
+	}
+	sr.Countersign(s.m.cfg.UserKey)
+	st, err := Sign(s.m.cfg.UserKey, Tx{Kind: Settle, From: s.m.user, Receipt: sr})
+	if err != nil {
+		return 0, err
+	}
+	if _, err := s.m.Submit(ctx, st); err != nil {
+		return 0, err
+	}
+	return r.Amount, nil
+}

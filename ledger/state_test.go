@@ -1,0 +1,410 @@
+package ledger
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/nubecloud/nube/internal/identity"
+	"github.com/nubecloud/nube/internal/wire"
+	"github.com/nubecloud/nube/service"
+	"github.com/nubecloud/nube/wasm"
+)
+
+// party is a user with one node.
+type party struct {
+	key  ed25519.PrivateKey
+	user peer.ID
+	node peer.ID
+	cert identity.Cert
+}
+
+func newParty(t testing.TB) party {
+	t.Helper()
+	key := identity.Generate()
+	user, err := identity.ID(key.Public().(ed25519.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := identity.ID(identity.Generate().Public().(ed25519.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := identity.NewCert(key, node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return party{key, user, node, cert}
+}
+
+// book is a ledger's state machine driven directly, with a clock of its
+// own, checking after every command that the balances sum to zero and
+// that a refused command changed nothing.
+type book struct {
+	t   testing.TB
+	m   *machine
+	now time.Time
+}
+
+const testLimit = 1000
+
+func newBook(t testing.TB) *book {
+	b := &book{t: t, m: newMachine(), now: time.Unix(1_800_000_000, 0)}
+	b.cmd(&command{Op: opGenesis, Genesis: &Genesis{ID: "test", Created: b.now.UnixNano(), Limit: testLimit}})
+	return b
+}
+
+func (b *book) cmd(c *command) (outcome, error) {
+	b.t.Helper()
+	if c.Time == 0 {
+		c.Time = b.now.UnixNano()
+	}
+	before, _ := b.m.Snapshot()
+	raw, err := wire.Marshal(c)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	out, err := b.m.Apply(raw)
+	if err != nil {
+		b.t.Fatalf("Apply returned an error: %v", err)
+	}
+	var o outcome
+	if err := wire.Unmarshal(out, &o); err != nil {
+		b.t.Fatal(err)
+	}
+	if sum := b.m.s.Sum(); sum != 0 {
+		b.t.Fatalf("balances and escrow sum to %d after %+v", sum, o)
+	}
+	var reserved int64
+	for _, r := range b.m.s.Reserves {
+		reserved += r.Max
+	}
+	if reserved != b.m.s.Escrow {
+		b.t.Fatalf("escrow %d, reserves hold %d", b.m.s.Escrow, reserved)
+	}
+	err = errorOf(o.Code, o.Msg)
+	if err != nil {
+		after, _ := b.m.Snapshot()
+		if string(before) != string(after) {
+			b.t.Fatalf("a refused command (%v) changed the ledger", err)
+		}
+	}
+	return o, err
+}
+
+func (b *book) tx(st *SignedTx) (outcome, error) {
+	b.t.Helper()
+	raw, err := st.Encode()
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return b.cmd(&command{Op: opTx, Tx: raw})
+}
+
+func (b *book) sign(p party, tx Tx) *SignedTx {
+	b.t.Helper()
+	if tx.Time == 0 {
+		tx.Time = b.now.UnixNano()
+	}
+	st, err := Sign(p.key, tx)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return st
+}
+
+func (b *book) balance(p party) int64 {
+	if a := b.m.s.Accounts[p.user]; a != nil {
+		return a.Balance
+	}
+	return 0
+}
+
+func (b *book) want(err error, target error) {
+	b.t.Helper()
+	if !errors.Is(err, target) {
+		b.t.Fatalf("got %v, want %v", err, target)
+	}
+}
+
+func TestTransfer(t *testing.T) {
+	b := newBook(t)
+	alice, bob := newParty(t), newParty(t)
+	if _, err := b.tx(b.sign(alice, Tx{Kind: Transfer, From: alice.user, To: bob.user, Amount: 300, Memo: "lunch"})); err != nil {
+		t.Fatal(err)
+	}
+	if b.balance(alice) != -300 || b.balance(bob) != 300 {
+		t.Fatalf("balances %d and %d, want -300 and 300", b.balance(alice), b.balance(bob))
+	}
+	h := b.m.s.Accounts[bob.user].History
+	if len(h) != 1 || h[0].Amount != 300 || h[0].Peer != alice.user || h[0].Memo != "lunch" {
+		t.Fatalf("bob's history: %+v", h)
+	}
+}
+
+func TestRefusedTransactions(t *testing.T) {
+	b := newBook(t)
+	alice, bob, eve := newParty(t), newParty(t), newParty(t)
+
+	t.Run("signed by someone else", func(t *testing.T) {
+		st := b.sign(eve, Tx{Kind: Transfer, From: alice.user, To: eve.user, Amount: 10})
+		_, err := b.tx(st)
+		b.want(err, ErrForged)
+	})
+	t.Run("altered after signing", func(t *testing.T) {
+		st := b.sign(alice, Tx{Kind: Transfer, From: alice.user, To: bob.user, Amount: 1})
+		var body Tx
+		if err := wire.Unmarshal(st.Body, &body); err != nil {
+			t.Fatal(err)
+		}
+		body.To, body.Amount = eve.user, 900
+		st.Body, _ = wire.Marshal(&body)
+		_, err := b.tx(st)
+		b.want(err, ErrForged)
+	})
+	t.Run("replayed", func(t *testing.T) {
+		st := b.sign(alice, Tx{Kind: Transfer, From: alice.user, To: bob.user, Amount: 5})
+		if _, err := b.tx(st); err != nil {
+			t.Fatal(err)
+		}
+		_, err := b.tx(st)
+		b.want(err, ErrReplay)
+		if b.balance(bob) != 5 {
+			t.Fatalf("bob has %d after a replay, want 5", b.balance(bob))
+		}
+	})
+	t.Run("beyond the limit", func(t *testing.T) {
+		_, err := b.tx(b.sign(alice, Tx{Kind: Transfer, From: alice.user, To: bob.user, Amount: testLimit}))
+		b.want(err, ErrInsufficient)
+		// Exactly down to the limit is allowed.
+		if _, err := b.tx(b.sign(alice, Tx{Kind: Transfer, From: alice.user, To: bob.user, Amount: testLimit - 5})); err != nil {
+			t.Fatal(err)
+		}
+		_, err = b.tx(b.sign(alice, Tx{Kind: Transfer, From: alice.user, To: bob.user, Amount: 1}))
+		b.want(err, ErrInsufficient)
+	})
+	t.Run("old", func(t *testing.T) {
+		_, err := b.tx(b.sign(bob, Tx{Kind: Transfer, From: bob.user, To: alice.user, Amount: 1, Time: b.now.Add(-Window - time.Second).UnixNano()}))
+		b.want(err, ErrStale)
+	})
+	t.Run("malformed", func(t *testing.T) {
+		for name, tx := range map[string]Tx{
+			"to itself":   {Kind: Transfer, From: bob.user, To: bob.user, Amount: 1},
+			"zero":        {Kind: Transfer, From: bob.user, To: alice.user},
+			"negative":    {Kind: Transfer, From: bob.user, To: alice.user, Amount: -50},
+			"unknown":     {Kind: 99, From: bob.user},
+			"long memo":   {Kind: Transfer, From: bob.user, To: alice.user, Amount: 1, Memo: string(make([]byte, MaxMemo+1))},
+			"no provider": {Kind: Reserve, From: bob.user, Amount: 1, Expires: b.now.Add(time.Minute).UnixNano()},
+		} {
+			_, err := b.tx(b.sign(bob, tx))
+			if !errors.Is(err, ErrMalformed) {
+				t.Errorf("%s: got %v, want ErrMalformed", name, err)
+			}
+		}
+	})
+}
+
+// run is one priced run: alice calls a service on bob's node.
+func reserveRun(b *book, payer, provider party, most int64, ttl time.Duration) *SignedTx {
+	b.t.Helper()
+	st := b.sign(payer, Tx{Kind: Reserve, From: payer.user, Provider: provider.node, Amount: most,
+		Price: service.Price{PerCall: 10, PerCPUSecond: 1000}, Expires: b.now.Add(ttl).UnixNano()})
+	if _, err := b.tx(st); err != nil {
+		b.t.Fatal(err)
+	}
+	return st
+}
+
+func (b *book) receipt(payer, payee party, r Receipt, countersign bool) *SignedTx {
+	b.t.Helper()
+	if r.Time == 0 {
+		r.Time = b.now.UnixNano()
+	}
+	r.Payer, r.Payee, r.Node = payer.user, payee.user, payee.node
+	sr, err := NewReceipt(payee.key, payee.cert, r)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if countersign {
+		sr.Countersign(payer.key)
+	}
+	return b.sign(payer, Tx{Kind: Settle, From: payer.user, Receipt: sr})
+}
+
+func TestEscrow(t *testing.T) {
+	b := newBook(t)
+	alice, bob, eve := newParty(t), newParty(t), newParty(t)
+	res := reserveRun(b, alice, bob, 500, time.Minute)
+	if b.balance(alice) != -500 || b.m.s.Escrow != 500 {
+		t.Fatalf("after the reserve: alice %d, escrow %d", b.balance(alice), b.m.s.Escrow)
+	}
+	usage := wasm.Usage{CPU: 150 * time.Millisecond, Wall: 200 * time.Millisecond}
+	cost := service.Price{PerCall: 10, PerCPUSecond: 1000}.Cost(usage.CPU) // 10 + 150
+	good := Receipt{Kind: Compute, ID: res.tx.Nonce, Amount: cost, CPU: int64(usage.CPU), Wall: int64(usage.Wall)}
+
+	t.Run("not countersigned", func(t *testing.T) {
+		_, err := b.tx(b.receipt(alice, bob, good, false))
+		b.want(err, ErrForged)
+	})
+	t.Run("more than the usage costs", func(t *testing.T) {
+		r := good
+		r.Amount = cost + 1
+		_, err := b.tx(b.receipt(alice, bob, r, true))
+		b.want(err, ErrBadReceipt)
+	})
+	t.Run("from another node", func(t *testing.T) {
+		_, err := b.tx(b.receipt(alice, eve, good, true))
+		b.want(err, ErrBadReceipt)
+	})
+	t.Run("for a job never reserved", func(t *testing.T) {
+		r := good
+		r.ID = newNonce()
+		_, err := b.tx(b.receipt(alice, bob, r, true))
+		b.want(err, ErrNoReserve)
+	})
+	t.Run("altered after signing", func(t *testing.T) {
+		st := b.receipt(alice, bob, good, true)
+		var r Receipt
+		if err := wire.Unmarshal(st.tx.Receipt.Body, &r); err != nil {
+			t.Fatal(err)
+		}
+		r.Amount, r.CPU = 500, int64(time.Second)
+		st.tx.Receipt.Body, _ = wire.Marshal(&r)
+		st = b.sign(alice, *st.tx)
+		_, err := b.tx(st)
+		b.want(err, ErrForged)
+	})
+	t.Run("settles once", func(t *testing.T) {
+		st := b.receipt(alice, bob, good, true)
+		o, err := b.tx(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.Amount != cost || b.balance(bob) != cost || b.balance(alice) != -cost || b.m.s.Escrow != 0 {
+			t.Fatalf("after settling: paid %d, bob %d, alice %d, escrow %d; want %d each way and no escrow", o.Amount, b.balance(bob), b.balance(alice), b.m.s.Escrow, cost)
+		}
+		_, err = b.tx(st)
+		b.want(err, ErrReplay) // the same settlement again
+		_, err = b.tx(b.receipt(alice, bob, good, true))
+		b.want(err, ErrSettled) // the same receipt, settled anew
+	})
+	t.Run("CPU past the reserve is capped", func(t *testing.T) {
+		res := reserveRun(b, alice, bob, 100, time.Minute)
+		r := Receipt{Kind: Compute, ID: res.tx.Nonce, Amount: 100, CPU: int64(time.Hour)}
+		if _, err := b.tx(b.receipt(alice, bob, r, true)); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestReserveExpiresAndReleases(t *testing.T) {
+	b := newBook(t)
+	alice, bob, eve := newParty(t), newParty(t), newParty(t)
+	res := reserveRun(b, alice, bob, 400, time.Minute)
+	b.cmd(&command{Op: opTick, Time: b.now.Add(30 * time.Second).UnixNano()})
+	if b.balance(alice) != -400 {
+		t.Fatalf("a tick before expiry returned the reserve")
+	}
+	b.cmd(&command{Op: opTick, Time: b.now.Add(time.Minute).UnixNano()})
+	if b.balance(alice) != 0 || b.m.s.Escrow != 0 || len(b.m.s.Reserves) != 0 {
+		t.Fatalf("after expiry: alice %d, escrow %d, %d reserves", b.balance(alice), b.m.s.Escrow, len(b.m.s.Reserves))
+	}
+	r := Receipt{Kind: Compute, ID: res.tx.Nonce, Amount: 10}
+	_, err := b.tx(b.receipt(alice, bob, r, true))
+	b.want(err, ErrSettled) // closed by expiry: nothing to settle
+
+	res = reserveRun(b, alice, bob, 400, time.Minute)
+	rel := func(by party) *SignedTx {
+		st := b.sign(by, Tx{Kind: Release, From: by.user, Provider: bob.node, Ref: res.tx.Nonce})
+		st.Cert = &by.cert
+		return st
+	}
+	// Eve cannot release a reserve made for bob's node: her cert is for
+	// her own node.
+	_, err = b.tx(rel(eve))
+	b.want(err, ErrForged)
+	if _, err := b.tx(rel(bob)); err != nil {
+		t.Fatal(err)
+	}
+	if b.balance(alice) != 0 || b.balance(bob) != 0 {
+		t.Fatalf("after release: alice %d, bob %d", b.balance(alice), b.balance(bob))
+	}
+}
+
+func TestStorageReceipts(t *testing.T) {
+	b := newBook(t)
+	owner, holder := newParty(t), newParty(t)
+	from := b.now.Add(-24 * time.Hour)
+	r := Receipt{Kind: Storage, ID: storageID("o/s", holder.node, from.UnixNano()), Space: "o/s", Bytes: 2 << 30,
+		From: from.UnixNano(), Until: b.now.UnixNano(), PerGiBDay: 50, Amount: 100}
+	if _, err := b.tx(b.receipt(owner, holder, r, true)); err != nil {
+		t.Fatal(err)
+	}
+	if b.balance(holder) != 100 {
+		t.Fatalf("holder has %d, want 100 (2 GiB for a day at 50)", b.balance(holder))
+	}
+	_, err := b.tx(b.receipt(owner, holder, r, true))
+	b.want(err, ErrSettled)
+	r.ID, r.Amount = storageID("o/s", holder.node, from.UnixNano()+1), 101
+	_, err = b.tx(b.receipt(owner, holder, r, true))
+	b.want(err, ErrBadReceipt)
+}
+
+func TestSnapshotRestore(t *testing.T) {
+	b := newBook(t)
+	alice, bob := newParty(t), newParty(t)
+	b.tx(b.sign(alice, Tx{Kind: Transfer, From: alice.user, To: bob.user, Amount: 7}))
+	reserveRun(b, bob, alice, 30, time.Minute)
+	snap, err := b.m.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2 := newMachine()
+	if err := m2.Restore(snap); err != nil {
+		t.Fatal(err)
+	}
+	if !sameState(b.m.s, m2.s) {
+		t.Fatal("the restored state differs")
+	}
+	if err := m2.Restore([]byte{0xff}); err == nil {
+		t.Fatal("restored garbage")
+	}
+}
+
+func TestCredits(t *testing.T) {
+	for in, want := range map[string]int64{"12": 12000, "0.5": 500, "0.001": 1, "1.25": 1250, "3.": 3000} {
+		got, err := ParseCredits(in)
+		if err != nil || got != want {
+			t.Errorf("ParseCredits(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "-1", "1.2345", "1e3", "abc", "99999999999999999999"} {
+		if _, err := ParseCredits(bad); err == nil {
+			t.Errorf("ParseCredits(%q) accepted", bad)
+		}
+	}
+	if Credits(-1500) != "-1.500" || Credits(7) != "0.007" {
+		t.Errorf("Credits: %s, %s", Credits(-1500), Credits(7))
+	}
+}
+
+func TestCheckComputeCatchesInflatedCPU(t *testing.T) {
+	b := newBook(t)
+	alice, bob := newParty(t), newParty(t)
+	res := reserveRun(b, alice, bob, 500, time.Minute)
+	metered := wasm.Usage{CPU: 100 * time.Millisecond, Wall: 120 * time.Millisecond}
+	price := service.Price{PerCall: 10, PerCPUSecond: 1000}
+	claimed := Receipt{Kind: Compute, ID: res.tx.Nonce, Payer: alice.user, Payee: bob.user, Node: bob.node,
+		CPU: int64(300 * time.Millisecond), Wall: int64(metered.Wall), Amount: price.Cost(300 * time.Millisecond)}
+	if err := checkCompute(&claimed, res.tx, alice.user, bob.node, metered); !errors.Is(err, ErrBadReceipt) {
+		t.Fatalf("a receipt claiming 300ms for a run metered at 100ms: %v", err)
+	}
+	honest := claimed
+	honest.CPU, honest.Amount = int64(metered.CPU), price.Cost(metered.CPU)
+	if err := checkCompute(&honest, res.tx, alice.user, bob.node, metered); err != nil {
+		t.Fatal(err)
+	}
+}

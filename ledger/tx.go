@@ -1,0 +1,410 @@
+package ledger
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/nubecloud/nube/internal/identity"
+	"github.com/nubecloud/nube/internal/wire"
+	"github.com/nubecloud/nube/service"
+)
+
+// Caps on what a ledger node decodes from others, each checked before
+// decoding.
+const (
+	// MaxTxSize is the largest encoded transaction, receipt included.
+	MaxTxSize = 4 << 10
+	// MaxMemo is the longest memo a transfer may carry, in bytes.
+	MaxMemo = 256
+	// Window is how far a transaction's or receipt's time may stray from
+	// the ledger's clock; nonces are remembered for twice as long, so a
+	// replay is refused either as old or as seen.
+	Window = 10 * time.Minute
+)
+
+// Domain separation for everything a key signs here.
+const (
+	txDomain      = "nube ledger tx v1\n"
+	payeeDomain   = "nube ledger receipt payee v1\n"
+	payerDomain   = "nube ledger receipt payer v1\n"
+	nonceSize     = 16
+	millisPerUnit = 1000
+)
+
+// Kind says what a transaction does.
+type Kind uint8
+
+// The kinds of transaction.
+const (
+	// Transfer moves Amount from From to To: a payment, or a sale of
+	// credit.
+	Transfer Kind = iota + 1
+	// Reserve moves up to Amount from From into escrow for a run on the
+	// node Provider, at Price, until Expires.
+	Reserve
+	// Settle pays a receipt that payer and payee both signed: from a
+	// reserve (compute), or from the payer's balance (storage).
+	Settle
+	// Release gives a reserve back to its payer; the provider signs it
+	// when a run never started.
+	Release
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Transfer:
+		return "transfer"
+	case Reserve:
+		return "reserve"
+	case Settle:
+		return "settle"
+	case Release:
+		return "release"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Price is what a run costs, in millicredits: the terms a service
+// descriptor states.
+type Price = service.Price
+
+// StorageCost is what holding bytes for d costs at perGiBDay
+// millicredits, rounded up.
+func StorageCost(bytes int64, d time.Duration, perGiBDay uint64) int64 {
+	if bytes <= 0 || d <= 0 || perGiBDay == 0 {
+		return 0
+	}
+	// GiB-nanoseconds fit a float64's exactness well enough at the
+	// scale of one period; the result is rounded up.
+	v := float64(bytes) / (1 << 30) * d.Hours() / 24 * float64(perGiBDay)
+	if v >= math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int64(math.Ceil(v))
+}
+
+// Tx is the body of a transaction, the bytes its signer signs.
+type Tx struct {
+	Kind Kind `cbor:"1,keyasint"`
+	// From is the account the transaction debits and whose key signs it
+	// (for Release: the payee giving the reserve back).
+	From   peer.ID `cbor:"2,keyasint,omitempty"`
+	To     peer.ID `cbor:"3,keyasint,omitempty"`
+	Amount int64   `cbor:"4,keyasint,omitempty"`
+	Memo   string  `cbor:"5,keyasint,omitempty"`
+	Nonce  []byte  `cbor:"6,keyasint"`
+	Time   int64   `cbor:"7,keyasint"` // unix nanoseconds
+	// Reserve: the node that will run the job, its price, and when the
+	// reserve returns to From if nobody settled it.
+	Provider peer.ID `cbor:"8,keyasint,omitempty"`
+	Price    Price   `cbor:"9,keyasint,omitempty"`
+	Expires  int64   `cbor:"10,keyasint,omitempty"`
+	// Release: the reserve's ID.
+	Ref []byte `cbor:"11,keyasint,omitempty"`
+	// Settle: the receipt, signed by both sides.
+	Receipt *SignedReceipt `cbor:"12,keyasint,omitempty"`
+}
+
+// ID returns the transaction's ID: its nonce, in hex. A reserve's ID is
+// the ID its receipt names.
+func (t *Tx) ID() string { return hex.EncodeToString(t.Nonce) }
+
+// SignedTx is a transaction as it travels: its body, the signature of its
+// From key, and for a Release the provider node's cert.
+type SignedTx struct {
+	Body []byte         `cbor:"1,keyasint"`
+	Sig  []byte         `cbor:"2,keyasint,omitempty"`
+	Cert *identity.Cert `cbor:"3,keyasint,omitempty"`
+
+	tx *Tx
+}
+
+// Tx returns the decoded body.
+func (s *SignedTx) Tx() *Tx { return s.tx }
+
+// ReceiptKind says what a receipt pays for.
+type ReceiptKind uint8
+
+// The kinds of receipt.
+const (
+	// Compute pays a run from its reserve.
+	Compute ReceiptKind = iota + 1
+	// Storage pays a holder for keeping a space for a period.
+	Storage
+)
+
+// Receipt says what a payee did for a payer and what it costs. The payee
+// signs it first; the payer signs it only if it agrees, and then either
+// side may settle it, once.
+type Receipt struct {
+	Kind ReceiptKind `cbor:"1,keyasint"`
+	// ID is the reserve's ID for Compute, a hash of space, node and period
+	// for Storage: either way a second receipt for the same work has it.
+	ID     []byte  `cbor:"2,keyasint"`
+	Payer  peer.ID `cbor:"3,keyasint"`
+	Payee  peer.ID `cbor:"4,keyasint"`
+	Node   peer.ID `cbor:"5,keyasint"` // the payee's node that did the work
+	Amount int64   `cbor:"6,keyasint"`
+	Time   int64   `cbor:"7,keyasint"`
+	// Compute: the run's metering.
+	CPU    int64 `cbor:"8,keyasint,omitempty"` // ns
+	Wall   int64 `cbor:"9,keyasint,omitempty"` // ns
+	Memory int64 `cbor:"10,keyasint,omitempty"`
+	In     int64 `cbor:"11,keyasint,omitempty"`
+	Out    int64 `cbor:"12,keyasint,omitempty"`
+	// Storage: what was held, from when until when, at what price.
+	Space     string `cbor:"13,keyasint,omitempty"`
+	Bytes     int64  `cbor:"14,keyasint,omitempty"`
+	From      int64  `cbor:"15,keyasint,omitempty"`
+	Until     int64  `cbor:"16,keyasint,omitempty"`
+	PerGiBDay uint64 `cbor:"17,keyasint,omitempty"`
+}
+
+// SignedReceipt is a receipt with its payee's signature (and the cert that
+// makes Node the payee's), and once the payer agrees, the payer's.
+type SignedReceipt struct {
+	Body     []byte        `cbor:"1,keyasint"`
+	PayeeSig []byte        `cbor:"2,keyasint"`
+	PayerSig []byte        `cbor:"3,keyasint,omitempty"`
+	Cert     identity.Cert `cbor:"4,keyasint"`
+
+	receipt *Receipt
+}
+
+// Receipt returns the decoded body.
+func (s *SignedReceipt) Receipt() *Receipt { return s.receipt }
+
+func newNonce() []byte {
+	b := make([]byte, nonceSize)
+	rand.Read(b)
+	return b
+}
+
+// Sign signs t with key (the key of t.From), filling in a nonce and the
+// time if they are unset.
+func Sign(key ed25519.PrivateKey, t Tx) (*SignedTx, error) {
+	if t.Nonce == nil {
+		t.Nonce = newNonce()
+	}
+	if t.Time == 0 {
+		t.Time = time.Now().UnixNano()
+	}
+	b, err := wire.Marshal(&t)
+	if err != nil {
+		return nil, err
+	}
+	return &SignedTx{Body: b, Sig: identity.Sign(key, txDomain, b), tx: &t}, nil
+}
+
+// Encode returns the transaction's wire form.
+func (s *SignedTx) Encode() ([]byte, error) { return wire.Marshal(s) }
+
+// DecodeTx decodes a transaction from the wire and checks its shape and
+// signature (not the ledger's state: balances, nonces and reserves are the
+// ledger's to judge).
+func DecodeTx(b []byte) (*SignedTx, error) {
+	if len(b) > MaxTxSize {
+		return nil, fmt.Errorf("%w: transaction of %d bytes (at most %d)", ErrTooLarge, len(b), MaxTxSize)
+	}
+	var s SignedTx
+	if err := wire.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("%w: transaction: %v", ErrMalformed, err)
+	}
+	var t Tx
+	if err := wire.Unmarshal(s.Body, &t); err != nil {
+		return nil, fmt.Errorf("%w: transaction body: %v", ErrMalformed, err)
+	}
+	s.tx = &t
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// check checks the shape of a decoded transaction and its signatures.
+func (s *SignedTx) check() error {
+	t := s.tx
+	if len(t.Nonce) != nonceSize {
+		return fmt.Errorf("%w: nonce of %d bytes (want %d)", ErrMalformed, len(t.Nonce), nonceSize)
+	}
+	if t.Time <= 0 {
+		return fmt.Errorf("%w: no time", ErrMalformed)
+	}
+	switch t.Kind {
+	case Transfer:
+		if t.To == "" || t.To == t.From {
+			return fmt.Errorf("%w: a transfer needs a payee other than its payer", ErrMalformed)
+		}
+		if len(t.Memo) > MaxMemo {
+			return fmt.Errorf("%w: memo of %d bytes (at most %d)", ErrMalformed, len(t.Memo), MaxMemo)
+		}
+		if t.Amount <= 0 {
+			return fmt.Errorf("%w: amount %d (must be positive)", ErrMalformed, t.Amount)
+		}
+	case Reserve:
+		if t.Provider == "" || t.Expires <= t.Time {
+			return fmt.Errorf("%w: a reserve needs a provider and an expiry after its time", ErrMalformed)
+		}
+		if t.Amount <= 0 {
+			return fmt.Errorf("%w: reserve of %d (must be positive)", ErrMalformed, t.Amount)
+		}
+	case Release:
+		if len(t.Ref) != nonceSize {
+			return fmt.Errorf("%w: a release names no reserve", ErrMalformed)
+		}
+		if s.Cert == nil {
+			return fmt.Errorf("%w: a release carries no node cert", ErrMalformed)
+		}
+		if s.Cert.User != t.From {
+			return fmt.Errorf("%w: the release's cert is of %s, not of its signer %s", ErrForged, s.Cert.User, t.From)
+		}
+		if err := s.Cert.Check(t.Provider); err != nil {
+			return fmt.Errorf("%w: %v", ErrForged, err)
+		}
+	case Settle:
+		if t.Receipt == nil {
+			return fmt.Errorf("%w: a settlement carries no receipt", ErrMalformed)
+		}
+		if err := t.Receipt.decode(); err != nil {
+			return err
+		}
+		return t.Receipt.verify(true)
+	default:
+		return fmt.Errorf("%w: unknown kind %d", ErrMalformed, t.Kind)
+	}
+	if t.From == "" {
+		return fmt.Errorf("%w: no account to debit", ErrMalformed)
+	}
+	if err := identity.Verify(t.From, txDomain, s.Body, s.Sig); err != nil {
+		return fmt.Errorf("%w: %s transaction: %v", ErrForged, t.Kind, err)
+	}
+	return nil
+}
+
+// NewReceipt makes a receipt signed by its payee (key, whose node cert is
+// cert). The payer signs it with Countersign.
+func NewReceipt(key ed25519.PrivateKey, cert identity.Cert, r Receipt) (*SignedReceipt, error) {
+	if r.Time == 0 {
+		r.Time = time.Now().UnixNano()
+	}
+	b, err := wire.Marshal(&r)
+	if err != nil {
+		return nil, err
+	}
+	return &SignedReceipt{Body: b, PayeeSig: identity.Sign(key, payeeDomain, b), Cert: cert, receipt: &r}, nil
+}
+
+// Countersign adds the payer's signature: key must be the payer's.
+func (s *SignedReceipt) Countersign(key ed25519.PrivateKey) {
+	s.PayerSig = identity.Sign(key, payerDomain, s.Body)
+}
+
+// Encode returns the receipt's wire form.
+func (s *SignedReceipt) Encode() ([]byte, error) { return wire.Marshal(s) }
+
+// DecodeReceipt decodes a receipt and checks its shape and the payee's
+// signature; if countersigned is set, the payer's too.
+func DecodeReceipt(b []byte, countersigned bool) (*SignedReceipt, error) {
+	if len(b) > MaxTxSize {
+		return nil, fmt.Errorf("%w: receipt of %d bytes (at most %d)", ErrTooLarge, len(b), MaxTxSize)
+	}
+	var s SignedReceipt
+	if err := wire.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("%w: receipt: %v", ErrMalformed, err)
+	}
+	if err := s.decode(); err != nil {
+		return nil, err
+	}
+	if err := s.verify(countersigned); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+func (s *SignedReceipt) decode() error {
+	var r Receipt
+	if err := wire.Unmarshal(s.Body, &r); err != nil {
+		return fmt.Errorf("%w: receipt body: %v", ErrMalformed, err)
+	}
+	s.receipt = &r
+	return nil
+}
+
+func (s *SignedReceipt) verify(countersigned bool) error {
+	r := s.receipt
+	switch {
+	case r.Kind != Compute && r.Kind != Storage:
+		return fmt.Errorf("%w: receipt of unknown kind %d", ErrMalformed, r.Kind)
+	case len(r.ID) != nonceSize:
+		return fmt.Errorf("%w: receipt ID of %d bytes (want %d)", ErrMalformed, len(r.ID), nonceSize)
+	case r.Payer == "" || r.Payee == "" || r.Node == "":
+		return fmt.Errorf("%w: receipt lacks its payer, payee or node", ErrMalformed)
+	case r.Amount < 0 || r.CPU < 0 || r.Wall < 0 || r.Bytes < 0:
+		return fmt.Errorf("%w: negative figures in a receipt", ErrMalformed)
+	case r.Time <= 0:
+		return fmt.Errorf("%w: receipt has no time", ErrMalformed)
+	case r.Kind == Storage && (r.Until <= r.From || r.Space == ""):
+		return fmt.Errorf("%w: storage receipt without a space or a period", ErrMalformed)
+	case s.Cert.User != r.Payee:
+		return fmt.Errorf("%w: the receipt's node cert is of %s, not of its payee %s", ErrForged, s.Cert.User, r.Payee)
+	}
+	if err := s.Cert.Check(r.Node); err != nil {
+		return fmt.Errorf("%w: receipt: %v", ErrForged, err)
+	}
+	if err := identity.Verify(r.Payee, payeeDomain, s.Body, s.PayeeSig); err != nil {
+		return fmt.Errorf("%w: receipt, payee: %v", ErrForged, err)
+	}
+	if countersigned {
+		if err := identity.Verify(r.Payer, payerDomain, s.Body, s.PayerSig); err != nil {
+			return fmt.Errorf("%w: receipt, payer: %v", ErrForged, err)
+		}
+	}
+	return nil
+}
+
+// Credits formats an amount of millicredits as credits: "12.345".
+func Credits(milli int64) string {
+	sign := ""
+	u := uint64(milli)
+	if milli < 0 {
+		sign, u = "-", uint64(-milli)
+	}
+	return fmt.Sprintf("%s%d.%03d", sign, u/millisPerUnit, u%millisPerUnit)
+}
+
+// ParseCredits parses an amount of credits ("12", "12.5", "0.001") into
+// millicredits.
+func ParseCredits(s string) (int64, error) {
+	var whole, frac int64
+	var fracDigits int
+	seenDot := false
+	if s == "" {
+		return 0, fmt.Errorf("%w: empty amount", ErrMalformed)
+	}
+	for _, c := range s {
+		switch {
+		case c == '.' && !seenDot:
+			seenDot = true
+		case c >= '0' && c <= '9' && !seenDot:
+			whole = whole*10 + int64(c-'0')
+			if whole > math.MaxInt64/millisPerUnit/10 {
+				return 0, fmt.Errorf("%w: amount %q is too large", ErrMalformed, s)
+			}
+		case c >= '0' && c <= '9' && fracDigits < 3:
+			frac = frac*10 + int64(c-'0')
+			fracDigits++
+		default:
+			return 0, fmt.Errorf("%w: amount %q: want credits such as 12 or 0.5, with at most 3 decimals", ErrMalformed, s)
+		}
+	}
+	for ; fracDigits < 3; fracDigits++ {
+		frac *= 10
+	}
+	return whole*millisPerUnit + frac, nil
+}

@@ -1,0 +1,200 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/bits"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/nubecloud/nube/errcode"
+	"github.com/nubecloud/nube/internal/identity"
+	"github.com/nubecloud/nube/wasm"
+)
+
+var (
+	// ErrPayment: a priced run could not be paid for: no reserve, no
+	// ledger, over the credit limit, or a receipt that does not hold.
+	ErrPayment = errcode.New(errcode.Refused, "payment failed")
+	// ErrNotOffered: the node does not run this service for this caller:
+	// its owner offers compute to other users, or at other prices.
+	ErrNotOffered = errcode.New(errcode.Refused, "node does not offer compute to this caller")
+)
+
+// Run kinds of payments and offers.
+const (
+	kindPayment    = "payment"
+	kindNotOffered = "not-offered"
+)
+
+// Payments pays for priced runs and is paid for them; the ledger provides
+// it. A node without Payments runs only free services for others, and
+// calls priced ones only on its own user's nodes.
+type Payments interface {
+	// Reserve, on the caller, signs a reserve of most millicredits for a
+	// run on provider at price, returned to the caller after ttl if
+	// nobody settles it. The bytes travel with the run request; nothing
+	// reaches the ledger yet.
+	Reserve(provider peer.ID, price Price, most int64, ttl time.Duration) ([]byte, error)
+	// Hold, on the provider, puts a caller's reserve on the ledger and
+	// returns once the ledger holds it. The reserve must be for this node
+	// at price.
+	Hold(ctx context.Context, reserve []byte, price Price) (Hold, error)
+	// Bill, on the provider, signs the receipt of a held run that used u,
+	// and returns it with what it costs.
+	Bill(h Hold, u wasm.Usage) (receipt []byte, cost int64, err error)
+	// Release, on the provider, gives a hold back when its run never
+	// started.
+	Release(h Hold)
+	// Settle, on the caller, checks a provider's receipt against the
+	// reserve it sent and the usage the run reported, signs it and has
+	// the ledger settle it. It returns what the run cost, or an error
+	// (ErrPayment) if the receipt does not hold.
+	Settle(ctx context.Context, reserve []byte, provider peer.ID, receipt []byte, u wasm.Usage) (cost int64, err error)
+}
+
+// Hold is a reserve the ledger holds for a run on this node.
+type Hold struct {
+	ID    []byte
+	Payer peer.ID
+	Price Price
+	Most  int64
+}
+
+// Admit says whether this node runs d for the node caller of user (empty
+// if the caller showed no cert), paying or not. A nil Admit runs anything
+// for anyone.
+type Admit func(caller, user peer.ID, d *Descriptor, paying bool) error
+
+// IsZero reports whether runs at this price are free.
+func (p Price) IsZero() bool { return p.PerCall == 0 && p.PerCPUSecond == 0 }
+
+// Most is the most a run may cost at p when its CPU time is bounded by
+// limit: what a caller reserves.
+func (p Price) Most(limit time.Duration) int64 { return p.Cost(limit) }
+
+// Cost is what a run that took cpu costs at p: the price per call and the
+// price per CPU second, rounded up to the next millicredit, and at most
+// math.MaxInt64.
+func (p Price) Cost(cpu time.Duration) int64 {
+	if cpu < 0 {
+		cpu = 0
+	}
+	hi, lo := bits.Mul64(p.PerCPUSecond, uint64(cpu))
+	if hi >= uint64(time.Second) {
+		return math.MaxInt64
+	}
+	q, r := bits.Div64(hi, lo, uint64(time.Second))
+	if r != 0 {
+		q++
+	}
+	total := q + p.PerCall
+	if total < q || total > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int64(total)
+}
+
+// callerUser returns the user of the node from, as its cert says; "" if
+// it sent none.
+func callerUser(from peer.ID, cert *identity.Cert) (peer.ID, error) {
+	if cert == nil {
+		return "", nil
+	}
+	if err := cert.Check(from); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrNotOffered, err)
+	}
+	return cert.User, nil
+}
+
+// reserveTTL is how long a caller's reserve lasts: the run's limit, time
+// to fetch and compile, and a minute to settle.
+func reserveTTL(run time.Duration) time.Duration { return run + fetchAllowance + time.Minute }
+
+// payPlan says whether a run must be paid for.
+type payPlan struct {
+	priced bool
+	other  bool // the caller is another user's node (or shows no user)
+	pay    Payments
+}
+
+// admit checks a run request against the node's offer and says whether
+// the run must be paid for: a priced service, for another user.
+func (m *Manager) admit(from peer.ID, req runRequest, d *Descriptor) (payPlan, error) {
+	user, err := callerUser(from, req.Cert)
+	if err != nil {
+		return payPlan{}, err
+	}
+	other := user != m.user && from != m.self
+	priced := !d.Price.IsZero() && other
+	if m.cfg.Admit != nil {
+		if err := m.cfg.Admit(from, user, d, priced); err != nil {
+			return payPlan{}, err
+		}
+	}
+	if !priced {
+		return payPlan{other: other}, nil
+	}
+	switch {
+	case m.cfg.Payments == nil:
+		return payPlan{}, fmt.Errorf("%w: %s is priced and this node takes no payments (it knows no ledger)", ErrPayment, d.Label())
+	case len(req.Reserve) == 0:
+		return payPlan{}, fmt.Errorf("%w: %s is priced and the call carried no reserve", ErrPayment, d.Label())
+	}
+	return payPlan{priced: true, other: true, pay: m.cfg.Payments}, nil
+}
+
+type holdResult struct {
+	h   Hold
+	err error
+}
+
+// hold starts putting the reserve on the ledger; nil if the run is free.
+func (p payPlan) hold(ctx context.Context, reserve []byte, price Price) <-chan holdResult {
+	if !p.priced {
+		return nil
+	}
+	ch := make(chan holdResult, 1)
+	go func() {
+		h, err := p.pay.Hold(ctx, reserve, price)
+		ch <- holdResult{h, err}
+	}()
+	return ch
+}
+
+// wait waits for the ledger to hold the reserve; nil if the run is free.
+func (p payPlan) wait(ctx context.Context, ch <-chan holdResult) (*Hold, error) {
+	if ch == nil {
+		return nil, nil
+	}
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrPayment, r.err)
+		}
+		return &r.h, nil
+	case <-ctx.Done():
+		go func() {
+			if r := <-ch; r.err == nil {
+				// The ledger holds it after all: give it back.
+				p.pay.Release(r.h)
+			}
+		}()
+		return nil, ctx.Err()
+	}
+}
+
+// abandon gives back a hold whose run will not start, once the ledger
+// answers, and returns reply.
+func (p payPlan) abandon(ch <-chan holdResult, reply runReply) runReply {
+	if ch != nil {
+		go func() {
+			if r := <-ch; r.err == nil {
+				p.pay.Release(r.h)
+			}
+		}()
+	}
+	return reply
+}
