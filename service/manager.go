@@ -167,12 +167,12 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	m := &Manager{
-		cert:     cert,
-		cfg:      cfg,
-		log:      cfg.Logger,
-		self:     cfg.Host.ID(),
-		user:     user,
-		slots:    make(chan struct{}, cfg.Slots),
+		cert:  cert,
+		cfg:   cfg,
+		log:   cfg.Logger,
+		self:  cfg.Host.ID(),
+		user:  user,
+		slots: make(chan struct{}, cfg.Slots),
 
 		waiting:  make(chan struct{}, 4*cfg.Slots),
 		catalog:  map[cid.Cid]*entry{},
