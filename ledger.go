@@ -120,3 +120,9 @@ func (o Offer) admitLedger(user peer.ID) func(node, u peer.ID) error {
 		return fmt.Errorf("%w: this node keeps a ledger with its own user's nodes and those it trusts only", ledger.ErrRefused)
 	}
 }
+
+// Offer returns what the node offers others, as it was started.
+func (n *Node) Offer() Offer { return n.cfg.Offer }
+
+// NoStorage reports whether the node refuses to hold other users' spaces.
+func (n *Node) NoStorage() bool { return n.cfg.NoStorage }

@@ -173,6 +173,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v0/call", s.handleCall)
 	s.spaceRoutes(mux)
 	s.groupRoutes(mux)
+	s.ledgerRoutes(mux)
 	return s.checkHost(s.checkOrigin(s.checkAuth(mux)))
 }
 

@@ -136,7 +136,7 @@ func (s *Server) handleServiceRuns(w http.ResponseWriter, r *http.Request) {
 func runRecordJSON(r service.Record) client.RunRecord {
 	return client.RunRecord{
 		At: r.At, Service: r.Service, Descriptor: r.Descriptor.String(), Module: r.Module.String(),
-		Caller: r.Caller.String(), Usage: client.Usage(r.Usage), Cold: r.Cold, Error: r.Error,
+		Caller: r.Caller.String(), Usage: client.Usage(r.Usage), Cold: r.Cold, Error: r.Error, Earned: r.Earned,
 	}
 }
 
@@ -199,7 +199,7 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 	flusher, _ := w.(http.Flusher)
 	for _, res := range pipe.CallN(r.Context(), n, in) {
 		cr := client.CallResult{Peer: res.Peer.String(), Output: res.Output, Usage: client.Usage(res.Usage), Cold: res.Cold,
-			ElapsedMS: float64(res.Elapsed.Microseconds()) / 1000}
+			ElapsedMS: float64(res.Elapsed.Microseconds()) / 1000, Cost: res.Cost}
 		if res.Err != nil {
 			cr.Error = res.Err.Error()
 			var run *service.RunError

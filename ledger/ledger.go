@@ -458,7 +458,7 @@ type submitReq struct {
 func (m *Manager) serveSubmit(ctx context.Context, req submitReq) (outcome, error) {
 	g := m.group()
 	if g == nil {
-		return fail(fmt.Errorf("%w: this node is not a ledger node", ErrNoLedger)), nil
+		return outcome{}, fmt.Errorf("%w: this node is not a ledger node", ErrNoLedger)
 	}
 	o, _ := m.applyLocal(ctx, g, req.Tx)
 	return o, nil
@@ -496,6 +496,9 @@ func (m *Manager) Submit(ctx context.Context, st *SignedTx) (Outcome, error) {
 	err = m.onLedger(ctx, func(ctx context.Context, p peer.ID) error {
 		var err error
 		o, err = submitFn.At(m.cfg.Remote, p).Call(ctx, submitReq{Tx: b})
+		if err == nil && o.Code == "no_ledger" {
+			return errorOf(o.Code, o.Msg) // that node lost its group: ask another
+		}
 		return err
 	})
 	if err != nil {
@@ -516,8 +519,12 @@ type Outcome struct {
 
 func (o outcome) public() Outcome { return Outcome{Seq: o.Seq, Balance: o.Balance, Amount: o.Amount} }
 
+// maxAsked bounds the connected peers asked whether they keep the ledger.
+const maxAsked = 32
+
 // onLedger runs call on ledger nodes, one after another, until one
-// answers: the nodes remembered, then those found on the DHT.
+// answers: the nodes remembered, those found on the DHT, then connected
+// peers.
 func (m *Manager) onLedger(ctx context.Context, call func(context.Context, peer.ID) error) error {
 	tried := map[peer.ID]bool{}
 	var last error
@@ -554,6 +561,16 @@ func (m *Manager) onLedger(ctx context.Context, call func(context.Context, peer.
 			if try(ai.ID) {
 				return nil
 			}
+		}
+	}
+	// Last, the peers this node is connected to: one of them may be a
+	// ledger node that the DHT has not heard of yet.
+	for i, p := range m.cfg.Host.Network().Peers() {
+		if i == maxAsked || ctx.Err() != nil {
+			break
+		}
+		if try(p) {
+			return nil
 		}
 	}
 	if err := ctx.Err(); err != nil {

@@ -77,6 +77,8 @@ type RunRecord struct {
 	Usage      Usage     `json:"usage"`
 	Cold       bool      `json:"cold,omitempty"`
 	Error      string    `json:"error,omitempty"`
+	// Earned is what the run was billed, in millicredits.
+	Earned int64 `json:"earned,omitempty"`
 }
 
 // FuncInfo describes a function a node serves for remote calls.
@@ -126,6 +128,8 @@ type CallResult struct {
 	Kind string `json:"kind,omitempty"`
 	// ExitCode is the module's exit code, for kind "exit".
 	ExitCode uint32 `json:"exit_code,omitempty"`
+	// Cost is what the run cost the caller, in millicredits.
+	Cost int64 `json:"cost,omitempty"`
 }
 
 // FunctionsResult is the answer of GET /api/v0/remote/ls: the functions a

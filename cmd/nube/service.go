@@ -19,6 +19,7 @@ import (
 	"github.com/nubecloud/nube/api/client"
 	"github.com/nubecloud/nube/internal/progress"
 	"github.com/nubecloud/nube/internal/termsafe"
+	"github.com/nubecloud/nube/ledger"
 	"github.com/nubecloud/nube/service"
 	"github.com/nubecloud/nube/wasm"
 )
@@ -206,23 +207,23 @@ func newServiceInfoCmd(g *globals) *cobra.Command {
 func newServiceRunsCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "runs",
-		Short: "List the latest runs this node did for callers, with what each cost",
+		Short: "List the latest runs this node did for callers, with what each used and earned",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) ([]client.RunRecord, error) {
 				return c.ServiceRuns(ctx)
 			}, func(runs []client.RunRecord) error {
 				tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
-				fmt.Fprintf(tw, "TIME\tSERVICE\tCALLER\tCPU\tWALL\tMEMORY\tIN\tOUT\tRESULT\n")
+				fmt.Fprintf(tw, "TIME\tSERVICE\tCALLER\tCPU\tWALL\tMEMORY\tIN\tOUT\tEARNED\tRESULT\n")
 				for _, r := range runs {
 					result := "ok"
 					if r.Error != "" {
 						// A module's stderr: one line, no escapes obeyed.
 						result = clip(termsafe.Line(r.Error), 60)
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%v\t%s\t%s\t%s\t%s\n", r.At.Local().Format(time.TimeOnly), termsafe.Line(r.Service), clip(r.Caller, 16),
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%v\t%s\t%s\t%s\t%s\t%s\n", r.At.Local().Format(time.TimeOnly), termsafe.Line(r.Service), clip(r.Caller, 16),
 						r.Usage.CPU.Round(time.Microsecond), r.Usage.Wall.Round(time.Microsecond), progress.Bytes(r.Usage.Memory),
-						progress.Bytes(r.Usage.In), progress.Bytes(r.Usage.Out), result)
+						progress.Bytes(r.Usage.In), progress.Bytes(r.Usage.Out), ledger.Credits(r.Earned), result)
 				}
 				return tw.Flush()
 			})
@@ -314,6 +315,10 @@ func printCallResult(g *globals, r client.CallResult, n int) error {
 		return g.printJSON(r)
 	}
 	if n == 1 {
+		if r.Cost > 0 {
+			// Beside the output, not in it: stdout stays the service's.
+			fmt.Fprintf(os.Stderr, "nube: the call cost %s credits\n", ledger.Credits(r.Cost))
+		}
 		if r.Error != "" {
 			return nil // the command returns it
 		}
@@ -323,6 +328,9 @@ func printCallResult(g *globals, r client.CallResult, n int) error {
 	how := fmt.Sprintf("%.1f ms", r.ElapsedMS)
 	if r.Cold {
 		how += ", cold"
+	}
+	if r.Cost > 0 {
+		how += ", cost " + ledger.Credits(r.Cost)
 	}
 	if r.Error != "" {
 		g.printf("== %s (%s): error: %s\n", orDash(r.Peer), how, termsafe.Text(r.Error))

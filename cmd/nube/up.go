@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/spf13/cobra"
 
 	golog "github.com/ipfs/go-log/v2"
@@ -18,6 +19,7 @@ import (
 	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/api"
 	"github.com/nubecloud/nube/api/client"
+	"github.com/nubecloud/nube/service"
 	"github.com/nubecloud/nube/space"
 	"github.com/nubecloud/nube/wasm"
 )
@@ -39,6 +41,16 @@ type upFlags struct {
 
 	noStorage   bool
 	repairGrace time.Duration
+
+	offer           string
+	offerTo         string
+	trust           []string
+	minPriceCall    uint64
+	minPriceCPU     uint64
+	storagePrice    uint64
+	maxStoragePrice uint64
+	offerJobs       int
+	offerDisk       string
 }
 
 func newUpCmd(g *globals) *cobra.Command {
@@ -62,6 +74,15 @@ here (sealed: it sees only ciphertext); --no-storage refuses. For the spaces
 this node is home of, a holder gone longer than --space-repair-grace is
 replaced by another node.
 
+What the node offers others, and to whom, is its owner's to say. By default
+it runs code and holds spaces for the nodes of its own user only (and the
+users and peers named with --trust): nobody runs strangers' code by surprise.
+--offer-to anyone opens it to every node: priced services are then paid for
+through the credit ledger, at no less than --min-price-call/--min-price-cpu,
+and holding other users' spaces earns --storage-price per GiB-day. --offer
+says what is offered (compute, storage, both, or none); --offer-jobs and
+--offer-disk bound what others may take of the CPU and the disk.
+
 The local API listens on --api (loopback only by default). Its address and a
 fresh access token are written into the data dir, where the other nube
 commands find them. The dashboard link printed at start logs your browser in
@@ -78,7 +99,8 @@ readable by them: nube up refuses such a data dir and says how to fix it.`,
 		Example: `  nube up
   nube up --data /srv/nube --api 127.0.0.1:0 --gateway 127.0.0.1:0
   nube up --bootstrap /ip4/203.0.113.7/udp/4040/quic-v1/p2p/12D3KooW...
-  nube up --listen /ip4/0.0.0.0/tcp/4001 --relay`,
+  nube up --listen /ip4/0.0.0.0/tcp/4001 --relay
+  nube up --offer-to anyone --min-price-cpu 100 --storage-price 50 --offer-jobs 2 --offer-disk 20GiB`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runUp(cmd.Context(), g, f, cmd.Flags().Changed("gateway"))
@@ -98,6 +120,15 @@ readable by them: nube up refuses such a data dir and says how to fix it.`,
 	fl.StringVar(&f.computeMemory, "compute-memory", "", "the most memory one service run may use (default 256MiB)")
 	fl.BoolVar(&f.noStorage, "no-storage", false, "hold no copies of other users' spaces")
 	fl.DurationVar(&f.repairGrace, "space-repair-grace", space.DefaultRepairGrace, "how long a holder of one of this node's spaces may be gone before a copy is placed elsewhere")
+	fl.StringVar(&f.offer, "offer", "compute,storage", `what this node offers other nodes: "compute", "storage", both (comma-separated), or "none"`)
+	fl.StringVar(&f.offerTo, "offer-to", nube.OfferOwn, `whom: "own" (this user's nodes and those trusted) or "anyone" (paying, where the service is priced)`)
+	fl.StringArrayVar(&f.trust, "trust", nil, "a user or peer ID served as this user's own nodes are (repeatable)")
+	fl.Uint64Var(&f.minPriceCall, "min-price-call", 0, "price floor per call, in millicredits, for nodes not trusted")
+	fl.Uint64Var(&f.minPriceCPU, "min-price-cpu", 0, "price floor per CPU-second, in millicredits, for nodes not trusted")
+	fl.Uint64Var(&f.storagePrice, "storage-price", 0, "what holding another user's space costs, in millicredits per GiB-day")
+	fl.Uint64Var(&f.maxStoragePrice, "max-storage-price", 0, "the most this user pays holders of its spaces, in millicredits per GiB-day (default 10000)")
+	fl.IntVar(&f.offerJobs, "offer-jobs", 0, "the most runs for other users at once (default: every compute slot)")
+	fl.StringVar(&f.offerDisk, "offer-disk", "", "the most bytes of other users' spaces to hold, such as 20GiB (default: no bound)")
 	fl.StringVar(&f.logLevel, "log-level", "warn", "log level: debug, info, warn or error (logs go to stderr; libp2p's own appear with debug, or as GOLOG_LOG_LEVEL says)")
 	return cmd
 }
@@ -131,6 +162,10 @@ func runUp(ctx context.Context, g *globals, f upFlags, gatewayChosen bool) error
 	if err != nil {
 		return fmt.Errorf("--compute-memory: %w", err)
 	}
+	offer, noStorage, err := f.offerTerms()
+	if err != nil {
+		return err
+	}
 	node, err := nube.Start(ctx, nube.Config{
 		DataDir:          g.dataDir,
 		ListenAddrs:      f.listen,
@@ -142,7 +177,8 @@ func runUp(ctx context.Context, g *globals, f upFlags, gatewayChosen bool) error
 		NoCompute:        f.noCompute,
 		ComputeSlots:     f.computeSlots,
 		ComputeLimits:    wasm.Limits{Memory: computeMemory},
-		NoStorage:        f.noStorage,
+		NoStorage:        noStorage,
+		Offer:            offer,
 		SpaceRepairGrace: f.repairGrace,
 		Logger:           log,
 	})
@@ -273,4 +309,42 @@ func newLogger(level string) (*slog.Logger, error) {
 		}
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}
+
+// offerTerms reads the offer flags.
+func (f upFlags) offerTerms() (o nube.Offer, noStorage bool, err error) {
+	compute, storage := false, false
+	for _, w := range strings.Split(f.offer, ",") {
+		switch strings.TrimSpace(w) {
+		case "compute":
+			compute = true
+		case "storage":
+			storage = true
+		case "none", "":
+		default:
+			return o, false, fmt.Errorf("--offer %q: want compute, storage, compute,storage or none", f.offer)
+		}
+	}
+	if f.offerTo != nube.OfferOwn && f.offerTo != nube.OfferAnyone {
+		return o, false, fmt.Errorf("--offer-to %q: want own or anyone", f.offerTo)
+	}
+	if f.offerJobs < 0 {
+		return o, false, fmt.Errorf("--offer-jobs %d: want 1 or more (or --offer storage to run nothing for others)", f.offerJobs)
+	}
+	disk, err := parseSize(f.offerDisk)
+	if err != nil {
+		return o, false, fmt.Errorf("--offer-disk: %w", err)
+	}
+	o = nube.Offer{To: f.offerTo, NoCompute: !compute, MinPrice: service.Price{PerCall: f.minPriceCall, PerCPUSecond: f.minPriceCPU},
+		StoragePrice: f.storagePrice, MaxStoragePrice: f.maxStoragePrice, Jobs: f.offerJobs, Disk: disk}
+	for _, t := range f.trust {
+		id, err := peer.Decode(t)
+		if err != nil {
+			return o, false, fmt.Errorf("--trust %q: not a user or peer ID: %v", t, err)
+		}
+		// A user ID and a peer ID look alike; trusting both ways costs
+		// nothing, since no key is both.
+		o.Users, o.Peers = append(o.Users, id), append(o.Peers, id)
+	}
+	return o, f.noStorage || !storage, nil
 }

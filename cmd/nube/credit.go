@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nubecloud/nube/api/client"
+	"github.com/nubecloud/nube/internal/termsafe"
+	"github.com/nubecloud/nube/ledger"
+)
+
+func newLedgerCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "ledger",
+		Short: "The credit ledger: form it, join it, see its state",
+		Long: `The credit ledger keeps every user's account of credit: what their nodes earned
+running jobs and keeping data for others, and what they spent having others do
+it for them. It is a replicated group (Raft) of a few ledger nodes; every other
+node finds it through the network and sends it signed transactions.
+
+Form it once, on one node, naming the other ledger nodes (three or five, so
+that it survives one or two of them down); each must admit this node under its
+offer (its own user's nodes, or --offer-to anyone). Add nodes later with
+'nube ledger join' on the new node.`,
+		Example: `  nube ledger create 12D3KooA... 12D3KooB... --limit 100
+  nube ledger join 12D3KooA...        # on a new ledger node
+  nube ledger info`,
+	}
+	var limit string
+	create := &cobra.Command{
+		Use:   "create PEER...",
+		Short: "Form the ledger from this node and the peers named",
+		Args:  cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			lim := int64(0)
+			if limit != "" {
+				var err error
+				if lim, err = ledger.ParseCredits(limit); err != nil {
+					return fmt.Errorf("--limit: %w", err)
+				}
+			}
+			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) (client.LedgerInfo, error) {
+				return c.LedgerCreate(ctx, args, lim)
+			}, g.printLedgerInfo)
+		},
+	}
+	create.Flags().StringVar(&limit, "limit", "", "credit every account may go below zero, in credits (default 100)")
+	join := &cobra.Command{
+		Use:   "join PEER",
+		Short: "Make this node a ledger node, through the ledger node PEER",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) (client.LedgerInfo, error) {
+				return c.LedgerJoin(ctx, args[0])
+			}, g.printLedgerInfo)
+		},
+	}
+	info := &cobra.Command{
+		Use:   "info",
+		Short: "Show the ledger: its nodes, accounts, escrow, and that its balances sum to zero",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) (client.LedgerInfo, error) {
+				return c.LedgerInfo(ctx)
+			}, g.printLedgerInfo)
+		},
+	}
+	cmd.AddCommand(create, join, info)
+	return cmd
+}
+
+func (g *globals) printLedgerInfo(in client.LedgerInfo) error {
+	tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "ledger\t%s\n", in.ID)
+	fmt.Fprintf(tw, "created\t%s\n", in.Created.Local().Format(time.DateTime))
+	fmt.Fprintf(tw, "limit\t%s credits per account\n", ledger.Credits(in.Limit))
+	fmt.Fprintf(tw, "transactions\t%d\n", in.Seq)
+	fmt.Fprintf(tw, "accounts\t%d\n", in.Accounts)
+	fmt.Fprintf(tw, "escrow\t%s credits in %d reserves\n", ledger.Credits(in.Escrow), in.Reserves)
+	fmt.Fprintf(tw, "sum\t%s (every balance and the escrow)\n", ledger.Credits(in.Sum))
+	for i, n := range in.Nodes {
+		label := ""
+		if i == 0 {
+			label = "nodes"
+		}
+		role := ""
+		if n == in.Leader {
+			role = " (leader)"
+		}
+		fmt.Fprintf(tw, "%s\t%s%s\n", label, n, role)
+	}
+	if in.Member {
+		fmt.Fprintf(tw, "this node\tis a ledger node\n")
+	}
+	return tw.Flush()
+}
+
+func newCreditCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "credit",
+		Short: "Your credit: balance, transfers, history, limits",
+		Long: `Credit is what nodes earn running jobs and keeping data for other users, and
+spend having others do the same for them. Every account (a user key) starts at
+zero and may go below zero down to the ledger's limit, so a new user can work
+the minute they install. A payment moves credit from one account to another:
+all balances always sum to zero. Credit can be sent to another user, which is
+how it is sold.
+
+Amounts are in credits, with up to three decimals (a millicredit is the
+smallest amount; service prices are set in millicredits).`,
+		Example: `  nube credit balance
+  nube credit send 12D3KooWUser... 2.5 --memo "for the renders"
+  nube credit history
+  nube credit limits`,
+	}
+	balance := &cobra.Command{
+		Use:   "balance [USER]",
+		Short: "Show the balance of your account, or of USER's",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			user := ""
+			if len(args) == 1 {
+				user = args[0]
+			}
+			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) (client.Account, error) {
+				return c.CreditAccount(ctx, user, false, false)
+			}, func(a client.Account) error {
+				g.printf("%s credits (user %s)\n", ledger.Credits(a.Balance), a.User)
+				if a.Reserved > 0 {
+					g.printf("%s held for runs under way\n", ledger.Credits(a.Reserved))
+				}
+				g.printf("%s available (limit %s)\n", ledger.Credits(a.Available), ledger.Credits(a.Limit))
+				return nil
+			})
+		},
+	}
+	var memo string
+	send := &cobra.Command{
+		Use:   "send USER AMOUNT",
+		Short: "Send AMOUNT credits to USER (a user ID, as 'nube id' prints it)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			amount, err := ledger.ParseCredits(args[1])
+			if err != nil {
+				return err
+			}
+			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) (client.Outcome, error) {
+				return c.CreditSend(ctx, args[0], amount, memo)
+			}, func(o client.Outcome) error {
+				g.printf("sent %s credits to %s; your balance is %s\n", ledger.Credits(amount), args[0], ledger.Credits(o.Balance))
+				return nil
+			})
+		},
+	}
+	send.Flags().StringVar(&memo, "memo", "", fmt.Sprintf("a note for the payee (at most %d bytes)", ledger.MaxMemo))
+	history := &cobra.Command{
+		Use:   "history",
+		Short: "List the latest entries of your account, oldest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) (client.Account, error) {
+				return c.CreditAccount(ctx, "", true, false)
+			}, func(a client.Account) error {
+				if len(a.History) == 0 {
+					g.printf("no entries yet: your balance is %s\n", ledger.Credits(a.Balance))
+					return nil
+				}
+				tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
+				fmt.Fprintf(tw, "TIME\tKIND\tAMOUNT\tWITH\tMEMO\n")
+				for _, e := range a.History {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Time.Local().Format(time.DateTime), e.Kind,
+						ledger.Credits(e.Amount), orDash(clip(e.Peer, 20)), termsafe.Line(e.Memo))
+				}
+				fmt.Fprintf(tw, "\t\t%s\tbalance\t\n", ledger.Credits(a.Balance))
+				return tw.Flush()
+			})
+		},
+	}
+	limits := &cobra.Command{
+		Use:   "limits",
+		Short: "Show your credit limit, and what this node offers others and at what price",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) (client.Account, error) {
+				return c.CreditAccount(ctx, "", false, true)
+			}, func(a client.Account) error {
+				tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
+				fmt.Fprintf(tw, "credit limit\t%s credits below zero\n", ledger.Credits(a.Limit))
+				fmt.Fprintf(tw, "available\t%s credits\n", ledger.Credits(a.Available))
+				if o := a.Offer; o != nil {
+					fmt.Fprintf(tw, "offers\tcompute %s, storage %s\n", yesNo(o.Compute), yesNo(o.Storage))
+					fmt.Fprintf(tw, "to\t%s\n", o.To)
+					fmt.Fprintf(tw, "price floor\t%d mc per call, %d mc per CPU-second\n", o.MinPrice.PerCall, o.MinPrice.PerCPUSecond)
+					fmt.Fprintf(tw, "storage price\t%d mc per GiB-day asked, at most %d paid\n", o.StoragePrice, o.MaxStoragePrice)
+					if o.Jobs > 0 {
+						fmt.Fprintf(tw, "cpu budget\t%d runs for others at once\n", o.Jobs)
+					}
+					if o.Disk > 0 {
+						fmt.Fprintf(tw, "disk budget\t%d bytes for others' spaces\n", o.Disk)
+					}
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	cmd.AddCommand(balance, send, history, limits)
+	return cmd
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nubecloud/nube/api/client"
+	"github.com/nubecloud/nube/internal/wasmtest"
+)
+
+// TestCreditCLI: a ledger of one node, a priced call from another daemon
+// that shows its cost, a transfer, the history, the limits, and a spend
+// past the limit refused.
+func TestCreditCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two daemons; skipped in -short mode")
+	}
+	a, b := t.TempDir(), t.TempDir()
+	da := startUp(t, a, append([]string{"--api", "127.0.0.1:0", "--gateway", "off"}, loopback...)...)
+	startUp(t, b, append([]string{"--api", "127.0.0.1:0", "--gateway", "off", "--bootstrap", da.info.Addrs[0]}, loopback...)...)
+	waitPeers(t, a, 1)
+
+	if out, errs, code := run(t, "--data", a, "ledger", "create", "--limit", "20"); code != 0 || !strings.Contains(out, "20.000 credits per account") {
+		t.Fatalf("ledger create: %d %s %s", code, out, errs)
+	}
+	mod := filepath.Join(t.TempDir(), "upper.wasm")
+	if err := os.WriteFile(mod, wasmtest.Module(t, "upper"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, errs, code := run(t, "--data", a, "service", "publish", mod, "--name", "dear-upper", "--price-call", "250", "--price-cpu", "1000"); code != 0 {
+		t.Fatalf("publish: %s", errs)
+	}
+	out, errs, code := runIn(t, "hello", "--data", b, "call", "dear-upper", "--on", da.info.ID)
+	if code != 0 || out != "HELLO" || !strings.Contains(errs, "the call cost 0.2") {
+		t.Fatalf("priced call: %d %q %q", code, out, errs)
+	}
+	if out, errs, code := run(t, "--data", b, "credit", "send", da.info.UserID, "2.5", "--memo", "thanks"); code != 0 || !strings.Contains(out, "sent 2.500 credits") {
+		t.Fatalf("credit send: %d %s %s", code, out, errs)
+	}
+	// The call settles in the background: wait for it in B's history.
+	var acct client.Account
+	deadline := time.Now().Add(time.Minute)
+	for {
+		out, errs, code := run(t, "--data", b, "credit", "history", "--json")
+		if code != 0 {
+			t.Fatalf("credit history: %s", errs)
+		}
+		if err := json.Unmarshal([]byte(out), &acct); err != nil {
+			t.Fatal(err)
+		}
+		kinds := ""
+		for _, e := range acct.History {
+			kinds += e.Kind + " "
+		}
+		if strings.Contains(kinds, "settle") && strings.Contains(kinds, "transfer") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("B's history never showed the settlement and the transfer: %+v", acct.History)
+		}
+	}
+	paid := -acct.Balance - 2500 // what the call cost B
+	if paid < 250 || acct.Reserved != 0 {
+		t.Fatalf("B's account after a call and a transfer: %+v", acct)
+	}
+	out, errs, code = run(t, "--data", a, "credit", "balance", "--json")
+	var aAcct client.Account
+	if code != 0 || json.Unmarshal([]byte(out), &aAcct) != nil || aAcct.Balance != paid+2500 {
+		t.Fatalf("A's balance: %d %s %s (want %d)", code, out, errs, paid+2500)
+	}
+	if out, errs, code := run(t, "--data", a, "service", "runs"); code != 0 || !strings.Contains(out, "EARNED") || !strings.Contains(out, "0.2") {
+		t.Fatalf("service runs: %d %s %s", code, out, errs)
+	}
+	if out, errs, code := run(t, "--data", b, "credit", "limits"); code != 0 || !strings.Contains(out, "credit limit   20.000") || !strings.Contains(out, "anyone") {
+		t.Fatalf("credit limits: %d %s %s", code, out, errs)
+	}
+	if _, errs, code := run(t, "--data", b, "credit", "send", da.info.UserID, "100"); code == 0 || !strings.Contains(errs, "over the credit limit") {
+		t.Fatalf("a spend past the limit: %d %s", code, errs)
+	}
+	var in client.LedgerInfo
+	out, errs, code = run(t, "--data", b, "ledger", "info", "--json")
+	if code != 0 || json.Unmarshal([]byte(out), &in) != nil || in.Sum != 0 || in.Accounts != 2 || in.Member {
+		t.Fatalf("ledger info from B: %d %s %s", code, out, errs)
+	}
+}
