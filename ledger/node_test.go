@@ -3,6 +3,7 @@ package ledger_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fxamacker/cbor/v2"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/nubecloud/nube"
@@ -18,6 +20,7 @@ import (
 	"github.com/nubecloud/nube/ledger"
 	"github.com/nubecloud/nube/nubetest"
 	"github.com/nubecloud/nube/service"
+	"github.com/nubecloud/nube/space"
 )
 
 const limit = 50_000 // 50 credits
@@ -232,4 +235,160 @@ func TestDefaultOffer(t *testing.T) {
 	if _, err := stranger.Ledger().Create(ctx, 0, provider.ID()); !errors.Is(err, ledger.ErrRefused) {
 		t.Fatalf("a stranger making the node a ledger node: %v", err)
 	}
+}
+
+// TestStoragePaid: the holder of another user's space is challenged for a
+// random block and paid for each period; once it has lost the data it
+// fails the challenge, is paid no more, and repair moves the copy.
+func TestStoragePaid(t *testing.T) {
+	c := ledgerCluster(t, 4, nubetest.WithConfig(func(i int, cfg *nube.Config) {
+		fast(i, cfg)
+		cfg.SpacePayInterval = 300 * time.Millisecond
+		cfg.SpaceRepairInterval = 100 * time.Millisecond
+		cfg.Offer.StoragePrice = 1_000_000 // 1000 credits per GiB-day: a small space earns something
+		cfg.Offer.MaxStoragePrice = 1_000_000
+	}))
+	ctx := nubetest.Context(t, 2*time.Minute)
+	owner := c.Node(0)
+	sp, err := owner.CreateSpace(ctx, "paid", space.Policy{Replicas: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.PutBytes(ctx, "big", bytes.Repeat([]byte("x"), 256<<10)); err != nil {
+		t.Fatal(err)
+	}
+	info, err := sp.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(info.Holders) != 1 {
+		t.Fatalf("holders: %+v", info.Holders)
+	}
+	var holder *nube.Node
+	for _, n := range c.Nodes() {
+		if n.ID() == info.Holders[0].Peer {
+			holder = n
+		}
+	}
+	// Paid at least twice: the period after the first is its own.
+	nubetest.Eventually(t, ctx, func() bool {
+		a, err := owner.Ledger().Account(ctx, holder.UserID())
+		return err == nil && len(a.History) >= 2 && a.Balance > 0
+	}, func() string { return "the holder was never paid twice" })
+	a, err := owner.Ledger().Account(ctx, holder.UserID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range a.History {
+		if e.Kind != "storage" || e.Peer != owner.UserID() || e.Amount <= 0 {
+			t.Fatalf("holder's history: %+v", a.History)
+		}
+	}
+	if got := balance(t, ctx, owner, owner.UserID()); got != -a.Balance {
+		t.Fatalf("the owner paid %d, the holder got %d", -got, a.Balance)
+	}
+
+	// The holder loses the data behind the owner's back.
+	pins, err := holder.Pins(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pins {
+		if err := holder.Unpin(ctx, p.CID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := holder.GC(ctx); err != nil {
+		t.Fatal(err)
+	}
+	nubetest.Eventually(t, ctx, func() bool {
+		info, err := sp.Info(ctx)
+		return err == nil && len(info.Holders) == 1 && info.Holders[0].Peer != holder.ID()
+	}, func() string { return "repair never moved the copy off the holder that lost it" })
+	// Paid no more once it failed: its balance stays where it was then.
+	paidThen := balance(t, ctx, owner, holder.UserID())
+	for range 3 {
+		if got, err := sp.GetBytes(ctx, "big"); err != nil || len(got) != 256<<10 {
+			t.Fatalf("read after the move: %v", err)
+		}
+	}
+	if got := balance(t, ctx, owner, holder.UserID()); got != paidThen {
+		t.Fatalf("the failed holder was paid on: %d, then %d", paidThen, got)
+	}
+	balanced(t, ctx, c)
+}
+
+// TestReserveExpires: a reserve that nobody settles (its job never
+// finished) goes back to its payer once it expires, on every ledger node.
+func TestReserveExpires(t *testing.T) {
+	c := ledgerCluster(t, 4)
+	ctx := nubetest.Context(t, time.Minute)
+	payer := c.Node(3)
+	st, err := ledger.Sign(payer.UserKey().(ed25519.PrivateKey), ledger.Tx{Kind: ledger.Reserve, From: payer.UserID(),
+		Provider: c.Node(1).ID(), Amount: 7_000, Price: service.Price{PerCall: 7_000}, Expires: time.Now().Add(300 * time.Millisecond).UnixNano()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := payer.Ledger().Submit(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	a, err := payer.Ledger().Account(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Reserved != 7_000 || a.Balance != -7_000 {
+		t.Fatalf("after the reserve: %+v", a)
+	}
+	// A second submission of the same reserve is a replay.
+	if _, err := payer.Ledger().Submit(ctx, st); !errors.Is(err, ledger.ErrReplay) {
+		t.Fatalf("the same reserve again: %v", err)
+	}
+	nubetest.Eventually(t, ctx, func() bool {
+		a, err = payer.Ledger().Account(ctx, "")
+		return err == nil && a.Balance == 0 && a.Reserved == 0
+	}, func() string { return fmt.Sprintf("the reserve never came back: %+v", a) })
+	if last := a.History[len(a.History)-1]; last.Kind != "expire" || last.Amount != 7_000 {
+		t.Fatalf("the last entry: %+v", last)
+	}
+	balanced(t, ctx, c)
+}
+
+// TestForgedEntryInLog: a ledger node that puts a forged transfer straight
+// into the log, past its own checks, moves nothing: every member checks
+// the signatures itself as it applies.
+func TestForgedEntryInLog(t *testing.T) {
+	c := ledgerCluster(t, 3)
+	ctx := nubetest.Context(t, time.Minute)
+	victim, thief := c.Node(1), c.Node(2)
+	forged, err := ledger.Sign(thief.UserKey().(ed25519.PrivateKey), ledger.Tx{Kind: ledger.Transfer, From: victim.UserID(), To: thief.UserID(), Amount: 1_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := forged.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The ledger's log entry, as a member would propose it: op 2 (a
+	// transaction), the proposer's clock, the transaction.
+	entry, err := cbor.Marshal(map[int]any{1: 2, 2: time.Now().UnixNano(), 3: raw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := thief.Group(ctx, ledger.GroupName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := g.Apply(ctx, entry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(out, []byte("forged")) {
+		t.Fatalf("the outcome of a forged entry: %q", out)
+	}
+	for i := range 3 {
+		if got := balance(t, ctx, c.Node(i), thief.UserID()); got != 0 {
+			t.Fatalf("node %d credits the thief with %d", i, got)
+		}
+	}
+	balanced(t, ctx, c)
 }

@@ -184,11 +184,18 @@ func (o *owned) audit(ctx context.Context, p peer.ID, h *head) bool {
 	}
 	if len(r.Receipt) > 0 && m.cfg.Payments != nil {
 		cost, err := m.cfg.Payments.Pay(ctx, p, r.Receipt, o.id, req.Bytes, since, now)
-		if err != nil {
-			m.log.Warn("could not pay a holder", "space", o.id, "holder", p, "err", err)
+		switch {
+		case errcode.Of(err) == errcode.Unreachable:
+			m.log.Debug("could not reach the ledger to pay a holder", "space", o.id, "holder", p, "err", err)
 			return true // try again next time, for the whole period
+		case err != nil:
+			// A receipt this user will not sign (a price over its
+			// most, say): the period goes unpaid, and is not asked
+			// about again.
+			m.log.Warn("did not pay a holder", "space", o.id, "holder", p, "err", err)
+		default:
+			m.log.Debug("paid a holder", "space", o.id, "holder", p, "cost", cost)
 		}
-		m.log.Debug("paid a holder", "space", o.id, "holder", p, "cost", cost)
 	}
 	o.mu.Lock()
 	o.paid[p] = now
