@@ -310,6 +310,18 @@ func (m *Manager) remember(id string, nodes []peer.ID) {
 	}
 }
 
+// noteNode puts p first among the ledger nodes this node asks.
+func (m *Manager) noteNode(p peer.ID) {
+	m.mu.Lock()
+	nodes := append([]peer.ID{p}, slices.DeleteFunc(slices.Clone(m.known.Nodes), func(q peer.ID) bool { return q == p })...)
+	if len(nodes) > 16 {
+		nodes = nodes[:16]
+	}
+	id := m.known.ID
+	m.mu.Unlock()
+	m.remember(id, nodes)
+}
+
 // Create forms the ledger from this node and peers: it asks each of them
 // to become a ledger node (they admit only nodes their offer allows) and
 // writes the ledger's genesis with limit, the credit every account starts
@@ -461,6 +473,7 @@ func (m *Manager) serveSubmit(ctx context.Context, req submitReq) (outcome, erro
 		return outcome{}, fmt.Errorf("%w: this node is not a ledger node", ErrNoLedger)
 	}
 	o, _ := m.applyLocal(ctx, g, req.Tx)
+	o.Leader = g.Leader()
 	return o, nil
 }
 
@@ -499,6 +512,9 @@ func (m *Manager) Submit(ctx context.Context, st *SignedTx) (Outcome, error) {
 		if err == nil && o.Code == "no_ledger" {
 			return errorOf(o.Code, o.Msg) // that node lost its group: ask another
 		}
+		if err == nil && o.Leader != "" && o.Leader != p {
+			m.noteNode(o.Leader) // ask the leader first next time: one hop fewer
+		}
 		return err
 	})
 	if err != nil {
@@ -528,6 +544,9 @@ const maxAsked = 32
 func (m *Manager) onLedger(ctx context.Context, call func(context.Context, peer.ID) error) error {
 	tried := map[peer.ID]bool{}
 	var last error
+	m.mu.Lock()
+	nodes := slices.Clone(m.known.Nodes)
+	m.mu.Unlock()
 	try := func(p peer.ID) bool {
 		if tried[p] || p == m.self {
 			return false
@@ -537,15 +556,15 @@ func (m *Manager) onLedger(ctx context.Context, call func(context.Context, peer.
 		defer cancel()
 		err := call(network.WithAllowLimitedConn(cctx, "ledger"), p)
 		if err == nil {
+			if !slices.Contains(nodes, p) {
+				m.noteNode(p) // found afresh: remember it
+			}
 			return true
 		}
 		last = err
 		m.log.Debug("ledger node did not answer", "peer", p, "err", err)
 		return false
 	}
-	m.mu.Lock()
-	nodes := slices.Clone(m.known.Nodes)
-	m.mu.Unlock()
 	for _, p := range nodes {
 		if try(p) {
 			return nil

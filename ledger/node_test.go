@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -188,19 +189,27 @@ func TestPricedCall(t *testing.T) {
 	})
 	balanced(t, ctx, c)
 
-	// A call whose most possible cost passes the caller's limit is
-	// refused before it runs, and moves nothing.
+	// A call whose most possible cost passes the caller's limit fails
+	// and moves nothing. The provider ran it while the ledger answered
+	// (this payer's reserves had held), but gives no output and earns
+	// nothing; the payer's next call waits for the ledger and never runs.
 	dear := publish(t, provider, "dear", service.Price{PerCall: limit + 1})
-	runsBefore := len(provider.Services().Runs())
-	_, err := caller.Service(dear.ID().String()).On(provider.ID()).Call(ctx, []byte("x"))
-	if !errors.Is(err, service.ErrPayment) {
-		t.Fatalf("a call past the limit: %v, want ErrPayment", err)
-	}
-	if got := balance(t, ctx, caller, caller.UserID()); got != -want {
-		t.Fatalf("a refused call moved the balance to %d", got)
-	}
-	if len(provider.Services().Runs()) != runsBefore {
-		t.Fatal("a call that could not be paid for ran")
+	for try := range 2 {
+		runsBefore := len(provider.Services().Runs())
+		out, err := caller.Service(dear.ID().String()).On(provider.ID()).Call(ctx, []byte("x"))
+		if !errors.Is(err, service.ErrPayment) || !errors.Is(err, ledger.ErrInsufficient) && !strings.Contains(err.Error(), "over the credit limit") || out != nil {
+			t.Fatalf("call %d past the limit: %q, %v; want ErrPayment over the limit and no output", try, out, err)
+		}
+		runs := provider.Services().Runs()
+		switch {
+		case try == 0 && (len(runs) != runsBefore+1 || runs[len(runs)-1].Earned != 0 || runs[len(runs)-1].Error == ""):
+			t.Fatalf("the unpaid run's record: %+v", runs[len(runs)-1])
+		case try == 1 && len(runs) != runsBefore:
+			t.Fatal("a payer whose reserve failed had its next call run before the ledger answered")
+		}
+		if got := balance(t, ctx, caller, caller.UserID()); got != -want {
+			t.Fatalf("a refused call moved the balance to %d", got)
+		}
 	}
 	balanced(t, ctx, c)
 }

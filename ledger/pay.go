@@ -10,6 +10,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/nubecloud/nube/internal/wire"
 	"github.com/nubecloud/nube/service"
 	"github.com/nubecloud/nube/space"
 	"github.com/nubecloud/nube/wasm"
@@ -79,25 +80,48 @@ func (c computePay) Release(h service.Hold) {
 }
 
 // Settle checks a provider's receipt against what this node reserved and
-// what the run reported, countersigns it and settles it in the background.
+// what the run reported, and returns its cost; the payee's signature is
+// checked, the receipt countersigned and settled in the background, off
+// the caller's path (a receipt whose signature fails is not paid, and the
+// reserve returns when it expires).
 func (c computePay) Settle(_ context.Context, reserve []byte, provider peer.ID, receipt []byte, u wasm.Usage) (int64, error) {
-	res, err := DecodeTx(reserve)
-	if err != nil {
+	// The reserve is this node's own: its shape is known good.
+	var res SignedTx
+	var resTx Tx
+	if err := wire.Unmarshal(reserve, &res); err != nil {
 		return 0, err
 	}
-	sr, err := DecodeReceipt(receipt, false)
-	if err != nil {
+	if err := wire.Unmarshal(res.Body, &resTx); err != nil {
 		return 0, err
 	}
-	if err := checkCompute(sr.receipt, res.tx, c.m.user, provider, u); err != nil {
+	if len(receipt) > MaxTxSize {
+		return 0, fmt.Errorf("%w: receipt of %d bytes (at most %d)", ErrTooLarge, len(receipt), MaxTxSize)
+	}
+	var sr SignedReceipt
+	if err := wire.Unmarshal(receipt, &sr); err != nil {
+		return 0, fmt.Errorf("%w: receipt: %v", ErrMalformed, err)
+	}
+	if err := sr.decode(); err != nil {
 		return 0, err
 	}
-	sr.Countersign(c.m.cfg.UserKey)
-	st, err := Sign(c.m.cfg.UserKey, Tx{Kind: Settle, From: c.m.user, Receipt: sr})
-	if err != nil {
+	if err := checkCompute(sr.receipt, &resTx, c.m.user, provider, u); err != nil {
 		return 0, err
 	}
-	c.m.background("settle", st)
+	m := c.m
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		if err := sr.verify(false); err != nil {
+			m.log.Warn("a provider's receipt does not verify: not paid", "provider", provider, "err", err)
+			return
+		}
+		sr.Countersign(m.cfg.UserKey)
+		st, err := Sign(m.cfg.UserKey, Tx{Kind: Settle, From: m.user, Receipt: &sr})
+		if err != nil {
+			return
+		}
+		m.submitRetrying("settle", st)
+	}()
 	return sr.receipt.Amount, nil
 }
 
@@ -124,28 +148,33 @@ func (m *Manager) background(what string, st *SignedTx) {
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		ctx, cancel := context.WithTimeout(m.ctx, 2*time.Minute)
-		defer cancel()
-		for wait := 100 * time.Millisecond; ; wait = min(2*wait, 10*time.Second) {
-			_, err := m.Submit(ctx, st)
-			if err == nil || ctx.Err() != nil {
-				return
-			}
-			if errors.Is(err, ErrReplay) {
-				return // a try before this one was applied
-			}
-			if !isUnreachable(err) {
-				m.log.Warn("the ledger refused a "+what, "err", err)
-				return
-			}
-			select {
-			case <-ctx.Done():
-				m.log.Warn("could not reach the ledger to "+what, "err", err)
-				return
-			case <-time.After(wait):
-			}
-		}
+		m.submitRetrying(what, st)
 	}()
+}
+
+// submitRetrying submits st until the ledger answers, for up to two
+// minutes.
+func (m *Manager) submitRetrying(what string, st *SignedTx) {
+	ctx, cancel := context.WithTimeout(m.ctx, 2*time.Minute)
+	defer cancel()
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 10*time.Second) {
+		_, err := m.Submit(ctx, st)
+		switch {
+		case err == nil || ctx.Err() != nil:
+			return
+		case errors.Is(err, ErrReplay):
+			return // a try before this one was applied
+		case !isUnreachable(err):
+			m.log.Warn("the ledger refused a "+what, "err", err)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			m.log.Warn("could not reach the ledger to "+what, "err", err)
+			return
+		case <-time.After(wait):
+		}
+	}
 }
 
 // isUnreachable reports whether err says the ledger was not reached (so a

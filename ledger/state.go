@@ -111,6 +111,9 @@ type outcome struct {
 	Seq     uint64 `cbor:"3,keyasint,omitempty"`
 	Balance int64  `cbor:"4,keyasint,omitempty"` // the debited account's, after
 	Amount  int64  `cbor:"5,keyasint,omitempty"` // a settlement's: paid to the payee
+	// Leader is the ledger's leader as the node that answered knows it
+	// (set by that node, not by the state machine): the node to ask next.
+	Leader peer.ID `cbor:"6,keyasint,omitempty"`
 }
 
 // Genesis is the ledger's first entry: its ID and the credit limit every

@@ -116,7 +116,8 @@ func reserveTTL(run time.Duration) time.Duration { return run + fetchAllowance +
 // payPlan says whether a run must be paid for.
 type payPlan struct {
 	priced bool
-	other  bool // the caller is another user's node (or shows no user)
+	other  bool    // the caller is another user's node (or shows no user)
+	user   peer.ID // the caller's user, from its cert
 	pay    Payments
 }
 
@@ -135,7 +136,7 @@ func (m *Manager) admit(from peer.ID, req runRequest, d *Descriptor) (payPlan, e
 		}
 	}
 	if !priced {
-		return payPlan{other: other}, nil
+		return payPlan{other: other, user: user}, nil
 	}
 	switch {
 	case m.cfg.Payments == nil:
@@ -143,7 +144,7 @@ func (m *Manager) admit(from peer.ID, req runRequest, d *Descriptor) (payPlan, e
 	case len(req.Reserve) == 0:
 		return payPlan{}, fmt.Errorf("%w: %s is priced and the call carried no reserve", ErrPayment, d.Label())
 	}
-	return payPlan{priced: true, other: true, pay: m.cfg.Payments}, nil
+	return payPlan{priced: true, other: true, user: user, pay: m.cfg.Payments}, nil
 }
 
 type holdResult struct {
@@ -198,3 +199,35 @@ func (p payPlan) abandon(ch <-chan holdResult, reply runReply) runReply {
 	}
 	return reply
 }
+
+// unpaidFor is how long a payer whose reserve failed waits for the ledger
+// before each of its runs.
+const unpaidFor = 10 * time.Minute
+
+// owes reports whether user's reserves failed lately.
+func (m *Manager) owes(user peer.ID) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	until, ok := m.unpaid[user]
+	if ok && time.Now().After(until) {
+		delete(m.unpaid, user)
+		return false
+	}
+	return ok
+}
+
+// noteUnpaid remembers that a run for user went unpaid.
+func (m *Manager) noteUnpaid(user peer.ID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.unpaid) >= maxUnpaid {
+		for u := range m.unpaid { // make room: forget one
+			delete(m.unpaid, u)
+			break
+		}
+	}
+	m.unpaid[user] = time.Now().Add(unpaidFor)
+}
+
+// maxUnpaid bounds the payers remembered as unpaid.
+const maxUnpaid = 4096

@@ -273,10 +273,12 @@ func (m *Manager) serveRun(ctx context.Context, from peer.ID, req runRequest) ru
 		return runReply{Kind: kindBusy, Message: fmt.Sprintf("%v: %d jobs running, %d waiting", ErrBusy, cap(m.slots), cap(m.waiting))}
 	}
 	// Fetching is I/O and waits outside the slots; compiling and running
-	// are CPU work and take one.
-	// A priced run's reserve goes to the ledger while the module is
-	// fetched and compiled; the run starts only once the ledger holds it.
+	// are CPU work and take one. A priced run's reserve goes to the ledger
+	// meanwhile. A payer whose reserves have held runs before the ledger
+	// answers (its answer is awaited before the output goes back); one
+	// whose reserve failed lately waits for the ledger first.
 	held := pay.hold(ctx, req.Reserve, d.Price)
+	first := pay.priced && (pay.user == "" || m.owes(pay.user))
 	mod, ready := m.rt.Cached(d.Module)
 	cold := !ready
 	var code []byte
@@ -299,14 +301,23 @@ func (m *Manager) serveRun(ctx context.Context, from peer.ID, req runRequest) ru
 			return pay.abandon(held, failed(err))
 		}
 	}
-	h, err := pay.wait(ctx, held)
-	if err != nil {
-		<-m.slots
-		return failed(err)
+	var h *Hold
+	if first {
+		if h, err = pay.wait(ctx, held); err != nil {
+			<-m.slots
+			return failed(err)
+		}
 	}
 	m.metrics.running.Inc()
 	res, err := mod.Run(ctx, wasmJob(d, asked, m.cfg.MaxLimits, req.Input, from))
 	m.metrics.running.Dec()
+	if pay.priced && !first {
+		var perr error
+		if h, perr = pay.wait(ctx, held); perr != nil {
+			m.noteUnpaid(pay.user)
+			res.Output, err = nil, perr
+		}
+	}
 	// Record the run while it still holds its slot: the records then
 	// follow the slot's order, and each ends before the next begins.
 	rec := Record{At: time.Now(), Service: d.Label(), Descriptor: d.id, Module: d.Module, Caller: from, Usage: res.Usage, Cold: cold}
