@@ -340,7 +340,7 @@ func (m *Manager) Create(ctx context.Context, limit int64, peers ...peer.ID) (In
 	all := append([]peer.ID{m.self}, peers...)
 	g, err := m.cfg.Groups.Open(ctx, GroupName, group.Options{Members: peers, Machine: m.machine})
 	if err != nil {
-		return Info{}, fmt.Errorf("ledger: %w", err)
+		return Info{}, fmt.Errorf("%w: %v", ErrNoLedger, err)
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(peers))
@@ -366,7 +366,7 @@ func (m *Manager) Create(ctx context.Context, limit int64, peers ...peer.ID) (In
 	m.member(g)
 	// This node may follow: wait until it has applied the genesis too.
 	if err := m.waitFor(ctx, func(s *state) bool { return s.Genesis != nil }); err != nil {
-		return Info{}, err
+		return Info{}, fmt.Errorf("%w: the genesis did not reach this node: %v", ErrNoLedger, err)
 	}
 	return m.Info(ctx)
 }
@@ -472,16 +472,19 @@ func (m *Manager) serveSubmit(ctx context.Context, req submitReq) (outcome, erro
 	if g == nil {
 		return outcome{}, fmt.Errorf("%w: this node is not a ledger node", ErrNoLedger)
 	}
-	o, _ := m.applyLocal(ctx, g, req.Tx)
+	o, _ := m.applyLocal(ctx, g, req.Tx, false)
 	o.Leader = g.Leader()
 	return o, nil
 }
 
-// applyLocal checks a transaction and applies it through this ledger
-// node; a transaction refused at the door never reaches the log.
-func (m *Manager) applyLocal(ctx context.Context, g *group.Group, tx []byte) (outcome, error) {
-	if _, err := DecodeTx(tx); err != nil {
-		return fail(err), err
+// applyLocal checks a transaction (unless this node made it, and checked
+// it already) and applies it through this ledger node; a transaction
+// refused at the door never reaches the log.
+func (m *Manager) applyLocal(ctx context.Context, g *group.Group, tx []byte, checked bool) (outcome, error) {
+	if !checked {
+		if _, err := DecodeTx(tx); err != nil {
+			return fail(err), err
+		}
 	}
 	b, err := wire.Marshal(&command{Op: opTx, Time: time.Now().UnixNano(), Tx: tx})
 	if err != nil {
@@ -497,12 +500,17 @@ func (m *Manager) applyLocal(ctx context.Context, g *group.Group, tx []byte) (ou
 // Submit applies a signed transaction to the ledger: here on a ledger
 // node, else through the first ledger node that answers.
 func (m *Manager) Submit(ctx context.Context, st *SignedTx) (Outcome, error) {
+	return m.submit(ctx, st, false)
+}
+
+// submit is Submit, told whether st was checked on this node already.
+func (m *Manager) submit(ctx context.Context, st *SignedTx, checked bool) (Outcome, error) {
 	b, err := st.Encode()
 	if err != nil {
 		return Outcome{}, err
 	}
 	if g := m.group(); g != nil {
-		o, err := m.applyLocal(ctx, g, b)
+		o, err := m.applyLocal(ctx, g, b, checked)
 		return o.public(), err
 	}
 	var o outcome
@@ -593,7 +601,7 @@ func (m *Manager) onLedger(ctx context.Context, call func(context.Context, peer.
 		}
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return fmt.Errorf("%w: %v", ErrNoLedger, err)
 	}
 	if last != nil {
 		return fmt.Errorf("%w: %v", ErrNoLedger, last)
@@ -779,7 +787,7 @@ func (m *Manager) Send(ctx context.Context, to peer.ID, amount int64, memo strin
 	if err := st.check(); err != nil {
 		return Outcome{}, err
 	}
-	return m.Submit(ctx, st)
+	return m.submit(ctx, st, true)
 }
 
 // waitFor waits until this ledger node's state meets cond.
