@@ -133,7 +133,7 @@ type Manager struct {
 	verified map[string]*Descriptor // descriptors checked, by their bytes
 	runs     []Record               // the latest runs, oldest first
 	calls    []CallRecord           // the latest calls this node made, oldest first
-	unpaid   map[peer.ID]time.Time  // payers whose reserves failed, until when
+	payers   map[peer.ID]time.Time  // payers whose reserves held, until when
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -180,7 +180,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		noRun:    map[peer.ID]time.Time{},
 		asked:    map[string]time.Time{},
 		verified: map[string]*Descriptor{},
-		unpaid:   map[peer.ID]time.Time{},
+		payers:   map[peer.ID]time.Time{},
 		metrics:  newMetrics(cfg.Registerer),
 	}
 	if cfg.OtherSlots > 0 && cfg.OtherSlots < cfg.Slots {

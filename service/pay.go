@@ -200,34 +200,44 @@ func (p payPlan) abandon(ch <-chan holdResult, reply runReply) runReply {
 	return reply
 }
 
-// unpaidFor is how long a payer whose reserve failed waits for the ledger
-// before each of its runs.
-const unpaidFor = 10 * time.Minute
+// payingFor is how long a payer whose reserve held may have its next run
+// start before the ledger answers.
+const payingFor = time.Hour
 
-// owes reports whether user's reserves failed lately.
-func (m *Manager) owes(user peer.ID) bool {
+// paying reports whether user's reserves held here lately: its runs may
+// start before the ledger answers. A payer never seen, or whose last
+// reserve failed, waits for the ledger, so that new keys cannot make the
+// node work for nothing.
+func (m *Manager) paying(user peer.ID) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	until, ok := m.unpaid[user]
+	until, ok := m.payers[user]
 	if ok && time.Now().After(until) {
-		delete(m.unpaid, user)
+		delete(m.payers, user)
 		return false
 	}
 	return ok
 }
 
-// noteUnpaid remembers that a run for user went unpaid.
-func (m *Manager) noteUnpaid(user peer.ID) {
+// notePaid records how user's last reserve fared.
+func (m *Manager) notePaid(user peer.ID, held bool) {
+	if user == "" {
+		return
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if len(m.unpaid) >= maxUnpaid {
-		for u := range m.unpaid { // make room: forget one
-			delete(m.unpaid, u)
+	if !held {
+		delete(m.payers, user)
+		return
+	}
+	if _, ok := m.payers[user]; !ok && len(m.payers) >= maxPayers {
+		for u := range m.payers { // make room: forget one
+			delete(m.payers, u)
 			break
 		}
 	}
-	m.unpaid[user] = time.Now().Add(unpaidFor)
+	m.payers[user] = time.Now().Add(payingFor)
 }
 
-// maxUnpaid bounds the payers remembered as unpaid.
-const maxUnpaid = 4096
+// maxPayers bounds the payers remembered.
+const maxPayers = 4096

@@ -274,11 +274,11 @@ func (m *Manager) serveRun(ctx context.Context, from peer.ID, req runRequest) ru
 	}
 	// Fetching is I/O and waits outside the slots; compiling and running
 	// are CPU work and take one. A priced run's reserve goes to the ledger
-	// meanwhile. A payer whose reserves have held runs before the ledger
-	// answers (its answer is awaited before the output goes back); one
-	// whose reserve failed lately waits for the ledger first.
+	// meanwhile. A payer whose reserves held lately runs before the ledger
+	// answers (the answer is awaited before the output goes back); others
+	// wait for the ledger first.
 	held := pay.hold(ctx, req.Reserve, d.Price)
-	first := pay.priced && (pay.user == "" || m.owes(pay.user))
+	first := pay.priced && (pay.user == "" || !m.paying(pay.user))
 	mod, ready := m.rt.Cached(d.Module)
 	cold := !ready
 	var code []byte
@@ -303,7 +303,9 @@ func (m *Manager) serveRun(ctx context.Context, from peer.ID, req runRequest) ru
 	}
 	var h *Hold
 	if first {
-		if h, err = pay.wait(ctx, held); err != nil {
+		h, err = pay.wait(ctx, held)
+		m.notePaid(pay.user, err == nil)
+		if err != nil {
 			<-m.slots
 			return failed(err)
 		}
@@ -313,8 +315,9 @@ func (m *Manager) serveRun(ctx context.Context, from peer.ID, req runRequest) ru
 	m.metrics.running.Dec()
 	if pay.priced && !first {
 		var perr error
-		if h, perr = pay.wait(ctx, held); perr != nil {
-			m.noteUnpaid(pay.user)
+		h, perr = pay.wait(ctx, held)
+		m.notePaid(pay.user, perr == nil)
+		if perr != nil {
 			res.Output, err = nil, perr
 		}
 	}
