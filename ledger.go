@@ -1,6 +1,7 @@
 package nube
 
 import (
+	"context"
 	"fmt"
 	"slices"
 
@@ -10,9 +11,32 @@ import (
 	"github.com/nubecloud/nube/service"
 )
 
+// Ledger is what a program does with the credit ledger: form or join it,
+// read accounts, pay. The node owns the ledger's life (no Close here).
+// See package ledger.
+type Ledger interface {
+	// Create forms the ledger of this node and peers, with limit
+	// millicredits of credit per account (zero: ledger.DefaultLimit).
+	Create(ctx context.Context, limit int64, peers ...peer.ID) (ledger.Info, error)
+	// Join makes this node a ledger node through the ledger node via.
+	Join(ctx context.Context, via peer.ID) (ledger.Info, error)
+	// Info describes the ledger, as its leader sees it.
+	Info(ctx context.Context) (ledger.Info, error)
+	// LocalInfo describes this ledger node's own copy.
+	LocalInfo(ctx context.Context) (ledger.Info, error)
+	// Account returns a user's account; "" is this node's user.
+	Account(ctx context.Context, user peer.ID) (ledger.Account, error)
+	// Send transfers millicredits from this node's user to another.
+	Send(ctx context.Context, to peer.ID, amount int64, memo string) (ledger.Outcome, error)
+	// Submit applies a transaction signed elsewhere.
+	Submit(ctx context.Context, st *ledger.SignedTx) (ledger.Outcome, error)
+	// IsNode reports whether this node keeps the ledger.
+	IsNode() bool
+}
+
 // Ledger is the node's door to the credit ledger: balances, transfers,
-// history, and (on a ledger node) the ledger itself. See package ledger.
-func (n *Node) Ledger() *ledger.Manager { return n.ledger }
+// history, and (on a ledger node) the ledger itself.
+func (n *Node) Ledger() Ledger { return n.ledger }
 
 // Whom a node serves (Offer.To).
 const (

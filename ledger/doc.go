@@ -1,0 +1,28 @@
+// Package ledger is nube's credit: a mutual-credit ledger that pays nodes
+// for the compute and storage they give other users, kept by a few ledger
+// nodes as a replicated group.
+//
+// Every account is a user key. It starts at zero and may go below zero
+// down to the ledger's limit, so a new user can have others work for it at
+// once; a payment moves credit from one account to another, and all
+// balances (with what escrow holds) always sum to zero. Amounts are in
+// millicredits.
+//
+//	info, err := node.Ledger().Create(ctx, 0, peerB, peerC) // on one node
+//	a, err := node.Ledger().Account(ctx, "")               // this user's
+//	_, err = node.Ledger().Send(ctx, user, 2_500, "thanks") // 2.5 credits
+//
+// Every transaction is signed by the account it debits, carries a nonce
+// and a time, and is applied once; every ledger node checks the signatures
+// itself as it applies an entry, so a dishonest ledger node can refuse or
+// delay a payment but not forge one. Nodes that keep no ledger find it on
+// the DHT.
+//
+// The manager is also the service layer's Payments (Compute): a priced
+// run's caller signs a reserve of the most it may cost, the provider puts
+// it in escrow while it fetches the module, bills the run's metering in a
+// receipt the caller countersigns, and the receipt settles once, returning
+// what was not used. And it is the space layer's Payments (Storage):
+// holders of another user's space are paid per GiB-day after a random
+// block challenge.
+package ledger
