@@ -80,17 +80,26 @@ func balance(t *testing.T, ctx context.Context, n *nube.Node, u peer.ID) int64 {
 	return a.Balance
 }
 
+// oneUser makes n data dirs that hold one user key: the nodes started on
+// them are one user's.
+func oneUser(t *testing.T, n int) []string {
+	key := identity.Generate()
+	var dirs []string
+	for range n {
+		d := t.TempDir()
+		if err := identity.Save(filepath.Join(d, nube.UserKeyFile), key); err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, d)
+	}
+	return dirs
+}
+
 // TestTransfersAcrossNodes: nodes that are not ledger nodes find the
 // ledger on the DHT and pay; two nodes of one user spending the same
 // credit at once: exactly one wins.
 func TestTransfersAcrossNodes(t *testing.T) {
-	key := identity.Generate()
-	dirs := []string{t.TempDir(), t.TempDir()}
-	for _, d := range dirs {
-		if err := identity.Save(filepath.Join(d, nube.UserKeyFile), key); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dirs := oneUser(t, 2)
 	c := ledgerCluster(t, 5, nubetest.WithConfig(func(i int, cfg *nube.Config) {
 		fast(i, cfg)
 		if i >= 3 {
@@ -217,13 +226,7 @@ func TestPricedCall(t *testing.T) {
 // TestDefaultOffer: a fresh node serves its own user's nodes, not
 // strangers'; a node told to trust a user serves it.
 func TestDefaultOffer(t *testing.T) {
-	key := identity.Generate()
-	dirs := []string{t.TempDir(), t.TempDir()}
-	for _, d := range dirs {
-		if err := identity.Save(filepath.Join(d, nube.UserKeyFile), key); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dirs := oneUser(t, 2)
 	c := nubetest.Cluster(t, 3, nubetest.WithConfig(func(i int, cfg *nube.Config) {
 		cfg.Offer = nube.Offer{} // the default
 		if i < 2 {
