@@ -55,6 +55,13 @@ func TestDashboardInBrowser(t *testing.T) {
 	if err := sp.PutBytes(ctx, "cover.jpg", []byte("not really a picture")); err != nil {
 		t.Fatal(err)
 	}
+	// A ledger of the three, and a payment to this node's user.
+	if _, err := c.Node(0).Ledger().Create(ctx, 0, c.Node(1).ID(), c.Node(2).ID()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Node(1).Ledger().Send(ctx, c.Node(0).UserID(), 1_500, "for the album"); err != nil {
+		t.Fatal(err)
+	}
 
 	// Log in with a one-time link; the code is spent and never stays in
 	// a URL of the tab's history.
@@ -95,6 +102,12 @@ func TestDashboardInBrowser(t *testing.T) {
 	// The Spaces panel lists the space this node is home of.
 	browsertest.Wait(t, ctx, bctx, fmt.Sprintf(`!!document.querySelector('#space-table tr[data-space=%q]')`, sp.ID()),
 		"the space never appeared in the Spaces panel")
+
+	// The Credit panel shows the balance and the payment.
+	browsertest.Wait(t, ctx, bctx, `document.getElementById("credit-summary").textContent.startsWith("Balance 1.500 credits")`,
+		"the Credit panel never showed the balance")
+	browsertest.Wait(t, ctx, bctx, `[...document.querySelectorAll("#credit-table tbody td")].some((td) => td.textContent === "for the album")`,
+		"the Credit panel never showed the payment")
 
 	// A file added through the page appears in the Content panel and in
 	// the node's pins.
@@ -169,7 +182,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		if err := chromedp.Do(bctx, chromedp.EmulateViewport(width, 900)); err != nil {
 			t.Fatal(err)
 		}
-		for _, panel := range []string{"node", "peers", "traffic", "content", "services", "groups", "spaces"} {
+		for _, panel := range []string{"node", "peers", "traffic", "content", "services", "groups", "spaces", "credit"} {
 			png, err := chromedp.Run(bctx, chromedp.Screenshot(chromedp.ID(panel)))
 			if err != nil {
 				t.Fatalf("screenshot of %s: %v", panel, err)

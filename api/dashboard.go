@@ -204,6 +204,7 @@ type dashCall struct {
 	Usage   client.Usage  `json:"usage"`
 	Elapsed time.Duration `json:"elapsed"`
 	Error   string        `json:"error,omitempty"`
+	Cost    int64         `json:"cost,omitempty"` // millicredits
 }
 
 func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
@@ -231,7 +232,7 @@ func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
 	calls := s.node.Services().Calls()
 	for i := len(calls) - 1; i >= 0 && len(out.Calls) < 50; i-- {
 		c := calls[i]
-		out.Calls = append(out.Calls, dashCall{At: c.At, Service: c.Service, Peer: c.Peer.String(), Usage: client.Usage(c.Usage), Elapsed: c.Elapsed, Error: c.Error})
+		out.Calls = append(out.Calls, dashCall{At: c.At, Service: c.Service, Peer: c.Peer.String(), Usage: client.Usage(c.Usage), Elapsed: c.Elapsed, Error: c.Error, Cost: c.Cost})
 	}
 	for _, name := range s.node.GroupNames() {
 		g, err := s.node.Group(ctx, name)

@@ -180,12 +180,14 @@ function renderLists(l) {
     el("td", {}, String((s.runners || []).length)))), 4, "no services known");
   fillTable($("run-table"), l.runs.map((r) => el("tr", {},
     el("td", {}, new Date(r.at).toLocaleTimeString()), el("td", {}, r.service), el("td", { class: "mono", title: r.caller }, short(r.caller)),
-    el("td", {}, ms(r.usage.cpu)), el("td", {}, ms(r.usage.wall)), el("td", {}, r.error ? "failed: " + r.error : (r.cold ? "ok (cold)" : "ok")))),
-  6, "no runs for others yet");
+    el("td", {}, ms(r.usage.cpu)), el("td", {}, ms(r.usage.wall)), el("td", {}, r.earned ? credits(r.earned) : "–"),
+    el("td", {}, r.error ? "failed: " + r.error : (r.cold ? "ok (cold)" : "ok")))),
+  7, "no runs for others yet");
   fillTable($("call-table"), l.calls.map((c) => el("tr", {},
     el("td", {}, new Date(c.at).toLocaleTimeString()), el("td", {}, c.service), el("td", { class: "mono", title: c.peer }, short(c.peer)),
-    el("td", {}, ms(c.usage.cpu)), el("td", {}, ms(c.elapsed)), el("td", { class: "wrap" }, c.error ? "failed: " + c.error : "ok"))),
-  6, "no calls made yet");
+    el("td", {}, ms(c.usage.cpu)), el("td", {}, ms(c.elapsed)), el("td", {}, c.cost ? credits(c.cost) : "free"),
+    el("td", { class: "wrap" }, c.error ? "failed: " + c.error : "ok"))),
+  7, "no calls made yet");
 
   fillTable($("space-table"), l.spaces.map((x) => el("tr", { "data-space": x.id },
     el("td", { class: "mono", title: x.id }, short(x.owner) + "/" + x.name), el("td", {}, x.role), el("td", {}, String(x.seq)),
@@ -206,6 +208,38 @@ function renderLists(l) {
       el("td", { class: "state-" + m.state }, m.state),
       el("td", {}, m.last_contact ? Math.max(0, (Date.now() - new Date(m.last_contact)) / 1000).toFixed(1) + " s ago" : "–"))), 3, "no members");
     gl.append(el("div", { class: "group scroll" }, t));
+  }
+}
+
+// credits formats millicredits as credits: 2500 → "2.500".
+function credits(mc) {
+  const neg = mc < 0, a = Math.abs(mc);
+  return (neg ? "-" : "") + Math.floor(a / 1000) + "." + String(a % 1000).padStart(3, "0");
+}
+
+// The ledger may be slow to find (or absent): the credit panel loads on its
+// own, so the other panels never wait for it.
+let creditBusy = false;
+async function loadCredit() {
+  if (creditBusy) return;
+  creditBusy = true;
+  const sum = $("credit-summary");
+  try {
+    const a = await (await api("/api/v0/credit/account?history=1")).json();
+    sum.className = "";
+    sum.textContent = "Balance " + credits(a.balance) + " credits, " + credits(a.available) + " available (limit " +
+      credits(a.limit) + (a.reserved ? ", " + credits(a.reserved) + " held for runs under way" : "") + "). Ledger " + a.ledger + ".";
+    fillTable($("credit-table"), (a.history || []).slice().reverse().map((e) => el("tr", {},
+      el("td", {}, new Date(e.time).toLocaleString()), el("td", {}, e.kind),
+      el("td", { class: e.amount < 0 ? "debit" : "credit" }, credits(e.amount)),
+      el("td", { class: "mono", title: e.peer || "" }, e.peer ? short(e.peer) : "–"), el("td", { class: "wrap" }, e.memo || ""))),
+    5, "no entries yet");
+  } catch (e) {
+    sum.className = "empty";
+    sum.textContent = "No ledger: " + e.message + ". Form one with: nube ledger create PEER…";
+    fillTable($("credit-table"), [], 5, "no entries");
+  } finally {
+    creditBusy = false;
   }
 }
 
@@ -318,3 +352,5 @@ $("fetch-form").addEventListener("submit", fetchCID);
 connect();
 loadLists();
 setInterval(loadLists, 10000);
+loadCredit();
+setInterval(loadCredit, 10000);
