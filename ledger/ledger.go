@@ -385,6 +385,9 @@ func (m *Manager) Join(ctx context.Context, via peer.ID) (Info, error) {
 		return Info{}, fmt.Errorf("ledger: join through %s: %w", via, err)
 	}
 	m.member(g)
+	if err := m.waitFor(ctx, func(s *state) bool { return s.Genesis != nil }); err != nil {
+		return Info{}, fmt.Errorf("%w: the ledger's state did not reach this node: %v", ErrNoLedger, err)
+	}
 	return m.Info(ctx)
 }
 

@@ -404,3 +404,45 @@ func TestForgedEntryInLog(t *testing.T) {
 	}
 	balanced(t, ctx, c)
 }
+
+// TestJoinAndRestart: a fourth node joins the ledger through a ledger
+// node and catches up; a ledger node that restarts reopens the ledger
+// from its log and catches up with what it missed.
+func TestJoinAndRestart(t *testing.T) {
+	c := ledgerCluster(t, 4, nubetest.WithDataDirs())
+	ctx := nubetest.Context(t, 2*time.Minute)
+	if _, err := c.Node(3).Ledger().Send(ctx, c.Node(0).UserID(), 4_000, "before"); err != nil {
+		t.Fatal(err)
+	}
+	in, err := c.Node(3).Ledger().Join(ctx, c.Node(0).ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(in.Nodes) != 4 || !c.Node(3).Ledger().IsNode() {
+		t.Fatalf("after the join: %+v", in)
+	}
+	c.Kill(2)
+	if _, err := c.Node(3).Ledger().Send(ctx, c.Node(0).UserID(), 1_000, "while 2 was down"); err != nil {
+		t.Fatal(err)
+	}
+	n2, err := c.Restart(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !n2.Ledger().IsNode() {
+		t.Fatal("a restarted ledger node no longer keeps the ledger")
+	}
+	lead, err := c.Node(0).Ledger().Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*nube.Node{n2, c.Node(3)} {
+		nubetest.Eventually(t, ctx, func() bool {
+			local, err := n.Ledger().LocalInfo(ctx)
+			return err == nil && local.Seq == lead.Seq && local.Sum == 0 && local.ID == lead.ID
+		}, func() string { return "a ledger node never caught up" })
+	}
+	if got := balance(t, ctx, n2, c.Node(0).UserID()); got != 5_000 {
+		t.Fatalf("after the restart the payee has %d, want 5000", got)
+	}
+}
