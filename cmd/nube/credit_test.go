@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -35,9 +36,11 @@ func TestCreditCLI(t *testing.T) {
 		t.Fatalf("publish: %s", errs)
 	}
 	out, errs, code := runIn(t, "hello", "--data", b, "call", "dear-upper", "--on", da.info.ID)
-	if code != 0 || out != "HELLO" || !strings.Contains(errs, "the call cost 0.2") {
-		t.Fatalf("priced call: %d %q %q", code, out, errs)
+	m := regexp.MustCompile(`the call cost (\d+\.\d{3}) credits`).FindStringSubmatch(errs)
+	if code != 0 || out != "HELLO" || m == nil || m[1] < "0.250" {
+		t.Fatalf("priced call: %d %q %q (want its cost, 0.250 per call and 1.000 per CPU-second, on stderr)", code, out, errs)
 	}
+	cost := m[1]
 	if out, errs, code := run(t, "--data", b, "credit", "send", da.info.UserID, "2.5", "--memo", "thanks"); code != 0 || !strings.Contains(out, "sent 2.500 credits") {
 		t.Fatalf("credit send: %d %s %s", code, out, errs)
 	}
@@ -72,7 +75,7 @@ func TestCreditCLI(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &aAcct) != nil || aAcct.Balance != paid+2500 {
 		t.Fatalf("A's balance: %d %s %s (want %d)", code, out, errs, paid+2500)
 	}
-	if out, errs, code := run(t, "--data", a, "service", "runs"); code != 0 || !strings.Contains(out, "EARNED") || !strings.Contains(out, "0.2") {
+	if out, errs, code := run(t, "--data", a, "service", "runs"); code != 0 || !strings.Contains(out, "EARNED") || !strings.Contains(out, cost) {
 		t.Fatalf("service runs: %d %s %s", code, out, errs)
 	}
 	if out, errs, code := run(t, "--data", b, "credit", "limits"); code != 0 || !strings.Contains(out, "credit limit   20.000") || !strings.Contains(out, "anyone") {
