@@ -195,7 +195,7 @@ func (m *Manager) group() *group.Group {
 // and returns expired reserves while it leads.
 func (m *Manager) member(g *group.Group) {
 	m.mu.Lock()
-	if m.g != nil {
+	if m.g != nil || m.ctx.Err() != nil { // a member already, or closed
 		m.mu.Unlock()
 		return
 	}

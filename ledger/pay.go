@@ -34,22 +34,30 @@ func (c computePay) Reserve(provider peer.ID, price service.Price, most int64, t
 	return st.Encode()
 }
 
-// Hold puts a caller's reserve on the ledger.
-func (c computePay) Hold(ctx context.Context, reserve []byte, price service.Price) (service.Hold, error) {
+// settleTime is how long a reserve must last past its run's end, for the
+// caller to countersign the receipt and the ledger to settle it.
+const settleTime = 30 * time.Second
+
+// Hold puts a caller's reserve on the ledger, if it covers a run of up to
+// run and lasts until that run can be settled.
+func (c computePay) Hold(ctx context.Context, reserve []byte, price service.Price, run time.Duration) (service.Hold, error) {
 	st, err := DecodeTx(reserve)
 	if err != nil {
 		return service.Hold{}, err
 	}
 	t := st.tx
 	switch {
+	case t.Kind == Reserve && t.Amount < price.Most(run):
+		return service.Hold{}, fmt.Errorf("%w: the reserve of %s does not cover a run of up to %v, which may cost %s",
+			ErrBadReceipt, Credits(t.Amount), run, Credits(price.Most(run)))
+	case t.Kind == Reserve && time.Until(time.Unix(0, t.Expires)) < run+settleTime:
+		return service.Hold{}, fmt.Errorf("%w: the reserve expires before a run of up to %v could end and be settled", ErrBadReceipt, run)
 	case t.Kind != Reserve:
 		return service.Hold{}, fmt.Errorf("%w: a %s where a reserve belongs", ErrMalformed, t.Kind)
 	case t.Provider != c.m.self:
 		return service.Hold{}, fmt.Errorf("%w: the reserve is for a run on %s, not on this node", ErrBadReceipt, t.Provider)
 	case t.Price != price:
 		return service.Hold{}, fmt.Errorf("%w: the reserve is at another price than the service's", ErrBadReceipt)
-	case t.Amount < price.Cost(0):
-		return service.Hold{}, fmt.Errorf("%w: the reserve of %s does not cover one call", ErrBadReceipt, Credits(t.Amount))
 	}
 	if _, err := c.m.Submit(ctx, st); err != nil {
 		return service.Hold{}, err

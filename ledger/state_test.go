@@ -408,3 +408,30 @@ func TestCheckComputeCatchesInflatedCPU(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestHoldRefuses: a provider puts on the ledger only a reserve made for
+// it, at the service's price, covering the run's limit and lasting until
+// the run can be settled; it refuses the others before asking the ledger.
+func TestHoldRefuses(t *testing.T) {
+	b := newBook(t)
+	alice, bob := newParty(t), newParty(t)
+	pay := computePay{&Manager{self: bob.node}}
+	price := service.Price{PerCall: 10, PerCPUSecond: 1000}
+	run := 10 * time.Second
+	for name, tx := range map[string]Tx{
+		"another node":  {Kind: Reserve, From: alice.user, Provider: alice.node, Amount: price.Most(run), Price: price, Expires: time.Now().Add(time.Hour).UnixNano()},
+		"another price": {Kind: Reserve, From: alice.user, Provider: bob.node, Amount: price.Most(run), Price: service.Price{PerCall: 1}, Expires: time.Now().Add(time.Hour).UnixNano()},
+		"too little":    {Kind: Reserve, From: alice.user, Provider: bob.node, Amount: price.Most(run) - 1, Price: price, Expires: time.Now().Add(time.Hour).UnixNano()},
+		"too short":     {Kind: Reserve, From: alice.user, Provider: bob.node, Amount: price.Most(run), Price: price, Expires: time.Now().Add(run).UnixNano()},
+		"not a reserve": {Kind: Transfer, From: alice.user, To: bob.user, Amount: 5},
+	} {
+		tx.Time = time.Now().UnixNano()
+		raw, err := b.sign(alice, tx).Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pay.Hold(t.Context(), raw, price, run); !errors.Is(err, ErrBadReceipt) && !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

@@ -40,8 +40,9 @@ type Payments interface {
 	Reserve(provider peer.ID, price Price, most int64, ttl time.Duration) ([]byte, error)
 	// Hold, on the provider, puts a caller's reserve on the ledger and
 	// returns once the ledger holds it. The reserve must be for this node
-	// at price.
-	Hold(ctx context.Context, reserve []byte, price Price) (Hold, error)
+	// at price, cover a run of up to run, and last until it can be
+	// settled.
+	Hold(ctx context.Context, reserve []byte, price Price, run time.Duration) (Hold, error)
 	// Bill, on the provider, signs the receipt of a held run that used u,
 	// and returns it with what it costs.
 	Bill(h Hold, u wasm.Usage) (receipt []byte, cost int64, err error)
@@ -153,13 +154,13 @@ type holdResult struct {
 }
 
 // hold starts putting the reserve on the ledger; nil if the run is free.
-func (p payPlan) hold(ctx context.Context, reserve []byte, price Price) <-chan holdResult {
+func (p payPlan) hold(ctx context.Context, reserve []byte, price Price, run time.Duration) <-chan holdResult {
 	if !p.priced {
 		return nil
 	}
 	ch := make(chan holdResult, 1)
 	go func() {
-		h, err := p.pay.Hold(ctx, reserve, price)
+		h, err := p.pay.Hold(ctx, reserve, price, run)
 		ch <- holdResult{h, err}
 	}()
 	return ch

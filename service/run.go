@@ -277,7 +277,8 @@ func (m *Manager) serveRun(ctx context.Context, from peer.ID, req runRequest) ru
 	// meanwhile. A payer whose reserves held lately runs before the ledger
 	// answers (the answer is awaited before the output goes back); others
 	// wait for the ledger first.
-	held := pay.hold(ctx, req.Reserve, d.Price)
+	job := wasmJob(d, asked, m.cfg.MaxLimits, req.Input, from)
+	held := pay.hold(ctx, req.Reserve, d.Price, job.Limits.Timeout)
 	first := pay.priced && (pay.user == "" || !m.paying(pay.user))
 	mod, ready := m.rt.Cached(d.Module)
 	cold := !ready
@@ -311,7 +312,7 @@ func (m *Manager) serveRun(ctx context.Context, from peer.ID, req runRequest) ru
 		}
 	}
 	m.metrics.running.Inc()
-	res, err := mod.Run(ctx, wasmJob(d, asked, m.cfg.MaxLimits, req.Input, from))
+	res, err := mod.Run(ctx, job)
 	m.metrics.running.Dec()
 	if pay.priced && !first {
 		var perr error
