@@ -142,6 +142,7 @@ type upInfo struct {
 	Gateway   string   `json:"gateway,omitempty"`
 	Dashboard string   `json:"dashboard"`
 	DataDir   string   `json:"data_dir"`
+	Offers    string   `json:"offers"`
 }
 
 func runUp(ctx context.Context, g *globals, f upFlags, gatewayChosen bool) error {
@@ -218,7 +219,7 @@ func runUp(ctx context.Context, g *globals, f upFlags, gatewayChosen bool) error
 
 	info := upInfo{
 		ID: node.ID().String(), UserID: node.UserID().String(),
-		API: srv.URL(), Dashboard: srv.LoginURL(), DataDir: g.dataDir,
+		API: srv.URL(), Dashboard: srv.LoginURL(), DataDir: g.dataDir, Offers: offerLine(offer, noStorage, f.noCompute),
 	}
 	if gw != nil {
 		info.Gateway = gw.URL()
@@ -247,6 +248,7 @@ func runUp(ctx context.Context, g *globals, f upFlags, gatewayChosen bool) error
 		}
 		g.printf("dashboard  %s\n", info.Dashboard)
 		g.printf("data dir   %s\n", info.DataDir)
+		g.printf("offers     %s\n", info.Offers)
 		g.printf("\nPress Ctrl-C to stop.\n")
 	}
 	if o, ok := g.out.(*os.File); ok {
@@ -347,4 +349,26 @@ func (f upFlags) offerTerms() (o nube.Offer, noStorage bool, err error) {
 		o.Users, o.Peers = append(o.Users, id), append(o.Peers, id)
 	}
 	return o, f.noStorage || !storage, nil
+}
+
+// offerLine says in a line what the node offers others and to whom.
+func offerLine(o nube.Offer, noStorage, noCompute bool) string {
+	var what []string
+	if !o.NoCompute && !noCompute {
+		what = append(what, "compute")
+	}
+	if !noStorage {
+		what = append(what, "storage")
+	}
+	if len(what) == 0 {
+		return "nothing to other nodes"
+	}
+	whom := "to this user's nodes only (--offer-to anyone opens it)"
+	if len(o.Users) > 0 {
+		whom = fmt.Sprintf("to this user's nodes and %d trusted", len(o.Users))
+	}
+	if o.To == nube.OfferAnyone {
+		whom = "to anyone, priced services paid through the ledger"
+	}
+	return strings.Join(what, " and ") + ", " + whom
 }
