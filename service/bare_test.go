@@ -21,7 +21,11 @@ import (
 // them: a service published on one is found and run from the other.
 func TestOnBareHosts(t *testing.T) {
 	hs := hosttest.Hosts(t, 2)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	// One host fetches the module from the other while both run it: under
+	// the race detector, in wazero's interpreter, beside other packages'
+	// tests on a 2-core CI machine, that once took over a minute (alone:
+	// 3 s). The bound is for a hang, not for speed.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var ms []*service.Manager
 	for _, h := range hs {
