@@ -150,6 +150,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if slices.Contains(cfg.Groups.Names(), GroupName) {
 		g, err := cfg.Groups.Open(ctx, GroupName, group.Options{Machine: m.machine})
 		if err != nil {
+			m.cancel()
 			return nil, fmt.Errorf("ledger: reopen: %w", err)
 		}
 		m.member(g)
@@ -489,6 +490,7 @@ func (m *Manager) applyLocal(ctx context.Context, g *group.Group, tx []byte, che
 			return fail(err), err
 		}
 	}
+	m.machine.markChecked(tx)
 	b, err := wire.Marshal(&command{Op: opTx, Time: time.Now().UnixNano(), Tx: tx})
 	if err != nil {
 		return fail(err), err

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -177,9 +178,44 @@ type machine struct {
 	s  *state
 	// changed is closed and replaced after each apply.
 	changed chan struct{}
+	// checked holds the hashes of transactions whose signatures this
+	// node checked at its door, so that it does not check them again as
+	// it applies them; the outcome is the same either way.
+	checked map[[32]byte]struct{}
+	order   [][32]byte
 }
 
-func newMachine() *machine { return &machine{s: newState(), changed: make(chan struct{})} }
+// maxChecked bounds the transactions remembered as checked.
+const maxChecked = 1 << 14
+
+func newMachine() *machine {
+	return &machine{s: newState(), changed: make(chan struct{}), checked: map[[32]byte]struct{}{}}
+}
+
+// markChecked remembers that tx's signatures verified here.
+func (m *machine) markChecked(tx []byte) {
+	h := sha256.Sum256(tx)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.order) == maxChecked {
+		delete(m.checked, m.order[0])
+		m.order = m.order[1:]
+	}
+	m.checked[h] = struct{}{}
+	m.order = append(m.order, h)
+}
+
+// takeChecked reports whether tx was checked here, and forgets it; m.mu
+// is held.
+func (m *machine) takeChecked(tx []byte) bool {
+	if len(tx) == 0 {
+		return false
+	}
+	h := sha256.Sum256(tx)
+	_, ok := m.checked[h]
+	delete(m.checked, h)
+	return ok
+}
 
 // Apply applies one command. It never returns an error: a refused
 // transaction is an outcome, and leaves the state as it was.
@@ -190,7 +226,7 @@ func (m *machine) Apply(b []byte) ([]byte, error) {
 		o = outcome{Code: "malformed", Msg: fmt.Sprintf("ledger command: %v", err)}
 	} else {
 		m.mu.Lock()
-		o = m.s.apply(&c)
+		o = m.s.apply(&c, m.takeChecked(c.Tx))
 		close(m.changed)
 		m.changed = make(chan struct{})
 		m.mu.Unlock()
@@ -286,7 +322,9 @@ func (s *state) canPay(u peer.ID, amount int64) error {
 
 func fail(err error) outcome { return outcome{Code: codeOf(err), Msg: err.Error()} }
 
-func (s *state) apply(c *command) outcome {
+// apply applies c; checked says its transaction's signatures verified on
+// this node already.
+func (s *state) apply(c *command, checked bool) outcome {
 	switch c.Op {
 	case opGenesis:
 		if s.Genesis != nil {
@@ -305,7 +343,7 @@ func (s *state) apply(c *command) outcome {
 		if s.Genesis == nil {
 			return fail(fmt.Errorf("%w: the ledger has no genesis yet", ErrNoLedger))
 		}
-		st, err := DecodeTx(c.Tx)
+		st, err := decodeTx(c.Tx, !checked)
 		if err != nil {
 			return fail(err)
 		}
