@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path"
 	"path/filepath"
@@ -241,9 +242,11 @@ terminal a progress bar shows bytes, rate and time left.`,
 }
 
 // writeFile saves r at p through a temporary file, so that a cut-short
-// download never leaves a partial file under the final name.
+// download never leaves a partial file under the final name. The file gets
+// the permissions a new file gets (0644 less the umask), not a temporary
+// file's 0600: the temporary file is made with them.
 func writeFile(r io.Reader, p string) error {
-	tmp, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".part-*")
+	tmp, err := createPart(p, 0o644)
 	if err != nil {
 		return err
 	}
@@ -270,6 +273,13 @@ func extractTar(r io.Reader, dir string) error {
 		case dirtar.Dir:
 			return os.MkdirAll(p, 0o755)
 		case dirtar.Symlink:
+			// A second get into the same place replaces the link, as it
+			// replaces a file.
+			if fi, err := os.Lstat(p); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+				if err := os.Remove(p); err != nil {
+					return err
+				}
+			}
 			return os.Symlink(e.Target, p)
 		default:
 			return writeFile(body, p)
@@ -449,4 +459,17 @@ that they are fetched afresh when next needed.`,
 	verify.Flags().BoolVar(&remove, "remove", false, "delete the bad blocks")
 	cmd.AddCommand(verify)
 	return cmd
+}
+
+// createPart creates a new file beside p, under a hidden name of its own,
+// with perm less the umask, as os.Create would make p itself.
+func createPart(p string, perm fs.FileMode) (*os.File, error) {
+	for range 100 {
+		name := filepath.Join(filepath.Dir(p), fmt.Sprintf(".%s.part-%d", filepath.Base(p), rand.Uint64()))
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, perm)
+		if !errors.Is(err, fs.ErrExist) {
+			return f, err
+		}
+	}
+	return nil, fmt.Errorf("%s: could not make a temporary file beside it", p)
 }
