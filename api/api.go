@@ -21,6 +21,8 @@
 //	POST /api/v0/ping     {"peer": PEER ID, "count": N}
 //	POST /api/v0/login    a fresh one-time login link for a browser
 //	GET  /metrics         Prometheus metrics (text format)
+//	GET  /debug/pprof/    Go's profiler (net/http/pprof): CPU, heap,
+//	                      goroutines, traces
 //	…                     content: add, cat, get, ls, pin, gc (see content.go)
 //	GET  /login#C         the login page: it sends the one-time code C (in
 //	                      the fragment, so never to a server or a log) to
@@ -39,6 +41,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -174,6 +177,12 @@ func (s *Server) Handler() http.Handler {
 	s.spaceRoutes(mux)
 	s.groupRoutes(mux)
 	s.ledgerRoutes(mux)
+	// Go's profiler, as kubo offers it: behind the token like the rest.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return s.checkHost(s.checkOrigin(s.checkAuth(mux)))
 }
 
