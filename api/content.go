@@ -9,6 +9,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ipfs/go-cid"
 
@@ -68,9 +69,40 @@ func tarEntries(r io.Reader) content.Entries {
 	}
 }
 
+// finding bounds how long a request may look for content the node lacks
+// before the content is found (?timeout=30s; none: no bound): past it,
+// the request's context ends and done turns the error into one that says
+// no provider was found. Reading on after that is not bounded by it.
+func finding(w http.ResponseWriter, r *http.Request) (ctx context.Context, done func(error) error, ok bool) {
+	arg := r.URL.Query().Get("arg")
+	v := r.URL.Query().Get("timeout")
+	if v == "" || v == "0" || v == "0s" {
+		return r.Context(), func(err error) error { return err }, true
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("timeout %q: want a duration such as 30s", v))
+		return nil, nil, false
+	}
+	ctx, cancel := context.WithCancelCause(r.Context())
+	expired := fmt.Errorf("%w for %s after %v", content.ErrNoProvider, arg, d)
+	t := time.AfterFunc(d, func() { cancel(expired) })
+	context.AfterFunc(r.Context(), func() { cancel(nil) })
+	return ctx, func(err error) error {
+		if !t.Stop() && err != nil && context.Cause(ctx) == expired {
+			return expired
+		}
+		return err
+	}, true
+}
+
 func (s *Server) handleCat(w http.ResponseWriter, r *http.Request) {
-	f, err := s.node.Content().Get(r.Context(), r.URL.Query().Get("arg"))
-	if err != nil {
+	ctx, found, ok := finding(w, r)
+	if !ok {
+		return
+	}
+	f, err := s.node.Content().Get(ctx, r.URL.Query().Get("arg"))
+	if err = found(err); err != nil {
 		writeError(w, contentStatus(err), err)
 		return
 	}
@@ -84,8 +116,12 @@ func (s *Server) handleCat(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 	arg := r.URL.Query().Get("arg")
-	e, err := s.node.Content().Stat(r.Context(), arg)
-	if err != nil {
+	ctx, found, ok := finding(w, r)
+	if !ok {
+		return
+	}
+	e, err := s.node.Content().Stat(ctx, arg)
+	if err = found(err); err != nil {
 		writeError(w, contentStatus(err), err)
 		return
 	}
@@ -143,8 +179,12 @@ func (s *Server) writeTar(ctx context.Context, w *dirtar.Writer, p, prefix strin
 }
 
 func (s *Server) handleLs(w http.ResponseWriter, r *http.Request) {
-	entries, err := s.node.Content().List(r.Context(), r.URL.Query().Get("arg"))
-	if err != nil {
+	ctx, found, ok := finding(w, r)
+	if !ok {
+		return
+	}
+	entries, err := s.node.Content().List(ctx, r.URL.Query().Get("arg"))
+	if err = found(err); err != nil {
 		writeError(w, contentStatus(err), err)
 		return
 	}
@@ -160,8 +200,12 @@ func entryJSON(e content.Entry) client.EntryJSON {
 }
 
 func (s *Server) handleStat(w http.ResponseWriter, r *http.Request) {
-	e, err := s.node.Content().Stat(r.Context(), r.URL.Query().Get("arg"))
-	if err != nil {
+	ctx, found, ok := finding(w, r)
+	if !ok {
+		return
+	}
+	e, err := s.node.Content().Stat(ctx, r.URL.Query().Get("arg"))
+	if err = found(err); err != nil {
 		writeError(w, contentStatus(err), err)
 		return
 	}

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/nubecloud/nube/internal/atomicfile"
 )
@@ -58,6 +59,10 @@ type Client struct {
 	URL   string // base URL, such as http://127.0.0.1:5050
 	Token string
 	HTTP  *http.Client // nil means http.DefaultClient
+	// FindTimeout bounds how long Get, Cat, Ls and Stat let the node look
+	// for content it lacks; past it they fail with a 504 that says no
+	// provider was found. Zero means no bound.
+	FindTimeout time.Duration
 	// dataDir is named in errors when the client came from Open.
 	dataDir string
 }

@@ -42,8 +42,17 @@ func (c *Client) Cat(ctx context.Context, p string) (*Download, error) {
 	return c.download(ctx, "/api/v0/cat", p)
 }
 
+// findQuery is the query of a request for the content at p.
+func (c *Client) findQuery(p string) string {
+	q := url.Values{"arg": {p}}
+	if c.FindTimeout > 0 {
+		q.Set("timeout", c.FindTimeout.String())
+	}
+	return q.Encode()
+}
+
 func (c *Client) download(ctx context.Context, endpoint, p string) (*Download, error) {
-	resp, err := c.do(ctx, http.MethodGet, endpoint+"?"+url.Values{"arg": {p}}.Encode(), "", nil)
+	resp, err := c.do(ctx, http.MethodGet, endpoint+"?"+c.findQuery(p), "", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +103,7 @@ func (c *Client) do(ctx context.Context, method, path, contentType string, body 
 // Ls lists the directory at p.
 func (c *Client) Ls(ctx context.Context, p string) ([]EntryJSON, error) {
 	var out []EntryJSON
-	return out, c.Call(ctx, http.MethodGet, "/api/v0/ls?"+url.Values{"arg": {p}}.Encode(), nil, &out)
+	return out, c.Call(ctx, http.MethodGet, "/api/v0/ls?"+c.findQuery(p), nil, &out)
 }
 
 // PinAdd pins cid on the node, fetching what it lacks.

@@ -11,12 +11,16 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/nubecloud/nube/api/client"
 	"github.com/nubecloud/nube/internal/dirtar"
 	"github.com/nubecloud/nube/internal/progress"
+	"github.com/nubecloud/nube/internal/termsafe"
 )
 
 func newAddCmd(g *globals) *cobra.Command {
@@ -187,9 +191,44 @@ func writeTree(w io.Writer, root string, hidden bool) error {
 	return tw.Close()
 }
 
+// defaultFindTimeout is how long cat, get and ls let the node look for
+// content nobody reachable has, before they say so.
+const defaultFindTimeout = 30 * time.Second
+
+// lookingFor says on a terminal, if nothing came back within a second,
+// that the node is looking for p on the network; stop clears the line.
+func lookingFor(p string, timeout time.Duration) (stop func()) {
+	f := os.Stderr
+	if !term.IsTerminal(int(f.Fd())) {
+		return func() {}
+	}
+	var mu sync.Mutex
+	shown := false
+	t := time.AfterFunc(time.Second, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		msg := "looking for " + termsafe.Line(p) + " on the network"
+		if timeout > 0 {
+			msg += fmt.Sprintf(" (giving up after %v)", timeout)
+		}
+		fmt.Fprint(f, msg+"…")
+		shown = true
+	})
+	return func() {
+		t.Stop()
+		mu.Lock()
+		defer mu.Unlock()
+		if shown {
+			fmt.Fprint(f, "\r\033[K")
+			shown = false
+		}
+	}
+}
+
 func newGetCmd(g *globals) *cobra.Command {
 	var out string
 	var quiet bool
+	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "get CID[/PATH]",
 		Short: "Fetch a file or directory from the network and save it",
@@ -199,7 +238,11 @@ or to a directory named after the CID.
 
 The node asks every provider it can find, connected or through the DHT,
 for different blocks at once, and checks every block against its CID. On a
-terminal a progress bar shows bytes, rate and time left.`,
+terminal a progress bar shows bytes, rate and time left. If no reachable
+node provides it within --timeout, get says so and fails.
+
+Files get the permissions new files get (0644 less your umask), directories
+0755 less the umask.`,
 		Example: `  nube get bafybei.../photo.jpg
   nube get -o site bafybei...   # a directory`,
 		Args: cobra.ExactArgs(1),
@@ -208,7 +251,10 @@ terminal a progress bar shows bytes, rate and time left.`,
 			if err != nil {
 				return err
 			}
+			c.FindTimeout = timeout
+			stop := lookingFor(args[0], timeout)
 			d, err := c.Get(cmd.Context(), args[0])
+			stop()
 			if err != nil {
 				return err
 			}
@@ -238,6 +284,7 @@ terminal a progress bar shows bytes, rate and time left.`,
 	}
 	cmd.Flags().StringVarP(&out, "output", "o", "", "where to save it")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
+	cmd.Flags().DurationVar(&timeout, "timeout", defaultFindTimeout, "how long to look for a provider before giving up (0: for ever)")
 	return cmd
 }
 
@@ -288,12 +335,14 @@ func extractTar(r io.Reader, dir string) error {
 }
 
 func newCatCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var timeout time.Duration
+	cmd := &cobra.Command{
 		Use:   "cat CID[/PATH]",
 		Short: "Write a file to standard output",
 		Long: `Write the file with this CID (or at this path inside a directory) to
 standard output, fetching it from the network as it goes: the first bytes
-come out before the whole file has arrived.`,
+come out before the whole file has arrived. If no reachable node provides
+it within --timeout, cat says so and fails.`,
 		Example: `  nube cat bafkrei... | less`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -301,7 +350,10 @@ come out before the whole file has arrived.`,
 			if err != nil {
 				return err
 			}
+			c.FindTimeout = timeout
+			stop := lookingFor(args[0], timeout)
 			d, err := c.Cat(cmd.Context(), args[0])
+			stop()
 			if err != nil {
 				return err
 			}
@@ -310,15 +362,20 @@ come out before the whole file has arrived.`,
 			return err
 		},
 	}
+	cmd.Flags().DurationVar(&timeout, "timeout", defaultFindTimeout, "how long to look for a provider before giving up (0: for ever)")
+	return cmd
 }
 
 func newLsCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var timeout time.Duration
+	cmd := &cobra.Command{
 		Use:   "ls CID[/PATH]",
 		Short: "List a directory",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) ([]client.EntryJSON, error) {
+				c.FindTimeout = timeout
+				defer lookingFor(args[0], timeout)()
 				return c.Ls(ctx, args[0])
 			}, func(entries []client.EntryJSON) error {
 				for _, e := range entries {
@@ -332,6 +389,8 @@ func newLsCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
+	cmd.Flags().DurationVar(&timeout, "timeout", defaultFindTimeout, "how long to look for a provider before giving up (0: for ever)")
+	return cmd
 }
 
 func newPinCmd(g *globals) *cobra.Command {

@@ -47,11 +47,16 @@ type globals struct {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRoot(os.Stdout).ExecuteContext(ctx)
+	interrupted := ctx.Err() != nil // before stop, which ends ctx too
 	stop()
 	var code exitCode
 	switch {
 	case errors.As(err, &code):
 		os.Exit(int(code))
+	case err != nil && interrupted:
+		// Ctrl-C or SIGTERM: one short line, not the call it cut short.
+		fmt.Fprintln(os.Stderr, "nube: interrupted")
+		os.Exit(130)
 	case err != nil:
 		// Errors may carry other people's words (a module's stderr, a
 		// peer's message): no control character reaches the terminal.
