@@ -150,7 +150,12 @@ func TestRunLimits(t *testing.T) {
 	for _, m := range []string{"upper", "loop", "hog", "openfile"} {
 		publish(t, a, m, m, "test module "+m)
 	}
-	ctx := nubetest.Context(t, 2*time.Minute)
+	// Each first call compiles a Go module in wazero's interpreter. Under
+	// -race beside other packages' tests on 2 cores, one compile of upper
+	// has taken over two minutes (a goroutine dump showed it compiling,
+	// not blocked); alone the whole test takes 10 s. The bound is for a
+	// hang.
+	ctx := nubetest.Context(t, 6*time.Minute)
 	for _, tc := range []struct {
 		ref  string
 		lim  wasm.Limits
