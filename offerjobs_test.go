@@ -21,7 +21,7 @@ func TestOfferJobs(t *testing.T) {
 			cfg.ComputeSlots, cfg.Offer.Jobs = 2, 1
 		}
 	}))
-	ctx := nubetest.Context(t, 2*time.Minute)
+	ctx := nubetest.Context(t, 6*time.Minute)
 	provider := c.Node(0)
 	d, err := provider.Services().Publish(ctx, bytes.NewReader(wasmtest.Module(t, "loop")), service.PublishOptions{Name: "spin"})
 	if err != nil {

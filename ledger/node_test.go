@@ -164,7 +164,7 @@ func publish(t *testing.T, n *nube.Node, name string, price service.Price) *serv
 // once; the caller learns its cost and the provider what it earned.
 func TestPricedCall(t *testing.T) {
 	c := ledgerCluster(t, 4)
-	ctx := nubetest.Context(t, 2*time.Minute)
+	ctx := nubetest.Context(t, 6*time.Minute)
 	caller, provider := c.Node(3), c.Node(2)
 	price := service.Price{PerCall: 5, PerCPUSecond: 2_000}
 	d := publish(t, provider, "shout-priced", price)
@@ -233,7 +233,7 @@ func TestDefaultOffer(t *testing.T) {
 			cfg.DataDir = dirs[i]
 		}
 	}))
-	ctx := nubetest.Context(t, time.Minute)
+	ctx := nubetest.Context(t, 6*time.Minute)
 	provider, mine, stranger := c.Node(0), c.Node(1), c.Node(2)
 	d := publish(t, provider, "upper-own", service.Price{})
 	if _, err := mine.Service(d.ID().String()).On(provider.ID()).Call(ctx, []byte("a")); err != nil {

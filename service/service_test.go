@@ -95,12 +95,15 @@ func TestCallN(t *testing.T) {
 // TestPipeline checks that "upper | wc" gives what calling upper, then
 // wc on its output gives, whether built from a string, with Then, or
 // published as a service of its own.
+// Tests that run modules allow minutes where seconds do alone: under -race
+// each node compiles each Go module in wazero's interpreter, which beside
+// other packages' tests on 2 cores has taken over two minutes.
 func TestPipeline(t *testing.T) {
 	c := nubetest.Cluster(t, 3)
 	a, b := c.Node(0), c.Node(1)
 	publish(t, a, "upper", "upper", "upper-cases text")
 	publish(t, a, "wc", "wc", "counts words")
-	ctx := nubetest.Context(t, 2*time.Minute)
+	ctx := nubetest.Context(t, 6*time.Minute)
 	in := []byte("the cat and The Dog and the end")
 
 	up, err := b.Service("upper").Call(ctx, in)
@@ -208,7 +211,7 @@ func TestForgedDescriptor(t *testing.T) {
 			if _, err := service.Parse(data); !errors.Is(err, service.ErrBadSignature) {
 				t.Fatalf("Parse: %v, want ErrBadSignature", err)
 			}
-			err := a.Services().(*service.Manager).RunRaw(nubetest.Context(t, time.Minute), b.ID(), data, []byte("x"))
+			err := a.Services().(*service.Manager).RunRaw(nubetest.Context(t, 6*time.Minute), b.ID(), data, []byte("x"))
 			if !errors.Is(err, service.ErrBadSignature) {
 				t.Fatalf("run on B: %v, want ErrBadSignature", err)
 			}
@@ -217,7 +220,7 @@ func TestForgedDescriptor(t *testing.T) {
 	if len(b.Services().Runs()) != 0 {
 		t.Fatalf("B ran a forged descriptor: %+v", b.Services().Runs())
 	}
-	if err := a.Services().(*service.Manager).RunRaw(nubetest.Context(t, time.Minute), b.ID(), up.Bytes(), []byte("x")); err != nil {
+	if err := a.Services().(*service.Manager).RunRaw(nubetest.Context(t, 6*time.Minute), b.ID(), up.Bytes(), []byte("x")); err != nil {
 		t.Fatalf("the genuine descriptor: %v", err)
 	}
 }
@@ -229,7 +232,7 @@ func TestFind(t *testing.T) {
 	a, z := c.Node(0), c.Node(2)
 	d := publish(t, a, "upper", "upper", "Turns text into UPPER case")
 	publish(t, a, "wc", "wc", "counts the words of a text")
-	ctx := nubetest.Context(t, time.Minute)
+	ctx := nubetest.Context(t, 6*time.Minute)
 	found, err := z.Services().Find(ctx, "upper case")
 	if err != nil {
 		t.Fatal(err)
@@ -273,7 +276,7 @@ func TestNoCompute(t *testing.T) {
 	}))
 	a := c.Node(0)
 	publish(t, a, "upper", "upper", "upper-cases text")
-	ctx := nubetest.Context(t, time.Minute)
+	ctx := nubetest.Context(t, 6*time.Minute)
 	err := a.Services().(*service.Manager).RunRaw(ctx, c.Node(1).ID(), mustResolve(t, a, "upper").Bytes(), nil)
 	if !errors.Is(err, service.ErrNoCompute) {
 		t.Fatalf("run on a no-compute node: %v", err)
@@ -314,7 +317,7 @@ func TestSlots(t *testing.T) {
 	}))
 	a := c.Node(0)
 	publish(t, a, "loop", "loop", "never ends")
-	ctx := nubetest.Context(t, time.Minute)
+	ctx := nubetest.Context(t, 6*time.Minute)
 	pipe := a.Service("loop").WithLimits(wasm.Limits{Timeout: 200 * time.Millisecond})
 	var wg sync.WaitGroup
 	for range 3 {
@@ -349,7 +352,7 @@ func TestExitErrorAcrossNodes(t *testing.T) {
 	}))
 	a, b := c.Node(0), c.Node(1)
 	publish(t, a, "shout", "shout", "fails loudly")
-	_, err := a.Service("shout").Call(nubetest.Context(t, time.Minute), []byte("x"))
+	_, err := a.Service("shout").Call(nubetest.Context(t, 6*time.Minute), []byte("x"))
 	var run *service.RunError
 	var exit *wasm.ExitError
 	if !errors.As(err, &run) || run.Peer != b.ID() || !errors.Is(err, wasm.ErrExit) || !errors.As(err, &exit) {
