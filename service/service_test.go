@@ -95,6 +95,7 @@ func TestCallN(t *testing.T) {
 // TestPipeline checks that "upper | wc" gives what calling upper, then
 // wc on its output gives, whether built from a string, with Then, or
 // published as a service of its own.
+//
 // Tests that run modules allow minutes where seconds do alone: under -race
 // each node compiles each Go module in wazero's interpreter, which beside
 // other packages' tests on 2 cores has taken over two minutes.
