@@ -1,7 +1,12 @@
 package main
 
 import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -10,6 +15,9 @@ import (
 
 	"github.com/ipfs/go-cid"
 	mh "github.com/multiformats/go-multihash"
+
+	"github.com/nubecloud/nube/api/client"
+	"github.com/nubecloud/nube/nubetest"
 )
 
 // TestGetPermissions: nube get writes files and directories with the
@@ -106,5 +114,52 @@ func TestNoProvider(t *testing.T) {
 	}
 	if _, errs, code := run(t, "--data", d, "cat", "--timeout", "soon", c); code == 0 || !strings.Contains(errs, "invalid argument") {
 		t.Errorf("a bad --timeout: %d %q", code, errs)
+	}
+}
+
+// TestInterrupt: Ctrl-C (SIGINT) ends a command that waits on the network
+// with one short line and exit status 130, not the HTTP call it cut short.
+func TestInterrupt(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no SIGINT to send")
+	}
+	d := t.TempDir()
+	startUp(t, d, append([]string{"--api", "127.0.0.1:0", "--gateway", "off"}, loopback...)...)
+	h, err := mh.Sum([]byte(t.Name()+time.Now().String()), mh.SHA2_256, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--data", d, "cat", "--timeout", "0", cid.NewCidV1(cid.Raw, h).String())
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	// Wait until the daemon serves the cat: the command has its signal
+	// handler by then. The daemon's profiler lists its goroutines.
+	c, err := client.Open(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := nubetest.Context(t, time.Minute)
+	nubetest.Eventually(t, ctx, func() bool {
+		req, _ := http.NewRequestWithContext(ctx, "GET", c.URL+"/debug/pprof/goroutine?debug=2", nil)
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return bytes.Contains(b, []byte("handleCat"))
+	}, func() string { return "the daemon never served the cat" })
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 || errb.String() != "nube: interrupted\n" {
+		t.Fatalf("after Ctrl-C: %v, stderr %q; want exit 130 and one line", err, errb.String())
 	}
 }
