@@ -1,97 +1,13 @@
 package main
 
 import (
-	"bytes"
-	"errors"
-	"io"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ipfs/go-cid"
 	mh "github.com/multiformats/go-multihash"
-
-	"github.com/nubecloud/nube/api/client"
-	"github.com/nubecloud/nube/nubetest"
 )
-
-// TestGetPermissions: nube get writes files and directories with the
-// permissions new ones get here (0644 and 0755 less the umask), not a
-// temporary file's 0600, and a second get into the same place, links
-// included, does the same.
-func TestGetPermissions(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		t.Skip("Unix permissions")
-	}
-	d := t.TempDir()
-	startUp(t, d, append([]string{"--api", "127.0.0.1:0", "--gateway", "off"}, loopback...)...)
-	src := filepath.Join(t.TempDir(), "site")
-	if err := os.MkdirAll(filepath.Join(src, "css"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(src, "css", "a.css"), []byte("body{}"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink("css/a.css", filepath.Join(src, "style.css")); err != nil {
-		t.Fatal(err)
-	}
-	out, errs, code := run(t, "--data", d, "add", "-r", "-q", src)
-	if code != 0 {
-		t.Fatalf("add: %s", errs)
-	}
-	root := strings.TrimSpace(out)
-	file := root + "/css/a.css"
-
-	// What a new file and directory get here, under this umask (the
-	// nube process inherits it).
-	probe := t.TempDir()
-	f, err := os.OpenFile(filepath.Join(probe, "f"), os.O_CREATE|os.O_WRONLY, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	if err := os.Mkdir(filepath.Join(probe, "d"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	wantFile, wantDir := mode(t, filepath.Join(probe, "f")), mode(t, filepath.Join(probe, "d"))
-
-	dst := t.TempDir()
-	for i := range 2 {
-		if _, errs, code := run(t, "--data", d, "get", "-q", "-o", filepath.Join(dst, "site"), root); code != 0 {
-			t.Fatalf("get %d of a directory: %s", i+1, errs)
-		}
-		if _, errs, code := run(t, "--data", d, "get", "-q", "-o", filepath.Join(dst, "a.css"), file); code != 0 {
-			t.Fatalf("get %d of a file: %s", i+1, errs)
-		}
-		for p, want := range map[string]os.FileMode{
-			"site": wantDir, "site/css": wantDir, "site/css/a.css": wantFile, "a.css": wantFile,
-		} {
-			if got := mode(t, filepath.Join(dst, p)); got != want {
-				t.Errorf("get %d: %s has mode %v, want %v", i+1, p, got, want)
-			}
-		}
-		if target, err := os.Readlink(filepath.Join(dst, "site", "style.css")); err != nil || target != "css/a.css" {
-			t.Errorf("get %d: the link is %q, %v", i+1, target, err)
-		}
-	}
-	if ents, _ := filepath.Glob(filepath.Join(dst, "site", "css", ".*part*")); len(ents) > 0 {
-		t.Errorf("temporary files left behind: %v", ents)
-	}
-}
-
-func mode(t *testing.T, p string) os.FileMode {
-	t.Helper()
-	fi, err := os.Lstat(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fi.Mode().Perm()
-}
 
 // TestNoProvider: cat, get and ls of a CID that no reachable node has end
 // after --timeout with an error that says so, and a non-zero exit.
@@ -114,52 +30,5 @@ func TestNoProvider(t *testing.T) {
 	}
 	if _, errs, code := run(t, "--data", d, "cat", "--timeout", "soon", c); code == 0 || !strings.Contains(errs, "invalid argument") {
 		t.Errorf("a bad --timeout: %d %q", code, errs)
-	}
-}
-
-// TestInterrupt: Ctrl-C (SIGINT) ends a command that waits on the network
-// with one short line and exit status 130, not the HTTP call it cut short.
-func TestInterrupt(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		t.Skip("no SIGINT to send")
-	}
-	d := t.TempDir()
-	startUp(t, d, append([]string{"--api", "127.0.0.1:0", "--gateway", "off"}, loopback...)...)
-	h, err := mh.Sum([]byte(t.Name()+time.Now().String()), mh.SHA2_256, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "--data", d, "cat", "--timeout", "0", cid.NewCidV1(cid.Raw, h).String())
-	var errb bytes.Buffer
-	cmd.Stderr = &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	// Wait until the daemon serves the cat: the command has its signal
-	// handler by then. The daemon's profiler lists its goroutines.
-	c, err := client.Open(d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := nubetest.Context(t, time.Minute)
-	nubetest.Eventually(t, ctx, func() bool {
-		req, _ := http.NewRequestWithContext(ctx, "GET", c.URL+"/debug/pprof/goroutine?debug=2", nil)
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return bytes.Contains(b, []byte("handleCat"))
-	}, func() string { return "the daemon never served the cat" })
-	if err := cmd.Process.Signal(os.Interrupt); err != nil {
-		t.Fatal(err)
-	}
-	err = cmd.Wait()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 130 || errb.String() != "nube: interrupted\n" {
-		t.Fatalf("after Ctrl-C: %v, stderr %q; want exit 130 and one line", err, errb.String())
 	}
 }
