@@ -176,9 +176,6 @@ func (m *Manager) Close() error {
 	return nil
 }
 
-// User returns the account this node pays from.
-func (m *Manager) User() peer.ID { return m.user }
-
 // IsNode reports whether this node keeps the ledger.
 func (m *Manager) IsNode() bool {
 	m.mu.Lock()

@@ -10,7 +10,6 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/nubecloud/nube/internal/wire"
 	"github.com/nubecloud/nube/service"
 	"github.com/nubecloud/nube/space"
 	"github.com/nubecloud/nube/wasm"
@@ -47,13 +46,13 @@ func (c computePay) Hold(ctx context.Context, reserve []byte, price service.Pric
 	}
 	t := st.tx
 	switch {
-	case t.Kind == Reserve && t.Amount < price.Most(run):
-		return service.Hold{}, fmt.Errorf("%w: the reserve of %s does not cover a run of up to %v, which may cost %s",
-			ErrBadReceipt, Credits(t.Amount), run, Credits(price.Most(run)))
-	case t.Kind == Reserve && time.Until(time.Unix(0, t.Expires)) < run+settleTime:
-		return service.Hold{}, fmt.Errorf("%w: the reserve expires before a run of up to %v could end and be settled", ErrBadReceipt, run)
 	case t.Kind != Reserve:
 		return service.Hold{}, fmt.Errorf("%w: a %s where a reserve belongs", ErrMalformed, t.Kind)
+	case t.Amount < price.Most(run):
+		return service.Hold{}, fmt.Errorf("%w: the reserve of %s does not cover a run of up to %v, which may cost %s",
+			ErrBadReceipt, Credits(t.Amount), run, Credits(price.Most(run)))
+	case time.Until(time.Unix(0, t.Expires)) < run+settleTime:
+		return service.Hold{}, fmt.Errorf("%w: the reserve expires before a run of up to %v could end and be settled", ErrBadReceipt, run)
 	case t.Provider != c.m.self:
 		return service.Hold{}, fmt.Errorf("%w: the reserve is for a run on %s, not on this node", ErrBadReceipt, t.Provider)
 	case t.Price != price:
@@ -93,26 +92,16 @@ func (c computePay) Release(h service.Hold) {
 // the caller's path (a receipt whose signature fails is not paid, and the
 // reserve returns when it expires).
 func (c computePay) Settle(_ context.Context, reserve []byte, provider peer.ID, receipt []byte, u wasm.Usage) (int64, error) {
-	// The reserve is this node's own: its shape is known good.
-	var res SignedTx
-	var resTx Tx
-	if err := wire.Unmarshal(reserve, &res); err != nil {
+	// The reserve is this node's own, signed here: no signature to check.
+	res, err := decodeTx(reserve, false)
+	if err != nil {
 		return 0, err
 	}
-	if err := wire.Unmarshal(res.Body, &resTx); err != nil {
+	sr, err := decodeReceipt(receipt, false, false)
+	if err != nil {
 		return 0, err
 	}
-	if len(receipt) > MaxTxSize {
-		return 0, fmt.Errorf("%w: receipt of %d bytes (at most %d)", ErrTooLarge, len(receipt), MaxTxSize)
-	}
-	var sr SignedReceipt
-	if err := wire.Unmarshal(receipt, &sr); err != nil {
-		return 0, fmt.Errorf("%w: receipt: %v", ErrMalformed, err)
-	}
-	if err := sr.decode(); err != nil {
-		return 0, err
-	}
-	if err := checkCompute(sr.receipt, &resTx, c.m.user, provider, u); err != nil {
+	if err := checkCompute(sr.receipt, res.tx, c.m.user, provider, u); err != nil {
 		return 0, err
 	}
 	m := c.m
@@ -124,7 +113,7 @@ func (c computePay) Settle(_ context.Context, reserve []byte, provider peer.ID, 
 			return
 		}
 		sr.Countersign(m.cfg.UserKey)
-		st, err := Sign(m.cfg.UserKey, Tx{Kind: Settle, From: m.user, Receipt: &sr})
+		st, err := Sign(m.cfg.UserKey, Tx{Kind: Settle, From: m.user, Receipt: sr})
 		if err != nil {
 			return
 		}

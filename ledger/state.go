@@ -1,7 +1,6 @@
 package ledger
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -528,12 +527,4 @@ func (s *state) tick(now int64) {
 			delete(s.Closed, id)
 		}
 	}
-}
-
-// sameState reports whether two states are equal, for tests of
-// determinism and snapshots.
-func sameState(a, b *state) bool {
-	x, err1 := wire.Marshal(a)
-	y, err2 := wire.Marshal(b)
-	return err1 == nil && err2 == nil && bytes.Equal(x, y)
 }

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"errors"
 	"testing"
@@ -434,4 +435,12 @@ func TestHoldRefuses(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
+}
+
+// sameState reports whether two states are equal, for tests of
+// determinism and snapshots.
+func sameState(a, b *state) bool {
+	x, err1 := wire.Marshal(a)
+	y, err2 := wire.Marshal(b)
+	return err1 == nil && err2 == nil && bytes.Equal(x, y)
 }

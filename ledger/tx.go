@@ -323,6 +323,12 @@ func (s *SignedReceipt) Encode() ([]byte, error) { return wire.Marshal(s) }
 // DecodeReceipt decodes a receipt and checks its shape and the payee's
 // signature; if countersigned is set, the payer's too.
 func DecodeReceipt(b []byte, countersigned bool) (*SignedReceipt, error) {
+	return decodeReceipt(b, countersigned, true)
+}
+
+// decodeReceipt is DecodeReceipt, checking the signatures only if sigs is
+// set (a payer prices a receipt first and checks it off its path).
+func decodeReceipt(b []byte, countersigned, sigs bool) (*SignedReceipt, error) {
 	if len(b) > MaxTxSize {
 		return nil, fmt.Errorf("%w: receipt of %d bytes (at most %d)", ErrTooLarge, len(b), MaxTxSize)
 	}
@@ -333,7 +339,7 @@ func DecodeReceipt(b []byte, countersigned bool) (*SignedReceipt, error) {
 	if err := s.decode(); err != nil {
 		return nil, err
 	}
-	if err := s.verify(countersigned); err != nil {
+	if err := s.verifyWith(countersigned, sigs); err != nil {
 		return nil, err
 	}
 	return &s, nil

@@ -13,6 +13,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/nubecloud/nube/internal/identity"
 	"github.com/nubecloud/nube/internal/wire"
 )
 
@@ -54,15 +55,14 @@ func sign(key ed25519.PrivateKey, domain string, v any) (signed, error) {
 	if err != nil {
 		return signed{}, err
 	}
-	return signed{Body: b, Sig: ed25519.Sign(key, append([]byte(domain), b...))}, nil
+	return signed{Body: b, Sig: identity.Sign(key, domain, b)}, nil
 }
 
 func (s signed) verify(domain string, by peer.ID) error {
-	pub, err := userPublic(by)
-	if err != nil {
+	if _, err := userPublic(by); err != nil {
 		return err
 	}
-	if len(s.Sig) != ed25519.SignatureSize || !ed25519.Verify(pub, append([]byte(domain), s.Body...), s.Sig) {
+	if err := identity.Verify(by, domain, s.Body, s.Sig); err != nil {
 		return fmt.Errorf("%w: signature of %s does not verify", ErrForged, by)
 	}
 	return nil

@@ -18,6 +18,8 @@ import (
 	"filippo.io/edwards25519"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/crypto/chacha20poly1305"
+
+	"github.com/nubecloud/nube/internal/identity"
 )
 
 // The cryptography of a space, all of it from vetted parts:
@@ -323,15 +325,11 @@ func x25519Private(key ed25519.PrivateKey) (*ecdh.PrivateKey, error) {
 
 // userPublic returns the ed25519 key of a user ID.
 func userPublic(id peer.ID) (ed25519.PublicKey, error) {
-	pk, err := id.ExtractPublicKey()
+	pub, err := identity.PublicKey(id)
 	if err != nil {
 		return nil, fmt.Errorf("user %s: %w", id, err)
 	}
-	raw, err := pk.Raw()
-	if err != nil || len(raw) != ed25519.PublicKeySize {
-		return nil, fmt.Errorf("user %s: not an ed25519 key", id)
-	}
-	return ed25519.PublicKey(raw), nil
+	return pub, nil
 }
 
 func wrapInfo(space string) []byte { return []byte("nube space keys v1 " + space) }
