@@ -23,7 +23,11 @@ import (
 //
 //   - every connected peer, and every provider the DHT names, is asked
 //     whether it has the root; those that say so become this fetch's
-//     providers;
+//     providers. A peer that does not is asked again later, less and less
+//     often (its answer may have been lost on a loaded link, or it may
+//     have the root by now), and the DHT is searched again while the
+//     fetch runs: a fetch ends when its context does, never because a
+//     single question went unanswered;
 //   - blocks are requested in DAG order, each from one provider, with a
 //     window of requests in flight per provider that grows by one with
 //     each block it delivers and halves when a request times out, so a
@@ -47,7 +51,31 @@ const (
 	// retryDropped is how long a dropped provider waits before it is
 	// asked again.
 	retryDropped = 5 * time.Second
+	// askAgainMin and askAgainMax bound how long a peer asked for the
+	// root that did not become a provider waits before it is asked
+	// again; the wait doubles each time.
+	askAgainMin = 2 * time.Second
+	askAgainMax = 30 * time.Second
+	// searchAgainMin and searchAgainMax bound the wait between two DHT
+	// searches for providers of one fetch; it doubles each time.
+	searchAgainMin = 10 * time.Second
+	searchAgainMax = 2 * time.Minute
 )
+
+// asking is when a peer was last asked for the root, and how many times.
+type asking struct {
+	at    time.Time
+	times int
+}
+
+// due reports whether a peer asked as a says is to be asked again.
+func (a asking) due(now time.Time) bool {
+	wait := askAgainMax
+	if a.times < 5 {
+		wait = min(askAgainMin<<(a.times-1), askAgainMax)
+	}
+	return now.Sub(a.at) >= wait
+}
 
 // provider is one peer serving a fetch.
 type provider struct {
@@ -76,7 +104,7 @@ type fetch struct {
 	inbox  []fetchEvent
 	wakeCh chan struct{}
 
-	asked     map[peer.ID]bool // peers asked whether they have the root
+	asked     map[peer.ID]asking // peers asked whether they have the root
 	providers map[peer.ID]*provider
 	queue     []cid.Cid
 	known     map[cid.Cid]bool // queued, in flight or done
@@ -130,7 +158,7 @@ func (s *Service) fetchDAG(ctx context.Context, root cid.Cid, progress func(Fetc
 	f := &fetch{
 		s: s, root: root, progress: progress,
 		wakeCh:    make(chan struct{}, 1),
-		asked:     map[peer.ID]bool{},
+		asked:     map[peer.ID]asking{},
 		providers: map[peer.ID]*provider{},
 		known:     map[cid.Cid]bool{},
 		excluded:  map[cid.Cid]map[peer.ID]bool{},
@@ -186,18 +214,30 @@ func (s *Service) takeTurn(ctx context.Context, root cid.Cid) (done func(), err 
 }
 
 // findProviders asks the DHT for providers of the root, once the
-// connected peers have had a moment to answer.
+// connected peers have had a moment to answer, and again now and then
+// until the fetch ends: a provider may announce itself after the first
+// search, or the first search may have met a routing table still empty.
 func (f *fetch) findProviders(ctx context.Context) {
-	select {
-	case <-ctx.Done():
-		return
-	case <-time.After(f.s.searchDelay):
-	}
-	for ai := range f.s.cfg.Routing.FindProvidersAsync(ctx, f.root, 20) {
-		if ai.ID == f.s.cfg.Host.ID() {
-			continue
+	wait := f.s.searchDelay
+	for {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
 		}
-		f.post(fetchEvent{found: &ai})
+		for ai := range f.s.cfg.Routing.FindProvidersAsync(ctx, f.root, 20) {
+			if ai.ID == f.s.cfg.Host.ID() {
+				continue
+			}
+			f.post(fetchEvent{found: &ai})
+		}
+		if wait < searchAgainMin {
+			wait = searchAgainMin
+		} else {
+			wait = min(2*wait, searchAgainMax)
+		}
 	}
 }
 
@@ -278,7 +318,8 @@ func (f *fetch) expand(ctx context.Context, b blocks.Block) error {
 	return nil
 }
 
-// discover asks connected peers not yet asked whether they have the root.
+// discover asks connected peers whether they have the root: those never
+// asked, and those asked a while ago that did not become providers.
 func (f *fetch) discover(ctx context.Context) {
 	h := f.s.cfg.Host
 	// A provider dropped a while ago gets another chance: it may only
@@ -291,15 +332,30 @@ func (f *fetch) discover(ctx context.Context) {
 		}
 	}
 	for _, p := range h.Network().Peers() {
-		if f.asked[p] || h.Network().Connectedness(p) != network.Connected {
+		if !f.shouldAsk(p) || h.Network().Connectedness(p) != network.Connected {
 			continue
 		}
 		f.ask(ctx, p)
 	}
 }
 
+// shouldAsk reports whether p is to be asked for the root now: it is not
+// a provider already, nor dropped of late, and was never asked or is due
+// to be asked again.
+func (f *fetch) shouldAsk(p peer.ID) bool {
+	if _, ok := f.providers[p]; ok {
+		return false
+	}
+	if _, ok := f.dropped[p]; ok {
+		return false
+	}
+	a, ok := f.asked[p]
+	return !ok || a.due(time.Now())
+}
+
 func (f *fetch) ask(ctx context.Context, p peer.ID) {
-	f.asked[p] = true
+	a := f.asked[p]
+	f.asked[p] = asking{at: time.Now(), times: a.times + 1}
 	m := bsmsg.New(false)
 	m.AddEntry(f.root, 1<<30, pb.Message_Wantlist_Have, true)
 	sctx, cancel := context.WithTimeout(ctx, minTimeout)
@@ -412,7 +468,7 @@ func (f *fetch) handleInbox(ctx context.Context) error {
 	f.mu.Unlock()
 	for _, ev := range evs {
 		if ev.found != nil {
-			if f.asked[ev.found.ID] {
+			if !f.shouldAsk(ev.found.ID) {
 				continue
 			}
 			cctx, cancel := context.WithTimeout(ctx, minTimeout)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,7 +21,9 @@ import (
 	ds "github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
 	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"go.uber.org/goleak"
 
 	"github.com/nubecloud/nube"
@@ -197,21 +200,7 @@ func TestLyingProvider(t *testing.T) {
 	}
 	defer h.Close()
 	copyStore := blockstore.NewBlockstore(dssync.MutexWrap(ds.NewMapDatastore()))
-	keys, err := honest.Content().(*content.Service).Store().Blockstore().AllKeysChan(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k := range keys {
-		// Keys come back as raw CIDs; store under the raw CID (the
-		// blockstore keys by multihash, so any codec finds it).
-		b, err := honest.Content().(*content.Service).Store().Blockstore().Get(ctx, k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := copyStore.Put(ctx, b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	copyBlocks(t, ctx, honest, copyStore)
 	liar := bitswap.New(ctx, bsnet.NewFromIpfsHost(h), nil, lyingStore{copyStore})
 	defer liar.Close()
 
@@ -354,6 +343,85 @@ func TestConcurrentFetchesOfOneDAG(t *testing.T) {
 	}()
 	for range 5 {
 		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestFetchAsksAgain has the fetcher's question to its only provider lost
+// (the provider's bitswap resets the stream unread), as a loaded link
+// loses one. The fetcher asks again and finishes: it once marked the peer
+// as asked for ever and waited until its context ended.
+func TestFetchAsksAgain(t *testing.T) {
+	fetcher := nubetest.Cluster(t, 1).Node(0)
+	ctx := nubetest.Context(t, time.Minute)
+	data := randomBytes(3*content.ChunkSize, 5)
+	// The provider is a bare host, so that nothing but the fetcher's own
+	// questions can bring the two together (no DHT knows it).
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	src := nubetest.Cluster(t, 1).Node(0)
+	root, err := src.Add(ctx, bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := blockstore.NewBlockstore(dssync.MutexWrap(ds.NewMapDatastore()))
+	copyBlocks(t, ctx, src, store)
+
+	lost := make(chan struct{})
+	var once sync.Once
+	for _, proto := range []protocol.ID{bsnet.ProtocolBitswap, bsnet.ProtocolBitswapOneOne, bsnet.ProtocolBitswapOneZero, bsnet.ProtocolBitswapNoVers} {
+		h.SetStreamHandler(proto, func(s network.Stream) {
+			s.Reset()
+			once.Do(func() { close(lost) })
+		})
+	}
+	if err := fetcher.Host().Connect(ctx, peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- fetcher.Content().Pin(ctx, root, "", nil) }()
+	select {
+	case <-lost:
+	case err := <-done:
+		t.Fatalf("the fetch ended before it asked the provider: %v", err)
+	case <-ctx.Done():
+		t.Fatal("the fetcher never asked the provider")
+	}
+	// Now the provider serves for real: bitswap takes over its handlers.
+	bs := bitswap.New(ctx, bsnet.NewFromIpfsHost(h), nil, store)
+	defer bs.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("fetch after a lost question: %v", err)
+	}
+	f, err := fetcher.Get(ctx, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if n, sum := readAllHash(t, f); n != int64(len(data)) || sum != sha256.Sum256(data) {
+		t.Fatalf("fetched %d bytes that differ from the %d added", n, len(data))
+	}
+}
+
+// copyBlocks copies every block n stores into bs. Keys come back as raw
+// CIDs; the blockstore keys by multihash, so any codec finds them.
+func copyBlocks(t *testing.T, ctx context.Context, n *nube.Node, bs blockstore.Blockstore) {
+	t.Helper()
+	own := n.Content().(*content.Service).Store().Blockstore()
+	keys, err := own.AllKeysChan(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range keys {
+		b, err := own.Get(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := bs.Put(ctx, b); err != nil {
 			t.Fatal(err)
 		}
 	}
