@@ -37,6 +37,12 @@ type Content interface {
 	GC(ctx context.Context) (content.GCResult, error)
 	// Verify checks every stored block against its CID.
 	Verify(ctx context.Context, remove bool) (content.VerifyResult, error)
+	// ExportCAR writes the DAG under root to w as a CARv1 file,
+	// fetching what the store lacks first.
+	ExportCAR(ctx context.Context, root cid.Cid, w io.Writer, progress func(content.FetchProgress)) error
+	// ImportCAR stores the blocks of a CAR file, each checked against
+	// its CID, and pins its roots.
+	ImportCAR(ctx context.Context, r io.Reader, opt content.ImportOptions) (content.ImportResult, error)
 	// Has reports whether a block is in the store.
 	Has(ctx context.Context, c cid.Cid) (bool, error)
 	// Received counts, per peer, what it sent this node.

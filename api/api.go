@@ -103,8 +103,8 @@ func Listen(n *nube.Node, addr, token string, log *slog.Logger) (*Server, error)
 	go s.sample()
 	s.http = serve(ln, &http.Server{
 		Handler: s.Handler(),
-		// No ReadTimeout: an add streams a file of any size in its
-		// body. Every other body is capped at maxBody.
+		// No ReadTimeout: an add or a dag import streams a file of
+		// any size in its body. Every other body is capped at maxBody.
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    16 << 10,
@@ -163,6 +163,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v0/get", s.handleGet)
 	mux.HandleFunc("GET /api/v0/ls", s.handleLs)
 	mux.HandleFunc("GET /api/v0/stat", s.handleStat)
+	mux.HandleFunc("GET /api/v0/dag/export", s.handleDagExport)
+	mux.HandleFunc("POST /api/v0/dag/import", s.handleDagImport)
 	mux.HandleFunc("POST /api/v0/pin/add", s.handlePinAdd)
 	mux.HandleFunc("POST /api/v0/pin/rm", s.handlePinRm)
 	mux.HandleFunc("GET /api/v0/pin/ls", s.handlePinLs)

@@ -287,7 +287,8 @@ func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) {
 // contentStatus maps a content error to an HTTP status.
 func contentStatus(err error) int {
 	switch {
-	case errors.Is(err, content.ErrBadCID), errors.Is(err, content.ErrNotUnixFS):
+	case errors.Is(err, content.ErrBadCID), errors.Is(err, content.ErrNotUnixFS),
+		errors.Is(err, content.ErrBadCAR), errors.Is(err, content.ErrIncomplete):
 		return http.StatusBadRequest
 	case errors.Is(err, content.ErrNotFound), errors.Is(err, content.ErrNotPinned):
 		return http.StatusNotFound

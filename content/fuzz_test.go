@@ -39,17 +39,23 @@ func FuzzParsePath(f *testing.F) {
 	})
 }
 
-// FuzzBlockLinks decodes arbitrary bytes as a dag-pb block, as GC and the
-// fetcher do with blocks from peers: no panic, errors are fine.
+// FuzzBlockLinks decodes arbitrary bytes as a dag-pb, dag-cbor or dag-json
+// block, as GC and the fetcher do with blocks from peers: no panic, errors
+// are fine.
 func FuzzBlockLinks(f *testing.F) {
 	dag, _ := offlineDAG(f)
 	n, _ := newDirectory(dag)
 	node, _ := n.GetNode()
-	f.Add(node.RawData())
-	f.Add([]byte{0x12, 0x00})
-	f.Add([]byte{})
-	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := cid.Prefix{Version: 1, Codec: cid.DagProtobuf, MhType: mh.SHA2_256, MhLength: -1}.Sum(data)
+	f.Add(node.RawData(), uint8(0))
+	f.Add([]byte{0x12, 0x00}, uint8(0))
+	f.Add([]byte{}, uint8(0))
+	// {"a": CID} in dag-cbor (tag 42) and dag-json.
+	f.Add([]byte{0xa1, 0x61, 0x61, 0xd8, 0x2a, 0x45, 0x00, 0x01, 0x55, 0x00, 0x00}, uint8(1))
+	f.Add([]byte(`{"a":{"/":"bafkqaaa"}}`), uint8(2))
+	codecs := []uint64{cid.DagProtobuf, cid.DagCBOR, cid.DagJSON}
+	f.Fuzz(func(t *testing.T, data []byte, codec uint8) {
+		pre := cid.Prefix{Version: 1, Codec: codecs[int(codec)%len(codecs)], MhType: mh.SHA2_256, MhLength: -1}
+		c, err := pre.Sum(data)
 		if err != nil {
 			t.Fatal(err)
 		}

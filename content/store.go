@@ -1,6 +1,7 @@
 package content
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -20,6 +21,12 @@ import (
 	dssync "github.com/ipfs/go-datastore/sync"
 	pebbleds "github.com/ipfs/go-ds-pebble"
 	ipld "github.com/ipfs/go-ipld-format"
+	ipldcodec "github.com/ipld/go-ipld-prime/codec"
+	"github.com/ipld/go-ipld-prime/codec/dagcbor"
+	"github.com/ipld/go-ipld-prime/codec/dagjson"
+	cidlink "github.com/ipld/go-ipld-prime/linking/cid"
+	"github.com/ipld/go-ipld-prime/node/basicnode"
+	"github.com/ipld/go-ipld-prime/traversal"
 	mh "github.com/multiformats/go-multihash"
 
 	"github.com/nubecloud/nube/errcode"
@@ -328,19 +335,43 @@ func (s *Store) walkLocal(ctx context.Context, root cid.Cid, visit func(cid.Cid)
 
 func isNotFound(err error) bool { return err != nil && ipld.IsNotFound(err) }
 
-// blockLinks returns the CIDs a block links to. Only dag-pb blocks link;
-// raw leaves and other codecs are leaves as far as GC is concerned.
+// blockLinks returns the CIDs a block links to: the links of dag-pb
+// nodes (UnixFS), and every CID in a dag-cbor or dag-json block (as a CAR
+// import may bring). Raw blocks and other codecs are leaves as far as GC,
+// fetching and export are concerned.
 func blockLinks(b blocks.Block) ([]cid.Cid, error) {
-	if b.Cid().Type() != cid.DagProtobuf {
+	var decode ipldcodec.Decoder
+	switch b.Cid().Type() {
+	case cid.DagProtobuf:
+		n, err := mdag.DecodeProtobufBlock(b)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]cid.Cid, 0, len(n.Links()))
+		for _, l := range n.Links() {
+			out = append(out, l.Cid)
+		}
+		return out, nil
+	case cid.DagCBOR:
+		decode = dagcbor.Decode
+	case cid.DagJSON:
+		decode = dagjson.Decode
+	default:
 		return nil, nil
 	}
-	n, err := mdag.DecodeProtobufBlock(b)
+	nb := basicnode.Prototype.Any.NewBuilder()
+	if err := decode(nb, bytes.NewReader(b.RawData())); err != nil {
+		return nil, err
+	}
+	links, err := traversal.SelectLinks(nb.Build())
 	if err != nil {
 		return nil, err
 	}
-	out := make([]cid.Cid, 0, len(n.Links()))
-	for _, l := range n.Links() {
-		out = append(out, l.Cid)
+	out := make([]cid.Cid, 0, len(links))
+	for _, l := range links {
+		if cl, ok := l.(cidlink.Link); ok {
+			out = append(out, cl.Cid)
+		}
 	}
 	return out, nil
 }

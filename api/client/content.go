@@ -147,3 +147,23 @@ func (c *Client) Verify(ctx context.Context, remove bool) (VerifyResult, error) 
 	var out VerifyResult
 	return out, c.Call(ctx, http.MethodPost, "/api/v0/repo/verify", VerifyRequest{Remove: remove}, &out)
 }
+
+// DagExport streams the DAG under c as a CARv1 file, once the node has all
+// of it. The search for a provider is bounded by FindTimeout.
+func (c *Client) DagExport(ctx context.Context, cid string) (*Download, error) {
+	return c.download(ctx, "/api/v0/dag/export", cid)
+}
+
+// DagImport sends a CAR file to the node, which checks and stores every
+// block and pins the file's roots unless pin is false.
+func (c *Client) DagImport(ctx context.Context, car io.Reader, name string, pin bool) (ImportResult, error) {
+	q := url.Values{}
+	if name != "" {
+		q.Set("name", name)
+	}
+	if !pin {
+		q.Set("pin", "false")
+	}
+	var out ImportResult
+	return out, c.send(ctx, http.MethodPost, "/api/v0/dag/import?"+q.Encode(), CARType, car, &out)
+}

@@ -146,6 +146,17 @@ const (
 	HeaderCID  = "X-Nube-CID"
 )
 
+// ImportResult is the answer of POST /api/v0/dag/import.
+type ImportResult struct {
+	Roots  []string `json:"roots"`
+	Blocks int      `json:"blocks"`
+	Bytes  int64    `json:"bytes"`
+	Pinned bool     `json:"pinned"`
+}
+
+// CARType is the media type of a CAR file.
+const CARType = "application/vnd.ipld.car"
+
 // AddResult is the answer of POST /api/v0/add.
 type AddResult struct {
 	CID    string `json:"cid"`

@@ -9,7 +9,7 @@ import (
 	mh "github.com/multiformats/go-multihash"
 )
 
-// TestNoProvider: cat, get and ls of a CID that no reachable node has end
+// TestNoProvider: cat, get, ls and dag export of a CID that no reachable node has end
 // after --timeout with an error that says so, and a non-zero exit.
 func TestNoProvider(t *testing.T) {
 	d := t.TempDir()
@@ -22,8 +22,9 @@ func TestNoProvider(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := cid.NewCidV1(cid.Raw, h).String()
-	for _, cmd := range []string{"cat", "get", "ls"} {
-		_, errs, code := run(t, "--data", d, cmd, "--timeout", "1s", c)
+	for _, cmd := range []string{"cat", "get", "ls", "dag export"} {
+		args := append([]string{"--data", d}, strings.Fields(cmd)...)
+		_, errs, code := run(t, append(args, "--timeout", "1s", c)...)
 		if code == 0 || !strings.Contains(errs, "no provider found for "+c+" after 1s") {
 			t.Errorf("%s of a CID nobody has: exit %d, %q", cmd, code, errs)
 		}

@@ -102,7 +102,7 @@ commands talk to the running node through its local API.`,
 	root.AddCommand(
 		newUpCmd(g),
 		newIDCmd(g), newPeersCmd(g), newStatusCmd(g), newConnectCmd(g), newPingCmd(g),
-		newAddCmd(g), newGetCmd(g), newCatCmd(g), newLsCmd(g), newPinCmd(g), newGCCmd(g), newRepoCmd(g),
+		newAddCmd(g), newGetCmd(g), newCatCmd(g), newLsCmd(g), newPinCmd(g), newGCCmd(g), newRepoCmd(g), newDagCmd(g),
 		newRemoteCmd(g),
 		newServiceCmd(g), newCallCmd(g),
 		newGroupCmd(g),
