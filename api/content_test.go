@@ -131,7 +131,7 @@ func TestContentThroughAPI(t *testing.T) {
 	if code, _ := get(t, g2.URL()+"/ipfs/"+dir.CID+"/pluto.txt", "", ""); code != http.StatusNotFound {
 		t.Errorf("missing file: %d", code)
 	}
-	if code, body := get(t, g2.URL()+"/ipfs/not-a-cid", "", ""); code != http.StatusBadRequest || !strings.Contains(body, "not a valid CID") {
+	if code, body := get(t, g2.URL()+"/ipfs/not-a-cid", "", ""); code != http.StatusBadRequest || !strings.Contains(body, "invalid cid") {
 		t.Errorf("bad CID: %d %q", code, body)
 	}
 	// The API needs the token for everything, and serves no content

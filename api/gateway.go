@@ -4,21 +4,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"html/template"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"path"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/ipfs/boxo/blockservice"
+	"github.com/ipfs/boxo/gateway"
+	"github.com/ipfs/boxo/namesys"
+	ipath "github.com/ipfs/boxo/path"
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nubecloud/nube"
-	"github.com/nubecloud/nube/content"
 )
 
 // The gateway serves content by CID to browsers and any HTTP client, with
@@ -35,6 +38,12 @@ import (
 // resolve to loopback by themselves: there each CID is an origin of its
 // own, and pages may run their scripts. Everything is served with
 // X-Content-Type-Options: nosniff.
+//
+// What is served, and how, follows the IPFS HTTP gateway specifications
+// through boxo's gateway package: UnixFS files and directories, and the
+// trustless responses (?format=raw, ?format=car, the Accept headers) by
+// which other IPFS tools check the blocks they get. /ipns/ names and
+// DNSLink are not resolved.
 //
 // The gateway bounds what anonymous clients can cost the node: responses
 // under way at once, in all and per client address; a write that makes no
@@ -125,6 +134,7 @@ type Gateway struct {
 	cfg  GatewayConfig
 	log  *slog.Logger
 	http *httpServer
+	ipfs http.Handler // boxo's gateway
 
 	slots   chan struct{} // one per response under way
 	mu      sync.Mutex
@@ -147,6 +157,10 @@ func ListenGateway(n *nube.Node, addr string, cfg GatewayConfig) (*Gateway, erro
 		slots:   make(chan struct{}, cfg.MaxResponses),
 		clients: map[string]int{},
 	}
+	if g.ipfs, err = ipfsHandler(n, cfg); err != nil {
+		ln.Close()
+		return nil, err
+	}
 	g.http = serve(ln, &http.Server{
 		Handler:           g,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -156,6 +170,78 @@ func ListenGateway(n *nube.Node, addr string, cfg GatewayConfig) (*Gateway, erro
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
 	})
 	return g, nil
+}
+
+// ipfsHandler is boxo's implementation of the IPFS HTTP gateway
+// specifications over the node's blocks: UnixFS files and directories,
+// and the trustless responses (?format=raw|car, the Accept headers, CAR
+// scopes and byte ranges) with which other IPFS tools verify what they
+// get. "localhost" is a subdomain gateway; any other host is a path
+// gateway. A search for content that finds nothing ends after
+// FetchTimeout with 504, as does a response that stalls that long.
+func ipfsHandler(n *nube.Node, cfg GatewayConfig) (http.Handler, error) {
+	blocks, ok := n.Content().(interface {
+		BlockService() blockservice.BlockService
+	})
+	if !ok {
+		return nil, errors.New("gateway: the node's content layer offers no block service")
+	}
+	reg := prometheus.NewRegistry() // one gateway's own: a process may run several
+	backend, err := gateway.NewBlocksBackend(blocks.BlockService(), gateway.WithNameSystem(noNames{}), gateway.WithPrometheusRegistry(reg))
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	gc := gateway.Config{
+		DeserializedResponses: true,
+		NoDNSLink:             true,
+		PublicGateways: map[string]*gateway.PublicGateway{
+			"localhost": {Paths: []string{"/ipfs"}, UseSubdomains: true, NoDNSLink: true, DeserializedResponses: true},
+		},
+		RetrievalTimeout: cfg.FetchTimeout,
+		MetricsRegistry:  reg,
+	}
+	files := filesBackend{BlocksBackend: backend, content: n.Content()}
+	return gateway.NewHostnameHandler(gc, files, gateway.NewHandler(gc, files)), nil
+}
+
+// filesBackend is boxo's backend but for UnixFS files, which it serves
+// through the node's own reader: that holds one block of a file at a time
+// and fetches from every provider at once ahead of the client, where
+// boxo's reader holds ten blocks per response (128 slow readers of large
+// files took the gateway from 172 MiB to 862 MiB) and asks one provider
+// at a time.
+type filesBackend struct {
+	*gateway.BlocksBackend
+	content nube.Content
+}
+
+func (b filesBackend) Get(ctx context.Context, p ipath.ImmutablePath, ranges ...gateway.ByteRange) (gateway.ContentPathMetadata, *gateway.GetResponse, error) {
+	md, err := b.ResolvePath(ctx, p)
+	if err != nil {
+		return md, nil, err
+	}
+	last := md.LastSegment.RootCid()
+	if last.Type() != cid.DagProtobuf || len(md.LastSegmentRemainder) > 0 {
+		return b.BlocksBackend.Get(ctx, p, ranges...)
+	}
+	f, err := b.content.Get(ctx, last.String())
+	if err != nil {
+		// A directory, a symlink, or no UnixFS at all: boxo's.
+		return b.BlocksBackend.Get(ctx, p, ranges...)
+	}
+	size := int64(f.Size())
+	if len(ranges) > 0 {
+		// As boxo does: the reader starts at the first range's start.
+		start := ranges[0].From
+		if start < 0 {
+			start = max(size+start, 0)
+		}
+		if _, err := f.Seek(start, io.SeekStart); err != nil {
+			f.Close()
+			return md, nil, err
+		}
+	}
+	return md, gateway.NewGetResponseFromReader(f, size), nil
 }
 
 // Addr returns the address the gateway listens on.
@@ -180,7 +266,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the gateway is read-only: GET or HEAD", http.StatusMethodNotAllowed)
 		return
 	}
-	host, port, err := net.SplitHostPort(r.Host)
+	host, _, err := net.SplitHostPort(r.Host)
 	if err != nil {
 		host = r.Host
 	}
@@ -191,11 +277,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "bad subdomain gateway host "+strconv.Quote(r.Host), http.StatusBadRequest)
 			return
 		}
-		g.admitted(w, r, func() { g.serve(w, r, label+r.URL.Path, r.URL.Path, false) })
+		g.admitted(w, r, func() { g.serve(w, r, label+r.URL.Path) })
 		return
 	}
-	rest, ok := strings.CutPrefix(r.URL.Path, "/ipfs/")
-	if !ok {
+	if !strings.HasPrefix(r.URL.Path, "/ipfs/") {
 		if r.URL.Path == "/" {
 			h.Set("Content-Type", "text/plain; charset=utf-8")
 			io.WriteString(w, "nube gateway: GET /ipfs/{cid}[/path]\n")
@@ -204,41 +289,64 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	if host == "localhost" {
-		if to, ok := subdomainURL(rest, port, r.URL.RawQuery); ok {
-			http.Redirect(w, r, to, http.StatusMovedPermanently)
-			return
-		}
+	// At "localhost" boxo redirects to the CID's subdomain; anywhere else
+	// this is the path gateway, where all content shares one origin.
+	if host != "localhost" {
+		h.Set("Content-Security-Policy", pathCSP)
 	}
-	h.Set("Content-Security-Policy", pathCSP)
-	g.admitted(w, r, func() { g.serve(w, r, rest, r.URL.Path, true) })
+	g.admitted(w, r, func() { g.serve(w, r, strings.TrimPrefix(r.URL.Path, "/ipfs/")) })
 }
 
-// subdomainURL returns the subdomain gateway's URL for rest ("CID/path"),
-// with the CID as a base32 CIDv1 label, or false if the CID does not fit
-// in a DNS label (or is no CID, which the path gateway then reports).
-func subdomainURL(rest, port, query string) (string, bool) {
-	first, tail, _ := strings.Cut(rest, "/")
-	c, err := cid.Decode(first)
+// serve hands the request to boxo's gateway, once the Range header is
+// mended; p is the content path ("CID/a/b").
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, p string) {
+	if !g.fixRange(w, r, p) {
+		return
+	}
+	g.ipfs.ServeHTTP(g.writer(w), r)
+}
+
+// fixRange answers 416 to a Range header whose every range is a suffix of
+// zero bytes ("bytes=-0"), which nothing can satisfy (boxo, like Go's
+// ServeContent, would answer 206 with an inverted range), and drops such
+// ranges from a longer list. It reports whether to go on. Only for the
+// 416 does it look up the size of the content at p.
+func (g *Gateway) fixRange(w http.ResponseWriter, r *http.Request, p string) bool {
+	spec, ok := strings.CutPrefix(r.Header.Get("Range"), "bytes=")
+	if !ok {
+		return true
+	}
+	var keep []string
+	for _, one := range strings.Split(spec, ",") {
+		one = strings.TrimSpace(one)
+		if n, suffix := strings.CutPrefix(one, "-"); suffix && n != "" && strings.Trim(n, "0") == "" {
+			continue
+		}
+		keep = append(keep, one)
+	}
+	if len(keep) > 0 {
+		r.Header.Set("Range", "bytes="+strings.Join(keep, ","))
+		return true
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.FetchTimeout)
+	defer cancel()
+	e, err := g.node.Content().Stat(ctx, p)
 	if err != nil {
-		return "", false
+		code := contentStatus(err)
+		if errors.Is(err, context.DeadlineExceeded) {
+			code = http.StatusGatewayTimeout
+		}
+		http.Error(w, err.Error(), code)
+		return false
 	}
-	if c.Version() == 0 {
-		c = cid.NewCidV1(cid.DagProtobuf, c.Hash())
-	}
-	label := c.String() // CIDv1 prints in base32
-	if len(label) > 63 {
-		return "", false
-	}
-	u := "http://" + label + ".ipfs.localhost"
-	if port != "" {
-		u += ":" + port
-	}
-	u += "/" + tail
-	if query != "" {
-		u += "?" + query
-	}
-	return u, true
+	w.Header().Set("Content-Range", "bytes */"+strconv.FormatUint(e.Size, 10))
+	http.Error(w, "range not satisfiable: a suffix of zero bytes", http.StatusRequestedRangeNotSatisfiable)
+	return false
+}
+
+// writer gives every write to the client WriteTimeout to go through.
+func (g *Gateway) writer(w http.ResponseWriter) http.ResponseWriter {
+	return deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: g.cfg.WriteTimeout}
 }
 
 // admitted runs serve if the client and the gateway have room for one more
@@ -279,129 +387,6 @@ func (g *Gateway) admitted(w http.ResponseWriter, r *http.Request, serve func())
 	serve()
 }
 
-// serve answers for the content at p ("CID/path"); urlPath is the path the
-// client asked for, for redirects.
-func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, p, urlPath string, sandboxed bool) {
-	e, err := g.stat(r.Context(), p)
-	if err != nil {
-		gatewayError(w, err)
-		return
-	}
-	etag := `"` + e.CID.String() + `"`
-	h := w.Header()
-	h.Set("Etag", etag)
-	h.Set("Cache-Control", "public, max-age=29030400, immutable")
-	switch e.Kind {
-	case content.KindDir:
-		if !strings.HasSuffix(urlPath, "/") {
-			to := urlPath + "/"
-			if r.URL.RawQuery != "" {
-				to += "?" + r.URL.RawQuery
-			}
-			http.Redirect(w, r, to, http.StatusMovedPermanently)
-			return
-		}
-		index := path.Join(p, "index.html")
-		if idx, err := g.stat(r.Context(), index); err == nil && idx.Kind == content.KindFile {
-			g.serveFile(w, r, index, "index.html", `"`+idx.CID.String()+`"`)
-			return
-		}
-		ctx, cancel := context.WithTimeout(r.Context(), g.cfg.FetchTimeout)
-		entries, err := g.node.Content().List(ctx, p)
-		cancel()
-		if err != nil {
-			gatewayError(w, err)
-			return
-		}
-		h.Set("Content-Type", "text/html; charset=utf-8")
-		if !sandboxed {
-			// The listing is ours, but it shows names anyone chose.
-			h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
-		}
-		if r.Header.Get("If-None-Match") == etag {
-			w.WriteHeader(http.StatusNotModified)
-			return
-		}
-		listing.Execute(w, struct {
-			Path    string
-			Entries []content.Entry
-		}{strings.TrimSuffix(urlPath, "/"), entries})
-	case content.KindSymlink:
-		h.Set("Content-Type", "text/plain; charset=utf-8")
-		io.WriteString(w, e.Target)
-	default:
-		g.serveFile(w, r, p, e.Name, etag)
-	}
-}
-
-// stat describes p, searching the network for at most FetchTimeout.
-func (g *Gateway) stat(ctx context.Context, p string) (content.Entry, error) {
-	ctx, cancel := context.WithTimeout(ctx, g.cfg.FetchTimeout)
-	defer cancel()
-	return g.node.Content().Stat(ctx, p)
-}
-
-// serveFile streams the file at p, with its Content-Type, Range and
-// If-None-Match answered. Blocks are read (or fetched) only as the client
-// takes the bytes; a read that waits on the network for FetchTimeout, or a
-// write the client does not take for WriteTimeout, ends the response.
-func (g *Gateway) serveFile(w http.ResponseWriter, r *http.Request, p, name, etag string) {
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	stall := time.AfterFunc(g.cfg.FetchTimeout, cancel)
-	defer stall.Stop()
-	f, err := g.node.Content().Get(ctx, p)
-	stall.Stop()
-	if err != nil {
-		gatewayError(w, err)
-		return
-	}
-	defer f.Close()
-	w.Header().Set("Etag", etag)
-	if !fixRange(w, r, f.Size()) {
-		return
-	}
-	rc := http.NewResponseController(w)
-	http.ServeContent(
-		deadlineWriter{ResponseWriter: w, rc: rc, d: g.cfg.WriteTimeout}, r, name, time.Time{},
-		&stallReader{f: f, t: stall, d: g.cfg.FetchTimeout})
-}
-
-// fixRange answers 416 to a Range header whose every range is a suffix of
-// zero bytes ("bytes=-0"), which nothing can satisfy (Go's ServeContent
-// would answer 206 with an inverted range), and drops such ranges from a
-// longer list. It reports whether to go on.
-func fixRange(w http.ResponseWriter, r *http.Request, size uint64) bool {
-	spec, ok := strings.CutPrefix(r.Header.Get("Range"), "bytes=")
-	if !ok {
-		return true
-	}
-	var keep []string
-	for _, one := range strings.Split(spec, ",") {
-		one = strings.TrimSpace(one)
-		if n, suffix := strings.CutPrefix(one, "-"); suffix && n != "" && strings.Trim(n, "0") == "" {
-			continue
-		}
-		keep = append(keep, one)
-	}
-	if len(keep) == 0 {
-		w.Header().Set("Content-Range", "bytes */"+strconv.FormatUint(size, 10))
-		http.Error(w, "range not satisfiable: a suffix of zero bytes", http.StatusRequestedRangeNotSatisfiable)
-		return false
-	}
-	r.Header.Set("Range", "bytes="+strings.Join(keep, ","))
-	return true
-}
-
-// gatewayError answers err as plain text with its status.
-func gatewayError(w http.ResponseWriter, err error) {
-	code := contentStatus(err)
-	if errors.Is(err, context.Canceled) {
-		code = http.StatusGatewayTimeout
-	}
-	http.Error(w, err.Error(), code)
-}
-
 // deadlineWriter gives every write to the client WriteTimeout to go
 // through: a client that stops reading loses its response rather than
 // holding the gateway's buffers for ever.
@@ -416,34 +401,30 @@ func (w deadlineWriter) Write(p []byte) (int, error) {
 	return w.ResponseWriter.Write(p)
 }
 
-// stallReader cancels the read of a file (through the timer t, which
-// cancels its context) when one read waits longer than d: the blocks it
-// needs are nowhere to be had.
-type stallReader struct {
-	f content.File
-	t *time.Timer
-	d time.Duration
+// Flush sends what is buffered, for handlers that stream.
+func (w deadlineWriter) Flush() { w.rc.Flush() }
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// noNames is the gateway's name system: nube serves immutable /ipfs/
+// content only, with no IPNS and no DNSLink, so nothing is resolved (and
+// no DNS query leaves the node on behalf of an anonymous client).
+type noNames struct{}
+
+var errNoNames = gateway.NewErrorStatusCode(errors.New("this gateway serves /ipfs/ content only: IPNS and DNSLink are not supported"), http.StatusNotImplemented)
+
+func (noNames) Resolve(context.Context, ipath.Path, ...namesys.ResolveOption) (namesys.Result, error) {
+	return namesys.Result{}, errNoNames
 }
 
-func (s *stallReader) Read(p []byte) (int, error) {
-	s.t.Reset(s.d)
-	n, err := s.f.Read(p)
-	s.t.Stop()
-	return n, err
+func (noNames) ResolveAsync(context.Context, ipath.Path, ...namesys.ResolveOption) <-chan namesys.AsyncResult {
+	ch := make(chan namesys.AsyncResult, 1)
+	ch <- namesys.AsyncResult{Err: errNoNames}
+	close(ch)
+	return ch
 }
 
-// Seek may fetch the blocks on the way to off, so it is bounded the same.
-func (s *stallReader) Seek(off int64, whence int) (int64, error) {
-	s.t.Reset(s.d)
-	n, err := s.f.Seek(off, whence)
-	s.t.Stop()
-	return n, err
+func (noNames) Publish(context.Context, crypto.PrivKey, ipath.Path, ...namesys.PublishOption) error {
+	return errNoNames
 }
-
-var listing = template.Must(template.New("ls").Parse(`<!doctype html>
-<meta charset="utf-8"><title>{{.Path}}</title>
-<style>body{font:14px system-ui,sans-serif;margin:2em}td{padding:2px 12px}</style>
-<h1>{{.Path}}/</h1>
-<table>{{range .Entries}}<tr><td><a href="{{.Name}}{{if eq .Kind "directory"}}/{{end}}">{{.Name}}</a></td><td>{{.Kind}}</td><td>{{.Size}}</td><td><code>{{.CID}}</code></td></tr>
-{{end}}</table>
-`))

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/api"
+	"github.com/nubecloud/nube/content"
 	"github.com/nubecloud/nube/nubetest"
 )
 
@@ -362,4 +363,101 @@ func isPinned(n *nube.Node, c string) (bool, error) {
 		}
 	}
 	return false, err
+}
+
+// TestGatewayTrustless asks the gateway for trustless responses, as other
+// IPFS tools do to check what a gateway serves: a raw block (?format=raw
+// and by Accept header) hashes to its CID, and a CAR (?format=car, by
+// Accept header, and of a path's entity) holds sound blocks that a node
+// meeting no one imports as the whole DAG, reading the file back.
+func TestGatewayTrustless(t *testing.T) {
+	c := nubetest.Cluster(t, 2)
+	ctx := nubetest.Context(t, time.Minute)
+	big := bytes.Repeat([]byte("trustless "), 100_000) // four blocks and a root
+	root, err := c.Node(0).Content().AddTree(ctx, func(put func(string, io.Reader) error, mkdir func(string) error, link func(string, string) error) error {
+		if err := put("big.txt", bytes.NewReader(big)); err != nil {
+			return err
+		}
+		return put("small.txt", strings.NewReader("small\n"))
+	}, content.AddOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The gateway is on the other node: every block comes over the network.
+	g := listenGateway(t, c.Node(1), api.GatewayConfig{})
+
+	get := func(u, accept string) (int, http.Header, []byte) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, "GET", u, nil)
+		if accept != "" {
+			req.Header.Set("Accept", accept)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, resp.Header, b
+	}
+	for _, tc := range []struct{ url, accept string }{
+		{g.URL() + "/ipfs/" + root.String() + "?format=raw", ""},
+		{g.URL() + "/ipfs/" + root.String(), "application/vnd.ipld.raw"},
+	} {
+		code, h, body := get(tc.url, tc.accept)
+		if code != http.StatusOK || h.Get("Content-Type") != "application/vnd.ipld.raw" {
+			t.Fatalf("raw block %s (Accept %q): %d %v", tc.url, tc.accept, code, h)
+		}
+		if sum, _ := root.Prefix().Sum(body); !sum.Equals(root) {
+			t.Fatalf("raw block %s: its bytes hash to %s, not %s", tc.url, sum, root)
+		}
+	}
+	bigFile, err := c.Node(0).Content().Stat(ctx, root.String()+"/big.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A CAR's root is the path's last CID, and it carries the blocks on
+	// the way there too.
+	for _, tc := range []struct {
+		url, accept, file string
+		root              cid.Cid
+	}{
+		{g.URL() + "/ipfs/" + root.String() + "?format=car", "", "small.txt", root},
+		{g.URL() + "/ipfs/" + root.String(), "application/vnd.ipld.car", "big.txt", root},
+		{g.URL() + "/ipfs/" + root.String() + "/big.txt?format=car&dag-scope=entity", "", "big.txt", bigFile.CID},
+	} {
+		code, h, body := get(tc.url, tc.accept)
+		if code != http.StatusOK || !strings.HasPrefix(h.Get("Content-Type"), "application/vnd.ipld.car") {
+			t.Fatalf("CAR %s (Accept %q): %d %v %s", tc.url, tc.accept, code, h, body)
+		}
+		lone := nubetest.Cluster(t, 1).Node(0)
+		res, err := lone.Content().ImportCAR(ctx, bytes.NewReader(body), content.ImportOptions{})
+		if err != nil {
+			t.Fatalf("CAR %s does not import on its own: %v", tc.url, err)
+		}
+		if len(res.Roots) != 1 || !res.Roots[0].Equals(tc.root) {
+			t.Fatalf("CAR %s has roots %v, want [%s]", tc.url, res.Roots, tc.root)
+		}
+		// The path's blocks and the file's are all there: it reads with
+		// no one to ask.
+		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		f, err := lone.Content().Get(fctx, root.String()+"/"+tc.file)
+		if err != nil {
+			cancel()
+			t.Fatalf("CAR %s: %s: %v", tc.url, tc.file, err)
+		}
+		got, err := io.ReadAll(f)
+		f.Close()
+		cancel()
+		want := big
+		if tc.file == "small.txt" {
+			want = []byte("small\n")
+		}
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("CAR %s: %s reads back %d bytes (%v), want %d", tc.url, tc.file, len(got), err, len(want))
+		}
+	}
 }

@@ -149,6 +149,11 @@ func (s *Service) Close() error {
 // Store returns the local store.
 func (s *Service) Store() *Store { return s.store }
 
+// BlockService returns the store with bitswap behind it: a block the
+// store lacks is asked of the network, one block at a time (Get and Fetch
+// walk ahead of their readers; this does not).
+func (s *Service) BlockService() blockservice.BlockService { return s.bserv }
+
 // DAG returns the DAG service that reads through the network.
 func (s *Service) DAG() ipld.DAGService { return s.dag }
 
