@@ -100,6 +100,15 @@ type Config struct {
 	Bootstrap []string
 	// NoMDNS turns off discovery on the local network.
 	NoMDNS bool
+	// NoIPFS keeps the node off the IPFS public DHT. By default the node
+	// joins it as a client beside nube's own DHT: content that lives on
+	// the IPFS network can then be fetched here, and content pinned here
+	// is announced there too, so IPFS nodes find it.
+	NoIPFS bool
+	// IPFSBootstrap lists the IPFS DHT's peers to join through, as
+	// multiaddrs ending in /p2p/<peer ID>. Empty means the public
+	// network's bootstrap peers (the list kubo uses).
+	IPFSBootstrap []string
 	// RelayService makes this node a circuit relay for peers that cannot
 	// be reached directly. Turn it on only on a node others can dial.
 	RelayService bool
@@ -177,6 +186,9 @@ func (c Config) Validate() error {
 	if _, err := ParseAddrInfos(c.Bootstrap); err != nil {
 		return fmt.Errorf("Config.Bootstrap: %w", err)
 	}
+	if _, err := ParseAddrInfos(c.IPFSBootstrap); err != nil {
+		return fmt.Errorf("Config.IPFSBootstrap: %w", err)
+	}
 	if err := c.ComputeLimits.Validate(); err != nil {
 		return fmt.Errorf("Config.ComputeLimits: %w", err)
 	}
@@ -240,6 +252,12 @@ func (n *Node) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
+	var ipfsBoot []peer.AddrInfo // nil: the public network's peers
+	if len(cfg.IPFSBootstrap) > 0 {
+		if ipfsBoot, err = ParseAddrInfos(cfg.IPFSBootstrap); err != nil {
+			return fmt.Errorf("IPFS bootstrap: %w", err)
+		}
+	}
 	nodeKey, err := n.openDataDir()
 	if err != nil {
 		return err
@@ -251,15 +269,18 @@ func (n *Node) start(ctx context.Context) error {
 	n.reg = prometheus.NewRegistry()
 	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	pcfg := p2p.Config{
-		Key:          libKey,
-		ListenAddrs:  listen,
-		Bootstrap:    boot,
-		MDNS:         !cfg.NoMDNS,
-		RelayService: cfg.RelayService,
-		PortMap:      !cfg.NoPortMap,
-		MaxMemory:    cfg.MaxMemory,
-		Registerer:   n.reg,
-		Logger:       n.log,
+		Key:         libKey,
+		ListenAddrs: listen,
+		Bootstrap:   boot,
+		IPFS:        !cfg.NoIPFS,
+		// nil, not empty: the public network's peers.
+		IPFSBootstrap: ipfsBoot,
+		MDNS:          !cfg.NoMDNS,
+		RelayService:  cfg.RelayService,
+		PortMap:       !cfg.NoPortMap,
+		MaxMemory:     cfg.MaxMemory,
+		Registerer:    n.reg,
+		Logger:        n.log,
 		// The remote-call policy, not the resource manager, decides how
 		// many calls a peer may have waiting.
 		ProtocolStreams: map[protocol.ID]int{remote.Protocol: max(256, cfg.Remote.Streams())},
@@ -280,13 +301,17 @@ func (n *Node) start(ctx context.Context) error {
 	if n.store, err = content.OpenStore(n.inDataDir(BlocksDir)); err != nil {
 		return err
 	}
-	n.content, err = content.New(ctx, content.Config{
+	ccfg := content.Config{
 		Host:       n.host,
 		Routing:    n.host.DHT,
 		Store:      n.store,
 		ProvideAll: cfg.ProvideAll,
 		Logger:     n.log,
-	})
+	}
+	if n.host.IPFS != nil {
+		ccfg.Public = n.host.IPFS
+	}
+	n.content, err = content.New(ctx, ccfg)
 	if err != nil {
 		return err
 	}
@@ -516,6 +541,10 @@ func (n *Node) Host() host.Host { return n.host }
 // DHT returns the node's Kademlia DHT (the /nube network's, not IPFS's).
 func (n *Node) DHT() *dht.IpfsDHT { return n.host.DHT }
 
+// IPFSDHT returns the node's client of the IPFS public DHT, or nil if the
+// node stays off it (Config.NoIPFS).
+func (n *Node) IPFSDHT() *dht.IpfsDHT { return n.host.IPFS }
+
 // WaitConnected waits until the node has a connection to p.
 func (n *Node) WaitConnected(ctx context.Context, p peer.ID) error {
 	return n.host.WaitConnected(ctx, p)
@@ -668,34 +697,41 @@ func (n *Node) Peers() []PeerInfo {
 
 // Status is a summary of the node's state.
 type Status struct {
-	ID           string    `json:"id"`
-	UserID       string    `json:"user_id"`
-	Version      string    `json:"version"`
-	Addrs        []string  `json:"addrs"`
-	Peers        int       `json:"peers"`
-	RoutingTable int       `json:"routing_table"` // DHT routing table size
-	Reachability string    `json:"reachability"`  // Unknown, Public or Private
-	RelayService bool      `json:"relay_service"`
-	MDNS         bool      `json:"mdns"`
-	DataDir      string    `json:"data_dir"`
-	StartedAt    time.Time `json:"started_at"`
-	Uptime       string    `json:"uptime"`
+	ID           string   `json:"id"`
+	UserID       string   `json:"user_id"`
+	Version      string   `json:"version"`
+	Addrs        []string `json:"addrs"`
+	Peers        int      `json:"peers"`
+	RoutingTable int      `json:"routing_table"` // DHT routing table size
+	Reachability string   `json:"reachability"`  // Unknown, Public or Private
+	RelayService bool     `json:"relay_service"`
+	MDNS         bool     `json:"mdns"`
+	// IPFSRoutingTable is the size of the IPFS DHT's routing table; -1
+	// when the node is off the IPFS DHT.
+	IPFSRoutingTable int       `json:"ipfs_routing_table"`
+	DataDir          string    `json:"data_dir"`
+	StartedAt        time.Time `json:"started_at"`
+	Uptime           string    `json:"uptime"`
 }
 
 // Status returns a summary of the node's state.
 func (n *Node) Status() Status {
 	st := Status{
-		ID:           n.ID().String(),
-		UserID:       n.userID.String(),
-		Version:      Version,
-		Peers:        len(n.host.Network().Peers()),
-		RoutingTable: n.host.DHT.RoutingTable().Size(),
-		Reachability: n.host.Reachability().String(),
-		RelayService: n.host.RelayService(),
-		MDNS:         !n.cfg.NoMDNS,
-		DataDir:      n.cfg.DataDir,
-		StartedAt:    n.started.UTC(),
-		Uptime:       time.Since(n.started).Round(time.Second).String(),
+		ID:               n.ID().String(),
+		UserID:           n.userID.String(),
+		Version:          Version,
+		Peers:            len(n.host.Network().Peers()),
+		RoutingTable:     n.host.DHT.RoutingTable().Size(),
+		Reachability:     n.host.Reachability().String(),
+		RelayService:     n.host.RelayService(),
+		MDNS:             !n.cfg.NoMDNS,
+		IPFSRoutingTable: -1,
+		DataDir:          n.cfg.DataDir,
+		StartedAt:        n.started.UTC(),
+		Uptime:           time.Since(n.started).Round(time.Second).String(),
+	}
+	if n.host.IPFS != nil {
+		st.IPFSRoutingTable = n.host.IPFS.RoutingTable().Size()
 	}
 	for _, a := range n.Addrs() {
 		st.Addrs = append(st.Addrs, a.String())

@@ -177,7 +177,7 @@ func (s *Service) fetchDAG(ctx context.Context, root cid.Cid, progress func(Fetc
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if s.cfg.Routing != nil {
+	if len(s.routers()) > 0 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -213,7 +213,7 @@ func (s *Service) takeTurn(ctx context.Context, root cid.Cid) (done func(), err 
 	}
 }
 
-// findProviders asks the DHT for providers of the root, once the
+// findProviders asks the DHTs for providers of the root, once the
 // connected peers have had a moment to answer, and again now and then
 // until the fetch ends: a provider may announce itself after the first
 // search, or the first search may have met a routing table still empty.
@@ -227,7 +227,7 @@ func (f *fetch) findProviders(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		for ai := range f.s.cfg.Routing.FindProvidersAsync(ctx, f.root, 20) {
+		for ai := range eitherRouting(f.s.routers()).FindProvidersAsync(ctx, f.root, 20) {
 			if ai.ID == f.s.cfg.Host.ID() {
 				continue
 			}

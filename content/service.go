@@ -43,6 +43,10 @@ type Config struct {
 	// Routing finds providers and announces ours (the node's DHT). Nil
 	// means content moves only between connected peers.
 	Routing routing.ContentRouting
+	// Public is a second routing system, looked up beside Routing and
+	// told of the same content on an announcement queue of its own: the
+	// IPFS public DHT. Nil means none.
+	Public routing.ContentRouting
 	// Store holds the blocks. Required.
 	Store *Store
 	// ProvideAll announces every block of pinned content, not only the
@@ -87,10 +91,10 @@ type Service struct {
 	flights     map[cid.Cid]chan struct{} // roots being fetched; closed when done
 	searchDelay time.Duration             // before a fetch asks the DHT
 
-	provideQ chan cid.Cid
-	ctx      context.Context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	announcers []*announcer // one per routing system
+	ctx        context.Context
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
 }
 
 // New starts bitswap on cfg.Host and the announcing of pinned content. ctx
@@ -112,7 +116,6 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		cfg:         cfg,
 		log:         cfg.Logger.With("layer", "content"),
 		store:       cfg.Store,
-		provideQ:    make(chan cid.Cid, 1024),
 		fetches:     map[*fetch]struct{}{},
 		flights:     map[cid.Cid]chan struct{}{},
 		searchDelay: time.Second,
@@ -120,8 +123,8 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.trace = newTracer(s.onUnrequested, s.deliver)
 	var finder routing.ContentDiscovery
-	if cfg.Routing != nil {
-		finder = cfg.Routing
+	if rs := s.routers(); len(rs) > 0 {
+		finder = eitherRouting(rs)
 	}
 	s.net = watchedNet{BitSwapNetwork: bsnet.NewFromIpfsHost(cfg.Host), t: s.trace}
 	s.bswap = bitswap.New(s.ctx, s.net, finder, s.store.Blockstore(),
@@ -133,8 +136,12 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	s.bserv = blockservice.New(s.store.Blockstore(), s.bswap)
 	s.dag = mdag.NewDAGService(s.bserv)
 	s.local = mdag.NewDAGService(blockservice.New(s.store.Blockstore(), nil))
-	s.wg.Add(1)
-	go s.provideLoop()
+	for _, r := range s.routers() {
+		a := &announcer{s: s, r: r, q: make(chan cid.Cid, 1024)}
+		s.announcers = append(s.announcers, a)
+		s.wg.Add(1)
+		go a.run()
+	}
 	return s, nil
 }
 
@@ -613,67 +620,11 @@ func (s *Service) Sent(p peer.ID) int64 {
 }
 
 // announce queues c to be announced to the DHT.
+// announce queues c to be announced on every routing system.
 func (s *Service) announce(c cid.Cid) {
-	if s.cfg.Routing == nil {
-		return
+	for _, a := range s.announcers {
+		a.announce(c)
 	}
-	select {
-	case s.provideQ <- c:
-	default:
-		s.log.Debug("announce queue full; the next reprovide will catch up", "cid", c)
-	}
-}
-
-// provideLoop announces queued roots, and every pinned root again every
-// ReprovideInterval (and at start, once the node has had time to join).
-func (s *Service) provideLoop() {
-	defer s.wg.Done()
-	if s.cfg.Routing == nil {
-		return
-	}
-	reprovide := time.NewTimer(time.Minute)
-	defer reprovide.Stop()
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case c := <-s.provideQ:
-			s.provide(c)
-		case <-reprovide.C:
-			s.reprovide()
-			reprovide.Reset(s.cfg.ReprovideInterval)
-		}
-	}
-}
-
-func (s *Service) reprovide() {
-	pins, err := s.store.Pins(s.ctx)
-	if err != nil {
-		s.log.Warn("reprovide: list pins", "err", err)
-		return
-	}
-	for _, p := range pins {
-		if s.ctx.Err() != nil {
-			return
-		}
-		s.provide(p.CID)
-	}
-}
-
-// provide announces c (and with ProvideAll, every block under it).
-func (s *Service) provide(c cid.Cid) {
-	ctx, cancel := context.WithTimeout(s.ctx, time.Minute)
-	defer cancel()
-	one := func(c cid.Cid) {
-		if err := s.cfg.Routing.Provide(ctx, c, true); err != nil {
-			s.log.Debug("announce failed", "cid", c, "err", err)
-		}
-	}
-	if !s.cfg.ProvideAll {
-		one(c)
-		return
-	}
-	s.store.walkLocal(ctx, c, one)
 }
 
 // tracer watches bitswap traffic: it counts what each peer sends us, and

@@ -141,8 +141,11 @@ func TestConfig() nube.Config {
 		ListenAddrs: LoopbackListen,
 		NoMDNS:      true,
 		NoPortMap:   true,
-		MaxMemory:   128 << 20,
-		Logger:      log,
+		// Off the IPFS public DHT: test traffic stays on this machine.
+		// A test of it gives a private one's peers in IPFSBootstrap.
+		NoIPFS:    true,
+		MaxMemory: 128 << 20,
+		Logger:    log,
 		// Each test node has a user of its own; they serve each other as
 		// strangers would once their owners open them up.
 		Offer: nube.Offer{To: nube.OfferAnyone},

@@ -13,18 +13,21 @@ import (
 
 // Status is the answer of GET /api/v0/status.
 type Status struct {
-	ID           string    `json:"id"`
-	UserID       string    `json:"user_id"`
-	Version      string    `json:"version"`
-	Addrs        []string  `json:"addrs"`
-	Peers        int       `json:"peers"`
-	RoutingTable int       `json:"routing_table"` // DHT routing table size
-	Reachability string    `json:"reachability"`  // Unknown, Public or Private
-	RelayService bool      `json:"relay_service"`
-	MDNS         bool      `json:"mdns"`
-	DataDir      string    `json:"data_dir"`
-	StartedAt    time.Time `json:"started_at"`
-	Uptime       string    `json:"uptime"`
+	ID           string   `json:"id"`
+	UserID       string   `json:"user_id"`
+	Version      string   `json:"version"`
+	Addrs        []string `json:"addrs"`
+	Peers        int      `json:"peers"`
+	RoutingTable int      `json:"routing_table"` // DHT routing table size
+	Reachability string   `json:"reachability"`  // Unknown, Public or Private
+	RelayService bool     `json:"relay_service"`
+	MDNS         bool     `json:"mdns"`
+	// IPFSRoutingTable is the size of the IPFS DHT's routing table; -1
+	// when the node is off the IPFS DHT.
+	IPFSRoutingTable int       `json:"ipfs_routing_table"`
+	DataDir          string    `json:"data_dir"`
+	StartedAt        time.Time `json:"started_at"`
+	Uptime           string    `json:"uptime"`
 }
 
 // PeerInfo is one connected peer in GET /api/v0/peers.

@@ -43,7 +43,7 @@ func TestMain(m *testing.M) {
 
 // loopback keeps a test daemon to loopback; its user is its own, so it
 // serves the other test daemons as it would strangers: --offer-to anyone.
-var loopback = []string{"--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1", "--no-mdns", "--no-portmap", "--offer-to", "anyone"}
+var loopback = []string{"--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1", "--no-mdns", "--no-ipfs", "--no-portmap", "--offer-to", "anyone"}
 
 type daemon struct {
 	cmd  *exec.Cmd

@@ -71,6 +71,7 @@ func runDemo(ctx context.Context, g *globals, n int, logLevel string) error {
 			DataDir:     dir,
 			ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"},
 			NoMDNS:      true,
+			NoIPFS:      true,
 			NoPortMap:   true,
 			MaxMemory:   128 << 20,
 			Logger:      log.With("node", i),

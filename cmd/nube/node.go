@@ -104,6 +104,11 @@ func printStatus(g *globals, st client.Status) {
 		mdns = "off"
 	}
 	g.printf("mDNS          %s\n", mdns)
+	if st.IPFSRoutingTable >= 0 {
+		g.printf("IPFS DHT      %d in its routing table\n", st.IPFSRoutingTable)
+	} else {
+		g.printf("IPFS DHT      off\n")
+	}
 	g.printf("data dir      %s\n", st.DataDir)
 	for i, a := range st.Addrs {
 		label := "addresses"

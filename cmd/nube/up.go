@@ -31,6 +31,8 @@ type upFlags struct {
 	bootstrap []string
 	noListen  bool
 	noMDNS    bool
+	noIPFS    bool
+	ipfsBoot  []string
 	noPortMap bool
 	relay     bool
 	logLevel  string
@@ -64,6 +66,10 @@ The first start creates the node's key (its peer ID) and your user key in the
 data dir; later starts reuse them. The node listens on TCP and QUIC port 4040
 (another port if that one is taken), finds peers on the local network by mDNS
 and further away through the DHT, and reconnects to the peers it knew.
+
+The node also joins the IPFS public DHT as a client (--no-ipfs: not): 'nube
+cat' and 'nube get' then find content that lives on the IPFS network, and
+what this node pins is announced there too, so IPFS nodes find it.
 
 The node runs other users' WebAssembly services in a sandbox (no files, no
 sockets) within conservative limits; --no-compute turns that off and
@@ -113,6 +119,8 @@ readable by them: nube up refuses such a data dir and says how to fix it.`,
 	fl.StringArrayVar(&f.bootstrap, "bootstrap", nil, "multiaddr of a peer to join through, ending in /p2p/<peer ID> (repeatable)")
 	fl.BoolVar(&f.noListen, "no-listen", false, "accept no direct connections; be reachable only through a relay (as behind a strict firewall)")
 	fl.BoolVar(&f.noMDNS, "no-mdns", false, "do not discover or announce on the local network")
+	fl.BoolVar(&f.noIPFS, "no-ipfs", false, "stay off the IPFS public DHT (content is then found only among nube nodes)")
+	fl.StringArrayVar(&f.ipfsBoot, "ipfs-bootstrap", nil, "multiaddr of an IPFS DHT peer to join through instead of the public bootstrap peers (repeatable)")
 	fl.BoolVar(&f.noPortMap, "no-portmap", false, "do not ask the router for a port mapping (UPnP/NAT-PMP)")
 	fl.BoolVar(&f.relay, "relay", false, "relay connections for peers that cannot be reached directly (for nodes others can dial)")
 	fl.BoolVar(&f.noCompute, "no-compute", false, "run no WebAssembly services, for others or for yourself (calling other nodes' still works)")
@@ -173,6 +181,8 @@ func runUp(ctx context.Context, g *globals, f upFlags, gatewayChosen bool) error
 		NoListen:         f.noListen,
 		Bootstrap:        f.bootstrap,
 		NoMDNS:           f.noMDNS,
+		NoIPFS:           f.noIPFS,
+		IPFSBootstrap:    f.ipfsBoot,
 		NoPortMap:        f.noPortMap,
 		RelayService:     f.relay,
 		NoCompute:        f.noCompute,

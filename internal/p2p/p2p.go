@@ -80,6 +80,13 @@ type Config struct {
 	ListenAddrs []ma.Multiaddr
 	// Bootstrap peers are dialled at start and seed the DHT.
 	Bootstrap []peer.AddrInfo
+	// IPFS joins the IPFS public DHT (Amino, /ipfs/kad/1.0.0) beside
+	// nube's own, as a client: the node looks content up there and
+	// announces what it provides, but answers no DHT queries.
+	IPFS bool
+	// IPFSBootstrap seeds the IPFS DHT. Nil means the public network's
+	// bootstrap peers (kubo's list); tests give a private network's.
+	IPFSBootstrap []peer.AddrInfo
 	// MDNS turns on discovery of nube nodes on the local network.
 	MDNS bool
 	// RelayService makes the node relay connections for peers that cannot
@@ -140,6 +147,9 @@ type Host struct {
 	// DHT is the node's Kademlia DHT (mode auto, server while reachability
 	// is unknown).
 	DHT *dht.IpfsDHT
+	// IPFS is the node's client of the IPFS public DHT; nil unless
+	// Config.IPFS.
+	IPFS *dht.IpfsDHT
 
 	log   *slog.Logger
 	book  *peerBook
@@ -147,6 +157,8 @@ type Host struct {
 	relay *relayv2.Relay
 	bans  banList
 	bw    *metrics.BandwidthCounter
+
+	ipfsBoot []peer.AddrInfo // the IPFS DHT's bootstrap peers
 
 	built []io.Closer   // parts made before the libp2p host
 	ready chan struct{} // closed once Host is set
@@ -335,6 +347,23 @@ func (h *Host) startServices(cfg Config) error {
 	}
 	h.DHT = kad
 
+	if cfg.IPFS {
+		boot := cfg.IPFSBootstrap
+		if boot == nil {
+			boot = dht.GetDefaultBootstrapPeerAddrInfos()
+		}
+		ipfs, err := dht.New(h.Host,
+			dht.Mode(dht.ModeClient),
+			dht.Datastore(dssync.MutexWrap(datastore.NewMapDatastore())),
+			dht.BootstrapPeers(boot...),
+		)
+		if err != nil {
+			return fmt.Errorf("p2p: IPFS dht: %w", err)
+		}
+		h.IPFS = ipfs
+		h.ipfsBoot = boot
+	}
+
 	if cfg.RelayService {
 		r, err := relayv2.New(h.Host, relayv2.WithACL(reservationBook{h}))
 		if err != nil {
@@ -375,9 +404,16 @@ func (h *Host) bootstrapPeers(static []peer.AddrInfo) func() []peer.AddrInfo {
 }
 
 // connectInitial dials the bootstrap peers and the peer book in the
-// background, then bootstraps the DHT.
+// background, then bootstraps the DHT; and the same for the IPFS DHT.
 func (h *Host) connectInitial(bootstrap []peer.AddrInfo) {
-	peers := h.bootstrapPeers(bootstrap)()
+	h.joinDHT(h.DHT, h.bootstrapPeers(bootstrap)())
+	if h.IPFS != nil {
+		h.joinDHT(h.IPFS, h.ipfsBoot)
+	}
+}
+
+// joinDHT dials peers in the background, then bootstraps kad.
+func (h *Host) joinDHT(kad *dht.IpfsDHT, peers []peer.AddrInfo) {
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
@@ -401,7 +437,7 @@ func (h *Host) connectInitial(bootstrap []peer.AddrInfo) {
 		}
 		wg.Wait()
 		if h.ctx.Err() == nil {
-			if err := h.DHT.Bootstrap(h.ctx); err != nil {
+			if err := kad.Bootstrap(h.ctx); err != nil {
 				h.log.Warn("dht bootstrap", "err", err)
 			}
 		}
@@ -694,6 +730,9 @@ func (h *Host) Close() error {
 		}
 		if h.DHT != nil {
 			err = errors.Join(err, h.DHT.Close())
+		}
+		if h.IPFS != nil {
+			err = errors.Join(err, h.IPFS.Close())
 		}
 		if h.Host != nil {
 			err = errors.Join(err, h.Host.Close())
