@@ -20,6 +20,7 @@ func Example() {
 	cfg := nube.Config{
 		ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"},
 		NoMDNS:      true,
+		NoIPFS:      true,
 		NoPortMap:   true,
 	}
 	a, err := nube.Start(ctx, cfg)
@@ -50,7 +51,7 @@ func Example() {
 func ExampleNode_Add() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cfg := nube.Config{ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, NoMDNS: true, NoPortMap: true}
+	cfg := nube.Config{ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, NoMDNS: true, NoIPFS: true, NoPortMap: true}
 	a, err := nube.Start(ctx, cfg)
 	if err != nil {
 		log.Fatal(err)

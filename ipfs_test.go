@@ -21,6 +21,7 @@ import (
 
 	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/nubetest"
+	"github.com/nubecloud/nube/remote"
 )
 
 // ipfsPeer is a stand-in for a kubo node: a libp2p host on loopback with
@@ -173,5 +174,58 @@ func TestIPFSDHT(t *testing.T) {
 	}
 	if !b.Cid().Equals(c) {
 		t.Fatalf("got block %s, want %s", b.Cid(), c)
+	}
+}
+
+// greet is a remote function for the rendezvous test.
+var greet = remote.Func("test.rendezvous.greet", func(ctx context.Context, name string) (string, error) {
+	return "hello, " + name, nil
+})
+
+// TestRendezvous starts two nodes of one network that know nothing but
+// one server of a private IPFS-style DHT (no nube bootstrap, no mDNS):
+// they find each other through the network's rendezvous on that DHT and
+// call each other. A node of another network, on the same DHT, stays out
+// of their DHT.
+func TestRendezvous(t *testing.T) {
+	ctx := nubetest.Context(t, 2*time.Minute)
+	servers := privateIPFS(t, ctx, 3)
+	start := func(network string, server int) *nube.Node {
+		return nubetest.Cluster(t, 1, nubetest.WithConfig(func(_ int, c *nube.Config) {
+			c.NoIPFS = false
+			c.Network = network
+			c.IPFSBootstrap = []string{servers[server].addr(t)}
+		})).Node(0)
+	}
+	a, b := start("team", 0), start("team", 1)
+	if err := a.WaitConnected(ctx, b.ID()); err != nil {
+		t.Fatalf("the two nodes of one network never met: %v", err)
+	}
+	for _, p := range []struct{ from, to *nube.Node }{{a, b}, {b, a}} {
+		got, err := greet.At(p.from, p.to.ID()).Call(ctx, p.from.ID().String())
+		if err != nil || got != "hello, "+p.from.ID().String() {
+			t.Fatalf("call across the rendezvous: %q, %v", got, err)
+		}
+	}
+	nubetest.Eventually(t, ctx, func() bool { return a.Status().RoutingTable > 0 && b.Status().RoutingTable > 0 },
+		func() string { return "the two nodes never entered each other's DHT" })
+	if a.Status().Network != "team" {
+		t.Fatalf("status names network %q", a.Status().Network)
+	}
+
+	// A stranger's network: it may meet them (any libp2p peer may dial
+	// any other), but shares no DHT with them.
+	other := start("other", 2)
+	if _, err := other.Connect(ctx, a.Addrs()[0].String()); err != nil {
+		t.Fatal(err)
+	}
+	// Once identify has told each the other's protocols, a DHT decides.
+	nubetest.Eventually(t, ctx, func() bool {
+		ps, _ := other.Host().Peerstore().GetProtocols(a.ID())
+		qs, _ := a.Host().Peerstore().GetProtocols(other.ID())
+		return len(ps) > 0 && len(qs) > 0
+	}, func() string { return "identify never completed between the networks" })
+	if <-other.DHT().ForceRefresh(); other.Status().RoutingTable != 0 || a.DHT().RoutingTable().Find(other.ID()) != "" {
+		t.Fatalf("nodes of two networks share a DHT: %d peers in the stranger's table", other.Status().RoutingTable)
 	}
 }

@@ -105,6 +105,13 @@ type Config struct {
 	// the IPFS network can then be fetched here, and content pinned here
 	// is announced there too, so IPFS nodes find it.
 	NoIPFS bool
+	// Network names the nube network the node joins (1 to 32 lower-case
+	// letters, digits or dashes). Nodes find the other nodes of their
+	// network anywhere on the internet through a rendezvous on the IPFS
+	// DHT, with nothing configured, and keep a DHT of their own: name a
+	// network of your own so that strangers' nodes are not mixed into
+	// yours. Empty means "nube", the network everyone shares.
+	Network string
 	// IPFSBootstrap lists the IPFS DHT's peers to join through, as
 	// multiaddrs ending in /p2p/<peer ID>. Empty means the public
 	// network's bootstrap peers (the list kubo uses).
@@ -188,6 +195,11 @@ func (c Config) Validate() error {
 	}
 	if _, err := ParseAddrInfos(c.IPFSBootstrap); err != nil {
 		return fmt.Errorf("Config.IPFSBootstrap: %w", err)
+	}
+	if c.Network != "" {
+		if err := p2p.CheckNetwork(c.Network); err != nil {
+			return fmt.Errorf("Config.Network: %w", err)
+		}
 	}
 	if err := c.ComputeLimits.Validate(); err != nil {
 		return fmt.Errorf("Config.ComputeLimits: %w", err)
@@ -275,6 +287,7 @@ func (n *Node) start(ctx context.Context) error {
 		IPFS:        !cfg.NoIPFS,
 		// nil, not empty: the public network's peers.
 		IPFSBootstrap: ipfsBoot,
+		Network:       cfg.Network,
 		MDNS:          !cfg.NoMDNS,
 		RelayService:  cfg.RelayService,
 		PortMap:       !cfg.NoPortMap,
@@ -706,6 +719,7 @@ type Status struct {
 	Reachability string   `json:"reachability"`  // Unknown, Public or Private
 	RelayService bool     `json:"relay_service"`
 	MDNS         bool     `json:"mdns"`
+	Network      string   `json:"network"` // the nube network joined
 	// IPFSRoutingTable is the size of the IPFS DHT's routing table; -1
 	// when the node is off the IPFS DHT.
 	IPFSRoutingTable int       `json:"ipfs_routing_table"`
@@ -726,6 +740,7 @@ func (n *Node) Status() Status {
 		RelayService:     n.host.RelayService(),
 		MDNS:             !n.cfg.NoMDNS,
 		IPFSRoutingTable: -1,
+		Network:          cmp.Or(n.cfg.Network, p2p.DefaultNetwork),
 		DataDir:          n.cfg.DataDir,
 		StartedAt:        n.started.UTC(),
 		Uptime:           time.Since(n.started).Round(time.Second).String(),

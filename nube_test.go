@@ -317,6 +317,7 @@ func TestConfigValidate(t *testing.T) {
 		"ListenAddrs":     {ListenAddrs: []string{"not a multiaddr"}},
 		"Bootstrap":       {Bootstrap: []string{"/ip4/127.0.0.1/tcp/1"}},
 		"IPFSBootstrap":   {IPFSBootstrap: []string{"/ip4/127.0.0.1/tcp/1"}},
+		"Network":         {Network: "My Network"},
 		"ComputeLimits":   {ComputeLimits: wasm.Limits{Timeout: -time.Second}},
 		"MaxConcurrent":   {Remote: remote.Policy{MaxConcurrent: -1}},
 		"Limits.MaxInput": {ComputeLimits: wasm.Limits{MaxInput: -1}},

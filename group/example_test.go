@@ -16,7 +16,7 @@ import (
 // a real Raft group, which grows with AddMember.
 func Example() {
 	ctx := context.Background()
-	node, err := nube.Start(ctx, nube.Config{GroupHeartbeat: 100 * time.Millisecond, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, NoMDNS: true, NoPortMap: true})
+	node, err := nube.Start(ctx, nube.Config{GroupHeartbeat: 100 * time.Millisecond, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, NoMDNS: true, NoIPFS: true, NoPortMap: true})
 	if err != nil {
 		log.Fatal(err)
 	}

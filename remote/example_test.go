@@ -36,7 +36,7 @@ var exampleLines = remote.StreamFunc("example.lines", func(ctx context.Context, 
 func ExampleFunc() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cfg := nube.Config{ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, NoMDNS: true, NoPortMap: true}
+	cfg := nube.Config{ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, NoMDNS: true, NoIPFS: true, NoPortMap: true}
 	a, err := nube.Start(ctx, cfg)
 	if err != nil {
 		log.Fatal(err)
@@ -63,7 +63,7 @@ func ExampleFunc() {
 func ExampleStreamFunc() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	node, err := nube.Start(ctx, nube.Config{ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, NoMDNS: true, NoPortMap: true})
+	node, err := nube.Start(ctx, nube.Config{ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, NoMDNS: true, NoIPFS: true, NoPortMap: true})
 	if err != nil {
 		log.Fatal(err)
 	}

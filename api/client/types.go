@@ -22,6 +22,7 @@ type Status struct {
 	Reachability string   `json:"reachability"`  // Unknown, Public or Private
 	RelayService bool     `json:"relay_service"`
 	MDNS         bool     `json:"mdns"`
+	Network      string   `json:"network"` // the nube network joined
 	// IPFSRoutingTable is the size of the IPFS DHT's routing table; -1
 	// when the node is off the IPFS DHT.
 	IPFSRoutingTable int       `json:"ipfs_routing_table"`

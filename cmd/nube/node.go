@@ -93,6 +93,7 @@ func printStatus(g *globals, st client.Status) {
 	g.printf("user          %s\n", st.UserID)
 	g.printf("version       %s\n", st.Version)
 	g.printf("up for        %s\n", st.Uptime)
+	g.printf("network       %s\n", st.Network)
 	g.printf("peers         %d connected, %d in the DHT routing table\n", st.Peers, st.RoutingTable)
 	reach := st.Reachability
 	if st.RelayService {

@@ -33,6 +33,7 @@ type upFlags struct {
 	noMDNS    bool
 	noIPFS    bool
 	ipfsBoot  []string
+	network   string
 	noPortMap bool
 	relay     bool
 	logLevel  string
@@ -69,7 +70,11 @@ and further away through the DHT, and reconnects to the peers it knew.
 
 The node also joins the IPFS public DHT as a client (--no-ipfs: not): 'nube
 cat' and 'nube get' then find content that lives on the IPFS network, and
-what this node pins is announced there too, so IPFS nodes find it.
+what this node pins is announced there too, so IPFS nodes find it. Through
+it, nodes of one nube network find each other anywhere on the internet with
+nothing configured: each announces the network's rendezvous key there and
+looks up who else does. --network NAME joins a network of your own, apart
+from the one everyone shares.
 
 The node runs other users' WebAssembly services in a sandbox (no files, no
 sockets) within conservative limits; --no-compute turns that off and
@@ -120,6 +125,7 @@ readable by them: nube up refuses such a data dir and says how to fix it.`,
 	fl.BoolVar(&f.noListen, "no-listen", false, "accept no direct connections; be reachable only through a relay (as behind a strict firewall)")
 	fl.BoolVar(&f.noMDNS, "no-mdns", false, "do not discover or announce on the local network")
 	fl.BoolVar(&f.noIPFS, "no-ipfs", false, "stay off the IPFS public DHT (content is then found only among nube nodes)")
+	fl.StringVar(&f.network, "network", "", `the nube network to join (default "nube", the one everyone shares)`)
 	fl.StringArrayVar(&f.ipfsBoot, "ipfs-bootstrap", nil, "multiaddr of an IPFS DHT peer to join through instead of the public bootstrap peers (repeatable)")
 	fl.BoolVar(&f.noPortMap, "no-portmap", false, "do not ask the router for a port mapping (UPnP/NAT-PMP)")
 	fl.BoolVar(&f.relay, "relay", false, "relay connections for peers that cannot be reached directly (for nodes others can dial)")
@@ -182,6 +188,7 @@ func runUp(ctx context.Context, g *globals, f upFlags, gatewayChosen bool) error
 		Bootstrap:        f.bootstrap,
 		NoMDNS:           f.noMDNS,
 		NoIPFS:           f.noIPFS,
+		Network:          f.network,
 		IPFSBootstrap:    f.ipfsBoot,
 		NoPortMap:        f.noPortMap,
 		RelayService:     f.relay,

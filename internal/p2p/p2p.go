@@ -54,6 +54,7 @@ import (
 
 // DHTPrefix is the protocol prefix of nube's DHT. It keeps a nube network
 // apart from the IPFS Amino DHT while content CIDs stay IPFS-compatible.
+// A network other than the default has DHTPrefix/name.
 const DHTPrefix protocol.ID = "/nube"
 
 // MDNSService is the mDNS service name nube nodes announce and browse, so
@@ -87,6 +88,10 @@ type Config struct {
 	// IPFSBootstrap seeds the IPFS DHT. Nil means the public network's
 	// bootstrap peers (kubo's list); tests give a private network's.
 	IPFSBootstrap []peer.AddrInfo
+	// Network names the nube network the node joins: it has a DHT of its
+	// own and, with IPFS, meets its other nodes through a rendezvous on
+	// the IPFS DHT. Empty means DefaultNetwork.
+	Network string
 	// MDNS turns on discovery of nube nodes on the local network.
 	MDNS bool
 	// RelayService makes the node relay connections for peers that cannot
@@ -131,6 +136,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("p2p: Config.MaxMemory is negative (%d): want 0 for the default, or more", c.MaxMemory)
 	case c.MaxFD < 0:
 		return fmt.Errorf("p2p: Config.MaxFD is negative (%d): want 0 for the default, or more", c.MaxFD)
+	}
+	if c.Network != "" {
+		if err := CheckNetwork(c.Network); err != nil {
+			return fmt.Errorf("p2p: Config.Network: %w", err)
+		}
 	}
 	for p, n := range c.ProtocolStreams {
 		if n < 0 {
@@ -337,7 +347,7 @@ func resourceManager(cfg Config) (network.ResourceManager, error) {
 
 func (h *Host) startServices(cfg Config) error {
 	kad, err := dht.New(h.Host,
-		dht.ProtocolPrefix(DHTPrefix),
+		dht.ProtocolPrefix(dhtPrefix(cfg.Network)),
 		dht.Mode(dht.ModeAutoServer),
 		dht.Datastore(dssync.MutexWrap(datastore.NewMapDatastore())),
 		dht.BootstrapPeersFunc(h.bootstrapPeers(cfg.Bootstrap)),
@@ -362,6 +372,12 @@ func (h *Host) startServices(cfg Config) error {
 		}
 		h.IPFS = ipfs
 		h.ipfsBoot = boot
+		network := cfg.Network
+		if network == "" {
+			network = DefaultNetwork
+		}
+		h.wg.Add(1)
+		go h.rendezvous(network)
 	}
 
 	if cfg.RelayService {
