@@ -12,6 +12,7 @@ package nubetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -63,6 +64,8 @@ type C struct {
 	mu    sync.Mutex
 	nodes []*nube.Node
 	cfgs  []nube.Config
+	cut   map[[2]int]bool // node pairs a partition holds apart, lower index first
+	ids   []peer.ID       // each node's ID as last started
 }
 
 // Cluster starts n nodes, connects them (every pair, or each to the first
@@ -74,7 +77,7 @@ func Cluster(t testing.TB, n int, opts ...Option) *C {
 	for _, f := range opts {
 		f(&o)
 	}
-	c := &C{t: t, opts: o, nodes: make([]*nube.Node, n), cfgs: make([]nube.Config, n)}
+	c := &C{t: t, opts: o, nodes: make([]*nube.Node, n), cfgs: make([]nube.Config, n), ids: make([]peer.ID, n)}
 	// Data dirs first: cleanups run last-registered first, and the nodes
 	// must close before their directories are removed.
 	dirs := make([]string, n)
@@ -104,6 +107,7 @@ func Cluster(t testing.TB, n int, opts ...Option) *C {
 			t.Fatalf("nubetest: start node %d: %v", i, err)
 		}
 		c.nodes[i] = node
+		c.ids[i] = node.ID()
 	}
 	if o.bootstrapOnly {
 		for i := 1; i < n; i++ {
@@ -272,6 +276,93 @@ func (c *C) Kill(i int) {
 	}
 }
 
+// Crash stops node i as kill -9 stops a process, as far as the others
+// can tell: its libp2p host goes first, so its connections reset in the
+// middle of whatever they carried and no layer says goodbye over the
+// network (no raft leave, no cancels, no last peer-book save); then the
+// rest of the node stops. With WithDataDirs its store is left for
+// Restart, which reopens it as it was left. (A crash of the process
+// itself, with unsynced writes lost, is crash_test.go's, with real
+// processes.)
+func (c *C) Crash(i int) {
+	c.mu.Lock()
+	n := c.nodes[i]
+	c.nodes[i] = nil
+	c.mu.Unlock()
+	if n != nil {
+		n.Host().Close()
+		n.Close()
+	}
+}
+
+// Partition splits the running nodes into groups that cannot reach each
+// other until Heal: each node of a group cuts its connections to every
+// node of the other groups and refuses new ones both ways (a connection
+// gater, as a firewall would). Nodes in no group keep their links. A
+// second Partition adds to the first.
+func (c *C) Partition(groups ...[]int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cut == nil {
+		c.cut = map[[2]int]bool{}
+	}
+	for gi, g := range groups {
+		for _, hj := range groups[gi+1:] {
+			for _, i := range g {
+				for _, j := range hj {
+					a, b := c.nodes[i], c.nodes[j]
+					if a == nil || b == nil {
+						continue
+					}
+					a.Ban(b.ID(), partitionHold)
+					b.Ban(a.ID(), partitionHold)
+					c.cut[[2]int{min(i, j), max(i, j)}] = true
+				}
+			}
+		}
+	}
+}
+
+// id returns node i's peer ID, running or not (as last started).
+func (c *C) id(i int) peer.ID {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ids[i]
+}
+
+// partitionHold is how long a partition's refusals last: for the test,
+// for ever, unless Heal ends them.
+const partitionHold = 24 * time.Hour
+
+// Heal ends every partition and connects again each pair of running nodes
+// that a partition cut.
+func (c *C) Heal(ctx context.Context) error {
+	c.mu.Lock()
+	cut := c.cut
+	c.cut = nil
+	c.mu.Unlock()
+	var errs []error
+	for pair := range cut {
+		a, b := c.Node(pair[0]), c.Node(pair[1])
+		// A node down now keeps its ID: the other must let it back in
+		// when it restarts (its own refusals end with its process).
+		ida, idb := c.id(pair[0]), c.id(pair[1])
+		if a != nil {
+			a.Unban(idb)
+		}
+		if b != nil {
+			b.Unban(ida)
+		}
+		if a == nil || b == nil {
+			continue
+		}
+		if err := c.Connect(ctx, pair[0], pair[1]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Restart kills node i if it is running and starts it again with the same
 // Config (and so, with WithDataDirs, the same identity and peer book). The
 // listen ports are new: the OS picks them again.
@@ -283,6 +374,21 @@ func (c *C) Restart(ctx context.Context, i int) (*nube.Node, error) {
 	}
 	c.mu.Lock()
 	c.nodes[i] = n
+	c.ids[i] = n.ID()
+	// A partition holds across a restart: the new process refuses, and
+	// is refused by, the nodes it was cut from.
+	for pair := range c.cut {
+		j := pair[0]
+		if j == i {
+			j = pair[1]
+		} else if pair[1] != i {
+			continue
+		}
+		if o := c.nodes[j]; o != nil {
+			n.Ban(o.ID(), partitionHold)
+			o.Ban(n.ID(), partitionHold)
+		}
+	}
 	c.mu.Unlock()
 	return n, nil
 }
