@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/nubetest"
@@ -162,9 +163,11 @@ func TestChaos(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Dials refused or failed during the chaos left backoffs behind.
+	dctx := network.WithForceDirectDial(ctx, "after the chaos")
 	for i := range n {
 		for j := i + 1; j < n; j++ {
-			if err := c.Connect(ctx, i, j); err != nil {
+			if err := c.Connect(dctx, i, j); err != nil {
 				t.Fatalf("after the chaos: %v", err)
 			}
 		}

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/nubecloud/nube"
@@ -356,7 +357,10 @@ func (c *C) Heal(ctx context.Context) error {
 		if a == nil || b == nil {
 			continue
 		}
-		if err := c.Connect(ctx, pair[0], pair[1]); err != nil {
+		// The dials refused during the partition left the swarm backing
+		// off from these addresses; a healed link is dialled at once.
+		hctx := network.WithForceDirectDial(ctx, "nubetest: heal")
+		if err := c.Connect(hctx, pair[0], pair[1]); err != nil {
 			errs = append(errs, err)
 		}
 	}
