@@ -30,7 +30,8 @@ go build -o "$bin" ./cmd/nube
 
 boot=""
 start() { # start I: run node I's daemon and wait for its API
-	local i=$1 args=(up --data "$work/n$i" --api 127.0.0.1:0 --gateway off
+	local i=$1
+	local args=(up --data "$work/n$i" --api 127.0.0.1:0 --gateway off
 		--listen /ip4/127.0.0.1/tcp/0 --no-mdns --no-ipfs --no-portmap --offer-to anyone)
 	[ -n "$boot" ] && args+=(--bootstrap "$boot")
 	rm -f "$work/n$i/api"
