@@ -125,6 +125,7 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 		writeError(w, contentStatus(err), err)
 		return
 	}
+	setMeta(w.Header(), e)
 	if e.Kind != content.KindDir {
 		s.handleCat(w, r)
 		return
@@ -142,6 +143,19 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 	tw.Close()
 }
 
+// metaOf is the mode and time e's DAG carries, for a directory stream.
+func metaOf(e content.Entry) dirtar.Meta { return dirtar.Meta{Mode: e.Mode, MTime: e.MTime} }
+
+// setMeta sends the mode and time e's DAG carries, if any, as headers.
+func setMeta(h http.Header, e content.Entry) {
+	if e.Mode != 0 {
+		h.Set(client.HeaderMode, fmt.Sprintf("%#o", e.Mode.Perm()))
+	}
+	if !e.MTime.IsZero() {
+		h.Set(client.HeaderMTime, e.MTime.UTC().Format(time.RFC3339Nano))
+	}
+}
+
 // writeTar writes the directory at p into w under the name prefix.
 func (s *Server) writeTar(ctx context.Context, w *dirtar.Writer, p, prefix string) error {
 	entries, err := s.node.Content().List(ctx, p)
@@ -153,7 +167,7 @@ func (s *Server) writeTar(ctx context.Context, w *dirtar.Writer, p, prefix strin
 		child := p + "/" + e.Name
 		switch e.Kind {
 		case content.KindDir:
-			if err := w.Dir(name); err != nil {
+			if err := w.Dir(name, metaOf(e)); err != nil {
 				return err
 			}
 			if err := s.writeTar(ctx, w, child, name); err != nil {
@@ -168,7 +182,7 @@ func (s *Server) writeTar(ctx context.Context, w *dirtar.Writer, p, prefix strin
 			if err != nil {
 				return err
 			}
-			err = w.File(name, int64(f.Size()), f)
+			err = w.File(name, int64(f.Size()), metaOf(e), f)
 			f.Close()
 			if err != nil {
 				return err

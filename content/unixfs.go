@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
 	"sort"
 	"strings"
+	"time"
 
 	chunk "github.com/ipfs/boxo/chunker"
 	mdag "github.com/ipfs/boxo/ipld/merkledag"
@@ -207,6 +209,12 @@ type Entry struct {
 	Kind   Kind    `json:"kind"`
 	Size   uint64  `json:"size"`             // a file's bytes; for a directory the DAG's total size
 	Target string  `json:"target,omitempty"` // a symlink's target
+	// Mode is the permission bits the DAG carries (UnixFS 1.5), 0 if
+	// none. Set-id and sticky bits are dropped: content from the network
+	// never asks for them.
+	Mode os.FileMode `json:"mode,omitempty"`
+	// MTime is the modification time the DAG carries, zero if none.
+	MTime time.Time `json:"mtime,omitzero"`
 }
 
 // describe says what node n is.
@@ -221,6 +229,7 @@ func describe(name string, n ipld.Node) (Entry, error) {
 		if err != nil {
 			return e, fmt.Errorf("%s: not UnixFS: %w", n.Cid(), err)
 		}
+		e.Mode, e.MTime = fs.Mode().Perm(), fs.ModTime()
 		switch fs.Type() {
 		case ft.TFile, ft.TRaw:
 			e.Kind, e.Size = KindFile, fs.FileSize()

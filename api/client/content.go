@@ -7,7 +7,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
+	"time"
 )
 
 // Add streams body to the node as a file (kind "file") or as a tar of a
@@ -30,6 +32,10 @@ type Download struct {
 	Kind string // "file" or "directory"
 	Size int64  // the file's bytes, or the directory's DAG size; -1 if unknown
 	CID  string
+	// Mode and MTime are the permission bits and modification time the
+	// DAG carries; zero when it carries none.
+	Mode  os.FileMode
+	MTime time.Time
 }
 
 // Get streams the file or directory at p ("CID" or "CID/path").
@@ -59,6 +65,12 @@ func (c *Client) download(ctx context.Context, endpoint, p string) (*Download, e
 	d := &Download{ReadCloser: resp.Body, Kind: resp.Header.Get(HeaderKind), Size: -1, CID: resp.Header.Get(HeaderCID)}
 	if n, err := strconv.ParseInt(resp.Header.Get(HeaderSize), 10, 64); err == nil {
 		d.Size = n
+	}
+	if m, err := strconv.ParseUint(resp.Header.Get(HeaderMode), 0, 32); err == nil {
+		d.Mode = os.FileMode(m) & os.ModePerm
+	}
+	if t, err := time.Parse(time.RFC3339Nano, resp.Header.Get(HeaderMTime)); err == nil {
+		d.MTime = t
 	}
 	return d, nil
 }

@@ -148,6 +148,11 @@ const (
 	HeaderKind = "X-Nube-Kind" // "file" or "directory"
 	HeaderSize = "X-Nube-Size" // bytes of the file, or of the directory's DAG
 	HeaderCID  = "X-Nube-CID"
+	// HeaderMode and HeaderMTime carry the permission bits (octal) and
+	// the modification time (RFC 3339) a file's or directory's DAG holds,
+	// when it holds them.
+	HeaderMode  = "X-Nube-Mode"
+	HeaderMTime = "X-Nube-Mtime"
 )
 
 // ImportResult is the answer of POST /api/v0/dag/import.

@@ -163,7 +163,7 @@ func writeTree(w io.Writer, root string, hidden bool) error {
 		rel = filepath.ToSlash(rel)
 		switch {
 		case d.IsDir():
-			return tw.Dir(rel)
+			return tw.Dir(rel, dirtar.Meta{})
 		case d.Type()&fs.ModeSymlink != 0:
 			target, err := os.Readlink(p)
 			if err != nil {
@@ -180,7 +180,7 @@ func writeTree(w io.Writer, root string, hidden bool) error {
 			if err != nil {
 				return err
 			}
-			return tw.File(rel, fi.Size(), f)
+			return tw.File(rel, fi.Size(), dirtar.Meta{}, f)
 		default:
 			return fmt.Errorf("%s: not a file, directory or symlink", p)
 		}
@@ -242,7 +242,9 @@ terminal a progress bar shows bytes, rate and time left. If no reachable
 node provides it within --timeout, get says so and fails.
 
 Files get the permissions new files get (0644 less your umask), directories
-0755 less the umask.`,
+0755 less the umask; where the DAG carries a mode or a modification time
+(UnixFS 1.5, as 'ipfs add --preserve-mode --preserve-mtime' writes), that
+is what they get.`,
 		Example: `  nube get bafybei.../photo.jpg
   nube get -o site bafybei...   # a directory`,
 		Args: cobra.ExactArgs(1),
@@ -264,10 +266,11 @@ Files get the permissions new files get (0644 less your umask), directories
 			}
 			bar := progress.New(os.Stderr, "get", d.Size, quiet || g.json)
 			r := &progress.Reader{R: d, Bar: bar}
+			meta := dirtar.Meta{Mode: d.Mode, MTime: d.MTime}
 			if d.Kind == "directory" {
-				err = extractTar(r, out)
+				err = extractTar(r, out, meta)
 			} else {
-				err = writeFile(r, out)
+				err = writeFile(r, out, meta)
 			}
 			bar.Finish()
 			if err != nil {
@@ -291,8 +294,9 @@ Files get the permissions new files get (0644 less your umask), directories
 // writeFile saves r at p through a temporary file, so that a cut-short
 // download never leaves a partial file under the final name. The file gets
 // the permissions a new file gets (0644 less the umask), not a temporary
-// file's 0600: the temporary file is made with them.
-func writeFile(r io.Reader, p string) error {
+// file's 0600: the temporary file is made with them. A mode or time the
+// DAG carries (m) is applied as it is.
+func writeFile(r io.Reader, p string, m dirtar.Meta) error {
 	tmp, err := createPart(p, 0o644)
 	if err != nil {
 		return err
@@ -305,19 +309,46 @@ func writeFile(r io.Reader, p string) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
+	if err := applyMeta(tmp.Name(), m); err != nil {
+		return err
+	}
 	return os.Rename(tmp.Name(), p)
 }
 
+// applyMeta gives p the mode and time m carries, where it carries them.
+func applyMeta(p string, m dirtar.Meta) error {
+	if m.Mode != 0 {
+		if err := os.Chmod(p, m.Mode.Perm()); err != nil {
+			return err
+		}
+	}
+	if !m.MTime.IsZero() {
+		if err := os.Chtimes(p, m.MTime, m.MTime); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // extractTar unpacks a directory stream into dir; dirtar refuses entries
-// that would land outside it.
-func extractTar(r io.Reader, dir string) error {
+// that would land outside it. Directories get the mode and time their DAG
+// carries once everything is written in them (a read-only mode would stop
+// the writing, and writing changes a directory's time), deepest first;
+// root is dir's own.
+func extractTar(r io.Reader, dir string, root dirtar.Meta) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	return dirtar.Read(r, func(e dirtar.Entry, body io.Reader) error {
+	type dirMeta struct {
+		path string
+		meta dirtar.Meta
+	}
+	dirs := []dirMeta{{dir, root}}
+	err := dirtar.Read(r, func(e dirtar.Entry, body io.Reader) error {
 		p := filepath.Join(dir, filepath.FromSlash(e.Name))
 		switch e.Kind {
 		case dirtar.Dir:
+			dirs = append(dirs, dirMeta{p, e.Meta})
 			return os.MkdirAll(p, 0o755)
 		case dirtar.Symlink:
 			// A second get into the same place replaces the link, as it
@@ -329,9 +360,18 @@ func extractTar(r io.Reader, dir string) error {
 			}
 			return os.Symlink(e.Target, p)
 		default:
-			return writeFile(body, p)
+			return writeFile(body, p, e.Meta)
 		}
 	})
+	if err != nil {
+		return err
+	}
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if err := applyMeta(dirs[i].path, dirs[i].meta); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func newCatCmd(g *globals) *cobra.Command {

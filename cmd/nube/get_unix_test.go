@@ -4,8 +4,10 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,7 +16,11 @@ import (
 	"testing"
 	"time"
 
+	mdag "github.com/ipfs/boxo/ipld/merkledag"
+	ft "github.com/ipfs/boxo/ipld/unixfs"
 	"github.com/ipfs/go-cid"
+	carv2 "github.com/ipld/go-car/v2"
+	"github.com/ipld/go-car/v2/storage"
 	mh "github.com/multiformats/go-multihash"
 
 	"github.com/nubecloud/nube/api/client"
@@ -134,5 +140,77 @@ func TestInterrupt(t *testing.T) {
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 130 || errb.String() != "nube: interrupted\n" {
 		t.Fatalf("after Ctrl-C: %v, stderr %q; want exit 130 and one line", err, errb.String())
+	}
+}
+
+// TestGetKeepsUnixFSMode imports a directory whose DAG carries modes and
+// times (UnixFS 1.5, as 'ipfs add --preserve-mode --preserve-mtime'
+// writes), then gets it: the directory and the file get those, not the
+// defaults, and a set-uid bit in the DAG is dropped.
+func TestGetKeepsUnixFSMode(t *testing.T) {
+	d := t.TempDir()
+	startUp(t, d, append([]string{"--api", "127.0.0.1:0", "--gateway", "off"}, loopback...)...)
+	when := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	v1 := cid.V1Builder{Codec: cid.DagProtobuf, MhType: mh.SHA2_256}
+	node := func(fsn *ft.FSNode) *mdag.ProtoNode {
+		b, err := fsn.GetBytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := mdag.NodeWithData(b)
+		n.SetCidBuilder(v1)
+		return n
+	}
+	file := ft.NewFSNode(ft.TFile)
+	file.SetData([]byte("kept private\n"))
+	file.SetModeFromUnixPermissions(0o4600) // set-uid, which must not survive
+	file.SetModTime(when)
+	fileNode := node(file)
+	dir := ft.NewFSNode(ft.TDirectory)
+	dir.SetMode(0o750)
+	dir.SetModTime(when.Add(time.Hour))
+	dirNode := node(dir)
+	if err := dirNode.AddNodeLink("secret.txt", fileNode); err != nil {
+		t.Fatal(err)
+	}
+	var car bytes.Buffer
+	w, err := storage.NewWritable(&car, []cid.Cid{dirNode.Cid()}, carv2.WriteAsCarV1(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*mdag.ProtoNode{dirNode, fileNode} {
+		if err := w.Put(context.Background(), n.Cid().KeyString(), n.RawData()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, errs, code := runIn(t, car.String(), "--data", d, "dag", "import", "-q"); code != 0 {
+		t.Fatalf("dag import: %s", errs)
+	}
+	out := filepath.Join(t.TempDir(), "got")
+	if _, errs, code := run(t, "--data", d, "get", "-q", "-o", out, dirNode.Cid().String()); code != 0 {
+		t.Fatalf("get: %s", errs)
+	}
+	for p, want := range map[string]struct {
+		mode  fs.FileMode
+		mtime time.Time
+	}{
+		out:                              {fs.ModeDir | 0o750, when.Add(time.Hour)},
+		filepath.Join(out, "secret.txt"): {0o600, when},
+	} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode() != want.mode || !fi.ModTime().Equal(want.mtime) {
+			t.Errorf("%s: %v %v, want %v %v", p, fi.Mode(), fi.ModTime().UTC(), want.mode, want.mtime)
+		}
+	}
+	// The file alone, too.
+	one := filepath.Join(t.TempDir(), "one")
+	if _, errs, code := run(t, "--data", d, "get", "-q", "-o", one, fileNode.Cid().String()); code != 0 {
+		t.Fatalf("get the file: %s", errs)
+	}
+	if fi, err := os.Stat(one); err != nil || fi.Mode() != 0o600 || !fi.ModTime().Equal(when) {
+		t.Errorf("the file alone: %v %v (%v)", fi.Mode(), fi.ModTime().UTC(), err)
 	}
 }

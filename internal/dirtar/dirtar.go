@@ -10,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"path"
 	"strings"
+	"time"
 )
 
 // Kind is what an entry is.
@@ -30,19 +32,38 @@ type Writer struct{ tw *tar.Writer }
 // NewWriter starts a directory stream on w. Close ends it.
 func NewWriter(w io.Writer) *Writer { return &Writer{tar.NewWriter(w)} }
 
+// Meta is what an entry may carry besides its bytes: permission bits and
+// a modification time. The zero Meta carries neither, and the reader then
+// applies its own defaults.
+type Meta struct {
+	Mode  fs.FileMode // permission bits (0o777 at most); 0: none
+	MTime time.Time   // zero: none
+}
+
+// header fills h's mode and time from m: mode 0 and the epoch stand for
+// none on the wire.
+func (m Meta) header(h *tar.Header) *tar.Header {
+	h.Mode = int64(m.Mode.Perm())
+	h.ModTime = time.Unix(0, 0)
+	if !m.MTime.IsZero() {
+		h.ModTime = m.MTime
+	}
+	return h
+}
+
 // Dir adds a directory.
-func (w *Writer) Dir(name string) error {
-	return w.tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: strings.TrimSuffix(name, "/") + "/", Mode: 0o755})
+func (w *Writer) Dir(name string, m Meta) error {
+	return w.tw.WriteHeader(m.header(&tar.Header{Typeflag: tar.TypeDir, Name: strings.TrimSuffix(name, "/") + "/"}))
 }
 
 // Symlink adds a symbolic link to target.
 func (w *Writer) Symlink(name, target string) error {
-	return w.tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: target, Mode: 0o777})
+	return w.tw.WriteHeader(Meta{}.header(&tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: target}))
 }
 
 // File adds a regular file of size bytes read from r.
-func (w *Writer) File(name string, size int64, r io.Reader) error {
-	if err := w.tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: size, Mode: 0o644}); err != nil {
+func (w *Writer) File(name string, size int64, m Meta, r io.Reader) error {
+	if err := w.tw.WriteHeader(m.header(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: size})); err != nil {
 		return err
 	}
 	_, err := io.Copy(w.tw, r)
@@ -58,6 +79,7 @@ type Entry struct {
 	Name   string // slash-separated, relative, cleaned; never leaves the directory
 	Target string // a symlink's target
 	Size   int64  // a file's size
+	Meta          // the mode and time the entry carries, if any
 }
 
 // ErrEscapes reports an entry whose name would land outside the directory.
@@ -81,6 +103,12 @@ func Read(r io.Reader, visit func(e Entry, r io.Reader) error) error {
 			return fmt.Errorf("entry %q: %w", h.Name, ErrEscapes)
 		}
 		e := Entry{Name: name, Size: h.Size}
+		// Permission bits only: set-id and sticky bits from a stream are
+		// never honoured.
+		e.Mode = fs.FileMode(h.Mode) & fs.ModePerm
+		if h.ModTime.Unix() != 0 {
+			e.MTime = h.ModTime
+		}
 		switch h.Typeflag {
 		case tar.TypeReg:
 			e.Kind = File

@@ -4,25 +4,36 @@ import (
 	"archive/tar"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestRoundTrip(t *testing.T) {
 	var buf bytes.Buffer
 	w := NewWriter(&buf)
-	if err := errors.Join(w.Dir("a"), w.File("a/b.txt", 5, strings.NewReader("hello")), w.Symlink("a/c", "b.txt"), w.Close()); err != nil {
+	when := time.Date(2021, 3, 4, 5, 6, 7, 0, time.UTC)
+	if err := errors.Join(w.Dir("a", Meta{Mode: 0o700}), w.File("a/b.txt", 5, Meta{Mode: 0o4640, MTime: when}, strings.NewReader("hello")),
+		w.Symlink("a/c", "b.txt"), w.File("d", 0, Meta{}, strings.NewReader("")), w.Close()); err != nil {
 		t.Fatal(err)
 	}
 	var got []string
 	err := Read(&buf, func(e Entry, r io.Reader) error {
 		b, _ := io.ReadAll(r)
-		got = append(got, e.Name+"|"+e.Target+"|"+string(b))
+		mtime := ""
+		if !e.MTime.IsZero() {
+			mtime = e.MTime.UTC().Format(time.RFC3339)
+		}
+		got = append(got, fmt.Sprintf("%s|%s|%s|%o|%s", e.Name, e.Target, b, e.Mode, mtime))
 		return nil
 	})
-	if err != nil || strings.Join(got, ",") != "a||,a/b.txt||hello,a/c|b.txt|" {
-		t.Fatalf("read back %v, %v", got, err)
+	// The set-uid bit never crosses; an entry with no mode or time has
+	// none on the way out.
+	want := "a|||700|,a/b.txt||hello|640|2021-03-04T05:06:07Z,a/c|b.txt||0|,d|||0|"
+	if err != nil || strings.Join(got, ",") != want {
+		t.Fatalf("read back %v, %v; want %s", got, err, want)
 	}
 }
 
@@ -46,7 +57,7 @@ func TestRefused(t *testing.T) {
 func FuzzRead(f *testing.F) {
 	var buf bytes.Buffer
 	w := NewWriter(&buf)
-	w.File("x", 1, strings.NewReader("y"))
+	w.File("x", 1, Meta{}, strings.NewReader("y"))
 	w.Close()
 	f.Add(buf.Bytes())
 	f.Fuzz(func(t *testing.T, data []byte) {
