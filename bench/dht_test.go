@@ -22,6 +22,7 @@ import (
 	mh "github.com/multiformats/go-multihash"
 
 	"github.com/nubecloud/nube/internal/p2p"
+	"github.com/nubecloud/nube/nubetest"
 )
 
 // TestDHTScale builds nube's DHT (the same protocol and mode as a node's)
@@ -90,13 +91,8 @@ func dhtScale(t *testing.T, n int) {
 	// a moment after it connects; no event says so, so poll.
 	start := time.Now()
 	for i, kad := range kads {
-		for kad.RoutingTable().Size() == 0 {
-			select {
-			case <-ctx.Done():
-				t.Fatalf("node %d's table stayed empty", i)
-			case <-time.After(10 * time.Millisecond):
-			}
-		}
+		nubetest.Eventually(t, ctx, func() bool { return kad.RoutingTable().Size() > 0 },
+			func() string { return fmt.Sprintf("node %d's table stayed empty", i) })
 	}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 32)
