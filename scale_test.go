@@ -1,3 +1,5 @@
+//go:build scale
+
 package nube_test
 
 import (
@@ -16,17 +18,18 @@ import (
 	"github.com/nubecloud/nube/nubetest"
 )
 
-// TestHundredNodes starts NUBE_SCALE_NODES real nodes (100, say) in one
-// process, each knowing only the first: through the DHT alone any node
-// finds any other it is not connected to, a node that was told nothing
-// finds the providers of a file, and it fetches the file from many of them
-// at once. It runs only when NUBE_SCALE_NODES is set: on a loaded 2-core
+// TestHundredNodes starts 100 real nodes in one process (NUBE_SCALE_NODES
+// changes the number), each knowing only the first: through the DHT alone
+// any node finds any other it is not connected to, a node that was told
+// nothing finds the providers of a file, and it fetches the file from many
+// of them at once. It builds only with -tags scale: on a loaded 2-core
 // machine a node connected only to its bootstrap peer has been seen to
-// keep an empty DHT table (a known debt; see ARCHITECTURE.md).
+// keep an empty DHT table (a known debt; see ARCHITECTURE.md), so it is
+// not part of CI.
 func TestHundredNodes(t *testing.T) {
-	n, err := strconv.Atoi(os.Getenv("NUBE_SCALE_NODES"))
-	if err != nil || n < 12 {
-		t.Skip("set NUBE_SCALE_NODES=100 (12 or more) to run it")
+	n := 100
+	if v, err := strconv.Atoi(os.Getenv("NUBE_SCALE_NODES")); err == nil && v >= 12 {
+		n = v
 	}
 	start := time.Now()
 	// Every node joins through the first, which must take them all: at a
