@@ -3,7 +3,6 @@ package api
 import (
 	"net/http"
 	"strings"
-	"sync"
 
 	"github.com/nubecloud/nube/api/client"
 	"github.com/nubecloud/nube/content"
@@ -23,22 +22,39 @@ func (s *Server) handleDagExport(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	// The first block to arrive ends the search: from there on only the
-	// client's own deadline bounds the transfer.
-	var once sync.Once
-	progress := func(content.FetchProgress) { once.Do(func() { found(nil) }) }
-	if err := s.node.Content().Fetch(ctx, c, progress); err != nil {
+	// The first block to arrive, or the first byte written, ends the
+	// search: from there on only the client's own deadline bounds the
+	// transfer.
+	cw := &carWriter{w: w, root: c.String(), started: func() { found(nil) }}
+	err = s.node.Content().ExportCAR(ctx, c, cw, func(content.FetchProgress) { found(nil) })
+	switch {
+	case err != nil && !cw.wrote:
 		err = found(err)
 		writeError(w, contentStatus(err), err)
-		return
-	}
-	found(nil)
-	w.Header().Set("Content-Type", client.CARType)
-	w.Header().Set(client.HeaderCID, c.String())
-	if err := s.node.Content().ExportCAR(r.Context(), c, w, nil); err != nil {
+	case err != nil:
 		// The status is sent; the cut-short file tells the client.
 		s.log.Warn("dag export cut short", "cid", c, "err", err)
 	}
+}
+
+// carWriter sends a CAR file's headers with its first bytes, and calls
+// started then: until a byte is written, a failure can still be answered
+// as an error.
+type carWriter struct {
+	w       http.ResponseWriter
+	root    string
+	started func()
+	wrote   bool
+}
+
+func (cw *carWriter) Write(p []byte) (int, error) {
+	if !cw.wrote {
+		cw.wrote = true
+		cw.started()
+		cw.w.Header().Set("Content-Type", client.CARType)
+		cw.w.Header().Set(client.HeaderCID, cw.root)
+	}
+	return cw.w.Write(p)
 }
 
 // handleDagImport stores the CAR file in the request body, pinning its

@@ -332,11 +332,7 @@ func (g *Gateway) fixRange(w http.ResponseWriter, r *http.Request, p string) boo
 	defer cancel()
 	e, err := g.node.Content().Stat(ctx, p)
 	if err != nil {
-		code := contentStatus(err)
-		if errors.Is(err, context.DeadlineExceeded) {
-			code = http.StatusGatewayTimeout
-		}
-		http.Error(w, err.Error(), code)
+		http.Error(w, err.Error(), contentStatus(err))
 		return false
 	}
 	w.Header().Set("Content-Range", "bytes */"+strconv.FormatUint(e.Size, 10))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/ipfs/boxo/blockstore"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	car "github.com/ipld/go-car/v2"
@@ -65,11 +66,14 @@ func (s *Service) ExportCAR(ctx context.Context, root cid.Cid, w io.Writer, prog
 
 // walkDFS calls visit for root and every block under it, each once, in
 // depth-first order, links in the order their block lists them. Every
-// block must be in the store.
+// block must be in the store. Blocks are read unchecked: both callers
+// have just checked them (the fetch that precedes an export reads every
+// block through the checking store; an import hashes each on the way in),
+// and a block is hashed once per pass, not twice.
 func (s *Service) walkDFS(ctx context.Context, root cid.Cid, visit func(blocks.Block) error) error {
 	seen := cid.NewSet()
 	stack := []cid.Cid{root}
-	bs := s.store.Blockstore()
+	bs := blockstore.NewIdStore(s.store.raw)
 	for len(stack) > 0 {
 		c := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]

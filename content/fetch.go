@@ -177,7 +177,7 @@ func (s *Service) fetchDAG(ctx context.Context, root cid.Cid, progress func(Fetc
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if len(s.routers()) > 0 {
+	if len(s.routing) > 0 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -227,7 +227,7 @@ func (f *fetch) findProviders(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		for ai := range eitherRouting(f.s.routers()).FindProvidersAsync(ctx, f.root, 20) {
+		for ai := range f.s.routing.FindProvidersAsync(ctx, f.root, 20) {
 			if ai.ID == f.s.cfg.Host.ID() {
 				continue
 			}

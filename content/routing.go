@@ -15,10 +15,10 @@ import (
 // (Config.Public: the IPFS DHT), so that content on the IPFS network can be
 // fetched here and content added here can be found from there.
 
-// routers returns the routing systems the service uses, nube's first.
-func (s *Service) routers() []routing.ContentRouting {
-	var out []routing.ContentRouting
-	for _, r := range []routing.ContentRouting{s.cfg.Routing, s.cfg.Public} {
+// routers returns the routing systems in cfg, nube's first.
+func routers(cfg Config) eitherRouting {
+	var out eitherRouting
+	for _, r := range []routing.ContentRouting{cfg.Routing, cfg.Public} {
 		if r != nil {
 			out = append(out, r)
 		}

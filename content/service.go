@@ -91,7 +91,8 @@ type Service struct {
 	flights     map[cid.Cid]chan struct{} // roots being fetched; closed when done
 	searchDelay time.Duration             // before a fetch asks the DHT
 
-	announcers []*announcer // one per routing system
+	routing    eitherRouting // Routing and Public, those set
+	announcers []*announcer  // one per routing system
 	ctx        context.Context
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
@@ -119,12 +120,13 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		fetches:     map[*fetch]struct{}{},
 		flights:     map[cid.Cid]chan struct{}{},
 		searchDelay: time.Second,
+		routing:     routers(cfg),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.trace = newTracer(s.onUnrequested, s.deliver)
 	var finder routing.ContentDiscovery
-	if rs := s.routers(); len(rs) > 0 {
-		finder = eitherRouting(rs)
+	if len(s.routing) > 0 {
+		finder = s.routing
 	}
 	s.net = watchedNet{BitSwapNetwork: bsnet.NewFromIpfsHost(cfg.Host), t: s.trace}
 	s.bswap = bitswap.New(s.ctx, s.net, finder, s.store.Blockstore(),
@@ -136,7 +138,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	s.bserv = blockservice.New(s.store.Blockstore(), s.bswap)
 	s.dag = mdag.NewDAGService(s.bserv)
 	s.local = mdag.NewDAGService(blockservice.New(s.store.Blockstore(), nil))
-	for _, r := range s.routers() {
+	for _, r := range s.routing {
 		a := &announcer{s: s, r: r, q: make(chan cid.Cid, 1024)}
 		s.announcers = append(s.announcers, a)
 		s.wg.Add(1)

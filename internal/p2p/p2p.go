@@ -168,8 +168,6 @@ type Host struct {
 	bans  banList
 	bw    *metrics.BandwidthCounter
 
-	ipfsBoot []peer.AddrInfo // the IPFS DHT's bootstrap peers
-
 	built []io.Closer   // parts made before the libp2p host
 	ready chan struct{} // closed once Host is set
 
@@ -371,7 +369,7 @@ func (h *Host) startServices(cfg Config) error {
 			return fmt.Errorf("p2p: IPFS dht: %w", err)
 		}
 		h.IPFS = ipfs
-		h.ipfsBoot = boot
+		h.joinDHT(ipfs, boot)
 		network := cfg.Network
 		if network == "" {
 			network = DefaultNetwork
@@ -420,12 +418,10 @@ func (h *Host) bootstrapPeers(static []peer.AddrInfo) func() []peer.AddrInfo {
 }
 
 // connectInitial dials the bootstrap peers and the peer book in the
-// background, then bootstraps the DHT; and the same for the IPFS DHT.
+// background, then bootstraps the DHT. (The IPFS DHT joins its own
+// bootstrap peers as it starts.)
 func (h *Host) connectInitial(bootstrap []peer.AddrInfo) {
 	h.joinDHT(h.DHT, h.bootstrapPeers(bootstrap)())
-	if h.IPFS != nil {
-		h.joinDHT(h.IPFS, h.ipfsBoot)
-	}
 }
 
 // joinDHT dials peers in the background, then bootstraps kad.
