@@ -20,37 +20,44 @@ import (
 	"github.com/nubecloud/nube/content"
 )
 
-// The candidates for the on-disk block store. go-ds-flatfs (kubo's block
-// store) is not among them: the only version the module proxy offers,
-// v0.5.1, does not build against the go-datastore that boxo v0.43 needs,
-// with each write going to the OS before it returns (a killed process loses
-// nothing; WAL records are checksummed, so a torn tail is dropped, never
-// half-read) and with every write fsynced. BenchmarkFilePerBlock measures
-// flatfs's layout, one file per block, written directly.
+// The candidates for the on-disk block store: nube's own (small blocks in
+// Pebble, large ones as files; content/blockfiles.go), and boxo's
+// blockstore on Pebble as nube used it before, with its defaults, and with
+// every write fsynced. go-ds-flatfs (kubo's block store) is not among
+// them: the only version the module proxy offers, v0.5.1, does not build
+// against the go-datastore that boxo v0.43 needs. BenchmarkFilePerBlock
+// measures flatfs's layout, one file per block, written directly.
+type candidate struct {
+	bs    blockstore.Blockstore
+	sync  func(context.Context) error
+	close func() error
+}
+
+func onPebble(b *testing.B, dir string, opts ...pebbleds.Option) candidate {
+	d, err := pebbleds.NewDatastore(dir, opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return candidate{blockstore.NewBlockstore(d), func(ctx context.Context) error { return d.Sync(ctx, ds.NewKey("/")) }, d.Close}
+}
+
 var blockstores = []struct {
 	name string
-	open func(b *testing.B, dir string) ds.Batching
+	open func(b *testing.B, dir string) candidate
 }{
-	{"pebble", func(b *testing.B, dir string) ds.Batching {
-		d, err := pebbleds.NewDatastore(dir)
+	{"nube", func(b *testing.B, dir string) candidate {
+		s, err := content.OpenStore(dir)
 		if err != nil {
 			b.Fatal(err)
 		}
-		return d
+		return candidate{s.Blockstore(), s.Sync, s.Close}
 	}},
-	{"pebble-as-nube-sets-it-up", func(b *testing.B, dir string) ds.Batching {
-		d, err := pebbleds.NewDatastore(dir, pebbleds.WithPebbleOpts(content.PebbleOptions()))
-		if err != nil {
-			b.Fatal(err)
-		}
-		return d
+	{"pebble-as-nube-set-it-up", func(b *testing.B, dir string) candidate {
+		return onPebble(b, dir, pebbleds.WithPebbleOpts(content.PebbleOptions()))
 	}},
-	{"pebble-fsync-each", func(b *testing.B, dir string) ds.Batching {
-		d, err := pebbleds.NewDatastore(dir, pebbleds.WithPebbleWriteOptions(pebble.Sync))
-		if err != nil {
-			b.Fatal(err)
-		}
-		return d
+	{"pebble", func(b *testing.B, dir string) candidate { return onPebble(b, dir) }},
+	{"pebble-fsync-each", func(b *testing.B, dir string) candidate {
+		return onPebble(b, dir, pebbleds.WithPebbleWriteOptions(pebble.Sync))
 	}},
 }
 
@@ -106,9 +113,9 @@ func BenchmarkBlockstorePut(b *testing.B) {
 	for _, c := range blockstores {
 		b.Run(c.name, func(b *testing.B) {
 			ctx := context.Background()
-			d := c.open(b, b.TempDir())
-			defer d.(interface{ Close() error }).Close()
-			bs := blockstore.NewBlockstore(d)
+			st := c.open(b, b.TempDir())
+			defer st.close()
+			bs := st.bs
 			buf := make([]byte, size)
 			b.SetBytes(size)
 			b.ResetTimer()
@@ -119,12 +126,12 @@ func BenchmarkBlockstorePut(b *testing.B) {
 					b.Fatal(err)
 				}
 				if i%64 == 63 {
-					if err := d.Sync(ctx, ds.NewKey("/")); err != nil {
+					if err := st.sync(ctx); err != nil {
 						b.Fatal(err)
 					}
 				}
 			}
-			if err := d.Sync(ctx, ds.NewKey("/")); err != nil {
+			if err := st.sync(ctx); err != nil {
 				b.Fatal(err)
 			}
 		})
@@ -138,9 +145,9 @@ func BenchmarkBlockstoreGet(b *testing.B) {
 	for _, c := range blockstores {
 		b.Run(c.name, func(b *testing.B) {
 			ctx := context.Background()
-			d := c.open(b, b.TempDir())
-			defer d.(interface{ Close() error }).Close()
-			bs := blockstore.NewBlockstore(d)
+			st := c.open(b, b.TempDir())
+			defer st.close()
+			bs := st.bs
 			buf := make([]byte, size)
 			var keys []blocks.Block
 			for range n {

@@ -296,10 +296,17 @@ func (f *fetch) enqueue(ctx context.Context, c cid.Cid) error {
 		return nil
 	}
 	b, err := bs.Get(ctx, c)
-	if err != nil {
-		// A stored block that fails its check: fetch it afresh.
+	if isCorrupt(err) {
+		// A stored block whose file is damaged: drop it and fetch it
+		// afresh.
+		if err := bs.DeleteBlock(ctx, c); err != nil {
+			return fmt.Errorf("%s: %w", c, err)
+		}
 		f.queue = append(f.queue, c)
 		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", c, err)
 	}
 	return f.expand(ctx, b)
 }

@@ -6,13 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/ipfs/boxo/blockstore"
-	"github.com/ipfs/boxo/datastore/dshelp"
 	mdag "github.com/ipfs/boxo/ipld/merkledag"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
@@ -39,15 +39,14 @@ var (
 	blocksPrefix = blockstore.BlockPrefix
 )
 
-// Store is a node's local content: blocks on disk, each checked against
-// its CID whenever it is read, and the set of pinned roots that garbage
+// Store is a node's local content: blocks on disk (each hashed once, on
+// its way in; see blockfiles.go), and the set of pinned roots that garbage
 // collection keeps. It is safe for concurrent use.
 type Store struct {
 	ds ds.Batching
-	// raw reads blocks without checking them (Verify does its own check);
-	// bs is what everything else uses: identity CIDs answered inline,
-	// every other block hash-checked on read.
-	raw blockstore.Blockstore
+	// raw is the block store itself; bs is what everything else uses:
+	// raw with identity CIDs answered inline.
+	raw *blockStore
 	bs  blockstore.Blockstore
 	gc  blockstore.GCLocker
 
@@ -87,22 +86,24 @@ func OpenStore(dir string) (*Store, error) {
 		}
 		d = p
 	}
-	raw := blockstore.NewBlockstore(d, blockstore.WriteThrough(false))
+	files := ""
+	if dir != "" {
+		files = filepath.Join(dir, "files")
+	}
+	raw := newBlockStore(d, files)
 	return &Store{
 		ds:  d,
 		raw: raw,
-		bs:  blockstore.NewIdStore(&blockstore.ValidatingBlockstore{Blockstore: raw}),
+		bs:  blockstore.NewIdStore(raw),
 		gc:  blockstore.NewGCLocker(),
 	}, nil
 }
 
-// PebbleOptions returns the Pebble settings of the block store. It sets Pebble up for content blocks, which are large (up to
-// 256 KiB for file chunks): values over 1 KiB go to blob files beside the
-// LSM tree, written once and not rewritten by every compaction, which more
-// than quadruples write throughput over the defaults (see
-// bench/blockstore_test.go). Writes go through the write-ahead log, so a
-// killed process loses nothing that Put returned for; the log's records are
-// checksummed, so a torn tail after a power cut is dropped, never read.
+// PebbleOptions returns the Pebble settings of the store's datastore,
+// which holds pins and the blocks under 16 KiB (larger ones are files; see
+// blockfiles.go): values over 1 KiB go to blob files beside the LSM tree,
+// written once and not rewritten by every compaction. Pebble's log records
+// are checksummed, so a torn tail after a power cut is dropped, never read.
 func PebbleOptions() *pebble.Options {
 	o := &pebble.Options{
 		FormatMajorVersion: pebble.FormatNewest,
@@ -120,7 +121,8 @@ func PebbleOptions() *pebble.Options {
 	return o
 }
 
-// Blockstore returns the store's blocks, hash-checked on every read.
+// Blockstore returns the store's blocks. A read checks a large block's
+// checksum, not its hash: Verify does that.
 func (s *Store) Blockstore() blockstore.Blockstore { return s.bs }
 
 // Close flushes and closes the store.
@@ -131,8 +133,12 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Sync makes every block written so far durable.
+// Sync makes every block written so far durable: their files first, then
+// the records that name them.
 func (s *Store) Sync(ctx context.Context) error {
+	if err := s.raw.syncFiles(); err != nil {
+		return fmt.Errorf("sync block files: %w", err)
+	}
 	return s.ds.Sync(ctx, ds.NewKey("/"))
 }
 
@@ -297,6 +303,12 @@ func (s *Store) GC(ctx context.Context) (GCResult, error) {
 		res.Removed++
 		res.Freed += int64(max(size, 0))
 	}
+	n, freed, err := s.raw.removeOrphans(ctx)
+	if err != nil {
+		return res, fmt.Errorf("gc: block files: %w", err)
+	}
+	res.Removed += n
+	res.Freed += freed
 	return res, s.Sync(ctx)
 }
 
@@ -393,7 +405,15 @@ func (s *Store) Verify(ctx context.Context, remove bool) (VerifyResult, error) {
 	}
 	for c := range keys {
 		res.Checked++
-		data, err := s.ds.Get(ctx, blocksPrefix.Child(dshelp.MultihashToDsKey(c.Hash())))
+		data, err := s.raw.read(ctx, c)
+		if isCorrupt(err) {
+			res.Bad = append(res.Bad, c)
+			continue
+		}
+		if isNotFound(err) {
+			res.Checked-- // deleted since it was listed
+			continue
+		}
 		if err != nil {
 			return res, fmt.Errorf("verify %s: %w", c, err)
 		}
@@ -419,17 +439,5 @@ func (s *Store) Verify(ctx context.Context, remove bool) (VerifyResult, error) {
 
 // Stat counts the blocks in the store and their bytes.
 func (s *Store) Stat(ctx context.Context) (blocks int, bytes int64, err error) {
-	res, err := s.ds.Query(ctx, query.Query{Prefix: "/blocks", ReturnsSizes: true, KeysOnly: true})
-	if err != nil {
-		return 0, 0, err
-	}
-	defer res.Close()
-	for r := range res.Next() {
-		if r.Error != nil {
-			return 0, 0, r.Error
-		}
-		blocks++
-		bytes += int64(r.Size)
-	}
-	return blocks, bytes, nil
+	return s.raw.stat(ctx)
 }
