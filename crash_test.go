@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-cid"
+
 	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/content"
 	"github.com/nubecloud/nube/nubetest"
@@ -50,6 +52,13 @@ func init() {
 		fmt.Println("start:", err)
 		os.Exit(2)
 	}
+	// One add that finishes: it must survive the kill.
+	done, err := n.Content().Add(context.Background(), io.LimitReader(rand.New(rand.NewSource(8)), 5*content.ChunkSize+1), content.AddOptions{})
+	if err != nil {
+		fmt.Println("first add:", err)
+		os.Exit(2)
+	}
+	fmt.Printf("done %s\n", done)
 	var mu sync.Mutex
 	last := int64(0)
 	_, err = n.Content().Add(context.Background(), rand.New(rand.NewSource(7)), content.AddOptions{
@@ -68,8 +77,9 @@ func init() {
 
 // killChildAt runs this test binary as a child with env added, reads the
 // progress lines it prints ("PREFIX N"), and kills it (SIGKILL) once N
-// reaches at least n. Any other line fails the test.
-func killChildAt(t *testing.T, prefix string, n int64, env ...string) {
+// reaches at least n. It returns the words of the lines "done WORD" it
+// read before; any other line fails the test.
+func killChildAt(t *testing.T, prefix string, n int64, env ...string) (done []string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), env...)
@@ -91,13 +101,18 @@ func killChildAt(t *testing.T, prefix string, n int64, env ...string) {
 		line := sc.Text()
 		if v, ok := strings.CutPrefix(line, prefix); ok {
 			if b, _ := strconv.ParseInt(v, 10, 64); b >= n {
-				return
+				return done
 			}
+			continue
+		}
+		if v, ok := strings.CutPrefix(line, "done "); ok {
+			done = append(done, v)
 			continue
 		}
 		t.Fatalf("child: %s", line)
 	}
 	t.Fatalf("child ended before %s%d: %v", prefix, n, sc.Err())
+	return nil
 }
 
 // TestKillDuringAdd kills a node (SIGKILL) half way through an add, starts
@@ -106,7 +121,14 @@ func killChildAt(t *testing.T, prefix string, n int64, env ...string) {
 func TestKillDuringAdd(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	killChildAt(t, "added ", 48<<20, childAddEnv+"="+dir)
+	done := killChildAt(t, "added ", 48<<20, childAddEnv+"="+dir)
+	if len(done) != 1 {
+		t.Fatalf("the child reported %d finished adds, want 1", len(done))
+	}
+	finished, err := cid.Decode(done[0])
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -121,28 +143,41 @@ func TestKillDuringAdd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The add was cut mid-write: block files are on disk. Blocks whose
+	// The add was cut mid-write: chunks are in a pack. Those whose
 	// records had not reached the OS when the process died are not in the
 	// store (nothing was acknowledged); the rest must verify.
-	files := 0
-	filepath.WalkDir(filepath.Join(dir, nube.BlocksDir, "files"), func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			files++
+	var packed int64
+	filepath.WalkDir(filepath.Join(dir, nube.BlocksDir, "packs"), func(_ string, d fs.DirEntry, err error) error {
+		if info, ierr := d.Info(); err == nil && ierr == nil && !d.IsDir() {
+			packed += info.Size()
 		}
 		return nil
 	})
-	t.Logf("after the kill: %d block files, %d blocks in the store, %d bad", files, v.Checked, len(v.Bad))
-	if files == 0 || len(v.Bad) > 0 {
-		t.Fatalf("store after the kill: %d block files, %d blocks checked, %d bad", files, v.Checked, len(v.Bad))
+	t.Logf("after the kill: %d MiB in packs, %d blocks in the store, %d bad", packed>>20, v.Checked, len(v.Bad))
+	if packed == 0 || len(v.Bad) > 0 {
+		t.Fatalf("store after the kill: %d bytes in packs, %d blocks checked, %d bad", packed, v.Checked, len(v.Bad))
 	}
+	// The add that finished is whole and pinned; the cut-short one left
+	// no pin.
 	pins, err := n.Pins(ctx)
-	if err != nil || len(pins) != 0 {
-		t.Fatalf("the cut-short add left pins %v (%v)", pins, err)
+	if err != nil || len(pins) != 1 || !pins[0].CID.Equals(finished) {
+		t.Fatalf("pins after the kill: %v (%v); want only the finished add's %s", pins, err, finished)
 	}
-	// The store works: GC clears the orphaned blocks, an add succeeds.
+	f, err := n.Get(ctx, finished)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(f)
+	f.Close()
+	want, _ := io.ReadAll(io.LimitReader(rand.New(rand.NewSource(8)), 5*content.ChunkSize+1))
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("the finished add reads back %d bytes (%v), want the %d added", len(got), err, len(want))
+	}
+	// The store works: GC clears the cut-short add's blocks, an add
+	// succeeds.
 	gc, err := n.GC(ctx)
-	if err != nil || gc.Removed != v.Checked {
-		t.Fatalf("GC = %+v, %v; want all %d orphans removed", gc, err, v.Checked)
+	if err != nil || gc.Removed != v.Checked-gc.Kept {
+		t.Fatalf("GC = %+v, %v; want all %d blocks of the cut-short add removed", gc, err, v.Checked-gc.Kept)
 	}
 	if _, err := n.Add(ctx, bytes.NewReader([]byte("after the crash"))); err != nil {
 		t.Fatal(err)

@@ -1,7 +1,7 @@
 // Package content stores and moves content addressed by its hash, the way
 // IPFS does: files and directories become UnixFS DAGs whose CIDs are the
 // ones `ipfs add --cid-version 1` gives, blocks live on disk (small ones in
-// an embedded Pebble, file chunks as files of their own), each hashed once
+// an embedded Pebble, file chunks appended to pack files), each hashed once
 // on its way in and checksummed when read back, and blocks move between nodes over bitswap, so IPFS nodes and nube nodes can
 // fetch from each other.
 //

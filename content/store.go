@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -40,7 +41,7 @@ var (
 )
 
 // Store is a node's local content: blocks on disk (each hashed once, on
-// its way in; see blockfiles.go), and the set of pinned roots that garbage
+// its way in; see packs.go), and the set of pinned roots that garbage
 // collection keeps. It is safe for concurrent use.
 type Store struct {
 	ds ds.Batching
@@ -86,11 +87,11 @@ func OpenStore(dir string) (*Store, error) {
 		}
 		d = p
 	}
-	files := ""
+	packs := ""
 	if dir != "" {
-		files = filepath.Join(dir, "files")
+		packs = filepath.Join(dir, "packs")
 	}
-	raw := newBlockStore(d, files)
+	raw := newBlockStore(d, packs)
 	return &Store{
 		ds:  d,
 		raw: raw,
@@ -100,8 +101,8 @@ func OpenStore(dir string) (*Store, error) {
 }
 
 // PebbleOptions returns the Pebble settings of the store's datastore,
-// which holds pins and the blocks under 16 KiB (larger ones are files; see
-// blockfiles.go): values over 1 KiB go to blob files beside the LSM tree,
+// which holds pins and the blocks under 16 KiB (larger ones go to packs; see
+// packs.go): values over 1 KiB go to blob files beside the LSM tree,
 // written once and not rewritten by every compaction. Pebble's log records
 // are checksummed, so a torn tail after a power cut is dropped, never read.
 func PebbleOptions() *pebble.Options {
@@ -127,16 +128,17 @@ func (s *Store) Blockstore() blockstore.Blockstore { return s.bs }
 
 // Close flushes and closes the store.
 func (s *Store) Close() error {
+	err := s.raw.close()
 	if c, ok := s.ds.(interface{ Close() error }); ok {
-		return c.Close()
+		err = errors.Join(err, c.Close())
 	}
-	return nil
+	return err
 }
 
 // Sync makes every block written so far durable: their files first, then
 // the records that name them.
 func (s *Store) Sync(ctx context.Context) error {
-	if err := s.raw.syncFiles(); err != nil {
+	if err := s.raw.sync(); err != nil {
 		return fmt.Errorf("sync block files: %w", err)
 	}
 	return s.ds.Sync(ctx, ds.NewKey("/"))
@@ -303,12 +305,9 @@ func (s *Store) GC(ctx context.Context) (GCResult, error) {
 		res.Removed++
 		res.Freed += int64(max(size, 0))
 	}
-	n, freed, err := s.raw.removeOrphans(ctx)
-	if err != nil {
-		return res, fmt.Errorf("gc: block files: %w", err)
+	if err := s.raw.compact(ctx); err != nil {
+		return res, fmt.Errorf("gc: packs: %w", err)
 	}
-	res.Removed += n
-	res.Freed += freed
 	return res, s.Sync(ctx)
 }
 
