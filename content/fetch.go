@@ -425,15 +425,29 @@ func (f *fetch) assign(ctx context.Context) {
 	if len(f.queue) == 0 || len(f.providers) == 0 {
 		return
 	}
+	// Stop once every window is full: the queue of a large file holds
+	// thousands of blocks, and this runs for every delivery.
+	room := 0
+	for _, p := range f.providers {
+		room += max(p.window-len(p.inflight), 0)
+	}
+	if room == 0 {
+		return
+	}
 	batches := map[*provider]bsmsg.BitSwapMessage{}
 	var rest []cid.Cid
 	now := time.Now()
-	for _, c := range f.queue {
+	for i, c := range f.queue {
+		if room == 0 {
+			rest = append(rest, f.queue[i:]...)
+			break
+		}
 		p := f.pick(c)
 		if p == nil {
 			rest = append(rest, c)
 			continue
 		}
+		room--
 		m := batches[p]
 		if m == nil {
 			m = bsmsg.New(false)
