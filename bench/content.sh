@@ -1,37 +1,118 @@
 #!/usr/bin/env bash
-# bench/content.sh: the content layer's figures beside their limits.
+# bench/content.sh: the content layer's figures beside their limits, as a
+# user meets them: two `nube up` daemons on loopback, the CLI adding a file
+# to one and fetching it from the other (cat, get and pin add), each
+# daemon's CPU time and peak RSS read from /proc. In the same run: dd
+# writing as much to the same disk, and the raw libp2p stream.
 #
-#   add throughput (256 MiB, on-disk store)   vs dd writing as much to disk
-#   one-provider fetch (256 MiB, loopback)    vs the raw libp2p TCP stream
-#   parallel fetch, 4 rate-limited providers  vs 1 (tc in a network namespace; needs root)
-#   peak RSS adding / fetching 1 GiB          vs 200 MiB
+#   add                      vs dd conv=fsync             goal >= 60% of dd
+#   fetch a->b: cat/get/pin  vs the raw libp2p TCP stream  goal >= 30%
+#   peak RSS, each daemon                                  goal < 128 MiB
+#   CPU seconds per GiB added and fetched                  reported
+#   4 rate-limited providers vs 1 (tc in a namespace; root) goal >= 3x
 #
-#   bench/content.sh                 # everything
-#   NUBE_BENCH_RATE=100mbit bench/content.sh
+#   bench/content.sh                  # 1 GiB, 3 runs, medians
+#   MB=256 RUNS=1 bench/content.sh    # a quick look
+#   DIR=/some/disk bench/content.sh   # data dirs and dd on another disk
+#
+# Linux only (it reads /proc). Everything listens on 127.0.0.1, with mDNS
+# and the IPFS DHT off.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-go test -c -o "$tmp/bench.test" ./bench
+mb=${MB:-1024}
+runs=${RUNS:-3}
+work=$(mktemp -d "${DIR:-${TMPDIR:-/tmp}}/nube-bench.XXXXXX")
+bin=$work/nube
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+go build -o "$bin" ./cmd/nube
+go test -c -o "$work/bench.test" ./bench
 
-mbps() { awk '/MB\/s/ { for (i = 1; i <= NF; i++) if ($(i+1) == "MB/s") print $i }' | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR+1)/2)] }'; }
+start() { # start I [BOOTSTRAP]: run daemon I and wait for its API
+	local i=$1 args=(up --data "$work/n$1" --api 127.0.0.1:0 --gateway off
+		--listen /ip4/127.0.0.1/tcp/0 --no-mdns --no-ipfs --no-portmap)
+	[ -n "${2:-}" ] && args+=(--bootstrap "$2")
+	mkdir -p "$work/n$i"
+	"$bin" "${args[@]}" >"$work/n$i.out" 2>"$work/n$i.err" &
+	pids[i]=$!
+	for _ in $(seq 100); do
+		"$bin" --data "$work/n$i" status >/dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	echo "daemon $i did not start: $(tail -3 "$work/n$i.err")" >&2
+	exit 1
+}
+nube() { local i=$1; shift; "$bin" --data "$work/n$i" "$@"; }
+cpu() { awk '{ print ($14 + $15) / ticks }' ticks="$(getconf CLK_TCK)" "/proc/$1/stat"; } # user+system seconds
+resetpeak() { echo 5 >"/proc/$1/clear_refs"; }                                      # peak RSS starts again from now
+peak() { awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
+now() { date +%s.%N; }
 
-dd_mbs=$(dd if=/dev/zero of="$tmp/dd" bs=1M count=1024 conv=fsync 2>&1 | awk '/copied/ { print $(NF-1), $NF }')
-rm -f "$tmp/dd"
-add=$("$tmp/bench.test" -test.run '^$' -test.bench 'BenchmarkAdd$' -test.benchtime 1x -test.count 3 | mbps)
-fetch=$("$tmp/bench.test" -test.run '^$' -test.bench 'FetchOneProvider' -test.benchtime 1x -test.count 3 | mbps)
-raw=$("$tmp/bench.test" -test.run '^$' -test.bench 'RawStreamThroughput/tcp' -test.benchtime 1000x -test.count 3 | mbps)
-rss() { NUBE_BENCH_MB=1024 /usr/bin/time -v "$tmp/bench.test" -test.run '^$' -test.bench "$1" -test.benchtime 1x 2>&1 >/dev/null |
-	awk '/Maximum resident/ { printf "%.0f", $NF / 1024 }'; }
-rss_add=$(rss 'BenchmarkAdd$')
-rss_fetch=$(rss 'FetchOneProvider')
-par=$("$tmp/bench.test" -test.run 'ParallelFetchRateLimited' -test.v 2>&1 | grep -o 'RESULT.*' || echo "RESULT skipped (needs root, unshare and tc)")
+start 0
+start 1 "$(nube 0 id --json | grep -o '/ip4/127.0.0.1/tcp/[0-9]*/p2p/[A-Za-z0-9]*' | head -1)"
 
-printf '%-40s %14s %14s   %s\n' figure nube limit goal
-printf '%-40s %9s MB/s %14s   %s\n' "add, 256 MiB file" "$add" "dd: $dd_mbs" ">= 50% of dd"
-printf '%-40s %9s MB/s %9s MB/s   %s\n' "fetch from 1 provider, 256 MiB" "$fetch" "$raw" ">= 30% of the raw libp2p stream"
-printf '%-40s %9s MiB %14s   %s\n' "peak RSS, add 1 GiB (1 node)" "$rss_add" "200 MiB" "under 200 MiB"
-printf '%-40s %9s MiB %14s   %s\n' "peak RSS, fetch 1 GiB (2 nodes, 1 proc)" "$rss_fetch" "2 x 200 MiB" "under 200 MiB per node"
-echo "parallel fetch: ${par#RESULT }   (goal: 4 providers >= 3x one)"
+results=$work/results
+: >"$results"
+record() { echo "$*" >>"$results"; } # record KIND SECONDS CPU PEAK
+measure() { # measure KIND PID OUT COMMAND...: time COMMAND (its output to OUT), the daemon's CPU and peak RSS
+	local kind=$1 pid=$2 out=$3 t0 c0
+	shift 3
+	resetpeak "$pid"
+	c0=$(cpu "$pid")
+	t0=$(now)
+	"$@" >"$out"
+	record "$kind" "$(echo "$(now) - $t0" | bc)" "$(echo "$(cpu "$pid") - $c0" | bc)" "$(peak "$pid")"
+}
+
+for r in $(seq "$runs"); do
+	head -c $((mb << 20)) /dev/urandom >"$work/file"
+	sync
+	t0=$(now)
+	dd if="$work/file" of="$work/dd" bs=1M conv=fsync status=none
+	record dd "$(echo "$(now) - $t0" | bc)" 0 0
+	rm -f "$work/dd"
+	measure add "${pids[0]}" "$work/out" nube 0 add -q "$work/file"
+	cid=$(cat "$work/out")
+	for how in cat get pin; do
+		case $how in
+		cat) measure cat "${pids[1]}" /dev/null nube 1 cat "$cid" ;;
+		get) measure get "${pids[1]}" /dev/null nube 1 get -o "$work/got" "$cid" ;;
+		pin) measure pin "${pids[1]}" /dev/null nube 1 pin add "$cid" ;;
+		esac
+		rm -rf "$work/got"
+		nube 1 pin rm "$cid" >/dev/null 2>&1 || true
+		nube 1 gc >/dev/null
+	done
+	nube 0 pin rm "$cid" >/dev/null
+	nube 0 gc >/dev/null
+done
+
+raw=$("$work/bench.test" -test.run '^$' -test.bench 'RawStreamThroughput/tcp' -test.benchtime 2000x -test.count "$runs" |
+	awk '/MB\/s/ { for (i = 1; i <= NF; i++) if ($(i+1) == "MB/s") print $i / 1.048576 }' | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR+1)/2)] }')
+par=$("$work/bench.test" -test.run 'ParallelFetchRateLimited' -test.v 2>&1 | grep -o 'RESULT.*' || echo "RESULT skipped (needs root, unshare and tc)")
+
+# med KIND FIELD: the median of a field (2 seconds, 3 CPU, 4 peak) over the runs.
+med() { awk -v k="$1" -v f="$2" '$1 == k { print $f }' "$results" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR+1)/2)] }'; }
+rate() { echo "scale=1; $mb / $(med "$1" 2)" | bc; }
+gib=$(echo "scale=4; $mb / 1024" | bc)
+
+dd_rate=$(rate dd)
+printf '%-34s %12s %14s %7s   %s\n' figure nube limit ratio goal
+line() { printf '%-34s %7s MiB/s %8s MiB/s %7s   %s\n' "$1" "$2" "$3" "$(echo "scale=2; $2 / $3" | bc)" "$4"; }
+line "add ${mb} MiB" "$(rate add)" "$dd_rate" ">= 0.60 of dd conv=fsync"
+for how in cat get pin; do
+	line "fetch ${mb} MiB a->b, $how" "$(rate $how)" "$raw" ">= 0.30 of the raw libp2p stream"
+done
 echo
-echo "medians of 3; loopback, nodes in one process, $(nproc) cores"
+printf '%-34s %8s %12s   %s\n' "daemon, during" "peak RSS" "CPU s/GiB" "goal"
+for k in add cat get pin; do
+	printf '%-34s %4s MiB %12s   %s\n' "$k" "$(med $k 4)" "$(echo "scale=2; $(med $k 3) / $gib" | bc)" "RSS < 128 MiB"
+done
+echo
+echo "parallel fetch: ${par#RESULT }   (goal: 4 providers >= 3x one)"
+echo "medians of $runs; two daemons on loopback TCP; $(nproc) cores; data in $(df --output=source,fstype "$work" | tail -1)"
