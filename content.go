@@ -49,6 +49,9 @@ type Content interface {
 	Received() []content.PeerStat
 	// Sent returns the bytes this node has sent p.
 	Sent(p peer.ID) int64
+	// Fetching lists the fetches under way, with how many peers each
+	// asked and how many provide.
+	Fetching() []content.FetchStatus
 }
 
 var _ Content = (*content.Service)(nil)

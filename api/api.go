@@ -168,6 +168,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v0/pin/add", s.handlePinAdd)
 	mux.HandleFunc("POST /api/v0/pin/rm", s.handlePinRm)
 	mux.HandleFunc("GET /api/v0/pin/ls", s.handlePinLs)
+	mux.HandleFunc("GET /api/v0/fetching", s.handleFetching)
 	mux.HandleFunc("POST /api/v0/gc", s.handleGC)
 	mux.HandleFunc("POST /api/v0/repo/verify", s.handleVerify)
 	mux.HandleFunc("GET /api/v0/remote/ls", s.handleRemoteLs)

@@ -272,6 +272,12 @@ func (s *Server) handlePinLs(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, pins)
 }
 
+// handleFetching lists the fetches under way (GET /api/v0/fetching): the
+// CLI shows them while it waits for content to be found.
+func (s *Server) handleFetching(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, s.node.Content().Fetching())
+}
+
 func (s *Server) handleGC(w http.ResponseWriter, r *http.Request) {
 	res, err := s.node.Content().GC(r.Context())
 	if err != nil {

@@ -2,7 +2,9 @@ package content
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 
@@ -99,6 +101,12 @@ type fetch struct {
 	s        *Service
 	root     cid.Cid
 	progress func(FetchProgress)
+	// shallow fetches the root block alone, not what it links to: a
+	// directory on a path being resolved.
+	shallow bool
+	// status is what Fetching reports, copied from the loop's state
+	// under mu.
+	status FetchStatus
 
 	mu     sync.Mutex
 	inbox  []fetchEvent
@@ -150,13 +158,24 @@ func (s *Service) deliver(p peer.ID, m bsmsg.BitSwapMessage) {
 // per peer) and could leave both waiting on blocks no one would send. A
 // second fetch waits for the first, then finds the blocks in the store.
 func (s *Service) fetchDAG(ctx context.Context, root cid.Cid, progress func(FetchProgress)) error {
+	return s.runFetch(ctx, root, progress, false)
+}
+
+// fetchBlock brings the block c into the store, and nothing it links to,
+// with the fetcher's search for providers (so Fetching reports it).
+func (s *Service) fetchBlock(ctx context.Context, c cid.Cid) error {
+	return s.runFetch(ctx, c, nil, true)
+}
+
+func (s *Service) runFetch(ctx context.Context, root cid.Cid, progress func(FetchProgress), shallow bool) error {
 	done, err := s.takeTurn(ctx, root)
 	if err != nil {
 		return err
 	}
 	defer done()
 	f := &fetch{
-		s: s, root: root, progress: progress,
+		s: s, root: root, progress: progress, shallow: shallow,
+		status:    FetchStatus{Root: root, Started: time.Now()},
 		wakeCh:    make(chan struct{}, 1),
 		asked:     map[peer.ID]asking{},
 		providers: map[peer.ID]*provider{},
@@ -257,6 +276,7 @@ func (f *fetch) run(ctx context.Context) error {
 			lastDiscover = time.Now()
 		}
 		f.assign(ctx)
+		f.report()
 		select {
 		case <-ctx.Done():
 			if len(f.providers) == 0 {
@@ -271,6 +291,50 @@ func (f *fetch) run(ctx context.Context) error {
 		}
 		f.checkTimeouts()
 	}
+}
+
+// FetchStatus is how a fetch under way is doing.
+type FetchStatus struct {
+	Root    cid.Cid   `json:"-"`
+	Started time.Time `json:"started"`
+	// Asked is how many peers were asked whether they have the root,
+	// Providers how many of them have it and serve this fetch.
+	Asked     int `json:"asked"`
+	Providers int `json:"providers"`
+	FetchProgress
+}
+
+// MarshalJSON writes the status with its root as a string.
+func (st FetchStatus) MarshalJSON() ([]byte, error) {
+	type plain FetchStatus
+	return json.Marshal(struct {
+		Root string `json:"root"`
+		plain
+	}{st.Root.String(), plain(st)})
+}
+
+// report copies the loop's state to what Fetching reads.
+func (f *fetch) report() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.status.Asked = len(f.asked)
+	f.status.Providers = len(f.providers)
+	f.status.FetchProgress = f.done
+}
+
+// Fetching lists the fetches under way: the DAGs being fetched, the
+// blocks of paths being resolved, and how many peers each has found.
+func (s *Service) Fetching() []FetchStatus {
+	s.fetchMu.Lock()
+	defer s.fetchMu.Unlock()
+	out := make([]FetchStatus, 0, len(s.fetches))
+	for f := range s.fetches {
+		f.mu.Lock()
+		out = append(out, f.status)
+		f.mu.Unlock()
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Started.Before(out[j].Started) })
+	return out
 }
 
 func (f *fetch) inflight() int {
@@ -311,8 +375,11 @@ func (f *fetch) enqueue(ctx context.Context, c cid.Cid) error {
 	return f.expand(ctx, b)
 }
 
-// expand queues the links of a block we have.
+// expand queues the links of a block we have (none in a shallow fetch).
 func (f *fetch) expand(ctx context.Context, b blocks.Block) error {
+	if f.shallow {
+		return nil
+	}
 	links, err := blockLinks(b)
 	if err != nil {
 		return fmt.Errorf("%s: %w", b.Cid(), err)

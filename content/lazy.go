@@ -23,6 +23,9 @@ type localFirst struct {
 	walk  cid.Cid
 	start func(root cid.Cid) // starts the walk ahead
 	once  sync.Once
+	// fetch brings one missing block of the path into the store, with
+	// the fetcher's own search for providers (which Fetching reports).
+	fetch func(ctx context.Context, c cid.Cid) error
 }
 
 // missing notes that a block must come from the network: the first time
@@ -37,6 +40,13 @@ func (l *localFirst) Get(ctx context.Context, c cid.Cid) (ipld.Node, error) {
 	n, err := l.local.Get(ctx, c)
 	if err == nil || !ipld.IsNotFound(err) {
 		return n, err
+	}
+	if !l.walk.Defined() && l.fetch != nil {
+		// A block on the path, the file's root among them.
+		if err := l.fetch(ctx, c); err != nil {
+			return nil, err
+		}
+		return l.local.Get(ctx, c)
 	}
 	l.missing()
 	return l.remote.Get(ctx, c)

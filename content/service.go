@@ -407,13 +407,20 @@ func fetchError(ctx context.Context, c cid.Cid, err error) error {
 	return fmt.Errorf("fetch %s: %w", c, err)
 }
 
+// pathGetter reads blocks from the store and fetches each missing one
+// with the fetcher (whose search Fetching reports): for resolving a path
+// and describing what is there.
+func (s *Service) pathGetter(ctx context.Context) *localFirst {
+	return &localFirst{local: s.local, remote: mdag.NewSession(ctx, s.dag), fetch: s.fetchBlock}
+}
+
 // Stat describes the node at path p ("CID/a/b").
 func (s *Service) Stat(ctx context.Context, p string) (Entry, error) {
 	root, parts, err := ParsePath(p)
 	if err != nil {
 		return Entry{}, err
 	}
-	n, err := resolve(ctx, s.dag, root, parts)
+	n, err := resolve(ctx, s.pathGetter(ctx), root, parts)
 	if err != nil {
 		return Entry{}, err
 	}
@@ -430,7 +437,7 @@ func (s *Service) List(ctx context.Context, p string) ([]Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	ng := mdag.NewSession(ctx, s.dag)
+	ng := s.pathGetter(ctx)
 	n, err := resolve(ctx, ng, root, parts)
 	if err != nil {
 		return nil, err
@@ -511,6 +518,7 @@ func (s *Service) Get(ctx context.Context, p string) (File, error) {
 				s.fetchDAG(rctx, root, nil)
 			}()
 		},
+		fetch: s.fetchBlock,
 	}
 	n, err := resolve(ctx, ng, root, parts)
 	if err != nil {

@@ -154,6 +154,12 @@ func (c *Client) GC(ctx context.Context) (GCResult, error) {
 	return out, c.Call(ctx, http.MethodPost, "/api/v0/gc", nil, &out)
 }
 
+// Fetching lists the node's fetches under way.
+func (c *Client) Fetching(ctx context.Context) ([]Fetching, error) {
+	var out []Fetching
+	return out, c.Call(ctx, http.MethodGet, "/api/v0/fetching", nil, &out)
+}
+
 // Verify checks every block in the node's store.
 func (c *Client) Verify(ctx context.Context, remove bool) (VerifyResult, error) {
 	var out VerifyResult

@@ -200,6 +200,17 @@ type VerifyResult struct {
 	Removed bool     `json:"removed"`
 }
 
+// Fetching is one entry of GET /api/v0/fetching: a fetch under way, the
+// peers it asked for its root and those that provide it.
+type Fetching struct {
+	Root      string    `json:"root"`
+	Started   time.Time `json:"started"`
+	Asked     int       `json:"asked"`
+	Providers int       `json:"providers"`
+	Blocks    int       `json:"blocks"`
+	Bytes     int64     `json:"bytes"`
+}
+
 // ID is the answer of GET /api/v0/id.
 type ID struct {
 	ID      string   `json:"id"`

@@ -11,7 +11,6 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -196,33 +195,79 @@ func writeTree(w io.Writer, root string, hidden bool) error {
 const defaultFindTimeout = 30 * time.Second
 
 // lookingFor says on a terminal, if nothing came back within a second,
-// that the node is looking for p on the network; stop clears the line.
-func lookingFor(p string, timeout time.Duration) (stop func()) {
+// what the node is doing to find p, and keeps the line current once a
+// second from the node's list of fetches under way: how many peers it
+// asked, how many provide. stop clears the line.
+func lookingFor(ctx context.Context, c *client.Client, p string, timeout time.Duration) (stop func()) {
 	f := os.Stderr
 	if !term.IsTerminal(int(f.Fd())) {
 		return func() {}
 	}
-	var mu sync.Mutex
-	shown := false
-	t := time.AfterFunc(time.Second, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		msg := "looking for " + termsafe.Line(p) + " on the network"
-		if timeout > 0 {
-			msg += fmt.Sprintf(" (giving up after %v)", timeout)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	began := time.Now()
+	go func() {
+		defer close(done)
+		t := time.NewTimer(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			fmt.Fprint(f, "\r\033[K"+lookingLine(ctx, c, p, timeout, began)+"…")
+			t.Reset(time.Second)
 		}
-		fmt.Fprint(f, msg+"…")
-		shown = true
-	})
+	}()
 	return func() {
-		t.Stop()
-		mu.Lock()
-		defer mu.Unlock()
-		if shown {
+		cancel()
+		<-done
+		if time.Since(began) >= time.Second {
 			fmt.Fprint(f, "\r\033[K")
-			shown = false
 		}
 	}
+}
+
+// lookingLine is the line lookingFor shows: from the fetch of p's root if
+// the node has one under way, else from the newest fetch begun since the
+// command started (a block further down the path).
+func lookingLine(ctx context.Context, c *client.Client, p string, timeout time.Duration, began time.Time) string {
+	name := termsafe.Line(p)
+	giveUp := ""
+	if timeout > 0 {
+		giveUp = fmt.Sprintf(" (giving up after %v)", timeout)
+	}
+	fetches, err := c.Fetching(ctx)
+	if err != nil {
+		return "looking for " + name + " on the network" + giveUp
+	}
+	root, _, _ := strings.Cut(strings.TrimPrefix(p, "/ipfs/"), "/")
+	var st *client.Fetching
+	for i, e := range fetches {
+		if e.Root == root {
+			st = &fetches[i]
+			break
+		}
+		if e.Started.After(began.Add(-time.Second)) && (st == nil || e.Started.After(st.Started)) {
+			st = &fetches[i]
+		}
+	}
+	switch {
+	case st == nil:
+		return "looking for " + name + " on the network" + giveUp
+	case st.Providers == 0:
+		return fmt.Sprintf("looking for %s: asked %d %s, no provider yet%s", name, st.Asked, plural(st.Asked, "peer", "peers"), giveUp)
+	default:
+		return fmt.Sprintf("found %d %s of %s, fetching", st.Providers, plural(st.Providers, "provider", "providers"), name)
+	}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 func newGetCmd(g *globals) *cobra.Command {
@@ -254,7 +299,7 @@ is what they get.`,
 				return err
 			}
 			c.FindTimeout = timeout
-			stop := lookingFor(args[0], timeout)
+			stop := lookingFor(cmd.Context(), c, args[0], timeout)
 			d, err := c.Get(cmd.Context(), args[0])
 			stop()
 			if err != nil {
@@ -391,7 +436,7 @@ it within --timeout, cat says so and fails.`,
 				return err
 			}
 			c.FindTimeout = timeout
-			stop := lookingFor(args[0], timeout)
+			stop := lookingFor(cmd.Context(), c, args[0], timeout)
 			d, err := c.Cat(cmd.Context(), args[0])
 			stop()
 			if err != nil {
@@ -415,7 +460,7 @@ func newLsCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) ([]client.EntryJSON, error) {
 				c.FindTimeout = timeout
-				defer lookingFor(args[0], timeout)()
+				defer lookingFor(ctx, c, args[0], timeout)()
 				return c.Ls(ctx, args[0])
 			}, func(entries []client.EntryJSON) error {
 				for _, e := range entries {

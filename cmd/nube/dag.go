@@ -55,7 +55,7 @@ A CAR file is not for a terminal: export refuses to write one there.`,
 				return err
 			}
 			c.FindTimeout = timeout
-			stop := lookingFor(args[0], timeout)
+			stop := lookingFor(cmd.Context(), c, args[0], timeout)
 			d, err := c.DagExport(cmd.Context(), args[0])
 			stop()
 			if err != nil {
