@@ -87,6 +87,21 @@ type blockStore struct {
 	size   int64               // its size
 	dirty  map[uint32]bool     // packs appended to since the last sync
 	newDir bool                // a pack was created since the last sync
+
+	// recent holds the last blocks appended, by key: a file being read
+	// while it is fetched reads each chunk just after it was written,
+	// and takes it from here rather than from the pack.
+	recent     [recentBlocks]recentBlock
+	recentNext int
+}
+
+// recentBlocks is how many just-appended blocks the store keeps in
+// memory: 32 chunks, 8 MiB, a fetch window's worth.
+const recentBlocks = 32
+
+type recentBlock struct {
+	key  string
+	data []byte
 }
 
 var _ blockstore.Blockstore = (*blockStore)(nil)
@@ -210,6 +225,11 @@ func (s *blockStore) read(ctx context.Context, c cid.Cid) ([]byte, error) {
 		l, ok, err := s.locate(ctx, k)
 		if err != nil {
 			return nil, fmt.Errorf("block %s: %w", c, err)
+		}
+		if ok {
+			if data, ok := s.recently(k); ok {
+				return data, nil
+			}
 		}
 		if !ok {
 			data, err := s.ds.Get(ctx, inlineKey(k))
@@ -352,7 +372,7 @@ func (s *blockStore) putPacked(ctx context.Context, c cid.Cid, data []byte) erro
 	if has, err := s.Has(ctx, c); err != nil || has {
 		return err
 	}
-	l, err := s.appendBlock(data)
+	l, err := s.appendBlock(k.String(), data)
 	if err != nil {
 		return fmt.Errorf("block %s: %w", c, err)
 	}
@@ -361,7 +381,7 @@ func (s *blockStore) putPacked(ctx context.Context, c cid.Cid, data []byte) erro
 
 // appendBlock appends data to the active pack, starting a new pack when
 // none is open or the active one is full.
-func (s *blockStore) appendBlock(data []byte) (location, error) {
+func (s *blockStore) appendBlock(key string, data []byte) (location, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -379,7 +399,22 @@ func (s *blockStore) appendBlock(data []byte) (location, error) {
 		return location{}, fmt.Errorf("pack %d: %w", s.num, err)
 	}
 	s.dirty[s.num] = true
+	s.recent[s.recentNext] = recentBlock{key: key, data: data}
+	s.recentNext = (s.recentNext + 1) % recentBlocks
 	return l, nil
+}
+
+// recently returns a block appended lately, if it is still remembered.
+func (s *blockStore) recently(k ds.Key) ([]byte, bool) {
+	key := k.String()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.recent {
+		if r.key == key {
+			return r.data, true
+		}
+	}
+	return nil, false
 }
 
 // startPack creates the next pack and makes it the active one. A store
@@ -639,7 +674,7 @@ func (s *blockStore) move(ctx context.Context, k ds.Key, n uint32) error {
 	if err != nil {
 		return err
 	}
-	nl, err := s.appendBlock(data)
+	nl, err := s.appendBlock(k.String(), data)
 	if err != nil {
 		return err
 	}

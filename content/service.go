@@ -134,8 +134,13 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		// Let a peer have up to 8 MiB of blocks on the way (bitswap's
 		// default is 1 MiB: four chunks, too few to fill a fast link).
 		bitswap.WithServerOption(bsserver.MaxOutstandingBytesPerPeer(8<<20)),
+		// Bitswap would look every received block up in the store only
+		// to count duplicates, which nothing here reads.
+		bitswap.WithoutDuplicatedBlockStats(),
 	)
-	s.bserv = blockservice.New(s.store.Blockstore(), s.bswap)
+	// WriteThrough: the store's Put looks a block up itself before it
+	// writes it; the block service need not look first as well.
+	s.bserv = blockservice.New(s.store.Blockstore(), s.bswap, blockservice.WriteThrough(true))
 	s.dag = mdag.NewDAGService(s.bserv)
 	s.local = mdag.NewDAGService(blockservice.New(s.store.Blockstore(), nil))
 	for _, r := range s.routing {
