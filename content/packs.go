@@ -211,22 +211,23 @@ func (s *blockStore) Has(ctx context.Context, c cid.Cid) (bool, error) {
 
 // Get returns the block, its checksum checked but not its hash.
 func (s *blockStore) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
-	data, err := s.read(ctx, c)
+	data, err := s.read(ctx, c, true)
 	if err != nil {
 		return nil, err
 	}
 	return blocks.NewBlockWithCid(data, c)
 }
 
-// read returns the block's bytes.
-func (s *blockStore) read(ctx context.Context, c cid.Cid) ([]byte, error) {
+// read returns the block's bytes: from the pack, or from the blocks
+// appended lately if recent.
+func (s *blockStore) read(ctx context.Context, c cid.Cid, recent bool) ([]byte, error) {
 	k := dshelp.MultihashToDsKey(c.Hash())
 	for try := 0; ; try++ {
 		l, ok, err := s.locate(ctx, k)
 		if err != nil {
 			return nil, fmt.Errorf("block %s: %w", c, err)
 		}
-		if ok {
+		if ok && recent {
 			if data, ok := s.recently(k); ok {
 				return data, nil
 			}

@@ -183,12 +183,16 @@ func TestDamagedPack(t *testing.T) {
 			if err := bs.PutMany(ctx, []blocks.Block{good, bad}); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.Sync(ctx); err != nil {
+			// Reopened, so that nothing of the pack is still in memory.
+			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
 			if err := damage(onlyPack(t, dir)); err != nil {
 				t.Fatal(err)
 			}
+			s = openStore(t, dir)
+			defer s.Close()
+			bs = s.Blockstore()
 			if _, err := bs.Get(ctx, bad.Cid()); !errors.Is(err, content.ErrCorruptBlock) {
 				t.Fatalf("Get of a damaged block = %v, want ErrCorruptBlock", err)
 			}
@@ -312,7 +316,10 @@ func TestFetchReplacesDamagedBlock(t *testing.T) {
 	if err := fetcher.Content().Fetch(ctx, root, nil); err != nil {
 		t.Fatal(err)
 	}
-	// Flip a byte in the third of the four chunks in the fetcher's pack.
+	// Flip a byte in the third of the four chunks in the fetcher's pack,
+	// while the fetcher is down (a running store keeps its latest chunks
+	// in memory too).
+	c.Kill(1)
 	pack := onlyPack(t, filepath.Join(fetcher.DataDir(), nube.BlocksDir))
 	b, err := os.ReadFile(pack)
 	if err != nil {
@@ -323,6 +330,12 @@ func TestFetchReplacesDamagedBlock(t *testing.T) {
 	}
 	b[2*content.ChunkSize+100] ^= 1
 	if err := os.WriteFile(pack, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if fetcher, err = c.Restart(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Connect(ctx, 1, 0); err != nil {
 		t.Fatal(err)
 	}
 	if v, err := fetcher.Content().Verify(ctx, false); err != nil || len(v.Bad) != 1 {

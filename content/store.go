@@ -404,7 +404,7 @@ func (s *Store) Verify(ctx context.Context, remove bool) (VerifyResult, error) {
 	}
 	for c := range keys {
 		res.Checked++
-		data, err := s.raw.read(ctx, c)
+		data, err := s.raw.read(ctx, c, false) // from the disk, always
 		if isCorrupt(err) {
 			res.Bad = append(res.Bad, c)
 			continue
