@@ -43,7 +43,7 @@ import (
 //     matches nothing), and lands in the store checked.
 const (
 	initialWindow = 4
-	maxWindow     = 32
+	maxWindow     = 64
 	minTimeout    = 2 * time.Second
 	maxTimeout    = 15 * time.Second
 	maxStrikes    = 4

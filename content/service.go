@@ -131,9 +131,10 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	s.net = watchedNet{BitSwapNetwork: bsnet.NewFromIpfsHost(cfg.Host), t: s.trace}
 	s.bswap = bitswap.New(s.ctx, s.net, finder, s.store.Blockstore(),
 		bitswap.WithTracer(s.trace),
-		// Let a peer have up to 8 MiB of blocks on the way (bitswap's
-		// default is 1 MiB: four chunks, too few to fill a fast link).
-		bitswap.WithServerOption(bsserver.MaxOutstandingBytesPerPeer(8<<20)),
+		// Let a peer have up to 16 MiB of blocks on the way (bitswap's
+		// default is 1 MiB: four chunks, too few to fill a fast link;
+		// 16 MiB is a fetcher's full window of 64 chunks).
+		bitswap.WithServerOption(bsserver.MaxOutstandingBytesPerPeer(16<<20)),
 		// Bitswap would look every received block up in the store only
 		// to count duplicates, which nothing here reads.
 		bitswap.WithoutDuplicatedBlockStats(),
