@@ -108,7 +108,10 @@ func OpenStore(dir string) (*Store, error) {
 func PebbleOptions() *pebble.Options {
 	o := &pebble.Options{
 		FormatMajorVersion: pebble.FormatNewest,
-		MemTableSize:       32 << 20,
+		// Chunks go to packs, so the memtable holds records and small
+		// blocks only: 8 MiB (it was 32 when every chunk went through
+		// it, and a flush holds two).
+		MemTableSize: 8 << 20,
 	}
 	o.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy {
 		return pebble.ValueSeparationPolicy{
