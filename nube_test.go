@@ -14,6 +14,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"go.uber.org/goleak"
 
+	ma "github.com/multiformats/go-multiaddr"
+
 	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/internal/identity"
 	"github.com/nubecloud/nube/internal/netns"
@@ -302,6 +304,34 @@ func TestStartErrors(t *testing.T) {
 				t.Fatalf("unexpected error: %v", err)
 			}
 		})
+	}
+}
+
+// TestPortNotShared: TCP listens with SO_REUSEPORT (for hole punching),
+// yet a second node asked for the port a running node holds is refused
+// rather than let in to share it.
+func TestPortNotShared(t *testing.T) {
+	t.Parallel()
+	ctx := nubetest.Context(t, 30*time.Second)
+	first := nubetest.Cluster(t, 1).Node(0)
+	var port string
+	for _, a := range first.Host().Network().ListenAddresses() {
+		if p, err := a.ValueForProtocol(ma.P_TCP); err == nil {
+			port = p
+		}
+	}
+	if port == "" {
+		t.Fatal("the first node listens on no TCP port")
+	}
+	cfg := nubetest.TestConfig()
+	cfg.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/" + port}
+	n, err := nube.Start(ctx, cfg)
+	if err == nil {
+		n.Close()
+		t.Fatalf("a second node started on TCP port %s, which the first holds", port)
+	}
+	if !errors.Is(err, p2p.ErrAddrInUse) {
+		t.Fatalf("err = %v, want ErrAddrInUse", err)
 	}
 }
 

@@ -252,11 +252,13 @@ func (h *Host) hostOptions(cfg Config) ([]libp2p.Option, error) {
 	opts := []libp2p.Option{
 		libp2p.Identity(cfg.Key),
 		libp2p.ListenAddrs(cfg.ListenAddrs...),
-		// No SO_REUSEPORT: with it a second node on the same machine could
-		// bind our port too, and the kernel would split incoming
-		// connections between the two at random. (It costs TCP hole
-		// punching; QUIC hole punching, on the listen socket, remains.)
-		libp2p.Transport(tcp.NewTCPTransport, tcp.DisableReuseport()),
+		// SO_REUSEPORT, so that TCP dials leave from the listen port:
+		// peers then see one stable address for this node behind a NAT,
+		// which is what TCP hole punching needs. A second node on this
+		// machine cannot share the port through it: checkFree binds every
+		// fixed listen port without SO_REUSEPORT before the host starts,
+		// which fails while this node holds it.
+		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.Transport(quic.NewTransport),
 		libp2p.Security(libp2ptls.ID, libp2ptls.New),
 		libp2p.Security(noise.ID, noise.New),
