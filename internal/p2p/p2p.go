@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -381,7 +382,17 @@ func (h *Host) startServices(cfg Config) error {
 	}
 
 	if cfg.RelayService {
-		r, err := relayv2.New(h.Host, relayv2.WithACL(reservationBook{h}))
+		// A relay's connections carry whole calls and fetches, not only
+		// the few kilobytes that coordinate a hole punch (libp2p's default:
+		// 128 KiB and 2 minutes per connection): between two nodes that
+		// cannot punch through their NATs (a symmetric NAT on either
+		// side), the relay is the only way. Such a connection is then not
+		// "limited", so every protocol runs over it; the relay's resource
+		// manager and its circuit counts still bound what it carries.
+		res := relayv2.DefaultResources()
+		res.Limit = nil
+		res.BufferSize = 32 << 10
+		r, err := relayv2.New(h.Host, relayv2.WithACL(reservationBook{h}), relayv2.WithResources(res))
 		if err != nil {
 			return fmt.Errorf("p2p: relay service: %w", err)
 		}
@@ -397,6 +408,7 @@ func (h *Host) startServices(cfg Config) error {
 	}
 	h.wg.Add(1)
 	go h.watch(sub)
+	h.Network().Notify(&network.NotifyBundle{ConnectedF: h.connected})
 
 	if cfg.MDNS {
 		h.mdns = mdns.NewMdnsService(h.Host, MDNSService, mdnsNotifee{h})
@@ -725,6 +737,49 @@ func (h *Host) FindPeer(ctx context.Context, p peer.ID) (peer.AddrInfo, error) {
 
 // Close stops discovery, saves the peer book and closes the libp2p host. It
 // is safe to call more than once.
+// relayedGrace is how long a peer's relayed connections stay open after a
+// direct one to it opens: streams begun over the relay finish, new ones
+// already take the direct connection.
+const relayedGrace = 10 * time.Second
+
+// connected closes a peer's relayed connections relayedGrace after a
+// direct one opens (a hole punch succeeded, or the peer became
+// reachable), if it is still open then, so that the relay carries nothing
+// more for the two.
+func (h *Host) connected(_ network.Network, c network.Conn) {
+	if isRelayed(c) {
+		return
+	}
+	p := c.RemotePeer()
+	if !slices.ContainsFunc(h.Network().ConnsToPeer(p), isRelayed) {
+		return
+	}
+	time.AfterFunc(relayedGrace, func() {
+		if h.ctx.Err() != nil {
+			return
+		}
+		conns := h.Network().ConnsToPeer(p)
+		direct := false
+		for _, c := range conns {
+			direct = direct || !isRelayed(c)
+		}
+		if !direct {
+			return
+		}
+		for _, c := range conns {
+			if isRelayed(c) {
+				h.log.Debug("closing a relayed connection: a direct one is open", "peer", p)
+				c.Close()
+			}
+		}
+	})
+}
+
+func isRelayed(c network.Conn) bool {
+	_, err := c.RemoteMultiaddr().ValueForProtocol(ma.P_CIRCUIT)
+	return err == nil
+}
+
 func (h *Host) Close() error {
 	var err error
 	h.once.Do(func() {
