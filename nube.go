@@ -692,7 +692,9 @@ func (n *Node) Peers() []PeerInfo {
 		pi.Direction = strings.ToLower(pi.Direction)
 		for _, c := range conns {
 			pi.Addrs = append(pi.Addrs, c.RemoteMultiaddr().String())
-			if c.Stat().Limited {
+			// A nube relay's connections are not limited; the address
+			// says what they are.
+			if _, err := c.RemoteMultiaddr().ValueForProtocol(ma.P_CIRCUIT); err == nil || c.Stat().Limited {
 				pi.Relayed = true
 			}
 		}
