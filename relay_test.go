@@ -152,3 +152,50 @@ func TestNoListenWithListenAddrs(t *testing.T) {
 		t.Fatalf("Start with NoListen and ListenAddrs: %v, want an error naming NoListen", err)
 	}
 }
+
+// TestRelayedClosedOnceDirect: two nodes connected through a relay that
+// then get a direct connection (as after a hole punch) drop the relayed
+// one, so the relay carries nothing more for them, and keep talking.
+func TestRelayedClosedOnceDirect(t *testing.T) {
+	t.Parallel()
+	if !netns.Isolate(t) {
+		return
+	}
+	const public = "11.0.0.1"
+	netns.AddAddr(t, public+"/32")
+	r := nubetest.Cluster(t, 1, nubetest.WithConfig(func(_ int, cfg *nube.Config) {
+		cfg.RelayService = true
+		cfg.ListenAddrs = []string{"/ip4/" + public + "/tcp/0"}
+	})).Node(0)
+	a := nubetest.Cluster(t, 1).Node(0) // reachable on loopback
+	b := nubetest.Cluster(t, 1, nubetest.WithConfig(func(_ int, cfg *nube.Config) { cfg.ListenAddrs, cfg.NoListen = nil, true })).Node(0)
+	ctx := nubetest.Context(t, time.Minute)
+	waitRelayAddr(ctx, t, b, r)
+	ai := peer.AddrInfo{ID: b.ID(), Addrs: r.Host().Peerstore().Addrs(b.ID())}
+	if err := a.Host().Connect(ctx, ai); err != nil {
+		t.Fatalf("connect through the relay: %v", err)
+	}
+	relayed := func() int {
+		n := 0
+		for _, c := range a.Host().Network().ConnsToPeer(b.ID()) {
+			if strings.Contains(c.RemoteMultiaddr().String(), "/p2p-circuit") {
+				n++
+			}
+		}
+		return n
+	}
+	if relayed() == 0 {
+		t.Fatal("A is not connected to B through the relay")
+	}
+	// B reaches A directly, as a hole punch would have it. (A plain
+	// Connect would return at once: the relayed connection is a full one.)
+	if err := b.Host().Connect(network.WithForceDirectDial(ctx, "test"), peer.AddrInfo{ID: a.ID(), Addrs: a.Host().Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	nubetest.Eventually(t, ctx, func() bool { return relayed() == 0 }, func() string {
+		return fmt.Sprintf("A still has %d relayed connections to B beside a direct one", relayed())
+	})
+	if _, err := a.Ping(ctx, b.ID()); err != nil {
+		t.Fatalf("ping after the relayed connection closed: %v", err)
+	}
+}
