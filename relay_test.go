@@ -36,12 +36,7 @@ func TestRelay(t *testing.T) {
 	if !netns.Isolate(t) {
 		return
 	}
-	const public = "11.0.0.1"
-	netns.AddAddr(t, public+"/32")
-	r := nubetest.Cluster(t, 1, nubetest.WithConfig(func(_ int, cfg *nube.Config) {
-		cfg.RelayService = true
-		cfg.ListenAddrs = []string{"/ip4/" + public + "/tcp/0", "/ip4/" + public + "/udp/0/quic-v1"}
-	})).Node(0)
+	r := publicRelay(t)
 	natted := func(_ int, cfg *nube.Config) { cfg.ListenAddrs, cfg.NoListen = nil, true }
 	a := nubetest.Cluster(t, 1, nubetest.WithConfig(natted)).Node(0)
 	b := nubetest.Cluster(t, 1, nubetest.WithConfig(natted)).Node(0)
@@ -111,6 +106,18 @@ func TestRelay(t *testing.T) {
 	}
 }
 
+// publicRelay starts a relay on a public-looking address (11.0.0.1) given
+// to the loopback interface of the test's own namespace: libp2p advertises
+// circuit addresses only through relays with public addresses.
+func publicRelay(t *testing.T) *nube.Node {
+	const public = "11.0.0.1"
+	netns.AddAddr(t, public+"/32")
+	return nubetest.Cluster(t, 1, nubetest.WithConfig(func(_ int, cfg *nube.Config) {
+		cfg.RelayService = true
+		cfg.ListenAddrs = []string{"/ip4/" + public + "/tcp/0", "/ip4/" + public + "/udp/0/quic-v1"}
+	})).Node(0)
+}
+
 // waitRelayAddr connects n to relay r and waits until n advertises a
 // circuit address through r and r has learnt it (by identify push, a
 // moment later: there is no event for that, so that part polls).
@@ -161,12 +168,7 @@ func TestRelayedClosedOnceDirect(t *testing.T) {
 	if !netns.Isolate(t) {
 		return
 	}
-	const public = "11.0.0.1"
-	netns.AddAddr(t, public+"/32")
-	r := nubetest.Cluster(t, 1, nubetest.WithConfig(func(_ int, cfg *nube.Config) {
-		cfg.RelayService = true
-		cfg.ListenAddrs = []string{"/ip4/" + public + "/tcp/0"}
-	})).Node(0)
+	r := publicRelay(t)
 	a := nubetest.Cluster(t, 1).Node(0) // reachable on loopback
 	b := nubetest.Cluster(t, 1, nubetest.WithConfig(func(_ int, cfg *nube.Config) { cfg.ListenAddrs, cfg.NoListen = nil, true })).Node(0)
 	ctx := nubetest.Context(t, time.Minute)
