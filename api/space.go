@@ -337,9 +337,12 @@ func (s *Server) handleSpaceWatch(w http.ResponseWriter, r *http.Request) {
 		case <-stop:
 		}
 	}()
+	// Watch fixes its starting version when called: a write after the
+	// "watching" line is reported.
+	events := sp.Watch(ctx)
 	send := ndjsonWriter(w)
 	send(client.SpaceEvent{Op: "watching"})
-	for ev, err := range sp.Watch(ctx) {
+	for ev, err := range events {
 		e := client.SpaceEvent{Seq: ev.Seq, Op: ev.Kind, Key: ev.Key, Time: ev.Time}
 		if err != nil {
 			e = client.SpaceEvent{Error: err.Error()}

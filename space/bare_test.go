@@ -471,6 +471,33 @@ func TestWatchReportsChangesInOrder(t *testing.T) {
 	}
 }
 
+// TestWatchStartsWhenCalled: a change made after Watch is called but before
+// its sequence is ranged is reported (the API sends "watching" in between).
+func TestWatchStartsWhenCalled(t *testing.T) {
+	ctx := testCtx(t)
+	a := bareNodes(t, 1, nil)[0]
+	sp, err := a.m.Create(ctx, "w", Policy{Local: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	events := sp.Watch(wctx)
+	if err := sp.PutBytes(ctx, "early", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	for ev, err := range events {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Kind != "put" || ev.Key != "early" {
+			t.Fatalf("first event %+v, want the put of early", ev)
+		}
+		return
+	}
+	t.Fatal("the watch ended without an event")
+}
+
 func TestConcurrentWritersLoseNothing(t *testing.T) {
 	ctx := testCtx(t)
 	ns := bareNodes(t, 3, nil)

@@ -676,13 +676,15 @@ type Event struct {
 	Time time.Time `json:"time"`
 }
 
-// Watch yields the space's changes as the home applies them, from now on,
-// until ctx ends. Heads the reader cannot verify are skipped; a lost
-// connection to the home is retried. An error that will not pass (no
-// grant, no such space) ends the sequence after it is yielded.
+// Watch yields the space's changes as the home applies them, from the
+// version current when Watch is called (not when the sequence is first
+// ranged: a change made in between is reported), until ctx ends. Heads
+// the reader cannot verify are skipped; a lost connection to the home is
+// retried. An error that will not pass (no grant, no such space) ends the
+// sequence after it is yielded.
 func (s *Space) Watch(ctx context.Context) iter.Seq2[Event, error] {
+	v, err := s.readable(ctx, true)
 	return func(yield func(Event, error) bool) {
-		v, err := s.readable(ctx, true)
 		if err != nil {
 			yield(Event{}, err)
 			return
