@@ -692,9 +692,7 @@ func (n *Node) Peers() []PeerInfo {
 		pi.Direction = strings.ToLower(pi.Direction)
 		for _, c := range conns {
 			pi.Addrs = append(pi.Addrs, c.RemoteMultiaddr().String())
-			// A nube relay's connections are not limited; the address
-			// says what they are.
-			if _, err := c.RemoteMultiaddr().ValueForProtocol(ma.P_CIRCUIT); err == nil || c.Stat().Limited {
+			if p2p.IsRelayed(c) || c.Stat().Limited {
 				pi.Relayed = true
 			}
 		}

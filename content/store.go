@@ -138,11 +138,11 @@ func (s *Store) Close() error {
 	return err
 }
 
-// Sync makes every block written so far durable: their files first, then
+// Sync makes every block written so far durable: the packs first, then
 // the records that name them.
 func (s *Store) Sync(ctx context.Context) error {
 	if err := s.raw.sync(); err != nil {
-		return fmt.Errorf("sync block files: %w", err)
+		return fmt.Errorf("sync packs: %w", err)
 	}
 	return s.ds.Sync(ctx, ds.NewKey("/"))
 }

@@ -747,11 +747,11 @@ const relayedGrace = 10 * time.Second
 // reachable), if it is still open then, so that the relay carries nothing
 // more for the two.
 func (h *Host) connected(_ network.Network, c network.Conn) {
-	if isRelayed(c) {
+	if IsRelayed(c) {
 		return
 	}
 	p := c.RemotePeer()
-	if !slices.ContainsFunc(h.Network().ConnsToPeer(p), isRelayed) {
+	if !slices.ContainsFunc(h.Network().ConnsToPeer(p), IsRelayed) {
 		return
 	}
 	time.AfterFunc(relayedGrace, func() {
@@ -761,13 +761,13 @@ func (h *Host) connected(_ network.Network, c network.Conn) {
 		conns := h.Network().ConnsToPeer(p)
 		direct := false
 		for _, c := range conns {
-			direct = direct || !isRelayed(c)
+			direct = direct || !IsRelayed(c)
 		}
 		if !direct {
 			return
 		}
 		for _, c := range conns {
-			if isRelayed(c) {
+			if IsRelayed(c) {
 				h.log.Debug("closing a relayed connection: a direct one is open", "peer", p)
 				c.Close()
 			}
@@ -775,7 +775,10 @@ func (h *Host) connected(_ network.Network, c network.Conn) {
 	})
 }
 
-func isRelayed(c network.Conn) bool {
+// IsRelayed reports whether c goes through a relay (a circuit address).
+// A nube relay's connections are not limited, so Stat().Limited does not
+// tell.
+func IsRelayed(c network.Conn) bool {
 	_, err := c.RemoteMultiaddr().ValueForProtocol(ma.P_CIRCUIT)
 	return err == nil
 }
