@@ -459,15 +459,27 @@ func (s *blockStore) sync() error {
 	dirty, newDir := s.dirty, s.newDir
 	s.dirty, s.newDir = make(map[uint32]bool), false
 	s.mu.Unlock()
-	for n := range dirty {
-		if err := syncPath(filepath.Join(s.dir, packName(n))); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
+	err := func() error {
+		for n := range dirty {
+			if err := syncPath(filepath.Join(s.dir, packName(n))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
 		}
+		if newDir {
+			return syncPath(s.dir)
+		}
+		return nil
+	}()
+	if err != nil {
+		// Not durable yet: the next sync tries these again.
+		s.mu.Lock()
+		for n := range dirty {
+			s.dirty[n] = true
+		}
+		s.newDir = s.newDir || newDir
+		s.mu.Unlock()
 	}
-	if newDir {
-		return syncPath(s.dir)
-	}
-	return nil
+	return err
 }
 
 func syncPath(p string) error {
