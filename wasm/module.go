@@ -179,6 +179,11 @@ func (m *Module) Run(ctx context.Context, job Job) (Result, error) {
 		return Result{}, fmt.Errorf("%w: the module declares %s of memory, the limit is %s",
 			ErrMemoryLimit, Size(int64(m.minMemory)), Size(lim.Memory))
 	}
+	ctx, done, err := m.rt.startRun(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	defer done()
 	m.running.Add(1)
 	defer m.running.Add(-1)
 
@@ -196,7 +201,6 @@ func (m *Module) Run(ctx context.Context, job Job) (Result, error) {
 	runtime.LockOSThread()
 	cpu0, cpuOK := threadCPU()
 	start := time.Now()
-	var err error
 	var mem *linearMemory
 	if m.kind == Reactor {
 		mem, err = m.runReactor(runCtx, r)
@@ -339,7 +343,7 @@ func (r *run) classify(ctx, runCtx context.Context, mem *linearMemory, err error
 	case mem != nil && mem.exceeded:
 		return fmt.Errorf("%w: the module needed more than %s", ErrMemoryLimit, Size(r.lim.Memory))
 	case ctx.Err() != nil:
-		return fmt.Errorf("run stopped: %w", ctx.Err())
+		return fmt.Errorf("run stopped: %w", context.Cause(ctx))
 	case runCtx.Err() != nil:
 		return fmt.Errorf("%w: the module ran longer than %v and was stopped", ErrTimeout, r.lim.Timeout)
 	case exit != nil:

@@ -84,6 +84,11 @@ type Runtime struct {
 	modules map[cid.Cid]*loading
 	idle    []*instance // reactor instances between runs, oldest first
 	closed  bool
+	// runs are the runs under way; closing ends them, and Close waits
+	// for them before it frees what they use.
+	runs    sync.WaitGroup
+	closing context.Context
+	endRuns context.CancelFunc
 
 	stop chan struct{}
 	done chan struct{}
@@ -124,6 +129,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
+	r.closing, r.endRuns = context.WithCancel(context.Background())
 	rc := wazero.NewRuntimeConfig()
 	if cfg.Interpreter {
 		rc = wazero.NewRuntimeConfigInterpreter()
@@ -166,6 +172,10 @@ func (r *Runtime) Close(ctx context.Context) error {
 	r.mu.Unlock()
 	close(r.stop)
 	<-r.done
+	// Runs under way stop at their next check of their context; wazero
+	// must not free a module while it runs.
+	r.endRuns()
+	r.runs.Wait()
 	for _, in := range idle {
 		in.close(ctx)
 	}
@@ -174,6 +184,24 @@ func (r *Runtime) Close(ctx context.Context) error {
 		err = errors.Join(err, r.cache.Close(ctx))
 	}
 	return err
+}
+
+// startRun registers a run, or says the runtime is closed. The run's
+// context ends when the runtime closes; call done when the run ends.
+func (r *Runtime) startRun(ctx context.Context) (context.Context, func(), error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, nil, ErrClosed
+	}
+	r.runs.Add(1)
+	ctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(r.closing, func() { cancel(ErrClosed) })
+	return ctx, func() {
+		stop()
+		cancel(nil)
+		r.runs.Done()
+	}, nil
 }
 
 // Cached returns the compiled module c if it is loaded.

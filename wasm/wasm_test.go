@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -164,6 +165,38 @@ func TestCancel(t *testing.T) {
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled run returned %v, want context.Canceled", err)
+	}
+}
+
+// TestCloseWhileRunning closes the runtime under a run: the run ends with
+// ErrClosed, and Close returns once it has (wazero must not free a module
+// while it runs: the race detector saw that once).
+func TestCloseWhileRunning(t *testing.T) {
+	rt := newRuntime(t, wasm.Config{})
+	loop := load(t, rt, "loop")
+	done := make(chan error, 1)
+	go func() {
+		_, err := loop.Run(context.Background(), wasm.Job{Limits: wasm.Limits{Timeout: time.Hour}})
+		done <- err
+	}()
+	for deadline := time.Now().Add(time.Minute); loop.Running() == 0; runtime.Gosched() {
+		if time.Now().After(deadline) {
+			t.Fatal("the run never started")
+		}
+	}
+	if err := rt.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, wasm.ErrClosed) {
+			t.Fatalf("a run under a closed runtime returned %v, want ErrClosed", err)
+		}
+	default:
+		t.Fatal("Close returned before the run under way ended")
+	}
+	if _, err := loop.Run(context.Background(), wasm.Job{}); !errors.Is(err, wasm.ErrClosed) {
+		t.Fatalf("a run after Close returned %v, want ErrClosed", err)
 	}
 }
 
