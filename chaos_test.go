@@ -16,10 +16,13 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/nubecloud/nube"
+	"github.com/nubecloud/nube/internal/wasmtest"
 	"github.com/nubecloud/nube/nubetest"
 	"github.com/nubecloud/nube/remote"
+	"github.com/nubecloud/nube/service"
 )
 
 // chaosRuns counts, per token, how many times chaosEcho ran: a call must
@@ -39,6 +42,18 @@ type chaosLog struct {
 	calls map[string]bool // token -> the call returned its token
 	ops   atomic.Int64    // operations finished, either way
 	paid  atomic.Int64    // transfers the ledger accepted
+	runs  []serviceRun    // service calls that returned an output
+	// epochs counts each node's crashes: a node's run records go with
+	// it when it crashes.
+	epochs [5]atomic.Int32
+}
+
+// serviceRun is a service call that returned an output: node ran it,
+// when node had crashed epoch times.
+type serviceRun struct {
+	call  string
+	node  int
+	epoch int32
 }
 
 type ackedAdd struct {
@@ -53,8 +68,9 @@ type ackedAdd struct {
 // while clients add content, make remote calls and move credit on every
 // node. Then it heals everything and checks what must hold whatever
 // happened: no add a node acknowledged is lost; every stored block
-// verifies; every call returned, and no call ran twice; the ledger's
-// copies agree and its balances and escrow sum to zero.
+// verifies; every call returned, and no call ran twice; every service
+// run is recorded once, by the node that answered; the ledger's copies
+// agree and its balances and escrow sum to zero.
 //
 // NUBE_CHAOS_FAULTS sets the number of faults (12; 6 in -short mode) and
 // NUBE_CHAOS_SEED the schedule, which the test logs so that a failure can
@@ -81,6 +97,17 @@ func TestChaos(t *testing.T) {
 	if _, err := c.Node(0).Ledger().Create(ctx, 0, c.Node(1).ID(), c.Node(2).ID()); err != nil {
 		t.Fatalf("create the ledger: %v", err)
 	}
+	echo, err := c.Node(0).Services().Publish(ctx, bytes.NewReader(wasmtest.Module(t, "echo")), service.PublishOptions{Name: "chaos-echo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each node compiles the module before the chaos, so that the
+	// service calls during it are many.
+	for i := range n {
+		if _, err := c.Node(0).Service(echo.ID().String()).On(c.Node(i).ID()).Call(ctx, []byte("warm")); err != nil {
+			t.Fatalf("echo on node %d: %v", i, err)
+		}
+	}
 
 	log := &chaosLog{calls: map[string]bool{}}
 	stop := make(chan struct{})
@@ -89,6 +116,7 @@ func TestChaos(t *testing.T) {
 		func(r *rand.Rand) { chaosAdd(ctx, c, r, log) },
 		func(r *rand.Rand) { chaosCall(ctx, c, r, log) },
 		func(r *rand.Rand) { chaosPay(ctx, c, r, log) },
+		func(r *rand.Rand) { chaosService(ctx, c, r, log, echo.ID().String()) },
 	} {
 		workers.Add(1)
 		r := rand.New(rand.NewSource(seed + int64(w) + 1))
@@ -119,6 +147,7 @@ func TestChaos(t *testing.T) {
 			i := rng.Intn(n)
 			if !down[i] {
 				t.Logf("fault %d: crash node %d", k, i)
+				log.epochs[i].Add(1)
 				c.Crash(i)
 				down[i] = true
 			}
@@ -175,7 +204,7 @@ func TestChaos(t *testing.T) {
 
 	log.mu.Lock()
 	defer log.mu.Unlock()
-	t.Logf("chaos: %d operations, %d adds acknowledged, %d calls, %d transfers accepted", log.ops.Load(), len(log.adds), len(log.calls), log.paid.Load())
+	t.Logf("chaos: %d operations, %d adds acknowledged, %d calls, %d service runs, %d transfers accepted", log.ops.Load(), len(log.adds), len(log.calls), len(log.runs), log.paid.Load())
 
 	// No acknowledged add is lost: the node that said it stored the
 	// bytes has them, and they read back the same.
@@ -217,6 +246,35 @@ func TestChaos(t *testing.T) {
 		}
 		if v, found := chaosRuns.Load(token); !found || v.(*atomic.Int32).Load() != 1 {
 			t.Errorf("call %s answered without running once", token)
+		}
+	}
+	// Every service run is recorded once: no call is in the records
+	// twice, on one node or two, and each that returned an output is in
+	// the records of the node that answered, unless that node crashed
+	// since (its records went with it).
+	recorded := map[string][]int{} // call -> the nodes that recorded it
+	full := map[int]bool{}         // nodes whose records overflowed
+	for i, node := range c.Nodes() {
+		runs := node.Services().Runs()
+		full[i] = len(runs) >= 256
+		for _, r := range runs {
+			if r.Call == "" {
+				t.Errorf("node %d recorded a run of %s with no call name", i, r.Service)
+			}
+			recorded[r.Call] = append(recorded[r.Call], i)
+		}
+	}
+	for call, nodes := range recorded {
+		if len(nodes) > 1 {
+			t.Errorf("service call %s recorded %d times, by nodes %v", call, len(nodes), nodes)
+		}
+	}
+	for _, r := range log.runs {
+		if log.epochs[r.node].Load() != r.epoch || full[r.node] {
+			continue
+		}
+		if nodes := recorded[r.call]; len(nodes) != 1 || nodes[0] != r.node {
+			t.Errorf("service call %s, answered by node %d, is recorded by nodes %v", r.call, r.node, nodes)
 		}
 	}
 	// The ledger's copies converge, and each sums to zero.
@@ -280,6 +338,37 @@ func chaosCall(ctx context.Context, c *nubetest.C, r *rand.Rand, log *chaosLog) 
 	log.mu.Lock()
 	log.calls[token] = err == nil && got == token
 	log.mu.Unlock()
+}
+
+// chaosService calls the echo service on a random node, with others to
+// try should it be unreachable.
+func chaosService(ctx context.Context, c *nubetest.C, r *rand.Rand, log *chaosLog, ref string) {
+	from, _ := running(c, r)
+	if from == nil {
+		return
+	}
+	var on []peer.ID
+	epochs := map[peer.ID]int32{}
+	index := map[peer.ID]int{}
+	for _, i := range r.Perm(c.Len()) {
+		if node := c.Node(i); node != nil && node != from {
+			on = append(on, node.ID())
+			epochs[node.ID()], index[node.ID()] = log.epochs[i].Load(), i
+		}
+	}
+	if len(on) == 0 {
+		return
+	}
+	in := fmt.Appendf(nil, "%x", r.Uint64())
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for _, res := range from.Service(ref).On(on...).CallN(cctx, 1, in) {
+		if res.Err == nil && bytes.Equal(res.Output, in) {
+			log.mu.Lock()
+			log.runs = append(log.runs, serviceRun{call: res.Call, node: index[res.Peer], epoch: epochs[res.Peer]})
+			log.mu.Unlock()
+		}
+	}
 }
 
 func chaosPay(ctx context.Context, c *nubetest.C, r *rand.Rand, log *chaosLog) {

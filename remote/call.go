@@ -239,7 +239,7 @@ type outCall struct {
 // open starts a call to p: it opens a stream and sends the call frame.
 func (e *Endpoint) open(ctx context.Context, p peer.ID, fn string, in []byte, stream bool) (*outCall, error) {
 	if e == nil {
-		return nil, &Error{Func: fn, Peer: p, Code: CodeUnreachable, Message: "no local node to call from"}
+		return nil, &Error{Func: fn, Peer: p, Code: CodeUnreachable, Message: "no local node to call from", unsent: true}
 	}
 	if len(in) > MaxInput {
 		return nil, &Error{Func: fn, Peer: p, Code: CodeInputTooLarge, Message: fmt.Sprintf("%d bytes, over the limit of %d for any call", len(in), MaxInput)}
@@ -259,21 +259,25 @@ func (e *Endpoint) open(ctx context.Context, p peer.ID, fn string, in []byte, st
 		return nil, e.ctxError(ctx, fn, p, err)
 	}
 	if err := e.reach(ctx, p); err != nil {
-		return nil, &Error{Func: fn, Peer: p, Code: CodeUnreachable, Message: err.Error(), cause: err}
+		return nil, &Error{Func: fn, Peer: p, Code: CodeUnreachable, Message: err.Error(), cause: err, unsent: true}
 	}
 	s, err := e.host.NewStream(network.WithAllowLimitedConn(ctx, "remote call"), p, Protocol)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, e.ctxError(ctx, fn, p, err)
 		}
-		return nil, &Error{Func: fn, Peer: p, Code: CodeUnreachable, Message: err.Error(), cause: err}
+		return nil, &Error{Func: fn, Peer: p, Code: CodeUnreachable, Message: err.Error(), cause: err, unsent: true}
 	}
 	c := &outCall{e: e, p: p, fn: fn, s: s,
 		ws: wire.NewStream(s, wire.WithMaxFrame(e.maxResult+replyOverhead), wire.WithMaxSend(MaxInput+callOverhead), wire.WithoutRecvTimeout())}
 	if len(in) <= inlineWrite {
 		if err := c.ws.Send(ctx, m); err != nil {
 			_ = s.Reset()
-			return nil, c.fail(ctx, err)
+			err = c.fail(ctx, err)
+			if re := (*Error)(nil); errors.As(err, &re) {
+				re.unsent = true // a frame not wholly sent is never run
+			}
+			return nil, err
 		}
 		return c, nil
 	}
@@ -450,7 +454,7 @@ func (e *Endpoint) selfCall(ctx context.Context, fn string, in []byte, stream bo
 		return nil, &Error{Func: fn, Peer: e.ID(), Code: CodeBadInput, Message: kindMismatch(fn, h.info().Stream)}
 	}
 	if !e.enter() {
-		return nil, &Error{Func: fn, Peer: e.ID(), Code: CodeUnreachable, Message: "this node is shutting down"}
+		return nil, &Error{Func: fn, Peer: e.ID(), Code: CodeUnreachable, Message: "this node is shutting down", unsent: true}
 	}
 	done := make(chan error, 1)
 	go func() {

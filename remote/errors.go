@@ -124,7 +124,17 @@ type Error struct {
 	// cause is the local error behind the failure, when there is one: the
 	// dial error, the stream error, or a self-call's own error value.
 	cause error
+	// unsent: the call failed before any of it left this node.
+	unsent bool
 }
+
+// MayHaveRun reports whether the function may have run on the peer
+// despite the error. It is false only for a call that failed before its
+// input left this node (no route to the peer, no stream, this node
+// shutting down): such a call may be sent elsewhere without risk of
+// running twice. A call cut after it was sent may have run, and its
+// reply been lost.
+func (e *Error) MayHaveRun() bool { return !e.unsent }
 
 func (e *Error) Error() string {
 	where := fmt.Sprintf("remote call %s on %s", e.Func, shortID(e.Peer))

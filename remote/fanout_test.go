@@ -61,6 +61,12 @@ func TestOnAllWithKill(t *testing.T) {
 			if !errors.Is(r.Err, remote.ErrUnreachable) {
 				t.Errorf("killed node: err = %v, want ErrUnreachable", r.Err)
 			}
+			// It was running when its node died: nothing says it
+			// did not finish.
+			var re *remote.Error
+			if !errors.As(r.Err, &re) || !re.MayHaveRun() {
+				t.Errorf("killed node: a call cut while it ran says it did not run: %v", r.Err)
+			}
 			continue
 		}
 		if r.Err != nil || r.Value != p {

@@ -369,11 +369,17 @@ func (e *Endpoint) callLane(ctx context.Context, p peer.ID, fn string, in []byte
 			return nil, e.ctxError(ctx, fn, p, err)
 		}
 		if l == nil || try == 1 {
-			return nil, &Error{Func: fn, Peer: p, Code: CodeUnreachable, Message: err.Error(), cause: err}
+			return nil, &Error{Func: fn, Peer: p, Code: CodeUnreachable, Message: err.Error(), cause: err, unsent: true}
 		}
 	}
 	if err := l.send(m); err != nil {
+		// A frame not wholly sent is never run: the call may go
+		// elsewhere.
 		l.kill(err)
+		if ctx.Err() != nil {
+			return nil, e.ctxError(ctx, fn, p, err)
+		}
+		return nil, &Error{Func: fn, Peer: p, Code: CodeUnreachable, Message: err.Error(), cause: err, unsent: true}
 	}
 	select {
 	case r := <-w.done:

@@ -314,6 +314,9 @@ func TestErrorKinds(t *testing.T) {
 
 	_, err = upper.At(a, strangerID(t)).Call(ctx, "x")
 	check("a peer no one knows", err, remote.ErrUnreachable, remote.CodeUnreachable, "")
+	if re := (*remote.Error)(nil); !errors.As(err, &re) || re.MayHaveRun() {
+		t.Errorf("a call to a peer no one knows may have run, it says: %v", err)
+	}
 }
 
 // strangerID returns the ID of a peer no node knows.

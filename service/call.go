@@ -138,6 +138,9 @@ type Result struct {
 	Cold bool
 	// Cost is what the stages cost, in millicredits.
 	Cost int64
+	// Call names the call in this node's CallRecord and in the
+	// Records of the node that ran it.
+	Call string
 	Err  error
 }
 
@@ -206,13 +209,16 @@ func (p *Pipeline) CallN(ctx context.Context, n int, in []byte) iter.Seq2[peer.I
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				// One ID for the call, whichever node runs it: a node
+				// that records it twice ran it twice.
+				id := rand.Uint64()
 				r := Result{Err: fmt.Errorf("pipeline %s: no node left to run it (%d asked for)", p, n)}
 				for {
 					pid, ok := next()
 					if !ok {
 						break
 					}
-					r = p.runOn(ctx, pid, stages, in)
+					r = p.runOn(ctx, pid, stages, in, id)
 					if r.Err == nil || !retryable(r.Err) || ctx.Err() != nil {
 						break
 					}
@@ -242,9 +248,14 @@ func (p *Pipeline) CallN(ctx context.Context, n int, in []byte) iter.Seq2[peer.I
 }
 
 // retryable reports whether err says the node could not run the job at
-// all, so another node may.
+// all, so another node may. A node cut off after the request reached it
+// may have run it (and billed it): that call ends in its error rather
+// than run twice.
 func retryable(err error) bool {
-	for _, e := range []error{remote.ErrUnreachable, remote.ErrRefused, remote.ErrNoSuchFunction, ErrNoCompute, ErrNotOffered, ErrBusy, ErrModuleUnavailable} {
+	if re := (*remote.Error)(nil); errors.As(err, &re) && re.Code == remote.CodeUnreachable {
+		return !re.MayHaveRun()
+	}
+	for _, e := range []error{remote.ErrRefused, remote.ErrNoSuchFunction, ErrNoCompute, ErrNotOffered, ErrBusy, ErrModuleUnavailable} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -253,12 +264,12 @@ func retryable(err error) bool {
 }
 
 // runOn runs every stage on node pid, feeding each output on.
-func (p *Pipeline) runOn(ctx context.Context, pid peer.ID, stages []*Descriptor, in []byte) Result {
-	r := Result{Peer: pid}
+func (p *Pipeline) runOn(ctx context.Context, pid peer.ID, stages []*Descriptor, in []byte, id uint64) Result {
+	r := Result{Peer: pid, Call: callName(id)}
 	start := time.Now()
 	lim := limitsToWire(p.limits)
 	for i, d := range stages {
-		reply, cost, err := p.callStage(ctx, pid, d, in, lim)
+		reply, cost, err := p.callStage(ctx, pid, d, in, lim, id)
 		r.Cost += cost
 		if err != nil {
 			r.Err = err
@@ -289,7 +300,7 @@ func (p *Pipeline) runOn(ctx context.Context, pid peer.ID, stages []*Descriptor,
 	if r.Err == nil {
 		r.Output = in
 	}
-	c := CallRecord{At: start, Service: p.String(), Peer: pid, Usage: r.Usage, Elapsed: r.Elapsed, Cost: r.Cost}
+	c := CallRecord{At: start, Service: p.String(), Peer: pid, Call: r.Call, Usage: r.Usage, Elapsed: r.Elapsed, Cost: r.Cost}
 	if r.Err != nil {
 		c.Error = r.Err.Error()
 	}
@@ -306,7 +317,7 @@ const fetchAllowance = 2 * time.Minute
 // an answer: the stage's run limit plus time to fetch and compile. A
 // priced stage on another node carries a reserve of the most it may cost,
 // and its receipt is checked and settled; the cost comes back.
-func (p *Pipeline) callStage(ctx context.Context, pid peer.ID, d *Descriptor, in []byte, lim *limitsWire) (runReply, int64, error) {
+func (p *Pipeline) callStage(ctx context.Context, pid peer.ID, d *Descriptor, in []byte, lim *limitsWire, id uint64) (runReply, int64, error) {
 	run := p.limits.Timeout
 	if run <= 0 {
 		run = d.Limits.Timeout
@@ -320,7 +331,7 @@ func (p *Pipeline) callStage(ctx context.Context, pid peer.ID, d *Descriptor, in
 		defer cancel()
 	}
 	m := p.m
-	req := runRequest{Descriptor: d.raw, Input: in, Limits: lim, Cert: &m.cert}
+	req := runRequest{Descriptor: d.raw, Input: in, Limits: lim, Cert: &m.cert, Call: id}
 	if !d.Price.IsZero() && pid != m.self && m.cfg.Payments != nil {
 		var err error
 		if req.Reserve, err = m.cfg.Payments.Reserve(pid, d.Price, d.Price.Most(run), reserveTTL(run)); err != nil {

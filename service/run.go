@@ -137,6 +137,8 @@ type runRequest struct {
 	Cert *identity.Cert `cbor:"4,keyasint,omitempty"`
 	// Reserve is the caller's signed reserve for a priced run.
 	Reserve []byte `cbor:"5,keyasint,omitempty"`
+	// Call is the caller's name for the call, kept in the run's Record.
+	Call uint64 `cbor:"6,keyasint,omitempty"`
 }
 
 type usageWire struct {
@@ -178,14 +180,16 @@ var runFn = remote.Declare[runRequest, runReply]("nube.service.run")
 // Record is one run this node did, with what it cost. The credit ledger
 // charges for work from these.
 type Record struct {
-	At         time.Time  `json:"at"`
-	Service    string     `json:"service"`
-	Descriptor cid.Cid    `json:"descriptor"`
-	Module     cid.Cid    `json:"module"`
-	Caller     peer.ID    `json:"caller"`
-	Usage      wasm.Usage `json:"usage"`
-	Cold       bool       `json:"cold,omitempty"`
-	Error      string     `json:"error,omitempty"`
+	At         time.Time `json:"at"`
+	Service    string    `json:"service"`
+	Descriptor cid.Cid   `json:"descriptor"`
+	Module     cid.Cid   `json:"module"`
+	Caller     peer.ID   `json:"caller"`
+	// Call is the caller's name for the call (its CallRecord.Call).
+	Call  string     `json:"call,omitempty"`
+	Usage wasm.Usage `json:"usage"`
+	Cold  bool       `json:"cold,omitempty"`
+	Error string     `json:"error,omitempty"`
 	// Earned is what the run was billed, in millicredits (zero for a
 	// free run, or one for this node's own user).
 	Earned int64 `json:"earned,omitempty"`
@@ -197,6 +201,7 @@ type CallRecord struct {
 	At      time.Time     `json:"at"`
 	Service string        `json:"service"` // the service or pipeline called
 	Peer    peer.ID       `json:"peer"`    // the node that ran it
+	Call    string        `json:"call"`    // the call's name in the Records of Peer
 	Usage   wasm.Usage    `json:"usage"`
 	Elapsed time.Duration `json:"elapsed"`
 	Error   string        `json:"error,omitempty"`
@@ -225,6 +230,14 @@ func appendLatest[T any](s []T, v T) []T {
 		s = s[:maxRecords-1]
 	}
 	return append(s, v)
+}
+
+// callName is how records show a call's ID.
+func callName(id uint64) string {
+	if id == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%016x", id)
 }
 
 // maxRecords is how many runs Runs (and calls Calls) remembers.
@@ -324,7 +337,7 @@ func (m *Manager) serveRun(ctx context.Context, from peer.ID, req runRequest) ru
 	}
 	// Record the run while it still holds its slot: the records then
 	// follow the slot's order, and each ends before the next begins.
-	rec := Record{At: time.Now(), Service: d.Label(), Descriptor: d.id, Module: d.Module, Caller: from, Usage: res.Usage, Cold: cold}
+	rec := Record{At: time.Now(), Service: d.Label(), Descriptor: d.id, Module: d.Module, Caller: from, Call: callName(req.Call), Usage: res.Usage, Cold: cold}
 	if err != nil {
 		rec.Error = err.Error()
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/internal/wasmtest"
 	"github.com/nubecloud/nube/nubetest"
+	"github.com/nubecloud/nube/remote"
 	"github.com/nubecloud/nube/service"
 	"github.com/nubecloud/nube/wasm"
 )
@@ -365,4 +366,69 @@ func TestExitErrorAcrossNodes(t *testing.T) {
 	if errors.Is(err, wasm.ErrTrap) || errors.Is(err, service.ErrBusy) {
 		t.Fatalf("the exit matches other kinds too: %v", err)
 	}
+}
+
+// TestNotRunTwice: a call whose node dies after the request reached it
+// ends in an error, and is not run again elsewhere (the first run may
+// have finished, and been billed); a call whose node was gone before it
+// was sent moves on to the next node.
+func TestNotRunTwice(t *testing.T) {
+	c := nubetest.Cluster(t, 4, nubetest.WithConfig(func(i int, cfg *nube.Config) {
+		cfg.NoCompute = i == 0
+	}))
+	a, b, d := c.Node(0), c.Node(1), c.Node(2)
+	publish(t, a, "loop", "loop", "never ends")
+	ctx := nubetest.Context(t, 6*time.Minute)
+	pipe := a.Service("loop").WithLimits(wasm.Limits{Timeout: time.Minute})
+
+	done := make(chan service.Result, 1)
+	go func() {
+		for _, r := range pipe.On(b.ID(), d.ID()).CallN(ctx, 1, nil) {
+			done <- r
+		}
+	}()
+	nubetest.Eventually(t, ctx, func() bool { return gauge(t, b, "nube_service_jobs_running") == 1 },
+		func() string { return "the run never started on node 1" })
+	c.Crash(1)
+	var r service.Result
+	select {
+	case r = <-done:
+	case <-ctx.Done():
+		t.Fatal("the call never returned after its node crashed")
+	}
+	if r.Peer != b.ID() || !errors.Is(r.Err, remote.ErrUnreachable) {
+		t.Fatalf("a call cut mid-run: ran on %s, err %v; want node 1's error", r.Peer, r.Err)
+	}
+	if runs := d.Services().Runs(); len(runs) != 0 {
+		t.Fatalf("the call cut on node 1 ran again on node 2: %+v", runs)
+	}
+
+	// Node 1 is gone now: a call that cannot reach it goes to node 3.
+	up := a.Service("upper")
+	publish(t, a, "upper", "upper", "upper-cases text")
+	third := c.Node(3)
+	for _, r := range up.On(b.ID(), third.ID()).CallN(ctx, 1, []byte("x")) {
+		if r.Err != nil || r.Peer != third.ID() || string(r.Output) != "X" {
+			t.Fatalf("a call to a crashed node then node 3: ran on %s, %q, %v", r.Peer, r.Output, r.Err)
+		}
+		runs := third.Services().Runs()
+		if len(runs) != 1 || runs[0].Call != r.Call {
+			t.Fatalf("node 3 recorded %+v, want the one call %s", runs, r.Call)
+		}
+	}
+}
+
+// gauge reads a gauge from n's metrics.
+func gauge(t *testing.T, n *nube.Node, name string) float64 {
+	t.Helper()
+	mfs, err := n.Metrics().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return 0
 }
