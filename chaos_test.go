@@ -64,7 +64,8 @@ type ackedAdd struct {
 }
 
 // TestChaos runs a network of five nodes (three of them keep a ledger)
-// through a random schedule of crashes, restarts, partitions and heals
+// through a random schedule of crashes, restarts, partitions, heals and
+// slow or lossy links
 // while clients add content, make remote calls and move credit on every
 // node. Then it heals everything and checks what must hold whatever
 // happened: no add a node acknowledged is lost; every stored block
@@ -91,7 +92,7 @@ func TestChaos(t *testing.T) {
 	rng := rand.New(rand.NewSource(seed))
 
 	const n = 5
-	c := nubetest.Cluster(t, n, nubetest.WithDataDirs())
+	c := nubetest.Cluster(t, n, nubetest.WithDataDirs(), nubetest.WithShaping())
 	ctx := nubetest.Context(t, 8*time.Minute)
 	ledgerNodes := []int{0, 1, 2}
 	if _, err := c.Node(0).Ledger().Create(ctx, 0, c.Node(1).ID(), c.Node(2).ID()); err != nil {
@@ -142,7 +143,7 @@ func TestChaos(t *testing.T) {
 		next := log.ops.Load() + 6
 		nubetest.Eventually(t, ctx, func() bool { return log.ops.Load() >= next },
 			func() string { return fmt.Sprintf("the clients stalled before fault %d", k) })
-		switch f := rng.Intn(4); {
+		switch f := rng.Intn(5); {
 		case f == 0 && len(down) < 2:
 			i := rng.Intn(n)
 			if !down[i] {
@@ -166,6 +167,15 @@ func TestChaos(t *testing.T) {
 			t.Logf("fault %d: partition %v | %v", k, perm[:cut], perm[cut:])
 			c.Partition(perm[:cut], perm[cut:])
 			partitioned = true
+		case f == 3:
+			i := rng.Intn(n)
+			j := (i + 1 + rng.Intn(n-1)) % n
+			l := nubetest.Link{Latency: time.Duration(rng.Intn(80)) * time.Millisecond, Loss: rng.Float64() * 0.05}
+			if rng.Intn(2) == 0 {
+				l.Bandwidth = int64(256<<10 + rng.Intn(4<<20))
+			}
+			t.Logf("fault %d: link %d-%d: %v each way, %.1f%% loss, %d B/s", k, i, j, l.Latency, 100*l.Loss, l.Bandwidth)
+			c.Shape(i, j, l)
 		default:
 			if partitioned {
 				t.Logf("fault %d: heal", k)
@@ -186,6 +196,11 @@ func TestChaos(t *testing.T) {
 	}
 
 	// Mend everything.
+	for i := range n {
+		for j := i + 1; j < n; j++ {
+			c.Shape(i, j, nubetest.Link{})
+		}
+	}
 	c.Heal(ctx)
 	for i := range down {
 		if _, err := c.Restart(ctx, i); err != nil {
@@ -418,5 +433,70 @@ func TestPartitionHolds(t *testing.T) {
 		if err := cross(p[0], p[1]); err != nil {
 			t.Fatalf("node %d to node %d after Heal: %v", p[0], p[1], err)
 		}
+	}
+}
+
+// TestShapedLinks checks the harness's link shaping: a link's latency,
+// bandwidth and loss slow what crosses it (the test bounds times from
+// below only: a loaded machine can only make them longer), and nothing
+// that crosses a lossy link is lost or changed.
+func TestShapedLinks(t *testing.T) {
+	c := nubetest.Cluster(t, 2, nubetest.WithShaping())
+	ctx := nubetest.Context(t, 2*time.Minute)
+	a, b := c.Node(0), c.Node(1)
+
+	const latency = 40 * time.Millisecond
+	c.Shape(0, 1, nubetest.Link{Latency: latency})
+	start := time.Now()
+	if _, err := chaosEcho.At(a, b.ID()).Call(ctx, "shaped"); err != nil {
+		t.Fatal(err)
+	}
+	if rtt := time.Since(start); rtt < 2*latency {
+		t.Fatalf("a call over a link of %v each way took %v: less than a round trip", latency, rtt)
+	}
+
+	fetch := func(size int) (time.Duration, error) {
+		data := make([]byte, size)
+		rand.Read(data)
+		id, err := a.Add(ctx, bytes.NewReader(data))
+		if err != nil {
+			return 0, err
+		}
+		start := time.Now()
+		f, err := b.Content().Get(ctx, id.String())
+		if err != nil {
+			return 0, err
+		}
+		defer f.Close()
+		got, err := io.ReadAll(f)
+		if err != nil {
+			return 0, err
+		}
+		if !bytes.Equal(got, data) {
+			return 0, fmt.Errorf("%d bytes fetched differ from the %d added", len(got), len(data))
+		}
+		return time.Since(start), nil
+	}
+	const rate = 1 << 20
+	c.Shape(0, 1, nubetest.Link{Bandwidth: rate})
+	took, err := fetch(3 << 19)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took < 1400*time.Millisecond {
+		t.Fatalf("1.5 MiB over a link of 1 MiB/s took %v", took)
+	}
+
+	c.Shape(0, 1, nubetest.Link{Latency: 5 * time.Millisecond, Loss: 0.2})
+	if took, err = fetch(512 << 10); err != nil {
+		t.Fatalf("over a lossy link: %v", err)
+	}
+	if took < 200*time.Millisecond {
+		t.Fatalf("512 KiB over a link losing 20%% of packets took %v, less than one retransmission", took)
+	}
+
+	c.Shape(0, 1, nubetest.Link{})
+	if _, err := fetch(64 << 10); err != nil {
+		t.Fatalf("after the link is mended: %v", err)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -125,6 +126,12 @@ type Config struct {
 	// MaxMemory bounds the memory peers' connections and streams may
 	// reserve. Zero means 512 MiB.
 	MaxMemory int64
+	// Dial, if set, opens the node's outgoing TCP connections in place
+	// of the system's dialer (network is "tcp4" or "tcp6", address
+	// "host:port"), with no port reuse, so no TCP hole punching. It is
+	// for programs that carry or shape the node's links themselves:
+	// nubetest's link shaping, a SOCKS proxy.
+	Dial func(ctx context.Context, network, address string) (net.Conn, error)
 	// ProvideAll announces every block of pinned content to the DHT, not
 	// only the roots.
 	ProvideAll bool
@@ -292,6 +299,7 @@ func (n *Node) start(ctx context.Context) error {
 		RelayService:  cfg.RelayService,
 		PortMap:       !cfg.NoPortMap,
 		MaxMemory:     cfg.MaxMemory,
+		Dial:          cfg.Dial,
 		Registerer:    n.reg,
 		Logger:        n.log,
 		// The remote-call policy, not the resource manager, decides how

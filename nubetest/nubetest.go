@@ -1,7 +1,9 @@
 // Package nubetest starts clusters of real nube nodes in one process for
 // tests. The nodes speak real libp2p over loopback (TCP and QUIC on
 // 127.0.0.1); nothing is mocked. Tests cause faults on purpose through the
-// cluster: Kill a node, Restart it on its data dir, Disconnect two nodes.
+// cluster: Kill or Crash a node, Restart it on its data dir, Disconnect
+// two nodes, Partition the cluster until Heal, and (WithShaping) Shape a
+// link's latency, loss and bandwidth.
 //
 //	c := nubetest.Cluster(t, 5)
 //	a, b := c.Node(0), c.Node(1)
@@ -33,6 +35,7 @@ var LoopbackListen = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic
 type options struct {
 	bootstrapOnly bool
 	dataDirs      bool
+	shaping       bool
 	timeout       time.Duration
 	config        func(i int, c *nube.Config)
 }
@@ -66,6 +69,7 @@ type C struct {
 	nodes []*nube.Node
 	cfgs  []nube.Config
 	cut   map[[2]int]bool // node pairs a partition holds apart, lower index first
+	links map[[2]int]Link // shaped links, lower index first
 	ids   []peer.ID       // each node's ID as last started
 }
 
@@ -98,6 +102,10 @@ func Cluster(t testing.TB, n int, opts ...Option) *C {
 			for _, a := range c.nodes[0].Addrs() {
 				cfg.Bootstrap = append(cfg.Bootstrap, a.String())
 			}
+		}
+		if o.shaping {
+			cfg.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
+			cfg.Dial = c.dialer(i)
 		}
 		if o.config != nil {
 			o.config(i, &cfg)

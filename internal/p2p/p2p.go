@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"slices"
 	"sync"
 	"time"
@@ -113,6 +114,10 @@ type Config struct {
 	MaxMemory int64
 	// MaxFD bounds the file descriptors libp2p may use. Zero means 512.
 	MaxFD int
+	// Dial, if set, opens every outgoing TCP connection in place of the
+	// system's dialer, without SO_REUSEPORT (so TCP hole punching is
+	// lost). Nil dials as usual.
+	Dial func(ctx context.Context, network, address string) (net.Conn, error)
 	// ProtocolStreams raises the resource manager's cap on the streams one
 	// peer may have open on a protocol (64 inbound by default), for
 	// protocols whose own policy decides how many it takes.
@@ -230,6 +235,24 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	return h, nil
 }
 
+// tcpOptions are the TCP transport's options: Config.Dial as its only
+// dialer, if set.
+func (h *Host) tcpOptions(cfg Config) []any {
+	if cfg.Dial == nil {
+		return nil
+	}
+	return []any{tcp.WithDialerForAddr(func(ma.Multiaddr) (tcp.ContextDialer, error) {
+		return dialFunc(cfg.Dial), nil
+	})}
+}
+
+// dialFunc is a tcp.ContextDialer made of a function.
+type dialFunc func(ctx context.Context, network, address string) (net.Conn, error)
+
+func (f dialFunc) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	return f(ctx, network, address)
+}
+
 func (h *Host) hostOptions(cfg Config) ([]libp2p.Option, error) {
 	low, high := cfg.ConnLow, cfg.ConnHigh
 	if low <= 0 {
@@ -259,7 +282,7 @@ func (h *Host) hostOptions(cfg Config) ([]libp2p.Option, error) {
 		// machine cannot share the port through it: checkFree binds every
 		// fixed listen port without SO_REUSEPORT before the host starts,
 		// which fails while this node holds it.
-		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(tcp.NewTCPTransport, h.tcpOptions(cfg)...),
 		libp2p.Transport(quic.NewTransport),
 		libp2p.Security(libp2ptls.ID, libp2ptls.New),
 		libp2p.Security(noise.ID, noise.New),
