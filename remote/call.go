@@ -258,15 +258,25 @@ func (e *Endpoint) open(ctx context.Context, p peer.ID, fn string, in []byte, st
 	if err := ctx.Err(); err != nil {
 		return nil, e.ctxError(ctx, fn, p, err)
 	}
-	if err := e.reach(ctx, p); err != nil {
-		return nil, &Error{Func: fn, Peer: p, Code: CodeUnreachable, Message: err.Error(), cause: err, unsent: true}
-	}
-	s, err := e.host.NewStream(network.WithAllowLimitedConn(ctx, "remote call"), p, Protocol)
-	if err != nil {
+	// A connection may close between being made and carrying the
+	// stream: one more try dials again.
+	var s network.Stream
+	for try := 0; ; try++ {
+		err := e.reach(ctx, p)
+		if err == nil {
+			if s, err = e.host.NewStream(network.WithAllowLimitedConn(ctx, "remote call"), p, Protocol); err == nil {
+				break
+			}
+		}
 		if ctx.Err() != nil {
 			return nil, e.ctxError(ctx, fn, p, err)
 		}
-		return nil, &Error{Func: fn, Peer: p, Code: CodeUnreachable, Message: err.Error(), cause: err, unsent: true}
+		if try == 1 {
+			return nil, &Error{Func: fn, Peer: p, Code: CodeUnreachable, Message: err.Error(), cause: err, unsent: true}
+		}
+		if err := retryPause(ctx); err != nil {
+			return nil, e.ctxError(ctx, fn, p, err)
+		}
 	}
 	c := &outCall{e: e, p: p, fn: fn, s: s,
 		ws: wire.NewStream(s, wire.WithMaxFrame(e.maxResult+replyOverhead), wire.WithMaxSend(MaxInput+callOverhead), wire.WithoutRecvTimeout())}
@@ -286,8 +296,23 @@ func (e *Endpoint) open(ctx context.Context, p peer.ID, fn string, in []byte, st
 	return c, nil
 }
 
-// reach makes sure the host has an address for p, asking FindPeer if it is
-// neither connected nor known.
+// retryPause is the wait before a call's second try to open a stream: long
+// enough for a dial under way when the first try failed (another part of
+// the node redialling a connection that just closed) to finish.
+func retryPause(ctx context.Context) error {
+	t := time.NewTimer(100 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// reach connects to p unless it is connected, asking FindPeer for its
+// addresses if none is known. (A node's host asks its DHT again when the
+// known addresses fail.)
 func (e *Endpoint) reach(ctx context.Context, p peer.ID) error {
 	if p == "" {
 		return errors.New("no peer ID")
@@ -296,13 +321,14 @@ func (e *Endpoint) reach(ctx context.Context, p peer.ID) error {
 	case network.Connected, network.Limited:
 		return nil
 	}
-	if e.find == nil || len(e.host.Peerstore().Addrs(p)) > 0 {
-		return nil
+	ai := peer.AddrInfo{ID: p}
+	if e.find != nil && len(e.host.Peerstore().Addrs(p)) == 0 {
+		var err error
+		if ai, err = e.find(ctx, p); err != nil {
+			return fmt.Errorf("find peer: %w", err)
+		}
 	}
-	if _, err := e.find(ctx, p); err != nil {
-		return fmt.Errorf("find peer: %w", err)
-	}
-	return nil
+	return e.host.Connect(network.WithAllowLimitedConn(ctx, "remote call"), ai)
 }
 
 // recv reads the next reply frame.

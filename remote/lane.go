@@ -355,31 +355,30 @@ func (e *Endpoint) callLane(ctx context.Context, p peer.ID, fn string, in []byte
 	}
 	var l *lane
 	var w *laneWait
-	// A lane may die between being picked and being used; one more try
-	// then opens a fresh one.
+	// A lane may die between being picked and being used, and a new
+	// connection may close before a lane opens on it; one more try then
+	// dials again and opens a fresh lane. A call not wholly sent never
+	// ran, so trying again cannot run it twice.
 	for try := 0; ; try++ {
 		var err error
 		l, err = e.laneTo(ctx, p)
 		if err == nil {
 			if m.ID, w, err = l.start(); err == nil {
-				break
+				if err = l.send(m); err == nil {
+					break
+				}
+				l.kill(err)
 			}
 		}
 		if ctx.Err() != nil {
 			return nil, e.ctxError(ctx, fn, p, err)
 		}
-		if l == nil || try == 1 {
+		if try == 1 {
 			return nil, &Error{Func: fn, Peer: p, Code: CodeUnreachable, Message: err.Error(), cause: err, unsent: true}
 		}
-	}
-	if err := l.send(m); err != nil {
-		// A frame not wholly sent is never run: the call may go
-		// elsewhere.
-		l.kill(err)
-		if ctx.Err() != nil {
+		if err := retryPause(ctx); err != nil {
 			return nil, e.ctxError(ctx, fn, p, err)
 		}
-		return nil, &Error{Func: fn, Peer: p, Code: CodeUnreachable, Message: err.Error(), cause: err, unsent: true}
 	}
 	select {
 	case r := <-w.done:
