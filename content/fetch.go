@@ -126,7 +126,7 @@ type fetchEvent struct {
 	blocks    []blocks.Block
 	haves     []cid.Cid
 	dontHaves []cid.Cid
-	found     *peer.AddrInfo // a provider the DHT named
+	found     *peer.AddrInfo // a provider the DHT named, now connected
 }
 
 func (f *fetch) post(ev fetchEvent) {
@@ -246,12 +246,26 @@ func (f *fetch) findProviders(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		// Each provider is dialled here, off the fetch's loop: a record's
+		// addresses may be stale (a node behind a NAT moves), and the
+		// host then looks the peer up afresh, which takes longer than
+		// the loop may wait.
+		var dials sync.WaitGroup
 		for ai := range f.s.routing.FindProvidersAsync(ctx, f.root, 20) {
 			if ai.ID == f.s.cfg.Host.ID() {
 				continue
 			}
-			f.post(fetchEvent{found: &ai})
+			dials.Add(1)
+			go func() {
+				defer dials.Done()
+				cctx, cancel := context.WithTimeout(ctx, maxTimeout)
+				defer cancel()
+				if err := f.s.cfg.Host.Connect(cctx, ai); err == nil {
+					f.post(fetchEvent{found: &ai})
+				}
+			}()
 		}
+		dials.Wait()
 		if wait < searchAgainMin {
 			wait = searchAgainMin
 		} else {
@@ -556,13 +570,7 @@ func (f *fetch) handleInbox(ctx context.Context) error {
 	f.mu.Unlock()
 	for _, ev := range evs {
 		if ev.found != nil {
-			if !f.shouldAsk(ev.found.ID) {
-				continue
-			}
-			cctx, cancel := context.WithTimeout(ctx, minTimeout)
-			err := f.s.cfg.Host.Connect(cctx, *ev.found)
-			cancel()
-			if err == nil {
+			if f.shouldAsk(ev.found.ID) {
 				f.ask(ctx, ev.found.ID)
 			}
 			continue

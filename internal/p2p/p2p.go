@@ -37,6 +37,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/core/routing"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
@@ -734,9 +735,66 @@ func ctxErr(ctx context.Context, err error) error {
 	return err
 }
 
+// Connect connects to ai.ID with the addresses given and those known. If
+// that fails, it asks the DHT for the peer's addresses now and tries them:
+// a peer behind a NAT changes addresses (a relay reservation taken after
+// it announced itself, a new port), and the addresses a provider record
+// or an old peer book gave may no longer reach it.
+//
+// libp2p's dial worker for a peer hands every new request the
+// connection it made earlier to an address, for as long as the worker
+// runs (while any dial to that peer is under way, such as one to an
+// address a NAT drops), even once that connection has closed. Connect
+// sees it closed and dials again until a fresh dial is made or ctx ends.
+func (h *Host) Connect(ctx context.Context, ai peer.AddrInfo) error {
+	for {
+		if err := h.connect(ctx, ai); err != nil {
+			return err
+		}
+		switch h.Network().Connectedness(ai.ID) {
+		case network.Connected, network.Limited:
+			return nil
+		}
+		t := time.NewTimer(staleDialPause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("connect to %s: the connection libp2p handed back had closed: %w", ai.ID, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// staleDialPause is how long Connect waits before dialling again when it
+// was handed a closed connection.
+const staleDialPause = 250 * time.Millisecond
+
+func (h *Host) connect(ctx context.Context, ai peer.AddrInfo) error {
+	err := h.Host.Connect(ctx, ai)
+	if err == nil || ctx.Err() != nil || h.DHT == nil || ai.ID == h.ID() {
+		return err
+	}
+	found, ferr := h.FindPeer(ctx, ai.ID)
+	if ferr != nil {
+		return fmt.Errorf("%w (and a DHT lookup of the peer: %v)", err, ferr)
+	}
+	return h.Host.Connect(ctx, found)
+}
+
 // FindPeer returns p's addresses, asking the DHT if we are not connected.
 func (h *Host) FindPeer(ctx context.Context, p peer.ID) (peer.AddrInfo, error) {
 	ai, err := h.DHT.FindPeer(ctx, p)
+	if errors.Is(err, routing.ErrNotFound) && ctx.Err() == nil {
+		// kad-dht finds a peer only if its lookup could query it as a DHT
+		// server, or connected to it. A node behind a NAT serves no DHT,
+		// and its relayed address may fail the lookup's one quick dial;
+		// yet the peers connected to it answered the lookup with its
+		// addresses, which are in the peerstore now: those are worth a
+		// dial.
+		if addrs := h.Peerstore().Addrs(p); len(addrs) > 0 {
+			return peer.AddrInfo{ID: p, Addrs: addrs}, nil
+		}
+	}
 	if err != nil {
 		return peer.AddrInfo{}, fmt.Errorf("find peer %s: %w", p, err)
 	}
