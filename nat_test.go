@@ -1,0 +1,388 @@
+package nube_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multiaddr"
+
+	"github.com/nubecloud/nube"
+	"github.com/nubecloud/nube/internal/netns"
+	"github.com/nubecloud/nube/nubetest"
+)
+
+// natRole is the environment variable that makes the test binary play one
+// part of TestNATRendezvous inside a namespace, instead of the test.
+const natRole = "NUBE_NAT_ROLE"
+
+// TestNATRendezvous puts nube on an internet in miniature (network
+// namespaces: a bridge for the public side, home routers that masquerade
+// and drop unsolicited packets) with a private IPFS-style DHT standing in
+// for the public one. Every node is given only that DHT's address: no
+// nube bootstrap, no mDNS. A relay and three more nodes are public; A sits
+// behind a cone NAT, B behind a symmetric one (no hole punching gets
+// through that: the relay carries their link). B knows A only by its peer
+// ID. The nodes meet through the network's rendezvous on the DHT; then B
+// calls A and fetches a file of A's, again and again, each time with A's
+// connection closed and its addresses forgotten, so that each round finds
+// A through a DHT lookup afresh. Every round must succeed.
+//
+// It needs Linux, root, iproute2 and nftables, and skips without them.
+// NUBE_NAT_ROUNDS sets the number of rounds (5; 2 in -short mode).
+func TestNATRendezvous(t *testing.T) {
+	if role := os.Getenv(natRole); role != "" {
+		playNATRole(t, role)
+		return
+	}
+	rounds := 5
+	if testing.Short() {
+		rounds = 2
+	}
+	if n, err := strconv.Atoi(os.Getenv("NUBE_NAT_ROUNDS")); err == nil && n > 0 {
+		rounds = n
+	}
+	net := netns.NewNet(t)
+	ctx := nubetest.Context(t, 6*time.Minute)
+	a := net.Home("a", "11.0.0.2", netns.Cone)
+	b := net.Home("b", "11.0.0.3", netns.Symmetric)
+	for _, ip := range []string{"11.0.0.11", "11.0.0.12", "11.0.0.13", "11.0.0.20"} {
+		net.Public(ip)
+	}
+
+	dhtServer := startNATRole(t, net, netns.Internet, "ipfs", "LISTEN=/ip4/11.0.0.20/tcp/4001")
+	ipfsAddr := dhtServer.wait(t, ctx, "addr")
+	public := func(ip string) []string {
+		return []string{"LISTEN=/ip4/" + ip + "/tcp/4001 /ip4/" + ip + "/udp/4001/quic-v1", "IPFS=" + ipfsAddr}
+	}
+	startNATRole(t, net, netns.Internet, "node", append(public("11.0.0.1"), "RELAY=1")...)
+	for _, ip := range []string{"11.0.0.11", "11.0.0.12", "11.0.0.13"} {
+		startNATRole(t, net, netns.Internet, "node", public(ip)...)
+	}
+	home := []string{"LISTEN=/ip4/0.0.0.0/tcp/4001 /ip4/0.0.0.0/udp/4001/quic-v1", "IPFS=" + ipfsAddr}
+	nodeA := startNATRole(t, net, a, "node", append(home, fmt.Sprintf("FILES=%d", rounds))...)
+	idA := nodeA.wait(t, ctx, "id")
+	var cids []string
+	for range rounds {
+		cids = append(cids, nodeA.wait(t, ctx, "cid"))
+	}
+	// A settles first: it has met the network through the rendezvous
+	// (it is in a DHT) and holds a relay reservation.
+	t.Logf("A has a relayed address and a DHT %s its start", nodeA.wait(t, ctx, "relayed"))
+	nodeB := startNATRole(t, net, b, "caller", append(home, "TARGET="+idA, "CIDS="+strings.Join(cids, " "))...)
+	met := nodeB.wait(t, ctx, "met")
+	t.Logf("B first reached A, known only by its peer ID, %s after it started", met)
+	for i := range rounds {
+		t.Logf("round %d: %s", i, nodeB.wait(t, ctx, "round"))
+	}
+	if err := nodeB.end(ctx); err != nil {
+		t.Fatalf("node B: %v\n%s", err, nodeB.output())
+	}
+}
+
+// natProcess is the test binary playing a role in a namespace; it reports
+// on lines "NAT key value" of its output.
+type natProcess struct {
+	role  string
+	cmd   *exec.Cmd
+	lines chan [2]string
+	done  chan error
+	mu    sync.Mutex
+	out   bytes.Buffer
+}
+
+func startNATRole(t *testing.T, net *netns.Net, ns, role string, env ...string) *natProcess {
+	t.Helper()
+	args := []string{"-test.run=^TestNATRendezvous$", "-test.v"}
+	cmd := net.Command(ns, os.Args[0], args...)
+	cmd.Env = append(os.Environ(), natRole+"="+role)
+	for _, e := range env {
+		cmd.Env = append(cmd.Env, "NUBE_NAT_"+e)
+	}
+	stdin, err := cmd.StdinPipe() // the role ends when its input closes
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &natProcess{role: role, cmd: cmd, lines: make(chan [2]string, 64), done: make(chan error, 1)}
+	cmd.Stderr = &lockedWriter{p}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			line := sc.Text()
+			p.mu.Lock()
+			p.out.WriteString(line + "\n")
+			p.mu.Unlock()
+			if f := strings.SplitN(line, " ", 3); len(f) == 3 && f[0] == "NAT" {
+				p.lines <- [2]string{f[1], f[2]}
+			}
+		}
+		close(p.lines)
+		p.done <- cmd.Wait()
+	}()
+	// Ending: every process is told at once (the cleanups run one after
+	// the other), then each is waited for.
+	t.Cleanup(func() {
+		net.End()
+		select {
+		case <-p.done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+		}
+		if t.Failed() {
+			t.Logf("%s's output:\n%s", role, p.output())
+		}
+	})
+	net.OnEnd(func() { stdin.Close() })
+	return p
+}
+
+// wait returns the value of the next line the process reports with key.
+func (p *natProcess) wait(t *testing.T, ctx context.Context, key string) string {
+	t.Helper()
+	for {
+		select {
+		case l, ok := <-p.lines:
+			if !ok {
+				t.Fatalf("%s ended before it reported %q:\n%s", p.role, key, p.output())
+			}
+			if l[0] == key {
+				return l[1]
+			}
+			if l[0] == "fail" {
+				t.Fatalf("%s: %s", p.role, l[1])
+			}
+		case <-ctx.Done():
+			t.Fatalf("%s never reported %q:\n%s", p.role, key, p.output())
+		}
+	}
+}
+
+// end waits for the process to exit of itself.
+func (p *natProcess) end(ctx context.Context) error {
+	for range p.lines {
+	}
+	select {
+	case err := <-p.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (p *natProcess) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+type lockedWriter struct{ p *natProcess }
+
+func (w *lockedWriter) Write(b []byte) (int, error) {
+	w.p.mu.Lock()
+	defer w.p.mu.Unlock()
+	return w.p.out.Write(b)
+}
+
+// playNATRole is the test binary's part inside a namespace: "ipfs", a
+// server of the private IPFS DHT; "node", a nube node; "caller", node B.
+// Each reports with natReport, and ends when its input closes (the caller:
+// when its rounds are done).
+func playNATRole(t *testing.T, role string) {
+	ctx := nubetest.Context(t, 4*time.Minute)
+	env := func(k string) string { return os.Getenv("NUBE_NAT_" + k) }
+	if role == "ipfs" {
+		h, err := libp2p.New(libp2p.ListenAddrStrings(env("LISTEN")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		kad, err := dht.New(h, dht.Mode(dht.ModeServer))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer kad.Close()
+		natReport("addr", fmt.Sprintf("%s/p2p/%s", env("LISTEN"), h.ID()))
+		io.Copy(io.Discard, os.Stdin)
+		return
+	}
+	cfg := nubetest.TestConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.ListenAddrs = strings.Fields(env("LISTEN"))
+	cfg.NoIPFS = false
+	cfg.IPFSBootstrap = []string{env("IPFS")}
+	cfg.Network = "nat-test"
+	cfg.RelayService = env("RELAY") == "1"
+	started := time.Now()
+	node, err := nube.Start(ctx, cfg)
+	if err != nil {
+		natReport("fail", err.Error())
+		t.Fatal(err)
+	}
+	defer node.Close()
+	natReport("id", node.ID().String())
+	// What the node sees, every 10 s, for the log of a failed run.
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	defer func() { close(stop); <-stopped }()
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		relayed := false
+		for k := 1; ; k++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			st := node.Status()
+			if k%10 == 0 {
+				natReport("status", fmt.Sprintf("%s, %d peers, nube DHT %d, IPFS DHT %d, addrs %v", st.Reachability, st.Peers, st.RoutingTable, st.IPFSRoutingTable, st.Addrs))
+			}
+			if !relayed && strings.Contains(strings.Join(st.Addrs, " "), "p2p-circuit") && st.RoutingTable > 0 {
+				relayed = true
+				natReport("relayed", fmt.Sprintf("after %v", time.Since(started).Round(time.Millisecond)))
+			}
+		}
+	}()
+	if n, _ := strconv.Atoi(env("FILES")); n > 0 {
+		for range n {
+			data := make([]byte, 256<<10)
+			rand.Read(data)
+			id, err := node.Add(ctx, bytes.NewReader(data))
+			if err != nil {
+				natReport("fail", err.Error())
+				t.Fatal(err)
+			}
+			natReport("cid", id.String())
+		}
+	}
+	if role != "caller" {
+		io.Copy(io.Discard, os.Stdin)
+		return
+	}
+
+	target, err := peer.Decode(env("TARGET"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		_, err := greet.At(node, target).Call(cctx, "B")
+		cancel()
+		if err == nil {
+			break
+		}
+		natReport("retry", err.Error())
+		if ctx.Err() != nil {
+			natReport("fail", "never reached A: "+err.Error())
+			t.Fatal(err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	natReport("met", time.Since(start).Round(time.Millisecond).String())
+	for i, c := range strings.Fields(env("CIDS")) {
+		// Forget A: this round must find it again through the DHT.
+		node.Host().Network().ClosePeer(target)
+		node.Host().Peerstore().ClearAddrs(target)
+		round := time.Now()
+		rctx, cancel := context.WithTimeout(ctx, time.Minute)
+		call := func() error {
+			got, err := greet.At(node, target).Call(rctx, "B")
+			if err == nil && got != "hello, B" {
+				err = fmt.Errorf("answered %q", got)
+			}
+			return err
+		}
+		fetch := func() error {
+			f, err := node.Content().Get(rctx, c)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			n, err := io.Copy(io.Discard, f)
+			if err == nil && n != 256<<10 {
+				err = fmt.Errorf("%d bytes, not %d", n, 256<<10)
+			}
+			return err
+		}
+		// Even rounds call first; odd rounds fetch first, so that the
+		// fetch too must find A by itself.
+		steps := []func() error{call, fetch}
+		what := "call, then fetch"
+		if i%2 == 1 {
+			steps[0], steps[1], what = fetch, call, "fetch, then call"
+		}
+		for _, step := range steps {
+			if err := step(); err != nil {
+				var conns []string
+				for _, c := range node.Host().Network().ConnsToPeer(target) {
+					conns = append(conns, fmt.Sprintf("%s limited=%v", c.RemoteMultiaddr(), c.Stat().Limited))
+				}
+				natReport("state", fmt.Sprintf("%v to A, connections %v, A's addresses %v", node.Host().Network().Connectedness(target), conns, node.Host().Peerstore().Addrs(target)))
+				cancel()
+				natReport("fail", fmt.Sprintf("round %d (%s): %v", i, what, err))
+				t.Fatalf("round %d (%s): %v", i, what, err)
+			}
+		}
+		cancel()
+		natReport("round", fmt.Sprintf("%s in %v, %s", what, time.Since(round).Round(time.Millisecond), linkKind(node, target)))
+	}
+}
+
+// linkKind says whether n's connections to p go through a relay.
+func linkKind(n *nube.Node, p peer.ID) string {
+	for _, c := range n.Host().Network().ConnsToPeer(p) {
+		if !c.Stat().Limited && !strings.Contains(c.RemoteMultiaddr().String(), "p2p-circuit") {
+			return "direct"
+		}
+	}
+	return "relayed"
+}
+
+func natReport(key, value string) { fmt.Printf("NAT %s %s\n", key, value) }
+
+// TestConnectAfterStaleAddresses: a node whose known addresses for a peer
+// no longer reach it (a record announced before the peer moved) still
+// connects, by asking the DHT for the peer's addresses now.
+func TestConnectAfterStaleAddresses(t *testing.T) {
+	c := nubetest.Cluster(t, 3, nubetest.BootstrapOnly())
+	ctx := nubetest.Context(t, time.Minute)
+	a, b := c.Node(1), c.Node(2)
+	stale, err := multiaddr.NewMultiaddr("/ip4/127.0.0.1/tcp/1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Host().Network().ClosePeer(a.ID())
+	b.Host().Peerstore().ClearAddrs(a.ID())
+	if err := b.Host().Connect(ctx, peer.AddrInfo{ID: a.ID(), Addrs: []multiaddr.Multiaddr{stale}}); err != nil {
+		t.Fatalf("connect with a stale address: %v", err)
+	}
+	if got := b.Host().Network().Connectedness(a.ID()); got != network.Connected {
+		t.Fatalf("after Connect: %v", got)
+	}
+}
