@@ -15,6 +15,8 @@
 #   relayed   bytes R read while B read a 1 MiB file from A, a minute after
 #             the first ping, as a share of the file (0: none went through R;
 #             about 1: all did)
+#   rate      B reading a 32 MiB file from A then, in MiB/s: over the direct
+#             connection where there is one, else through R
 #
 # NAT kinds: cone (Linux masquerade: the mapping keeps the host's port, so
 # it is the same for every destination) and symmetric (masquerade
@@ -110,7 +112,7 @@ relayIn() { # bytes the relay's process has read so far, from sockets above all
 }
 now() { date +%s.%N; }
 
-printf '%-28s %-7s %9s %9s\n' "A NAT / B NAT / transport" direct time relayed
+printf '%-28s %-7s %9s %9s %9s\n' "A NAT / B NAT / transport" direct time relayed rate
 for c in $cases; do
 	IFS=/ read -r ka kb tr <<<"$c"
 	down
@@ -152,6 +154,8 @@ for c in $cases; do
 	done
 	head -c $((1 << 20)) /dev/urandom >"$work/file"
 	file=$(cli a "$hosta" add -q "$work/file")
+	head -c $((32 << 20)) /dev/urandom >"$work/big"
+	big=$(cli a "$hosta" add -q "$work/big")
 
 	t0=$(now)
 	cli b hb ping "$A" >/dev/null 2>&1 || true
@@ -170,5 +174,11 @@ for c in $cases; do
 	else
 		share="cat failed"
 	fi
-	printf '%-28s %-7s %9s %9s\n' "$c" "$direct" "$t" "$share"
+	t1=$(now)
+	if cli b hb cat --timeout 60s "$big" >/dev/null 2>&1; then
+		rate=$(echo "scale=1; 32 / ($(now) - $t1)" | bc)
+	else
+		rate="failed"
+	fi
+	printf '%-28s %-7s %9s %9s %9s\n' "$c" "$direct" "$t" "$share" "$rate"
 done
