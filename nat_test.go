@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
@@ -385,4 +387,37 @@ func TestConnectAfterStaleAddresses(t *testing.T) {
 	if got := b.Host().Network().Connectedness(a.ID()); got != network.Connected {
 		t.Fatalf("after Connect: %v", got)
 	}
+}
+
+// TestIdentifyFailedRedials: libp2p identifies a connection once, and the
+// DHT takes in only peers that identify showed to speak it. When a node's
+// identify of a peer it dialled fails, it dials the peer again, and the
+// new connection's identify puts the peer back in the routing table. The
+// failure is simulated: the peer's protocols are forgotten and the event
+// libp2p emits for a failed identify is sent.
+func TestIdentifyFailedRedials(t *testing.T) {
+	c := nubetest.Cluster(t, 2)
+	ctx := nubetest.Context(t, time.Minute)
+	if err := c.WaitRoutingTables(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	a, b := c.Node(0), c.Node(1)
+	protos, err := a.Host().Peerstore().GetProtocols(b.ID())
+	if err != nil || len(protos) == 0 {
+		t.Fatalf("node 1's protocols: %v, %v", protos, err)
+	}
+	em, err := a.Host().EventBus().Emitter(new(event.EvtPeerIdentificationFailed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer em.Close()
+	if err := a.Host().Peerstore().RemoveProtocols(b.ID(), protos...); err != nil {
+		t.Fatal(err)
+	}
+	a.DHT().RoutingTable().RemovePeer(b.ID())
+	if err := em.Emit(event.EvtPeerIdentificationFailed{Peer: b.ID(), Reason: errors.New("test: identify failed")}); err != nil {
+		t.Fatal(err)
+	}
+	nubetest.Eventually(t, ctx, func() bool { return a.DHT().RoutingTable().Find(b.ID()) != "" },
+		func() string { return "a peer whose identify failed never came back into the DHT's table" })
 }

@@ -180,7 +180,9 @@ type Host struct {
 
 	mu           sync.Mutex
 	reachability network.Reachability
-	closing      bool // set by Close under mu; no goroutine starts after
+	closing      bool            // set by Close under mu; no goroutine starts after
+	redials      map[peer.ID]int // redials after a failed identify, since redialsSince
+	redialsSince time.Time
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -426,6 +428,7 @@ func (h *Host) startServices(cfg Config) error {
 	sub, err := h.EventBus().Subscribe([]any{
 		new(event.EvtPeerConnectednessChanged),
 		new(event.EvtLocalReachabilityChanged),
+		new(event.EvtPeerIdentificationFailed),
 	})
 	if err != nil {
 		return fmt.Errorf("p2p: subscribe to events: %w", err)
@@ -521,10 +524,71 @@ func (h *Host) watch(sub event.Subscription) {
 				h.reachability = e.Reachability
 				h.mu.Unlock()
 				h.log.Info("reachability changed", "reachability", e.Reachability.String())
+			case event.EvtPeerIdentificationFailed:
+				h.spawn(func() { h.reidentify(e.Peer) })
 			}
 		}
 	}
 }
+
+// reidentify redials a peer whose identify failed on a connection this
+// node dialled. libp2p identifies a connection once and never again, and
+// the DHT takes in only peers whose protocols identify learnt: a peer
+// whose one identify failed (a stream reset, a timeout under load) would
+// stay out of the routing table for as long as the connection lasts. A
+// new connection is identified afresh. Connections the peer dialled are
+// left alone (this node may not be able to dial back), and a peer is
+// redialled at most maxReidentify times an hour.
+func (h *Host) reidentify(p peer.ID) {
+	t := time.NewTimer(reidentifyGrace)
+	defer t.Stop()
+	select {
+	case <-h.ctx.Done():
+		return
+	case <-t.C:
+	}
+	if protos, _ := h.Peerstore().GetProtocols(p); len(protos) > 0 {
+		return // another connection's identify succeeded
+	}
+	var outbound []network.Conn
+	for _, c := range h.Network().ConnsToPeer(p) {
+		if c.Stat().Direction == network.DirOutbound {
+			outbound = append(outbound, c)
+		}
+	}
+	if len(outbound) == 0 || !h.reidentifyAllowed(p) {
+		return
+	}
+	h.log.Debug("identify failed: dialling the peer again", "peer", p)
+	for _, c := range outbound {
+		c.Close()
+	}
+	ctx, cancel := context.WithTimeout(h.ctx, 15*time.Second)
+	defer cancel()
+	if err := h.Host.Connect(ctx, peer.AddrInfo{ID: p}); err != nil {
+		h.log.Debug("redial after a failed identify", "peer", p, "err", err)
+	}
+}
+
+// reidentifyAllowed counts a redial of p and reports whether it is within
+// maxReidentify this hour.
+func (h *Host) reidentifyAllowed(p peer.ID) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := time.Now()
+	if h.redials == nil || now.Sub(h.redialsSince) > time.Hour {
+		h.redials, h.redialsSince = map[peer.ID]int{}, now
+	}
+	h.redials[p]++
+	return h.redials[p] <= maxReidentify
+}
+
+const (
+	// reidentifyGrace lets a peer's other connections be identified
+	// before a failed identify counts.
+	reidentifyGrace = time.Second
+	maxReidentify   = 3
+)
 
 func (h *Host) saveBook() {
 	// Refresh addresses of peers still connected: identify may have
