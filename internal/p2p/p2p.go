@@ -809,8 +809,11 @@ func ctxErr(ctx context.Context, err error) error {
 // connection it made earlier to an address, for as long as the worker
 // runs (while any dial to that peer is under way, such as one to an
 // address a NAT drops), even once that connection has closed. Connect
-// sees it closed and dials again until a fresh dial is made or ctx ends.
+// sees it closed and dials again until a fresh dial is made, ctx ends, or
+// staleDialsFor has passed (a peer that closes every connection at once
+// is not waited for for ever).
 func (h *Host) Connect(ctx context.Context, ai peer.AddrInfo) error {
+	start := time.Now()
 	for {
 		if err := h.connect(ctx, ai); err != nil {
 			return err
@@ -818,6 +821,9 @@ func (h *Host) Connect(ctx context.Context, ai peer.AddrInfo) error {
 		switch h.Network().Connectedness(ai.ID) {
 		case network.Connected, network.Limited:
 			return nil
+		}
+		if time.Since(start) > staleDialsFor {
+			return fmt.Errorf("connect to %s: every connection closed as soon as it was made, for %v", ai.ID, staleDialsFor)
 		}
 		t := time.NewTimer(staleDialPause)
 		select {
@@ -830,8 +836,13 @@ func (h *Host) Connect(ctx context.Context, ai peer.AddrInfo) error {
 }
 
 // staleDialPause is how long Connect waits before dialling again when it
-// was handed a closed connection.
-const staleDialPause = 250 * time.Millisecond
+// was handed a closed connection, and staleDialsFor how long it keeps
+// trying. A dial worker lives as long as its slowest dial: a QUIC
+// handshake to an address a NAT drops gives up after about 5 s.
+const (
+	staleDialPause = 250 * time.Millisecond
+	staleDialsFor  = 15 * time.Second
+)
 
 func (h *Host) connect(ctx context.Context, ai peer.AddrInfo) error {
 	err := h.Host.Connect(ctx, ai)
