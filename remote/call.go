@@ -274,9 +274,6 @@ func (e *Endpoint) open(ctx context.Context, p peer.ID, fn string, in []byte, st
 		if try == 1 {
 			return nil, &Error{Func: fn, Peer: p, Code: CodeUnreachable, Message: err.Error(), cause: err, unsent: true}
 		}
-		if err := retryPause(ctx); err != nil {
-			return nil, e.ctxError(ctx, fn, p, err)
-		}
 	}
 	c := &outCall{e: e, p: p, fn: fn, s: s,
 		ws: wire.NewStream(s, wire.WithMaxFrame(e.maxResult+replyOverhead), wire.WithMaxSend(MaxInput+callOverhead), wire.WithoutRecvTimeout())}
@@ -294,20 +291,6 @@ func (e *Endpoint) open(ctx context.Context, p peer.ID, fn string, in []byte, st
 	c.wrote = make(chan error, 1)
 	go func() { c.wrote <- c.ws.Send(ctx, m) }()
 	return c, nil
-}
-
-// retryPause is the wait before a call's second try to open a stream: long
-// enough for a dial under way when the first try failed (another part of
-// the node redialling a connection that just closed) to finish.
-func retryPause(ctx context.Context) error {
-	t := time.NewTimer(100 * time.Millisecond)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // reach connects to p unless it is connected, asking FindPeer for its

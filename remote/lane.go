@@ -376,9 +376,6 @@ func (e *Endpoint) callLane(ctx context.Context, p peer.ID, fn string, in []byte
 		if try == 1 {
 			return nil, &Error{Func: fn, Peer: p, Code: CodeUnreachable, Message: err.Error(), cause: err, unsent: true}
 		}
-		if err := retryPause(ctx); err != nil {
-			return nil, e.ctxError(ctx, fn, p, err)
-		}
 	}
 	select {
 	case r := <-w.done:

@@ -84,14 +84,13 @@ type Runtime struct {
 	modules map[cid.Cid]*loading
 	idle    []*instance // reactor instances between runs, oldest first
 	closed  bool
-	// runs are the runs under way; closing ends them, and Close waits
-	// for them before it frees what they use.
+	// runs are the runs under way; closing ends them and the janitor,
+	// and Close waits for both before it frees what they use.
 	runs    sync.WaitGroup
 	closing context.Context
 	endRuns context.CancelFunc
 
-	stop chan struct{}
-	done chan struct{}
+	done chan struct{} // closed when the janitor has stopped
 }
 
 // loading is a module being compiled, or compiled.
@@ -126,7 +125,6 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		cfg:     cfg,
 		log:     cfg.Logger,
 		modules: map[cid.Cid]*loading{},
-		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
 	r.closing, r.endRuns = context.WithCancel(context.Background())
@@ -170,11 +168,10 @@ func (r *Runtime) Close(ctx context.Context) error {
 	idle := r.idle
 	r.idle = nil
 	r.mu.Unlock()
-	close(r.stop)
-	<-r.done
-	// Runs under way stop at their next check of their context; wazero
-	// must not free a module while it runs.
+	// The janitor stops; runs under way stop at their next check of
+	// their context. wazero must not free a module while it runs.
 	r.endRuns()
+	<-r.done
 	r.runs.Wait()
 	for _, in := range idle {
 		in.close(ctx)
@@ -375,7 +372,7 @@ func (r *Runtime) janitor() {
 	defer t.Stop()
 	for {
 		select {
-		case <-r.stop:
+		case <-r.closing.Done():
 			return
 		case now := <-t.C:
 			r.mu.Lock()

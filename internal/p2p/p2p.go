@@ -915,11 +915,7 @@ func (h *Host) connected(_ network.Network, c network.Conn) {
 			return
 		}
 		conns := h.Network().ConnsToPeer(p)
-		direct := false
-		for _, c := range conns {
-			direct = direct || !IsRelayed(c)
-		}
-		if !direct {
+		if !slices.ContainsFunc(conns, func(c network.Conn) bool { return !IsRelayed(c) }) {
 			return
 		}
 		for _, c := range conns {
