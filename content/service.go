@@ -135,6 +135,14 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		// default is 1 MiB: four chunks, too few to fill a fast link;
 		// 16 MiB is a fetcher's full window of 64 chunks).
 		bitswap.WithServerOption(bsserver.MaxOutstandingBytesPerPeer(16<<20)),
+		// Send them in messages of three chunks, 768 KiB, rather than
+		// bitswap's 16 KiB (a chunk each): every message is a stream of
+		// its own on both sides, and one-chunk messages cost a fetch
+		// more CPU on each node (RATIONALE.md, Blocks). Not four: the
+		// fetching node reads each message into a pooled buffer of the
+		// next power of two, and four chunks and their framing take a
+		// 2 MiB buffer where three take 1 MiB.
+		bitswap.WithServerOption(bsserver.WithTargetMessageSize(768<<10)),
 		// Bitswap would look every received block up in the store only
 		// to count duplicates, which nothing here reads.
 		bitswap.WithoutDuplicatedBlockStats(),

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -180,6 +181,13 @@ func runUp(ctx context.Context, g *globals, f upFlags, gatewayChosen bool) error
 	offer, noStorage, err := f.offerTerms()
 	if err != nil {
 		return err
+	}
+	if os.Getenv("GOGC") == "" {
+		// A daemon's heap is mostly blocks passing through, live for a
+		// moment: collecting at half the live heap's growth rather than
+		// Go's whole keeps a 1 GiB fetch's peak RSS some 30 MiB lower
+		// for a few percent of CPU (RATIONALE.md, Blocks).
+		debug.SetGCPercent(50)
 	}
 	node, err := nube.Start(ctx, nube.Config{
 		DataDir:          g.dataDir,
