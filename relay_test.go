@@ -22,11 +22,8 @@ import (
 // can dial the other. Knowing only relay R, each takes a reservation on its
 // own (auto-relay) and advertises a circuit address; A dials B at the
 // address R holds for it and exchanges framed messages and pings with it
-// over the relayed connection.
-//
-// (A DHT lookup of B returns the same circuit address, but kad-dht then
-// queries B over the limited connection, and streams over that connection
-// were seen to stall afterwards; see the foundation issue's closing note.)
+// over the relayed connection. (TestRelayFoundByDHT reaches B through a
+// DHT lookup instead.)
 //
 // libp2p advertises circuit addresses only through relays with public
 // addresses, so the test runs in a network namespace of its own where R
@@ -103,6 +100,67 @@ func TestRelay(t *testing.T) {
 	}
 	if _, err := a.Ping(ctx, b.ID()); err != nil {
 		t.Fatalf("ping over the relay: %v", err)
+	}
+}
+
+// TestRelayFoundByDHT: B listens nowhere and A knows it by peer ID alone.
+// Round after round, with their connection closed and B's addresses
+// forgotten each time, A connects to B (the lookup goes through the
+// relay, the one DHT server, which answers with B's circuit address) and
+// opens new streams over the relayed connection. A lookup followed by
+// streams over a relayed connection once stalled until the streams'
+// deadlines.
+func TestRelayFoundByDHT(t *testing.T) {
+	t.Parallel()
+	if !netns.Isolate(t) {
+		return
+	}
+	r := publicRelay(t)
+	natted := func(_ int, cfg *nube.Config) { cfg.ListenAddrs, cfg.NoListen = nil, true }
+	a := nubetest.Cluster(t, 1, nubetest.WithConfig(natted)).Node(0)
+	b := nubetest.Cluster(t, 1, nubetest.WithConfig(natted)).Node(0)
+	ctx := nubetest.Context(t, 2*time.Minute)
+	for _, n := range []*nube.Node{a, b} {
+		waitRelayAddr(ctx, t, n, r)
+	}
+	proto := wire.Protocol("test-echo", 1)
+	b.Host().SetStreamHandler(proto, func(s network.Stream) {
+		defer s.Close()
+		ws := wire.NewStream(s)
+		var m string
+		if err := ws.Recv(context.Background(), &m); err == nil {
+			ws.Send(context.Background(), "echo: "+m)
+		}
+	})
+	for round := range 4 {
+		a.Host().Network().ClosePeer(b.ID())
+		a.Host().Peerstore().ClearAddrs(b.ID())
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		if err := a.Host().Connect(rctx, peer.AddrInfo{ID: b.ID()}); err != nil {
+			cancel()
+			t.Fatalf("round %d: connect to B by its peer ID: %v", round, err)
+		}
+		if !hasCircuit(a.Host().Peerstore().Addrs(b.ID())) {
+			t.Errorf("round %d: the lookup gave no circuit address for B: %v", round, a.Host().Peerstore().Addrs(b.ID()))
+		}
+		for i := range 3 {
+			s, err := a.Host().NewStream(rctx, b.ID(), proto)
+			if err != nil {
+				cancel()
+				t.Fatalf("round %d: stream %d over the relayed connection: %v", round, i, err)
+			}
+			ws := wire.NewStream(s)
+			var got string
+			if err := ws.Send(rctx, "hi"); err == nil {
+				err = ws.Recv(rctx, &got)
+			}
+			s.Close()
+			if got != "echo: hi" {
+				cancel()
+				t.Fatalf("round %d: echo %d over the relay = %q", round, i, got)
+			}
+		}
+		cancel()
 	}
 }
 
