@@ -26,6 +26,26 @@ type localFirst struct {
 	// fetch brings one missing block of the path into the store, with
 	// the fetcher's own search for providers (which Fetching reports).
 	fetch func(ctx context.Context, c cid.Cid) error
+	// store, if set, is the store behind local, which readLeaf reads
+	// from into the caller's buffer.
+	store *blockStore
+}
+
+// readLeaf returns the bytes of the raw block c as the caller's own, in
+// buf if it has room: a file reader reads leaf after leaf into one
+// buffer rather than allocating each.
+func (l *localFirst) readLeaf(ctx context.Context, c cid.Cid, buf []byte) ([]byte, error) {
+	if l.store != nil {
+		data, err := l.store.readInto(ctx, c, buf)
+		if err == nil || !ipld.IsNotFound(err) {
+			return data, err
+		}
+	}
+	n, err := l.Get(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return append(buf[:0], n.RawData()...), nil
 }
 
 // missing notes that a block must come from the network: the first time

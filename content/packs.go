@@ -212,16 +212,28 @@ func (s *blockStore) Has(ctx context.Context, c cid.Cid) (bool, error) {
 
 // Get returns the block, its checksum checked but not its hash.
 func (s *blockStore) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
-	data, err := s.read(ctx, c, true)
+	data, err := s.read(ctx, c, true, nil)
 	if err != nil {
 		return nil, err
 	}
 	return blocks.NewBlockWithCid(data, c)
 }
 
+// readInto returns the block's bytes as the caller's own, to overwrite
+// once it is done with them: in buf if buf has room, for a reader that
+// reads block after block into one buffer.
+func (s *blockStore) readInto(ctx context.Context, c cid.Cid, buf []byte) ([]byte, error) {
+	if buf == nil {
+		buf = []byte{}
+	}
+	return s.read(ctx, c, true, buf[:0])
+}
+
 // read returns the block's bytes: from the pack, or from the blocks
-// appended lately if recent.
-func (s *blockStore) read(ctx context.Context, c cid.Cid, recent bool) ([]byte, error) {
+// appended lately if recent. With a nil buf, bytes from the recent blocks
+// are the store's own, not to be changed; with a buf, the bytes are the
+// caller's, in buf if it has room.
+func (s *blockStore) read(ctx context.Context, c cid.Cid, recent bool, buf []byte) ([]byte, error) {
 	k := dshelp.MultihashToDsKey(c.Hash())
 	for try := 0; ; try++ {
 		l, ok, err := s.locate(ctx, k)
@@ -230,6 +242,9 @@ func (s *blockStore) read(ctx context.Context, c cid.Cid, recent bool) ([]byte, 
 		}
 		if ok && recent {
 			if data, ok := s.recently(k); ok {
+				if buf != nil {
+					return append(buf[:0], data...), nil
+				}
 				return data, nil
 			}
 		}
@@ -238,9 +253,13 @@ func (s *blockStore) read(ctx context.Context, c cid.Cid, recent bool) ([]byte, 
 			if errors.Is(err, ds.ErrNotFound) {
 				return nil, ipld.ErrNotFound{Cid: c}
 			}
+			if err == nil && buf != nil {
+				// A datastore in memory hands out the value it holds.
+				return append(buf[:0], data...), nil
+			}
 			return data, err
 		}
-		data, err := s.readAt(l)
+		data, err := s.readAt(l, buf)
 		if err != nil && try == 0 && (errors.Is(err, os.ErrClosed) || errors.Is(err, fs.ErrNotExist)) {
 			continue // GC moved the block out of its pack as we read: look again
 		}
@@ -254,13 +273,17 @@ func (s *blockStore) read(ctx context.Context, c cid.Cid, recent bool) ([]byte, 
 	}
 }
 
-// readAt reads and checks a packed block.
-func (s *blockStore) readAt(l location) ([]byte, error) {
+// readAt reads and checks a packed block, into buf if it has room.
+func (s *blockStore) readAt(l location, buf []byte) ([]byte, error) {
 	f, err := s.pack(l.pack)
 	if err != nil {
 		return nil, err
 	}
-	data := make([]byte, l.size)
+	data := buf[:0]
+	if cap(data) < l.size {
+		data = make([]byte, l.size)
+	}
+	data = data[:l.size]
 	n, err := f.ReadAt(data, l.offset)
 	if errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%w: pack %d holds %d of its %d bytes", ErrCorruptBlock, l.pack, n, l.size)
@@ -679,7 +702,7 @@ func (s *blockStore) move(ctx context.Context, k ds.Key, n uint32) error {
 	if err != nil || !ok || l.pack != n {
 		return err
 	}
-	data, err := s.readAt(l)
+	data, err := s.readAt(l, nil)
 	if errors.Is(err, ErrCorruptBlock) {
 		// Nothing good to move: drop it, as Verify with remove would,
 		// so that a fetch can bring it again.

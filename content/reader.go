@@ -34,6 +34,15 @@ type fileReader struct {
 	// the file.
 	leaf      []byte
 	leafStart uint64
+	// spare is the buffer raw leaves are read into when ng is a
+	// leafReader: the current leaf's bytes, until the next leaf is read.
+	spare []byte
+}
+
+// leafReader is a NodeGetter that can read a raw block into the caller's
+// buffer, whose bytes the caller owns and may overwrite.
+type leafReader interface {
+	readLeaf(ctx context.Context, c cid.Cid, buf []byte) ([]byte, error)
 }
 
 type pathNode struct {
@@ -111,11 +120,7 @@ func (r *fileReader) load() error {
 		}
 		link := p.node.Links()[i].Cid
 		if len(r.path) <= depth+1 || r.path[depth+1].c != link {
-			n, err := r.ng.Get(r.ctx, link)
-			if err != nil {
-				return fetchError(r.ctx, link, err)
-			}
-			child, err := parseFileNode(n)
+			child, err := r.child(link, depth)
 			if err != nil {
 				return err
 			}
@@ -126,6 +131,26 @@ func (r *fileReader) load() error {
 		}
 		base = pos
 	}
+}
+
+// child reads the node link, a child of the node at depth on the path. A
+// raw leaf is read into r.spare when it can be: the leaf it replaces (the
+// last on the path) is let go first, so nothing still reads the buffer.
+func (r *fileReader) child(link cid.Cid, depth int) (pathNode, error) {
+	if lr, ok := r.ng.(leafReader); ok && link.Type() == cid.Raw {
+		r.path, r.leaf = r.path[:depth+1], nil
+		data, err := lr.readLeaf(r.ctx, link, r.spare)
+		if err != nil {
+			return pathNode{}, fetchError(r.ctx, link, err)
+		}
+		r.spare = data
+		return pathNode{c: link, data: data}, nil
+	}
+	n, err := r.ng.Get(r.ctx, link)
+	if err != nil {
+		return pathNode{}, fetchError(r.ctx, link, err)
+	}
+	return parseFileNode(n)
 }
 
 // childSize is the number of file bytes under p (for a root, the file's
@@ -215,6 +240,6 @@ func (r *fileReader) Seek(offset int64, whence int) (int64, error) {
 
 // Close releases the reader's blocks.
 func (r *fileReader) Close() error {
-	r.leaf, r.path = nil, nil
+	r.leaf, r.path, r.spare = nil, nil, nil
 	return nil
 }

@@ -425,7 +425,7 @@ func fetchError(ctx context.Context, c cid.Cid, err error) error {
 // with the fetcher (whose search Fetching reports): for resolving a path
 // and describing what is there.
 func (s *Service) pathGetter(ctx context.Context) *localFirst {
-	return &localFirst{local: s.local, remote: mdag.NewSession(ctx, s.dag), fetch: s.fetchBlock}
+	return &localFirst{local: s.local, remote: mdag.NewSession(ctx, s.dag), fetch: s.fetchBlock, store: s.store.raw}
 }
 
 // Stat describes the node at path p ("CID/a/b").
@@ -533,6 +533,7 @@ func (s *Service) Get(ctx context.Context, p string) (File, error) {
 			}()
 		},
 		fetch: s.fetchBlock,
+		store: s.store.raw,
 	}
 	n, err := resolve(ctx, ng, root, parts)
 	if err != nil {

@@ -407,7 +407,7 @@ func (s *Store) Verify(ctx context.Context, remove bool) (VerifyResult, error) {
 	}
 	for c := range keys {
 		res.Checked++
-		data, err := s.raw.read(ctx, c, false) // from the disk, always
+		data, err := s.raw.read(ctx, c, false, nil) // from the disk, always
 		if isCorrupt(err) {
 			res.Bad = append(res.Bad, c)
 			continue
