@@ -33,30 +33,17 @@ func TestRelay(t *testing.T) {
 	if !netns.Isolate(t) {
 		return
 	}
-	r := publicRelay(t)
-	natted := func(_ int, cfg *nube.Config) { cfg.ListenAddrs, cfg.NoListen = nil, true }
-	a := nubetest.Cluster(t, 1, nubetest.WithConfig(natted)).Node(0)
-	b := nubetest.Cluster(t, 1, nubetest.WithConfig(natted)).Node(0)
 	ctx := nubetest.Context(t, time.Minute)
+	r, a, b := publicRelay(t), listenNowhere(t), listenNowhere(t)
 	if !r.Status().RelayService || b.Status().RelayService {
 		t.Fatal("RelayService not reported as configured")
 	}
 	if got := b.Status().Reachability; got != "Private" {
 		t.Errorf("a node that listens nowhere reports reachability %q, want Private", got)
 	}
-	for _, n := range []*nube.Node{a, b} {
-		waitRelayAddr(ctx, t, n, r)
-	}
+	waitRelayAddr(ctx, t, r, a, b)
 
-	proto := wire.Protocol("test-echo", 1)
-	b.Host().SetStreamHandler(proto, func(s network.Stream) {
-		defer s.Close()
-		ws := wire.NewStream(s)
-		var m string
-		if err := ws.Recv(context.Background(), &m); err == nil {
-			ws.Send(context.Background(), "echo: "+m)
-		}
-	})
+	serveEcho(b)
 
 	if len(a.Host().Network().ConnsToPeer(b.ID())) > 0 {
 		t.Fatal("A is connected to B before dialling it: B must have dialled A, which listens nowhere")
@@ -85,17 +72,7 @@ func TestRelay(t *testing.T) {
 		}
 	}
 
-	s, err := a.Host().NewStream(network.WithAllowLimitedConn(ctx, "test"), b.ID(), proto)
-	if err != nil {
-		t.Fatalf("stream over the relayed connection: %v", err)
-	}
-	defer s.Close()
-	ws := wire.NewStream(s)
-	if err := ws.Send(ctx, "hi"); err != nil {
-		t.Fatal(err)
-	}
-	var got string
-	if err := ws.Recv(ctx, &got); err != nil || got != "echo: hi" {
+	if got, err := echo(network.WithAllowLimitedConn(ctx, "test"), a, b, "hi"); err != nil || got != "echo: hi" {
 		t.Fatalf("echo over the relay = %q, %v", got, err)
 	}
 	if _, err := a.Ping(ctx, b.ID()); err != nil {
@@ -115,23 +92,10 @@ func TestRelayFoundByDHT(t *testing.T) {
 	if !netns.Isolate(t) {
 		return
 	}
-	r := publicRelay(t)
-	natted := func(_ int, cfg *nube.Config) { cfg.ListenAddrs, cfg.NoListen = nil, true }
-	a := nubetest.Cluster(t, 1, nubetest.WithConfig(natted)).Node(0)
-	b := nubetest.Cluster(t, 1, nubetest.WithConfig(natted)).Node(0)
 	ctx := nubetest.Context(t, 2*time.Minute)
-	for _, n := range []*nube.Node{a, b} {
-		waitRelayAddr(ctx, t, n, r)
-	}
-	proto := wire.Protocol("test-echo", 1)
-	b.Host().SetStreamHandler(proto, func(s network.Stream) {
-		defer s.Close()
-		ws := wire.NewStream(s)
-		var m string
-		if err := ws.Recv(context.Background(), &m); err == nil {
-			ws.Send(context.Background(), "echo: "+m)
-		}
-	})
+	a, b := listenNowhere(t), listenNowhere(t)
+	waitRelayAddr(ctx, t, publicRelay(t), a, b)
+	serveEcho(b)
 	for round := range 4 {
 		a.Host().Network().ClosePeer(b.ID())
 		a.Host().Peerstore().ClearAddrs(b.ID())
@@ -144,24 +108,45 @@ func TestRelayFoundByDHT(t *testing.T) {
 			t.Errorf("round %d: the lookup gave no circuit address for B: %v", round, a.Host().Peerstore().Addrs(b.ID()))
 		}
 		for i := range 3 {
-			s, err := a.Host().NewStream(rctx, b.ID(), proto)
-			if err != nil {
+			if got, err := echo(rctx, a, b, "hi"); err != nil || got != "echo: hi" {
 				cancel()
-				t.Fatalf("round %d: stream %d over the relayed connection: %v", round, i, err)
-			}
-			ws := wire.NewStream(s)
-			var got string
-			if err := ws.Send(rctx, "hi"); err == nil {
-				err = ws.Recv(rctx, &got)
-			}
-			s.Close()
-			if got != "echo: hi" {
-				cancel()
-				t.Fatalf("round %d: echo %d over the relay = %q", round, i, got)
+				t.Fatalf("round %d: echo %d on a new stream over the relay = %q, %v", round, i, got, err)
 			}
 		}
 		cancel()
 	}
+}
+
+// echoProtocol is a test protocol: one message in, "echo: " and it out.
+var echoProtocol = wire.Protocol("test-echo", 1)
+
+// serveEcho makes n answer echoProtocol.
+func serveEcho(n *nube.Node) {
+	n.Host().SetStreamHandler(echoProtocol, func(s network.Stream) {
+		defer s.Close()
+		ws := wire.NewStream(s)
+		var m string
+		if err := ws.Recv(context.Background(), &m); err == nil {
+			ws.Send(context.Background(), "echo: "+m)
+		}
+	})
+}
+
+// echo sends m to b on a new echoProtocol stream from a and returns the
+// answer.
+func echo(ctx context.Context, a, b *nube.Node, m string) (string, error) {
+	s, err := a.Host().NewStream(ctx, b.ID(), echoProtocol)
+	if err != nil {
+		return "", fmt.Errorf("new stream: %w", err)
+	}
+	defer s.Close()
+	ws := wire.NewStream(s)
+	if err := ws.Send(ctx, m); err != nil {
+		return "", err
+	}
+	var got string
+	err = ws.Recv(ctx, &got)
+	return got, err
 }
 
 // publicRelay starts a relay on a public-looking address (11.0.0.1) given
@@ -176,10 +161,26 @@ func publicRelay(t *testing.T) *nube.Node {
 	})).Node(0)
 }
 
-// waitRelayAddr connects n to relay r and waits until n advertises a
-// circuit address through r and r has learnt it (by identify push, a
-// moment later: there is no event for that, so that part polls).
-func waitRelayAddr(ctx context.Context, t *testing.T, n, r *nube.Node) {
+// listenNowhere starts a node that listens on no address, as one behind
+// a strict NAT.
+func listenNowhere(t *testing.T) *nube.Node {
+	return nubetest.Cluster(t, 1, nubetest.WithConfig(func(_ int, cfg *nube.Config) {
+		cfg.ListenAddrs, cfg.NoListen = nil, true
+	})).Node(0)
+}
+
+// waitRelayAddr connects each node to relay r and waits until it
+// advertises a circuit address through r and r has learnt it (by
+// identify push, a moment later: there is no event for that, so that
+// part polls).
+func waitRelayAddr(ctx context.Context, t *testing.T, r *nube.Node, nodes ...*nube.Node) {
+	t.Helper()
+	for _, n := range nodes {
+		waitRelayAddrOf(ctx, t, r, n)
+	}
+}
+
+func waitRelayAddrOf(ctx context.Context, t *testing.T, r, n *nube.Node) {
 	t.Helper()
 	addrs, err := n.Host().EventBus().Subscribe(new(event.EvtLocalAddressesUpdated))
 	if err != nil {
@@ -228,9 +229,9 @@ func TestRelayedClosedOnceDirect(t *testing.T) {
 	}
 	r := publicRelay(t)
 	a := nubetest.Cluster(t, 1).Node(0) // reachable on loopback
-	b := nubetest.Cluster(t, 1, nubetest.WithConfig(func(_ int, cfg *nube.Config) { cfg.ListenAddrs, cfg.NoListen = nil, true })).Node(0)
+	b := listenNowhere(t)
 	ctx := nubetest.Context(t, time.Minute)
-	waitRelayAddr(ctx, t, b, r)
+	waitRelayAddr(ctx, t, r, b)
 	ai := peer.AddrInfo{ID: b.ID(), Addrs: r.Host().Peerstore().Addrs(b.ID())}
 	if err := a.Host().Connect(ctx, ai); err != nil {
 		t.Fatalf("connect through the relay: %v", err)
