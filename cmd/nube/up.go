@@ -185,7 +185,7 @@ func runUp(ctx context.Context, g *globals, f upFlags, gatewayChosen bool) error
 	if os.Getenv("GOGC") == "" {
 		// A daemon's heap is mostly blocks passing through, live for a
 		// moment: collecting at half the live heap's growth rather than
-		// Go's whole keeps a 1 GiB fetch's peak RSS some 30 MiB lower
+		// Go's whole keeps a 1 GiB fetch's peak RSS 15-30 MiB lower
 		// for a few percent of CPU (RATIONALE.md, Blocks).
 		debug.SetGCPercent(50)
 	}
