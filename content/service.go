@@ -14,7 +14,6 @@ import (
 
 	"github.com/ipfs/boxo/bitswap"
 	bsmsg "github.com/ipfs/boxo/bitswap/message"
-	bsnetiface "github.com/ipfs/boxo/bitswap/network"
 	bsnet "github.com/ipfs/boxo/bitswap/network/bsnet"
 	bsserver "github.com/ipfs/boxo/bitswap/server"
 	"github.com/ipfs/boxo/blockservice"
@@ -84,7 +83,7 @@ type Service struct {
 	dag   ipld.DAGService // reads through the network
 	local ipld.DAGService // this node's store only
 	trace *tracer
-	net   watchedNet
+	net   *watchedNet
 
 	fetchMu     sync.Mutex
 	fetches     map[*fetch]struct{}
@@ -128,17 +127,17 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if len(s.routing) > 0 {
 		finder = s.routing
 	}
-	s.net = watchedNet{BitSwapNetwork: bsnet.NewFromIpfsHost(cfg.Host), t: s.trace}
-	s.bswap = bitswap.New(s.ctx, s.net, finder, s.store.Blockstore(),
+	s.net = newWatchedNet(bsnet.NewFromIpfsHost(cfg.Host), s.trace)
+	s.bswap = bitswap.New(s.ctx, s.net, finder, servingStore{s.store.Blockstore(), s.store.raw},
 		bitswap.WithTracer(s.trace),
 		// Let a peer have up to 16 MiB of blocks on the way (bitswap's
 		// default is 1 MiB: four chunks, too few to fill a fast link;
 		// 16 MiB is a fetcher's full window of 64 chunks).
 		bitswap.WithServerOption(bsserver.MaxOutstandingBytesPerPeer(16<<20)),
 		// Send them in messages of three chunks, 768 KiB, rather than
-		// bitswap's 16 KiB (a chunk each): every message is a stream of
-		// its own on both sides, and one-chunk messages cost a fetch
-		// more CPU on each node (RATIONALE.md, Blocks). Not four: the
+		// bitswap's 16 KiB (a chunk each): each message costs both nodes
+		// CPU of its own, and one-chunk messages cost a fetch more CPU on
+		// each node (RATIONALE.md, Blocks). Not four: the
 		// fetching node reads each message into a pooled buffer of the
 		// next power of two, and four chunks and their framing take a
 		// 2 MiB buffer where three take 1 MiB.
@@ -698,36 +697,6 @@ func (t *tracer) sent(m bsmsg.BitSwapMessage) {
 		}
 		t.pruned = now
 	}
-}
-
-// watchedNet is bitswap's network with our tracer on every message we
-// send: bitswap's own tracer sees only what its server sends.
-type watchedNet struct {
-	bsnetiface.BitSwapNetwork
-	t *tracer
-}
-
-func (w watchedNet) SendMessage(ctx context.Context, p peer.ID, m bsmsg.BitSwapMessage) error {
-	w.t.sent(m)
-	return w.BitSwapNetwork.SendMessage(ctx, p, m)
-}
-
-func (w watchedNet) NewMessageSender(ctx context.Context, p peer.ID, opts *bsnetiface.MessageSenderOpts) (bsnetiface.MessageSender, error) {
-	ms, err := w.BitSwapNetwork.NewMessageSender(ctx, p, opts)
-	if err != nil {
-		return nil, err
-	}
-	return watchedSender{ms, w.t}, nil
-}
-
-type watchedSender struct {
-	bsnetiface.MessageSender
-	t *tracer
-}
-
-func (w watchedSender) SendMsg(ctx context.Context, m bsmsg.BitSwapMessage) error {
-	w.t.sent(m)
-	return w.MessageSender.SendMsg(ctx, m)
 }
 
 func (t *tracer) MessageReceived(p peer.ID, m bsmsg.BitSwapMessage) {
