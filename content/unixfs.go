@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	chunk "github.com/ipfs/boxo/chunker"
 	mdag "github.com/ipfs/boxo/ipld/merkledag"
 	ft "github.com/ipfs/boxo/ipld/unixfs"
 	"github.com/ipfs/boxo/ipld/unixfs/importer/balanced"
@@ -47,7 +46,9 @@ func importFile(dag ipld.DAGService, r io.Reader) (ipld.Node, error) {
 		RawLeaves:  true,
 		CidBuilder: cidBuilder,
 	}
-	db, err := p.New(chunk.NewSizeSplitter(r, ChunkSize))
+	spl := newAheadSplitter(r, ChunkSize)
+	defer spl.Stop()
+	db, err := p.New(spl)
 	if err != nil {
 		return nil, err
 	}
