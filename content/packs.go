@@ -76,6 +76,8 @@ type blockStore struct {
 	ds  ds.Batching
 	dir string // "" keeps every block in ds (a store in memory)
 
+	packSize int64 // packSize, but for tests
+
 	// stripes serialise the puts, deletes and moves of one block.
 	stripes [64]sync.Mutex
 
@@ -87,6 +89,8 @@ type blockStore struct {
 	size   int64               // its size
 	dirty  map[uint32]bool     // packs appended to since the last sync
 	newDir bool                // a pack was created since the last sync
+
+	flushing sync.WaitGroup // full packs being synced (flush)
 
 	// recent holds the last blocks appended, by key: a file being read
 	// while it is fetched reads each chunk just after it was written,
@@ -108,7 +112,7 @@ type recentBlock struct {
 var _ blockstore.Blockstore = (*blockStore)(nil)
 
 func newBlockStore(d ds.Batching, dir string) *blockStore {
-	return &blockStore{ds: d, dir: dir, packs: make(map[uint32]*os.File), dirty: make(map[uint32]bool)}
+	return &blockStore{ds: d, dir: dir, packs: make(map[uint32]*os.File), dirty: make(map[uint32]bool), packSize: packSize}
 }
 
 func inlineKey(k ds.Key) ds.Key { return blocksPrefix.Child(k) }
@@ -140,11 +144,15 @@ func (s *blockStore) packNumbers() ([]uint32, error) {
 // leave them.
 func (s *blockStore) close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return nil
 	}
 	s.closed = true
+	s.mu.Unlock()
+	s.flushing.Wait() // without mu: flush takes it to mark its pack clean
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	var errs []error
 	if s.active != nil {
 		errs = append(errs, s.active.Close())
@@ -412,7 +420,7 @@ func (s *blockStore) appendBlock(key string, data []byte) (location, error) {
 	if s.closed {
 		return location{}, ErrStoreClosed
 	}
-	if s.active == nil || s.size+int64(len(data)) > packSize {
+	if s.active == nil || s.size+int64(len(data)) > s.packSize {
 		if err := s.startPack(); err != nil {
 			return location{}, err
 		}
@@ -462,14 +470,30 @@ func (s *blockStore) startPack() error {
 		return err
 	}
 	if s.active != nil {
-		// The old pack stays dirty until the next sync syncs it.
-		if err := s.active.Close(); err != nil {
-			f.Close()
-			return err
-		}
+		s.flushing.Add(1)
+		go s.flush(s.active, s.num)
 	}
 	s.active, s.num, s.size, s.newDir = f, next, 0, true
 	return nil
+}
+
+// flush syncs and closes a full pack, no longer appended to, while the
+// blocks after it go to the next: by the time an add of many packs ends,
+// its sync waits for the last pack's writes rather than for all of them
+// (the disk was idle while the add ran; RATIONALE.md, Blocks). The pack
+// stays dirty until its sync succeeds, so a failure here is reported by
+// the next sync, which tries again.
+func (s *blockStore) flush(f *os.File, n uint32) {
+	defer s.flushing.Done()
+	err := f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		s.mu.Lock()
+		delete(s.dirty, n)
+		s.mu.Unlock()
+	}
 }
 
 // sync makes every block appended so far durable: each pack appended to
