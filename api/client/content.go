@@ -12,8 +12,18 @@ import (
 	"time"
 )
 
+// Sized is a request body whose length is known, such as a file's. The
+// node is told the length up front, and then reads the body in large
+// pieces rather than in the 32 KiB chunks of a body of unknown length:
+// for an add of a large file, a fraction of the system calls.
+type Sized struct {
+	io.Reader
+	Size int64
+}
+
 // Add streams body to the node as a file (kind "file") or as a tar of a
-// directory (kind "tar") and returns the root's CID.
+// directory (kind "tar") and returns the root's CID. A *Sized body is
+// sent with its length.
 func (c *Client) Add(ctx context.Context, body io.Reader, kind, name string, pin bool) (AddResult, error) {
 	q := url.Values{"kind": {kind}}
 	if name != "" {
@@ -83,6 +93,9 @@ func (c *Client) do(ctx context.Context, method, path, contentType string, body 
 		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.Token)
+	if sb, ok := body.(*Sized); ok {
+		req.ContentLength = sb.Size
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", contentType)
 	}

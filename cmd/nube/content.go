@@ -83,11 +83,18 @@ On a terminal a progress bar shows bytes, rate and time left.`,
 						return err
 					}
 					defer f.Close()
-					body, total = f, fi.Size()
+					body = f
+					if fi.Mode().IsRegular() { // not a pipe's or a device's 0
+						total = fi.Size()
+					}
 				}
 			}
 			bar := progress.New(os.Stderr, "add", total, quiet || g.json)
-			res, err := c.Add(cmd.Context(), &progress.Reader{R: body, Bar: bar}, kind, name, !noPin)
+			body = &progress.Reader{R: body, Bar: bar}
+			if kind == "file" && total >= 0 {
+				body = &client.Sized{Reader: body, Size: total}
+			}
+			res, err := c.Add(cmd.Context(), body, kind, name, !noPin)
 			bar.Finish()
 			if err != nil {
 				return err
