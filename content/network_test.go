@@ -141,6 +141,56 @@ func TestGetStreams(t *testing.T) {
 	}
 }
 
+// TestFetchAfterReconnect fetches from a provider that keeps streams to
+// the fetcher (a few per peer, for the blocks it sends), after the
+// connection between them closed and after the fetcher restarted: the
+// provider's old streams are gone with the connection, and it must open
+// new ones rather than fail or stall.
+func TestFetchAfterReconnect(t *testing.T) {
+	c := nubetest.Cluster(t, 2, nubetest.WithDataDirs())
+	ctx := nubetest.Context(t, 2*time.Minute)
+	var files [][]byte
+	var roots []cid.Cid
+	for i := range 3 {
+		data := randomBytes(24*content.ChunkSize, int64(10+i)) // some messages at once
+		root, err := c.Node(0).Add(ctx, bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files, roots = append(files, data), append(roots, root)
+	}
+	fetch := func(n *nube.Node, i int) {
+		t.Helper()
+		f, err := n.Get(ctx, roots[i])
+		if err != nil {
+			t.Fatalf("file %d: %v", i, err)
+		}
+		defer f.Close()
+		got, err := io.ReadAll(f)
+		if err != nil || !bytes.Equal(got, files[i]) {
+			t.Fatalf("file %d: %d bytes, %v", i, len(got), err)
+		}
+	}
+	fetch(c.Node(1), 0)
+
+	if err := c.Disconnect(0, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Connect(ctx, 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	fetch(c.Node(1), 1)
+
+	n, err := c.Restart(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitConnected(ctx, 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	fetch(n, 2)
+}
+
 // TestFetchWithNoProvider fails with ErrNoProvider once the deadline
 // passes, instead of hanging.
 func TestFetchWithNoProvider(t *testing.T) {
