@@ -18,7 +18,7 @@ import (
 // watchedNet is bitswap's network with two changes. Our tracer sees every
 // message we send (bitswap's own tracer sees only what its server sends).
 // And the messages sent with SendMessage, which are all the blocks
-// bitswap's server sends, go down one long-lived stream per peer: boxo
+// bitswap's server sends, go down a few long-lived streams per peer: boxo
 // opens a stream for each, which for a fetch of a GiB is more than a
 // thousand streams, each negotiated and each starting with a small yamux
 // window (RATIONALE.md, Blocks).
