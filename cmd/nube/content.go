@@ -90,11 +90,20 @@ On a terminal a progress bar shows bytes, rate and time left.`,
 				}
 			}
 			bar := progress.New(os.Stderr, "add", total, quiet || g.json)
-			body = &progress.Reader{R: body, Bar: bar}
-			if kind == "file" && total >= 0 {
-				body = &client.Sized{Reader: body, Size: total}
+			follow := func() {}
+			if f, ok := body.(*os.File); ok && kind == "file" && total >= 0 {
+				// A regular file goes with its length, straight from the
+				// file to the socket; the bar follows the file's offset.
+				follow = bar.Follow(f)
+				body = &client.Sized{Reader: f, Size: total}
+			} else {
+				body = &progress.Reader{R: body, Bar: bar}
 			}
 			res, err := c.Add(cmd.Context(), body, kind, name, !noPin)
+			follow()
+			if f, ok := body.(*client.Sized); ok && err == nil {
+				bar.Set(f.Size)
+			}
 			bar.Finish()
 			if err != nil {
 				return err

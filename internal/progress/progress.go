@@ -55,6 +55,34 @@ func (b *Bar) Set(n int64) {
 	}
 }
 
+// Follow sets the bar from f's offset as something else reads f (such as
+// the kernel sending it to a socket), until the returned stop is called.
+func (b *Bar) Follow(f *os.File) (stop func()) {
+	if b == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(redraw)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if n, err := f.Seek(0, io.SeekCurrent); err == nil {
+					b.Set(n)
+				}
+			}
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
 // Finish draws the final state and ends the line.
 func (b *Bar) Finish() {
 	if b == nil {

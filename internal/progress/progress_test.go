@@ -2,7 +2,10 @@ package progress
 
 import (
 	"bytes"
+	"io"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -38,4 +41,52 @@ func TestBytes(t *testing.T) {
 			t.Errorf("Bytes(%d) = %q, want %q", n, got, want)
 		}
 	}
+}
+
+// TestFollow checks that a bar following a file shows how far the file
+// has been read by someone else.
+func TestFollow(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "follow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(make([]byte, 3000)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Seek(1234, io.SeekStart); err != nil { // as a sender would have read it
+		t.Fatal(err)
+	}
+	var out lockedBuffer
+	b := &Bar{w: &out, label: "add", total: 3000, start: time.Now()}
+	stop := b.Follow(f)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(time.Minute)
+	for !strings.Contains(out.String(), "1.2 KiB / 2.9 KiB") {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("the bar never showed the file's offset: %q", out.String())
+		}
+	}
+	stop()                  // returns once the following goroutine has ended
+	(*Bar)(nil).Follow(f)() // no bar: nothing to follow
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
