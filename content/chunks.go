@@ -13,12 +13,17 @@ import (
 // about half of an add's one busy goroutine (RATIONALE.md, Blocks).
 //
 // Stop ends the reading goroutine; if it is inside a Read of the source,
-// it ends when that Read returns.
+// it ends when that Read returns. Only the reading goroutine reads the
+// source, and NextBytes, on the caller's goroutine, counts the bytes and
+// tells progress: nothing is told after the import returns.
 type aheadSplitter struct {
 	r      io.Reader
 	chunks chan chunkRead
 	done   chan struct{}
 	err    error // once NextBytes has returned an error, always that one
+
+	n        int64       // the bytes NextBytes has returned
+	progress func(int64) // if set, told n after each chunk
 }
 
 type chunkRead struct {
@@ -82,6 +87,12 @@ func (s *aheadSplitter) NextBytes() ([]byte, error) {
 	}
 	if c.err != nil {
 		s.err = c.err
+	}
+	if len(c.b) > 0 {
+		s.n += int64(len(c.b))
+		if s.progress != nil {
+			s.progress(s.n)
+		}
 	}
 	return c.b, c.err
 }

@@ -11,8 +11,9 @@ import (
 )
 
 // TestAheadSplitter checks that the reading-ahead splitter cuts exactly
-// as boxo's size splitter does, which the CIDs kubo gives depend on, and
-// passes a source's error on as it does.
+// as boxo's size splitter does, which the CIDs kubo gives depend on,
+// counts what it hands out, and passes a source's error on as boxo's
+// does.
 func TestAheadSplitter(t *testing.T) {
 	const size = 1000
 	for _, n := range []int{0, 1, size - 1, size, size + 1, 7*size + 13, 9 * size} {
@@ -20,8 +21,13 @@ func TestAheadSplitter(t *testing.T) {
 		rand.New(rand.NewSource(int64(n))).Read(data)
 		want := cuts(t, chunk.NewSizeSplitter(bytes.NewReader(data), size))
 		s := newAheadSplitter(bytes.NewReader(data), size)
+		told := int64(0)
+		s.progress = func(n int64) { told = n }
 		got := cuts(t, s)
 		s.Stop()
+		if told != int64(n) || s.n != int64(n) {
+			t.Errorf("%d bytes: progress told %d, counted %d", n, told, s.n)
+		}
 		if len(got) != len(want) {
 			t.Fatalf("%d bytes: %d chunks, boxo cuts %d", n, len(got), len(want))
 		}

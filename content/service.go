@@ -199,24 +199,9 @@ type AddOptions struct {
 	NoPin bool
 	// Name labels the pin.
 	Name string
-	// Progress, if set, is called with the number of bytes read so far.
+	// Progress, if set, is called with the number of bytes imported so
+	// far, chunk by chunk, from the goroutine that called Add or AddTree.
 	Progress func(bytes int64)
-}
-
-// countingReader reports the bytes read through it.
-type countingReader struct {
-	r        io.Reader
-	n        int64
-	progress func(int64)
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	if n > 0 && c.progress != nil {
-		c.progress(c.n)
-	}
-	return n, err
 }
 
 // add runs build under the pin lock, with a DAG service that batches
@@ -250,9 +235,8 @@ func (s *Service) add(ctx context.Context, opt AddOptions, build func(ipld.DAGSe
 // `ipfs add --cid-version 1` gives for the same bytes. It pins the file
 // unless opt.NoPin.
 func (s *Service) Add(ctx context.Context, r io.Reader, opt AddOptions) (cid.Cid, error) {
-	cr := &countingReader{r: ctxReader{ctx, r}, progress: opt.Progress}
 	return s.add(ctx, opt, func(dag ipld.DAGService) (ipld.Node, error) {
-		n, err := importFile(dag, cr)
+		n, _, err := importFileProgress(dag, ctxReader{ctx, r}, opt.Progress)
 		if err != nil {
 			return nil, fmt.Errorf("add: %w", err)
 		}
@@ -287,12 +271,12 @@ func (s *Service) AddTree(ctx context.Context, entries Entries, opt AddOptions) 
 		err := entries(
 			func(p string, r io.Reader) error {
 				base := total
-				cr := &countingReader{r: ctxReader{ctx, r}}
+				var progress func(int64)
 				if opt.Progress != nil {
-					cr.progress = func(n int64) { opt.Progress(base + n) }
+					progress = func(n int64) { opt.Progress(base + n) }
 				}
-				n, err := importFile(dag, cr)
-				total += cr.n
+				n, read, err := importFileProgress(dag, ctxReader{ctx, r}, progress)
+				total += read
 				if err != nil {
 					return fmt.Errorf("add %s: %w", p, err)
 				}

@@ -40,6 +40,13 @@ var cidBuilder = cid.Prefix{Version: 1, Codec: cid.DagProtobuf, MhType: mh.SHA2_
 // importFile chunks r into a balanced UnixFS file DAG, writes its blocks
 // to dag, and returns its root.
 func importFile(dag ipld.DAGService, r io.Reader) (ipld.Node, error) {
+	n, _, err := importFileProgress(dag, r, nil)
+	return n, err
+}
+
+// importFileProgress is importFile telling progress, if not nil, how many
+// bytes it has imported, and returning how many it read.
+func importFileProgress(dag ipld.DAGService, r io.Reader, progress func(int64)) (ipld.Node, int64, error) {
 	p := helpers.DagBuilderParams{
 		Dagserv:    dag,
 		Maxlinks:   LinksPerBlock,
@@ -47,12 +54,14 @@ func importFile(dag ipld.DAGService, r io.Reader) (ipld.Node, error) {
 		CidBuilder: cidBuilder,
 	}
 	spl := newAheadSplitter(r, ChunkSize)
+	spl.progress = progress
 	defer spl.Stop()
 	db, err := p.New(spl)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return balanced.Layout(db)
+	n, err := balanced.Layout(db)
+	return n, spl.n, err
 }
 
 // newDirectory starts an empty UnixFS directory with kubo's settings.
