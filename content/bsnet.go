@@ -128,16 +128,21 @@ func (ps *peerSender) reset() {
 	}
 }
 
-// forget closes the stream to p, now if no message is on its way, or when
-// the one on its way is sent.
+// forget closes the streams to p, now for those no message is on its
+// way down, or once it is sent.
 func (w *watchedNet) forget(p peer.ID) {
 	w.mu.Lock()
 	ss := w.senders[p]
 	delete(w.senders, p)
 	w.mu.Unlock()
-	if ss == nil {
-		return
+	if ss != nil {
+		ss.close()
 	}
+}
+
+// close closes the streams, now or when the message on its way down each
+// is sent.
+func (ss *peerSenders) close() {
 	ss.gone.Store(true)
 	for i := range ss.s {
 		if ps := &ss.s[i]; ps.mu.TryLock() {
@@ -160,13 +165,11 @@ func (w *watchedNet) Start(rs ...bsnetiface.Receiver) {
 // Stop closes every stream and stops the network.
 func (w *watchedNet) Stop() {
 	w.mu.Lock()
-	ps := make([]peer.ID, 0, len(w.senders))
-	for p := range w.senders {
-		ps = append(ps, p)
-	}
+	all := w.senders
+	w.senders = map[peer.ID]*peerSenders{}
 	w.mu.Unlock()
-	for _, p := range ps {
-		w.forget(p)
+	for _, ss := range all {
+		ss.close()
 	}
 	w.BitSwapNetwork.Stop()
 }

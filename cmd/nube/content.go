@@ -91,7 +91,9 @@ On a terminal a progress bar shows bytes, rate and time left.`,
 			}
 			bar := progress.New(os.Stderr, "add", total, quiet || g.json)
 			follow := func() {}
-			if f, ok := body.(*os.File); ok && kind == "file" && total >= 0 {
+			f, sized := body.(*os.File)
+			sized = sized && kind == "file" && total >= 0
+			if sized {
 				// A regular file goes with its length, straight from the
 				// file to the socket; the bar follows the file's offset.
 				follow = bar.Follow(f)
@@ -101,8 +103,8 @@ On a terminal a progress bar shows bytes, rate and time left.`,
 			}
 			res, err := c.Add(cmd.Context(), body, kind, name, !noPin)
 			follow()
-			if f, ok := body.(*client.Sized); ok && err == nil {
-				bar.Set(f.Size)
+			if sized && err == nil {
+				bar.Set(total)
 			}
 			bar.Finish()
 			if err != nil {
