@@ -11,6 +11,7 @@ import (
 	"github.com/ipfs/boxo/blockstore"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multihash"
 )
@@ -28,6 +29,15 @@ type watchedNet struct {
 
 	mu      sync.Mutex
 	senders map[peer.ID]*peerSenders
+
+	// Set by receiveOn (bsread.go) for a network on a real host: the
+	// host whose bitswap streams this network reads itself, and the
+	// event manager boxo's network was made with. receivers are set by
+	// Start.
+	host      host.Host
+	events    *bsnetiface.ConnectEventManager
+	receivers []bsnetiface.Receiver
+	read      atomic.Uint64 // messages read by handleStream
 }
 
 func newWatchedNet(n bsnetiface.BitSwapNetwork, t *tracer) *watchedNet {
@@ -153,13 +163,20 @@ func (ss *peerSenders) close() {
 }
 
 // Start starts the network with receivers that also see a peer leave, so
-// that its stream is closed.
+// that its stream is closed; and, on a real host, takes over reading the
+// messages peers send (bsread.go).
 func (w *watchedNet) Start(rs ...bsnetiface.Receiver) {
 	wrapped := make([]bsnetiface.Receiver, len(rs))
 	for i, r := range rs {
 		wrapped[i] = leaveWatcher{Receiver: r, w: w}
 	}
+	w.receivers = wrapped
 	w.BitSwapNetwork.Start(wrapped...)
+	if w.host != nil {
+		for _, proto := range bitswapProtocols {
+			w.host.SetStreamHandler(proto, w.handleStream)
+		}
+	}
 }
 
 // Stop closes every stream and stops the network.

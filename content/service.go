@@ -14,6 +14,7 @@ import (
 
 	"github.com/ipfs/boxo/bitswap"
 	bsmsg "github.com/ipfs/boxo/bitswap/message"
+	bsnetiface "github.com/ipfs/boxo/bitswap/network"
 	bsnet "github.com/ipfs/boxo/bitswap/network/bsnet"
 	bsserver "github.com/ipfs/boxo/bitswap/server"
 	"github.com/ipfs/boxo/blockservice"
@@ -127,7 +128,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if len(s.routing) > 0 {
 		finder = s.routing
 	}
-	s.net = newWatchedNet(bsnet.NewFromIpfsHost(cfg.Host), s.trace)
+	events := bsnetiface.NewConnectEventManager()
+	s.net = newWatchedNet(bsnet.NewFromIpfsHost(cfg.Host, bsnet.WithConnectEventManager(events)), s.trace)
+	s.net.receiveOn(cfg.Host, events)
 	s.bswap = bitswap.New(s.ctx, s.net, finder, servingStore{s.store.Blockstore(), s.store.raw},
 		bitswap.WithTracer(s.trace),
 		// Let a peer have up to 16 MiB of blocks on the way (bitswap's
