@@ -53,6 +53,7 @@ import (
 	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/api/client"
 	"github.com/nubecloud/nube/errcode"
+	"github.com/nubecloud/nube/internal/fdpass"
 )
 
 // maxBody caps a request body: every request this API takes is small.
@@ -77,11 +78,15 @@ type Server struct {
 	log   *slog.Logger
 	http  *httpServer
 	auth  *sessions
+	// handoff takes the files the CLI hands over (content.go), when the
+	// node has a data dir and the system can; else nil.
+	handoff *fdpass.Listener
 
 	traffic   history       // the dashboard's traffic chart, sampled by sample
 	done      chan struct{} // closed by Close: ends the sampler and event streams
 	wg        sync.WaitGroup
 	closeOnce sync.Once
+	closeErr  error
 }
 
 // Listen binds the API to addr ("127.0.0.1:5050"; port 0 picks a free port)
@@ -99,6 +104,15 @@ func Listen(n *nube.Node, addr, token string, log *slog.Logger) (*Server, error)
 	}
 	s := &Server{node: n, token: token, log: log.With("layer", "api"), auth: newSessions(n.ID().String(), sessionsFile(n))}
 	s.done = make(chan struct{})
+	if dir := n.DataDir(); dir != "" {
+		h, err := fdpass.Listen(filepath.Join(dir, client.HandoffFile))
+		switch {
+		case err == nil:
+			s.handoff = h
+		case !errors.Is(err, fdpass.ErrUnsupported):
+			s.log.Info("the CLI cannot hand files over to this node; it sends their bytes instead", "err", err)
+		}
+	}
 	s.wg.Add(1)
 	go s.sample()
 	s.http = serve(ln, &http.Server{
@@ -134,12 +148,17 @@ func (s *Server) URL() string { return "http://" + s.Addr() }
 func (s *Server) LoginURL() string { return s.URL() + "/login#" + s.auth.newCode() }
 
 // Close stops the API, letting requests under way finish for up to five
-// seconds.
+// seconds. Later calls return what the first did.
 func (s *Server) Close() error {
-	s.closeOnce.Do(func() { close(s.done) })
-	err := s.http.close()
-	s.wg.Wait()
-	return err
+	s.closeOnce.Do(func() {
+		close(s.done)
+		s.closeErr = s.http.close()
+		s.wg.Wait()
+		if s.handoff != nil {
+			s.closeErr = errors.Join(s.closeErr, s.handoff.Close())
+		}
+	})
+	return s.closeErr
 }
 
 // Handler returns the API's HTTP handler, with the Host, origin and token
@@ -314,11 +333,17 @@ func codedError(w http.ResponseWriter, err error) {
 func writeError(w http.ResponseWriter, code int, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(errorOf(code, err))
+}
+
+// errorOf is err as the API answers it with the HTTP status code: its
+// errcode, or the status's code where err has none.
+func errorOf(code int, err error) *client.Error {
 	c := string(errcode.Of(err))
 	if c == client.CodeInternal {
 		c = client.CodeOf(code)
 	}
-	_ = json.NewEncoder(w).Encode(client.Error{Code: c, Message: err.Error()})
+	return &client.Error{Code: c, Message: err.Error()}
 }
 
 // readJSON decodes a size-capped JSON body into v, answering 400 (and

@@ -2,10 +2,12 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -29,19 +31,50 @@ import (
 //	POST /api/v0/gc, /api/v0/repo/verify {"remove"}
 //
 // PATH is "CID" or "CID/path/in/dir", with or without a leading /ipfs/.
+//
+// A CLI on the node's machine can hand it an open regular file instead of
+// streaming bytes through the socket (client.HandoffFile, package
+// fdpass): add takes ?from=HANDLE&size=N and reads the file itself; cat
+// and get take ?to=HANDLE and write a file's bytes into it themselves,
+// answering with the headers as soon as the file is found and, once it is
+// all written, a client.Written report as the body (a directory still
+// comes as a tar stream). The bytes then cross no socket and no second
+// process: the CLI's CPU for a 1 GiB cat into a file went from 0.8 s to
+// 0.03 s (RATIONALE.md, Blocks).
 
 func (s *Server) handleAdd(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	opt := content.AddOptions{Name: q.Get("name"), NoPin: q.Get("pin") == "false"}
 	var read int64
 	opt.Progress = func(n int64) { read = n }
+	body := io.Reader(r.Body)
+	from, err := s.handedOver(r, "from")
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	if from != nil {
+		defer from.Close()
+		body = from
+		if v := q.Get("size"); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 0 {
+				writeError(w, http.StatusBadRequest, fmt.Errorf("size %q: want a count of bytes", v))
+				return
+			}
+			body = io.LimitReader(from, n)
+		}
+	}
 	var c cid.Cid
-	var err error
 	switch kind := q.Get("kind"); kind {
 	case "", "file":
-		c, err = s.node.Content().Add(r.Context(), r.Body, opt)
+		c, err = s.node.Content().Add(r.Context(), body, opt)
 	case "tar":
-		c, err = s.node.Content().AddTree(r.Context(), tarEntries(r.Body), opt)
+		if from != nil {
+			writeError(w, http.StatusBadRequest, errors.New("a directory's tar stream comes in the body, not in a file handed over"))
+			return
+		}
+		c, err = s.node.Content().AddTree(r.Context(), tarEntries(body), opt)
 	default:
 		writeError(w, http.StatusBadRequest, fmt.Errorf("kind %q: want file or tar", kind))
 		return
@@ -97,6 +130,20 @@ func finding(w http.ResponseWriter, r *http.Request) (ctx context.Context, done 
 }
 
 func (s *Server) handleCat(w http.ResponseWriter, r *http.Request) {
+	to, err := s.handedOver(r, "to")
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	if to != nil {
+		defer to.Close()
+	}
+	s.cat(w, r, to)
+}
+
+// cat answers with the file at the request's path, or writes it into to
+// if to is not nil.
+func (s *Server) cat(w http.ResponseWriter, r *http.Request, to *os.File) {
 	ctx, found, ok := finding(w, r)
 	if !ok {
 		return
@@ -107,15 +154,62 @@ func (s *Server) handleCat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer f.Close()
-	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set(client.HeaderKind, string(content.KindFile))
 	w.Header().Set(client.HeaderSize, strconv.FormatUint(f.Size(), 10))
+	if to != nil {
+		writeInto(w, to, f)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Length", strconv.FormatUint(f.Size(), 10))
 	io.Copy(w, f)
 }
 
+// handedOver claims the file the CLI handed over under the handle in the
+// query parameter name (package fdpass), or returns nil if there is none.
+func (s *Server) handedOver(r *http.Request, name string) (*os.File, error) {
+	h := r.URL.Query().Get(name)
+	if h == "" {
+		return nil, nil
+	}
+	if s.handoff == nil {
+		return nil, fmt.Errorf("%s: this node takes no files handed over", name)
+	}
+	f, err := s.handoff.Claim(h)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return f, nil
+}
+
+// writeInto writes f into the file handed over, to: the headers go first,
+// so that the client knows the size as the file grows, and the body,
+// once it is all written, is the report (client.Written).
+func writeInto(w http.ResponseWriter, to *os.File, f io.Reader) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	http.NewResponseController(w).Flush()
+	n, err := io.Copy(to, f)
+	rep := client.Written{Bytes: n}
+	if err != nil {
+		rep.Status = contentStatus(err)
+		rep.Error = errorOf(rep.Status, err)
+	}
+	json.NewEncoder(w).Encode(rep)
+}
+
 func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 	arg := r.URL.Query().Get("arg")
+	// A file handed over is written only for a file; a directory comes
+	// as a tar stream as ever, and the client sees that from its kind.
+	to, err := s.handedOver(r, "to")
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	if to != nil {
+		defer to.Close()
+	}
 	ctx, found, ok := finding(w, r)
 	if !ok {
 		return
@@ -127,7 +221,7 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 	}
 	setMeta(w.Header(), e)
 	if e.Kind != content.KindDir {
-		s.handleCat(w, r)
+		s.cat(w, r, to)
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-tar")

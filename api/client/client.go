@@ -31,6 +31,10 @@ const (
 	EndpointFile = "api"
 	// TokenFile holds the API token (mode 0600).
 	TokenFile = "api.token"
+	// HandoffFile is the Unix socket on which the daemon takes open
+	// files from a client on its machine (package fdpass), where the
+	// system allows.
+	HandoffFile = "api.sock"
 )
 
 // maxAnswer caps how much of an API answer the client reads.
@@ -65,6 +69,9 @@ type Client struct {
 	FindTimeout time.Duration
 	// dataDir is named in errors when the client came from Open.
 	dataDir string
+	// handoff is the daemon's HandoffFile, for a client from Open on a
+	// data dir that has one; else "".
+	handoff string
 }
 
 // Open returns a client for the daemon running on dataDir. If the daemon
@@ -81,7 +88,11 @@ func Open(dataDir string) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read API token: %w", err)
 	}
-	return &Client{URL: url, Token: tok, dataDir: dataDir}, nil
+	c := &Client{URL: url, Token: tok, dataDir: dataDir}
+	if fi, err := os.Stat(filepath.Join(dataDir, HandoffFile)); err == nil && fi.Mode().Type() == fs.ModeSocket {
+		c.handoff = filepath.Join(dataDir, HandoffFile)
+	}
+	return c, nil
 }
 
 func noDaemon(dataDir string) error {

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +11,8 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"github.com/nubecloud/nube/internal/fdpass"
 )
 
 // Sized is a request body whose length is known, such as a file's. The
@@ -25,7 +28,10 @@ type Sized struct {
 
 // Add streams body to the node as a file (kind "file") or as a tar of a
 // directory (kind "tar") and returns the root's CID. A *Sized body is
-// sent with its length.
+// sent with its length. A *Sized *os.File of kind "file", on a client
+// from Open on the node's own machine, is handed over to the node, which
+// reads Size bytes from it itself (package fdpass): the file's offset
+// moves as the node reads.
 func (c *Client) Add(ctx context.Context, body io.Reader, kind, name string, pin bool) (AddResult, error) {
 	q := url.Values{"kind": {kind}}
 	if name != "" {
@@ -35,8 +41,95 @@ func (c *Client) Add(ctx context.Context, body io.Reader, kind, name string, pin
 		q.Set("pin", "false")
 	}
 	var out AddResult
+	if sb, ok := body.(*Sized); ok && kind == "file" {
+		if f, ok := sb.Reader.(*os.File); ok {
+			if h, err := c.handOver(ctx, f); err == nil {
+				q.Set("from", h)
+				q.Set("size", strconv.FormatInt(sb.Size, 10))
+				return out, c.send(ctx, http.MethodPost, "/api/v0/add?"+q.Encode(), "", nil, &out)
+			}
+		}
+	}
 	return out, c.send(ctx, http.MethodPost, "/api/v0/add?"+q.Encode(), "application/octet-stream", body, &out)
 }
+
+// ErrNoHandoff reports a client that cannot hand files over to its node:
+// one not from Open, on a system that cannot, or on a node that takes
+// none.
+var ErrNoHandoff = errors.New("this client cannot hand files over to its node")
+
+// CanHandOver reports whether the client may hand files over to its node
+// (see Add, GetTo): it came from Open, and the node listens for them.
+func (c *Client) CanHandOver() bool { return c.handoff != "" }
+
+// handOver hands f over to the node and returns its handle. Any failure
+// wraps ErrNoHandoff: the caller sends the bytes instead.
+func (c *Client) handOver(ctx context.Context, f *os.File) (string, error) {
+	if c.handoff == "" {
+		return "", ErrNoHandoff
+	}
+	h, err := fdpass.Send(ctx, c.handoff, f)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrNoHandoff, err)
+	}
+	return h, nil
+}
+
+// GetTo is Get, with a file's bytes written into f by the node itself
+// (on the node's machine: see Add): nothing comes through this process,
+// and f's offset moves as the node writes. For a file, reading the
+// Download to its end waits for the node to finish, and gives its error
+// if it failed; a directory comes as Get gives it, and f is left as it
+// was. With no way to hand f over, GetTo fails with ErrNoHandoff and the
+// caller uses Get.
+func (c *Client) GetTo(ctx context.Context, p string, f *os.File) (*Download, error) {
+	return c.downloadTo(ctx, "/api/v0/get", p, f)
+}
+
+// CatTo is Cat as GetTo is Get.
+func (c *Client) CatTo(ctx context.Context, p string, f *os.File) (*Download, error) {
+	return c.downloadTo(ctx, "/api/v0/cat", p, f)
+}
+
+func (c *Client) downloadTo(ctx context.Context, endpoint, p string, f *os.File) (*Download, error) {
+	h, err := c.handOver(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	d, err := c.downloadQuery(ctx, endpoint, c.findQuery(p)+"&to="+url.QueryEscape(h))
+	if err != nil || d.Kind == "directory" {
+		return d, err
+	}
+	d.ReadCloser, d.HandedOver = &report{body: d.ReadCloser}, true
+	return d, nil
+}
+
+// report reads the node's Written report at the end of a download it
+// wrote into a file: as a reader, it is empty, and ends with the node's
+// error if it failed.
+type report struct {
+	body io.ReadCloser
+	err  error
+	done bool
+}
+
+func (r *report) Read([]byte) (int, error) {
+	if !r.done {
+		r.done = true
+		var w Written
+		if err := json.NewDecoder(io.LimitReader(r.body, maxAnswer)).Decode(&w); err != nil {
+			r.err = fmt.Errorf("the node's report on the download: %w", err)
+		} else if w.Error != nil {
+			w.Error.Status = w.Status
+			r.err = w.Error
+		} else {
+			r.err = io.EOF
+		}
+	}
+	return 0, r.err
+}
+
+func (r *report) Close() error { return r.body.Close() }
 
 // Download is a file or directory (as a tar stream) coming from the node.
 type Download struct {
@@ -48,6 +141,10 @@ type Download struct {
 	// DAG carries; zero when it carries none.
 	Mode  os.FileMode
 	MTime time.Time
+	// HandedOver is true for a file the node wrote into the file handed
+	// to it (GetTo, CatTo): the Download then reads as empty, and ends
+	// with the node's error if it failed.
+	HandedOver bool
 }
 
 // Get streams the file or directory at p ("CID" or "CID/path").
@@ -70,7 +167,11 @@ func (c *Client) findQuery(p string) string {
 }
 
 func (c *Client) download(ctx context.Context, endpoint, p string) (*Download, error) {
-	resp, err := c.do(ctx, http.MethodGet, endpoint+"?"+c.findQuery(p), "", nil)
+	return c.downloadQuery(ctx, endpoint, c.findQuery(p))
+}
+
+func (c *Client) downloadQuery(ctx context.Context, endpoint, query string) (*Download, error) {
+	resp, err := c.do(ctx, http.MethodGet, endpoint+"?"+query, "", nil)
 	if err != nil {
 		return nil, err
 	}

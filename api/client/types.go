@@ -155,6 +155,16 @@ const (
 	HeaderMTime = "X-Nube-Mtime"
 )
 
+// Written is the report that ends a cat or get the node wrote into a file
+// handed over to it (CatTo, GetTo).
+type Written struct {
+	Bytes int64 `json:"bytes"`
+	// Error is what stopped the writing, and Status the HTTP status it
+	// would have come with; nil and 0 when nothing did.
+	Error  *Error `json:"error,omitempty"`
+	Status int    `json:"status,omitempty"`
+}
+
 // ImportResult is the answer of POST /api/v0/dag/import.
 type ImportResult struct {
 	Roots  []string `json:"roots"`

@@ -317,23 +317,50 @@ is what they get.`,
 				return err
 			}
 			c.FindTimeout = timeout
+			if out == "" {
+				out = path.Base(strings.TrimSuffix(strings.TrimPrefix(args[0], "/ipfs/"), "/"))
+			}
+			// On the node's machine, the node writes a file into
+			// the part file itself (client.GetTo).
+			var part *os.File
+			if c.CanHandOver() {
+				if part, err = createPart(out, 0o644); err != nil {
+					return err
+				}
+				defer func() {
+					part.Close()
+					os.Remove(part.Name())
+				}()
+			}
 			stop := lookingFor(cmd.Context(), c, args[0], timeout)
-			d, err := c.Get(cmd.Context(), args[0])
+			var d *client.Download
+			err = client.ErrNoHandoff
+			if part != nil {
+				d, err = c.GetTo(cmd.Context(), args[0], part)
+			}
+			if errors.Is(err, client.ErrNoHandoff) {
+				d, err = c.Get(cmd.Context(), args[0])
+			}
 			stop()
 			if err != nil {
 				return err
 			}
 			defer d.Close()
-			if out == "" {
-				out = path.Base(strings.TrimSuffix(strings.TrimPrefix(args[0], "/ipfs/"), "/"))
-			}
 			bar := progress.New(os.Stderr, "get", d.Size, quiet || g.json)
-			r := &progress.Reader{R: d, Bar: bar}
 			meta := dirtar.Meta{Mode: d.Mode, MTime: d.MTime}
-			if d.Kind == "directory" {
-				err = extractTar(r, out, meta)
-			} else {
-				err = writeFile(r, out, meta)
+			switch {
+			case d.Kind == "directory":
+				err = extractTar(&progress.Reader{R: d, Bar: bar}, out, meta)
+			case d.HandedOver:
+				follow := bar.Follow(part)
+				_, err = io.Copy(io.Discard, d) // the node's report
+				follow()
+				if err == nil {
+					bar.Set(d.Size)
+					err = finishPart(part, out, meta)
+				}
+			default:
+				err = writeFile(&progress.Reader{R: d, Bar: bar}, out, meta)
 			}
 			bar.Finish()
 			if err != nil {
@@ -369,6 +396,12 @@ func writeFile(r io.Reader, p string, m dirtar.Meta) error {
 		tmp.Close()
 		return err
 	}
+	return finishPart(tmp, p, m)
+}
+
+// finishPart closes tmp, a part file createPart made beside p and now
+// written, gives it the mode and time m carries, and puts it at p.
+func finishPart(tmp *os.File, p string, m dirtar.Meta) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
@@ -384,6 +417,13 @@ func writeFile(r io.Reader, p string, m dirtar.Meta) error {
 // the CLI's CPU for a 1 GiB cat or get by a third.
 func copyLarge(dst io.Writer, src io.Reader) (int64, error) {
 	return io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, make([]byte, 1<<20))
+}
+
+// isRegular reports whether f is a regular file, not a terminal, pipe or
+// device.
+func isRegular(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode().IsRegular()
 }
 
 // applyMeta gives p the mode and time m carries, where it carries them.
@@ -463,7 +503,17 @@ it within --timeout, cat says so and fails.`,
 			}
 			c.FindTimeout = timeout
 			stop := lookingFor(cmd.Context(), c, args[0], timeout)
-			d, err := c.Cat(cmd.Context(), args[0])
+			// Into a regular file on the node's machine, the node
+			// writes it itself (client.CatTo); the Download is then
+			// empty, and ends with the node's error if it failed.
+			var d *client.Download
+			err = client.ErrNoHandoff
+			if f, ok := g.out.(*os.File); ok && c.CanHandOver() && isRegular(f) {
+				d, err = c.CatTo(cmd.Context(), args[0], f)
+			}
+			if errors.Is(err, client.ErrNoHandoff) {
+				d, err = c.Cat(cmd.Context(), args[0])
+			}
 			stop()
 			if err != nil {
 				return err

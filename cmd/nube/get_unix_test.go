@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
@@ -213,4 +214,79 @@ func TestGetKeepsUnixFSMode(t *testing.T) {
 	if fi, err := os.Stat(one); err != nil || fi.Mode() != 0o600 || !fi.ModTime().Equal(when) {
 		t.Errorf("the file alone: %v %v (%v)", fi.Mode(), fi.ModTime().UTC(), err)
 	}
+}
+
+// TestHandOverFiles: on the node's machine the CLI hands the node the file
+// it adds and the file a get or a cat into a file writes, and the results
+// are those of sending the bytes; with the node's socket gone, it sends
+// them as before.
+func TestHandOverFiles(t *testing.T) {
+	d := t.TempDir()
+	startUp(t, d, append([]string{"--api", "127.0.0.1:0", "--gateway", "off"}, loopback...)...)
+	if _, err := os.Stat(filepath.Join(d, client.HandoffFile)); err != nil {
+		t.Fatalf("the daemon listens for no files: %v", err)
+	}
+	data := make([]byte, 3<<20+17)
+	for i := range data {
+		data[i] = byte(i*31 + i>>12)
+	}
+	src := filepath.Join(t.TempDir(), "src")
+	if err := os.WriteFile(src, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dst := t.TempDir()
+	check := func(p string) {
+		t.Helper()
+		if got, err := os.ReadFile(p); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("%s: %d bytes, %v; want %d", p, len(got), err, len(data))
+		}
+	}
+	catInto := func(p string) {
+		t.Helper()
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		var errb bytes.Buffer
+		cmd := exec.Command(bin, "--data", d, "cat", cidOf(t, d, src))
+		cmd.Stdout, cmd.Stderr = f, &errb
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("cat into %s: %v: %s", p, err, errb.String())
+		}
+		check(p)
+	}
+	c := cidOf(t, d, src)
+	if piped, errs, code := runIn(t, string(data), "--data", d, "add", "-q", "-"); code != 0 || strings.TrimSpace(piped) != c {
+		t.Fatalf("add from a pipe: %q, %s; handed over: %s", piped, errs, c)
+	}
+	for _, handedOver := range []bool{true, false} {
+		if !handedOver {
+			if err := os.Remove(filepath.Join(d, client.HandoffFile)); err != nil {
+				t.Fatal(err)
+			}
+			if again := cidOf(t, d, src); again != c {
+				t.Fatalf("add with no socket: %s, want %s", again, c)
+			}
+		}
+		out := filepath.Join(dst, fmt.Sprint("got-", handedOver))
+		if _, errs, code := run(t, "--data", d, "get", "-q", "-o", out, c); code != 0 {
+			t.Fatalf("get: %s", errs)
+		}
+		check(out)
+		catInto(out + ".cat")
+	}
+	if ents, _ := filepath.Glob(filepath.Join(dst, ".*part*")); len(ents) > 0 {
+		t.Errorf("temporary files left behind: %v", ents)
+	}
+}
+
+// cidOf adds the file at p on the node on d, and returns its CID.
+func cidOf(t *testing.T, d, p string) string {
+	t.Helper()
+	out, errs, code := run(t, "--data", d, "add", "-q", p)
+	if code != 0 {
+		t.Fatalf("add %s: %s", p, errs)
+	}
+	return strings.TrimSpace(out)
 }
