@@ -321,12 +321,14 @@ is what they get.`,
 				out = path.Base(strings.TrimSuffix(strings.TrimPrefix(args[0], "/ipfs/"), "/"))
 			}
 			// On the node's machine, the node writes a file into
-			// the part file itself (client.GetTo).
+			// the part file itself (client.GetTo). Where no part file
+			// can be made (a directory's -o in a directory yet to be
+			// made), the bytes come over the API.
 			var part *os.File
 			if c.CanHandOver() {
-				if part, err = createPart(out, 0o644); err != nil {
-					return err
-				}
+				part, _ = createPart(out, 0o644)
+			}
+			if part != nil {
 				defer func() {
 					part.Close()
 					os.Remove(part.Name())

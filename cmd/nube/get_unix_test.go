@@ -279,6 +279,27 @@ func TestHandOverFiles(t *testing.T) {
 	if ents, _ := filepath.Glob(filepath.Join(dst, ".*part*")); len(ents) > 0 {
 		t.Errorf("temporary files left behind: %v", ents)
 	}
+
+	// A directory into a place whose parent is yet to be made: no part
+	// file can be made beside it, and none is needed.
+	tree := filepath.Join(t.TempDir(), "tree")
+	if err := os.MkdirAll(tree, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tree, "f"), []byte("in a tree"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code := run(t, "--data", d, "add", "-r", "-q", tree)
+	if code != 0 {
+		t.Fatalf("add -r: %s", errs)
+	}
+	deep := filepath.Join(dst, "new", "deeper")
+	if _, errs, code := run(t, "--data", d, "get", "-q", "-o", deep, strings.TrimSpace(out)); code != 0 {
+		t.Fatalf("get a directory into a new place: %s", errs)
+	}
+	if got, err := os.ReadFile(filepath.Join(deep, "f")); err != nil || string(got) != "in a tree" {
+		t.Fatalf("the directory's file: %q, %v", got, err)
+	}
 }
 
 // cidOf adds the file at p on the node on d, and returns its CID.
