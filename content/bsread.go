@@ -150,8 +150,7 @@ func decodeMessage(buf []byte) (bsmsg.BitSwapMessage, error) {
 			rest = append(rest, field...)
 			continue
 		}
-		_, _, tn := protowire.ConsumeTag(field)
-		v, _ := protowire.ConsumeBytes(field[tn:])
+		v := bytesValue(field)
 		if num == fieldBlocks {
 			legacy = append(legacy, v)
 		} else if p, ok := decodePayload(v); ok {
@@ -196,8 +195,7 @@ func decodePayload(b []byte) (payload, bool) {
 			if typ != protowire.BytesType {
 				return payload{}, false
 			}
-			_, _, tn := protowire.ConsumeTag(b)
-			v, _ := protowire.ConsumeBytes(b[tn:n])
+			v := bytesValue(b[:n])
 			if num == fieldPrefix {
 				p.prefix = v
 			} else {
@@ -207,6 +205,14 @@ func decodePayload(b []byte) (payload, bool) {
 		b = b[n:]
 	}
 	return p, true
+}
+
+// bytesValue is the value of field, a whole field of the bytes wire type
+// that protowire.ConsumeField has checked.
+func bytesValue(field []byte) []byte {
+	_, _, n := protowire.ConsumeTag(field)
+	v, _ := protowire.ConsumeBytes(field[n:])
+	return v
 }
 
 // decodeRest decodes the fields of a message other than its blocks, by
