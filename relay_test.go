@@ -93,8 +93,13 @@ func TestRelayFoundByDHT(t *testing.T) {
 		return
 	}
 	ctx := nubetest.Context(t, 2*time.Minute)
+	// The relay first, so that it closes last: closed first, it sent A's
+	// and B's auto-relay dialling again while they closed, and a QUIC dial
+	// that starts after libp2p's QUIC transports have closed opens one of
+	// its own that nothing closes (goleak found its goroutines).
+	r := publicRelay(t)
 	a, b := listenNowhere(t), listenNowhere(t)
-	waitRelayAddr(ctx, t, publicRelay(t), a, b)
+	waitRelayAddr(ctx, t, r, a, b)
 	serveEcho(b)
 	for round := range 4 {
 		a.Host().Network().ClosePeer(b.ID())
