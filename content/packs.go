@@ -377,7 +377,7 @@ func (s *blockStore) PutMany(ctx context.Context, bs []blocks.Block) error {
 			return fmt.Errorf("block %s: %w: %d bytes, the most is %d", b.Cid(), errcode.ErrTooLarge, len(data), maxBlockSize)
 		}
 		if s.dir != "" && len(data) >= packMin {
-			if err := s.putPacked(ctx, b.Cid(), data); err != nil {
+			if err := s.putPacked(ctx, b.Cid(), data, true); err != nil {
 				return err
 			}
 			continue
@@ -404,7 +404,9 @@ func (s *blockStore) PutMany(ctx context.Context, bs []blocks.Block) error {
 }
 
 // putPacked appends a large block to the pack, then writes its record.
-func (s *blockStore) putPacked(ctx context.Context, c cid.Cid, data []byte) error {
+// With remember, the store keeps data among its recent blocks; without,
+// the caller may overwrite data once putPacked returns.
+func (s *blockStore) putPacked(ctx context.Context, c cid.Cid, data []byte, remember bool) error {
 	k := dshelp.MultihashToDsKey(c.Hash())
 	mu := s.stripe(k)
 	mu.Lock()
@@ -412,7 +414,7 @@ func (s *blockStore) putPacked(ctx context.Context, c cid.Cid, data []byte) erro
 	if has, err := s.Has(ctx, c); err != nil || has {
 		return err
 	}
-	l, err := s.appendBlock(k.String(), data)
+	l, err := s.appendBlock(k.String(), data, remember)
 	if err != nil {
 		return fmt.Errorf("block %s: %w", c, err)
 	}
@@ -420,8 +422,9 @@ func (s *blockStore) putPacked(ctx context.Context, c cid.Cid, data []byte) erro
 }
 
 // appendBlock appends data to the active pack, starting a new pack when
-// none is open or the active one is full.
-func (s *blockStore) appendBlock(key string, data []byte) (location, error) {
+// none is open or the active one is full, and with remember keeps data
+// among the recent blocks.
+func (s *blockStore) appendBlock(key string, data []byte, remember bool) (location, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -443,8 +446,10 @@ func (s *blockStore) appendBlock(key string, data []byte) (location, error) {
 		writeBehind(s.active, s.behind, s.size-s.behind)
 		s.behind = s.size
 	}
-	s.recent[s.recentNext] = recentBlock{key: key, data: data}
-	s.recentNext = (s.recentNext + 1) % recentBlocks
+	if remember {
+		s.recent[s.recentNext] = recentBlock{key: key, data: data}
+		s.recentNext = (s.recentNext + 1) % recentBlocks
+	}
 	return l, nil
 }
 
@@ -746,7 +751,7 @@ func (s *blockStore) move(ctx context.Context, k ds.Key, n uint32) error {
 	if err != nil {
 		return err
 	}
-	nl, err := s.appendBlock(k.String(), data)
+	nl, err := s.appendBlock(k.String(), data, false)
 	if err != nil {
 		return err
 	}

@@ -208,14 +208,17 @@ type AddOptions struct {
 }
 
 // add runs build under the pin lock, with a DAG service that batches
-// writes, then syncs, pins and announces the root.
-func (s *Service) add(ctx context.Context, opt AddOptions, build func(ipld.DAGService) (ipld.Node, error)) (cid.Cid, error) {
+// writes and a pool for the files' chunks, then syncs, pins and announces
+// the root.
+func (s *Service) add(ctx context.Context, opt AddOptions, build func(ipld.DAGService, *chunkPool) (ipld.Node, error)) (cid.Cid, error) {
 	unlock := s.store.PinLock(ctx)
 	defer unlock()
 	// Straight to the store: no peer waits on blocks nobody has announced
 	// yet, so bitswap need not hear of each one.
-	batch := ipld.NewBufferedDAG(ctx, s.local)
-	n, err := build(batch)
+	pool := newChunkPool(ChunkSize)
+	store := returningStore{Blockstore: s.store.Blockstore(), raw: s.store.raw, pool: pool}
+	batch := ipld.NewBufferedDAG(ctx, mdag.NewDAGService(blockservice.New(store, nil)))
+	n, err := build(batch, pool)
 	if err != nil {
 		return cid.Undef, err
 	}
@@ -238,8 +241,8 @@ func (s *Service) add(ctx context.Context, opt AddOptions, build func(ipld.DAGSe
 // `ipfs add --cid-version 1` gives for the same bytes. It pins the file
 // unless opt.NoPin.
 func (s *Service) Add(ctx context.Context, r io.Reader, opt AddOptions) (cid.Cid, error) {
-	return s.add(ctx, opt, func(dag ipld.DAGService) (ipld.Node, error) {
-		n, _, err := importFileProgress(dag, ctxReader{ctx, r}, opt.Progress)
+	return s.add(ctx, opt, func(dag ipld.DAGService, pool *chunkPool) (ipld.Node, error) {
+		n, _, err := importFileProgress(dag, ctxReader{ctx, r}, opt.Progress, pool)
 		if err != nil {
 			return nil, fmt.Errorf("add: %w", err)
 		}
@@ -269,7 +272,7 @@ type Entries func(put func(path string, r io.Reader) error, mkdir func(path stri
 // `ipfs add -r --cid-version 1` gives for the same tree.
 func (s *Service) AddTree(ctx context.Context, entries Entries, opt AddOptions) (cid.Cid, error) {
 	var total int64
-	return s.add(ctx, opt, func(dag ipld.DAGService) (ipld.Node, error) {
+	return s.add(ctx, opt, func(dag ipld.DAGService, pool *chunkPool) (ipld.Node, error) {
 		tb := newTreeBuilder(dag)
 		err := entries(
 			func(p string, r io.Reader) error {
@@ -278,7 +281,7 @@ func (s *Service) AddTree(ctx context.Context, entries Entries, opt AddOptions) 
 				if opt.Progress != nil {
 					progress = func(n int64) { opt.Progress(base + n) }
 				}
-				n, read, err := importFileProgress(dag, ctxReader{ctx, r}, progress)
+				n, read, err := importFileProgress(dag, ctxReader{ctx, r}, progress, pool)
 				total += read
 				if err != nil {
 					return fmt.Errorf("add %s: %w", p, err)

@@ -40,20 +40,22 @@ var cidBuilder = cid.Prefix{Version: 1, Codec: cid.DagProtobuf, MhType: mh.SHA2_
 // importFile chunks r into a balanced UnixFS file DAG, writes its blocks
 // to dag, and returns its root.
 func importFile(dag ipld.DAGService, r io.Reader) (ipld.Node, error) {
-	n, _, err := importFileProgress(dag, r, nil)
+	n, _, err := importFileProgress(dag, r, nil, nil)
 	return n, err
 }
 
 // importFileProgress is importFile telling progress, if not nil, how many
-// bytes it has imported, and returning how many it read.
-func importFileProgress(dag ipld.DAGService, r io.Reader, progress func(int64)) (ipld.Node, int64, error) {
+// bytes it has imported, and returning how many it read. With a pool, it
+// reads full chunks into the pool's buffers (see chunkPool).
+func importFileProgress(dag ipld.DAGService, r io.Reader, progress func(int64), pool *chunkPool) (ipld.Node, int64, error) {
 	p := helpers.DagBuilderParams{
 		Dagserv:    dag,
 		Maxlinks:   LinksPerBlock,
 		RawLeaves:  true,
 		CidBuilder: cidBuilder,
 	}
-	spl := newAheadSplitter(r, ChunkSize)
+	pool.nextFile()
+	spl := newAheadSplitter(r, ChunkSize, pool)
 	spl.progress = progress
 	defer spl.Stop()
 	db, err := p.New(spl)
