@@ -11,10 +11,10 @@
 #   CPU seconds per GiB added and fetched                  reported
 #   4 rate-limited providers vs 1 (tc in a namespace; root) goal >= 3x
 #
-# Each round measures its limits beside its figures (dd just before the
-# add, the raw stream just after the fetches): this VM's speed drifts
-# within minutes, so a ratio is taken within a round, and the table shows
-# the median of the rounds' ratios with each round's in brackets.
+# Each figure is measured between two measures of its limit (dd before
+# and after the add, the raw stream before and after each fetch) and
+# divided by their mean: a shared VM's speed drifts within minutes. The
+# table shows the median of the rounds' ratios, each round's in brackets.
 #
 #   bench/content.sh                  # 1 GiB, 3 runs, medians
 #   MB=256 RUNS=1 bench/content.sh    # a quick look
@@ -74,15 +74,28 @@ measure() { # measure KIND PID OUT COMMAND...: time COMMAND (its output to OUT),
 	record "$kind" "$(echo "$(now) - $t0" | bc)" "$(echo "$(cpu "$pid") - $c0" | bc)" "$(peak "$pid")"
 }
 
-for r in $(seq "$runs"); do
-	head -c $((mb << 20)) /dev/urandom >"$work/file"
-	sync
+ddonce() { # time dd writing the file to the same disk, with fsync
+	local t0
 	t0=$(now)
 	dd if="$work/file" of="$work/dd" bs=1M conv=fsync status=none
 	record dd "$(echo "$(now) - $t0" | bc)" 0 0
 	rm -f "$work/dd"
+}
+rawonce() { # the raw libp2p stream carrying as many bytes, recorded as seconds for $mb MiB
+	local raw
+	raw=$("$work/bench.test" -test.run '^$' -test.bench 'RawStreamThroughput/tcp' -test.benchtime "${mb}x" |
+		awk '/MB\/s/ { for (i = 1; i <= NF; i++) if ($(i+1) == "MB/s") print $i / 1.048576 }')
+	record raw "$(echo "scale=4; $mb / $raw" | bc)" 0 0
+}
+
+for r in $(seq "$runs"); do
+	head -c $((mb << 20)) /dev/urandom >"$work/file"
+	sync
+	ddonce
 	measure add "${pids[0]}" "$work/out" nube 0 add -q "$work/file"
+	ddonce
 	cid=$(cat "$work/out")
+	rawonce
 	for how in cat get pin; do
 		case $how in
 		cat) measure cat "${pids[1]}" /dev/null nube 1 cat "$cid" ;;
@@ -92,24 +105,29 @@ for r in $(seq "$runs"); do
 		rm -rf "$work/got"
 		nube 1 pin rm "$cid" >/dev/null 2>&1 || true
 		nube 1 gc >/dev/null
+		rawonce
 	done
 	nube 0 pin rm "$cid" >/dev/null
 	nube 0 gc >/dev/null
-	raw=$("$work/bench.test" -test.run '^$' -test.bench 'RawStreamThroughput/tcp' -test.benchtime 2000x |
-		awk '/MB\/s/ { for (i = 1; i <= NF; i++) if ($(i+1) == "MB/s") print $i / 1.048576 }')
-	record raw "$(echo "scale=4; $mb / $raw" | bc)" 0 0
 done
+
 par=$("$work/bench.test" -test.run 'ParallelFetchRateLimited' -test.v 2>&1 | grep -o 'RESULT.*' || echo "RESULT skipped (needs root, unshare and tc)")
 
 # med KIND FIELD: the median of a field (2 seconds, 3 CPU, 4 peak) over the runs.
 med() { awk -v k="$1" -v f="$2" '$1 == k { print $f }' "$results" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR+1)/2)] }'; }
 rate() { echo "scale=1; $mb / $(med "$1" 2)" | bc; }
 gib=$(echo "scale=4; $mb / 1024" | bc)
-# ratios KIND LIMIT: each round's rate of KIND over its LIMIT's, in order
-# (a rate over a rate is the limit's seconds over KIND's).
+# ratios KIND LIMIT: each KIND's rate over its LIMIT's at that moment: the
+# mean of the LIMIT's rates measured just before it and just after.
 ratios() {
-	awk -v k="$1" -v l="$2" '$1 == k { a[++n] = $2 } $1 == l { b[++m] = $2 } END {
-		for (i = 1; i <= n; i++) printf "%.2f\n", b[i] / a[i] }' "$results"
+	awk -v k="$1" -v l="$2" '{ kind[NR] = $1; secs[NR] = $2 } END {
+		for (i = 1; i <= NR; i++) {
+			if (kind[i] != k) continue
+			for (a = i - 1; a > 0 && kind[a] != l; a--) {}
+			for (b = i + 1; b <= NR && kind[b] != l; b++) {}
+			printf "%.2f\n", 2 / secs[i] / (1 / secs[a] + 1 / secs[b])
+		}
+	}' "$results"
 }
 
 printf '%-34s %12s %14s %7s   %s\n' figure nube limit ratio goal
