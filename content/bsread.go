@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"time"
 
@@ -164,7 +165,7 @@ func decodeMessage(buf []byte) (bsmsg.BitSwapMessage, error) {
 		return nil, err
 	}
 	for _, d := range legacy {
-		m.AddBlock(blocks.NewBlock(own(d)))
+		m.AddBlock(withChecksum(blocks.NewBlock(own(d))))
 	}
 	for _, p := range payloads {
 		pref, err := cid.PrefixFromBytes(p.prefix)
@@ -175,7 +176,7 @@ func decodeMessage(buf []byte) (bsmsg.BitSwapMessage, error) {
 		if err != nil {
 			return nil, fmt.Errorf("bitswap message: block: %w", err)
 		}
-		m.AddBlock(b)
+		m.AddBlock(withChecksum(b))
 	}
 	return m, nil
 }
@@ -227,6 +228,15 @@ func decodeRest(rest []byte) (bsmsg.BitSwapMessage, error) {
 		return nil, fmt.Errorf("bitswap message: %w", err)
 	}
 	return m, nil
+}
+
+// withChecksum returns b, just hashed, with the CRC-32C its pack record
+// will need if it is large enough to go to a pack (see checkedBlock).
+func withChecksum(b blocks.Block) blocks.Block {
+	if len(b.RawData()) < packMin {
+		return b
+	}
+	return checkedBlock{Block: b, crc: crc32.Checksum(b.RawData(), castagnoli)}
 }
 
 // own returns d, or a copy of it if it is too small to be worth keeping

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"slices"
 	"strings"
@@ -173,6 +174,13 @@ func TestDecodeMessageShares(t *testing.T) {
 		checked++
 		if shared := len(d) >= sharedBlockMin; inBuf(d) != shared {
 			t.Errorf("block of %d bytes: in the message's buffer %v, want %v", len(d), inBuf(d), shared)
+		}
+		// A block bound for a pack carries the CRC-32C of its bytes.
+		cb, ok := b.(checkedBlock)
+		if packed := len(d) >= packMin; ok != packed {
+			t.Errorf("block of %d bytes: carries a checksum %v, want %v", len(d), ok, packed)
+		} else if ok && cb.crc != crc32.Checksum(d, castagnoli) {
+			t.Errorf("block of %d bytes: carries checksum %08x, its bytes sum to %08x", len(d), cb.crc, crc32.Checksum(d, castagnoli))
 		}
 	}
 	if checked != 4 {

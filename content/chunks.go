@@ -214,7 +214,7 @@ func (s returningStore) PutMany(ctx context.Context, bs []blocks.Block) error {
 			rest = append(rest, b)
 			continue
 		}
-		if err := s.raw.putPacked(ctx, b.Cid(), data, false); err != nil {
+		if err := s.raw.putPacked(ctx, b.Cid(), data, checksum(b), false); err != nil {
 			return err
 		}
 		s.pool.giveBack(data)

@@ -76,6 +76,25 @@ var ErrStoreClosed = errcode.New(errcode.Unreachable, "block store closed")
 // castagnoli is CRC-32C, which amd64 and arm64 compute in hardware.
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+// A checkedBlock is a block whose CRC-32C was computed where its bytes
+// were hashed, while they were still in the CPU's cache: computed again
+// when the block reaches its pack, on another goroutine and often another
+// core, it read them back from memory (a twentieth of a fetching node's
+// CPU; RATIONALE.md, Blocks).
+type checkedBlock struct {
+	blocks.Block
+	crc uint32
+}
+
+// checksum returns the CRC-32C of b's bytes: the one it came with, if it
+// is a checkedBlock.
+func checksum(b blocks.Block) uint32 {
+	if cb, ok := b.(checkedBlock); ok {
+		return cb.crc
+	}
+	return crc32.Checksum(b.RawData(), castagnoli)
+}
+
 // blockStore implements boxo's blockstore.Blockstore on a datastore and
 // a directory of pack files.
 type blockStore struct {
@@ -377,7 +396,7 @@ func (s *blockStore) PutMany(ctx context.Context, bs []blocks.Block) error {
 			return fmt.Errorf("block %s: %w: %d bytes, the most is %d", b.Cid(), errcode.ErrTooLarge, len(data), maxBlockSize)
 		}
 		if s.dir != "" && len(data) >= packMin {
-			if err := s.putPacked(ctx, b.Cid(), data, true); err != nil {
+			if err := s.putPacked(ctx, b.Cid(), data, checksum(b), true); err != nil {
 				return err
 			}
 			continue
@@ -403,10 +422,11 @@ func (s *blockStore) PutMany(ctx context.Context, bs []blocks.Block) error {
 	return batch.Commit(ctx)
 }
 
-// putPacked appends a large block to the pack, then writes its record.
-// With remember, the store keeps data among its recent blocks; without,
-// the caller may overwrite data once putPacked returns.
-func (s *blockStore) putPacked(ctx context.Context, c cid.Cid, data []byte, remember bool) error {
+// putPacked appends a large block, whose CRC-32C is crc, to the pack,
+// then writes its record. With remember, the store keeps data among its
+// recent blocks; without, the caller may overwrite data once putPacked
+// returns.
+func (s *blockStore) putPacked(ctx context.Context, c cid.Cid, data []byte, crc uint32, remember bool) error {
 	k := dshelp.MultihashToDsKey(c.Hash())
 	mu := s.stripe(k)
 	mu.Lock()
@@ -414,17 +434,17 @@ func (s *blockStore) putPacked(ctx context.Context, c cid.Cid, data []byte, reme
 	if has, err := s.Has(ctx, c); err != nil || has {
 		return err
 	}
-	l, err := s.appendBlock(k.String(), data, remember)
+	l, err := s.appendBlock(k.String(), data, crc, remember)
 	if err != nil {
 		return fmt.Errorf("block %s: %w", c, err)
 	}
 	return s.ds.Put(ctx, packedKey(k), l.marshal())
 }
 
-// appendBlock appends data to the active pack, starting a new pack when
-// none is open or the active one is full, and with remember keeps data
-// among the recent blocks.
-func (s *blockStore) appendBlock(key string, data []byte, remember bool) (location, error) {
+// appendBlock appends data, whose CRC-32C is crc, to the active pack,
+// starting a new pack when none is open or the active one is full, and
+// with remember keeps data among the recent blocks.
+func (s *blockStore) appendBlock(key string, data []byte, crc uint32, remember bool) (location, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -435,7 +455,7 @@ func (s *blockStore) appendBlock(key string, data []byte, remember bool) (locati
 			return location{}, err
 		}
 	}
-	l := location{pack: s.num, offset: s.size, size: len(data), crc: crc32.Checksum(data, castagnoli)}
+	l := location{pack: s.num, offset: s.size, size: len(data), crc: crc}
 	n, err := s.active.WriteAt(data, s.size)
 	s.size += int64(n)
 	if err != nil {
@@ -751,7 +771,7 @@ func (s *blockStore) move(ctx context.Context, k ds.Key, n uint32) error {
 	if err != nil {
 		return err
 	}
-	nl, err := s.appendBlock(k.String(), data, false)
+	nl, err := s.appendBlock(k.String(), data, crc32.Checksum(data, castagnoli), false)
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ func TestWriteBehind(t *testing.T) {
 	chunk := bytes.Repeat([]byte{7}, writeBehindEvery/4+1) // not a divisor: the asks fall between blocks
 	var asked []int64
 	for i := range 14 {
-		if _, err := s.appendBlock(string(rune('a'+i)), chunk, false); err != nil {
+		if _, err := s.appendBlock(string(rune('a'+i)), chunk, 0, false); err != nil {
 			t.Fatal(err)
 		}
 		asked = append(asked, s.behind)
