@@ -121,8 +121,9 @@ func (s *aheadSplitter) Stop() { close(s.done) }
 
 // A chunkPool lends the buffers an add reads a file's full chunks into,
 // and takes each back once the store has copied it into a pack, so that
-// an add of a GiB does not leave a GiB of chunks for the collector (which
-// cost an add about a sixth of its CPU; RATIONALE.md, Blocks).
+// an add of a GiB does not leave a GiB of chunks for the collector, the
+// zeroing of new buffers and the faulting in of pages (together a third
+// of an add's CPU; RATIONALE.md, Blocks).
 //
 // A buffer is reused only within the file it was lent for. Nothing holds
 // a chunk's bytes once the store has them but the importer's node for it,
