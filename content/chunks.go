@@ -211,7 +211,7 @@ func (s returningStore) PutMany(ctx context.Context, bs []blocks.Block) error {
 	var rest []blocks.Block
 	for _, b := range bs {
 		data := b.RawData()
-		if s.raw.dir == "" || len(data) < packMin || !s.pool.owns(data) {
+		if !s.raw.packable(len(data)) || !s.pool.owns(data) {
 			rest = append(rest, b)
 			continue
 		}

@@ -395,7 +395,7 @@ func (s *blockStore) PutMany(ctx context.Context, bs []blocks.Block) error {
 		if len(data) > maxBlockSize {
 			return fmt.Errorf("block %s: %w: %d bytes, the most is %d", b.Cid(), errcode.ErrTooLarge, len(data), maxBlockSize)
 		}
-		if s.dir != "" && len(data) >= packMin {
+		if s.packable(len(data)) {
 			if err := s.putPacked(ctx, b.Cid(), data, checksum(b), true); err != nil {
 				return err
 			}
@@ -421,6 +421,10 @@ func (s *blockStore) PutMany(ctx context.Context, bs []blocks.Block) error {
 	}
 	return batch.Commit(ctx)
 }
+
+// packable reports whether the store keeps a block of n bytes in a pack
+// (rather than as a datastore value).
+func (s *blockStore) packable(n int) bool { return s.dir != "" && n >= packMin }
 
 // putPacked appends a large block, whose CRC-32C is crc, to the pack,
 // then writes its record. With remember, the store keeps data among its
