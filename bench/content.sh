@@ -113,8 +113,9 @@ done
 
 par=$("$work/bench.test" -test.run 'ParallelFetchRateLimited' -test.v 2>&1 | grep -o 'RESULT.*' || echo "RESULT skipped (needs root, unshare and tc)")
 
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR+1)/2)] }'; } # of the numbers on stdin, one a line
 # med KIND FIELD: the median of a field (2 seconds, 3 CPU, 4 peak) over the runs.
-med() { awk -v k="$1" -v f="$2" '$1 == k { print $f }' "$results" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR+1)/2)] }'; }
+med() { awk -v k="$1" -v f="$2" '$1 == k { print $f }' "$results" | median; }
 rate() { echo "scale=1; $mb / $(med "$1" 2)" | bc; }
 gib=$(echo "scale=4; $mb / 1024" | bc)
 # ratios KIND LIMIT: each KIND's rate over its LIMIT's at that moment: the
@@ -135,7 +136,7 @@ line() { # line LABEL KIND LIMIT GOAL
 	local rs
 	rs=$(ratios "$2" "$3")
 	printf '%-34s %7s MiB/s %8s MiB/s %7s   %s [rounds: %s]\n' "$1" "$(rate "$2")" "$(rate "$3")" \
-		"$(echo "$rs" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR+1)/2)] }')" "$4" "$(echo $rs)"
+		"$(echo "$rs" | median)" "$4" "$(echo $rs)"
 }
 line "add ${mb} MiB" add dd ">= 0.60 of dd conv=fsync"
 for how in cat get pin; do
