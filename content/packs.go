@@ -355,7 +355,9 @@ func (s *blockStore) pack(n uint32) (*os.File, error) {
 	}
 	f, err := os.Open(filepath.Join(s.dir, packName(n)))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w: pack %d is gone", ErrCorruptBlock, n)
+		// Corrupt, unless GC removed it after the record was read: the
+		// error is also fs.ErrNotExist, on which read looks again.
+		return nil, fmt.Errorf("%w: pack %d is gone (%w)", ErrCorruptBlock, n, fs.ErrNotExist)
 	}
 	if err != nil {
 		return nil, err
