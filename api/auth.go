@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"net"
 	"net/http"
@@ -209,6 +210,15 @@ func randomHex() string {
 // must say where it comes from.
 func (s *Server) checkOrigin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The login page is the one page another origin may navigate
+		// to: 'nube open' reaches it from a redirect page on disk (a
+		// file: origin), so that the code never stands in a process's
+		// arguments. It holds nothing and changes nothing; the code it
+		// spends goes in a same-origin POST, checked below.
+		if r.URL.Path == "/login" && r.Method == http.MethodGet {
+			next.ServeHTTP(w, r)
+			return
+		}
 		if err := sameOrigin(r); err != nil {
 			writeError(w, http.StatusForbidden, err)
 			return
@@ -309,6 +319,21 @@ func (s *Server) handleSession(w http.ResponseWriter, r *http.Request) {
 		MaxAge: int(sessionLife / time.Second), HttpOnly: true, SameSite: http.SameSiteStrictMode,
 	})
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// LoginPage is a page that sends a browser on to link, a login link: 'nube
+// open' writes it into a file only its user may read and hands the browser
+// the file's name, so that the code is never in a command line, where any
+// user of the machine can read it. It sends no referrer.
+func LoginPage(link string) []byte {
+	l := html.EscapeString(link)
+	return []byte(`<!doctype html>
+<meta charset="utf-8">
+<meta name="referrer" content="no-referrer">
+<meta http-equiv="refresh" content="0;url=` + l + `">
+<title>nube: logging in</title>
+<p>Logging in to the dashboard… If nothing happens, <a href="` + l + `">follow this link</a>.</p>
+`)
 }
 
 func (s *Server) handleLoginLink(w http.ResponseWriter, r *http.Request) {

@@ -267,3 +267,40 @@ func TestDashboardWeight(t *testing.T) {
 		t.Fatalf("the first load is %d bytes, over 300 KiB", total)
 	}
 }
+
+// TestLoginFromFilePage: what 'nube open' hands the browser, a page on
+// disk (api.LoginPage), logs a real Chromium in: the navigation from a
+// file: page to the login page is cross-site, and the API lets that one
+// page through while it refuses cross-site requests elsewhere.
+func TestLoginFromFilePage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("drives a real browser; skipped in -short mode")
+	}
+	bctx := browsertest.Start(t)
+	_, s, _ := serve(t)
+	ctx := nubetest.Context(t, time.Minute)
+	link := s.LoginURL()
+	code := link[strings.Index(link, "#")+1:]
+	page := filepath.Join(t.TempDir(), "open.html")
+	if err := os.WriteFile(page, api.LoginPage(link), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(bctx, chromedp.Navigate("file://"+page)); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.Wait(t, ctx, bctx, `location.origin === `+fmt.Sprintf("%q", s.URL())+` && location.pathname === "/" && document.getElementById("conn").classList.contains("live")`,
+		"the file page never led to the live dashboard")
+	if got := sessionStatus(t, s.URL(), code); got != http.StatusUnauthorized {
+		t.Fatalf("the page's code a second time: %d, want 401 (spent by the browser)", got)
+	}
+	req, _ := http.NewRequest("GET", s.URL()+"/api/v0/dashboard", nil)
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("a cross-site request for the dashboard's data: %d, want 403", resp.StatusCode)
+	}
+}

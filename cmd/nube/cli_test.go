@@ -27,6 +27,9 @@ import (
 var bin string
 
 func TestMain(m *testing.M) {
+	if playRole() {
+		return
+	}
 	dir, err := os.MkdirTemp("", "nube-cli-test-")
 	if err != nil {
 		panic(err)
@@ -262,8 +265,9 @@ func TestRemoteAPIRefused(t *testing.T) {
 }
 
 // TestOpenAndGateway starts a daemon and checks what a browser user gets:
-// the gateway on an address apart from the API, and login links that carry
-// a one-time code, not the token, and work once.
+// the gateway on an address apart from the API, no login code in what
+// nube up prints, and login links that carry a one-time code, not the
+// token, and work once.
 func TestOpenAndGateway(t *testing.T) {
 	d := t.TempDir()
 	a := startUp(t, d, append([]string{"--api", "127.0.0.1:0", "--gateway", "127.0.0.1:0"}, loopback...)...)
@@ -276,7 +280,11 @@ func TestOpenAndGateway(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(link, a.info.API+"/login#") || strings.Contains(link, strings.TrimSpace(string(tok))) {
 		t.Fatalf("open --print: %d %q %s", code, out, errs)
 	}
-	for _, l := range []string{a.info.Dashboard, link} {
+	if a.info.Dashboard != a.info.API+"/" {
+		t.Fatalf("nube up printed dashboard %q, want the API's address %q and no login code", a.info.Dashboard, a.info.API+"/")
+	}
+	second, _, _ := run(t, "--data", d, "open", "--print")
+	for _, l := range []string{link, strings.TrimSpace(second)} {
 		// What the login page does: send the fragment's code for a session.
 		api, code, _ := strings.Cut(l, "/login#")
 		for i, want := range []int{http.StatusNoContent, http.StatusUnauthorized} {

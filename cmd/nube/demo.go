@@ -93,7 +93,7 @@ func runDemo(ctx context.Context, g *globals, n int, logLevel string) error {
 		if err := client.WriteEndpoint(dir, srv.URL(), token); err != nil {
 			return err
 		}
-		out = append(out, demoNode{ID: nd.ID().String(), API: srv.URL(), Dashboard: srv.URL() + "/?token=" + token, DataDir: dir})
+		out = append(out, demoNode{ID: nd.ID().String(), API: srv.URL(), Dashboard: srv.URL() + "/", DataDir: dir})
 	}
 
 	// Wait (bounded) until every node is connected to every other: the
@@ -126,6 +126,7 @@ func runDemo(ctx context.Context, g *globals, n int, logLevel string) error {
 			g.printf("\nThe nodes are still finding one another; try 'nube peers' on each in a moment.\n")
 		}
 		g.printf("Try:  nube --data %s peers\n", out[len(out)-1].DataDir)
+		g.printf("      nube --data %s open      (a node's dashboard, logged in)\n", out[0].DataDir)
 		g.printf("Press Ctrl-C to stop the demo (its data dirs are removed).\n")
 	}
 	<-ctx.Done()

@@ -2,11 +2,17 @@ package main
 
 import (
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/nubecloud/nube/api"
 )
 
 func newOpenCmd(g *globals) *cobra.Command {
@@ -16,10 +22,18 @@ func newOpenCmd(g *globals) *cobra.Command {
 		Short: "Open the node's dashboard in your browser",
 		Long: `Open the running node's dashboard in the default browser, logged in.
 
-The link carries a one-time code, good for ten minutes: it sets a session
-cookie in the browser that opens it and then no longer works. It is not the
-API token. With --print the link is printed instead, to open elsewhere.`,
-		Example: "  nube open\n  nube open --print",
+Logging in takes a one-time code, good for ten minutes: it sets a session
+cookie in the browser that uses it and then no longer works. It is not the
+API token. The code never stands in a command line, where other users of
+the machine could read it: open writes a page only you may read into the
+data dir (open-*.html) and hands the browser that file, which sends it on
+to the dashboard's login page.
+
+The browser is $BROWSER if set (a command; %s in it stands for the
+address), else the desktop's default. With --print the link is printed
+instead, to open elsewhere (a browser that cannot read the data dir, such
+as a sandboxed one).`,
+		Example: "  nube open\n  nube open --print\n  BROWSER=firefox nube open",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
@@ -34,7 +48,10 @@ API token. With --print the link is printed instead, to open elsewhere.`,
 				return g.printJSON(link)
 			}
 			if !printOnly {
-				err := openBrowser(link.URL)
+				page, err := writeLoginPage(g.dataDir, link.URL)
+				if err == nil {
+					err = openBrowser(page)
+				}
 				if err == nil {
 					g.printf("opened the dashboard in your browser\n")
 					return nil
@@ -49,16 +66,61 @@ API token. With --print the link is printed instead, to open elsewhere.`,
 	return cmd
 }
 
-// openBrowser asks the desktop to open url in the default browser.
+// loginPageLife is how long a login page is kept: as long as the code in
+// it works (the API's loginCodeLife).
+const loginPageLife = 10 * time.Minute
+
+// writeLoginPage writes a page that sends a browser on to link into a new
+// file of dataDir, readable by this user alone, and returns its file: URL.
+// Pages older than a code's life are removed on the way. The link, with
+// its code, is in the file only: a browser is handed the file's name.
+func writeLoginPage(dataDir, link string) (string, error) {
+	old, _ := filepath.Glob(filepath.Join(dataDir, "open-*.html"))
+	for _, p := range old {
+		if fi, err := os.Lstat(p); err == nil && time.Since(fi.ModTime()) > loginPageLife {
+			os.Remove(p)
+		}
+	}
+	f, err := os.CreateTemp(dataDir, "open-*.html") // 0600
+	if err != nil {
+		return "", fmt.Errorf("write the login page: %w", err)
+	}
+	_, err = f.Write(api.LoginPage(link))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("write the login page: %w", err)
+	}
+	abs, err := filepath.Abs(f.Name())
+	if err != nil {
+		return "", err
+	}
+	p := filepath.ToSlash(abs)
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p // C:/… on Windows
+	}
+	return (&url.URL{Scheme: "file", Path: p}).String(), nil
+}
+
+// openBrowser asks $BROWSER, or else the desktop, to open url in a
+// browser. $BROWSER is a list of commands separated as PATH is (the first
+// one that exists is used); "%s" in one stands for url, which otherwise
+// comes last.
 func openBrowser(url string) error {
 	var cmd *exec.Cmd
-	switch runtime.GOOS {
-	case "darwin":
-		cmd = exec.Command("open", url)
-	case "windows":
-		cmd = exec.Command("rundll32", "url.dll,FileProtocolHandler", url)
-	default:
-		cmd = exec.Command("xdg-open", url)
+	if c := browserCommand(os.Getenv("BROWSER"), url); c != nil {
+		cmd = c
+	} else {
+		switch runtime.GOOS {
+		case "darwin":
+			cmd = exec.Command("open", url)
+		case "windows":
+			cmd = exec.Command("rundll32", "url.dll,FileProtocolHandler", url)
+		default:
+			cmd = exec.Command("xdg-open", url)
+		}
 	}
 	if err := cmd.Start(); err != nil {
 		return err
@@ -66,4 +128,30 @@ func openBrowser(url string) error {
 	// The opener hands the link to the browser and ends; once this
 	// process has exited, init reaps it.
 	return cmd.Process.Release()
+}
+
+// browserCommand is the first command of the $BROWSER list env that can be
+// found, with url in place of %s or after its words; nil if none.
+func browserCommand(env, url string) *exec.Cmd {
+	for _, c := range filepath.SplitList(env) {
+		words := strings.Fields(c)
+		if len(words) == 0 {
+			continue
+		}
+		if _, err := exec.LookPath(words[0]); err != nil {
+			continue
+		}
+		placed := false
+		for i, w := range words[1:] {
+			if strings.Contains(w, "%s") {
+				words[i+1] = strings.ReplaceAll(w, "%s", url)
+				placed = true
+			}
+		}
+		if !placed {
+			words = append(words, url)
+		}
+		return exec.Command(words[0], words[1:]...)
+	}
+	return nil
 }

@@ -97,8 +97,9 @@ says what is offered (compute, storage, both, or none); --offer-jobs and
 
 The local API listens on --api (loopback only by default). Its address and a
 fresh access token are written into the data dir, where the other nube
-commands find them. The dashboard link printed at start logs your browser in
-once; 'nube open' gives a fresh one.
+commands find them. The dashboard is at the API's address; 'nube open' opens
+it in your browser, logged in. No login code is ever printed or logged, so
+a service journal holds none.
 
 The read-only IPFS gateway listens on --gateway, an origin apart from the
 API's (port 8080 by default, another if that one is taken; "off" for none).
@@ -244,7 +245,7 @@ func runUp(ctx context.Context, g *globals, f upFlags, gatewayChosen bool) error
 
 	info := upInfo{
 		ID: node.ID().String(), UserID: node.UserID().String(),
-		API: srv.URL(), Dashboard: srv.LoginURL(), DataDir: g.dataDir, Offers: offerLine(offer, noStorage, f.noCompute),
+		API: srv.URL(), Dashboard: srv.URL() + "/", DataDir: g.dataDir, Offers: offerLine(offer, noStorage, f.noCompute),
 	}
 	if gw != nil {
 		info.Gateway = gw.URL()
@@ -271,7 +272,7 @@ func runUp(ctx context.Context, g *globals, f upFlags, gatewayChosen bool) error
 		if info.Gateway != "" {
 			g.printf("gateway    %s/ipfs/CID\n", strings.Replace(info.Gateway, "127.0.0.1", "localhost", 1))
 		}
-		g.printf("dashboard  %s\n", info.Dashboard)
+		g.printf("dashboard  %s  ('nube open' logs you in)\n", info.Dashboard)
 		g.printf("data dir   %s\n", info.DataDir)
 		g.printf("offers     %s\n", info.Offers)
 		g.printf("\nPress Ctrl-C to stop.\n")
