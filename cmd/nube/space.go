@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nubecloud/nube/api/client"
+	"github.com/nubecloud/nube/internal/dirtar"
 	"github.com/nubecloud/nube/internal/progress"
 	"github.com/nubecloud/nube/internal/termsafe"
 )
@@ -212,7 +213,9 @@ func newSpaceGetCmd(g *globals) *cobra.Command {
 		Short: "Write a key's value to standard output (or a file)",
 		Long: `Write KEY's value to standard output, or to the file -o names. The value is
 read from the nearest holder that has it, checked block by block, and opened
-on this node; a progress bar shows on a terminal.`,
+on this node; a progress bar shows on a terminal. A file is written beside
+-o and put in its place once the whole value has been read and checked: a
+read that fails leaves what was there before.`,
 		Example: `  nube space get notes todo.txt
   nube space get 12D3KooO.../photos 2026/beach.jpg -o beach.jpg`,
 		Args: cobra.ExactArgs(2),
@@ -226,17 +229,16 @@ on this node; a progress bar shows on a terminal.`,
 				return err
 			}
 			defer d.Close()
-			var w io.Writer = os.Stdout
-			if out != "" {
-				f, err := os.Create(out)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				w = f
-			}
 			bar := progress.New(os.Stderr, "get", d.Size, quiet)
-			_, err = io.Copy(w, &progress.Reader{R: d, Bar: bar})
+			r := &progress.Reader{R: d, Bar: bar}
+			if out != "" {
+				// Through a part file, renamed once every byte has
+				// been read and checked: a read that fails leaves
+				// what was at out as it was.
+				err = writeFile(r, out, dirtar.Meta{})
+			} else {
+				_, err = io.Copy(os.Stdout, r)
+			}
 			bar.Finish()
 			return err
 		},

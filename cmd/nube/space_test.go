@@ -1,9 +1,13 @@
 package main
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io/fs"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -107,5 +111,67 @@ func TestSpaceCLI(t *testing.T) {
 	}
 	if _, errs, code := run(t, "--data", a, "space", "create", "bad/name"); code == 0 || !strings.Contains(errs, "space name") {
 		t.Fatalf("a bad name: %d %s", code, errs)
+	}
+}
+
+// TestSpaceGetKeepsFileOnFailure: 'space get -o FILE' of a value whose
+// blocks are damaged on disk fails and leaves FILE as it was, with no part
+// file beside it.
+func TestSpaceGetKeepsFileOnFailure(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restarts a daemon; skipped in -short mode")
+	}
+	a := t.TempDir()
+	args := append([]string{"--api", "127.0.0.1:0", "--gateway", "off"}, loopback...)
+	d := startUp(t, a, args...)
+	if _, errs, code := run(t, "--data", a, "space", "create", "notes", "--local"); code != 0 {
+		t.Fatalf("space create: %d %s", code, errs)
+	}
+	value := make([]byte, 4<<20)
+	rand.Read(value)
+	if _, errs, code := runIn(t, string(value), "--data", a, "space", "put", "notes", "big"); code != 0 {
+		t.Fatalf("space put: %d %s", code, errs)
+	}
+	d.stop(t)
+
+	// Damage the middle of the largest pack: the value's blocks.
+	var pack string
+	var size int64
+	filepath.WalkDir(a, func(p string, e fs.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(p, ".pack") {
+			if fi, err := e.Info(); err == nil && fi.Size() > size {
+				pack, size = p, fi.Size()
+			}
+		}
+		return nil
+	})
+	if size < int64(len(value)) {
+		t.Fatalf("no pack holds the value (largest %q, %d bytes)", pack, size)
+	}
+	f, err := os.OpenFile(pack, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for off := size / 2; off < size/2+4096; off += 512 {
+		b := []byte{0}
+		f.ReadAt(b, off)
+		b[0] ^= 0xff
+		f.WriteAt(b, off)
+	}
+	f.Close()
+
+	startUp(t, a, args...)
+	dst := filepath.Join(t.TempDir(), "precious.txt")
+	if err := os.WriteFile(dst, []byte("precious"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, errs, code := run(t, "--data", a, "space", "get", "notes", "big", "-o", dst); code == 0 {
+		t.Fatalf("space get of a damaged value succeeded: %s", errs)
+	}
+	if got, _ := os.ReadFile(dst); string(got) != "precious" {
+		t.Fatalf("after a failed space get, %s holds %d bytes, want what was there", dst, len(got))
+	}
+	if parts, _ := filepath.Glob(filepath.Join(filepath.Dir(dst), ".*part*")); len(parts) > 0 {
+		t.Fatalf("part files left behind: %v", parts)
 	}
 }
