@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ipld/go-ipld-prime/multicodec"
 	"io"
 	"log/slog"
 	"net"
@@ -22,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nubecloud/nube"
+	"github.com/nubecloud/nube/content"
 )
 
 // The gateway serves content by CID to browsers and any HTTP client, with
@@ -300,10 +302,33 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serve hands the request to boxo's gateway, once the Range header is
 // mended; p is the content path ("CID/a/b").
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, p string) {
+	if err := checkContentPath(p); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
 	if !g.fixRange(w, r, p) {
 		return
 	}
 	g.ipfs.ServeHTTP(g.writer(w), r)
+}
+
+// checkContentPath refuses, before anything is looked up, a content path
+// ("CID/a/b") whose CID this node would refuse anyway: one that does not
+// parse, or whose hash is too weak or of the wrong length to trust
+// (boxo's resolver answers those with 500), or one that names a path
+// inside a block of a codec no decoder here can read.
+func checkContentPath(p string) error {
+	s, rest, _ := strings.Cut(p, "/")
+	c, err := content.ParseCID(s)
+	if err != nil {
+		return err
+	}
+	if strings.Trim(rest, "/") != "" {
+		if _, err := multicodec.LookupDecoder(c.Prefix().Codec); err != nil {
+			return fmt.Errorf("cannot look up a path inside %s: no decoder here for its codec 0x%x", c, c.Prefix().Codec)
+		}
+	}
+	return nil
 }
 
 // fixRange answers 416 to a Range header whose every range is a suffix of

@@ -461,3 +461,32 @@ func TestGatewayTrustless(t *testing.T) {
 		}
 	}
 }
+
+// TestGatewayRefusesBadCIDs: a CID the node would refuse (a weak or
+// malformed hash, found by FuzzGatewayRequest) or a path inside a codec
+// nothing here decodes is the client's mistake, 400, on both gateways and
+// before anything is looked up; boxo's resolver answered 500.
+func TestGatewayRefusesBadCIDs(t *testing.T) {
+	n := nubetest.Cluster(t, 1).Node(0)
+	g, err := api.ListenGateway(n, "127.0.0.1:0", api.GatewayConfig{FetchTimeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	for _, tc := range []struct{ host, path string }{
+		{"127.0.0.1", "/ipfs/BAf2A2iA222222222222222222222222222222222222222222222222222"},
+		{"127.0.0.1", "/ipfs/BAf2BeifkjgjkeZej5Z5mui6jmuel5eCh3f6B5vYupf5pfwZoZe36YtYhmm/0"},
+		{"localhost", "/ipfs/BAf2A2iA222222222222222222222222222222222222222222222222222"},
+		{"127.0.0.1", "/ipfs/not-a-cid/x"},
+		{"baf2a2ia22222222222222222222222222222222222222222222222222y.ipfs.localhost", "/"},
+	} {
+		req := httptest.NewRequest("GET", "http://127.0.0.1/", nil)
+		req.Host = tc.host
+		req.URL.Path = tc.path
+		rec := httptest.NewRecorder()
+		g.ServeHTTP(rec, req)
+		if rec.Code != http.StatusBadRequest {
+			t.Errorf("host %s path %s: %d %s, want 400", tc.host, tc.path, rec.Code, rec.Body)
+		}
+	}
+}
