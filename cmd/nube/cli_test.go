@@ -375,3 +375,24 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("demo left its data dirs behind: %v", err)
 	}
 }
+
+// TestUpWithoutMulticast: on a machine with no multicast interface, nube
+// up starts and says so in one line of its own; the mDNS library's own
+// "[zeroconf] …" lines do not reach the user.
+func TestUpWithoutMulticast(t *testing.T) {
+	if !netns.Isolate(t) {
+		return
+	}
+	if out, err := exec.Command("ip", "link", "set", "lo", "multicast", "off").CombinedOutput(); err != nil {
+		t.Fatalf("ip link set lo multicast off: %v: %s", err, out)
+	}
+	d := startUp(t, t.TempDir(), "--api", "127.0.0.1:0", "--gateway", "off", "--no-ipfs")
+	d.stop(t)
+	errs := d.errb.String()
+	if strings.Contains(errs, "zeroconf") {
+		t.Errorf("the mDNS library's own lines reached the user:\n%s", errs)
+	}
+	if n := strings.Count(errs, "mDNS"); n != 1 {
+		t.Errorf("%d lines about mDNS, want one:\n%s", n, errs)
+	}
+}

@@ -336,7 +336,14 @@ func newLogger(level string) (*slog.Logger, error) {
 			golog.SetAllLoggers(golog.LevelFatal)
 		}
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+	// Some libraries print through the standard log package (the mDNS
+	// library's "[zeroconf] no suitable IPv4 interface" at every start
+	// on a machine without multicast). Route it into this logger, at
+	// debug: what matters of it, the node says in a line of its own.
+	slog.SetDefault(logger)
+	slog.SetLogLoggerLevel(slog.LevelDebug)
+	return logger, nil
 }
 
 // offerTerms reads the offer flags.

@@ -442,7 +442,7 @@ func (h *Host) startServices(cfg Config) error {
 		if err := h.mdns.Start(); err != nil {
 			// A machine with no multicast interface is not a reason to
 			// refuse to start: the DHT and bootstrap still work.
-			h.log.Warn("mDNS discovery unavailable", "err", err)
+			h.log.Warn("mDNS discovery unavailable (no multicast interface?): peers are found through the DHT and bootstrap peers only", "err", err)
 			h.mdns = nil
 		}
 	}
