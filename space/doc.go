@@ -61,4 +61,8 @@ var (
 	ErrUnavailable = errcode.New(errcode.Unreachable, "no holder could serve the space")
 	// ErrExists reports a create of a space that exists.
 	ErrExists = errcode.New(errcode.Conflict, "space exists")
+	// ErrHeadTooLarge reports a change (a write, a grant, a migration)
+	// that would make the space's head larger than MaxHeadSize, which no
+	// other node would take. Nothing changed; revoking grants makes room.
+	ErrHeadTooLarge = errcode.New(errcode.TooLarge, "space head too large")
 )

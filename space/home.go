@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
 	"slices"
 	"sort"
 	"sync"
@@ -119,32 +121,58 @@ func (o *owned) next() *head {
 	return &h
 }
 
-// commitLocked signs h as the next head, keeps it, tells watchers and
-// pushes it to the holders that are not still copying, with blocks the
-// write made. Whoever changes the readers or the keys wraps them first
-// (wrapAll); the first head gets them here. o.mu is held.
+// commitLocked signs h as the next head and, if it fits (signLocked),
+// installs it. o.mu is held.
 func (o *owned) commitLocked(ctx context.Context, h *head, blocks []block) (signed, error) {
-	m := o.m
+	s, err := o.signLocked(h, o.keys)
+	if err != nil {
+		return signed{}, err
+	}
+	return s, o.installLocked(ctx, h, s, blocks, nil)
+}
+
+// signLocked numbers h as the head after the current one, under keys,
+// and signs it. A head whose encoding is over MaxHeadSize is refused
+// with ErrHeadTooLarge before anything changes: every other node would
+// drop it, and the home could not load it again. Whoever changes the
+// readers or the keys wraps them first (wrapAll); the first head gets
+// them here. o.mu is held.
+func (o *owned) signLocked(h *head, keys keyring) (signed, error) {
 	if o.head != nil {
 		h.Seq = o.head.Seq + 1
 	} else {
 		h.Seq = 1
 	}
 	h.Time = time.Now().UnixNano()
-	h.Epoch = o.keys.epoch()
+	h.Epoch = keys.epoch()
 	if o.head == nil {
-		if err := o.wrapAll(h); err != nil {
+		if err := o.wrapAll(h, keys, o.grants); err != nil {
 			return signed{}, err
 		}
 	}
-	s, err := sign(m.cfg.UserKey, headDomain, h)
+	s, err := sign(o.m.cfg.UserKey, headDomain, h)
 	if err != nil {
 		return signed{}, err
 	}
-	if err := o.saveLocked(h, s); err != nil {
-		return signed{}, err
+	if n := encodedSize(s); n > MaxHeadSize {
+		return signed{}, fmt.Errorf("%w: the next head of %s would be %d bytes, over the limit of %d (%d readers at key epoch %d); revoke grants to make room",
+			ErrHeadTooLarge, o.id, n, MaxHeadSize, len(h.Keys), h.Epoch)
 	}
-	o.head, o.signed = h, s
+	return s, nil
+}
+
+// installLocked makes the signed head h the space's (with grants, if not
+// nil, as its filed grants), keeps it, tells watchers and pushes it to
+// the holders that are not still copying, with blocks the write made.
+// o.mu is held.
+func (o *owned) installLocked(ctx context.Context, h *head, s signed, blocks []block, grants map[string]*Grant) error {
+	if grants == nil {
+		grants = o.grants
+	}
+	if err := o.saveLocked(s, grants); err != nil {
+		return err
+	}
+	o.head, o.signed, o.grants = h, s, grants
 	o.publish(s)
 	var targets []peer.ID
 	for _, p := range h.Holders {
@@ -153,22 +181,31 @@ func (o *owned) commitLocked(ctx context.Context, h *head, blocks []block) (sign
 		}
 	}
 	o.pushAll(ctx, targets, s, blocks)
-	return s, nil
+	return nil
 }
 
-// wrapAll wraps the keys for the owner and every grantee whose grant still
-// holds.
-func (o *owned) wrapAll(h *head) error {
+// encodedSize is the size of a signed head as nodes send and store it.
+func encodedSize(s signed) int {
+	b, err := marshal(s)
+	if err != nil {
+		return math.MaxInt
+	}
+	return len(b)
+}
+
+// wrapAll wraps keys for the owner and every grantee in grants whose
+// grant still holds.
+func (o *owned) wrapAll(h *head, keys keyring, grants map[string]*Grant) error {
 	readers := map[peer.ID]bool{o.m.user: true}
 	now := time.Now()
-	for _, g := range o.grants {
+	for _, g := range grants {
 		if g.check(o.id, Read, now, h.Revoked) == nil {
 			readers[g.To()] = true
 		}
 	}
 	h.Keys = nil
 	for u := range readers {
-		box, err := wrapKeys(o.id, u, o.keys)
+		box, err := wrapKeys(o.id, u, keys)
 		if err != nil {
 			return err
 		}
@@ -178,7 +215,7 @@ func (o *owned) wrapAll(h *head) error {
 	return nil
 }
 
-func (o *owned) saveLocked(h *head, s signed) error {
+func (o *owned) saveLocked(s signed, grants map[string]*Grant) error {
 	p := o.m.path(ownedDir, fileName(o.id))
 	if p == "" {
 		return nil
@@ -188,7 +225,7 @@ func (o *owned) saveLocked(h *head, s signed) error {
 		return err
 	}
 	of := ownedFile{Head: hb}
-	for _, g := range o.grants {
+	for _, g := range grants {
 		of.Grants = append(of.Grants, g.links)
 	}
 	b, err := marshal(of)
@@ -369,6 +406,16 @@ func (o *owned) apply(ctx context.Context, op Op, tag string, entry cid.Cid, blo
 	if err != nil {
 		return signed{}, err
 	}
+	h.Root = nr.Bytes()
+	dk, _ := o.keys.data(o.keys.epoch())
+	h.Changes = []headChange{{Op: op, Tag: tag, Name: sealSmall(dk, metaAD(o.id, tag), []byte(name))}}
+	// The head is signed (and its size checked) before anything is
+	// stored: a write refused here leaves the store and the pin as they
+	// were.
+	s, err := o.signLocked(h, o.keys)
+	if err != nil {
+		return signed{}, err
+	}
 	// Everything new goes to the store in one batch, then the new root is
 	// pinned and the old one let go, under the pin lock: GC never sees
 	// the new blocks unpinned. Blocks a writer sent that the new version
@@ -387,14 +434,11 @@ func (o *owned) apply(ctx context.Context, op Op, tag string, entry cid.Cid, blo
 	if err := store.Repin(ctx, root, nr, holdPinPrefix+o.id); err != nil {
 		return signed{}, err
 	}
-	h.Root = nr.Bytes()
-	dk, _ := o.keys.data(o.keys.epoch())
-	h.Changes = []headChange{{Op: op, Tag: tag, Name: sealSmall(dk, metaAD(o.id, tag), []byte(name))}}
 	// Small values travel with the head; large ones the holders fetch.
 	if total(out) > inlineValue {
 		out = treeOnly(out)
 	}
-	return o.commitLocked(ctx, h, out)
+	return s, o.installLocked(ctx, h, s, out, nil)
 }
 
 // reachable returns the blocks of d that root reaches, following only
@@ -483,12 +527,17 @@ func (o *owned) file(ctx context.Context, g *Grant) (signed, error) {
 	if err := g.check(o.id, g.Rights(), time.Now(), o.head.Revoked); err != nil {
 		return signed{}, err
 	}
-	o.grants[g.ID()] = g
+	grants := maps.Clone(o.grants)
+	grants[g.ID()] = g
 	h := o.next()
-	if err := o.wrapAll(h); err != nil {
+	if err := o.wrapAll(h, o.keys, grants); err != nil {
 		return signed{}, err
 	}
-	return o.commitLocked(ctx, h, nil)
+	s, err := o.signLocked(h, o.keys)
+	if err != nil {
+		return signed{}, err
+	}
+	return s, o.installLocked(ctx, h, s, nil, grants)
 }
 
 // revoke ends a grant (and every grant delegated under it) and rotates the
@@ -496,10 +545,12 @@ func (o *owned) file(ctx context.Context, g *Grant) (signed, error) {
 func (o *owned) revoke(ctx context.Context, id string) (signed, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	grants := maps.Clone(o.grants)
 	found := false
-	for _, g := range o.grants {
+	for gid, g := range grants {
 		if slices.Contains(g.Chain(), id) {
 			found = true
+			delete(grants, gid)
 		}
 	}
 	if !found {
@@ -507,16 +558,27 @@ func (o *owned) revoke(ctx context.Context, id string) (signed, error) {
 	}
 	h := o.next()
 	h.Revoked = append(h.Revoked, id)
-	for gid, g := range o.grants {
-		if slices.Contains(g.Chain(), id) {
-			delete(o.grants, gid)
-		}
-	}
-	o.keys.rotate()
-	if err := o.wrapAll(h); err != nil {
+	return o.rekeyLocked(ctx, h, grants)
+}
+
+// rekeyLocked starts a new key epoch for h, wraps its keys for the
+// readers of grants, and commits it with them; if it does not commit,
+// the space keeps its keys and grants. o.mu is held.
+func (o *owned) rekeyLocked(ctx context.Context, h *head, grants map[string]*Grant) (signed, error) {
+	keys := o.keys.clone()
+	keys.rotate()
+	if err := o.wrapAll(h, keys, grants); err != nil {
 		return signed{}, err
 	}
-	return o.commitLocked(ctx, h, nil)
+	s, err := o.signLocked(h, keys)
+	if err != nil {
+		return signed{}, err
+	}
+	if err := o.installLocked(ctx, h, s, nil, grants); err != nil {
+		return signed{}, err
+	}
+	o.keys = keys
+	return s, nil
 }
 
 // grantsFor lists the filed grants for user.
@@ -764,20 +826,17 @@ func (o *owned) expireGrants(ctx context.Context) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	now := time.Now()
-	expired := false
-	for id, g := range o.grants {
+	grants := maps.Clone(o.grants)
+	for id, g := range grants {
 		if g.check(o.id, 0, now, o.head.Revoked) != nil {
-			delete(o.grants, id)
-			expired = true
+			delete(grants, id)
 		}
 	}
-	if !expired {
+	if len(grants) == len(o.grants) {
 		return
 	}
-	o.keys.rotate()
-	h := o.next()
-	if err := o.wrapAll(h); err == nil {
-		o.commitLocked(ctx, h, nil)
+	if _, err := o.rekeyLocked(ctx, o.next(), grants); err != nil {
+		o.m.log.Warn("could not rotate the keys after a grant expired", "space", o.id, "err", err)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"filippo.io/edwards25519"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -70,6 +71,11 @@ func newKeyring() keyring {
 func (k *keyring) rotate() uint64 {
 	k.Data = append(k.Data, randomBytes(keySize))
 	return uint64(len(k.Data) - 1)
+}
+
+// clone returns a copy of k that rotates without changing k.
+func (k keyring) clone() keyring {
+	return keyring{Index: k.Index, Data: slices.Clone(k.Data)}
 }
 
 func (k keyring) epoch() uint64 { return uint64(len(k.Data) - 1) }
