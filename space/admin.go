@@ -102,6 +102,9 @@ func (s *Space) Info(ctx context.Context) (Info, error) {
 func (s *Space) home(what string) (*owned, error) {
 	o := s.m.ownedSpace(s.id)
 	if o == nil {
+		if err := s.m.notLoaded(s.id); err != nil {
+			return nil, err
+		}
 		return nil, fmt.Errorf("%w: %s %s runs on the space's home node", ErrNotHome, what, s.id)
 	}
 	return o, nil

@@ -129,8 +129,11 @@ type Manager struct {
 
 	mu    sync.Mutex
 	owned map[string]*owned // by name
-	held  map[string]*held  // by space ID
-	seen  map[string]uint64 // newest seq read, by space ID
+	// unloaded holds, by name, why spaces this node is home of did not
+	// load at start: their names are not free, and calls on them say why.
+	unloaded map[string]error
+	held     map[string]*held  // by space ID
+	seen     map[string]uint64 // newest seq read, by space ID
 	// seenDirty says seen changed since it was last saved (each second
 	// and at Close, so readers do not sync a file on every head).
 	seenDirty bool
@@ -181,13 +184,14 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	}
 	m := &Manager{
 		cfg: cfg, log: cfg.Logger.With("layer", "space"), user: user, userPrefix: user.String() + "/", self: cfg.Host.ID(),
-		local:   mdag.NewDAGService(blockservice.New(cfg.Content.Store().Blockstore(), nil)),
-		owned:   map[string]*owned{},
-		held:    map[string]*held{},
-		seen:    map[string]uint64{},
-		cache:   map[string]*view{},
-		myGrant: map[string]*Grant{},
-		stall:   30 * time.Second,
+		local:    mdag.NewDAGService(blockservice.New(cfg.Content.Store().Blockstore(), nil)),
+		owned:    map[string]*owned{},
+		unloaded: map[string]error{},
+		held:     map[string]*held{},
+		seen:     map[string]uint64{},
+		cache:    map[string]*view{},
+		myGrant:  map[string]*Grant{},
+		stall:    30 * time.Second,
 	}
 	if err := m.load(ctx); err != nil {
 		return nil, err
@@ -275,18 +279,22 @@ func (m *Manager) load(ctx context.Context) error {
 		if !strings.HasSuffix(f.Name(), ".cbor") {
 			continue
 		}
+		// One space that does not load must not keep the node, and its
+		// other spaces, from starting: it is left out, with a warning,
+		// and its name is kept from being created over it.
 		p := m.path(ownedDir, f.Name())
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
+		b, err := readCapped(p, maxOwnedFile)
+		var o *owned
+		if err == nil {
+			o, err = m.restoreOwned(b)
 		}
-		var of ownedFile
-		if err := unmarshal(b, &of); err != nil {
-			return fmt.Errorf("space: %s: %w", p, err)
-		}
-		o, err := m.restoreOwned(of)
 		if err != nil {
-			return fmt.Errorf("space: %s: %w", p, err)
+			owner, name, _ := strings.Cut(strings.TrimSuffix(f.Name(), ".cbor"), "_")
+			m.log.Warn("a space this node is home of does not load; the node serves its other spaces", "space", owner+"/"+name, "file", p, "err", err)
+			if owner == m.user.String() {
+				m.unloaded[name] = fmt.Errorf("space %s/%s does not load on its home (%s): %w", owner, name, p, err)
+			}
+			continue
 		}
 		m.owned[o.name] = o
 	}
@@ -296,9 +304,10 @@ func (m *Manager) load(ctx context.Context) error {
 	}
 	for _, f := range heldFiles {
 		p := m.path(heldDir, f.Name())
-		b, err := os.ReadFile(p)
+		b, err := readCapped(p, MaxHeadSize)
 		if err != nil {
-			return err
+			m.log.Warn("dropping a held head that does not read", "file", p, "err", err)
+			continue
 		}
 		h, s, err := decodeHead(b, "")
 		if err != nil {
@@ -308,6 +317,24 @@ func (m *Manager) load(ctx context.Context) error {
 		m.held[h.id()] = &held{head: h, signed: s}
 	}
 	return ctx.Err()
+}
+
+// readCapped reads the file p, refusing one over max bytes (with
+// ErrBadHead) before reading it.
+func readCapped(p string, max int) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, int64(max)+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > max {
+		return nil, fmt.Errorf("%w: %s is over the limit of %d bytes", ErrBadHead, p, max)
+	}
+	return b, nil
 }
 
 // saveSeen writes seen if it changed. m.mu is held.
@@ -454,6 +481,10 @@ func (m *Manager) Create(ctx context.Context, name string, policy Policy) (*Spac
 		m.mu.Unlock()
 		return nil, fmt.Errorf("%w: %s/%s", ErrExists, m.user, name)
 	}
+	if err := m.unloaded[name]; err != nil {
+		m.mu.Unlock()
+		return nil, fmt.Errorf("%w: %w (move its file away to create it again)", ErrExists, err)
+	}
 	o := &owned{m: m, name: name, id: m.user.String() + "/" + name, keys: newKeyring(),
 		grants: map[string]*Grant{}, down: map[peer.ID]time.Time{}, joining: map[peer.ID]bool{}, paid: map[peer.ID]time.Time{},
 		watchers: map[chan signed]struct{}{}, nonces: map[string]time.Time{}}
@@ -493,6 +524,18 @@ func (m *Manager) ownedSpace(id string) *owned {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.owned[name]
+}
+
+// notLoaded returns why the space id, which this node is home of, did not
+// load at start, or nil.
+func (m *Manager) notLoaded(id string) error {
+	name, ok := strings.CutPrefix(id, m.userPrefix)
+	if !ok {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.unloaded[name]
 }
 
 // maintain checks the holders of every space this node is home of, on

@@ -201,9 +201,16 @@ func (h *head) keysFor(u peer.ID) []byte {
 // decodeHead decodes and checks a signed head: its size, its shape and its
 // owner's signature. want, if set, is the space it must be of.
 func decodeHead(b []byte, want string) (*head, signed, error) {
+	return decodeHeadUpTo(b, want, MaxHeadSize)
+}
+
+// decodeHeadUpTo is decodeHead with a size limit of its own: a home
+// loads its own stored head up to maxStoredHead, to serve what it can of
+// a space whose head outgrew MaxHeadSize.
+func decodeHeadUpTo(b []byte, want string, limit int) (*head, signed, error) {
 	var s signed
-	if len(b) > MaxHeadSize {
-		return nil, s, fmt.Errorf("%w: %d bytes, over the limit of %d", ErrBadHead, len(b), MaxHeadSize)
+	if len(b) > limit {
+		return nil, s, fmt.Errorf("%w: %d bytes, over the limit of %d", ErrBadHead, len(b), limit)
 	}
 	if err := unmarshal(b, &s); err != nil {
 		return nil, s, fmt.Errorf("%w: %v", ErrBadHead, err)

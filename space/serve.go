@@ -42,7 +42,12 @@ func (h *held) currentSigned() signed {
 // holder of.
 func (m *Manager) serveHead(_ context.Context, req headReq) (headReply, error) {
 	if o := m.ownedSpace(req.Space); o != nil {
-		_, s := o.current()
+		o.mu.Lock()
+		s, err := o.signed, o.oversizedLocked()
+		o.mu.Unlock()
+		if err != nil {
+			return headReply{}, err
+		}
 		b, err := marshal(s)
 		return headReply{Head: b}, err
 	}

@@ -63,6 +63,9 @@ func (s *Space) resolve(ctx context.Context, fresh bool) (*view, error) {
 		o.mu.Unlock()
 		return v, nil
 	}
+	if err := m.notLoaded(s.id); err != nil {
+		return nil, err
+	}
 	m.mu.Lock()
 	cached := m.cache[s.id]
 	m.mu.Unlock()

@@ -1,0 +1,38 @@
+package space
+
+import (
+	"crypto/ed25519"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// InflateStoredHead rewrites the head that the home keeps of space in dir
+// (a node's spaces dir) with readers nobody holds the key of, signed by
+// key, until it is size bytes: what a home without the head check stored
+// after thousands of grants.
+func InflateStoredHead(t testing.TB, dir string, key ed25519.PrivateKey, space string, size int) {
+	t.Helper()
+	p := filepath.Join(dir, ownedDir, fileName(space))
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var of ownedFile
+	if err := unmarshal(b, &of); err != nil {
+		t.Fatal(err)
+	}
+	h, _, err := decodeHead(of.Head, space)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if of.Head, err = marshal(inflate(t, key, h, size)); err != nil {
+		t.Fatal(err)
+	}
+	if b, err = marshal(of); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
