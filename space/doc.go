@@ -20,6 +20,11 @@
 // new holders, publishes a head that names them, then releases the old
 // ones; readers that reach a holder that let go ask for a newer head.
 //
+// The home bounds what others can make it carry: a head is never signed
+// over MaxHeadSize (the change is refused with ErrHeadTooLarge), and a
+// space has at most MaxGrants grants filed, at most MaxGrantsPerIssuer of
+// them under any one delegate (ErrTooManyGrants).
+//
 // ARCHITECTURE.md ("A space") draws the whole path; RATIONALE.md says why.
 package space
 
@@ -65,4 +70,8 @@ var (
 	// that would make the space's head larger than MaxHeadSize, which no
 	// other node would take. Nothing changed; revoking grants makes room.
 	ErrHeadTooLarge = errcode.New(errcode.TooLarge, "space head too large")
+	// ErrTooManyGrants reports a grant the home does not file because the
+	// space has MaxGrants filed, or the delegates it is issued under have
+	// MaxGrantsPerIssuer each. Revoking grants makes room.
+	ErrTooManyGrants = errcode.New(errcode.TooLarge, "too many grants")
 )

@@ -579,24 +579,59 @@ func (o *owned) checkChange(c *change, body *changeBody) error {
 	return nil
 }
 
-// file records a grant with the home and gives its grantee the keys.
+// file records a grant with the home and gives its grantee the keys. A
+// grant filed already changes nothing. Only the new grantee's keys are
+// wrapped: the others' in the head are still good, as the keys did not
+// change, so filing costs one HPKE seal, not one per reader.
 func (o *owned) file(ctx context.Context, g *Grant) (signed, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if err := g.check(o.id, g.Rights(), time.Now(), o.head.Revoked); err != nil {
+	now := time.Now()
+	if err := g.check(o.id, g.Rights(), now, o.head.Revoked); err != nil {
+		return signed{}, err
+	}
+	if _, ok := o.grants[g.ID()]; ok {
+		return o.signed, nil
+	}
+	if err := o.roomLocked(g); err != nil {
 		return signed{}, err
 	}
 	grants := maps.Clone(o.grants)
 	grants[g.ID()] = g
 	h := o.next()
-	if err := o.wrapAll(h, o.keys, grants); err != nil {
-		return signed{}, err
+	if g.check(o.id, Read, now, h.Revoked) == nil && h.keysFor(g.To()) == nil {
+		box, err := wrapKeys(o.id, g.To(), o.keys)
+		if err != nil {
+			return signed{}, err
+		}
+		h.Keys = append(h.Keys, sealedKeys{User: g.To(), Box: box})
+		sort.Slice(h.Keys, func(i, j int) bool { return h.Keys[i].User < h.Keys[j].User })
 	}
 	s, err := o.signLocked(h, o.keys)
 	if err != nil {
 		return signed{}, err
 	}
 	return s, o.installLocked(ctx, h, s, nil, grants)
+}
+
+// roomLocked says whether g may be filed within MaxGrants and, for each
+// delegate it is issued under, MaxGrantsPerIssuer. o.mu is held.
+func (o *owned) roomLocked(g *Grant) error {
+	if len(o.grants) >= MaxGrants {
+		return fmt.Errorf("%w: %s has %d grants filed, the most a space has; revoke some first", ErrTooManyGrants, o.id, len(o.grants))
+	}
+	for _, d := range g.delegates() {
+		n := 0
+		for _, f := range o.grants {
+			if slices.Contains(f.delegates(), d) {
+				n++
+			}
+		}
+		if n >= MaxGrantsPerIssuer {
+			return fmt.Errorf("%w: %d grants on %s are filed under delegate %s, the most under one", ErrTooManyGrants, n, o.id, d)
+		}
+	}
+	return nil
 }
 
 // revoke ends a grant (and every grant delegated under it) and rotates the

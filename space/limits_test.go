@@ -1,11 +1,16 @@
 package space
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
 	"os"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/nubecloud/nube/internal/identity"
 )
@@ -125,4 +130,196 @@ func pinnedRoot(t *testing.T, n *node, id, root string) bool {
 		}
 	}
 	return false
+}
+
+// freshUser is a user nobody runs a node for, as a delegate can make any
+// number of.
+func freshUser(t testing.TB) (ed25519.PrivateKey, peer.ID) {
+	key := identity.Generate()
+	u, err := identity.ID(key.Public().(ed25519.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, u
+}
+
+// fileFrom has from's node file g with home, over the wire, as any node
+// may.
+func fileFrom(ctx context.Context, from, home *node, g *Grant) error {
+	raw, err := marshal(g.links)
+	if err != nil {
+		return err
+	}
+	_, err = grantFn.At(from.m.cfg.Remote, home.h.ID()).Call(ctx, raw)
+	return err
+}
+
+// TestGrantCaps: a delegate files grants until MaxGrantsPerIssuer are
+// filed under it, its own and a Sybil's it delegated to alike; the next
+// are refused with ErrTooManyGrants and the earlier ones stay. The owner
+// still grants, up to MaxGrants in all. Revoking the delegate frees what
+// was filed under it.
+func TestGrantCaps(t *testing.T) {
+	ctx := testCtx(t)
+	ns := bareNodes(t, 2, nil)
+	a, d := ns[0], ns[1]
+	sp, err := a.m.Create(ctx, "caps", Policy{Local: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := a.m.ownedSpace(sp.ID())
+	filed := func() int {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		return len(o.grants)
+	}
+	gD, err := sp.Grant(ctx, d.user, Read|Write|Delegate, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, _ := d.m.Open(a.user, "caps")
+	var under []*Grant // filed under D
+	for range MaxGrantsPerIssuer - 1 {
+		_, u := freshUser(t)
+		g, err := ds.Grant(ctx, u, Read, time.Time{})
+		if err != nil {
+			t.Fatalf("grant %d under the delegate: %v", len(under)+1, err)
+		}
+		under = append(under, g)
+	}
+	// The last one D may file goes to a Sybil, with the right to delegate.
+	sKey, sUser := freshUser(t)
+	gS, err := ds.Grant(ctx, sUser, Read|Delegate, time.Time{})
+	if err != nil {
+		t.Fatalf("grant %d under the delegate: %v", len(under)+1, err)
+	}
+	under = append(under, gS)
+	before, _ := o.current()
+
+	// The Sybil's grant counts against D as well as itself.
+	_, u := freshUser(t)
+	gX, err := extend(gS, sKey, grantLink{Space: sp.ID(), Issuer: sUser, To: u, Rights: Read, Nonce: []byte{1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fileFrom(ctx, d, a, gX); !errors.Is(err, ErrTooManyGrants) {
+		t.Fatalf("a Sybil's grant past its delegate's cap: %v, want ErrTooManyGrants", err)
+	}
+	if _, err := ds.Grant(ctx, u, Read, time.Time{}); !errors.Is(err, ErrTooManyGrants) {
+		t.Fatalf("grant %d under one delegate: %v, want ErrTooManyGrants", MaxGrantsPerIssuer+1, err)
+	}
+	after, _ := o.current()
+	if after.Seq != before.Seq || after.keysFor(u) != nil {
+		t.Fatalf("a refused grant changed the head (seq %d to %d)", before.Seq, after.Seq)
+	}
+	// What was filed before stays: each grantee has its grant and keys.
+	if n := filed(); n != 1+MaxGrantsPerIssuer {
+		t.Fatalf("%d grants filed, want %d", n, 1+MaxGrantsPerIssuer)
+	}
+	for _, g := range under {
+		if got := o.grantsFor(g.To()); len(got) != 1 || got[0].ID() != g.ID() {
+			t.Fatalf("grant %s: filed %v", g.ID(), got)
+		}
+		if after.keysFor(g.To()) == nil {
+			t.Fatalf("grantee %s lost its keys", g.To())
+		}
+	}
+	// Filing a grant again changes nothing and is not refused.
+	if err := fileFrom(ctx, d, a, under[0]); err != nil {
+		t.Fatalf("a grant filed again: %v", err)
+	}
+	if again, _ := o.current(); again.Seq != after.Seq {
+		t.Fatal("a grant filed again made a new head")
+	}
+
+	// The owner grants on, to MaxGrants in all, and no further.
+	for n := filed(); n < MaxGrants; n++ {
+		_, u := freshUser(t)
+		if _, err := sp.Grant(ctx, u, Read, time.Time{}); err != nil {
+			t.Fatalf("the owner's grant with %d filed: %v", n, err)
+		}
+	}
+	_, u = freshUser(t)
+	if _, err := sp.Grant(ctx, u, Read, time.Time{}); !errors.Is(err, ErrTooManyGrants) {
+		t.Fatalf("grant %d on a space: %v, want ErrTooManyGrants", MaxGrants+1, err)
+	}
+	if h, _ := o.current(); len(h.Keys) != MaxGrants+1 {
+		t.Fatalf("%d readers in the head, want the owner and %d grantees", len(h.Keys), MaxGrants)
+	}
+
+	// Revoking D takes what was filed under it: D is refused, and the
+	// owner has room again.
+	if err := sp.Revoke(ctx, gD.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if n := filed(); n != MaxGrants-1-MaxGrantsPerIssuer {
+		t.Fatalf("%d grants filed after revoking the delegate, want %d", n, MaxGrants-1-MaxGrantsPerIssuer)
+	}
+	if err := fileFrom(ctx, d, a, under[0]); !errors.Is(err, ErrNotAuthorised) {
+		t.Fatalf("a revoked delegate's grant: %v, want ErrNotAuthorised", err)
+	}
+	if _, err := sp.Grant(ctx, u, Read, time.Time{}); err != nil {
+		t.Fatalf("the owner's grant once the delegate is revoked: %v", err)
+	}
+}
+
+// TestGrantCapsFitTheHead measures the largest head the caps allow: the
+// longest name, 64 holders named in the policy and holding, the largest
+// change, and MaxGrants readers besides the owner, their keys really
+// wrapped. It must stay under a twentieth of MaxHeadSize, and leave room
+// for a hundred key rotations, each of which adds a data key to every
+// reader's keys and a revoked ID.
+func TestGrantCapsFitTheHead(t *testing.T) {
+	ownerKey, owner := freshUser(t)
+	name := strings.Repeat("n", MaxNameLen)
+	id := owner.String() + "/" + name
+	var holders []peer.ID
+	for range 64 {
+		_, p := freshUser(t)
+		holders = append(holders, p)
+	}
+	h := &head{Owner: owner, Name: name, Seq: 1 << 40, Root: locator("root").Bytes(), Home: owner,
+		Policy: Policy{On: holders, Replicas: 64}, Holders: holders, Epoch: 1 << 20, Count: 1 << 40, Bytes: 1 << 50, Time: time.Now().UnixNano()}
+	keys := newKeyring()
+	dk, _ := keys.data(0)
+	tag := keys.tag("k")
+	h.Changes = []headChange{{Op: OpPut, Tag: tag, Name: sealSmall(dk, metaAD(id, tag), []byte(strings.Repeat("k", MaxKeyLen)))}}
+	readers := []peer.ID{owner}
+	for range MaxGrants {
+		_, u := freshUser(t)
+		readers = append(readers, u)
+	}
+	size := func(k keyring) (int, int) {
+		h.Keys = nil
+		for _, u := range readers {
+			box, err := wrapKeys(id, u, k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.Keys = append(h.Keys, sealedKeys{User: u, Box: box})
+		}
+		s, err := sign(ownerKey, headDomain, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		one, _ := marshal(h.Keys[0])
+		return encodedSize(s), len(one)
+	}
+	full, entry := size(keys)
+	keys.rotate()
+	rotated, _ := size(keys)
+	revokedID := 2 + 32 // a text string's two header bytes and 32 hex digits
+	perRotation := rotated - full + revokedID
+	rotations := (MaxHeadSize - full) / perRotation
+	t.Logf("a full head: %d bytes (%d readers of %d bytes each); a rotation adds %d; room for %d rotations; without caps, %d readers reach MaxHeadSize",
+		full, len(readers), entry, perRotation, rotations, MaxHeadSize/entry)
+	if full > MaxHeadSize/20 {
+		t.Errorf("at MaxGrants readers a head is %d bytes, over a twentieth of MaxHeadSize (%d)", full, MaxHeadSize/20)
+	}
+	if rotations < 100 {
+		t.Errorf("at MaxGrants readers a head has room for %d key rotations, want 100", rotations)
+	}
+	if MaxGrantsPerIssuer*8 > MaxGrants {
+		t.Errorf("one delegate may take %d of %d grants, over an eighth", MaxGrantsPerIssuer, MaxGrants)
+	}
 }

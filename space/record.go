@@ -32,6 +32,26 @@ const (
 	MaxChangeSize = 2 << 20
 )
 
+// Caps on the grants a home files for one space: each grant to read puts
+// its grantee's wrapped keys in every head after, so without them a
+// delegate could grow the head past MaxHeadSize.
+const (
+	// MaxGrants is the most grants filed on a space, the owner's
+	// included. A reader's wrapped keys take 165 bytes of the head at the
+	// first key epoch and 34 more for each epoch after: with every grant
+	// a reader, a head is about 49 KB, under a twentieth of MaxHeadSize,
+	// with room for over a hundred key rotations (TestGrantCapsFitTheHead).
+	// Uncapped, some 6,400 readers carried a head over the limit.
+	MaxGrants = 256
+	// MaxGrantsPerIssuer is the most grants filed under one delegate:
+	// those it signed and those signed under its delegations, so that
+	// the fresh keys it delegates to (Sybils) share its count. One
+	// delegate can take an eighth of MaxGrants; the rest stays for the
+	// owner and the other delegates. The owner's own grants count only
+	// towards MaxGrants.
+	MaxGrantsPerIssuer = 32
+)
+
 // Domain separation for everything a user key signs here.
 const (
 	headDomain   = "nube space head v1\n"
@@ -304,6 +324,19 @@ func (g *Grant) Until() time.Time {
 		return time.Unix(u, 0)
 	}
 	return time.Time{}
+}
+
+// delegates lists the users who signed the grant's links under a
+// delegation: every issuer but the owner, each once.
+func (g *Grant) delegates() []peer.ID {
+	var out []peer.ID
+	owner := g.body[0].Issuer
+	for _, l := range g.body[1:] {
+		if l.Issuer != owner && !slices.Contains(out, l.Issuer) {
+			out = append(out, l.Issuer)
+		}
+	}
+	return out
 }
 
 // Chain lists the IDs of the grant's links, the owner's first.
