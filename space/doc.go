@@ -23,7 +23,10 @@
 // The home bounds what others can make it carry: a head is never signed
 // over MaxHeadSize (the change is refused with ErrHeadTooLarge), and a
 // space has at most MaxGrants grants filed, at most MaxGrantsPerIssuer of
-// them under any one delegate (ErrTooManyGrants).
+// them under any one delegate (ErrTooManyGrants), and grants are filed
+// under a delegate GrantBurst at once, then one each GrantEvery
+// (ErrGrantRate). A grant counts against every delegate in its chain, so
+// the fresh keys a delegate delegates to share its caps and its pace.
 //
 // ARCHITECTURE.md ("A space") draws the whole path; RATIONALE.md says why.
 package space
@@ -74,4 +77,8 @@ var (
 	// space has MaxGrants filed, or the delegates it is issued under have
 	// MaxGrantsPerIssuer each. Revoking grants makes room.
 	ErrTooManyGrants = errcode.New(errcode.TooLarge, "too many grants")
+	// ErrGrantRate reports a grant filed under a delegate that has filed
+	// GrantBurst lately; it may file one more each GrantEvery. The
+	// message says when to try again.
+	ErrGrantRate = errcode.New(errcode.Busy, "grants filed too fast")
 )

@@ -33,6 +33,7 @@ type owned struct {
 	signed  signed
 	size    int                   // of signed, encoded
 	grants  map[string]*Grant     // filed grants, by ID
+	rate    *limiter              // filings under each delegate
 	down    map[peer.ID]time.Time // holders unreachable since
 	joining map[peer.ID]bool      // holders still copying: writes do not wait for them
 	nonces  map[string]time.Time  // changes applied recently, against replays
@@ -54,6 +55,15 @@ const (
 // holdPinPrefix names the pins of the spaces a node keeps: the home's
 // and each holder's, so GC never takes them and Holdings finds them.
 const holdPinPrefix = "space "
+
+// newOwned makes the state of a space this node is home of, with no
+// head yet.
+func (m *Manager) newOwned(name string, keys keyring) *owned {
+	return &owned{m: m, name: name, id: m.user.String() + "/" + name, keys: keys,
+		grants: map[string]*Grant{}, rate: newLimiter(GrantBurst, GrantEvery),
+		down: map[peer.ID]time.Time{}, joining: map[peer.ID]bool{}, paid: map[peer.ID]time.Time{},
+		watchers: map[chan signed]struct{}{}, nonces: map[string]time.Time{}}
+}
 
 // Caps on what a home reads back from its own disk. The files are its
 // own, but one may predate a cap: a head over MaxHeadSize is loaded all
@@ -118,9 +128,8 @@ func (m *Manager) restoreOwned(b []byte) (*owned, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := &owned{m: m, name: h.Name, id: h.id(), keys: kr, head: h, signed: s, size: encodedSize(s),
-		grants: grants, down: map[peer.ID]time.Time{}, joining: map[peer.ID]bool{}, paid: map[peer.ID]time.Time{},
-		watchers: map[chan signed]struct{}{}, nonces: map[string]time.Time{}}
+	o := m.newOwned(h.Name, kr)
+	o.head, o.signed, o.size, o.grants = h, s, encodedSize(s), grants
 	if o.size > MaxHeadSize {
 		m.log.Warn("a space's head is over the limit: other nodes will not take it, so the space is read-only on its home until grants are revoked",
 			"space", o.id, "bytes", o.size, "limit", MaxHeadSize, "readers", len(h.Keys), "grants", len(grants))
@@ -595,6 +604,10 @@ func (o *owned) file(ctx context.Context, g *Grant) (signed, error) {
 	}
 	if err := o.roomLocked(g); err != nil {
 		return signed{}, err
+	}
+	if d, wait := o.rate.take(g.delegates()); wait > 0 {
+		return signed{}, fmt.Errorf("%w: %d at once, then one each %v, under delegate %s on %s; try again in %v",
+			ErrGrantRate, GrantBurst, GrantEvery, d, o.id, wait.Round(time.Second))
 	}
 	grants := maps.Clone(o.grants)
 	grants[g.ID()] = g

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -168,6 +169,9 @@ func TestGrantCaps(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := a.m.ownedSpace(sp.ID())
+	// Time enough passes between filings for the rate limit never to
+	// refuse one: this test is of the caps.
+	o.rate.now = (&clock{t: time.Unix(1e9, 0), step: GrantEvery}).now
 	filed := func() int {
 		o.mu.Lock()
 		defer o.mu.Unlock()
@@ -321,5 +325,83 @@ func TestGrantCapsFitTheHead(t *testing.T) {
 	}
 	if MaxGrantsPerIssuer*8 > MaxGrants {
 		t.Errorf("one delegate may take %d of %d grants, over an eighth", MaxGrantsPerIssuer, MaxGrants)
+	}
+}
+
+// clock is a test's clock for the grant limiter: it moves only when told,
+// or by step on each reading.
+type clock struct {
+	mu   sync.Mutex
+	t    time.Time
+	step time.Duration
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(c.step)
+	return c.t
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// TestGrantRate: a delegate files GrantBurst grants at once, one of them
+// to a Sybil it lets delegate; the next is refused with ErrGrantRate, and
+// so is the Sybil's, filed under it. Another delegate files meanwhile.
+// Once GrantEvery has passed, the first files one more, and only one.
+func TestGrantRate(t *testing.T) {
+	ctx := testCtx(t)
+	ns := bareNodes(t, 3, nil)
+	a, d1, d2 := ns[0], ns[1], ns[2]
+	sp, err := a.m.Create(ctx, "rate", Policy{Local: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{t: time.Unix(1e9, 0)}
+	a.m.ownedSpace(sp.ID()).rate.now = clk.now
+	for _, d := range []*node{d1, d2} {
+		if _, err := sp.Grant(ctx, d.user, Read|Delegate, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s1, _ := d1.m.Open(a.user, "rate")
+	s2, _ := d2.m.Open(a.user, "rate")
+	sKey, sUser := freshUser(t)
+	gS, err := s1.Grant(ctx, sUser, Read|Delegate, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < GrantBurst; i++ {
+		_, u := freshUser(t)
+		if _, err := s1.Grant(ctx, u, Read, time.Time{}); err != nil {
+			t.Fatalf("grant %d of a burst of %d: %v", i+1, GrantBurst, err)
+		}
+	}
+	_, u := freshUser(t)
+	if _, err := s1.Grant(ctx, u, Read, time.Time{}); !errors.Is(err, ErrGrantRate) {
+		t.Fatalf("grant %d of a burst: %v, want ErrGrantRate", GrantBurst+1, err)
+	}
+	gX, err := extend(gS, sKey, grantLink{Space: sp.ID(), Issuer: sUser, To: u, Rights: Read, Nonce: []byte{1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fileFrom(ctx, d1, a, gX); !errors.Is(err, ErrGrantRate) {
+		t.Fatalf("a Sybil's grant under a delegate out of its burst: %v, want ErrGrantRate", err)
+	}
+	if _, err := s2.Grant(ctx, u, Read, time.Time{}); err != nil {
+		t.Fatalf("another delegate's grant while the first is held back: %v", err)
+	}
+	clk.advance(GrantEvery)
+	_, u = freshUser(t)
+	if _, err := s1.Grant(ctx, u, Read, time.Time{}); err != nil {
+		t.Fatalf("a grant once GrantEvery passed: %v", err)
+	}
+	_, u = freshUser(t)
+	if _, err := s1.Grant(ctx, u, Read, time.Time{}); !errors.Is(err, ErrGrantRate) {
+		t.Fatalf("a second grant within GrantEvery: %v, want ErrGrantRate", err)
 	}
 }

@@ -485,9 +485,7 @@ func (m *Manager) Create(ctx context.Context, name string, policy Policy) (*Spac
 		m.mu.Unlock()
 		return nil, fmt.Errorf("%w: %w (move its file away to create it again)", ErrExists, err)
 	}
-	o := &owned{m: m, name: name, id: m.user.String() + "/" + name, keys: newKeyring(),
-		grants: map[string]*Grant{}, down: map[peer.ID]time.Time{}, joining: map[peer.ID]bool{}, paid: map[peer.ID]time.Time{},
-		watchers: map[chan signed]struct{}{}, nonces: map[string]time.Time{}}
+	o := m.newOwned(name, newKeyring())
 	m.owned[name] = o
 	m.mu.Unlock()
 	if err := o.create(ctx, policy); err != nil {

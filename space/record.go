@@ -52,6 +52,18 @@ const (
 	MaxGrantsPerIssuer = 32
 )
 
+// The pace of filings under one delegate (a token bucket each): every
+// filing signs a head and pushes it to every holder, and a grant that
+// expires makes the home rotate the space's keys.
+const (
+	// GrantBurst is how many grants may be filed under a delegate at
+	// once: enough to share a space with a team in one go.
+	GrantBurst = 16
+	// GrantEvery is how often one more may be filed under a delegate once
+	// its burst is spent.
+	GrantEvery = time.Minute
+)
+
 // Domain separation for everything a user key signs here.
 const (
 	headDomain   = "nube space head v1\n"
