@@ -52,6 +52,11 @@ func FuzzGrant(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		gr, err := decodeGrant(b)
 		if err == nil {
+			for i, l := range gr.links {
+				if len(l.Body) > maxLinkBody || len(gr.body[i].Nonce) > maxNonce {
+					t.Fatalf("link %d decoded past its caps: %d bytes, a nonce of %d", i, len(l.Body), len(gr.body[i].Nonce))
+				}
+			}
 			_ = gr.check(gr.Space(), Read, time.Now(), nil)
 			if _, err := ParseGrant(gr.Token()); err != nil {
 				t.Fatalf("a grant's own token does not parse: %v", err)

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -403,5 +404,57 @@ func TestGrantRate(t *testing.T) {
 	_, u = freshUser(t)
 	if _, err := s1.Grant(ctx, u, Read, time.Time{}); !errors.Is(err, ErrGrantRate) {
 		t.Fatalf("a second grant within GrantEvery: %v, want ErrGrantRate", err)
+	}
+}
+
+// TestGrantFieldsAreCapped: a grant whose link carries a huge nonce, or
+// fields nobody reads, is refused as it decodes, however well it is
+// signed, and so never filed.
+func TestGrantFieldsAreCapped(t *testing.T) {
+	ctx := testCtx(t)
+	ns := bareNodes(t, 2, nil)
+	a, d := ns[0], ns[1]
+	sp, err := a.m.Create(ctx, "fields", Policy{Local: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gD, err := sp.Grant(ctx, d.user, Read|Delegate, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, u := freshUser(t)
+	// A link with a field this version does not know, as a newer one
+	// might add: the decoder ignores it, the signature covers it.
+	type paddedLink struct {
+		grantLink
+		Pad []byte `cbor:"99,keyasint"`
+	}
+	for _, tc := range []struct {
+		name string
+		link any
+	}{
+		{"a 4 KiB nonce", grantLink{Space: sp.ID(), Issuer: d.user, To: u, Rights: Read, Nonce: make([]byte, 4<<10)}},
+		{"a 33-byte nonce", grantLink{Space: sp.ID(), Issuer: d.user, To: u, Rights: Read, Nonce: make([]byte, maxNonce+1)}},
+		{"4 KiB of unknown fields", paddedLink{grantLink{Space: sp.ID(), Issuer: d.user, To: u, Rights: Read, Nonce: []byte{1}}, make([]byte, 4<<10)}},
+	} {
+		s, err := sign(d.m.cfg.UserKey, grantDomain, tc.link)
+		if err != nil {
+			t.Fatal(err)
+		}
+		links := append(slices.Clone(gD.links), s)
+		if _, err := grantOf(links); !errors.Is(err, ErrBadGrant) {
+			t.Errorf("%s: decoded with %v, want ErrBadGrant", tc.name, err)
+		}
+		raw, _ := marshal(links)
+		if _, err := grantFn.At(d.m.cfg.Remote, a.h.ID()).Call(ctx, raw); !errors.Is(err, ErrBadGrant) {
+			t.Errorf("%s: filed with %v, want ErrBadGrant", tc.name, err)
+		}
+	}
+	if got := a.m.ownedSpace(sp.ID()).grantsFor(u); len(got) != 0 {
+		t.Fatalf("%d grants with oversized fields were filed", len(got))
+	}
+	// The largest fields a real grant has pass: a full nonce and an end.
+	if _, err := extend(gD, d.m.cfg.UserKey, grantLink{Space: sp.ID(), Issuer: d.user, To: u, Rights: Read, Until: 1 << 40, Nonce: make([]byte, maxNonce)}); err != nil {
+		t.Fatalf("a grant with a %d-byte nonce: %v", maxNonce, err)
 	}
 }

@@ -27,6 +27,13 @@ const (
 	MaxGrantSize = 16 << 10
 	// MaxGrantChain is the longest chain of delegations.
 	MaxGrantChain = 8
+	// maxLinkBody is the largest encoded link of a grant: a link with the
+	// longest space name, an end and a full nonce takes about 250 bytes;
+	// the rest is room for fields a newer version may add.
+	maxLinkBody = 512
+	// maxNonce is the longest nonce of a grant's link (Grant makes 8
+	// bytes).
+	maxNonce = 32
 	// MaxChangeSize is the largest encoded change, blocks carried inline
 	// included.
 	MaxChangeSize = 2 << 20
@@ -408,8 +415,14 @@ func grantOf(links []signed) (*Grant, error) {
 	g := &Grant{links: links, body: make([]grantLink, len(links))}
 	for i, l := range links {
 		gl := &g.body[i]
+		if len(l.Body) > maxLinkBody {
+			return nil, fmt.Errorf("%w: link %d: %d bytes, over the limit of %d", ErrBadGrant, i, len(l.Body), maxLinkBody)
+		}
 		if err := unmarshal(l.Body, gl); err != nil {
 			return nil, fmt.Errorf("%w: link %d: %v", ErrBadGrant, i, err)
+		}
+		if len(gl.Nonce) > maxNonce {
+			return nil, fmt.Errorf("%w: link %d: a nonce of %d bytes, over the limit of %d", ErrBadGrant, i, len(gl.Nonce), maxNonce)
 		}
 		if err := l.verify(grantDomain, gl.Issuer); err != nil {
 			return nil, fmt.Errorf("%w: link %d: %v", ErrBadGrant, i, err)
