@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -63,88 +62,6 @@ func (m *Manager) newOwned(name string, keys keyring) *owned {
 		grants: map[string]*Grant{}, rate: newLimiter(GrantBurst, GrantEvery),
 		down: map[peer.ID]time.Time{}, joining: map[peer.ID]bool{}, paid: map[peer.ID]time.Time{},
 		watchers: map[chan signed]struct{}{}, nonces: map[string]time.Time{}}
-}
-
-// Caps on what a home reads back from its own disk. The files are its
-// own, but one may predate a cap: a head over MaxHeadSize is loaded all
-// the same, up to maxStoredHead, so that its space can be read on the
-// home and shrunk by revoking grants.
-const (
-	// maxStoredHead is the largest stored head a home loads: 16 times
-	// MaxHeadSize, some 100,000 readers, far more than the 6,400 or so
-	// that carried a head over MaxHeadSize before the home checked.
-	maxStoredHead = 16 * MaxHeadSize
-	// maxOwnedFile is the largest file of an owned space read: its head
-	// and its grants, MaxGrantSize each at most (and more of them than
-	// MaxGrants in a file written before the caps).
-	maxOwnedFile = maxStoredHead + 3000*MaxGrantSize
-)
-
-// decodeOwned decodes what a home keeps of a space (an ownedFile): its
-// head, checked as any head is but up to maxStoredHead, and its grants.
-// Grants that no longer decode, or are for another space, are left out
-// and reported in dropped.
-func decodeOwned(b []byte) (h *head, s signed, grants map[string]*Grant, dropped []error, err error) {
-	if len(b) > maxOwnedFile {
-		return nil, s, nil, nil, fmt.Errorf("%w: a stored space of %d bytes, over the limit of %d", ErrBadHead, len(b), maxOwnedFile)
-	}
-	var of ownedFile
-	if err := unmarshal(b, &of); err != nil {
-		return nil, s, nil, nil, fmt.Errorf("%w: %v", ErrBadHead, err)
-	}
-	if h, s, err = decodeHeadUpTo(of.Head, "", maxStoredHead); err != nil {
-		return nil, s, nil, nil, err
-	}
-	grants = map[string]*Grant{}
-	for i, links := range of.Grants {
-		g, err := grantOf(links)
-		if err == nil && g.Space() != h.id() {
-			err = fmt.Errorf("%w: a grant on %s", ErrBadGrant, g.Space())
-		}
-		if err != nil {
-			dropped = append(dropped, fmt.Errorf("grant %d: %w", i, err))
-			continue
-		}
-		grants[g.ID()] = g
-	}
-	return h, s, grants, dropped, nil
-}
-
-// restoreOwned makes a space this node is home of from its stored file.
-// A head over MaxHeadSize is kept: the space reads on the home and
-// refuses changes (ErrHeadTooLarge) until revocations make it fit.
-func (m *Manager) restoreOwned(b []byte) (*owned, error) {
-	h, s, grants, dropped, err := decodeOwned(b)
-	if err != nil {
-		return nil, err
-	}
-	if h.Owner != m.user {
-		return nil, fmt.Errorf("head of %s is not this user's", h.id())
-	}
-	for _, err := range dropped {
-		m.log.Warn("dropping a stored grant that does not hold", "space", h.id(), "err", err)
-	}
-	kr, err := unwrapKeys(h.id(), m.cfg.UserKey, h.keysFor(m.user))
-	if err != nil {
-		return nil, err
-	}
-	o := m.newOwned(h.Name, kr)
-	o.head, o.signed, o.size, o.grants = h, s, encodedSize(s), grants
-	if o.size > MaxHeadSize {
-		m.log.Warn("a space's head is over the limit: other nodes will not take it, so the space is read-only on its home until grants are revoked",
-			"space", o.id, "bytes", o.size, "limit", MaxHeadSize, "readers", len(h.Keys), "grants", len(grants))
-	}
-	return o, nil
-}
-
-// oversized reports a head this home cannot hand out (one it loaded from
-// its disk over MaxHeadSize), with the reason. o.mu is held.
-func (o *owned) oversizedLocked() error {
-	if o.size <= MaxHeadSize {
-		return nil
-	}
-	return fmt.Errorf("%w: the head of %s on its home is %d bytes, over the limit of %d; its owner must revoke grants",
-		ErrHeadTooLarge, o.id, o.size, MaxHeadSize)
 }
 
 func (o *owned) current() (*head, signed) {
@@ -259,28 +176,6 @@ func encodedSize(s signed) int {
 		return math.MaxInt
 	}
 	return len(b)
-}
-
-// wrapAll wraps keys for the owner and every grantee in grants whose
-// grant still holds.
-func (o *owned) wrapAll(h *head, keys keyring, grants map[string]*Grant) error {
-	readers := map[peer.ID]bool{o.m.user: true}
-	now := time.Now()
-	for _, g := range grants {
-		if g.check(o.id, Read, now, h.Revoked) == nil {
-			readers[g.To()] = true
-		}
-	}
-	h.Keys = nil
-	for u := range readers {
-		box, err := wrapKeys(o.id, u, keys)
-		if err != nil {
-			return err
-		}
-		h.Keys = append(h.Keys, sealedKeys{User: u, Box: box})
-	}
-	sort.Slice(h.Keys, func(i, j int) bool { return h.Keys[i].User < h.Keys[j].User })
-	return nil
 }
 
 func (o *owned) saveLocked(s signed, grants map[string]*Grant) error {
@@ -588,119 +483,6 @@ func (o *owned) checkChange(c *change, body *changeBody) error {
 	return nil
 }
 
-// file records a grant with the home and gives its grantee the keys. A
-// grant filed already changes nothing. Only the new grantee's keys are
-// wrapped: the others' in the head are still good, as the keys did not
-// change, so filing costs one HPKE seal, not one per reader.
-func (o *owned) file(ctx context.Context, g *Grant) (signed, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	now := time.Now()
-	if err := g.check(o.id, g.Rights(), now, o.head.Revoked); err != nil {
-		return signed{}, err
-	}
-	if _, ok := o.grants[g.ID()]; ok {
-		return o.signed, nil
-	}
-	if err := o.roomLocked(g); err != nil {
-		return signed{}, err
-	}
-	if d, wait := o.rate.take(g.delegates()); wait > 0 {
-		return signed{}, fmt.Errorf("%w: %d at once, then one each %v, under delegate %s on %s; try again in %v",
-			ErrGrantRate, GrantBurst, GrantEvery, d, o.id, wait.Round(time.Second))
-	}
-	grants := maps.Clone(o.grants)
-	grants[g.ID()] = g
-	h := o.next()
-	if g.check(o.id, Read, now, h.Revoked) == nil && h.keysFor(g.To()) == nil {
-		box, err := wrapKeys(o.id, g.To(), o.keys)
-		if err != nil {
-			return signed{}, err
-		}
-		h.Keys = append(h.Keys, sealedKeys{User: g.To(), Box: box})
-		sort.Slice(h.Keys, func(i, j int) bool { return h.Keys[i].User < h.Keys[j].User })
-	}
-	s, err := o.signLocked(h, o.keys)
-	if err != nil {
-		return signed{}, err
-	}
-	return s, o.installLocked(ctx, h, s, nil, grants)
-}
-
-// roomLocked says whether g may be filed within MaxGrants and, for each
-// delegate it is issued under, MaxGrantsPerIssuer. o.mu is held.
-func (o *owned) roomLocked(g *Grant) error {
-	if len(o.grants) >= MaxGrants {
-		return fmt.Errorf("%w: %s has %d grants filed, the most a space has; revoke some first", ErrTooManyGrants, o.id, len(o.grants))
-	}
-	for _, d := range g.delegates() {
-		n := 0
-		for _, f := range o.grants {
-			if slices.Contains(f.delegates(), d) {
-				n++
-			}
-		}
-		if n >= MaxGrantsPerIssuer {
-			return fmt.Errorf("%w: %d grants on %s are filed under delegate %s, the most under one", ErrTooManyGrants, n, o.id, d)
-		}
-	}
-	return nil
-}
-
-// revoke ends a grant (and every grant delegated under it) and rotates the
-// space's data key, so that its grantees read nothing written after.
-func (o *owned) revoke(ctx context.Context, id string) (signed, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	grants := maps.Clone(o.grants)
-	found := false
-	for gid, g := range grants {
-		if slices.Contains(g.Chain(), id) {
-			found = true
-			delete(grants, gid)
-		}
-	}
-	if !found {
-		return signed{}, fmt.Errorf("%w: no grant %s on %s", ErrNotFound, id, o.id)
-	}
-	h := o.next()
-	h.Revoked = append(h.Revoked, id)
-	return o.rekeyLocked(ctx, h, grants)
-}
-
-// rekeyLocked starts a new key epoch for h, wraps its keys for the
-// readers of grants, and commits it with them; if it does not commit,
-// the space keeps its keys and grants. o.mu is held.
-func (o *owned) rekeyLocked(ctx context.Context, h *head, grants map[string]*Grant) (signed, error) {
-	keys := o.keys.clone()
-	keys.rotate()
-	if err := o.wrapAll(h, keys, grants); err != nil {
-		return signed{}, err
-	}
-	s, err := o.signLocked(h, keys)
-	if err != nil {
-		return signed{}, err
-	}
-	if err := o.installLocked(ctx, h, s, nil, grants); err != nil {
-		return signed{}, err
-	}
-	o.keys = keys
-	return s, nil
-}
-
-// grantsFor lists the filed grants for user.
-func (o *owned) grantsFor(u peer.ID) []*Grant {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	var out []*Grant
-	for _, g := range o.grants {
-		if g.To() == u && g.check(o.id, 0, time.Now(), o.head.Revoked) == nil {
-			out = append(out, g)
-		}
-	}
-	return out
-}
-
 // MigrateProgress reports how a migration goes.
 type MigrateProgress struct {
 	Holder peer.ID `json:"holder"`
@@ -872,13 +654,12 @@ func (m *Manager) pick(policy Policy, keep, exclude []peer.ID) ([]peer.ID, error
 // expired, so that reader reads nothing written after.
 func (o *owned) check(ctx context.Context) {
 	m := o.m
-	h, s := o.current()
-	if h.Deleted {
+	if h, _ := o.current(); h.Deleted {
 		return
 	}
 	o.expireGrants(ctx)
 	o.mu.Lock()
-	h, s = o.head, o.signed
+	h, s := o.head, o.signed
 	oversized := o.oversizedLocked()
 	o.mu.Unlock()
 	if oversized != nil {
@@ -932,25 +713,6 @@ func (o *owned) check(ctx context.Context) {
 		if err := o.move(ctx, h.Policy, dead, nil); err != nil {
 			m.log.Warn("repair failed", "space", o.id, "err", err)
 		}
-	}
-}
-
-// expireGrants rotates the keys once a reader's grant has ended.
-func (o *owned) expireGrants(ctx context.Context) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	now := time.Now()
-	grants := maps.Clone(o.grants)
-	for id, g := range grants {
-		if g.check(o.id, 0, now, o.head.Revoked) != nil {
-			delete(grants, id)
-		}
-	}
-	if len(grants) == len(o.grants) {
-		return
-	}
-	if _, err := o.rekeyLocked(ctx, o.next(), grants); err != nil {
-		o.m.log.Warn("could not rotate the keys after a grant expired", "space", o.id, "err", err)
 	}
 }
 

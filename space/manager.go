@@ -566,3 +566,85 @@ func (m *Manager) maintain() {
 		}
 	}
 }
+
+// Caps on what a home reads back from its own disk. The files are its
+// own, but one may predate a cap: a head over MaxHeadSize is loaded all
+// the same, up to maxStoredHead, so that its space can be read on the
+// home and shrunk by revoking grants.
+const (
+	// maxStoredHead is the largest stored head a home loads: 16 times
+	// MaxHeadSize, some 100,000 readers, far more than the 6,400 or so
+	// that carried a head over MaxHeadSize before the home checked.
+	maxStoredHead = 16 * MaxHeadSize
+	// maxOwnedFile is the largest file of an owned space read: its head
+	// and its grants, MaxGrantSize each at most (and more of them than
+	// MaxGrants in a file written before the caps).
+	maxOwnedFile = maxStoredHead + 3000*MaxGrantSize
+)
+
+// decodeOwned decodes what a home keeps of a space (an ownedFile): its
+// head, checked as any head is but up to maxStoredHead, and its grants.
+// Grants that no longer decode, or are for another space, are left out
+// and reported in dropped.
+func decodeOwned(b []byte) (h *head, s signed, grants map[string]*Grant, dropped []error, err error) {
+	if len(b) > maxOwnedFile {
+		return nil, s, nil, nil, fmt.Errorf("%w: a stored space of %d bytes, over the limit of %d", ErrBadHead, len(b), maxOwnedFile)
+	}
+	var of ownedFile
+	if err := unmarshal(b, &of); err != nil {
+		return nil, s, nil, nil, fmt.Errorf("%w: %v", ErrBadHead, err)
+	}
+	if h, s, err = decodeHeadUpTo(of.Head, "", maxStoredHead); err != nil {
+		return nil, s, nil, nil, err
+	}
+	grants = map[string]*Grant{}
+	for i, links := range of.Grants {
+		g, err := grantOf(links)
+		if err == nil && g.Space() != h.id() {
+			err = fmt.Errorf("%w: a grant on %s", ErrBadGrant, g.Space())
+		}
+		if err != nil {
+			dropped = append(dropped, fmt.Errorf("grant %d: %w", i, err))
+			continue
+		}
+		grants[g.ID()] = g
+	}
+	return h, s, grants, dropped, nil
+}
+
+// restoreOwned makes a space this node is home of from its stored file.
+// A head over MaxHeadSize is kept: the space reads on the home and
+// refuses changes (ErrHeadTooLarge) until revocations make it fit.
+func (m *Manager) restoreOwned(b []byte) (*owned, error) {
+	h, s, grants, dropped, err := decodeOwned(b)
+	if err != nil {
+		return nil, err
+	}
+	if h.Owner != m.user {
+		return nil, fmt.Errorf("head of %s is not this user's", h.id())
+	}
+	for _, err := range dropped {
+		m.log.Warn("dropping a stored grant that does not hold", "space", h.id(), "err", err)
+	}
+	kr, err := unwrapKeys(h.id(), m.cfg.UserKey, h.keysFor(m.user))
+	if err != nil {
+		return nil, err
+	}
+	o := m.newOwned(h.Name, kr)
+	o.head, o.signed, o.size, o.grants = h, s, encodedSize(s), grants
+	if o.size > MaxHeadSize {
+		m.log.Warn("a space's head is over the limit: other nodes will not take it, so the space is read-only on its home until grants are revoked",
+			"space", o.id, "bytes", o.size, "limit", MaxHeadSize, "readers", len(h.Keys), "grants", len(grants))
+	}
+	return o, nil
+}
+
+// oversizedLocked reports a head this home cannot hand out (one it loaded from
+// its disk over MaxHeadSize), with the reason. o.mu is held.
+func (o *owned) oversizedLocked() error {
+	if o.size <= MaxHeadSize {
+		return nil
+	}
+	return fmt.Errorf("%w: the head of %s on its home is %d bytes, over the limit of %d; its owner must revoke grants",
+		ErrHeadTooLarge, o.id, o.size, MaxHeadSize)
+}
