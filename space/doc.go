@@ -27,6 +27,9 @@
 // under a delegate GrantBurst at once, then one each GrantEvery
 // (ErrGrantRate). A grant counts against every delegate in its chain, so
 // the fresh keys a delegate delegates to share its caps and its pace.
+// Filing a grant wraps the keys for its grantee alone; only a key
+// rotation (a revocation, an expiry) wraps them for every reader, so the
+// HPKE work is one seal per filing and at most MaxGrants+1 per rotation.
 //
 // ARCHITECTURE.md ("A space") draws the whole path; RATIONALE.md says why.
 package space
