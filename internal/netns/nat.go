@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -56,13 +57,18 @@ func (n *Net) End() {
 	}
 }
 
+// nets numbers the Nets this process makes, so that several at once (one
+// per case of a test, or tests in parallel) name their namespaces apart,
+// and each removes only its own.
+var nets atomic.Int32
+
 // Internet is the name of the namespace that holds the bridge; processes
 // run in it listen on public addresses given with Public.
 const Internet = "inet"
 
 // NewNet makes the internet namespace, or skips the test (with a message
 // saying why) where namespaces, iproute2 or nftables are missing or not
-// permitted.
+// permitted. A process may have several Nets at once.
 func NewNet(t *testing.T) *Net {
 	t.Helper()
 	if runtime.GOOS != "linux" {
@@ -76,7 +82,7 @@ func NewNet(t *testing.T) *Net {
 	if os.Geteuid() != 0 {
 		t.Skip("netns: named network namespaces need root: skipped")
 	}
-	n := &Net{t: t, prefix: fmt.Sprintf("nt%d", os.Getpid()%100000)}
+	n := &Net{t: t, prefix: fmt.Sprintf("nt%d-%d", os.Getpid()%100000, nets.Add(1))}
 	if out, err := exec.Command("ip", "netns", "add", n.Name(Internet)).CombinedOutput(); err != nil {
 		t.Skipf("netns: creating a network namespace is not permitted here (%v: %s): skipped", err, strings.TrimSpace(string(out)))
 	}
