@@ -102,7 +102,8 @@ type natProcess struct {
 	role  string
 	cmd   *exec.Cmd
 	lines chan [2]string
-	done  chan error
+	done  chan struct{} // closed when the process has exited, err set
+	err   error
 	mu    sync.Mutex
 	out   bytes.Buffer
 }
@@ -123,7 +124,7 @@ func startNATRole(t *testing.T, net *netns.Net, ns, role string, env ...string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &natProcess{role: role, cmd: cmd, lines: make(chan [2]string, 64), done: make(chan error, 1)}
+	p := &natProcess{role: role, cmd: cmd, lines: make(chan [2]string, 64), done: make(chan struct{})}
 	cmd.Stderr = &lockedWriter{p}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -140,7 +141,8 @@ func startNATRole(t *testing.T, net *netns.Net, ns, role string, env ...string) 
 			}
 		}
 		close(p.lines)
-		p.done <- cmd.Wait()
+		p.err = cmd.Wait()
+		close(p.done)
 	}()
 	// Ending: every process is told at once (the cleanups run one after
 	// the other), then each is waited for.
@@ -185,8 +187,8 @@ func (p *natProcess) end(ctx context.Context) error {
 	for range p.lines {
 	}
 	select {
-	case err := <-p.done:
-		return err
+	case <-p.done:
+		return p.err
 	case <-ctx.Done():
 		return ctx.Err()
 	}
