@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	"github.com/multiformats/go-multiaddr"
 
 	"github.com/nubecloud/nube"
@@ -104,13 +106,21 @@ type natProcess struct {
 	lines chan [2]string
 	done  chan struct{} // closed when the process has exited, err set
 	err   error
-	mu    sync.Mutex
-	out   bytes.Buffer
+	// skipped holds, by key, the values of lines a wait passed over; only
+	// the test's goroutine touches it.
+	skipped map[string][]string
+	mu      sync.Mutex
+	out     bytes.Buffer
 }
 
+// startNATRole starts the test binary in namespace ns, playing role: it
+// runs the top-level test t belongs to, which must hand over to
+// playNATRole when natRole is set. Each of env ("KEY=value") reaches the
+// role as NUBE_NAT_KEY.
 func startNATRole(t *testing.T, net *netns.Net, ns, role string, env ...string) *natProcess {
 	t.Helper()
-	args := []string{"-test.run=^TestNATRendezvous$", "-test.v"}
+	top, _, _ := strings.Cut(t.Name(), "/")
+	args := []string{"-test.run=^" + top + "$", "-test.v"}
 	cmd := net.Command(ns, os.Args[0], args...)
 	cmd.Env = append(os.Environ(), natRole+"="+role)
 	for _, e := range env {
@@ -124,7 +134,7 @@ func startNATRole(t *testing.T, net *netns.Net, ns, role string, env ...string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &natProcess{role: role, cmd: cmd, lines: make(chan [2]string, 64), done: make(chan struct{})}
+	p := &natProcess{role: role, cmd: cmd, lines: make(chan [2]string, 64), done: make(chan struct{}), skipped: map[string][]string{}}
 	cmd.Stderr = &lockedWriter{p}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -154,7 +164,7 @@ func startNATRole(t *testing.T, net *netns.Net, ns, role string, env ...string) 
 			cmd.Process.Kill()
 		}
 		if t.Failed() {
-			t.Logf("%s's output:\n%s", role, p.output())
+			t.Logf("%s's output:\n%s", p.role, p.output())
 		}
 	})
 	net.OnEnd(func() { stdin.Close() })
@@ -162,8 +172,14 @@ func startNATRole(t *testing.T, net *netns.Net, ns, role string, env ...string) 
 }
 
 // wait returns the value of the next line the process reports with key.
+// Lines with other keys that come first are kept for later waits, in
+// order, so a test may wait for a role's reports in any order.
 func (p *natProcess) wait(t *testing.T, ctx context.Context, key string) string {
 	t.Helper()
+	if vs := p.skipped[key]; len(vs) > 0 {
+		p.skipped[key] = vs[1:]
+		return vs[0]
+	}
 	for {
 		select {
 		case l, ok := <-p.lines:
@@ -176,6 +192,7 @@ func (p *natProcess) wait(t *testing.T, ctx context.Context, key string) string 
 			if l[0] == "fail" {
 				t.Fatalf("%s: %s", p.role, l[1])
 			}
+			p.skipped[l[0]] = append(p.skipped[l[0]], l[1])
 		case <-ctx.Done():
 			t.Fatalf("%s never reported %q:\n%s", p.role, key, p.output())
 		}
@@ -209,14 +226,13 @@ func (w *lockedWriter) Write(b []byte) (int, error) {
 }
 
 // playNATRole is the test binary's part inside a namespace: "ipfs", a
-// server of the private IPFS DHT; "node", a nube node; "caller", node B.
-// Each reports with natReport, and ends when its input closes (the caller:
-// when its rounds are done).
+// server of the private IPFS DHT; "node", a nube node; "caller", node B of
+// TestNATRendezvous. Each reports with natReport, and ends when its input
+// closes (a caller: when its rounds are done).
 func playNATRole(t *testing.T, role string) {
 	ctx := nubetest.Context(t, 4*time.Minute)
-	env := func(k string) string { return os.Getenv("NUBE_NAT_" + k) }
 	if role == "ipfs" {
-		h, err := libp2p.New(libp2p.ListenAddrStrings(env("LISTEN")))
+		h, err := libp2p.New(libp2p.ListenAddrStrings(natEnv("LISTEN")))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -226,50 +242,85 @@ func playNATRole(t *testing.T, role string) {
 			t.Fatal(err)
 		}
 		defer kad.Close()
-		natReport("addr", fmt.Sprintf("%s/p2p/%s", env("LISTEN"), h.ID()))
+		natReport("addr", fmt.Sprintf("%s/p2p/%s", natEnv("LISTEN"), h.ID()))
 		io.Copy(io.Discard, os.Stdin)
 		return
 	}
+	node := startNATNode(t, ctx)
+	switch role {
+	case "caller":
+		callNATTarget(t, ctx, node)
+	default:
+		io.Copy(io.Discard, os.Stdin)
+	}
+}
+
+func natEnv(k string) string { return os.Getenv("NUBE_NAT_" + k) }
+
+// startNATNode starts the node a role plays, as its environment says:
+// LISTEN (addresses, space-separated), IPFS (the private IPFS DHT's
+// server; empty: none), BOOTSTRAP (nube peers, space-separated), RELAY=1
+// (serve as a relay), FILES=n (add n random files of 256 KiB). It reports
+// "id", a "cid" per file, "status" every 10 s, and once each: "relayed"
+// (a circuit address and a DHT), "circuit" (a circuit address) and
+// "dcutr" (hole punching ready: libp2p serves DCUtR once it knows a public
+// address of its own).
+func startNATNode(t *testing.T, ctx context.Context) *nube.Node {
 	cfg := nubetest.TestConfig()
 	cfg.DataDir = t.TempDir()
-	cfg.ListenAddrs = strings.Fields(env("LISTEN"))
-	cfg.NoIPFS = false
-	cfg.IPFSBootstrap = []string{env("IPFS")}
-	cfg.Network = "nat-test"
-	cfg.RelayService = env("RELAY") == "1"
+	cfg.ListenAddrs = strings.Fields(natEnv("LISTEN"))
+	if ipfs := natEnv("IPFS"); ipfs != "" {
+		cfg.NoIPFS = false
+		cfg.IPFSBootstrap = []string{ipfs}
+		cfg.Network = "nat-test"
+	}
+	cfg.Bootstrap = strings.Fields(natEnv("BOOTSTRAP"))
+	cfg.RelayService = natEnv("RELAY") == "1"
 	started := time.Now()
 	node, err := nube.Start(ctx, cfg)
 	if err != nil {
 		natReport("fail", err.Error())
 		t.Fatal(err)
 	}
-	defer node.Close()
+	t.Cleanup(func() { node.Close() })
 	natReport("id", node.ID().String())
-	// What the node sees, every 10 s, for the log of a failed run.
+	sub, err := node.Host().EventBus().Subscribe([]any{new(event.EvtLocalAddressesUpdated), new(event.EvtLocalProtocolsUpdated)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	stop, stopped := make(chan struct{}), make(chan struct{})
-	defer func() { close(stop); <-stopped }()
+	t.Cleanup(func() { close(stop); <-stopped; sub.Close() })
 	go func() {
 		defer close(stopped)
 		tick := time.NewTicker(time.Second)
 		defer tick.Stop()
-		relayed := false
-		for k := 1; ; k++ {
+		once := map[string]bool{}
+		report := func(key string, now bool) {
+			if now && !once[key] {
+				once[key] = true
+				natReport(key, fmt.Sprintf("after %v", time.Since(started).Round(time.Millisecond)))
+			}
+		}
+		for ticks := 0; ; {
 			select {
 			case <-stop:
 				return
+			case <-sub.Out():
 			case <-tick.C:
+				// What the node sees, every 10 s, for the log of a
+				// failed run.
+				if ticks++; ticks%10 == 0 {
+					st := node.Status()
+					natReport("status", fmt.Sprintf("%s, %d peers, nube DHT %d, IPFS DHT %d, addrs %v", st.Reachability, st.Peers, st.RoutingTable, st.IPFSRoutingTable, st.Addrs))
+				}
 			}
-			st := node.Status()
-			if k%10 == 0 {
-				natReport("status", fmt.Sprintf("%s, %d peers, nube DHT %d, IPFS DHT %d, addrs %v", st.Reachability, st.Peers, st.RoutingTable, st.IPFSRoutingTable, st.Addrs))
-			}
-			if !relayed && strings.Contains(strings.Join(st.Addrs, " "), "p2p-circuit") && st.RoutingTable > 0 {
-				relayed = true
-				natReport("relayed", fmt.Sprintf("after %v", time.Since(started).Round(time.Millisecond)))
-			}
+			circuit := slices.ContainsFunc(node.Addrs(), isCircuit)
+			report("circuit", circuit)
+			report("relayed", circuit && node.Status().RoutingTable > 0)
+			report("dcutr", slices.Contains(node.Host().Mux().Protocols(), holepunch.Protocol))
 		}
 	}()
-	if n, _ := strconv.Atoi(env("FILES")); n > 0 {
+	if n, _ := strconv.Atoi(natEnv("FILES")); n > 0 {
 		for range n {
 			data := make([]byte, 256<<10)
 			rand.Read(data)
@@ -281,12 +332,13 @@ func playNATRole(t *testing.T, role string) {
 			natReport("cid", id.String())
 		}
 	}
-	if role != "caller" {
-		io.Copy(io.Discard, os.Stdin)
-		return
-	}
+	return node
+}
 
-	target, err := peer.Decode(env("TARGET"))
+// callNATTarget is node B of TestNATRendezvous: it reaches TARGET (a peer
+// ID) and, round after round, calls it and fetches each of CIDS from it.
+func callNATTarget(t *testing.T, ctx context.Context, node *nube.Node) {
+	target, err := peer.Decode(natEnv("TARGET"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +361,7 @@ func playNATRole(t *testing.T, role string) {
 		}
 	}
 	natReport("met", time.Since(start).Round(time.Millisecond).String())
-	for i, c := range strings.Fields(env("CIDS")) {
+	for i, c := range strings.Fields(natEnv("CIDS")) {
 		// Forget A: this round must find it again through the DHT.
 		node.Host().Network().ClosePeer(target)
 		node.Host().Peerstore().ClearAddrs(target)
@@ -366,6 +418,12 @@ func linkKind(n *nube.Node, p peer.ID) string {
 		}
 	}
 	return "relayed"
+}
+
+// isCircuit reports whether a is a relayed (p2p-circuit) address.
+func isCircuit(a multiaddr.Multiaddr) bool {
+	_, err := a.ValueForProtocol(multiaddr.P_CIRCUIT)
+	return err == nil
 }
 
 func natReport(key, value string) { fmt.Printf("NAT %s %s\n", key, value) }
