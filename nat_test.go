@@ -227,8 +227,9 @@ func (w *lockedWriter) Write(b []byte) (int, error) {
 
 // playNATRole is the test binary's part inside a namespace: "ipfs", a
 // server of the private IPFS DHT; "node", a nube node; "caller", node B of
-// TestNATRendezvous. Each reports with natReport, and ends when its input
-// closes (a caller: when its rounds are done).
+// TestNATRendezvous; "punch", node B of TestHolePunch. Each reports with
+// natReport, and ends when its input closes (a caller or a puncher: when
+// its work is done).
 func playNATRole(t *testing.T, role string) {
 	ctx := nubetest.Context(t, 4*time.Minute)
 	if role == "ipfs" {
@@ -250,6 +251,8 @@ func playNATRole(t *testing.T, role string) {
 	switch role {
 	case "caller":
 		callNATTarget(t, ctx, node)
+	case "punch":
+		punchNATTarget(t, ctx, node)
 	default:
 		io.Copy(io.Discard, os.Stdin)
 	}
