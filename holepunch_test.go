@@ -44,6 +44,9 @@ func TestHolePunch(t *testing.T) {
 		playNATRole(t, role)
 		return
 	}
+	if testing.Short() {
+		t.Skip("builds three internets of namespaces and takes half a minute; skipped in -short mode (the plain run has it)")
+	}
 	cases := []*punchCase{
 		{name: "cone-cone-quic", transport: "quic", kindB: netns.Cone},
 		{name: "cone-cone-tcp", transport: "tcp", kindB: netns.Cone},
