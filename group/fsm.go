@@ -128,6 +128,9 @@ type fsm struct {
 	// members is the last configuration applied, for quick membership
 	// checks; nil until one is.
 	members atomic.Pointer[map[string]bool]
+	// index is the log index of the last entry applied here (not moved
+	// by a snapshot's restore, which does not say its index).
+	index atomic.Uint64
 
 	emu     sync.Mutex
 	expects map[string]chan result // results someone on this node waits for, by write ID
@@ -189,10 +192,12 @@ func newFSM(m StateMachine) *fsm {
 func (f *fsm) Apply(l *raft.Log) any {
 	var c command
 	if err := wire.Unmarshal(l.Data, &c); err != nil {
+		f.index.Store(l.Index)
 		return result{Err: fmt.Sprintf("entry %d: %v", l.Index, err)}
 	}
 	f.mu.Lock()
 	r, changes := f.apply(l.Index, &c)
+	f.index.Store(l.Index)
 	f.moved()
 	f.mu.Unlock()
 	if len(c.ID) > 0 {
@@ -263,7 +268,7 @@ func (f *fsm) apply(i uint64, c *command) (result, []Change) {
 			r.OK = true
 		}
 	case opNoop:
-		r.OK = true
+		r = result{OK: true, Version: i}
 	case opApply:
 		if f.machine == nil {
 			r.Err = "the group has no state machine on this member"
@@ -299,6 +304,18 @@ func (f *fsm) remember(id []byte, r result) {
 		delete(f.seen, string(f.order[0]))
 		f.order = f.order[1:]
 	}
+}
+
+// synced reports whether this member has applied the write id, or the
+// entry at index (or any after it).
+func (f *fsm) synced(id []byte, index uint64) bool {
+	if f.index.Load() >= index {
+		return true
+	}
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	_, ok := f.seen[string(id)]
+	return ok
 }
 
 // next returns a channel closed at the state's next change.

@@ -224,6 +224,40 @@ func (m *Manager) Open(ctx context.Context, name string, opts Options) (*Group, 
 	return g, nil
 }
 
+// Drop closes the group name on this node, if it is open, and deletes all
+// this node kept of it: its log, its state, its snapshots. The group goes
+// on without this node if a majority of its members remains; to this node
+// it is as if it had never opened it, and Open may form or join it anew.
+// It is for a group that never formed (its other members refused) or that
+// this node gave up joining. A name with nothing stored is no error.
+func (m *Manager) Drop(name string) error {
+	if !ValidName(name) {
+		return fmt.Errorf("%w: group name %q (1-64 of a-z 0-9 . _ -)", ErrBadName, name)
+	}
+	if g := m.group(name); g != nil {
+		if err := g.Close(); err != nil {
+			m.log.Debug("closing a dropped group", "group", name, "err", err)
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case m.closed:
+		return ErrClosed
+	case m.groups[name] != nil:
+		return fmt.Errorf("group %s: opened again while it was dropped", name)
+	}
+	if err := newStore(m.db, name).drop(); err != nil {
+		return fmt.Errorf("group %s: drop its log: %w", name, err)
+	}
+	if m.cfg.Dir != "" {
+		if err := os.RemoveAll(filepath.Join(m.cfg.Dir, "snapshots", name)); err != nil {
+			return fmt.Errorf("group %s: drop its snapshots: %w", name, err)
+		}
+	}
+	return nil
+}
+
 func (m *Manager) raftConfig(self peer.ID, name string) *raft.Config {
 	c := raft.DefaultConfig()
 	c.LocalID = raft.ServerID(self.String())
