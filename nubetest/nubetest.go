@@ -14,11 +14,13 @@ package nubetest
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -27,6 +29,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/nubecloud/nube"
+	"github.com/nubecloud/nube/internal/identity"
 )
 
 // LoopbackListen are the listen addresses every test node uses.
@@ -36,6 +39,7 @@ type options struct {
 	bootstrapOnly bool
 	dataDirs      bool
 	shaping       bool
+	trustFirst    int
 	timeout       time.Duration
 	config        func(i int, c *nube.Config)
 }
@@ -51,6 +55,15 @@ func BootstrapOnly() Option { return func(o *options) { o.bootstrapOnly = true }
 // WithDataDirs gives each node a data dir of its own under t.TempDir(), so
 // that Restart brings it back with the same identity and peer book.
 func WithDataDirs() Option { return func(o *options) { o.dataDirs = true } }
+
+// TrustFirst has every node trust the users of the first k nodes
+// (Config.Offer.Users), as a community trusts those who keep its ledger:
+// they admit one another to the ledger, and every node believes what they
+// say the ledger is. Each of the k starts on a data dir holding a user key
+// made beforehand (its own, if WithDataDirs gave it none), so that its
+// user is known before any node starts. A WithConfig that changes one of
+// their DataDirs loses that user.
+func TrustFirst(k int) Option { return func(o *options) { o.trustFirst = k } }
 
 // WithConfig lets a test adjust node i's Config before it starts.
 func WithConfig(f func(i int, c *nube.Config)) Option {
@@ -91,6 +104,21 @@ func Cluster(t testing.TB, n int, opts ...Option) *C {
 			dirs[i] = t.TempDir()
 		}
 	}
+	var trusted []peer.ID
+	for i := range min(o.trustFirst, n) {
+		if dirs[i] == "" {
+			dirs[i] = t.TempDir()
+		}
+		key := identity.Generate()
+		if err := identity.Save(filepath.Join(dirs[i], nube.UserKeyFile), key); err != nil {
+			t.Fatalf("nubetest: user key of node %d: %v", i, err)
+		}
+		u, err := identity.ID(key.Public().(ed25519.PublicKey))
+		if err != nil {
+			t.Fatal(err)
+		}
+		trusted = append(trusted, u)
+	}
 	t.Cleanup(c.closeAll)
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
@@ -98,6 +126,7 @@ func Cluster(t testing.TB, n int, opts ...Option) *C {
 	for i := 0; i < n; i++ {
 		cfg := TestConfig()
 		cfg.DataDir = dirs[i]
+		cfg.Offer.Users = append(cfg.Offer.Users, trusted...)
 		if o.bootstrapOnly && i > 0 {
 			for _, a := range c.nodes[0].Addrs() {
 				cfg.Bootstrap = append(cfg.Bootstrap, a.String())
