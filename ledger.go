@@ -134,15 +134,13 @@ func (o Offer) admitStorage(user peer.ID) func(owner peer.ID, bytes, held int64)
 	}
 }
 
-// admitLedger is the ledger's Admit for the offer: who may make this node
-// a ledger node.
-func (o Offer) admitLedger(user peer.ID) func(node, u peer.ID) error {
-	return func(node, u peer.ID) error {
-		if o.trusts(user, node, u) || o.To == OfferAnyone {
-			return nil
-		}
-		return fmt.Errorf("%w: this node keeps a ledger with its own user's nodes and those it trusts only", ledger.ErrRefused)
-	}
+// trustLedger is the ledger's Trust for the offer: the nodes of this
+// node's user and those it trusts (--trust), and no others, whatever the
+// offer serves them. Membership of the ledger is trust: serving strangers
+// compute or storage (OfferAnyone) never makes them ledger nodes, nor
+// makes this node believe what they say the ledger is.
+func (o Offer) trustLedger(user peer.ID) func(node, u peer.ID) bool {
+	return func(node, u peer.ID) bool { return o.trusts(user, node, u) }
 }
 
 // Offer returns what the node offers others, as it was started.

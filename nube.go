@@ -363,7 +363,7 @@ func (n *Node) start(ctx context.Context) error {
 		Routing:         n.host.DHT,
 		UserKey:         n.userKey,
 		Dir:             cfg.DataDir,
-		Admit:           cfg.Offer.admitLedger(n.userID),
+		Trust:           cfg.Offer.trustLedger(n.userID),
 		StoragePrice:    cfg.Offer.StoragePrice,
 		MaxStoragePrice: cfg.Offer.MaxStoragePrice,
 		TickInterval:    cfg.LedgerTick,

@@ -7,12 +7,12 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/nubecloud/nube/ledger"
 	"github.com/nubecloud/nube/service"
 )
 
 // TestOfferAdmits checks each term of an offer: whom it serves, its price
-// floor, the disk it gives others, and who may make it a ledger node.
+// floor, the disk it gives others, and whom it trusts with the ledger
+// (never a stranger, even when it serves anyone).
 func TestOfferAdmits(t *testing.T) {
 	self, user := peer.ID("self-node"), peer.ID("me")
 	friend, stranger, trustedNode := peer.ID("friend"), peer.ID("stranger"), peer.ID("trusted-node")
@@ -57,8 +57,13 @@ func TestOfferAdmits(t *testing.T) {
 	if err := own.admitStorage(user)(stranger, 1, 0); err == nil {
 		t.Error("the default offer held a stranger's space")
 	}
-	if err := own.admitLedger(user)("n5", stranger); !errors.Is(err, ledger.ErrRefused) {
-		t.Errorf("a stranger made the node a ledger node: %v", err)
+	for _, o := range []Offer{own, open} {
+		if o.trustLedger(user)("n5", stranger) {
+			t.Errorf("an offer to %q trusts a stranger with the ledger", o.To)
+		}
+	}
+	if !open.trustLedger(user)("n5", user) || !(Offer{Users: []peer.ID{stranger}}).trustLedger(user)("n5", stranger) {
+		t.Error("the ledger does not trust the user's own nodes, or those --trust names")
 	}
 	if err := (Offer{To: "everyone"}).Validate(); err == nil {
 		t.Error("an offer to \"everyone\" validated")

@@ -3,8 +3,6 @@ package ledger
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,8 +14,8 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
 	mh "github.com/multiformats/go-multihash"
@@ -40,27 +38,47 @@ const DefaultLimit = 100 * millisPerUnit
 // reserves that expired.
 const DefaultTickInterval = 5 * time.Second
 
+// Deadlines of the ledger's operations, for a context that has none: no
+// ledger operation waits without end.
+const (
+	// CreateTimeout bounds Create: every peer's consent, the group's
+	// forming, the genesis.
+	CreateTimeout = 2 * time.Minute
+	// JoinTimeout bounds Join: the members' consent, and this node
+	// catching up with the ledger.
+	JoinTimeout = 2 * time.Minute
+	// CallTimeout bounds Info, Account, Send and Submit.
+	CallTimeout = time.Minute
+	// DefaultFormTimeout is how long a node that agreed to form a ledger
+	// keeps its group waiting for the genesis before it drops it.
+	DefaultFormTimeout = CreateTimeout + time.Minute
+)
+
 // Config configures a Manager.
 type Config struct {
-	// Host is the node: its ID, its connections.
+	// Host is the node: its ID, its key, its connections. Its key signs
+	// what this node says as a ledger node; it must be an ed25519 key.
 	Host host.Host
 	// Remote carries transactions to the ledger nodes and serves them on
 	// a ledger node. Required.
 	Remote *remote.Endpoint
 	// Groups runs the ledger's group on a ledger node. Required.
 	Groups *group.Manager
-	// Routing announces a ledger node, and finds one for a node that is
-	// not. Nil means only the ledger nodes this node remembers are asked.
+	// Routing announces a ledger node, and finds ledger nodes for a node
+	// that has not learned the ledger yet. Nil means only connected peers
+	// are asked.
 	Routing routing.ContentRouting
 	// UserKey is the account this node pays from and is paid to. Required.
 	UserKey ed25519.PrivateKey
-	// Dir keeps ledger.json: the ledger's ID and the nodes this node
-	// knows serve it. Empty means memory only.
+	// Dir keeps ledger.json: the ledger's roster as this node learned it.
+	// Empty means memory only.
 	Dir string
-	// Admit says whether the node of user may make this node a ledger
-	// node (ledger create) or join the ledger through it. Nil admits the
-	// nodes of this node's own user only.
-	Admit func(node, user peer.ID) error
+	// Trust says whether this node trusts the node of user with the
+	// ledger: it forms a ledger with it, agrees to its joining, and
+	// believes what it says the ledger is. Serving a node compute or
+	// storage has nothing to do with it. Nil trusts the nodes of this
+	// node's own user only.
+	Trust func(node, user peer.ID) bool
 	// StoragePrice is what this node asks, in millicredits per GiB-day,
 	// for holding other users' spaces.
 	StoragePrice uint64
@@ -70,6 +88,13 @@ type Config struct {
 	// TickInterval is how often the leader returns expired reserves.
 	// Zero means DefaultTickInterval.
 	TickInterval time.Duration
+	// SubmitRate is how many transactions and questions a second a ledger
+	// node takes from one peer. Zero means DefaultSubmitRate.
+	SubmitRate int
+	// FormTimeout is how long a node that agreed to form a ledger waits
+	// for its genesis before it drops the ledger's group. Zero means
+	// DefaultFormTimeout.
+	FormTimeout time.Duration
 	// Logger receives the layer's logs. Nil means none.
 	Logger *slog.Logger
 }
@@ -91,6 +116,10 @@ func (c Config) Validate() error {
 		return errors.New("ledger: Config.UserKey is required (an ed25519 private key)")
 	case c.TickInterval < 0:
 		return fmt.Errorf("ledger: Config.TickInterval is negative (%v)", c.TickInterval)
+	case c.SubmitRate < 0:
+		return fmt.Errorf("ledger: Config.SubmitRate is negative (%d)", c.SubmitRate)
+	case c.FormTimeout < 0:
+		return fmt.Errorf("ledger: Config.FormTimeout is negative (%v)", c.FormTimeout)
 	}
 	return nil
 }
@@ -103,12 +132,19 @@ type Manager struct {
 	self    peer.ID
 	user    peer.ID
 	cert    identity.Cert
-	machine *machine
+	key     crypto.PrivKey // the node's: signs answers and consents
+	door    *limiter
 	unserve []func()
 
-	mu    sync.Mutex
-	g     *group.Group // set on a ledger node
-	known known        // the ledger this node last found
+	// life admits one create, join or form at a time.
+	life chan struct{}
+
+	mu      sync.Mutex
+	g       *group.Group     // set on a ledger node
+	bk      *fsm             // g's state machine
+	pending *pending         // a ledger this node agreed to form, awaiting its genesis
+	known   known            // what this node knows of the ledger (ledger.json)
+	payees  map[peer.ID]bool // accounts the ledger was found to have
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -117,8 +153,22 @@ type Manager struct {
 
 // known is what a node remembers of the ledger, in ledger.json.
 type known struct {
-	ID    string    `json:"id,omitempty"`
-	Nodes []peer.ID `json:"nodes,omitempty"`
+	// Roster is the ledger's identity: its genesis and members.
+	Roster chain `json:"roster,omitempty"`
+	// Leader is the member that led when one last answered: asked first.
+	Leader peer.ID `json:"leader,omitempty"`
+	// Forming is the ledger whose group this node opened for its creator
+	// and whose genesis it has not seen yet.
+	Forming string `json:"forming,omitempty"`
+}
+
+// pending is a ledger this node agreed to form and opened the group of,
+// whose genesis has not come yet.
+type pending struct {
+	g       *group.Group
+	bk      *fsm
+	id      string
+	members []peer.ID
 }
 
 // New starts a Manager. A node that was a ledger node reopens the ledger's
@@ -136,6 +186,16 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if cfg.MaxStoragePrice == 0 {
 		cfg.MaxStoragePrice = DefaultMaxStoragePrice
 	}
+	if cfg.SubmitRate == 0 {
+		cfg.SubmitRate = DefaultSubmitRate
+	}
+	if cfg.FormTimeout == 0 {
+		cfg.FormTimeout = DefaultFormTimeout
+	}
+	key := cfg.Host.Peerstore().PrivKey(cfg.Host.ID())
+	if key == nil || key.Type() != crypto.Ed25519 {
+		return nil, errors.New("ledger: Config.Host needs an ed25519 node key, to sign as a ledger node")
+	}
 	user, err := identity.ID(cfg.UserKey.Public().(ed25519.PublicKey))
 	if err != nil {
 		return nil, err
@@ -144,16 +204,22 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{cfg: cfg, log: cfg.Logger, self: cfg.Host.ID(), user: user, cert: cert, machine: newMachine()}
+	m := &Manager{cfg: cfg, log: cfg.Logger, self: cfg.Host.ID(), user: user, cert: cert, key: key,
+		door: newLimiter(cfg.SubmitRate, time.Now), life: make(chan struct{}, 1), bk: newFSM(), payees: map[peer.ID]bool{}}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.loadKnown()
 	if slices.Contains(cfg.Groups.Names(), GroupName) {
-		g, err := cfg.Groups.Open(ctx, GroupName, group.Options{Machine: m.machine})
+		bk := newFSM()
+		g, err := cfg.Groups.Open(ctx, GroupName, group.Options{Machine: bk})
 		if err != nil {
 			m.cancel()
 			return nil, fmt.Errorf("ledger: reopen: %w", err)
 		}
-		m.member(g)
+		if m.known.Forming != "" {
+			m.await(g, bk, m.known.Forming, nil)
+		} else {
+			m.member(g, bk)
+		}
 	}
 	m.unserve = []func(){
 		remote.Handle(cfg.Remote, submitFn, m.serveSubmit),
@@ -161,6 +227,8 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		remote.Handle(cfg.Remote, infoFn, m.serveInfo),
 		remote.Handle(cfg.Remote, formFn, m.serveForm),
 		remote.Handle(cfg.Remote, addFn, m.serveAdd),
+		remote.Handle(cfg.Remote, voteFn, m.serveVote),
+		remote.Handle(cfg.Remote, whoisFn, m.serveWhois),
 	}
 	return m, nil
 }
@@ -183,25 +251,28 @@ func (m *Manager) IsNode() bool {
 	return m.g != nil
 }
 
-func (m *Manager) group() *group.Group {
+// node returns the ledger's group and state machine on a ledger node, else nil.
+func (m *Manager) node() (*group.Group, *fsm) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.g
+	return m.g, m.bk
 }
 
-// member makes this node a ledger node with group g: it announces itself
-// and returns expired reserves while it leads.
-func (m *Manager) member(g *group.Group) {
+// member makes this node a ledger node with group g: it announces itself,
+// returns expired reserves while it leads, and keeps ledger.json's roster
+// the group's.
+func (m *Manager) member(g *group.Group, bk *fsm) {
 	m.mu.Lock()
 	if m.g != nil || m.ctx.Err() != nil { // a member already, or closed
 		m.mu.Unlock()
 		return
 	}
-	m.g = g
+	m.g, m.bk = g, bk
 	m.mu.Unlock()
-	m.wg.Add(2)
+	m.wg.Add(3)
 	go m.announce()
-	go m.tick(g)
+	go m.tick(g, bk)
+	go m.follow(bk)
 }
 
 // locator is the CID under which ledger nodes announce themselves.
@@ -234,7 +305,7 @@ func (m *Manager) announce() {
 
 // tick returns expired reserves and forgets old nonces, while this node
 // leads.
-func (m *Manager) tick(g *group.Group) {
+func (m *Manager) tick(g *group.Group, bk *fsm) {
 	defer m.wg.Done()
 	t := time.NewTicker(m.cfg.TickInterval)
 	defer t.Stop()
@@ -249,7 +320,7 @@ func (m *Manager) tick(g *group.Group) {
 		}
 		now := time.Now().UnixNano()
 		due := false
-		m.machine.view(func(s *state) {
+		bk.m.view(func(s *state) {
 			for _, r := range s.Reserves {
 				due = due || r.Expires <= now
 			}
@@ -270,6 +341,22 @@ func (m *Manager) tick(g *group.Group) {
 	}
 }
 
+// follow keeps ledger.json's roster the one this ledger node applied.
+func (m *Manager) follow(bk *fsm) {
+	defer m.wg.Done()
+	for {
+		r, ch := bk.next()
+		if r != nil {
+			m.remember(r, true)
+		}
+		select {
+		case <-ch:
+		case <-m.ctx.Done():
+			return
+		}
+	}
+}
+
 func (m *Manager) knownPath() string {
 	if m.cfg.Dir == "" {
 		return ""
@@ -277,6 +364,9 @@ func (m *Manager) knownPath() string {
 	return filepath.Join(m.cfg.Dir, "ledger.json")
 }
 
+// loadKnown reads ledger.json. A roster that does not verify is dropped
+// (and learned again); a file of the old kind, an ID and nodes that any
+// peer could have set, is read as knowing nothing.
 func (m *Manager) loadKnown() {
 	p := m.knownPath()
 	if p == "" {
@@ -287,524 +377,121 @@ func (m *Manager) loadKnown() {
 		return
 	}
 	var k known
-	if json.Unmarshal(b, &k) == nil {
-		m.known = k
-	}
-}
-
-// remember notes the ledger's ID and nodes for the next start.
-func (m *Manager) remember(id string, nodes []peer.ID) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.known.ID == id && slices.Equal(m.known.Nodes, nodes) {
+	if err := json.Unmarshal(b, &k); err != nil {
+		m.log.Warn("ledger.json does not decode: the ledger is learned again", "err", err)
 		return
 	}
-	m.known = known{ID: id, Nodes: slices.Clone(nodes)}
-	if p := m.knownPath(); p != "" {
-		b, _ := json.Marshal(m.known)
-		if err := atomicfile.Write(p, b, 0o600); err != nil {
-			m.log.Warn("could not save the ledger's nodes", "err", err)
+	if k.Roster != nil {
+		if k.Roster, err = verifyChain(k.Roster); err != nil {
+			m.log.Warn("ledger.json's roster does not verify: the ledger is learned again", "err", err)
+			k.Roster, k.Leader = nil, ""
 		}
 	}
+	m.known = k
 }
 
-// noteNode puts p first among the ledger nodes this node asks.
-func (m *Manager) noteNode(p peer.ID) {
+// save writes ledger.json; m.mu is held.
+func (m *Manager) save() {
+	p := m.knownPath()
+	if p == "" {
+		return
+	}
+	b, _ := json.Marshal(m.known)
+	if err := atomicfile.Write(p, b, 0o600); err != nil {
+		m.log.Warn("could not save what this node knows of the ledger", "err", err)
+	}
+}
+
+// remember takes c as the ledger's roster: always if it is this node's own
+// (own: from its ledger, its create, its join), else only if this node
+// knew no roster or c extends the one it knew.
+func (m *Manager) remember(c chain, own bool) {
 	m.mu.Lock()
-	nodes := append([]peer.ID{p}, slices.DeleteFunc(slices.Clone(m.known.Nodes), func(q peer.ID) bool { return q == p })...)
-	if len(nodes) > 16 {
-		nodes = nodes[:16]
+	defer m.mu.Unlock()
+	old := m.known.Roster
+	switch {
+	case old != nil && len(c) == len(old) && c.extends(old):
+		return
+	case !own && old != nil && !c.extends(old):
+		m.log.Warn("refused a roster of another ledger", "ledger", c.id(), "known", old.id())
+		return
 	}
-	id := m.known.ID
+	if old.id() != c.id() {
+		m.known.Leader = ""
+	}
+	m.known.Roster = c
+	m.save()
+}
+
+// knownRoster is the roster this node knows: its ledger's, else the one
+// it learned.
+func (m *Manager) knownRoster() chain {
+	m.mu.Lock()
+	g, bk, r := m.g, m.bk, m.known.Roster
 	m.mu.Unlock()
-	m.remember(id, nodes)
+	if g != nil {
+		if own, _ := bk.next(); own != nil {
+			return own
+		}
+	}
+	return r
 }
 
-// Create forms the ledger from this node and peers: it asks each of them
-// to become a ledger node (they admit only nodes their offer allows) and
-// writes the ledger's genesis with limit, the credit every account starts
-// with (zero means DefaultLimit).
-func (m *Manager) Create(ctx context.Context, limit int64, peers ...peer.ID) (Info, error) {
-	if m.IsNode() {
-		return Info{}, fmt.Errorf("%w: this node keeps a ledger already", ErrReplay)
+// noteLeader remembers the member to ask first.
+func (m *Manager) noteLeader(p peer.ID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.known.Leader != p {
+		m.known.Leader = p
+		m.save()
 	}
-	if limit < 0 {
-		return Info{}, fmt.Errorf("%w: negative credit limit", ErrMalformed)
-	}
-	if limit == 0 {
-		limit = DefaultLimit
-	}
-	peers = slices.DeleteFunc(slices.Clone(peers), func(p peer.ID) bool { return p == m.self })
-	all := append([]peer.ID{m.self}, peers...)
-	g, err := m.cfg.Groups.Open(ctx, GroupName, group.Options{Members: peers, Machine: m.machine})
-	if err != nil {
-		return Info{}, fmt.Errorf("%w: %v", ErrNoLedger, err)
-	}
-	var wg sync.WaitGroup
-	errs := make([]error, len(peers))
-	for i, p := range peers {
-		wg.Go(func() {
-			_, err := formFn.At(m.cfg.Remote, p).Call(ctx, formReq{Members: all, Cert: m.cert})
-			if err != nil {
-				errs[i] = fmt.Errorf("ledger node %s: %w", p, err)
-			}
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return Info{}, err
-	}
-	id := make([]byte, 8)
-	rand.Read(id)
-	now := time.Now()
-	b, _ := wire.Marshal(&command{Op: opGenesis, Time: now.UnixNano(), Genesis: &Genesis{ID: hex.EncodeToString(id), Created: now.UnixNano(), Limit: limit}})
-	if _, err := m.applyCmd(ctx, g, b); err != nil && !errors.Is(err, ErrReplay) {
-		return Info{}, err
-	}
-	m.member(g)
-	// This node may follow: wait until it has applied the genesis too.
-	if err := m.waitFor(ctx, func(s *state) bool { return s.Genesis != nil }); err != nil {
-		return Info{}, fmt.Errorf("%w: the genesis did not reach this node: %v", ErrNoLedger, err)
-	}
-	return m.Info(ctx)
 }
 
-// Join makes this node a ledger node through via, a ledger node that
-// admits it.
-func (m *Manager) Join(ctx context.Context, via peer.ID) (Info, error) {
-	if m.IsNode() {
-		return m.Info(ctx)
+// trusts reports whether node, of user, is trusted with the ledger.
+func (m *Manager) trusts(node, user peer.ID) bool {
+	if m.cfg.Trust != nil {
+		return m.cfg.Trust(node, user)
 	}
-	if _, err := addFn.At(m.cfg.Remote, via).Call(ctx, addReq{Cert: m.cert}); err != nil {
-		return Info{}, fmt.Errorf("ledger: join through %s: %w", via, err)
-	}
-	g, err := m.cfg.Groups.Open(ctx, GroupName, group.Options{Join: via, Machine: m.machine})
-	if err != nil {
-		return Info{}, fmt.Errorf("ledger: join through %s: %w", via, err)
-	}
-	m.member(g)
-	if err := m.waitFor(ctx, func(s *state) bool { return s.Genesis != nil }); err != nil {
-		return Info{}, fmt.Errorf("%w: the ledger's state did not reach this node: %v", ErrNoLedger, err)
-	}
-	return m.Info(ctx)
+	return user == m.user
 }
 
-// admit checks the caller of a form or add against the node's offer.
-func (m *Manager) admit(ctx context.Context, cert identity.Cert) error {
-	from := remote.Caller(ctx)
-	if err := cert.Check(from); err != nil {
+// admit checks that node, whose cert is cert, is trusted with the ledger.
+func (m *Manager) admit(node peer.ID, cert identity.Cert) error {
+	if err := cert.Check(node); err != nil {
 		return fmt.Errorf("%w: %v", ErrForged, err)
 	}
-	if m.cfg.Admit != nil {
-		return m.cfg.Admit(from, cert.User)
-	}
-	if cert.User != m.user {
-		return fmt.Errorf("%w: this node makes ledgers with its own user's nodes only", ErrRefused)
+	if !m.trusts(node, cert.User) {
+		return fmt.Errorf("%w: %s does not trust %s (user %s) with the ledger; its owner would trust that user with --trust",
+			ErrRefused, m.self, node, cert.User)
 	}
 	return nil
 }
 
-type formReq struct {
-	Members []peer.ID     `cbor:"1,keyasint"`
-	Cert    identity.Cert `cbor:"2,keyasint"`
-}
-
-type addReq struct {
-	Cert identity.Cert `cbor:"1,keyasint"`
-}
-
-var (
-	formFn    = remote.Declare[formReq, struct{}]("nube.ledger.form")
-	addFn     = remote.Declare[addReq, struct{}]("nube.ledger.add")
-	submitFn  = remote.Declare[submitReq, outcome]("nube.ledger.submit")
-	accountFn = remote.Declare[accountReq, Account]("nube.ledger.account")
-	infoFn    = remote.Declare[infoReq, Info]("nube.ledger.info")
-)
-
-func (m *Manager) serveForm(ctx context.Context, req formReq) (struct{}, error) {
-	if err := m.admit(ctx, req.Cert); err != nil {
-		return struct{}{}, err
-	}
-	if len(req.Members) > 16 || !slices.Contains(req.Members, m.self) {
-		return struct{}{}, fmt.Errorf("%w: a ledger of %d nodes that does not name this one", ErrMalformed, len(req.Members))
-	}
-	others := slices.DeleteFunc(slices.Clone(req.Members), func(p peer.ID) bool { return p == m.self })
-	g, err := m.cfg.Groups.Open(ctx, GroupName, group.Options{Members: others, Machine: m.machine})
+// sign signs b under domain with the node's key.
+func (m *Manager) sign(domain string, b []byte) []byte {
+	sig, err := m.key.Sign(append([]byte(domain), b...))
 	if err != nil {
-		return struct{}{}, err
+		m.log.Error("the node key cannot sign", "err", err) // an ed25519 key always can
 	}
-	m.member(g)
-	return struct{}{}, nil
+	return sig
 }
 
-func (m *Manager) serveAdd(ctx context.Context, req addReq) (struct{}, error) {
-	g := m.group()
-	if g == nil {
-		return struct{}{}, fmt.Errorf("%w: this node is not a ledger node", ErrNoLedger)
+// enter waits for this node's turn to create, join or form a ledger.
+func (m *Manager) enter(ctx context.Context, what string) error {
+	select {
+	case m.life <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("ledger: %s: waiting for this node's other create or join of a ledger to end: %w", what, ctx.Err())
 	}
-	if err := m.admit(ctx, req.Cert); err != nil {
-		return struct{}{}, err
-	}
-	return struct{}{}, g.AddMember(ctx, remote.Caller(ctx))
 }
 
-// applyCmd applies a command on the ledger's group and returns its
-// outcome, or the error it names.
-func (m *Manager) applyCmd(ctx context.Context, g *group.Group, cmd []byte) (outcome, error) {
-	out, err := g.Apply(ctx, cmd)
-	if err != nil {
-		return outcome{}, fmt.Errorf("%w: %v", ErrNoLedger, err)
-	}
-	var o outcome
-	if err := wire.Unmarshal(out, &o); err != nil {
-		return outcome{}, fmt.Errorf("ledger outcome: %w", err)
-	}
-	return o, errorOf(o.Code, o.Msg)
-}
+func (m *Manager) leave() { <-m.life }
 
-type submitReq struct {
-	Tx []byte `cbor:"1,keyasint"`
-}
-
-// serveSubmit applies a transaction from any node: the signatures, not
-// the caller, say whose it is.
-func (m *Manager) serveSubmit(ctx context.Context, req submitReq) (outcome, error) {
-	g := m.group()
-	if g == nil {
-		return outcome{}, fmt.Errorf("%w: this node is not a ledger node", ErrNoLedger)
+// withDeadline bounds ctx by d, unless it has a deadline already.
+func withDeadline(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
 	}
-	o, _ := m.applyLocal(ctx, g, req.Tx, false)
-	o.Leader = g.Leader()
-	return o, nil
-}
-
-// applyLocal checks a transaction (unless this node made it, and checked
-// it already) and applies it through this ledger node; a transaction
-// refused at the door never reaches the log.
-func (m *Manager) applyLocal(ctx context.Context, g *group.Group, tx []byte, checked bool) (outcome, error) {
-	if !checked {
-		if _, err := DecodeTx(tx); err != nil {
-			return fail(err), err
-		}
-	}
-	m.machine.markChecked(tx)
-	b, err := wire.Marshal(&command{Op: opTx, Time: time.Now().UnixNano(), Tx: tx})
-	if err != nil {
-		return fail(err), err
-	}
-	o, err := m.applyCmd(ctx, g, b)
-	if err != nil && o.Code == "" {
-		o = fail(err)
-	}
-	return o, err
-}
-
-// Submit applies a signed transaction to the ledger: here on a ledger
-// node, else through the first ledger node that answers.
-func (m *Manager) Submit(ctx context.Context, st *SignedTx) (Outcome, error) {
-	return m.submit(ctx, st, false)
-}
-
-// submit is Submit, told whether st was checked on this node already.
-func (m *Manager) submit(ctx context.Context, st *SignedTx, checked bool) (Outcome, error) {
-	b, err := st.Encode()
-	if err != nil {
-		return Outcome{}, err
-	}
-	if g := m.group(); g != nil {
-		o, err := m.applyLocal(ctx, g, b, checked)
-		return o.public(), err
-	}
-	var o outcome
-	err = m.onLedger(ctx, func(ctx context.Context, p peer.ID) error {
-		var err error
-		o, err = submitFn.At(m.cfg.Remote, p).Call(ctx, submitReq{Tx: b})
-		if err == nil && o.Code == "no_ledger" {
-			return errorOf(o.Code, o.Msg) // that node lost its group: ask another
-		}
-		if err == nil && o.Leader != "" && o.Leader != p {
-			m.noteNode(o.Leader) // ask the leader first next time: one hop fewer
-		}
-		return err
-	})
-	if err != nil {
-		return Outcome{}, err
-	}
-	return o.public(), errorOf(o.Code, o.Msg)
-}
-
-// Outcome is what the ledger did with a transaction.
-type Outcome struct {
-	// Seq is the ledger's count of transactions, this one included.
-	Seq uint64 `json:"seq"`
-	// Balance is the debited account's balance after it.
-	Balance int64 `json:"balance"`
-	// Amount is what a settlement paid the payee.
-	Amount int64 `json:"amount,omitempty"`
-}
-
-func (o outcome) public() Outcome { return Outcome{Seq: o.Seq, Balance: o.Balance, Amount: o.Amount} }
-
-// maxAsked bounds the connected peers asked whether they keep the ledger.
-const maxAsked = 32
-
-// onLedger runs call on ledger nodes, one after another, until one
-// answers: the nodes remembered, those found on the DHT, then connected
-// peers.
-func (m *Manager) onLedger(ctx context.Context, call func(context.Context, peer.ID) error) error {
-	tried := map[peer.ID]bool{}
-	var last error
-	m.mu.Lock()
-	nodes := slices.Clone(m.known.Nodes)
-	m.mu.Unlock()
-	try := func(p peer.ID) bool {
-		if tried[p] || p == m.self {
-			return false
-		}
-		tried[p] = true
-		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		defer cancel()
-		err := call(network.WithAllowLimitedConn(cctx, "ledger"), p)
-		if err == nil {
-			if !slices.Contains(nodes, p) {
-				m.noteNode(p) // found afresh: remember it
-			}
-			return true
-		}
-		last = err
-		m.log.Debug("ledger node did not answer", "peer", p, "err", err)
-		return false
-	}
-	for _, p := range nodes {
-		if try(p) {
-			return nil
-		}
-	}
-	if m.cfg.Routing != nil {
-		fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		for ai := range m.cfg.Routing.FindProvidersAsync(fctx, locator(), 8) {
-			if len(ai.Addrs) > 0 {
-				m.cfg.Host.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
-			}
-			if try(ai.ID) {
-				return nil
-			}
-		}
-	}
-	// Last, the peers this node is connected to: one of them may be a
-	// ledger node that the DHT has not heard of yet.
-	for i, p := range m.cfg.Host.Network().Peers() {
-		if i == maxAsked || ctx.Err() != nil {
-			break
-		}
-		if try(p) {
-			return nil
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%w: %v", ErrNoLedger, err)
-	}
-	if last != nil {
-		return fmt.Errorf("%w: %v", ErrNoLedger, last)
-	}
-	return fmt.Errorf("%w: no ledger node is known and none was found on the network (create one with 'nube ledger create')", ErrNoLedger)
-}
-
-// Account is an account as the ledger keeps it.
-type Account struct {
-	User peer.ID `cbor:"1,keyasint" json:"user"`
-	// Balance is what the account has: negative when it owes.
-	Balance int64 `cbor:"2,keyasint" json:"balance"`
-	// Reserved is what its open reserves hold, already out of Balance.
-	Reserved int64 `cbor:"3,keyasint" json:"reserved"`
-	// Limit is how far below zero the balance may go.
-	Limit int64 `cbor:"4,keyasint" json:"limit"`
-	// Available is what it can spend now: Balance + Limit.
-	Available int64 `cbor:"5,keyasint" json:"available"`
-	// History is its latest entries, oldest first.
-	History []Entry `cbor:"6,keyasint,omitempty" json:"history,omitempty"`
-	Ledger  string  `cbor:"7,keyasint" json:"ledger"`
-}
-
-type accountReq struct {
-	User      peer.ID `cbor:"1,keyasint"`
-	Forwarded bool    `cbor:"2,keyasint,omitempty"`
-}
-
-func (m *Manager) localAccount(u peer.ID) (a Account, ok bool) {
-	m.machine.view(func(s *state) {
-		if s.Genesis == nil {
-			return
-		}
-		ok = true
-		a = Account{User: u, Limit: s.limit(), Ledger: s.Genesis.ID}
-		if acc := s.Accounts[u]; acc != nil {
-			a.Balance, a.Reserved = acc.Balance, acc.Reserved
-			a.History = slices.Clone(acc.History)
-		}
-		a.Available = a.Balance + a.Limit
-	})
-	return a, ok
-}
-
-// serveAccount answers from the leader's state when it can (it has
-// applied every write it acknowledged), else from this node's.
-func (m *Manager) serveAccount(ctx context.Context, req accountReq) (Account, error) {
-	g := m.group()
-	if g == nil {
-		return Account{}, fmt.Errorf("%w: this node is not a ledger node", ErrNoLedger)
-	}
-	if l := g.Leader(); l != "" && l != m.self && !req.Forwarded {
-		req.Forwarded = true
-		if a, err := accountFn.At(m.cfg.Remote, l).Call(ctx, req); err == nil {
-			return a, nil
-		}
-	}
-	a, ok := m.localAccount(req.User)
-	if !ok {
-		return Account{}, fmt.Errorf("%w: the ledger has no genesis yet", ErrNoLedger)
-	}
-	return a, nil
-}
-
-// Account returns user's account (empty: this node's user).
-func (m *Manager) Account(ctx context.Context, user peer.ID) (Account, error) {
-	if user == "" {
-		user = m.user
-	}
-	if m.IsNode() {
-		return m.serveAccount(ctx, accountReq{User: user})
-	}
-	var a Account
-	err := m.onLedger(ctx, func(ctx context.Context, p peer.ID) error {
-		var err error
-		a, err = accountFn.At(m.cfg.Remote, p).Call(ctx, accountReq{User: user})
-		return err
-	})
-	return a, err
-}
-
-// Info describes the ledger.
-type Info struct {
-	ID      string    `cbor:"1,keyasint" json:"id"`
-	Nodes   []peer.ID `cbor:"2,keyasint" json:"nodes"`
-	Leader  peer.ID   `cbor:"3,keyasint,omitempty" json:"leader,omitempty"`
-	Limit   int64     `cbor:"4,keyasint" json:"limit"`
-	Created time.Time `cbor:"5,keyasint" json:"created"`
-	// Seq counts the transactions applied.
-	Seq      uint64 `cbor:"6,keyasint" json:"seq"`
-	Accounts int    `cbor:"7,keyasint" json:"accounts"`
-	// Escrow is what open reserves hold; Reserves how many there are.
-	Escrow   int64 `cbor:"8,keyasint" json:"escrow"`
-	Reserves int   `cbor:"9,keyasint" json:"reserves"`
-	// Sum is every balance plus the escrow: zero on a sound ledger.
-	Sum int64 `cbor:"10,keyasint" json:"sum"`
-	// Member is set when the node asked keeps the ledger.
-	Member bool `cbor:"11,keyasint,omitempty" json:"member,omitempty"`
-}
-
-type infoReq struct {
-	Forwarded bool `cbor:"1,keyasint,omitempty"`
-}
-
-// serveInfo answers from the leader's state when it can, else from this
-// node's.
-func (m *Manager) serveInfo(ctx context.Context, req infoReq) (Info, error) {
-	g := m.group()
-	if g == nil {
-		return Info{}, fmt.Errorf("%w: this node is not a ledger node", ErrNoLedger)
-	}
-	if l := g.Leader(); l != "" && l != m.self && !req.Forwarded {
-		if in, err := infoFn.At(m.cfg.Remote, l).Call(ctx, infoReq{Forwarded: true}); err == nil {
-			return in, nil
-		}
-	}
-	return m.localInfo(ctx, g)
-}
-
-// LocalInfo describes this ledger node's own copy of the ledger, which
-// may lag the leader's by the entries it has not applied yet.
-func (m *Manager) LocalInfo(ctx context.Context) (Info, error) {
-	g := m.group()
-	if g == nil {
-		return Info{}, fmt.Errorf("%w: this node is not a ledger node", ErrNoLedger)
-	}
-	return m.localInfo(ctx, g)
-}
-
-func (m *Manager) localInfo(ctx context.Context, g *group.Group) (Info, error) {
-	st, err := g.Status(ctx)
-	if err != nil {
-		return Info{}, err
-	}
-	var in Info
-	ok := false
-	m.machine.view(func(s *state) {
-		if s.Genesis == nil {
-			return
-		}
-		ok = true
-		in = Info{ID: s.Genesis.ID, Limit: s.Genesis.Limit, Created: time.Unix(0, s.Genesis.Created).UTC(),
-			Seq: s.Seq, Accounts: len(s.Accounts), Escrow: s.Escrow, Reserves: len(s.Reserves), Sum: s.Sum()}
-	})
-	if !ok {
-		return Info{}, fmt.Errorf("%w: the ledger has no genesis yet", ErrNoLedger)
-	}
-	in.Leader = st.Leader
-	for _, mb := range st.Members {
-		in.Nodes = append(in.Nodes, mb.ID)
-	}
-	in.Member = true
-	return in, nil
-}
-
-// Info describes the ledger, from this node if it keeps it, else from a
-// ledger node; it remembers the nodes for next time.
-func (m *Manager) Info(ctx context.Context) (Info, error) {
-	var in Info
-	var err error
-	if m.IsNode() {
-		in, err = m.serveInfo(ctx, infoReq{})
-	} else {
-		err = m.onLedger(ctx, func(ctx context.Context, p peer.ID) error {
-			var err error
-			in, err = infoFn.At(m.cfg.Remote, p).Call(ctx, infoReq{})
-			return err
-		})
-		in.Member = false
-	}
-	if err == nil {
-		m.remember(in.ID, in.Nodes)
-	}
-	return in, err
-}
-
-// Send transfers amount millicredits from this node's user to to.
-func (m *Manager) Send(ctx context.Context, to peer.ID, amount int64, memo string) (Outcome, error) {
-	st, err := Sign(m.cfg.UserKey, Tx{Kind: Transfer, From: m.user, To: to, Amount: amount, Memo: memo})
-	if err != nil {
-		return Outcome{}, err
-	}
-	if err := st.check(); err != nil {
-		return Outcome{}, err
-	}
-	return m.submit(ctx, st, true)
-}
-
-// waitFor waits until this ledger node's state meets cond.
-func (m *Manager) waitFor(ctx context.Context, cond func(*state) bool) error {
-	for {
-		m.machine.mu.Lock()
-		ok, ch := cond(m.machine.s), m.machine.changed
-		m.machine.mu.Unlock()
-		if ok {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	return context.WithTimeout(ctx, d)
 }

@@ -31,10 +31,11 @@ func fast(_ int, c *nube.Config) {
 	c.LedgerTick = 100 * time.Millisecond
 }
 
-// ledgerCluster starts n nodes and makes the first three a ledger.
+// ledgerCluster starts n nodes and makes the first three a ledger. Every
+// node trusts the users of the three (an option may trust more).
 func ledgerCluster(t *testing.T, n int, opts ...nubetest.Option) *nubetest.C {
 	t.Helper()
-	c := nubetest.Cluster(t, n, append([]nubetest.Option{nubetest.WithConfig(fast)}, opts...)...)
+	c := nubetest.Cluster(t, n, append([]nubetest.Option{nubetest.TrustFirst(3), nubetest.WithConfig(fast)}, opts...)...)
 	ctx := nubetest.Context(t, time.Minute)
 	if err := c.WaitRoutingTables(ctx, 1); err != nil {
 		t.Fatal(err)
@@ -112,14 +113,14 @@ func TestTransfersAcrossNodes(t *testing.T) {
 		t.Fatal("the two nodes do not share a user")
 	}
 	to := c.Node(0).UserID()
-	if _, err := a.Ledger().Send(ctx, to, 10_000, "first"); err != nil {
+	if _, err := a.Ledger().Send(ctx, c.Node(0).ID(), 10_000, "first"); err != nil { // paid to the node's user
 		t.Fatal(err)
 	}
 	// Both nodes of the user spend the 40 credits left at once.
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
 	for i, n := range []*nube.Node{a, b} {
-		wg.Go(func() { _, errs[i] = n.Ledger().Send(ctx, c.Node(1).UserID(), 40_000, "all of it") })
+		wg.Go(func() { _, errs[i] = n.Ledger().Send(ctx, c.Node(1).ID(), 40_000, "all of it") })
 	}
 	wg.Wait()
 	ok := 0
@@ -409,9 +410,9 @@ func TestForgedEntryInLog(t *testing.T) {
 // node and catches up; a ledger node that restarts reopens the ledger
 // from its log and catches up with what it missed.
 func TestJoinAndRestart(t *testing.T) {
-	c := ledgerCluster(t, 4, nubetest.WithDataDirs())
+	c := ledgerCluster(t, 4, nubetest.WithDataDirs(), nubetest.TrustFirst(4)) // the ledger's nodes trust the fourth
 	ctx := nubetest.Context(t, 2*time.Minute)
-	if _, err := c.Node(3).Ledger().Send(ctx, c.Node(0).UserID(), 4_000, "before"); err != nil {
+	if _, err := c.Node(3).Ledger().Send(ctx, c.Node(0).ID(), 4_000, "before"); err != nil {
 		t.Fatal(err)
 	}
 	in, err := c.Node(3).Ledger().Join(ctx, c.Node(0).ID())

@@ -47,8 +47,15 @@ var (
 	ErrBadReceipt = errcode.New(errcode.Refused, "receipt does not hold")
 	// ErrNoLedger: no ledger node could be found or reached.
 	ErrNoLedger = errcode.New(errcode.Unreachable, "no ledger reachable")
-	// ErrRefused: the node will not do this for this caller (its offer).
+	// ErrRefused: the node will not do this for this caller: it does not
+	// trust it with the ledger.
 	ErrRefused = errcode.New(errcode.Refused, "refused by the node's offer")
+	// ErrImpostor: an answer for the ledger that is not the ledger's: not
+	// signed by one of the members this node knows, or of another ledger.
+	ErrImpostor = errcode.New(errcode.Refused, "not the ledger this node knows")
+	// ErrUnknownPayee: a payee that is neither an account the ledger
+	// knows nor a node that says whose it is.
+	ErrUnknownPayee = errcode.New(errcode.NotFound, "no such payee")
 )
 
 // codes name the sentinels on the wire.
@@ -56,7 +63,7 @@ var codes = map[string]error{
 	"malformed": ErrMalformed, "too_large": ErrTooLarge, "forged": ErrForged,
 	"replay": ErrReplay, "stale": ErrStale, "insufficient": ErrInsufficient,
 	"no_reserve": ErrNoReserve, "settled": ErrSettled, "bad_receipt": ErrBadReceipt,
-	"refused": ErrRefused, "no_ledger": ErrNoLedger,
+	"refused": ErrRefused, "no_ledger": ErrNoLedger, "impostor": ErrImpostor, "unknown_payee": ErrUnknownPayee,
 }
 
 func codeOf(err error) string {
