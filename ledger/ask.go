@@ -639,11 +639,38 @@ func (m *Manager) Send(ctx context.Context, to peer.ID, amount int64, memo strin
 }
 
 // payee finds the account a payment to to pays: to itself if the ledger
-// knows it, else the user of the node to.
+// knows it, else the user of the node to. What it found is remembered:
+// an account, once made, is never unmade, and a node's cert names its user
+// for good.
 func (m *Manager) payee(ctx context.Context, to peer.ID) (user, node peer.ID, err error) {
 	if to == m.user || to == m.self {
 		return "", "", fmt.Errorf("%w: %s is this node's own user or node", ErrMalformed, to)
 	}
+	m.mu.Lock()
+	found, ok := m.payees[to]
+	m.mu.Unlock()
+	if ok {
+		return found.user, found.node, nil
+	}
+	user, node, err = m.findPayee(ctx, to)
+	if err == nil {
+		m.mu.Lock()
+		if len(m.payees) >= maxPayees {
+			clear(m.payees)
+		}
+		m.payees[to] = payeeOf{user, node}
+		m.mu.Unlock()
+	}
+	return user, node, err
+}
+
+// payeeOf is what a payee's ID was found to be.
+type payeeOf struct{ user, node peer.ID }
+
+// maxPayees bounds the payees a node remembers.
+const maxPayees = 1024
+
+func (m *Manager) findPayee(ctx context.Context, to peer.ID) (user, node peer.ID, err error) {
 	ofNode := func() (peer.ID, error) {
 		wctx, cancel := context.WithTimeout(network.WithAllowLimitedConn(ctx, "ledger"), whoisFor)
 		defer cancel()
@@ -678,31 +705,13 @@ func (m *Manager) payee(ctx context.Context, to peer.ID) (user, node peer.ID, er
 
 // knownAccount reports whether the ledger has an account for u. A ledger
 // node looks at its own state first: an account, once made, is never
-// unmade, so only an account it does not know yet costs a catching up.
-// Another node remembers the accounts it found, for the same reason.
+// unmade, so only one it does not know yet costs it a catching up.
 func (m *Manager) knownAccount(ctx context.Context, u peer.ID) (bool, error) {
 	if g, bk := m.node(); g != nil {
 		if a, ok := localAccount(bk, u); ok && a.Known {
 			return true, nil
 		}
 	}
-	m.mu.Lock()
-	known := m.payees[u]
-	m.mu.Unlock()
-	if known {
-		return true, nil
-	}
 	a, err := m.Account(ctx, u)
-	if err == nil && a.Known {
-		m.mu.Lock()
-		if len(m.payees) >= maxPayees {
-			clear(m.payees)
-		}
-		m.payees[u] = true
-		m.mu.Unlock()
-	}
 	return a.Known, err
 }
-
-// maxPayees bounds the accounts a node remembers it found.
-const maxPayees = 1024

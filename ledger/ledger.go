@@ -140,11 +140,11 @@ type Manager struct {
 	life chan struct{}
 
 	mu      sync.Mutex
-	g       *group.Group     // set on a ledger node
-	bk      *fsm             // g's state machine
-	pending *pending         // a ledger this node agreed to form, awaiting its genesis
-	known   known            // what this node knows of the ledger (ledger.json)
-	payees  map[peer.ID]bool // accounts the ledger was found to have
+	g       *group.Group        // set on a ledger node
+	bk      *fsm                // g's state machine
+	pending *pending            // a ledger this node agreed to form, awaiting its genesis
+	known   known               // what this node knows of the ledger (ledger.json)
+	payees  map[peer.ID]payeeOf // payees found, by the ID they were named by
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -205,7 +205,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	m := &Manager{cfg: cfg, log: cfg.Logger, self: cfg.Host.ID(), user: user, cert: cert, key: key,
-		door: newLimiter(cfg.SubmitRate, time.Now), life: make(chan struct{}, 1), bk: newFSM(), payees: map[peer.ID]bool{}}
+		door: newLimiter(cfg.SubmitRate, time.Now), life: make(chan struct{}, 1), bk: newFSM(), payees: map[peer.ID]payeeOf{}}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.loadKnown()
 	if slices.Contains(cfg.Groups.Names(), GroupName) {
