@@ -39,7 +39,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Skip("drives a real browser; skipped in -short mode")
 	}
 	bctx := browsertest.Start(t)
-	c := nubetest.Cluster(t, 3, nubetest.WithDataDirs())
+	c := nubetest.Cluster(t, 3, nubetest.WithDataDirs(), nubetest.TrustFirst(3))
 	ctx := nubetest.Context(t, 3*time.Minute)
 	tok := api.NewToken()
 	s, err := api.Listen(c.Node(0), "127.0.0.1:0", tok, nil)
@@ -59,7 +59,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	if _, err := c.Node(0).Ledger().Create(ctx, 0, c.Node(1).ID(), c.Node(2).ID()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Node(1).Ledger().Send(ctx, c.Node(0).UserID(), 1_500, "for the album"); err != nil {
+	if _, err := c.Node(1).Ledger().Send(ctx, c.Node(0).ID(), 1_500, "for the album"); err != nil { // paid to the node's user
 		t.Fatal(err)
 	}
 

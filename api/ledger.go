@@ -1,8 +1,10 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -13,8 +15,8 @@ import (
 
 // Ledger and credit endpoints (amounts in millicredits):
 //
-//	POST /api/v0/ledger/create  {peers, limit}      → LedgerInfo
-//	POST /api/v0/ledger/join    {via}               → LedgerInfo
+//	POST /api/v0/ledger/create  {peers, limit, timeout_ms} → LedgerInfo
+//	POST /api/v0/ledger/join    {via, timeout_ms}          → LedgerInfo
 //	GET  /api/v0/ledger/info                        → LedgerInfo
 //	GET  /api/v0/credit/account?user=U&history=1&offer=1 → Account
 //	POST /api/v0/credit/send    {to, amount, memo}  → Outcome
@@ -38,6 +40,15 @@ func ledgerInfoJSON(in ledger.Info) client.LedgerInfo {
 	return out
 }
 
+// ledgerDeadline bounds a create or join by the request's timeout, if it
+// gives one (else the ledger's own deadline holds).
+func ledgerDeadline(ctx context.Context, ms int64) (context.Context, context.CancelFunc) {
+	if ms <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, time.Duration(ms)*time.Millisecond)
+}
+
 func (s *Server) handleLedgerCreate(w http.ResponseWriter, r *http.Request) {
 	var req client.LedgerRequest
 	if !readJSON(w, r, &req) {
@@ -48,7 +59,9 @@ func (s *Server) handleLedgerCreate(w http.ResponseWriter, r *http.Request) {
 		codedError(w, err)
 		return
 	}
-	in, err := s.node.Ledger().Create(r.Context(), req.Limit, peers...)
+	ctx, cancel := ledgerDeadline(r.Context(), req.TimeoutMS)
+	defer cancel()
+	in, err := s.node.Ledger().Create(ctx, req.Limit, peers...)
 	if err != nil {
 		codedError(w, err)
 		return
@@ -66,7 +79,9 @@ func (s *Server) handleLedgerJoin(w http.ResponseWriter, r *http.Request) {
 		codedError(w, err)
 		return
 	}
-	in, err := s.node.Ledger().Join(r.Context(), via[0])
+	ctx, cancel := ledgerDeadline(r.Context(), req.TimeoutMS)
+	defer cancel()
+	in, err := s.node.Ledger().Join(ctx, via[0])
 	if err != nil {
 		codedError(w, err)
 		return
@@ -142,5 +157,9 @@ func (s *Server) handleCreditSend(w http.ResponseWriter, r *http.Request) {
 		codedError(w, err)
 		return
 	}
-	writeJSON(w, client.Outcome{Seq: o.Seq, Balance: o.Balance})
+	out := client.Outcome{Seq: o.Seq, Balance: o.Balance, Payee: o.Payee.String()}
+	if o.Node != "" {
+		out.Node = o.Node.String()
+	}
+	writeJSON(w, out)
 }

@@ -68,6 +68,9 @@ type LedgerRequest struct {
 	Peers []string `json:"peers,omitempty"`
 	Limit int64    `json:"limit,omitempty"`
 	Via   string   `json:"via,omitempty"`
+	// TimeoutMS bounds the create or join, in milliseconds. Zero means the
+	// ledger's own deadline (two minutes).
+	TimeoutMS int64 `json:"timeout_ms,omitempty"`
 }
 
 // SendRequest is a transfer of credit.
@@ -81,18 +84,24 @@ type SendRequest struct {
 type Outcome struct {
 	Seq     uint64 `json:"seq"`
 	Balance int64  `json:"balance"`
+	// Payee is the user a transfer paid; Node, if set, is the node it was
+	// named by, whose user Payee is.
+	Payee string `json:"payee,omitempty"`
+	Node  string `json:"node,omitempty"`
 }
 
-// LedgerCreate makes the node and peers the ledger's nodes.
-func (c *Client) LedgerCreate(ctx context.Context, peers []string, limit int64) (LedgerInfo, error) {
+// LedgerCreate makes the node and peers the ledger's nodes, giving up
+// after timeout (zero: the ledger's own deadline).
+func (c *Client) LedgerCreate(ctx context.Context, peers []string, limit int64, timeout time.Duration) (LedgerInfo, error) {
 	var out LedgerInfo
-	return out, c.Call(ctx, http.MethodPost, "/api/v0/ledger/create", LedgerRequest{Peers: peers, Limit: limit}, &out)
+	return out, c.Call(ctx, http.MethodPost, "/api/v0/ledger/create", LedgerRequest{Peers: peers, Limit: limit, TimeoutMS: timeout.Milliseconds()}, &out)
 }
 
-// LedgerJoin makes the node a ledger node through via.
-func (c *Client) LedgerJoin(ctx context.Context, via string) (LedgerInfo, error) {
+// LedgerJoin makes the node a ledger node through via, giving up after
+// timeout (zero: the ledger's own deadline).
+func (c *Client) LedgerJoin(ctx context.Context, via string, timeout time.Duration) (LedgerInfo, error) {
 	var out LedgerInfo
-	return out, c.Call(ctx, http.MethodPost, "/api/v0/ledger/join", LedgerRequest{Via: via}, &out)
+	return out, c.Call(ctx, http.MethodPost, "/api/v0/ledger/join", LedgerRequest{Via: via, TimeoutMS: timeout.Milliseconds()}, &out)
 }
 
 // LedgerInfo describes the ledger the node uses.

@@ -150,8 +150,9 @@ func TestUpAndCommands(t *testing.T) {
 	b := startUp(t, d2, append([]string{"--api", "127.0.0.1:0", "--bootstrap", a.info.Addrs[0]}, loopback...)...)
 
 	out, _, code := run(t, "--data", d1, "id")
-	if code != 0 || strings.SplitN(out, "\n", 2)[0] != a.info.ID {
-		t.Fatalf("nube id: first line is not the peer ID %s:\n%s", a.info.ID, out)
+	if lines := strings.Split(out, "\n"); code != 0 || len(lines) < 3 || lines[0] != "peer  "+a.info.ID ||
+		lines[1] != "user  "+a.info.UserID || !strings.HasPrefix(lines[2], "addr  /") {
+		t.Fatalf("nube id: want the peer ID %s, the user ID and the addresses, each labelled:\n%s", a.info.ID, out)
 	}
 	peers := waitPeers(t, d1, 1)
 	if peers[0].ID != b.info.ID {

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/nubecloud/nube/api/client"
 	"github.com/nubecloud/nube/internal/termsafe"
@@ -22,15 +24,25 @@ running jobs and keeping data for others, and what they spent having others do
 it for them. It is a replicated group (Raft) of a few ledger nodes; every other
 node finds it through the network and sends it signed transactions.
 
-Form it once, on one node, naming the other ledger nodes (three or five, so
-that it survives one or two of them down); each must admit this node under its
-offer (its own user's nodes, or --offer-to anyone). Add nodes later with
-'nube ledger join' on the new node.`,
+Keeping the ledger is a matter of trust, not of offer: a node forms or grows
+a ledger only with nodes of its own user and of users its owner trusts
+('nube up --trust USER'); --offer-to anyone serves strangers compute and
+storage, never a seat on the ledger. Form it once, on one node, naming the
+other ledger nodes (three or five, so that it survives one or two of them
+down); each must trust this node's user. Add a node later with 'nube ledger
+join' on it: a majority of the ledger's nodes must trust its user.
+
+A node that keeps no ledger learns which ledger is the real one from a node it
+trusts (one of its own user's, or of a user it was started with --trust for),
+and from then on believes only answers the ledger's nodes signed.
+
+Create and join give up after --timeout, and say what they were waiting for.`,
 		Example: `  nube ledger create 12D3KooA... 12D3KooB... --limit 100
   nube ledger join 12D3KooA...        # on a new ledger node
   nube ledger info`,
 	}
 	var limit string
+	var timeout time.Duration
 	create := &cobra.Command{
 		Use:   "create PEER...",
 		Short: "Form the ledger from this node and the peers named",
@@ -43,34 +55,63 @@ offer (its own user's nodes, or --offer-to anyone). Add nodes later with
 					return fmt.Errorf("--limit: %w", err)
 				}
 			}
-			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) (client.LedgerInfo, error) {
-				return c.LedgerCreate(ctx, args, lim)
+			g.waiting(fmt.Sprintf("forming the ledger: waiting for %d peers to agree and for its genesis", len(args)), timeout)
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout+answerMargin)
+			defer cancel()
+			return query(ctx, g, func(ctx context.Context, c *client.Client) (client.LedgerInfo, error) {
+				return c.LedgerCreate(ctx, args, lim, timeout)
 			}, g.printLedgerInfo)
 		},
 	}
 	create.Flags().StringVar(&limit, "limit", "", "credit every account may go below zero, in credits (default 100)")
+	create.Flags().DurationVar(&timeout, "timeout", ledger.CreateTimeout, "give up after this long")
 	join := &cobra.Command{
 		Use:   "join PEER",
 		Short: "Make this node a ledger node, through the ledger node PEER",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) (client.LedgerInfo, error) {
-				return c.LedgerJoin(ctx, args[0])
+			g.waiting("joining the ledger through "+args[0]+": waiting for its members to agree and for the ledger's state", timeout)
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout+answerMargin)
+			defer cancel()
+			return query(ctx, g, func(ctx context.Context, c *client.Client) (client.LedgerInfo, error) {
+				return c.LedgerJoin(ctx, args[0], timeout)
 			}, g.printLedgerInfo)
 		},
 	}
+	join.Flags().DurationVar(&timeout, "timeout", ledger.JoinTimeout, "give up after this long")
 	info := &cobra.Command{
 		Use:   "info",
 		Short: "Show the ledger: its nodes, accounts, escrow, and that its balances sum to zero",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) (client.LedgerInfo, error) {
+			ctx, cancel := ledgerCall(cmd.Context())
+			defer cancel()
+			return query(ctx, g, func(ctx context.Context, c *client.Client) (client.LedgerInfo, error) {
 				return c.LedgerInfo(ctx)
 			}, g.printLedgerInfo)
 		},
 	}
 	cmd.AddCommand(create, join, info)
 	return cmd
+}
+
+// answerMargin is how long past a create's or join's own deadline the CLI
+// waits for the daemon's answer, which says what it waited for.
+const answerMargin = 15 * time.Second
+
+// ledgerCall bounds a question to the ledger: the daemon gives up after
+// ledger.CallTimeout and says why; the CLI waits a little longer for that.
+func ledgerCall(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, ledger.CallTimeout+answerMargin)
+}
+
+// waiting says on a terminal what a ledger command waits for, and until
+// when at most.
+func (g *globals) waiting(what string, d time.Duration) {
+	if g.json || !term.IsTerminal(int(os.Stderr.Fd())) {
+		return
+	}
+	fmt.Fprintf(os.Stderr, "%s (up to %v)...\n", what, d)
 }
 
 func (g *globals) printLedgerInfo(in client.LedgerInfo) error {
@@ -126,7 +167,9 @@ smallest amount; service prices are set in millicredits).`,
 			if len(args) == 1 {
 				user = args[0]
 			}
-			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) (client.Account, error) {
+			ctx, cancel := ledgerCall(cmd.Context())
+			defer cancel()
+			return query(ctx, g, func(ctx context.Context, c *client.Client) (client.Account, error) {
 				return c.CreditAccount(ctx, user, false, false)
 			}, func(a client.Account) error {
 				g.printf("%s credits (user %s)\n", ledger.Credits(a.Balance), a.User)
@@ -140,18 +183,31 @@ smallest amount; service prices are set in millicredits).`,
 	}
 	var memo string
 	send := &cobra.Command{
-		Use:   "send USER AMOUNT",
-		Short: "Send AMOUNT credits to USER (a user ID, as 'nube id' prints it)",
-		Args:  cobra.ExactArgs(2),
+		Use:   "send PAYEE AMOUNT",
+		Short: "Send AMOUNT credits to PAYEE: a user the ledger knows, or a node (its user is paid)",
+		Long: `Send AMOUNT credits to PAYEE, which is either a user ID the ledger knows (one
+that has paid or been paid before; 'nube id' prints a node's user on the line
+"user"), or the peer ID of one of the payee's nodes that is online: that node
+says whose it is, and its user is paid. The output says which user was paid.
+Any other ID is refused: credit sent to it could never be spent.`,
+		Example: `  nube credit send 12D3KooWUser... 2.5 --memo "for the renders"
+  nube credit send 12D3KooWNode... 1     # pays the user of that node`,
+		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			amount, err := ledger.ParseCredits(args[1])
 			if err != nil {
 				return err
 			}
-			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) (client.Outcome, error) {
+			ctx, cancel := ledgerCall(cmd.Context())
+			defer cancel()
+			return query(ctx, g, func(ctx context.Context, c *client.Client) (client.Outcome, error) {
 				return c.CreditSend(ctx, args[0], amount, memo)
 			}, func(o client.Outcome) error {
-				g.printf("sent %s credits to %s; your balance is %s\n", ledger.Credits(amount), args[0], ledger.Credits(o.Balance))
+				to := "user " + o.Payee
+				if o.Node != "" {
+					to += ", the user of node " + o.Node
+				}
+				g.printf("sent %s credits to %s; your balance is %s\n", ledger.Credits(amount), to, ledger.Credits(o.Balance))
 				return nil
 			})
 		},
@@ -162,7 +218,9 @@ smallest amount; service prices are set in millicredits).`,
 		Short: "List the latest entries of your account, oldest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) (client.Account, error) {
+			ctx, cancel := ledgerCall(cmd.Context())
+			defer cancel()
+			return query(ctx, g, func(ctx context.Context, c *client.Client) (client.Account, error) {
 				return c.CreditAccount(ctx, "", true, false)
 			}, func(a client.Account) error {
 				if len(a.History) == 0 {
@@ -185,7 +243,9 @@ smallest amount; service prices are set in millicredits).`,
 		Short: "Show your credit limit, and what this node offers others and at what price",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) (client.Account, error) {
+			ctx, cancel := ledgerCall(cmd.Context())
+			defer cancel()
+			return query(ctx, g, func(ctx context.Context, c *client.Client) (client.Account, error) {
 				return c.CreditAccount(ctx, "", false, true)
 			}, func(a client.Account) error {
 				tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)

@@ -14,15 +14,16 @@ import (
 )
 
 // TestCreditCLI: a ledger of one node, a priced call from another daemon
-// that shows its cost, a transfer, the history, the limits, and a spend
-// past the limit refused.
+// (which trusts the ledger node's user to say what the ledger is) that
+// shows its cost, a transfer to a node resolved to its user, the history,
+// the limits, and a spend past the limit refused.
 func TestCreditCLI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts two daemons; skipped in -short mode")
 	}
 	a, b := t.TempDir(), t.TempDir()
 	da := startUp(t, a, append([]string{"--api", "127.0.0.1:0", "--gateway", "off"}, loopback...)...)
-	startUp(t, b, append([]string{"--api", "127.0.0.1:0", "--gateway", "off", "--bootstrap", da.info.Addrs[0]}, loopback...)...)
+	startUp(t, b, append([]string{"--api", "127.0.0.1:0", "--gateway", "off", "--bootstrap", da.info.Addrs[0], "--trust", da.info.UserID}, loopback...)...)
 	waitPeers(t, a, 1)
 
 	if out, errs, code := run(t, "--data", a, "ledger", "create", "--limit", "20"); code != 0 || !strings.Contains(out, "20.000 credits per account") {
@@ -41,7 +42,9 @@ func TestCreditCLI(t *testing.T) {
 		t.Fatalf("priced call: %d %q %q (want its cost, 0.250 per call and 1.000 per CPU-second, on stderr)", code, out, errs)
 	}
 	cost := m[1]
-	if out, errs, code := run(t, "--data", b, "credit", "send", da.info.UserID, "2.5", "--memo", "thanks"); code != 0 || !strings.Contains(out, "sent 2.500 credits") {
+	// Sent to A's node: A's user is paid, and the output says so.
+	if out, errs, code := run(t, "--data", b, "credit", "send", da.info.ID, "2.5", "--memo", "thanks"); code != 0 ||
+		!strings.Contains(out, "sent 2.500 credits to user "+da.info.UserID+", the user of node "+da.info.ID) {
 		t.Fatalf("credit send: %d %s %s", code, out, errs)
 	}
 	// The call settles in the background: wait for it in B's history.

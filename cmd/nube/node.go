@@ -16,10 +16,12 @@ import (
 func newIDCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "id",
-		Short: "Print the node's peer ID and addresses",
-		Long: `Print the running node's peer ID (first line), its user ID and the
-multiaddrs other nodes can reach it at: give one of those to 'nube connect'
-or '--bootstrap' on another machine.`,
+		Short: "Print the node's peer ID, its user ID and its addresses",
+		Long: `Print the running node's peer ID, the ID of its user (whose account on the
+ledger it pays from and is paid to; a payment names the user, or a node of
+the user's), and the multiaddrs other nodes can reach it at: give one of
+those to 'nube connect' or '--bootstrap' on another machine. Each line says
+which it is.`,
 		Example: `  nube id
   nube id --json | jq -r .id`,
 		Args: cobra.NoArgs,
@@ -27,10 +29,10 @@ or '--bootstrap' on another machine.`,
 			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) (client.ID, error) {
 				return c.ID(ctx)
 			}, func(id client.ID) error {
-				g.printf("%s\n", id.ID)
-				g.printf("user %s\n", id.UserID)
+				g.printf("peer  %s\n", id.ID)
+				g.printf("user  %s\n", id.UserID)
 				for _, a := range id.Addrs {
-					g.printf("%s\n", a)
+					g.printf("addr  %s\n", a)
 				}
 				return nil
 			})
