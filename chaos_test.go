@@ -92,7 +92,7 @@ func TestChaos(t *testing.T) {
 	rng := rand.New(rand.NewSource(seed))
 
 	const n = 5
-	c := nubetest.Cluster(t, n, nubetest.WithDataDirs(), nubetest.WithShaping())
+	c := nubetest.Cluster(t, n, nubetest.WithDataDirs(), nubetest.WithShaping(), nubetest.TrustFirst(3)) // all trust the ledger's nodes
 	ctx := nubetest.Context(t, 8*time.Minute)
 	ledgerNodes := []int{0, 1, 2}
 	if _, err := c.Node(0).Ledger().Create(ctx, 0, c.Node(1).ID(), c.Node(2).ID()); err != nil {
@@ -394,7 +394,7 @@ func chaosPay(ctx context.Context, c *nubetest.C, r *rand.Rand, log *chaosLog) {
 	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if _, err := from.Ledger().Send(pctx, to.UserID(), 1000, "chaos"); err == nil {
+	if _, err := from.Ledger().Send(pctx, to.ID(), 1000, "chaos"); err == nil { // to the node's user
 		log.paid.Add(1)
 	}
 }

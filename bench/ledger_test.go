@@ -17,7 +17,7 @@ import (
 // ledgerCluster is five nodes on loopback TCP: 0, 1 and 2 keep the
 // ledger; 3 runs services; 4 calls them. 3 and 4 are not ledger nodes.
 func ledgerCluster(b testing.TB) *nubetest.C {
-	c := nubetest.Cluster(b, 5, nubetest.WithDataDirs(), nubetest.WithConfig(func(i int, cfg *nube.Config) {
+	c := nubetest.Cluster(b, 5, nubetest.WithDataDirs(), nubetest.TrustFirst(3), nubetest.WithConfig(func(i int, cfg *nube.Config) {
 		cfg.ListenAddrs = []string{transports["tcp"]}
 	}))
 	ctx := context.Background()
@@ -26,6 +26,13 @@ func ledgerCluster(b testing.TB) *nubetest.C {
 	}
 	for _, i := range []int{3, 4} {
 		if _, err := c.Node(i).Ledger().Info(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// A payee is a user the ledger knows: pay each node's user once, by
+	// the node's ID, so that the runs below pay users as a program would.
+	for _, p := range []int{1, 3} {
+		if _, err := c.Node(0).Ledger().Send(ctx, c.Node(p).ID(), 1, "hello"); err != nil {
 			b.Fatal(err)
 		}
 	}
