@@ -15,8 +15,16 @@
 // Every transaction is signed by the account it debits, carries a nonce
 // and a time, and is applied once; every ledger node checks the signatures
 // itself as it applies an entry, so a dishonest ledger node can refuse or
-// delay a payment but not forge one. Nodes that keep no ledger find it on
-// the DHT.
+// delay a payment but not forge one.
+//
+// Keeping the ledger is a matter of trust (Config.Trust), not of what a
+// node serves: a ledger is formed by nodes that trust each other, and a
+// node joins it only if a majority of its members trust it. Its roster
+// (its genesis and members, each change signed by members) is its
+// identity: a node that keeps no ledger learns it from a node it trusts,
+// asks only its members, and believes only answers one of them signed
+// (ErrImpostor otherwise). A send names a user the ledger knows, or a
+// node, whose user is paid.
 //
 // The manager is also the service layer's Payments (Compute): a priced
 // run's caller signs a reserve of the most it may cost, the provider puts
