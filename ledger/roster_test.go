@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strconv"
@@ -284,4 +285,29 @@ func TestMachineRoster(t *testing.T) {
 			t.Fatalf("an old snapshot restored as %+v with roster %v", s.Genesis, r)
 		}
 	})
+}
+
+// TestKnownRoundTrip: the roster a node keeps in ledger.json reads back
+// as the same roster, and still verifies.
+func TestKnownRoundTrip(t *testing.T) {
+	ms := members(t, 4)
+	a, b, c, d := ms[0], ms[1], ms[2], ms[3]
+	_, gb := genesisOf(t, "ledger-1")
+	r, err := verifyChain(chain{entry(t, rosterBody{Ledger: "ledger-1", Members: ids([]member{a, b, c}), Genesis: gb}, a, b, c),
+		entry(t, rosterBody{Ledger: "ledger-1", Epoch: 1, Members: ids([]member{a, b, c, d})}, a, c)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf, err := json.Marshal(known{Roster: r, Leader: b.id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k known
+	if err := json.Unmarshal(buf, &k); err != nil {
+		t.Fatal(err)
+	}
+	back, err := verifyChain(k.Roster)
+	if err != nil || !back.extends(r) || back.epoch() != 1 || k.Leader != b.id {
+		t.Fatalf("ledger.json read back as %v at epoch %d, leader %s (%v):\n%s", back.members(), back.epoch(), k.Leader, err, buf)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -47,6 +48,7 @@ var (
 	impInfo   = remote.Declare[map[int]any, map[int]any]("nube.ledger.info")
 	impSubmit = remote.Declare[map[int]any, map[int]any]("nube.ledger.submit")
 	impAdd    = remote.Declare[map[int]any, map[int]any]("nube.ledger.add")
+	impForm   = remote.Declare[map[int]any, map[int]any]("nube.ledger.form")
 )
 
 // forgedLedger is what an impostor says the ledger is: a ledger of its
@@ -221,6 +223,42 @@ func TestRefusedCreateLeavesNothing(t *testing.T) {
 	in, err := a.Ledger().Create(ctx, 0, friend.ID())
 	if err != nil || len(in.Nodes) != 2 {
 		t.Fatalf("the create after a refused one: %+v, %v", in, err)
+	}
+}
+
+// TestCreateAbortedMidway: a peer signs the founding and then fails to
+// open its group; the creator gives up, and the peer that had opened its
+// group drops it: no group is left anywhere.
+func TestCreateAbortedMidway(t *testing.T) {
+	c := nubetest.Cluster(t, 2, nubetest.TrustFirst(2), nubetest.WithConfig(fast))
+	ctx := nubetest.Context(t, time.Minute)
+	a, friend := c.Node(0), c.Node(1)
+	h, ep := bare(t, ctx, a)
+	raw, err := h.Peerstore().PrivKey(h.ID()).Raw()
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote.Handle(ep, impForm, func(ctx context.Context, req map[int]any) (map[int]any, error) {
+		if step, _ := req[1].(uint64); step == 1 { // asked to agree: it does
+			body, _ := req[2].([]byte)
+			return map[int]any{1: identity.Sign(ed25519.PrivateKey(raw), "nube ledger roster v1\n", body)}, nil
+		}
+		if step, _ := req[1].(uint64); step == 2 {
+			return nil, errors.New("this node's disk is full") // asked to open: it fails
+		}
+		return map[int]any{}, nil
+	})
+	_, err = a.Ledger().Create(ctx, 0, friend.ID(), h.ID())
+	if err == nil || !strings.Contains(err.Error(), "disk is full") {
+		t.Fatalf("a create one peer failed to open: %v", err)
+	}
+	for i, n := range c.Nodes() {
+		nubetest.Eventually(t, ctx, func() bool {
+			return !n.Ledger().IsNode() && !slices.Contains(n.GroupNames(), ledger.GroupName)
+		}, func() string { return fmt.Sprintf("node %d keeps the ledger's group after an aborted create", i) })
+	}
+	if _, err := a.Ledger().Create(ctx, 0, friend.ID()); err != nil {
+		t.Fatalf("the create after an aborted one: %v", err)
 	}
 }
 
