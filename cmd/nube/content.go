@@ -352,7 +352,7 @@ is what they get.`,
 			meta := dirtar.Meta{Mode: d.Mode, MTime: d.MTime}
 			switch {
 			case d.Kind == "directory":
-				err = extractTar(&progress.Reader{R: d, Bar: bar}, out, meta)
+				err = dirtar.Extract(&progress.Reader{R: d, Bar: bar}, out, meta)
 			case d.HandedOver:
 				follow := bar.Follow(part)
 				_, err = io.Copy(io.Discard, d) // the node's report
@@ -437,50 +437,6 @@ func applyMeta(p string, m dirtar.Meta) error {
 	}
 	if !m.MTime.IsZero() {
 		if err := os.Chtimes(p, m.MTime, m.MTime); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// extractTar unpacks a directory stream into dir; dirtar refuses entries
-// that would land outside it. Directories get the mode and time their DAG
-// carries once everything is written in them (a read-only mode would stop
-// the writing, and writing changes a directory's time), deepest first;
-// root is dir's own.
-func extractTar(r io.Reader, dir string, root dirtar.Meta) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	type dirMeta struct {
-		path string
-		meta dirtar.Meta
-	}
-	dirs := []dirMeta{{dir, root}}
-	err := dirtar.Read(r, func(e dirtar.Entry, body io.Reader) error {
-		p := filepath.Join(dir, filepath.FromSlash(e.Name))
-		switch e.Kind {
-		case dirtar.Dir:
-			dirs = append(dirs, dirMeta{p, e.Meta})
-			return os.MkdirAll(p, 0o755)
-		case dirtar.Symlink:
-			// A second get into the same place replaces the link, as it
-			// replaces a file.
-			if fi, err := os.Lstat(p); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
-				if err := os.Remove(p); err != nil {
-					return err
-				}
-			}
-			return os.Symlink(e.Target, p)
-		default:
-			return writeFile(body, p, e.Meta)
-		}
-	})
-	if err != nil {
-		return err
-	}
-	for i := len(dirs) - 1; i >= 0; i-- {
-		if err := applyMeta(dirs[i].path, dirs[i].meta); err != nil {
 			return err
 		}
 	}
