@@ -147,9 +147,22 @@ type Entry struct {
 	Meta          // the mode and time the entry carries, if any
 }
 
+// sparse reports a file whose PAX records make it sparse: archive/tar
+// fills its holes with zeros, so a few bytes of stream could become a
+// file of a terabyte. No writer of ours makes one. (GNU's own sparse type
+// is refused as a type Read does not take.)
+func sparse(h *tar.Header) bool {
+	for k := range h.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
+}
+
 // Read reads a directory stream, calling visit for each entry in order;
-// for a file, r holds its bytes. An entry of another type stops the read
-// with an error naming it, as does one whose name is not a plain relative
+// for a file, r holds its bytes, which are all in the stream. An entry of
+// another type, or a sparse file, stops the read with an error naming it, as does one whose name is not a plain relative
 // path, or whose symlink target is too long or holds a NUL (ErrBadName).
 // A directory's name may end in one slash.
 func Read(r io.Reader, visit func(e Entry, r io.Reader) error) error {
@@ -178,6 +191,9 @@ func Read(r io.Reader, visit func(e Entry, r io.Reader) error) error {
 		}
 		switch h.Typeflag {
 		case tar.TypeReg:
+			if sparse(h) {
+				return fmt.Errorf("entry %q: a sparse file, whose holes would be %d bytes from none in the stream", h.Name, h.Size)
+			}
 			e.Kind = File
 		case tar.TypeDir:
 			e.Kind = Dir
