@@ -4,104 +4,157 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
+	"path"
 )
 
-// Extract unpacks the directory stream r into dir, making dir if need be;
-// Read refuses entries that would land outside it. Files get the
+// ErrEscapes reports an entry that would be written through a symlink: one
+// the stream made, or one already in the directory. Extract follows none.
+var ErrEscapes = errors.New("a symlink is on the way: extraction follows none")
+
+// Extract unpacks the directory stream r into dir, making dir if need be
+// (dir itself may be a symlink: it is the caller's choice). Files get the
 // permissions new files get (0644 less the umask), directories 0755 less
-// the umask, unless the entry carries a mode. Directories get the mode and
-// time they carry once everything is written in them (a read-only mode
-// would stop the writing, and writing changes a directory's time),
-// deepest first; root is dir's own.
+// the umask, unless the entry carries a mode.
+//
+// The stream may be anyone's, and nothing it holds makes Extract write,
+// chmod or chtime outside dir. Read refuses names that are not plain
+// relative paths; no symlink is followed on the way to anything written
+// (on Linux openat2 with RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS; elsewhere
+// os.Root, and each directory on the way checked not to be a link); and
+// symlinks are made last, after every file and directory, so none the
+// stream makes can lie on the way to what it writes. An entry that would
+// go through a symlink, whether the stream or the directory's owner made
+// it, stops the extraction with an error wrapping ErrEscapes.
+//
+// A second extraction into the same place replaces files and links (a
+// file or link is renamed over, never written through), and finds its
+// directories there. A mode and time go on what was made: on an open file
+// before it is renamed into place, and on a directory opened without
+// following links. Directories get theirs once everything is written in
+// them (a read-only mode would stop the writing, and writing changes a
+// directory's time), deepest first; root is dir's own.
 func Extract(r io.Reader, dir string, root Meta) error {
+	return extract(r, dir, root, openTree)
+}
+
+// A tree is the directory extraction writes into. Every name is a path
+// Read accepted, relative to the tree, and no method follows a symlink on
+// the way to it or at its end.
+type tree interface {
+	// mkdir makes the directory name, whose parent is one. A directory
+	// already there will do; anything else is an error.
+	mkdir(name string) error
+	// create makes a new part file in name's directory, for name.
+	create(name string) (part, error)
+	// symlink makes name a link to target, replacing a link there.
+	symlink(target, name string) error
+	// setMeta gives the directory name the mode and time m carries.
+	setMeta(name string, m Meta) error
+	close() error
+}
+
+// A part is a file being written, under a name of its own beside the
+// name it is for.
+type part interface {
+	io.Writer
+	// commit gives the file the mode and time m carries and renames it
+	// over its name. Either way the part file is gone after.
+	commit(m Meta) error
+	// abort closes and removes the part file.
+	abort()
+}
+
+// extract is Extract on the tree open makes of dir.
+func extract(r io.Reader, dir string, root Meta, open func(dir string) (tree, error)) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
+	t, err := open(dir)
+	if err != nil {
+		return err
+	}
+	defer t.close()
 	type dirMeta struct {
-		path string
+		name string
 		meta Meta
 	}
-	dirs := []dirMeta{{dir, root}}
-	err := Read(r, func(e Entry, body io.Reader) error {
-		p := filepath.Join(dir, filepath.FromSlash(e.Name))
+	dirs := []dirMeta{{".", root}}
+	var links []Entry
+	// A MiB at a time: io.Copy's 32 KiB made a get of a large file a
+	// third more CPU.
+	buf := make([]byte, 1<<20)
+	err = Read(r, func(e Entry, body io.Reader) error {
 		switch e.Kind {
 		case Dir:
-			dirs = append(dirs, dirMeta{p, e.Meta})
-			return os.MkdirAll(p, 0o755)
+			dirs = append(dirs, dirMeta{e.Name, e.Meta})
+			return mkdirAll(t, e.Name)
 		case Symlink:
-			// A second extract into the same place replaces the link, as
-			// it replaces a file.
-			if fi, err := os.Lstat(p); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
-				if err := os.Remove(p); err != nil {
-					return err
-				}
-			}
-			return os.Symlink(e.Target, p)
+			links = append(links, e)
+			return nil
 		default:
-			return writeFile(body, p, e.Meta)
+			p, err := t.create(e.Name)
+			if err != nil {
+				return err
+			}
+			if _, err := io.CopyBuffer(struct{ io.Writer }{p}, struct{ io.Reader }{body}, buf); err != nil {
+				p.abort()
+				return fmt.Errorf("%s: %w", e.Name, err)
+			}
+			return p.commit(e.Meta)
 		}
 	})
 	if err != nil {
 		return err
 	}
+	for _, l := range links {
+		if err := t.symlink(l.Target, l.Name); err != nil {
+			return err
+		}
+	}
 	for i := len(dirs) - 1; i >= 0; i-- {
-		if err := applyMeta(dirs[i].path, dirs[i].meta); err != nil {
-			return err
+		if d := dirs[i]; d.meta.Mode != 0 || !d.meta.MTime.IsZero() {
+			if err := t.setMeta(d.name, d.meta); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
-// writeFile saves r at p through a part file beside it, so that a stream
-// cut short never leaves a partial file under the final name.
-func writeFile(r io.Reader, p string, m Meta) error {
-	var tmp *os.File
-	for range 100 {
-		name := filepath.Join(filepath.Dir(p), fmt.Sprintf(".%s.part-%d", filepath.Base(p), rand.Uint64()))
-		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
-		if errors.Is(err, fs.ErrExist) {
-			continue
+// mkdirAll makes the directory name and any of its parents missing.
+func mkdirAll(t tree, name string) error {
+	err := t.mkdir(name)
+	if errors.Is(err, os.ErrNotExist) {
+		if parent := path.Dir(name); parent != "." {
+			if err := mkdirAll(t, parent); err != nil {
+				return err
+			}
+			return t.mkdir(name)
 		}
-		if err != nil {
-			return err
-		}
-		tmp = f
-		break
 	}
-	if tmp == nil {
-		return fmt.Errorf("%s: could not make a temporary file beside it", p)
-	}
-	defer os.Remove(tmp.Name())
-	// A MiB at a time: io.Copy's 32 KiB made the CLI's get of a large
-	// file a third more CPU.
-	if _, err := io.CopyBuffer(struct{ io.Writer }{tmp}, struct{ io.Reader }{r}, make([]byte, 1<<20)); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := applyMeta(tmp.Name(), m); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), p)
+	return err
 }
 
-// applyMeta gives p the mode and time m carries, where it carries them.
-func applyMeta(p string, m Meta) error {
-	if m.Mode != 0 {
-		if err := os.Chmod(p, m.Mode.Perm()); err != nil {
-			return err
-		}
+// partName is a name for a part file for base, hidden, and short enough
+// for a directory entry of 255 bytes whatever base is.
+func partName(base string) string {
+	if len(base) > 200 {
+		base = base[:200]
 	}
-	if !m.MTime.IsZero() {
-		if err := os.Chtimes(p, m.MTime, m.MTime); err != nil {
-			return err
-		}
-	}
-	return nil
+	return fmt.Sprintf(".%s.part-%d", base, rand.Uint64())
 }
+
+// split returns the directory name is in ("." at the top) and its last
+// part.
+func split(name string) (dir, base string) {
+	dir, base = path.Split(name)
+	if dir == "" {
+		return ".", base
+	}
+	return dir[:len(dir)-1], base
+}
+
+// escapes is the error for name, to which a symlink lies on the way.
+func escapes(name string) error { return fmt.Errorf("%s: %w", name, ErrEscapes) }
