@@ -357,10 +357,16 @@ var ErrNotUnixFS = errcode.New(errcode.BadRequest, "not UnixFS content")
 var ErrNotFound = errcode.New(errcode.NotFound, "no such file or directory")
 
 // Resolve walks from root down parts and returns the node there, fetching
-// what it needs through ng.
+// what it needs through ng. A part CheckName refuses ("..", ".") is an
+// error wrapping ErrBadName, before anything is fetched.
 func resolve(ctx context.Context, ng ipld.NodeGetter, root cid.Cid, parts []string) (ipld.Node, error) {
 	if t := root.Type(); t != cid.DagProtobuf && t != cid.Raw {
 		return nil, fmt.Errorf("%s: %w (codec %s)", root, ErrNotUnixFS, multicodec.Code(t))
+	}
+	for i, name := range parts {
+		if err := CheckName(name); err != nil {
+			return nil, fmt.Errorf("%s/%s: %w", root, strings.Join(parts[:i+1], "/"), err)
+		}
 	}
 	n, err := ng.Get(ctx, root)
 	if err != nil {
@@ -434,7 +440,9 @@ func (s *Service) Stat(ctx context.Context, p string) (Entry, error) {
 	return describe(name, n)
 }
 
-// List returns the entries of the directory at path p, in name order.
+// List returns the entries of the directory at path p, in name order. A
+// directory holding a name CheckName refuses, or a name twice, is an
+// error wrapping ErrBadName.
 func (s *Service) List(ctx context.Context, p string) ([]Entry, error) {
 	root, parts, err := ParsePath(p)
 	if err != nil {
@@ -457,6 +465,16 @@ func (s *Service) List(ctx context.Context, p string) ([]Entry, error) {
 	links, err := dir.Links(ctx)
 	if err != nil {
 		return nil, fetchError(ctx, n.Cid(), err)
+	}
+	seen := make(map[string]bool, len(links))
+	for _, l := range links {
+		if err := CheckName(l.Name); err != nil {
+			return nil, fmt.Errorf("directory %s: %w", p, err)
+		}
+		if seen[l.Name] {
+			return nil, fmt.Errorf("directory %s: %w %q: two entries have it", p, ErrBadName, l.Name)
+		}
+		seen[l.Name] = true
 	}
 	// Describe the children; fetching them in one batch lets bitswap
 	// ask for all at once.

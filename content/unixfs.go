@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"sort"
 	"strings"
 	"time"
@@ -105,16 +104,18 @@ func newTreeBuilder(dag ipld.DAGService) *treeBuilder {
 }
 
 // cleanPath splits a relative slash-separated path into its parts,
-// refusing anything that would climb out of the tree.
+// refusing any part CheckName refuses: "a/../b" is an error, not "b". A
+// backslash is a slash, and a slash at either end is dropped; "" is the
+// root.
 func cleanPath(p string) ([]string, error) {
-	p = strings.TrimPrefix(path.Clean("/"+strings.ReplaceAll(p, "\\", "/")), "/")
+	p = strings.Trim(strings.ReplaceAll(p, "\\", "/"), "/")
 	if p == "" {
 		return nil, nil
 	}
 	parts := strings.Split(p, "/")
 	for _, s := range parts {
-		if s == ".." || s == "." {
-			return nil, fmt.Errorf("bad path %q", p)
+		if err := CheckName(s); err != nil {
+			return nil, fmt.Errorf("path %q: %w", p, err)
 		}
 	}
 	return parts, nil
