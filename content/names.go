@@ -35,3 +35,19 @@ func CheckName(name string) error {
 	}
 	return fmt.Errorf("%w %q: %s", ErrBadName, name, why)
 }
+
+// CheckNames returns nil if names can be the names of one directory's
+// entries: each passes CheckName, and none comes twice.
+func CheckNames(names []string) error {
+	seen := make(map[string]bool, len(names))
+	for _, name := range names {
+		if err := CheckName(name); err != nil {
+			return err
+		}
+		if seen[name] {
+			return fmt.Errorf("%w %q: two entries have it", ErrBadName, name)
+		}
+		seen[name] = true
+	}
+	return nil
+}

@@ -224,3 +224,19 @@ func FuzzCheckName(f *testing.F) {
 		}
 	})
 }
+
+func TestCheckNames(t *testing.T) {
+	for _, tc := range []struct {
+		names []string
+		ok    bool
+	}{
+		{nil, true},
+		{[]string{"a", "b", ".a", "..."}, true},
+		{[]string{"a", "b", "a"}, false},
+		{[]string{"a", ".."}, false},
+	} {
+		if err := content.CheckNames(tc.names); (err == nil) != tc.ok || (err != nil && !errors.Is(err, content.ErrBadName)) {
+			t.Errorf("CheckNames(%q) = %v", tc.names, err)
+		}
+	}
+}

@@ -441,8 +441,8 @@ func (s *Service) Stat(ctx context.Context, p string) (Entry, error) {
 }
 
 // List returns the entries of the directory at path p, in name order. A
-// directory holding a name CheckName refuses, or a name twice, is an
-// error wrapping ErrBadName.
+// directory whose names CheckNames refuses is an error wrapping
+// ErrBadName.
 func (s *Service) List(ctx context.Context, p string) ([]Entry, error) {
 	root, parts, err := ParsePath(p)
 	if err != nil {
@@ -466,15 +466,12 @@ func (s *Service) List(ctx context.Context, p string) ([]Entry, error) {
 	if err != nil {
 		return nil, fetchError(ctx, n.Cid(), err)
 	}
-	seen := make(map[string]bool, len(links))
-	for _, l := range links {
-		if err := CheckName(l.Name); err != nil {
-			return nil, fmt.Errorf("directory %s: %w", p, err)
-		}
-		if seen[l.Name] {
-			return nil, fmt.Errorf("directory %s: %w %q: two entries have it", p, ErrBadName, l.Name)
-		}
-		seen[l.Name] = true
+	names := make([]string, len(links))
+	for i, l := range links {
+		names[i] = l.Name
+	}
+	if err := CheckNames(names); err != nil {
+		return nil, fmt.Errorf("directory %s: %w", p, err)
 	}
 	// Describe the children; fetching them in one batch lets bitswap
 	// ask for all at once.
