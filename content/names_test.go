@@ -11,73 +11,12 @@ import (
 	"time"
 
 	mdag "github.com/ipfs/boxo/ipld/merkledag"
-	ft "github.com/ipfs/boxo/ipld/unixfs"
-	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
-	ipld "github.com/ipfs/go-ipld-format"
-	mh "github.com/multiformats/go-multihash"
 
 	"github.com/nubecloud/nube/content"
 	"github.com/nubecloud/nube/internal/hosttest"
+	"github.com/nubecloud/nube/nubetest"
 )
-
-// dagBuilder makes UnixFS nodes with names as given, however hostile:
-// what a stranger's DAG may hold.
-type dagBuilder struct {
-	t      *testing.T
-	blocks []blocks.Block
-}
-
-func (b *dagBuilder) node(fsn *ft.FSNode) *mdag.ProtoNode {
-	data, err := fsn.GetBytes()
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	n := mdag.NodeWithData(data)
-	n.SetCidBuilder(cid.V1Builder{Codec: cid.DagProtobuf, MhType: mh.SHA2_256})
-	return n
-}
-
-// file makes a file holding body.
-func (b *dagBuilder) file(body string) *mdag.ProtoNode {
-	fsn := ft.NewFSNode(ft.TFile)
-	fsn.SetData([]byte(body))
-	n := b.node(fsn)
-	b.blocks = append(b.blocks, n)
-	return n
-}
-
-// symlink makes a symlink to target.
-func (b *dagBuilder) symlink(target string) *mdag.ProtoNode {
-	fsn := ft.NewFSNode(ft.TSymlink)
-	fsn.SetData([]byte(target))
-	n := b.node(fsn)
-	b.blocks = append(b.blocks, n)
-	return n
-}
-
-// dir makes a directory of the links given in turn: name, node, name,
-// node... Two links may share a name, in the order given.
-func (b *dagBuilder) dir(links ...any) *mdag.ProtoNode {
-	n := b.node(ft.NewFSNode(ft.TDirectory))
-	for i := 0; i < len(links); i += 2 {
-		child := links[i+1].(*mdag.ProtoNode)
-		l, err := ipld.MakeLink(child)
-		if err != nil {
-			b.t.Fatal(err)
-		}
-		if err := n.AddRawLink(links[i].(string), l); err != nil {
-			b.t.Fatal(err)
-		}
-	}
-	b.blocks = append(b.blocks, n)
-	return n
-}
-
-// car is the CAR file of everything made, rooted at root.
-func (b *dagBuilder) car(root *mdag.ProtoNode) []byte {
-	return carFile(b.t, []cid.Cid{root.Cid()}, b.blocks...)
-}
 
 // hostileDAGs are directories whose names would put a file outside the
 // directory they are saved into, or a link where a directory is written:
@@ -93,27 +32,27 @@ func hostileDAGs(t *testing.T) map[string]struct {
 		root     cid.Cid
 		dir, bad string
 	}{}
-	add := func(name, dir, bad string, build func(b *dagBuilder) *mdag.ProtoNode) {
-		b := &dagBuilder{t: t}
+	add := func(name, dir, bad string, build func(b *nubetest.DAG) *mdag.ProtoNode) {
+		b := nubetest.NewDAG(t)
 		root := build(b)
 		out[name] = struct {
 			car      []byte
 			root     cid.Cid
 			dir, bad string
-		}{b.car(root), root.Cid(), dir, bad}
+		}{b.CAR(root), root.Cid(), dir, bad}
 	}
-	add("climbs out of a subdirectory", "A", "../a", func(b *dagBuilder) *mdag.ProtoNode {
-		return b.dir("A", b.dir("../a", b.symlink("/home")), "a", b.dir("pwned", b.file("x")))
+	add("climbs out of a subdirectory", "A", "../a", func(b *nubetest.DAG) *mdag.ProtoNode {
+		return b.Dir("A", b.Dir("../a", b.Symlink("/home")), "a", b.Dir("pwned", b.File("x")))
 	})
-	add("dot-dot", "", "..", func(b *dagBuilder) *mdag.ProtoNode { return b.dir("..", b.dir("pwned", b.file("x"))) })
-	add("dot", "", ".", func(b *dagBuilder) *mdag.ProtoNode { return b.dir(".", b.dir("pwned", b.file("x"))) })
-	add("empty", "", "", func(b *dagBuilder) *mdag.ProtoNode { return b.dir("", b.file("x")) })
-	add("a slash", "", "a/b", func(b *dagBuilder) *mdag.ProtoNode {
-		return b.dir("a", b.symlink("/home"), "a/b", b.file("x"))
+	add("dot-dot", "", "..", func(b *nubetest.DAG) *mdag.ProtoNode { return b.Dir("..", b.Dir("pwned", b.File("x"))) })
+	add("dot", "", ".", func(b *nubetest.DAG) *mdag.ProtoNode { return b.Dir(".", b.Dir("pwned", b.File("x"))) })
+	add("empty", "", "", func(b *nubetest.DAG) *mdag.ProtoNode { return b.Dir("", b.File("x")) })
+	add("a slash", "", "a/b", func(b *nubetest.DAG) *mdag.ProtoNode {
+		return b.Dir("a", b.Symlink("/home"), "a/b", b.File("x"))
 	})
-	add("a NUL", "", "a\x00b", func(b *dagBuilder) *mdag.ProtoNode { return b.dir("a\x00b", b.file("x")) })
-	add("a link, then a directory of its name", "", "a", func(b *dagBuilder) *mdag.ProtoNode {
-		return b.dir("a", b.symlink("/home"), "a", b.dir("pwned", b.file("x")))
+	add("a NUL", "", "a\x00b", func(b *nubetest.DAG) *mdag.ProtoNode { return b.Dir("a\x00b", b.File("x")) })
+	add("a link, then a directory of its name", "", "a", func(b *nubetest.DAG) *mdag.ProtoNode {
+		return b.Dir("a", b.Symlink("/home"), "a", b.Dir("pwned", b.File("x")))
 	})
 	return out
 }
