@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -218,10 +219,14 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, to *os.File) {
 	w.Header().Set(client.HeaderKind, string(content.KindDir))
 	w.Header().Set(client.HeaderSize, strconv.FormatUint(e.Size, 10))
 	w.Header().Set(client.HeaderCID, e.CID.String())
+	w.Header().Set("Trailer", client.TrailerError)
 	tw := dirtar.NewWriter(w)
 	if err := s.writeTar(r.Context(), tw, strings.TrimSuffix(arg, "/"), ""); err != nil {
-		// The status is sent; the broken tar stream tells the client.
+		// The status is sent: the error goes after the stream, left
+		// unfinished, as a trailer the client reads in place of its end.
 		s.log.Warn("get: tar stream cut short", "path", arg, "err", err)
+		b, _ := json.Marshal(errorOf(contentStatus(err), err))
+		w.Header().Set(client.TrailerError, base64.StdEncoding.EncodeToString(b))
 		return
 	}
 	tw.Close()
@@ -240,7 +245,9 @@ func setMeta(h http.Header, e content.Entry) {
 	}
 }
 
-// writeTar writes the directory at p into w under the name prefix.
+// writeTar writes the directory at p into w under the name prefix. A
+// hostile name stops it twice over: List refuses the directory that holds
+// it, and w refuses to write it.
 func (s *Server) writeTar(ctx context.Context, w *dirtar.Writer, p, prefix string) error {
 	entries, err := s.node.Content().List(ctx, p)
 	if err != nil {
@@ -392,7 +399,8 @@ func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) {
 func contentStatus(err error) int {
 	switch {
 	case errors.Is(err, content.ErrBadCID), errors.Is(err, content.ErrNotUnixFS),
-		errors.Is(err, content.ErrBadCAR), errors.Is(err, content.ErrIncomplete):
+		errors.Is(err, content.ErrBadCAR), errors.Is(err, content.ErrIncomplete),
+		errors.Is(err, content.ErrBadName), errors.Is(err, dirtar.ErrBadName):
 		return http.StatusBadRequest
 	case errors.Is(err, content.ErrNotFound), errors.Is(err, content.ErrNotPinned):
 		return http.StatusNotFound

@@ -15,10 +15,14 @@ import (
 	"time"
 
 	"github.com/ipfs/boxo/blockservice"
+	"github.com/ipfs/boxo/files"
 	"github.com/ipfs/boxo/gateway"
+	mdag "github.com/ipfs/boxo/ipld/merkledag"
+	uio "github.com/ipfs/boxo/ipld/unixfs/io"
 	"github.com/ipfs/boxo/namesys"
 	ipath "github.com/ipfs/boxo/path"
 	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -202,7 +206,7 @@ func ipfsHandler(n *nube.Node, cfg GatewayConfig) (http.Handler, error) {
 		RetrievalTimeout: cfg.FetchTimeout,
 		MetricsRegistry:  reg,
 	}
-	files := filesBackend{BlocksBackend: backend, content: n.Content()}
+	files := filesBackend{BlocksBackend: backend, content: n.Content(), dag: mdag.NewDAGService(blocks.BlockService())}
 	return gateway.NewHostnameHandler(gc, files, gateway.NewHandler(gc, files)), nil
 }
 
@@ -212,9 +216,101 @@ func ipfsHandler(n *nube.Node, cfg GatewayConfig) (http.Handler, error) {
 // boxo's reader holds ten blocks per response (128 slow readers of large
 // files took the gateway from 172 MiB to 862 MiB) and asks one provider
 // at a time.
+//
+// It also refuses a directory whose names content.CheckNames refuses (a
+// link named "../a" or "a/b", two links of one name), which boxo would
+// list and put in a tar stream as they are: a tool unpacking such a tar
+// could write outside its directory. The listing, or the tar of such a
+// directory, is a 400 that names the bad name; a directory deeper in a
+// tar stops the stream there, with the error at its end (boxo's way).
 type filesBackend struct {
 	*gateway.BlocksBackend
 	content nube.Content
+	dag     ipld.DAGService // to read a directory's names
+}
+
+// checkNames refuses the directory c, whose node the store holds, if
+// content.CheckNames refuses its names.
+func (b filesBackend) checkNames(ctx context.Context, c cid.Cid) error {
+	n, err := b.dag.Get(ctx, c)
+	if err != nil {
+		return err
+	}
+	dir, err := uio.NewDirectoryFromNode(b.dag, n)
+	if err != nil {
+		return nil // not a directory: no names
+	}
+	var names []string
+	if err := dir.ForEachLink(ctx, func(l *ipld.Link) error {
+		names = append(names, l.Name)
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := content.CheckNames(names); err != nil {
+		return gateway.NewErrorStatusCode(fmt.Errorf("directory %s: %w", c, err), http.StatusBadRequest)
+	}
+	return nil
+}
+
+// GetAll is boxo's (for a tar stream), once a directory's names are
+// checked; the directories in it check their own as the stream reaches
+// them.
+func (b filesBackend) GetAll(ctx context.Context, p ipath.ImmutablePath) (gateway.ContentPathMetadata, files.Node, error) {
+	md, n, err := b.BlocksBackend.GetAll(ctx, p)
+	if err != nil {
+		return md, n, err
+	}
+	if d, ok := n.(files.Directory); ok {
+		if err := b.checkNames(ctx, md.LastSegment.RootCid()); err != nil {
+			n.Close()
+			return md, nil, err
+		}
+		n = checkedDir{d}
+	}
+	return md, n, nil
+}
+
+// checkedDir is a directory whose entries' names are checked as they
+// come: a bad one, or one seen before, ends the entries with an error.
+type checkedDir struct{ files.Directory }
+
+func (d checkedDir) Entries() files.DirIterator {
+	return &checkedEntries{DirIterator: d.Directory.Entries(), seen: map[string]bool{}}
+}
+
+type checkedEntries struct {
+	files.DirIterator
+	seen map[string]bool
+	err  error
+}
+
+func (it *checkedEntries) Next() bool {
+	if it.err != nil || !it.DirIterator.Next() {
+		return false
+	}
+	name := it.Name()
+	it.err = content.CheckName(name)
+	if it.err == nil && it.seen[name] {
+		it.err = fmt.Errorf("%w %q: two entries have it", content.ErrBadName, name)
+	}
+	it.seen[name] = true
+	return it.err == nil
+}
+
+func (it *checkedEntries) Err() error {
+	if it.err != nil {
+		return it.err
+	}
+	return it.DirIterator.Err()
+}
+
+func (it *checkedEntries) Node() files.Node {
+	n := it.DirIterator.Node()
+	if d, ok := n.(files.Directory); ok {
+		return checkedDir{d}
+	}
+	return n
 }
 
 func (b filesBackend) Get(ctx context.Context, p ipath.ImmutablePath, ranges ...gateway.ByteRange) (gateway.ContentPathMetadata, *gateway.GetResponse, error) {
@@ -228,7 +324,13 @@ func (b filesBackend) Get(ctx context.Context, p ipath.ImmutablePath, ranges ...
 	}
 	f, err := b.content.Get(ctx, last.String())
 	if err != nil {
-		// A directory, a symlink, or no UnixFS at all: boxo's.
+		// A directory (its names checked), a symlink, or no UnixFS at
+		// all: boxo's.
+		if errors.Is(err, content.ErrIsDir) {
+			if err := b.checkNames(ctx, last); err != nil {
+				return md, nil, err
+			}
+		}
 		return b.BlocksBackend.Get(ctx, p, ranges...)
 	}
 	size := int64(f.Size())

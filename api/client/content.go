@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -131,7 +132,37 @@ func (r *report) Read([]byte) (int, error) {
 
 func (r *report) Close() error { return r.body.Close() }
 
+// trailed reads a response's body and, at its end, gives the error the
+// node sent after it (TrailerError) in place of io.EOF.
+type trailed struct{ resp *http.Response }
+
+func (t trailed) Read(p []byte) (int, error) {
+	n, err := t.resp.Body.Read(p)
+	if err == io.EOF {
+		if e := trailerError(t.resp.Trailer.Get(TrailerError)); e != nil {
+			return n, e
+		}
+	}
+	return n, err
+}
+
+func (t trailed) Close() error { return t.resp.Body.Close() }
+
+// trailerError decodes a TrailerError; one that does not decode still
+// says the stream failed.
+func trailerError(v string) error {
+	if v == "" {
+		return nil
+	}
+	e := &Error{Code: CodeInternal, Message: "the node could not finish the stream"}
+	if b, err := base64.StdEncoding.DecodeString(v); err == nil {
+		json.Unmarshal(b, e)
+	}
+	return e
+}
+
 // Download is a file or directory (as a tar stream) coming from the node.
+// A stream the node could not finish ends with its error, not io.EOF.
 type Download struct {
 	io.ReadCloser
 	Kind string // "file" or "directory"
@@ -175,7 +206,7 @@ func (c *Client) downloadQuery(ctx context.Context, endpoint, query string) (*Do
 	if err != nil {
 		return nil, err
 	}
-	d := &Download{ReadCloser: resp.Body, Kind: resp.Header.Get(HeaderKind), Size: -1, CID: resp.Header.Get(HeaderCID)}
+	d := &Download{ReadCloser: trailed{resp}, Kind: resp.Header.Get(HeaderKind), Size: -1, CID: resp.Header.Get(HeaderCID)}
 	if n, err := strconv.ParseInt(resp.Header.Get(HeaderSize), 10, 64); err == nil {
 		d.Size = n
 	}

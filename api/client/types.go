@@ -153,6 +153,11 @@ const (
 	// when it holds them.
 	HeaderMode  = "X-Nube-Mode"
 	HeaderMTime = "X-Nube-Mtime"
+	// TrailerError is the trailer that ends a stream the node could not
+	// finish (a directory's tar stream, once its status is sent): the
+	// Error, as JSON, in base64. A Download reads it in place of the
+	// stream's end.
+	TrailerError = "X-Nube-Error"
 )
 
 // Written is the report that ends a cat or get the node wrote into a file
