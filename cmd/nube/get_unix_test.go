@@ -311,3 +311,88 @@ func cidOf(t *testing.T, d, p string) string {
 	}
 	return strings.TrimSpace(out)
 }
+
+// TestGetHostileNames imports directories a stranger could publish, each
+// with a trick to make 'nube get' write outside -o, or change what lies
+// there, through names and symlinks: a link named "../a" in a
+// subdirectory, "..", ".", "", "a/b", one with a NUL, a symlink and a
+// directory of one name (the directory's mode to go through the link),
+// and a symlink and a file of one name. 'nube ls' of the directory that
+// holds the name and 'nube get' of the whole fail, naming the bad name,
+// and nothing beside -o changes.
+func TestGetHostileNames(t *testing.T) {
+	d := t.TempDir()
+	startUp(t, d, append([]string{"--api", "127.0.0.1:0", "--gateway", "off"}, loopback...)...)
+	type trick struct {
+		dir, bad string // the directory holding the bad name, below the root, and the name as quoted
+		build    func(g *nubetest.DAG, victim, victimFile string) *mdag.ProtoNode
+	}
+	for name, tc := range map[string]trick{
+		"a link named ../a in a subdirectory": {"/A", `"../a"`, func(g *nubetest.DAG, victim, _ string) *mdag.ProtoNode {
+			return g.Dir("A", g.Dir("../a", g.Symlink(victim)), "a", g.DirMode(0o777, "pwned", g.File("x")))
+		}},
+		"a link named ..": {"", `".."`, func(g *nubetest.DAG, _, _ string) *mdag.ProtoNode {
+			return g.Dir("..", g.Dir("pwned", g.File("x")))
+		}},
+		"a link named .": {"", `"."`, func(g *nubetest.DAG, _, _ string) *mdag.ProtoNode {
+			return g.Dir(".", g.Dir("pwned", g.File("x")))
+		}},
+		"a link with no name": {"", `""`, func(g *nubetest.DAG, _, _ string) *mdag.ProtoNode {
+			return g.Dir("", g.File("x"))
+		}},
+		"a symlink, then a file named under it": {"", `"a/b"`, func(g *nubetest.DAG, victim, _ string) *mdag.ProtoNode {
+			return g.Dir("a", g.Symlink(victim), "a/b", g.File("x"))
+		}},
+		"a name with a NUL": {"", `"a\x00b"`, func(g *nubetest.DAG, _, _ string) *mdag.ProtoNode {
+			return g.Dir("a\x00b", g.File("x"))
+		}},
+		"a symlink, then a directory of its name": {"", `"a"`, func(g *nubetest.DAG, victim, _ string) *mdag.ProtoNode {
+			return g.Dir("a", g.Symlink(victim), "a", g.DirMode(0o777, "pwned", g.File("x")))
+		}},
+		"a symlink, then a file of its name": {"", `"f"`, func(g *nubetest.DAG, _, victimFile string) *mdag.ProtoNode {
+			return g.Dir("f", g.Symlink(victimFile), "f", g.File("x", 0o666))
+		}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			base := t.TempDir()
+			victim, victimFile := filepath.Join(base, "victim"), filepath.Join(base, "victim.txt")
+			if err := os.Mkdir(victim, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(victimFile, []byte("original"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(victim, 0o700)
+			os.Chmod(victimFile, 0o600)
+			g := nubetest.NewDAG(t)
+			root := tc.build(g, victim, victimFile)
+			if _, errs, code := runIn(t, string(g.CAR(root)), "--data", d, "dag", "import", "-q"); code != 0 {
+				t.Fatalf("dag import: %s", errs)
+			}
+			c := root.Cid().String()
+			if out, errs, code := run(t, "--data", d, "ls", c+tc.dir); code == 0 || !strings.Contains(errs, "bad name "+tc.bad) {
+				t.Errorf("ls: exit %d, %q %q; want a failure naming %s", code, out, errs, tc.bad)
+			}
+			if _, errs, code := run(t, "--data", d, "get", "-q", "-o", filepath.Join(base, "out"), c); code == 0 || !strings.Contains(errs, "bad name "+tc.bad) {
+				t.Errorf("get: exit %d, %q; want a failure naming %s", code, errs, tc.bad)
+			}
+			ents, _ := os.ReadDir(base)
+			var names []string
+			for _, e := range ents {
+				names = append(names, e.Name())
+			}
+			if got := strings.Join(names, " "); got != "out victim victim.txt" && got != "victim victim.txt" {
+				t.Errorf("beside -o: %s", got)
+			}
+			if ents, _ := os.ReadDir(victim); len(ents) != 0 {
+				t.Errorf("the victim directory holds %v", ents)
+			}
+			if m := mode(t, victim); m != 0o700 {
+				t.Errorf("the victim directory's mode is %v", m)
+			}
+			if b, _ := os.ReadFile(victimFile); string(b) != "original" || mode(t, victimFile) != 0o600 {
+				t.Errorf("the victim file: %q, mode %v", b, mode(t, victimFile))
+			}
+		})
+	}
+}
