@@ -307,7 +307,13 @@ node provides it within --timeout, get says so and fails.
 Files get the permissions new files get (0644 less your umask), directories
 0755 less the umask; where the DAG carries a mode or a modification time
 (UnixFS 1.5, as 'ipfs add --preserve-mode --preserve-mtime' writes), that
-is what they get.`,
+is what they get.
+
+A directory is anyone's: one holding a name that is not a plain name
+("..", ".", "", "a/b", a NUL) or a name twice is refused, and get never
+follows a symlink on the way to what it writes in -o, whether the
+directory made it or it was there before: remove such a link and get
+again.`,
 		Example: `  nube get bafybei.../photo.jpg
   nube get -o site bafybei...   # a directory`,
 		Args: cobra.ExactArgs(1),
@@ -401,14 +407,23 @@ func writeFile(r io.Reader, p string, m dirtar.Meta) error {
 	return finishPart(tmp, p, m)
 }
 
-// finishPart closes tmp, a part file createPart made beside p and now
-// written, gives it the mode and time m carries, and puts it at p.
+// finishPart gives tmp, a part file createPart made beside p and now
+// written, the mode and time m carries, closes it, and puts it at p. The
+// mode goes on the open file, never through a name.
 func finishPart(tmp *os.File, p string, m dirtar.Meta) error {
+	if m.Mode != 0 {
+		if err := tmp.Chmod(m.Mode.Perm()); err != nil {
+			tmp.Close()
+			return err
+		}
+	}
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	if err := applyMeta(tmp.Name(), m); err != nil {
-		return err
+	if !m.MTime.IsZero() {
+		if err := os.Chtimes(tmp.Name(), m.MTime, m.MTime); err != nil {
+			return err
+		}
 	}
 	return os.Rename(tmp.Name(), p)
 }
@@ -426,21 +441,6 @@ func copyLarge(dst io.Writer, src io.Reader) (int64, error) {
 func isRegular(f *os.File) bool {
 	fi, err := f.Stat()
 	return err == nil && fi.Mode().IsRegular()
-}
-
-// applyMeta gives p the mode and time m carries, where it carries them.
-func applyMeta(p string, m dirtar.Meta) error {
-	if m.Mode != 0 {
-		if err := os.Chmod(p, m.Mode.Perm()); err != nil {
-			return err
-		}
-	}
-	if !m.MTime.IsZero() {
-		if err := os.Chtimes(p, m.MTime, m.MTime); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func newCatCmd(g *globals) *cobra.Command {
