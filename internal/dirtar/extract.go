@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path"
+	"unicode/utf8"
 )
 
 // ErrEscapes reports an entry that would be written through a symlink: one
@@ -138,10 +139,15 @@ func mkdirAll(t tree, name string) error {
 }
 
 // partName is a name for a part file for base, hidden, and short enough
-// for a directory entry of 255 bytes whatever base is.
+// for a directory entry of 255 bytes whatever base is (cut at a rune's
+// start: macOS takes only UTF-8 names).
 func partName(base string) string {
 	if len(base) > 200 {
-		base = base[:200]
+		n := 200
+		for n > 0 && !utf8.RuneStart(base[n]) {
+			n--
+		}
+		base = base[:n]
 	}
 	return fmt.Sprintf(".%s.part-%d", base, rand.Uint64())
 }

@@ -297,3 +297,23 @@ func FuzzExtract(f *testing.F) {
 		})
 	})
 }
+
+// TestExtractLongName: a file whose name takes all 255 bytes a directory
+// entry allows still goes through a part file beside it.
+func TestExtractLongName(t *testing.T) {
+	name := strings.Repeat("é", 127) + "x" // 255 bytes
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: 1, Mode: 0o644})
+	tw.Write([]byte("y"))
+	tw.Close()
+	for way, open := range trees {
+		out := t.TempDir()
+		if err := extract(bytes.NewReader(buf.Bytes()), out, Meta{}, open); err != nil {
+			t.Fatalf("%s: %v", way, err)
+		}
+		if b, err := os.ReadFile(filepath.Join(out, name)); err != nil || string(b) != "y" {
+			t.Errorf("%s: %q, %v", way, b, err)
+		}
+	}
+}
