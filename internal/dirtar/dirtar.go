@@ -162,9 +162,10 @@ func sparse(h *tar.Header) bool {
 
 // Read reads a directory stream, calling visit for each entry in order;
 // for a file, r holds its bytes, which are all in the stream. An entry of
-// another type, or a sparse file, stops the read with an error naming it, as does one whose name is not a plain relative
-// path, or whose symlink target is too long or holds a NUL (ErrBadName).
-// A directory's name may end in one slash.
+// another type, or a sparse file, stops the read with an error naming it,
+// as does one whose name is not a plain relative path, or whose symlink
+// target is too long or holds a NUL (ErrBadName). A directory's name may
+// end in one slash.
 func Read(r io.Reader, visit func(e Entry, r io.Reader) error) error {
 	tr := tar.NewReader(r)
 	for {
