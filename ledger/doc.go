@@ -29,8 +29,9 @@
 // The manager is also the service layer's Payments (Compute): a priced
 // run's caller signs a reserve of the most it may cost, the provider puts
 // it in escrow while it fetches the module, bills the run's metering in a
-// receipt the caller countersigns, and the receipt settles once, returning
-// what was not used. And it is the space layer's Payments (Storage):
-// holders of another user's space are paid per GiB-day after a random
-// block challenge.
+// receipt and settles it itself, once, at the reserve's price and within
+// its most, returning what was not used: the signed reserve is the
+// caller's consent, so a caller cannot skip paying by keeping quiet. And
+// it is the space layer's Payments (Storage): holders of another user's
+// space are paid per GiB-day after a random block challenge.
 package ledger

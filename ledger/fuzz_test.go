@@ -14,6 +14,7 @@ func seeds(t testing.TB) [][]byte {
 	res := reserveRun(b, alice, bob, 100, time.Minute)
 	rel := b.sign(bob, Tx{Kind: Release, From: bob.user, Provider: bob.node, Ref: res.tx.Nonce})
 	rel.Cert = &bob.cert
+	rel.SignNode(bob.nodeKey)
 	var out [][]byte
 	for _, st := range []*SignedTx{
 		b.sign(alice, Tx{Kind: Transfer, From: alice.user, To: bob.user, Amount: 3, Memo: "hi"}),

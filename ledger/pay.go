@@ -3,7 +3,9 @@ package ledger
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -34,7 +36,7 @@ func (c computePay) Reserve(provider peer.ID, price service.Price, most int64, t
 }
 
 // settleTime is how long a reserve must last past its run's end, for the
-// caller to countersign the receipt and the ledger to settle it.
+// provider to settle it.
 const settleTime = 30 * time.Second
 
 // Hold puts a caller's reserve on the ledger, if it covers a run of up to
@@ -61,7 +63,7 @@ func (c computePay) Hold(ctx context.Context, reserve []byte, price service.Pric
 	if _, err := c.m.Submit(ctx, st); err != nil {
 		return service.Hold{}, err
 	}
-	return service.Hold{ID: t.Nonce, Payer: t.From, Price: t.Price, Most: t.Amount}, nil
+	return service.Hold{ID: t.Nonce, Payer: t.From, Price: t.Price, Most: t.Amount, Expires: time.Unix(0, t.Expires)}, nil
 }
 
 // Bill signs the receipt of a held run.
@@ -76,55 +78,85 @@ func (c computePay) Bill(h service.Hold, u wasm.Usage) ([]byte, int64, error) {
 	return b, cost, err
 }
 
+// Collect settles a receipt this node billed: a settlement signed by this
+// node's user and by the node itself, the one the reserve names. It
+// tries again while the ledger cannot be reached, until ctx ends.
+func (c computePay) Collect(ctx context.Context, receipt []byte) error {
+	// The receipt is this node's own, signed here: no signature to check.
+	sr, err := decodeReceipt(receipt, false, false)
+	if err != nil {
+		return err
+	}
+	st, err := c.m.signForNode(Tx{Kind: Settle, From: c.m.user, Receipt: sr})
+	if err != nil {
+		return err
+	}
+	return c.m.submitUntil(ctx, st)
+}
+
 // Release gives a hold back, in the background.
 func (c computePay) Release(h service.Hold) {
-	st, err := Sign(c.m.cfg.UserKey, Tx{Kind: Release, From: c.m.user, Provider: c.m.self, Ref: h.ID})
+	st, err := c.m.signForNode(Tx{Kind: Release, From: c.m.user, Provider: c.m.self, Ref: h.ID})
 	if err != nil {
+		c.m.log.Warn("could not release a reserve", "reserve", hex.EncodeToString(h.ID), "err", err)
 		return
 	}
 	st.Cert = &c.m.cert
 	c.m.background("release", st)
 }
 
-// Settle checks a provider's receipt against what this node reserved and
-// what the run reported, and returns its cost; the payee's signature is
-// checked, the receipt countersigned and settled in the background, off
-// the caller's path (a receipt whose signature fails is not paid, and the
-// reserve returns when it expires).
-func (c computePay) Settle(_ context.Context, reserve []byte, provider peer.ID, receipt []byte, u wasm.Usage) (int64, error) {
-	// The reserve is this node's own, signed here: no signature to check.
+// signForNode signs t with this node's user key, and with the node's own
+// key as a transaction that acts for the node (a release, a compute
+// settlement) needs.
+func (m *Manager) signForNode(t Tx) (*SignedTx, error) {
+	st, err := Sign(m.cfg.UserKey, t)
+	if err != nil {
+		return nil, err
+	}
+	k := m.cfg.Host.Peerstore().PrivKey(m.self)
+	if k == nil {
+		return nil, fmt.Errorf("ledger: the host keeps no private key for its own ID %s", m.self)
+	}
+	raw, err := k.Raw()
+	if err != nil || len(raw) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("ledger: the node's key is not an ed25519 key")
+	}
+	st.SignNode(ed25519.PrivateKey(raw))
+	return st, nil
+}
+
+// Check checks a provider's receipt against what this node reserved, what
+// the run reported and how long the call took here, and returns what the
+// provider may take for it. The provider settles it itself; a receipt
+// that does not hold is logged and its error returned, and the provider
+// may still take it, up to the reserve.
+func (c computePay) Check(reserve []byte, provider peer.ID, receipt []byte, u wasm.Usage, elapsed time.Duration) (int64, error) {
+	// The reserve is this node's own, signed here: no signature to check;
+	// nor is the receipt's checked: the ledger checks it as the provider
+	// settles it, and this node only looks at its figures.
 	res, err := decodeTx(reserve, false)
 	if err != nil {
 		return 0, err
 	}
 	sr, err := decodeReceipt(receipt, false, false)
 	if err != nil {
+		c.m.log.Warn("a provider sent a receipt that does not decode", "provider", provider, "err", err)
 		return 0, err
 	}
-	if err := checkCompute(sr.receipt, res.tx, c.m.user, provider, u); err != nil {
-		return 0, err
+	cost := min(sr.receipt.Amount, res.tx.Amount)
+	if err := checkCompute(sr.receipt, res.tx, c.m.user, provider, u, elapsed); err != nil {
+		c.m.log.Warn("a provider overbilled: it may settle its receipt, up to the reserve", "provider", provider,
+			"reserve", res.tx.ID(), "asks", Credits(sr.receipt.Amount), "err", err)
+		return cost, err
 	}
-	m := c.m
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		if err := sr.verify(false); err != nil {
-			m.log.Warn("a provider's receipt does not verify: not paid", "provider", provider, "err", err)
-			return
-		}
-		sr.Countersign(m.cfg.UserKey)
-		st, err := Sign(m.cfg.UserKey, Tx{Kind: Settle, From: m.user, Receipt: sr})
-		if err != nil {
-			return
-		}
-		m.submitRetrying("settle", st)
-	}()
-	return sr.receipt.Amount, nil
+	return cost, nil
 }
 
 // checkCompute is the payer's check of a compute receipt: its own reserve,
-// the provider it called, the metering the run reported, and the price.
-func checkCompute(r *Receipt, res *Tx, payer, provider peer.ID, u wasm.Usage) error {
+// the provider it called, the metering the run reported, the price, and
+// the time the call took here (a run's CPU time fits in it: a module runs
+// on one thread); elapsed zero is not checked.
+func checkCompute(r *Receipt, res *Tx, payer, provider peer.ID, u wasm.Usage, elapsed time.Duration) error {
 	want := min(res.Price.Cost(u.CPU), res.Amount)
 	switch {
 	case r.Kind != Compute || !bytes.Equal(r.ID, res.Nonce):
@@ -133,6 +165,8 @@ func checkCompute(r *Receipt, res *Tx, payer, provider peer.ID, u wasm.Usage) er
 		return fmt.Errorf("%w: the receipt names payer %s and node %s, the run was %s's on %s", ErrBadReceipt, r.Payer, r.Node, payer, provider)
 	case r.CPU != int64(u.CPU) || r.Wall != int64(u.Wall) || r.Memory != u.Memory || r.In != u.In || r.Out != u.Out:
 		return fmt.Errorf("%w: the receipt claims %v of CPU, the run's metering recorded %v", ErrBadReceipt, time.Duration(r.CPU), u.CPU)
+	case elapsed > 0 && time.Duration(r.CPU) > elapsed:
+		return fmt.Errorf("%w: the receipt claims %v of CPU, the whole call took %v here", ErrBadReceipt, time.Duration(r.CPU), elapsed)
 	case r.Amount != want:
 		return fmt.Errorf("%w: the receipt asks %s, the run cost %s", ErrBadReceipt, Credits(r.Amount), Credits(want))
 	}
@@ -145,32 +179,39 @@ func (m *Manager) background(what string, st *SignedTx) {
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		m.submitRetrying(what, st)
+		ctx, cancel := context.WithTimeout(m.ctx, 2*time.Minute)
+		defer cancel()
+		if err := m.submitUntil(ctx, st); err != nil {
+			m.log.Warn("could not "+what, "err", err)
+		}
 	}()
 }
 
-// submitRetrying submits st until the ledger answers, for up to two
-// minutes.
-func (m *Manager) submitRetrying(what string, st *SignedTx) {
-	ctx, cancel := context.WithTimeout(m.ctx, 2*time.Minute)
+// submitUntil submits st until the ledger applies it or refuses it, or
+// ctx or the manager ends; a ledger that cannot be reached is tried
+// again, less and less often. A transaction the ledger says it applied
+// already (a try whose answer was lost) counts as applied.
+func (m *Manager) submitUntil(ctx context.Context, st *SignedTx) error {
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 10*time.Second) {
+	defer context.AfterFunc(m.ctx, cancel)()
+	wait := 100 * time.Millisecond
+	for {
 		_, err := m.Submit(ctx, st)
 		switch {
-		case err == nil || ctx.Err() != nil:
-			return
-		case errors.Is(err, ErrReplay):
-			return // a try before this one was applied
-		case !isUnreachable(err):
-			m.log.Warn("the ledger refused a "+what, "err", err)
-			return
+		case err == nil || errors.Is(err, ErrReplay):
+			return nil
+		case !isUnreachable(err) || ctx.Err() != nil:
+			return err
 		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
-			m.log.Warn("could not reach the ledger to "+what, "err", err)
-			return
-		case <-time.After(wait):
+			t.Stop()
+			return err
+		case <-t.C:
 		}
+		wait = min(2*wait, 10*time.Second)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -466,6 +467,11 @@ func (s *state) release(t *Tx, now int64) (outcome, error) {
 	return outcome{}, nil
 }
 
+// settle pays a receipt. A compute receipt is paid from its open
+// reserve, once: what its CPU costs at the reserve's price, capped at
+// the reserve's most; the rest goes back to the payer. Who may settle it
+// (the payee, through the node the reserve names) is the transaction's
+// check. A storage receipt is paid from the payer's balance.
 func (s *state) settle(r *Receipt, now int64) (outcome, error) {
 	if !inWindow(r.Time, now) {
 		return outcome{}, fmt.Errorf("%w: receipt made at %s", ErrStale, time.Unix(0, r.Time).UTC().Format(time.RFC3339))
@@ -486,6 +492,9 @@ func (s *state) settle(r *Receipt, now int64) (outcome, error) {
 		if err := s.canPay(r.Payer, r.Amount); err != nil {
 			return outcome{}, err
 		}
+		if err := s.canReceive(r.Payee, r.Amount); err != nil {
+			return outcome{}, err
+		}
 		at := time.Unix(0, now).UTC()
 		s.acct(r.Payer).Balance -= r.Amount
 		s.acct(r.Payee).Balance += r.Amount
@@ -499,18 +508,38 @@ func (s *state) settle(r *Receipt, now int64) (outcome, error) {
 	if err != nil {
 		return outcome{}, err
 	}
+	// Cost saturates at math.MaxInt64; the reserve's most caps it.
 	want := min(res.Price.Cost(time.Duration(r.CPU)), res.Max)
 	switch {
 	case res.Payer != r.Payer:
 		return outcome{}, fmt.Errorf("%w: reserve %s is %s's, the receipt's payer is %s", ErrBadReceipt, id, res.Payer, r.Payer)
 	case res.Provider != r.Node:
 		return outcome{}, fmt.Errorf("%w: reserve %s is for a run on %s, the receipt is from %s", ErrBadReceipt, id, res.Provider, r.Node)
+	case r.Amount < 0 || r.Amount > res.Max:
+		return outcome{}, fmt.Errorf("%w: the receipt asks %s, reserve %s holds %s", ErrBadReceipt, Credits(r.Amount), id, Credits(res.Max))
 	case r.Amount != want:
 		return outcome{}, fmt.Errorf("%w: %v of CPU costs %s at the reserve's price (at most %s), the receipt says %s",
 			ErrBadReceipt, time.Duration(r.CPU), Credits(want), Credits(res.Max), Credits(r.Amount))
 	}
+	if err := s.canReceive(r.Payee, r.Amount); err != nil {
+		return outcome{}, err
+	}
 	s.unreserve(id, res, r.Payee, r.Amount, "settle", now)
 	return outcome{Amount: r.Amount, Balance: s.Accounts[r.Payer].Balance}, nil
+}
+
+// canReceive reports whether u's balance can take amount (not negative)
+// more without passing what an int64 holds. (The ledger's checked
+// arithmetic may take its place.)
+func (s *state) canReceive(u peer.ID, amount int64) error {
+	var bal int64
+	if a := s.Accounts[u]; a != nil {
+		bal = a.Balance
+	}
+	if amount < 0 || bal > math.MaxInt64-amount {
+		return fmt.Errorf("%w: %s's balance of %s cannot take %s more", ErrBadReceipt, u, Credits(bal), Credits(amount))
+	}
+	return nil
 }
 
 // tick returns expired reserves to their payers and forgets nonces and

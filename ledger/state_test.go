@@ -17,10 +17,11 @@ import (
 
 // party is a user with one node.
 type party struct {
-	key  ed25519.PrivateKey
-	user peer.ID
-	node peer.ID
-	cert identity.Cert
+	key     ed25519.PrivateKey
+	user    peer.ID
+	node    peer.ID
+	cert    identity.Cert
+	nodeKey ed25519.PrivateKey
 }
 
 func newParty(t testing.TB) party {
@@ -30,7 +31,8 @@ func newParty(t testing.TB) party {
 	if err != nil {
 		t.Fatal(err)
 	}
-	node, err := identity.ID(identity.Generate().Public().(ed25519.PublicKey))
+	nodeKey := identity.Generate()
+	node, err := identity.ID(nodeKey.Public().(ed25519.PublicKey))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +40,7 @@ func newParty(t testing.TB) party {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return party{key, user, node, cert}
+	return party{key, user, node, cert, nodeKey}
 }
 
 // book is a ledger's state machine driven directly, with a clock of its
@@ -219,6 +221,9 @@ func reserveRun(b *book, payer, provider party, most int64, ttl time.Duration) *
 	return st
 }
 
+// receipt makes the settlement of r, a receipt payee signs, as its
+// settler makes it: the payee (through its node) for a compute receipt,
+// the payer for a storage one, countersigned if countersign is set.
 func (b *book) receipt(payer, payee party, r Receipt, countersign bool) *SignedTx {
 	b.t.Helper()
 	if r.Time == 0 {
@@ -228,6 +233,11 @@ func (b *book) receipt(payer, payee party, r Receipt, countersign bool) *SignedT
 	sr, err := NewReceipt(payee.key, payee.cert, r)
 	if err != nil {
 		b.t.Fatal(err)
+	}
+	if r.Kind == Compute {
+		st := b.sign(payee, Tx{Kind: Settle, From: payee.user, Receipt: sr})
+		st.SignNode(payee.nodeKey)
+		return st
 	}
 	if countersign {
 		sr.Countersign(payer.key)
@@ -246,8 +256,10 @@ func TestEscrow(t *testing.T) {
 	cost := service.Price{PerCall: 10, PerCPUSecond: 1000}.Cost(usage.CPU) // 10 + 150
 	good := Receipt{Kind: Compute, ID: res.tx.Nonce, Amount: cost, CPU: int64(usage.CPU), Wall: int64(usage.Wall)}
 
-	t.Run("not countersigned", func(t *testing.T) {
-		_, err := b.tx(b.receipt(alice, bob, good, false))
+	t.Run("settled by the payer", func(t *testing.T) {
+		st := b.receipt(alice, bob, good, true)
+		st.tx.Receipt.Countersign(alice.key)
+		_, err := b.tx(b.sign(alice, Tx{Kind: Settle, From: alice.user, Receipt: st.tx.Receipt}))
 		b.want(err, ErrForged)
 	})
 	t.Run("more than the usage costs", func(t *testing.T) {
@@ -274,7 +286,8 @@ func TestEscrow(t *testing.T) {
 		}
 		r.Amount, r.CPU = 500, int64(time.Second)
 		st.tx.Receipt.Body, _ = wire.Marshal(&r)
-		st = b.sign(alice, *st.tx)
+		st = b.sign(bob, *st.tx)
+		st.SignNode(bob.nodeKey)
 		_, err := b.tx(st)
 		b.want(err, ErrForged)
 	})
@@ -321,6 +334,7 @@ func TestReserveExpiresAndReleases(t *testing.T) {
 	rel := func(by party) *SignedTx {
 		st := b.sign(by, Tx{Kind: Release, From: by.user, Provider: bob.node, Ref: res.tx.Nonce})
 		st.Cert = &by.cert
+		st.SignNode(by.nodeKey)
 		return st
 	}
 	// Eve cannot release a reserve made for bob's node: her cert is for
@@ -400,12 +414,12 @@ func TestCheckComputeCatchesInflatedCPU(t *testing.T) {
 	price := service.Price{PerCall: 10, PerCPUSecond: 1000}
 	claimed := Receipt{Kind: Compute, ID: res.tx.Nonce, Payer: alice.user, Payee: bob.user, Node: bob.node,
 		CPU: int64(300 * time.Millisecond), Wall: int64(metered.Wall), Amount: price.Cost(300 * time.Millisecond)}
-	if err := checkCompute(&claimed, res.tx, alice.user, bob.node, metered); !errors.Is(err, ErrBadReceipt) {
+	if err := checkCompute(&claimed, res.tx, alice.user, bob.node, metered, 0); !errors.Is(err, ErrBadReceipt) {
 		t.Fatalf("a receipt claiming 300ms for a run metered at 100ms: %v", err)
 	}
 	honest := claimed
 	honest.CPU, honest.Amount = int64(metered.CPU), price.Cost(metered.CPU)
-	if err := checkCompute(&honest, res.tx, alice.user, bob.node, metered); err != nil {
+	if err := checkCompute(&honest, res.tx, alice.user, bob.node, metered, 0); err != nil {
 		t.Fatal(err)
 	}
 }

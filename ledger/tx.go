@@ -31,6 +31,7 @@ const (
 // Domain separation for everything a key signs here.
 const (
 	txDomain      = "nube ledger tx v1\n"
+	nodeDomain    = "nube ledger tx node v1\n"
 	payeeDomain   = "nube ledger receipt payee v1\n"
 	payerDomain   = "nube ledger receipt payer v1\n"
 	nonceSize     = 16
@@ -48,8 +49,11 @@ const (
 	// Reserve moves up to Amount from From into escrow for a run on the
 	// node Provider, at Price, until Expires.
 	Reserve
-	// Settle pays a receipt that payer and payee both signed: from a
-	// reserve (compute), or from the payer's balance (storage).
+	// Settle pays a receipt. A compute receipt is paid from its reserve
+	// and settled by its payee, the provider: the payer's signed reserve
+	// is its consent, up to the reserve's most at the reserve's price. A
+	// storage receipt is paid from the payer's balance and settled by the
+	// payer, who countersigns it.
 	Settle
 	// Release gives a reserve back to its payer; the provider signs it
 	// when a run never started.
@@ -93,7 +97,8 @@ func StorageCost(bytes int64, d time.Duration, perGiBDay uint64) int64 {
 type Tx struct {
 	Kind Kind `cbor:"1,keyasint"`
 	// From is the account the transaction debits and whose key signs it
-	// (for Release: the payee giving the reserve back).
+	// (for Release: the payee giving the reserve back; for a compute
+	// Settle: the payee settling it).
 	From   peer.ID `cbor:"2,keyasint,omitempty"`
 	To     peer.ID `cbor:"3,keyasint,omitempty"`
 	Amount int64   `cbor:"4,keyasint,omitempty"`
@@ -117,10 +122,17 @@ func (t *Tx) ID() string { return hex.EncodeToString(t.Nonce) }
 
 // SignedTx is a transaction as it travels: its body, the signature of its
 // From key, and for a Release the provider node's cert.
+//
+// A transaction that acts for a reserve's provider (a Release, a compute
+// Settle) also carries NodeSig, the provider node's own signature of the
+// body. A user's cert is only that user's word that a node is theirs,
+// which anyone can give of any node; the node's signature is the node's
+// word, which only the node the reserve names can give.
 type SignedTx struct {
-	Body []byte         `cbor:"1,keyasint"`
-	Sig  []byte         `cbor:"2,keyasint,omitempty"`
-	Cert *identity.Cert `cbor:"3,keyasint,omitempty"`
+	Body    []byte         `cbor:"1,keyasint"`
+	Sig     []byte         `cbor:"2,keyasint,omitempty"`
+	Cert    *identity.Cert `cbor:"3,keyasint,omitempty"`
+	NodeSig []byte         `cbor:"4,keyasint,omitempty"`
 
 	tx *Tx
 }
@@ -139,9 +151,10 @@ const (
 	Storage
 )
 
-// Receipt says what a payee did for a payer and what it costs. The payee
-// signs it first; the payer signs it only if it agrees, and then either
-// side may settle it, once.
+// Receipt says what a payee did for a payer and what it costs, signed by
+// the payee. A compute receipt is settled by the payee, once, within what
+// the payer's reserve allows; a storage receipt by the payer, once, after
+// it countersigns it.
 type Receipt struct {
 	Kind ReceiptKind `cbor:"1,keyasint"`
 	// ID is the reserve's ID for Compute, a hash of space, node and period
@@ -167,7 +180,8 @@ type Receipt struct {
 }
 
 // SignedReceipt is a receipt with its payee's signature (and the cert that
-// makes Node the payee's), and once the payer agrees, the payer's.
+// makes Node the payee's), and for storage, once the payer agrees, the
+// payer's.
 type SignedReceipt struct {
 	Body     []byte        `cbor:"1,keyasint"`
 	PayeeSig []byte        `cbor:"2,keyasint"`
@@ -200,6 +214,12 @@ func Sign(key ed25519.PrivateKey, t Tx) (*SignedTx, error) {
 		return nil, err
 	}
 	return &SignedTx{Body: b, Sig: identity.Sign(key, txDomain, b), tx: &t}, nil
+}
+
+// SignNode adds the signature of the node whose key is key, the node a
+// Release or a compute Settle acts for: the reserve's provider.
+func (s *SignedTx) SignNode(key ed25519.PrivateKey) {
+	s.NodeSig = identity.Sign(key, nodeDomain, s.Body)
 }
 
 // Encode returns the transaction's wire form.
@@ -275,15 +295,14 @@ func (s *SignedTx) checkWith(sigs bool) error {
 			if err := s.Cert.Check(t.Provider); err != nil {
 				return fmt.Errorf("%w: %v", ErrForged, err)
 			}
+			if err := s.checkNode(t.Provider); err != nil {
+				return err
+			}
 		}
 	case Settle:
-		if t.Receipt == nil {
-			return fmt.Errorf("%w: a settlement carries no receipt", ErrMalformed)
-		}
-		if err := t.Receipt.decode(); err != nil {
+		if err := s.checkSettle(sigs); err != nil {
 			return err
 		}
-		return t.Receipt.verifyWith(true, sigs)
 	default:
 		return fmt.Errorf("%w: unknown kind %d", ErrMalformed, t.Kind)
 	}
@@ -299,8 +318,43 @@ func (s *SignedTx) checkWith(sigs bool) error {
 	return nil
 }
 
+// checkSettle checks a settlement's receipt and who settles it: the payee
+// for a compute receipt (with its node's signature: the node the reserve
+// names, as the ledger checks), the payer for a storage one, which it
+// countersigned.
+func (s *SignedTx) checkSettle(sigs bool) error {
+	t := s.tx
+	if t.Receipt == nil {
+		return fmt.Errorf("%w: a settlement carries no receipt", ErrMalformed)
+	}
+	if err := t.Receipt.decode(); err != nil {
+		return err
+	}
+	r := t.Receipt.receipt
+	if err := t.Receipt.verifyWith(r.Kind == Storage, sigs); err != nil {
+		return err
+	}
+	switch {
+	case r.Kind == Compute && t.From != r.Payee:
+		return fmt.Errorf("%w: a compute receipt is settled by its payee %s, not by %s", ErrForged, r.Payee, t.From)
+	case r.Kind == Storage && t.From != r.Payer:
+		return fmt.Errorf("%w: a storage receipt is settled by its payer %s, not by %s", ErrForged, r.Payer, t.From)
+	case r.Kind == Compute && sigs:
+		return s.checkNode(r.Node)
+	}
+	return nil
+}
+
+// checkNode checks that node signed the transaction.
+func (s *SignedTx) checkNode(node peer.ID) error {
+	if err := identity.Verify(node, nodeDomain, s.Body, s.NodeSig); err != nil {
+		return fmt.Errorf("%w: %s transaction, node: %v", ErrForged, s.tx.Kind, err)
+	}
+	return nil
+}
+
 // NewReceipt makes a receipt signed by its payee (key, whose node cert is
-// cert). The payer signs it with Countersign.
+// cert). The payer of a storage receipt signs it with Countersign.
 func NewReceipt(key ed25519.PrivateKey, cert identity.Cert, r Receipt) (*SignedReceipt, error) {
 	if r.Time == 0 {
 		r.Time = time.Now().UnixNano()
@@ -312,7 +366,9 @@ func NewReceipt(key ed25519.PrivateKey, cert identity.Cert, r Receipt) (*SignedR
 	return &SignedReceipt{Body: b, PayeeSig: identity.Sign(key, payeeDomain, b), Cert: cert, receipt: &r}, nil
 }
 
-// Countersign adds the payer's signature: key must be the payer's.
+// Countersign adds the payer's signature: key must be the payer's. Only
+// storage receipts need it: a compute receipt's payer agreed in its
+// reserve.
 func (s *SignedReceipt) Countersign(key ed25519.PrivateKey) {
 	s.PayerSig = identity.Sign(key, payerDomain, s.Body)
 }

@@ -316,7 +316,8 @@ const fetchAllowance = 2 * time.Minute
 // callStage runs one stage on pid. A caller with no deadline still gets
 // an answer: the stage's run limit plus time to fetch and compile. A
 // priced stage on another node carries a reserve of the most it may cost,
-// and its receipt is checked and settled; the cost comes back.
+// which the provider settles; its receipt is checked here and the cost
+// comes back.
 func (p *Pipeline) callStage(ctx context.Context, pid peer.ID, d *Descriptor, in []byte, lim *limitsWire, id uint64) (runReply, int64, error) {
 	run := p.limits.Timeout
 	if run <= 0 {
@@ -338,16 +339,20 @@ func (p *Pipeline) callStage(ctx context.Context, pid peer.ID, d *Descriptor, in
 			return runReply{}, 0, fmt.Errorf("%w: reserve for %s: %v", ErrPayment, d.Label(), err)
 		}
 	}
+	start := time.Now()
 	reply, err := runFn.At(m.cfg.Remote, pid).Call(ctx, req)
+	elapsed := time.Since(start)
 	if err != nil || len(reply.Receipt) == 0 {
 		return reply, 0, err
 	}
 	if req.Reserve == nil {
 		return reply, 0, fmt.Errorf("%w: %s sent a receipt for a run this node did not reserve", ErrPayment, pid)
 	}
-	cost, err := m.cfg.Payments.Settle(ctx, req.Reserve, pid, reply.Receipt, reply.Usage.usage())
+	// The provider settles the receipt itself; the caller checks it and
+	// says so if it overbilled (never past the reserve).
+	cost, err := m.cfg.Payments.Check(req.Reserve, pid, reply.Receipt, reply.Usage.usage(), elapsed)
 	if err != nil {
-		return reply, 0, fmt.Errorf("%w: %s on %s: %v", ErrPayment, d.Label(), pid, err)
+		return reply, cost, fmt.Errorf("%w: %s on %s: %w", ErrPayment, d.Label(), pid, err)
 	}
 	return reply, cost, nil
 }

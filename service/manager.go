@@ -134,10 +134,17 @@ type Manager struct {
 	runs     []Record               // the latest runs, oldest first
 	calls    []CallRecord           // the latest calls this node made, oldest first
 	payers   map[peer.ID]time.Time  // payers whose reserves held, until when
+	closing  bool                   // Close has begun: no settlement starts
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// Settlements of billed runs, in the background: Close gives them
+	// settleGrace before it cancels settleCtx.
+	settleCtx   context.Context
+	stopSettles context.CancelFunc
+	settles     sync.WaitGroup
 }
 
 // entry is a descriptor the node knows, with the peers seen to have its
@@ -187,6 +194,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		m.others = make(chan struct{}, cfg.OtherSlots)
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
+	m.settleCtx, m.stopSettles = context.WithCancel(context.Background())
 	wcfg := wasm.Config{
 		Logger: cfg.Logger, Interpreter: cfg.Interpreter,
 		ModuleCID: func(code []byte) (cid.Cid, error) { return content.FileCID(bytes.NewReader(code)) },
@@ -208,13 +216,36 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	return m, nil
 }
 
-// Close stops the manager: runs in progress fail.
+// settleGrace is how long Close waits for the settlements under way
+// before it cancels them: a run settled is a run paid.
+const settleGrace = 5 * time.Second
+
+// Close stops the manager: runs in progress fail, and settlements still
+// under way after settleGrace are given up (their reserves return to the
+// payers when they expire).
 func (m *Manager) Close() error {
 	m.cancel()
 	m.wg.Wait()
 	for _, stop := range m.unserve {
 		stop()
 	}
+	m.mu.Lock()
+	m.closing = true
+	m.mu.Unlock()
+	settled := make(chan struct{})
+	go func() {
+		m.settles.Wait()
+		close(settled)
+	}()
+	grace := time.NewTimer(settleGrace)
+	select {
+	case <-settled:
+	case <-grace.C:
+		m.stopSettles()
+		<-settled
+	}
+	grace.Stop()
+	m.stopSettles()
 	return m.rt.Close(context.Background())
 }
 

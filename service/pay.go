@@ -32,6 +32,10 @@ const (
 // Payments pays for priced runs and is paid for them; the ledger provides
 // it. A node without Payments runs only free services for others, and
 // calls priced ones only on its own user's nodes.
+//
+// The caller's signed reserve is its consent to pay for the run: the
+// provider settles the run's receipt itself, within the reserve's most
+// and at its price, so a caller cannot skip paying by keeping quiet.
 type Payments interface {
 	// Reserve, on the caller, signs a reserve of most millicredits for a
 	// run on provider at price, returned to the caller after ttl if
@@ -46,14 +50,22 @@ type Payments interface {
 	// Bill, on the provider, signs the receipt of a held run that used u,
 	// and returns it with what it costs.
 	Bill(h Hold, u wasm.Usage) (receipt []byte, cost int64, err error)
+	// Collect, on the provider, has the ledger settle a receipt that Bill
+	// signed, from its reserve: no word from the caller is needed. It
+	// tries again while the ledger cannot be reached, and returns nil once
+	// the receipt is settled, or the error that ended its tries (the
+	// ledger's refusal, or ctx's end).
+	Collect(ctx context.Context, receipt []byte) error
 	// Release, on the provider, gives a hold back when its run never
 	// started.
 	Release(h Hold)
-	// Settle, on the caller, checks a provider's receipt against the
-	// reserve it sent and the usage the run reported, signs it and has
-	// the ledger settle it. It returns what the run cost, or an error
-	// (ErrPayment) if the receipt does not hold.
-	Settle(ctx context.Context, reserve []byte, provider peer.ID, receipt []byte, u wasm.Usage) (cost int64, err error)
+	// Check, on the caller, checks a provider's receipt against the
+	// reserve it sent, the usage the run reported and the time the call
+	// took here (elapsed; zero: not known), and returns what the provider
+	// may take for it: the receipt's amount, at most the reserve. An error
+	// (ErrPayment) says the receipt does not hold: the provider overbilled,
+	// though never past the reserve.
+	Check(reserve []byte, provider peer.ID, receipt []byte, u wasm.Usage, elapsed time.Duration) (cost int64, err error)
 }
 
 // Hold is a reserve the ledger holds for a run on this node.
@@ -62,6 +74,9 @@ type Hold struct {
 	Payer peer.ID
 	Price Price
 	Most  int64
+	// Expires is when the reserve returns to its payer if nobody settled
+	// it: a settlement after it is refused.
+	Expires time.Time
 }
 
 // Admit says whether this node runs d for the node caller of user (empty
@@ -174,7 +189,7 @@ func (p payPlan) wait(ctx context.Context, ch <-chan holdResult) (*Hold, error) 
 	select {
 	case r := <-ch:
 		if r.err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrPayment, r.err)
+			return nil, fmt.Errorf("%w: %w", ErrPayment, r.err)
 		}
 		return &r.h, nil
 	case <-ctx.Done():
@@ -242,3 +257,29 @@ func (m *Manager) notePaid(user peer.ID, held bool) {
 
 // maxPayers bounds the payers remembered.
 const maxPayers = 4096
+
+// collect settles a billed run's receipt in the background, trying until
+// its reserve expires.
+func (m *Manager) collect(user peer.ID, h Hold, receipt []byte) {
+	m.mu.Lock()
+	if m.closing {
+		m.mu.Unlock()
+		m.log.Warn("the node is closing: a run goes unsettled", "payer", user)
+		return
+	}
+	m.settles.Add(1)
+	m.mu.Unlock()
+	go func() {
+		defer m.settles.Done()
+		ctx, cancel := context.WithDeadline(m.settleCtx, h.Expires)
+		defer cancel()
+		err := m.cfg.Payments.Collect(ctx, receipt)
+		switch {
+		case err == nil:
+		case m.settleCtx.Err() != nil:
+			m.log.Warn("the node closed before a run was settled: it goes unpaid", "payer", user, "err", err)
+		default:
+			m.log.Warn("a run could not be settled", "payer", user, "err", err)
+		}
+	}()
+}

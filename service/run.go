@@ -341,13 +341,18 @@ func (m *Manager) serveRun(ctx context.Context, from peer.ID, req runRequest) ru
 	if err != nil {
 		rec.Error = err.Error()
 	}
-	// A run that failed still used what it used: it is billed too.
+	// A run that failed still used what it used: it is billed too. The
+	// receipt goes back with the output and is settled in the background:
+	// the output never waits for the ledger.
 	var receipt []byte
 	if h != nil {
 		var berr error
 		if receipt, rec.Earned, berr = m.cfg.Payments.Bill(*h, res.Usage); berr != nil {
 			m.log.Warn("could not bill a run", "service", d.Label(), "caller", from, "err", berr)
 			m.cfg.Payments.Release(*h)
+			receipt, rec.Earned = nil, 0
+		} else {
+			m.collect(pay.user, *h, receipt)
 		}
 	}
 	m.record(rec)

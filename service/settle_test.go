@@ -1,0 +1,193 @@
+package service_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/nubecloud/nube/content"
+	"github.com/nubecloud/nube/internal/hosttest"
+	"github.com/nubecloud/nube/internal/identity"
+	"github.com/nubecloud/nube/internal/wasmtest"
+	"github.com/nubecloud/nube/nubetest"
+	"github.com/nubecloud/nube/remote"
+	"github.com/nubecloud/nube/service"
+	"github.com/nubecloud/nube/wasm"
+)
+
+// fakePay is Payments without a ledger: reserves name their payer, every
+// hold holds, and the provider's settlements do what collect says.
+type fakePay struct {
+	user    peer.ID
+	collect func(ctx context.Context, receipt []byte) error
+	check   func() (int64, error)
+}
+
+func (f *fakePay) Reserve(peer.ID, service.Price, int64, time.Duration) ([]byte, error) {
+	return []byte(f.user), nil
+}
+
+func (f *fakePay) Hold(_ context.Context, reserve []byte, price service.Price, run time.Duration) (service.Hold, error) {
+	return service.Hold{ID: []byte("reserve"), Payer: peer.ID(reserve), Price: price, Most: price.Most(run), Expires: time.Now().Add(time.Hour)}, nil
+}
+
+func (f *fakePay) Bill(h service.Hold, u wasm.Usage) ([]byte, int64, error) {
+	return []byte("receipt"), h.Price.Cost(u.CPU), nil
+}
+
+func (f *fakePay) Collect(ctx context.Context, receipt []byte) error { return f.collect(ctx, receipt) }
+
+func (f *fakePay) Release(service.Hold) {}
+
+func (f *fakePay) Check([]byte, peer.ID, []byte, wasm.Usage, time.Duration) (int64, error) {
+	if f.check != nil {
+		return f.check()
+	}
+	return 1, nil
+}
+
+// pricedPair is a provider and a caller of two users on bare hosts, with
+// the payments given, and a priced service published on the provider.
+// Close closes the provider's manager (once; the test's end does it
+// otherwise).
+type pricedPair struct {
+	provider, caller *service.Manager
+	providerID       peer.ID
+	d                *service.Descriptor
+	close            func()
+}
+
+func newPricedPair(t *testing.T, provider, caller *fakePay) *pricedPair {
+	t.Helper()
+	hs := hosttest.Hosts(t, 2)
+	ctx := nubetest.Context(t, 2*time.Minute)
+	var ms []*service.Manager
+	var closers []func()
+	for i, pay := range []*fakePay{provider, caller} {
+		h := hs[i]
+		st, err := content.OpenStore("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs, err := content.New(ctx, content.Config{Host: h, Store: st})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ep, err := remote.New(ctx, remote.Config{Host: h})
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := identity.Generate()
+		if pay.user, err = identity.ID(key.Public().(ed25519.PublicKey)); err != nil {
+			t.Fatal(err)
+		}
+		m, err := service.New(ctx, service.Config{
+			Host: h, Content: cs, Remote: ep, UserKey: key, Payments: pay,
+			Interpreter: nubetest.TestConfig().ComputeInterpreter,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		closed := false
+		closeAll := func() {
+			if !closed {
+				closed = true
+				m.Close()
+				ep.Close()
+				cs.Close()
+				st.Close()
+			}
+		}
+		t.Cleanup(closeAll)
+		ms = append(ms, m)
+		closers = append(closers, closeAll)
+	}
+	d, err := ms[0].Publish(ctx, bytes.NewReader(wasmtest.Module(t, "upper")), service.PublishOptions{Name: "upper-priced",
+		Price: service.Price{PerCall: 1000}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &pricedPair{provider: ms[0], caller: ms[1], providerID: hs[0].ID(), d: d, close: closers[0]}
+}
+
+func (p *pricedPair) call(ctx context.Context) service.Result {
+	for _, r := range p.caller.Service(p.d.ID().String()).On(p.providerID).CallN(ctx, 1, []byte("pay")) {
+		return r
+	}
+	return service.Result{Err: errors.New("no result")}
+}
+
+// TestSettledInBackground: a priced run's output goes back while the
+// provider's settlement of it still waits on the ledger.
+func TestSettledInBackground(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	provider := &fakePay{collect: func(ctx context.Context, _ []byte) error {
+		started <- struct{}{}
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}}
+	p := newPricedPair(t, provider, &fakePay{})
+	ctx := nubetest.Context(t, 2*time.Minute)
+	// The call returns while its settlement is held up.
+	r := p.call(ctx)
+	if r.Err != nil || string(r.Output) != "PAY" {
+		t.Fatalf("a priced call: %q, %v", r.Output, r.Err)
+	}
+	<-started
+	close(release)
+	runs := p.provider.Runs()
+	if last := runs[len(runs)-1]; last.Earned != 1000 {
+		t.Fatalf("the provider's record of a run: %+v", last)
+	}
+}
+
+// TestCloseEndsSettlements: a settlement that the ledger never answers
+// does not keep Close waiting for ever: after a grace it is cancelled,
+// and no goroutine is left (TestMain's goleak).
+func TestCloseEndsSettlements(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out the settlements' grace at Close")
+	}
+	cancelled := make(chan error, 1)
+	provider := &fakePay{collect: func(ctx context.Context, _ []byte) error {
+		<-ctx.Done()
+		cancelled <- ctx.Err()
+		return ctx.Err()
+	}}
+	p := newPricedPair(t, provider, &fakePay{})
+	if r := p.call(nubetest.Context(t, 2*time.Minute)); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	p.close()
+	if err := <-cancelled; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the settlement ended with %v, want it cancelled", err)
+	}
+}
+
+// TestOverbilledFlagged: a receipt the caller's check refuses makes the
+// call fail with ErrPayment and the check's error, and still reports
+// what the provider may take.
+func TestOverbilledFlagged(t *testing.T) {
+	overbilled := errors.New("the receipt claims more CPU than the whole call took")
+	provider := &fakePay{collect: func(context.Context, []byte) error { return nil }}
+	caller := &fakePay{check: func() (int64, error) { return 1000, overbilled }}
+	p := newPricedPair(t, provider, caller)
+	r := p.call(nubetest.Context(t, 2*time.Minute))
+	if !errors.Is(r.Err, service.ErrPayment) || !errors.Is(r.Err, overbilled) || r.Cost != 1000 {
+		t.Fatalf("an overbilled call: cost %d, %v; want ErrPayment, the check's error and cost 1000", r.Cost, r.Err)
+	}
+	calls := p.caller.Calls()
+	if c := calls[len(calls)-1]; c.Error == "" || c.Cost != 1000 {
+		t.Fatalf("the caller's record of an overbilled call: %+v", c)
+	}
+}
