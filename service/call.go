@@ -255,7 +255,7 @@ func retryable(err error) bool {
 	if re := (*remote.Error)(nil); errors.As(err, &re) && re.Code == remote.CodeUnreachable {
 		return !re.MayHaveRun()
 	}
-	for _, e := range []error{remote.ErrRefused, remote.ErrNoSuchFunction, ErrNoCompute, ErrNotOffered, ErrBusy, ErrModuleUnavailable} {
+	for _, e := range []error{remote.ErrRefused, remote.ErrNoSuchFunction, ErrNoCompute, ErrNotOffered, ErrUnsettled, ErrBusy, ErrModuleUnavailable} {
 		if errors.Is(err, e) {
 			return true
 		}

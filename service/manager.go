@@ -133,8 +133,9 @@ type Manager struct {
 	verified map[string]*Descriptor // descriptors checked, by their bytes
 	runs     []Record               // the latest runs, oldest first
 	calls    []CallRecord           // the latest calls this node made, oldest first
-	payers   map[peer.ID]time.Time  // payers whose reserves held, until when
 	closing  bool                   // Close has begun: no settlement starts
+
+	payers *payers // the users that pay this node for runs
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -187,7 +188,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		noRun:    map[peer.ID]time.Time{},
 		asked:    map[string]time.Time{},
 		verified: map[string]*Descriptor{},
-		payers:   map[peer.ID]time.Time{},
+		payers:   newPayers(time.Now),
 		metrics:  newMetrics(cfg.Registerer),
 	}
 	if cfg.OtherSlots > 0 && cfg.OtherSlots < cfg.Slots {

@@ -18,6 +18,11 @@ var (
 	// ErrPayment: a priced run could not be paid for: no reserve, no
 	// ledger, over the credit limit, or a receipt that does not hold.
 	ErrPayment = errcode.New(errcode.Refused, "payment failed")
+	// ErrUnsettled: the node runs nothing more for this payer for now: a
+	// settlement of one of its runs here failed, or it has MaxOpenRuns
+	// runs here that the ledger has not settled yet. Another node may
+	// serve it.
+	ErrUnsettled = errcode.New(errcode.Refused, "payer has unsettled runs on this node")
 	// ErrNotOffered: the node does not run this service for this caller:
 	// its owner offers compute to other users, or at other prices.
 	ErrNotOffered = errcode.New(errcode.Refused, "node does not offer compute to this caller")
@@ -26,6 +31,7 @@ var (
 // Run kinds of payments and offers.
 const (
 	kindPayment    = "payment"
+	kindUnsettled  = "unsettled"
 	kindNotOffered = "not-offered"
 )
 
@@ -159,6 +165,9 @@ func (m *Manager) admit(from peer.ID, req runRequest, d *Descriptor) (payPlan, e
 		return payPlan{}, fmt.Errorf("%w: %s is priced and this node takes no payments (it knows no ledger)", ErrPayment, d.Label())
 	case len(req.Reserve) == 0:
 		return payPlan{}, fmt.Errorf("%w: %s is priced and the call carried no reserve", ErrPayment, d.Label())
+	case user == "":
+		// The node keeps account of its payers by user.
+		return payPlan{}, fmt.Errorf("%w: %s is priced and the call carried no cert of the caller's user", ErrPayment, d.Label())
 	}
 	return payPlan{priced: true, other: true, user: user, pay: m.cfg.Payments}, nil
 }
@@ -191,6 +200,12 @@ func (p payPlan) wait(ctx context.Context, ch <-chan holdResult) (*Hold, error) 
 		if r.err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrPayment, r.err)
 		}
+		if r.h.Payer != p.user {
+			// Whoever pays, the node keeps account by the caller's
+			// user: a reserve must be its own.
+			p.pay.Release(r.h)
+			return nil, fmt.Errorf("%w: the reserve is %s's, the calling node is %s's", ErrPayment, r.h.Payer, p.user)
+		}
 		return &r.h, nil
 	case <-ctx.Done():
 		go func() {
@@ -216,55 +231,16 @@ func (p payPlan) abandon(ch <-chan holdResult, reply runReply) runReply {
 	return reply
 }
 
-// payingFor is how long a payer whose reserve held may have its next run
-// start before the ledger answers.
-const payingFor = time.Hour
-
-// paying reports whether user's reserves held here lately: its runs may
-// start before the ledger answers. A payer never seen, or whose last
-// reserve failed, waits for the ledger, so that new keys cannot make the
-// node work for nothing.
-func (m *Manager) paying(user peer.ID) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	until, ok := m.payers[user]
-	if ok && time.Now().After(until) {
-		delete(m.payers, user)
-		return false
-	}
-	return ok
-}
-
-// notePaid records how user's last reserve fared.
-func (m *Manager) notePaid(user peer.ID, held bool) {
-	if user == "" {
-		return
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if !held {
-		delete(m.payers, user)
-		return
-	}
-	if _, ok := m.payers[user]; !ok && len(m.payers) >= maxPayers {
-		for u := range m.payers { // make room: forget one
-			delete(m.payers, u)
-			break
-		}
-	}
-	m.payers[user] = time.Now().Add(payingFor)
-}
-
-// maxPayers bounds the payers remembered.
-const maxPayers = 4096
-
 // collect settles a billed run's receipt in the background, trying until
-// its reserve expires.
+// its reserve expires, and ends the run in the payers' book: a payer
+// whose settlement failed is refused for unpaidFor. A settlement cut
+// short by Close is not held against the payer.
 func (m *Manager) collect(user peer.ID, h Hold, receipt []byte) {
 	m.mu.Lock()
 	if m.closing {
 		m.mu.Unlock()
 		m.log.Warn("the node is closing: a run goes unsettled", "payer", user)
+		m.payers.end(user, nil)
 		return
 	}
 	m.settles.Add(1)
@@ -278,8 +254,10 @@ func (m *Manager) collect(user peer.ID, h Hold, receipt []byte) {
 		case err == nil:
 		case m.settleCtx.Err() != nil:
 			m.log.Warn("the node closed before a run was settled: it goes unpaid", "payer", user, "err", err)
+			err = nil
 		default:
-			m.log.Warn("a run could not be settled", "payer", user, "err", err)
+			m.log.Warn("a run could not be settled: its payer is refused for now", "payer", user, "err", err)
 		}
+		m.payers.end(user, err)
 	}()
 }

@@ -73,6 +73,7 @@ var kinds = []struct {
 	{kindBusy, ErrBusy},
 	{kindFetch, ErrModuleUnavailable},
 	{kindCanceled, context.Canceled},
+	{kindUnsettled, ErrUnsettled},
 	{kindPayment, ErrPayment},
 	{kindNotOffered, ErrNotOffered},
 }
@@ -269,6 +270,19 @@ func (m *Manager) serveRun(ctx context.Context, from peer.ID, req runRequest) ru
 	if err != nil {
 		return failed(err)
 	}
+	// A priced run is open in the payers' book from here until its
+	// receipt is settled, or until it ends with nothing to settle.
+	open := pay.priced
+	if open {
+		if err := m.payers.admit(pay.user); err != nil {
+			return failed(err)
+		}
+		defer func() {
+			if open {
+				m.payers.end(pay.user, nil)
+			}
+		}()
+	}
 	if pay.other && m.others != nil {
 		// Other users' runs stay within the budget the owner gives
 		// them: they wait for one of its places.
@@ -292,7 +306,7 @@ func (m *Manager) serveRun(ctx context.Context, from peer.ID, req runRequest) ru
 	// wait for the ledger first.
 	job := wasmJob(d, asked, m.cfg.MaxLimits, req.Input, from)
 	held := pay.hold(ctx, req.Reserve, d.Price, job.Limits.Timeout)
-	first := pay.priced && (pay.user == "" || !m.paying(pay.user))
+	first := pay.priced && !m.payers.paying(pay.user)
 	mod, ready := m.rt.Cached(d.Module)
 	cold := !ready
 	var code []byte
@@ -318,7 +332,7 @@ func (m *Manager) serveRun(ctx context.Context, from peer.ID, req runRequest) ru
 	var h *Hold
 	if first {
 		h, err = pay.wait(ctx, held)
-		m.notePaid(pay.user, err == nil)
+		m.payers.held(pay.user, err == nil)
 		if err != nil {
 			<-m.slots
 			return failed(err)
@@ -330,7 +344,7 @@ func (m *Manager) serveRun(ctx context.Context, from peer.ID, req runRequest) ru
 	if pay.priced && !first {
 		var perr error
 		h, perr = pay.wait(ctx, held)
-		m.notePaid(pay.user, perr == nil)
+		m.payers.held(pay.user, perr == nil)
 		if perr != nil {
 			res.Output, err = nil, perr
 		}
@@ -353,6 +367,7 @@ func (m *Manager) serveRun(ctx context.Context, from peer.ID, req runRequest) ru
 			receipt, rec.Earned = nil, 0
 		} else {
 			m.collect(pay.user, *h, receipt)
+			open = false
 		}
 	}
 	m.record(rec)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -123,12 +124,17 @@ func (p *pricedPair) call(ctx context.Context) service.Result {
 }
 
 // TestSettledInBackground: a priced run's output goes back while the
-// provider's settlement of it still waits on the ledger.
+// provider's settlement of it still waits on the ledger; a payer with
+// MaxOpenRuns runs that the ledger has not settled is refused more
+// (ErrUnsettled, across the wire), and served again once they settle.
 func TestSettledInBackground(t *testing.T) {
 	release := make(chan struct{})
-	started := make(chan struct{}, 1)
+	started := make(chan struct{}, service.MaxOpenRuns+1)
 	provider := &fakePay{collect: func(ctx context.Context, _ []byte) error {
-		started <- struct{}{}
+		select {
+		case started <- struct{}{}:
+		default: // calls after the first MaxOpenRuns
+		}
 		select {
 		case <-release:
 			return nil
@@ -138,16 +144,53 @@ func TestSettledInBackground(t *testing.T) {
 	}}
 	p := newPricedPair(t, provider, &fakePay{})
 	ctx := nubetest.Context(t, 2*time.Minute)
-	// The call returns while its settlement is held up.
-	r := p.call(ctx)
-	if r.Err != nil || string(r.Output) != "PAY" {
-		t.Fatalf("a priced call: %q, %v", r.Output, r.Err)
+	for i := range service.MaxOpenRuns {
+		// Each call returns while every settlement so far is held up.
+		r := p.call(ctx)
+		if r.Err != nil || string(r.Output) != "PAY" {
+			t.Fatalf("call %d: %q, %v", i, r.Output, r.Err)
+		}
+		<-started
 	}
-	<-started
+	r := p.call(ctx)
+	if !errors.Is(r.Err, service.ErrUnsettled) || r.Output != nil {
+		t.Fatalf("a call past %d unsettled runs: %q, %v; want ErrUnsettled", service.MaxOpenRuns, r.Output, r.Err)
+	}
 	close(release)
+	nubetest.Eventually(t, ctx, func() bool {
+		r = p.call(ctx)
+		return r.Err == nil
+	}, func() string { return fmt.Sprintf("once its runs settled, the payer is still refused: %v", r.Err) })
 	runs := p.provider.Runs()
 	if last := runs[len(runs)-1]; last.Earned != 1000 {
 		t.Fatalf("the provider's record of a run: %+v", last)
+	}
+}
+
+// TestUnpaidPayerRefused: once the ledger refused to settle one of its
+// runs, a payer is refused new runs with ErrUnsettled, which says why.
+func TestUnpaidPayerRefused(t *testing.T) {
+	collected := make(chan struct{}, 8)
+	provider := &fakePay{collect: func(context.Context, []byte) error {
+		select {
+		case collected <- struct{}{}:
+		default:
+		}
+		return errors.New("no such reserve (never reserved, or expired and returned to its payer)")
+	}}
+	p := newPricedPair(t, provider, &fakePay{})
+	ctx := nubetest.Context(t, 2*time.Minute)
+	if r := p.call(ctx); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	<-collected
+	var r service.Result
+	nubetest.Eventually(t, ctx, func() bool {
+		r = p.call(ctx)
+		return r.Err != nil
+	}, func() string { return "a payer whose settlement failed is still served" })
+	if !errors.Is(r.Err, service.ErrUnsettled) || !bytes.Contains([]byte(r.Err.Error()), []byte("no such reserve")) {
+		t.Fatalf("a payer whose settlement failed: %v; want ErrUnsettled saying why", r.Err)
 	}
 }
 
