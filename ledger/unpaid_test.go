@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
-	"go.uber.org/goleak"
 
 	"github.com/nubecloud/nube/content"
 	"github.com/nubecloud/nube/internal/hosttest"
@@ -21,8 +20,6 @@ import (
 	"github.com/nubecloud/nube/service"
 	"github.com/nubecloud/nube/wasm"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m, nubetest.LeakOptions()...) }
 
 // silentPayer is a caller's Payments that signs reserves, as it must to
 // be served, and does nothing else: it never countersigns, settles or
