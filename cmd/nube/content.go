@@ -289,9 +289,10 @@ func plural(n int, one, many string) string {
 }
 
 func newGetCmd(g *globals) *cobra.Command {
-	var out string
+	var out, maxSize string
 	var quiet bool
 	var timeout time.Duration
+	var maxEntries, maxDepth int
 	cmd := &cobra.Command{
 		Use:   "get CID[/PATH]",
 		Short: "Fetch a file or directory from the network and save it",
@@ -309,13 +310,28 @@ Files get the permissions new files get (0644 less your umask), directories
 (UnixFS 1.5, as 'ipfs add --preserve-mode --preserve-mtime' writes), that
 is what they get.
 
+A mode from the DAG never gives group or others write (it loses 022, as
+a umask would), and a directory that was there before the get (-o ., say)
+keeps its own mode and time: the DAG's are for what get makes.
+
 A directory is anyone's: one holding a name that is not a plain name
 ("..", ".", "", "a/b", a NUL) or a name twice is refused, and get never
 follows a symlink on the way to what it writes in -o, whether the
 directory made it or it was there before: remove such a link and get
-again.`,
+again. Without -o, the name get saves under is one the DAG's author can
+predict, so a symlink there (planted in /tmp, say) is refused, not
+followed; -o given as a symlink to a directory is followed, as tar's -C.
+
+A small DAG can stand for an endless tree (a directory that links one
+child a million times), so get stops, with what it wrote so far left in
+place, once the files pass --max-size, the entries --max-entries, or the
+depth --max-depth. --max-size defaults to "auto": the free space of the
+filesystem it writes to, less 1 GiB or 5% of the filesystem, whichever
+is more (on Linux, macOS and FreeBSD; no cap elsewhere). A file whose
+size is over the cap is refused before a byte is written. 0 lifts a cap.`,
 		Example: `  nube get bafybei.../photo.jpg
-  nube get -o site bafybei...   # a directory`,
+  nube get -o site bafybei...   # a directory
+  nube get --max-size 10GiB bafybei...`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
@@ -323,8 +339,13 @@ again.`,
 				return err
 			}
 			c.FindTimeout = timeout
-			if out == "" {
+			named := out != ""
+			if !named {
 				out = path.Base(strings.TrimSuffix(strings.TrimPrefix(args[0], "/ipfs/"), "/"))
+			}
+			limit, err := getLimit(maxSize, out)
+			if err != nil {
+				return err
 			}
 			// On the node's machine, the node writes a file into
 			// the part file itself (client.GetTo). Where no part file
@@ -354,11 +375,25 @@ again.`,
 				return err
 			}
 			defer d.Close()
+			if d.Kind != "directory" && limit > 0 && d.Size > limit {
+				// A file's reader walks by the sizes its nodes record
+				// and checks each part against them, so its size is
+				// what would be written.
+				return fmt.Errorf("%s is %s, over --max-size of %s: give a larger --max-size to save it", termsafe.Line(args[0]), progress.Bytes(d.Size), progress.Bytes(limit))
+			}
 			bar := progress.New(os.Stderr, "get", d.Size, quiet || g.json)
 			meta := dirtar.Meta{Mode: d.Mode, MTime: d.MTime}
 			switch {
 			case d.Kind == "directory":
-				err = dirtar.Extract(&progress.Reader{R: d, Bar: bar}, out, meta)
+				err = dirtar.Extract(&progress.Reader{R: d, Bar: bar}, out, meta, dirtar.Options{
+					NoFollow: !named, MaxBytes: limit, MaxEntries: maxEntries, MaxDepth: maxDepth,
+				})
+				switch {
+				case errors.Is(err, dirtar.ErrDirIsSymlink):
+					err = fmt.Errorf("%s is a symlink; give -o to choose where to save", termsafe.Line(out))
+				case errors.Is(err, dirtar.ErrTooLarge):
+					err = fmt.Errorf("%w; what was written is left in %s: give --max-size, --max-entries or --max-depth to allow more", err, termsafe.Line(out))
+				}
 			case d.HandedOver:
 				follow := bar.Follow(part)
 				_, err = io.Copy(io.Discard, d) // the node's report
@@ -378,7 +413,7 @@ again.`,
 				return g.printJSON(map[string]string{"path": out, "kind": d.Kind})
 			}
 			if !quiet {
-				g.printf("saved %s\n", out)
+				g.printf("saved %s\n", termsafe.Line(out))
 			}
 			return nil
 		},
@@ -386,7 +421,40 @@ again.`,
 	cmd.Flags().StringVarP(&out, "output", "o", "", "where to save it")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
 	cmd.Flags().DurationVar(&timeout, "timeout", defaultFindTimeout, "how long to look for a provider before giving up (0: for ever)")
+	cmd.Flags().StringVar(&maxSize, "max-size", "auto", "stop once the files pass this many bytes (64MiB, 10GiB; 0: no cap; auto: the free space less 1 GiB or 5%)")
+	cmd.Flags().IntVar(&maxEntries, "max-entries", 1_000_000, "stop at a directory tree of more entries (0: no cap)")
+	cmd.Flags().IntVar(&maxDepth, "max-depth", 1000, "stop at a directory tree deeper than this (0: no cap)")
 	return cmd
+}
+
+// getLimit is the byte cap of a get into out: the --max-size given, or
+// for "auto" what the filesystem out is on can spare (freeSpace).
+func getLimit(maxSize, out string) (int64, error) {
+	if maxSize != "auto" {
+		return parseSize(maxSize)
+	}
+	// The nearest directory that is there: out, or one above it.
+	dir, err := filepath.Abs(out)
+	if err != nil {
+		return 0, err
+	}
+	for {
+		spare, ok, err := freeSpace(dir)
+		if err == nil {
+			if !ok {
+				return 0, nil
+			}
+			if spare <= 0 {
+				return 0, fmt.Errorf("the filesystem of %s has less than 1 GiB or 5%% free: give --max-size to save there all the same", termsafe.Line(dir))
+			}
+			return spare, nil
+		}
+		up := filepath.Dir(dir)
+		if up == dir {
+			return 0, err
+		}
+		dir = up
+	}
 }
 
 // writeFile saves r at p through a temporary file, so that a cut-short
@@ -409,10 +477,12 @@ func writeFile(r io.Reader, p string, m dirtar.Meta) error {
 
 // finishPart gives tmp, a part file createPart made beside p and now
 // written, the mode and time m carries, closes it, and puts it at p. The
-// mode goes on the open file, never through a name.
+// mode goes on the open file, never through a name, and never gives
+// group or others write (a DAG is anyone's). A link at p is replaced by
+// the rename, never followed.
 func finishPart(tmp *os.File, p string, m dirtar.Meta) error {
-	if m.Mode != 0 {
-		if err := tmp.Chmod(m.Mode.Perm()); err != nil {
+	if mode := m.Mode.Perm() &^ 0o022; mode != 0 {
+		if err := tmp.Chmod(mode); err != nil {
 			tmp.Close()
 			return err
 		}

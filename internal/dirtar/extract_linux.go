@@ -14,8 +14,19 @@ import (
 // kernel itself refuses a link anywhere on the way, and each entry is
 // made, renamed, or given its mode relative to its directory's descriptor.
 // Where openat2 is missing, or a sandbox refuses it, the tree is os.Root's.
-func openTree(dir string) (tree, error) {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+// Unless follow, a symlink at dir itself is refused (O_NOFOLLOW).
+func openTree(dir string, follow bool) (tree, error) {
+	flags := unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC
+	if !follow {
+		flags |= unix.O_NOFOLLOW
+	}
+	fd, err := unix.Open(dir, flags, 0)
+	if !follow && (err == unix.ELOOP || err == unix.ENOTDIR) {
+		// With O_DIRECTORY, Linux says ENOTDIR for a link to a directory.
+		if fi, lerr := os.Lstat(dir); lerr == nil && fi.Mode()&os.ModeSymlink != 0 {
+			return nil, fmt.Errorf("%s: %w", dir, ErrDirIsSymlink)
+		}
+	}
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
 	}
@@ -23,7 +34,7 @@ func openTree(dir string) (tree, error) {
 	probe, err := t.openDir(".")
 	if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) {
 		unix.Close(fd)
-		return openRootTree(dir)
+		return openRootTree(dir, follow)
 	}
 	if err != nil {
 		unix.Close(fd)
@@ -88,29 +99,29 @@ func typeAt(fd int, base string) (uint32, error) {
 	return st.Mode & unix.S_IFMT, nil
 }
 
-func (t *fdTree) mkdir(name string) error {
+func (t *fdTree) mkdir(name string) (bool, error) {
 	fd, base, err := t.parent(name)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer unix.Close(fd)
 	err = unix.Mkdirat(fd, base, 0o755)
 	if err == unix.EEXIST {
 		switch typ, err := typeAt(fd, base); {
 		case err != nil:
-			return &os.PathError{Op: "fstatat", Path: filepath.Join(t.dir, name), Err: err}
+			return false, &os.PathError{Op: "fstatat", Path: filepath.Join(t.dir, name), Err: err}
 		case typ == unix.S_IFDIR:
-			return nil
+			return false, nil
 		case typ == unix.S_IFLNK:
-			return escapes(name)
+			return false, escapes(name)
 		default:
-			return fmt.Errorf("%s: there and not a directory", name)
+			return false, fmt.Errorf("%s: there and not a directory", name)
 		}
 	}
 	if err != nil {
-		return &os.PathError{Op: "mkdirat", Path: filepath.Join(t.dir, name), Err: err}
+		return false, &os.PathError{Op: "mkdirat", Path: filepath.Join(t.dir, name), Err: err}
 	}
-	return nil
+	return true, nil
 }
 
 func (t *fdTree) create(name string) (part, error) {

@@ -19,7 +19,7 @@ func TestOpenat2Used(t *testing.T) {
 		t.Fatal(err)
 	}
 	unix.Close(fd)
-	tr, err := openTree(dir)
+	tr, err := openTree(dir, true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,10 +17,29 @@ import (
 // link in between the check and the use, and even then not out of it.
 type rootTree struct{ r *os.Root }
 
-func openRootTree(dir string) (tree, error) {
+// openRootTree opens dir; unless follow, dir must not be a symlink, and
+// must still be the directory Lstat saw once it is open.
+func openRootTree(dir string, follow bool) (tree, error) {
+	var before fs.FileInfo
+	if !follow {
+		fi, err := os.Lstat(dir)
+		if err != nil {
+			return nil, err
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			return nil, fmt.Errorf("%s: %w", dir, ErrDirIsSymlink)
+		}
+		before = fi
+	}
 	r, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, err
+	}
+	if before != nil {
+		if fi, err := r.Stat("."); err != nil || !os.SameFile(before, fi) {
+			r.Close()
+			return nil, fmt.Errorf("%s: %w: it was replaced while it was opened", dir, ErrDirIsSymlink)
+		}
 	}
 	return rootTree{r}, nil
 }
@@ -62,24 +81,24 @@ func (t rootTree) is(name string) (fs.FileMode, error) {
 	return fi.Mode().Type(), nil
 }
 
-func (t rootTree) mkdir(name string) error {
+func (t rootTree) mkdir(name string) (bool, error) {
 	if err := t.check(name); err != nil {
-		return err
+		return false, err
 	}
 	err := t.r.Mkdir(name, 0o755)
 	if errors.Is(err, fs.ErrExist) {
 		switch typ, err := t.is(name); {
 		case err != nil:
-			return err
+			return false, err
 		case typ == fs.ModeDir:
-			return nil
+			return false, nil
 		case typ == fs.ModeSymlink:
-			return escapes(name)
+			return false, escapes(name)
 		default:
-			return fmt.Errorf("%s: there and not a directory", name)
+			return false, fmt.Errorf("%s: there and not a directory", name)
 		}
 	}
-	return err
+	return err == nil, err
 }
 
 func (t rootTree) create(name string) (part, error) {
