@@ -567,8 +567,11 @@ func newLsCmd(g *globals) *cobra.Command {
 				defer lookingFor(ctx, c, args[0], timeout)()
 				return c.Ls(ctx, args[0])
 			}, func(entries []client.EntryJSON) error {
+				// The names are the DAG author's: shown escaped, so a
+				// control sequence in one is not obeyed (--json keeps
+				// them exact).
 				for _, e := range entries {
-					name := e.Name
+					name := termsafe.Line(e.Name)
 					if e.Kind == "directory" {
 						name += "/"
 					}
@@ -638,7 +641,7 @@ network, so other nodes can fetch it from here. 'nube add' pins what it adds.`,
 				return c.PinLs(ctx)
 			}, func(pins []client.PinInfo) error {
 				for _, p := range pins {
-					g.printf("%s  %s\n", p.CID, p.Name)
+					g.printf("%s  %s\n", p.CID, termsafe.Line(p.Name))
 				}
 				return nil
 			})
