@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 
 	"github.com/nubecloud/nube/api"
 	"github.com/nubecloud/nube/api/client"
+	"github.com/nubecloud/nube/content"
 	"github.com/nubecloud/nube/nubetest"
 )
 
@@ -39,31 +41,17 @@ func TestGatewayMalformedHAMTIsNot500(t *testing.T) {
 	if _, err := cl.DagImport(ctx, bytes.NewReader(d.CAR(file)), "", true); err != nil {
 		t.Fatal(err)
 	}
-	// A HAMT shard node (fanout 256, murmur3) with one bit set, whose
-	// links are bad shard links.
-	ds := mdag.NewDAGService(bsrv.New(blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore())), nil))
-	sh, err := hamt.NewShard(ds, 256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sh.Set(ctx, "ok", file); err != nil {
-		t.Fatal(err)
-	}
-	good, err := sh.Node()
-	if err != nil {
-		t.Fatal(err)
-	}
-	data := good.(*mdag.ProtoNode).Data()
-	bad := mdag.NodeWithData(data)
-	bad.SetCidBuilder(cid.V1Builder{Codec: cid.DagProtobuf, MhType: mh.SHA2_256})
-	bad.AddRawLink("", &ipld.Link{Cid: file.Cid()})
-	bad.AddRawLink("A", &ipld.Link{Cid: file.Cid()})
+	bad := malformedHAMT(t, file)
 	car := carOfNodes(t, bad, file)
 	if _, err := cl.DagImport(ctx, bytes.NewReader(car), "", true); err != nil {
 		t.Fatal(err)
 	}
+	// The API's ls calls it what it is: bad data (400), not a failed fetch.
+	if _, err := cl.Ls(ctx, bad.Cid().String()); !errors.Is(err, content.ErrMalformed) {
+		t.Errorf("ls: %v, want an error of ErrMalformed's kind", err)
+	}
 	gw := listenGateway(t, c.Node(0), api.GatewayConfig{FetchTimeout: 200 * time.Millisecond})
-	for _, p := range []string{"", "/", "?format=tar", "?format=car", "/ok", "/ok?format=raw"} {
+	for _, p := range []string{"", "/", "?format=tar", "?format=car", "?format=dag-json", "/ok", "/ok?format=raw"} {
 		code, _, body := do(t, nil, mustRequest(t, gw.URL()+"/ipfs/"+bad.Cid().String()+p))
 		if code >= 500 && code != 503 && code != 504 {
 			t.Errorf("%s: %d %.200q", p, code, body)
@@ -71,8 +59,32 @@ func TestGatewayMalformedHAMTIsNot500(t *testing.T) {
 	}
 }
 
+// malformedHAMT is a HAMT shard node (fanout 256, murmur3) with one bit
+// set, whose links to file are bad shard links: one with no name, one
+// shorter than the two hex digits of the padding.
+func malformedHAMT(t testing.TB, file ipld.Node) ipld.Node {
+	t.Helper()
+	ds := mdag.NewDAGService(bsrv.New(blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore())), nil))
+	sh, err := hamt.NewShard(ds, 256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sh.Set(context.Background(), "ok", file); err != nil {
+		t.Fatal(err)
+	}
+	good, err := sh.Node()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := mdag.NodeWithData(good.(*mdag.ProtoNode).Data())
+	bad.SetCidBuilder(cid.V1Builder{Codec: cid.DagProtobuf, MhType: mh.SHA2_256})
+	bad.AddRawLink("", &ipld.Link{Cid: file.Cid()})
+	bad.AddRawLink("A", &ipld.Link{Cid: file.Cid()})
+	return bad
+}
+
 // carOfNodes is a CARv1 of nodes, rooted at the first.
-func carOfNodes(t *testing.T, nodes ...ipld.Node) []byte {
+func carOfNodes(t testing.TB, nodes ...ipld.Node) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	w, err := storage.NewWritable(&buf, []cid.Cid{nodes[0].Cid()}, carv2.WriteAsCarV1(true))

@@ -400,7 +400,8 @@ func contentStatus(err error) int {
 	switch {
 	case errors.Is(err, content.ErrBadCID), errors.Is(err, content.ErrNotUnixFS),
 		errors.Is(err, content.ErrBadCAR), errors.Is(err, content.ErrIncomplete),
-		errors.Is(err, content.ErrBadName), errors.Is(err, dirtar.ErrBadName):
+		errors.Is(err, content.ErrBadName), errors.Is(err, dirtar.ErrBadName),
+		errors.Is(err, content.ErrMalformed):
 		return http.StatusBadRequest
 	case errors.Is(err, content.ErrNotFound), errors.Is(err, content.ErrNotPinned):
 		return http.StatusNotFound

@@ -206,7 +206,10 @@ func ipfsHandler(n *nube.Node, cfg GatewayConfig) (http.Handler, error) {
 		RetrievalTimeout: cfg.FetchTimeout,
 		MetricsRegistry:  reg,
 	}
-	files := filesBackend{BlocksBackend: backend, content: n.Content(), dag: mdag.NewDAGService(blocks.BlockService())}
+	files := filesBackend{
+		BlocksBackend: backend, content: n.Content(), dag: mdag.NewDAGService(blocks.BlockService()),
+		local: mdag.NewDAGService(blockservice.New(blocks.BlockService().Blockstore(), nil)),
+	}
 	return gateway.NewHostnameHandler(gc, files, gateway.NewHandler(gc, files)), nil
 }
 
@@ -223,10 +226,53 @@ func ipfsHandler(n *nube.Node, cfg GatewayConfig) (http.Handler, error) {
 // could write outside its directory. The listing, or the tar of such a
 // directory, is a 400 that names the bad name; a directory deeper in a
 // tar stops the stream there, with the error at its end (boxo's way).
+//
+// And where boxo fails, it asks content.CheckPath, over the blocks the
+// store holds, whether the DAG is malformed (a HAMT shard whose links
+// are not shard links): boxo calls that a 500, the gateway's fault; it is
+// the data's, a 400.
 type filesBackend struct {
 	*gateway.BlocksBackend
 	content nube.Content
 	dag     ipld.DAGService // to read a directory's names
+	local   ipld.DAGService // the store's blocks only, to judge a failure
+}
+
+// why returns err, or for a path the content layer finds malformed, a
+// 400 that says so. It reads only blocks the store holds (boxo fetched
+// what it could), so a failure costs no second search of the network.
+func (b filesBackend) why(ctx context.Context, p ipath.ImmutablePath, err error) error {
+	if err == nil {
+		return nil
+	}
+	var coded *gateway.ErrorStatusCode
+	if errors.As(err, &coded) {
+		return err
+	}
+	if bad := content.CheckPath(ctx, b.local, p.String()); bad != nil {
+		return gateway.NewErrorStatusCode(bad, http.StatusBadRequest)
+	}
+	return err
+}
+
+func (b filesBackend) ResolvePath(ctx context.Context, p ipath.ImmutablePath) (gateway.ContentPathMetadata, error) {
+	md, err := b.BlocksBackend.ResolvePath(ctx, p)
+	return md, b.why(ctx, p, err)
+}
+
+func (b filesBackend) Head(ctx context.Context, p ipath.ImmutablePath) (gateway.ContentPathMetadata, *gateway.HeadResponse, error) {
+	md, r, err := b.BlocksBackend.Head(ctx, p)
+	return md, r, b.why(ctx, p, err)
+}
+
+func (b filesBackend) GetBlock(ctx context.Context, p ipath.ImmutablePath) (gateway.ContentPathMetadata, files.File, error) {
+	md, f, err := b.BlocksBackend.GetBlock(ctx, p)
+	return md, f, b.why(ctx, p, err)
+}
+
+func (b filesBackend) GetCAR(ctx context.Context, p ipath.ImmutablePath, params gateway.CarParams) (gateway.ContentPathMetadata, io.ReadCloser, error) {
+	md, r, err := b.BlocksBackend.GetCAR(ctx, p, params)
+	return md, r, b.why(ctx, p, err)
 }
 
 // checkNames refuses the directory c, whose node the store holds, if
@@ -257,6 +303,11 @@ func (b filesBackend) checkNames(ctx context.Context, c cid.Cid) error {
 // checked; the directories in it check their own as the stream reaches
 // them.
 func (b filesBackend) GetAll(ctx context.Context, p ipath.ImmutablePath) (gateway.ContentPathMetadata, files.Node, error) {
+	md, n, err := b.getAll(ctx, p)
+	return md, n, b.why(ctx, p, err)
+}
+
+func (b filesBackend) getAll(ctx context.Context, p ipath.ImmutablePath) (gateway.ContentPathMetadata, files.Node, error) {
 	md, n, err := b.BlocksBackend.GetAll(ctx, p)
 	if err != nil {
 		return md, n, err
@@ -313,8 +364,14 @@ func (it *checkedEntries) Node() files.Node {
 	return n
 }
 
+// Get is get, with a malformed DAG's failure a 400 (why).
 func (b filesBackend) Get(ctx context.Context, p ipath.ImmutablePath, ranges ...gateway.ByteRange) (gateway.ContentPathMetadata, *gateway.GetResponse, error) {
-	md, err := b.ResolvePath(ctx, p)
+	md, r, err := b.get(ctx, p, ranges...)
+	return md, r, b.why(ctx, p, err)
+}
+
+func (b filesBackend) get(ctx context.Context, p ipath.ImmutablePath, ranges ...gateway.ByteRange) (gateway.ContentPathMetadata, *gateway.GetResponse, error) {
+	md, err := b.BlocksBackend.ResolvePath(ctx, p)
 	if err != nil {
 		return md, nil, err
 	}

@@ -337,19 +337,36 @@ func FuzzGatewayRequest(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { g.Close() })
-	f.Add("127.0.0.1", "/ipfs/"+c.String(), "bytes=-0")
-	f.Add("localhost", "/ipfs/"+c.String()+"/a/b", "bytes=1-2,-0")
-	f.Add(c.String()+".ipfs.localhost", "/", "bytes=0-")
-	f.Add("x.ipfs.localhost", "/../..", "bytes=--1")
-	f.Fuzz(func(t *testing.T, host, path, rng string) {
+	// A malformed HAMT shard, for the fuzzer to reach by any format.
+	d := nubetest.NewDAG(f)
+	file := d.File("hello")
+	bad := malformedHAMT(f, file)
+	if _, err := n.Content().ImportCAR(context.Background(), bytes.NewReader(carOfNodes(f, bad, file)), content.ImportOptions{}); err != nil {
+		f.Fatal(err)
+	}
+	f.Add("127.0.0.1", "/ipfs/"+c.String(), "bytes=-0", "", "")
+	f.Add("localhost", "/ipfs/"+c.String()+"/a/b", "bytes=1-2,-0", "", "")
+	f.Add(c.String()+".ipfs.localhost", "/", "bytes=0-", "", "")
+	f.Add("x.ipfs.localhost", "/../..", "bytes=--1", "", "")
+	for _, q := range []string{"", "format=tar", "format=car", "format=raw", "format=dag-json", "format=dag-cbor", "format=json", "format=ipns-record"} {
+		f.Add("127.0.0.1", "/ipfs/"+bad.Cid().String(), "", q, "")
+		f.Add("127.0.0.1", "/ipfs/"+bad.Cid().String()+"/ok", "", q, "")
+	}
+	for _, accept := range []string{"application/x-tar", "application/vnd.ipld.car", "application/vnd.ipld.raw", "application/vnd.ipld.dag-json", "text/html"} {
+		f.Add("127.0.0.1", "/ipfs/"+bad.Cid().String(), "", "", accept)
+		f.Add(bad.Cid().String()+".ipfs.localhost", "/ok", "", "", accept)
+	}
+	f.Fuzz(func(t *testing.T, host, path, rng, query, accept string) {
 		req := httptest.NewRequest("GET", "http://127.0.0.1/", nil)
 		req.Host = host
 		req.URL.Path = path
+		req.URL.RawQuery = query
 		req.Header.Set("Range", rng)
+		req.Header.Set("Accept", accept)
 		rec := httptest.NewRecorder()
 		g.ServeHTTP(rec, req)
-		if rec.Code >= 500 && rec.Code != http.StatusServiceUnavailable && rec.Code != http.StatusGatewayTimeout {
-			t.Fatalf("host %q path %q range %q: %d %s", host, path, rng, rec.Code, rec.Body)
+		if rec.Code >= 500 && rec.Code != http.StatusNotImplemented && rec.Code != http.StatusServiceUnavailable && rec.Code != http.StatusGatewayTimeout {
+			t.Fatalf("host %q path %q range %q query %q accept %q: %d %s", host, path, rng, query, accept, rec.Code, rec.Body)
 		}
 	})
 }

@@ -368,7 +368,13 @@ func resolve(ctx context.Context, ng ipld.NodeGetter, root cid.Cid, parts []stri
 			return nil, fmt.Errorf("%s/%s: %w", root, strings.Join(parts[:i+1], "/"), err)
 		}
 	}
+	// Every HAMT shard on the way is checked: boxo's code fails on a
+	// malformed one with an error of no kind.
+	ng = checked(ng)
 	n, err := ng.Get(ctx, root)
+	if errors.Is(err, ErrMalformed) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fetchError(ctx, root, err)
 	}
@@ -387,6 +393,9 @@ func resolve(ctx context.Context, ng ipld.NodeGetter, root cid.Cid, parts []stri
 		n, err = dir.Find(ctx, name)
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, mdag.ErrLinkNotFound) {
 			return nil, fmt.Errorf("%s/%s: %w", root, strings.Join(parts[:i+1], "/"), ErrNotFound)
+		}
+		if errors.Is(err, ErrMalformed) {
+			return nil, fmt.Errorf("%s/%s: %w", root, strings.Join(parts[:i+1], "/"), err)
 		}
 		if err != nil {
 			return nil, fetchError(ctx, root, err)
@@ -458,11 +467,17 @@ func (s *Service) List(ctx context.Context, p string) ([]Entry, error) {
 	} else if e.Kind != KindDir {
 		return nil, fmt.Errorf("%s: not a directory", p)
 	}
-	dir, err := uio.NewDirectoryFromNode(dagOnly{ng}, n)
+	// The shards of a HAMT directory are checked as they are read (the
+	// children described below are not: one of them being malformed is
+	// no reason to refuse this listing).
+	dir, err := uio.NewDirectoryFromNode(dagOnly{checked(ng)}, n)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("directory %s: %w: %v", p, ErrMalformed, err)
 	}
 	links, err := dir.Links(ctx)
+	if errors.Is(err, ErrMalformed) {
+		return nil, fmt.Errorf("directory %s: %w", p, err)
+	}
 	if err != nil {
 		return nil, fetchError(ctx, n.Cid(), err)
 	}
