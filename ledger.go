@@ -15,8 +15,9 @@ import (
 // read accounts, pay. The node owns the ledger's life (no Close here).
 // See package ledger.
 type Ledger interface {
-	// Create forms the ledger of this node and peers, with limit
-	// millicredits of credit per account (zero: ledger.DefaultLimit).
+	// Create forms the ledger of this node and peers, granting limit
+	// millicredits of credit to each of their users (zero:
+	// ledger.DefaultLimit); other users start with none.
 	Create(ctx context.Context, limit int64, peers ...peer.ID) (ledger.Info, error)
 	// Join makes this node a ledger node through the ledger node via.
 	Join(ctx context.Context, via peer.ID) (ledger.Info, error)
@@ -28,6 +29,10 @@ type Ledger interface {
 	Account(ctx context.Context, user peer.ID) (ledger.Account, error)
 	// Send transfers millicredits from this node's user to another.
 	Send(ctx context.Context, to peer.ID, amount int64, memo string) (ledger.Outcome, error)
+	// Vouch sets the trust line from this node's user to another: credit
+	// it may spend below zero, which this user answers for (zero
+	// withdraws it).
+	Vouch(ctx context.Context, user peer.ID, amount int64) (ledger.Outcome, error)
 	// Submit applies a transaction signed elsewhere.
 	Submit(ctx context.Context, st *ledger.SignedTx) (ledger.Outcome, error)
 	// IsNode reports whether this node keeps the ledger.

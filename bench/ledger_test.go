@@ -24,6 +24,10 @@ func ledgerCluster(b testing.TB) *nubetest.C {
 	if _, err := c.Node(0).Ledger().Create(ctx, 1_000_000_000, c.Node(1).ID(), c.Node(2).ID()); err != nil {
 		b.Fatal(err)
 	}
+	// 4's user founded nothing: 2's, which spends nothing here, vouches for it.
+	if _, err := c.Node(2).Ledger().Vouch(ctx, c.Node(4).UserID(), 1_000_000_000); err != nil {
+		b.Fatal(err)
+	}
 	for _, i := range []int{3, 4} {
 		if _, err := c.Node(i).Ledger().Info(ctx); err != nil {
 			b.Fatal(err)

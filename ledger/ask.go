@@ -123,7 +123,7 @@ func (m *Manager) serveSubmit(ctx context.Context, req submitReq) (signedAnswer,
 func (m *Manager) propose(ctx context.Context, g *group.Group, bk *fsm, tx []byte, checked bool) (outcome, error) {
 	st, err := decodeTx(tx, false)
 	if err == nil {
-		err = m.precheck(ctx, g, bk, st.tx)
+		err = m.precheck(ctx, g, bk, st)
 	}
 	if err == nil && !checked {
 		err = st.check()
@@ -141,14 +141,13 @@ func (m *Manager) propose(ctx context.Context, g *group.Group, bk *fsm, tx []byt
 
 // precheck judges t against this member's state; a member that may lag
 // the ledger judges a spend it would refuse again once it has caught up.
-func (m *Manager) precheck(ctx context.Context, g *group.Group, bk *fsm, t *Tx) error {
-	judge := func() (err error) {
-		now := time.Now().UnixNano()
-		bk.m.view(func(s *state) { err = precheck(s, t, now) })
-		return err
-	}
+func (m *Manager) precheck(ctx context.Context, g *group.Group, bk *fsm, st *SignedTx) error {
+	judge := func() error { return bk.m.precheck(st, time.Now().UnixNano()) }
 	err := judge()
-	if errors.Is(err, ErrInsufficient) || errors.Is(err, ErrNoLedger) {
+	// What a lagging member has not applied yet (the credit, the reserve
+	// or the line a transaction spends, the genesis) can make it refuse
+	// what the ledger would take: judge those again once caught up.
+	if errors.Is(err, ErrInsufficient) || errors.Is(err, ErrNoLedger) || errors.Is(err, ErrNoReserve) || errors.Is(err, ErrNoLine) {
 		if g.Sync(ctx) == nil {
 			err = judge()
 		}
@@ -388,7 +387,8 @@ type Account struct {
 	Balance int64 `cbor:"2,keyasint" json:"balance"`
 	// Reserved is what its open reserves hold, already out of Balance.
 	Reserved int64 `cbor:"3,keyasint" json:"reserved"`
-	// Limit is how far below zero the balance may go.
+	// Limit is how far below zero the balance may go: Granted + Vouched
+	// - Vouching (negative when the user vouches with credit it earned).
 	Limit int64 `cbor:"4,keyasint" json:"limit"`
 	// Available is what it can spend now: Balance + Limit.
 	Available int64 `cbor:"5,keyasint" json:"available"`
@@ -398,21 +398,20 @@ type Account struct {
 	// Known says the ledger has an account for User: some transaction
 	// paid it or was paid by it.
 	Known bool `cbor:"8,keyasint,omitempty" json:"known"`
+	// Granted is the limit the genesis gave it (a founding user's).
+	Granted int64 `cbor:"9,keyasint,omitempty" json:"granted,omitempty"`
+	// Vouched is the sum of the trust lines extended to it; Vouching,
+	// of those it extends.
+	Vouched  int64 `cbor:"10,keyasint,omitempty" json:"vouched,omitempty"`
+	Vouching int64 `cbor:"11,keyasint,omitempty" json:"vouching,omitempty"`
+	// Lines are those lines: to it first, then from it.
+	Lines []Line `cbor:"12,keyasint,omitempty" json:"lines,omitempty"`
 }
 
 func localAccount(bk *fsm, u peer.ID) (a Account, ok bool) {
 	bk.m.view(func(s *state) {
-		if s.Genesis == nil {
-			return
-		}
-		ok = true
-		a = Account{User: u, Limit: s.limit(), Ledger: s.Genesis.ID}
-		if acc := s.Accounts[u]; acc != nil {
-			a.Known = true
-			a.Balance, a.Reserved = acc.Balance, acc.Reserved
-			a.History = slices.Clone(acc.History)
-		}
-		a.Available = a.Balance + a.Limit
+		a, ok = s.account(u)
+		a.Known = s.Accounts[u] != nil
 	})
 	return a, ok
 }
@@ -497,6 +496,9 @@ type Info struct {
 	Sum int64 `cbor:"10,keyasint" json:"sum"`
 	// Member is set when the node asked keeps the ledger.
 	Member bool `cbor:"11,keyasint,omitempty" json:"member,omitempty"`
+	// Founders are the users the genesis granted Limit to (none: a ledger
+	// from before trust lines, where every account has it).
+	Founders []peer.ID `cbor:"12,keyasint,omitempty" json:"founders,omitempty"`
 }
 
 // serveInfo answers from this member's state, once it has caught up, and
@@ -557,7 +559,8 @@ func (m *Manager) localInfo(ctx context.Context, g *group.Group, bk *fsm) (Info,
 		}
 		ok = true
 		in = Info{ID: s.Genesis.ID, Limit: s.Genesis.Limit, Created: time.Unix(0, s.Genesis.Created).UTC(), Nodes: slices.Clone(r.members()),
-			Seq: s.Seq, Accounts: len(s.Accounts), Escrow: s.Escrow, Reserves: len(s.Reserves), Sum: s.Sum()}
+			Seq: s.Seq, Accounts: len(s.Accounts), Escrow: s.Escrow, Reserves: len(s.Reserves), Sum: s.Sum(),
+			Founders: slices.Clone(s.Genesis.Founders)}
 	})
 	if !ok {
 		return Info{}, fmt.Errorf("%w: the ledger has no genesis yet", ErrNoLedger)

@@ -19,35 +19,6 @@ import (
 // at once after a quiet second.
 const DefaultSubmitRate = 500
 
-// precheck judges t against a member's state at time now, as applying it
-// would: its window, its nonce, and whether its payer can pay. It is the
-// door's stand-in for the rules' own check (state.precheck), which judges
-// the same against the same state.
-//
-// TODO(lrules): call s.precheck(t, now) here once the rules' branch lands.
-func precheck(s *state, t *Tx, now int64) error {
-	if s.Genesis == nil {
-		return fmt.Errorf("%w: the ledger has no genesis yet", ErrNoLedger)
-	}
-	if !inWindow(t.Time, now) {
-		return fmt.Errorf("%w: %s signed at %s, this ledger node's clock says %s", ErrStale, t.Kind,
-			time.Unix(0, t.Time).UTC().Format(time.RFC3339), time.Unix(0, now).UTC().Format(time.RFC3339))
-	}
-	if _, seen := s.Nonces[t.ID()]; seen {
-		return fmt.Errorf("%w: %s %s", ErrReplay, t.Kind, t.ID())
-	}
-	switch t.Kind {
-	case Transfer, Reserve:
-		return s.canPay(t.From, t.Amount)
-	case Settle:
-		r := t.Receipt.receipt
-		if r.Kind == Storage {
-			return s.canPay(r.Payer, r.Amount)
-		}
-	}
-	return nil
-}
-
 // limiter is a token bucket per peer: rate tokens a second, at most burst
 // saved up. It forgets peers whose bucket has filled again, and bounds how
 // many it remembers.

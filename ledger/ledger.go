@@ -205,11 +205,11 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	m := &Manager{cfg: cfg, log: cfg.Logger, self: cfg.Host.ID(), user: user, cert: cert, key: key,
-		door: newLimiter(cfg.SubmitRate, time.Now), life: make(chan struct{}, 1), bk: newFSM(), payees: map[peer.ID]payeeOf{}}
+		door: newLimiter(cfg.SubmitRate, time.Now), life: make(chan struct{}, 1), bk: newFSM(cfg.Logger), payees: map[peer.ID]payeeOf{}}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.loadKnown()
 	if slices.Contains(cfg.Groups.Names(), GroupName) {
-		bk := newFSM()
+		bk := newFSM(m.log)
 		g, err := cfg.Groups.Open(ctx, GroupName, group.Options{Machine: bk})
 		if err != nil {
 			m.cancel()
@@ -320,15 +320,7 @@ func (m *Manager) tick(g *group.Group, bk *fsm) {
 		}
 		now := time.Now().UnixNano()
 		due := false
-		bk.m.view(func(s *state) {
-			for _, r := range s.Reserves {
-				due = due || r.Expires <= now
-			}
-			old := now - int64(2*Window)
-			for _, t := range s.Nonces {
-				due = due || t < old
-			}
-		})
+		bk.m.view(func(s *state) { due = s.due(now) })
 		if !due {
 			continue
 		}

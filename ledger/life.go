@@ -29,6 +29,7 @@ const (
 	formAsk   = iota + 1 // sign the founding, open nothing yet
 	formOpen             // every member signed: open the group
 	formAbort            // the creator gave up: drop the group
+	formCert             // name this node's user (its cert), before the founding is written
 )
 
 type formReq struct {
@@ -41,7 +42,8 @@ type formReq struct {
 }
 
 type formReply struct {
-	Sig []byte `cbor:"1,keyasint,omitempty"` // formAsk: the peer's signature of the founding
+	Sig  []byte         `cbor:"1,keyasint,omitempty"` // formAsk: the peer's signature of the founding
+	Cert *identity.Cert `cbor:"2,keyasint,omitempty"` // formCert: the peer's cert, naming its user
 }
 
 type addReq struct {
@@ -94,10 +96,34 @@ func (m *Manager) Create(ctx context.Context, limit int64, peers ...peer.ID) (In
 	if len(all) > MaxMembers {
 		return Info{}, fmt.Errorf("%w: a ledger of %d nodes (at most %d)", ErrMalformed, len(all), MaxMembers)
 	}
+	// The founders, whom the genesis grants limit: the users of every
+	// member, each named by its node's cert.
+	founders := []peer.ID{m.user}
+	var mu sync.Mutex
+	err := m.onEach(ctx, peers, "to name its user", func(ctx context.Context, p peer.ID) error {
+		rep, err := formFn.At(m.cfg.Remote, p).Call(ctx, formReq{Step: formCert, Cert: m.cert})
+		if err != nil {
+			return err
+		}
+		if rep.Cert == nil {
+			return fmt.Errorf("%w: it named no user", ErrMalformed)
+		}
+		if err := rep.Cert.Check(p); err != nil {
+			return fmt.Errorf("%w: its cert: %v", ErrForged, err)
+		}
+		mu.Lock()
+		founders = append(founders, rep.Cert.User)
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return Info{}, fmt.Errorf("ledger: create: %w", err)
+	}
 	id := make([]byte, 8)
 	rand.Read(id)
 	now := time.Now()
-	gen := &Genesis{ID: hex.EncodeToString(id), Created: now.UnixNano(), Limit: limit}
+	gen := &Genesis{ID: hex.EncodeToString(id), Created: now.UnixNano(), Limit: limit,
+		Founders: slices.Compact(slices.Sorted(slices.Values(founders)))}
 	gb, err := wire.Marshal(gen)
 	if err != nil {
 		return Info{}, err
@@ -109,7 +135,6 @@ func (m *Manager) Create(ctx context.Context, limit int64, peers ...peer.ID) (In
 
 	// Every peer signs the founding, or nothing is opened anywhere.
 	founded := rosterEntry{Body: body, Sigs: []memberSig{{By: m.self, Sig: m.sign(rosterDomain, body)}}}
-	var mu sync.Mutex
 	err = m.onEach(ctx, peers, "to agree to form the ledger", func(ctx context.Context, p peer.ID) error {
 		rep, err := formFn.At(m.cfg.Remote, p).Call(ctx, formReq{Step: formAsk, Roster: body, Cert: m.cert})
 		if err != nil {
@@ -135,7 +160,7 @@ func (m *Manager) Create(ctx context.Context, limit int64, peers ...peer.ID) (In
 	}
 
 	// Open the group here and on every peer; the genesis makes it a ledger.
-	bk := newFSM()
+	bk := newFSM(m.log)
 	g, err := m.cfg.Groups.Open(ctx, GroupName, group.Options{Members: peers, Machine: bk})
 	if err != nil {
 		m.drop("a create that could not open its group")
@@ -246,7 +271,7 @@ func (m *Manager) settled() error {
 func (m *Manager) stopMember() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.g, m.bk = nil, newFSM()
+	m.g, m.bk = nil, newFSM(m.log)
 }
 
 // serveForm is a peer's side of Create.
@@ -260,6 +285,8 @@ func (m *Manager) serveForm(ctx context.Context, req formReq) (formReply, error)
 		return formReply{}, err
 	}
 	switch req.Step {
+	case formCert:
+		return formReply{Cert: &m.cert}, nil
 	case formAsk:
 		e := rosterEntry{Body: req.Roster}
 		if err := e.decode(); err != nil {
@@ -271,6 +298,11 @@ func (m *Manager) serveForm(ctx context.Context, req formReq) (formReply, error)
 			return formReply{}, fmt.Errorf("%w: a founding without its genesis", ErrMalformed)
 		case !slices.Contains(e.b.Members, m.self) || !slices.Contains(e.b.Members, from):
 			return formReply{}, fmt.Errorf("%w: a ledger of %v, which does not name both %s and its creator", ErrMalformed, e.b.Members, m.self)
+		case !slices.Contains(gen.Founders, m.user):
+			// A genesis that grants this node's user nothing, or with no
+			// founders at all (the rule of ledgers before trust lines,
+			// where every fresh key had the limit): not one to sign.
+			return formReply{}, fmt.Errorf("%w: a founding whose genesis does not name this node's user %s among its founders", ErrMalformed, m.user)
 		}
 		m.mu.Lock()
 		busy := m.g != nil || m.pending != nil
@@ -300,7 +332,7 @@ func (m *Manager) serveForm(ctx context.Context, req formReq) (formReply, error)
 			return formReply{}, fmt.Errorf("%w: %v", ErrRefused, err)
 		}
 		others := slices.DeleteFunc(slices.Clone(e.b.Members), func(p peer.ID) bool { return p == m.self })
-		bk := newFSM()
+		bk := newFSM(m.log)
 		g, err := m.cfg.Groups.Open(ctx, GroupName, group.Options{Members: others, Machine: bk})
 		if err != nil {
 			m.drop("a form that could not open its group")
@@ -413,7 +445,7 @@ func (m *Manager) Join(ctx context.Context, via peer.ID) (Info, error) {
 	if err != nil {
 		return Info{}, fmt.Errorf("ledger: join through %s: %w", via, err)
 	}
-	bk := newFSM()
+	bk := newFSM(m.log)
 	g, err := m.cfg.Groups.Open(ctx, GroupName, group.Options{Join: via, Machine: bk})
 	if err != nil {
 		m.drop("a join that could not open its group")

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -31,8 +32,10 @@ func fast(_ int, c *nube.Config) {
 	c.LedgerTick = 100 * time.Millisecond
 }
 
-// ledgerCluster starts n nodes and makes the first three a ledger. Every
-// node trusts the users of the three (an option may trust more).
+// ledgerCluster starts n nodes and makes the first three a ledger; their
+// users found it, with limit each, and each other user is vouched for
+// with limit by one of them (the last first: node 0 keeps its credit).
+// Every node trusts the users of the three (an option may trust more).
 func ledgerCluster(t *testing.T, n int, opts ...nubetest.Option) *nubetest.C {
 	t.Helper()
 	c := nubetest.Cluster(t, n, append([]nubetest.Option{nubetest.TrustFirst(3), nubetest.WithConfig(fast)}, opts...)...)
@@ -44,8 +47,17 @@ func ledgerCluster(t *testing.T, n int, opts ...nubetest.Option) *nubetest.C {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(in.Nodes) != 3 || in.Limit != limit || in.Sum != 0 {
+	if len(in.Nodes) != 3 || in.Limit != limit || in.Sum != 0 || len(in.Founders) != 3 {
 		t.Fatalf("new ledger: %+v", in)
+	}
+	vouched := map[peer.ID]bool{}
+	for i := 3; i < n; i++ {
+		if u := c.Node(i).UserID(); !vouched[u] {
+			if _, err := c.Node(2-len(vouched)%3).Ledger().Vouch(ctx, u, limit); err != nil {
+				t.Fatal(err)
+			}
+			vouched[u] = true
+		}
 	}
 	return c
 }
@@ -145,7 +157,7 @@ func TestTransfersAcrossNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(acct.History) != 2 || acct.History[0].Memo != "first" || acct.Available != 0 {
+	if len(acct.History) != 3 || acct.History[0].Kind != "vouch" || acct.History[1].Memo != "first" || acct.Available != 0 {
 		t.Fatalf("history: %+v", acct)
 	}
 	balanced(t, ctx, c)
@@ -195,6 +207,7 @@ func TestPricedCall(t *testing.T) {
 	nubetest.Eventually(t, ctx, func() bool {
 		return balance(t, ctx, caller, caller.UserID()) == -want && balance(t, ctx, caller, provider.UserID()) == want
 	}, func() string {
+		ctx := nubetest.Context(t, 30*time.Second) // the test's has ended
 		return fmt.Sprintf("balances %d and %d, want %d each way", balance(t, ctx, caller, caller.UserID()), balance(t, ctx, caller, provider.UserID()), want)
 	})
 	balanced(t, ctx, c)
@@ -283,16 +296,20 @@ func TestStoragePaid(t *testing.T) {
 			holder = n
 		}
 	}
-	// Paid at least twice: the period after the first is its own.
+	// Paid at least twice: the period after the first is its own. (Its
+	// history may also hold a trust line: ledgerCluster's.)
+	paid := func(h []ledger.Entry) []ledger.Entry {
+		return slices.DeleteFunc(slices.Clone(h), func(e ledger.Entry) bool { return e.Kind == "vouch" })
+	}
 	nubetest.Eventually(t, ctx, func() bool {
 		a, err := owner.Ledger().Account(ctx, holder.UserID())
-		return err == nil && len(a.History) >= 2 && a.Balance > 0
+		return err == nil && len(paid(a.History)) >= 2 && a.Balance > 0
 	}, func() string { return "the holder was never paid twice" })
 	a, err := owner.Ledger().Account(ctx, holder.UserID())
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range a.History {
+	for _, e := range paid(a.History) {
 		if e.Kind != "storage" || e.Peer != owner.UserID() || e.Amount <= 0 {
 			t.Fatalf("holder's history: %+v", a.History)
 		}

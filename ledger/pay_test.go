@@ -18,7 +18,7 @@ import (
 // nothing; the provider's own settlement then pays.
 func TestSettleByStrangers(t *testing.T) {
 	b := newBook(t)
-	alice, bob, eve := newParty(t), newParty(t), newParty(t)
+	alice, bob, eve := b.vouched(testLimit), newParty(t), newParty(t)
 	res := reserveRun(b, alice, bob, 500, time.Minute)
 	good := Receipt{Kind: Compute, ID: res.tx.Nonce, Amount: 10, Time: b.now.UnixNano()}
 	honest := b.receipt(alice, bob, good, false)
@@ -99,7 +99,7 @@ func TestSettleByStrangers(t *testing.T) {
 // the reserve's price, capped at the reserve's most, and only that; once.
 func TestSettleAmounts(t *testing.T) {
 	b := newBook(t)
-	alice, bob := newParty(t), newParty(t)
+	alice, bob := b.vouched(testLimit), newParty(t)
 	price := service.Price{PerCall: 10, PerCPUSecond: 1000} // reserveRun's
 	cpu := 150 * time.Millisecond
 	cost := price.Cost(cpu) // 160
@@ -109,7 +109,7 @@ func TestSettleAmounts(t *testing.T) {
 		"more than its usage costs": cost + 1,
 		"less than its usage costs": cost - 1,
 		"more than the reserve":     501,
-		"far more than the reserve": 1 << 62,
+		"far more than the reserve": MaxAmount, // more than that is malformed (TestOverflow)
 	} {
 		r := r
 		r.Amount = amount
@@ -160,7 +160,7 @@ func TestSettleAmounts(t *testing.T) {
 // provider's pay by releasing the reserve of a run it is doing.
 func TestReleaseByStrangers(t *testing.T) {
 	b := newBook(t)
-	alice, bob, eve := newParty(t), newParty(t), newParty(t)
+	alice, bob, eve := b.vouched(testLimit), newParty(t), newParty(t)
 	res := reserveRun(b, alice, bob, 400, time.Minute)
 	claimed, err := identity.NewCert(eve.key, bob.node)
 	if err != nil {
@@ -189,7 +189,7 @@ func TestReleaseByStrangers(t *testing.T) {
 // balance, so only the payer settles it, countersigned.
 func TestStorageSettledByPayer(t *testing.T) {
 	b := newBook(t)
-	owner, holder := newParty(t), newParty(t)
+	owner, holder := b.vouched(testLimit), newParty(t)
 	from := b.now.Add(-24 * time.Hour)
 	r := Receipt{Kind: Storage, ID: storageID("o/s", holder.node, from.UnixNano()), Space: "o/s", Bytes: 1 << 30,
 		From: from.UnixNano(), Until: b.now.UnixNano(), PerGiBDay: 50, Amount: 50}
@@ -213,7 +213,7 @@ func TestStorageSettledByPayer(t *testing.T) {
 // usage the provider reported: a module runs on one thread.
 func TestCheckComputeElapsed(t *testing.T) {
 	b := newBook(t)
-	alice, bob := newParty(t), newParty(t)
+	alice, bob := b.vouched(testLimit), newParty(t)
 	res := reserveRun(b, alice, bob, 500, time.Minute)
 	price := service.Price{PerCall: 10, PerCPUSecond: 1000}
 	u := wasm.Usage{CPU: 300 * time.Millisecond, Wall: 300 * time.Millisecond}

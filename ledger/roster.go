@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 
@@ -302,7 +303,9 @@ type fsm struct {
 	rosterCh chan struct{} // closed and replaced when the roster changes
 }
 
-func newFSM() *fsm { return &fsm{m: newMachine(), rosterCh: make(chan struct{})} }
+func newFSM(log *slog.Logger) *fsm {
+	return &fsm{m: newMachine(log), rosterCh: make(chan struct{})}
+}
 
 // rosterCmd is the part of a log entry the roster reads: the rules' op and
 // genesis (command's keys) and the roster entry beside them.

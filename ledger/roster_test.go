@@ -231,7 +231,7 @@ func TestMachineRoster(t *testing.T) {
 		}
 		return o
 	}
-	f := newFSM()
+	f := newFSM(nil)
 	half := entry(t, rosterBody{Ledger: "ledger-1", Members: three, Genesis: gb}, a, b)
 	if o := apply(f, &genesisCmd{command: command{Op: opGenesis, Time: 1, Genesis: gen}}); o.Code != "malformed" {
 		t.Fatalf("a genesis without its founding: %+v", o)
@@ -264,7 +264,7 @@ func TestMachineRoster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := newFSM()
+	g := newFSM(nil)
 	if err := g.Restore(snap); err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +276,7 @@ func TestMachineRoster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newFSM()
+	h := newFSM(nil)
 	if err := h.Restore(old); err != nil {
 		t.Fatal(err)
 	}

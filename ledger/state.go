@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"math"
 	"slices"
@@ -23,7 +24,7 @@ var (
 	// ErrMalformed: a transaction or receipt that does not decode or
 	// breaks a rule of its shape.
 	ErrMalformed = errcode.New(errcode.BadRequest, "malformed ledger transaction")
-	// ErrTooLarge: over MaxTxSize.
+	// ErrTooLarge: over MaxTxSize, or over another cap (MaxLines).
 	ErrTooLarge = errcode.New(errcode.TooLarge, "ledger transaction too large")
 	// ErrForged: a signature that does not verify, or a cert that does
 	// not make the node its user's.
@@ -31,14 +32,17 @@ var (
 	// ErrReplay: a transaction whose nonce the ledger has applied.
 	ErrReplay = errcode.New(errcode.Conflict, "ledger transaction already applied")
 	// ErrStale: a transaction or receipt whose time is too far from the
-	// ledger's clock.
+	// ledger's clock, or an entry stamped too far from a node's clock.
 	ErrStale = errcode.New(errcode.Refused, "ledger transaction outside the time window")
 	// ErrInsufficient: the payment would take the account past its
-	// credit limit.
+	// credit limit; or a trust line would: its voucher's (extending more
+	// than it has) or its holder's (withdrawing what it uses).
 	ErrInsufficient = errcode.New(errcode.Refused, "over the credit limit")
 	// ErrNoReserve: a receipt or release for a reserve the ledger never
 	// held (or that expired and went back to its payer).
 	ErrNoReserve = errcode.New(errcode.NotFound, "no such reserve")
+	// ErrNoLine: the withdrawal of a trust line that does not exist.
+	ErrNoLine = errcode.New(errcode.NotFound, "no such trust line")
 	// ErrSettled: a receipt or reserve that was settled already.
 	ErrSettled = errcode.New(errcode.Conflict, "receipt already settled")
 	// ErrBadReceipt: a receipt whose figures do not hold: another payer
@@ -46,6 +50,10 @@ var (
 	// costs at the reserve's price, more than was reserved, or more than
 	// the payer's node was told.
 	ErrBadReceipt = errcode.New(errcode.Refused, "receipt does not hold")
+	// ErrInvariant: an entry that passed every rule but would have left
+	// the ledger unsound (credit from nothing, a balance past its limit).
+	// It is refused, and the node logs it at error: it is a bug.
+	ErrInvariant = errcode.New(errcode.Internal, "ledger invariant would break")
 	// ErrNoLedger: no ledger node could be found or reached.
 	ErrNoLedger = errcode.New(errcode.Unreachable, "no ledger reachable")
 	// ErrRefused: the node will not do this for this caller: it does not
@@ -63,8 +71,8 @@ var (
 var codes = map[string]error{
 	"malformed": ErrMalformed, "too_large": ErrTooLarge, "forged": ErrForged,
 	"replay": ErrReplay, "stale": ErrStale, "insufficient": ErrInsufficient,
-	"no_reserve": ErrNoReserve, "settled": ErrSettled, "bad_receipt": ErrBadReceipt,
-	"refused": ErrRefused, "no_ledger": ErrNoLedger, "impostor": ErrImpostor, "unknown_payee": ErrUnknownPayee,
+	"no_reserve": ErrNoReserve, "no_line": ErrNoLine, "settled": ErrSettled, "bad_receipt": ErrBadReceipt,
+	"invariant": ErrInvariant, "refused": ErrRefused, "no_ledger": ErrNoLedger, "impostor": ErrImpostor, "unknown_payee": ErrUnknownPayee,
 }
 
 func codeOf(err error) string {
@@ -103,8 +111,9 @@ const (
 )
 
 // command is one entry of the ledger's log. Time is the clock of the
-// member that proposed it: every member judges windows and expiries by it,
-// so all reach the same state.
+// member that proposed it; the ledger's own clock takes it only as far as
+// the rules of clockFor allow, so that every member judges windows and
+// expiries alike and no member's clock can move the ledger's far.
 type command struct {
 	Op      uint8    `cbor:"1,keyasint"`
 	Time    int64    `cbor:"2,keyasint"`
@@ -124,23 +133,40 @@ type outcome struct {
 	Leader peer.ID `cbor:"6,keyasint,omitempty"`
 }
 
-// Genesis is the ledger's first entry: its ID and the credit limit every
-// account starts with.
+// Genesis is the ledger's first entry: its ID, and the credit limit it
+// grants each of its founding users (the users of the nodes that formed
+// it). Every other account starts with no limit: it earns a balance by
+// serving, or is vouched for (a trust line, Vouch).
+//
+// A genesis with no founders is a ledger made before trust lines: there
+// every account keeps Limit, as it always had, since changing the rule
+// under a log already applied would make members that replay it from
+// different snapshots disagree. Such a ledger is made anew to close it.
 type Genesis struct {
 	ID      string `cbor:"1,keyasint" json:"id"`
 	Created int64  `cbor:"2,keyasint" json:"created"`
 	Limit   int64  `cbor:"3,keyasint" json:"limit"` // millicredits
+	// Founders are the users granted Limit, sorted, at most maxFounders.
+	Founders []peer.ID `cbor:"4,keyasint,omitempty" json:"founders,omitempty"`
 }
+
+// legacy reports whether g predates founders: every account has g.Limit.
+func (g *Genesis) legacy() bool { return len(g.Founders) == 0 }
+
+// maxFounders bounds the founding users: a ledger is formed by at most
+// as many nodes (serveForm's cap).
+const maxFounders = 16
 
 // Entry is one line of an account's history.
 type Entry struct {
 	Seq  uint64    `cbor:"1,keyasint" json:"seq"`
 	Time time.Time `cbor:"2,keyasint" json:"time"`
-	Kind string    `cbor:"3,keyasint" json:"kind"` // transfer, reserve, settle, release, expire, storage
+	Kind string    `cbor:"3,keyasint" json:"kind"` // transfer, reserve, settle, release, expire, storage, vouch
 	// Peer is the other account: the payee of a payment, the payer of
-	// an income.
+	// an income, the other end of a trust line.
 	Peer peer.ID `cbor:"4,keyasint,omitempty" json:"peer,omitempty"`
-	// Amount is what the entry did to the balance: negative for a debit.
+	// Amount is what the entry did to the balance: negative for a debit
+	// (zero for a trust line, which moves the limit, not the balance).
 	Amount int64  `cbor:"5,keyasint" json:"amount"`
 	Memo   string `cbor:"6,keyasint,omitempty" json:"memo,omitempty"`
 	Ref    string `cbor:"7,keyasint,omitempty" json:"ref,omitempty"` // the transaction's or reserve's ID
@@ -153,6 +179,14 @@ type account struct {
 	Balance  int64   `cbor:"1,keyasint"`
 	Reserved int64   `cbor:"2,keyasint,omitempty"`
 	History  []Entry `cbor:"3,keyasint,omitempty"`
+	// Lines are the trust lines this account extends, by the user each
+	// vouches for; Out is their sum, which its own credit answers for.
+	Lines map[peer.ID]int64 `cbor:"4,keyasint,omitempty"`
+	Out   int64             `cbor:"5,keyasint,omitempty"`
+	// Backers are the trust lines extended to this account, by voucher;
+	// In is their sum, which its limit gains.
+	Backers map[peer.ID]int64 `cbor:"6,keyasint,omitempty"`
+	In      int64             `cbor:"7,keyasint,omitempty"`
 }
 
 type reserve struct {
@@ -170,9 +204,17 @@ type state struct {
 	Accounts map[peer.ID]*account `cbor:"2,keyasint"`
 	Escrow   int64                `cbor:"3,keyasint"`
 	Reserves map[string]reserve   `cbor:"4,keyasint"`
-	Closed   map[string]int64     `cbor:"5,keyasint"` // settled receipt IDs, by time
-	Nonces   map[string]int64     `cbor:"6,keyasint"` // applied nonces, by time
+	Closed   map[string]int64     `cbor:"5,keyasint"` // settled receipt IDs, by the ledger's time
+	Nonces   map[string]int64     `cbor:"6,keyasint"` // applied nonces, by their transaction's own time
 	Seq      uint64               `cbor:"7,keyasint"`
+	// Clock is the time of the latest entry applied: the ledger's clock,
+	// which never goes back.
+	Clock int64 `cbor:"8,keyasint,omitempty"`
+	// Seen is the latest time a user signed on a transaction applied: the
+	// ledger's only clock that its members do not set.
+	Seen int64 `cbor:"9,keyasint,omitempty"`
+
+	j journal // what the entry under way changed, to undo it
 }
 
 func newState() *state {
@@ -181,8 +223,9 @@ func newState() *state {
 
 // machine is the ledger's group.StateMachine.
 type machine struct {
-	mu sync.Mutex
-	s  *state
+	mu  sync.Mutex
+	s   *state
+	log *slog.Logger
 	// changed is closed and replaced after each apply.
 	changed chan struct{}
 	// checked holds the hashes of transactions whose signatures this
@@ -195,8 +238,13 @@ type machine struct {
 // maxChecked bounds the transactions remembered as checked.
 const maxChecked = 1 << 14
 
-func newMachine() *machine {
-	return &machine{s: newState(), changed: make(chan struct{}), checked: map[[32]byte]struct{}{}}
+// newMachine returns an empty ledger that logs a broken invariant to log
+// (nil: nowhere).
+func newMachine(log *slog.Logger) *machine {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &machine{s: newState(), log: log, changed: make(chan struct{}), checked: map[[32]byte]struct{}{}}
 }
 
 // markChecked remembers that tx's signatures verified here.
@@ -238,17 +286,40 @@ func (m *machine) Apply(b []byte) ([]byte, error) {
 		m.changed = make(chan struct{})
 		m.mu.Unlock()
 	}
+	if o.Code == "invariant" {
+		m.log.Error("the ledger refused an entry that would have broken it", "err", o.Msg)
+	}
 	return wire.Marshal(&o)
 }
 
-// Snapshot returns the state's encoding.
+// precheck checks st against this node's state as the ledger would apply
+// it at local (this node's clock): its shape, window, nonce, the payer's
+// credit, the reserve or line it names. It changes nothing. The node
+// that receives a transaction calls it before it proposes one, so that a
+// transaction the ledger would refuse never becomes an entry. st's
+// signatures are not checked again: st comes from DecodeTx.
+func (m *machine) precheck(st *SignedTx, local int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.s.precheck(st, local)
+}
+
+// Snapshot returns the state's encoding, after checking it whole (a
+// broken state is logged at error, and still saved: it is the log's).
 func (m *machine) Snapshot() ([]byte, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := m.s.audit(); err != nil {
+		m.log.Error("the ledger's state is unsound", "err", err)
+	}
 	return wire.Marshal(m.s)
 }
 
-// Restore replaces the state with a snapshot's.
+// Restore replaces the state with a snapshot's. A snapshot from before
+// trust lines and the monotonic clock restores: its accounts have no
+// lines, and its clock starts from the latest time it remembers. A state
+// found unsound is logged at error and restored all the same (the log is
+// what it is): from then on no entry may make it worse.
 func (m *machine) Restore(b []byte) error {
 	s := newState()
 	if err := wire.Unmarshal(b, s); err != nil {
@@ -266,10 +337,37 @@ func (m *machine) Restore(b []byte) error {
 	if s.Nonces == nil {
 		s.Nonces = map[string]int64{}
 	}
+	for u, a := range s.Accounts {
+		if a == nil {
+			delete(s.Accounts, u)
+		}
+	}
+	if s.Genesis != nil && s.Clock == 0 {
+		s.upgradeClock()
+	}
+	if err := s.audit(); err != nil {
+		m.log.Error("the ledger's snapshot is unsound", "err", err)
+	}
 	m.mu.Lock()
 	m.s = s
 	m.mu.Unlock()
 	return nil
+}
+
+// upgradeClock starts the clock of a snapshot made before it: at the
+// latest time the snapshot remembers. Such a snapshot kept nonces by the
+// time they were applied, which is at most Window before their own;
+// they are kept as if they were that late, so none is forgotten early.
+func (s *state) upgradeClock() {
+	s.Clock = s.Genesis.Created
+	for id, t := range s.Nonces {
+		s.Clock = max(s.Clock, t)
+		s.Nonces[id] = sat(t, int64(Window))
+	}
+	for _, t := range s.Closed {
+		s.Clock = max(s.Clock, t)
+	}
+	s.Seen = s.Clock
 }
 
 // view runs f on the state under the lock.
@@ -279,50 +377,17 @@ func (m *machine) view(f func(*state)) {
 	f(m.s)
 }
 
-// Sum returns the sum of every balance and the escrow: zero, always.
-func (s *state) Sum() int64 {
-	sum := s.Escrow
-	for _, a := range s.Accounts {
-		sum += a.Balance
-	}
-	return sum
-}
-
-func (s *state) limit() int64 {
-	if s.Genesis == nil {
-		return 0
-	}
-	return s.Genesis.Limit
-}
-
-func (s *state) acct(u peer.ID) *account {
-	a := s.Accounts[u]
-	if a == nil {
-		a = &account{}
-		s.Accounts[u] = a
-	}
-	return a
-}
-
-func (s *state) note(u peer.ID, e Entry) {
-	a := s.acct(u)
-	e.Seq = s.Seq
-	a.History = append(a.History, e)
-	if len(a.History) > maxHistory {
-		a.History = slices.Delete(a.History, 0, len(a.History)-maxHistory)
-	}
-}
-
 // canPay reports whether u can pay amount without passing its limit.
 func (s *state) canPay(u peer.ID, amount int64) error {
-	a := s.Accounts[u]
-	var bal int64
-	if a != nil {
-		bal = a.Balance
-	}
-	if bal-amount < -s.limit() {
+	avail := s.available(u)
+	if avail.less(amount) {
+		var bal int64
+		if a := s.Accounts[u]; a != nil {
+			bal = a.Balance
+		}
+		limit := s.limitOf(u)
 		return fmt.Errorf("%w: %s has %s available (balance %s, limit %s), needs %s", ErrInsufficient,
-			u, Credits(bal+s.limit()), Credits(bal), Credits(s.limit()), Credits(amount))
+			u, Credits(avail.int64()), Credits(bal), Credits(limit.int64()), Credits(amount))
 	}
 	return nil
 }
@@ -330,22 +395,69 @@ func (s *state) canPay(u peer.ID, amount int64) error {
 func fail(err error) outcome { return outcome{Code: codeOf(err), Msg: err.Error()} }
 
 // apply applies c; checked says its transaction's signatures verified on
-// this node already.
+// this node already. A command refused by a rule, or one that would break
+// the ledger's invariants, changes nothing: what it wrote is undone.
 func (s *state) apply(c *command, checked bool) outcome {
+	s.j.begin(s)
+	o := s.step(c, checked)
+	if o.Code == "" {
+		if err := s.j.check(s); err != nil {
+			o = fail(err)
+		}
+	}
+	if o.Code != "" {
+		s.j.rollback(s)
+	}
+	s.j.end()
+	return o
+}
+
+// precheck is machine.precheck on the state: it applies st at local as
+// apply would, and undoes it.
+func (s *state) precheck(st *SignedTx, local int64) error {
+	if s.Genesis == nil {
+		return fmt.Errorf("%w: the ledger has no genesis yet", ErrNoLedger)
+	}
+	if st == nil || st.tx == nil {
+		return fmt.Errorf("%w: no transaction", ErrMalformed)
+	}
+	if err := st.checkWith(false); err != nil {
+		return err
+	}
+	s.j.begin(s)
+	o := s.runTx(st.tx, local)
+	if o.Code == "" {
+		if err := s.j.check(s); err != nil {
+			o = fail(err)
+		}
+	}
+	s.j.rollback(s)
+	s.j.end()
+	return errorOf(o.Code, o.Msg)
+}
+
+func (s *state) step(c *command, checked bool) outcome {
 	switch c.Op {
 	case opGenesis:
 		if s.Genesis != nil {
 			return fail(fmt.Errorf("%w: the ledger was created already", ErrReplay))
 		}
-		if c.Genesis == nil || c.Genesis.ID == "" || c.Genesis.Limit < 0 {
-			return fail(fmt.Errorf("%w: genesis without an ID or with a negative limit", ErrMalformed))
+		g, err := checkGenesis(c.Genesis)
+		if err != nil {
+			return fail(err)
 		}
-		g := *c.Genesis
-		s.Genesis = &g
+		s.Genesis = g
+		s.j.push(func() { s.Genesis = nil })
+		s.j.set(&s.Clock, g.Created)
+		s.j.set(&s.Seen, g.Created)
 		return outcome{}
 	case opTick:
-		s.tick(c.Time)
-		return outcome{}
+		if s.Genesis == nil {
+			return fail(fmt.Errorf("%w: the ledger has no genesis yet", ErrNoLedger))
+		}
+		now, _ := s.clockFor(c.Time, 0)
+		s.j.set(&s.Clock, now)
+		return s.tick(now)
 	case opTx:
 		if s.Genesis == nil {
 			return fail(fmt.Errorf("%w: the ledger has no genesis yet", ErrNoLedger))
@@ -354,20 +466,95 @@ func (s *state) apply(c *command, checked bool) outcome {
 		if err != nil {
 			return fail(err)
 		}
-		return s.applyTx(st.tx, c.Time)
+		return s.runTx(st.tx, c.Time)
 	}
 	return fail(fmt.Errorf("%w: unknown ledger operation %d", ErrMalformed, c.Op))
 }
 
+// checkGenesis checks a genesis's shape and returns it with its founders
+// sorted.
+func checkGenesis(g *Genesis) (*Genesis, error) {
+	switch {
+	case g == nil || g.ID == "" || len(g.ID) > 64:
+		return nil, fmt.Errorf("%w: genesis without an ID, or with one over 64 bytes", ErrMalformed)
+	case g.Limit < 0 || g.Limit > MaxAmount:
+		return nil, fmt.Errorf("%w: genesis limit %d (want 0 to %d)", ErrMalformed, g.Limit, MaxAmount)
+	case g.Created <= 0 || g.Created > maxTime:
+		return nil, fmt.Errorf("%w: genesis time %d", ErrMalformed, g.Created)
+	case len(g.Founders) > maxFounders:
+		return nil, fmt.Errorf("%w: genesis of %d founders (at most %d)", ErrMalformed, len(g.Founders), maxFounders)
+	}
+	out := *g
+	out.Founders = slices.Clone(g.Founders)
+	slices.Sort(out.Founders)
+	out.Founders = slices.Compact(out.Founders)
+	for _, u := range out.Founders {
+		if err := validID(u); err != nil {
+			return nil, fmt.Errorf("%w: founder: %v", ErrMalformed, err)
+		}
+	}
+	return &out, nil
+}
+
+// MaxSkew is how far the clocks of the ledger's members and users may
+// stray from one another. The ledger's clock never goes back, and never
+// runs more than MaxSkew ahead of the latest time a user signed on a
+// transaction it applied; a ledger node refuses to propose an entry
+// stamped further than MaxSkew from its own clock (checkClock); nonces
+// are kept until the ledger's clock is Window + MaxSkew past their
+// transaction's own time, when that transaction is stale anyway.
+const MaxSkew = time.Minute
+
+// clockFor returns the ledger's time for an entry proposed at proposed,
+// carrying a transaction signed at signed (0: none), and what Seen
+// becomes if the entry is applied.
+//
+// The time never goes back: a member whose clock is behind cannot reopen
+// a window that the ledger has closed, and nonces forgotten stay
+// forgotten only for transactions that are stale. Nor does it go further
+// than MaxSkew past the latest signed time, whatever the proposer says: a
+// member whose clock is ahead (or a far-future tick) cannot age the
+// ledger at once, forgetting nonces, expiring reserves early and making
+// every honest transaction stale. The price: on a ledger where nothing
+// is applied, the clock stops MaxSkew past the last transaction, and
+// reserves due after that return once the next transaction is applied.
+func (s *state) clockFor(proposed, signed int64) (now, seen int64) {
+	seen = max(s.Seen, signed)
+	return max(s.Clock, min(proposed, sat(seen, int64(MaxSkew)))), seen
+}
+
+// checkClock is the door's rule for time: a node refuses to propose (or,
+// leading, to accept) an entry stamped at proposed when its own clock says
+// local and the two are more than MaxSkew apart. The state machine
+// cannot judge this itself (it has no clock of its own while the ledger
+// is idle); it only clamps (clockFor).
+func checkClock(proposed, local int64) error {
+	d, ok := sub64(proposed, local)
+	if ok && d <= int64(MaxSkew) && d >= -int64(MaxSkew) {
+		return nil
+	}
+	return fmt.Errorf("%w: entry stamped %s, this node's clock says %s (more than %v apart)", ErrStale,
+		stamp(proposed), stamp(local), MaxSkew)
+}
+
+func stamp(t int64) string { return time.Unix(0, t).UTC().Format(time.RFC3339) }
+
 func inWindow(t, now int64) bool {
-	d := time.Duration(t - now)
-	return d <= Window && d >= -Window
+	d, ok := sub64(t, now)
+	return ok && d <= int64(Window) && d >= -int64(Window)
+}
+
+// runTx applies t, proposed at proposed, on the ledger's clock.
+func (s *state) runTx(t *Tx, proposed int64) outcome {
+	now, seen := s.clockFor(proposed, t.Time)
+	s.j.set(&s.Clock, now)
+	s.j.set(&s.Seen, seen)
+	return s.applyTx(t, now)
 }
 
 func (s *state) applyTx(t *Tx, now int64) outcome {
 	if !inWindow(t.Time, now) {
-		return fail(fmt.Errorf("%w: %s signed at %s, the ledger's clock says %s", ErrStale, t.Kind,
-			time.Unix(0, t.Time).UTC().Format(time.RFC3339), time.Unix(0, now).UTC().Format(time.RFC3339)))
+		return fail(fmt.Errorf("%w: %s signed at %s, the ledger's clock says %s", ErrStale, t.Kind, stamp(t.Time), stamp(now)))
 	}
 	id := t.ID()
 	if _, seen := s.Nonces[id]; seen {
@@ -375,7 +562,7 @@ func (s *state) applyTx(t *Tx, now int64) outcome {
 	}
 	var o outcome
 	var err error
-	s.Seq++ // the entries this makes carry the new number
+	s.Seq++ // the entries this makes carry the new number; undone with the rest
 	switch t.Kind {
 	case Transfer:
 		o, err = s.transfer(t, now)
@@ -385,14 +572,15 @@ func (s *state) applyTx(t *Tx, now int64) outcome {
 		o, err = s.release(t, now)
 	case Settle:
 		o, err = s.settle(t.Receipt.receipt, now)
+	case Vouch:
+		o, err = s.vouch(t, now)
 	default:
 		err = fmt.Errorf("%w: unknown kind %d", ErrMalformed, t.Kind)
 	}
 	if err != nil {
-		s.Seq--
 		return fail(err)
 	}
-	s.Nonces[id] = now
+	s.setNonce(id, t.Time)
 	o.Seq = s.Seq
 	return o
 }
@@ -401,9 +589,10 @@ func (s *state) transfer(t *Tx, now int64) (outcome, error) {
 	if err := s.canPay(t.From, t.Amount); err != nil {
 		return outcome{}, err
 	}
+	if err := s.move(t.From, t.To, t.Amount); err != nil {
+		return outcome{}, err
+	}
 	at := time.Unix(0, now).UTC()
-	s.acct(t.From).Balance -= t.Amount
-	s.acct(t.To).Balance += t.Amount
 	s.note(t.From, Entry{Time: at, Kind: "transfer", Peer: t.To, Amount: -t.Amount, Memo: t.Memo, Ref: t.ID()})
 	s.note(t.To, Entry{Time: at, Kind: "transfer", Peer: t.From, Amount: t.Amount, Memo: t.Memo, Ref: t.ID()})
 	return outcome{Balance: s.Accounts[t.From].Balance}, nil
@@ -416,11 +605,17 @@ func (s *state) reserve(t *Tx, now int64) (outcome, error) {
 	if _, ok := s.Closed[t.ID()]; ok {
 		return outcome{}, fmt.Errorf("%w: reserve %s", ErrSettled, t.ID())
 	}
+	if err := s.addBalance(t.From, -t.Amount); err != nil {
+		return outcome{}, err
+	}
 	a := s.acct(t.From)
-	a.Balance -= t.Amount
-	a.Reserved += t.Amount
-	s.Escrow += t.Amount
-	s.Reserves[t.ID()] = reserve{Payer: t.From, Provider: t.Provider, Max: t.Amount, Price: t.Price, Expires: t.Expires}
+	if err := s.addTo(&a.Reserved, t.Amount, "the reserved sum of "+t.From.String()); err != nil {
+		return outcome{}, err
+	}
+	if err := s.addTo(&s.Escrow, t.Amount, "the escrow"); err != nil {
+		return outcome{}, err
+	}
+	s.setReserve(t.ID(), reserve{Payer: t.From, Provider: t.Provider, Max: t.Amount, Price: t.Price, Expires: t.Expires})
 	s.note(t.From, Entry{Time: time.Unix(0, now).UTC(), Kind: "reserve", Amount: -t.Amount, Ref: t.ID(), Memo: "for a run on " + t.Provider.String()})
 	return outcome{Balance: a.Balance}, nil
 }
@@ -439,19 +634,31 @@ func (s *state) open(id string) (reserve, error) {
 
 // unreserve closes reserve id, paying paid of it to the payee and the rest
 // back to the payer.
-func (s *state) unreserve(id string, r reserve, payee peer.ID, paid int64, kind string, now int64) {
+func (s *state) unreserve(id string, r reserve, payee peer.ID, paid int64, kind string, now int64) error {
+	if paid < 0 || paid > r.Max {
+		return fmt.Errorf("%w: %d paid of a reserve of %d", ErrInvariant, paid, r.Max)
+	}
 	at := time.Unix(0, now).UTC()
-	s.Escrow -= r.Max
+	if err := s.addTo(&s.Escrow, -r.Max, "the escrow"); err != nil {
+		return err
+	}
 	a := s.acct(r.Payer)
-	a.Reserved -= r.Max
-	a.Balance += r.Max - paid
+	if err := s.addTo(&a.Reserved, -r.Max, "the reserved sum of "+r.Payer.String()); err != nil {
+		return err
+	}
+	if err := s.addBalance(r.Payer, r.Max-paid); err != nil {
+		return err
+	}
 	if paid > 0 {
-		s.acct(payee).Balance += paid
+		if err := s.addBalance(payee, paid); err != nil {
+			return err
+		}
 		s.note(payee, Entry{Time: at, Kind: kind, Peer: r.Payer, Amount: paid, Ref: id})
 	}
 	s.note(r.Payer, Entry{Time: at, Kind: kind, Peer: payee, Amount: r.Max - paid, Ref: id, Memo: "paid " + Credits(paid) + " of " + Credits(r.Max) + " reserved"})
-	delete(s.Reserves, id)
-	s.Closed[id] = now
+	s.dropReserve(id)
+	s.setClosed(id, now)
+	return nil
 }
 
 func (s *state) release(t *Tx, now int64) (outcome, error) {
@@ -463,7 +670,9 @@ func (s *state) release(t *Tx, now int64) (outcome, error) {
 	if r.Provider != t.Provider {
 		return outcome{}, fmt.Errorf("%w: reserve %s is for a run on %s, not on %s", ErrBadReceipt, id, r.Provider, t.Provider)
 	}
-	s.unreserve(id, r, t.From, 0, "release", now)
+	if err := s.unreserve(id, r, t.From, 0, "release", now); err != nil {
+		return outcome{}, err
+	}
 	return outcome{}, nil
 }
 
@@ -496,12 +705,13 @@ func (s *state) settle(r *Receipt, now int64) (outcome, error) {
 			return outcome{}, err
 		}
 		at := time.Unix(0, now).UTC()
-		s.acct(r.Payer).Balance -= r.Amount
-		s.acct(r.Payee).Balance += r.Amount
+		if err := s.move(r.Payer, r.Payee, r.Amount); err != nil {
+			return outcome{}, err
+		}
 		memo := "storage of " + r.Space
 		s.note(r.Payer, Entry{Time: at, Kind: "storage", Peer: r.Payee, Amount: -r.Amount, Ref: id, Memo: memo})
 		s.note(r.Payee, Entry{Time: at, Kind: "storage", Peer: r.Payer, Amount: r.Amount, Ref: id, Memo: memo})
-		s.Closed[id] = now
+		s.setClosed(id, now)
 		return outcome{Amount: r.Amount, Balance: s.Accounts[r.Payer].Balance}, nil
 	}
 	res, err := s.open(id)
@@ -521,10 +731,9 @@ func (s *state) settle(r *Receipt, now int64) (outcome, error) {
 		return outcome{}, fmt.Errorf("%w: %v of CPU costs %s at the reserve's price (at most %s), the receipt says %s",
 			ErrBadReceipt, time.Duration(r.CPU), Credits(want), Credits(res.Max), Credits(r.Amount))
 	}
-	if err := s.canReceive(r.Payee, r.Amount); err != nil {
+	if err := s.unreserve(id, res, r.Payee, r.Amount, "settle", now); err != nil {
 		return outcome{}, err
 	}
-	s.unreserve(id, res, r.Payee, r.Amount, "settle", now)
 	return outcome{Amount: r.Amount, Balance: s.Accounts[r.Payer].Balance}, nil
 }
 
@@ -543,24 +752,71 @@ func (s *state) canReceive(u peer.ID, amount int64) error {
 }
 
 // tick returns expired reserves to their payers and forgets nonces and
-// settled IDs older than any transaction the window still admits.
-func (s *state) tick(now int64) {
+// settled IDs older than any transaction the window still admits. A
+// reserve that cannot be returned (a payer's balance at the end of
+// int64) stays open, and the outcome names it.
+func (s *state) tick(now int64) outcome {
+	var stuck []string
 	for _, id := range slices.Sorted(maps.Keys(s.Reserves)) {
 		r := s.Reserves[id]
-		if r.Expires <= now {
-			s.Seq++
-			s.unreserve(id, r, r.Provider, 0, "expire", now)
+		if r.Expires > now {
+			continue
+		}
+		mark, seq := s.j.mark(), s.Seq
+		s.Seq++
+		if err := s.unreserve(id, r, r.Provider, 0, "expire", now); err != nil {
+			s.j.undo(s, mark)
+			s.Seq = seq
+			stuck = append(stuck, id)
+		}
+	}
+	for id, t := range s.Nonces {
+		if forgettable(t, now) {
+			forget(s, s.Nonces, id)
 		}
 	}
 	old := now - int64(2*Window)
-	for id, t := range s.Nonces {
-		if t < old {
-			delete(s.Nonces, id)
-		}
-	}
 	for id, t := range s.Closed {
 		if t < old {
-			delete(s.Closed, id)
+			forget(s, s.Closed, id)
 		}
 	}
+	if len(stuck) > 0 {
+		return outcome{Msg: fmt.Sprintf("reserves %v could not be returned", stuck)}
+	}
+	return outcome{}
+}
+
+// forgettable reports whether a nonce of a transaction signed at t may be
+// forgotten at now: the transaction is stale by then, with MaxSkew to
+// spare.
+func forgettable(t, now int64) bool {
+	return t < now-int64(Window+MaxSkew)
+}
+
+// due reports whether a tick proposed at local would do anything: return
+// a reserve or forget a nonce or a settled ID. The leader asks before it
+// writes one, so that an idle ledger writes nothing.
+func (s *state) due(local int64) bool {
+	if s.Genesis == nil {
+		return false
+	}
+	now, _ := s.clockFor(local, 0)
+	for _, r := range s.Reserves {
+		if r.Expires <= now {
+			return true
+		}
+	}
+	for _, t := range s.Nonces {
+		if forgettable(t, now) {
+			return true
+		}
+	}
+	old := now - int64(2*Window)
+	for _, t := range s.Closed {
+		if t < old {
+			return true
+		}
+	}
+	return false
 }

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
+	"math/big"
+	"slices"
 	"testing"
 	"time"
 
@@ -44,20 +47,38 @@ func newParty(t testing.TB) party {
 }
 
 // book is a ledger's state machine driven directly, with a clock of its
-// own, checking after every command that the balances sum to zero and
-// that a refused command changed nothing.
+// own and a founding user (bank) whose grant vouches for the parties that
+// pay, checking after every command, with arithmetic of its own
+// (math/big), that the ledger is sound (sound), and that a refused
+// command changed nothing.
 type book struct {
-	t   testing.TB
-	m   *machine
-	now time.Time
+	t    testing.TB
+	m    *machine
+	now  time.Time
+	bank party
 }
 
-const testLimit = 1000
+const (
+	testLimit = 1000
+	bankLimit = 1_000_000_000
+)
 
 func newBook(t testing.TB) *book {
-	b := &book{t: t, m: newMachine(), now: time.Unix(1_800_000_000, 0)}
-	b.cmd(&command{Op: opGenesis, Genesis: &Genesis{ID: "test", Created: b.now.UnixNano(), Limit: testLimit}})
+	b := &book{t: t, m: newMachine(nil), now: time.Unix(1_800_000_000, 0), bank: newParty(t)}
+	if _, err := b.cmd(&command{Op: opGenesis, Genesis: &Genesis{ID: "test", Created: b.now.UnixNano(), Limit: bankLimit, Founders: []peer.ID{b.bank.user}}}); err != nil {
+		t.Fatal(err)
+	}
 	return b
+}
+
+// vouched returns a new party whom the bank vouches for with limit.
+func (b *book) vouched(limit int64) party {
+	b.t.Helper()
+	p := newParty(b.t)
+	if _, err := b.tx(b.sign(b.bank, Tx{Kind: Vouch, From: b.bank.user, To: p.user, Amount: limit})); err != nil {
+		b.t.Fatal(err)
+	}
+	return p
 }
 
 func (b *book) cmd(c *command) (outcome, error) {
@@ -78,15 +99,11 @@ func (b *book) cmd(c *command) (outcome, error) {
 	if err := wire.Unmarshal(out, &o); err != nil {
 		b.t.Fatal(err)
 	}
-	if sum := b.m.s.Sum(); sum != 0 {
-		b.t.Fatalf("balances and escrow sum to %d after %+v", sum, o)
+	if err := sound(b.m.s); err != nil {
+		b.t.Fatalf("after %+v: %v", o, err)
 	}
-	var reserved int64
-	for _, r := range b.m.s.Reserves {
-		reserved += r.Max
-	}
-	if reserved != b.m.s.Escrow {
-		b.t.Fatalf("escrow %d, reserves hold %d", b.m.s.Escrow, reserved)
+	if o.Code == "invariant" {
+		b.t.Fatalf("an entry tripped the ledger's own invariant check: %s", o.Msg)
 	}
 	err = errorOf(o.Code, o.Msg)
 	if err != nil {
@@ -98,6 +115,71 @@ func (b *book) cmd(c *command) (outcome, error) {
 	return o, err
 }
 
+// sound checks the ledger's invariants with math/big, apart from the
+// state machine's own arithmetic: balances and escrow sum to zero; the
+// escrow is what the reserves hold; every line is held at both ends;
+// every balance is at least minus its limit (what the genesis granted
+// plus the lines to it less the lines from it); and the credit available
+// to all is what the genesis granted, less the escrow. It also asks the
+// state's own audit, which must agree.
+func sound(s *state) error {
+	if s.Genesis == nil {
+		return nil
+	}
+	n := func(x int64) *big.Int { return big.NewInt(x) }
+	sum, escrow := n(s.Escrow), n(0)
+	for _, r := range s.Reserves {
+		escrow.Add(escrow, n(r.Max))
+	}
+	if escrow.Cmp(n(s.Escrow)) != 0 {
+		return fmt.Errorf("escrow %d, reserves hold %v", s.Escrow, escrow)
+	}
+	grant := func(u peer.ID) *big.Int {
+		if len(s.Genesis.Founders) == 0 || slices.Contains(s.Genesis.Founders, u) {
+			return n(s.Genesis.Limit)
+		}
+		return n(0)
+	}
+	granted := new(big.Int).Mul(n(s.Genesis.Limit), n(int64(len(s.Genesis.Founders))))
+	avail := new(big.Int).Set(n(s.Escrow))
+	for u, a := range s.Accounts {
+		sum.Add(sum, n(a.Balance))
+		limit := grant(u)
+		for v, x := range a.Backers {
+			if s.Accounts[v] == nil || s.Accounts[v].Lines[u] != x || x <= 0 {
+				return fmt.Errorf("the line %s→%s of %d is held at one end", v, u, x)
+			}
+			limit.Add(limit, n(x))
+		}
+		for v, x := range a.Lines {
+			if s.Accounts[v] == nil || s.Accounts[v].Backers[u] != x || x <= 0 {
+				return fmt.Errorf("the line %s→%s of %d is held at one end", u, v, x)
+			}
+			limit.Sub(limit, n(x))
+		}
+		a := new(big.Int).Add(n(a.Balance), limit)
+		if a.Sign() < 0 {
+			return fmt.Errorf("%s is %v past its limit of %v", u, a, limit)
+		}
+		avail.Add(avail, a)
+		if slices.Contains(s.Genesis.Founders, u) {
+			granted.Sub(granted, n(s.Genesis.Limit))
+		}
+	}
+	avail.Add(avail, granted) // founders with no account yet have theirs whole
+	if sum.Sign() != 0 {
+		return fmt.Errorf("balances and escrow sum to %v", sum)
+	}
+	total := new(big.Int).Mul(n(s.Genesis.Limit), n(int64(len(s.Genesis.Founders))))
+	if len(s.Genesis.Founders) > 0 && avail.Cmp(total) != 0 {
+		return fmt.Errorf("the credit available to all (and in escrow) is %v, the genesis granted %v", avail, total)
+	}
+	if err := s.audit(); err != nil {
+		return fmt.Errorf("the state's own audit: %v", err)
+	}
+	return nil
+}
+
 func (b *book) tx(st *SignedTx) (outcome, error) {
 	b.t.Helper()
 	raw, err := st.Encode()
@@ -105,6 +187,16 @@ func (b *book) tx(st *SignedTx) (outcome, error) {
 		b.t.Fatal(err)
 	}
 	return b.cmd(&command{Op: opTx, Tx: raw})
+}
+
+// txAt applies st in an entry stamped at (a member's clock).
+func (b *book) txAt(st *SignedTx, at int64) (outcome, error) {
+	b.t.Helper()
+	raw, err := st.Encode()
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return b.cmd(&command{Op: opTx, Time: at, Tx: raw})
 }
 
 func (b *book) sign(p party, tx Tx) *SignedTx {
@@ -135,7 +227,7 @@ func (b *book) want(err error, target error) {
 
 func TestTransfer(t *testing.T) {
 	b := newBook(t)
-	alice, bob := newParty(t), newParty(t)
+	alice, bob := b.vouched(testLimit), newParty(t)
 	if _, err := b.tx(b.sign(alice, Tx{Kind: Transfer, From: alice.user, To: bob.user, Amount: 300, Memo: "lunch"})); err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +242,7 @@ func TestTransfer(t *testing.T) {
 
 func TestRefusedTransactions(t *testing.T) {
 	b := newBook(t)
-	alice, bob, eve := newParty(t), newParty(t), newParty(t)
+	alice, bob, eve := b.vouched(testLimit), newParty(t), newParty(t)
 
 	t.Run("signed by someone else", func(t *testing.T) {
 		st := b.sign(eve, Tx{Kind: Transfer, From: alice.user, To: eve.user, Amount: 10})
@@ -247,7 +339,7 @@ func (b *book) receipt(payer, payee party, r Receipt, countersign bool) *SignedT
 
 func TestEscrow(t *testing.T) {
 	b := newBook(t)
-	alice, bob, eve := newParty(t), newParty(t), newParty(t)
+	alice, bob, eve := b.vouched(testLimit), newParty(t), newParty(t)
 	res := reserveRun(b, alice, bob, 500, time.Minute)
 	if b.balance(alice) != -500 || b.m.s.Escrow != 500 {
 		t.Fatalf("after the reserve: alice %d, escrow %d", b.balance(alice), b.m.s.Escrow)
@@ -316,7 +408,7 @@ func TestEscrow(t *testing.T) {
 
 func TestReserveExpiresAndReleases(t *testing.T) {
 	b := newBook(t)
-	alice, bob, eve := newParty(t), newParty(t), newParty(t)
+	alice, bob, eve := b.vouched(testLimit), newParty(t), newParty(t)
 	res := reserveRun(b, alice, bob, 400, time.Minute)
 	b.cmd(&command{Op: opTick, Time: b.now.Add(30 * time.Second).UnixNano()})
 	if b.balance(alice) != -400 {
@@ -351,7 +443,7 @@ func TestReserveExpiresAndReleases(t *testing.T) {
 
 func TestStorageReceipts(t *testing.T) {
 	b := newBook(t)
-	owner, holder := newParty(t), newParty(t)
+	owner, holder := b.vouched(testLimit), newParty(t)
 	from := b.now.Add(-24 * time.Hour)
 	r := Receipt{Kind: Storage, ID: storageID("o/s", holder.node, from.UnixNano()), Space: "o/s", Bytes: 2 << 30,
 		From: from.UnixNano(), Until: b.now.UnixNano(), PerGiBDay: 50, Amount: 100}
@@ -370,14 +462,14 @@ func TestStorageReceipts(t *testing.T) {
 
 func TestSnapshotRestore(t *testing.T) {
 	b := newBook(t)
-	alice, bob := newParty(t), newParty(t)
+	alice, bob := b.vouched(testLimit), b.vouched(testLimit)
 	b.tx(b.sign(alice, Tx{Kind: Transfer, From: alice.user, To: bob.user, Amount: 7}))
 	reserveRun(b, bob, alice, 30, time.Minute)
 	snap, err := b.m.Snapshot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	m2 := newMachine()
+	m2 := newMachine(nil)
 	if err := m2.Restore(snap); err != nil {
 		t.Fatal(err)
 	}
@@ -408,7 +500,7 @@ func TestCredits(t *testing.T) {
 
 func TestCheckComputeCatchesInflatedCPU(t *testing.T) {
 	b := newBook(t)
-	alice, bob := newParty(t), newParty(t)
+	alice, bob := b.vouched(testLimit), newParty(t)
 	res := reserveRun(b, alice, bob, 500, time.Minute)
 	metered := wasm.Usage{CPU: 100 * time.Millisecond, Wall: 120 * time.Millisecond}
 	price := service.Price{PerCall: 10, PerCPUSecond: 1000}
@@ -457,4 +549,80 @@ func sameState(a, b *state) bool {
 	x, err1 := wire.Marshal(a)
 	y, err2 := wire.Marshal(b)
 	return err1 == nil && err2 == nil && bytes.Equal(x, y)
+}
+
+// TestRestoreOldSnapshot: a snapshot made before trust lines and the
+// ledger's clock restores. Every account keeps the genesis's limit, as it
+// had; the clock starts from the latest time the snapshot remembers; and
+// a nonce it kept (by the time it was applied, then) is not forgotten
+// while its transaction could still be replayed.
+func TestRestoreOldSnapshot(t *testing.T) {
+	type oldGenesis struct {
+		ID      string `cbor:"1,keyasint"`
+		Created int64  `cbor:"2,keyasint"`
+		Limit   int64  `cbor:"3,keyasint"`
+	}
+	type oldAccount struct {
+		Balance  int64   `cbor:"1,keyasint"`
+		Reserved int64   `cbor:"2,keyasint,omitempty"`
+		History  []Entry `cbor:"3,keyasint,omitempty"`
+	}
+	type oldState struct {
+		Genesis  *oldGenesis             `cbor:"1,keyasint,omitempty"`
+		Accounts map[peer.ID]*oldAccount `cbor:"2,keyasint"`
+		Escrow   int64                   `cbor:"3,keyasint"`
+		Reserves map[string]reserve      `cbor:"4,keyasint"`
+		Closed   map[string]int64        `cbor:"5,keyasint"`
+		Nonces   map[string]int64        `cbor:"6,keyasint"`
+		Seq      uint64                  `cbor:"7,keyasint"`
+	}
+	now := time.Unix(1_800_000_000, 0)
+	alice, bob, fresh := newParty(t), newParty(t), newParty(t)
+	// Signed 5 minutes ago, applied by a member 4 minutes behind that.
+	paid, err := Sign(alice.key, Tx{Kind: Transfer, From: alice.user, To: bob.user, Amount: 300, Time: now.Add(-5 * time.Minute).UnixNano()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := wire.Marshal(&oldState{
+		Genesis:  &oldGenesis{ID: "old", Created: now.Add(-time.Hour).UnixNano(), Limit: testLimit},
+		Accounts: map[peer.ID]*oldAccount{alice.user: {Balance: -300}, bob.user: {Balance: 300}},
+		Reserves: map[string]reserve{}, Closed: map[string]int64{},
+		Nonces: map[string]int64{paid.tx.ID(): now.Add(-9 * time.Minute).UnixNano()}, Seq: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &book{t: t, m: newMachine(nil), now: now}
+	if err := b.m.Restore(snap); err != nil {
+		t.Fatal(err)
+	}
+	if err := sound(b.m.s); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.m.s.Clock; got != now.Add(-9*time.Minute).UnixNano() {
+		t.Fatalf("the clock starts at %v", time.Unix(0, got))
+	}
+	// The ledger's rule stays the old one: every key has the limit.
+	for _, c := range []struct {
+		from, to party
+		amount   int64
+		want     error
+	}{
+		{alice, bob, testLimit - 300 + 1, ErrInsufficient},
+		{alice, bob, testLimit - 300, nil},
+		{fresh, bob, testLimit, nil},
+	} {
+		if _, err := b.tx(b.sign(c.from, Tx{Kind: Transfer, From: c.from.user, To: c.to.user, Amount: c.amount})); !errors.Is(err, c.want) || (err == nil) != (c.want == nil) {
+			t.Fatalf("a transfer of %d: %v, want %v", c.amount, err, c.want)
+		}
+	}
+	// Three minutes on, the old nonce (applied at -9 minutes) is kept: its
+	// transaction (signed at -5) is still in the window.
+	b.now = now.Add(3 * time.Minute)
+	if _, err := b.tx(b.sign(bob, Tx{Kind: Transfer, From: bob.user, To: alice.user, Amount: 1})); err != nil {
+		t.Fatal(err)
+	}
+	b.cmd(&command{Op: opTick})
+	_, err = b.tx(paid)
+	b.want(err, ErrReplay)
 }

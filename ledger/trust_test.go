@@ -238,7 +238,14 @@ func TestCreateAbortedMidway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cert, err := identity.NewCert(identity.Generate(), h.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
 	remote.Handle(ep, impForm, func(ctx context.Context, req map[int]any) (map[int]any, error) {
+		if step, _ := req[1].(uint64); step == 4 { // asked for its user: names one
+			return map[int]any{2: cert}, nil
+		}
 		if step, _ := req[1].(uint64); step == 1 { // asked to agree: it does
 			body, _ := req[2].([]byte)
 			return map[int]any{1: identity.Sign(ed25519.PrivateKey(raw), "nube ledger roster v1\n", body)}, nil

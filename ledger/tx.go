@@ -23,9 +23,28 @@ const (
 	// MaxMemo is the longest memo a transfer may carry, in bytes.
 	MaxMemo = 256
 	// Window is how far a transaction's or receipt's time may stray from
-	// the ledger's clock; nonces are remembered for twice as long, so a
-	// replay is refused either as old or as seen.
+	// the ledger's clock; a nonce is remembered until its transaction is
+	// Window + MaxSkew old, so a replay is refused either as old or as
+	// seen.
 	Window = 10 * time.Minute
+	// MaxAmount is the most any amount may be, in millicredits: a
+	// transfer, a reserve, a receipt, a price, a trust line, the genesis's
+	// limit. It is 2^53-1 (about 9 billion credits, far past any real
+	// price) because a JSON number is exact up to there in every client
+	// (the dashboard's JavaScript included), and because a sum of up to
+	// 1024 such amounts cannot wrap an int64 before checked arithmetic
+	// even looks at it.
+	MaxAmount = 1<<53 - 1
+	// MaxReserveTTL is the longest a reserve may last: the longest run (an
+	// hour) many times over. A reserve that lasted longer would only keep
+	// its payer's credit out of use, and an entry in the ledger's memory.
+	MaxReserveTTL = 24 * time.Hour
+	// maxTime is the latest time a transaction or receipt may carry (in
+	// 2116): so a time plus any window or lifetime never wraps.
+	maxTime = 1 << 62
+	// maxSpaceRef bounds a storage receipt's space: an owner's ID and a
+	// space name, with room to spare.
+	maxSpaceRef = 256
 )
 
 // Domain separation for everything a key signs here.
@@ -58,6 +77,10 @@ const (
 	// Release gives a reserve back to its payer; the provider signs it
 	// when a run never started.
 	Release
+	// Vouch sets the trust line from From to To at Amount: credit To may
+	// spend below zero, which From answers for with its own (zero
+	// withdraws the line).
+	Vouch
 )
 
 func (k Kind) String() string {
@@ -70,6 +93,8 @@ func (k Kind) String() string {
 		return "settle"
 	case Release:
 		return "release"
+	case Vouch:
+		return "vouch"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -97,8 +122,9 @@ func StorageCost(bytes int64, d time.Duration, perGiBDay uint64) int64 {
 type Tx struct {
 	Kind Kind `cbor:"1,keyasint"`
 	// From is the account the transaction debits and whose key signs it
-	// (for Release: the payee giving the reserve back; for a compute
-	// Settle: the payee settling it).
+	// (for Release: the payee giving the reserve back; for Vouch: the
+	// voucher; for a compute Settle: the payee settling it; for a storage
+	// Settle: the payer, who countersigned it).
 	From   peer.ID `cbor:"2,keyasint,omitempty"`
 	To     peer.ID `cbor:"3,keyasint,omitempty"`
 	Amount int64   `cbor:"4,keyasint,omitempty"`
@@ -254,36 +280,59 @@ func decodeTx(b []byte, sigs bool) (*SignedTx, error) {
 // check checks the shape of a decoded transaction and its signatures.
 func (s *SignedTx) check() error { return s.checkWith(true) }
 
-// checkWith checks the shape, and the signatures if sigs is set.
+// checkWith checks the shape, and the signatures if sigs is set. Every
+// field is checked against its cap before anything uses it; an account
+// (From, To, Provider) must be a user or node ID that is an ed25519 key,
+// so nobody can pay into an account that no key can spend from.
 func (s *SignedTx) checkWith(sigs bool) error {
 	t := s.tx
-	if len(t.Nonce) != nonceSize {
+	switch {
+	case len(t.Nonce) != nonceSize:
 		return fmt.Errorf("%w: nonce of %d bytes (want %d)", ErrMalformed, len(t.Nonce), nonceSize)
+	case t.Time <= 0 || t.Time > maxTime:
+		return fmt.Errorf("%w: time %d (want 1 to %d)", ErrMalformed, t.Time, int64(maxTime))
+	case len(t.Memo) > MaxMemo:
+		return fmt.Errorf("%w: memo of %d bytes (at most %d)", ErrMalformed, len(t.Memo), MaxMemo)
+	case len(t.Ref) != 0 && len(t.Ref) != nonceSize:
+		return fmt.Errorf("%w: reference of %d bytes (want %d)", ErrMalformed, len(t.Ref), nonceSize)
+	case t.Amount < 0 || t.Amount > MaxAmount:
+		return fmt.Errorf("%w: amount %d (want 0 to %d)", ErrMalformed, t.Amount, int64(MaxAmount))
+	case t.Price.PerCall > MaxAmount || t.Price.PerCPUSecond > MaxAmount:
+		return fmt.Errorf("%w: price of %d per call and %d per CPU second (at most %d each)", ErrMalformed,
+			t.Price.PerCall, t.Price.PerCPUSecond, int64(MaxAmount))
+	case t.Expires < 0 || t.Expires > maxTime:
+		return fmt.Errorf("%w: expiry %d (want 0 to %d)", ErrMalformed, t.Expires, int64(maxTime))
 	}
-	if t.Time <= 0 {
-		return fmt.Errorf("%w: no time", ErrMalformed)
+	if err := validID(t.From); err != nil {
+		return fmt.Errorf("%w: the account to debit: %v", ErrMalformed, err)
 	}
 	switch t.Kind {
-	case Transfer:
-		if t.To == "" || t.To == t.From {
-			return fmt.Errorf("%w: a transfer needs a payee other than its payer", ErrMalformed)
+	case Transfer, Vouch:
+		if err := validID(t.To); err != nil {
+			return fmt.Errorf("%w: the %s's payee: %v", ErrMalformed, t.Kind, err)
 		}
-		if len(t.Memo) > MaxMemo {
-			return fmt.Errorf("%w: memo of %d bytes (at most %d)", ErrMalformed, len(t.Memo), MaxMemo)
+		if t.To == t.From {
+			return fmt.Errorf("%w: a %s needs a payee other than its payer", ErrMalformed, t.Kind)
 		}
-		if t.Amount <= 0 {
-			return fmt.Errorf("%w: amount %d (must be positive)", ErrMalformed, t.Amount)
+		if t.Kind == Transfer && t.Amount == 0 {
+			return fmt.Errorf("%w: amount 0 (must be positive)", ErrMalformed)
 		}
 	case Reserve:
-		if t.Provider == "" || t.Expires <= t.Time {
-			return fmt.Errorf("%w: a reserve needs a provider and an expiry after its time", ErrMalformed)
+		if err := validID(t.Provider); err != nil {
+			return fmt.Errorf("%w: a reserve needs a provider node: %v", ErrMalformed, err)
 		}
-		if t.Amount <= 0 {
-			return fmt.Errorf("%w: reserve of %d (must be positive)", ErrMalformed, t.Amount)
+		if t.Expires <= t.Time || t.Expires-t.Time > int64(MaxReserveTTL) {
+			return fmt.Errorf("%w: a reserve needs an expiry after its time, within %v", ErrMalformed, MaxReserveTTL)
+		}
+		if t.Amount == 0 {
+			return fmt.Errorf("%w: reserve of 0 (must be positive)", ErrMalformed)
 		}
 	case Release:
 		if len(t.Ref) != nonceSize {
 			return fmt.Errorf("%w: a release names no reserve", ErrMalformed)
+		}
+		if err := validID(t.Provider); err != nil {
+			return fmt.Errorf("%w: a release needs the provider node: %v", ErrMalformed, err)
 		}
 		if s.Cert == nil {
 			return fmt.Errorf("%w: a release carries no node cert", ErrMalformed)
@@ -305,9 +354,6 @@ func (s *SignedTx) checkWith(sigs bool) error {
 		}
 	default:
 		return fmt.Errorf("%w: unknown kind %d", ErrMalformed, t.Kind)
-	}
-	if t.From == "" {
-		return fmt.Errorf("%w: no account to debit", ErrMalformed)
 	}
 	if !sigs {
 		return nil
@@ -345,6 +391,18 @@ func (s *SignedTx) checkSettle(sigs bool) error {
 	return nil
 }
 
+// validID checks that id is the canonical ID of an ed25519 key, as every
+// user and node ID is: the identity multihash of the key's protobuf, 38
+// bytes. It checks the bytes, not that the key is a point on the curve (a
+// signature check does that); a key nobody holds cannot be told from one
+// somebody does, but an account can no longer be any 4 KiB string.
+func validID(id peer.ID) error {
+	if len(id) != len(ed25519IDPrefix)+ed25519.PublicKeySize || string(id[:len(ed25519IDPrefix)]) != ed25519IDPrefix {
+		return fmt.Errorf("%d bytes that are no user or node ID (an ed25519 key's)", len(id))
+	}
+	return nil
+}
+
 // checkNode checks that node signed the transaction.
 func (s *SignedTx) checkNode(node peer.ID) error {
 	if err := identity.Verify(node, nodeDomain, s.Body, s.NodeSig); err != nil {
@@ -352,6 +410,11 @@ func (s *SignedTx) checkNode(node peer.ID) error {
 	}
 	return nil
 }
+
+// ed25519IDPrefix begins every ed25519 peer ID: the identity multihash
+// (0x00) of 36 bytes (0x24), a protobuf PublicKey of type Ed25519 (0x08
+// 0x01) with 32 bytes of data (0x12 0x20).
+const ed25519IDPrefix = "\x00\x24\x08\x01\x12\x20"
 
 // NewReceipt makes a receipt signed by its payee (key, whose node cert is
 // cert). The payer of a storage receipt signs it with Countersign.
@@ -412,7 +475,8 @@ func (s *SignedReceipt) decode() error {
 
 func (s *SignedReceipt) verify(countersigned bool) error { return s.verifyWith(countersigned, true) }
 
-// verifyWith checks the receipt's shape, and its signatures if sigs is set.
+// verifyWith checks the receipt's shape, every field against its cap,
+// and its signatures if sigs is set.
 func (s *SignedReceipt) verifyWith(countersigned, sigs bool) error {
 	r := s.receipt
 	switch {
@@ -422,14 +486,25 @@ func (s *SignedReceipt) verifyWith(countersigned, sigs bool) error {
 		return fmt.Errorf("%w: receipt ID of %d bytes (want %d)", ErrMalformed, len(r.ID), nonceSize)
 	case r.Payer == "" || r.Payee == "" || r.Node == "":
 		return fmt.Errorf("%w: receipt lacks its payer, payee or node", ErrMalformed)
-	case r.Amount < 0 || r.CPU < 0 || r.Wall < 0 || r.Bytes < 0:
+	case r.Amount < 0 || r.CPU < 0 || r.Wall < 0 || r.Bytes < 0 || r.Memory < 0 || r.In < 0 || r.Out < 0:
 		return fmt.Errorf("%w: negative figures in a receipt", ErrMalformed)
-	case r.Time <= 0:
-		return fmt.Errorf("%w: receipt has no time", ErrMalformed)
+	case r.Amount > MaxAmount || r.PerGiBDay > MaxAmount:
+		return fmt.Errorf("%w: a receipt of %d at %d per GiB-day (at most %d each)", ErrMalformed, r.Amount, r.PerGiBDay, int64(MaxAmount))
+	case r.CPU > maxTime || r.Wall > maxTime || r.From < 0 || r.From > maxTime || r.Until > maxTime:
+		return fmt.Errorf("%w: receipt times past %d", ErrMalformed, int64(maxTime))
+	case len(r.Space) > maxSpaceRef:
+		return fmt.Errorf("%w: receipt for a space of %d bytes (at most %d)", ErrMalformed, len(r.Space), maxSpaceRef)
+	case r.Time <= 0 || r.Time > maxTime:
+		return fmt.Errorf("%w: receipt has no time, or one past %d", ErrMalformed, int64(maxTime))
 	case r.Kind == Storage && (r.Until <= r.From || r.Space == ""):
 		return fmt.Errorf("%w: storage receipt without a space or a period", ErrMalformed)
 	case s.Cert.User != r.Payee:
 		return fmt.Errorf("%w: the receipt's node cert is of %s, not of its payee %s", ErrForged, s.Cert.User, r.Payee)
+	}
+	for _, id := range []peer.ID{r.Payer, r.Payee, r.Node} {
+		if err := validID(id); err != nil {
+			return fmt.Errorf("%w: receipt: %v", ErrMalformed, err)
+		}
 	}
 	if !sigs {
 		return nil

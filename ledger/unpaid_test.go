@@ -88,6 +88,11 @@ func TestCallerNeverCountersigns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A fresh key has no credit: a founder vouches for the caller with
+	// what its 50 runs cost.
+	if _, err := c.Node(0).Ledger().Vouch(ctx, user, runs*price); err != nil {
+		t.Fatal(err)
+	}
 	caller, err := service.New(ctx, service.Config{Host: h, Content: cs, Remote: ep, UserKey: key,
 		Payments: silentPayer{key, user}, Interpreter: nubetest.TestConfig().ComputeInterpreter})
 	if err != nil {
@@ -112,11 +117,15 @@ func TestCallerNeverCountersigns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if in.Accounts != 2 || in.Escrow != 0 || in.Reserves != 0 {
-		t.Fatalf("the ledger: %+v; want the caller's and the provider's accounts only, nothing in escrow", in)
+	// Four accounts: the caller's and the provider's, and those of the
+	// founders who vouched for them (node 0's for the caller, node 2's for
+	// the provider: ledgerCluster's), whose balances no line moves.
+	if in.Accounts != 4 || in.Escrow != 0 || in.Reserves != 0 {
+		t.Fatalf("the ledger: %+v; want the caller's, the provider's and their vouchers' accounts only, nothing in escrow", in)
 	}
 	sum := new(big.Int)
-	for _, b := range []int64{balance(t, ctx, provider, provider.UserID()), balance(t, ctx, provider, user), in.Escrow} {
+	for _, b := range []int64{balance(t, ctx, provider, provider.UserID()), balance(t, ctx, provider, user),
+		balance(t, ctx, provider, c.Node(0).UserID()), balance(t, ctx, provider, c.Node(2).UserID()), in.Escrow} {
 		sum.Add(sum, big.NewInt(b))
 	}
 	if sum.Sign() != 0 {
