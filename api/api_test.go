@@ -329,9 +329,10 @@ func FuzzRequestBodies(f *testing.F) {
 	f.Add("/api/v0/space/grant", `{"space":"s","user":"12D3KooWJaURZ2J6Fd51MtHHNaodi79n8BAK6gAceiQ4dNrcaM8p","read":true,"until":"2020-01-01T00:00:00Z"}`)
 	f.Add("/api/v0/space/revoke", `{"space":"x/s","grant":"00"}`)
 	f.Add("/api/v0/credit/send", `{"to":"12D3KooWJaURZ2J6Fd51MtHHNaodi79n8BAK6gAceiQ4dNrcaM8p","amount":-1,"memo":""}`)
+	f.Add("/api/v0/credit/vouch", `{"to":"12D3KooWJaURZ2J6Fd51MtHHNaodi79n8BAK6gAceiQ4dNrcaM8p","amount":9223372036854775807}`)
 	f.Add("/api/v0/ledger/create", `{"peers":["x"],"limit":-5}`)
 	f.Add("/api/v0/ledger/join", `{"via":""}`)
-	paths := []string{"/api/v0/credit/send", "/api/v0/ledger/create", "/api/v0/ledger/join", "/api/v0/ping", "/api/v0/connect", "/api/v0/group/cas", "/api/v0/group/rm", "/api/v0/group/add", "/api/v0/group/remove", "/api/v0/session",
+	paths := []string{"/api/v0/credit/send", "/api/v0/credit/vouch", "/api/v0/ledger/create", "/api/v0/ledger/join", "/api/v0/ping", "/api/v0/connect", "/api/v0/group/cas", "/api/v0/group/rm", "/api/v0/group/add", "/api/v0/group/remove", "/api/v0/session",
 		"/api/v0/space/create", "/api/v0/space/rm", "/api/v0/space/grant", "/api/v0/space/revoke"}
 	f.Fuzz(func(t *testing.T, path, body string) {
 		if !slices.Contains(paths, path) {

@@ -20,12 +20,14 @@ import (
 //	GET  /api/v0/ledger/info                        → LedgerInfo
 //	GET  /api/v0/credit/account?user=U&history=1&offer=1 → Account
 //	POST /api/v0/credit/send    {to, amount, memo}  → Outcome
+//	POST /api/v0/credit/vouch   {to, amount}        → Outcome
 func (s *Server) ledgerRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v0/ledger/create", s.handleLedgerCreate)
 	mux.HandleFunc("POST /api/v0/ledger/join", s.handleLedgerJoin)
 	mux.HandleFunc("GET /api/v0/ledger/info", s.handleLedgerInfo)
 	mux.HandleFunc("GET /api/v0/credit/account", s.handleCreditAccount)
 	mux.HandleFunc("POST /api/v0/credit/send", s.handleCreditSend)
+	mux.HandleFunc("POST /api/v0/credit/vouch", s.handleCreditVouch)
 }
 
 func ledgerInfoJSON(in ledger.Info) client.LedgerInfo {
@@ -36,6 +38,9 @@ func ledgerInfoJSON(in ledger.Info) client.LedgerInfo {
 	}
 	for _, p := range in.Nodes {
 		out.Nodes = append(out.Nodes, p.String())
+	}
+	for _, u := range in.Founders {
+		out.Founders = append(out.Founders, u.String())
 	}
 	return out
 }
@@ -113,7 +118,11 @@ func (s *Server) handleCreditAccount(w http.ResponseWriter, r *http.Request) {
 		codedError(w, err)
 		return
 	}
-	out := client.Account{User: a.User.String(), Balance: a.Balance, Reserved: a.Reserved, Limit: a.Limit, Available: a.Available, Ledger: a.Ledger}
+	out := client.Account{User: a.User.String(), Balance: a.Balance, Reserved: a.Reserved, Limit: a.Limit, Available: a.Available, Ledger: a.Ledger,
+		Granted: a.Granted, Vouched: a.Vouched, Vouching: a.Vouching}
+	for _, l := range a.Lines {
+		out.Lines = append(out.Lines, client.TrustLine{From: l.From.String(), To: l.To.String(), Amount: l.Amount})
+	}
 	if q.Get("history") != "" {
 		out.History = []client.LedgerEntry{}
 		for _, e := range a.History {
@@ -162,4 +171,22 @@ func (s *Server) handleCreditSend(w http.ResponseWriter, r *http.Request) {
 		out.Node = o.Node.String()
 	}
 	writeJSON(w, out)
+}
+
+func (s *Server) handleCreditVouch(w http.ResponseWriter, r *http.Request) {
+	var req client.VouchRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	to, err := peer.Decode(req.To)
+	if err != nil {
+		codedError(w, fmt.Errorf("%w: %q is not a user ID: %v", errcode.ErrBadRequest, req.To, err))
+		return
+	}
+	o, err := s.node.Ledger().Vouch(r.Context(), to, req.Amount)
+	if err != nil {
+		codedError(w, err)
+		return
+	}
+	writeJSON(w, client.Outcome{Seq: o.Seq, Balance: o.Balance})
 }

@@ -395,8 +395,8 @@ type Account struct {
 	// History is its latest entries, oldest first.
 	History []Entry `cbor:"6,keyasint,omitempty" json:"history,omitempty"`
 	Ledger  string  `cbor:"7,keyasint" json:"ledger"`
-	// Known says the ledger has an account for User: some transaction
-	// paid it or was paid by it.
+	// Known says the ledger has an account for User: the genesis founded
+	// it, or some transaction paid it or was paid by it.
 	Known bool `cbor:"8,keyasint,omitempty" json:"known"`
 	// Granted is the limit the genesis gave it (a founding user's).
 	Granted int64 `cbor:"9,keyasint,omitempty" json:"granted,omitempty"`
@@ -411,7 +411,7 @@ type Account struct {
 func localAccount(bk *fsm, u peer.ID) (a Account, ok bool) {
 	bk.m.view(func(s *state) {
 		a, ok = s.account(u)
-		a.Known = s.Accounts[u] != nil
+		a.Known = s.Accounts[u] != nil || a.Granted > 0 // a founder is known from the genesis
 	})
 	return a, ok
 }

@@ -25,25 +25,41 @@ type LedgerInfo struct {
 	Sum int64 `json:"sum"`
 	// Member is set when this node is a ledger node.
 	Member bool `json:"member,omitempty"`
+	// Founders are the users the ledger granted Limit to (none: a ledger
+	// from before trust lines, where every account has it).
+	Founders []string `json:"founders,omitempty"`
 }
 
-// Account is a user's account on the ledger.
+// Account is a user's account on the ledger. Its Limit is what the
+// genesis Granted it plus the lines Vouched for it less those it is
+// Vouching for others.
 type Account struct {
 	User      string        `json:"user"`
 	Balance   int64         `json:"balance"`
 	Reserved  int64         `json:"reserved"`
 	Limit     int64         `json:"limit"`
 	Available int64         `json:"available"`
+	Granted   int64         `json:"granted,omitempty"`
+	Vouched   int64         `json:"vouched,omitempty"`
+	Vouching  int64         `json:"vouching,omitempty"`
+	Lines     []TrustLine   `json:"lines,omitempty"` // to it, then from it
 	History   []LedgerEntry `json:"history,omitempty"`
 	Ledger    string        `json:"ledger"`
 	Offer     *OfferTerms   `json:"offer,omitempty"` // with credit limits: what this node offers
+}
+
+// TrustLine is credit From answers for, that To may spend below zero.
+type TrustLine struct {
+	From   string `json:"from"`
+	To     string `json:"to"`
+	Amount int64  `json:"amount"`
 }
 
 // LedgerEntry is one line of an account's history.
 type LedgerEntry struct {
 	Seq    uint64    `json:"seq"`
 	Time   time.Time `json:"time"`
-	Kind   string    `json:"kind"` // transfer, reserve, settle, release, expire, storage
+	Kind   string    `json:"kind"` // transfer, reserve, settle, release, expire, storage, vouch
 	Peer   string    `json:"peer,omitempty"`
 	Amount int64     `json:"amount"`
 	Memo   string    `json:"memo,omitempty"`
@@ -78,6 +94,12 @@ type SendRequest struct {
 	To     string `json:"to"`
 	Amount int64  `json:"amount"`
 	Memo   string `json:"memo,omitempty"`
+}
+
+// VouchRequest sets the trust line from the node's user to To.
+type VouchRequest struct {
+	To     string `json:"to"`
+	Amount int64  `json:"amount"`
 }
 
 // Outcome is what the ledger did with a transaction.
@@ -131,4 +153,11 @@ func (c *Client) CreditAccount(ctx context.Context, user string, history, offer 
 func (c *Client) CreditSend(ctx context.Context, to string, amount int64, memo string) (Outcome, error) {
 	var out Outcome
 	return out, c.Call(ctx, http.MethodPost, "/api/v0/credit/send", SendRequest{To: to, Amount: amount, Memo: memo}, &out)
+}
+
+// CreditVouch sets the trust line from the node's user to user at amount
+// millicredits (zero withdraws it).
+func (c *Client) CreditVouch(ctx context.Context, user string, amount int64) (Outcome, error) {
+	var out Outcome
+	return out, c.Call(ctx, http.MethodPost, "/api/v0/credit/vouch", VouchRequest{To: user, Amount: amount}, &out)
 }

@@ -32,6 +32,10 @@ other ledger nodes (three or five, so that it survives one or two of them
 down); each must trust this node's user. Add a node later with 'nube ledger
 join' on it: a majority of the ledger's nodes must trust its user.
 
+The users of the nodes that form the ledger found it: each is granted
+--limit credits to go below zero with, and vouches for others from it
+('nube credit vouch'). Every other user starts with no credit.
+
 A node that keeps no ledger learns which ledger is the real one from a node it
 trusts (one of its own user's, or of a user it was started with --trust for),
 and from then on believes only answers the ledger's nodes signed.
@@ -63,7 +67,7 @@ Create and join give up after --timeout, and say what they were waiting for.`,
 			}, g.printLedgerInfo)
 		},
 	}
-	create.Flags().StringVar(&limit, "limit", "", "credit every account may go below zero, in credits (default 100)")
+	create.Flags().StringVar(&limit, "limit", "", "credit each founding user may go below zero, in credits (default 100)")
 	create.Flags().DurationVar(&timeout, "timeout", ledger.CreateTimeout, "give up after this long")
 	join := &cobra.Command{
 		Use:   "join PEER",
@@ -118,7 +122,18 @@ func (g *globals) printLedgerInfo(in client.LedgerInfo) error {
 	tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "ledger\t%s\n", in.ID)
 	fmt.Fprintf(tw, "created\t%s\n", in.Created.Local().Format(time.DateTime))
-	fmt.Fprintf(tw, "limit\t%s credits per account\n", ledger.Credits(in.Limit))
+	if len(in.Founders) == 0 {
+		fmt.Fprintf(tw, "limit\t%s credits per account (a ledger from before trust lines)\n", ledger.Credits(in.Limit))
+	} else {
+		fmt.Fprintf(tw, "limit\t%s credits for each founding user\n", ledger.Credits(in.Limit))
+	}
+	for i, u := range in.Founders {
+		label := ""
+		if i == 0 {
+			label = "founders"
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", label, u)
+	}
 	fmt.Fprintf(tw, "transactions\t%d\n", in.Seq)
 	fmt.Fprintf(tw, "accounts\t%d\n", in.Accounts)
 	fmt.Fprintf(tw, "escrow\t%s credits in %d reserves\n", ledger.Credits(in.Escrow), in.Reserves)
@@ -146,15 +161,18 @@ func newCreditCmd(g *globals) *cobra.Command {
 		Short: "Your credit: balance, transfers, history, limits",
 		Long: `Credit is what nodes earn running jobs and keeping data for other users, and
 spend having others do the same for them. Every account (a user key) starts at
-zero and may go below zero down to the ledger's limit, so a new user can work
-the minute they install. A payment moves credit from one account to another:
-all balances always sum to zero. Credit can be sent to another user, which is
-how it is sold.
+zero. It may go below zero only as far as its limit: the users who founded the
+ledger are granted one, and vouch for others ('credit vouch'), answering for
+the credit they extend with their own; a new user with no voucher earns
+before it spends. A payment moves credit from one account to another: all
+balances always sum to zero. Credit can be sent to another user, which is how
+it is sold.
 
 Amounts are in credits, with up to three decimals (a millicredit is the
 smallest amount; service prices are set in millicredits).`,
 		Example: `  nube credit balance
   nube credit send 12D3KooWUser... 2.5 --memo "for the renders"
+  nube credit vouch 12D3KooWUser... 20
   nube credit history
   nube credit limits`,
 	}
@@ -213,6 +231,34 @@ Any other ID is refused: credit sent to it could never be spent.`,
 		},
 	}
 	send.Flags().StringVar(&memo, "memo", "", fmt.Sprintf("a note for the payee (at most %d bytes)", ledger.MaxMemo))
+	vouch := &cobra.Command{
+		Use:   "vouch USER AMOUNT",
+		Short: "Let USER spend AMOUNT credits below zero, which you answer for (0 withdraws)",
+		Long: `Vouch for another user: a trust line of AMOUNT credits that USER may spend
+below zero. You answer for it: the line counts against your own available
+credit for as long as it stands, so you can extend no more than you have.
+Vouching again replaces the line; 0 withdraws it, down to what USER has
+already spent of it and no lower (they must earn it back first).`,
+		Example: `  nube credit vouch 12D3KooWUser... 20     # a line of 20 credits
+  nube credit vouch 12D3KooWUser... 0      # withdraw it`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			amount, err := ledger.ParseCredits(args[1])
+			if err != nil {
+				return err
+			}
+			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) (client.Outcome, error) {
+				return c.CreditVouch(ctx, args[0], amount)
+			}, func(o client.Outcome) error {
+				if amount == 0 {
+					g.printf("withdrew your line to %s\n", args[0])
+				} else {
+					g.printf("you vouch for %s with a line of %s credits\n", args[0], ledger.Credits(amount))
+				}
+				return nil
+			})
+		},
+	}
 	history := &cobra.Command{
 		Use:   "history",
 		Short: "List the latest entries of your account, oldest first",
@@ -240,7 +286,7 @@ Any other ID is refused: credit sent to it could never be spent.`,
 	}
 	limits := &cobra.Command{
 		Use:   "limits",
-		Short: "Show your credit limit, and what this node offers others and at what price",
+		Short: "Show your credit limit and trust lines, and what this node offers others and at what price",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := ledgerCall(cmd.Context())
@@ -251,6 +297,16 @@ Any other ID is refused: credit sent to it could never be spent.`,
 				tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
 				fmt.Fprintf(tw, "credit limit\t%s credits below zero\n", ledger.Credits(a.Limit))
 				fmt.Fprintf(tw, "available\t%s credits\n", ledger.Credits(a.Available))
+				if a.Granted != 0 {
+					fmt.Fprintf(tw, "granted\t%s credits by the ledger's genesis\n", ledger.Credits(a.Granted))
+				}
+				for _, l := range a.Lines {
+					if l.To == a.User {
+						fmt.Fprintf(tw, "vouched by\t%s for %s credits\n", l.From, ledger.Credits(l.Amount))
+					} else {
+						fmt.Fprintf(tw, "you vouch for\t%s with %s credits\n", l.To, ledger.Credits(l.Amount))
+					}
+				}
 				if o := a.Offer; o != nil {
 					fmt.Fprintf(tw, "offers\tcompute %s, storage %s\n", yesNo(o.Compute), yesNo(o.Storage))
 					fmt.Fprintf(tw, "to\t%s\n", o.To)
@@ -267,7 +323,7 @@ Any other ID is refused: credit sent to it could never be spent.`,
 			})
 		},
 	}
-	cmd.AddCommand(balance, send, history, limits)
+	cmd.AddCommand(balance, send, vouch, history, limits)
 	return cmd
 }
 

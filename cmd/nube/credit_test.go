@@ -13,21 +13,31 @@ import (
 	"github.com/nubecloud/nube/internal/wasmtest"
 )
 
-// TestCreditCLI: a ledger of one node, a priced call from another daemon
-// (which trusts the ledger node's user to say what the ledger is) that
-// shows its cost, a transfer to a node resolved to its user, the history,
-// the limits, and a spend past the limit refused.
+// TestCreditCLI: a ledger of one node, whose user vouches for another
+// daemon's (which trusts the ledger node's user to say what the ledger
+// is); a priced call from that daemon that shows its cost, a transfer to
+// a node resolved to its user, the history, the limits and lines, a spend
+// past the limit refused, and a line that cannot be withdrawn from under
+// what was spent.
 func TestCreditCLI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts two daemons; skipped in -short mode")
 	}
 	a, b := t.TempDir(), t.TempDir()
 	da := startUp(t, a, append([]string{"--api", "127.0.0.1:0", "--gateway", "off"}, loopback...)...)
-	startUp(t, b, append([]string{"--api", "127.0.0.1:0", "--gateway", "off", "--bootstrap", da.info.Addrs[0], "--trust", da.info.UserID}, loopback...)...)
+	db := startUp(t, b, append([]string{"--api", "127.0.0.1:0", "--gateway", "off", "--bootstrap", da.info.Addrs[0], "--trust", da.info.UserID}, loopback...)...)
 	waitPeers(t, a, 1)
 
-	if out, errs, code := run(t, "--data", a, "ledger", "create", "--limit", "20"); code != 0 || !strings.Contains(out, "20.000 credits per account") {
+	if out, errs, code := run(t, "--data", a, "ledger", "create", "--limit", "20"); code != 0 || !strings.Contains(out, "20.000 credits for each founding user") ||
+		!strings.Contains(out, da.info.UserID) {
 		t.Fatalf("ledger create: %d %s %s", code, out, errs)
+	}
+	// B's user founded nothing: it has no credit until A's vouches for it.
+	if _, errs, code := run(t, "--data", b, "credit", "send", da.info.UserID, "0.001"); code == 0 || !strings.Contains(errs, "over the credit limit") {
+		t.Fatalf("a spend with no credit: %d %s", code, errs)
+	}
+	if out, errs, code := run(t, "--data", a, "credit", "vouch", db.info.UserID, "20"); code != 0 || !strings.Contains(out, "line of 20.000 credits") {
+		t.Fatalf("credit vouch: %d %s %s", code, out, errs)
 	}
 	mod := filepath.Join(t.TempDir(), "upper.wasm")
 	if err := os.WriteFile(mod, wasmtest.Module(t, "upper"), 0o644); err != nil {
@@ -81,8 +91,12 @@ func TestCreditCLI(t *testing.T) {
 	if out, errs, code := run(t, "--data", a, "service", "runs"); code != 0 || !strings.Contains(out, "EARNED") || !strings.Contains(out, cost) {
 		t.Fatalf("service runs: %d %s %s", code, out, errs)
 	}
-	if out, errs, code := run(t, "--data", b, "credit", "limits"); code != 0 || !strings.Contains(out, "credit limit   20.000") || !strings.Contains(out, "anyone") {
+	if out, errs, code := run(t, "--data", b, "credit", "limits"); code != 0 || !strings.Contains(out, "credit limit   20.000") || !strings.Contains(out, "anyone") ||
+		!strings.Contains(out, "vouched by") || !strings.Contains(out, da.info.UserID) {
 		t.Fatalf("credit limits: %d %s %s", code, out, errs)
+	}
+	if _, errs, code := run(t, "--data", a, "credit", "vouch", db.info.UserID, "0"); code == 0 || !strings.Contains(errs, "can go no lower than") {
+		t.Fatalf("withdrawing a spent line: %d %s", code, errs)
 	}
 	if _, errs, code := run(t, "--data", b, "credit", "send", da.info.UserID, "100"); code == 0 || !strings.Contains(errs, "over the credit limit") {
 		t.Fatalf("a spend past the limit: %d %s", code, errs)
