@@ -3,14 +3,17 @@
 // nodes as a replicated group.
 //
 // Every account is a user key. It starts at zero and may go below zero
-// down to the ledger's limit, so a new user can have others work for it at
-// once; a payment moves credit from one account to another, and all
-// balances (with what escrow holds) always sum to zero. Amounts are in
-// millicredits.
+// down to its limit: the users who founded the ledger are granted one, and
+// vouch for others with trust lines that count against their own credit
+// (Vouch); a fresh key has none, and earns before it spends. A payment
+// moves credit from one account to another, and all balances (with what
+// escrow holds) always sum to zero. Amounts are in millicredits, at most
+// MaxAmount.
 //
 //	info, err := node.Ledger().Create(ctx, 0, peerB, peerC) // on one node
 //	a, err := node.Ledger().Account(ctx, "")               // this user's
 //	_, err = node.Ledger().Send(ctx, user, 2_500, "thanks") // 2.5 credits
+//	_, err = node.Ledger().Vouch(ctx, user, 20_000)         // a line of 20
 //
 // Every transaction is signed by the account it debits, carries a nonce
 // and a time, and is applied once; every ledger node checks the signatures
