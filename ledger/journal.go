@@ -197,10 +197,10 @@ type journal struct {
 
 // touched is an account as it was before the entry changed it.
 type touched struct {
-	user    peer.ID
-	balance int64
-	avail   wide
-	in, out int64
+	user              peer.ID
+	balance, reserved int64
+	avail             wide
+	in, out           int64
 }
 
 func (j *journal) begin(s *state) {
@@ -274,7 +274,7 @@ func (j *journal) touch(s *state, u peer.ID) {
 	j.index[u] = struct{}{}
 	t := touched{user: u, avail: s.available(u)}
 	if a := s.Accounts[u]; a != nil {
-		t.balance, t.in, t.out = a.Balance, a.In, a.Out
+		t.balance, t.reserved, t.in, t.out = a.Balance, a.Reserved, a.In, a.Out
 	}
 	j.touched = append(j.touched, t)
 }
@@ -299,22 +299,23 @@ func (j *journal) rollback(s *state) {
 
 // check checks what the entry did, with arithmetic that cannot wrap: it
 // made no credit from nothing (the accounts it touched and the escrow
-// moved by a sum of zero), left no account it touched below its limit (or,
-// one that was below it already, further below), and moved no trust line
-// at one end only. Accounts it did not touch did not change, so the whole
+// moved by a sum of zero), left no account it touched below its limit, no
+// sum negative, and moved no trust line at one end only. What a ledger
+// broken before (by the old rules) has wrong, an entry may leave as it is
+// or mend, not make worse: so it can still be repaid. Accounts it did not touch did not change, so the whole
 // ledger holds if it held before (audit checks that, whole).
 func (j *journal) check(s *state) error {
 	var delta, in, out wide
 	delta.add(s.Escrow)
 	delta.sub(j.escrow)
-	if s.Escrow < 0 {
+	if s.Escrow < 0 && s.Escrow < j.escrow {
 		return fmt.Errorf("%w: the escrow would be %d", ErrInvariant, s.Escrow)
 	}
 	for _, t := range j.touched {
 		var bal, ain, aout int64
 		a := s.Accounts[t.user]
 		if a != nil {
-			if a.Reserved < 0 || a.In < 0 || a.Out < 0 {
+			if a.Reserved < 0 && a.Reserved < t.reserved || a.In < 0 && a.In < t.in || a.Out < 0 && a.Out < t.out {
 				return fmt.Errorf("%w: %s would have reserved %d, lines of %d in and %d out", ErrInvariant, t.user, a.Reserved, a.In, a.Out)
 			}
 			bal, ain, aout = a.Balance, a.In, a.Out

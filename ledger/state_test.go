@@ -5,8 +5,11 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math"
 	"math/big"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -625,4 +628,47 @@ func TestRestoreOldSnapshot(t *testing.T) {
 	b.cmd(&command{Op: opTick})
 	_, err = b.tx(paid)
 	b.want(err, ErrReplay)
+}
+
+// TestBrokenSnapshot: a ledger broken by the old rules (an overflow that
+// wrapped two balances) restores, says so at error, and can still be
+// mended: a payment to the account past its limit is applied, a spend
+// from it is refused.
+func TestBrokenSnapshot(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	alice, bob := newParty(t), newParty(t)
+	broken := newState()
+	broken.Genesis = &Genesis{ID: "old", Created: now.UnixNano(), Limit: testLimit}
+	broken.Accounts[alice.user] = &account{Balance: math.MaxInt64 - 1}
+	broken.Accounts[bob.user] = &account{Balance: math.MinInt64 + 1}
+	snap, err := wire.Marshal(broken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	b := &book{t: t, m: newMachine(slog.New(slog.NewTextHandler(&logs, nil))), now: now}
+	if err := b.m.Restore(snap); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "past its limit") {
+		t.Fatalf("restoring a broken ledger logged %q", logs.String())
+	}
+	apply := func(from, to party, amount int64) error {
+		st := b.sign(from, Tx{Kind: Transfer, From: from.user, To: to.user, Amount: amount})
+		raw, _ := st.Encode()
+		c, _ := wire.Marshal(&command{Op: opTx, Time: now.UnixNano(), Tx: raw})
+		out, _ := b.m.Apply(c)
+		var o outcome
+		wire.Unmarshal(out, &o)
+		return errorOf(o.Code, o.Msg)
+	}
+	if err := apply(alice, bob, 1000); err != nil {
+		t.Fatalf("mending the broken account: %v", err)
+	}
+	if err := apply(bob, alice, 1); !errors.Is(err, ErrInsufficient) {
+		t.Fatalf("a spend from the broken account: %v", err)
+	}
+	if got := b.balance(bob); got != math.MinInt64+1001 {
+		t.Fatalf("the broken account has %d", got)
+	}
 }
