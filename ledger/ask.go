@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/nubecloud/nube/errcode"
 	"github.com/nubecloud/nube/group"
 	"github.com/nubecloud/nube/internal/identity"
 	"github.com/nubecloud/nube/internal/wire"
@@ -116,6 +117,28 @@ func (m *Manager) serveSubmit(ctx context.Context, req submitReq) (signedAnswer,
 	return m.answer(ctx, g, bk, kindSubmit, req.Tx, o)
 }
 
+// maxProposing bounds the transactions one member proposes at once.
+const maxProposing = 4096
+
+// proposing1 marks the transaction id as under way on this member until
+// done is called; a second copy while it is refused (ErrReplay).
+func (m *Manager) proposing1(id string) (done func(), err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, dup := m.proposing[id]; dup {
+		return nil, fmt.Errorf("%w: transaction %s is being proposed already", ErrReplay, id)
+	}
+	if len(m.proposing) >= maxProposing {
+		return nil, fmt.Errorf("%w: %d transactions under way on this ledger node", errcode.ErrBusy, len(m.proposing))
+	}
+	m.proposing[id] = struct{}{}
+	return func() {
+		m.mu.Lock()
+		delete(m.proposing, id)
+		m.mu.Unlock()
+	}, nil
+}
+
 // propose checks tx at the door (its shape, then what this member's state
 // says of it, then its signatures, unless this node made it and checked
 // them) and applies it: a transaction refused at the door never reaches
@@ -123,7 +146,11 @@ func (m *Manager) serveSubmit(ctx context.Context, req submitReq) (signedAnswer,
 func (m *Manager) propose(ctx context.Context, g *group.Group, bk *fsm, tx []byte, checked bool) (outcome, error) {
 	st, err := decodeTx(tx, false)
 	if err == nil {
-		err = m.precheck(ctx, g, bk, st)
+		var done func()
+		if done, err = m.proposing1(st.tx.ID()); err == nil {
+			defer done()
+			err = m.precheck(ctx, g, bk, st)
+		}
 	}
 	if err == nil && !checked {
 		err = st.check()
@@ -395,8 +422,9 @@ type Account struct {
 	// History is its latest entries, oldest first.
 	History []Entry `cbor:"6,keyasint,omitempty" json:"history,omitempty"`
 	Ledger  string  `cbor:"7,keyasint" json:"ledger"`
-	// Known says the ledger has an account for User: the genesis founded
-	// it, or some transaction paid it or was paid by it.
+	// Known says User is a user the ledger knows, to be paid: a founder,
+	// or one that signed a transaction the ledger applied. An account
+	// that was only paid is not: anyone can pay any ID, a node's too.
 	Known bool `cbor:"8,keyasint,omitempty" json:"known"`
 	// Granted is the limit the genesis gave it (a founding user's).
 	Granted int64 `cbor:"9,keyasint,omitempty" json:"granted,omitempty"`
@@ -411,7 +439,11 @@ type Account struct {
 func localAccount(bk *fsm, u peer.ID) (a Account, ok bool) {
 	bk.m.view(func(s *state) {
 		a, ok = s.account(u)
-		a.Known = s.Accounts[u] != nil || a.Granted > 0 // a founder is known from the genesis
+		// Known: a founder, or an account that signed a transaction. An
+		// account that was only paid may be anyone's ID, a node's too:
+		// anyone can pay any ID.
+		acc := s.Accounts[u]
+		a.Known = a.Granted > 0 || acc != nil && acc.Signed != 0
 	})
 	return a, ok
 }

@@ -145,6 +145,10 @@ type Manager struct {
 	pending *pending            // a ledger this node agreed to form, awaiting its genesis
 	known   known               // what this node knows of the ledger (ledger.json)
 	payees  map[peer.ID]payeeOf // payees found, by the ID they were named by
+	// proposing holds the IDs of the transactions this member is
+	// proposing: a copy that comes while one is under way is refused at
+	// the door, as it would be once the first is applied.
+	proposing map[string]struct{}
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -205,7 +209,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	m := &Manager{cfg: cfg, log: cfg.Logger, self: cfg.Host.ID(), user: user, cert: cert, key: key,
-		door: newLimiter(cfg.SubmitRate, time.Now), life: make(chan struct{}, 1), bk: newFSM(cfg.Logger), payees: map[peer.ID]payeeOf{}}
+		door: newLimiter(cfg.SubmitRate, time.Now), life: make(chan struct{}, 1), bk: newFSM(cfg.Logger), payees: map[peer.ID]payeeOf{}, proposing: map[string]struct{}{}}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.loadKnown()
 	if slices.Contains(cfg.Groups.Names(), GroupName) {

@@ -398,9 +398,28 @@ func (b *fsm) Restore(snap []byte) error {
 		if roster, err = verifyChain(s.Roster); err != nil {
 			return fmt.Errorf("ledger snapshot: %w", err)
 		}
+		// The state's genesis must be the one the founders signed: a
+		// snapshot cannot swap the ledger's rules (its founders, its
+		// limit) for others.
+		var st struct {
+			Genesis *Genesis `cbor:"1,keyasint,omitempty"`
+		}
+		if err := wire.Unmarshal(s.State, &st); err != nil {
+			return fmt.Errorf("ledger snapshot: %w", err)
+		}
+		if st.Genesis != nil {
+			if err := founding(&roster[0], st.Genesis); err != nil {
+				return fmt.Errorf("ledger snapshot: %w", err)
+			}
+		}
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.roster != nil && (roster == nil || roster.id() != b.roster.id() || roster.epoch() < b.roster.epoch()) {
+		// A member that knows its roster takes no snapshot of another
+		// ledger, of none, or of an older roster.
+		return fmt.Errorf("%w: a snapshot of another ledger or an older roster than this member's (ledger %s, epoch %d)", ErrImpostor, b.roster.id(), b.roster.epoch())
+	}
 	if err := b.m.Restore(s.State); err != nil {
 		return err
 	}

@@ -187,6 +187,10 @@ type account struct {
 	// In is their sum, which its limit gains.
 	Backers map[peer.ID]int64 `cbor:"6,keyasint,omitempty"`
 	In      int64             `cbor:"7,keyasint,omitempty"`
+	// Signed is when the account last signed a transaction the ledger
+	// applied (zero: never): proof that somebody holds its key, which a
+	// payment to it does not give (anyone may pay any ID).
+	Signed int64 `cbor:"8,keyasint,omitempty"`
 }
 
 type reserve struct {
@@ -346,6 +350,15 @@ func (m *machine) Restore(b []byte) error {
 		s.upgradeClock()
 	}
 	if err := s.audit(); err != nil {
+		if s.Genesis != nil && len(s.Genesis.Founders) > 0 {
+			// A ledger under today's rules is never unsound unless
+			// someone made it so: a leader's snapshot that mints credit
+			// is refused, and this member keeps its own state.
+			m.log.Error("refused an unsound ledger snapshot", "err", err)
+			return fmt.Errorf("ledger snapshot: %w", err)
+		}
+		// A ledger from before trust lines may have been broken by the
+		// old overflow: it restores, and entries may mend it.
 		m.log.Error("the ledger's snapshot is unsound", "err", err)
 	}
 	m.mu.Lock()
@@ -581,6 +594,7 @@ func (s *state) applyTx(t *Tx, now int64) outcome {
 		return fail(err)
 	}
 	s.setNonce(id, t.Time)
+	s.j.set(&s.acct(t.From).Signed, now)
 	o.Seq = s.Seq
 	return o
 }

@@ -373,7 +373,15 @@ func TestSendToNodeID(t *testing.T) {
 	if _, err := payer.Ledger().Send(ctx, nobody, 1_000, "to nobody"); !errors.Is(err, ledger.ErrUnknownPayee) {
 		t.Fatalf("sent to an ID nobody answers for: %v, want ErrUnknownPayee", err)
 	}
-	// Once paid, the user is known to the ledger and is paid as named.
+	// Paid, the user is not known yet as a payee: an account that was
+	// only paid may be any ID's (TestPayeeNodeAccountPlanted). Once it
+	// has signed a transaction, it is, and is paid as named.
+	if _, err := payer.Ledger().Send(ctx, payee.UserID(), 500, "to the user"); !errors.Is(err, ledger.ErrUnknownPayee) {
+		t.Fatalf("sent to a user that has signed nothing: %v, want ErrUnknownPayee", err)
+	}
+	if _, err := payee.Ledger().Send(ctx, payer.UserID(), 1, "hello"); err != nil {
+		t.Fatal(err)
+	}
 	o, err = payer.Ledger().Send(ctx, payee.UserID(), 500, "to the user")
 	if err != nil || o.Payee != payee.UserID() || o.Node != "" {
 		t.Fatalf("sent to a known user: %+v, %v", o, err)

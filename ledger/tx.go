@@ -537,10 +537,18 @@ func Credits(milli int64) string {
 // millicredits.
 func ParseCredits(s string) (int64, error) {
 	var whole, frac int64
-	var fracDigits int
+	var fracDigits, digits int
 	seenDot := false
 	if s == "" {
 		return 0, fmt.Errorf("%w: empty amount", ErrMalformed)
+	}
+	for _, c := range s {
+		if c >= '0' && c <= '9' {
+			digits++
+		}
+	}
+	if digits == 0 {
+		return 0, fmt.Errorf("%w: amount %q has no digits: want credits such as 12 or 0.5", ErrMalformed, s)
 	}
 	for _, c := range s {
 		switch {

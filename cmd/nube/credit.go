@@ -202,7 +202,7 @@ smallest amount; service prices are set in millicredits).`,
 	var memo string
 	send := &cobra.Command{
 		Use:   "send PAYEE AMOUNT",
-		Short: "Send AMOUNT credits to PAYEE: a user the ledger knows, or a node (its user is paid)",
+		Short: "Send AMOUNT credits to PAYEE: a user the ledger knows (a founder, or one that has paid), or a node (its user is paid)",
 		Long: `Send AMOUNT credits to PAYEE, which is either a user ID the ledger knows (one
 that has paid or been paid before; 'nube id' prints a node's user on the line
 "user"), or the peer ID of one of the payee's nodes that is online: that node
