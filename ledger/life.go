@@ -522,7 +522,12 @@ func (m *Manager) serveAdd(ctx context.Context, req addReq) (addReply, error) {
 	if err := g.AddMember(ctx, joiner); err != nil {
 		return addReply{}, fmt.Errorf("%w: add %s to the ledger's group: %v", ErrNoLedger, joiner, err)
 	}
-	r, _ := bk.next()
+	// The change is committed, but this member (a follower, maybe) may
+	// not have applied it yet: answer with a roster that names the joiner.
+	r, err := waitRoster(ctx, bk, func(c chain) bool { return c.has(joiner) })
+	if err != nil {
+		return addReply{}, fmt.Errorf("%w: waiting for %s to apply the change that adds %s: %v", ErrNoLedger, m.self, joiner, err)
+	}
 	return addReply{Roster: r}, nil
 }
 
