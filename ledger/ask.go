@@ -159,7 +159,7 @@ func (m *Manager) propose(ctx context.Context, g *group.Group, bk *fsm, tx []byt
 		return fail(err), err
 	}
 	bk.m.markChecked(tx)
-	b, err := wire.Marshal(&command{Op: opTx, Time: time.Now().UnixNano(), Tx: tx})
+	b, err := wire.Marshal(&command{Op: opTx, Time: time.Now().UnixNano(), Tx: tx, Stamps: m.stampsIfLate(ctx, bk)})
 	if err != nil {
 		return fail(err), err
 	}

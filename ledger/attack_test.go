@@ -372,7 +372,7 @@ func TestReplayUnderSkew(t *testing.T) {
 			}
 			sent = append(sent, st)
 			payees = append(payees, payee.user)
-			b.cmd(&command{Op: opTick, Time: at})
+			b.tickBy(at)
 			for _, st := range sent {
 				if _, err := b.txAt(st, at); !errors.Is(err, ErrReplay) && !errors.Is(err, ErrStale) {
 					t.Fatalf("minute %d: a replay through the member %s: %v", minute, m.name, err)
@@ -392,10 +392,11 @@ func TestReplayUnderSkew(t *testing.T) {
 }
 
 // TestFarTick: a member whose clock is 25 minutes ahead proposes a tick.
-// The ledger's clock goes no further than MaxSkew past the latest signed
-// time: no reserve due later expires, no nonce still replayable is
-// forgotten, and honest transactions are not made stale. The door of an
-// honest node refuses such an entry (checkClock).
+// Its stamp is one of three: the ledger's clock goes to the quorum's
+// time, the honest members', so no reserve due later expires, no nonce
+// still replayable is forgotten, and honest transactions are not made
+// stale. The door of an honest node refuses a transaction signed that
+// far ahead (checkClock).
 func TestFarTick(t *testing.T) {
 	b := newBook(t)
 	alice, bob := b.vouched(testLimit), newParty(t)
@@ -408,9 +409,9 @@ func TestFarTick(t *testing.T) {
 	if err := checkClock(far, b.now.UnixNano()); !errors.Is(err, ErrStale) {
 		t.Fatalf("the door let a tick 25 minutes ahead through: %v", err)
 	}
-	b.cmd(&command{Op: opTick, Time: far})
-	if got, most := b.m.s.Clock, b.now.Add(MaxSkew).UnixNano(); got != most {
-		t.Fatalf("after a far tick the clock is %v past the latest signed time, want %v", time.Duration(got-b.now.UnixNano()), MaxSkew)
+	b.tickBy(far)
+	if got := b.m.s.Clock; got != b.now.UnixNano() {
+		t.Fatalf("after a far tick the clock is %v past the honest members' time", time.Duration(got-b.now.UnixNano()))
 	}
 	if len(b.m.s.Reserves) != 1 || len(b.m.s.Nonces) != 3 {
 		t.Fatalf("a far tick left %d reserves and %d nonces, want 1 and 3", len(b.m.s.Reserves), len(b.m.s.Nonces))
@@ -431,30 +432,27 @@ func TestFarTick(t *testing.T) {
 	}
 }
 
-// TestClock: the ledger's clock, a table of entries as members propose
-// them: it never goes back, and never runs more than MaxSkew past the
-// latest signed time.
+// TestClock: the ledger's clock for a transaction's entry, a table of
+// entries as members propose them: it never goes back, and never runs
+// more than MaxSkew past the latest quorum time (what the transaction's
+// signer says has no say in it).
 func TestClock(t *testing.T) {
 	const m = int64(time.Minute)
-	s := &state{Clock: 100 * m, Seen: 100 * m}
 	for _, c := range []struct {
-		name             string
-		proposed, signed int64
-		now, seen        int64
+		name                   string
+		clock, quorum, propose int64
+		now                    int64
 	}{
-		{"a tick on time", 100*m + 1, 0, 100*m + 1, 100 * m},
-		{"a tick from behind", 90 * m, 0, 100 * m, 100 * m},
-		{"a tick from far ahead", 125 * m, 0, 101 * m, 100 * m},
-		{"a transaction on time", 102 * m, 102 * m, 102 * m, 102 * m},
-		{"a transaction through a member ahead", 108 * m, 102 * m, 103 * m, 102 * m},
-		{"a transaction through a member behind", 96 * m, 102 * m, 100 * m, 102 * m},
-		{"a transaction signed ahead, proposed on time", 102 * m, 110 * m, 102 * m, 110 * m},
-		{"an entry at the end of time", math.MaxInt64, math.MaxInt64, math.MaxInt64, math.MaxInt64},
-		{"an entry at the start of time", math.MinInt64, 0, 100 * m, 100 * m},
+		{"on time", 100 * m, 100 * m, 100*m + 1, 100*m + 1},
+		{"through a member behind", 100 * m, 100 * m, 90 * m, 100 * m},
+		{"through a member far ahead", 100 * m, 100 * m, 125 * m, 101 * m},
+		{"through a member ahead, the quorum lagging", 100 * m, 98 * m, 102 * m, 100 * m},
+		{"the quorum at the end of time", 100 * m, math.MaxInt64, math.MaxInt64, math.MaxInt64},
+		{"proposed at the start of time", 100 * m, 100 * m, math.MinInt64, 100 * m},
 	} {
-		now, seen := s.clockFor(c.proposed, c.signed)
-		if now != c.now || seen != c.seen {
-			t.Errorf("%s: now %d, seen %d; want %d and %d", c.name, now, seen, c.now, c.seen)
+		s := &state{Clock: c.clock, Quorum: c.quorum}
+		if now := s.clockFor(c.propose); now != c.now {
+			t.Errorf("%s: now %d, want %d", c.name, now, c.now)
 		}
 	}
 	for _, c := range []struct {

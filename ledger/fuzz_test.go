@@ -208,7 +208,7 @@ func FuzzApply(f *testing.F) {
 			case 4:
 				st = b.sign(from, Tx{Kind: Vouch, From: from.user, To: to.user, Amount: amount, Time: signed})
 			case 5:
-				b.cmd(&command{Op: opTick, Time: at})
+				b.tickBy(at)
 				continue
 			case 6:
 				if len(sent) == 0 {

@@ -233,6 +233,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		remote.Handle(cfg.Remote, addFn, m.serveAdd),
 		remote.Handle(cfg.Remote, voteFn, m.serveVote),
 		remote.Handle(cfg.Remote, whoisFn, m.serveWhois),
+		remote.Handle(cfg.Remote, timeFn, m.serveTime),
 	}
 	return m, nil
 }
@@ -308,7 +309,9 @@ func (m *Manager) announce() {
 }
 
 // tick returns expired reserves and forgets old nonces, while this node
-// leads.
+// leads: when something is due by its clock, it asks the members for
+// their time stamps and writes a tick that carries them, whose time is
+// the quorum's (quorumTime), not its own.
 func (m *Manager) tick(g *group.Group, bk *fsm) {
 	defer m.wg.Done()
 	t := time.NewTicker(m.cfg.TickInterval)
@@ -328,9 +331,9 @@ func (m *Manager) tick(g *group.Group, bk *fsm) {
 		if !due {
 			continue
 		}
-		b, _ := wire.Marshal(&command{Op: opTick, Time: now})
 		ctx, cancel := context.WithTimeout(m.ctx, 10*time.Second)
-		if _, err := g.Apply(ctx, b); err != nil {
+		b, _ := wire.Marshal(&command{Op: opTick, Time: now, Stamps: m.stamps(ctx, bk)})
+		if _, err := m.applyCmd(ctx, g, b); err != nil {
 			m.log.Debug("ledger tick failed", "err", err)
 		}
 		cancel()

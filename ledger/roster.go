@@ -361,6 +361,7 @@ func ptr[T any](v T) *T { return &v }
 // held.
 func (b *fsm) setRoster(c chain) {
 	b.roster = c
+	b.m.setMembers(c.members())
 	close(b.rosterCh)
 	b.rosterCh = make(chan struct{})
 }

@@ -113,12 +113,16 @@ const (
 // command is one entry of the ledger's log. Time is the clock of the
 // member that proposed it; the ledger's own clock takes it only as far as
 // the rules of clockFor allow, so that every member judges windows and
-// expiries alike and no member's clock can move the ledger's far.
+// expiries alike and no member's clock can move the ledger's far. Stamps
+// are the members' signed clocks (clock.go): a tick needs a majority's,
+// and moves the ledger's clock to the time they give; a transaction may
+// carry them, when its proposer found the ledger's quorum time late.
 type command struct {
-	Op      uint8    `cbor:"1,keyasint"`
-	Time    int64    `cbor:"2,keyasint"`
-	Tx      []byte   `cbor:"3,keyasint,omitempty"`
-	Genesis *Genesis `cbor:"4,keyasint,omitempty"`
+	Op      uint8       `cbor:"1,keyasint"`
+	Time    int64       `cbor:"2,keyasint"`
+	Tx      []byte      `cbor:"3,keyasint,omitempty"`
+	Genesis *Genesis    `cbor:"4,keyasint,omitempty"`
+	Stamps  []timeStamp `cbor:"5,keyasint,omitempty"`
 }
 
 // outcome is what applying a command gave.
@@ -214,9 +218,14 @@ type state struct {
 	// Clock is the time of the latest entry applied: the ledger's clock,
 	// which never goes back.
 	Clock int64 `cbor:"8,keyasint,omitempty"`
-	// Seen is the latest time a user signed on a transaction applied: the
-	// ledger's only clock that its members do not set.
+	// Seen was the latest time a user signed on a transaction applied,
+	// which the clock once followed; a user chooses it, so it is only read
+	// from old snapshots now.
 	Seen int64 `cbor:"9,keyasint,omitempty"`
+	// Quorum is the latest time a majority of the members stamped on an
+	// entry (quorumTime), never going back: the clock runs at most
+	// MaxSkew past it. The genesis starts it.
+	Quorum int64 `cbor:"10,keyasint,omitempty"`
 
 	j journal // what the entry under way changed, to undo it
 }
@@ -237,6 +246,9 @@ type machine struct {
 	// it applies them; the outcome is the same either way.
 	checked map[[32]byte]struct{}
 	order   [][32]byte
+	// members are the roster's members (sorted), whose stamps give the
+	// ledger's time; fsm keeps them the roster's.
+	members []peer.ID
 }
 
 // maxChecked bounds the transactions remembered as checked.
@@ -249,6 +261,13 @@ func newMachine(log *slog.Logger) *machine {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &machine{s: newState(), log: log, changed: make(chan struct{}), checked: map[[32]byte]struct{}{}}
+}
+
+// setMembers sets the members whose time stamps count.
+func (m *machine) setMembers(members []peer.ID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.members = slices.Sorted(slices.Values(members))
 }
 
 // markChecked remembers that tx's signatures verified here.
@@ -285,7 +304,7 @@ func (m *machine) Apply(b []byte) ([]byte, error) {
 		o = outcome{Code: "malformed", Msg: fmt.Sprintf("ledger command: %v", err)}
 	} else {
 		m.mu.Lock()
-		o = m.s.apply(&c, m.takeChecked(c.Tx))
+		o = m.s.apply(&c, m.takeChecked(c.Tx), m.members)
 		close(m.changed)
 		m.changed = make(chan struct{})
 		m.mu.Unlock()
@@ -349,6 +368,11 @@ func (m *machine) Restore(b []byte) error {
 	if s.Genesis != nil && s.Clock == 0 {
 		s.upgradeClock()
 	}
+	if s.Genesis != nil && s.Quorum == 0 {
+		// A snapshot from before the members stamped the time: its clock
+		// is the latest time it has.
+		s.Quorum = s.Clock
+	}
 	if err := s.audit(); err != nil {
 		if s.Genesis != nil && len(s.Genesis.Founders) > 0 {
 			// A ledger under today's rules is never unsound unless
@@ -408,11 +432,12 @@ func (s *state) canPay(u peer.ID, amount int64) error {
 func fail(err error) outcome { return outcome{Code: codeOf(err), Msg: err.Error()} }
 
 // apply applies c; checked says its transaction's signatures verified on
-// this node already. A command refused by a rule, or one that would break
-// the ledger's invariants, changes nothing: what it wrote is undone.
-func (s *state) apply(c *command, checked bool) outcome {
+// this node already; members are those whose time stamps count. A command
+// refused by a rule, or one that would break the ledger's invariants,
+// changes nothing: what it wrote is undone.
+func (s *state) apply(c *command, checked bool, members []peer.ID) outcome {
 	s.j.begin(s)
-	o := s.step(c, checked)
+	o := s.step(c, checked, members)
 	if o.Code == "" {
 		if err := s.j.check(s); err != nil {
 			o = fail(err)
@@ -426,7 +451,11 @@ func (s *state) apply(c *command, checked bool) outcome {
 }
 
 // precheck is machine.precheck on the state: it applies st at local as
-// apply would, and undoes it.
+// apply would, and undoes it. It judges st's window on local itself, not
+// clamped to the quorum time: a proposer whose quorum time is late brings
+// fresh stamps with the entry (stampsIfLate). A transaction signed more
+// than MaxSkew ahead of local is refused: it could only be stale by the
+// ledger's clock, or a clock to age the ledger with.
 func (s *state) precheck(st *SignedTx, local int64) error {
 	if s.Genesis == nil {
 		return fmt.Errorf("%w: the ledger has no genesis yet", ErrNoLedger)
@@ -437,8 +466,15 @@ func (s *state) precheck(st *SignedTx, local int64) error {
 	if err := st.checkWith(false); err != nil {
 		return err
 	}
+	if st.tx.Time > local {
+		if err := checkClock(st.tx.Time, local); err != nil {
+			return fmt.Errorf("the %s: %w", st.tx.Kind, err)
+		}
+	}
 	s.j.begin(s)
-	o := s.runTx(st.tx, local)
+	now := max(s.Clock, local)
+	s.j.set(&s.Clock, now)
+	o := s.applyTx(st.tx, now)
 	if o.Code == "" {
 		if err := s.j.check(s); err != nil {
 			o = fail(err)
@@ -449,7 +485,7 @@ func (s *state) precheck(st *SignedTx, local int64) error {
 	return errorOf(o.Code, o.Msg)
 }
 
-func (s *state) step(c *command, checked bool) outcome {
+func (s *state) step(c *command, checked bool, members []peer.ID) outcome {
 	switch c.Op {
 	case opGenesis:
 		if s.Genesis != nil {
@@ -463,12 +499,19 @@ func (s *state) step(c *command, checked bool) outcome {
 		s.j.push(func() { s.Genesis = nil })
 		s.j.set(&s.Clock, g.Created)
 		s.j.set(&s.Seen, g.Created)
+		s.j.set(&s.Quorum, g.Created) // every member signed the founding
 		return outcome{}
 	case opTick:
 		if s.Genesis == nil {
 			return fail(fmt.Errorf("%w: the ledger has no genesis yet", ErrNoLedger))
 		}
-		now, _ := s.clockFor(c.Time, 0)
+		if len(c.Stamps) == 0 {
+			return fail(fmt.Errorf("%w: a tick without the members' time stamps", ErrForged))
+		}
+		if err := s.advance(c, members); err != nil {
+			return fail(fmt.Errorf("tick: %w", err))
+		}
+		now := max(s.Clock, s.Quorum)
 		s.j.set(&s.Clock, now)
 		return s.tick(now)
 	case opTx:
@@ -479,7 +522,12 @@ func (s *state) step(c *command, checked bool) outcome {
 		if err != nil {
 			return fail(err)
 		}
-		return s.runTx(st.tx, c.Time)
+		if err := s.advance(c, members); err != nil {
+			return fail(fmt.Errorf("%s: %w", st.tx.Kind, err))
+		}
+		now := s.clockFor(c.Time)
+		s.j.set(&s.Clock, now)
+		return s.applyTx(st.tx, now)
 	}
 	return fail(fmt.Errorf("%w: unknown ledger operation %d", ErrMalformed, c.Op))
 }
@@ -509,60 +557,11 @@ func checkGenesis(g *Genesis) (*Genesis, error) {
 	return &out, nil
 }
 
-// MaxSkew is how far the clocks of the ledger's members and users may
-// stray from one another. The ledger's clock never goes back, and never
-// runs more than MaxSkew ahead of the latest time a user signed on a
-// transaction it applied; a ledger node refuses to propose an entry
-// stamped further than MaxSkew from its own clock (checkClock); nonces
-// are kept until the ledger's clock is Window + MaxSkew past their
-// transaction's own time, when that transaction is stale anyway.
-const MaxSkew = time.Minute
-
-// clockFor returns the ledger's time for an entry proposed at proposed,
-// carrying a transaction signed at signed (0: none), and what Seen
-// becomes if the entry is applied.
-//
-// The time never goes back: a member whose clock is behind cannot reopen
-// a window that the ledger has closed, and nonces forgotten stay
-// forgotten only for transactions that are stale. Nor does it go further
-// than MaxSkew past the latest signed time, whatever the proposer says: a
-// member whose clock is ahead (or a far-future tick) cannot age the
-// ledger at once, forgetting nonces, expiring reserves early and making
-// every honest transaction stale. The price: on a ledger where nothing
-// is applied, the clock stops MaxSkew past the last transaction, and
-// reserves due after that return once the next transaction is applied.
-func (s *state) clockFor(proposed, signed int64) (now, seen int64) {
-	seen = max(s.Seen, signed)
-	return max(s.Clock, min(proposed, sat(seen, int64(MaxSkew)))), seen
-}
-
-// checkClock is the door's rule for time: a node refuses to propose (or,
-// leading, to accept) an entry stamped at proposed when its own clock says
-// local and the two are more than MaxSkew apart. The state machine
-// cannot judge this itself (it has no clock of its own while the ledger
-// is idle); it only clamps (clockFor).
-func checkClock(proposed, local int64) error {
-	d, ok := sub64(proposed, local)
-	if ok && d <= int64(MaxSkew) && d >= -int64(MaxSkew) {
-		return nil
-	}
-	return fmt.Errorf("%w: entry stamped %s, this node's clock says %s (more than %v apart)", ErrStale,
-		stamp(proposed), stamp(local), MaxSkew)
-}
-
 func stamp(t int64) string { return time.Unix(0, t).UTC().Format(time.RFC3339) }
 
 func inWindow(t, now int64) bool {
 	d, ok := sub64(t, now)
 	return ok && d <= int64(Window) && d >= -int64(Window)
-}
-
-// runTx applies t, proposed at proposed, on the ledger's clock.
-func (s *state) runTx(t *Tx, proposed int64) outcome {
-	now, seen := s.clockFor(proposed, t.Time)
-	s.j.set(&s.Clock, now)
-	s.j.set(&s.Seen, seen)
-	return s.applyTx(t, now)
 }
 
 func (s *state) applyTx(t *Tx, now int64) outcome {
@@ -732,6 +731,10 @@ func (s *state) settle(r *Receipt, now int64) (outcome, error) {
 	if err != nil {
 		return outcome{}, err
 	}
+	if res.Expires <= now {
+		// Expired, though no tick has returned it yet.
+		return outcome{}, fmt.Errorf("%w: reserve %s expired at %s, the ledger's clock says %s", ErrNoReserve, id, stamp(res.Expires), stamp(now))
+	}
 	// Cost saturates at math.MaxInt64; the reserve's most caps it.
 	want := min(res.Price.Cost(time.Duration(r.CPU)), res.Max)
 	switch {
@@ -808,14 +811,15 @@ func forgettable(t, now int64) bool {
 	return t < now-int64(Window+MaxSkew)
 }
 
-// due reports whether a tick proposed at local would do anything: return
-// a reserve or forget a nonce or a settled ID. The leader asks before it
-// writes one, so that an idle ledger writes nothing.
+// due reports whether a tick at local (the quorum's time, as the leader's
+// clock guesses it) would do anything: return a reserve or forget a nonce
+// or a settled ID. The leader asks before it asks the members for their
+// stamps and writes one, so that an idle ledger writes nothing.
 func (s *state) due(local int64) bool {
 	if s.Genesis == nil {
 		return false
 	}
-	now, _ := s.clockFor(local, 0)
+	now := max(s.Clock, local)
 	for _, r := range s.Reserves {
 		if r.Expires <= now {
 			return true

@@ -59,6 +59,9 @@ type book struct {
 	m    *machine
 	now  time.Time
 	bank party
+	// members are the ledger's members, whose node keys stamp its time
+	// (made at the first tick).
+	members []party
 }
 
 const (
@@ -89,6 +92,16 @@ func (b *book) cmd(c *command) (outcome, error) {
 	if c.Time == 0 {
 		c.Time = b.now.UnixNano()
 	}
+	switch {
+	case c.Op == opTick && c.Stamps == nil:
+		// Every member's clock says c.Time.
+		c.Stamps = b.stamps(c.Time, c.Time, c.Time)
+	case c.Op == opTx && c.Stamps == nil && b.m.s.Genesis != nil && b.now.UnixNano()-b.m.s.Quorum > int64(stampLag):
+		// The proposer finds the quorum's time late, as propose does
+		// (stampsIfLate), and asks the members.
+		now := b.now.UnixNano()
+		c.Stamps = b.stamps(c.Time, now, now)
+	}
 	before, _ := b.m.Snapshot()
 	raw, err := wire.Marshal(c)
 	if err != nil {
@@ -116,6 +129,40 @@ func (b *book) cmd(c *command) (outcome, error) {
 		}
 	}
 	return o, err
+}
+
+// quorum returns the ledger's three members, making them (and telling
+// the machine) the first time.
+func (b *book) quorum() []party {
+	if b.members == nil {
+		b.members = []party{newParty(b.t), newParty(b.t), newParty(b.t)}
+		b.m.setMembers([]peer.ID{b.members[0].node, b.members[1].node, b.members[2].node})
+	}
+	return b.members
+}
+
+// stamps returns the time stamps of the members whose clocks say times,
+// one each, in the members' order.
+func (b *book) stamps(times ...int64) []timeStamp {
+	var out []timeStamp
+	for i, t := range times {
+		p := b.quorum()[i]
+		out = append(out, stampBy(p, b.m.s.Genesis.ID, t))
+	}
+	return out
+}
+
+// stampBy is p's node's stamp of t for ledger.
+func stampBy(p party, ledger string, t int64) timeStamp {
+	return timeStamp{By: p.node, Time: t, Sig: ed25519.Sign(p.nodeKey, append([]byte(timeDomain), stampBytes(ledger, t)...))}
+}
+
+// tickBy applies a tick proposed by a member whose clock says at: its
+// stamp, and the others' at the book's clock.
+func (b *book) tickBy(at int64) (outcome, error) {
+	b.t.Helper()
+	now := b.now.UnixNano()
+	return b.cmd(&command{Op: opTick, Time: at, Stamps: b.stamps(at, now, now)})
 }
 
 // sound checks the ledger's invariants with math/big, apart from the
