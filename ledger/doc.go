@@ -18,7 +18,9 @@
 // Every transaction is signed by the account it debits, carries a nonce
 // and a time, and is applied once; every ledger node checks the signatures
 // itself as it applies an entry, so a dishonest ledger node can refuse or
-// delay a payment but not forge one.
+// delay a payment but not forge one. The ledger's time is its members',
+// by quorum: a tick carries the signed clocks of a majority of them, and
+// no minority of members, nor any signer, can move it.
 //
 // Keeping the ledger is a matter of trust (Config.Trust), not of what a
 // node serves: a ledger is formed by nodes that trust each other, and a
