@@ -86,7 +86,7 @@ func TestOverflow(t *testing.T) {
 // refused as too large, and nothing wraps.
 func TestOverflowAcrossEntries(t *testing.T) {
 	if testing.Short() {
-		t.Skip("signs two thousand transactions")
+		t.Skip("signs two thousand transactions; skipped in -short mode")
 	}
 	b := &book{t: t, m: newMachine(nil), now: time.Unix(1_800_000_000, 0)}
 	if _, err := b.cmd(&command{Op: opGenesis, Genesis: &Genesis{ID: "old", Created: b.now.UnixNano(), Limit: MaxAmount}}); err != nil {
@@ -315,7 +315,7 @@ func TestTrustLines(t *testing.T) {
 // most as many.
 func TestLinesCapped(t *testing.T) {
 	if testing.Short() {
-		t.Skip("signs a few hundred transactions")
+		t.Skip("signs a few hundred transactions; skipped in -short mode")
 	}
 	b := newBook(t)
 	target := newParty(t)
@@ -352,7 +352,7 @@ type skewed struct {
 // nonces as they go stale.
 func TestReplayUnderSkew(t *testing.T) {
 	if testing.Short() {
-		t.Skip("replays thousands of transactions")
+		t.Skip("replays thousands of transactions; skipped in -short mode")
 	}
 	b := newBook(t)
 	alice := b.vouched(testLimit)
