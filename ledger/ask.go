@@ -665,7 +665,10 @@ func (m *Manager) Send(ctx context.Context, to peer.ID, amount int64, memo strin
 	if err != nil {
 		return Outcome{}, err
 	}
-	if err := st.check(); err != nil {
+	// Its shape only: it was signed here just now, with this user's key,
+	// so verifying the signature again (a ninth of a transfer's CPU in
+	// bench/ledger.sh) would tell nothing.
+	if err := st.checkWith(false); err != nil {
 		return Outcome{}, err
 	}
 	o, err := m.submit(ctx, st, true)

@@ -28,7 +28,7 @@ func (m *Manager) Vouch(ctx context.Context, user peer.ID, amount int64) (Outcom
 	if err != nil {
 		return Outcome{}, err
 	}
-	if err := st.check(); err != nil {
+	if err := st.checkWith(false); err != nil { // signed here just now: its shape only
 		return Outcome{}, err
 	}
 	return m.submit(ctx, st, true)
