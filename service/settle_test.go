@@ -199,7 +199,7 @@ func TestUnpaidPayerRefused(t *testing.T) {
 // and no goroutine is left (TestMain's goleak).
 func TestCloseEndsSettlements(t *testing.T) {
 	if testing.Short() {
-		t.Skip("waits out the settlements' grace at Close")
+		t.Skip("waits out the settlements' grace at Close; skipped in -short mode")
 	}
 	cancelled := make(chan error, 1)
 	provider := &fakePay{collect: func(ctx context.Context, _ []byte) error {
