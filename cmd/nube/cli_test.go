@@ -109,9 +109,16 @@ func run(t *testing.T, args ...string) (string, string, int) {
 // runIn is run with stdin.
 func runIn(t *testing.T, stdin string, args ...string) (string, string, int) {
 	t.Helper()
+	return runAt(t, "", stdin, args...)
+}
+
+// runAt is run with stdin, in the working directory dir ("": this one).
+func runAt(t *testing.T, dir, stdin string, args ...string) (string, string, int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = dir
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
