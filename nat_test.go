@@ -377,18 +377,7 @@ func callNATTarget(t *testing.T, ctx context.Context, node *nube.Node) {
 			}
 			return err
 		}
-		fetch := func() error {
-			f, err := node.Content().Get(rctx, c)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			n, err := io.Copy(io.Discard, f)
-			if err == nil && n != 256<<10 {
-				err = fmt.Errorf("%d bytes, not %d", n, 256<<10)
-			}
-			return err
-		}
+		fetch := func() error { return fetchNAT(rctx, node, c) }
 		// Even rounds call first; odd rounds fetch first, so that the
 		// fetch too must find A by itself.
 		steps := []func() error{call, fetch}
