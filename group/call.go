@@ -146,6 +146,8 @@ func (g *Group) write(ctx context.Context, c command) (callReply, error) {
 	}
 	res, forget := g.fsm.expect(c.ID)
 	defer forget()
+	g.writing.Add(1)
+	defer g.told()
 	g.raft.Apply(data, 0)
 	select {
 	case r := <-res:

@@ -112,6 +112,7 @@ type Change struct {
 // the recent write IDs and the program's machine.
 type fsm struct {
 	machine StateMachine
+	writes  atomic.Uint64 // entries applied since the group opened here
 
 	mu    sync.RWMutex
 	kv    map[string]entry
@@ -190,6 +191,7 @@ func newFSM(m StateMachine) *fsm {
 
 // Apply applies one log entry.
 func (f *fsm) Apply(l *raft.Log) any {
+	f.writes.Add(1)
 	var c command
 	if err := wire.Unmarshal(l.Data, &c); err != nil {
 		f.index.Store(l.Index)

@@ -247,8 +247,12 @@ type Status struct {
 	LastIndex uint64 // last entry in this node's log
 	Commit    uint64 // last entry this node knows is committed
 	Applied   uint64 // last entry applied on this node
-	State     string // this node's role: leader, follower, candidate
-	Members   []Member
+	// Writes counts the writes this node has applied since it opened the
+	// group: every entry its state machine took, refused or not. Raft's
+	// own entries (barriers, changes of members) are not writes.
+	Writes  uint64
+	State   string // this node's role: leader, follower, candidate
+	Members []Member
 }
 
 type wireMember struct {
@@ -292,7 +296,7 @@ func (g *Group) leaderStatus() (*wireStatus, error) {
 // if no leader answers soon, the members this node knows, state unknown.
 func (g *Group) Status(ctx context.Context) (Status, error) {
 	st := Status{Name: g.name, Leader: g.Leader(), Term: g.raft.CurrentTerm(), LastIndex: g.raft.LastIndex(),
-		Commit: g.raft.CommitIndex(), Applied: g.raft.AppliedIndex(), State: stateName(g.raft.State())}
+		Commit: g.raft.CommitIndex(), Applied: g.raft.AppliedIndex(), Writes: g.fsm.writes.Load(), State: stateName(g.raft.State())}
 	// Ask the leader, if there is one, but never wait long: a status is
 	// wanted most when the group is in trouble.
 	err := ErrNoLeader

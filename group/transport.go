@@ -51,6 +51,47 @@ type transport struct {
 	addrs sync.Map // peer.ID → its raft address as bytes, encoded once
 
 	snapshots atomic.Int64 // snapshots installed from the leader
+
+	// What a leader knows to tell its followers of the commit (tell):
+	// its commit index, and how far each follower's log is known to
+	// match its own in its term.
+	commit  atomic.Pointer[func() uint64]
+	matchMu sync.Mutex
+	match   map[peer.ID]matched
+}
+
+// matched is how far a follower's log matches the leader's: up to Index,
+// as a successful append of the leader's term Term showed.
+type matched struct{ Term, Index uint64 }
+
+// matchedBy notes what a successful append to p showed of p's log.
+func (t *transport) matchedBy(p peer.ID, args *raft.AppendEntriesRequest) {
+	idx := args.PrevLogEntry
+	if n := len(args.Entries); n > 0 {
+		idx = args.Entries[n-1].Index
+	}
+	if idx == 0 {
+		return
+	}
+	t.matchMu.Lock()
+	defer t.matchMu.Unlock()
+	if m := t.match[p]; m.Term < args.Term || m.Term == args.Term && m.Index < idx {
+		t.match[p] = matched{args.Term, idx}
+	}
+}
+
+// heartbeatCommit is the commit index a heartbeat of term to p may carry:
+// raft sends none with a heartbeat, which carries no entries and so no
+// check that the follower's log matches the leader's; a follower told of
+// a commit applies its own entries up to it. It may be told safely of a
+// commit up to the entry its log is known to match in this term: the
+// entries up to there are the leader's, and no leader of this term
+// changes them.
+func heartbeatCommit(m matched, term, commit uint64) uint64 {
+	if m.Term != term {
+		return 0
+	}
+	return min(m.Index, commit)
 }
 
 // addr returns p's raft address: its peer ID in text, encoded once.
@@ -69,6 +110,7 @@ func newTransport(h host.Host, group string, find func(context.Context, peer.ID)
 		consumer: make(chan raft.RPC),
 		idle:     map[peer.ID][]*rconn{},
 		contact:  map[peer.ID]time.Time{},
+		match:    map[peer.ID]matched{},
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	return t
@@ -238,7 +280,19 @@ func sendChunks(ctx context.Context, ws *wire.Stream, data io.Reader, size int64
 
 func (t *transport) AppendEntries(_ raft.ServerID, a raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
 	req := appendRequest(args)
-	return t.call(a, &req, nil, resp)
+	p, _ := target(a)
+	if commit := t.commit.Load(); commit != nil && isHeartbeat(args) {
+		t.matchMu.Lock()
+		req.Commit = heartbeatCommit(t.match[p], args.Term, (*commit)())
+		t.matchMu.Unlock()
+	}
+	if err := t.call(a, &req, nil, resp); err != nil {
+		return err
+	}
+	if resp.Success {
+		t.matchedBy(p, args)
+	}
+	return nil
 }
 
 func appendRequest(args *raft.AppendEntriesRequest) request {
@@ -343,6 +397,9 @@ func (pl *pipeline) receive() {
 		if err == nil {
 			pl.t.heard(pl.c.p)
 			err = r.fill(pl.t.addr(pl.c.p), f.resp)
+		}
+		if err == nil && f.resp.Success {
+			pl.t.matchedBy(pl.c.p, f.req)
 		}
 		f.err <- err
 		select {
