@@ -112,7 +112,12 @@ func (m *Manager) serveSubmit(ctx context.Context, req submitReq) (signedAnswer,
 	if err := m.pass(ctx); err != nil {
 		return signedAnswer{}, err
 	}
-	o, _ := m.propose(ctx, g, bk, req.Tx, false)
+	o, logged, _ := m.propose(ctx, g, bk, req.Tx, false)
+	// What the log applied, every member answers alike (quorum.go); a
+	// refusal at the door is this member's alone.
+	if logged {
+		return m.recorded(ctx, g, bk, kindSubmit, reqHash(req.Tx))
+	}
 	o.Leader = ""
 	return m.answer(ctx, g, bk, kindSubmit, req.Tx, o)
 }
@@ -142,8 +147,8 @@ func (m *Manager) proposing1(id string) (done func(), err error) {
 // propose checks tx at the door (its shape, then what this member's state
 // says of it, then its signatures, unless this node made it and checked
 // them) and applies it: a transaction refused at the door never reaches
-// the log.
-func (m *Manager) propose(ctx context.Context, g *group.Group, bk *fsm, tx []byte, checked bool) (outcome, error) {
+// the log. logged says it was applied (or refused) by the log.
+func (m *Manager) propose(ctx context.Context, g *group.Group, bk *fsm, tx []byte, checked bool) (o outcome, logged bool, err error) {
 	st, err := decodeTx(tx, false)
 	if err == nil {
 		var done func()
@@ -156,14 +161,19 @@ func (m *Manager) propose(ctx context.Context, g *group.Group, bk *fsm, tx []byt
 		err = st.check()
 	}
 	if err != nil {
-		return fail(err), err
+		return fail(err), false, err
 	}
 	bk.m.markChecked(tx)
 	b, err := wire.Marshal(&command{Op: opTx, Time: time.Now().UnixNano(), Tx: tx, Stamps: m.stampsIfLate(ctx, bk)})
 	if err != nil {
-		return fail(err), err
+		return fail(err), false, err
 	}
-	return m.applyCmd(ctx, g, b)
+	out, err := g.Apply(ctx, b)
+	if err != nil {
+		return fail(fmt.Errorf("%w: %v", ErrNoLedger, err)), false, fmt.Errorf("%w: %w", ErrNoLedger, err)
+	}
+	o, err = decodeOutcome(out)
+	return o, true, err
 }
 
 // precheck judges t against this member's state; a member that may lag
@@ -198,7 +208,7 @@ func (m *Manager) submit(ctx context.Context, st *SignedTx, checked bool) (Outco
 		return Outcome{}, err
 	}
 	if g, bk := m.node(); g != nil {
-		o, err := m.propose(ctx, g, bk, b, checked)
+		o, _, err := m.propose(ctx, g, bk, b, checked)
 		return o.public(), err
 	}
 	o, err := ask(m, ctx, kindSubmit, b, func(ctx context.Context, p peer.ID) (signedAnswer, error) {
@@ -208,7 +218,7 @@ func (m *Manager) submit(ctx context.Context, st *SignedTx, checked bool) (Outco
 			return errorOf(o.Code, o.Msg) // that member lost its group: ask another
 		}
 		return nil
-	})
+	}, func(o outcome) bool { return o.Code != "" })
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -235,23 +245,43 @@ func (o outcome) public() Outcome { return Outcome{Seq: o.Seq, Balance: o.Balanc
 
 // ask puts a question to the ledger's members, one after another (the
 // leader last heard of first), until one answers; each answer is checked
-// against the roster (and then by next, if set) before it is believed.
-func ask[T any](m *Manager, ctx context.Context, kind string, req []byte, call func(context.Context, peer.ID) (signedAnswer, error), next func(T) error) (T, error) {
+// against the roster (and then by next, if set) before it is believed. An
+// answer that final says is final (a refusal at the door, say: it makes
+// the node believe nothing) is taken on its member's word; any other only
+// once a majority of the members signed it (quorum.go).
+func ask[T any](m *Manager, ctx context.Context, kind string, req []byte, call func(context.Context, peer.ID) (signedAnswer, error), next func(T) error, final func(T) bool) (T, error) {
 	var zero T
 	c, err := m.roster(ctx)
 	if err != nil {
 		return zero, err
 	}
 	var last error
-	for _, p := range m.order(c) {
+	order := m.order(c)
+	var cf *confirmation
+	if len(order) > 0 {
+		cf = m.confirming(ctx, c, kind, req, order[0])
+	}
+	defer cf.stop()
+	for _, p := range order {
 		if ctx.Err() != nil {
 			break
 		}
 		actx, cancel := context.WithTimeout(network.WithAllowLimitedConn(ctx, "ledger"), askFor)
-		v, err := askOne[T](m, actx, c, p, kind, req, call)
+		v, sa, err := askOne[T](m, actx, c, p, kind, req, call)
 		cancel()
 		if err == nil && next != nil {
 			err = next(v)
+		}
+		if err == nil && (final == nil || !final(v)) {
+			// A member answered; asking another the same question would
+			// apply it again, or refuse it as a replay.
+			if nc := m.knownRoster(); nc.epoch() != c.epoch() {
+				cf.stop() // the members changed under the question
+				cf = m.confirming(ctx, nc, kind, req, sa.By)
+			}
+			if err := cf.wait(sa); err != nil {
+				return zero, err
+			}
 		}
 		if err == nil {
 			return v, nil
@@ -266,31 +296,34 @@ func ask[T any](m *Manager, ctx context.Context, kind string, req []byte, call f
 	if err := ctx.Err(); err != nil {
 		return zero, fmt.Errorf("%w: waiting for a member of ledger %s (%v) to answer: %w (last: %v)", ErrNoLedger, c.id(), c.members(), err, last)
 	}
+	if errors.Is(last, ErrImpostor) {
+		return zero, fmt.Errorf("%w: no member of ledger %s (%v) answered as a majority of them confirm: %w", ErrImpostor, c.id(), c.members(), last)
+	}
 	return zero, fmt.Errorf("%w: no member of ledger %s (%v) answered: %w", ErrNoLedger, c.id(), c.members(), last)
 }
 
 // askOne asks member p, and checks its answer.
-func askOne[T any](m *Manager, ctx context.Context, c chain, p peer.ID, kind string, req []byte, call func(context.Context, peer.ID) (signedAnswer, error)) (T, error) {
+func askOne[T any](m *Manager, ctx context.Context, c chain, p peer.ID, kind string, req []byte, call func(context.Context, peer.ID) (signedAnswer, error)) (T, signedAnswer, error) {
 	var v T
 	sa, err := call(ctx, p)
 	if err != nil {
-		return v, err
+		return v, sa, err
 	}
 	var a answer
 	if wire.Unmarshal(sa.Answer, &a) == nil && a.Ledger == c.id() && a.Epoch > c.epoch() {
 		// A member of a later roster: learn the changes from p, each
 		// checked against the one before.
 		if c, err = m.extend(ctx, p, c); err != nil {
-			return v, err
+			return v, sa, err
 		}
 	}
 	if _, err := c.check(sa, kind, reqHash(req), &v); err != nil {
-		return v, err
+		return v, sa, err
 	}
 	if sa.Leader != "" && c.has(sa.Leader) {
 		m.noteLeader(sa.Leader)
 	}
-	return v, nil
+	return v, sa, nil
 }
 
 // extend asks member p for the roster, and takes it if it extends c.
@@ -462,24 +495,21 @@ func (m *Manager) synced(ctx context.Context) (*group.Group, *fsm, error) {
 	return g, bk, nil
 }
 
-// serveAccount answers from this member's state, once it has caught up.
+// serveAccount answers through the log: every member applies the read and
+// records the same answer, which the others then confirm.
 func (m *Manager) serveAccount(ctx context.Context, req accountReq) (signedAnswer, error) {
 	if err := m.pass(ctx); err != nil {
 		return signedAnswer{}, err
 	}
-	g, bk, err := m.synced(ctx)
-	if err != nil {
-		return signedAnswer{}, err
-	}
-	a, ok := localAccount(bk, req.User)
-	if !ok {
-		return signedAnswer{}, fmt.Errorf("%w: the ledger has no genesis yet", ErrNoLedger)
+	g, bk := m.node()
+	if g == nil {
+		return signedAnswer{}, fmt.Errorf("%w: %s keeps no ledger", ErrNoLedger, m.self)
 	}
 	rb, err := wire.Marshal(&req)
 	if err != nil {
 		return signedAnswer{}, err
 	}
-	return m.answer(ctx, g, bk, kindAccount, rb, a)
+	return m.readEntry(ctx, g, bk, kindAccount, rb)
 }
 
 // Account returns user's account (empty: this node's user), as of a
@@ -508,7 +538,7 @@ func (m *Manager) Account(ctx context.Context, user peer.ID) (Account, error) {
 	}
 	return ask[Account](m, ctx, kindAccount, rb, func(ctx context.Context, p peer.ID) (signedAnswer, error) {
 		return accountFn.At(m.cfg.Remote, p).Call(ctx, req)
-	}, nil)
+	}, nil, nil)
 }
 
 // Info describes the ledger.
@@ -549,19 +579,15 @@ func (m *Manager) serveInfo(ctx context.Context, req infoReq) (infoReply, error)
 		}
 		return rep, nil
 	}
-	g, bk, err := m.synced(ctx)
-	if err != nil {
-		return infoReply{}, err
-	}
-	in, err := m.localInfo(ctx, g, bk)
-	if err != nil {
-		return infoReply{}, err
+	g, bk := m.node()
+	if g == nil {
+		return infoReply{}, fmt.Errorf("%w: %s keeps no ledger", ErrNoLedger, m.self)
 	}
 	rb, err := wire.Marshal(&req)
 	if err != nil {
 		return infoReply{}, err
 	}
-	sa, err := m.answer(ctx, g, bk, kindInfo, rb, in)
+	sa, err := m.readEntry(ctx, g, bk, kindInfo, rb)
 	if err != nil {
 		return infoReply{}, err
 	}
@@ -585,15 +611,7 @@ func (m *Manager) LocalInfo(ctx context.Context) (Info, error) {
 func (m *Manager) localInfo(ctx context.Context, g *group.Group, bk *fsm) (Info, error) {
 	var in Info
 	ok := false
-	bk.view(func(s *state, r chain) {
-		if s.Genesis == nil {
-			return
-		}
-		ok = true
-		in = Info{ID: s.Genesis.ID, Limit: s.Genesis.Limit, Created: time.Unix(0, s.Genesis.Created).UTC(), Nodes: slices.Clone(r.members()),
-			Seq: s.Seq, Accounts: len(s.Accounts), Escrow: s.Escrow, Reserves: len(s.Reserves), Sum: s.Sum(),
-			Founders: slices.Clone(s.Genesis.Founders)}
-	})
+	bk.view(func(s *state, r chain) { in, ok = infoOf(s, r) })
 	if !ok {
 		return Info{}, fmt.Errorf("%w: the ledger has no genesis yet", ErrNoLedger)
 	}
@@ -609,6 +627,17 @@ func (m *Manager) localInfo(ctx context.Context, g *group.Group, bk *fsm) (Info,
 	in.Leader = g.Leader()
 	in.Member = true
 	return in, nil
+}
+
+// infoOf describes the ledger from its state and roster alone, the same
+// on every member that applied the same entries; false before the genesis.
+func infoOf(s *state, r chain) (Info, bool) {
+	if s.Genesis == nil {
+		return Info{}, false
+	}
+	return Info{ID: s.Genesis.ID, Limit: s.Genesis.Limit, Created: time.Unix(0, s.Genesis.Created).UTC(), Nodes: slices.Clone(r.members()),
+		Seq: s.Seq, Accounts: len(s.Accounts), Escrow: s.Escrow, Reserves: len(s.Reserves), Sum: s.Sum(),
+		Founders: slices.Clone(s.Genesis.Founders)}, true
 }
 
 // Info describes the ledger, as of a moment between the call and its
@@ -637,11 +666,14 @@ func (m *Manager) Info(ctx context.Context) (Info, error) {
 			return signedAnswer{}, err
 		}
 		return *rep.Signed, nil
-	}, nil)
+	}, nil, nil)
 	if err != nil {
 		return Info{}, err
 	}
 	in.Nodes, in.Member = slices.Clone(m.knownRoster().members()), false
+	m.mu.Lock()
+	in.Leader = m.known.Leader
+	m.mu.Unlock()
 	return in, nil
 }
 

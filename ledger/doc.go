@@ -27,8 +27,10 @@
 // node joins it only if a majority of its members trust it. Its roster
 // (its genesis and members, each change signed by members) is its
 // identity: a node that keeps no ledger learns it from a node it trusts,
-// asks only its members, and believes only answers one of them signed
-// (ErrImpostor otherwise). A send names a user the ledger knows, or a
+// asks only its members, and believes what the ledger did (a transaction
+// applied, an account, its state) only when a majority of them signed the
+// same answer (ErrImpostor when they differ); a refusal is one member's
+// word. A send names a user the ledger knows, or a
 // node, whose user is paid.
 //
 // The manager is also the service layer's Payments (Compute): a priced

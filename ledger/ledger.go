@@ -233,6 +233,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		remote.Handle(cfg.Remote, addFn, m.serveAdd),
 		remote.Handle(cfg.Remote, voteFn, m.serveVote),
 		remote.Handle(cfg.Remote, whoisFn, m.serveWhois),
+		remote.Handle(cfg.Remote, confirmFn, m.serveConfirm),
 		remote.Handle(cfg.Remote, timeFn, m.serveTime),
 	}
 	return m, nil

@@ -566,6 +566,12 @@ func (m *Manager) applyCmd(ctx context.Context, g *group.Group, cmd []byte) (out
 	if err != nil {
 		return fail(fmt.Errorf("%w: %v", ErrNoLedger, err)), fmt.Errorf("%w: %w", ErrNoLedger, err)
 	}
+	return decodeOutcome(out)
+}
+
+// decodeOutcome decodes what the ledger's state machine returned for an
+// entry, and the error it stands for.
+func decodeOutcome(out []byte) (outcome, error) {
 	var o outcome
 	if err := wire.Unmarshal(out, &o); err != nil {
 		return fail(err), fmt.Errorf("ledger outcome: %w", err)

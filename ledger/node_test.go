@@ -93,6 +93,24 @@ func balance(t *testing.T, ctx context.Context, n *nube.Node, u peer.ID) int64 {
 	return a.Balance
 }
 
+// writes counts the writes ledger node n has applied, once it has applied
+// every entry in its log: an entry it holds but has not applied yet (a
+// read, which moves no balance) is counted, not missed.
+func writes(t *testing.T, ctx context.Context, n *nube.Node) uint64 {
+	t.Helper()
+	g, err := n.Group(ctx, ledger.GroupName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w uint64
+	nubetest.Eventually(t, ctx, func() bool {
+		st, err := g.Status(ctx)
+		w = st.Writes
+		return err == nil && st.Applied == st.LastIndex
+	}, func() string { return fmt.Sprintf("ledger node %s never applied its whole log", n.ID()) })
+	return w
+}
+
 // oneUser makes n data dirs that hold one user key: the nodes started on
 // them are one user's.
 func oneUser(t *testing.T, n int) []string {

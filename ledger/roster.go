@@ -301,18 +301,22 @@ type fsm struct {
 	mu       sync.Mutex
 	roster   chain
 	rosterCh chan struct{} // closed and replaced when the roster changes
+
+	rec *recorder // the answers this member gives (quorum.go)
 }
 
 func newFSM(log *slog.Logger) *fsm {
-	return &fsm{m: newMachine(log), rosterCh: make(chan struct{})}
+	return &fsm{m: newMachine(log), rosterCh: make(chan struct{}), rec: newRecorder()}
 }
 
 // rosterCmd is the part of a log entry the roster reads: the rules' op and
 // genesis (command's keys) and the roster entry beside them.
 type rosterCmd struct {
 	Op      uint8        `cbor:"1,keyasint"`
+	Tx      []byte       `cbor:"3,keyasint,omitempty"`
 	Genesis *Genesis     `cbor:"4,keyasint,omitempty"`
 	Roster  *rosterEntry `cbor:"64,keyasint,omitempty"`
+	Read    *readCmd     `cbor:"65,keyasint,omitempty"`
 }
 
 // genesisCmd is the genesis entry: the rules' command and the founding.
@@ -324,15 +328,21 @@ type genesisCmd struct {
 // Apply applies one entry.
 func (b *fsm) Apply(cmd []byte) ([]byte, error) {
 	var rc rosterCmd
-	if wire.Unmarshal(cmd, &rc) != nil || rc.Op != opGenesis && rc.Op != opMembers {
-		// The rules' own entry (or one that does not decode: the rules
-		// say so).
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		return b.m.Apply(cmd)
-	}
+	decoded := wire.Unmarshal(cmd, &rc) == nil
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if decoded && rc.Op == opRead {
+		return b.read(rc.Read)
+	}
+	if !decoded || rc.Op != opGenesis && rc.Op != opMembers {
+		// The rules' own entry (or one that does not decode: the rules
+		// say so).
+		out, err := b.m.Apply(cmd)
+		if err == nil && decoded && rc.Op == opTx {
+			b.record(kindSubmit, rc.Tx, out)
+		}
+		return out, err
+	}
 	if rc.Op == opGenesis {
 		if err := founding(rc.Roster, rc.Genesis); err != nil {
 			return wire.Marshal(ptr(fail(err)))

@@ -316,17 +316,7 @@ func TestStrangerResubmits(t *testing.T) {
 		seen = append(seen, b)
 	}
 	balanced(t, ctx, c) // every member has applied them all
-	last := func(i int) uint64 {
-		g, err := c.Node(i).Group(ctx, ledger.GroupName)
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, err := g.Status(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st.LastIndex
-	}
+	last := func(i int) uint64 { return writes(t, ctx, c.Node(i)) }
 	var before []uint64
 	for i := range 3 {
 		before = append(before, last(i))
