@@ -76,8 +76,9 @@ type Config struct {
 	MaxLimits wasm.Limits
 	// Interpreter runs modules in wazero's interpreter (see wasm.Config).
 	Interpreter bool
-	// Dir keeps the catalogue and the compiled-code cache. Empty means
-	// memory only.
+	// Dir keeps the catalogue, the compiled-code cache and the receipts
+	// of runs not settled yet (settled when the node starts again).
+	// Empty means memory only.
 	Dir string
 	// OtherSlots bounds the runs for other users' nodes at once: the CPU
 	// budget the node's owner gives others. Zero means Slots.
@@ -207,6 +208,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	m.loadCatalog()
+	m.resumeUnsettled()
 	// The two protocols every node serves, with this manager's state.
 	m.unserve = []func(){
 		remote.Handle(cfg.Remote, findFn, m.serveFind),

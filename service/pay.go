@@ -239,7 +239,11 @@ func (m *Manager) collect(user peer.ID, h Hold, receipt []byte) {
 	m.mu.Lock()
 	if m.closing {
 		m.mu.Unlock()
-		m.log.Warn("the node is closing: a run goes unsettled", "payer", user)
+		if err := m.keepUnsettled(user, h, receipt); err != nil {
+			m.log.Warn("the node is closing: a run goes unsettled", "payer", user, "err", err)
+		} else {
+			m.log.Warn("the node is closing: a run is settled when it starts again", "payer", user)
+		}
 		m.payers.end(user, nil)
 		return
 	}
@@ -247,15 +251,22 @@ func (m *Manager) collect(user peer.ID, h Hold, receipt []byte) {
 	m.mu.Unlock()
 	go func() {
 		defer m.settles.Done()
+		if err := m.keepUnsettled(user, h, receipt); err != nil {
+			m.log.Warn("could not keep a receipt on disk until it is settled: a crash now would leave the run unpaid", "payer", user, "err", err)
+		}
 		ctx, cancel := context.WithDeadline(m.settleCtx, h.Expires)
 		defer cancel()
 		err := m.cfg.Payments.Collect(ctx, receipt)
 		switch {
 		case err == nil:
+			m.dropUnsettled(h.ID)
 		case m.settleCtx.Err() != nil:
-			m.log.Warn("the node closed before a run was settled: it goes unpaid", "payer", user, "err", err)
+			// Kept on disk: the node settles it when it starts again,
+			// if the reserve has not expired by then.
+			m.log.Warn("the node closed before a run was settled: it is settled when the node starts again", "payer", user, "err", err)
 			err = nil
 		default:
+			m.dropUnsettled(h.ID)
 			m.log.Warn("a run could not be settled: its payer is refused for now", "payer", user, "err", err)
 		}
 		m.payers.end(user, err)

@@ -86,6 +86,20 @@ func (b *payers) admit(user peer.ID) error {
 	return nil
 }
 
+// resume opens again a run that a previous life of the node left
+// unsettled: it was admitted then, and is not refused now.
+func (b *payers) resume(user peer.ID) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p := b.m[user]
+	if p == nil {
+		p = &payer{}
+		b.m[user] = p
+	}
+	p.open++
+	b.open++
+}
+
 // forgetOne makes room for a payer: it forgets one with nothing open,
 // one with nothing to remember if there is such. b.mu is held.
 func (b *payers) forgetOne(now time.Time) bool {

@@ -6,6 +6,8 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -65,6 +67,12 @@ type pricedPair struct {
 
 func newPricedPair(t *testing.T, provider, caller *fakePay) *pricedPair {
 	t.Helper()
+	return newPricedPairIn(t, "", provider, caller)
+}
+
+// newPricedPairIn is newPricedPair with the provider's data in dir.
+func newPricedPairIn(t *testing.T, dir string, provider, caller *fakePay) *pricedPair {
+	t.Helper()
 	hs := hosttest.Hosts(t, 2)
 	ctx := nubetest.Context(t, 2*time.Minute)
 	var ms []*service.Manager
@@ -87,10 +95,14 @@ func newPricedPair(t *testing.T, provider, caller *fakePay) *pricedPair {
 		if pay.user, err = identity.ID(key.Public().(ed25519.PublicKey)); err != nil {
 			t.Fatal(err)
 		}
-		m, err := service.New(ctx, service.Config{
+		cfg := service.Config{
 			Host: h, Content: cs, Remote: ep, UserKey: key, Payments: pay,
 			Interpreter: nubetest.TestConfig().ComputeInterpreter,
-		})
+		}
+		if i == 0 {
+			cfg.Dir = dir
+		}
+		m, err := service.New(ctx, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -215,6 +227,66 @@ func TestCloseEndsSettlements(t *testing.T) {
 	if err := <-cancelled; !errors.Is(err, context.Canceled) {
 		t.Fatalf("the settlement ended with %v, want it cancelled", err)
 	}
+}
+
+// TestUnsettledSurvivesRestart: a run billed but not settled when the
+// provider stops (the ledger never answered) is settled when the provider
+// starts again on the same data dir, and its receipt is then forgotten.
+func TestUnsettledSurvivesRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out the settlements' grace at Close; skipped in -short mode")
+	}
+	dir := t.TempDir()
+	started := make(chan struct{}, 1)
+	provider := &fakePay{collect: func(ctx context.Context, _ []byte) error {
+		started <- struct{}{}
+		<-ctx.Done()
+		return ctx.Err()
+	}}
+	p := newPricedPairIn(t, dir, provider, &fakePay{})
+	ctx := nubetest.Context(t, 2*time.Minute)
+	if r := p.call(ctx); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	<-started
+	p.close()
+
+	collected := make(chan []byte, 1)
+	again := &fakePay{collect: func(_ context.Context, receipt []byte) error {
+		collected <- receipt
+		return nil
+	}}
+	h := hosttest.Hosts(t, 1)[0]
+	st, err := content.OpenStore("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := content.New(ctx, content.Config{Host: h, Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, err := remote.New(ctx, remote.Config{Host: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := service.New(ctx, service.Config{Host: h, Content: cs, Remote: ep, UserKey: identity.Generate(), Payments: again, Dir: dir,
+		Interpreter: nubetest.TestConfig().ComputeInterpreter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close(); ep.Close(); cs.Close(); st.Close() })
+	select {
+	case got := <-collected:
+		if string(got) != "receipt" {
+			t.Fatalf("the run settled after the restart with receipt %q", got)
+		}
+	case <-ctx.Done():
+		t.Fatal("the run left unsettled was never settled after the restart")
+	}
+	nubetest.Eventually(t, ctx, func() bool {
+		ents, err := os.ReadDir(filepath.Join(dir, "unsettled"))
+		return err == nil && len(ents) == 0
+	}, func() string { return "the settled receipt is still kept" })
 }
 
 // TestOverbilledFlagged: a receipt the caller's check refuses makes the
