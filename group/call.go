@@ -55,7 +55,7 @@ func (m *Manager) serveCall(ctx context.Context, req callRequest) (callReply, er
 		return callReply{NotLeader: true}, nil
 	}
 	from := remote.Caller(ctx)
-	if !g.isMember(from) {
+	if !g.isMember(from) || g.admit != nil && !g.admit(from) {
 		return callReply{NotMember: true}, nil
 	}
 	if req.Kind == callJoin {

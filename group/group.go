@@ -192,6 +192,11 @@ type Options struct {
 	// LockTTL is how long a lock outlives its holder's last renewal. Zero
 	// means ten seconds.
 	LockTTL time.Duration
+	// Admit, if set, must also accept a peer before it may speak raft to
+	// this node or forward calls to it, member or not: a program that
+	// knows who its members should be (the ledger's roster) refuses a
+	// voter that one member added behind the others' backs.
+	Admit func(peer.ID) bool
 }
 
 // Open opens the group name on this node: from its state on disk, by
@@ -292,7 +297,7 @@ func (m *Manager) start(name string, opts Options) (*Group, error) {
 		return nil, fmt.Errorf("group %s: %w", name, err)
 	}
 	g := &Group{m: m, name: name, self: self, fsm: newFSM(opts.Machine), store: st,
-		lockTTL: opts.LockTTL, leaderCh: make(chan struct{}), seed: map[peer.ID]bool{}}
+		lockTTL: opts.LockTTL, leaderCh: make(chan struct{}), seed: map[peer.ID]bool{}, admit: opts.Admit}
 	if g.lockTTL <= 0 {
 		g.lockTTL = 10 * time.Second
 	}
@@ -407,6 +412,7 @@ type Group struct {
 	fsm     *fsm
 	store   *store
 	lockTTL time.Duration
+	admit   func(peer.ID) bool
 
 	observer *raft.Observer
 	obsDone  chan struct{}
@@ -537,6 +543,9 @@ func (g *Group) WatchLeader(ctx context.Context) func(yield func(peer.ID) bool) 
 
 // allowed says whether p may speak raft to this node for the group.
 func (g *Group) allowed(p peer.ID) bool {
+	if g.admit != nil && !g.admit(p) {
+		return false
+	}
 	g.mu.Lock()
 	ok := g.seed[p]
 	g.mu.Unlock()

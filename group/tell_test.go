@@ -2,6 +2,7 @@ package group
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -81,5 +82,48 @@ func TestHeartbeatCommit(t *testing.T) {
 		if got := heartbeatCommit(tc.m, tc.term, tc.commit); got != tc.want {
 			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestAdmitRefusesMember: a peer the group's program does not admit is
+// refused raft streams and forwarded calls, even as a voter of the raft
+// configuration (one that a member added behind the others' backs).
+func TestAdmitRefusesMember(t *testing.T) {
+	hs := hosttest.Hosts(t, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ids := []peer.ID{hs[0].ID(), hs[1].ID()}
+	var refuse atomic.Bool
+	e, err := remote.New(ctx, remote.Config{Host: hs[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := New(ctx, Config{Host: hs[0], Remote: e, HeartbeatTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close(); e.Close() })
+	g, err := m.Open(ctx, "admit", Options{Members: ids, Admit: func(p peer.ID) bool { return !(refuse.Load() && p == hs[1].ID()) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !g.isMember(hs[1].ID()) {
+		t.Fatal("the second host is not in the configuration")
+	}
+	if _, r := rawStream(t, ctx, hs[1], hs[0].ID(), "admit"); r.Err != "" {
+		t.Fatalf("an admitted member's raft stream was refused: %s", r.Err)
+	}
+	refuse.Store(true)
+	if _, r := rawStream(t, ctx, hs[1], hs[0].ID(), "admit"); r.Err == "" {
+		t.Fatal("a member the program does not admit opened a raft stream")
+	}
+	se, err := remote.New(ctx, remote.Config{Host: hs[1]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer se.Close()
+	rep, err := callFn.At(se, hs[0].ID()).Call(ctx, callRequest{Group: "admit", Kind: callWrite, Cmd: command{Op: opPut, Key: "a", Value: []byte("x")}})
+	if err != nil || !rep.NotMember {
+		t.Fatalf("a forwarded write from a member the program does not admit: %+v, %v", rep, err)
 	}
 }

@@ -214,7 +214,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	m.loadKnown()
 	if slices.Contains(cfg.Groups.Names(), GroupName) {
 		bk := newFSM(m.log)
-		g, err := cfg.Groups.Open(ctx, GroupName, group.Options{Machine: bk})
+		g, err := cfg.Groups.Open(ctx, GroupName, group.Options{Machine: bk, Admit: bk.admits})
 		if err != nil {
 			m.cancel()
 			return nil, fmt.Errorf("ledger: reopen: %w", err)

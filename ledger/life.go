@@ -161,7 +161,7 @@ func (m *Manager) Create(ctx context.Context, limit int64, peers ...peer.ID) (In
 
 	// Open the group here and on every peer; the genesis makes it a ledger.
 	bk := newFSM(m.log)
-	g, err := m.cfg.Groups.Open(ctx, GroupName, group.Options{Members: peers, Machine: bk})
+	g, err := m.cfg.Groups.Open(ctx, GroupName, group.Options{Members: peers, Machine: bk, Admit: bk.admits})
 	if err != nil {
 		m.drop("a create that could not open its group")
 		return Info{}, fmt.Errorf("%w: create: opening the ledger's group: %v", ErrNoLedger, err)
@@ -333,7 +333,7 @@ func (m *Manager) serveForm(ctx context.Context, req formReq) (formReply, error)
 		}
 		others := slices.DeleteFunc(slices.Clone(e.b.Members), func(p peer.ID) bool { return p == m.self })
 		bk := newFSM(m.log)
-		g, err := m.cfg.Groups.Open(ctx, GroupName, group.Options{Members: others, Machine: bk})
+		g, err := m.cfg.Groups.Open(ctx, GroupName, group.Options{Members: others, Machine: bk, Admit: bk.admits})
 		if err != nil {
 			m.drop("a form that could not open its group")
 			return formReply{}, err
@@ -446,7 +446,7 @@ func (m *Manager) Join(ctx context.Context, via peer.ID) (Info, error) {
 		return Info{}, fmt.Errorf("ledger: join through %s: %w", via, err)
 	}
 	bk := newFSM(m.log)
-	g, err := m.cfg.Groups.Open(ctx, GroupName, group.Options{Join: via, Machine: bk})
+	g, err := m.cfg.Groups.Open(ctx, GroupName, group.Options{Join: via, Machine: bk, Admit: bk.admits})
 	if err != nil {
 		m.drop("a join that could not open its group")
 		return Info{}, fmt.Errorf("ledger: join through %s: opening the ledger's group: %w", via, err)

@@ -452,6 +452,15 @@ func (b *fsm) next() (chain, <-chan struct{}) {
 	return b.roster, b.rosterCh
 }
 
+// admits says whether p may speak raft to this member for the ledger's
+// group: a member of the roster (or anyone, before this member knows the
+// roster, as while it joins). A voter that one member added to the raft
+// configuration behind the roster's back is refused by the others.
+func (b *fsm) admits(p peer.ID) bool {
+	r, _ := b.next()
+	return r == nil || r.has(p)
+}
+
 // waitRoster waits until the roster of b meets cond, and returns it.
 func waitRoster(ctx context.Context, b *fsm, cond func(chain) bool) (chain, error) {
 	for {
