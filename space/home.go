@@ -269,109 +269,62 @@ func (o *owned) closeWatchers() {
 
 // apply carries out one change: put (entry not undef) or delete of tag,
 // with the blocks the writer brought. The entry's blocks must be in the
-// store or among blocks.
+// store or among blocks. It reads what the rules look at, has planWrite
+// decide, and commits the plan (write.go).
 func (o *owned) apply(ctx context.Context, op Op, tag string, entry cid.Cid, blocks []block) (signed, error) {
-	m := o.m
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.head.Deleted {
-		return signed{}, fmt.Errorf("%w: space %s was deleted", ErrNotFound, o.id)
+	st := writeState{space: o.id, deleted: o.head.Deleted, count: o.head.Count, bytes: o.head.Bytes,
+		epoch: o.keys.epoch(), maxValue: uint64(o.m.cfg.MaxValue)}
+	w := writeReq{op: op, tag: tag, entry: entry}
+	var t *writeTree
+	// A deleted space's tree may be gone; the rules refuse the write
+	// before they look at it.
+	if !st.deleted {
+		unlock := o.m.cfg.Content.Store().PinLock(ctx)
+		defer unlock()
+		var err error
+		if t, err = openWrite(ctx, o.m.local, o.id, o.keys, o.head, blocks); err != nil {
+			return signed{}, err
+		}
+		st.old = t.current(ctx, tag)
+		if op == OpPut {
+			t.read(ctx, &w)
+		}
 	}
-	root, err := o.head.root()
+	p, err := planWrite(st, w)
 	if err != nil {
 		return signed{}, err
 	}
-	store := m.cfg.Content.Store()
-	unlock := store.PinLock(ctx)
-	defer unlock()
-	// The blocks this write makes or brings, so holders get them with the
-	// head instead of asking for each.
-	made := newMemDAG(m.local)
-	for _, b := range blocks {
-		blk, err := checkedBlock(b.CID, b.Data)
+	return o.commitWrite(ctx, t, p)
+}
+
+// commitWrite carries out p on the tree t it was planned on: it edits
+// the tree, signs the next head, stores the blocks the new root reaches,
+// moves the pin to it and installs the head (kept, published, pushed).
+// o.mu and the store's pin lock are held.
+func (o *owned) commitWrite(ctx context.Context, t *writeTree, p writePlan) (signed, error) {
+	m := o.m
+	if p.entry.Defined() {
+		en, err := t.made.Get(ctx, p.entry)
 		if err != nil {
-			return signed{}, fmt.Errorf("%w: %v", ErrBadChange, err)
+			return signed{}, fmt.Errorf("entry %s: %w", p.entry, err)
 		}
-		made.put(blk)
+		if err := t.sh.Set(ctx, p.tag, en); err != nil {
+			return signed{}, err
+		}
+	} else if err := t.sh.Remove(ctx, p.tag); err != nil {
+		return signed{}, err
 	}
-	sh, err := openTree(ctx, made, o.id, root)
+	nr, err := writeRoot(ctx, t.made, o.id, t.sh)
 	if err != nil {
 		return signed{}, err
 	}
 	h := o.next()
-	var oldSize uint64
-	var hadOld bool
-	if l, err := sh.Find(ctx, tag); err == nil {
-		if en, err := made.Get(ctx, l.Cid); err == nil {
-			if om, _, err := readEntry(en, o.keys, o.id, tag); err == nil {
-				oldSize, hadOld = om.Size, true
-			}
-		}
-	}
-	var name string
-	switch op {
-	case OpPut:
-		en, err := made.Get(ctx, entry)
-		if err != nil {
-			return signed{}, fmt.Errorf("entry %s: %w", entry, err)
-		}
-		mt, ep, err := readEntry(en, o.keys, o.id, tag)
-		if err != nil {
-			return signed{}, err
-		}
-		if ep != o.keys.epoch() {
-			return signed{}, fmt.Errorf("%w: the value is sealed under key epoch %d; the space is at %d", ErrStale, ep, o.keys.epoch())
-		}
-		if len(mt.Key) > MaxKeyLen {
-			return signed{}, fmt.Errorf("%w: key of %d bytes, over the limit of %d", ErrTooLarge, len(mt.Key), MaxKeyLen)
-		}
-		vc, _ := cid.Cast(mt.Value)
-		vn, err := made.Get(ctx, vc)
-		if err != nil {
-			return signed{}, fmt.Errorf("value %s: %w", vc, err)
-		}
-		if fs, err := fileSize(vn); err != nil || fs != sealedSize(mt.Size) {
-			return signed{}, fmt.Errorf("%w: the value's size does not match its entry", ErrBadChange)
-		}
-		// A value that came inline must be whole: holders would wait
-		// forever for a block nobody has. (One fetched by Pin is whole.)
-		if made.has(vc) {
-			if err := walk(ctx, made, vc); err != nil {
-				return signed{}, fmt.Errorf("%w: the value's blocks are not all there: %v", ErrBadChange, err)
-			}
-		}
-		if mt.Size > uint64(m.cfg.MaxValue) {
-			return signed{}, fmt.Errorf("%w: value of %d bytes, over the limit of %d", ErrTooLarge, mt.Size, m.cfg.MaxValue)
-		}
-		if err := sh.Set(ctx, tag, en); err != nil {
-			return signed{}, err
-		}
-		name = mt.Key
-		h.Bytes = h.Bytes - oldSize + mt.Size
-		if !hadOld {
-			h.Count++
-		}
-	case OpDelete:
-		if !hadOld {
-			return signed{}, fmt.Errorf("%w: no such key", ErrNotFound)
-		}
-		en, _ := sh.Find(ctx, tag)
-		n, _ := made.Get(ctx, en.Cid)
-		om, _, _ := readEntry(n, o.keys, o.id, tag)
-		name = om.Key
-		if err := sh.Remove(ctx, tag); err != nil {
-			return signed{}, err
-		}
-		h.Bytes -= oldSize
-		h.Count--
-	}
-	nr, err := writeRoot(ctx, made, o.id, sh)
-	if err != nil {
-		return signed{}, err
-	}
 	h.Root = nr.Bytes()
+	h.Count, h.Bytes = p.count, p.bytes
 	dk, _ := o.keys.data(o.keys.epoch())
-	h.Changes = []headChange{{Op: op, Tag: tag, Name: sealSmall(dk, metaAD(o.id, tag), []byte(name))}}
+	h.Changes = []headChange{{Op: p.op, Tag: p.tag, Name: sealSmall(dk, metaAD(o.id, p.tag), []byte(p.name))}}
 	// The head is signed (and its size checked) before anything is
 	// stored: a write refused here leaves the store and the pin as they
 	// were.
@@ -384,7 +337,7 @@ func (o *owned) apply(ctx context.Context, op Op, tag string, entry cid.Cid, blo
 	// the new blocks unpinned. Blocks a writer sent that the new version
 	// does not reach are dropped.
 	var nodes []ipld.Node
-	out := reachable(ctx, made, nr)
+	out := reachable(ctx, t.made, nr)
 	for _, b := range out {
 		blk, _ := checkedBlock(b.CID, b.Data)
 		if n, err := decodeBlock(blk); err == nil {
@@ -394,7 +347,7 @@ func (o *owned) apply(ctx context.Context, op Op, tag string, entry cid.Cid, blo
 	if err := m.local.AddMany(ctx, nodes); err != nil {
 		return signed{}, fmt.Errorf("store blocks: %w", err)
 	}
-	if err := store.Repin(ctx, root, nr, holdPinPrefix+o.id); err != nil {
+	if err := m.cfg.Content.Store().Repin(ctx, t.root, nr, holdPinPrefix+o.id); err != nil {
 		return signed{}, err
 	}
 	// Small values travel with the head; large ones the holders fetch.
