@@ -296,9 +296,6 @@ func ask[T any](m *Manager, ctx context.Context, kind string, req []byte, call f
 	if err := ctx.Err(); err != nil {
 		return zero, fmt.Errorf("%w: waiting for a member of ledger %s (%v) to answer: %w (last: %v)", ErrNoLedger, c.id(), c.members(), err, last)
 	}
-	if errors.Is(last, ErrImpostor) {
-		return zero, fmt.Errorf("%w: no member of ledger %s (%v) answered as a majority of them confirm: %w", ErrImpostor, c.id(), c.members(), last)
-	}
 	return zero, fmt.Errorf("%w: no member of ledger %s (%v) answered: %w", ErrNoLedger, c.id(), c.members(), last)
 }
 
@@ -505,6 +502,14 @@ func (m *Manager) serveAccount(ctx context.Context, req accountReq) (signedAnswe
 	if g == nil {
 		return signedAnswer{}, fmt.Errorf("%w: %s keeps no ledger", ErrNoLedger, m.self)
 	}
+	// The question goes into the log: nothing in it may be larger than
+	// it must.
+	if len(req.Nonce) != nonceSize {
+		return signedAnswer{}, fmt.Errorf("%w: a question's nonce of %d bytes (%d)", ErrMalformed, len(req.Nonce), nonceSize)
+	}
+	if err := validID(req.User); err != nil {
+		return signedAnswer{}, err
+	}
 	rb, err := wire.Marshal(&req)
 	if err != nil {
 		return signedAnswer{}, err
@@ -582,6 +587,9 @@ func (m *Manager) serveInfo(ctx context.Context, req infoReq) (infoReply, error)
 	g, bk := m.node()
 	if g == nil {
 		return infoReply{}, fmt.Errorf("%w: %s keeps no ledger", ErrNoLedger, m.self)
+	}
+	if len(req.Nonce) != nonceSize {
+		return infoReply{}, fmt.Errorf("%w: a question's nonce of %d bytes (%d)", ErrMalformed, len(req.Nonce), nonceSize)
 	}
 	rb, err := wire.Marshal(&req)
 	if err != nil {

@@ -149,6 +149,7 @@ type Manager struct {
 	// proposing: a copy that comes while one is under way is refused at
 	// the door, as it would be once the first is applied.
 	proposing map[string]struct{}
+	syncing   *catchUp // the Sync that confirmations share (quorum.go)
 
 	ctx    context.Context
 	cancel context.CancelFunc

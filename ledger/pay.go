@@ -198,6 +198,11 @@ func (m *Manager) submitUntil(ctx context.Context, st *SignedTx) error {
 	wait := 100 * time.Millisecond
 	for {
 		_, err := m.Submit(ctx, st)
+		if errors.Is(err, ErrReplay) && !m.IsNode() {
+			// Applied before, says one member: believed only if a
+			// majority has it applied.
+			err = m.appliedBefore(ctx, st, err)
+		}
 		switch {
 		case err == nil || errors.Is(err, ErrReplay):
 			return nil
@@ -213,6 +218,31 @@ func (m *Manager) submitUntil(ctx context.Context, st *SignedTx) error {
 		}
 		wait = min(2*wait, 10*time.Second)
 	}
+}
+
+// appliedBefore asks the members whether st was applied, as one of them
+// said (replay); nil if a majority says so, else why not, as an error
+// that a retry may end.
+func (m *Manager) appliedBefore(ctx context.Context, st *SignedTx, said error) error {
+	b, err := st.Encode()
+	if err != nil {
+		return err
+	}
+	c, err := m.roster(ctx)
+	if err != nil {
+		return err
+	}
+	if majority(len(c.members())) <= 1 {
+		return said // one member: its word is the ledger's
+	}
+	o, err := m.agree(ctx, c, kindSubmit, b)
+	if err != nil {
+		return fmt.Errorf("%w: a member said the transaction was applied (%v), and no majority confirmed it: %v", ErrNoLedger, said, err)
+	}
+	if o.Code != "" {
+		return errorOf(o.Code, o.Msg)
+	}
+	return nil
 }
 
 // isUnreachable reports whether err says the ledger was not reached (so a

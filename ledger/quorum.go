@@ -50,6 +50,9 @@ type confirmReq struct {
 
 var confirmFn = remote.Declare[confirmReq, signedAnswer]("nube.ledger.confirm")
 
+// maxQuestion caps a question a read entry carries: an ID and a nonce.
+const maxQuestion = 256
+
 // maxRecorded is how many answers a member remembers: at the ledger's
 // rate (a few thousand transactions a second) a few seconds' worth, while
 // confirmations come within milliseconds.
@@ -156,6 +159,8 @@ func (b *fsm) read(rc *readCmd) ([]byte, error) {
 	switch {
 	case rc == nil:
 		err = fmt.Errorf("%w: a read with no question", ErrMalformed)
+	case len(rc.Req) > maxQuestion:
+		err = fmt.Errorf("%w: a question of %d bytes", ErrTooLarge, len(rc.Req))
 	case rc.Kind == kindAccount:
 		var req accountReq
 		if err = wire.Unmarshal(rc.Req, &req); err == nil {
@@ -230,13 +235,69 @@ func (m *Manager) awaitRecord(ctx context.Context, g *group.Group, bk *fsm, key 
 	if err == nil || ctx.Err() != nil || errors.Is(err, errcode.ErrBusy) {
 		return ab, err
 	}
-	if err := g.Sync(ctx); err != nil {
+	if err := m.catchUp(ctx, g); err != nil {
 		return nil, fmt.Errorf("%w: waiting for %s to catch up with the ledger: %w", ErrNoLedger, m.self, err)
 	}
 	if ab, ok := bk.rec.lookup(key); ok {
 		return ab, nil
 	}
 	return nil, fmt.Errorf("%w: %s applied no entry that answers the question (or applied it too long ago to remember)", ErrNoLedger, m.self)
+}
+
+// catchUp returns once this member has applied all that the ledger
+// committed before the call: a Sync, shared by every caller that comes
+// while one is under way (strangers asking for answers that do not exist
+// cost the ledger one write a round, however many they are).
+func (m *Manager) catchUp(ctx context.Context, g *group.Group) error {
+	for {
+		m.mu.Lock()
+		cu := m.syncing
+		switch {
+		case cu == nil:
+			cu = &catchUp{done: make(chan struct{})}
+			m.syncing = cu
+			m.mu.Unlock()
+			go m.runCatchUp(g, cu)
+		case cu.started:
+			// Under way, but it may have begun before this caller came:
+			// wait for it, then for one that begins after.
+			m.mu.Unlock()
+			select {
+			case <-cu.done:
+				continue
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		default:
+			m.mu.Unlock() // not begun yet: it covers this caller
+		}
+		select {
+		case <-cu.done:
+			return cu.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// catchUp is one Sync that callers share.
+type catchUp struct {
+	started bool
+	done    chan struct{}
+	err     error
+}
+
+func (m *Manager) runCatchUp(g *group.Group, cu *catchUp) {
+	m.mu.Lock()
+	cu.started = true
+	m.mu.Unlock()
+	ctx, cancel := context.WithTimeout(m.ctx, askFor)
+	cu.err = g.Sync(ctx)
+	cancel()
+	m.mu.Lock()
+	m.syncing = nil
+	m.mu.Unlock()
+	close(cu.done)
 }
 
 // serveConfirm signs this member's answer to a question another member
@@ -342,4 +403,38 @@ func (cf *confirmation) wait(first signedAnswer) error {
 	}
 	return fmt.Errorf("%w: %s answered for ledger %s, and too few of its other members confirmed it (a majority of %d must sign): %v",
 		sentinel, first.By, cf.c.id(), len(cf.c.members()), errs)
+}
+
+// agree asks every member of c for its answer to the question req of kind
+// (as confirmations), and returns the outcome a majority signed alike.
+// A node that heard one member say a transaction was applied before (a
+// replay) believes it only so.
+func (m *Manager) agree(ctx context.Context, c chain, kind string, req []byte) (outcome, error) {
+	cf := m.confirming(ctx, c, kind, req, "")
+	if cf == nil {
+		return outcome{}, fmt.Errorf("%w: a ledger of one member confirms nothing", ErrNoLedger)
+	}
+	defer cf.stop()
+	need := majority(len(c.members()))
+	by := map[string]int{}
+	var errs []string
+	for range cf.asked {
+		r := <-cf.replies
+		err := r.err
+		var o outcome
+		if err == nil && r.sa.By != r.by {
+			err = fmt.Errorf("%w: %s confirmed as %s", ErrImpostor, r.by, r.sa.By)
+		}
+		if err == nil {
+			_, err = c.check(r.sa, kind, cf.h, &o)
+		}
+		if err != nil {
+			errs = append(errs, err.Error())
+			continue
+		}
+		if by[string(r.sa.Answer)]++; by[string(r.sa.Answer)] == need {
+			return o, nil
+		}
+	}
+	return outcome{}, fmt.Errorf("%w: no majority of ledger %s's members gave one answer: %v", ErrNoLedger, c.id(), errs)
 }
