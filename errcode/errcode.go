@@ -97,3 +97,22 @@ func Of(err error) Code {
 	}
 	return Internal
 }
+
+// With returns err marked as of code: its message is err's, errors.Is
+// finds both err's chain and code's sentinel in it, and Of gives code
+// unless err has a kind that comes first in the table. It returns err
+// itself for a nil err or a code with no sentinel (Internal).
+func With(code Code, err error) error {
+	s := Sentinel(code)
+	if err == nil || s == nil {
+		return err
+	}
+	return &withCode{err, s}
+}
+
+type withCode struct {
+	err, kind error
+}
+
+func (e *withCode) Error() string   { return e.err.Error() }
+func (e *withCode) Unwrap() []error { return []error{e.err, e.kind} }
