@@ -214,7 +214,7 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) checkHost(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !allowedHost(r.Host, s.port()) {
-			writeError(w, http.StatusForbidden, fmt.Errorf("host %q is not this API's address", r.Host))
+			codedError(w, errcode.With(errcode.Forbidden, fmt.Errorf("host %q is not this API's address", r.Host)))
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -265,7 +265,7 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	id, err := s.node.Connect(ctx, req.Addr)
 	if err != nil {
-		writeError(w, http.StatusBadGateway, err)
+		codedError(w, errcode.With(errcode.Unreachable, err))
 		return
 	}
 	writeJSON(w, client.ConnectResult{ID: id.String()})
@@ -278,14 +278,14 @@ func (s *Server) handlePing(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := peer.Decode(req.Peer)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("bad peer ID %q: %w", req.Peer, err))
+		codedError(w, errcode.With(errcode.BadRequest, fmt.Errorf("bad peer ID %q: %w", req.Peer, err)))
 		return
 	}
 	if req.Count <= 0 {
 		req.Count = 1
 	}
 	if req.Count > maxPings {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("count %d is over the limit of %d", req.Count, maxPings))
+		codedError(w, errcode.With(errcode.BadRequest, fmt.Errorf("count %d is over the limit of %d", req.Count, maxPings)))
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
@@ -294,7 +294,7 @@ func (s *Server) handlePing(w http.ResponseWriter, r *http.Request) {
 	for i := 0; i < req.Count; i++ {
 		rtt, err := s.node.Ping(ctx, p)
 		if err != nil {
-			writeError(w, http.StatusBadGateway, err)
+			codedError(w, errcode.With(errcode.Unreachable, err))
 			return
 		}
 		res.RTTMS = append(res.RTTMS, float64(rtt.Microseconds())/1000)
@@ -309,41 +309,28 @@ func writeJSON(w http.ResponseWriter, v any) {
 	_ = enc.Encode(v)
 }
 
-// codedError answers err with the HTTP status its errcode kind calls
-// for: what the group and space endpoints answer.
+// codedError answers err as every handler does: with the status of its
+// errcode kind in the API's one table (client.StatusOf), and its code and
+// message as a client.Error. A busy answer says when to try again.
 func codedError(w http.ResponseWriter, err error) {
-	status := http.StatusInternalServerError
-	switch errcode.Of(err) {
-	case errcode.BadRequest:
-		status = http.StatusBadRequest
-	case errcode.NotFound:
-		status = http.StatusNotFound
-	case errcode.Refused:
-		status = http.StatusForbidden
-	case errcode.Conflict:
-		status = http.StatusConflict
-	case errcode.TooLarge:
-		status = http.StatusRequestEntityTooLarge
-	case errcode.Unreachable, errcode.Timeout:
-		status = http.StatusGatewayTimeout
+	if errcode.Of(err) == errcode.Busy {
+		w.Header().Set("Retry-After", retryAfter)
 	}
-	writeError(w, status, err)
-}
-
-func writeError(w http.ResponseWriter, code int, err error) {
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(errorOf(code, err))
+	w.WriteHeader(statusOf(err))
+	_ = json.NewEncoder(w).Encode(errorOf(err))
 }
 
-// errorOf is err as the API answers it with the HTTP status code: its
-// errcode, or the status's code where err has none.
-func errorOf(code int, err error) *client.Error {
-	c := string(errcode.Of(err))
-	if c == client.CodeInternal {
-		c = client.CodeOf(code)
-	}
-	return &client.Error{Code: c, Message: err.Error()}
+// retryAfter is the Retry-After of a busy answer, in seconds: a node's
+// queues drain in about that time.
+const retryAfter = "1"
+
+// statusOf is the HTTP status of err in the API's one table.
+func statusOf(err error) int { return client.StatusOf(string(errcode.Of(err))) }
+
+// errorOf is err as the API answers it: its errcode and message.
+func errorOf(err error) *client.Error {
+	return &client.Error{Code: string(errcode.Of(err)), Message: err.Error()}
 }
 
 // readJSON decodes a size-capped JSON body into v, answering 400 (and
@@ -359,14 +346,14 @@ func readJSONMax(w http.ResponseWriter, r *http.Request, v any, max int64) bool 
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("request body over %d bytes", max))
+			codedError(w, errcode.With(errcode.TooLarge, fmt.Errorf("request body over %d bytes", max)))
 			return false
 		}
-		writeError(w, http.StatusBadRequest, fmt.Errorf("bad request body: %w", err))
+		codedError(w, errcode.With(errcode.BadRequest, fmt.Errorf("bad request body: %w", err)))
 		return false
 	}
 	if dec.More() {
-		writeError(w, http.StatusBadRequest, errors.New("bad request body: more than one JSON value"))
+		codedError(w, errcode.With(errcode.BadRequest, errors.New("bad request body: more than one JSON value")))
 		return false
 	}
 	_, _ = io.Copy(io.Discard, r.Body)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/nubecloud/nube/api/client"
+	"github.com/nubecloud/nube/errcode"
 	"github.com/nubecloud/nube/internal/atomicfile"
 )
 
@@ -220,12 +221,12 @@ func (s *Server) checkOrigin(next http.Handler) http.Handler {
 			return
 		}
 		if err := sameOrigin(r); err != nil {
-			writeError(w, http.StatusForbidden, err)
+			codedError(w, errcode.With(errcode.Forbidden, err))
 			return
 		}
 		if !safeMethod(r.Method) && r.Header.Get("Authorization") == "" && r.Header.Get("Origin") == "" && r.Header.Get("Sec-Fetch-Site") == "" {
 			if _, err := r.Cookie(s.auth.cookie); err == nil {
-				writeError(w, http.StatusForbidden, errors.New("a browser request that changes state must carry an Origin header"))
+				codedError(w, errcode.With(errcode.Forbidden, errors.New("a browser request that changes state must carry an Origin header")))
 				return
 			}
 		}
@@ -291,7 +292,7 @@ func (s *Server) checkAuth(next http.Handler) http.Handler {
 		}
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="nube"`)
-			writeError(w, http.StatusUnauthorized, errors.New("missing or wrong API token (it is in the data dir's api.token file); in a browser, open the link 'nube up' or 'nube open' prints"))
+			codedError(w, errcode.With(errcode.Unauthorized, errors.New("missing or wrong API token (it is in the data dir's api.token file); in a browser, open the link 'nube up' or 'nube open' prints")))
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -311,7 +312,7 @@ func (s *Server) handleSession(w http.ResponseWriter, r *http.Request) {
 	}
 	session := s.auth.redeem(req.Code)
 	if session == "" {
-		writeError(w, http.StatusUnauthorized, errors.New("this login link was used already or has expired; get a fresh one with 'nube open'"))
+		codedError(w, errcode.With(errcode.Unauthorized, errors.New("this login link was used already or has expired; get a fresh one with 'nube open'")))
 		return
 	}
 	http.SetCookie(w, &http.Cookie{

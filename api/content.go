@@ -18,6 +18,7 @@ import (
 
 	"github.com/nubecloud/nube/api/client"
 	"github.com/nubecloud/nube/content"
+	"github.com/nubecloud/nube/errcode"
 	"github.com/nubecloud/nube/internal/dirtar"
 )
 
@@ -58,7 +59,7 @@ func (s *Server) add(w http.ResponseWriter, r *http.Request, from *os.File) {
 		if v := q.Get("size"); v != "" {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil || n < 0 {
-				writeError(w, http.StatusBadRequest, fmt.Errorf("size %q: want a count of bytes", v))
+				codedError(w, errcode.With(errcode.BadRequest, fmt.Errorf("size %q: want a count of bytes", v)))
 				return
 			}
 			body = io.LimitReader(from, n)
@@ -71,16 +72,16 @@ func (s *Server) add(w http.ResponseWriter, r *http.Request, from *os.File) {
 		c, err = s.node.Content().Add(r.Context(), body, opt)
 	case "tar":
 		if from != nil {
-			writeError(w, http.StatusBadRequest, errors.New("a directory's tar stream comes in the body, not in a file handed over"))
+			codedError(w, errcode.With(errcode.BadRequest, errors.New("a directory's tar stream comes in the body, not in a file handed over")))
 			return
 		}
 		c, err = s.node.Content().AddTree(r.Context(), tarEntries(body), opt)
 	default:
-		writeError(w, http.StatusBadRequest, fmt.Errorf("kind %q: want file or tar", kind))
+		codedError(w, errcode.With(errcode.BadRequest, fmt.Errorf("kind %q: want file or tar", kind)))
 		return
 	}
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
+		codedError(w, errcode.With(errcode.BadRequest, err))
 		return
 	}
 	writeJSON(w, client.AddResult{CID: c.String(), Bytes: read, Pinned: !opt.NoPin})
@@ -114,7 +115,7 @@ func finding(w http.ResponseWriter, r *http.Request) (ctx context.Context, done 
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d < 0 {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("timeout %q: want a duration such as 30s", v))
+		codedError(w, errcode.With(errcode.BadRequest, fmt.Errorf("timeout %q: want a duration such as 30s", v)))
 		return nil, nil, false
 	}
 	ctx, cancel := context.WithCancelCause(r.Context())
@@ -140,7 +141,7 @@ func (s *Server) cat(w http.ResponseWriter, r *http.Request, to *os.File) {
 	}
 	f, err := s.node.Content().Get(ctx, r.URL.Query().Get("arg"))
 	if err = found(err); err != nil {
-		writeError(w, contentStatus(err), err)
+		codedError(w, err)
 		return
 	}
 	defer f.Close()
@@ -166,12 +167,12 @@ func (s *Server) withFile(w http.ResponseWriter, r *http.Request, name string, h
 		return
 	}
 	if s.handoff == nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("%s: this node takes no files handed over", name))
+		codedError(w, errcode.With(errcode.BadRequest, fmt.Errorf("%s: this node takes no files handed over", name)))
 		return
 	}
 	f, err := s.handoff.Claim(handle)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("%s: %w", name, err))
+		codedError(w, errcode.With(errcode.BadRequest, fmt.Errorf("%s: %w", name, err)))
 		return
 	}
 	defer f.Close()
@@ -188,8 +189,8 @@ func writeInto(w http.ResponseWriter, to *os.File, f io.Reader) {
 	n, err := io.Copy(to, f)
 	rep := client.Written{Bytes: n}
 	if err != nil {
-		rep.Status = contentStatus(err)
-		rep.Error = errorOf(rep.Status, err)
+		rep.Status = statusOf(err)
+		rep.Error = errorOf(err)
 	}
 	json.NewEncoder(w).Encode(rep)
 }
@@ -207,7 +208,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, to *os.File) {
 	}
 	e, err := s.node.Content().Stat(ctx, arg)
 	if err = found(err); err != nil {
-		writeError(w, contentStatus(err), err)
+		codedError(w, err)
 		return
 	}
 	setMeta(w.Header(), e)
@@ -225,7 +226,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, to *os.File) {
 		// The status is sent: the error goes after the stream, left
 		// unfinished, as a trailer the client reads in place of its end.
 		s.log.Warn("get: tar stream cut short", "path", arg, "err", err)
-		b, _ := json.Marshal(errorOf(contentStatus(err), err))
+		b, _ := json.Marshal(errorOf(err))
 		w.Header().Set(client.TrailerError, base64.StdEncoding.EncodeToString(b))
 		return
 	}
@@ -290,7 +291,7 @@ func (s *Server) handleLs(w http.ResponseWriter, r *http.Request) {
 	}
 	entries, err := s.node.Content().List(ctx, r.URL.Query().Get("arg"))
 	if err = found(err); err != nil {
-		writeError(w, contentStatus(err), err)
+		codedError(w, err)
 		return
 	}
 	out := make([]client.EntryJSON, len(entries))
@@ -311,7 +312,7 @@ func (s *Server) handleStat(w http.ResponseWriter, r *http.Request) {
 	}
 	e, err := s.node.Content().Stat(ctx, r.URL.Query().Get("arg"))
 	if err = found(err); err != nil {
-		writeError(w, contentStatus(err), err)
+		codedError(w, err)
 		return
 	}
 	writeJSON(w, entryJSON(e))
@@ -324,11 +325,11 @@ func (s *Server) handlePinAdd(w http.ResponseWriter, r *http.Request) {
 	}
 	c, err := content.ParseCID(strings.TrimPrefix(req.CID, "/ipfs/"))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
+		codedError(w, errcode.With(errcode.BadRequest, err))
 		return
 	}
 	if err := s.node.Content().Pin(r.Context(), c, req.Name, nil); err != nil {
-		writeError(w, contentStatus(err), err)
+		codedError(w, err)
 		return
 	}
 	writeJSON(w, client.PinRequest{CID: c.String(), Name: req.Name})
@@ -341,11 +342,11 @@ func (s *Server) handlePinRm(w http.ResponseWriter, r *http.Request) {
 	}
 	c, err := content.ParseCID(strings.TrimPrefix(req.CID, "/ipfs/"))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
+		codedError(w, errcode.With(errcode.BadRequest, err))
 		return
 	}
 	if err := s.node.Content().Unpin(r.Context(), c); err != nil {
-		writeError(w, contentStatus(err), err)
+		codedError(w, err)
 		return
 	}
 	writeJSON(w, client.PinRequest{CID: c.String()})
@@ -354,7 +355,7 @@ func (s *Server) handlePinRm(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handlePinLs(w http.ResponseWriter, r *http.Request) {
 	pins, err := s.node.Content().Pins(r.Context())
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err)
+		codedError(w, err)
 		return
 	}
 	if pins == nil {
@@ -372,7 +373,7 @@ func (s *Server) handleFetching(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleGC(w http.ResponseWriter, r *http.Request) {
 	res, err := s.node.Content().GC(r.Context())
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err)
+		codedError(w, err)
 		return
 	}
 	writeJSON(w, res)
@@ -385,7 +386,7 @@ func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := s.node.Content().Verify(r.Context(), req.Remove)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err)
+		codedError(w, err)
 		return
 	}
 	out := client.VerifyResult{Checked: res.Checked, Bad: []string{}, Removed: res.Removed}
@@ -393,22 +394,4 @@ func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) {
 		out.Bad = append(out.Bad, c.String())
 	}
 	writeJSON(w, out)
-}
-
-// contentStatus maps a content error to an HTTP status.
-func contentStatus(err error) int {
-	switch {
-	case errors.Is(err, content.ErrBadCID), errors.Is(err, content.ErrNotUnixFS),
-		errors.Is(err, content.ErrBadCAR), errors.Is(err, content.ErrIncomplete),
-		errors.Is(err, content.ErrBadName), errors.Is(err, dirtar.ErrBadName),
-		errors.Is(err, content.ErrMalformed):
-		return http.StatusBadRequest
-	case errors.Is(err, content.ErrNotFound), errors.Is(err, content.ErrNotPinned):
-		return http.StatusNotFound
-	case errors.Is(err, content.ErrNoProvider), errors.Is(err, context.DeadlineExceeded):
-		return http.StatusGatewayTimeout
-	case errors.Is(err, content.ErrIsDir):
-		return http.StatusBadRequest
-	}
-	return http.StatusInternalServerError
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/nubecloud/nube/api/client"
 	"github.com/nubecloud/nube/content"
+	"github.com/nubecloud/nube/errcode"
 )
 
 // handleDagExport streams the DAG under ?arg= as a CARv1 file, once every
@@ -15,7 +16,7 @@ func (s *Server) handleDagExport(w http.ResponseWriter, r *http.Request) {
 	arg := strings.TrimPrefix(r.URL.Query().Get("arg"), "/ipfs/")
 	c, err := content.ParseCID(arg)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
+		codedError(w, errcode.With(errcode.BadRequest, err))
 		return
 	}
 	ctx, found, ok := finding(w, r)
@@ -30,7 +31,7 @@ func (s *Server) handleDagExport(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err != nil && !cw.wrote:
 		err = found(err)
-		writeError(w, contentStatus(err), err)
+		codedError(w, err)
 	case err != nil:
 		// The status is sent; the cut-short file tells the client.
 		s.log.Warn("dag export cut short", "cid", c, "err", err)
@@ -64,7 +65,7 @@ func (s *Server) handleDagImport(w http.ResponseWriter, r *http.Request) {
 	opt := content.ImportOptions{Name: q.Get("name"), NoPin: q.Get("pin") == "false"}
 	res, err := s.node.Content().ImportCAR(r.Context(), r.Body, opt)
 	if err != nil {
-		writeError(w, contentStatus(err), err)
+		codedError(w, err)
 		return
 	}
 	out := client.ImportResult{Roots: []string{}, Blocks: res.Blocks, Bytes: res.Bytes, Pinned: !opt.NoPin}

@@ -143,7 +143,7 @@ func (s *Server) state() dashState {
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	fl, ok := w.(http.Flusher)
 	if !ok {
-		writeError(w, http.StatusInternalServerError, fmt.Errorf("streaming unsupported"))
+		codedError(w, fmt.Errorf("streaming unsupported"))
 		return
 	}
 	h := w.Header()
@@ -212,7 +212,7 @@ func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
 	out := dashLists{Pins: []dashPin{}, Services: []client.ServiceInfo{}, Runs: []client.RunRecord{}, Calls: []dashCall{}, Groups: []client.GroupStatus{}, Spaces: spaceSummaries(s.node.Spaces())}
 	pins, err := s.node.Content().Pins(ctx)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err)
+		codedError(w, err)
 		return
 	}
 	for _, p := range pins {
@@ -270,7 +270,7 @@ type fetchPeer struct {
 func (s *Server) handleFetch(w http.ResponseWriter, r *http.Request) {
 	c, err := content.ParseCID(strings.TrimPrefix(r.URL.Query().Get("cid"), "/ipfs/"))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
+		codedError(w, errcode.With(errcode.BadRequest, err))
 		return
 	}
 	fl, _ := w.(http.Flusher)

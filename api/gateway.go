@@ -516,7 +516,7 @@ func (g *Gateway) fixRange(w http.ResponseWriter, r *http.Request, p string) boo
 	defer cancel()
 	e, err := g.node.Content().Stat(ctx, p)
 	if err != nil {
-		http.Error(w, err.Error(), contentStatus(err))
+		http.Error(w, err.Error(), statusOf(err))
 		return false
 	}
 	w.Header().Set("Content-Range", "bytes */"+strconv.FormatUint(e.Size, 10))

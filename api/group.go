@@ -204,10 +204,11 @@ func (s *Server) handleGroupPut(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("%w: value over %d bytes", group.ErrBadName, group.MaxValue))
+			// Too large before bad: the kind a value of no fault but its size has.
+			codedError(w, fmt.Errorf("%w: value over %d bytes", errcode.ErrTooLarge, group.MaxValue))
 			return
 		}
-		writeError(w, http.StatusBadRequest, err)
+		codedError(w, errcode.With(errcode.BadRequest, err))
 		return
 	}
 	g, err := s.group(r.Context(), q.Get("name"))

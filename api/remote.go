@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/nubecloud/nube/api/client"
+	"github.com/nubecloud/nube/errcode"
 )
 
 // handleRemoteLs lists the functions ?peer= serves to this node.
@@ -17,18 +17,14 @@ func (s *Server) handleRemoteLs(w http.ResponseWriter, r *http.Request) {
 	arg := r.URL.Query().Get("peer")
 	p, err := peer.Decode(arg)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("bad peer ID %q: %w", arg, err))
+		codedError(w, errcode.With(errcode.BadRequest, fmt.Errorf("bad peer ID %q: %w", arg, err)))
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
 	fs, err := s.node.Remote().Functions(ctx, p)
 	if err != nil {
-		code := http.StatusBadGateway
-		if errors.Is(err, context.DeadlineExceeded) {
-			code = http.StatusGatewayTimeout
-		}
-		writeError(w, code, err)
+		codedError(w, err)
 		return
 	}
 	out := client.FunctionsResult{Peer: p.String(), Functions: []client.FuncInfo{}}

@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/nubecloud/nube/api/client"
+	"github.com/nubecloud/nube/errcode"
 	"github.com/nubecloud/nube/service"
 	"github.com/nubecloud/nube/wasm"
 )
@@ -71,7 +72,7 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	lim, err := parseLimits(q)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
+		codedError(w, errcode.With(errcode.BadRequest, err))
 		return
 	}
 	opt := service.PublishOptions{
@@ -81,14 +82,14 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 	for key, dst := range map[string]*uint64{"price_call": &opt.Price.PerCall, "price_cpu": &opt.Price.PerCPUSecond} {
 		if v := q.Get(key); v != "" {
 			if *dst, err = strconv.ParseUint(v, 10, 64); err != nil {
-				writeError(w, http.StatusBadRequest, fmt.Errorf("%s %q: want a whole number of millicredits", key, v))
+				codedError(w, errcode.With(errcode.BadRequest, fmt.Errorf("%s %q: want a whole number of millicredits", key, v)))
 				return
 			}
 		}
 	}
 	d, err := s.node.Services().Publish(r.Context(), r.Body, opt)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
+		codedError(w, errcode.With(errcode.BadRequest, err))
 		return
 	}
 	writeJSON(w, serviceInfo(service.Info{Descriptor: d, Runners: []peer.ID{s.node.ID()}}))
@@ -97,7 +98,7 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleServiceLs(w http.ResponseWriter, r *http.Request) {
 	found, err := s.node.Services().Find(r.Context(), r.URL.Query().Get("q"))
 	if err != nil && r.Context().Err() != nil {
-		writeError(w, http.StatusGatewayTimeout, err)
+		codedError(w, errcode.With(errcode.Timeout, err))
 		return
 	}
 	out := []client.ServiceInfo{}
@@ -112,7 +113,7 @@ func (s *Server) handleServiceInfo(w http.ResponseWriter, r *http.Request) {
 	m := s.node.Services()
 	d, err := m.Resolve(r.Context(), ref)
 	if err != nil {
-		writeError(w, serviceStatus(err), err)
+		codedError(w, err)
 		return
 	}
 	// Ask the peers again who has it ready, then report what is known.
@@ -140,16 +141,6 @@ func runRecordJSON(r service.Record) client.RunRecord {
 	}
 }
 
-func serviceStatus(err error) int {
-	switch {
-	case errors.Is(err, service.ErrNotFound):
-		return http.StatusNotFound
-	case errors.Is(err, service.ErrAmbiguous), errors.Is(err, service.ErrBadDescriptor):
-		return http.StatusConflict
-	}
-	return http.StatusBadGateway
-}
-
 // maxCallInput caps a call's input through the API, as the run limits do.
 const maxCallInput = 64 << 20
 
@@ -157,23 +148,23 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	lim, err := parseLimits(q)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
+		codedError(w, errcode.With(errcode.BadRequest, err))
 		return
 	}
 	n := 1
 	if v := q.Get("n"); v != "" {
 		if n, err = strconv.Atoi(v); err != nil || n < 1 || n > 64 {
-			writeError(w, http.StatusBadRequest, fmt.Errorf("n %q: want 1 to 64 nodes", v))
+			codedError(w, errcode.With(errcode.BadRequest, fmt.Errorf("n %q: want 1 to 64 nodes", v)))
 			return
 		}
 	}
 	in, err := io.ReadAll(io.LimitReader(r.Body, maxCallInput+1))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("read input: %w", err))
+		codedError(w, errcode.With(errcode.BadRequest, fmt.Errorf("read input: %w", err)))
 		return
 	}
 	if len(in) > maxCallInput {
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("input is over %d bytes", maxCallInput))
+		codedError(w, errcode.With(errcode.TooLarge, fmt.Errorf("input is over %d bytes", maxCallInput)))
 		return
 	}
 	pipe := s.node.Service(q.Get("ref")).WithLimits(lim)
@@ -182,7 +173,7 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 		for _, v := range on {
 			p, err := peer.Decode(v)
 			if err != nil {
-				writeError(w, http.StatusBadRequest, fmt.Errorf("on: bad peer ID %q: %w", v, err))
+				codedError(w, errcode.With(errcode.BadRequest, fmt.Errorf("on: bad peer ID %q: %w", v, err)))
 				return
 			}
 			peers = append(peers, p)
@@ -191,7 +182,7 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 	}
 	// Resolve first, so that an unknown service is a plain HTTP error.
 	if _, err := pipe.Resolve(r.Context()); err != nil {
-		writeError(w, serviceStatus(err), err)
+		codedError(w, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")

@@ -2,6 +2,7 @@ package client
 
 import (
 	"errors"
+	"net/http"
 	"time"
 
 	"github.com/nubecloud/nube/errcode"
@@ -268,43 +269,64 @@ type Error struct {
 	Status int `json:"-"`
 }
 
-// The codes of Error (errcode's), and the HTTP statuses they come with.
+// The codes of Error (errcode's). The HTTP status each comes with is in
+// statuses.
 const (
-	CodeBadRequest   = string(errcode.BadRequest)   // 400
-	CodeUnauthorized = string(errcode.Unauthorized) // 401
-	CodeForbidden    = string(errcode.Forbidden)    // 403
-	CodeRefused      = string(errcode.Refused)      // a node's policy said no
-	CodeNotFound     = string(errcode.NotFound)     // 404
-	CodeConflict     = string(errcode.Conflict)     // 409
-	CodeTooLarge     = string(errcode.TooLarge)     // 413
-	CodeBusy         = string(errcode.Busy)         // 429, 503
-	CodeUnreachable  = string(errcode.Unreachable)  // 502
-	CodeTimeout      = string(errcode.Timeout)      // 504
-	CodeInternal     = string(errcode.Internal)     // 500 and anything else
+	CodeBadRequest   = string(errcode.BadRequest)
+	CodeUnauthorized = string(errcode.Unauthorized)
+	CodeForbidden    = string(errcode.Forbidden)
+	CodeRefused      = string(errcode.Refused) // a node's policy said no
+	CodeNotFound     = string(errcode.NotFound)
+	CodeConflict     = string(errcode.Conflict)
+	CodeTooLarge     = string(errcode.TooLarge)
+	CodeBusy         = string(errcode.Busy)
+	CodeUnreachable  = string(errcode.Unreachable)
+	CodeTimeout      = string(errcode.Timeout)
+	CodeInternal     = string(errcode.Internal)
 )
 
+// statuses is the one table of the API's errors: the HTTP status of each
+// errcode code. The daemon answers every error with its code's status
+// (StatusOf), and the client reads a status that came without a code
+// (from a proxy, say) back into the first code of that status (CodeOf),
+// so the two sides cannot disagree. ARCHITECTURE.md lists it with the
+// sentinels of each code.
+var statuses = []struct {
+	code   string
+	status int
+}{
+	{CodeBadRequest, http.StatusBadRequest},
+	{CodeUnauthorized, http.StatusUnauthorized},
+	{CodeForbidden, http.StatusForbidden},
+	{CodeRefused, http.StatusForbidden},
+	{CodeNotFound, http.StatusNotFound},
+	{CodeConflict, http.StatusConflict},
+	{CodeTooLarge, http.StatusRequestEntityTooLarge},
+	{CodeBusy, http.StatusServiceUnavailable},
+	{CodeBusy, http.StatusTooManyRequests}, // the gateway's per-client cap
+	{CodeUnreachable, http.StatusBadGateway},
+	{CodeTimeout, http.StatusGatewayTimeout},
+	{CodeInternal, http.StatusInternalServerError},
+}
+
+// StatusOf returns the HTTP status the API answers an error of code with:
+// 500 for internal and for a code it does not know.
+func StatusOf(code string) int {
+	for _, s := range statuses {
+		if s.code == code {
+			return s.status
+		}
+	}
+	return http.StatusInternalServerError
+}
+
 // CodeOf returns the code that goes with an HTTP status, for an answer
-// that carries none.
+// that carries none: internal for a status of no code.
 func CodeOf(status int) string {
-	switch status {
-	case 400:
-		return CodeBadRequest
-	case 401:
-		return CodeUnauthorized
-	case 403:
-		return CodeForbidden
-	case 404:
-		return CodeNotFound
-	case 409:
-		return CodeConflict
-	case 413:
-		return CodeTooLarge
-	case 429, 503:
-		return CodeBusy
-	case 502:
-		return CodeUnreachable
-	case 504:
-		return CodeTimeout
+	for _, s := range statuses {
+		if s.status == status {
+			return s.code
+		}
 	}
 	return CodeInternal
 }
