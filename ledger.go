@@ -9,6 +9,7 @@ import (
 
 	"github.com/nubecloud/nube/ledger"
 	"github.com/nubecloud/nube/service"
+	"github.com/nubecloud/nube/space"
 )
 
 // Ledger is what a program does with the credit ledger: form or join it,
@@ -126,14 +127,16 @@ func (o Offer) admitCompute(self, user peer.ID) service.Admit {
 	}
 }
 
-// admitStorage is the space layer's AdmitStorage for the offer.
+// admitStorage is the space layer's AdmitStorage for the offer. Its
+// refusals wrap space.ErrNotOffered, so that a caller, here or through the
+// API, can tell them from a failure.
 func (o Offer) admitStorage(user peer.ID) func(owner peer.ID, bytes, held int64) error {
 	return func(owner peer.ID, bytes, held int64) error {
 		if !o.trusts(user, "", owner) && o.To != OfferAnyone {
-			return fmt.Errorf("this node holds spaces for its own user and the users it trusts only")
+			return fmt.Errorf("%w: this node holds spaces for its own user and the users it trusts only", space.ErrNotOffered)
 		}
 		if o.Disk > 0 && held+bytes > o.Disk {
-			return fmt.Errorf("the space's %d bytes would pass the %d bytes this node gives others (%d held)", bytes, o.Disk, held)
+			return fmt.Errorf("%w: the space's %d bytes would pass the %d bytes this node gives others (%d held)", space.ErrNotOffered, bytes, o.Disk, held)
 		}
 		return nil
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/nubecloud/nube/service"
+	"github.com/nubecloud/nube/space"
 )
 
 // TestOfferAdmits checks each term of an offer: whom it serves, its price
@@ -51,10 +52,10 @@ func TestOfferAdmits(t *testing.T) {
 	if err := hold(stranger, 600, 300); err != nil {
 		t.Errorf("within the disk budget: %v", err)
 	}
-	if err := hold(stranger, 600, 500); err == nil || !strings.Contains(err.Error(), "1000 bytes this node gives others") {
+	if err := hold(stranger, 600, 500); !errors.Is(err, space.ErrNotOffered) || !strings.Contains(err.Error(), "1000 bytes this node gives others") {
 		t.Errorf("past the disk budget: %v", err)
 	}
-	if err := own.admitStorage(user)(stranger, 1, 0); err == nil {
+	if err := own.admitStorage(user)(stranger, 1, 0); !errors.Is(err, space.ErrNotOffered) {
 		t.Error("the default offer held a stranger's space")
 	}
 	for _, o := range []Offer{own, open} {
