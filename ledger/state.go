@@ -67,19 +67,19 @@ var (
 	ErrUnknownPayee = errcode.New(errcode.NotFound, "no such payee")
 )
 
-// codes name the sentinels on the wire.
-var codes = map[string]error{
-	"malformed": ErrMalformed, "too_large": ErrTooLarge, "forged": ErrForged,
-	"replay": ErrReplay, "stale": ErrStale, "insufficient": ErrInsufficient,
-	"no_reserve": ErrNoReserve, "no_line": ErrNoLine, "settled": ErrSettled, "bad_receipt": ErrBadReceipt,
-	"invariant": ErrInvariant, "refused": ErrRefused, "no_ledger": ErrNoLedger, "impostor": ErrImpostor, "unknown_payee": ErrUnknownPayee,
+// codes name the sentinels on the wire, tried in this order: an error of
+// two kinds always gets the first.
+var codes = errcode.Table[string]{
+	{Key: "malformed", Err: ErrMalformed}, {Key: "too_large", Err: ErrTooLarge}, {Key: "forged", Err: ErrForged},
+	{Key: "replay", Err: ErrReplay}, {Key: "stale", Err: ErrStale}, {Key: "insufficient", Err: ErrInsufficient},
+	{Key: "no_reserve", Err: ErrNoReserve}, {Key: "no_line", Err: ErrNoLine}, {Key: "settled", Err: ErrSettled},
+	{Key: "bad_receipt", Err: ErrBadReceipt}, {Key: "invariant", Err: ErrInvariant}, {Key: "refused", Err: ErrRefused},
+	{Key: "no_ledger", Err: ErrNoLedger}, {Key: "impostor", Err: ErrImpostor}, {Key: "unknown_payee", Err: ErrUnknownPayee},
 }
 
 func codeOf(err error) string {
-	for c, e := range codes {
-		if errors.Is(err, e) {
-			return c
-		}
+	if c, ok := codes.KeyOf(err); ok {
+		return c
 	}
 	return "internal"
 }
@@ -89,7 +89,7 @@ func errorOf(code, msg string) error {
 	if code == "" {
 		return nil
 	}
-	if e, ok := codes[code]; ok {
+	if e := codes.ErrOf(code); e != nil {
 		return &codedErr{sentinel: e, msg: msg}
 	}
 	return errors.New(msg)

@@ -82,28 +82,26 @@ var (
 	ErrProtocol       = errors.New("protocol error")
 )
 
+// sentinels is the wire table of the codes: the sentinel each stands for.
+var sentinels = errcode.Table[Code]{
+	{Key: CodeCallee, Err: ErrCallee},
+	{Key: CodeNoSuchFunction, Err: ErrNoSuchFunction},
+	{Key: CodeRefused, Err: ErrRefused},
+	{Key: CodePanicked, Err: ErrPanicked},
+	{Key: CodeUnreachable, Err: ErrUnreachable},
+	{Key: CodeDeadline, Err: context.DeadlineExceeded},
+	{Key: CodeInputTooLarge, Err: ErrInputTooLarge},
+	{Key: CodeCanceled, Err: context.Canceled},
+	{Key: CodeBadInput, Err: ErrBadInput},
+	{Key: CodeResultTooLarge, Err: ErrResultTooLarge},
+	{Key: CodeProtocol, Err: ErrProtocol},
+}
+
+// sentinel is the sentinel of c, and ErrProtocol for a code this node
+// does not know.
 func (c Code) sentinel() error {
-	switch c {
-	case CodeCallee:
-		return ErrCallee
-	case CodeNoSuchFunction:
-		return ErrNoSuchFunction
-	case CodeRefused:
-		return ErrRefused
-	case CodePanicked:
-		return ErrPanicked
-	case CodeUnreachable:
-		return ErrUnreachable
-	case CodeDeadline:
-		return context.DeadlineExceeded
-	case CodeInputTooLarge:
-		return ErrInputTooLarge
-	case CodeCanceled:
-		return context.Canceled
-	case CodeBadInput:
-		return ErrBadInput
-	case CodeResultTooLarge:
-		return ErrResultTooLarge
+	if e := sentinels.ErrOf(c); e != nil {
+		return e
 	}
 	return ErrProtocol
 }

@@ -29,8 +29,8 @@ func TestKindOf(t *testing.T) {
 		t.Fatalf("a failed run unwraps to %v", e.Unwrap())
 	}
 	for _, k := range kinds {
-		if got := kindError(k.kind); got == nil {
-			t.Errorf("kind %q has no error", k.kind)
+		if got := kindError(k.Key); got == nil {
+			t.Errorf("kind %q has no error", k.Key)
 		}
 	}
 }

@@ -54,49 +54,37 @@ const (
 // error that matches two kinds always gets the first: the most specific
 // (a bad signature is a bad descriptor too; a deadline is a timeout
 // whatever else it broke).
-var kinds = []struct {
-	kind string
-	err  error
-}{
-	{kindSignature, ErrBadSignature},
-	{kindBadDescriptor, ErrBadDescriptor},
-	{kindCID, wasm.ErrCIDMismatch},
-	{kindInvalid, wasm.ErrInvalidModule},
-	{kindTimeout, wasm.ErrTimeout},
-	{kindTimeout, context.DeadlineExceeded},
-	{kindMemory, wasm.ErrMemoryLimit},
-	{kindInput, wasm.ErrInputTooLarge},
-	{kindOutput, wasm.ErrOutputTooLarge},
-	{kindExit, wasm.ErrExit},
-	{kindTrap, wasm.ErrTrap},
-	{kindNoCompute, ErrNoCompute},
-	{kindBusy, ErrBusy},
-	{kindFetch, ErrModuleUnavailable},
-	{kindCanceled, context.Canceled},
-	{kindUnsettled, ErrUnsettled},
-	{kindPayment, ErrPayment},
-	{kindNotOffered, ErrNotOffered},
+var kinds = errcode.Table[string]{
+	{Key: kindSignature, Err: ErrBadSignature},
+	{Key: kindBadDescriptor, Err: ErrBadDescriptor},
+	{Key: kindCID, Err: wasm.ErrCIDMismatch},
+	{Key: kindInvalid, Err: wasm.ErrInvalidModule},
+	{Key: kindTimeout, Err: wasm.ErrTimeout},
+	{Key: kindTimeout, Err: context.DeadlineExceeded},
+	{Key: kindMemory, Err: wasm.ErrMemoryLimit},
+	{Key: kindInput, Err: wasm.ErrInputTooLarge},
+	{Key: kindOutput, Err: wasm.ErrOutputTooLarge},
+	{Key: kindExit, Err: wasm.ErrExit},
+	{Key: kindTrap, Err: wasm.ErrTrap},
+	{Key: kindNoCompute, Err: ErrNoCompute},
+	{Key: kindBusy, Err: ErrBusy},
+	{Key: kindFetch, Err: ErrModuleUnavailable},
+	{Key: kindCanceled, Err: context.Canceled},
+	{Key: kindUnsettled, Err: ErrUnsettled},
+	{Key: kindPayment, Err: ErrPayment},
+	{Key: kindNotOffered, Err: ErrNotOffered},
 }
 
 // kindOf classifies err by the first kind it matches, or kindFailed.
 func kindOf(err error) string {
-	for _, k := range kinds {
-		if errors.Is(err, k.err) {
-			return k.kind
-		}
+	if k, ok := kinds.KeyOf(err); ok {
+		return k
 	}
 	return kindFailed
 }
 
 // kindError returns the sentinel of kind, or nil for one unknown.
-func kindError(kind string) error {
-	for _, k := range kinds {
-		if k.kind == kind {
-			return k.err
-		}
-	}
-	return nil
-}
+func kindError(kind string) error { return kinds.ErrOf(kind) }
 
 // RunError is a run that another node (or this one) could not finish.
 // errors.Is matches it against the wasm package's errors and this
