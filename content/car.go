@@ -11,8 +11,6 @@ import (
 	"github.com/ipfs/go-cid"
 	car "github.com/ipld/go-car/v2"
 	"github.com/ipld/go-car/v2/storage"
-
-	"github.com/nubecloud/nube/errcode"
 )
 
 // CAR files (Content Addressable aRchives) carry whole DAGs between
@@ -34,14 +32,6 @@ const (
 	// importBatch is how many blocks are written to the store at once.
 	importBatch = 256
 )
-
-// ErrBadCAR reports a CAR file that is malformed, oversized or holds a
-// block whose bytes do not match its CID.
-var ErrBadCAR = errcode.New(errcode.BadRequest, "bad CAR file")
-
-// ErrIncomplete reports a root whose DAG is not all in the store (after
-// an import that lacked some of it).
-var ErrIncomplete = errcode.New(errcode.BadRequest, "DAG incomplete")
 
 // ExportCAR writes the DAG under root to w as a CARv1 file with root as
 // its only root, each block once, in depth-first order (as `ipfs dag

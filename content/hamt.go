@@ -15,16 +15,7 @@ import (
 	bitfield "github.com/ipfs/go-bitfield"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
-
-	"github.com/nubecloud/nube/errcode"
 )
-
-// ErrMalformed reports a UnixFS node whose parts do not hold together: a
-// HAMT shard whose links are not shard links, whose bitfield does not
-// match them, or that links as a shard a node that is not one. Anyone can
-// publish such a node; it is the data that is bad, not this node, so the
-// API answers 400 as for ErrNotUnixFS, never 500.
-var ErrMalformed = errcode.New(errcode.BadRequest, "malformed UnixFS node")
 
 // maxFanout is boxo's widest HAMT shard.
 const maxFanout = 1 << 10

@@ -3,18 +3,7 @@ package content
 import (
 	"fmt"
 	"strings"
-
-	"github.com/nubecloud/nube/errcode"
 )
-
-// ErrBadName reports a name in a directory, or a part of a path, that is
-// not one plain name (see CheckName), or a name two entries of one
-// directory share. A DAG is anyone's: a link named "../a" or "a/b", saved
-// by a tool that joins names to paths, lands outside the directory, and
-// two entries of one name let a symlink stand where a directory is then
-// written. Such a directory is refused, not cleaned: its listing, its
-// paths and its export (a tar stream, the gateway's tar) all fail.
-var ErrBadName = errcode.New(errcode.BadRequest, "bad name")
 
 // CheckName returns nil if name can name an entry of a directory, and an
 // error wrapping ErrBadName that says why not: it is empty, "." or "..",

@@ -66,13 +66,6 @@ const maxBlockSize = 4 << 20
 
 var packedPrefix = ds.NewKey("/packed")
 
-// ErrCorruptBlock reports a stored block whose bytes are not what was
-// written: its pack is short or gone, or the bytes fail their checksum.
-var ErrCorruptBlock = errcode.New(errcode.Internal, "stored block is corrupt")
-
-// ErrStoreClosed reports a use of a block store that has been closed.
-var ErrStoreClosed = errcode.New(errcode.Unreachable, "block store closed")
-
 // castagnoli is CRC-32C, which amd64 and arm64 compute in hardware.
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 

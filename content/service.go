@@ -27,8 +27,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
 	"github.com/multiformats/go-multicodec"
-
-	"github.com/nubecloud/nube/errcode"
 )
 
 // Defaults for Config.
@@ -325,9 +323,6 @@ func ParsePath(p string) (cid.Cid, []string, error) {
 	return c, parts, nil
 }
 
-// ErrBadCID reports a string that is not a CID.
-var ErrBadCID = errcode.New(errcode.BadRequest, "not a valid CID")
-
 // ParseCID parses a CID, with an error that says what was wrong.
 func ParseCID(s string) (cid.Cid, error) {
 	if s == "" {
@@ -348,13 +343,6 @@ func ParseCID(s string) (cid.Cid, error) {
 	}
 	return c, nil
 }
-
-// ErrNotUnixFS reports a CID whose codec is neither dag-pb nor raw: not a
-// file or directory this node can read.
-var ErrNotUnixFS = errcode.New(errcode.BadRequest, "not UnixFS content")
-
-// ErrNotFound reports a path whose name is not in its directory.
-var ErrNotFound = errcode.New(errcode.NotFound, "no such file or directory")
 
 // Resolve walks from root down parts and returns the node there, fetching
 // what it needs through ng. A part CheckName refuses ("..", ".") is an
@@ -412,10 +400,6 @@ func (dagOnly) Add(context.Context, ipld.Node) error        { return errors.New(
 func (dagOnly) AddMany(context.Context, []ipld.Node) error  { return errors.New("read-only") }
 func (dagOnly) Remove(context.Context, cid.Cid) error       { return errors.New("read-only") }
 func (dagOnly) RemoveMany(context.Context, []cid.Cid) error { return errors.New("read-only") }
-
-// ErrNoProvider reports content that no reachable peer provided before
-// the deadline.
-var ErrNoProvider = errcode.New(errcode.Timeout, "no provider found")
 
 // fetchError turns a fetch that ran out of time into an error that says so.
 func fetchError(ctx context.Context, c cid.Cid, err error) error {

@@ -29,8 +29,6 @@ import (
 	"github.com/ipld/go-ipld-prime/node/basicnode"
 	"github.com/ipld/go-ipld-prime/traversal"
 	mh "github.com/multiformats/go-multihash"
-
-	"github.com/nubecloud/nube/errcode"
 )
 
 // pinPrefix is where pins live in the store's datastore, beside the blocks
@@ -205,9 +203,6 @@ func (s *Store) Repin(ctx context.Context, old, c cid.Cid, name string) error {
 	}
 	return s.ds.Sync(ctx, pinPrefix)
 }
-
-// ErrNotPinned reports an unpin of something that is not pinned.
-var ErrNotPinned = errcode.New(errcode.NotFound, "not pinned")
 
 // Unpin removes c's pin. Its blocks stay until the next GC.
 func (s *Store) Unpin(ctx context.Context, c cid.Cid) error {

@@ -18,8 +18,6 @@ import (
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
 	mh "github.com/multiformats/go-multihash"
-
-	"github.com/nubecloud/nube/errcode"
 )
 
 // The import settings of `ipfs add --cid-version 1` in kubo (its defaults
@@ -260,9 +258,6 @@ func describe(name string, n ipld.Node) (Entry, error) {
 		return e, fmt.Errorf("%s: not UnixFS (codec %#x)", n.Cid(), n.Cid().Type())
 	}
 }
-
-// ErrIsDir reports an attempt to read a directory as a file.
-var ErrIsDir = errcode.New(errcode.BadRequest, "is a directory")
 
 // ImportFile writes r's bytes as a UnixFS file into dag, with the settings
 // Add uses (so the same bytes get the same CID), and returns its root. It
