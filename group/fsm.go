@@ -3,7 +3,6 @@ package group
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -517,9 +516,6 @@ func diff(a, b map[string]entry) []Change {
 	slices.SortFunc(out, func(x, y Change) int { return strings.Compare(x.Key, y.Key) })
 	return out
 }
-
-// ErrLagged ends a watch whose reader fell too far behind the changes.
-var ErrLagged = errors.New("watch fell behind")
 
 // watchBuffer is how many changes a watcher may have unread.
 const watchBuffer = 4096

@@ -23,26 +23,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/nubecloud/nube/errcode"
 	"github.com/nubecloud/nube/internal/wire"
 	"github.com/nubecloud/nube/remote"
-)
-
-// Errors a caller can tell apart with errors.Is.
-var (
-	// ErrNotFound: no such key, or no such group on this node.
-	ErrNotFound = errcode.New(errcode.NotFound, "not found")
-	// ErrNotMember: the node is not a member of the group.
-	ErrNotMember = errcode.New(errcode.Refused, "not a member of the group")
-	// ErrBadName: a group name, key or value that breaks the rules.
-	ErrBadName = errcode.New(errcode.BadRequest, "bad group name, key or value")
-	// ErrNoLeader: the group has no leader the call could reach in time
-	// (a majority of its members is down or cut off).
-	ErrNoLeader = errcode.New(errcode.Unreachable, "group has no reachable leader")
-	// ErrMachine wraps an error a StateMachine returned from Apply.
-	ErrMachine = errors.New("state machine")
-	// ErrClosed: the group was closed on this node.
-	ErrClosed = errors.New("group closed")
 )
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)

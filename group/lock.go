@@ -3,15 +3,10 @@ package group
 import (
 	"context"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
 )
-
-// ErrLockLost is the cause of a held lock's Lost channel closing: its
-// lease ran out before a renewal reached the leader.
-var ErrLockLost = errors.New("lock lost")
 
 // Lock is a lock held in a group. Its lease is renewed in the background
 // while the holder lives and reaches the leader; if the holder dies or is

@@ -1,7 +1,6 @@
 package group
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -88,10 +87,6 @@ type response struct {
 	NoRetryBackoff bool   `cbor:"5,keyasint,omitempty"`
 	Granted        bool   `cbor:"6,keyasint,omitempty"`
 }
-
-// ErrMalformed is wrapped by every error about a message that does not
-// hold together.
-var ErrMalformed = errors.New("malformed raft message")
 
 func toWireLog(l *raft.Log) wireLog {
 	w := wireLog{Index: l.Index, Term: l.Term, Type: uint8(l.Type), Data: l.Data, Ext: l.Extensions}

@@ -15,7 +15,6 @@ import (
 	mh "github.com/multiformats/go-multihash"
 
 	"github.com/nubecloud/nube/content"
-	"github.com/nubecloud/nube/errcode"
 	"github.com/nubecloud/nube/internal/identity"
 	"github.com/nubecloud/nube/internal/wire"
 	"github.com/nubecloud/nube/wasm"
@@ -39,15 +38,6 @@ const (
 // signContext is prefixed to a descriptor's body before signing, so that a
 // descriptor signature can never pass for a signature on anything else.
 const signContext = "nube service descriptor v1\x00"
-
-var (
-	// ErrBadDescriptor reports a descriptor that is malformed, oversized
-	// or breaks a rule (a bad name, both a module and stages…).
-	ErrBadDescriptor = errcode.New(errcode.Conflict, "bad service descriptor")
-	// ErrBadSignature reports a descriptor whose signature does not
-	// verify against its publisher's key: it was forged or altered.
-	ErrBadSignature = errcode.New(errcode.Conflict, "service descriptor signature does not verify")
-)
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
 

@@ -23,7 +23,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nubecloud/nube/content"
-	"github.com/nubecloud/nube/errcode"
 	"github.com/nubecloud/nube/internal/atomicfile"
 	"github.com/nubecloud/nube/internal/identity"
 	"github.com/nubecloud/nube/remote"
@@ -39,13 +38,6 @@ const maxCatalog = 4096
 
 // maxFound caps the descriptors one find reply carries.
 const maxFound = 64
-
-var (
-	// ErrNotFound reports a service no connected peer knows.
-	ErrNotFound = errcode.New(errcode.NotFound, "service not found")
-	// ErrAmbiguous reports a name that several users have published.
-	ErrAmbiguous = errcode.New(errcode.Conflict, "service name is ambiguous")
-)
 
 // Content is what the service layer uses of the content layer, to store
 // and fetch modules and descriptors. A *content.Service is one.

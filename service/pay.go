@@ -9,23 +9,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/nubecloud/nube/errcode"
 	"github.com/nubecloud/nube/internal/identity"
 	"github.com/nubecloud/nube/wasm"
-)
-
-var (
-	// ErrPayment: a priced run could not be paid for: no reserve, no
-	// ledger, over the credit limit, or a receipt that does not hold.
-	ErrPayment = errcode.New(errcode.Refused, "payment failed")
-	// ErrUnsettled: the node runs nothing more for this payer for now: a
-	// settlement of one of its runs here failed, or it has MaxOpenRuns
-	// runs here that the ledger has not settled yet. Another node may
-	// serve it.
-	ErrUnsettled = errcode.New(errcode.Refused, "payer has unsettled runs on this node")
-	// ErrNotOffered: the node does not run this service for this caller:
-	// its owner offers compute to other users, or at other prices.
-	ErrNotOffered = errcode.New(errcode.Refused, "node does not offer compute to this caller")
 )
 
 // Run kinds of payments and offers.

@@ -17,18 +17,6 @@ import (
 	"github.com/nubecloud/nube/wasm"
 )
 
-// Errors a run on another node can fail with, besides the wasm package's
-// (wasm.ErrTimeout, wasm.ErrMemoryLimit…), which come back as they were.
-var (
-	// ErrNoCompute: the node runs no code for others.
-	ErrNoCompute = errcode.New(errcode.Refused, "node runs no code for others")
-	// ErrBusy: every compute slot of the node is taken and its wait line
-	// is full.
-	ErrBusy = errcode.New(errcode.Busy, "node is busy")
-	// ErrModuleUnavailable: the node could not fetch the module.
-	ErrModuleUnavailable = errcode.New(errcode.Unreachable, "module could not be fetched")
-)
-
 // Error kinds on the wire. A kind the caller does not know is kept as
 // text; kindFailed is an error of no known kind.
 const (

@@ -20,10 +20,6 @@ import (
 // another user.
 const DefaultPayInterval = time.Hour
 
-// ErrNotOffered: the node does not hold spaces for this owner, or has no
-// room left in the disk budget its owner gave others.
-var ErrNotOffered = errcode.New(errcode.Refused, "node does not offer storage to this owner")
-
 // Payments pays the holders of this node's spaces and is paid for holding
 // other users' spaces; the ledger provides it.
 type Payments interface {

@@ -50,10 +50,6 @@ const (
 	keySize     = chacha20poly1305.KeySize
 )
 
-// ErrDecrypt reports ciphertext that does not open: tampered, truncated,
-// or sealed with a key this reader does not have.
-var ErrDecrypt = errors.New("ciphertext does not open: tampered, truncated or sealed with another key")
-
 // keyring is what a reader of a space holds: the index key, fixed for the
 // life of the space, and the data key of every epoch so far (index =
 // epoch). A revocation starts a new epoch, whose key revoked readers never

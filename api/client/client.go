@@ -40,9 +40,6 @@ const (
 // maxAnswer caps how much of an API answer the client reads.
 const maxAnswer = 16 << 20
 
-// ErrNoDaemon reports that no daemon is running on a data dir.
-var ErrNoDaemon = errors.New("no nube daemon is running")
-
 // WriteEndpoint records the API's URL and token in dataDir for the CLI.
 func WriteEndpoint(dataDir, url, token string) error {
 	if err := atomicfile.Write(filepath.Join(dataDir, TokenFile), []byte(token+"\n"), 0o600); err != nil {

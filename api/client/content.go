@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -53,11 +52,6 @@ func (c *Client) Add(ctx context.Context, body io.Reader, kind, name string, pin
 	}
 	return out, c.send(ctx, http.MethodPost, "/api/v0/add?"+q.Encode(), "application/octet-stream", body, &out)
 }
-
-// ErrNoHandoff reports a client that cannot hand files over to its node:
-// one not from Open, on a system that cannot, or on a node that takes
-// none.
-var ErrNoHandoff = errors.New("this client cannot hand files over to its node")
 
 // CanHandOver reports whether the client may hand files over to its node
 // (see Add, GetTo): it came from Open, and the node listens for them.
