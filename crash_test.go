@@ -159,7 +159,7 @@ func TestKillDuringAdd(t *testing.T) {
 	}
 	// The add that finished is whole and pinned; the cut-short one left
 	// no pin.
-	pins, err := n.Pins(ctx)
+	pins, err := n.Content().Pins(ctx)
 	if err != nil || len(pins) != 1 || !pins[0].CID.Equals(finished) {
 		t.Fatalf("pins after the kill: %v (%v); want only the finished add's %s", pins, err, finished)
 	}
@@ -175,7 +175,7 @@ func TestKillDuringAdd(t *testing.T) {
 	}
 	// The store works: GC clears the cut-short add's blocks, an add
 	// succeeds.
-	gc, err := n.GC(ctx)
+	gc, err := n.Content().GC(ctx)
 	if err != nil || gc.Removed != v.Checked-gc.Kept {
 		t.Fatalf("GC = %+v, %v; want all %d blocks of the cut-short add removed", gc, err, v.Checked-gc.Kept)
 	}
@@ -212,7 +212,7 @@ func TestGCDuringAdd(t *testing.T) {
 	<-started
 	gcDone := make(chan content.GCResult, 1)
 	go func() {
-		res, err := n.GC(ctx)
+		res, err := n.Content().GC(ctx)
 		if err != nil {
 			t.Error(err)
 		}
@@ -334,9 +334,9 @@ func TestKillDuringGet(t *testing.T) {
 	// Wait until the provider has given up the dead process's connection
 	// (QUIC's idle timeout): until then it may still be answering old
 	// wants, which is when the ban used to come.
-	nubetest.Eventually(t, ctx, func() bool { return len(prov.Host().Network().ConnsToPeer(n.ID())) <= 1 },
+	nubetest.Eventually(t, ctx, func() bool { return len(prov.Sys().Host().Network().ConnsToPeer(n.ID())) <= 1 },
 		func() string { return "the provider never dropped the killed process's connection" })
-	if n.Banned(prov.ID()) {
+	if n.Sys().Banned(prov.ID()) {
 		t.Fatal("the restarted node banned its honest provider")
 	}
 	if _, err := n.Ping(ctx, prov.ID()); err != nil {

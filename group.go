@@ -3,25 +3,26 @@ package nube
 import (
 	"context"
 
-	"github.com/libp2p/go-libp2p/core/peer"
-
 	"github.com/nubecloud/nube/group"
 )
 
-// Group forms or joins the replicated group name: this node and members,
-// each of which makes the same call (or joins later). A node that has the
-// group on disk reopens it with its log, and members is then ignored. See
-// package group for what a group offers.
-func (n *Node) Group(ctx context.Context, name string, members ...peer.ID) (*group.Group, error) {
-	return n.groups.Open(ctx, name, group.Options{Members: members})
+// Groups is what a program does with the node's replicated groups: open
+// (form, join or reopen) one and list them. The node owns the groups'
+// life: closing the node closes them. See package group for what a group
+// offers.
+type Groups interface {
+	// Open forms, joins or reopens the group name and returns it; a group
+	// open already is returned as it is. opts.Members forms it with those
+	// peers (each of which makes the same call), opts.Join joins it
+	// through one of its members, opts.Machine replicates a state machine
+	// of the program's own. A group on disk reopens with its log, and
+	// opts.Members is then ignored.
+	Open(ctx context.Context, name string, opts group.Options) (*group.Group, error)
+	// Names lists the groups this node keeps, open or on disk, sorted.
+	Names() []string
 }
 
-// OpenGroup opens the group name with options: to join an existing group
-// through one of its members, or to replicate a state machine of the
-// program's own.
-func (n *Node) OpenGroup(ctx context.Context, name string, opts group.Options) (*group.Group, error) {
-	return n.groups.Open(ctx, name, opts)
-}
+var _ Groups = (*group.Manager)(nil)
 
-// GroupNames lists the groups this node keeps, open or on disk.
-func (n *Node) GroupNames() []string { return n.groups.Names() }
+// Groups returns the node's groups layer.
+func (n *Node) Groups() Groups { return n.groups }

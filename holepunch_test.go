@@ -138,7 +138,7 @@ func punchNATTarget(t *testing.T, ctx context.Context, node *nube.Node) {
 	if err != nil {
 		fail("TARGET: %v", err)
 	}
-	h := node.Host()
+	h := node.Sys().Host()
 	if err := waitProtocol(ctx, h, holepunch.Protocol, time.Minute); err != nil {
 		fail("%v", err)
 	}

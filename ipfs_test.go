@@ -198,7 +198,7 @@ func TestRendezvous(t *testing.T) {
 		})).Node(0)
 	}
 	a, b := start("team", 0), start("team", 1)
-	if err := a.WaitConnected(ctx, b.ID()); err != nil {
+	if err := a.Sys().WaitConnected(ctx, b.ID()); err != nil {
 		t.Fatalf("the two nodes of one network never met: %v", err)
 	}
 	for _, p := range []struct{ from, to *nube.Node }{{a, b}, {b, a}} {
@@ -221,11 +221,11 @@ func TestRendezvous(t *testing.T) {
 	}
 	// Once identify has told each the other's protocols, a DHT decides.
 	nubetest.Eventually(t, ctx, func() bool {
-		ps, _ := other.Host().Peerstore().GetProtocols(a.ID())
-		qs, _ := a.Host().Peerstore().GetProtocols(other.ID())
+		ps, _ := other.Sys().Host().Peerstore().GetProtocols(a.ID())
+		qs, _ := a.Sys().Host().Peerstore().GetProtocols(other.ID())
 		return len(ps) > 0 && len(qs) > 0
 	}, func() string { return "identify never completed between the networks" })
-	if <-other.DHT().ForceRefresh(); other.Status().RoutingTable != 0 || a.DHT().RoutingTable().Find(other.ID()) != "" {
+	if <-other.Sys().DHT().ForceRefresh(); other.Status().RoutingTable != 0 || a.Sys().DHT().RoutingTable().Find(other.ID()) != "" {
 		t.Fatalf("nodes of two networks share a DHT: %d peers in the stranger's table", other.Status().RoutingTable)
 	}
 }

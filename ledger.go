@@ -150,9 +150,3 @@ func (o Offer) admitStorage(user peer.ID) func(owner peer.ID, bytes, held int64)
 func (o Offer) trustLedger(user peer.ID) func(node, u peer.ID) bool {
 	return func(node, u peer.ID) bool { return o.trusts(user, node, u) }
 }
-
-// Offer returns what the node offers others, as it was started.
-func (n *Node) Offer() Offer { return n.cfg.Offer }
-
-// NoStorage reports whether the node refuses to hold other users' spaces.
-func (n *Node) NoStorage() bool { return n.cfg.NoStorage }

@@ -287,7 +287,7 @@ func startNATNode(t *testing.T, ctx context.Context) *nube.Node {
 	}
 	t.Cleanup(func() { node.Close() })
 	natReport("id", node.ID().String())
-	sub, err := node.Host().EventBus().Subscribe([]any{new(event.EvtLocalAddressesUpdated), new(event.EvtLocalProtocolsUpdated)})
+	sub, err := node.Sys().Host().EventBus().Subscribe([]any{new(event.EvtLocalAddressesUpdated), new(event.EvtLocalProtocolsUpdated)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,7 +320,7 @@ func startNATNode(t *testing.T, ctx context.Context) *nube.Node {
 			circuit := slices.ContainsFunc(node.Addrs(), isCircuit)
 			report("circuit", circuit)
 			report("relayed", circuit && node.Status().RoutingTable > 0)
-			report("dcutr", slices.Contains(node.Host().Mux().Protocols(), holepunch.Protocol))
+			report("dcutr", slices.Contains(node.Sys().Host().Mux().Protocols(), holepunch.Protocol))
 		}
 	}()
 	if n, _ := strconv.Atoi(natEnv("FILES")); n > 0 {
@@ -366,8 +366,8 @@ func callNATTarget(t *testing.T, ctx context.Context, node *nube.Node) {
 	natReport("met", time.Since(start).Round(time.Millisecond).String())
 	for i, c := range strings.Fields(natEnv("CIDS")) {
 		// Forget A: this round must find it again through the DHT.
-		node.Host().Network().ClosePeer(target)
-		node.Host().Peerstore().ClearAddrs(target)
+		node.Sys().Host().Network().ClosePeer(target)
+		node.Sys().Host().Peerstore().ClearAddrs(target)
 		round := time.Now()
 		rctx, cancel := context.WithTimeout(ctx, time.Minute)
 		call := func() error {
@@ -388,10 +388,10 @@ func callNATTarget(t *testing.T, ctx context.Context, node *nube.Node) {
 		for _, step := range steps {
 			if err := step(); err != nil {
 				var conns []string
-				for _, c := range node.Host().Network().ConnsToPeer(target) {
+				for _, c := range node.Sys().Host().Network().ConnsToPeer(target) {
 					conns = append(conns, fmt.Sprintf("%s limited=%v", c.RemoteMultiaddr(), c.Stat().Limited))
 				}
-				natReport("state", fmt.Sprintf("%v to A, connections %v, A's addresses %v", node.Host().Network().Connectedness(target), conns, node.Host().Peerstore().Addrs(target)))
+				natReport("state", fmt.Sprintf("%v to A, connections %v, A's addresses %v", node.Sys().Host().Network().Connectedness(target), conns, node.Sys().Host().Peerstore().Addrs(target)))
 				cancel()
 				natReport("fail", fmt.Sprintf("round %d (%s): %v", i, what, err))
 				t.Fatalf("round %d (%s): %v", i, what, err)
@@ -404,7 +404,7 @@ func callNATTarget(t *testing.T, ctx context.Context, node *nube.Node) {
 
 // linkKind says whether n's connections to p go through a relay.
 func linkKind(n *nube.Node, p peer.ID) string {
-	for _, c := range n.Host().Network().ConnsToPeer(p) {
+	for _, c := range n.Sys().Host().Network().ConnsToPeer(p) {
 		if !c.Stat().Limited && !strings.Contains(c.RemoteMultiaddr().String(), "p2p-circuit") {
 			return "direct"
 		}
@@ -431,12 +431,12 @@ func TestConnectAfterStaleAddresses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.Host().Network().ClosePeer(a.ID())
-	b.Host().Peerstore().ClearAddrs(a.ID())
-	if err := b.Host().Connect(ctx, peer.AddrInfo{ID: a.ID(), Addrs: []multiaddr.Multiaddr{stale}}); err != nil {
+	b.Sys().Host().Network().ClosePeer(a.ID())
+	b.Sys().Host().Peerstore().ClearAddrs(a.ID())
+	if err := b.Sys().Host().Connect(ctx, peer.AddrInfo{ID: a.ID(), Addrs: []multiaddr.Multiaddr{stale}}); err != nil {
 		t.Fatalf("connect with a stale address: %v", err)
 	}
-	if got := b.Host().Network().Connectedness(a.ID()); got != network.Connected {
+	if got := b.Sys().Host().Network().Connectedness(a.ID()); got != network.Connected {
 		t.Fatalf("after Connect: %v", got)
 	}
 }
@@ -454,22 +454,22 @@ func TestIdentifyFailedRedials(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, b := c.Node(0), c.Node(1)
-	protos, err := a.Host().Peerstore().GetProtocols(b.ID())
+	protos, err := a.Sys().Host().Peerstore().GetProtocols(b.ID())
 	if err != nil || len(protos) == 0 {
 		t.Fatalf("node 1's protocols: %v, %v", protos, err)
 	}
-	em, err := a.Host().EventBus().Emitter(new(event.EvtPeerIdentificationFailed))
+	em, err := a.Sys().Host().EventBus().Emitter(new(event.EvtPeerIdentificationFailed))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer em.Close()
-	if err := a.Host().Peerstore().RemoveProtocols(b.ID(), protos...); err != nil {
+	if err := a.Sys().Host().Peerstore().RemoveProtocols(b.ID(), protos...); err != nil {
 		t.Fatal(err)
 	}
-	a.DHT().RoutingTable().RemovePeer(b.ID())
+	a.Sys().DHT().RoutingTable().RemovePeer(b.ID())
 	if err := em.Emit(event.EvtPeerIdentificationFailed{Peer: b.ID(), Reason: errors.New("test: identify failed")}); err != nil {
 		t.Fatal(err)
 	}
-	nubetest.Eventually(t, ctx, func() bool { return a.DHT().RoutingTable().Find(b.ID()) != "" },
+	nubetest.Eventually(t, ctx, func() bool { return a.Sys().DHT().RoutingTable().Find(b.ID()) != "" },
 		func() string { return "a peer whose identify failed never came back into the DHT's table" })
 }

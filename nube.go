@@ -15,29 +15,22 @@ package nube
 import (
 	"cmp"
 	"context"
-	"crypto"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"sort"
 	"strings"
 	"time"
 
-	dht "github.com/libp2p/go-libp2p-kad-dht"
-	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/nubecloud/nube/content"
 	"github.com/nubecloud/nube/group"
@@ -59,15 +52,14 @@ const Version = "0.1.0-dev"
 // machine), the node falls back to a port the OS picks.
 const DefaultPort = 4040
 
-// Files in a data dir.
+// Files in a data dir. The layers' directories are named beside their
+// starters (layers.go).
 const (
-	NodeKeyFile  = "node.key"
-	UserKeyFile  = "user.key"
-	LockFile     = "lock"
+	NodeKeyFile = "node.key"
+	UserKeyFile = "user.key"
+	LockFile    = "lock"
+	// PeerBookFile is the p2p host's peer book, in HostDir.
 	PeerBookFile = "peers.json"
-	BlocksDir    = "blocks"
-	GroupsDir    = "groups"
-	SpacesDir    = "spaces"
 )
 
 // Config configures a Node. The zero value is a working node: an ephemeral
@@ -227,6 +219,8 @@ type Node struct {
 	groups  *group.Manager
 	spaces  *space.Manager
 	ledger  *ledger.Manager
+	nodeKey ed25519.PrivateKey
+	up      int // layers begun (layers.go)
 	started time.Time
 }
 
@@ -247,167 +241,6 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.log.Info("node started", "peer", n.host.ID(), "user", n.userID, "addrs", n.host.Addrs())
 	return n, nil
-}
-
-func (n *Node) start(ctx context.Context) error {
-	cfg := n.cfg
-	var listen, fallback []ma.Multiaddr
-	if !cfg.NoListen {
-		var err error
-		if listen, fallback, err = listenAddrs(cfg.ListenAddrs); err != nil {
-			return err
-		}
-	}
-	boot, err := ParseAddrInfos(cfg.Bootstrap)
-	if err != nil {
-		return fmt.Errorf("bootstrap: %w", err)
-	}
-	var ipfsBoot []peer.AddrInfo // nil: the public network's peers
-	if len(cfg.IPFSBootstrap) > 0 {
-		if ipfsBoot, err = ParseAddrInfos(cfg.IPFSBootstrap); err != nil {
-			return fmt.Errorf("IPFS bootstrap: %w", err)
-		}
-	}
-	nodeKey, err := n.openDataDir()
-	if err != nil {
-		return err
-	}
-	libKey, err := identity.LibP2P(nodeKey)
-	if err != nil {
-		return err
-	}
-	n.reg = prometheus.NewRegistry()
-	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	pcfg := p2p.Config{
-		Key:         libKey,
-		ListenAddrs: listen,
-		Bootstrap:   boot,
-		IPFS:        !cfg.NoIPFS,
-		// nil, not empty: the public network's peers.
-		IPFSBootstrap: ipfsBoot,
-		Network:       cfg.Network,
-		MDNS:          !cfg.NoMDNS,
-		RelayService:  cfg.RelayService,
-		PortMap:       !cfg.NoPortMap,
-		MaxMemory:     cfg.MaxMemory,
-		Dial:          cfg.Dial,
-		Registerer:    n.reg,
-		Logger:        n.log,
-		// The remote-call policy, not the resource manager, decides how
-		// many calls a peer may have waiting.
-		ProtocolStreams: map[protocol.ID]int{remote.Protocol: max(256, cfg.Remote.Streams())},
-	}
-	pcfg.PeerBook = n.inDataDir(PeerBookFile)
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	n.host, err = p2p.New(ctx, pcfg)
-	if errors.Is(err, p2p.ErrAddrInUse) && fallback != nil {
-		n.log.Info("default port just taken; listening on a port the OS picks", "port", DefaultPort)
-		pcfg.ListenAddrs = fallback
-		n.host, err = p2p.New(ctx, pcfg)
-	}
-	if err != nil {
-		return err
-	}
-	if n.store, err = content.OpenStore(n.inDataDir(BlocksDir)); err != nil {
-		return err
-	}
-	ccfg := content.Config{
-		Host:       n.host,
-		Routing:    n.host.DHT,
-		Store:      n.store,
-		ProvideAll: cfg.ProvideAll,
-		Logger:     n.log,
-	}
-	if n.host.IPFS != nil {
-		ccfg.Public = n.host.IPFS
-	}
-	n.content, err = content.New(ctx, ccfg)
-	if err != nil {
-		return err
-	}
-	n.remote, err = remote.New(ctx, remote.Config{
-		Host:     n.host,
-		FindPeer: n.host.FindPeer,
-		Policy:   cfg.Remote,
-		Logger:   n.log,
-	})
-	if err != nil {
-		return err
-	}
-	n.groups, err = group.New(ctx, group.Config{
-		Host:             n.host,
-		Remote:           n.remote,
-		FindPeer:         n.host.FindPeer,
-		Dir:              n.inDataDir(GroupsDir),
-		HeartbeatTimeout: cfg.GroupHeartbeat,
-		Logger:           n.log,
-	})
-	if err != nil {
-		return err
-	}
-	n.ledger, err = ledger.New(ctx, ledger.Config{
-		Host:            n.host,
-		Remote:          n.remote,
-		Groups:          n.groups,
-		Routing:         n.host.DHT,
-		UserKey:         n.userKey,
-		Dir:             cfg.DataDir,
-		Trust:           cfg.Offer.trustLedger(n.userID),
-		StoragePrice:    cfg.Offer.StoragePrice,
-		MaxStoragePrice: cfg.Offer.MaxStoragePrice,
-		TickInterval:    cfg.LedgerTick,
-		Logger:          n.log,
-	})
-	if err != nil {
-		return err
-	}
-	n.svc, err = service.New(ctx, service.Config{
-		Host:        n.host,
-		Routing:     n.host.DHT,
-		Content:     n.content,
-		Remote:      n.remote,
-		UserKey:     n.userKey,
-		NoCompute:   cfg.NoCompute,
-		Slots:       cfg.ComputeSlots,
-		MaxLimits:   cfg.ComputeLimits,
-		Interpreter: cfg.ComputeInterpreter,
-		OtherSlots:  cfg.Offer.Jobs,
-		Payments:    n.ledger.Compute(),
-		Admit:       cfg.Offer.admitCompute(n.host.ID(), n.userID),
-		Dir:         cfg.DataDir,
-		Registerer:  n.reg,
-		Logger:      n.log,
-	})
-	if err != nil {
-		return err
-	}
-	n.spaces, err = space.New(ctx, space.Config{
-		Host:           n.host,
-		Content:        n.content,
-		Remote:         n.remote,
-		Routing:        n.host.DHT,
-		UserKey:        n.userKey,
-		Dir:            n.inDataDir(SpacesDir),
-		RepairGrace:    cfg.SpaceRepairGrace,
-		RepairInterval: cfg.SpaceRepairInterval,
-		NoStorage:      cfg.NoStorage,
-		Admit:          cfg.Offer.admitStorage(n.userID),
-		Payments:       n.ledger.Storage(),
-		PayInterval:    cfg.SpacePayInterval,
-		Logger:         n.log,
-	})
-	return err
-}
-
-// inDataDir returns the path of name in the data dir, or "" (in memory)
-// for a node without one.
-func (n *Node) inDataDir(name string) string {
-	if n.cfg.DataDir == "" {
-		return ""
-	}
-	return filepath.Join(n.cfg.DataDir, name)
 }
 
 // openDataDir creates and locks the data dir and loads (or creates) the two
@@ -542,77 +375,14 @@ func (n *Node) ID() peer.ID { return n.host.ID() }
 // UserID returns the ID of the user key the node runs for.
 func (n *Node) UserID() peer.ID { return n.userID }
 
-// UserKey returns the signer of the user the node runs for (an ed25519 key). Layers that
-// sign on the user's behalf use it; never send it anywhere.
-func (n *Node) UserKey() crypto.Signer { return n.userKey }
-
-// Host returns the node's libp2p host, for layers that speak their own
-// protocols on it.
-func (n *Node) Host() host.Host { return n.host }
-
-// DHT returns the node's Kademlia DHT (the /nube network's, not IPFS's).
-func (n *Node) DHT() *dht.IpfsDHT { return n.host.DHT }
-
-// IPFSDHT returns the node's client of the IPFS public DHT, or nil if the
-// node stays off it (Config.NoIPFS).
-func (n *Node) IPFSDHT() *dht.IpfsDHT { return n.host.IPFS }
-
-// WaitConnected waits until the node has a connection to p.
-func (n *Node) WaitConnected(ctx context.Context, p peer.ID) error {
-	return n.host.WaitConnected(ctx, p)
-}
-
-// Ban cuts every connection to p and refuses new ones, both ways, for d.
-// The peer's addresses are kept, so that once the ban ends it can be
-// dialled again. Ban only on proof that p misbehaved.
-func (n *Node) Ban(p peer.ID, d time.Duration) { n.host.Ban(p, d) }
-
-// Unban ends p's ban now.
-func (n *Node) Unban(p peer.ID) { n.host.Unban(p) }
-
-// Banned reports whether p is banned now.
-func (n *Node) Banned(p peer.ID) bool { return n.host.Banned(p) }
-
-// Remote returns the node's remote-call endpoint. With it the node is a
-// remote.Node: F.At(node, peer).Call(ctx, x) calls F on peer.
+// Remote returns the node's remote-call endpoint, the remote layer: with
+// it the node is a remote.Node, so F.At(node, peer).Call(ctx, x) calls F
+// on peer.
 func (n *Node) Remote() *remote.Endpoint { return n.remote }
 
-// Services is the node's service layer as a program uses it: what a
-// service.Manager does, without its lifecycle or its sandbox runtime, which
-// the node owns.
-type Services interface {
-	// Publish adds a module, signs its descriptor and announces it.
-	Publish(ctx context.Context, code io.Reader, opt service.PublishOptions) (*service.Descriptor, error)
-	// Resolve finds the descriptor a name or CID stands for.
-	Resolve(ctx context.Context, ref string) (*service.Descriptor, error)
-	// Find asks this node's peers for services matching query.
-	Find(ctx context.Context, query string) ([]service.Info, error)
-	// Known lists the catalogue's services matching query.
-	Known(query string) []service.Info
-	// Runs lists the latest runs this node did for callers.
-	Runs() []service.Record
-	// Calls lists the latest calls this node made.
-	Calls() []service.CallRecord
-	// Service returns the service or pipeline ref names, ready to call.
-	Service(ref string) *service.Pipeline
-	// Computes reports whether this node runs modules.
-	Computes() bool
-}
-
-var _ Services = (*service.Manager)(nil)
-
-// Services returns the node's service layer: publish, find, run.
-func (n *Node) Services() Services { return n.svc }
-
-// Service returns the service (or pipeline, "a | b") ref names, ready to
-// call: node.Service("wc").Call(ctx, text).
-func (n *Node) Service(ref string) *service.Pipeline { return n.svc.Service(ref) }
-
-// Metrics returns the registry holding the node's Prometheus metrics.
-func (n *Node) Metrics() *prometheus.Registry { return n.reg }
-
-// DataDir returns the node's data dir, empty for an in-memory node.
-func (n *Node) DataDir() string { return n.cfg.DataDir }
+// Config returns the Config the node was started with, defaults not
+// filled in: its data dir, its offer, whether it holds others' spaces.
+func (n *Node) Config() Config { return n.cfg }
 
 // Addrs returns the node's full multiaddrs (with /p2p/<peer ID>), the ones
 // to give another node to connect or bootstrap to.
@@ -622,11 +392,6 @@ func (n *Node) Addrs() []ma.Multiaddr {
 	}
 	out, _ := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: n.host.ID(), Addrs: n.host.Addrs()})
 	return out
-}
-
-// AddrInfo returns the node's peer ID with its listen addresses.
-func (n *Node) AddrInfo() peer.AddrInfo {
-	return peer.AddrInfo{ID: n.host.ID(), Addrs: n.host.Addrs()}
 }
 
 // Connect dials the peer at addr, a multiaddr ending in /p2p/<peer ID>, and
@@ -659,12 +424,6 @@ func (n *Node) Ping(ctx context.Context, p peer.ID) (time.Duration, error) {
 		}
 	}
 	return n.host.Ping(ctx, p)
-}
-
-// FindPeer returns p's addresses, looking it up in the DHT when it is not
-// connected.
-func (n *Node) FindPeer(ctx context.Context, p peer.ID) (peer.AddrInfo, error) {
-	return n.host.FindPeer(ctx, p)
 }
 
 // PeerInfo describes a connected peer.
@@ -759,69 +518,7 @@ func (n *Node) WaitPeers(ctx context.Context, k int) error {
 	return n.host.WaitPeers(ctx, k)
 }
 
-// Close stops the node and everything it started, saves its peer book and
-// releases the data dir. It is safe to call more than once.
-func (n *Node) Close() error {
-	var err error
-	if n.spaces != nil {
-		err = n.spaces.Close()
-	}
-	if n.svc != nil {
-		err = errors.Join(err, n.svc.Close())
-	}
-	if n.ledger != nil {
-		err = errors.Join(err, n.ledger.Close())
-	}
-	if n.groups != nil {
-		err = errors.Join(err, n.groups.Close())
-	}
-	if n.remote != nil {
-		err = errors.Join(err, n.remote.Close())
-	}
-	if n.content != nil {
-		err = errors.Join(err, n.content.Close())
-	}
-	if n.host != nil {
-		err = errors.Join(err, n.host.Close())
-	}
-	if n.store != nil {
-		err = errors.Join(err, n.store.Close())
-	}
-	if n.lock != nil {
-		err = errors.Join(err, n.lock.Unlock())
-	}
-	return err
-}
-
-// Traffic is what the node has sent and received over libp2p: bytes since
-// it started, and rates over the last seconds, in all and per protocol.
-type Traffic struct {
-	In        int64             `json:"in"`
-	Out       int64             `json:"out"`
-	RateIn    float64           `json:"rate_in"`  // bytes per second
-	RateOut   float64           `json:"rate_out"` // bytes per second
-	Protocols []ProtocolTraffic `json:"protocols"`
-}
-
-// ProtocolTraffic is one protocol's share of the Traffic.
-type ProtocolTraffic struct {
-	Protocol string  `json:"protocol"`
-	In       int64   `json:"in"`
-	Out      int64   `json:"out"`
-	RateIn   float64 `json:"rate_in"`
-	RateOut  float64 `json:"rate_out"`
-}
-
-// Traffic returns the node's traffic, protocols sorted by bytes moved.
-func (n *Node) Traffic() Traffic {
-	total, by := n.host.Bandwidth()
-	t := Traffic{In: total.TotalIn, Out: total.TotalOut, RateIn: total.RateIn, RateOut: total.RateOut,
-		Protocols: make([]ProtocolTraffic, 0, len(by))}
-	for p, s := range by {
-		t.Protocols = append(t.Protocols, ProtocolTraffic{Protocol: string(p), In: s.TotalIn, Out: s.TotalOut, RateIn: s.RateIn, RateOut: s.RateOut})
-	}
-	slices.SortFunc(t.Protocols, func(a, b ProtocolTraffic) int {
-		return cmp.Compare(b.In+b.Out, a.In+a.Out)
-	})
-	return t
-}
+// Close stops the node and every layer it started, in reverse order,
+// saves its peer book and releases the data dir. It is safe to call more
+// than once.
+func (n *Node) Close() error { return n.closeLayers() }

@@ -50,7 +50,7 @@ func TestZeroConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	if err := b.WaitConnected(ctx, a.ID()); err != nil {
+	if err := b.Sys().WaitConnected(ctx, a.ID()); err != nil {
 		t.Fatalf("zero-config nodes did not find each other by mDNS: %v", err)
 	}
 	if a.ID() == b.ID() || a.UserID() == b.UserID() {
@@ -146,23 +146,23 @@ func TestDHTFindsEveryPeer(t *testing.T) {
 			}
 			target := c.Node(j)
 			forget(seeker, target.ID())
-			ai, err := seeker.FindPeer(ctx, target.ID())
+			ai, err := seeker.Sys().FindPeer(ctx, target.ID())
 			if err != nil {
 				inRT, withAddrs := 0, 0
 				for _, n := range c.Nodes() {
-					if n.DHT().RoutingTable().Find(target.ID()) != "" {
+					if n.Sys().DHT().RoutingTable().Find(target.ID()) != "" {
 						inRT++
 					}
-					if len(n.Host().Peerstore().Addrs(target.ID())) > 0 {
+					if len(n.Sys().Host().Peerstore().Addrs(target.ID())) > 0 {
 						withAddrs++
 					}
 				}
-				t.Logf("seeker routing table: %d peers; target is in %d routing tables; %d nodes know its addresses", seeker.DHT().RoutingTable().Size(), inRT, withAddrs)
+				t.Logf("seeker routing table: %d peers; target is in %d routing tables; %d nodes know its addresses", seeker.Sys().DHT().RoutingTable().Size(), inRT, withAddrs)
 				t.Fatalf("node %d looking for node %d: %v", i, j, err)
 			}
-			if !sharesAddr(ai.Addrs, target.AddrInfo().Addrs) {
+			if !sharesAddr(ai.Addrs, target.Sys().AddrInfo().Addrs) {
 				t.Fatalf("node %d found node %d at %s, but it listens on %s", i, j,
-					addrsString(ai.Addrs), addrsString(target.AddrInfo().Addrs))
+					addrsString(ai.Addrs), addrsString(target.Sys().AddrInfo().Addrs))
 			}
 		}
 	}
@@ -175,11 +175,11 @@ func forget(n *nube.Node, p peer.ID) {
 	// refresh); forget again until it has not, so that the lookup starts
 	// from nothing rather than from a fresh connection whose addresses
 	// were just cleared.
-	h := n.Host()
+	h := n.Sys().Host()
 	for range 20 {
 		h.Network().ClosePeer(p)
 		h.Peerstore().ClearAddrs(p)
-		n.DHT().RoutingTable().RemovePeer(p)
+		n.Sys().DHT().RoutingTable().RemovePeer(p)
 		if h.Network().Connectedness(p) != network.Connected {
 			return
 		}
@@ -251,12 +251,12 @@ func TestBanKeepsAddresses(t *testing.T) {
 	c := nubetest.Cluster(t, 2)
 	a, b := c.Node(0), c.Node(1)
 	ctx := nubetest.Context(t, 30*time.Second)
-	a.Ban(b.ID(), time.Hour)
+	a.Sys().Ban(b.ID(), time.Hour)
 	if _, err := a.Ping(ctx, b.ID()); err == nil {
 		t.Fatal("ping of a banned peer succeeded")
 	}
-	a.Unban(b.ID())
-	if err := a.Host().Connect(ctx, peer.AddrInfo{ID: b.ID()}); err != nil {
+	a.Sys().Unban(b.ID())
+	if err := a.Sys().Host().Connect(ctx, peer.AddrInfo{ID: b.ID()}); err != nil {
 		t.Fatalf("dial by ID after the ban: %v", err)
 	}
 	if _, err := a.Ping(ctx, b.ID()); err != nil {
@@ -315,7 +315,7 @@ func TestPortNotShared(t *testing.T) {
 	ctx := nubetest.Context(t, 30*time.Second)
 	first := nubetest.Cluster(t, 1).Node(0)
 	var port string
-	for _, a := range first.Host().Network().ListenAddresses() {
+	for _, a := range first.Sys().Host().Network().ListenAddresses() {
 		if p, err := a.ValueForProtocol(ma.P_TCP); err == nil {
 			port = p
 		}
@@ -363,4 +363,86 @@ func TestConfigValidate(t *testing.T) {
 	if err := (nube.Config{}).Validate(); err != nil {
 		t.Fatalf("the zero Config: %v", err)
 	}
+}
+
+// TestOldDataDirLayout starts a node on a data dir laid out as before each
+// layer had a directory of its own (ledger.json, services.json,
+// wasm-cache/ and peers.json at the top): the files move into their
+// layers' directories with their content, and the node keeps its identity.
+func TestOldDataDirLayout(t *testing.T) {
+	t.Parallel()
+	ctx := nubetest.Context(t, 60*time.Second)
+	cfg := nubetest.TestConfig()
+	cfg.DataDir = t.TempDir()
+	a, err := nube.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := a.ID()
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	dir := cfg.DataDir
+	// Put it back as an older nube kept it.
+	old := map[string]string{ // old path → new path
+		"ledger.json":   filepath.Join(nube.LedgerDir, "ledger.json"),
+		"services.json": filepath.Join(nube.ServicesDir, "services.json"),
+		"peers.json":    filepath.Join(nube.HostDir, nube.PeerBookFile),
+		"wasm-cache":    filepath.Join(nube.ServicesDir, "wasm-cache"),
+	}
+	for _, to := range old {
+		if err := os.RemoveAll(filepath.Join(dir, to)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string]string{
+		"ledger.json":   `{"leader":"` + id.String() + `"}`,
+		"services.json": `{"descriptors":[]}`,
+		"peers.json":    `{}`,
+	}
+	for name, body := range want {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "wasm-cache"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "wasm-cache", "module"), []byte("compiled"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	b, err := nube.Start(ctx, cfg)
+	if err != nil {
+		t.Fatalf("start on the old layout: %v", err)
+	}
+	if b.ID() != id {
+		t.Errorf("identity changed: %s, was %s", b.ID(), id)
+	}
+	for from, to := range old {
+		if _, err := os.Lstat(filepath.Join(dir, from)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s still at the data dir's top (%v)", from, err)
+		}
+		if _, err := os.Lstat(filepath.Join(dir, to)); err != nil {
+			t.Errorf("%s not moved to %s: %v", from, to, err)
+		}
+	}
+	for _, name := range []string{"ledger.json", "services.json"} {
+		got, err := os.ReadFile(filepath.Join(dir, old[name]))
+		if err != nil || string(got) != want[name] {
+			t.Errorf("%s = %q, %v; want %q", old[name], got, err, want[name])
+		}
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, nube.ServicesDir, "wasm-cache", "module")); err != nil || string(got) != "compiled" {
+		t.Errorf("wasm-cache/module = %q, %v", got, err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// And it starts again on the layout it made.
+	c, err := nube.Start(ctx, cfg)
+	if err != nil {
+		t.Fatalf("restart on the new layout: %v", err)
+	}
+	c.Close()
 }

@@ -45,18 +45,18 @@ func TestRelay(t *testing.T) {
 
 	serveEcho(b)
 
-	if len(a.Host().Network().ConnsToPeer(b.ID())) > 0 {
+	if len(a.Sys().Host().Network().ConnsToPeer(b.ID())) > 0 {
 		t.Fatal("A is connected to B before dialling it: B must have dialled A, which listens nowhere")
 	}
-	ai := peer.AddrInfo{ID: b.ID(), Addrs: r.Host().Peerstore().Addrs(b.ID())}
+	ai := peer.AddrInfo{ID: b.ID(), Addrs: r.Sys().Host().Peerstore().Addrs(b.ID())}
 	if !hasCircuit(ai.Addrs) {
 		t.Fatalf("R holds no relay address for B: %v", ai.Addrs)
 	}
-	if err := a.Host().Connect(network.WithAllowLimitedConn(ctx, "test"), ai); err != nil {
+	if err := a.Sys().Host().Connect(network.WithAllowLimitedConn(ctx, "test"), ai); err != nil {
 		t.Fatalf("connect through the relay: %v", err)
 	}
 	// Neither listens, so every connection between them goes through R.
-	conns := a.Host().Network().ConnsToPeer(b.ID())
+	conns := a.Sys().Host().Network().ConnsToPeer(b.ID())
 	if len(conns) == 0 {
 		t.Fatal("A has no connection to B after connecting")
 	}
@@ -102,15 +102,15 @@ func TestRelayFoundByDHT(t *testing.T) {
 	waitRelayAddr(ctx, t, r, a, b)
 	serveEcho(b)
 	for round := range 4 {
-		a.Host().Network().ClosePeer(b.ID())
-		a.Host().Peerstore().ClearAddrs(b.ID())
+		a.Sys().Host().Network().ClosePeer(b.ID())
+		a.Sys().Host().Peerstore().ClearAddrs(b.ID())
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		if err := a.Host().Connect(rctx, peer.AddrInfo{ID: b.ID()}); err != nil {
+		if err := a.Sys().Host().Connect(rctx, peer.AddrInfo{ID: b.ID()}); err != nil {
 			cancel()
 			t.Fatalf("round %d: connect to B by its peer ID: %v", round, err)
 		}
-		if !hasCircuit(a.Host().Peerstore().Addrs(b.ID())) {
-			t.Errorf("round %d: the lookup gave no circuit address for B: %v", round, a.Host().Peerstore().Addrs(b.ID()))
+		if !hasCircuit(a.Sys().Host().Peerstore().Addrs(b.ID())) {
+			t.Errorf("round %d: the lookup gave no circuit address for B: %v", round, a.Sys().Host().Peerstore().Addrs(b.ID()))
 		}
 		for i := range 3 {
 			if got, err := echo(rctx, a, b, "hi"); err != nil || got != "echo: hi" {
@@ -127,7 +127,7 @@ var echoProtocol = wire.Protocol("test-echo", 1)
 
 // serveEcho makes n answer echoProtocol.
 func serveEcho(n *nube.Node) {
-	n.Host().SetStreamHandler(echoProtocol, func(s network.Stream) {
+	n.Sys().Host().SetStreamHandler(echoProtocol, func(s network.Stream) {
 		defer s.Close()
 		ws := wire.NewStream(s)
 		var m string
@@ -140,7 +140,7 @@ func serveEcho(n *nube.Node) {
 // echo sends m to b on a new echoProtocol stream from a and returns the
 // answer.
 func echo(ctx context.Context, a, b *nube.Node, m string) (string, error) {
-	s, err := a.Host().NewStream(ctx, b.ID(), echoProtocol)
+	s, err := a.Sys().Host().NewStream(ctx, b.ID(), echoProtocol)
 	if err != nil {
 		return "", fmt.Errorf("new stream: %w", err)
 	}
@@ -187,7 +187,7 @@ func waitRelayAddr(ctx context.Context, t *testing.T, r *nube.Node, nodes ...*nu
 
 func waitRelayAddrOf(ctx context.Context, t *testing.T, r, n *nube.Node) {
 	t.Helper()
-	addrs, err := n.Host().EventBus().Subscribe(new(event.EvtLocalAddressesUpdated))
+	addrs, err := n.Sys().Host().EventBus().Subscribe(new(event.EvtLocalAddressesUpdated))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,8 +202,8 @@ func waitRelayAddrOf(ctx context.Context, t *testing.T, r, n *nube.Node) {
 			t.Fatalf("%s never advertised a relay address; its addresses: %v", n.ID(), n.Addrs())
 		}
 	}
-	nubetest.Eventually(t, ctx, func() bool { return hasCircuit(r.Host().Peerstore().Addrs(n.ID())) }, func() string {
-		return fmt.Sprintf("relay never learnt %s's circuit address; it knows %v", n.ID(), r.Host().Peerstore().Addrs(n.ID()))
+	nubetest.Eventually(t, ctx, func() bool { return hasCircuit(r.Sys().Host().Peerstore().Addrs(n.ID())) }, func() string {
+		return fmt.Sprintf("relay never learnt %s's circuit address; it knows %v", n.ID(), r.Sys().Host().Peerstore().Addrs(n.ID()))
 	})
 }
 
@@ -237,13 +237,13 @@ func TestRelayedClosedOnceDirect(t *testing.T) {
 	b := listenNowhere(t)
 	ctx := nubetest.Context(t, time.Minute)
 	waitRelayAddr(ctx, t, r, b)
-	ai := peer.AddrInfo{ID: b.ID(), Addrs: r.Host().Peerstore().Addrs(b.ID())}
-	if err := a.Host().Connect(ctx, ai); err != nil {
+	ai := peer.AddrInfo{ID: b.ID(), Addrs: r.Sys().Host().Peerstore().Addrs(b.ID())}
+	if err := a.Sys().Host().Connect(ctx, ai); err != nil {
 		t.Fatalf("connect through the relay: %v", err)
 	}
 	relayed := func() int {
 		n := 0
-		for _, c := range a.Host().Network().ConnsToPeer(b.ID()) {
+		for _, c := range a.Sys().Host().Network().ConnsToPeer(b.ID()) {
 			if strings.Contains(c.RemoteMultiaddr().String(), "/p2p-circuit") {
 				n++
 			}
@@ -255,7 +255,7 @@ func TestRelayedClosedOnceDirect(t *testing.T) {
 	}
 	// B reaches A directly, as a hole punch would have it. (A plain
 	// Connect would return at once: the relayed connection is a full one.)
-	if err := b.Host().Connect(network.WithForceDirectDial(ctx, "test"), peer.AddrInfo{ID: a.ID(), Addrs: a.Host().Addrs()}); err != nil {
+	if err := b.Sys().Host().Connect(network.WithForceDirectDial(ctx, "test"), peer.AddrInfo{ID: a.ID(), Addrs: a.Sys().Host().Addrs()}); err != nil {
 		t.Fatal(err)
 	}
 	nubetest.Eventually(t, ctx, func() bool { return relayed() == 0 }, func() string {

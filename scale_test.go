@@ -49,9 +49,9 @@ func TestHundredNodes(t *testing.T) {
 		if from == to {
 			continue
 		}
-		from.Host().Network().ClosePeer(to.ID())
+		from.Sys().Host().Network().ClosePeer(to.ID())
 		fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		ai, err := from.FindPeer(fctx, to.ID())
+		ai, err := from.Sys().FindPeer(fctx, to.ID())
 		cancel()
 		if err != nil || len(ai.Addrs) == 0 {
 			t.Fatalf("lookup %d: %s could not find %s among %d nodes: %v", k, from.ID(), to.ID(), n, err)
@@ -71,7 +71,7 @@ func TestHundredNodes(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- c.Node(i).Pin(ctx, root)
+			errs <- c.Node(i).Content().Pin(ctx, root, "", nil)
 		}()
 	}
 	wg.Wait()
@@ -83,7 +83,7 @@ func TestHundredNodes(t *testing.T) {
 	}
 	fetcher := c.Node(n - 1)
 	for i := 1; i <= 10; i++ {
-		fetcher.Host().Network().ClosePeer(c.Node(i).ID())
+		fetcher.Sys().Host().Network().ClosePeer(c.Node(i).ID())
 	}
 	if err := fetcher.Content().Fetch(ctx, root, nil); err != nil {
 		t.Fatalf("fetch from ten providers among %d nodes: %v", n, err)

@@ -104,7 +104,7 @@ func Listen(n *nube.Node, addr, token string, log *slog.Logger) (*Server, error)
 	}
 	s := &Server{node: n, token: token, log: log.With("layer", "api"), auth: newSessions(n.ID().String(), sessionsFile(n))}
 	s.done = make(chan struct{})
-	if dir := n.DataDir(); dir != "" {
+	if dir := n.Config().DataDir; dir != "" {
 		h, err := fdpass.Listen(filepath.Join(dir, client.HandoffFile))
 		switch {
 		case err == nil:
@@ -130,10 +130,10 @@ func Listen(n *nube.Node, addr, token string, log *slog.Logger) (*Server, error)
 // sessionsFile is where n's browser sessions are kept, or "" for a node
 // with no data dir.
 func sessionsFile(n *nube.Node) string {
-	if n.DataDir() == "" {
+	if n.Config().DataDir == "" {
 		return ""
 	}
-	return filepath.Join(n.DataDir(), SessionsFile)
+	return filepath.Join(n.Config().DataDir, SessionsFile)
 }
 
 // Addr returns the address the API listens on.
@@ -171,7 +171,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v0/connect", s.handleConnect)
 	mux.HandleFunc("POST /api/v0/ping", s.handlePing)
 	mux.HandleFunc("POST /api/v0/login", s.handleLoginLink)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.node.Metrics(), promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.node.Sys().Metrics(), promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /{$}", s.handlePage)
 	mux.HandleFunc("GET /ui/{file}", s.handleUI)
 	mux.HandleFunc("GET /api/v0/events", s.handleEvents)

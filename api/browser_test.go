@@ -48,7 +48,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	defer func() { s.Close() }()
 	addr := s.Addr()
-	sp, err := c.Node(0).CreateSpace(ctx, "album", space.Policy{On: []peer.ID{c.Node(1).ID()}})
+	sp, err := c.Node(0).Spaces().Create(ctx, "album", space.Policy{On: []peer.ID{c.Node(1).ID()}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/nubecloud/nube/api/client"
 	"github.com/nubecloud/nube/content"
 	"github.com/nubecloud/nube/errcode"
+	"github.com/nubecloud/nube/group"
 )
 
 // The dashboard is one page and two files, embedded: no build step, no
@@ -103,7 +104,7 @@ func (s *Server) sample() {
 	for {
 		select {
 		case now := <-t.C:
-			s.traffic.add(s.node.Traffic(), now)
+			s.traffic.add(s.node.Sys().Traffic(), now)
 		case <-s.done:
 			return
 		}
@@ -126,12 +127,12 @@ type dashOffers struct {
 }
 
 func (s *Server) state() dashState {
-	st := dashState{Status: s.node.Status(), Peers: s.node.Peers(), Traffic: s.node.Traffic(), Known: []string{}}
+	st := dashState{Status: s.node.Status(), Peers: s.node.Peers(), Traffic: s.node.Sys().Traffic(), Known: []string{}}
 	st.Offers = dashOffers{Compute: s.node.Services().Computes(), Relay: st.Status.RelayService}
 	if st.Peers == nil {
 		st.Peers = []nube.PeerInfo{}
 	}
-	for _, p := range s.node.DHT().RoutingTable().ListPeers() {
+	for _, p := range s.node.Sys().DHT().RoutingTable().ListPeers() {
 		st.Known = append(st.Known, p.String())
 	}
 	return st
@@ -209,7 +210,7 @@ type dashCall struct {
 
 func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	out := dashLists{Pins: []dashPin{}, Services: []client.ServiceInfo{}, Runs: []client.RunRecord{}, Calls: []dashCall{}, Groups: []client.GroupStatus{}, Spaces: spaceSummaries(s.node.Spaces())}
+	out := dashLists{Pins: []dashPin{}, Services: []client.ServiceInfo{}, Runs: []client.RunRecord{}, Calls: []dashCall{}, Groups: []client.GroupStatus{}, Spaces: spaceSummaries(s.node.Spaces().List())}
 	pins, err := s.node.Content().Pins(ctx)
 	if err != nil {
 		codedError(w, err)
@@ -234,8 +235,8 @@ func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
 		c := calls[i]
 		out.Calls = append(out.Calls, dashCall{At: c.At, Service: c.Service, Peer: c.Peer.String(), Usage: client.Usage(c.Usage), Elapsed: c.Elapsed, Error: c.Error, Cost: c.Cost})
 	}
-	for _, name := range s.node.GroupNames() {
-		g, err := s.node.Group(ctx, name)
+	for _, name := range s.node.Groups().Names() {
+		g, err := s.node.Groups().Open(ctx, name, group.Options{})
 		if err != nil {
 			continue
 		}

@@ -373,7 +373,7 @@ func FuzzGatewayRequest(f *testing.F) {
 
 // isPinned reports whether the node has the root c pinned.
 func isPinned(n *nube.Node, c string) (bool, error) {
-	pins, err := n.Pins(context.Background())
+	pins, err := n.Content().Pins(context.Background())
 	for _, p := range pins {
 		if p.CID.String() == c {
 			return true, err

@@ -44,10 +44,10 @@ func (s *Server) groupRoutes(mux *http.ServeMux) {
 
 // group opens a group this node keeps; it never forms a new one.
 func (s *Server) group(ctx context.Context, name string) (*group.Group, error) {
-	if !slices.Contains(s.node.GroupNames(), name) {
+	if !slices.Contains(s.node.Groups().Names(), name) {
 		return nil, fmt.Errorf("%w: this node keeps no group %q", group.ErrNotFound, name)
 	}
-	return s.node.Group(ctx, name)
+	return s.node.Groups().Open(ctx, name, group.Options{})
 }
 
 func parsePeers(ss []string) ([]peer.ID, error) {
@@ -72,11 +72,11 @@ func (s *Server) handleGroupCreate(w http.ResponseWriter, r *http.Request) {
 		codedError(w, err)
 		return
 	}
-	if slices.Contains(s.node.GroupNames(), req.Name) {
+	if slices.Contains(s.node.Groups().Names(), req.Name) {
 		codedError(w, fmt.Errorf("%w: this node keeps a group %q already", errcode.ErrConflict, req.Name))
 		return
 	}
-	g, err := s.node.Group(r.Context(), req.Name, members...)
+	g, err := s.node.Groups().Open(r.Context(), req.Name, group.Options{Members: members})
 	if err != nil {
 		codedError(w, err)
 		return
@@ -94,7 +94,7 @@ func (s *Server) handleGroupJoin(w http.ResponseWriter, r *http.Request) {
 		codedError(w, err)
 		return
 	}
-	g, err := s.node.OpenGroup(r.Context(), req.Name, group.Options{Join: via[0]})
+	g, err := s.node.Groups().Open(r.Context(), req.Name, group.Options{Join: via[0]})
 	if err != nil {
 		codedError(w, err)
 		return
@@ -103,7 +103,7 @@ func (s *Server) handleGroupJoin(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleGroupLs(w http.ResponseWriter, r *http.Request) {
-	names := s.node.GroupNames()
+	names := s.node.Groups().Names()
 	if names == nil {
 		names = []string{}
 	}

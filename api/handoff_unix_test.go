@@ -24,7 +24,7 @@ import (
 // what happens when that cannot or should not be done.
 func TestHandOver(t *testing.T) {
 	c := nubetest.Cluster(t, 1, nubetest.WithDataDirs())
-	dir := c.Node(0).DataDir()
+	dir := c.Node(0).Config().DataDir
 	tok := api.NewToken()
 	s, err := api.Listen(c.Node(0), "127.0.0.1:0", tok, nil)
 	if err != nil {

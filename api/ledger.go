@@ -134,8 +134,8 @@ func (s *Server) handleCreditAccount(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if q.Get("offer") != "" {
-		o := s.node.Offer()
-		terms := &client.OfferTerms{To: o.To, Compute: !o.NoCompute && s.node.Services().Computes(), Storage: !s.node.NoStorage(),
+		o := s.node.Config().Offer
+		terms := &client.OfferTerms{To: o.To, Compute: !o.NoCompute && s.node.Services().Computes(), Storage: !s.node.Config().NoStorage,
 			MinPrice: client.Price(o.MinPrice), StoragePrice: o.StoragePrice, MaxStoragePrice: o.MaxStoragePrice, Jobs: o.Jobs, Disk: o.Disk}
 		if terms.To == "" {
 			terms.To = "own"

@@ -64,7 +64,7 @@ func (s *Server) openSpace(r *http.Request, ref string) (*space.Space, error) {
 			return nil, err
 		}
 	}
-	return s.node.Space(r.Context(), owner, name)
+	return s.node.Spaces().Open(r.Context(), owner, name)
 }
 
 func parsePolicy(p client.SpacePolicy) (space.Policy, error) {
@@ -101,7 +101,7 @@ func (s *Server) handleSpaceCreate(w http.ResponseWriter, r *http.Request) {
 		codedError(w, err)
 		return
 	}
-	sp, err := s.node.CreateSpace(r.Context(), req.Name, pol)
+	sp, err := s.node.Spaces().Create(r.Context(), req.Name, pol)
 	if err != nil {
 		codedError(w, err)
 		return
@@ -115,7 +115,7 @@ func (s *Server) handleSpaceCreate(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleSpaceList(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, spaceSummaries(s.node.Spaces()))
+	writeJSON(w, spaceSummaries(s.node.Spaces().List()))
 }
 
 func spaceSummaries(ss []space.Summary) []client.SpaceSummary {
@@ -128,7 +128,7 @@ func spaceSummaries(ss []space.Summary) []client.SpaceSummary {
 }
 
 func (s *Server) handleSpaceHoldings(w http.ResponseWriter, r *http.Request) {
-	hs, err := s.node.SpaceHoldings(r.Context())
+	hs, err := s.node.Spaces().Holdings(r.Context())
 	if err != nil {
 		codedError(w, err)
 		return

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nubecloud/nube"
+	"github.com/nubecloud/nube/group"
 	"github.com/nubecloud/nube/internal/wasmtest"
 	"github.com/nubecloud/nube/nubetest"
 	"github.com/nubecloud/nube/service"
@@ -59,7 +60,7 @@ func BenchmarkLedger(b *testing.B) {
 	b.Run("transfers", func(b *testing.B) {
 		const width = 64
 		n := c.Node(0)
-		g, err := n.Group(ctx, "ledger")
+		g, err := n.Groups().Open(ctx, "ledger", group.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}

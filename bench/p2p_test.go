@@ -33,7 +33,7 @@ func pair(b *testing.B, transport string) (a, srv *nube.Node) {
 		cfg.ListenAddrs = []string{transports[transport]}
 	}))
 	a, srv = c.Node(0), c.Node(1)
-	h := srv.Host()
+	h := srv.Sys().Host()
 	// Raw echo: copy every byte back.
 	h.SetStreamHandler(rawEcho, func(s network.Stream) {
 		defer s.Close()
@@ -76,7 +76,7 @@ func forEachTransport(b *testing.B, f func(b *testing.B, a, srv *nube.Node)) {
 // on an open go-libp2p stream.
 func BenchmarkRawStreamRTT(b *testing.B) {
 	forEachTransport(b, func(b *testing.B, a, srv *nube.Node) {
-		s, err := a.Host().NewStream(context.Background(), srv.ID(), rawEcho)
+		s, err := a.Sys().Host().NewStream(context.Background(), srv.ID(), rawEcho)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -100,7 +100,7 @@ func BenchmarkRawStreamRTT(b *testing.B) {
 // over BenchmarkRawStreamRTT.
 func BenchmarkFramedRTT(b *testing.B) {
 	forEachTransport(b, func(b *testing.B, a, srv *nube.Node) {
-		s, err := a.Host().NewStream(context.Background(), srv.ID(), framedEcho)
+		s, err := a.Sys().Host().NewStream(context.Background(), srv.ID(), framedEcho)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -129,7 +129,7 @@ func BenchmarkRawNewStreamRTT(b *testing.B) {
 		ctx := context.Background()
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
-			s, err := a.Host().NewStream(ctx, srv.ID(), rawEcho)
+			s, err := a.Sys().Host().NewStream(ctx, srv.ID(), rawEcho)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -162,7 +162,7 @@ func BenchmarkPing(b *testing.B) {
 // throughput: 1 MiB writes into a sink, reported as MB/s.
 func BenchmarkRawStreamThroughput(b *testing.B) {
 	forEachTransport(b, func(b *testing.B, a, srv *nube.Node) {
-		s, err := a.Host().NewStream(context.Background(), srv.ID(), rawSink)
+		s, err := a.Sys().Host().NewStream(context.Background(), srv.ID(), rawSink)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -191,12 +191,12 @@ func BenchmarkRawStreamThroughput(b *testing.B) {
 func BenchmarkFramedVsRaw(b *testing.B) {
 	forEachTransport(b, func(b *testing.B, a, srv *nube.Node) {
 		ctx := context.Background()
-		raw, err := a.Host().NewStream(ctx, srv.ID(), rawEcho)
+		raw, err := a.Sys().Host().NewStream(ctx, srv.ID(), rawEcho)
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer raw.Close()
-		fs, err := a.Host().NewStream(ctx, srv.ID(), framedEcho)
+		fs, err := a.Sys().Host().NewStream(ctx, srv.ID(), framedEcho)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -42,7 +42,7 @@ func BenchmarkSpaceMigrate(b *testing.B) {
 		cpu := cpuTime()
 		// The node left gets rid of its copy before it is a target again.
 		for _, n := range []*nube.Node{c.Node(1), c.Node(2)} {
-			if _, err := n.GC(ctx); err != nil {
+			if _, err := n.Content().GC(ctx); err != nil {
 				b.Fatal(err)
 			}
 		}

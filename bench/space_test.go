@@ -27,14 +27,14 @@ func spaceCluster(b testing.TB) (*nubetest.C, *space.Space, *space.Space) {
 		cfg.ListenAddrs = []string{transports["tcp"]}
 	}))
 	ctx := context.Background()
-	own, err := c.Node(0).CreateSpace(ctx, "bench", space.Policy{On: []peer.ID{c.Node(1).ID()}})
+	own, err := c.Node(0).Spaces().Create(ctx, "bench", space.Policy{On: []peer.ID{c.Node(1).ID()}})
 	if err != nil {
 		b.Fatal(err)
 	}
 	if _, err := own.Grant(ctx, c.Node(2).UserID(), space.Read, time.Time{}); err != nil {
 		b.Fatal(err)
 	}
-	rd, err := c.Node(2).Space(ctx, c.Node(0).UserID(), "bench")
+	rd, err := c.Node(2).Spaces().Open(ctx, c.Node(0).UserID(), "bench")
 	if err != nil {
 		b.Fatal(err)
 	}

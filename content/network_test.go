@@ -71,7 +71,7 @@ func TestFetchFromFourProviders(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 1; i <= 3; i++ {
-		if err := c.Node(i).Pin(ctx, root); err != nil {
+		if err := c.Node(i).Content().Pin(ctx, root, "", nil); err != nil {
 			t.Fatalf("node %d pin: %v", i, err)
 		}
 	}
@@ -255,7 +255,7 @@ func TestLyingProvider(t *testing.T) {
 	defer liar.Close()
 
 	// The fetcher meets only the liar at first.
-	if err := fetcher.Host().Connect(ctx, peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()}); err != nil {
+	if err := fetcher.Sys().Host().Connect(ctx, peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()}); err != nil {
 		t.Fatal(err)
 	}
 	f, err := fetcher.Get(ctx, root)
@@ -303,7 +303,7 @@ func TestLyingProvider(t *testing.T) {
 	if st := stat(fetcher.Content(), h.ID()); st.Blocks != 0 {
 		t.Errorf("the fetcher took %d blocks from the liar", st.Blocks)
 	}
-	if fetcher.Banned(h.ID()) {
+	if fetcher.Sys().Banned(h.ID()) {
 		t.Error("the liar was banned without proof")
 	}
 }
@@ -331,7 +331,7 @@ func TestUnrequestedBlocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Close()
-	if err := h.Connect(ctx, peer.AddrInfo{ID: n.ID(), Addrs: n.Host().Addrs()}); err != nil {
+	if err := h.Connect(ctx, peer.AddrInfo{ID: n.ID(), Addrs: n.Sys().Host().Addrs()}); err != nil {
 		t.Fatal(err)
 	}
 	m := bsmsg.New(false)
@@ -349,7 +349,7 @@ func TestUnrequestedBlocks(t *testing.T) {
 	nubetest.Eventually(t, ctx, func() bool {
 		return stat(n.Content(), h.ID()).Unrequested == 3
 	}, func() string { return "the unrequested blocks were never counted" })
-	if n.Banned(h.ID()) {
+	if n.Sys().Banned(h.ID()) {
 		t.Fatal("the peer was banned for sending valid blocks nobody asked for")
 	}
 	if _, err := n.Ping(ctx, h.ID()); err != nil {
@@ -429,7 +429,7 @@ func TestFetchAsksAgain(t *testing.T) {
 			once.Do(func() { close(lost) })
 		})
 	}
-	if err := fetcher.Host().Connect(ctx, peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()}); err != nil {
+	if err := fetcher.Sys().Host().Connect(ctx, peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()}); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)

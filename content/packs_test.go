@@ -320,7 +320,7 @@ func TestFetchReplacesDamagedBlock(t *testing.T) {
 	// while the fetcher is down (a running store keeps its latest chunks
 	// in memory too).
 	c.Kill(1)
-	pack := onlyPack(t, filepath.Join(fetcher.DataDir(), nube.BlocksDir))
+	pack := onlyPack(t, filepath.Join(fetcher.Config().DataDir, nube.BlocksDir))
 	b, err := os.ReadFile(pack)
 	if err != nil {
 		t.Fatal(err)

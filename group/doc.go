@@ -6,7 +6,7 @@
 // of them may then use it; calls made on a member that does not lead go to
 // the leader, and are retried on the next one if it dies:
 //
-//	g, err := node.Group(ctx, "jobs", peerB, peerC)
+//	g, err := node.Groups().Open(ctx, "jobs", group.Options{Members: []peer.ID{peerB, peerC}})
 //	_, err = g.Put(ctx, "queue/1", []byte("render"))
 //	ok, err := g.CompareAndSwap(ctx, "owner", nil, []byte("me"))
 //	lock, err := g.Lock(ctx, "render") // lease ends if this node dies

@@ -21,7 +21,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer node.Close()
-	g, err := node.Group(ctx, "jobs")
+	g, err := node.Groups().Open(ctx, "jobs", group.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func ExampleGroup_Lock() {
 	}
 	defer node.Close()
 	var b, c peer.ID // the other two members
-	g, err := node.Group(ctx, "render-farm", b, c)
+	g, err := node.Groups().Open(ctx, "render-farm", group.Options{Members: []peer.ID{b, c}})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func ExampleGroup_Watch() {
 		log.Fatal(err)
 	}
 	defer node.Close()
-	g, err := node.Group(ctx, "jobs")
+	g, err := node.Groups().Open(ctx, "jobs", group.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func ExampleGroup_Apply() {
 		log.Fatal(err)
 	}
 	defer node.Close()
-	g, err := node.OpenGroup(ctx, "votes", group.Options{Machine: &tally{counts: map[string]int{}}})
+	g, err := node.Groups().Open(ctx, "votes", group.Options{Machine: &tally{counts: map[string]int{}}})
 	if err != nil {
 		log.Fatal(err)
 	}

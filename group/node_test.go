@@ -26,7 +26,7 @@ func formOnNodes(t *testing.T, ctx context.Context, c *nubetest.C, name string, 
 	}
 	var gs []*group.Group
 	for _, i := range idx {
-		g, err := c.Node(i).Group(ctx, name, ids...)
+		g, err := c.Node(i).Groups().Open(ctx, name, group.Options{Members: ids})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -67,11 +67,11 @@ func TestPartition(t *testing.T) {
 		for _, a := range minority {
 			for _, b := range majority {
 				if ban {
-					c.Node(a).Ban(c.Node(b).ID(), time.Hour)
-					c.Node(b).Ban(c.Node(a).ID(), time.Hour)
+					c.Node(a).Sys().Ban(c.Node(b).ID(), time.Hour)
+					c.Node(b).Sys().Ban(c.Node(a).ID(), time.Hour)
 				} else {
-					c.Node(a).Unban(c.Node(b).ID())
-					c.Node(b).Unban(c.Node(a).ID())
+					c.Node(a).Sys().Unban(c.Node(b).ID())
+					c.Node(b).Sys().Unban(c.Node(a).ID())
 				}
 			}
 		}
@@ -151,7 +151,7 @@ func TestRestartAndMembers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if names := n.GroupNames(); fmt.Sprint(names) != "[team]" {
+	if names := n.Groups().Names(); fmt.Sprint(names) != "[team]" {
 		t.Fatalf("groups on disk after restart: %v", names)
 	}
 	for i := range 3 {
@@ -161,7 +161,7 @@ func TestRestartAndMembers(t *testing.T) {
 			}
 		}
 	}
-	g, err := n.Group(ctx, "team")
+	g, err := n.Groups().Open(ctx, "team", group.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +206,7 @@ func TestRestartAndMembers(t *testing.T) {
 		t.Fatal(err)
 	}
 	newID := c.Node(3).ID()
-	if _, err := c.Node(3).OpenGroup(ctx, "team", group.Options{Join: c.Node(live).ID()}); !errors.Is(err, group.ErrNotMember) {
+	if _, err := c.Node(3).Groups().Open(ctx, "team", group.Options{Join: c.Node(live).ID()}); !errors.Is(err, group.ErrNotMember) {
 		t.Fatalf("join before being added: %v, want ErrNotMember", err)
 	}
 	if err := gs[live].AddMember(ctx, newID); err != nil {
@@ -215,7 +215,7 @@ func TestRestartAndMembers(t *testing.T) {
 	if err := c.Connect(ctx, 3, live); err != nil {
 		t.Fatal(err)
 	}
-	g3, err := c.Node(3).OpenGroup(ctx, "team", group.Options{Join: c.Node(live).ID()})
+	g3, err := c.Node(3).Groups().Open(ctx, "team", group.Options{Join: c.Node(live).ID()})
 	if err != nil {
 		t.Fatal(err)
 	}

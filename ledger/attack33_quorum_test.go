@@ -56,7 +56,7 @@ func TestMinorityMemberAnswer(t *testing.T) {
 	if victim < 0 {
 		t.Fatalf("the leader %s is none of the ledger's nodes", bad)
 	}
-	priv := c.Node(victim).Host().Peerstore().PrivKey(bad)
+	priv := c.Node(victim).Sys().Host().Peerstore().PrivKey(bad)
 	raw, err := priv.Raw()
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +74,7 @@ func TestMinorityMemberAnswer(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ep.Close() })
-	if err := h.Connect(ctx, payer.AddrInfo()); err != nil {
+	if err := h.Connect(ctx, payer.Sys().AddrInfo()); err != nil {
 		t.Fatal(err)
 	}
 
@@ -113,7 +113,7 @@ func TestMinorityMemberAnswer(t *testing.T) {
 
 	short, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	st, err := ledger.Sign(payer.UserKey().(ed25519.PrivateKey), ledger.Tx{Kind: ledger.Transfer, From: payer.UserID(), To: payee, Amount: 1_000})
+	st, err := ledger.Sign(payer.Sys().UserKey().(ed25519.PrivateKey), ledger.Tx{Kind: ledger.Transfer, From: payer.UserID(), To: payee, Amount: 1_000})
 	if err != nil {
 		t.Fatal(err)
 	}

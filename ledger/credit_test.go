@@ -54,7 +54,7 @@ func TestCreditAcrossNodes(t *testing.T) {
 		t.Fatalf("100 fresh keys moved the target's balance from %d to %d", before, got)
 	}
 
-	userKey := door.UserKey().(ed25519.PrivateKey)
+	userKey := door.Sys().UserKey().(ed25519.PrivateKey)
 	for _, amount := range []int64{math.MaxInt64, math.MinInt64, ledger.MaxAmount + 1} {
 		if err := submit(userKey, ledger.Tx{Kind: ledger.Transfer, From: door.UserID(), To: target, Amount: amount}); !errors.Is(err, ledger.ErrMalformed) {
 			t.Fatalf("a transfer of %d: %v, want ErrMalformed", amount, err)

@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/nubecloud/nube"
+	"github.com/nubecloud/nube/group"
 	"github.com/nubecloud/nube/internal/identity"
 	"github.com/nubecloud/nube/internal/wasmtest"
 	"github.com/nubecloud/nube/ledger"
@@ -98,7 +99,7 @@ func balance(t *testing.T, ctx context.Context, n *nube.Node, u peer.ID) int64 {
 // read, which moves no balance) is counted, not missed.
 func writes(t *testing.T, ctx context.Context, n *nube.Node) uint64 {
 	t.Helper()
-	g, err := n.Group(ctx, ledger.GroupName)
+	g, err := n.Groups().Open(ctx, ledger.GroupName, group.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +295,7 @@ func TestStoragePaid(t *testing.T) {
 	}))
 	ctx := nubetest.Context(t, 2*time.Minute)
 	owner := c.Node(0)
-	sp, err := owner.CreateSpace(ctx, "paid", space.Policy{Replicas: 1})
+	sp, err := owner.Spaces().Create(ctx, "paid", space.Policy{Replicas: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,16 +338,16 @@ func TestStoragePaid(t *testing.T) {
 	}
 
 	// The holder loses the data behind the owner's back.
-	pins, err := holder.Pins(ctx)
+	pins, err := holder.Content().Pins(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range pins {
-		if err := holder.Unpin(ctx, p.CID); err != nil {
+		if err := holder.Content().Unpin(ctx, p.CID); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := holder.GC(ctx); err != nil {
+	if _, err := holder.Content().GC(ctx); err != nil {
 		t.Fatal(err)
 	}
 	nubetest.Eventually(t, ctx, func() bool {
@@ -372,7 +373,7 @@ func TestReserveExpires(t *testing.T) {
 	c := ledgerCluster(t, 4)
 	ctx := nubetest.Context(t, time.Minute)
 	payer := c.Node(3)
-	st, err := ledger.Sign(payer.UserKey().(ed25519.PrivateKey), ledger.Tx{Kind: ledger.Reserve, From: payer.UserID(),
+	st, err := ledger.Sign(payer.Sys().UserKey().(ed25519.PrivateKey), ledger.Tx{Kind: ledger.Reserve, From: payer.UserID(),
 		Provider: c.Node(1).ID(), Amount: 7_000, Price: service.Price{PerCall: 7_000}, Expires: time.Now().Add(300 * time.Millisecond).UnixNano()})
 	if err != nil {
 		t.Fatal(err)
@@ -408,7 +409,7 @@ func TestForgedEntryInLog(t *testing.T) {
 	c := ledgerCluster(t, 3)
 	ctx := nubetest.Context(t, time.Minute)
 	victim, thief := c.Node(1), c.Node(2)
-	forged, err := ledger.Sign(thief.UserKey().(ed25519.PrivateKey), ledger.Tx{Kind: ledger.Transfer, From: victim.UserID(), To: thief.UserID(), Amount: 1_000})
+	forged, err := ledger.Sign(thief.Sys().UserKey().(ed25519.PrivateKey), ledger.Tx{Kind: ledger.Transfer, From: victim.UserID(), To: thief.UserID(), Amount: 1_000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -422,7 +423,7 @@ func TestForgedEntryInLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := thief.Group(ctx, ledger.GroupName)
+	g, err := thief.Groups().Open(ctx, ledger.GroupName, group.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 
 	"github.com/nubecloud/nube"
+	"github.com/nubecloud/nube/group"
 	"github.com/nubecloud/nube/internal/hosttest"
 	"github.com/nubecloud/nube/internal/identity"
 	"github.com/nubecloud/nube/internal/wire"
@@ -36,7 +37,7 @@ func bare(t *testing.T, ctx context.Context, to ...*nube.Node) (host.Host, *remo
 	}
 	t.Cleanup(func() { ep.Close() })
 	for _, n := range to {
-		if err := h.Connect(ctx, n.AddrInfo()); err != nil {
+		if err := h.Connect(ctx, n.Sys().AddrInfo()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -119,7 +120,7 @@ func TestImpostorDuringPartition(t *testing.T) {
 	if err == nil || in.ID != "" && in.ID != real.ID {
 		t.Fatalf("cut off from the ledger, the node got info %+v, %v", in, err)
 	}
-	payer := knows.UserKey().(ed25519.PrivateKey)
+	payer := knows.Sys().UserKey().(ed25519.PrivateKey)
 	st, err := ledger.Sign(payer, ledger.Tx{Kind: ledger.Transfer, From: knows.UserID(), To: c.Node(0).UserID(), Amount: 1_000})
 	if err != nil {
 		t.Fatal(err)
@@ -162,7 +163,7 @@ func TestStrangerCannotJoin(t *testing.T) {
 		}
 	}))
 	ctx := nubetest.Context(t, 2*time.Minute)
-	if c.Node(0).Offer().To != nube.OfferAnyone {
+	if c.Node(0).Config().Offer.To != nube.OfferAnyone {
 		t.Fatal("the ledger nodes do not offer to anyone")
 	}
 	for _, i := range []int{4, 3} {
@@ -170,7 +171,7 @@ func TestStrangerCannotJoin(t *testing.T) {
 		if !errors.Is(err, ledger.ErrRefused) {
 			t.Fatalf("node %d joining: %v, want ErrRefused", i, err)
 		}
-		if c.Node(i).Ledger().IsNode() || slices.Contains(c.Node(i).GroupNames(), ledger.GroupName) {
+		if c.Node(i).Ledger().IsNode() || slices.Contains(c.Node(i).Groups().Names(), ledger.GroupName) {
 			t.Fatalf("node %d was refused but keeps the ledger's group", i)
 		}
 	}
@@ -178,7 +179,7 @@ func TestStrangerCannotJoin(t *testing.T) {
 	if err != nil || len(in.Nodes) != 3 {
 		t.Fatalf("after the refusals the ledger has nodes %v (%v)", in.Nodes, err)
 	}
-	g, err := c.Node(0).Group(ctx, ledger.GroupName)
+	g, err := c.Node(0).Groups().Open(ctx, ledger.GroupName, group.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +211,7 @@ func TestRefusedCreateLeavesNothing(t *testing.T) {
 		t.Fatalf("a create the stranger refuses: %v", err)
 	}
 	for i, n := range c.Nodes() {
-		if n.Ledger().IsNode() || slices.Contains(n.GroupNames(), ledger.GroupName) {
+		if n.Ledger().IsNode() || slices.Contains(n.Groups().Names(), ledger.GroupName) {
 			t.Fatalf("node %d keeps the ledger's group after a refused create", i)
 		}
 	}
@@ -261,7 +262,7 @@ func TestCreateAbortedMidway(t *testing.T) {
 	}
 	for i, n := range c.Nodes() {
 		nubetest.Eventually(t, ctx, func() bool {
-			return !n.Ledger().IsNode() && !slices.Contains(n.GroupNames(), ledger.GroupName)
+			return !n.Ledger().IsNode() && !slices.Contains(n.Groups().Names(), ledger.GroupName)
 		}, func() string { return fmt.Sprintf("node %d keeps the ledger's group after an aborted create", i) })
 	}
 	if _, err := a.Ledger().Create(ctx, 0, friend.ID()); err != nil {
@@ -287,7 +288,7 @@ func TestJoinDeadline(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "waiting for") || !strings.Contains(err.Error(), h.ID().String()) {
 		t.Fatalf("a join through a node that hangs: %v (want the deadline, and what it waited for)", err)
 	}
-	if n.Ledger().IsNode() || slices.Contains(n.GroupNames(), ledger.GroupName) {
+	if n.Ledger().IsNode() || slices.Contains(n.Groups().Names(), ledger.GroupName) {
 		t.Fatal("a join that timed out left the ledger's group behind")
 	}
 }
@@ -299,7 +300,7 @@ func TestStrangerResubmits(t *testing.T) {
 	c := ledgerCluster(t, 4)
 	ctx := nubetest.Context(t, 2*time.Minute)
 	payer := c.Node(3)
-	key := payer.UserKey().(ed25519.PrivateKey)
+	key := payer.Sys().UserKey().(ed25519.PrivateKey)
 	var seen [][]byte
 	for range 5 {
 		st, err := ledger.Sign(key, ledger.Tx{Kind: ledger.Transfer, From: payer.UserID(), To: c.Node(0).UserID(), Amount: 100})

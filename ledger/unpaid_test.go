@@ -68,7 +68,7 @@ func TestCallerNeverCountersigns(t *testing.T) {
 	d := publish(t, provider, "priced-1000", service.Price{PerCall: price})
 
 	h := hosttest.Hosts(t, 1)[0]
-	if err := h.Connect(ctx, provider.AddrInfo()); err != nil {
+	if err := h.Connect(ctx, provider.Sys().AddrInfo()); err != nil {
 		t.Fatal(err)
 	}
 	st, err := content.OpenStore("")

@@ -231,7 +231,7 @@ func (c *C) IDs() []peer.ID {
 // Connect connects node i to node j and waits until both see the link.
 func (c *C) Connect(ctx context.Context, i, j int) error {
 	a, b := c.Node(i), c.Node(j)
-	if err := a.Host().Connect(ctx, b.AddrInfo()); err != nil {
+	if err := a.Sys().Host().Connect(ctx, b.Sys().AddrInfo()); err != nil {
 		return fmt.Errorf("connect node %d to node %d: %w", i, j, err)
 	}
 	return nil
@@ -239,7 +239,7 @@ func (c *C) Connect(ctx context.Context, i, j int) error {
 
 // WaitConnected waits until node i has a connection to node j.
 func (c *C) WaitConnected(ctx context.Context, i, j int) error {
-	return c.Node(i).WaitConnected(ctx, c.Node(j).ID())
+	return c.Node(i).Sys().WaitConnected(ctx, c.Node(j).ID())
 }
 
 // WaitRoutingTables waits until every running node has at least k peers in
@@ -252,7 +252,7 @@ func (c *C) WaitRoutingTables(ctx context.Context, k int) error {
 	for {
 		short := -1
 		for i, n := range c.Nodes() {
-			if n.DHT().RoutingTable().Size() < k {
+			if n.Sys().DHT().RoutingTable().Size() < k {
 				short = i
 				break
 			}
@@ -277,7 +277,7 @@ func (c *C) RefreshDHT(ctx context.Context) error {
 	for i, n := range nodes {
 		go func() {
 			select {
-			case err := <-n.DHT().RefreshRoutingTable():
+			case err := <-n.Sys().DHT().RefreshRoutingTable():
 				if err != nil {
 					err = fmt.Errorf("node %d: refresh DHT routing table: %w", i, err)
 				}
@@ -299,7 +299,7 @@ func (c *C) RefreshDHT(ctx context.Context) error {
 // Disconnect closes every connection between nodes i and j. Discovery may
 // dial again later; a test that needs the link to stay down should Kill.
 func (c *C) Disconnect(i, j int) error {
-	return c.Node(i).Host().Network().ClosePeer(c.Node(j).ID())
+	return c.Node(i).Sys().Host().Network().ClosePeer(c.Node(j).ID())
 }
 
 // Kill stops node i abruptly for the others: its connections drop. With
@@ -328,7 +328,7 @@ func (c *C) Crash(i int) {
 	c.nodes[i] = nil
 	c.mu.Unlock()
 	if n != nil {
-		n.Host().Close()
+		n.Sys().Host().Close()
 		n.Close()
 	}
 }
@@ -352,8 +352,8 @@ func (c *C) Partition(groups ...[]int) {
 					if a == nil || b == nil {
 						continue
 					}
-					a.Ban(b.ID(), partitionHold)
-					b.Ban(a.ID(), partitionHold)
+					a.Sys().Ban(b.ID(), partitionHold)
+					b.Sys().Ban(a.ID(), partitionHold)
 					c.cut[[2]int{min(i, j), max(i, j)}] = true
 				}
 			}
@@ -386,10 +386,10 @@ func (c *C) Heal(ctx context.Context) error {
 		// when it restarts (its own refusals end with its process).
 		ida, idb := c.id(pair[0]), c.id(pair[1])
 		if a != nil {
-			a.Unban(idb)
+			a.Sys().Unban(idb)
 		}
 		if b != nil {
-			b.Unban(ida)
+			b.Sys().Unban(ida)
 		}
 		if a == nil || b == nil {
 			continue
@@ -426,8 +426,8 @@ func (c *C) Restart(ctx context.Context, i int) (*nube.Node, error) {
 			continue
 		}
 		if o := c.nodes[j]; o != nil {
-			n.Ban(o.ID(), partitionHold)
-			o.Ban(n.ID(), partitionHold)
+			n.Sys().Ban(o.ID(), partitionHold)
+			o.Sys().Ban(n.ID(), partitionHold)
 		}
 	}
 	c.mu.Unlock()

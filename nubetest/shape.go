@@ -82,7 +82,7 @@ func (c *C) listening(address string) int {
 		if n == nil {
 			continue
 		}
-		for _, a := range n.Host().Network().ListenAddresses() {
+		for _, a := range n.Sys().Host().Network().ListenAddresses() {
 			if _, hostport, err := manet.DialArgs(a); err == nil && hostport == address {
 				return i
 			}

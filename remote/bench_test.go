@@ -34,7 +34,7 @@ func pair(b *testing.B, listen string) (from *nube.Node, to peer.ID) {
 	c := nubetest.Cluster(b, 2, nubetest.WithConfig(func(i int, cfg *nube.Config) {
 		cfg.ListenAddrs = []string{listen}
 	}))
-	c.Node(1).Host().SetStreamHandler(echoProtocol, func(s network.Stream) {
+	c.Node(1).Sys().Host().SetStreamHandler(echoProtocol, func(s network.Stream) {
 		var buf [1]byte
 		if _, err := io.ReadFull(s, buf[:]); err != nil {
 			_ = s.Reset()
@@ -47,7 +47,7 @@ func pair(b *testing.B, listen string) (from *nube.Node, to peer.ID) {
 }
 
 func rawRTT(ctx context.Context, n *nube.Node, p peer.ID) error {
-	s, err := n.Host().NewStream(ctx, p, echoProtocol)
+	s, err := n.Sys().Host().NewStream(ctx, p, echoProtocol)
 	if err != nil {
 		return err
 	}

@@ -38,7 +38,7 @@ func TestHostileCaller(t *testing.T) {
 		"deeply nested input":  frame(t, map[int]any{1: "test.upper", 2: nest(100)}),
 	}
 	for name, raw := range cases {
-		s, err := a.Host().NewStream(ctx, b.ID(), remote.Protocol)
+		s, err := a.Sys().Host().NewStream(ctx, b.ID(), remote.Protocol)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -96,7 +96,7 @@ func TestHostileCallee(t *testing.T) {
 	big := strings.Repeat("x", 100<<10)
 
 	answer := func(reply []byte) {
-		b.Host().SetStreamHandler(remote.Protocol, func(s network.Stream) {
+		b.Sys().Host().SetStreamHandler(remote.Protocol, func(s network.Stream) {
 			defer s.Close()
 			var m map[int]any
 			ws := wire.NewStream(s)
@@ -190,7 +190,7 @@ func TestHostileLane(t *testing.T) {
 			}, nil)
 		},
 	}
-	b.Host().SetStreamHandler(remote.LaneProtocol, func(s network.Stream) {
+	b.Sys().Host().SetStreamHandler(remote.LaneProtocol, func(s network.Stream) {
 		ws := wire.NewStream(s, wire.WithoutRecvTimeout())
 		for {
 			var m struct {

@@ -25,7 +25,7 @@ func caller(t *testing.T, ctx context.Context, n *nube.Node, window int) *remote
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.Close() })
-	if err := h.Connect(ctx, n.AddrInfo()); err != nil {
+	if err := h.Connect(ctx, n.Sys().AddrInfo()); err != nil {
 		t.Fatal(err)
 	}
 	e, err := remote.New(ctx, remote.Config{Host: h, Window: window})

@@ -35,7 +35,7 @@ func publish(t *testing.T, n *nube.Node, module, name, desc string) *service.Des
 // hasModule reports whether n has d's module pinned (installed).
 func hasModule(t *testing.T, n *nube.Node, d *service.Descriptor) bool {
 	t.Helper()
-	pins, err := n.Pins(context.Background())
+	pins, err := n.Content().Pins(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -421,7 +421,7 @@ func TestNotRunTwice(t *testing.T) {
 // gauge reads a gauge from n's metrics.
 func gauge(t *testing.T, n *nube.Node, name string) float64 {
 	t.Helper()
-	mfs, err := n.Metrics().Gather()
+	mfs, err := n.Sys().Metrics().Gather()
 	if err != nil {
 		t.Fatal(err)
 	}

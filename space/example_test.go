@@ -19,7 +19,7 @@ func Example() {
 	}
 	defer node.Close()
 
-	notes, err := node.CreateSpace(ctx, "notes", space.Policy{Local: true})
+	notes, err := node.Spaces().Create(ctx, "notes", space.Policy{Local: true})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -22,7 +22,7 @@ func TestMigrationUnderLoad(t *testing.T) {
 	c := nubetest.Cluster(t, 4)
 	ctx := nubetest.Context(t, 2*time.Minute)
 	a, b, cc, d := c.Node(0), c.Node(1), c.Node(2), c.Node(3)
-	sp, err := a.CreateSpace(ctx, "photos", space.Policy{On: []peer.ID{b.ID()}})
+	sp, err := a.Spaces().Create(ctx, "photos", space.Policy{On: []peer.ID{b.ID()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestMigrationUnderLoad(t *testing.T) {
 			written.Store(int64(i + 1))
 		}
 	})
-	ds, err := d.Space(ctx, a.UserID(), "photos")
+	ds, err := d.Spaces().Open(ctx, a.UserID(), "photos")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,11 +112,11 @@ func TestMigrationUnderLoad(t *testing.T) {
 		t.Fatalf("holders after migration: %+v", info.Holders)
 	}
 	// B let go: no pin, and after GC none of the space's blocks.
-	hs, err := b.SpaceHoldings(ctx)
+	hs, err := b.Spaces().Holdings(ctx)
 	if err != nil || len(hs) != 0 {
 		t.Fatalf("B still holds %+v (%v)", hs, err)
 	}
-	if _, err := b.GC(ctx); err != nil {
+	if _, err := b.Content().GC(ctx); err != nil {
 		t.Fatal(err)
 	}
 	root, err := cid.Decode(info.Root)
@@ -126,7 +126,7 @@ func TestMigrationUnderLoad(t *testing.T) {
 	if has, _ := b.Content().Has(ctx, root); has {
 		t.Fatal("B still has the space's root after GC")
 	}
-	hs, err = cc.SpaceHoldings(ctx)
+	hs, err = cc.Spaces().Holdings(ctx)
 	if err != nil || len(hs) != 1 || hs[0].Root != info.Root {
 		t.Fatalf("C holds %+v (%v), want root %s", hs, err, info.Root)
 	}
@@ -142,7 +142,7 @@ func TestOwnerRestartKeepsSpaces(t *testing.T) {
 	c := nubetest.Cluster(t, 2, nubetest.WithDataDirs())
 	ctx := nubetest.Context(t, time.Minute)
 	a, b := c.Node(0), c.Node(1)
-	sp, err := a.CreateSpace(ctx, "kept", space.Policy{On: []peer.ID{b.ID()}})
+	sp, err := a.Spaces().Create(ctx, "kept", space.Policy{On: []peer.ID{b.ID()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func TestOwnerRestartKeepsSpaces(t *testing.T) {
 	if err := c.WaitConnected(ctx, 0, 1); err != nil {
 		t.Fatal(err)
 	}
-	sp, err = a.Space(ctx, "", "kept")
+	sp, err = a.Spaces().Open(ctx, "", "kept")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +178,7 @@ func TestOwnerRestartKeepsSpaces(t *testing.T) {
 	if got, err := sp.GetBytes(ctx, "k"); err != nil || string(got) != "survives a restart" {
 		t.Fatalf("get after restart: %q, %v", got, err)
 	}
-	bs, err := b.Space(ctx, a.UserID(), "kept")
+	bs, err := b.Spaces().Open(ctx, a.UserID(), "kept")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func TestReaderFindsTheSpaceThroughTheDHT(t *testing.T) {
 		t.Fatal(err)
 	}
 	home, reader := c.Node(1), c.Node(2)
-	sp, err := home.CreateSpace(ctx, "found", space.Policy{Local: true})
+	sp, err := home.Spaces().Create(ctx, "found", space.Policy{Local: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func TestReaderFindsTheSpaceThroughTheDHT(t *testing.T) {
 	if _, err := sp.Grant(ctx, reader.UserID(), space.Read, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
-	rs, err := reader.Space(ctx, home.UserID(), "found")
+	rs, err := reader.Spaces().Open(ctx, home.UserID(), "found")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,7 +54,7 @@ func TestOwnerStartsWithAnOversizedHead(t *testing.T) {
 	}))
 	ctx := nubetest.Context(t, time.Minute)
 	a, b := c.Node(0), c.Node(1)
-	big, err := a.CreateSpace(ctx, "big", space.Policy{Local: true})
+	big, err := a.Spaces().Create(ctx, "big", space.Policy{Local: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestOwnerStartsWithAnOversizedHead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := a.CreateSpace(ctx, "other", space.Policy{On: []peer.ID{b.ID()}})
+	other, err := a.Spaces().Create(ctx, "other", space.Policy{On: []peer.ID{b.ID()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,27 +93,27 @@ func TestOwnerStartsWithAnOversizedHead(t *testing.T) {
 		t.Fatalf("no warning names the oversized space; the log:\n%s", l)
 	}
 	// The junk space is refused with a reason, and its name is not free.
-	js, _ := a.Space(ctx, "", "junk")
+	js, _ := a.Spaces().Open(ctx, "", "junk")
 	if _, err := js.GetBytes(ctx, "k"); !errors.Is(err, space.ErrBadHead) {
 		t.Fatalf("a read of a space that did not load: %v, want ErrBadHead", err)
 	}
-	if _, err := a.CreateSpace(ctx, "junk", space.Policy{Local: true}); !errors.Is(err, space.ErrExists) {
+	if _, err := a.Spaces().Create(ctx, "junk", space.Policy{Local: true}); !errors.Is(err, space.ErrExists) {
 		t.Fatalf("creating over a space that did not load: %v, want ErrExists", err)
 	}
 	if err := c.WaitConnected(ctx, 0, 1); err != nil {
 		t.Fatal(err)
 	}
 	// The other space works: the owner writes, the grantee reads.
-	other, _ = a.Space(ctx, "", "other")
+	other, _ = a.Spaces().Open(ctx, "", "other")
 	if err := other.PutBytes(ctx, "after", []byte("written after the restart")); err != nil {
 		t.Fatalf("write to the other space: %v", err)
 	}
-	bo, _ := b.Space(ctx, a.UserID(), "other")
+	bo, _ := b.Spaces().Open(ctx, a.UserID(), "other")
 	if got, err := bo.GetBytes(ctx, "after"); err != nil || string(got) != "written after the restart" {
 		t.Fatalf("the grantee reads the other space: %q, %v", got, err)
 	}
 	// The oversized one is read-only on its home.
-	big, _ = a.Space(ctx, "", "big")
+	big, _ = a.Spaces().Open(ctx, "", "big")
 	if got, err := big.GetBytes(ctx, "k"); err != nil || string(got) != "still readable on the home" {
 		t.Fatalf("the owner reads the oversized space: %q, %v", got, err)
 	}
@@ -121,7 +121,7 @@ func TestOwnerStartsWithAnOversizedHead(t *testing.T) {
 		t.Fatalf("a write to the oversized space: %v, want ErrHeadTooLarge", err)
 	}
 	// Other nodes are told why, not handed a head they would drop.
-	bb, _ := b.Space(ctx, a.UserID(), "big")
+	bb, _ := b.Spaces().Open(ctx, a.UserID(), "big")
 	if _, err := bb.GetBytes(ctx, "k"); err == nil {
 		t.Fatal("a reader elsewhere read the oversized space")
 	}

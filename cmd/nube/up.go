@@ -20,6 +20,7 @@ import (
 	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/api"
 	"github.com/nubecloud/nube/api/client"
+	"github.com/nubecloud/nube/group"
 	"github.com/nubecloud/nube/service"
 	"github.com/nubecloud/nube/space"
 	"github.com/nubecloud/nube/wasm"
@@ -215,8 +216,8 @@ func runUp(ctx context.Context, g *globals, f upFlags, gatewayChosen bool) error
 	defer node.Close()
 	// Serve the groups this node is a member of, so that they have it
 	// back as soon as it runs.
-	for _, name := range node.GroupNames() {
-		if _, err := node.Group(ctx, name); err != nil {
+	for _, name := range node.Groups().Names() {
+		if _, err := node.Groups().Open(ctx, name, group.Options{}); err != nil {
 			log.Warn("group not reopened", "group", name, "err", err)
 		}
 	}
