@@ -184,6 +184,10 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v0/stat", s.handleStat)
 	mux.HandleFunc("GET /api/v0/dag/export", s.handleDagExport)
 	mux.HandleFunc("POST /api/v0/dag/import", s.handleDagImport)
+	mux.HandleFunc("POST /api/v0/pin", s.handlePinAdd)
+	mux.HandleFunc("POST /api/v0/unpin", s.handlePinRm)
+	mux.HandleFunc("GET /api/v0/pins", s.handlePinLs)
+	// The old names, kubo's.
 	mux.HandleFunc("POST /api/v0/pin/add", s.handlePinAdd)
 	mux.HandleFunc("POST /api/v0/pin/rm", s.handlePinRm)
 	mux.HandleFunc("GET /api/v0/pin/ls", s.handlePinLs)

@@ -357,7 +357,7 @@ func TestClientErrors(t *testing.T) {
 	_, s, tok := serve(t)
 	ctx := nubetest.Context(t, 30*time.Second)
 	cl := &client.Client{URL: s.URL(), Token: tok}
-	err := cl.PinRm(ctx, "bafkreie7ohywtosou76tasm7j63yigtzxe7d5zqus4zu3j6oltvgtibeom")
+	err := cl.Unpin(ctx, "bafkreie7ohywtosou76tasm7j63yigtzxe7d5zqus4zu3j6oltvgtibeom")
 	var e *client.Error
 	if !errors.Is(err, client.ErrNotFound) || !errors.As(err, &e) || e.Status != http.StatusNotFound || !strings.Contains(e.Message, "not pinned") {
 		t.Fatalf("unpin of what is not pinned: %#v", err)

@@ -123,7 +123,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	cid := browsertest.JS[string](t, bctx, `document.getElementById("add-result").dataset.cid`)
 	browsertest.Wait(t, ctx, bctx, fmt.Sprintf(`!!document.querySelector('#pin-table tr[data-cid=%q]')`, cid), "the added file never appeared in the Content panel")
 	cl := &client.Client{URL: s.URL(), Token: tok}
-	pins, err := cl.PinLs(ctx)
+	pins, err := cl.Pins(ctx)
 	if err != nil || !slices.ContainsFunc(pins, func(p client.PinInfo) bool { return p.CID == cid }) {
 		t.Fatalf("pin ls after adding through the page: %v, %v", pins, err)
 	}

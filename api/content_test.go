@@ -48,7 +48,7 @@ func TestContentThroughAPI(t *testing.T) {
 	if err != nil || dir.CID != "bafybeih7e5dmkyk25up5vxug4q3hrg2fxbzf23dfrac2fns5h7z4aa7ioi" {
 		t.Fatalf("Add dir = %+v, %v", dir, err)
 	}
-	pins, err := cl.PinLs(ctx)
+	pins, err := cl.Pins(ctx)
 	if err != nil || len(pins) != 2 {
 		t.Fatalf("PinLs = %+v, %v", pins, err)
 	}
@@ -148,14 +148,14 @@ func TestContentThroughAPI(t *testing.T) {
 
 	// Unpin and GC on the first node remove the file's block; the
 	// directory's pin keeps mars.txt (the same block) alive.
-	if err := cl.PinRm(ctx, res.CID); err != nil {
+	if err := cl.Unpin(ctx, res.CID); err != nil {
 		t.Fatal(err)
 	}
 	gc, err := cl.GC(ctx)
 	if err != nil || gc.Removed != 0 || gc.Kept != 3 {
 		t.Fatalf("GC = %+v, %v", gc, err)
 	}
-	if err := cl.PinRm(ctx, res.CID); err == nil || !strings.Contains(err.Error(), "not pinned") {
+	if err := cl.Unpin(ctx, res.CID); err == nil || !strings.Contains(err.Error(), "not pinned") {
 		t.Fatalf("second unpin: %v", err)
 	}
 	v, err := cl.Verify(ctx, false)

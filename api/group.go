@@ -31,13 +31,17 @@ import (
 func (s *Server) groupRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v0/group/create", s.handleGroupCreate)
 	mux.HandleFunc("POST /api/v0/group/join", s.handleGroupJoin)
-	mux.HandleFunc("GET /api/v0/group/ls", s.handleGroupLs)
+	mux.HandleFunc("GET /api/v0/group/names", s.handleGroupLs)
+	mux.HandleFunc("GET /api/v0/group/ls", s.handleGroupLs) // the old name
 	mux.HandleFunc("GET /api/v0/group/status", s.handleGroupStatus)
 	mux.HandleFunc("POST /api/v0/group/add", s.handleGroupMember)
 	mux.HandleFunc("POST /api/v0/group/remove", s.handleGroupMember)
 	mux.HandleFunc("GET /api/v0/group/get", s.handleGroupGet)
 	mux.HandleFunc("GET /api/v0/group/list", s.handleGroupList)
 	mux.HandleFunc("POST /api/v0/group/put", s.handleGroupPut)
+	mux.HandleFunc("POST /api/v0/group/compare-and-swap", s.handleGroupCAS)
+	mux.HandleFunc("POST /api/v0/group/delete", s.handleGroupCAS)
+	// The old names.
 	mux.HandleFunc("POST /api/v0/group/cas", s.handleGroupCAS)
 	mux.HandleFunc("POST /api/v0/group/rm", s.handleGroupCAS)
 }
@@ -235,7 +239,7 @@ func (s *Server) handleGroupCAS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var ok bool
-	if r.URL.Path == "/api/v0/group/rm" {
+	if r.URL.Path == "/api/v0/group/delete" || r.URL.Path == "/api/v0/group/rm" {
 		ok, err = g.Delete(r.Context(), req.Key)
 	} else {
 		if req.Value == nil {

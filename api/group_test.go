@@ -49,16 +49,16 @@ func TestGroupAPI(t *testing.T) {
 	if e, err := cl.GroupGet(ctx, "jobs", "k"); err != nil || string(e.Value) != "v" || e.Version == 0 {
 		t.Fatalf("get: %+v, %v", e, err)
 	}
-	if r, err := cl.GroupCAS(ctx, "jobs", "k", []byte("v"), []byte("w")); err != nil || !r.OK {
+	if r, err := cl.GroupCompareAndSwap(ctx, "jobs", "k", []byte("v"), []byte("w")); err != nil || !r.OK {
 		t.Fatalf("cas: %+v, %v", r, err)
 	}
-	if r, err := cl.GroupCAS(ctx, "jobs", "k", nil, []byte("x")); err != nil || r.OK {
+	if r, err := cl.GroupCompareAndSwap(ctx, "jobs", "k", nil, []byte("x")); err != nil || r.OK {
 		t.Fatalf("cas of a present key as absent: %+v, %v", r, err)
 	}
 	if es, err := cl.GroupList(ctx, "jobs", ""); err != nil || len(es) != 1 || string(es[0].Value) != "w" {
 		t.Fatalf("list: %+v, %v", es, err)
 	}
-	if r, err := cl.GroupRm(ctx, "jobs", "k"); err != nil || !r.OK {
+	if r, err := cl.GroupDelete(ctx, "jobs", "k"); err != nil || !r.OK {
 		t.Fatalf("rm: %+v, %v", r, err)
 	}
 	if _, err := cl.GroupGet(ctx, "jobs", "k"); !errors.Is(err, group.ErrNotFound) {
@@ -71,7 +71,7 @@ func TestGroupAPI(t *testing.T) {
 	if err != nil || st.State != "leader" || len(st.Members) != 1 || st.Members[0].State != "leader" {
 		t.Fatalf("status: %+v, %v", st, err)
 	}
-	if names, err := cl.GroupLs(ctx); err != nil || len(names) != 1 || names[0] != "jobs" {
+	if names, err := cl.GroupNames(ctx); err != nil || len(names) != 1 || names[0] != "jobs" {
 		t.Fatalf("ls: %v, %v", names, err)
 	}
 }

@@ -40,11 +40,19 @@ func (s *Server) spaceRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v0/space/put", s.handleSpacePut)
 	mux.HandleFunc("GET /api/v0/space/get", s.handleSpaceGet)
 	mux.HandleFunc("GET /api/v0/space/ls", s.handleSpaceLs)
-	mux.HandleFunc("POST /api/v0/space/rm", s.spaceAction(func(ctx context.Context, sp *space.Space, req client.SpaceRef) error {
+	// delete removes one key and destroy the whole space (ARCHITECTURE.md's
+	// vocabulary). Before 0.1.0, delete destroyed the space: a request
+	// without a key is refused rather than read either way.
+	deleteKey := s.spaceAction(func(ctx context.Context, sp *space.Space, req client.SpaceRef) error {
+		if req.Key == "" {
+			return fmt.Errorf("%w: space/delete removes one key and none was given; to destroy the whole space, POST /api/v0/space/destroy", errcode.ErrBadRequest)
+		}
 		return sp.Delete(ctx, req.Key)
-	}))
-	mux.HandleFunc("POST /api/v0/space/delete", s.spaceAction(func(ctx context.Context, sp *space.Space, _ client.SpaceRef) error {
-		return sp.Remove(ctx)
+	})
+	mux.HandleFunc("POST /api/v0/space/delete", deleteKey)
+	mux.HandleFunc("POST /api/v0/space/rm", deleteKey) // the old name
+	mux.HandleFunc("POST /api/v0/space/destroy", s.spaceAction(func(ctx context.Context, sp *space.Space, _ client.SpaceRef) error {
+		return sp.Destroy(ctx)
 	}))
 	mux.HandleFunc("POST /api/v0/space/grant", s.handleSpaceGrant)
 	mux.HandleFunc("POST /api/v0/space/revoke", s.spaceAction(func(ctx context.Context, sp *space.Space, req client.SpaceRef) error {

@@ -120,10 +120,10 @@ func TestSpaceAPI(t *testing.T) {
 	if err := b.SpacePut(ctx, ref, "b/more", strings.NewReader("x")); !errors.Is(err, space.ErrNotAuthorised) {
 		t.Fatalf("a write after revocation: %v", err)
 	}
-	if err := a.SpaceRm(ctx, "docs", "b/notes"); err != nil {
+	if err := a.SpaceDelete(ctx, "docs", "b/notes"); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.SpaceRm(ctx, "docs", "b/notes"); !errors.Is(err, space.ErrNotFound) {
+	if err := a.SpaceDelete(ctx, "docs", "b/notes"); !errors.Is(err, space.ErrNotFound) {
 		t.Fatalf("rm of a missing key: %v", err)
 	}
 	list, err := a.SpaceList(ctx)

@@ -192,9 +192,10 @@ func (s *Space) Migrate(ctx context.Context, policy Policy, progress func(Migrat
 	return o.move(ctx, policy, nil, progress)
 }
 
-// Remove deletes the space: its holders let go of it, and readers are
-// told it was deleted. It runs on the space's home.
-func (s *Space) Remove(ctx context.Context) error {
+// Destroy removes the whole space, every key in it: its holders let go
+// of it, and readers are told it was deleted. It runs on the space's
+// home. (Delete removes one key.)
+func (s *Space) Destroy(ctx context.Context) error {
 	o, err := s.home("delete")
 	if err != nil {
 		return err

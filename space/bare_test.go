@@ -715,7 +715,7 @@ func TestRemoveReleasesHolders(t *testing.T) {
 	if _, err := cs.GetBytes(ctx, "k"); err != nil {
 		t.Fatal(err)
 	}
-	if err := sp.Remove(ctx); err != nil {
+	if err := sp.Destroy(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if pinned(t, ctx, b, sp.ID()) || pinned(t, ctx, a, sp.ID()) {

@@ -445,7 +445,8 @@ func (s *Space) PutBytes(ctx context.Context, key string, b []byte) error {
 	return s.Put(ctx, key, bytes.NewReader(b))
 }
 
-// Delete removes key. It returns ErrNotFound if the key is not there.
+// Delete removes key, and only it (Destroy removes the whole space). It
+// returns ErrNotFound if the key is not there.
 func (s *Space) Delete(ctx context.Context, key string) error {
 	if err := checkKey(key); err != nil {
 		return err

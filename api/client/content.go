@@ -263,14 +263,14 @@ func (c *Client) Ls(ctx context.Context, p string) ([]EntryJSON, error) {
 	return out, c.Call(ctx, http.MethodGet, "/api/v0/ls?"+c.findQuery(p), nil, &out)
 }
 
-// PinAdd pins cid on the node, fetching what it lacks.
-func (c *Client) PinAdd(ctx context.Context, cid, name string) error {
-	return c.Call(ctx, http.MethodPost, "/api/v0/pin/add", PinRequest{CID: cid, Name: name}, nil)
+// Pin pins cid on the node, fetching what it lacks.
+func (c *Client) Pin(ctx context.Context, cid, name string) error {
+	return c.Call(ctx, http.MethodPost, "/api/v0/pin", PinRequest{CID: cid, Name: name}, nil)
 }
 
-// PinRm unpins cid.
-func (c *Client) PinRm(ctx context.Context, cid string) error {
-	return c.Call(ctx, http.MethodPost, "/api/v0/pin/rm", PinRequest{CID: cid}, nil)
+// Unpin lets the node's GC remove cid.
+func (c *Client) Unpin(ctx context.Context, cid string) error {
+	return c.Call(ctx, http.MethodPost, "/api/v0/unpin", PinRequest{CID: cid}, nil)
 }
 
 // PinInfo is one pin as the API lists it.
@@ -280,10 +280,10 @@ type PinInfo struct {
 	Created string `json:"created"`
 }
 
-// PinLs lists the node's pins.
-func (c *Client) PinLs(ctx context.Context) ([]PinInfo, error) {
+// Pins lists the node's pins.
+func (c *Client) Pins(ctx context.Context) ([]PinInfo, error) {
 	var out []PinInfo
-	return out, c.Call(ctx, http.MethodGet, "/api/v0/pin/ls", nil, &out)
+	return out, c.Call(ctx, http.MethodGet, "/api/v0/pins", nil, &out)
 }
 
 // GCResult is the answer of POST /api/v0/gc.

@@ -71,10 +71,10 @@ func (c *Client) GroupJoin(ctx context.Context, name, via string) (GroupStatus, 
 	return out, c.Call(ctx, http.MethodPost, "/api/v0/group/join", GroupRequest{Name: name, Via: via}, &out)
 }
 
-// GroupLs lists the groups the node keeps.
-func (c *Client) GroupLs(ctx context.Context) ([]string, error) {
+// GroupNames lists the groups the node keeps.
+func (c *Client) GroupNames(ctx context.Context) ([]string, error) {
 	var out []string
-	return out, c.Call(ctx, http.MethodGet, "/api/v0/group/ls", nil, &out)
+	return out, c.Call(ctx, http.MethodGet, "/api/v0/group/names", nil, &out)
 }
 
 // GroupStatus returns the group's state.
@@ -114,14 +114,15 @@ func (c *Client) GroupPut(ctx context.Context, name, key string, value []byte) (
 	return out, c.send(ctx, http.MethodPost, "/api/v0/group/put?"+q.Encode(), "application/octet-stream", bytes.NewReader(value), &out)
 }
 
-// GroupCAS sets key to value if it is old now (absent if old is nil).
-func (c *Client) GroupCAS(ctx context.Context, name, key string, old, value []byte) (GroupResult, error) {
+// GroupCompareAndSwap sets key to value if it is old now (absent if old
+// is nil).
+func (c *Client) GroupCompareAndSwap(ctx context.Context, name, key string, old, value []byte) (GroupResult, error) {
 	var out GroupResult
-	return out, c.Call(ctx, http.MethodPost, "/api/v0/group/cas", GroupCAS{Name: name, Key: key, Old: old, Value: value}, &out)
+	return out, c.Call(ctx, http.MethodPost, "/api/v0/group/compare-and-swap", GroupCAS{Name: name, Key: key, Old: old, Value: value}, &out)
 }
 
-// GroupRm deletes key.
-func (c *Client) GroupRm(ctx context.Context, name, key string) (GroupResult, error) {
+// GroupDelete removes key from the group's map.
+func (c *Client) GroupDelete(ctx context.Context, name, key string) (GroupResult, error) {
 	var out GroupResult
-	return out, c.Call(ctx, http.MethodPost, "/api/v0/group/rm", GroupCAS{Name: name, Key: key}, &out)
+	return out, c.Call(ctx, http.MethodPost, "/api/v0/group/delete", GroupCAS{Name: name, Key: key}, &out)
 }

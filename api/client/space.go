@@ -198,14 +198,15 @@ func (c *Client) SpaceLs(ctx context.Context, space, prefix string) ([]SpaceItem
 	return out, c.Call(ctx, http.MethodGet, "/api/v0/space/ls?"+q.Encode(), nil, &out)
 }
 
-// SpaceRm deletes key.
-func (c *Client) SpaceRm(ctx context.Context, space, key string) error {
-	return c.Call(ctx, http.MethodPost, "/api/v0/space/rm", SpaceRef{Space: space, Key: key}, nil)
+// SpaceDelete removes key from the space, and only it (SpaceDestroy
+// removes the whole space).
+func (c *Client) SpaceDelete(ctx context.Context, space, key string) error {
+	return c.Call(ctx, http.MethodPost, "/api/v0/space/delete", SpaceRef{Space: space, Key: key}, nil)
 }
 
-// SpaceDelete deletes the space.
-func (c *Client) SpaceDelete(ctx context.Context, space string) error {
-	return c.Call(ctx, http.MethodPost, "/api/v0/space/delete", SpaceRef{Space: space}, nil)
+// SpaceDestroy removes the whole space, every key in it.
+func (c *Client) SpaceDestroy(ctx context.Context, space string) error {
+	return c.Call(ctx, http.MethodPost, "/api/v0/space/destroy", SpaceRef{Space: space}, nil)
 }
 
 // SpaceGrant grants a user rights on a space.

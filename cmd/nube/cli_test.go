@@ -239,6 +239,7 @@ func TestUpErrors(t *testing.T) {
 		{"key others can read", []string{"up", "--data", leaky, "--api", "127.0.0.1:0"}, "fix with: chmod 600 " + filepath.Join(leaky, nube.NodeKeyFile)},
 		{"bad log level", []string{"up", "--data", t.TempDir(), "--log-level", "loud"}, "bad --log-level"},
 		{"unknown flag", []string{"up", "--frobnicate"}, "unknown flag"},
+		{"space delete without a key", []string{"space", "delete", "photos"}, "to remove the whole space: nube space destroy photos"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -602,7 +602,7 @@ network, so other nodes can fetch it from here. 'nube add' pins what it adds.`,
 			if err != nil {
 				return err
 			}
-			if err := c.PinAdd(cmd.Context(), args[0], name); err != nil {
+			if err := c.Pin(cmd.Context(), args[0], name); err != nil {
 				return err
 			}
 			if g.json {
@@ -622,7 +622,7 @@ network, so other nodes can fetch it from here. 'nube add' pins what it adds.`,
 			if err != nil {
 				return err
 			}
-			if err := c.PinRm(cmd.Context(), args[0]); err != nil {
+			if err := c.Unpin(cmd.Context(), args[0]); err != nil {
 				return err
 			}
 			if g.json {
@@ -638,7 +638,7 @@ network, so other nodes can fetch it from here. 'nube add' pins what it adds.`,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) ([]client.PinInfo, error) {
-				return c.PinLs(ctx)
+				return c.Pins(ctx)
 			}, func(pins []client.PinInfo) error {
 				for _, p := range pins {
 					g.printf("%s  %s\n", p.CID, termsafe.Line(p.Name))

@@ -37,7 +37,7 @@ log and catch up by themselves.`,
 	}
 	cmd.AddCommand(newGroupCreateCmd(g), newGroupJoinCmd(g), newGroupLsCmd(g), newGroupStatusCmd(g),
 		newGroupMembersCmd(g), newGroupMemberCmd(g, "add"), newGroupMemberCmd(g, "remove"),
-		newGroupGetCmd(g), newGroupPutCmd(g), newGroupCASCmd(g), newGroupRmCmd(g), newGroupListCmd(g))
+		newGroupGetCmd(g), newGroupPutCmd(g), newGroupCASCmd(g), newGroupDeleteCmd(g), newGroupListCmd(g))
 	return cmd
 }
 
@@ -81,7 +81,7 @@ func newGroupLsCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) ([]string, error) {
-				return c.GroupLs(ctx)
+				return c.GroupNames(ctx)
 			}, func(names []string) error {
 				for _, n := range names {
 					g.printf("%s\n", n)
@@ -251,7 +251,7 @@ so scripts can take a lock or a job with one command.`,
 			if err != nil {
 				return err
 			}
-			r, err := c.GroupCAS(cmd.Context(), args[0], args[1], old, value)
+			r, err := c.GroupCompareAndSwap(cmd.Context(), args[0], args[1], old, value)
 			if err != nil {
 				return err
 			}
@@ -272,14 +272,15 @@ so scripts can take a lock or a job with one command.`,
 	return cmd
 }
 
-func newGroupRmCmd(g *globals) *cobra.Command {
+func newGroupDeleteCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "rm NAME KEY",
-		Short: "Delete a key",
-		Args:  cobra.ExactArgs(2),
+		Use:     "delete NAME KEY",
+		Aliases: []string{"rm"},
+		Short:   "Delete a key",
+		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) (client.GroupResult, error) {
-				return c.GroupRm(ctx, args[0], args[1])
+				return c.GroupDelete(ctx, args[0], args[1])
 			}, func(r client.GroupResult) error {
 				if r.OK {
 					g.printf("deleted %s\n", termsafe.Line(args[1]))

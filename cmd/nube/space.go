@@ -41,8 +41,8 @@ user ID, as 'nube id' prints it).`,
   nube space migrate photos --to 12D3KooC...`,
 	}
 	cmd.AddCommand(newSpaceCreateCmd(g), newSpaceListCmd(g), newSpaceHoldingsCmd(g), newSpaceInfoCmd(g),
-		newSpacePutCmd(g), newSpaceGetCmd(g), newSpaceLsCmd(g), newSpaceRmCmd(g), newSpaceWatchCmd(g),
-		newSpaceGrantCmd(g), newSpaceRevokeCmd(g), newSpaceMigrateCmd(g), newSpaceDeleteCmd(g))
+		newSpacePutCmd(g), newSpaceGetCmd(g), newSpaceLsCmd(g), newSpaceDeleteCmd(g), newSpaceWatchCmd(g),
+		newSpaceGrantCmd(g), newSpaceRevokeCmd(g), newSpaceMigrateCmd(g), newSpaceDestroyCmd(g))
 	return cmd
 }
 
@@ -270,32 +270,43 @@ func newSpaceLsCmd(g *globals) *cobra.Command {
 	}
 }
 
-func newSpaceRmCmd(g *globals) *cobra.Command {
+// newSpaceDeleteCmd deletes one key. Before 0.1.0 "space delete NAME"
+// destroyed the whole space; that spelling (one argument) is refused, not
+// read either way, so that a dropped KEY never destroys a space.
+func newSpaceDeleteCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "rm [OWNER/]NAME KEY",
-		Short: "Delete a key",
-		Args:  cobra.ExactArgs(2),
+		Use:     "delete [OWNER/]NAME KEY",
+		Aliases: []string{"rm"},
+		Short:   "Delete one key (destroy removes the whole space)",
+		Example: `  nube space delete photos 2026/beach.jpg`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				return fmt.Errorf("space delete removes one key: nube space delete %s KEY; to remove the whole space: nube space destroy %s", args[0], args[0])
+			}
+			return cobra.ExactArgs(2)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
 			if err != nil {
 				return err
 			}
-			return c.SpaceRm(cmd.Context(), args[0], args[1])
+			return c.SpaceDelete(cmd.Context(), args[0], args[1])
 		},
 	}
 }
 
-func newSpaceDeleteCmd(g *globals) *cobra.Command {
+func newSpaceDestroyCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "delete NAME",
-		Short: "Delete a whole space: its holders let go of it",
-		Args:  cobra.ExactArgs(1),
+		Use:     "destroy NAME",
+		Short:   "Destroy a whole space, every key in it: its holders let go of it",
+		Example: `  nube space destroy photos`,
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
 			if err != nil {
 				return err
 			}
-			return c.SpaceDelete(cmd.Context(), args[0])
+			return c.SpaceDestroy(cmd.Context(), args[0])
 		},
 	}
 }
