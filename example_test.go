@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nubecloud/nube"
+	"github.com/nubecloud/nube/content"
+	"github.com/nubecloud/nube/space"
 )
 
 // Two nodes on this machine: one dials the other by address and pings it.
@@ -81,6 +83,47 @@ func ExampleNode_Add() {
 	}
 	fmt.Printf("%s %q\n", c, data)
 	// Output: bafkreibmlvvgdyihetgocpof6xk64kjjzdeq2e4c7hqs3krdheosk4tgj4 "Hello Mars!\n"
+}
+
+// Each layer is one accessor on the node: here the content layer pins a
+// file and lists the pins, and the spaces layer keeps a key in a space of
+// this node alone.
+func ExampleNode_layers() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	node, err := nube.Start(ctx, nube.Config{ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, NoMDNS: true, NoIPFS: true, NoPortMap: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer node.Close()
+
+	c, err := node.Content().Add(ctx, strings.NewReader("Hello Mars!\n"), content.AddOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	pins, err := node.Content().Pins(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("pinned:", len(pins) == 1 && pins[0].CID == c)
+
+	sp, err := node.Spaces().Create(ctx, "notes", space.Policy{Local: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := sp.PutBytes(ctx, "todo", []byte("water the plants")); err != nil {
+		log.Fatal(err)
+	}
+	v, err := sp.GetBytes(ctx, "todo")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s/todo: %s\n", sp.Name(), v)
+	fmt.Println("spaces:", len(node.Spaces().List()))
+	// Output:
+	// pinned: true
+	// notes/todo: water the plants
+	// spaces: 1
 }
 
 // Config.Validate names what is wrong before anything starts.

@@ -1,15 +1,29 @@
 // Package nube is the library a program imports to run a nube node: Start
 // a Node with a Config whose zero value works, use it, Close it.
 //
+// A Node wires the layers below it (ARCHITECTURE.md has the map) and gives
+// each through one accessor returning an interface of what a program does
+// with it:
+//
 //	node, err := nube.Start(ctx, nube.Config{})
 //	if err != nil { ... }
 //	defer node.Close()
-//	fmt.Println(node.ID())
 //
-// A Node wires the layers below it (ARCHITECTURE.md has the map): the p2p host with its
-// discovery, the node and user identities, content (Add, Get, Pin), remote
-// calls (Remote) and WebAssembly services (Service, Services). Later layers
-// (spaces, ledger) hang off the same Node.
+//	c, err := node.Content().Add(ctx, file, content.AddOptions{}) // files, directories, pins, GC
+//	out, err := node.Services().Service("wc").Call(ctx, text)     // WebAssembly services
+//	g, err := node.Groups().Open(ctx, "jobs", group.Options{})    // replicated groups
+//	sp, err := node.Spaces().Create(ctx, "notes", space.Policy{Local: true}) // user-owned data
+//	acct, err := node.Ledger().Account(ctx, "")                    // credit
+//	res, err := wordCount.At(node, peer).Call(ctx, text)           // typed remote calls (Remote)
+//
+// Three shortcuts cover the commonest calls: Add and Get (store a file,
+// read one by CID) and Service (a service ready to call). What lies under
+// the layers (the libp2p host, the DHTs, the metrics registry, the user's
+// signer, bans) is behind Sys, which is not a stable API.
+//
+// Each layer keeps its state in a directory of its own in Config.DataDir
+// (BlocksDir, GroupsDir, LedgerDir, ServicesDir, SpacesDir, HostDir);
+// the node's keys and lock stay at its top.
 package nube
 
 import (
@@ -66,8 +80,8 @@ const (
 // identity, in-memory stores, listening on DefaultPort on every interface,
 // discovering peers by mDNS and the DHT.
 type Config struct {
-	// DataDir holds the node's keys, peer book and (in later layers) its
-	// stores. Empty means nothing is written to disk: a fresh identity
+	// DataDir holds the node's keys and lock, and a directory per layer
+	// (BlocksDir, GroupsDir, …) for its state. Empty means nothing is written to disk: a fresh identity
 	// each start, as tests want. The directory is created (mode 0700) if
 	// missing, and locked for as long as the node runs.
 	DataDir string
