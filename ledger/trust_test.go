@@ -92,7 +92,7 @@ func TestImpostorDuringPartition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	known := filepath.Join(dirs[0], "ledger.json")
+	known := filepath.Join(dirs[0], nube.LedgerDir, "ledger.json")
 	before, err := os.ReadFile(known)
 	if err != nil {
 		t.Fatal(err)
@@ -138,7 +138,7 @@ func TestImpostorDuringPartition(t *testing.T) {
 	if !errors.Is(err, ledger.ErrNoLedger) || !strings.Contains(err.Error(), h.ID().String()) || !strings.Contains(err.Error(), "trust") {
 		t.Fatalf("a fresh node meeting only an impostor: %v (want ErrNoLedger naming the untrusted %s)", err, h.ID())
 	}
-	if _, err := os.Stat(filepath.Join(dirs[1], "ledger.json")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(dirs[1], nube.LedgerDir, "ledger.json")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a fresh node wrote ledger.json from an impostor's word: %v", err)
 	}
 
