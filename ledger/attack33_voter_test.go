@@ -18,7 +18,7 @@ import (
 func TestVoterBehindRosterBack(t *testing.T) {
 	c := ledgerCluster(t, 4)
 	ctx := nubetest.Context(t, 2*time.Minute)
-	g, err := c.Node(0).Group(ctx, ledger.GroupName)
+	g, err := c.Node(0).Groups().Open(ctx, ledger.GroupName, group.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +28,7 @@ func TestVoterBehindRosterBack(t *testing.T) {
 	}
 	jctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	_, err = sneak.OpenGroup(jctx, ledger.GroupName, group.Options{Join: c.Node(0).ID()})
+	_, err = sneak.Groups().Open(jctx, ledger.GroupName, group.Options{Join: c.Node(0).ID()})
 	if !errors.Is(err, group.ErrNotMember) {
 		t.Fatalf("a voter the roster does not name joined the ledger's group: %v", err)
 	}

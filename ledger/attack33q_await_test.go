@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nubecloud/nube/group"
 	"github.com/nubecloud/nube/ledger"
 	"github.com/nubecloud/nube/nubetest"
 )
@@ -36,7 +37,7 @@ func TestStrangersExhaustConfirmations(t *testing.T) {
 	if _, err := node.Ledger().Account(ctx, ""); err != nil {
 		t.Fatalf("before the flood: %v", err)
 	}
-	g, err := c.Node(0).Group(ctx, ledger.GroupName)
+	g, err := c.Node(0).Groups().Open(ctx, ledger.GroupName, group.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +57,7 @@ func TestStrangersExhaustConfirmations(t *testing.T) {
 	for range hosts {
 		h, ep := bare(t, ctx)
 		for i := range 3 {
-			if h.Connect(ctx, c.Node(i).AddrInfo()) != nil {
+			if h.Connect(ctx, c.Node(i).Sys().AddrInfo()) != nil {
 				continue
 			}
 			conns++

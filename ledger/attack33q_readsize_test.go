@@ -40,7 +40,7 @@ func TestStrangerFillsLogWithReads(t *testing.T) {
 	c := ledgerCluster(t, 3, nubetest.WithDataDirs())
 	var dirs []string
 	for i := range 3 {
-		if dirs = append(dirs, c.Node(i).DataDir()); dirs[i] == "" {
+		if dirs = append(dirs, c.Node(i).Config().DataDir); dirs[i] == "" {
 			t.Fatalf("node %d has no data dir", i)
 		}
 	}

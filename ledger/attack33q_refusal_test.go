@@ -76,7 +76,7 @@ func TestMinorityReplayRefusalSettles(t *testing.T) {
 		t.Fatalf("the leader %s is none of the ledger's nodes", bad)
 	}
 	before := balance(t, ctx, c.Node(honest), provider.UserID())
-	priv := c.Node(victim).Host().Peerstore().PrivKey(bad)
+	priv := c.Node(victim).Sys().Host().Peerstore().PrivKey(bad)
 	raw, err := priv.Raw()
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +108,7 @@ func TestMinorityReplayRefusalSettles(t *testing.T) {
 	remote.Handle(ep, impConfirm, func(ctx context.Context, req map[int]any) (map[int]any, error) {
 		return nil, errors.New("no")
 	})
-	if err := h.Connect(ctx, provider.AddrInfo()); err != nil {
+	if err := h.Connect(ctx, provider.Sys().AddrInfo()); err != nil {
 		t.Fatal(err)
 	}
 
