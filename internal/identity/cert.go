@@ -1,7 +1,9 @@
 package identity
 
 import (
+	"crypto"
 	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"fmt"
 
@@ -26,10 +28,38 @@ func PublicKey(id peer.ID) (ed25519.PublicKey, error) {
 	return ed25519.PublicKey(raw), nil
 }
 
+// ErrNotEd25519 reports a signer whose public key is not an ed25519 key:
+// every user and node ID names an ed25519 key, so no one could check what
+// it signs.
+var ErrNotEd25519 = errors.New("not an ed25519 key")
+
+// SignerID checks that s is a signer behind an ed25519 key and returns the
+// ID of that key. A nil signer is an error.
+func SignerID(s crypto.Signer) (peer.ID, error) {
+	if s == nil {
+		return "", fmt.Errorf("%w: no signer", ErrNotEd25519)
+	}
+	pub, ok := s.Public().(ed25519.PublicKey)
+	if !ok || len(pub) != ed25519.PublicKeySize {
+		return "", fmt.Errorf("%w: the signer's public key is a %T", ErrNotEd25519, s.Public())
+	}
+	return ID(pub)
+}
+
 // Sign signs body under domain, a string that keeps a signature on one kind
-// of record from ever passing for one on another.
-func Sign(key ed25519.PrivateKey, domain string, body []byte) []byte {
-	return ed25519.Sign(key, append([]byte(domain), body...))
+// of record from ever passing for one on another. It signs through s, so
+// the key may be held where this process cannot read it (a hardware key,
+// an agent): s must be an ed25519 signer, which signs the message itself
+// (crypto.Hash(0)), not a digest.
+func Sign(s crypto.Signer, domain string, body []byte) ([]byte, error) {
+	sig, err := s.Sign(rand.Reader, append([]byte(domain), body...), crypto.Hash(0))
+	if err != nil {
+		return nil, fmt.Errorf("sign: %w", err)
+	}
+	if len(sig) != ed25519.SignatureSize {
+		return nil, fmt.Errorf("sign: %w: a signature of %d bytes", ErrNotEd25519, len(sig))
+	}
+	return sig, nil
 }
 
 // Verify checks that by signed body under domain.
@@ -54,12 +84,16 @@ type Cert struct {
 }
 
 // NewCert makes the cert of node under the user key.
-func NewCert(user ed25519.PrivateKey, node peer.ID) (Cert, error) {
-	id, err := ID(user.Public().(ed25519.PublicKey))
+func NewCert(user crypto.Signer, node peer.ID) (Cert, error) {
+	id, err := SignerID(user)
 	if err != nil {
 		return Cert{}, err
 	}
-	return Cert{User: id, Sig: Sign(user, certDomain, []byte(node))}, nil
+	sig, err := Sign(user, certDomain, []byte(node))
+	if err != nil {
+		return Cert{}, err
+	}
+	return Cert{User: id, Sig: sig}, nil
 }
 
 // Check verifies that c makes node one of c.User's nodes.
