@@ -14,8 +14,8 @@ import (
 
 	"github.com/nubecloud/nube/errcode"
 	"github.com/nubecloud/nube/group"
-	"github.com/nubecloud/nube/internal/identity"
 	"github.com/nubecloud/nube/internal/wire"
+	"github.com/nubecloud/nube/nodecert"
 	"github.com/nubecloud/nube/remote"
 )
 
@@ -46,7 +46,7 @@ type infoReq struct {
 // learn the ledger from it.
 type infoReply struct {
 	Roster chain         `cbor:"1,keyasint,omitempty"`
-	Cert   identity.Cert `cbor:"2,keyasint"`
+	Cert   nodecert.Cert `cbor:"2,keyasint"`
 	Signed *signedAnswer `cbor:"3,keyasint,omitempty"`
 }
 
@@ -54,7 +54,7 @@ var (
 	submitFn  = remote.Declare[submitReq, signedAnswer]("nube.ledger.submit")
 	accountFn = remote.Declare[accountReq, signedAnswer]("nube.ledger.account")
 	infoFn    = remote.Declare[infoReq, infoReply]("nube.ledger.info")
-	whoisFn   = remote.Declare[struct{}, identity.Cert]("nube.ledger.whois")
+	whoisFn   = remote.Declare[struct{}, nodecert.Cert]("nube.ledger.whois")
 )
 
 // askFor bounds each question to one ledger node.
@@ -685,7 +685,7 @@ func (m *Manager) Info(ctx context.Context) (Info, error) {
 	return in, nil
 }
 
-func (m *Manager) serveWhois(context.Context, struct{}) (identity.Cert, error) { return m.cert, nil }
+func (m *Manager) serveWhois(context.Context, struct{}) (nodecert.Cert, error) { return m.cert, nil }
 
 // whoisFor bounds the question to a payee's node of whose it is.
 const whoisFor = 10 * time.Second

@@ -1,7 +1,6 @@
 package ledger_test
 
 import (
-	"crypto/ed25519"
 	"sync"
 	"testing"
 	"time"
@@ -22,7 +21,7 @@ func TestDoorConcurrentDuplicates(t *testing.T) {
 	c := ledgerCluster(t, 4)
 	ctx := nubetest.Context(t, 2*time.Minute)
 	payer := c.Node(3)
-	st, err := ledger.Sign(payer.Sys().UserKey().(ed25519.PrivateKey), ledger.Tx{Kind: ledger.Transfer, From: payer.UserID(), To: c.Node(0).UserID(), Amount: 1})
+	st, err := ledger.Sign(payer.Sys().UserKey(), ledger.Tx{Kind: ledger.Transfer, From: payer.UserID(), To: c.Node(0).UserID(), Amount: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

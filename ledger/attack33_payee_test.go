@@ -1,7 +1,6 @@
 package ledger_test
 
 import (
-	"crypto/ed25519"
 	"testing"
 	"time"
 
@@ -21,7 +20,7 @@ func TestPayeeNodeAccountPlanted(t *testing.T) {
 	c := ledgerCluster(t, 6)
 	ctx := nubetest.Context(t, 2*time.Minute)
 	payer, payee, stranger := c.Node(3), c.Node(4), c.Node(5)
-	st, err := ledger.Sign(stranger.Sys().UserKey().(ed25519.PrivateKey), ledger.Tx{Kind: ledger.Transfer,
+	st, err := ledger.Sign(stranger.Sys().UserKey(), ledger.Tx{Kind: ledger.Transfer,
 		From: stranger.UserID(), To: payee.ID(), Amount: 1})
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,6 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 
-	"github.com/nubecloud/nube/internal/identity"
 	"github.com/nubecloud/nube/internal/wire"
 	"github.com/nubecloud/nube/ledger"
 	"github.com/nubecloud/nube/nubetest"
@@ -90,7 +89,7 @@ func TestMinorityMemberAnswer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return map[int]any{1: ab, 2: []byte(bad), 3: identity.Sign(key, "nube ledger answer v1\n", ab), 4: []byte(bad)}
+		return map[int]any{1: ab, 2: []byte(bad), 3: signAs(key, "nube ledger answer v1\n", ab), 4: []byte(bad)}
 	}
 	var asked atomic.Int32
 	remote.Handle(ep, impSubmit, func(ctx context.Context, req map[int]any) (map[int]any, error) {
@@ -113,7 +112,7 @@ func TestMinorityMemberAnswer(t *testing.T) {
 
 	short, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	st, err := ledger.Sign(payer.Sys().UserKey().(ed25519.PrivateKey), ledger.Tx{Kind: ledger.Transfer, From: payer.UserID(), To: payee, Amount: 1_000})
+	st, err := ledger.Sign(payer.Sys().UserKey(), ledger.Tx{Kind: ledger.Transfer, From: payer.UserID(), To: payee, Amount: 1_000})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/libp2p/go-libp2p"
 
 	"github.com/nubecloud/nube"
-	"github.com/nubecloud/nube/internal/identity"
 	"github.com/nubecloud/nube/internal/wire"
 	"github.com/nubecloud/nube/nubetest"
 	"github.com/nubecloud/nube/remote"
@@ -103,7 +102,7 @@ func TestMinorityReplayRefusalSettles(t *testing.T) {
 		body, _ := wire.Marshal(map[int]any{1: "replay", 2: "ledger transaction already applied"})
 		hash := sha256.Sum256(tx)
 		ab, _ := wire.Marshal(map[int]any{1: in.ID, 2: uint64(0), 3: uint64(1), 4: "submit", 5: hash[:], 6: body})
-		return map[int]any{1: ab, 2: []byte(bad), 3: identity.Sign(key, "nube ledger answer v1\n", ab)}, nil
+		return map[int]any{1: ab, 2: []byte(bad), 3: signAs(key, "nube ledger answer v1\n", ab)}, nil
 	})
 	remote.Handle(ep, impConfirm, func(ctx context.Context, req map[int]any) (map[int]any, error) {
 		return nil, errors.New("no")

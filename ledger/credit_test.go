@@ -1,6 +1,7 @@
 package ledger_test
 
 import (
+	"crypto"
 	"crypto/ed25519"
 	"errors"
 	"math"
@@ -25,7 +26,7 @@ func TestCreditAcrossNodes(t *testing.T) {
 	ctx := nubetest.Context(t, 2*time.Minute)
 	door, voucher := c.Node(3), c.Node(3).Ledger() // node 3's user is vouched for with limit
 	target := c.Node(0).UserID()
-	submit := func(key ed25519.PrivateKey, tx ledger.Tx) error {
+	submit := func(key crypto.Signer, tx ledger.Tx) error {
 		t.Helper()
 		st, err := ledger.Sign(key, tx)
 		if err != nil {
@@ -54,7 +55,7 @@ func TestCreditAcrossNodes(t *testing.T) {
 		t.Fatalf("100 fresh keys moved the target's balance from %d to %d", before, got)
 	}
 
-	userKey := door.Sys().UserKey().(ed25519.PrivateKey)
+	userKey := door.Sys().UserKey()
 	for _, amount := range []int64{math.MaxInt64, math.MinInt64, ledger.MaxAmount + 1} {
 		if err := submit(userKey, ledger.Tx{Kind: ledger.Transfer, From: door.UserID(), To: target, Amount: amount}); !errors.Is(err, ledger.ErrMalformed) {
 			t.Fatalf("a transfer of %d: %v, want ErrMalformed", amount, err)

@@ -41,4 +41,9 @@
 // caller's consent, so a caller cannot skip paying by keeping quiet. And
 // it is the space layer's Payments (Storage): holders of another user's
 // space are paid per GiB-day after a random block challenge.
+//
+// The user key comes in as a crypto.Signer (Config.UserKey, an ed25519 key
+// however it is held): a transaction's Body and Sig are the envelope every
+// layer signs with, under the ledger's own domain strings. Node certs are
+// nodecert's.
 package ledger

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nubecloud/nube/internal/identity"
 	"github.com/nubecloud/nube/internal/wire"
+	"github.com/nubecloud/nube/nodecert"
 )
 
 // seeds returns well-formed transactions of every kind, encoded.
@@ -110,7 +111,7 @@ func fuzzParties(t testing.TB) []party {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cert, err := identity.NewCert(key, node)
+		cert, err := nodecert.New(key, node)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,7 +2,7 @@ package ledger
 
 import (
 	"context"
-	"crypto/ed25519"
+	gocrypto "crypto" // libp2p's crypto is the node key's
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +24,7 @@ import (
 	"github.com/nubecloud/nube/internal/atomicfile"
 	"github.com/nubecloud/nube/internal/identity"
 	"github.com/nubecloud/nube/internal/wire"
+	"github.com/nubecloud/nube/nodecert"
 	"github.com/nubecloud/nube/remote"
 )
 
@@ -68,8 +69,11 @@ type Config struct {
 	// that has not learned the ledger yet. Nil means only connected peers
 	// are asked.
 	Routing routing.ContentRouting
-	// UserKey is the account this node pays from and is paid to. Required.
-	UserKey ed25519.PrivateKey
+	// UserKey is the account this node pays from and is paid to: it signs
+	// this node's transactions, receipts and cert. Required: a signer
+	// whose public key is an ed25519 key (an ed25519.PrivateKey, or a key
+	// held elsewhere).
+	UserKey gocrypto.Signer
 	// Dir keeps ledger.json: the ledger's roster as this node learned it.
 	// Empty means memory only.
 	Dir string
@@ -112,14 +116,17 @@ func (c Config) Validate() error {
 		return errors.New("ledger: Config.Remote is required")
 	case c.Groups == nil:
 		return errors.New("ledger: Config.Groups is required")
-	case len(c.UserKey) != ed25519.PrivateKeySize:
-		return errors.New("ledger: Config.UserKey is required (an ed25519 private key)")
+	case c.UserKey == nil:
+		return errors.New("ledger: Config.UserKey is required (an ed25519 signer)")
 	case c.TickInterval < 0:
 		return fmt.Errorf("ledger: Config.TickInterval is negative (%v)", c.TickInterval)
 	case c.SubmitRate < 0:
 		return fmt.Errorf("ledger: Config.SubmitRate is negative (%d)", c.SubmitRate)
 	case c.FormTimeout < 0:
 		return fmt.Errorf("ledger: Config.FormTimeout is negative (%v)", c.FormTimeout)
+	}
+	if _, err := identity.SignerID(c.UserKey); err != nil {
+		return fmt.Errorf("ledger: Config.UserKey: %w", err)
 	}
 	return nil
 }
@@ -131,7 +138,7 @@ type Manager struct {
 	log     *slog.Logger
 	self    peer.ID
 	user    peer.ID
-	cert    identity.Cert
+	cert    nodecert.Cert
 	key     crypto.PrivKey // the node's: signs answers and consents
 	door    *limiter
 	unserve []func()
@@ -201,11 +208,11 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if key == nil || key.Type() != crypto.Ed25519 {
 		return nil, errors.New("ledger: Config.Host needs an ed25519 node key, to sign as a ledger node")
 	}
-	user, err := identity.ID(cfg.UserKey.Public().(ed25519.PublicKey))
+	user, err := identity.SignerID(cfg.UserKey)
 	if err != nil {
 		return nil, err
 	}
-	cert, err := identity.NewCert(cfg.UserKey, cfg.Host.ID())
+	cert, err := nodecert.New(cfg.UserKey, cfg.Host.ID())
 	if err != nil {
 		return nil, err
 	}
@@ -457,7 +464,7 @@ func (m *Manager) trusts(node, user peer.ID) bool {
 }
 
 // admit checks that node, whose cert is cert, is trusted with the ledger.
-func (m *Manager) admit(node peer.ID, cert identity.Cert) error {
+func (m *Manager) admit(node peer.ID, cert nodecert.Cert) error {
 	if err := cert.Check(node); err != nil {
 		return fmt.Errorf("%w: %v", ErrForged, err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/nubecloud/nube/group"
 	"github.com/nubecloud/nube/internal/identity"
 	"github.com/nubecloud/nube/internal/wire"
+	"github.com/nubecloud/nube/nodecert"
 	"github.com/nubecloud/nube/remote"
 )
 
@@ -37,17 +38,17 @@ type formReq struct {
 	// Roster is the founding's body (formAsk), or the signed founding,
 	// encoded (formOpen).
 	Roster []byte        `cbor:"2,keyasint,omitempty"`
-	Cert   identity.Cert `cbor:"3,keyasint"`
+	Cert   nodecert.Cert `cbor:"3,keyasint"`
 	Ledger string        `cbor:"4,keyasint,omitempty"` // formAbort: the ledger given up
 }
 
 type formReply struct {
 	Sig  []byte         `cbor:"1,keyasint,omitempty"` // formAsk: the peer's signature of the founding
-	Cert *identity.Cert `cbor:"2,keyasint,omitempty"` // formCert: the peer's cert, naming its user
+	Cert *nodecert.Cert `cbor:"2,keyasint,omitempty"` // formCert: the peer's cert, naming its user
 }
 
 type addReq struct {
-	Cert identity.Cert `cbor:"1,keyasint"`
+	Cert nodecert.Cert `cbor:"1,keyasint"`
 }
 
 type addReply struct {
@@ -57,7 +58,7 @@ type addReply struct {
 // voteReq asks a member to agree to a change of members.
 type voteReq struct {
 	Roster []byte        `cbor:"1,keyasint"` // the change's body
-	Cert   identity.Cert `cbor:"2,keyasint"` // the new member's cert
+	Cert   nodecert.Cert `cbor:"2,keyasint"` // the new member's cert
 }
 
 var (

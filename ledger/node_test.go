@@ -3,7 +3,6 @@ package ledger_test
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -373,7 +372,7 @@ func TestReserveExpires(t *testing.T) {
 	c := ledgerCluster(t, 4)
 	ctx := nubetest.Context(t, time.Minute)
 	payer := c.Node(3)
-	st, err := ledger.Sign(payer.Sys().UserKey().(ed25519.PrivateKey), ledger.Tx{Kind: ledger.Reserve, From: payer.UserID(),
+	st, err := ledger.Sign(payer.Sys().UserKey(), ledger.Tx{Kind: ledger.Reserve, From: payer.UserID(),
 		Provider: c.Node(1).ID(), Amount: 7_000, Price: service.Price{PerCall: 7_000}, Expires: time.Now().Add(300 * time.Millisecond).UnixNano()})
 	if err != nil {
 		t.Fatal(err)
@@ -409,7 +408,7 @@ func TestForgedEntryInLog(t *testing.T) {
 	c := ledgerCluster(t, 3)
 	ctx := nubetest.Context(t, time.Minute)
 	victim, thief := c.Node(1), c.Node(2)
-	forged, err := ledger.Sign(thief.Sys().UserKey().(ed25519.PrivateKey), ledger.Tx{Kind: ledger.Transfer, From: victim.UserID(), To: thief.UserID(), Amount: 1_000})
+	forged, err := ledger.Sign(thief.Sys().UserKey(), ledger.Tx{Kind: ledger.Transfer, From: victim.UserID(), To: thief.UserID(), Amount: 1_000})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -121,7 +121,9 @@ func (m *Manager) signForNode(t Tx) (*SignedTx, error) {
 	if err != nil || len(raw) != ed25519.PrivateKeySize {
 		return nil, fmt.Errorf("ledger: the node's key is not an ed25519 key")
 	}
-	st.SignNode(ed25519.PrivateKey(raw))
+	if err := st.SignNode(ed25519.PrivateKey(raw)); err != nil {
+		return nil, fmt.Errorf("ledger: the node's key: %w", err)
+	}
 	return st, nil
 }
 
@@ -305,7 +307,9 @@ func (s storagePay) Pay(ctx context.Context, holder peer.ID, receipt []byte, sp 
 	case r.Amount != StorageCost(r.Bytes, until.Sub(from), r.PerGiBDay):
 		return 0, fmt.Errorf("%w: the receipt's amount is not its size and period at its price", ErrBadReceipt)
 	}
-	sr.Countersign(s.m.cfg.UserKey)
+	if err := sr.Countersign(s.m.cfg.UserKey); err != nil {
+		return 0, err
+	}
 	st, err := Sign(s.m.cfg.UserKey, Tx{Kind: Settle, From: s.m.user, Receipt: sr})
 	if err != nil {
 		return 0, err

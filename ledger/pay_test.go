@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nubecloud/nube/internal/identity"
+	"github.com/nubecloud/nube/nodecert"
 	"github.com/nubecloud/nube/service"
 	"github.com/nubecloud/nube/wasm"
 )
@@ -27,11 +27,11 @@ func TestSettleByStrangers(t *testing.T) {
 	bob2 := newParty(t)
 	bob2.key, bob2.user = bob.key, bob.user
 	var err error
-	if bob2.cert, err = identity.NewCert(bob.key, bob2.node); err != nil {
+	if bob2.cert, err = nodecert.New(bob.key, bob2.node); err != nil {
 		t.Fatal(err)
 	}
 	// eve's cert claims bob's node: a user's cert is only its word.
-	claimed, err := identity.NewCert(eve.key, bob.node)
+	claimed, err := nodecert.New(eve.key, bob.node)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestSettleByStrangers(t *testing.T) {
 		}, ErrForged},
 		"a transaction signature by someone else": {func() *SignedTx {
 			st := b.receipt(alice, bob, good, false)
-			st.Sig = identity.Sign(eve.key, txDomain, st.Body)
+			st.Sig = signAs(eve.key, txDomain, st.Body)
 			return st
 		}, ErrForged},
 	} {
@@ -162,7 +162,7 @@ func TestReleaseByStrangers(t *testing.T) {
 	b := newBook(t)
 	alice, bob, eve := b.vouched(testLimit), newParty(t), newParty(t)
 	res := reserveRun(b, alice, bob, 400, time.Minute)
-	claimed, err := identity.NewCert(eve.key, bob.node)
+	claimed, err := nodecert.New(eve.key, bob.node)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/nubecloud/nube/internal/identity"
 	"github.com/nubecloud/nube/internal/wire"
+	"github.com/nubecloud/nube/nodecert"
 	"github.com/nubecloud/nube/service"
 	"github.com/nubecloud/nube/wasm"
 )
@@ -26,7 +27,7 @@ type party struct {
 	key     ed25519.PrivateKey
 	user    peer.ID
 	node    peer.ID
-	cert    identity.Cert
+	cert    nodecert.Cert
 	nodeKey ed25519.PrivateKey
 }
 
@@ -42,7 +43,7 @@ func newParty(t testing.TB) party {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, err := identity.NewCert(key, node)
+	cert, err := nodecert.New(key, node)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package ledger_test
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"github.com/nubecloud/nube/internal/identity"
 	"github.com/nubecloud/nube/internal/wire"
 	"github.com/nubecloud/nube/ledger"
+	"github.com/nubecloud/nube/nodecert"
 	"github.com/nubecloud/nube/nubetest"
 	"github.com/nubecloud/nube/remote"
 )
@@ -65,8 +67,8 @@ func forgedLedger(t *testing.T, h host.Host) map[int]any {
 	gen, _ := wire.Marshal(map[int]any{1: "f00dfeedf00dfeed", 2: time.Now().UnixNano(), 3: int64(1 << 40)})
 	// Peer IDs travel as their bytes.
 	body, _ := wire.Marshal(map[int]any{1: "f00dfeedf00dfeed", 2: 0, 3: [][]byte{[]byte(h.ID())}, 4: gen})
-	entry := map[int]any{1: body, 2: []map[int]any{{1: []byte(h.ID()), 2: identity.Sign(key, "nube ledger roster v1\n", body)}}}
-	cert, err := identity.NewCert(identity.Generate(), h.ID())
+	entry := map[int]any{1: body, 2: []map[int]any{{1: []byte(h.ID()), 2: signAs(key, "nube ledger roster v1\n", body)}}}
+	cert, err := nodecert.New(identity.Generate(), h.ID())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +122,7 @@ func TestImpostorDuringPartition(t *testing.T) {
 	if err == nil || in.ID != "" && in.ID != real.ID {
 		t.Fatalf("cut off from the ledger, the node got info %+v, %v", in, err)
 	}
-	payer := knows.Sys().UserKey().(ed25519.PrivateKey)
+	payer := knows.Sys().UserKey()
 	st, err := ledger.Sign(payer, ledger.Tx{Kind: ledger.Transfer, From: knows.UserID(), To: c.Node(0).UserID(), Amount: 1_000})
 	if err != nil {
 		t.Fatal(err)
@@ -239,7 +241,7 @@ func TestCreateAbortedMidway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, err := identity.NewCert(identity.Generate(), h.ID())
+	cert, err := nodecert.New(identity.Generate(), h.ID())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +251,7 @@ func TestCreateAbortedMidway(t *testing.T) {
 		}
 		if step, _ := req[1].(uint64); step == 1 { // asked to agree: it does
 			body, _ := req[2].([]byte)
-			return map[int]any{1: identity.Sign(ed25519.PrivateKey(raw), "nube ledger roster v1\n", body)}, nil
+			return map[int]any{1: signAs(ed25519.PrivateKey(raw), "nube ledger roster v1\n", body)}, nil
 		}
 		if step, _ := req[1].(uint64); step == 2 {
 			return nil, errors.New("this node's disk is full") // asked to open: it fails
@@ -300,7 +302,7 @@ func TestStrangerResubmits(t *testing.T) {
 	c := ledgerCluster(t, 4)
 	ctx := nubetest.Context(t, 2*time.Minute)
 	payer := c.Node(3)
-	key := payer.Sys().UserKey().(ed25519.PrivateKey)
+	key := payer.Sys().UserKey()
 	var seen [][]byte
 	for range 5 {
 		st, err := ledger.Sign(key, ledger.Tx{Kind: ledger.Transfer, From: payer.UserID(), To: c.Node(0).UserID(), Amount: 100})
@@ -380,4 +382,14 @@ func TestSendToNodeID(t *testing.T) {
 	if a, err := payer.Ledger().Account(ctx, nobody); err != nil || a.Known {
 		t.Fatalf("the refused payee has an account: %+v, %v", a, err)
 	}
+}
+
+// signAs signs body under domain with key, as identity.Sign does; an
+// ed25519 key always can.
+func signAs(key crypto.Signer, domain string, body []byte) []byte {
+	sig, err := identity.Sign(key, domain, body)
+	if err != nil {
+		panic(err)
+	}
+	return sig
 }

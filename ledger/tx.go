@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/nubecloud/nube/internal/identity"
 	"github.com/nubecloud/nube/internal/wire"
+	"github.com/nubecloud/nube/nodecert"
 	"github.com/nubecloud/nube/service"
 )
 
@@ -157,7 +159,7 @@ func (t *Tx) ID() string { return hex.EncodeToString(t.Nonce) }
 type SignedTx struct {
 	Body    []byte         `cbor:"1,keyasint"`
 	Sig     []byte         `cbor:"2,keyasint,omitempty"`
-	Cert    *identity.Cert `cbor:"3,keyasint,omitempty"`
+	Cert    *nodecert.Cert `cbor:"3,keyasint,omitempty"`
 	NodeSig []byte         `cbor:"4,keyasint,omitempty"`
 
 	tx *Tx
@@ -212,7 +214,7 @@ type SignedReceipt struct {
 	Body     []byte        `cbor:"1,keyasint"`
 	PayeeSig []byte        `cbor:"2,keyasint"`
 	PayerSig []byte        `cbor:"3,keyasint,omitempty"`
-	Cert     identity.Cert `cbor:"4,keyasint"`
+	Cert     nodecert.Cert `cbor:"4,keyasint"`
 
 	receipt *Receipt
 }
@@ -226,26 +228,34 @@ func newNonce() []byte {
 	return b
 }
 
-// Sign signs t with key (the key of t.From), filling in a nonce and the
-// time if they are unset.
-func Sign(key ed25519.PrivateKey, t Tx) (*SignedTx, error) {
+// Sign signs t with key (the key of t.From, an ed25519 signer), filling in
+// a nonce and the time if they are unset. Body and Sig are the
+// transaction's envelope (identity.Envelope): its exact bytes and its
+// payer's signature over the transaction domain and them.
+func Sign(key crypto.Signer, t Tx) (*SignedTx, error) {
 	if t.Nonce == nil {
 		t.Nonce = newNonce()
 	}
 	if t.Time == 0 {
 		t.Time = time.Now().UnixNano()
 	}
-	b, err := wire.Marshal(&t)
+	e, err := identity.Seal(key, txDomain, &t)
 	if err != nil {
 		return nil, err
 	}
-	return &SignedTx{Body: b, Sig: identity.Sign(key, txDomain, b), tx: &t}, nil
+	return &SignedTx{Body: e.Body, Sig: e.Sig, tx: &t}, nil
 }
 
 // SignNode adds the signature of the node whose key is key, the node a
-// Release or a compute Settle acts for: the reserve's provider.
-func (s *SignedTx) SignNode(key ed25519.PrivateKey) {
-	s.NodeSig = identity.Sign(key, nodeDomain, s.Body)
+// Release or a compute Settle acts for: the reserve's provider. It fails
+// only if key cannot sign, or is no ed25519 key.
+func (s *SignedTx) SignNode(key crypto.Signer) error {
+	sig, err := identity.Sign(key, nodeDomain, s.Body)
+	if err != nil {
+		return err
+	}
+	s.NodeSig = sig
+	return nil
 }
 
 // Encode returns the transaction's wire form.
@@ -418,22 +428,27 @@ const ed25519IDPrefix = "\x00\x24\x08\x01\x12\x20"
 
 // NewReceipt makes a receipt signed by its payee (key, whose node cert is
 // cert). The payer of a storage receipt signs it with Countersign.
-func NewReceipt(key ed25519.PrivateKey, cert identity.Cert, r Receipt) (*SignedReceipt, error) {
+func NewReceipt(key crypto.Signer, cert nodecert.Cert, r Receipt) (*SignedReceipt, error) {
 	if r.Time == 0 {
 		r.Time = time.Now().UnixNano()
 	}
-	b, err := wire.Marshal(&r)
+	e, err := identity.Seal(key, payeeDomain, &r)
 	if err != nil {
 		return nil, err
 	}
-	return &SignedReceipt{Body: b, PayeeSig: identity.Sign(key, payeeDomain, b), Cert: cert, receipt: &r}, nil
+	return &SignedReceipt{Body: e.Body, PayeeSig: e.Sig, Cert: cert, receipt: &r}, nil
 }
 
 // Countersign adds the payer's signature: key must be the payer's. Only
 // storage receipts need it: a compute receipt's payer agreed in its
-// reserve.
-func (s *SignedReceipt) Countersign(key ed25519.PrivateKey) {
-	s.PayerSig = identity.Sign(key, payerDomain, s.Body)
+// reserve. It fails only if key cannot sign, or is no ed25519 key.
+func (s *SignedReceipt) Countersign(key crypto.Signer) error {
+	sig, err := identity.Sign(key, payerDomain, s.Body)
+	if err != nil {
+		return err
+	}
+	s.PayerSig = sig
+	return nil
 }
 
 // Encode returns the receipt's wire form.

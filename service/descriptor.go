@@ -2,6 +2,7 @@ package service
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
@@ -141,21 +142,28 @@ type body struct {
 	Created      int64       `cbor:"12,keyasint"`
 }
 
-// envelope is a descriptor on the wire: the body's exact bytes and the
-// publisher's signature on them.
-type envelope struct {
-	Body []byte `cbor:"1,keyasint"`
-	Sig  []byte `cbor:"2,keyasint"`
+// Signer returns the publisher, who must have signed the body.
+func (b *body) Signer() (peer.ID, error) {
+	if len(b.Publisher) != ed25519.PublicKeySize {
+		return "", fmt.Errorf("%w: publisher key is %d bytes, want %d", ErrBadDescriptor, len(b.Publisher), ed25519.PublicKeySize)
+	}
+	id, err := identity.ID(ed25519.PublicKey(b.Publisher))
+	if err != nil {
+		return "", fmt.Errorf("%w: publisher key: %v", ErrBadDescriptor, err)
+	}
+	return id, nil
 }
 
 // sign checks d, signs it with key (setting Publisher and Created) and
-// fills in its encoding and CID.
-func (d *Descriptor) sign(key ed25519.PrivateKey, now time.Time) error {
-	pub := key.Public().(ed25519.PublicKey)
-	id, err := identity.ID(pub)
+// fills in its encoding and CID. On the wire a descriptor is an
+// identity.Envelope: the body's exact bytes and the publisher's signature
+// on them.
+func (d *Descriptor) sign(key crypto.Signer, now time.Time) error {
+	id, err := identity.SignerID(key)
 	if err != nil {
 		return err
 	}
+	pub := key.Public().(ed25519.PublicKey) // SignerID checked it
 	d.Publisher = id
 	d.Created = now.UTC().Truncate(time.Second)
 	if err := d.check(); err != nil {
@@ -173,11 +181,11 @@ func (d *Descriptor) sign(key ed25519.PrivateKey, now time.Time) error {
 	for _, s := range d.Stages {
 		b.Stages = append(b.Stages, s.Bytes())
 	}
-	bb, err := wire.Marshal(b)
+	e, err := identity.Seal(key, signContext, &b)
 	if err != nil {
 		return err
 	}
-	env, err := wire.Marshal(envelope{Body: bb, Sig: ed25519.Sign(key, signed(bb))})
+	env, err := wire.Marshal(e)
 	if err != nil {
 		return err
 	}
@@ -186,8 +194,6 @@ func (d *Descriptor) sign(key ed25519.PrivateKey, now time.Time) error {
 	}
 	return d.seal(env)
 }
-
-func signed(body []byte) []byte { return append([]byte(signContext), body...) }
 
 func (d *Descriptor) seal(raw []byte) error {
 	id, err := content.FileCID(bytes.NewReader(raw))
@@ -205,29 +211,26 @@ func Parse(data []byte) (*Descriptor, error) {
 	if len(data) > MaxDescriptorSize {
 		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrBadDescriptor, len(data), MaxDescriptorSize)
 	}
-	var env envelope
+	var env identity.Envelope
 	if err := wire.Unmarshal(data, &env); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadDescriptor, err)
 	}
 	var b body
-	if err := wire.Unmarshal(env.Body, &b); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadDescriptor, err)
-	}
-	if len(b.Publisher) != ed25519.PublicKeySize {
-		return nil, fmt.Errorf("%w: publisher key is %d bytes, want %d", ErrBadDescriptor, len(b.Publisher), ed25519.PublicKeySize)
-	}
-	if len(env.Sig) != ed25519.SignatureSize || !ed25519.Verify(ed25519.PublicKey(b.Publisher), signed(env.Body), env.Sig) {
+	publisher, err := env.Open(signContext, &b)
+	switch {
+	case errors.Is(err, identity.ErrBadSignature):
 		return nil, ErrBadSignature
+	case errors.Is(err, ErrBadDescriptor):
+		return nil, err
+	case err != nil:
+		return nil, fmt.Errorf("%w: %v", ErrBadDescriptor, err)
 	}
 	d := &Descriptor{
 		Name: b.Name, Version: b.Version, Description: b.Description,
 		Input: b.Input, Output: b.Output,
-		Price:   Price{PerCall: b.PerCall, PerCPUSecond: b.PerCPUSecond},
-		Created: time.Unix(b.Created, 0).UTC(),
-	}
-	var err error
-	if d.Publisher, err = identity.ID(ed25519.PublicKey(b.Publisher)); err != nil {
-		return nil, fmt.Errorf("%w: publisher key: %v", ErrBadDescriptor, err)
+		Price:     Price{PerCall: b.PerCall, PerCPUSecond: b.PerCPUSecond},
+		Created:   time.Unix(b.Created, 0).UTC(),
+		Publisher: publisher,
 	}
 	if d.Limits, err = b.Limits.limits(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadDescriptor, err)

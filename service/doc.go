@@ -15,6 +15,11 @@
 // (Config.NoCompute) and bounds how many jobs run at once (Config.Slots).
 // Every run is metered: CPU time, wall time, peak memory, bytes in and out.
 //
+// The publisher signs through a crypto.Signer (Config.UserKey, an ed25519
+// key however it is held): the descriptor's body and a signature over the
+// domain "nube service descriptor v1" and its exact bytes, the envelope
+// every layer signs with.
+//
 // In Go:
 //
 //	out, err := node.Service("resize").Then(node.Service("thumbnail")).Call(ctx, img)

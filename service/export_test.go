@@ -5,6 +5,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/nubecloud/nube/internal/identity"
 	"github.com/nubecloud/nube/internal/wire"
 )
 
@@ -24,13 +25,13 @@ func (m *Manager) RunRaw(ctx context.Context, p peer.ID, descriptor, in []byte) 
 // Envelope splits a descriptor's bytes into its body and signature, and
 // Seal joins them back, so tests can alter a signed descriptor.
 func Envelope(data []byte) (body, sig []byte, err error) {
-	var e envelope
+	var e identity.Envelope
 	err = wire.Unmarshal(data, &e)
 	return e.Body, e.Sig, err
 }
 
 func Seal(body, sig []byte) []byte {
-	b, _ := wire.Marshal(envelope{Body: body, Sig: sig})
+	b, _ := wire.Marshal(identity.Envelope{Body: body, Sig: sig})
 	return b
 }
 

@@ -3,7 +3,7 @@ package service
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
+	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +25,7 @@ import (
 	"github.com/nubecloud/nube/content"
 	"github.com/nubecloud/nube/internal/atomicfile"
 	"github.com/nubecloud/nube/internal/identity"
+	"github.com/nubecloud/nube/nodecert"
 	"github.com/nubecloud/nube/remote"
 	"github.com/nubecloud/nube/wasm"
 )
@@ -56,8 +57,10 @@ type Config struct {
 	Routing routing.ContentRouting // announces and finds names; may be nil
 	Content Content
 	Remote  *remote.Endpoint
-	// UserKey signs what this node publishes.
-	UserKey ed25519.PrivateKey
+	// UserKey signs what this node publishes, and the cert that makes
+	// this node its user's. Required: a signer whose public key is an
+	// ed25519 key (an ed25519.PrivateKey, or a key held elsewhere).
+	UserKey crypto.Signer
 	// NoCompute stops the node from running modules, for others or
 	// itself. It still publishes, finds and calls services elsewhere.
 	NoCompute bool
@@ -94,10 +97,13 @@ func (c Config) Validate() error {
 		return errors.New("service: Config.Content is required")
 	case c.Remote == nil:
 		return errors.New("service: Config.Remote is required")
-	case len(c.UserKey) != ed25519.PrivateKeySize:
-		return errors.New("service: Config.UserKey is required (an ed25519 private key)")
+	case c.UserKey == nil:
+		return errors.New("service: Config.UserKey is required (an ed25519 signer)")
 	case c.Slots < 0:
 		return fmt.Errorf("service: Config.Slots is negative (%d): want 0 for one per CPU, or more", c.Slots)
+	}
+	if _, err := identity.SignerID(c.UserKey); err != nil {
+		return fmt.Errorf("service: Config.UserKey: %w", err)
 	}
 	if err := c.MaxLimits.Validate(); err != nil {
 		return fmt.Errorf("service: Config.MaxLimits: %w", err)
@@ -112,7 +118,7 @@ type Manager struct {
 	log     *slog.Logger
 	self    peer.ID
 	user    peer.ID
-	cert    identity.Cert // makes this node its user's, for runs elsewhere
+	cert    nodecert.Cert // makes this node its user's, for runs elsewhere
 	rt      *wasm.Runtime
 	slots   chan struct{}
 	others  chan struct{} // a place per run for another user; nil: no budget of their own
@@ -160,11 +166,11 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		cfg.Slots = runtime.NumCPU()
 	}
 	cfg.MaxLimits = DefaultMaxLimits.Min(cfg.MaxLimits)
-	user, err := identity.ID(cfg.UserKey.Public().(ed25519.PublicKey))
+	user, err := identity.SignerID(cfg.UserKey)
 	if err != nil {
 		return nil, err
 	}
-	cert, err := identity.NewCert(cfg.UserKey, cfg.Host.ID())
+	cert, err := nodecert.New(cfg.UserKey, cfg.Host.ID())
 	if err != nil {
 		return nil, err
 	}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/nubecloud/nube/internal/identity"
+	"github.com/nubecloud/nube/nodecert"
 	"github.com/nubecloud/nube/wasm"
 )
 
@@ -106,7 +106,7 @@ func (p Price) Cost(cpu time.Duration) int64 {
 
 // callerUser returns the user of the node from, as its cert says; "" if
 // it sent none.
-func callerUser(from peer.ID, cert *identity.Cert) (peer.ID, error) {
+func callerUser(from peer.ID, cert *nodecert.Cert) (peer.ID, error) {
 	if cert == nil {
 		return "", nil
 	}

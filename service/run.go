@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nubecloud/nube/errcode"
-	"github.com/nubecloud/nube/internal/identity"
+	"github.com/nubecloud/nube/nodecert"
 	"github.com/nubecloud/nube/remote"
 	"github.com/nubecloud/nube/wasm"
 )
@@ -111,7 +111,7 @@ type runRequest struct {
 	Limits     *limitsWire `cbor:"3,keyasint,omitempty"`
 	// Cert makes the caller's node its user's, for nodes that serve
 	// some users only.
-	Cert *identity.Cert `cbor:"4,keyasint,omitempty"`
+	Cert *nodecert.Cert `cbor:"4,keyasint,omitempty"`
 	// Reserve is the caller's signed reserve for a priced run.
 	Reserve []byte `cbor:"5,keyasint,omitempty"`
 	// Call is the caller's name for the call, kept in the run's Record.

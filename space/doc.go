@@ -31,5 +31,11 @@
 // rotation (a revocation, an expiry) wraps them for every reader, so the
 // HPKE work is one seal per filing and at most MaxGrants+1 per rotation.
 //
+// The user key comes in as a crypto.Signer (Config.UserKey), so it may be
+// held where this process cannot read it: it signs heads, grant links and
+// changes (each an identity envelope under its own domain string), and
+// opens the space keys wrapped for its user, which a key held elsewhere
+// does as an X25519 ecdh.KeyExchanger.
+//
 // ARCHITECTURE.md ("A space") draws the whole path; RATIONALE.md says why.
 package space

@@ -2,6 +2,7 @@ package space
 
 import (
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
@@ -31,7 +32,7 @@ func fakeReader(t testing.TB, box int) sealedKeys {
 
 // inflate adds reader entries to h until its signed encoding is exactly
 // size bytes (or the first size past it the entries can make).
-func inflate(t testing.TB, key ed25519.PrivateKey, h *head, size int) signed {
+func inflate(t testing.TB, key crypto.Signer, h *head, size int) signed {
 	t.Helper()
 	enc := func() (signed, int) {
 		s, err := sign(key, headDomain, h)

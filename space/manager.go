@@ -2,7 +2,7 @@ package space
 
 import (
 	"context"
-	"crypto/ed25519"
+	"crypto"
 	"errors"
 	"fmt"
 	"io"
@@ -63,8 +63,11 @@ type Config struct {
 	// keep a space. Nil means only connected peers are asked.
 	Routing routing.ContentRouting
 	// UserKey is the user the node acts for: it owns the spaces the node
-	// creates and reads with that user's grants. Required.
-	UserKey ed25519.PrivateKey
+	// creates and reads with that user's grants. Required: a signer whose
+	// public key is an ed25519 key, and which opens the space keys wrapped
+	// for its user: an ed25519.PrivateKey, or a key held elsewhere that is
+	// also an X25519 ecdh.KeyExchanger.
+	UserKey crypto.Signer
 	// Dir keeps the spaces' heads and grants. Empty means in memory.
 	Dir string
 	// RepairGrace is how long a holder may be unreachable before the home
@@ -105,12 +108,18 @@ func (c Config) Validate() error {
 		return errors.New("space: Config.Content is required")
 	case c.Remote == nil:
 		return errors.New("space: Config.Remote is required")
-	case len(c.UserKey) != ed25519.PrivateKeySize:
-		return errors.New("space: Config.UserKey is required")
+	case c.UserKey == nil:
+		return errors.New("space: Config.UserKey is required (an ed25519 signer)")
 	case c.RepairGrace < 0 || c.RepairInterval < 0 || c.HeadTTL < 0 || c.PayInterval < 0:
 		return errors.New("space: Config.RepairGrace, RepairInterval, HeadTTL and PayInterval must not be negative")
 	case c.MaxValue < 0:
 		return fmt.Errorf("space: Config.MaxValue is negative (%d)", c.MaxValue)
+	}
+	if _, err := identity.SignerID(c.UserKey); err != nil {
+		return fmt.Errorf("space: Config.UserKey: %w", err)
+	}
+	if _, err := keyExchanger(c.UserKey); err != nil {
+		return fmt.Errorf("space: Config.UserKey: %w", err)
 	}
 	return nil
 }
@@ -178,7 +187,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if cfg.PayInterval == 0 {
 		cfg.PayInterval = DefaultPayInterval
 	}
-	user, err := identity.ID(cfg.UserKey.Public().(ed25519.PublicKey))
+	user, err := identity.SignerID(cfg.UserKey)
 	if err != nil {
 		return nil, err
 	}

@@ -1,7 +1,7 @@
 package space
 
 import (
-	"crypto/ed25519"
+	"crypto"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -82,26 +82,20 @@ func marshal(v any) ([]byte, error) { return wire.Marshal(v) }
 
 func unmarshal(b []byte, v any) error { return wire.Unmarshal(b, v) }
 
-// signed is a record and its owner's signature over the domain and the
-// record's exact bytes.
-type signed struct {
-	Body []byte `cbor:"1,keyasint"`
-	Sig  []byte `cbor:"2,keyasint"`
+// signed is a record and its signer's signature over the domain and the
+// record's exact bytes: the envelope every layer signs with.
+type signed = identity.Envelope
+
+func sign(key crypto.Signer, domain string, v any) (signed, error) {
+	return identity.Seal(key, domain, v)
 }
 
-func sign(key ed25519.PrivateKey, domain string, v any) (signed, error) {
-	b, err := marshal(v)
-	if err != nil {
-		return signed{}, err
-	}
-	return signed{Body: b, Sig: identity.Sign(key, domain, b)}, nil
-}
-
-func (s signed) verify(domain string, by peer.ID) error {
+// verify checks that by, a user, signed s under domain.
+func verify(s signed, domain string, by peer.ID) error {
 	if _, err := userPublic(by); err != nil {
 		return err
 	}
-	if err := identity.Verify(by, domain, s.Body, s.Sig); err != nil {
+	if err := s.Verify(domain, by); err != nil {
 		return fmt.Errorf("%w: signature of %s does not verify", ErrForged, by)
 	}
 	return nil
@@ -270,7 +264,7 @@ func decodeHeadUpTo(b []byte, want string, limit int) (*head, signed, error) {
 	if h.Home.Validate() != nil {
 		return nil, s, fmt.Errorf("%w: home %q", ErrBadHead, h.Home)
 	}
-	if err := s.verify(headDomain, h.Owner); err != nil {
+	if err := verify(s, headDomain, h.Owner); err != nil {
 		return nil, s, fmt.Errorf("head of %s: %w", h.id(), err)
 	}
 	return &h, s, nil
@@ -424,7 +418,7 @@ func grantOf(links []signed) (*Grant, error) {
 		if len(gl.Nonce) > maxNonce {
 			return nil, fmt.Errorf("%w: link %d: a nonce of %d bytes, over the limit of %d", ErrBadGrant, i, len(gl.Nonce), maxNonce)
 		}
-		if err := l.verify(grantDomain, gl.Issuer); err != nil {
+		if err := verify(l, grantDomain, gl.Issuer); err != nil {
 			return nil, fmt.Errorf("%w: link %d: %v", ErrBadGrant, i, err)
 		}
 		if gl.Rights == 0 || gl.Rights&^(Read|Write|Delegate) != 0 {
@@ -481,7 +475,7 @@ func (g *Grant) check(space string, want Rights, now time.Time, revoked []string
 }
 
 // extend signs a new link under g (nil for the owner's first link).
-func extend(g *Grant, key ed25519.PrivateKey, l grantLink) (*Grant, error) {
+func extend(g *Grant, key crypto.Signer, l grantLink) (*Grant, error) {
 	s, err := sign(key, grantDomain, l)
 	if err != nil {
 		return nil, err
@@ -553,7 +547,7 @@ func decodeChange(b []byte) (*change, *changeBody, error) {
 	if len(body.Nonce) != 16 {
 		return nil, nil, fmt.Errorf("%w: nonce of %d bytes, want 16", ErrBadChange, len(body.Nonce))
 	}
-	if err := c.Signed.verify(changeDomain, body.Writer); err != nil {
+	if err := verify(c.Signed, changeDomain, body.Writer); err != nil {
 		return nil, nil, fmt.Errorf("%w: %v", ErrBadChange, err)
 	}
 	return &c, &body, nil

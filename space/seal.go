@@ -2,6 +2,7 @@ package space
 
 import (
 	"bufio"
+	"crypto"
 	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/hmac"
@@ -325,6 +326,33 @@ func x25519Private(key ed25519.PrivateKey) (*ecdh.PrivateKey, error) {
 	return ecdh.X25519().NewPrivateKey(h[:32])
 }
 
+// keyExchanger returns the X25519 key that opens keyrings wrapped for the
+// holder of key. An ed25519.PrivateKey converts; a key held elsewhere (a
+// hardware key) must do the X25519 exchange itself: it is then also an
+// ecdh.KeyExchanger, whose public key must be the X25519 form of its
+// ed25519 one, as wrapKeys seals to.
+func keyExchanger(key crypto.Signer) (ecdh.KeyExchanger, error) {
+	if k, ok := key.(ed25519.PrivateKey); ok {
+		return x25519Private(k)
+	}
+	kx, ok := key.(ecdh.KeyExchanger)
+	if !ok || kx.Curve() != ecdh.X25519() {
+		return nil, fmt.Errorf("the user key is a %T: it cannot open space keys (want an ed25519.PrivateKey, or a signer that is also an X25519 ecdh.KeyExchanger)", key)
+	}
+	pub, ok := key.Public().(ed25519.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("the user key's public key is a %T, not an ed25519 key", key.Public())
+	}
+	want, err := x25519Public(pub)
+	if err != nil {
+		return nil, err
+	}
+	if !kx.PublicKey().Equal(want) {
+		return nil, errors.New("the user key's X25519 key is not the X25519 form of its ed25519 key")
+	}
+	return kx, nil
+}
+
 // userPublic returns the ed25519 key of a user ID.
 func userPublic(id peer.ID) (ed25519.PublicKey, error) {
 	pub, err := identity.PublicKey(id)
@@ -358,9 +386,9 @@ func wrapKeys(space string, user peer.ID, k keyring) ([]byte, error) {
 }
 
 // unwrapKeys opens a keyring wrapped for the holder of key.
-func unwrapKeys(space string, key ed25519.PrivateKey, box []byte) (keyring, error) {
+func unwrapKeys(space string, key crypto.Signer, box []byte) (keyring, error) {
 	var k keyring
-	x, err := x25519Private(key)
+	x, err := keyExchanger(key)
 	if err != nil {
 		return k, err
 	}

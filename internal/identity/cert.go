@@ -73,36 +73,3 @@ func Verify(by peer.ID, domain string, body, sig []byte) error {
 	}
 	return nil
 }
-
-const certDomain = "nube node cert v1\n"
-
-// Cert is a user's word that a node is theirs: the user key's signature
-// over the node's ID. A node shows it to peers that serve only its user.
-type Cert struct {
-	User peer.ID `cbor:"1,keyasint" json:"user"`
-	Sig  []byte  `cbor:"2,keyasint" json:"sig"`
-}
-
-// NewCert makes the cert of node under the user key.
-func NewCert(user crypto.Signer, node peer.ID) (Cert, error) {
-	id, err := SignerID(user)
-	if err != nil {
-		return Cert{}, err
-	}
-	sig, err := Sign(user, certDomain, []byte(node))
-	if err != nil {
-		return Cert{}, err
-	}
-	return Cert{User: id, Sig: sig}, nil
-}
-
-// Check verifies that c makes node one of c.User's nodes.
-func (c Cert) Check(node peer.ID) error {
-	if c.User == "" {
-		return fmt.Errorf("%w: node cert names no user", ErrBadSignature)
-	}
-	if err := Verify(c.User, certDomain, []byte(node), c.Sig); err != nil {
-		return fmt.Errorf("node cert of %s: %w", node, err)
-	}
-	return nil
-}

@@ -72,7 +72,7 @@ func TestSignerNotEd25519(t *testing.T) {
 	if _, err := SignerID(nil); !errors.Is(err, ErrNotEd25519) {
 		t.Fatalf("no signer: %v", err)
 	}
-	if _, err := NewCert(ec, "node"); !errors.Is(err, ErrNotEd25519) {
-		t.Fatalf("a cert under an ECDSA signer: %v", err)
+	if _, err := Sign(ec, "test v1\n", nil); !errors.Is(err, ErrNotEd25519) {
+		t.Fatalf("a signature by an ECDSA signer: %v", err)
 	}
 }
