@@ -18,7 +18,7 @@ import (
 // refused only as it is applied. Issue 33: "a transaction the ledger
 // would refuse never becomes an entry".
 func TestDoorConcurrentDuplicates(t *testing.T) {
-	c := ledgerCluster(t, 4)
+	c := ledgerCluster(t, 4, untickedLedger)
 	ctx := nubetest.Context(t, 2*time.Minute)
 	payer := c.Node(3)
 	st, err := ledger.Sign(payer.Sys().UserKey(), ledger.Tx{Kind: ledger.Transfer, From: payer.UserID(), To: c.Node(0).UserID(), Amount: 1})

@@ -93,6 +93,15 @@ func balance(t *testing.T, ctx context.Context, n *nube.Node, u peer.ID) int64 {
 	return a.Balance
 }
 
+// untickedLedger keeps the leader from writing ticks during a test that
+// counts the log's writes: a tick is a write the ledger makes when its
+// clock says something is due, which such a test would take for one it
+// caused.
+var untickedLedger = nubetest.WithConfig(func(i int, c *nube.Config) {
+	fast(i, c)
+	c.LedgerTick = time.Hour
+})
+
 // writes counts the writes ledger node n has applied, once it has applied
 // every entry in its log: an entry it holds but has not applied yet (a
 // read, which moves no balance) is counted, not missed.

@@ -299,7 +299,7 @@ func TestJoinDeadline(t *testing.T) {
 // transaction it has seen to every ledger node; each is refused at the
 // door, and no entry reaches any node's log.
 func TestStrangerResubmits(t *testing.T) {
-	c := ledgerCluster(t, 4)
+	c := ledgerCluster(t, 4, untickedLedger)
 	ctx := nubetest.Context(t, 2*time.Minute)
 	payer := c.Node(3)
 	key := payer.Sys().UserKey()
