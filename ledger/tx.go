@@ -488,8 +488,6 @@ func (s *SignedReceipt) decode() error {
 	return nil
 }
 
-func (s *SignedReceipt) verify(countersigned bool) error { return s.verifyWith(countersigned, true) }
-
 // verifyWith checks the receipt's shape, every field against its cap,
 // and its signatures if sigs is set.
 func (s *SignedReceipt) verifyWith(countersigned, sigs bool) error {

@@ -39,10 +39,6 @@ const callOverhead = 512
 // replyOverhead bounds what a reply frame holds besides its result.
 const replyOverhead = 64
 
-// creditFrameMax caps the frames a callee reads once the call has started:
-// credits and nothing else.
-const creditFrameMax = 64
-
 // callMsg opens a call.
 type callMsg struct {
 	Fn string `cbor:"1,keyasint"`
