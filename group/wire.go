@@ -154,7 +154,7 @@ func (r *request) command(from []byte) (any, error) {
 		if len(r.Entries) > maxAppendEntries {
 			return nil, fmt.Errorf("%w: %d entries in one append, over %d", ErrMalformed, len(r.Entries), maxAppendEntries)
 		}
-		a := &raft.AppendEntriesRequest{RPCHeader: h, Term: r.Term, Leader: h.Addr,
+		a := &raft.AppendEntriesRequest{RPCHeader: h, Term: r.Term,
 			PrevLogEntry: r.PrevIndex, PrevLogTerm: r.PrevTerm, LeaderCommitIndex: r.Commit}
 		if len(r.Entries) > 0 {
 			a.Entries = make([]*raft.Log, len(r.Entries))
@@ -173,7 +173,7 @@ func (r *request) command(from []byte) (any, error) {
 		}
 		return a, nil
 	case rpcVote:
-		return &raft.RequestVoteRequest{RPCHeader: h, Term: r.Term, Candidate: h.Addr,
+		return &raft.RequestVoteRequest{RPCHeader: h, Term: r.Term,
 			LastLogIndex: r.LastIndex, LastLogTerm: r.LastTerm, LeadershipTransfer: r.Transfer}, nil
 	case rpcPreVote:
 		return &raft.RequestPreVoteRequest{RPCHeader: h, Term: r.Term, LastLogIndex: r.LastIndex, LastLogTerm: r.LastTerm}, nil
