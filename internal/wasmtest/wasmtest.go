@@ -58,12 +58,10 @@ func Module(t testing.TB, name string) []byte {
 
 var errNoGo = fmt.Errorf("no go command")
 
+// goCommand finds the go command on PATH. Under go test that is the
+// toolchain running the tests: go test puts its own GOROOT/bin first on
+// the PATH of the test binary.
 func goCommand() (string, error) {
-	if p := filepath.Join(runtime.GOROOT(), "bin", "go"); runtime.GOROOT() != "" {
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-	}
 	if p, err := exec.LookPath("go"); err == nil {
 		return p, nil
 	}
