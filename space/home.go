@@ -478,9 +478,7 @@ func (o *owned) move(ctx context.Context, policy Policy, drop []peer.ID, progres
 	}
 	h := o.next()
 	h.Policy = policy
-	for _, p := range adding {
-		h.Holders = append(h.Holders, p)
-	}
+	h.Holders = append(h.Holders, adding...)
 	_, err = o.commitLocked(ctx, h, nil)
 	total := int64(sealedSize(cur.Bytes))
 	o.mu.Unlock()

@@ -55,7 +55,7 @@ func inflate(t testing.TB, key crypto.Signer, h *head, size int) signed {
 	// grows only past 255 and 65535 bytes, neither of which this crosses.
 	if n < size {
 		h.Keys = append(h.Keys, fakeReader(t, 300))
-		s, n = enc()
+		_, n = enc()
 		last := &h.Keys[len(h.Keys)-1]
 		last.Box = randomBytes(len(last.Box) - (n - size))
 		s, n = enc()

@@ -378,7 +378,7 @@ func linkID(s signed) string {
 func ParseGrant(token string) (*Grant, error) {
 	rest, ok := strings.CutPrefix(strings.TrimSpace(token), "nubegrant1:")
 	if !ok {
-		return nil, fmt.Errorf("%w: a grant token starts with nubegrant1:", ErrBadGrant)
+		return nil, fmt.Errorf("%w: a grant token starts with \"nubegrant1:\"", ErrBadGrant)
 	}
 	if len(rest) > base64.RawURLEncoding.EncodedLen(MaxGrantSize) {
 		return nil, fmt.Errorf("%w: over the limit of %d bytes", ErrBadGrant, MaxGrantSize)
