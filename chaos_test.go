@@ -3,6 +3,7 @@ package nube_test
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -457,7 +458,7 @@ func TestShapedLinks(t *testing.T) {
 
 	fetch := func(size int) (time.Duration, error) {
 		data := make([]byte, size)
-		rand.Read(data)
+		crand.Read(data)
 		id, err := a.Add(ctx, bytes.NewReader(data))
 		if err != nil {
 			return 0, err
