@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
 
 	"github.com/nubecloud/nube/internal/wire"
 	"github.com/nubecloud/nube/ledger"
@@ -55,24 +56,8 @@ func TestMinorityMemberAnswer(t *testing.T) {
 	if victim < 0 {
 		t.Fatalf("the leader %s is none of the ledger's nodes", bad)
 	}
-	priv := c.Node(victim).Sys().Host().Peerstore().PrivKey(bad)
-	raw, err := priv.Raw()
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := ed25519.PrivateKey(raw)
 	payee := c.Node((victim + 1) % 3).UserID()
-	c.Kill(victim)
-	h, err := libp2p.New(libp2p.Identity(priv), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	ep, err := remote.New(ctx, remote.Config{Host: h})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ep.Close() })
+	key, h, ep := impersonate(t, ctx, c, victim)
 	if err := h.Connect(ctx, payer.Sys().AddrInfo()); err != nil {
 		t.Fatal(err)
 	}
@@ -138,4 +123,30 @@ func TestMinorityMemberAnswer(t *testing.T) {
 		}
 		return true
 	}, func() string { return "the honest members do not agree on the payer's untouched balance" })
+}
+
+// impersonate stops ledger node victim and starts, in its place, a bare
+// host with its node key and a remote endpoint of its own: a member gone
+// bad, whose signatures check. It returns the key, the host and the
+// endpoint to serve the ledger's calls on.
+func impersonate(t *testing.T, ctx context.Context, c *nubetest.C, victim int) (ed25519.PrivateKey, host.Host, *remote.Endpoint) {
+	t.Helper()
+	id := c.Node(victim).ID()
+	priv := c.Node(victim).Sys().Host().Peerstore().PrivKey(id)
+	raw, err := priv.Raw()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Kill(victim)
+	h, err := libp2p.New(libp2p.Identity(priv), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	ep, err := remote.New(ctx, remote.Config{Host: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ep.Close() })
+	return ed25519.PrivateKey(raw), h, ep
 }

@@ -2,14 +2,11 @@ package ledger_test
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/libp2p/go-libp2p"
 
 	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/internal/wire"
@@ -75,23 +72,7 @@ func TestMinorityReplayRefusalSettles(t *testing.T) {
 		t.Fatalf("the leader %s is none of the ledger's nodes", bad)
 	}
 	before := balance(t, ctx, c.Node(honest), provider.UserID())
-	priv := c.Node(victim).Sys().Host().Peerstore().PrivKey(bad)
-	raw, err := priv.Raw()
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := ed25519.PrivateKey(raw)
-	c.Kill(victim)
-	h, err := libp2p.New(libp2p.Identity(priv), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	ep, err := remote.New(ctx, remote.Config{Host: h})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ep.Close() })
+	key, h, ep := impersonate(t, ctx, c, victim)
 
 	var asked atomic.Int32
 	remote.Handle(ep, impSubmit, func(ctx context.Context, req map[int]any) (map[int]any, error) {
