@@ -18,8 +18,8 @@ type Groups interface {
 	// of the program's own. A group on disk reopens with its log, and
 	// opts.Members is then ignored.
 	Open(ctx context.Context, name string, opts group.Options) (*group.Group, error)
-	// Names lists the groups this node keeps, open or on disk, sorted.
-	Names() []string
+	// List lists the groups this node keeps, open or on disk, sorted.
+	List() []string
 }
 
 var _ Groups = (*group.Manager)(nil)

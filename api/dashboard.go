@@ -235,7 +235,7 @@ func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
 		c := calls[i]
 		out.Calls = append(out.Calls, dashCall{At: c.At, Service: c.Service, Peer: c.Peer.String(), Usage: client.Usage(c.Usage), Elapsed: c.Elapsed, Error: c.Error, Cost: c.Cost})
 	}
-	for _, name := range s.node.Groups().Names() {
+	for _, name := range s.node.Groups().List() {
 		g, err := s.node.Groups().Open(ctx, name, group.Options{})
 		if err != nil {
 			continue

@@ -48,7 +48,7 @@ func (s *Server) groupRoutes(mux *http.ServeMux) {
 
 // group opens a group this node keeps; it never forms a new one.
 func (s *Server) group(ctx context.Context, name string) (*group.Group, error) {
-	if !slices.Contains(s.node.Groups().Names(), name) {
+	if !slices.Contains(s.node.Groups().List(), name) {
 		return nil, fmt.Errorf("%w: this node keeps no group %q", group.ErrNotFound, name)
 	}
 	return s.node.Groups().Open(ctx, name, group.Options{})
@@ -76,7 +76,7 @@ func (s *Server) handleGroupCreate(w http.ResponseWriter, r *http.Request) {
 		codedError(w, err)
 		return
 	}
-	if slices.Contains(s.node.Groups().Names(), req.Name) {
+	if slices.Contains(s.node.Groups().List(), req.Name) {
 		codedError(w, fmt.Errorf("%w: this node keeps a group %q already", errcode.ErrConflict, req.Name))
 		return
 	}
@@ -107,7 +107,7 @@ func (s *Server) handleGroupJoin(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleGroupLs(w http.ResponseWriter, r *http.Request) {
-	names := s.node.Groups().Names()
+	names := s.node.Groups().List()
 	if names == nil {
 		names = []string{}
 	}

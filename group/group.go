@@ -117,8 +117,9 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	return m, nil
 }
 
-// Names lists the groups this node keeps, open or on disk, sorted.
-func (m *Manager) Names() []string {
+// List lists the groups this node keeps, open or on disk, sorted (a
+// group's keys are Group.List: the receiver says which is listed).
+func (m *Manager) List() []string {
 	m.mu.Lock()
 	names := make([]string, 0, len(m.groups))
 	for n := range m.groups {

@@ -151,7 +151,7 @@ func TestRestartAndMembers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if names := n.Groups().Names(); fmt.Sprint(names) != "[team]" {
+	if names := n.Groups().List(); fmt.Sprint(names) != "[team]" {
 		t.Fatalf("groups on disk after restart: %v", names)
 	}
 	for i := range 3 {

@@ -220,7 +220,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		door: newLimiter(cfg.SubmitRate, time.Now), life: make(chan struct{}, 1), bk: newFSM(cfg.Logger), payees: map[peer.ID]payeeOf{}, proposing: map[string]struct{}{}}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.loadKnown()
-	if slices.Contains(cfg.Groups.Names(), GroupName) {
+	if slices.Contains(cfg.Groups.List(), GroupName) {
 		bk := newFSM(m.log)
 		g, err := cfg.Groups.Open(ctx, GroupName, group.Options{Machine: bk, Admit: bk.admits})
 		if err != nil {

@@ -173,7 +173,7 @@ func TestStrangerCannotJoin(t *testing.T) {
 		if !errors.Is(err, ledger.ErrRefused) {
 			t.Fatalf("node %d joining: %v, want ErrRefused", i, err)
 		}
-		if c.Node(i).Ledger().IsNode() || slices.Contains(c.Node(i).Groups().Names(), ledger.GroupName) {
+		if c.Node(i).Ledger().IsNode() || slices.Contains(c.Node(i).Groups().List(), ledger.GroupName) {
 			t.Fatalf("node %d was refused but keeps the ledger's group", i)
 		}
 	}
@@ -213,7 +213,7 @@ func TestRefusedCreateLeavesNothing(t *testing.T) {
 		t.Fatalf("a create the stranger refuses: %v", err)
 	}
 	for i, n := range c.Nodes() {
-		if n.Ledger().IsNode() || slices.Contains(n.Groups().Names(), ledger.GroupName) {
+		if n.Ledger().IsNode() || slices.Contains(n.Groups().List(), ledger.GroupName) {
 			t.Fatalf("node %d keeps the ledger's group after a refused create", i)
 		}
 	}
@@ -264,7 +264,7 @@ func TestCreateAbortedMidway(t *testing.T) {
 	}
 	for i, n := range c.Nodes() {
 		nubetest.Eventually(t, ctx, func() bool {
-			return !n.Ledger().IsNode() && !slices.Contains(n.Groups().Names(), ledger.GroupName)
+			return !n.Ledger().IsNode() && !slices.Contains(n.Groups().List(), ledger.GroupName)
 		}, func() string { return fmt.Sprintf("node %d keeps the ledger's group after an aborted create", i) })
 	}
 	if _, err := a.Ledger().Create(ctx, 0, friend.ID()); err != nil {
@@ -290,7 +290,7 @@ func TestJoinDeadline(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "waiting for") || !strings.Contains(err.Error(), h.ID().String()) {
 		t.Fatalf("a join through a node that hangs: %v (want the deadline, and what it waited for)", err)
 	}
-	if n.Ledger().IsNode() || slices.Contains(n.Groups().Names(), ledger.GroupName) {
+	if n.Ledger().IsNode() || slices.Contains(n.Groups().List(), ledger.GroupName) {
 		t.Fatal("a join that timed out left the ledger's group behind")
 	}
 }

@@ -216,7 +216,7 @@ func runUp(ctx context.Context, g *globals, f upFlags, gatewayChosen bool) error
 	defer node.Close()
 	// Serve the groups this node is a member of, so that they have it
 	// back as soon as it runs.
-	for _, name := range node.Groups().Names() {
+	for _, name := range node.Groups().List() {
 		if _, err := node.Groups().Open(ctx, name, group.Options{}); err != nil {
 			log.Warn("group not reopened", "group", name, "err", err)
 		}
