@@ -82,7 +82,7 @@ type Manager struct {
 
 // New starts a manager: it opens the groups' store and serves Protocol and
 // the forwarding function on the node's endpoint. Groups on disk are not
-// opened until Open names them (Names lists them).
+// opened until Open names them (List lists them).
 func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
