@@ -19,7 +19,7 @@ import (
 //
 //	POST /api/v0/group/create  {name, members}       → GroupStatus
 //	POST /api/v0/group/join    {name, via}           → GroupStatus
-//	GET  /api/v0/group/ls                            → [name]
+//	GET  /api/v0/group/list                          → [name] (old: group/names, group/ls)
 //	GET  /api/v0/group/status?name=N                 → GroupStatus
 //	POST /api/v0/group/add     {name, peer}
 //	POST /api/v0/group/remove  {name, peer}
@@ -31,8 +31,10 @@ import (
 func (s *Server) groupRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v0/group/create", s.handleGroupCreate)
 	mux.HandleFunc("POST /api/v0/group/join", s.handleGroupJoin)
-	mux.HandleFunc("GET /api/v0/group/names", s.handleGroupLs)
-	mux.HandleFunc("GET /api/v0/group/ls", s.handleGroupLs) // the old name
+	// group/list without a name lists the groups, with one its keys, as
+	// Groups().List and Group.List do; names and ls are the old words.
+	mux.HandleFunc("GET /api/v0/group/names", s.handleGroupsList)
+	mux.HandleFunc("GET /api/v0/group/ls", s.handleGroupsList)
 	mux.HandleFunc("GET /api/v0/group/status", s.handleGroupStatus)
 	mux.HandleFunc("POST /api/v0/group/add", s.handleGroupMember)
 	mux.HandleFunc("POST /api/v0/group/remove", s.handleGroupMember)
@@ -106,7 +108,7 @@ func (s *Server) handleGroupJoin(w http.ResponseWriter, r *http.Request) {
 	s.writeGroupStatus(w, r, g)
 }
 
-func (s *Server) handleGroupLs(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleGroupsList(w http.ResponseWriter, r *http.Request) {
 	names := s.node.Groups().List()
 	if names == nil {
 		names = []string{}
@@ -185,6 +187,10 @@ func (s *Server) handleGroupGet(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleGroupList(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	if !q.Has("name") {
+		s.handleGroupsList(w, r)
+		return
+	}
 	g, err := s.group(r.Context(), q.Get("name"))
 	if err != nil {
 		codedError(w, err)

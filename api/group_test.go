@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"errors"
+	"net/http"
 	"testing"
 	"time"
 
@@ -71,7 +72,14 @@ func TestGroupAPI(t *testing.T) {
 	if err != nil || st.State != "leader" || len(st.Members) != 1 || st.Members[0].State != "leader" {
 		t.Fatalf("status: %+v, %v", st, err)
 	}
-	if names, err := cl.GroupNames(ctx); err != nil || len(names) != 1 || names[0] != "jobs" {
-		t.Fatalf("ls: %v, %v", names, err)
+	if names, err := cl.GroupsList(ctx); err != nil || len(names) != 1 || names[0] != "jobs" {
+		t.Fatalf("list: %v, %v", names, err)
+	}
+	// The old paths for the groups still answer.
+	for _, old := range []string{"/api/v0/group/names", "/api/v0/group/ls"} {
+		var names []string
+		if err := cl.Call(ctx, http.MethodGet, old, nil, &names); err != nil || len(names) != 1 || names[0] != "jobs" {
+			t.Fatalf("%s: %v, %v", old, names, err)
+		}
 	}
 }

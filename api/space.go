@@ -25,7 +25,7 @@ import (
 //	GET  /api/v0/space/info?space=S                                → SpaceInfo
 //	POST /api/v0/space/put?space=S&key=K   body: the value
 //	GET  /api/v0/space/get?space=S&key=K   → the value (X-Nube-Size)
-//	GET  /api/v0/space/ls?space=S&prefix=P                         → [SpaceItem]
+//	GET  /api/v0/space/list?space=S&prefix=P                       → [SpaceItem] (old: space/ls)
 //	POST /api/v0/space/rm       {space, key}
 //	POST /api/v0/space/delete   {space}
 //	POST /api/v0/space/grant    {space, user, read, write, delegate, until} → SpaceGrant
@@ -39,7 +39,9 @@ func (s *Server) spaceRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v0/space/info", s.handleSpaceInfo)
 	mux.HandleFunc("POST /api/v0/space/put", s.handleSpacePut)
 	mux.HandleFunc("GET /api/v0/space/get", s.handleSpaceGet)
-	mux.HandleFunc("GET /api/v0/space/ls", s.handleSpaceLs)
+	// space/list without a space lists the spaces, with one its keys, as
+	// Spaces().List and Space.List do; ls is the old word for the keys.
+	mux.HandleFunc("GET /api/v0/space/ls", s.handleSpaceList)
 	// delete removes one key and destroy the whole space (ARCHITECTURE.md's
 	// vocabulary). Before 0.1.0, delete destroyed the space: a request
 	// without a key is refused rather than read either way.
@@ -122,7 +124,7 @@ func (s *Server) handleSpaceCreate(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, spaceInfoJSON(info))
 }
 
-func (s *Server) handleSpaceList(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) handleSpacesList(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, spaceSummaries(s.node.Spaces().List()))
 }
 
@@ -195,8 +197,12 @@ func (s *Server) handleSpaceGet(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.Copy(w, v)
 }
 
-func (s *Server) handleSpaceLs(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleSpaceList(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	if !q.Has("space") && r.URL.Path == "/api/v0/space/list" {
+		s.handleSpacesList(w, r)
+		return
+	}
 	sp, err := s.openSpace(r, q.Get("space"))
 	if err != nil {
 		codedError(w, err)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -93,9 +95,14 @@ func TestSpaceAPI(t *testing.T) {
 	if err := b.SpacePut(ctx, ref, "b/notes", strings.NewReader("from b")); err != nil {
 		t.Fatal(err)
 	}
-	items, err := b.SpaceLs(ctx, ref, "")
+	items, err := b.SpaceList(ctx, ref, "")
 	if err != nil || len(items) != 2 || items[0].Key != "a/readme" || items[1].Key != "b/notes" {
-		t.Fatalf("ls: %+v, %v", items, err)
+		t.Fatalf("list: %+v, %v", items, err)
+	}
+	// space/ls, the old path for the keys, still answers.
+	var old []client.SpaceItem
+	if err := b.Call(ctx, http.MethodGet, "/api/v0/space/ls?"+url.Values{"space": {ref}}.Encode(), nil, &old); err != nil || len(old) != 2 {
+		t.Fatalf("space/ls: %+v, %v", old, err)
 	}
 	hs, err := b.SpaceHoldings(ctx)
 	if err != nil || len(hs) != 1 || hs[0].Space != ref || hs[0].Keys != 2 {
@@ -126,7 +133,7 @@ func TestSpaceAPI(t *testing.T) {
 	if err := a.SpaceDelete(ctx, "docs", "b/notes"); !errors.Is(err, space.ErrNotFound) {
 		t.Fatalf("rm of a missing key: %v", err)
 	}
-	list, err := a.SpaceList(ctx)
+	list, err := a.SpacesList(ctx)
 	if err != nil || len(list) != 1 || list[0].Keys != 1 || list[0].Role != "home" {
 		t.Fatalf("list: %+v, %v", list, err)
 	}

@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"time"
@@ -71,10 +72,11 @@ func (c *Client) GroupJoin(ctx context.Context, name, via string) (GroupStatus, 
 	return out, c.Call(ctx, http.MethodPost, "/api/v0/group/join", GroupRequest{Name: name, Via: via}, &out)
 }
 
-// GroupNames lists the groups the node keeps.
-func (c *Client) GroupNames(ctx context.Context) ([]string, error) {
+// GroupsList lists the groups the node keeps (Groups().List); GroupList
+// lists one group's keys.
+func (c *Client) GroupsList(ctx context.Context) ([]string, error) {
 	var out []string
-	return out, c.Call(ctx, http.MethodGet, "/api/v0/group/names", nil, &out)
+	return out, c.Call(ctx, http.MethodGet, "/api/v0/group/list", nil, &out)
 }
 
 // GroupStatus returns the group's state.
@@ -100,9 +102,13 @@ func (c *Client) GroupGet(ctx context.Context, name, key string) (GroupEntry, er
 	return out, c.Call(ctx, http.MethodGet, "/api/v0/group/get?"+q.Encode(), nil, &out)
 }
 
-// GroupList reads the keys starting with prefix.
+// GroupList reads the keys of the group name that start with prefix
+// (Group.List); GroupsList lists the groups. An empty name is refused.
 func (c *Client) GroupList(ctx context.Context, name, prefix string) ([]GroupEntry, error) {
 	var out []GroupEntry
+	if name == "" {
+		return nil, errors.New("group list: no group named (GroupsList lists the groups)")
+	}
 	q := url.Values{"name": {name}, "prefix": {prefix}}
 	return out, c.Call(ctx, http.MethodGet, "/api/v0/group/list?"+q.Encode(), nil, &out)
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"iter"
 	"net/http"
@@ -153,8 +154,9 @@ func (c *Client) SpaceCreate(ctx context.Context, req SpaceCreate) (SpaceInfo, e
 	return out, c.Call(ctx, http.MethodPost, "/api/v0/space/create", req, &out)
 }
 
-// SpaceList lists the spaces the node is home of or holds.
-func (c *Client) SpaceList(ctx context.Context) ([]SpaceSummary, error) {
+// SpacesList lists the spaces the node is home of or holds
+// (Spaces().List); SpaceList lists one space's keys.
+func (c *Client) SpacesList(ctx context.Context) ([]SpaceSummary, error) {
 	var out []SpaceSummary
 	return out, c.Call(ctx, http.MethodGet, "/api/v0/space/list", nil, &out)
 }
@@ -191,11 +193,15 @@ func (c *Client) SpaceGet(ctx context.Context, space, key string) (*Download, er
 	return d, nil
 }
 
-// SpaceLs lists the keys that start with prefix.
-func (c *Client) SpaceLs(ctx context.Context, space, prefix string) ([]SpaceItem, error) {
+// SpaceList lists the keys of space that start with prefix (Space.List);
+// SpacesList lists the spaces. An empty space is refused.
+func (c *Client) SpaceList(ctx context.Context, space, prefix string) ([]SpaceItem, error) {
 	var out []SpaceItem
+	if space == "" {
+		return nil, errors.New("space list: no space named (SpacesList lists the spaces)")
+	}
 	q := url.Values{"space": {space}, "prefix": {prefix}}
-	return out, c.Call(ctx, http.MethodGet, "/api/v0/space/ls?"+q.Encode(), nil, &out)
+	return out, c.Call(ctx, http.MethodGet, "/api/v0/space/list?"+q.Encode(), nil, &out)
 }
 
 // SpaceDelete removes key from the space, and only it (SpaceDestroy

@@ -35,9 +35,9 @@ log and catch up by themselves.`,
   nube group cas jobs owner --absent me            # take it if nobody has
   nube group status jobs`,
 	}
-	cmd.AddCommand(newGroupCreateCmd(g), newGroupJoinCmd(g), newGroupLsCmd(g), newGroupStatusCmd(g),
+	cmd.AddCommand(newGroupCreateCmd(g), newGroupJoinCmd(g), newGroupListCmd(g), newGroupStatusCmd(g),
 		newGroupMembersCmd(g), newGroupMemberCmd(g, "add"), newGroupMemberCmd(g, "remove"),
-		newGroupGetCmd(g), newGroupPutCmd(g), newGroupCASCmd(g), newGroupDeleteCmd(g), newGroupListCmd(g))
+		newGroupGetCmd(g), newGroupPutCmd(g), newGroupCASCmd(g), newGroupDeleteCmd(g))
 	return cmd
 }
 
@@ -70,24 +70,6 @@ already: named when the group was created, or added since with
 			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) (client.GroupStatus, error) {
 				return c.GroupJoin(ctx, args[0], args[1])
 			}, g.printGroupStatus)
-		},
-	}
-}
-
-func newGroupLsCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "ls",
-		Short: "List the groups this node is a member of",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) ([]string, error) {
-				return c.GroupNames(ctx)
-			}, func(names []string) error {
-				for _, n := range names {
-					g.printf("%s\n", n)
-				}
-				return nil
-			})
 		},
 	}
 }
@@ -293,12 +275,32 @@ func newGroupDeleteCmd(g *globals) *cobra.Command {
 	}
 }
 
+// newGroupListCmd lists, as the library does, what it is given: with no
+// group the groups this node keeps (Groups().List), with one that group's
+// keys (Group.List). "ls" was the groups' word before 0.1.0 and still
+// works, either way.
 func newGroupListCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "list NAME [PREFIX]",
-		Short: "List keys (and values) starting with a prefix",
-		Args:  cobra.RangeArgs(1, 2),
+		Use:     "list [NAME [PREFIX]]",
+		Aliases: []string{"ls"},
+		Short:   "List the groups this node is in, or a group's keys (and values)",
+		Long: `With no NAME, list the groups this node is a member of. With NAME, list
+that group's keys and values, those starting with PREFIX if it is given.`,
+		Example: `  nube group list
+  nube group list jobs
+  nube group list jobs queue/`,
+		Args: cobra.RangeArgs(0, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) ([]string, error) {
+					return c.GroupsList(ctx)
+				}, func(names []string) error {
+					for _, n := range names {
+						g.printf("%s\n", n)
+					}
+					return nil
+				})
+			}
 			prefix := ""
 			if len(args) == 2 {
 				prefix = args[1]

@@ -140,7 +140,15 @@ func TestGroupCLI(t *testing.T) {
 	if out, _, code := run(t, "--data", dirs[dead], "group", "get", "jobs", "after"); code != 0 || out != "crash" {
 		t.Fatalf("get on the restarted member: %d %q", code, out)
 	}
+	if out, _, code := run(t, "--data", dirs[dead], "group", "list"); code != 0 || out != "jobs\n" {
+		t.Fatalf("group list: %d %q", code, out)
+	}
+	// ls, the old word for the groups, still lists them; with a group it
+	// lists the keys, as list does.
 	if out, _, code := run(t, "--data", dirs[dead], "group", "ls"); code != 0 || out != "jobs\n" {
-		t.Fatalf("group ls: %d %q", code, out)
+		t.Fatalf("group ls (old word): %d %q", code, out)
+	}
+	if out, _, code := run(t, "--data", dirs[dead], "group", "ls", "jobs", "after"); code != 0 || out != "after\tcrash\n" {
+		t.Fatalf("group ls NAME PREFIX: %d %q", code, out)
 	}
 }

@@ -41,7 +41,7 @@ user ID, as 'nube id' prints it).`,
   nube space migrate photos --to 12D3KooC...`,
 	}
 	cmd.AddCommand(newSpaceCreateCmd(g), newSpaceListCmd(g), newSpaceHoldingsCmd(g), newSpaceInfoCmd(g),
-		newSpacePutCmd(g), newSpaceGetCmd(g), newSpaceLsCmd(g), newSpaceDeleteCmd(g), newSpaceWatchCmd(g),
+		newSpacePutCmd(g), newSpaceGetCmd(g), newSpaceDeleteCmd(g), newSpaceWatchCmd(g),
 		newSpaceGrantCmd(g), newSpaceRevokeCmd(g), newSpaceMigrateCmd(g), newSpaceDestroyCmd(g))
 	return cmd
 }
@@ -75,24 +75,6 @@ placed as the flags say. With no flag, the space lives on this node only.`,
 	}
 	policyFlags(cmd, &p, "on")
 	return cmd
-}
-
-func newSpaceListCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "list",
-		Short: "List the spaces this node is home of or holds for others",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) ([]client.SpaceSummary, error) { return c.SpaceList(ctx) }, func(ss []client.SpaceSummary) error {
-				tw := tabwriter.NewWriter(g.out, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "SPACE\tROLE\tVERSION\tKEYS\tSIZE\tPLACEMENT")
-				for _, s := range ss {
-					fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\n", s.ID, s.Role, s.Seq, s.Keys, progress.Bytes(int64(s.Bytes)), s.Policy)
-				}
-				return tw.Flush()
-			})
-		},
-	}
 }
 
 func newSpaceHoldingsCmd(g *globals) *cobra.Command {
@@ -248,18 +230,38 @@ read that fails leaves what was there before.`,
 	return cmd
 }
 
-func newSpaceLsCmd(g *globals) *cobra.Command {
+// newSpaceListCmd lists, as the library does, what it is given: with no
+// space the spaces this node keeps (Spaces().List), with one that space's
+// keys (Space.List). "ls" was the keys' word before 0.1.0 and still works,
+// either way.
+func newSpaceListCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "ls [OWNER/]NAME [PREFIX]",
-		Short: "List a space's keys (those starting with PREFIX)",
-		Args:  cobra.RangeArgs(1, 2),
+		Use:     "list [[OWNER/]NAME [PREFIX]]",
+		Aliases: []string{"ls"},
+		Short:   "List the spaces this node keeps, or a space's keys",
+		Long: `With no NAME, list the spaces this node is home of or holds for others.
+With NAME, list that space's keys, those starting with PREFIX if it is given.`,
+		Example: `  nube space list
+  nube space list photos
+  nube space list photos 2026/`,
+		Args: cobra.RangeArgs(0, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) ([]client.SpaceSummary, error) { return c.SpacesList(ctx) }, func(ss []client.SpaceSummary) error {
+					tw := tabwriter.NewWriter(g.out, 0, 0, 2, ' ', 0)
+					fmt.Fprintln(tw, "SPACE\tROLE\tVERSION\tKEYS\tSIZE\tPLACEMENT")
+					for _, s := range ss {
+						fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\n", s.ID, s.Role, s.Seq, s.Keys, progress.Bytes(int64(s.Bytes)), s.Policy)
+					}
+					return tw.Flush()
+				})
+			}
 			prefix := ""
 			if len(args) == 2 {
 				prefix = args[1]
 			}
 			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) ([]client.SpaceItem, error) {
-				return c.SpaceLs(ctx, args[0], prefix)
+				return c.SpaceList(ctx, args[0], prefix)
 			}, func(items []client.SpaceItem) error {
 				for _, it := range items {
 					g.printf("%10s  %s  %s\n", progress.Bytes(int64(it.Size)), it.Time.Local().Format(time.DateTime), termsafe.Line(it.Key))

@@ -36,8 +36,19 @@ func TestSpaceCLI(t *testing.T) {
 	if out, errs, code := run(t, "--data", a, "space", "get", "notes", "todo/1"); code != 0 || out != "remember the milk" {
 		t.Fatalf("space get: %d %q %s", code, out, errs)
 	}
+	if out, _, code := run(t, "--data", a, "space", "list", "notes", "todo/", "--json"); code != 0 || !strings.Contains(out, `"key": "todo/1"`) {
+		t.Fatalf("space list NAME: %d %s", code, out)
+	}
+	// list with no space lists the spaces; ls, the old word for the keys,
+	// still lists them, and with no space lists the spaces as list does.
+	if out, _, code := run(t, "--data", a, "space", "list", "--json"); code != 0 || !strings.Contains(out, `"name": "notes"`) || strings.Contains(out, "todo/1") {
+		t.Fatalf("space list: %d %s", code, out)
+	}
 	if out, _, code := run(t, "--data", a, "space", "ls", "notes", "todo/", "--json"); code != 0 || !strings.Contains(out, `"key": "todo/1"`) {
-		t.Fatalf("space ls: %d %s", code, out)
+		t.Fatalf("space ls (old word): %d %s", code, out)
+	}
+	if out, _, code := run(t, "--data", a, "space", "ls"); code != 0 || !strings.Contains(out, "notes") || strings.Contains(out, "todo/1") {
+		t.Fatalf("space ls with no space: %d %s", code, out)
 	}
 	ref := da.info.UserID + "/notes"
 	if _, errs, code := run(t, "--data", b, "space", "get", ref, "todo/1"); code == 0 || !strings.Contains(errs, "not authorised") {
