@@ -30,7 +30,7 @@ func TestDoorConcurrentDuplicates(t *testing.T) {
 		t.Fatal(err)
 	}
 	balanced(t, ctx, c)
-	w0 := writes(t, ctx, c.Node(0))
+	w0 := writes(t, ctx, c, 0)
 	_, ep := bare(t, ctx, c.Node(0))
 	const copies = 64
 	var wg sync.WaitGroup
@@ -45,7 +45,7 @@ func TestDoorConcurrentDuplicates(t *testing.T) {
 	}
 	close(start)
 	wg.Wait()
-	if got := writes(t, ctx, c.Node(0)) - w0; got > 2 {
+	if got := writes(t, ctx, c, 0) - w0; got > 2 {
 		t.Fatalf("one transaction sent %d times at once became %d writes to the log (one applies, the rest are refused as replays)", copies, got)
 	}
 }

@@ -46,7 +46,7 @@ func TestStrangerFillsLogWithReads(t *testing.T) {
 	}
 	ctx := nubetest.Context(t, 2*time.Minute)
 	var before int64
-	w0 := writes(t, ctx, c.Node(1))
+	w0 := writes(t, ctx, c, 1)
 	for _, d := range dirs {
 		before += dirSize(t, d)
 	}
@@ -59,7 +59,7 @@ func TestStrangerFillsLogWithReads(t *testing.T) {
 			answered++
 		}
 	}
-	w1 := writes(t, ctx, c.Node(1))
+	w1 := writes(t, ctx, c, 1)
 	var after int64
 	for _, d := range dirs {
 		after += dirSize(t, d)

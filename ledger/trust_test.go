@@ -319,7 +319,7 @@ func TestStrangerResubmits(t *testing.T) {
 		seen = append(seen, b)
 	}
 	balanced(t, ctx, c) // every member has applied them all
-	last := func(i int) uint64 { return writes(t, ctx, c.Node(i)) }
+	last := func(i int) uint64 { return writes(t, ctx, c, i) }
 	var before []uint64
 	for i := range 3 {
 		before = append(before, last(i))
