@@ -133,7 +133,9 @@ func writes(t *testing.T, ctx context.Context, c *nubetest.C, i int) uint64 {
 		st, err := g.Status(ctx)
 		w = st.Writes
 		return err == nil && st.Applied >= commit && st.Applied == st.LastIndex
-	}, func() string { return fmt.Sprintf("ledger node %d never applied the ledger's entries up to %d", i, commit) })
+	}, func() string {
+		return fmt.Sprintf("ledger node %d never applied the ledger's entries up to %d", i, commit)
+	})
 	return w
 }
 
