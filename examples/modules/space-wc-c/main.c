@@ -15,15 +15,18 @@
 
 static uint8_t buf[64 << 10];
 
-/* fail writes the host's message for code, after what, and exits 1. */
-static void fail(const char *what, long long code) {
+static char *space, *key;
+
+/* fail writes the host's message for the error code op returned, and
+ * exits 1. */
+static void fail(const char *op, long long code) {
 	static uint8_t msg[1024];
 	int32_t n = nube_error_message(msg, sizeof msg);
 	if (n < 0)
 		n = 0;
 	if ((uint32_t)n > sizeof msg)
 		n = sizeof msg;
-	fprintf(stderr, "space-wc: %s: %.*s (code %lld)\n", what, (int)n, (const char *)msg, code);
+	fprintf(stderr, "space-wc: %s %s: %s: %.*s (code %lld)\n", space, key, op, (int)n, (const char *)msg, code);
 	exit(1);
 }
 
@@ -32,8 +35,8 @@ int main(void) {
 	size_t len = fread(in, 1, sizeof in - 1, stdin);
 	in[len] = 0;
 
-	char *space = strtok(in, " \t\r\n\v\f");
-	char *key = strtok(NULL, " \t\r\n\v\f");
+	space = strtok(in, " \t\r\n\v\f");
+	key = strtok(NULL, " \t\r\n\v\f");
 	if (space == NULL || key == NULL || strtok(NULL, " \t\r\n\v\f") != NULL) {
 		fprintf(stderr, "space-wc: want OWNER/SPACE KEY on stdin\n");
 		return 1;
