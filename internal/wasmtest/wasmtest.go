@@ -105,38 +105,44 @@ func build(name string) ([]byte, error) {
 // at hand.
 func Example(t testing.TB, name string) []byte {
 	t.Helper()
+	return guestModule(t, ExamplesDir(), "example", name)
+}
+
+// guestModule returns the Go module in dir/name, which may use package
+// guest, building it if need be; kind names it in the cache and errors.
+func guestModule(t testing.TB, dir, kind, name string) []byte {
+	t.Helper()
 	mu.Lock()
 	defer mu.Unlock()
-	if b, ok := built["example/"+name]; ok {
+	if b, ok := built[kind+"/"+name]; ok {
 		return b
 	}
-	b, err := buildExample(name)
+	b, err := buildGuest(filepath.Join(dir, name), kind, name)
 	if err == errNoGo {
-		t.Skip("wasmtest: no go command to build example modules with (needs the Go toolchain, as go test has)")
+		t.Skipf("wasmtest: no go command to build %s modules with (needs the Go toolchain, as go test has)", kind)
 	}
 	if err != nil {
 		t.Fatalf("wasmtest: %v", err)
 	}
-	built["example/"+name] = b
+	built[kind+"/"+name] = b
 	return b
 }
 
-func buildExample(name string) ([]byte, error) {
-	dir := filepath.Join(ExamplesDir(), name)
+func buildGuest(dir, kind, name string) ([]byte, error) {
 	h := sha256.New()
 	h.Write([]byte(runtime.Version() + "\x00"))
 	code, err := hashSources(h, dir, ".go")
 	if err != nil {
-		return nil, fmt.Errorf("example %q: %w", name, err)
+		return nil, fmt.Errorf("%s %q: %w", kind, name, err)
 	}
 	if len(code) == 0 {
-		return nil, fmt.Errorf("example %q: no Go sources in %s", name, dir)
+		return nil, fmt.Errorf("%s %q: no Go sources in %s", kind, name, dir)
 	}
 	if _, err := hashSources(h, filepath.Join(root(), "guest"), ".go"); err != nil {
-		return nil, fmt.Errorf("example %q: package guest: %w", name, err)
+		return nil, fmt.Errorf("%s %q: package guest: %w", kind, name, err)
 	}
 	reactor := bytes.Contains(code, []byte("//go:wasmexport"))
-	return cached("example-"+name+"-"+hex.EncodeToString(h.Sum(nil)[:8]), func(out string) error {
+	return cached(kind+"-"+name+"-"+hex.EncodeToString(h.Sum(nil)[:8]), func(out string) error {
 		return goBuild(name, dir, reactor, out)
 	})
 }
