@@ -124,6 +124,10 @@ type Job struct {
 	// Owner is who the run is for, such as the caller's peer ID. Reactor
 	// instances are reused only for the same owner.
 	Owner string
+	// Host is this run's value for the host functions it calls
+	// (Config.Host), which get it with HostValue: who the run is for,
+	// what it may do, its handles. The runtime only carries it.
+	Host any
 }
 
 // Usage is what a run cost.
@@ -189,6 +193,9 @@ func (m *Module) Run(ctx context.Context, job Job) (Result, error) {
 
 	runCtx, cancel := context.WithTimeoutCause(ctx, lim.Timeout, ErrTimeout)
 	defer cancel()
+	// Always set, so that a run nested in a host call does not see its
+	// caller's value.
+	runCtx = context.WithValue(runCtx, hostKey{}, job.Host)
 	r := &run{
 		job:   job,
 		lim:   lim,
@@ -238,10 +245,12 @@ type run struct {
 // moduleConfig is what every instance gets: the module's CID and args as
 // its arguments, a real clock, real randomness, and sleeps that end with
 // the run. Nothing else; the caller adds stdio.
-func (m *Module) moduleConfig(args []string, sleepCtx func() context.Context) wazero.ModuleConfig {
-	return wazero.NewModuleConfig().
+func (m *Module) moduleConfig(job Job, sleepCtx func() context.Context) wazero.ModuleConfig {
+	cfg := wazero.NewModuleConfig().
 		WithName("").
-		WithArgs(append([]string{m.cid.String()}, args...)...).
+		WithArgs(append([]string{m.cid.String()}, job.Args...)...).
+		WithStartFunctions(m.start)
+	return cfg.
 		WithSysWalltime().
 		WithSysNanotime().
 		WithNanosleep(func(ns int64) {
@@ -252,8 +261,7 @@ func (m *Module) moduleConfig(args []string, sleepCtx func() context.Context) wa
 			case <-sleepCtx().Done():
 			}
 		}).
-		WithRandSource(rand.Reader).
-		WithStartFunctions(m.start)
+		WithRandSource(rand.Reader)
 }
 
 func (m *Module) instantiate(ctx context.Context, cfg wazero.ModuleConfig, mem *linearMemory) (api.Module, error) {
@@ -263,7 +271,7 @@ func (m *Module) instantiate(ctx context.Context, cfg wazero.ModuleConfig, mem *
 func (m *Module) runCommand(ctx context.Context, r *run) (*linearMemory, error) {
 	mem := &linearMemory{}
 	mem.startRun(uint64(r.lim.Memory))
-	cfg := m.moduleConfig(r.job.Args, func() context.Context { return ctx }).
+	cfg := m.moduleConfig(r.job, func() context.Context { return ctx }).
 		WithStdin(r.input).
 		WithStdout(r.out).
 		WithStderr(&r.stderr)
@@ -290,6 +298,9 @@ type instance struct {
 
 func (in *instance) close(ctx context.Context) { in.api.Close(ctx) }
 
+// idleCtx is the context of an instance between runs.
+var idleCtx = context.Background()
+
 func (m *Module) runReactor(ctx context.Context, r *run) (*linearMemory, error) {
 	in := m.rt.takeIdle(m, r.job.Owner)
 	if in != nil && in.mem.size() > uint64(r.lim.Memory) {
@@ -301,7 +312,7 @@ func (m *Module) runReactor(ctx context.Context, r *run) (*linearMemory, error) 
 		in.ctx.Store(&ctx)
 		in.mem.startRun(uint64(r.lim.Memory))
 		in.stderr.w = &r.stderr
-		cfg := m.moduleConfig(r.job.Args, func() context.Context { return *in.ctx.Load() }).
+		cfg := m.moduleConfig(r.job, func() context.Context { return *in.ctx.Load() }).
 			WithStdin(&in.stdin).
 			WithStdout(&in.stdout).
 			WithStderr(&in.stderr)
@@ -320,6 +331,7 @@ func (m *Module) runReactor(ctx context.Context, r *run) (*linearMemory, error) 
 	in.stdin.r, in.stdout.w, in.stderr.w = r.input, r.out, &r.stderr
 	_, err := in.fn.Call(ctx)
 	in.stdin.r, in.stdout.w, in.stderr.w = nil, nil, nil
+	in.ctx.Store(&idleCtx) // not to keep the run's Job.Host while idle
 	if err != nil || r.out.over || in.mem.exceeded || in.api.IsClosed() {
 		in.close(context.Background())
 		return in.mem, err

@@ -57,6 +57,11 @@ type Config struct {
 	Interpreter bool
 	// Logger receives the runtime's logs. Nil means no logs: a library is silent unless given a logger.
 	Logger *slog.Logger
+	// Host maps an import module's name (such as "nube_v1") to the
+	// functions it offers modules, beside WASI. A module may import any
+	// of them, with the same type; any other import is refused when it
+	// is compiled.
+	Host map[string][]HostFunc
 }
 
 // Validate reports a field of c that makes no sense, naming it.
@@ -69,7 +74,7 @@ func (c Config) Validate() error {
 	case c.IdleTimeout < 0:
 		return fmt.Errorf("wasm: Config.IdleTimeout is negative (%v): want 0 for the default, or more", c.IdleTimeout)
 	}
-	return nil
+	return validateHost(c.Host)
 }
 
 // Runtime compiles and runs modules. It is safe for concurrent use.
@@ -78,7 +83,8 @@ type Runtime struct {
 	log   *slog.Logger
 	rt    wazero.Runtime
 	cache wazero.CompilationCache
-	wasi  map[string]bool // the functions WASI preview 1 provides
+	wasi  map[string]bool               // the functions WASI preview 1 provides
+	host  map[string]map[string]hostSig // Config.Host's functions by module and name
 
 	mu      sync.Mutex
 	modules map[cid.Cid]*loading
@@ -152,6 +158,13 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	r.wasi = map[string]bool{}
 	for name := range r.rt.Module(wasiModule).ExportedFunctionDefinitions() {
 		r.wasi[name] = true
+	}
+	if err := r.instantiateHost(ctx); err != nil {
+		r.rt.Close(ctx)
+		if r.cache != nil {
+			r.cache.Close(ctx)
+		}
+		return nil, err
 	}
 	go r.janitor()
 	return r, nil
@@ -291,9 +304,8 @@ func (r *Runtime) compile(ctx context.Context, c cid.Cid, code []byte) (*Module,
 // sandbox cannot run.
 func (r *Runtime) inspect(c cid.Cid, compiled wazero.CompiledModule) (*Module, error) {
 	for _, f := range compiled.ImportedFunctions() {
-		mod, name, _ := f.Import()
-		if mod != wasiModule || !r.wasi[name] {
-			return nil, fmt.Errorf("%w: it imports %s.%s, and the sandbox offers only WASI preview 1", ErrInvalidModule, mod, name)
+		if err := r.checkImport(f); err != nil {
+			return nil, err
 		}
 	}
 	if ms := compiled.ImportedMemories(); len(ms) > 0 {
