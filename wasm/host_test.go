@@ -294,6 +294,63 @@ func TestHostTimeout(t *testing.T) {
 	}
 }
 
+func TestDeterministic(t *testing.T) {
+	rt := newRuntime(t, wasm.Config{})
+	clock := load(t, rt, "clock")
+	out := func(job wasm.Job) string { return string(run(t, clock, job).Output) }
+	a1 := out(wasm.Job{Deterministic: true, Seed: []byte("a")})
+	a2 := out(wasm.Job{Deterministic: true, Seed: []byte("a")})
+	b := out(wasm.Job{Deterministic: true, Seed: []byte("b")})
+	r1, r2 := out(wasm.Job{}), out(wasm.Job{})
+	t.Logf("seed a: %q; seed b: %q; real: %q, %q", a1, b, r1, r2)
+	if a1 != a2 {
+		t.Errorf("two deterministic runs with one seed differ: %q and %q", a1, a2)
+	}
+	if a1 == b || randomPart(a1) == randomPart(b) {
+		t.Errorf("seeds a and b gave the same random bytes: %q", a1)
+	}
+	if r1 == r2 || randomPart(r1) == randomPart(r2) {
+		t.Errorf("two ordinary runs gave the same random bytes: %q", r1)
+	}
+	// The virtual clock is in 2022, and a sleep takes no real time but
+	// moves it on.
+	f := strings.Fields(a1)
+	ns, _ := strconv.ParseInt(f[0], 10, 64)
+	if y := time.Unix(0, ns).UTC().Year(); y != 2022 {
+		t.Errorf("the virtual clock says %v", time.Unix(0, ns).UTC())
+	}
+	if d, _ := time.ParseDuration(f[1] + "ns"); d < time.Millisecond {
+		t.Errorf("a 1ms sleep took %v of virtual time", d)
+	}
+
+	// A reactor's deterministic run gets a fresh instance, and leaves the
+	// owner's own in place.
+	tally := load(t, rt, "tally")
+	call := func(job wasm.Job) string { job.Owner = "alice"; return string(run(t, tally, job).Output) }
+	for i, c := range []struct {
+		job  wasm.Job
+		want string
+	}{
+		{wasm.Job{Input: []byte("x")}, "1:x"},
+		{wasm.Job{Input: []byte("x")}, "2:x"},
+		{wasm.Job{Input: []byte("d"), Deterministic: true}, "1:d"},
+		{wasm.Job{Input: []byte("d"), Deterministic: true}, "1:d"},
+		{wasm.Job{Input: []byte("x")}, "3:x"},
+	} {
+		if got := call(c.job); got != c.want {
+			t.Fatalf("run %d gave %q, want %q", i+1, got, c.want)
+		}
+	}
+	if n := rt.IdleInstances(); n != 1 {
+		t.Fatalf("%d idle instances, want alice's one: deterministic runs keep none", n)
+	}
+}
+
+func randomPart(out string) string {
+	f := strings.Fields(out)
+	return f[len(f)-1]
+}
+
 // BenchmarkHostCall measures a host call's round trip from a module: one
 // op is one call of nop(i64) -> i64, made in a loop inside one run of a
 // warm reactor instance.

@@ -128,6 +128,16 @@ type Job struct {
 	// (Config.Host), which get it with HostValue: who the run is for,
 	// what it may do, its handles. The runtime only carries it.
 	Host any
+	// Deterministic makes the run's result depend only on the module,
+	// its input, args and Seed, and on what host functions return: the
+	// module sees a virtual clock and random bytes drawn from Seed (see
+	// the package documentation). A reactor's deterministic run gets a
+	// fresh instance, used for that run alone, as any state kept from
+	// an earlier run would make its result depend on that run.
+	Deterministic bool
+	// Seed keys the random bytes of a deterministic run. Runs with the
+	// same Seed see the same bytes. Ignored unless Deterministic.
+	Seed []byte
 }
 
 // Usage is what a run cost.
@@ -244,12 +254,21 @@ type run struct {
 
 // moduleConfig is what every instance gets: the module's CID and args as
 // its arguments, a real clock, real randomness, and sleeps that end with
-// the run. Nothing else; the caller adds stdio.
+// the run; or, for a deterministic job, a virtual clock and randomness
+// drawn from its seed. Nothing else; the caller adds stdio.
 func (m *Module) moduleConfig(job Job, sleepCtx func() context.Context) wazero.ModuleConfig {
 	cfg := wazero.NewModuleConfig().
 		WithName("").
 		WithArgs(append([]string{m.cid.String()}, job.Args...)...).
 		WithStartFunctions(m.start)
+	if job.Deterministic {
+		c := &virtualClock{}
+		return cfg.
+			WithWalltime(c.walltime, sys.ClockResolution(clockStep)).
+			WithNanotime(c.nanotime, sys.ClockResolution(clockStep)).
+			WithNanosleep(c.sleep).
+			WithRandSource(seededRand(job.Seed))
+	}
 	return cfg.
 		WithSysWalltime().
 		WithSysNanotime().
@@ -302,7 +321,10 @@ func (in *instance) close(ctx context.Context) { in.api.Close(ctx) }
 var idleCtx = context.Background()
 
 func (m *Module) runReactor(ctx context.Context, r *run) (*linearMemory, error) {
-	in := m.rt.takeIdle(m, r.job.Owner)
+	var in *instance
+	if !r.job.Deterministic {
+		in = m.rt.takeIdle(m, r.job.Owner)
+	}
 	if in != nil && in.mem.size() > uint64(r.lim.Memory) {
 		in.close(context.Background()) // grown past this run's limit
 		in = nil
@@ -332,7 +354,9 @@ func (m *Module) runReactor(ctx context.Context, r *run) (*linearMemory, error) 
 	_, err := in.fn.Call(ctx)
 	in.stdin.r, in.stdout.w, in.stderr.w = nil, nil, nil
 	in.ctx.Store(&idleCtx) // not to keep the run's Job.Host while idle
-	if err != nil || r.out.over || in.mem.exceeded || in.api.IsClosed() {
+	if err != nil || r.out.over || in.mem.exceeded || in.api.IsClosed() || r.job.Deterministic {
+		// A deterministic run's instance has its clock and randomness,
+		// and state no later run may see.
 		in.close(context.Background())
 		return in.mem, err
 	}
