@@ -366,7 +366,14 @@ func wrapInfo(space string) []byte { return []byte("nube space keys v1 " + space
 
 // wrapKeys seals the keyring to user with HPKE, bound to the space.
 func wrapKeys(space string, user peer.ID, k keyring) ([]byte, error) {
-	pub, err := userPublic(user)
+	return wrapKeysInfo(wrapInfo(space), user, k)
+}
+
+// wrapKeysInfo seals the keyring to the ed25519 key of to (a user or a
+// node) with HPKE under info, which says what the box is for: a box
+// sealed under one info does not open under another.
+func wrapKeysInfo(info []byte, to peer.ID, k keyring) ([]byte, error) {
+	pub, err := userPublic(to)
 	if err != nil {
 		return nil, err
 	}
@@ -382,11 +389,18 @@ func wrapKeys(space string, user peer.ID, k keyring) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return hpke.Seal(pk, hpke.HKDFSHA256(), hpke.ChaCha20Poly1305(), wrapInfo(space), pt)
+	defer clear(pt)
+	return hpke.Seal(pk, hpke.HKDFSHA256(), hpke.ChaCha20Poly1305(), info, pt)
 }
 
 // unwrapKeys opens a keyring wrapped for the holder of key.
 func unwrapKeys(space string, key crypto.Signer, box []byte) (keyring, error) {
+	return unwrapKeysInfo(wrapInfo(space), key, box)
+}
+
+// unwrapKeysInfo opens a keyring wrapKeysInfo sealed under info for the
+// holder of key.
+func unwrapKeysInfo(info []byte, key crypto.Signer, box []byte) (keyring, error) {
 	var k keyring
 	x, err := keyExchanger(key)
 	if err != nil {
@@ -396,10 +410,11 @@ func unwrapKeys(space string, key crypto.Signer, box []byte) (keyring, error) {
 	if err != nil {
 		return k, err
 	}
-	pt, err := hpke.Open(sk, hpke.HKDFSHA256(), hpke.ChaCha20Poly1305(), wrapInfo(space), box)
+	pt, err := hpke.Open(sk, hpke.HKDFSHA256(), hpke.ChaCha20Poly1305(), info, box)
 	if err != nil {
 		return k, fmt.Errorf("%w: space keys", ErrDecrypt)
 	}
+	defer clear(pt)
 	if err := unmarshal(pt, &k); err != nil {
 		return k, err
 	}
