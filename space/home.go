@@ -401,7 +401,9 @@ func treeOnly(bs []block) []block {
 	return out
 }
 
-// checkChange decides whether the home applies a change from another node.
+// checkChange decides whether the home applies a change from another node:
+// one its owner signed, or a grantee under its grant, or a runner node
+// under a loan (checkLoanChange).
 func (o *owned) checkChange(c *change, body *changeBody) error {
 	if body.Space != o.id {
 		return fmt.Errorf("%w: change for %s sent to the home of %s", ErrBadChange, body.Space, o.id)
@@ -420,7 +422,18 @@ func (o *owned) checkChange(c *change, body *changeBody) error {
 	if _, dup := o.nonces[string(body.Nonce)]; dup {
 		return fmt.Errorf("%w: this change was applied already (a replay)", ErrStale)
 	}
-	if body.Writer != o.m.user {
+	if len(c.Loan) > 0 {
+		l, err := decodeLoan(c.Loan)
+		if err != nil {
+			return err
+		}
+		if len(c.Grant) > 0 {
+			return fmt.Errorf("%w: a change carries a grant or a loan, not both", ErrBadChange)
+		}
+		if err := checkLoanChange(l, body, now, o.head.Revoked); err != nil {
+			return err
+		}
+	} else if body.Writer != o.m.user {
 		g, err := grantOf(c.Grant)
 		if err != nil {
 			return err

@@ -506,11 +506,13 @@ type block struct {
 }
 
 // change is a signed changeBody with the writer's grant (none for the
-// owner) and, for small values, the entry's and value's blocks.
+// owner) or, for a run's write, the loan the runner node writes under,
+// and, for small values, the entry's and value's blocks.
 type change struct {
 	Signed signed   `cbor:"1,keyasint"`
 	Grant  []signed `cbor:"2,keyasint,omitempty"`
 	Blocks []block  `cbor:"3,keyasint,omitempty"`
+	Loan   []byte   `cbor:"4,keyasint,omitempty"`
 }
 
 // decodeChange decodes a change and checks its size, its shape and its

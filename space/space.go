@@ -192,6 +192,11 @@ func (s *Space) learnHead(h *head, sg signed, prev keyring) *view {
 	return v
 }
 
+// viewFn gives the view a read or write goes under; fresh asks for the
+// newest head. The user's is Space.readable; a Borrowed has its own, with
+// the loan's keys, which never reach the Manager's cache.
+type viewFn func(ctx context.Context, fresh bool) (*view, error)
+
 // readable resolves the head and the keys to read it.
 func (s *Space) readable(ctx context.Context, fresh bool) (*view, error) {
 	v, err := s.resolve(ctx, fresh)
@@ -309,10 +314,16 @@ func (s *Space) Get(ctx context.Context, key string) (Value, error) {
 	if err := checkKey(key); err != nil {
 		return nil, err
 	}
+	return s.getVia(ctx, key, s.readable)
+}
+
+// getVia opens key's value under the views of readable, asking for a
+// newer head when the one it has may be behind.
+func (s *Space) getVia(ctx context.Context, key string, readable viewFn) (Value, error) {
 	var last error
 	for attempt := range 3 {
 		start := time.Now()
-		v, err := s.readable(ctx, attempt > 0)
+		v, err := readable(ctx, attempt > 0)
 		if err != nil {
 			return nil, err
 		}
@@ -437,7 +448,7 @@ func (s *Space) Put(ctx context.Context, key string, r io.Reader) error {
 	if err := checkKey(key); err != nil {
 		return err
 	}
-	return s.write(ctx, OpPut, key, r)
+	return s.write(ctx, nil, OpPut, key, r)
 }
 
 // PutBytes sets key to b.
@@ -451,7 +462,7 @@ func (s *Space) Delete(ctx context.Context, key string) error {
 	if err := checkKey(key); err != nil {
 		return err
 	}
-	return s.write(ctx, OpDelete, key, nil)
+	return s.write(ctx, nil, OpDelete, key, nil)
 }
 
 // smallValue is the most plaintext a write seals in memory and sends
@@ -460,10 +471,15 @@ func (s *Space) Delete(ctx context.Context, key string) error {
 const smallValue = inlineValue - 4<<10
 
 // write seals the value, stores it here, and has the home apply the
-// change. A write sealed under a key epoch that ended meanwhile is sealed
-// again under the new one.
-func (s *Space) write(ctx context.Context, op Op, key string, r io.Reader) error {
+// change, as this node's user (b nil) or as the run b under its loan. A
+// write sealed under a key epoch that ended meanwhile is sealed again
+// under the new one.
+func (s *Space) write(ctx context.Context, b *Borrowed, op Op, key string, r io.Reader) error {
 	m := s.m
+	readable := s.readable
+	if b != nil {
+		readable = b.view
+	}
 	// A small value is read whole first: it is sealed in memory, and can
 	// be sealed again if need be.
 	var small []byte
@@ -479,11 +495,11 @@ func (s *Space) write(ctx context.Context, op Op, key string, r io.Reader) error
 		}
 	}
 	for attempt := range 3 {
-		v, err := s.readable(ctx, attempt > 0)
+		v, err := readable(ctx, attempt > 0)
 		if err != nil {
 			return err
 		}
-		err = s.writeOnce(ctx, v, op, key, small, r)
+		err = s.writeOnce(ctx, v, b, op, key, small, r)
 		if !errors.Is(err, ErrStale) || r != nil || attempt == 2 {
 			return err
 		}
@@ -492,9 +508,16 @@ func (s *Space) write(ctx context.Context, op Op, key string, r io.Reader) error
 	return nil
 }
 
-// writeOnce writes small (a whole value), or r's bytes, or deletes.
-func (s *Space) writeOnce(ctx context.Context, v *view, op Op, key string, small []byte, r io.Reader) error {
+// writeOnce writes small (a whole value), or r's bytes, or deletes. b,
+// if not nil, is the run the write is for: the runner node signs the
+// change and attaches the loan, and the entry names the loan's issuer as
+// its writer.
+func (s *Space) writeOnce(ctx context.Context, v *view, b *Borrowed, op Op, key string, small []byte, r io.Reader) error {
 	m := s.m
+	writer, signer, signs := m.user, m.cfg.UserKey, m.user
+	if b != nil {
+		writer, signer, signs = b.loan.Issuer(), b.node, b.loan.Runner()
+	}
 	tag := v.keys.tag(key)
 	epoch := v.head.Epoch
 	var entry cid.Cid
@@ -524,27 +547,30 @@ func (s *Space) writeOnce(ctx context.Context, v *view, op Op, key string, small
 			defer m.cfg.Content.Unpin(context.WithoutCancel(ctx), vc)
 			n = sl.n
 		}
-		en, err := makeEntry(v.keys, epoch, s.id, tag, meta{Key: key, Size: n, Value: vc.Bytes(), Time: time.Now().UnixNano(), Writer: m.user.String()})
+		en, err := makeEntry(v.keys, epoch, s.id, tag, meta{Key: key, Size: n, Value: vc.Bytes(), Time: time.Now().UnixNano(), Writer: writer.String()})
 		if err != nil {
 			return err
 		}
 		entry = en.Cid()
 		blocks = append([]block{{CID: en.Cid().Bytes(), Data: en.RawData()}}, blocks...)
 	}
-	if o := m.ownedSpace(s.id); o != nil {
+	if o := m.ownedSpace(s.id); o != nil && b == nil {
 		_, err := o.apply(ctx, op, tag, entry, blocks)
 		return err
 	}
-	body := changeBody{Space: s.id, Writer: m.user, Op: op, Tag: tag, Nonce: randomBytes(16), Time: time.Now().UnixNano()}
+	body := changeBody{Space: s.id, Writer: signs, Op: op, Tag: tag, Nonce: randomBytes(16), Time: time.Now().UnixNano()}
 	if op == OpPut {
 		body.Entry = entry.Bytes()
 	}
-	sg, err := sign(m.cfg.UserKey, changeDomain, body)
+	sg, err := sign(signer, changeDomain, body)
 	if err != nil {
 		return err
 	}
 	c := change{Signed: sg, Blocks: blocks}
-	if s.owner != m.user {
+	switch {
+	case b != nil:
+		c.Loan = b.loan.raw
+	case s.owner != m.user:
 		g, err := s.writeGrant(ctx, v)
 		if err != nil {
 			return err
@@ -555,14 +581,27 @@ func (s *Space) writeOnce(ctx context.Context, v *view, op Op, key string, small
 	if err != nil {
 		return err
 	}
-	rep, err := writeFn.At(m.cfg.Remote, v.head.Home).Call(network.WithAllowLimitedConn(ctx, "space"), raw)
+	var rep headReply
+	if v.head.Home == m.self {
+		// A run on the home itself: the home checks the loan as it
+		// would another node's.
+		rep, err = m.serveWrite(ctx, raw)
+	} else {
+		rep, err = writeFn.At(m.cfg.Remote, v.head.Home).Call(network.WithAllowLimitedConn(ctx, "space"), raw)
+	}
 	if err != nil {
-		if errors.Is(err, ErrNotAuthorised) {
+		if errors.Is(err, ErrNotAuthorised) && b == nil {
 			m.mu.Lock()
 			delete(m.myGrant, s.id) // ask the home again next time
 			m.mu.Unlock()
 		}
 		return fmt.Errorf("%s %q in %s: %w", op, key, s.id, err)
+	}
+	if b != nil {
+		// The loan's keys stay with the run: the cache learns the head
+		// with this user's own keys, if it has any.
+		s.learn(rep.Head, keyring{})
+		return nil
 	}
 	s.learn(rep.Head, v.keys)
 	return nil
@@ -623,9 +662,14 @@ type Item struct {
 
 // List lists the keys that start with prefix, sorted.
 func (s *Space) List(ctx context.Context, prefix string) ([]Item, error) {
+	return s.listVia(ctx, prefix, s.readable)
+}
+
+// listVia lists under the views of readable.
+func (s *Space) listVia(ctx context.Context, prefix string, readable viewFn) ([]Item, error) {
 	var last error
 	for attempt := range 3 {
-		v, err := s.readable(ctx, attempt > 0)
+		v, err := readable(ctx, attempt > 0)
 		if err != nil {
 			return nil, err
 		}
