@@ -74,9 +74,10 @@ func (s *Space) Lend(ctx context.Context, o LoanOptions) ([]byte, error) {
 // this process's memory alone (never in the Manager's cache or on disk)
 // until Close, which zeroes them. It is safe for concurrent use.
 type Borrowed struct {
-	s    *Space
-	loan *Loan
-	node crypto.Signer
+	s      *Space
+	loan   *Loan
+	node   crypto.Signer // signs the run's changes
+	runner peer.ID       // node's ID, the loan's Runner
 
 	mu     sync.Mutex
 	keys   keyring
@@ -108,7 +109,7 @@ func (m *Manager) Borrow(ctx context.Context, token []byte, node crypto.Signer, 
 	if err != nil {
 		return nil, err
 	}
-	b := &Borrowed{s: s, loan: l, node: node}
+	b := &Borrowed{s: s, loan: l, node: node, runner: runner}
 	if _, err := b.head(ctx, true); err != nil {
 		return nil, err
 	}

@@ -36,3 +36,12 @@ func InflateStoredHead(t testing.TB, dir string, key ed25519.PrivateKey, space s
 		t.Fatal(err)
 	}
 }
+
+// BorrowedKeyBytes returns the byte slices of b's keyring themselves (the
+// index key, then each epoch's data key), not copies, so that a test can
+// see Close zero them.
+func BorrowedKeyBytes(b *Borrowed) [][]byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([][]byte{b.keys.Index}, b.keys.Data...)
+}

@@ -516,7 +516,7 @@ func (s *Space) writeOnce(ctx context.Context, v *view, b *Borrowed, op Op, key 
 	m := s.m
 	writer, signer, signs := m.user, m.cfg.UserKey, m.user
 	if b != nil {
-		writer, signer, signs = b.loan.Issuer(), b.node, b.loan.Runner()
+		writer, signer, signs = b.loan.Issuer(), b.node, b.runner
 	}
 	tag := v.keys.tag(key)
 	epoch := v.head.Epoch
