@@ -73,6 +73,28 @@ func FuzzChange(f *testing.F) {
 	})
 }
 
+// FuzzLoan feeds arbitrary bytes to the loan decoder: it must fail
+// cleanly, or give a loan within its caps whose checks do not panic.
+func FuzzLoan(f *testing.F) {
+	lf := newLoanFixture(f)
+	now := time.Now()
+	f.Add(signedLoan(f, lf.owner, lf.body(f, now, nil), nil))
+	f.Add(signedLoan(f, lf.grantee, lf.body(f, now, func(b *loanBody) { b.Issuer, b.Rights = lf.granteeID, Read }), lf.grant(f, Read, 0)))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		l, err := decodeLoan(b)
+		if err != nil {
+			return
+		}
+		if len(b) > MaxLoanSize || l.Rights()&^(Read|Write) != 0 || l.Rights() == 0 || len(l.Prefix()) > MaxKeyLen || len(l.For()) > MaxPurposeLen {
+			t.Fatalf("a loan decoded past its caps: %d bytes, rights %s, a prefix of %d, a purpose of %d", len(b), l.Rights(), len(l.Prefix()), len(l.For()))
+		}
+		_ = l.check(now, nil)
+		_ = l.checkRunner(l.Runner(), l.For())
+		_ = l.allows(Read, l.Prefix())
+	})
+}
+
 // FuzzOpen feeds arbitrary ciphertext to the value opener: it must fail
 // cleanly, never panic or yield unauthenticated bytes.
 func FuzzOpen(f *testing.F) {
