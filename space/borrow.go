@@ -265,9 +265,10 @@ func (b *Borrowed) Close() {
 // the loan l: the loan is for the change's space and for the node that
 // signed it, lends Write, has not ended (by the home's clock, and the
 // change was made before its end: no slack is given here) and its
-// issuer's chain still gives Write, none of its links revoked. The home
-// cannot check the loan's prefix: it sees only the tags of keys, not
-// their names; the runner keeps a run to its prefix.
+// issuer's chain still gives Write, none of its links revoked. The
+// change itself names only the key's tag; the prefix is checked after,
+// by planWrite, on the key's name in the entry the home opens (for a
+// delete, the entry filed under the tag).
 func checkLoanChange(l *Loan, body *changeBody, now time.Time, revoked []string) error {
 	switch {
 	case l.Space() != body.Space:

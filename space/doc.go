@@ -37,5 +37,27 @@
 // opens the space keys wrapped for its user, which a key held elsewhere
 // does as an X25519 ecdh.KeyExchanger.
 //
+// A run of a service reaches a space under its caller's rights through a
+// loan (Space.Lend, Manager.Borrow): the caller, the owner or a grantee,
+// lends one run on one runner node, for one purpose (the module it
+// runs), Read and/or Write (never Delegate) on the keys under a prefix,
+// until an end at most MaxLoan away. The loan is signed by the caller's
+// user key, carries the caller's grant chain, and the space's keys
+// wrapped to the runner's node key (under an HPKE info of their own, so
+// a loan's box and a reader's cannot be swapped). The runner checks the
+// loan is for it and the purpose, not ended, and that the space's head
+// revoked no link of the chain, and keeps each read, list and write to
+// the prefix. A run's write is a change signed by the runner node with
+// the loan attached, and the home checks it again: the node, Write, the
+// end (by the home's clock, with no slack), the chain and its
+// revocations, and the prefix, on the key's name in the entry it opens
+// (the change itself names only the key's tag); the value names the
+// caller as its writer. The loan's keys
+// stay in the runner's memory for the run, in a Borrowed that never puts
+// them in the Manager's cache or on disk, and Close zeroes them. A
+// key rotation (a revocation, a grant that expires) leaves a loan unable
+// to read what is written after it, or to write at all: the run asks for
+// a new loan.
+//
 // ARCHITECTURE.md ("A space") draws the whole path; RATIONALE.md says why.
 package space

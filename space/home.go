@@ -269,14 +269,15 @@ func (o *owned) closeWatchers() {
 
 // apply carries out one change: put (entry not undef) or delete of tag,
 // with the blocks the writer brought. The entry's blocks must be in the
-// store or among blocks. It reads what the rules look at, has planWrite
-// decide, and commits the plan (write.go).
-func (o *owned) apply(ctx context.Context, op Op, tag string, entry cid.Cid, blocks []block) (signed, error) {
+// store or among blocks. prefix, a loan's, is what the key must start
+// with. It reads what the rules look at, has planWrite decide, and
+// commits the plan (write.go).
+func (o *owned) apply(ctx context.Context, op Op, tag string, entry cid.Cid, blocks []block, prefix string) (signed, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	st := writeState{space: o.id, deleted: o.head.Deleted, count: o.head.Count, bytes: o.head.Bytes,
 		epoch: o.keys.epoch(), maxValue: uint64(o.m.cfg.MaxValue)}
-	w := writeReq{op: op, tag: tag, entry: entry}
+	w := writeReq{op: op, tag: tag, entry: entry, prefix: prefix}
 	var t *writeTree
 	// A deleted space's tree may be gone; the rules refuse the write
 	// before they look at it.
@@ -403,14 +404,15 @@ func treeOnly(bs []block) []block {
 
 // checkChange decides whether the home applies a change from another node:
 // one its owner signed, or a grantee under its grant, or a runner node
-// under a loan (checkLoanChange).
-func (o *owned) checkChange(c *change, body *changeBody) error {
+// under a loan (checkLoanChange), which it returns. The loan's prefix is
+// left to planWrite, which reads the key's name.
+func (o *owned) checkChange(c *change, body *changeBody) (*Loan, error) {
 	if body.Space != o.id {
-		return fmt.Errorf("%w: change for %s sent to the home of %s", ErrBadChange, body.Space, o.id)
+		return nil, fmt.Errorf("%w: change for %s sent to the home of %s", ErrBadChange, body.Space, o.id)
 	}
 	now := time.Now()
 	if d := now.Sub(time.Unix(0, body.Time)); d > changeWindow || d < -changeWindow {
-		return fmt.Errorf("%w: change made %v from the home's time", ErrStale, d.Round(time.Second))
+		return nil, fmt.Errorf("%w: change made %v from the home's time", ErrStale, d.Round(time.Second))
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -420,33 +422,35 @@ func (o *owned) checkChange(c *change, body *changeBody) error {
 		}
 	}
 	if _, dup := o.nonces[string(body.Nonce)]; dup {
-		return fmt.Errorf("%w: this change was applied already (a replay)", ErrStale)
+		return nil, fmt.Errorf("%w: this change was applied already (a replay)", ErrStale)
 	}
+	var l *Loan
 	if len(c.Loan) > 0 {
-		l, err := decodeLoan(c.Loan)
+		var err error
+		l, err = decodeLoan(c.Loan)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if len(c.Grant) > 0 {
-			return fmt.Errorf("%w: a change carries a grant or a loan, not both", ErrBadChange)
+			return nil, fmt.Errorf("%w: a change carries a grant or a loan, not both", ErrBadChange)
 		}
 		if err := checkLoanChange(l, body, now, o.head.Revoked); err != nil {
-			return err
+			return nil, err
 		}
 	} else if body.Writer != o.m.user {
 		g, err := grantOf(c.Grant)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if g.To() != body.Writer {
-			return fmt.Errorf("%w: the grant is for %s, not the writer %s", ErrNotAuthorised, g.To(), body.Writer)
+			return nil, fmt.Errorf("%w: the grant is for %s, not the writer %s", ErrNotAuthorised, g.To(), body.Writer)
 		}
 		if err := g.check(o.id, Write, now, o.head.Revoked); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	o.nonces[string(body.Nonce)] = now
-	return nil
+	return l, nil
 }
 
 // MigrateProgress reports how a migration goes.

@@ -203,11 +203,16 @@ func TestLoanWrites(t *testing.T) {
 // current head and keys, skipping every check the runner makes: what the
 // home alone refuses.
 func atHome(ctx context.Context, home *node, b *Borrowed) error {
+	return atHomeKey(ctx, home, b, b.loan.Prefix()+"k")
+}
+
+// atHomeKey is atHome with the key to write.
+func atHomeKey(ctx context.Context, home *node, b *Borrowed, key string) error {
 	o := home.m.ownedSpace(b.s.id)
 	o.mu.Lock()
 	v := &view{head: o.head, signed: o.signed, keys: o.keys, at: time.Now()}
 	o.mu.Unlock()
-	return b.s.writeOnce(ctx, v, b, OpPut, b.loan.Prefix()+"k", []byte("attack"), nil)
+	return b.s.writeOnce(ctx, v, b, OpPut, key, []byte("attack"), nil)
 }
 
 // TestLoanAttacks: loans used by another node, for another purpose,
@@ -253,6 +258,15 @@ func TestLoanAttacks(t *testing.T) {
 	}
 	if _, err := b.m.Borrow(ctx, tokB, bKey, "bafyother"); !errors.Is(err, ErrNotAuthorised) {
 		t.Fatalf("a loan borrowed for another purpose: %v", err)
+	}
+	// A run that writes outside its prefix: the home reads the key's name
+	// in the entry and refuses it.
+	tokP, err := sp.Lend(ctx, LoanOptions{Runner: b.h.ID(), Rights: Write, Prefix: "runs/", Until: soon(), For: purpose})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := atHomeKey(ctx, a, attacker(b, bKey, tokP), "elsewhere"); !errors.Is(err, ErrNotAuthorised) {
+		t.Fatalf("the home takes a write outside the loan's prefix: %v", err)
 	}
 
 	// Loans the owner signs by hand: over, too long, with Delegate.

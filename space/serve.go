@@ -322,8 +322,13 @@ func (m *Manager) serveWrite(ctx context.Context, raw []byte) (headReply, error)
 	if o == nil {
 		return headReply{}, fmt.Errorf("%w: this node is not the home of %s", ErrNotHome, body.Space)
 	}
-	if err := o.checkChange(c, body); err != nil {
+	l, err := o.checkChange(c, body)
+	if err != nil {
 		return headReply{}, err
+	}
+	prefix := ""
+	if l != nil {
+		prefix = l.Prefix()
 	}
 	entry := cid.Undef
 	if body.Op == OpPut {
@@ -340,7 +345,7 @@ func (m *Manager) serveWrite(ctx context.Context, raw []byte) (headReply, error)
 			defer m.cfg.Content.Unpin(context.WithoutCancel(ctx), en)
 		}
 	}
-	s, err := o.apply(ctx, body.Op, body.Tag, entry, c.Blocks)
+	s, err := o.apply(ctx, body.Op, body.Tag, entry, c.Blocks, prefix)
 	if err != nil {
 		return headReply{}, err
 	}

@@ -3,6 +3,7 @@ package space
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/ipfs/boxo/ipld/unixfs/hamt"
 	"github.com/ipfs/go-cid"
@@ -33,9 +34,10 @@ type writeState struct {
 // of the value the entry names (writeTree.read). Reading stops at the
 // first thing that cannot be fetched: the fields after an error are unset.
 type writeReq struct {
-	op    Op
-	tag   string
-	entry cid.Cid // a put's
+	op     Op
+	tag    string
+	entry  cid.Cid // a put's
+	prefix string  // a loan's: the key must start with it ("" for any)
 
 	entryErr error  // why the entry could not be fetched or opened
 	meta     meta   // the entry, opened
@@ -64,7 +66,11 @@ type writePlan struct {
 // (ErrNotFound for a deleted space or a delete of no key, ErrStale for a
 // value sealed under another epoch than the space's, ErrTooLarge for a
 // key or value over its limit, ErrBadChange for an entry or value that is
-// not what it claims, or the error reading it). It does no I/O.
+// not what it claims, ErrNotAuthorised for a key outside the prefix of
+// the loan the write is made under, or the error reading it). It does no
+// I/O. The key is the one the entry under the tag says, which the home
+// opens with its keys and checks against the tag: a runner cannot hide a
+// key outside its loan's prefix behind another's name.
 //
 // The counts use the head's arithmetic as it stands: a key that replaces
 // one counts once, and its old size is taken off. An old entry that does
@@ -117,6 +123,9 @@ func planWrite(s writeState, w writeReq) (writePlan, error) {
 	default:
 		// decodeChange refuses other ops before they get here.
 		return writePlan{}, fmt.Errorf("%w: unknown op %d", ErrBadChange, w.op)
+	}
+	if !strings.HasPrefix(p.name, w.prefix) {
+		return writePlan{}, fmt.Errorf("%w: a key outside the loan's prefix %q", ErrNotAuthorised, w.prefix)
 	}
 	return p, nil
 }

@@ -100,6 +100,17 @@ func TestPlanWrite(t *testing.T) {
 			req:  req(del, func(w *writeReq) { w.entryErr, w.valueErr, w.whole = errRead, errRead, errRead }),
 			plan: writePlan{op: OpDelete, tag: "t", name: "k", count: 2, bytes: 200}},
 
+		// Writes under a loan, whose prefix the key must start with.
+		{name: "put under a loan's prefix", state: base, req: req(put("runs/k", 1, 2), func(w *writeReq) { w.prefix = "runs/" }),
+			plan: writePlan{op: OpPut, tag: "t", entry: entry, name: "runs/k", count: 4, bytes: 301}},
+		{name: "put outside a loan's prefix", state: base, req: req(put("k", 1, 2), func(w *writeReq) { w.prefix = "runs/" }), err: ErrNotAuthorised},
+		{name: "delete under a loan's prefix", state: with(base, func(s *writeState) { s.old = &meta{Key: "runs/k", Size: 100} }),
+			req:  req(del, func(w *writeReq) { w.prefix = "runs/" }),
+			plan: writePlan{op: OpDelete, tag: "t", name: "runs/k", count: 2, bytes: 200}},
+		{name: "delete outside a loan's prefix", state: with(base, func(s *writeState) { s.old = old(100) }),
+			req: req(del, func(w *writeReq) { w.prefix = "runs/" }), err: ErrNotAuthorised},
+		{name: "a stale put outside a loan's prefix is stale", state: base, req: req(put("k", 1, 1), func(w *writeReq) { w.prefix = "runs/" }), err: ErrStale},
+
 		// Ops that are neither.
 		{name: "unknown op", state: base, req: writeReq{op: 7, tag: "t"}, err: ErrBadChange},
 		{name: "zero op", state: base, req: writeReq{tag: "t"}, err: ErrBadChange},
