@@ -90,7 +90,7 @@ type Borrowed struct {
 // has not expired, runs no longer than MaxLoan, and that the space's head
 // revoked no grant of its chain, then opens the keys wrapped to node.
 func (m *Manager) Borrow(ctx context.Context, token []byte, node crypto.Signer, purpose string) (*Borrowed, error) {
-	l, err := decodeLoan(token)
+	l, err := decodeLoan(bytes.Clone(token)) // the run keeps it to attach to its changes
 	if err != nil {
 		return nil, err
 	}
