@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,6 +85,8 @@ type C struct {
 	cut   map[[2]int]bool // node pairs a partition holds apart, lower index first
 	links map[[2]int]Link // shaped links, lower index first
 	ids   []peer.ID       // each node's ID as last started
+	// carried counts the bytes the shaped links carried, both ways.
+	carried atomic.Int64
 }
 
 // Cluster starts n nodes, connects them (every pair, or each to the first

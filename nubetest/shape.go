@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
+	"sync/atomic"
 	"time"
 
 	manet "github.com/multiformats/go-multiaddr/net"
@@ -48,6 +49,16 @@ func (c *C) Shape(i, j int, l Link) {
 	c.links[[2]int{min(i, j), max(i, j)}] = l
 }
 
+// Carried returns the bytes the cluster's links have carried so far, both
+// ways, exactly and at once (a node's own traffic counters are sampled
+// once a second). The cluster must have been started WithShaping.
+func (c *C) Carried() int64 {
+	if !c.opts.shaping {
+		c.t.Fatal("nubetest: Carried needs a cluster started WithShaping")
+	}
+	return c.carried.Load()
+}
+
 // link returns how the link between nodes i and j behaves now.
 func (c *C) link(i, j int) Link {
 	c.mu.Lock()
@@ -69,7 +80,7 @@ func (c *C) dialer(i int) func(ctx context.Context, network, address string) (ne
 		if j < 0 {
 			return raw, nil
 		}
-		return shape(raw, func() Link { return c.link(i, j) }), nil
+		return shape(raw, func() Link { return c.link(i, j) }, &c.carried), nil
 	}
 }
 
@@ -103,12 +114,13 @@ type shapedConn struct {
 func (s *shapedConn) LocalAddr() net.Addr  { return s.raw.LocalAddr() }
 func (s *shapedConn) RemoteAddr() net.Addr { return s.raw.RemoteAddr() }
 
-func shape(raw net.Conn, link func() Link) net.Conn {
+func shape(raw net.Conn, link func() Link, carried *atomic.Int64) net.Conn {
 	near, far := net.Pipe()
 	// Out: what the node writes, to the socket; the socket closes once
-	// all of it is sent. In: what the socket brings, to the node.
-	go pump(far, raw, link, func() { raw.Close() })
-	go pump(raw, far, link, func() { far.Close() })
+	// all of it is sent. In: what the socket brings, to the node. Only
+	// the dialing end is shaped, so both directions count here.
+	go pump(far, raw, link, carried, func() { raw.Close() })
+	go pump(raw, far, link, carried, func() { far.Close() })
 	return &shapedConn{Conn: near, raw: raw}
 }
 
@@ -130,7 +142,7 @@ const (
 // link's bandwidth lets it and arrives its latency later (a lost packet in
 // it, a retransmission later), never before the one ahead of it. end runs
 // once everything read is written, or as soon as a write fails.
-func pump(src io.Reader, dst io.Writer, link func() Link, end func()) {
+func pump(src io.Reader, dst io.Writer, link func() Link, carried *atomic.Int64, end func()) {
 	type seg struct {
 		b  []byte
 		at time.Time
@@ -158,6 +170,9 @@ func pump(src io.Reader, dst io.Writer, link func() Link, end func()) {
 		b := make([]byte, segment)
 		n, err := src.Read(b)
 		if n > 0 {
+			if carried != nil {
+				carried.Add(int64(n))
+			}
 			l := link()
 			if now := time.Now(); now.After(free) {
 				free = now
