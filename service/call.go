@@ -1,18 +1,22 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"iter"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/nubecloud/nube/content"
 	"github.com/nubecloud/nube/remote"
 	"github.com/nubecloud/nube/wasm"
 )
@@ -26,6 +30,13 @@ type Pipeline struct {
 	refs   []string
 	limits wasm.Limits
 	on     []peer.ID // if set, the only nodes to run on, in this order
+	allows []Allow   // what each run may touch: a capability per run
+	near   string    // a CID or OWNER/NAME to run beside
+	outCID bool      // the last stage's output comes back as a CID
+	depth  int       // how deep this call is nested in runs
+	seed   []byte    // the seed of deterministic runs
+	// maxDepth is how deep its runs' calls may nest; nil: DefaultDepth.
+	maxDepth *int
 }
 
 // Service returns the pipeline ref names: a service name, name@version,
@@ -41,7 +52,56 @@ func (m *Manager) Service(ref string) *Pipeline {
 
 // Then returns the pipeline that runs p, then q on p's output.
 func (p *Pipeline) Then(q *Pipeline) *Pipeline {
-	return &Pipeline{m: p.m, refs: append(append([]string(nil), p.refs...), q.refs...), limits: p.limits, on: p.on}
+	r := *p
+	r.refs = append(append([]string(nil), p.refs...), q.refs...)
+	return &r
+}
+
+// Allow returns p with rights its runs get: each run is given a
+// capability, signed by this node's user, for its module on its node,
+// naming these spaces and services and nothing else. A run without one
+// may read content and nothing more. ParseAllow reads them as `nube
+// call --allow` takes them.
+func (p *Pipeline) Allow(rights ...Allow) *Pipeline {
+	q := *p
+	q.allows = slices.Clone(p.allows)
+	for _, a := range rights {
+		if a.Space != "" && !strings.Contains(a.Space, "/") {
+			a.Space = p.m.user.String() + "/" + a.Space
+		}
+		q.allows = append(q.allows, a)
+	}
+	return &q
+}
+
+// Near returns p run beside ref, a CID or a space (OWNER/NAME): on a
+// node that holds it and runs code for this caller, where one does, so
+// that the data does not cross the network. Where none does, the call
+// runs elsewhere; Result.Near says which.
+func (p *Pipeline) Near(ref string) *Pipeline {
+	q := *p
+	q.near = ref
+	if _, err := cid.Decode(ref); err != nil && ref != "" && !strings.Contains(ref, "/") {
+		q.near = p.m.user.String() + "/" + ref // a space of this user's
+	}
+	return &q
+}
+
+// Depth returns p whose runs' own calls may nest n deep: 0 lets a run
+// call nothing. The default is DefaultDepth; at most MaxDepth.
+func (p *Pipeline) Depth(n int) *Pipeline {
+	q := *p
+	q.maxDepth = &n
+	return &q
+}
+
+// OutCID returns p with its output left as content on the node that ran
+// the last stage: Result.OutputCID names it, and Result.Output is empty.
+// The caller fetches the bytes when it wants them.
+func (p *Pipeline) OutCID() *Pipeline {
+	q := *p
+	q.outCID = true
+	return &q
 }
 
 // On returns p restricted to run on the given nodes, tried in the order
@@ -141,7 +201,16 @@ type Result struct {
 	// Call names the call in this node's CallRecord and in the
 	// Records of the node that ran it.
 	Call string
-	Err  error
+	// OutputCID is the output, left as content on Peer, for a pipeline
+	// made with OutCID.
+	OutputCID cid.Cid
+	// Near is set when the pipeline was to run near its data and Peer
+	// holds it.
+	Near bool
+	// Proof is Peer's signed record of the last stage's run: what it
+	// ran, on which input, and the hash of what it gave.
+	Proof []byte
+	Err   error
 }
 
 // Call runs the pipeline on one node and returns its output. It picks a
@@ -187,8 +256,12 @@ func (p *Pipeline) CallN(ctx context.Context, n int, in []byte) iter.Seq2[peer.I
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		cands := p.on
+		var holders map[peer.ID]bool
 		if cands == nil {
 			cands = p.m.candidates(stages[0])
+			if p.near != "" {
+				cands, holders = p.m.nearFirst(ctx, p.near, cands)
+			}
 		} else {
 			cands = append([]peer.ID(nil), cands...)
 		}
@@ -219,6 +292,7 @@ func (p *Pipeline) CallN(ctx context.Context, n int, in []byte) iter.Seq2[peer.I
 						break
 					}
 					r = p.runOn(ctx, pid, stages, in, id)
+					r.Near = holders[pid]
 					if r.Err == nil || !retryable(r.Err) || ctx.Err() != nil {
 						break
 					}
@@ -269,7 +343,7 @@ func (p *Pipeline) runOn(ctx context.Context, pid peer.ID, stages []*Descriptor,
 	start := time.Now()
 	lim := limitsToWire(p.limits)
 	for i, d := range stages {
-		reply, cost, err := p.callStage(ctx, pid, d, in, lim, id)
+		reply, cost, err := p.callStage(ctx, pid, d, in, lim, id, i == len(stages)-1)
 		r.Cost += cost
 		if err != nil {
 			r.Err = err
@@ -295,6 +369,13 @@ func (p *Pipeline) runOn(ctx context.Context, pid peer.ID, stages []*Descriptor,
 		}
 		p.m.learn(d, pid, true)
 		in = reply.Output
+		r.Proof = reply.Proof
+		if len(reply.OutputCID) > 0 {
+			if r.OutputCID, err = cid.Cast(reply.OutputCID); err != nil {
+				r.Err = fmt.Errorf("%s on %s answered a bad output CID: %w", d.Label(), pid, err)
+				break
+			}
+		}
 	}
 	r.Elapsed = time.Since(start)
 	if r.Err == nil {
@@ -318,7 +399,7 @@ const fetchAllowance = 2 * time.Minute
 // priced stage on another node carries a reserve of the most it may cost,
 // which the provider settles; its receipt is checked here and the cost
 // comes back.
-func (p *Pipeline) callStage(ctx context.Context, pid peer.ID, d *Descriptor, in []byte, lim *limitsWire, id uint64) (runReply, int64, error) {
+func (p *Pipeline) callStage(ctx context.Context, pid peer.ID, d *Descriptor, in []byte, lim *limitsWire, id uint64, last bool) (runReply, int64, error) {
 	run := p.limits.Timeout
 	if run <= 0 {
 		run = d.Limits.Timeout
@@ -332,7 +413,24 @@ func (p *Pipeline) callStage(ctx context.Context, pid peer.ID, d *Descriptor, in
 		defer cancel()
 	}
 	m := p.m
-	req := runRequest{Descriptor: d.raw, Input: in, Limits: lim, Cert: &m.cert, Call: id}
+	req := runRequest{Descriptor: d.raw, Input: in, Limits: lim, Cert: &m.cert, Call: id, Depth: p.depth, Seed: p.seed, OutCID: last && p.outCID}
+	if err := checkWants(d, p.allows); err != nil {
+		return runReply{}, 0, err
+	}
+	if len(p.allows) > 0 {
+		var err error
+		if req.Cap, err = p.capability(ctx, pid, d, run+fetchAllowance); err != nil {
+			return runReply{}, 0, err
+		}
+	}
+	if len(in) > inlineInput {
+		// A large input goes as content: the runner fetches it.
+		c, err := m.cfg.Content.Add(ctx, bytes.NewReader(in), content.AddOptions{NoPin: true})
+		if err != nil {
+			return runReply{}, 0, fmt.Errorf("add the input of %s as content: %w", d.Label(), err)
+		}
+		req.Input, req.InputCID = nil, c.Bytes()
+	}
 	if !d.Price.IsZero() && pid != m.self && m.cfg.Payments != nil {
 		var err error
 		if req.Reserve, err = m.cfg.Payments.Reserve(pid, d.Price, d.Price.Most(run), reserveTTL(run)); err != nil {
@@ -396,4 +494,67 @@ func (m *Manager) candidates(d *Descriptor) []peer.ID {
 		}
 	}
 	return append(append(ready, self...), rest...)
+}
+
+// inlineInput is the largest input sent with the call; a larger one is
+// added as content and sent by its CID.
+const inlineInput = wasm.DefaultMaxInput
+
+// capability signs the capability of one run of d on pid: the pipeline's
+// rights, each space lent to that run alone.
+func (p *Pipeline) capability(ctx context.Context, pid peer.ID, d *Descriptor, life time.Duration) ([]byte, error) {
+	m := p.m
+	depth := DefaultDepth
+	if p.maxDepth != nil {
+		depth = *p.maxDepth
+	}
+	c := &Capability{Runner: pid, Module: d.Module, Allows: p.allows, Depth: depth, Until: time.Now().Add(min(life, MaxCapabilityLife)).Truncate(time.Second)}
+	c.loans = make([][]byte, len(p.allows))
+	for i, a := range p.allows {
+		if a.Space == "" {
+			continue
+		}
+		if m.cfg.Spaces == nil {
+			return nil, fmt.Errorf("%w: this node has no space layer to lend %s from", ErrNotAllowed, a.Space)
+		}
+		loan, err := m.cfg.Spaces.Lend(ctx, a.Space, pid, a.Access == Write, a.Prefix, d.Module.String(), c.Until)
+		if err != nil {
+			return nil, fmt.Errorf("lend %s to the run of %s on %s: %w", a.Space, d.Label(), pid, err)
+		}
+		c.loans[i] = loan
+	}
+	return c.sign(m.cfg.UserKey)
+}
+
+// nearFirst puts first among cands the nodes that hold ref (this one
+// too, if it does and runs code), and returns which those are.
+func (m *Manager) nearFirst(ctx context.Context, ref string, cands []peer.ID) ([]peer.ID, map[peer.ID]bool) {
+	if m.cfg.Locate == nil {
+		return cands, nil
+	}
+	found, err := m.cfg.Locate(ctx, ref)
+	if err != nil {
+		m.log.Info("could not find the nodes that hold the data; running anywhere", "near", ref, "err", err)
+		return cands, nil
+	}
+	holders := map[peer.ID]bool{}
+	for _, h := range found {
+		holders[h] = true
+	}
+	var first, rest []peer.ID
+	for _, c := range cands {
+		if holders[c] {
+			first = append(first, c)
+		} else {
+			rest = append(rest, c)
+		}
+	}
+	// A holder this node knows no way to run on yet is still worth
+	// asking: it may run code for this caller.
+	for _, h := range found {
+		if !slices.Contains(cands, h) && h != m.self {
+			first = append(first, h)
+		}
+	}
+	return append(first, rest...), holders
 }

@@ -72,6 +72,16 @@ type Descriptor struct {
 	Limits wasm.Limits
 	// Price is what the publisher asks per run.
 	Price Price
+	// Wants are the rights the module needs from its caller:
+	// "space:read", "space:write", "call:NAME". A call that grants less
+	// is refused before anything runs, saying what is missing.
+	Wants []string
+	// Deterministic says the module's output depends on its input, the
+	// content it reads and the seed its caller gives, and nothing else:
+	// it sees a fixed clock and seeded randomness, and may not read a
+	// space. Only such a service can be checked by re-running it
+	// (Pipeline.Verify).
+	Deterministic bool
 	// Publisher is the ID of the user key that signed the descriptor.
 	// Publish sets it.
 	Publisher peer.ID
@@ -140,6 +150,8 @@ type body struct {
 	PerCPUSecond uint64      `cbor:"10,keyasint,omitempty"`
 	Publisher    []byte      `cbor:"11,keyasint"`
 	Created      int64       `cbor:"12,keyasint"`
+	Wants        []string    `cbor:"13,keyasint,omitempty"`
+	Det          bool        `cbor:"14,keyasint,omitempty"`
 }
 
 // Signer returns the publisher, who must have signed the body.
@@ -174,6 +186,7 @@ func (d *Descriptor) sign(key crypto.Signer, now time.Time) error {
 		Input: d.Input, Output: d.Output, Limits: limitsToWire(d.Limits),
 		PerCall: d.Price.PerCall, PerCPUSecond: d.Price.PerCPUSecond,
 		Publisher: pub, Created: d.Created.Unix(),
+		Wants: d.Wants, Det: d.Deterministic,
 	}
 	if d.Module.Defined() {
 		b.Module = d.Module.Bytes()
@@ -231,6 +244,7 @@ func Parse(data []byte) (*Descriptor, error) {
 		Price:     Price{PerCall: b.PerCall, PerCPUSecond: b.PerCPUSecond},
 		Created:   time.Unix(b.Created, 0).UTC(),
 		Publisher: publisher,
+		Wants:     b.Wants, Deterministic: b.Det,
 	}
 	if d.Limits, err = b.Limits.limits(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadDescriptor, err)
@@ -293,6 +307,14 @@ func (d *Descriptor) check() error {
 		return bad("it names neither a module nor stages")
 	case len(d.Stages) > MaxStages:
 		return bad("%d stages, the limit is %d", len(d.Stages), MaxStages)
+	}
+	if len(d.Wants) > maxAllows {
+		return bad("%d wants, the limit is %d", len(d.Wants), maxAllows)
+	}
+	for _, w := range d.Wants {
+		if err := checkWant(w); err != nil {
+			return err
+		}
 	}
 	l := d.Limits
 	if l.Memory < 0 || l.Timeout < 0 || l.MaxInput < 0 || l.MaxOutput < 0 || l.Timeout > maxTimeout {

@@ -43,3 +43,19 @@ var (
 	// its owner offers compute to other users, or at other prices.
 	ErrNotOffered = errcode.New(errcode.Refused, "node does not offer compute to this caller")
 )
+
+var (
+	// ErrNotAllowed: the run's capability does not allow what was asked
+	// (a space not granted, a write under a read right, a service not
+	// named), or the capability is not for this run (another node,
+	// another module, another caller, expired). The message says what
+	// is missing.
+	ErrNotAllowed = errcode.New(errcode.Refused, "not allowed by the run's capability")
+	// ErrBadCapability: a capability or an --allow right that is
+	// malformed, oversized or forged.
+	ErrBadCapability = errcode.New(errcode.BadRequest, "bad capability")
+	// ErrDisagree: runs of a deterministic service on several nodes
+	// gave different outputs. errors.As finds the *VerifyError that
+	// names the nodes and their outputs' hashes.
+	ErrDisagree = errcode.New(errcode.Conflict, "runs disagree")
+)

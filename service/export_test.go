@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -44,4 +45,34 @@ func SetModule(b []byte, module []byte) []byte {
 	x.Module = module
 	out, _ := wire.Marshal(x)
 	return out
+}
+
+// manager is a node's service layer as the facade hands it out.
+type manager interface{ Service(string) *Pipeline }
+
+func mgr(s manager) *Manager { return s.Service("x").m }
+
+// Tamper makes the node behind s change the output of every run it does
+// from now on: a liar, for the tests of Verify.
+func TamperWith(s manager, f func([]byte) []byte) { mgr(s).tamper = f }
+
+// SignCapability signs, as the node behind s, the capability of a run of
+// d on runner with the rights given, as a call would.
+func SignCapability(ctx context.Context, s manager, runner peer.ID, d *Descriptor, rights ...Allow) ([]byte, error) {
+	p := mgr(s).Service(d.Name).Allow(rights...)
+	return p.capability(ctx, runner, d, time.Minute)
+}
+
+// RunWith runs d on p from the node behind s with the capability given,
+// as a caller that kept another's could.
+func RunWith(ctx context.Context, s manager, p peer.ID, d *Descriptor, capability, in []byte) ([]byte, error) {
+	m := mgr(s)
+	reply, err := runFn.At(m.cfg.Remote, p).Call(ctx, runRequest{Descriptor: d.raw, Input: in, Cert: &m.cert, Cap: capability})
+	if err != nil {
+		return nil, err
+	}
+	if reply.Kind != "" {
+		return nil, &RunError{Peer: p, Service: d.Label(), Kind: reply.Kind, Message: reply.Message}
+	}
+	return reply.Output, nil
 }

@@ -83,7 +83,19 @@ type Config struct {
 	// user's own nodes.
 	Payments Payments
 	// Admit says whom this node runs code for. Nil: anyone.
-	Admit      Admit
+	Admit Admit
+	// Spaces lends a run its caller's rights in a space, and borrows
+	// them on the runner. Nil: runs reach no space.
+	Spaces Spaces
+	// Locate finds the nodes that hold a CID or a space (OWNER/NAME),
+	// for calls that run beside their data (Pipeline.Near). Nil: Near
+	// has no effect.
+	Locate func(ctx context.Context, ref string) ([]peer.ID, error)
+	// NodeKey is the node's own key (the libp2p host's, an ed25519
+	// signer): it signs the records of runs that callers check by
+	// re-running. Nil: runs are not signed, and Verify on other nodes
+	// cannot keep evidence of this node's runs.
+	NodeKey    crypto.Signer
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
 }
@@ -130,6 +142,7 @@ type Manager struct {
 	noRun    map[peer.ID]time.Time  // peers that said they run no code, until when
 	asked    map[string]time.Time   // when the network was last asked for a name
 	verified map[string]*Descriptor // descriptors checked, by their bytes
+	tamper   func([]byte) []byte    // a test's liar: changes every output
 	runs     []Record               // the latest runs, oldest first
 	calls    []CallRecord           // the latest calls this node made, oldest first
 	closing  bool                   // Close has begun: no settlement starts
@@ -198,6 +211,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	wcfg := wasm.Config{
 		Logger: cfg.Logger, Interpreter: cfg.Interpreter,
 		ModuleCID: func(code []byte) (cid.Cid, error) { return content.FileCID(bytes.NewReader(code)) },
+		Host:      map[string][]wasm.HostFunc{HostModule: m.hostFuncs()},
 	}
 	if cfg.Dir != "" {
 		wcfg.CacheDir = cfg.Dir + string(os.PathSeparator) + "wasm-cache"
@@ -262,6 +276,9 @@ type PublishOptions struct {
 	Input, Output              string
 	Limits                     wasm.Limits
 	Price                      Price
+	// Wants and Deterministic are the descriptor's (see Descriptor).
+	Wants         []string
+	Deterministic bool
 }
 
 // Publish adds the module code as content, checks that it compiles,
@@ -291,6 +308,7 @@ func (o PublishOptions) descriptor() *Descriptor {
 	return &Descriptor{
 		Name: o.Name, Version: o.Version, Description: o.Description,
 		Input: o.Input, Output: o.Output, Limits: o.Limits, Price: o.Price,
+		Wants: o.Wants, Deterministic: o.Deterministic,
 	}
 }
 

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/nubecloud/nube/content"
 	"github.com/nubecloud/nube/errcode"
 	"github.com/nubecloud/nube/nodecert"
 	"github.com/nubecloud/nube/remote"
@@ -35,6 +37,9 @@ const (
 	kindBadDescriptor = "descriptor"
 	kindSignature     = "signature"
 	kindCanceled      = "canceled"
+	kindNotAllowed    = "not-allowed"
+	kindCapability    = "capability"
+	kindLimit         = "limit"
 )
 
 // kinds is the one table of run errors on the wire: each kind with the
@@ -61,6 +66,9 @@ var kinds = errcode.Table[string]{
 	{Key: kindUnsettled, Err: ErrUnsettled},
 	{Key: kindPayment, Err: ErrPayment},
 	{Key: kindNotOffered, Err: ErrNotOffered},
+	{Key: kindNotAllowed, Err: ErrNotAllowed},
+	{Key: kindCapability, Err: ErrBadCapability},
+	{Key: kindLimit, Err: errLimit},
 }
 
 // kindOf classifies err by the first kind it matches, or kindFailed.
@@ -116,6 +124,17 @@ type runRequest struct {
 	Reserve []byte `cbor:"5,keyasint,omitempty"`
 	// Call is the caller's name for the call, kept in the run's Record.
 	Call uint64 `cbor:"6,keyasint,omitempty"`
+	// Cap is the run's capability, signed by the caller's user.
+	Cap []byte `cbor:"7,keyasint,omitempty"`
+	// Depth is how deep in nested runs this call is (0 for a caller's).
+	Depth int `cbor:"8,keyasint,omitempty"`
+	// InputCID names the input as content, in place of Input.
+	InputCID []byte `cbor:"9,keyasint,omitempty"`
+	// OutCID asks for the output as content: the runner keeps it and
+	// sends its CID.
+	OutCID bool `cbor:"10,keyasint,omitempty"`
+	// Seed seeds a deterministic run's randomness.
+	Seed []byte `cbor:"11,keyasint,omitempty"`
 }
 
 type usageWire struct {
@@ -146,6 +165,10 @@ type runReply struct {
 	// For a priced run: the provider's signed receipt and what it asks.
 	Receipt []byte `cbor:"8,keyasint,omitempty"`
 	Cost    int64  `cbor:"9,keyasint,omitempty"`
+	// OutputCID is the output kept as content, when asked for.
+	OutputCID []byte `cbor:"10,keyasint,omitempty"`
+	// Proof is the runner's signed record of the run (see Proof).
+	Proof []byte `cbor:"11,keyasint,omitempty"`
 }
 
 // runFn runs one module for a peer. Failures of the run itself come back
@@ -170,6 +193,13 @@ type Record struct {
 	// Earned is what the run was billed, in millicredits (zero for a
 	// free run, or one for this node's own user).
 	Earned int64 `json:"earned,omitempty"`
+	// Allowed are the rights the run's capability gave, as --allow
+	// takes them.
+	Allowed []string `json:"allowed,omitempty"`
+	// Depth is how deep in nested calls the run was.
+	Depth int `json:"depth,omitempty"`
+	// Touched is what the run did through the host API.
+	Touched *Touched `json:"touched,omitempty"`
 }
 
 // CallRecord is one call this node made of a service on a node (itself
@@ -246,6 +276,11 @@ func (m *Manager) serveRun(ctx context.Context, from peer.ID, req runRequest) ru
 	if err != nil {
 		return failed(err)
 	}
+	host, err := m.hostFor(from, pay.user, req, d)
+	if err != nil {
+		return failed(err)
+	}
+	defer host.close()
 	// A priced run is open in the payers' book from here until its
 	// receipt is settled, or until it ends with nothing to settle.
 	open := pay.priced
@@ -281,6 +316,13 @@ func (m *Manager) serveRun(ctx context.Context, from peer.ID, req runRequest) ru
 	// answers (the answer is awaited before the output goes back); others
 	// wait for the ledger first.
 	job := wasmJob(d, asked, m.cfg.MaxLimits, req.Input, from)
+	job.Host, job.Deterministic, job.Seed = host, d.Deterministic, req.Seed
+	if len(req.InputCID) > 0 {
+		if job.Input, err = m.fetchInput(ctx, req.InputCID, job.Limits.MaxInput); err != nil {
+			<-m.waiting
+			return failed(err)
+		}
+	}
 	held := pay.hold(ctx, req.Reserve, d.Price, job.Limits.Timeout)
 	first := pay.priced && !m.payers.paying(pay.user)
 	mod, ready := m.rt.Cached(d.Module)
@@ -317,6 +359,10 @@ func (m *Manager) serveRun(ctx context.Context, from peer.ID, req runRequest) ru
 	m.metrics.running.Inc()
 	res, err := mod.Run(ctx, job)
 	m.metrics.running.Dec()
+	host.close()
+	if err == nil && m.tamper != nil {
+		res.Output = m.tamper(res.Output)
+	}
 	if pay.priced && !first {
 		var perr error
 		h, perr = pay.wait(ctx, held)
@@ -327,7 +373,16 @@ func (m *Manager) serveRun(ctx context.Context, from peer.ID, req runRequest) ru
 	}
 	// Record the run while it still holds its slot: the records then
 	// follow the slot's order, and each ends before the next begins.
-	rec := Record{At: time.Now(), Service: d.Label(), Descriptor: d.id, Module: d.Module, Caller: from, Call: callName(req.Call), Usage: res.Usage, Cold: cold}
+	rec := Record{At: time.Now(), Service: d.Label(), Descriptor: d.id, Module: d.Module, Caller: from, Call: callName(req.Call), Usage: res.Usage, Cold: cold, Depth: req.Depth}
+	if host.cap != nil {
+		for _, a := range host.cap.Allows {
+			rec.Allowed = append(rec.Allowed, a.String())
+		}
+	}
+	if !host.touch.empty() {
+		t := host.touch
+		rec.Touched = &t
+	}
 	if err != nil {
 		rec.Error = err.Error()
 	}
@@ -350,6 +405,17 @@ func (m *Manager) serveRun(ctx context.Context, from peer.ID, req runRequest) ru
 	<-m.slots
 
 	reply := runReply{Output: res.Output, Usage: toUsageWire(res.Usage), Cold: cold, Receipt: receipt, Cost: rec.Earned}
+	if err == nil {
+		reply.Proof = m.prove(d, from, req, res.Output)
+		if req.OutCID {
+			c, aerr := m.cfg.Content.Add(ctx, bytes.NewReader(res.Output), content.AddOptions{Name: "service output " + d.Label()})
+			if aerr != nil {
+				err = fmt.Errorf("keep the output as content: %w", aerr)
+			} else {
+				reply.Output, reply.OutputCID = nil, c.Bytes()
+			}
+		}
+	}
 	if err != nil {
 		f := failed(err)
 		reply.Kind, reply.Message, reply.ExitCode, reply.Stderr = f.Kind, f.Message, f.ExitCode, f.Stderr
@@ -485,4 +551,52 @@ func (m *metrics) observe(r Record) {
 	m.in.Add(float64(r.Usage.In))
 	m.out.Add(float64(r.Usage.Out))
 	m.memPeaks.Observe(float64(r.Usage.Memory))
+}
+
+// hostFor checks the run's capability, if it carries one, and makes the
+// run's side of the host API: refused before anything runs if the
+// capability is not for this caller, node and module, has expired, or
+// gives less than the descriptor wants.
+func (m *Manager) hostFor(from, user peer.ID, req runRequest, d *Descriptor) (*runHost, error) {
+	if req.Depth < 0 || req.Depth > MaxDepth {
+		return nil, fmt.Errorf("%w: a call at depth %d, the most is %d", errLimit, req.Depth, MaxDepth)
+	}
+	var c *Capability
+	if len(req.Cap) > 0 {
+		var err error
+		if c, err = ParseCapability(req.Cap); err != nil {
+			return nil, err
+		}
+		if user == "" && from == m.self {
+			user = m.user
+		}
+		if err := c.checkFor(user, m.self, d.Module, time.Now()); err != nil {
+			return nil, err
+		}
+	}
+	var allows []Allow
+	if c != nil {
+		allows = c.Allows
+	}
+	if err := checkWants(d, allows); err != nil {
+		return nil, err
+	}
+	return m.newHost(c, d.Deterministic, req.Depth), nil
+}
+
+// fetchInput reads an input sent by its CID, up to limit bytes.
+func (m *Manager) fetchInput(ctx context.Context, raw []byte, limit int64) ([]byte, error) {
+	c, err := cid.Cast(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: input CID: %v", ErrBadCapability, err)
+	}
+	f, err := m.cfg.Content.Get(ctx, c.String())
+	if err != nil {
+		return nil, fmt.Errorf("fetch the input %s: %w", c, err)
+	}
+	defer f.Close()
+	if int64(f.Size()) > limit {
+		return nil, fmt.Errorf("%w: the input is %d bytes, the limit is %d", wasm.ErrInputTooLarge, f.Size(), limit)
+	}
+	return io.ReadAll(io.LimitReader(f, limit))
 }

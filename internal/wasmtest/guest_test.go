@@ -386,7 +386,7 @@ func TestSpaceWC(t *testing.T) {
 // TestGuestAPI runs every function of package guest, inside a module,
 // against the fake host.
 func TestGuestAPI(t *testing.T) {
-	bin := wasmtest.Testdata(t, "guestapi")
+	bin := wasmtest.Guest(t, "guestapi")
 	ctx := context.Background()
 	rt := wazero.NewRuntime(ctx)
 	defer rt.Close(ctx)

@@ -108,6 +108,13 @@ func Example(t testing.TB, name string) []byte {
 	return guestModule(t, ExamplesDir(), "example", name)
 }
 
+// Guest returns the Go module internal/wasmtest/testdata/name, a test
+// module that uses package guest, built as Example builds the examples.
+func Guest(t testing.TB, name string) []byte {
+	t.Helper()
+	return guestModule(t, filepath.Join(root(), "internal", "wasmtest", "testdata"), "testdata", name)
+}
+
 // guestModule returns the Go module in dir/name, which may use package
 // guest, building it if need be; kind names it in the cache and errors.
 func guestModule(t testing.TB, dir, kind, name string) []byte {
