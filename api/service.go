@@ -1,10 +1,12 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -20,12 +22,12 @@ import (
 
 // Service endpoints:
 //
-//	POST /api/v0/service/publish?name=N&version=V&desc=T&input=&output=&memory=BYTES&timeout=D&price_call=&price_cpu=
+//	POST /api/v0/service/publish?name=N&version=V&desc=T&input=&output=&memory=BYTES&timeout=D&price_call=&price_cpu=[&want=W...][&deterministic=1]
 //	     body: the .wasm module                      → ServiceInfo
 //	GET  /api/v0/service/ls?q=WORDS                  → []ServiceInfo (searches connected peers)
 //	GET  /api/v0/service/info?ref=NAME|CID           → ServiceInfo
 //	GET  /api/v0/service/runs                        → []RunRecord (runs this node did)
-//	POST /api/v0/call?ref=PIPELINE&n=N&timeout=D&memory=BYTES[&on=PEER...]
+//	POST /api/v0/call?ref=PIPELINE&n=N&timeout=D&memory=BYTES[&on=PEER...][&allow=RIGHT...][&near=CID|OWNER/NAME][&out_cid=1][&verify=K]
 //	     body: the input                             → one CallResult per line (NDJSON), as each node answers
 
 func serviceInfo(in service.Info) client.ServiceInfo {
@@ -34,6 +36,7 @@ func serviceInfo(in service.Info) client.ServiceInfo {
 		CID: d.ID().String(), Name: d.Name, Version: d.Version, Description: d.Description,
 		Input: d.Input, Output: d.Output, Price: client.Price(d.Price),
 		Publisher: d.Publisher.String(), Created: d.Created,
+		Wants: d.Wants, Deterministic: d.Deterministic,
 		Limits: client.LimitsJSON{Memory: d.Limits.Memory, TimeoutMS: d.Limits.Timeout.Milliseconds(), MaxInput: d.Limits.MaxInput, MaxOutput: d.Limits.MaxOutput},
 	}
 	if d.Module.Defined() {
@@ -78,6 +81,7 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 	opt := service.PublishOptions{
 		Name: q.Get("name"), Version: q.Get("version"), Description: q.Get("desc"),
 		Input: q.Get("input"), Output: q.Get("output"), Limits: lim,
+		Wants: q["want"], Deterministic: q.Get("deterministic") == "1",
 	}
 	for key, dst := range map[string]*uint64{"price_call": &opt.Price.PerCall, "price_cpu": &opt.Price.PerCPUSecond} {
 		if v := q.Get(key); v != "" {
@@ -138,6 +142,7 @@ func runRecordJSON(r service.Record) client.RunRecord {
 	return client.RunRecord{
 		At: r.At, Service: r.Service, Descriptor: r.Descriptor.String(), Module: r.Module.String(),
 		Caller: r.Caller.String(), Usage: client.Usage(r.Usage), Cold: r.Cold, Error: r.Error, Earned: r.Earned,
+		Allowed: r.Allowed, Depth: r.Depth, Touched: (*client.Touched)(r.Touched),
 	}
 }
 
@@ -180,6 +185,27 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 		}
 		pipe = pipe.On(peers...)
 	}
+	for _, a := range q["allow"] {
+		right, err := service.ParseAllow(a)
+		if err != nil {
+			codedError(w, err)
+			return
+		}
+		pipe = pipe.Allow(right)
+	}
+	if near := q.Get("near"); near != "" {
+		pipe = pipe.Near(near)
+	}
+	if v := q.Get("out_cid"); v != "" && v != "0" && v != "false" {
+		pipe = pipe.OutCID()
+	}
+	verify := 0
+	if v := q.Get("verify"); v != "" {
+		if verify, err = strconv.Atoi(v); err != nil || verify < 2 || verify > 16 {
+			codedError(w, errcode.With(errcode.BadRequest, fmt.Errorf("verify %q: want 2 to 16 nodes", v)))
+			return
+		}
+	}
 	// Resolve first, so that an unknown service is a plain HTTP error.
 	if _, err := pipe.Resolve(r.Context()); err != nil {
 		codedError(w, err)
@@ -188,17 +214,19 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	enc := json.NewEncoder(w)
 	flusher, _ := w.(http.Flusher)
-	for _, res := range pipe.CallN(r.Context(), n, in) {
-		cr := client.CallResult{Peer: res.Peer.String(), Output: res.Output, Usage: client.Usage(res.Usage), Cold: res.Cold,
-			ElapsedMS: float64(res.Elapsed.Microseconds()) / 1000, Cost: res.Cost}
-		if res.Err != nil {
-			cr.Error = res.Err.Error()
-			var run *service.RunError
-			if errors.As(res.Err, &run) {
-				cr.Kind = run.Kind
-				if run.Exit != nil {
-					cr.ExitCode = run.Exit.Code
-				}
+	results := pipe.CallN(r.Context(), n, in)
+	if verify > 0 {
+		results = verified(r.Context(), pipe, verify, in)
+	}
+	for _, res := range results {
+		cr := callResult(res)
+		if verify > 0 && res.Err == nil {
+			cr.Verified = verify
+		}
+		var ve *service.VerifyError
+		if errors.As(res.Err, &ve) {
+			for _, run := range ve.Runs {
+				cr.Runs = append(cr.Runs, client.VerifyRun{Peer: run.Peer.String(), Hash: run.Hash, Proof: run.Proof, Error: run.Err})
 			}
 		}
 		if err := enc.Encode(cr); err != nil {
@@ -208,4 +236,35 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 			flusher.Flush()
 		}
 	}
+}
+
+// verified runs a verified call as a sequence of its one result.
+func verified(ctx context.Context, pipe *service.Pipeline, k int, in []byte) iter.Seq2[peer.ID, service.Result] {
+	return func(yield func(peer.ID, service.Result) bool) {
+		res, err := pipe.Verify(ctx, k, in)
+		if err != nil {
+			res.Err = err
+		}
+		yield(res.Peer, res)
+	}
+}
+
+// callResult is a call's result as the API gives it.
+func callResult(res service.Result) client.CallResult {
+	cr := client.CallResult{Peer: res.Peer.String(), Output: res.Output, Usage: client.Usage(res.Usage), Cold: res.Cold,
+		ElapsedMS: float64(res.Elapsed.Microseconds()) / 1000, Cost: res.Cost, Near: res.Near}
+	if res.OutputCID.Defined() {
+		cr.OutputCID = res.OutputCID.String()
+	}
+	if res.Err != nil {
+		cr.Error = res.Err.Error()
+		var run *service.RunError
+		if errors.As(res.Err, &run) {
+			cr.Kind = run.Kind
+			if run.Exit != nil {
+				cr.ExitCode = run.Exit.Code
+			}
+		}
+	}
+	return cr
 }

@@ -30,6 +30,10 @@ func (c *Client) Publish(ctx context.Context, body io.Reader, opt PublishOptions
 	if opt.Price.PerCPUSecond > 0 {
 		q.Set("price_cpu", strconv.FormatUint(opt.Price.PerCPUSecond, 10))
 	}
+	q["want"] = opt.Wants
+	if opt.Deterministic {
+		q.Set("deterministic", "1")
+	}
 	var out ServiceInfo
 	return out, c.send(ctx, http.MethodPost, "/api/v0/service/publish?"+q.Encode(), "application/wasm", body, &out)
 }
@@ -55,12 +59,29 @@ func (c *Client) ServiceRuns(ctx context.Context) ([]RunRecord, error) {
 // CallService runs the pipeline ref on n nodes (among on, if given) with
 // input in and calls each with every node's result as it arrives.
 func (c *Client) CallService(ctx context.Context, ref string, n int, on []string, lim Limits, in io.Reader, each func(CallResult) error) error {
-	q := url.Values{"ref": {ref}, "n": {strconv.Itoa(n)}, "on": on}
+	return c.CallWith(ctx, ref, CallOptions{N: n, On: on, Limits: lim}, in, each)
+}
+
+// CallWith runs the pipeline ref as opt says, with input in, and calls
+// each with every result as it arrives (one for a verified call).
+func (c *Client) CallWith(ctx context.Context, ref string, opt CallOptions, in io.Reader, each func(CallResult) error) error {
+	n := max(opt.N, 1)
+	q := url.Values{"ref": {ref}, "n": {strconv.Itoa(n)}, "on": opt.On, "allow": opt.Allow}
+	lim := opt.Limits
 	if lim.Memory > 0 {
 		q.Set("memory", strconv.FormatInt(lim.Memory, 10))
 	}
 	if lim.Timeout > 0 {
 		q.Set("timeout", lim.Timeout.String())
+	}
+	if opt.Near != "" {
+		q.Set("near", opt.Near)
+	}
+	if opt.OutCID {
+		q.Set("out_cid", "1")
+	}
+	if opt.Verify > 0 {
+		q.Set("verify", strconv.Itoa(opt.Verify))
 	}
 	resp, err := c.do(ctx, http.MethodPost, "/api/v0/call?"+q.Encode(), "application/octet-stream", in)
 	if err != nil {

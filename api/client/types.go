@@ -69,6 +69,12 @@ type PublishOptions struct {
 	Input, Output              string
 	Limits                     Limits
 	Price                      Price
+	// Wants are the rights the module needs: space:read, space:write,
+	// call:NAME.
+	Wants []string
+	// Deterministic declares the module's output a function of its
+	// input, content and seed alone.
+	Deterministic bool
 }
 
 // RunRecord is one run the node did for a caller, in GET
@@ -84,6 +90,27 @@ type RunRecord struct {
 	Error      string    `json:"error,omitempty"`
 	// Earned is what the run was billed, in millicredits.
 	Earned int64 `json:"earned,omitempty"`
+	// Allowed are the rights the run's capability gave it, as --allow
+	// takes them.
+	Allowed []string `json:"allowed,omitempty"`
+	// Depth is how deep in nested calls the run was.
+	Depth int `json:"depth,omitempty"`
+	// Touched is what the run did through the host API.
+	Touched *Touched `json:"touched,omitempty"`
+}
+
+// Touched is what a run did through the host API: the space keys it read
+// and wrote, the bytes, the content it opened and added, its nested calls
+// and the lines it logged.
+type Touched struct {
+	Read         []string `json:"read,omitempty"`
+	Wrote        []string `json:"wrote,omitempty"`
+	BytesRead    int64    `json:"bytes_read,omitempty"`
+	BytesWritten int64    `json:"bytes_written,omitempty"`
+	Opened       []string `json:"opened,omitempty"`
+	Added        []string `json:"added,omitempty"`
+	Calls        []string `json:"calls,omitempty"`
+	Log          []string `json:"log,omitempty"`
 }
 
 // FuncInfo describes a function a node serves for remote calls.
@@ -110,6 +137,10 @@ type ServiceInfo struct {
 	Created     time.Time  `json:"created"`
 	// Runners are nodes seen with the module ready to run.
 	Runners []string `json:"runners,omitempty"`
+	// Wants are the rights the module needs from its callers.
+	Wants []string `json:"wants,omitempty"`
+	// Deterministic services can be checked by re-running them.
+	Deterministic bool `json:"deterministic,omitempty"`
 }
 
 // LimitsJSON are run limits; zero means the node's default.
@@ -135,6 +166,43 @@ type CallResult struct {
 	ExitCode uint32 `json:"exit_code,omitempty"`
 	// Cost is what the run cost the caller, in millicredits.
 	Cost int64 `json:"cost,omitempty"`
+	// OutputCID is the output left as content on Peer, for a call with
+	// out_cid.
+	OutputCID string `json:"output_cid,omitempty"`
+	// Near is set when the call asked to run near its data and Peer
+	// holds it.
+	Near bool `json:"near,omitempty"`
+	// Verified is how many nodes gave this output, for a call with
+	// verify; Runs names each node's answer when they disagreed.
+	Verified int         `json:"verified,omitempty"`
+	Runs     []VerifyRun `json:"runs,omitempty"`
+}
+
+// VerifyRun is one node's answer to a verified call: the hash of its
+// output and its signed proof of the run.
+type VerifyRun struct {
+	Peer  string `json:"peer"`
+	Hash  string `json:"hash,omitempty"`
+	Proof []byte `json:"proof,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+// CallOptions are the choices of a call beyond its input (see nube call).
+type CallOptions struct {
+	// N runs it on this many nodes at once.
+	N int
+	// On names the only nodes to run on.
+	On []string
+	// Limits bound each run.
+	Limits Limits
+	// Allow are the rights each run gets, as --allow takes them.
+	Allow []string
+	// Near is a CID or OWNER/NAME to run beside.
+	Near string
+	// OutCID leaves the output as content and returns its CID.
+	OutCID bool
+	// Verify runs it on this many nodes and compares the outputs.
+	Verify int
 }
 
 // FunctionsResult is the answer of GET /api/v0/remote/ls: the functions a

@@ -171,6 +171,20 @@ async function api(path, opts) {
   return r;
 }
 
+// capability says what a run was allowed and what it touched.
+function capability(r) {
+  const parts = [];
+  if (r.allowed && r.allowed.length) parts.push("allowed " + r.allowed.join(", "));
+  const t = r.touched;
+  if (t) {
+    if (t.read && t.read.length) parts.push("read " + t.read.join(", "));
+    if (t.wrote && t.wrote.length) parts.push("wrote " + t.wrote.join(", "));
+    if (t.calls && t.calls.length) parts.push("called " + t.calls.join(", "));
+    if (t.bytes_read || t.bytes_written) parts.push(bytes(t.bytes_read || 0) + " in, " + bytes(t.bytes_written || 0) + " out");
+  }
+  return parts.length ? parts.join("; ") : "none";
+}
+
 function renderLists(l) {
   fillTable($("pin-table"), l.pins.map((p) => el("tr", { "data-cid": p.cid },
     el("td", { class: "mono", title: p.cid }, p.cid.slice(0, 12) + "…" + p.cid.slice(-6)), el("td", { class: "wrap" }, p.name || ""),
@@ -181,8 +195,9 @@ function renderLists(l) {
   fillTable($("run-table"), l.runs.map((r) => el("tr", {},
     el("td", {}, new Date(r.at).toLocaleTimeString()), el("td", {}, r.service), el("td", { class: "mono", title: r.caller }, short(r.caller)),
     el("td", {}, ms(r.usage.cpu)), el("td", {}, ms(r.usage.wall)), el("td", {}, r.earned ? credits(r.earned) : "–"),
-    el("td", {}, r.error ? "failed: " + r.error : (r.cold ? "ok (cold)" : "ok")))),
-  7, "no runs for others yet");
+    el("td", {}, r.error ? "failed: " + r.error : (r.cold ? "ok (cold)" : "ok")),
+    el("td", { class: "wrap" }, capability(r)))),
+  8, "no runs for others yet");
   fillTable($("call-table"), l.calls.map((c) => el("tr", {},
     el("td", {}, new Date(c.at).toLocaleTimeString()), el("td", {}, c.service), el("td", { class: "mono", title: c.peer }, short(c.peer)),
     el("td", {}, ms(c.usage.cpu)), el("td", {}, ms(c.elapsed)), el("td", {}, c.cost ? credits(c.cost) : "free"),

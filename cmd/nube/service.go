@@ -58,10 +58,20 @@ name finds the newest version you published.
 A module is a WASI command (exports _start, read stdin, write stdout), or,
 for calls in microseconds rather than milliseconds, a reactor that exports
 nube_run (in Go: a //go:wasmexport nube_run function, built with
--buildmode=c-shared).`,
+-buildmode=c-shared).
+
+A module may import the host API nube_v1 (HOSTAPI.md; in Go, the package
+github.com/nubecloud/nube/guest) to read content, read and write spaces and
+call other services, within what each caller grants its run. --want says
+what it needs (space:read, space:write, call:NAME): a call that grants less
+is refused before anything runs. --deterministic declares that its output
+depends only on its input, the content it reads and the caller's seed, so
+that callers can check it with 'nube call --verify K'.`,
 		Example: `  GOOS=wasip1 GOARCH=wasm go build -o upper.wasm ./upper
   nube service publish upper.wasm --name upper --version 1.0.0 --desc "upper-cases text"
-  nube service publish resize.wasm --memory 256MiB --timeout 30s --price-call 5`,
+  nube service publish resize.wasm --memory 256MiB --timeout 30s --price-call 5
+  nube service publish space-wc.wasm --name space-wc --want space:read
+  nube service publish hash.wasm --deterministic`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opt.Name == "" {
@@ -117,6 +127,8 @@ nube_run (in Go: a //go:wasmexport nube_run function, built with
 	fl.Uint64Var(&opt.Price.PerCall, "price-call", 0, "price per call, in millicredits")
 	fl.Uint64Var(&opt.Price.PerCPUSecond, "price-cpu", 0, "price per CPU-second, in millicredits")
 	fl.BoolVarP(&quiet, "quiet", "q", false, "print only the descriptor's CID")
+	fl.StringArrayVar(&opt.Wants, "want", nil, "a right the module needs from callers: space:read, space:write or call:NAME (repeatable)")
+	fl.BoolVar(&opt.Deterministic, "deterministic", false, "declare the output a function of the input, content read and seed alone (callers may --verify it)")
 	return cmd
 }
 
@@ -204,6 +216,36 @@ func newServiceInfoCmd(g *globals) *cobra.Command {
 	}
 }
 
+// touched sums up in a few words what a run did through the host API and
+// what it was allowed: "read 2 keys (1.2 MiB), 1 call; allowed space:…".
+func touched(r client.RunRecord) string {
+	var parts []string
+	if t := r.Touched; t != nil {
+		if n := len(t.Read); n > 0 {
+			parts = append(parts, fmt.Sprintf("read %d keys", n))
+		}
+		if n := len(t.Wrote); n > 0 {
+			parts = append(parts, fmt.Sprintf("wrote %d keys", n))
+		}
+		if n := len(t.Opened); n > 0 {
+			parts = append(parts, fmt.Sprintf("opened %d CIDs", n))
+		}
+		if t.BytesRead+t.BytesWritten > 0 {
+			parts = append(parts, fmt.Sprintf("%s in, %s out", progress.Bytes(t.BytesRead), progress.Bytes(t.BytesWritten)))
+		}
+		if n := len(t.Calls); n > 0 {
+			parts = append(parts, fmt.Sprintf("%d calls", n))
+		}
+	}
+	if len(r.Allowed) > 0 {
+		parts = append(parts, "allowed "+strings.Join(r.Allowed, " "))
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ", ")
+}
+
 func newServiceRunsCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "runs",
@@ -214,16 +256,16 @@ func newServiceRunsCmd(g *globals) *cobra.Command {
 				return c.ServiceRuns(ctx)
 			}, func(runs []client.RunRecord) error {
 				tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
-				fmt.Fprintf(tw, "TIME\tSERVICE\tCALLER\tCPU\tWALL\tMEMORY\tIN\tOUT\tEARNED\tRESULT\n")
+				fmt.Fprintf(tw, "TIME\tSERVICE\tCALLER\tCPU\tWALL\tMEMORY\tIN\tOUT\tEARNED\tRESULT\tTOUCHED\n")
 				for _, r := range runs {
 					result := "ok"
 					if r.Error != "" {
 						// A module's stderr: one line, no escapes obeyed.
 						result = clip(termsafe.Line(r.Error), 60)
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%v\t%s\t%s\t%s\t%s\t%s\n", r.At.Local().Format(time.TimeOnly), termsafe.Line(r.Service), clip(r.Caller, 16),
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%v\t%s\t%s\t%s\t%s\t%s\t%s\n", r.At.Local().Format(time.TimeOnly), termsafe.Line(r.Service), clip(r.Caller, 16),
 						r.Usage.CPU.Round(time.Microsecond), r.Usage.Wall.Round(time.Microsecond), progress.Bytes(r.Usage.Memory),
-						progress.Bytes(r.Usage.In), progress.Bytes(r.Usage.Out), ledger.Credits(r.Earned), result)
+						progress.Bytes(r.Usage.In), progress.Bytes(r.Usage.Out), ledger.Credits(r.Earned), result, termsafe.Line(touched(r)))
 				}
 				return tw.Flush()
 			})
@@ -236,6 +278,7 @@ func newCallCmd(g *globals) *cobra.Command {
 	var timeout time.Duration
 	var memory string
 	var on []string
+	var opt client.CallOptions
 	cmd := &cobra.Command{
 		Use:   "call NAME|CID|'A | B | ...'",
 		Short: "Run a service (or a pipeline of them) on stdin, writing the result to stdout",
@@ -254,13 +297,33 @@ compare, or for throughput.
 where the data must stay, or to compare two nodes.
 
 A pipeline 'a | b | c' feeds each stage's output to the next, all on the
-same node; quote it so the shell does not.`,
+same node; quote it so the shell does not.
+
+A run may touch nothing but public content unless you grant it more with
+--allow (repeatable): space:OWNER/NAME[:read|:write][:PREFIX] lets it read
+(or read and write) the keys of a space under PREFIX, within your own
+rights there (NAME alone is a space of yours); call:NAME lets it call that
+service. Each run gets a
+capability signed by your user key for that module on that node, valid for
+minutes; the space's keys reach the runner wrapped to its node key and are
+forgotten when the run ends.
+
+--near CID|OWNER/NAME runs it on a node that holds the data and runs code
+for you, so the data does not cross the network; when none does, it runs
+elsewhere and says so on stderr. --out-cid leaves the output as content on
+the runner and prints its CID. --verify K runs a deterministic service on K
+nodes and compares their outputs: it prints the output if all agree, and
+fails naming each node and its output's hash if not.`,
 		Example: `  echo hello | nube call upper
   nube call wc < book.txt
   nube call 'upper | wc' < book.txt
   echo hello | nube call upper --n 3
   echo hello | nube call upper --on 12D3KooW...
-  nube call resize --timeout 30s --memory 256MiB < photo.jpg > small.jpg`,
+  nube call resize --timeout 30s --memory 256MiB < photo.jpg > small.jpg
+  me=$(nube id --json | jq -r .user_id)
+  echo "$me/notes todo" | nube call space-wc --allow space:notes:read
+  echo "$me/photos big.txt" | nube call space-wc --allow space:photos:read --near photos
+  nube call hash --verify 3 --out-cid < data.bin`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if n < 1 || n > 64 {
@@ -280,12 +343,33 @@ same node; quote it so the shell does not.`,
 				fmt.Fprintln(os.Stderr, "(reading the input from the terminal; end it with Ctrl-D)")
 			}
 			ref := strings.Join(args, " ")
+			for _, a := range opt.Allow {
+				if _, err := service.ParseAllow(a); err != nil {
+					return err
+				}
+			}
+			if opt.Verify == 1 || opt.Verify < 0 || opt.Verify > 16 {
+				return fmt.Errorf("--verify %d: want 2 to 16 nodes", opt.Verify)
+			}
+			if opt.Verify > 0 && n > 1 {
+				return errors.New("--verify and --n both choose how many nodes run it: use one")
+			}
+			opt.N, opt.On, opt.Limits = n, on, lim
 			failed, total, lastErr := 0, 0, ""
-			err = c.CallService(cmd.Context(), ref, n, on, lim, in, func(r client.CallResult) error {
+			err = c.CallWith(cmd.Context(), ref, opt, in, func(r client.CallResult) error {
 				total++
 				if r.Error != "" {
 					failed++
 					lastErr = r.Error
+				}
+				if opt.Near != "" && r.Error == "" && !r.Near && !g.json {
+					fmt.Fprintf(os.Stderr, "nube: no node that holds %s ran it for you; it ran on %s, and the data crossed the network\n", opt.Near, r.Peer)
+				}
+				if r.Verified > 0 && !g.json {
+					fmt.Fprintf(os.Stderr, "nube: %d nodes gave the same output\n", r.Verified)
+				}
+				if r.OutputCID != "" && !g.json && r.Error == "" {
+					r.Output = []byte(r.OutputCID + "\n")
 				}
 				return printCallResult(g, r, n)
 			})
@@ -307,6 +391,10 @@ same node; quote it so the shell does not.`,
 	fl.StringArrayVar(&on, "on", nil, "run only on this node (a peer ID; repeatable)")
 	fl.DurationVar(&timeout, "timeout", 0, "time one run may take (default: the service's, else 10s)")
 	fl.StringVar(&memory, "memory", "", "memory one run may use, such as 128MiB (default: the service's, else 64MiB)")
+	fl.StringArrayVar(&opt.Allow, "allow", nil, "grant each run a right: space:OWNER/NAME[:read|:write][:PREFIX] or call:NAME (repeatable)")
+	fl.StringVar(&opt.Near, "near", "", "run on a node that holds this CID or space (OWNER/NAME), if one runs code for you")
+	fl.BoolVar(&opt.OutCID, "out-cid", false, "leave the output as content on the runner and print its CID")
+	fl.IntVar(&opt.Verify, "verify", 0, "run a deterministic service on this many nodes and compare their outputs")
 	return cmd
 }
 
