@@ -61,10 +61,14 @@ func (r runSpaces) Borrow(ctx context.Context, loan []byte, purpose string) (ser
 // borrowed is a space.Borrowed as the service layer sees a loan.
 type borrowed struct{ b *space.Borrowed }
 
-func (b borrowed) Get(ctx context.Context, key string) (io.ReadCloser, error) { return b.b.Get(ctx, key) }
-func (b borrowed) Put(ctx context.Context, key string, r io.Reader) error    { return b.b.Put(ctx, key, r) }
-func (b borrowed) Delete(ctx context.Context, key string) error             { return b.b.Delete(ctx, key) }
-func (b borrowed) Close()                                                   { b.b.Close() }
+func (b borrowed) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	return b.b.Get(ctx, key)
+}
+func (b borrowed) Put(ctx context.Context, key string, r io.Reader) error {
+	return b.b.Put(ctx, key, r)
+}
+func (b borrowed) Delete(ctx context.Context, key string) error { return b.b.Delete(ctx, key) }
+func (b borrowed) Close()                                       { b.b.Close() }
 
 func (b borrowed) List(ctx context.Context, prefix string) ([]string, error) {
 	items, err := b.b.List(ctx, prefix)
@@ -125,4 +129,3 @@ func (n *Node) locate(ctx context.Context, ref string) ([]peer.ID, error) {
 	}
 	return out, nil
 }
-
