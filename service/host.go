@@ -183,32 +183,53 @@ func (h *runHost) loan(ctx context.Context, space, key string, need Access) (Spa
 	return l, nil
 }
 
-// hostFuncs are the functions of HostModule, each reading its arguments
-// from the module's memory with bounds checks: a module is hostile input.
+// hostCall is one function of HostModule: its name, how many i32
+// parameters it takes, its result type, and what it does for a run.
+type hostCall struct {
+	name   string
+	params int
+	result wasm.ValueType
+	f      func(ctx context.Context, h *runHost, mem wasm.Memory, st []uint64) int64
+}
+
+// hostFuncs are the functions of HostModule for the wasm runtime: each
+// finds its run's runHost and stores its result as its type says.
 func (m *Manager) hostFuncs() []wasm.HostFunc {
-	i32, i64 := wasm.I32, wasm.I64
-	type fn = func(ctx context.Context, h *runHost, mem wasm.Memory, st []uint64) int64
-	def := func(name string, params int, result wasm.ValueType, f fn) wasm.HostFunc {
-		ps := make([]wasm.ValueType, params)
+	var out []wasm.HostFunc
+	for _, c := range hostCalls {
+		ps := make([]wasm.ValueType, c.params)
 		for i := range ps {
-			ps[i] = i32
+			ps[i] = wasm.I32
 		}
-		return wasm.HostFunc{Name: name, Params: ps, Results: []wasm.ValueType{result}, Fn: func(ctx context.Context, mem wasm.Memory, st []uint64) {
+		out = append(out, wasm.HostFunc{Name: c.name, Params: ps, Results: []wasm.ValueType{c.result}, Fn: func(ctx context.Context, mem wasm.Memory, st []uint64) {
 			h, _ := wasm.HostValue(ctx).(*runHost)
 			var r int64
 			if h == nil || h.closed {
 				r = eFailed
 			} else {
-				r = f(ctx, h, mem, st)
+				r = c.f(ctx, h, mem, st)
 			}
-			if result == i32 {
+			if c.result == wasm.I32 {
 				st[0] = uint64(uint32(int32(r)))
 			} else {
 				st[0] = uint64(r)
 			}
-		}}
+		}})
 	}
-	return []wasm.HostFunc{
+	return out
+}
+
+// hostCalls are the functions of HostModule, each reading its arguments
+// from the module's memory with bounds checks: a module is hostile input.
+var hostCalls []hostCall
+
+func init() {
+	i32, i64 := wasm.I32, wasm.I64
+	type fn = func(ctx context.Context, h *runHost, mem wasm.Memory, st []uint64) int64
+	def := func(name string, params int, result wasm.ValueType, f fn) hostCall {
+		return hostCall{name, params, result, f}
+	}
+	hostCalls = []hostCall{
 		def("error_message", 2, i32, func(_ context.Context, h *runHost, mem wasm.Memory, st []uint64) int64 {
 			msg := h.err
 			if n := int(uint32(st[1])); len(msg) > n {
