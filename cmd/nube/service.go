@@ -320,7 +320,7 @@ fails naming each node and its output's hash if not.`,
   echo hello | nube call upper --n 3
   echo hello | nube call upper --on 12D3KooW...
   nube call resize --timeout 30s --memory 256MiB < photo.jpg > small.jpg
-  me=$(nube id --json | jq -r .user_id)
+  me=$(nube id | awk '$1 == "user" {print $2}')
   echo "$me/notes todo" | nube call space-wc --allow space:notes:read
   echo "$me/photos big.txt" | nube call space-wc --allow space:photos:read --near photos
   nube call hash --verify 3 --out-cid < data.bin`,
