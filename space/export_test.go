@@ -1,6 +1,8 @@
 package space
 
 import (
+	"bytes"
+	"context"
 	"crypto/ed25519"
 	"os"
 	"path/filepath"
@@ -44,4 +46,18 @@ func BorrowedKeyBytes(b *Borrowed) [][]byte {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return append([][]byte{b.keys.Index}, b.keys.Data...)
+}
+
+// SpaceKeyBytes returns copies of the keys of s as its user holds them:
+// the index key, then each epoch's data key.
+func SpaceKeyBytes(ctx context.Context, s *Space) ([][]byte, error) {
+	v, err := s.readable(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	out := [][]byte{bytes.Clone(v.keys.Index)}
+	for _, d := range v.keys.Data {
+		out = append(out, bytes.Clone(d))
+	}
+	return out, nil
 }
