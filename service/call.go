@@ -37,6 +37,7 @@ type Pipeline struct {
 	seed   []byte    // the seed of deterministic runs
 	// maxDepth is how deep its runs' calls may nest; nil: DefaultDepth.
 	maxDepth *int
+	verdict  bool // priced runs wait for the caller's verdict (Verify)
 }
 
 // Service returns the pipeline ref names: a service name, name@version,
@@ -211,6 +212,8 @@ type Result struct {
 	// ran, on which input, and the hash of what it gave.
 	Proof []byte
 	Err   error
+
+	id uint64 // the call's ID, as Call names it
 }
 
 // Call runs the pipeline on one node and returns its output. It picks a
@@ -339,7 +342,7 @@ func retryable(err error) bool {
 
 // runOn runs every stage on node pid, feeding each output on.
 func (p *Pipeline) runOn(ctx context.Context, pid peer.ID, stages []*Descriptor, in []byte, id uint64) Result {
-	r := Result{Peer: pid, Call: callName(id)}
+	r := Result{Peer: pid, Call: callName(id), id: id}
 	start := time.Now()
 	lim := limitsToWire(p.limits)
 	for i, d := range stages {
@@ -413,7 +416,7 @@ func (p *Pipeline) callStage(ctx context.Context, pid peer.ID, d *Descriptor, in
 		defer cancel()
 	}
 	m := p.m
-	req := runRequest{Descriptor: d.raw, Input: in, Limits: lim, Cert: &m.cert, Call: id, Depth: p.depth, Seed: p.seed, OutCID: last && p.outCID}
+	req := runRequest{Descriptor: d.raw, Input: in, Limits: lim, Cert: &m.cert, Call: id, Depth: p.depth, Seed: p.seed, OutCID: last && p.outCID, Verdict: p.verdict}
 	if err := checkWants(d, p.allows); err != nil {
 		return runReply{}, 0, err
 	}

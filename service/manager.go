@@ -143,6 +143,7 @@ type Manager struct {
 	asked    map[string]time.Time   // when the network was last asked for a name
 	verified map[string]*Descriptor // descriptors checked, by their bytes
 	tamper   func([]byte) []byte    // a test's liar: changes every output
+	verdicts map[verdictKey]*pending // priced runs a Verify has yet to judge
 	runs     []Record               // the latest runs, oldest first
 	calls    []CallRecord           // the latest calls this node made, oldest first
 	closing  bool                   // Close has begun: no settlement starts
@@ -200,6 +201,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		noRun:    map[peer.ID]time.Time{},
 		asked:    map[string]time.Time{},
 		verified: map[string]*Descriptor{},
+		verdicts: map[verdictKey]*pending{},
 		payers:   newPayers(time.Now),
 		metrics:  newMetrics(cfg.Registerer),
 	}
@@ -227,6 +229,9 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		remote.Handle(cfg.Remote, runFn, func(ctx context.Context, req runRequest) (runReply, error) {
 			return m.serveRun(ctx, remote.Caller(ctx), req), nil
 		}),
+		remote.Handle(cfg.Remote, verdictFn, func(ctx context.Context, req verdictReq) (struct{}, error) {
+			return struct{}{}, m.serveVerdict(remote.Caller(ctx), req)
+		}),
 	}
 	return m, nil
 }
@@ -246,6 +251,11 @@ func (m *Manager) Close() error {
 	}
 	m.mu.Lock()
 	m.closing = true
+	for k, p := range m.verdicts {
+		// Unjudged: the reserve returns to its payer when it expires.
+		p.timer.Stop()
+		delete(m.verdicts, k)
+	}
 	m.mu.Unlock()
 	settled := make(chan struct{})
 	go func() {

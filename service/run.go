@@ -135,6 +135,9 @@ type runRequest struct {
 	OutCID bool `cbor:"10,keyasint,omitempty"`
 	// Seed seeds a deterministic run's randomness.
 	Seed []byte `cbor:"11,keyasint,omitempty"`
+	// Verdict says the caller compares this run with others' (Verify):
+	// a priced run is settled only when the caller says it agreed.
+	Verdict bool `cbor:"12,keyasint,omitempty"`
 }
 
 type usageWire struct {
@@ -397,7 +400,11 @@ func (m *Manager) serveRun(ctx context.Context, from peer.ID, req runRequest) ru
 			m.cfg.Payments.Release(*h)
 			receipt, rec.Earned = nil, 0
 		} else {
-			m.collect(pay.user, *h, receipt)
+			if req.Verdict {
+				m.awaitVerdict(from, req.Call, pay.user, *h, receipt)
+			} else {
+				m.collect(pay.user, *h, receipt)
+			}
 			open = false
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/nubecloud/nube/internal/atomicfile"
 	"github.com/nubecloud/nube/internal/identity"
 	"github.com/nubecloud/nube/internal/wire"
+	"github.com/nubecloud/nube/remote"
 )
 
 // proofDomain is what a runner's node key signs its run records under.
@@ -174,6 +175,7 @@ func (p *Pipeline) Verify(ctx context.Context, k int, in []byte) (Result, error)
 		}
 	}
 	q := *p
+	q.verdict = true
 	if q.seed == nil {
 		q.seed = make([]byte, 32)
 		rand.Read(q.seed)
@@ -199,6 +201,7 @@ func (p *Pipeline) Verify(ctx context.Context, k int, in []byte) (Result, error)
 		count[runs[i].Hash]++
 	}
 	if len(count) == 1 && !failed {
+		p.sendVerdicts(ctx, results, func(Result) bool { return true })
 		return results[0], nil
 	}
 	e := &VerifyError{Service: p.String(), Runs: runs}
@@ -217,6 +220,9 @@ func (p *Pipeline) Verify(ctx context.Context, k int, in []byte) (Result, error)
 		}
 	}
 	slices.Sort(e.Minority)
+	p.sendVerdicts(ctx, results, func(r Result) bool {
+		return r.Err == nil && !slices.Contains(e.Minority, r.Peer)
+	})
 	e.Evidence = p.m.keepEvidence(e)
 	return Result{}, e
 }
@@ -239,4 +245,84 @@ func (m *Manager) keepEvidence(e *VerifyError) string {
 		return ""
 	}
 	return name
+}
+
+// A verified run that was priced waits for its caller's verdict before
+// the provider settles it: paid if its output agreed with the majority,
+// given back if not. A verdict that never comes leaves the reserve to
+// expire, back to its payer.
+
+type verdictKey struct {
+	caller peer.ID
+	call   uint64
+}
+
+type pending struct {
+	user    peer.ID
+	hold    Hold
+	receipt []byte
+	timer   *time.Timer
+}
+
+type verdictReq struct {
+	Call uint64 `cbor:"1,keyasint"`
+	Pay  bool   `cbor:"2,keyasint,omitempty"`
+}
+
+// verdictFn tells a runner whether a verified run agreed.
+var verdictFn = remote.Declare[verdictReq, struct{}]("nube.service.verdict")
+
+// maxVerdicts caps the runs awaiting a verdict on a node.
+const maxVerdicts = 4096
+
+func (m *Manager) awaitVerdict(caller peer.ID, call uint64, user peer.ID, h Hold, receipt []byte) {
+	k := verdictKey{caller, call}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.verdicts) >= maxVerdicts || m.verdicts[k] != nil || call == 0 {
+		// No room to wait (or a call with no name to judge it by):
+		// settled as an ordinary run.
+		go m.collect(user, h, receipt)
+		return
+	}
+	p := &pending{user: user, hold: h, receipt: receipt}
+	p.timer = time.AfterFunc(time.Until(h.Expires), func() { m.judge(k, false) })
+	m.verdicts[k] = p
+}
+
+// judge settles (pay) or gives back the run k awaits; false if none.
+func (m *Manager) judge(k verdictKey, pay bool) bool {
+	m.mu.Lock()
+	p := m.verdicts[k]
+	delete(m.verdicts, k)
+	m.mu.Unlock()
+	if p == nil {
+		return false
+	}
+	p.timer.Stop()
+	if pay {
+		m.collect(p.user, p.hold, p.receipt)
+		return true
+	}
+	m.log.Info("a verified run disagreed, or was not judged in time: not settled", "payer", p.user, "call", callName(k.call))
+	m.cfg.Payments.Release(p.hold)
+	m.payers.end(p.user, nil)
+	return true
+}
+
+func (m *Manager) serveVerdict(from peer.ID, req verdictReq) error {
+	m.judge(verdictKey{from, req.Call}, req.Pay)
+	return nil
+}
+
+// sendVerdicts tells each runner of a Verify whether its run is paid.
+func (p *Pipeline) sendVerdicts(ctx context.Context, results []Result, paid func(Result) bool) {
+	for _, r := range results {
+		if r.Peer == "" || r.id == 0 || r.Peer == p.m.self {
+			continue
+		}
+		if _, err := verdictFn.At(p.m.cfg.Remote, r.Peer).Call(ctx, verdictReq{Call: r.id, Pay: paid(r)}); err != nil {
+			p.m.log.Info("could not tell a runner its verdict; its reserve expires unpaid", "peer", r.Peer, "err", err)
+		}
+	}
 }
