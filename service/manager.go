@@ -139,14 +139,14 @@ type Manager struct {
 
 	mu       sync.Mutex
 	catalog  map[cid.Cid]*entry
-	noRun    map[peer.ID]time.Time  // peers that said they run no code, until when
-	asked    map[string]time.Time   // when the network was last asked for a name
-	verified map[string]*Descriptor // descriptors checked, by their bytes
-	tamper   func([]byte) []byte    // a test's liar: changes every output
+	noRun    map[peer.ID]time.Time   // peers that said they run no code, until when
+	asked    map[string]time.Time    // when the network was last asked for a name
+	verified map[string]*Descriptor  // descriptors checked, by their bytes
+	tamper   func([]byte) []byte     // a test's liar: changes every output
 	verdicts map[verdictKey]*pending // priced runs a Verify has yet to judge
-	runs     []Record               // the latest runs, oldest first
-	calls    []CallRecord           // the latest calls this node made, oldest first
-	closing  bool                   // Close has begun: no settlement starts
+	runs     []Record                // the latest runs, oldest first
+	calls    []CallRecord            // the latest calls this node made, oldest first
+	closing  bool                    // Close has begun: no settlement starts
 
 	payers *payers // the users that pay this node for runs
 
