@@ -37,7 +37,8 @@ type Pipeline struct {
 	seed   []byte    // the seed of deterministic runs
 	// maxDepth is how deep its runs' calls may nest; nil: DefaultDepth.
 	maxDepth *int
-	verdict  bool // priced runs wait for the caller's verdict (Verify)
+	verdict  bool   // priced runs wait for the caller's verdict (Verify)
+	budget   uint64 // what its runs' own calls may spend, in millicredits
 }
 
 // Service returns the pipeline ref names: a service name, name@version,
@@ -93,6 +94,14 @@ func (p *Pipeline) Near(ref string) *Pipeline {
 func (p *Pipeline) Depth(n int) *Pipeline {
 	q := *p
 	q.maxDepth = &n
+	return &q
+}
+
+// Budget returns p whose runs' own calls of priced services may spend
+// at most mc millicredits each run. The default is none.
+func (p *Pipeline) Budget(mc uint64) *Pipeline {
+	q := *p
+	q.budget = mc
 	return &q
 }
 
@@ -511,7 +520,7 @@ func (p *Pipeline) capability(ctx context.Context, pid peer.ID, d *Descriptor, l
 	if p.maxDepth != nil {
 		depth = *p.maxDepth
 	}
-	c := &Capability{Runner: pid, Module: d.Module, Allows: p.allows, Depth: depth, Until: time.Now().Add(min(life, MaxCapabilityLife)).Truncate(time.Second)}
+	c := &Capability{Runner: pid, Module: d.Module, Allows: p.allows, Depth: depth, Budget: p.budget, Until: time.Now().Add(min(life, MaxCapabilityLife)).Truncate(time.Second)}
 	c.loans = make([][]byte, len(p.allows))
 	for i, a := range p.allows {
 		if a.Space == "" {

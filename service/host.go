@@ -112,7 +112,13 @@ type runHost struct {
 	loans  map[string]SpaceLoan
 	files  map[int32]io.ReadCloser
 	next   int32
-	spent  uint64 // credit its calls spent, in millicredits
+	spent  uint64      // credit its calls spent, in millicredits
+	limits wasm.Limits // the run's own, which its calls may not pass
+	// slot is set while the run holds one of the node's compute slots.
+	// A nested call gives it up while it waits, so that runs waiting on
+	// their own calls cannot hold every slot and wait forever.
+	slot   bool
+	seed   []byte // a deterministic run's, handed to its calls
 	err    string // the last error's message
 	touch  Touched
 	closed bool
@@ -439,6 +445,19 @@ func (h *runHost) call(ctx context.Context, ref string, in []byte) ([]byte, erro
 	}
 	p := h.m.Service(ref)
 	p.depth = h.depth + 1
+	// The nested run may call what this one may, no deeper, and spend
+	// what is left of the budget, under a capability this node's user
+	// signs; it reaches no space (this node cannot lend its caller's).
+	var calls []Allow
+	for _, a := range h.cap.Allows {
+		if a.Call != "" {
+			calls = append(calls, a)
+		}
+	}
+	p.allows, p.maxDepth = calls, &h.cap.Depth
+	p.budget = h.cap.Budget - min(h.spent, h.cap.Budget)
+	p.limits = wasm.Limits{Memory: h.limits.Memory, MaxOutput: h.limits.MaxOutput}
+	p.seed = h.seed
 	stages, err := p.Resolve(ctx)
 	if err != nil {
 		return nil, err
@@ -464,9 +483,19 @@ func (h *runHost) call(ctx context.Context, ref string, in []byte) ([]byte, erro
 		return nil, fmt.Errorf("%w: the call may cost %d millicredits and %d of the run's budget of %d are left", errLimit, most, h.cap.Budget-min(h.spent, h.cap.Budget), h.cap.Budget)
 	}
 	start := time.Now()
+	if h.slot {
+		<-h.m.slots
+		h.slot = false
+	}
 	var r Result
 	for _, res := range p.CallN(ctx, 1, in) {
 		r = res
+	}
+	select {
+	case h.m.slots <- struct{}{}:
+		h.slot = true
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 	h.spent += uint64(max(r.Cost, 0))
 	h.touch.Calls = note(h.touch.Calls, fmt.Sprintf("%s on %s (%v)", ref, r.Peer, time.Since(start).Round(time.Millisecond)))

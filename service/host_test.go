@@ -205,6 +205,15 @@ func TestModuleAttacks(t *testing.T) {
 	if err != nil || string(out) != "ok HI\n" {
 		t.Errorf("an allowed nested call: %q, %v", out, err)
 	}
+	// A module that calls itself: each nested run may call on, until
+	// the capability's depth (DefaultDepth, 2) is reached.
+	out, err = a.Service("ops").On(r.ID()).Allow(service.Allow{Call: "ops"}).Call(ctx, []byte("call ops call ops call ops log deep\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(out), "ok ok err -6") {
+		t.Errorf("calls nested past the depth: %q, want the run at depth 2 refused with err -6 (E_LIMIT)", out)
+	}
 }
 
 // TestCapabilityReplay takes a capability a caller signed for a run on

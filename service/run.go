@@ -320,6 +320,7 @@ func (m *Manager) serveRun(ctx context.Context, from peer.ID, req runRequest) ru
 	// wait for the ledger first.
 	job := wasmJob(d, asked, m.cfg.MaxLimits, req.Input, from)
 	job.Host, job.Deterministic, job.Seed = host, d.Deterministic, req.Seed
+	host.limits, host.seed = job.Limits, req.Seed
 	if len(req.InputCID) > 0 {
 		if job.Input, err = m.fetchInput(ctx, req.InputCID, job.Limits.MaxInput); err != nil {
 			<-m.waiting
@@ -360,6 +361,7 @@ func (m *Manager) serveRun(ctx context.Context, from peer.ID, req runRequest) ru
 		}
 	}
 	m.metrics.running.Inc()
+	host.slot = true
 	res, err := mod.Run(ctx, job)
 	m.metrics.running.Dec()
 	host.close()
@@ -409,7 +411,9 @@ func (m *Manager) serveRun(ctx context.Context, from peer.ID, req runRequest) ru
 		}
 	}
 	m.record(rec)
-	<-m.slots
+	if host.slot {
+		<-m.slots
+	}
 
 	reply := runReply{Output: res.Output, Usage: toUsageWire(res.Usage), Cold: cold, Receipt: receipt, Cost: rec.Earned}
 	if err == nil {
