@@ -27,7 +27,7 @@ import (
 //	GET  /api/v0/service/ls?q=WORDS                  → []ServiceInfo (searches connected peers)
 //	GET  /api/v0/service/info?ref=NAME|CID           → ServiceInfo
 //	GET  /api/v0/service/runs                        → []RunRecord (runs this node did)
-//	POST /api/v0/call?ref=PIPELINE&n=N&timeout=D&memory=BYTES[&on=PEER...][&allow=RIGHT...][&near=CID|OWNER/NAME][&out_cid=1][&verify=K]
+//	POST /api/v0/call?ref=PIPELINE&n=N&timeout=D&memory=BYTES[&on=PEER...][&allow=RIGHT...][&near=CID|OWNER/NAME][&out_cid=1][&verify=K][&budget=MC]
 //	     body: the input                             → one CallResult per line (NDJSON), as each node answers
 
 func serviceInfo(in service.Info) client.ServiceInfo {
@@ -198,6 +198,14 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 	}
 	if v := q.Get("out_cid"); v != "" && v != "0" && v != "false" {
 		pipe = pipe.OutCID()
+	}
+	if v := q.Get("budget"); v != "" {
+		b, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			codedError(w, errcode.With(errcode.BadRequest, fmt.Errorf("budget %q: want a whole number of millicredits", v)))
+			return
+		}
+		pipe = pipe.Budget(b)
 	}
 	verify := 0
 	if v := q.Get("verify"); v != "" {

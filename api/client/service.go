@@ -83,6 +83,9 @@ func (c *Client) CallWith(ctx context.Context, ref string, opt CallOptions, in i
 	if opt.Verify > 0 {
 		q.Set("verify", strconv.Itoa(opt.Verify))
 	}
+	if opt.Budget > 0 {
+		q.Set("budget", strconv.FormatUint(opt.Budget, 10))
+	}
 	resp, err := c.do(ctx, http.MethodPost, "/api/v0/call?"+q.Encode(), "application/octet-stream", in)
 	if err != nil {
 		return err

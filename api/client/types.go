@@ -203,6 +203,9 @@ type CallOptions struct {
 	OutCID bool
 	// Verify runs it on this many nodes and compares the outputs.
 	Verify int
+	// Budget is what each run's own calls of priced services may spend,
+	// in millicredits.
+	Budget uint64
 }
 
 // FunctionsResult is the answer of GET /api/v0/remote/ls: the functions a

@@ -395,6 +395,7 @@ fails naming each node and its output's hash if not.`,
 	fl.StringVar(&opt.Near, "near", "", "run on a node that holds this CID or space (OWNER/NAME), if one runs code for you")
 	fl.BoolVar(&opt.OutCID, "out-cid", false, "leave the output as content on the runner and print its CID")
 	fl.IntVar(&opt.Verify, "verify", 0, "run a deterministic service on this many nodes and compare their outputs")
+	fl.Uint64Var(&opt.Budget, "budget", 0, "millicredits each run's own calls of priced services may spend (on your own nodes)")
 	return cmd
 }
 

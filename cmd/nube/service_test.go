@@ -155,3 +155,71 @@ func TestModuleEscapes(t *testing.T) {
 		t.Fatalf("service ls: %q: want a header and one escaped line", out)
 	}
 }
+
+// TestCallAllowCLI calls a module that reads a space, with and without
+// --allow, near its data, with its output left as content, and verified
+// on two nodes, all through the nube binary on two daemons.
+func TestCallAllowCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two daemons and compiles modules; skipped in -short mode")
+	}
+	da, dc := t.TempDir(), t.TempDir()
+	a := startUp(t, da, append([]string{"--api", "127.0.0.1:0"}, loopback...)...)
+	c := startUp(t, dc, append([]string{"--api", "127.0.0.1:0", "--bootstrap", a.info.Addrs[0]}, loopback...)...)
+	waitPeers(t, da, 1)
+	mods := t.TempDir()
+	for name, code := range map[string][]byte{"space-wc": wasmtest.Example(t, "space-wc"), "upper": wasmtest.Module(t, "upper")} {
+		if err := os.WriteFile(filepath.Join(mods, name+".wasm"), code, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, errs, code := run(t, "--data", da, "service", "publish", filepath.Join(mods, "space-wc.wasm"), "--want", "space:read"); code != 0 {
+		t.Fatalf("publish space-wc: %s", errs)
+	}
+	if _, errs, code := run(t, "--data", da, "service", "publish", filepath.Join(mods, "upper.wasm"), "--name", "det-upper", "--deterministic"); code != 0 {
+		t.Fatalf("publish det-upper: %s", errs)
+	}
+	if _, errs, code := run(t, "--data", da, "space", "create", "notes"); code != 0 {
+		t.Fatalf("space create: %s", errs)
+	}
+	if _, errs, code := runIn(t, "buy milk and eggs", "--data", da, "space", "put", "notes", "todo"); code != 0 {
+		t.Fatalf("space put: %s", errs)
+	}
+	in := a.info.UserID + "/notes todo\n"
+
+	_, errs, code := runIn(t, in, "--data", da, "call", "space-wc", "--on", c.info.ID)
+	if code == 0 || !strings.Contains(errs, "--allow space:") {
+		t.Fatalf("a call with no grant: %d %s", code, errs)
+	}
+	out, errs, code := runIn(t, in, "--data", da, "call", "space-wc", "--on", c.info.ID, "--allow", "space:notes:read")
+	if code != 0 || strings.TrimSpace(out) != "4" {
+		t.Fatalf("call --allow: %d %q %s", code, out, errs)
+	}
+	out, errs, code = run(t, "--data", dc, "service", "runs")
+	if code != 0 || !strings.Contains(out, "read 1 keys") || !strings.Contains(out, "allowed space:"+a.info.UserID+"/notes:read") {
+		t.Fatalf("service runs on the runner: %d %s %s", code, out, errs)
+	}
+	// Near the space: it runs on a, its home, which says nothing more.
+	out, errs, code = runIn(t, in, "--data", da, "call", "space-wc", "--allow", "space:notes:read", "--near", "notes", "--json")
+	var r client.CallResult
+	if code != 0 || json.Unmarshal([]byte(out), &r) != nil || r.Peer != a.info.ID || !r.Near {
+		t.Fatalf("call --near: %d %s %s", code, out, errs)
+	}
+	out, errs, code = runIn(t, "left here", "--data", da, "call", "det-upper", "--on", c.info.ID, "--out-cid")
+	if code != 0 || !strings.HasPrefix(out, "bafk") {
+		t.Fatalf("call --out-cid: %d %q %s", code, out, errs)
+	}
+	if got, errs, code := run(t, "--data", da, "cat", strings.TrimSpace(out)); code != 0 || got != "LEFT HERE" {
+		t.Fatalf("cat of the output's CID: %d %q %s", code, got, errs)
+	}
+	out, errs, code = runIn(t, "same", "--data", da, "call", "det-upper", "--verify", "2")
+	if code != 0 || out != "SAME" || !strings.Contains(errs, "2 nodes gave the same output") {
+		t.Fatalf("call --verify 2: %d %q %s", code, out, errs)
+	}
+	if _, errs, code := runIn(t, "x", "--data", da, "call", "space-wc", "--verify", "2"); code == 0 || !strings.Contains(errs, "deterministic") {
+		t.Fatalf("--verify of a service not declared deterministic: %d %s", code, errs)
+	}
+	if _, errs, code := runIn(t, "x", "--data", da, "call", "upper", "--allow", "file:/etc/passwd"); code == 0 || !strings.Contains(errs, "space:OWNER/NAME") {
+		t.Fatalf("--allow of an unknown kind: %d %s", code, errs)
+	}
+}
