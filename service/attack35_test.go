@@ -1,0 +1,152 @@
+package service_test
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/nubecloud/nube/internal/wasmtest"
+	"github.com/nubecloud/nube/nubetest"
+	"github.com/nubecloud/nube/service"
+	"github.com/nubecloud/nube/space"
+)
+
+// checkEvidence says what is wrong with the evidence a VerifyError keeps
+// of run: its proof must be signed by the run's own node, for this
+// caller, and attest the hash the run was counted under.
+func checkEvidence(run service.VerifyRun, caller peer.ID) string {
+	p, err := service.ParseProof(run.Proof)
+	switch {
+	case err != nil:
+		return "its proof does not open: " + err.Error()
+	case p.Runner != run.Peer:
+		return "its proof is signed by " + p.Runner.String()
+	case p.Caller != caller:
+		return "its proof is for caller " + p.Caller.String()
+	case p.Output != run.Hash:
+		return "its proof attests output " + p.Output + ", and it was counted as " + run.Hash
+	}
+	return ""
+}
+
+// TestAttack35VerifyTakesUncheckedProofs: Verify "names the minority and
+// keeps signed proofs", but never opens the proofs the runners send. A
+// liar that signs its proof over the honest output and answers another
+// output, or that sends no proof at all, is counted
+// on its word: the evidence kept against it exonerates it (its signed
+// proof attests the honest hash) or is missing.
+//
+// What should happen: Verify opens each run's proof and counts a run
+// only if its proof is signed by the node that answered, for this caller,
+// this descriptor, input and seed, and attests the hash of the output it
+// sent; any other run is a failed run ("its proof does not match"), and
+// every counted run's evidence then holds up.
+func TestAttack35VerifyTakesUncheckedProofs(t *testing.T) {
+	c := nubetest.Cluster(t, 4)
+	a := c.Node(0)
+	ctx := nubetest.Context(t, 4*time.Minute)
+	publishCode(t, a, wasmtest.Module(t, "upper"), service.PublishOptions{Name: "det-upper", Deterministic: true})
+	others := []peer.ID{c.Node(1).ID(), c.Node(2).ID(), c.Node(3).ID()}
+	liar := c.Node(2)
+	for _, lie := range []struct {
+		name string
+		f    func(out, proof []byte) ([]byte, []byte)
+	}{
+		{"a proof of the honest output", func(out, proof []byte) ([]byte, []byte) { return append(out, '!'), proof }},
+		{"no proof", func(out, _ []byte) ([]byte, []byte) { return append(out, '!'), nil }},
+	} {
+		t.Run(lie.name, func(t *testing.T) {
+			service.LieAfterProof(liar.Services(), lie.f)
+			_, err := a.Service("det-upper").On(others...).Verify(ctx, 3, []byte("agree"))
+			var ve *service.VerifyError
+			if !errors.As(err, &ve) {
+				t.Fatalf("with a liar: %v, want a *VerifyError", err)
+			}
+			for _, run := range ve.Runs {
+				if run.Err != "" {
+					continue
+				}
+				if why := checkEvidence(run, a.ID()); why != "" {
+					t.Errorf("%s was counted (hash %s…), but %s", run.Peer, run.Hash[:8], why)
+				}
+			}
+		})
+	}
+}
+
+// TestAttack35VerifyOutCIDEvidence: with OutCID, Verify compares the
+// hashes of the output CIDs, while each runner's proof attests the hash
+// of the output's bytes. The evidence of a disagreement never matches
+// what was compared: no run's proof says the hash it was counted under,
+// honest ones included, so the proofs kept cannot show who said what.
+//
+// What should happen: the proof attests what Verify compares: the
+// runner signs the output CID when it keeps the output as content (or
+// Verify compares the hash the proof attests).
+func TestAttack35VerifyOutCIDEvidence(t *testing.T) {
+	c := nubetest.Cluster(t, 4)
+	a := c.Node(0)
+	ctx := nubetest.Context(t, 4*time.Minute)
+	publishCode(t, a, wasmtest.Module(t, "upper"), service.PublishOptions{Name: "det-upper", Deterministic: true})
+	others := []peer.ID{c.Node(1).ID(), c.Node(2).ID(), c.Node(3).ID()}
+	service.TamperWith(c.Node(2).Services(), func(b []byte) []byte { return append(b, '!') })
+	_, err := a.Service("det-upper").On(others...).OutCID().Verify(ctx, 3, []byte("agree"))
+	var ve *service.VerifyError
+	if !errors.As(err, &ve) {
+		t.Fatalf("with a liar: %v, want a *VerifyError", err)
+	}
+	for _, run := range ve.Runs {
+		if why := checkEvidence(run, a.ID()); why != "" {
+			t.Errorf("%s: %s", run.Peer, why)
+		}
+	}
+}
+
+// TestAttack35CapabilityRightAndLoanDisagree: a capability's space right
+// names one space, and the loan it carries is of another. Nothing on the
+// runner compares the loan's space (nor its issuer, rights or prefix)
+// with the right it rides on: the module asks for notes, is answered
+// from diary, and the run's record says it was allowed notes and read
+// notes/todo, which it never did. The same lack lets a capability carry a
+// loan another user issued: the runner takes any loan for it and the
+// module, whoever signed the capability.
+//
+// What should happen: the runner refuses, before anything runs, a
+// capability whose loan is not the capability issuer's loan of the very
+// space the right names, with at most its access and prefix.
+func TestAttack35CapabilityRightAndLoanDisagree(t *testing.T) {
+	c := nubetest.Cluster(t, 2)
+	a, r := c.Node(0), c.Node(1)
+	ctx := nubetest.Context(t, 3*time.Minute)
+	_, notesID := notes(t, ctx, a, a, "from notes")
+	diary, err := a.Spaces().Create(ctx, "diary", space.Policy{Local: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := diary.PutBytes(ctx, "todo", []byte("from the diary")); err != nil {
+		t.Fatal(err)
+	}
+	d := publishCode(t, a, wasmtest.Guest(t, "ops"), service.PublishOptions{Name: "ops"})
+	capb, err := service.SignCapabilitySwapped(ctx, a.Services(), r.ID(), d,
+		service.Allow{Space: notesID, Access: service.Read}, service.Allow{Space: diary.ID(), Access: service.Read})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := service.RunWith(ctx, a.Services(), r.ID(), d, capb, []byte("get "+notesID+" todo\n"))
+	if err == nil {
+		t.Errorf("the runner ran under a right on %s carrying a loan of %s: the module read %q", notesID, diary.ID(), bytes.TrimSpace(out))
+		for _, rec := range r.Services().Runs() {
+			if rec.Touched != nil {
+				t.Logf("its record: allowed %v, read %v", rec.Allowed, rec.Touched.Read)
+			}
+		}
+	} else if !errors.Is(err, service.ErrBadCapability) && !errors.Is(err, service.ErrNotAllowed) {
+		t.Errorf("a right and a loan that disagree: %v, want ErrBadCapability", err)
+	} else if !strings.Contains(err.Error(), diary.ID()) {
+		t.Logf("refused: %v", err)
+	}
+}
