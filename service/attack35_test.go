@@ -150,3 +150,49 @@ func TestAttack35CapabilityRightAndLoanDisagree(t *testing.T) {
 		t.Logf("refused: %v", err)
 	}
 }
+
+// TestAttack35StrangerPinsOnTheRunner: the host's add is allowed to every
+// run, with no capability at all, and pins what it adds on the runner for
+// good: "service run output", tied to no caller, counted against no
+// quota, never released. Each add takes up to 64 MiB and a run may call
+// it as often as its time allows, so any user a node runs code for can
+// fill the node's disk with data the node's owner cannot tell from its
+// own pins. (OutCID pins the output on the runner the same way.)
+//
+// What should happen: what a run adds for another user is not pinned for
+// good on the runner: it is kept unpinned (the next GC takes it), or under
+// a pin that ends, and the bytes a run may add are capped per run.
+func TestAttack35StrangerPinsOnTheRunner(t *testing.T) {
+	c := nubetest.Cluster(t, 2)
+	b, r := c.Node(0), c.Node(1)
+	ctx := nubetest.Context(t, 3*time.Minute)
+	publishCode(t, b, wasmtest.Guest(t, "ops"), service.PublishOptions{Name: "ops"})
+	before, err := r.Content().Pins(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := b.Service("ops").On(r.ID()).Call(ctx, []byte("add one\nadd two\nadd three\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(string(out), "ok ") != 3 {
+		t.Fatalf("the run answered %q", out)
+	}
+	after, err := r.Content().Pins(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	had := map[string]bool{}
+	for _, p := range before {
+		had[p.CID.String()] = true
+	}
+	var left []string
+	for _, p := range after {
+		if !had[p.CID.String()] && p.Name == "service run output" {
+			left = append(left, p.CID.String())
+		}
+	}
+	if len(left) > 0 {
+		t.Errorf("a run of another user's, with no rights, left %d pins on the runner that nothing ends: %v", len(left), left)
+	}
+}
