@@ -196,3 +196,36 @@ func TestAttack35StrangerPinsOnTheRunner(t *testing.T) {
 		t.Errorf("a run of another user's, with no rights, left %d pins on the runner that nothing ends: %v", len(left), left)
 	}
 }
+
+// TestAttack35BudgetSumWraps: a nested call's most possible cost is the
+// sum of its stages' Price.Most, in a uint64 that wraps. A pipeline whose
+// stages ask MaxInt64, MaxInt64 and 2 millicredits sums to 2^64, that is
+// 0, and a zero most skips the budget check: a run whose capability gives
+// no credit at all (Budget 0, the only budget a Pipeline signs) calls it.
+// (h.spent + most wraps the same way.)
+//
+// What should happen: the sum saturates (or the check is made per stage
+// with overflow-safe arithmetic), and the call is refused with E_LIMIT.
+func TestAttack35BudgetSumWraps(t *testing.T) {
+	c := nubetest.Cluster(t, 1)
+	a := c.Node(0)
+	ctx := nubetest.Context(t, 3*time.Minute)
+	publishCode(t, a, wasmtest.Guest(t, "ops"), service.PublishOptions{Name: "ops"})
+	for name, price := range map[string]uint64{"dear1": 1<<63 - 1, "dear2": 1<<63 - 1, "cheap": 2} {
+		publishCode(t, a, wasmtest.Module(t, "upper"), service.PublishOptions{Name: name, Price: service.Price{PerCall: price}})
+	}
+	if _, err := a.Services().Service("dear1 | dear2 | cheap").Publish(ctx, service.PublishOptions{Name: "wraps"}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := a.Service("ops").On(a.ID()).Allow(service.Allow{Call: "cheap"}, service.Allow{Call: "wraps"}).Call(ctx, []byte("call cheap hi\ncall wraps hi\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitN(string(out), "\n", 2)
+	if !strings.HasPrefix(lines[0], "err -6") {
+		t.Fatalf("a run with no credit called a service priced 2 millicredits: %q (the test's control)", lines[0])
+	}
+	if len(lines) < 2 || !strings.HasPrefix(lines[1], "err -6") {
+		t.Errorf("a run with no credit called stages that may cost 2^64 millicredits: %q, want err -6 (E_LIMIT)", out)
+	}
+}
