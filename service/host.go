@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"time"
 
@@ -477,9 +478,9 @@ func (h *runHost) call(ctx context.Context, ref string, in []byte) ([]byte, erro
 		if t <= 0 {
 			t = wasm.DefaultTimeout
 		}
-		most += uint64(max(d.Price.Most(t), 0))
+		most = min(most, math.MaxUint64-uint64(math.MaxInt64)) + uint64(max(d.Price.Most(t), 0)) // saturates: never wraps
 	}
-	if most > 0 && h.spent+most > h.cap.Budget {
+	if most > 0 && most > h.cap.Budget-min(h.spent, h.cap.Budget) {
 		return nil, fmt.Errorf("%w: the call may cost %d millicredits and %d of the run's budget of %d are left", errLimit, most, h.cap.Budget-min(h.spent, h.cap.Budget), h.cap.Budget)
 	}
 	start := time.Now()
