@@ -270,14 +270,15 @@ func (o *owned) closeWatchers() {
 // apply carries out one change: put (entry not undef) or delete of tag,
 // with the blocks the writer brought. The entry's blocks must be in the
 // store or among blocks. prefix, a loan's, is what the key must start
-// with. It reads what the rules look at, has planWrite decide, and
-// commits the plan (write.go).
-func (o *owned) apply(ctx context.Context, op Op, tag string, entry cid.Cid, blocks []block, prefix string) (signed, error) {
+// with; writer is who the entry must name as its writer. It reads what
+// the rules look at, has planWrite decide, and commits the plan
+// (write.go).
+func (o *owned) apply(ctx context.Context, op Op, tag string, entry cid.Cid, blocks []block, prefix, writer string) (signed, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	st := writeState{space: o.id, deleted: o.head.Deleted, count: o.head.Count, bytes: o.head.Bytes,
 		epoch: o.keys.epoch(), maxValue: uint64(o.m.cfg.MaxValue)}
-	w := writeReq{op: op, tag: tag, entry: entry, prefix: prefix}
+	w := writeReq{op: op, tag: tag, entry: entry, prefix: prefix, writer: writer}
 	var t *writeTree
 	// A deleted space's tree may be gone; the rules refuse the write
 	// before they look at it.

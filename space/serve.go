@@ -326,9 +326,11 @@ func (m *Manager) serveWrite(ctx context.Context, raw []byte) (headReply, error)
 	if err != nil {
 		return headReply{}, err
 	}
-	prefix := ""
+	// The entry must name who answers for the write: the loan's issuer
+	// for a run's, else the change's signer.
+	prefix, writer := "", body.Writer.String()
 	if l != nil {
-		prefix = l.Prefix()
+		prefix, writer = l.Prefix(), l.Issuer().String()
 	}
 	entry := cid.Undef
 	if body.Op == OpPut {
@@ -345,7 +347,7 @@ func (m *Manager) serveWrite(ctx context.Context, raw []byte) (headReply, error)
 			defer m.cfg.Content.Unpin(context.WithoutCancel(ctx), en)
 		}
 	}
-	s, err := o.apply(ctx, body.Op, body.Tag, entry, c.Blocks, prefix)
+	s, err := o.apply(ctx, body.Op, body.Tag, entry, c.Blocks, prefix, writer)
 	if err != nil {
 		return headReply{}, err
 	}

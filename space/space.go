@@ -555,7 +555,7 @@ func (s *Space) writeOnce(ctx context.Context, v *view, b *Borrowed, op Op, key 
 		blocks = append([]block{{CID: en.Cid().Bytes(), Data: en.RawData()}}, blocks...)
 	}
 	if o := m.ownedSpace(s.id); o != nil && b == nil {
-		_, err := o.apply(ctx, op, tag, entry, blocks, "")
+		_, err := o.apply(ctx, op, tag, entry, blocks, "", m.user.String())
 		return err
 	}
 	body := changeBody{Space: s.id, Writer: signs, Op: op, Tag: tag, Nonce: randomBytes(16), Time: time.Now().UnixNano()}

@@ -38,6 +38,7 @@ type writeReq struct {
 	tag    string
 	entry  cid.Cid // a put's
 	prefix string  // a loan's: the key must start with it ("" for any)
+	writer string  // who a put's entry must name as its writer ("" for anyone)
 
 	entryErr error  // why the entry could not be fetched or opened
 	meta     meta   // the entry, opened
@@ -91,6 +92,9 @@ func planWrite(s writeState, w writeReq) (writePlan, error) {
 		}
 		if len(w.meta.Key) > MaxKeyLen {
 			return writePlan{}, fmt.Errorf("%w: key of %d bytes, over the limit of %d", ErrTooLarge, len(w.meta.Key), MaxKeyLen)
+		}
+		if w.writer != "" && w.meta.Writer != w.writer {
+			return writePlan{}, fmt.Errorf("%w: the entry names %q as its writer, and the write is %s's", ErrBadChange, w.meta.Writer, w.writer)
 		}
 		if w.valueErr != nil {
 			return writePlan{}, w.valueErr
