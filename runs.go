@@ -58,6 +58,15 @@ func (r runSpaces) Borrow(ctx context.Context, loan []byte, purpose string) (ser
 	return borrowed{b}, nil
 }
 
+func (runSpaces) Inspect(loan []byte) (service.LoanTerms, error) {
+	l, err := space.ParseLoan(loan)
+	if err != nil {
+		return service.LoanTerms{}, err
+	}
+	return service.LoanTerms{Space: l.Space(), Issuer: l.Issuer(), Runner: l.Runner(), Write: l.Rights()&space.Write != 0,
+		Prefix: l.Prefix(), Purpose: l.For(), Until: l.Until()}, nil
+}
+
 // borrowed is a space.Borrowed as the service layer sees a loan.
 type borrowed struct{ b *space.Borrowed }
 

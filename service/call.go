@@ -222,7 +222,8 @@ type Result struct {
 	Proof []byte
 	Err   error
 
-	id uint64 // the call's ID, as Call names it
+	id     uint64 // the call's ID, as Call names it
+	lastIn []byte // the last stage's input, which its proof attests
 }
 
 // Call runs the pipeline on one node and returns its output. It picks a
@@ -355,6 +356,7 @@ func (p *Pipeline) runOn(ctx context.Context, pid peer.ID, stages []*Descriptor,
 	start := time.Now()
 	lim := limitsToWire(p.limits)
 	for i, d := range stages {
+		r.lastIn = in
 		reply, cost, err := p.callStage(ctx, pid, d, in, lim, id, i == len(stages)-1)
 		r.Cost += cost
 		if err != nil {

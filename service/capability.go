@@ -392,6 +392,46 @@ type Spaces interface {
 	// Borrow checks a loan on the runner, for a run of module purpose,
 	// and opens the space with the keys it carries.
 	Borrow(ctx context.Context, loan []byte, purpose string) (SpaceLoan, error)
+	// Inspect decodes a loan and checks its signature, without the
+	// space: what a runner compares with the right that carries it.
+	Inspect(loan []byte) (LoanTerms, error)
+}
+
+// LoanTerms are what a space loan says.
+type LoanTerms struct {
+	Space   string
+	Issuer  peer.ID
+	Runner  peer.ID
+	Write   bool
+	Prefix  string
+	Purpose string
+	Until   time.Time
+}
+
+// checkLoan checks that loan is what right a says it is: the same space,
+// issued by the capability's issuer to this runner for this module,
+// giving the right's access under a prefix the right's starts with.
+func (c *Capability) checkLoan(a Allow, l LoanTerms) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: the loan carried for %s %s", ErrNotAllowed, a.Space, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case l.Space != a.Space:
+		return bad("is for space %s", l.Space)
+	case l.Issuer != c.Issuer:
+		return bad("is %s's, and the capability %s's", l.Issuer, c.Issuer)
+	case l.Runner != c.Runner:
+		return bad("is for node %s", l.Runner)
+	case l.Purpose != c.Module.String():
+		return bad("is for %q, not module %s", l.Purpose, c.Module)
+	case a.Access == Write && !l.Write:
+		return bad("gives read only, and the right is write")
+	case !strings.HasPrefix(a.Prefix, l.Prefix):
+		return bad("is under prefix %q, which the right's %q does not start with", l.Prefix, a.Prefix)
+	case l.Until.After(c.Until.Add(time.Minute)):
+		return bad("outlasts the capability")
+	}
+	return nil
 }
 
 // SpaceLoan is a space as one run sees it: its keys in memory until

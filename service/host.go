@@ -45,6 +45,8 @@ const (
 	// maxHostValue caps what space_put, add and call take from a
 	// module's memory in one call.
 	maxHostValue = 64 << 20
+	// maxAddedPerRun caps the bytes a run adds as content on the runner.
+	maxAddedPerRun = 256 << 20
 )
 
 var errBadHandle = errcode.New(errcode.BadRequest, "no such handle")
@@ -114,6 +116,7 @@ type runHost struct {
 	files  map[int32]io.ReadCloser
 	next   int32
 	spent  uint64      // credit its calls spent, in millicredits
+	added  int64       // bytes it added as content
 	limits wasm.Limits // the run's own, which its calls may not pass
 	// slot is set while the run holds one of the node's compute slots.
 	// A nested call gives it up while it waits, so that runs waiting on
@@ -317,7 +320,13 @@ func init() {
 			if err != nil {
 				return h.fail(err)
 			}
-			c, err := h.m.cfg.Content.Add(ctx, bytes.NewReader(data), content.AddOptions{Name: "service run output"})
+			if h.added+int64(len(data)) > maxAddedPerRun {
+				return h.fail(fmt.Errorf("%w: a run may add %d bytes in all, and this one has added %d", errcode.ErrTooLarge, maxAddedPerRun, h.added))
+			}
+			h.added += int64(len(data))
+			// Unpinned: what a run adds stays until the runner's next
+			// garbage collection; the caller pins what it keeps.
+			c, err := h.m.cfg.Content.Add(ctx, bytes.NewReader(data), content.AddOptions{NoPin: true})
 			if err != nil {
 				return h.fail(err)
 			}

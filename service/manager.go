@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -93,8 +94,9 @@ type Config struct {
 	Locate func(ctx context.Context, ref string) ([]peer.ID, error)
 	// NodeKey is the node's own key (the libp2p host's, an ed25519
 	// signer): it signs the records of runs that callers check by
-	// re-running. Nil: runs are not signed, and Verify on other nodes
-	// cannot keep evidence of this node's runs.
+	// re-running. Nil: the host's key from its peerstore, if it is an
+	// ed25519 key there; else runs are not signed, and Verify refuses
+	// this node's runs.
 	NodeKey    crypto.Signer
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
@@ -183,6 +185,14 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	user, err := identity.SignerID(cfg.UserKey)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.NodeKey == nil {
+		// The host's own key, where the peerstore holds it as ed25519.
+		if pk := cfg.Host.Peerstore().PrivKey(cfg.Host.ID()); pk != nil {
+			if raw, err := pk.Raw(); err == nil && len(raw) == ed25519.PrivateKeySize {
+				cfg.NodeKey = ed25519.PrivateKey(raw)
+			}
+		}
 	}
 	cert, err := nodecert.New(cfg.UserKey, cfg.Host.ID())
 	if err != nil {

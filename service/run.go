@@ -417,14 +417,21 @@ func (m *Manager) serveRun(ctx context.Context, from peer.ID, req runRequest) ru
 
 	reply := runReply{Output: res.Output, Usage: toUsageWire(res.Usage), Cold: cold, Receipt: receipt, Cost: rec.Earned}
 	if err == nil {
-		reply.Proof = m.prove(d, from, req, res.Output)
+		outCID := cid.Undef
 		if req.OutCID {
-			c, aerr := m.cfg.Content.Add(ctx, bytes.NewReader(res.Output), content.AddOptions{Name: "service output " + d.Label()})
+			// Unpinned: it stays until the node's next garbage
+			// collection, for the caller to fetch or pin.
+			c, aerr := m.cfg.Content.Add(ctx, bytes.NewReader(res.Output), content.AddOptions{NoPin: true})
 			if aerr != nil {
 				err = fmt.Errorf("keep the output as content: %w", aerr)
 			} else {
-				reply.Output, reply.OutputCID = nil, c.Bytes()
+				outCID = c
+				reply.OutputCID = c.Bytes()
 			}
+		}
+		reply.Proof = m.prove(d, from, req, job.Input, res.Output, outCID)
+		if outCID.Defined() {
+			reply.Output = nil
 		}
 	}
 	if err != nil {
@@ -583,6 +590,21 @@ func (m *Manager) hostFor(from, user peer.ID, req runRequest, d *Descriptor) (*r
 		}
 		if err := c.checkFor(user, m.self, d.Module, time.Now()); err != nil {
 			return nil, err
+		}
+		for i, a := range c.Allows {
+			if a.Space == "" {
+				continue
+			}
+			if m.cfg.Spaces == nil {
+				return nil, fmt.Errorf("%w: this node has no space layer for %s", ErrNotAllowed, a.Space)
+			}
+			terms, err := m.cfg.Spaces.Inspect(c.loans[i])
+			if err != nil {
+				return nil, fmt.Errorf("%w: the loan of %s: %v", ErrNotAllowed, a.Space, err)
+			}
+			if err := c.checkLoan(a, terms); err != nil {
+				return nil, err
+			}
 		}
 	}
 	var allows []Allow

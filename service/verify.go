@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -34,14 +35,17 @@ const MaxProofSize = 4 << 10
 // caller that compares runs keeps these as evidence of what each node
 // said.
 type Proof struct {
-	Runner     peer.ID   `json:"runner"`
-	Descriptor cid.Cid   `json:"descriptor"`
-	Caller     peer.ID   `json:"caller"`
-	Call       string    `json:"call,omitempty"`
-	Input      string    `json:"input"`  // hex SHA-256 of the input
-	Seed       string    `json:"seed"`   // hex SHA-256 of the seed
-	Output     string    `json:"output"` // hex SHA-256 of the output
-	At         time.Time `json:"at"`
+	Runner     peer.ID `json:"runner"`
+	Descriptor cid.Cid `json:"descriptor"`
+	Caller     peer.ID `json:"caller"`
+	Call       string  `json:"call,omitempty"`
+	Input      string  `json:"input"`  // hex SHA-256 of the input
+	Seed       string  `json:"seed"`   // hex SHA-256 of the seed
+	Output     string  `json:"output"` // hex SHA-256 of the output
+	// OutputCID is the output as content, when the caller asked for it
+	// so (OutCID): what it gets, and what callers compare.
+	OutputCID cid.Cid   `json:"output_cid,omitzero"`
+	At        time.Time `json:"at"`
 }
 
 type proofBody struct {
@@ -53,6 +57,7 @@ type proofBody struct {
 	Seed       []byte `cbor:"6,keyasint"`
 	Output     []byte `cbor:"7,keyasint"`
 	At         int64  `cbor:"8,keyasint"`
+	OutputCID  []byte `cbor:"9,keyasint,omitempty"`
 }
 
 func (b *proofBody) Signer() (peer.ID, error) {
@@ -64,8 +69,9 @@ func (b *proofBody) Signer() (peer.ID, error) {
 
 func sum(b []byte) []byte { s := sha256.Sum256(b); return s[:] }
 
-// prove signs this node's record of a run; nil if the node has no key.
-func (m *Manager) prove(d *Descriptor, from peer.ID, req runRequest, out []byte) []byte {
+// prove signs this node's record of a run of d on in, which gave out
+// (kept as content under outCID, if defined); nil if the node has no key.
+func (m *Manager) prove(d *Descriptor, from peer.ID, req runRequest, in, out []byte, outCID cid.Cid) []byte {
 	if m.cfg.NodeKey == nil {
 		return nil
 	}
@@ -73,12 +79,11 @@ func (m *Manager) prove(d *Descriptor, from peer.ID, req runRequest, out []byte)
 	if !ok {
 		return nil
 	}
-	in := req.Input
-	if len(req.InputCID) > 0 {
-		in = req.InputCID // the CID names the bytes
-	}
 	b := proofBody{Runner: pub, Descriptor: d.id.Bytes(), Caller: from.String(), Call: req.Call,
 		Input: sum(in), Seed: sum(req.Seed), Output: sum(out), At: time.Now().Unix()}
+	if outCID.Defined() {
+		b.OutputCID = outCID.Bytes()
+	}
 	e, err := identity.Seal(m.cfg.NodeKey, proofDomain, &b)
 	if err != nil {
 		m.log.Warn("could not sign a run proof", "err", err)
@@ -106,6 +111,11 @@ func ParseProof(raw []byte) (*Proof, error) {
 		Output: hex.EncodeToString(b.Output), At: time.Unix(b.At, 0).UTC()}
 	if p.Descriptor, err = cid.Cast(b.Descriptor); err != nil {
 		return nil, fmt.Errorf("%w: proof: descriptor: %v", ErrBadCapability, err)
+	}
+	if len(b.OutputCID) > 0 {
+		if p.OutputCID, err = cid.Cast(b.OutputCID); err != nil {
+			return nil, fmt.Errorf("%w: proof: output CID: %v", ErrBadCapability, err)
+		}
 	}
 	if p.Caller, err = peer.Decode(b.Caller); err != nil {
 		return nil, fmt.Errorf("%w: proof: caller: %v", ErrBadCapability, err)
@@ -187,8 +197,15 @@ func (p *Pipeline) Verify(ctx context.Context, k int, in []byte) (Result, error)
 	runs := make([]VerifyRun, len(results))
 	count := map[string]int{}
 	failed := false
+	last := stages[len(stages)-1]
 	for i, r := range results {
 		runs[i] = VerifyRun{Peer: r.Peer, Proof: r.Proof}
+		if r.Err == nil {
+			// A run counts on its signed word only: its proof must say
+			// what it sent.
+			r.Err = q.checkProof(r, last)
+			results[i].Err = r.Err
+		}
 		if r.Err != nil {
 			runs[i].Err, failed = r.Err.Error(), true
 			continue
@@ -215,7 +232,7 @@ func (p *Pipeline) Verify(ctx context.Context, k int, in []byte) (Result, error)
 		}
 	}
 	for _, r := range runs {
-		if r.Err == "" && (tie || r.Hash != best) {
+		if r.Err == "" && (tie || r.Hash != best) || errors.Is(errOf(results, r.Peer), errBadProof) {
 			e.Minority = append(e.Minority, r.Peer)
 		}
 	}
@@ -325,4 +342,44 @@ func (p *Pipeline) sendVerdicts(ctx context.Context, results []Result, paid func
 			p.m.log.Info("could not tell a runner its verdict; its reserve expires unpaid", "peer", r.Peer, "err", err)
 		}
 	}
+}
+
+// errBadProof is a run whose signed proof does not say what it sent.
+var errBadProof = errors.New("its proof does not match what it sent")
+
+func errOf(results []Result, p peer.ID) error {
+	for _, r := range results {
+		if r.Peer == p {
+			return r.Err
+		}
+	}
+	return nil
+}
+
+// checkProof checks that r's proof is its runner's, of a run of d for
+// this node on the input its last stage was given, with the pipeline's
+// seed, and that it attests the output r carried.
+func (p *Pipeline) checkProof(r Result, d *Descriptor) error {
+	pr, err := ParseProof(r.Proof)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errBadProof, err)
+	}
+	want := hex.EncodeToString(sum(r.lastIn))
+	switch {
+	case pr.Runner != r.Peer:
+		return fmt.Errorf("%w: signed by %s", errBadProof, pr.Runner)
+	case pr.Caller != p.m.self:
+		return fmt.Errorf("%w: made for %s", errBadProof, pr.Caller)
+	case !pr.Descriptor.Equals(d.id):
+		return fmt.Errorf("%w: of %s", errBadProof, pr.Descriptor)
+	case pr.Input != want:
+		return fmt.Errorf("%w: of another input", errBadProof)
+	case pr.Seed != hex.EncodeToString(sum(p.seed)):
+		return fmt.Errorf("%w: with another seed", errBadProof)
+	case r.OutputCID.Defined() && !pr.OutputCID.Equals(r.OutputCID):
+		return fmt.Errorf("%w: it attests output %s", errBadProof, pr.OutputCID)
+	case !r.OutputCID.Defined() && pr.Output != hex.EncodeToString(sum(r.Output)):
+		return fmt.Errorf("%w: it attests another output", errBadProof)
+	}
+	return nil
 }
