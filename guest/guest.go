@@ -173,14 +173,17 @@ func (s *stream) Close() error {
 	return closeHandle(s.h)
 }
 
-// readAll reads r to its end, 64 KiB at a time, and closes it.
+// readAll reads r to its end and closes it. It starts small and grows as
+// append does, reading straight into the spare room (at most 64 KiB a
+// read): a 1 KiB value costs one 4 KiB allocation, not a zeroed 64 KiB
+// one, which in a module's heap costs more than the host's read.
 func readAll(s *stream) ([]byte, error) {
-	var b []byte
+	b := make([]byte, 0, 4<<10)
 	for {
-		if cap(b)-len(b) < readSize {
-			b = append(b, make([]byte, readSize)...)[:len(b)]
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
 		}
-		n, err := read(s.h, b[len(b):len(b)+readSize])
+		n, err := read(s.h, b[len(b):min(cap(b), len(b)+readSize)])
 		b = b[:len(b)+n]
 		if err != nil {
 			s.Close()
