@@ -5,6 +5,7 @@
 // bytes it read, in all) or "err CODE MESSAGE".
 //
 //	get OWNER/NAME KEY N   read the key N times (guest.Space.Get)
+//	read OWNER/NAME KEY N  the same with Space.Open into one buffer: no allocation
 //	open CID               stream the content to nothing, 64 KiB a read
 //	call REF N INPUT       call the service N times on INPUT
 package main
@@ -46,6 +47,29 @@ func run() {
 					break
 				}
 				total += int64(len(b))
+			}
+		case "read":
+			n, _ := strconv.Atoi(arg(3))
+			s := guest.Space(arg(1))
+			for range n {
+				var r io.ReadCloser
+				if r, err = s.Open(arg(2)); err != nil {
+					break
+				}
+				for {
+					k, rerr := r.Read(buf)
+					total += int64(k)
+					if rerr != nil {
+						if rerr != io.EOF {
+							err = rerr
+						}
+						break
+					}
+				}
+				r.Close()
+				if err != nil {
+					break
+				}
 			}
 		case "open":
 			var r io.ReadCloser
