@@ -44,7 +44,7 @@ row "open $size MiB CID" "$(median "HostOpen" host-MiB/s)" "$(median "HostOpen" 
 row "nested call (tally)" "$(median "HostCall" host-ns/call)" "$(median "HostCall" lib-ns/call)" µs \
 	"≤ 1.5 (baseline: Service(\"tally\").Call on the runner)" 1000
 awk -v v="$(median "HostNear" value-bytes)" -v n="$(median "HostNear" near-bytes)" -v f="$(median "HostNear" far-bytes)" 'BEGIN {
-	printf "%-30s %10.1f %-7s %10.1f %-7s %5.2f%%   %s\n", "--near: bytes across", n / 1024, "KiB", v / 1048576, "MiB", 100 * n / v, "< 1% of the value"
+	printf "%-30s %10.1f %-7s %10.1f %-7s %5.3f%%   %s\n", "--near: bytes across", n / 1024, "KiB", v / 1048576, "MiB", 100 * n / v, "< 1% of the value"
 	printf "%-30s %10.1f %-7s %10.1f %-7s %5.1f%%   %s\n", "without --near (on C)", f / 1048576, "MiB", v / 1048576, "MiB", 100 * f / v, "≥ 100% of the value" }'
 echo
 echo "medians of $count runs (--near: one run); loopback TCP, nodes in one process, $(nproc) cores"
