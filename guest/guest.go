@@ -178,8 +178,14 @@ func (s *stream) Close() error {
 // read): a 1 KiB value costs one 4 KiB allocation, not a zeroed 64 KiB
 // one, which in a module's heap costs more than the host's read.
 func readAll(s *stream) ([]byte, error) {
-	b := make([]byte, 0, 4<<10)
-	for {
+	// One allocation of the right size when the host says the size (and
+	// a byte more, to read the end without growing).
+	c, want := 4<<10, -1
+	if n := size(s.h); n >= 0 && n < 1<<30 {
+		c, want = int(n)+1, int(n)
+	}
+	b := make([]byte, 0, c)
+	for len(b) != want {
 		if len(b) == cap(b) {
 			b = append(b, 0)[:len(b)]
 		}

@@ -23,6 +23,7 @@ func call(ref string, in []byte) (int32, error)     { return 0, errNotModule }
 func add(data []byte) (string, error)               { return "", errNotModule }
 func read(h int32, p []byte) (int, error)           { return 0, errNotModule }
 func closeHandle(h int32) error                     { return errNotModule }
+func size(h int32) int64                            { return -1 }
 
 func hostLog(line string) {
 	if !strings.HasSuffix(line, "\n") {

@@ -23,6 +23,9 @@ func nubeRead(h int32, buf unsafe.Pointer, bufCap uint32) int64
 //go:wasmimport nube_v1 close
 func nubeClose(h int32) int32
 
+//go:wasmimport nube_v1 size
+func nubeSize(h int32) int64
+
 //go:wasmimport nube_v1 open
 func nubeOpen(path unsafe.Pointer, pathLen uint32) int64
 
@@ -171,6 +174,15 @@ func read(h int32, p []byte) (int, error) {
 		return 0, &Error{Code: CodeFailed, Op: "read", Message: "the host returned more bytes than asked for"}
 	}
 	return int(r), nil
+}
+
+// size returns how many bytes are left to read on h, or -1 when the host
+// does not know.
+func size(h int32) int64 {
+	if r := nubeSize(h); r >= 0 {
+		return r
+	}
+	return -1
 }
 
 func closeHandle(h int32) error {

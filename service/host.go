@@ -113,7 +113,7 @@ type runHost struct {
 	det    bool        // a deterministic run
 	depth  int         // this run's depth; its calls are depth+1
 	loans  map[string]SpaceLoan
-	files  map[int32]io.ReadCloser
+	files  map[int32]*stream
 	next   int32
 	spent  uint64      // credit its calls spent, in millicredits
 	added  int64       // bytes it added as content
@@ -129,7 +129,7 @@ type runHost struct {
 }
 
 func (m *Manager) newHost(c *Capability, det bool, depth int) *runHost {
-	return &runHost{m: m, cap: c, det: det, depth: depth, loans: map[string]SpaceLoan{}, files: map[int32]io.ReadCloser{}}
+	return &runHost{m: m, cap: c, det: det, depth: depth, loans: map[string]SpaceLoan{}, files: map[int32]*stream{}}
 }
 
 // close ends the run's handles and loans: the spaces' keys are forgotten.
@@ -154,15 +154,42 @@ func (h *runHost) fail(err error) int64 {
 	return hostCode(err)
 }
 
+// stream is an open handle: what it reads, and how much is left when
+// its source says its size (-1 when not).
+type stream struct {
+	io.ReadCloser
+	left int64
+}
+
+func (s *stream) Read(p []byte) (int, error) {
+	n, err := s.ReadCloser.Read(p)
+	if s.left >= 0 {
+		s.left = max(s.left-int64(n), 0)
+	}
+	return n, err
+}
+
 func (h *runHost) open(r io.ReadCloser) (int64, error) {
 	if len(h.files) >= maxHandles {
 		r.Close()
 		return 0, fmt.Errorf("%w: %d handles open, the most a run may have", errLimit, maxHandles)
 	}
+	s := &stream{ReadCloser: r, left: -1}
+	switch x := r.(type) {
+	case interface{ Size() uint64 }:
+		s.left = int64(min(x.Size(), 1<<62))
+	case interface{ Len() int }:
+		s.left = int64(x.Len())
+	}
 	h.next++
-	h.files[h.next] = r
+	h.files[h.next] = s
 	return int64(h.next), nil
 }
+
+// sized is a reader of bytes in memory that says how many are left.
+type sized struct{ *bytes.Reader }
+
+func (sized) Close() error { return nil }
 
 // loan returns the run's loan of space for an op that needs access on
 // key, borrowing it on first use.
@@ -285,6 +312,16 @@ func init() {
 					return h.fail(err)
 				}
 			}
+		}),
+		def("size", 1, i64, func(_ context.Context, h *runHost, _ wasm.Memory, st []uint64) int64 {
+			f, ok := h.files[int32(st[0])]
+			if !ok {
+				return h.fail(errBadHandle)
+			}
+			if f.left >= 0 {
+				return f.left
+			}
+			return h.fail(fmt.Errorf("%w: the size of this stream is not known", errcode.ErrBadRequest))
 		}),
 		def("close", 1, i32, func(_ context.Context, h *runHost, _ wasm.Memory, st []uint64) int64 {
 			f, ok := h.files[int32(st[0])]
@@ -415,7 +452,7 @@ func init() {
 				out.WriteString(k)
 			}
 			h.touch.Read = note(h.touch.Read, space+"/"+prefix+"*")
-			id, err := h.open(io.NopCloser(&out))
+			id, err := h.open(sized{bytes.NewReader(out.Bytes())})
 			if err != nil {
 				return h.fail(err)
 			}
@@ -434,7 +471,7 @@ func init() {
 			if err != nil {
 				return h.fail(err)
 			}
-			id, err := h.open(io.NopCloser(bytes.NewReader(out)))
+			id, err := h.open(sized{bytes.NewReader(out)})
 			if err != nil {
 				return h.fail(err)
 			}

@@ -67,7 +67,7 @@ func FuzzHostCall(f *testing.F) {
 		mem := fakeMem(bytes.Clone(memory))
 		h := m.newHost(nil, which%2 == 0, 0)
 		defer h.close()
-		h.files[1] = io.NopCloser(bytes.NewReader(memory)) // a handle to read and close
+		h.files[1] = &stream{ReadCloser: io.NopCloser(bytes.NewReader(memory)), left: int64(len(memory))} // a handle to read and close
 		st := []uint64{uint64(a), uint64(b), uint64(c), uint64(d), uint64(e), uint64(g)}
 		r := call.f(context.Background(), h, mem, st[:max(call.params, 1)])
 		if r < eFailed {

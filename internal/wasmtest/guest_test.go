@@ -220,6 +220,14 @@ func instantiateFake(t *testing.T, ctx context.Context, rt wazero.Runtime) {
 		f.reads++
 		return int64(n)
 	}).Export("read")
+	b.NewFunctionBuilder().WithFunc(func(ctx context.Context, h int32) int64 {
+		f := host(ctx)
+		s, ok := f.handles[h]
+		if !ok {
+			return f.fail(eBadHandle, "no handle "+strconv.Itoa(int(h)))
+		}
+		return int64(len(s.data) - s.off)
+	}).Export("size")
 	b.NewFunctionBuilder().WithFunc(func(ctx context.Context, h int32) int32 {
 		f := host(ctx)
 		if _, ok := f.handles[h]; !ok {

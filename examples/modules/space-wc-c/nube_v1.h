@@ -50,6 +50,11 @@ int32_t nube_log(const uint8_t *ptr, uint32_t len);
 NUBE_IMPORT("read")
 int64_t nube_read(int32_t handle, uint8_t *buf, uint32_t cap);
 
+/* How many bytes are left to read on handle, or NUBE_E_INVALID when the
+ * host does not know. */
+NUBE_IMPORT("size")
+int64_t nube_size(int32_t handle);
+
 /* Frees the handle; returns 0. */
 NUBE_IMPORT("close")
 int32_t nube_close(int32_t handle);
