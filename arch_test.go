@@ -17,7 +17,7 @@ const module = "github.com/nubecloud/nube"
 var ranks = map[string]int{
 	"errcode": 0, "nodecert": 0, "internal/wire": 0, "internal/identity": 0, "internal/atomicfile": 0, "internal/lockfile": 0, "internal/dirtar": 0,
 	"internal/termsafe": 0, "internal/progress": 0, "internal/netns": 0, "internal/wasmtest": 0, "internal/hosttest": 0, "internal/browsertest": 0, "internal/fdpass": 0,
-	"wasm": 1, "api/client": 1,
+	"wasm": 1, "api/client": 1, "guest": 1,
 	"internal/p2p": 2,
 	"content":      3, "remote": 3,
 	"service":  4,
@@ -26,7 +26,7 @@ var ranks = map[string]int{
 	"ledger":   5,
 	"":         6, // the facade, at the module root
 	"api":      7,
-	"cmd/nube": 8, "nubetest": 8, "bench": 8,
+	"cmd/nube": 8, "nubetest": 8, "bench": 8, "examples/modules/space-wc": 8,
 }
 
 // TestImportRules checks every package's imports (tests aside) against the

@@ -53,6 +53,7 @@ var sentinels = map[string]error{
 	"service.ErrNoCompute": service.ErrNoCompute, "service.ErrBusy": service.ErrBusy,
 	"service.ErrModuleUnavailable": service.ErrModuleUnavailable, "service.ErrPayment": service.ErrPayment,
 	"service.ErrUnsettled": service.ErrUnsettled, "service.ErrNotOffered": service.ErrNotOffered,
+	"service.ErrNotAllowed": service.ErrNotAllowed, "service.ErrBadCapability": service.ErrBadCapability, "service.ErrDisagree": service.ErrDisagree,
 
 	"space.ErrNotFound": space.ErrNotFound, "space.ErrNotAuthorised": space.ErrNotAuthorised,
 	"space.ErrTooLarge": space.ErrTooLarge, "space.ErrBadName": space.ErrBadName,

@@ -26,7 +26,7 @@ const (
 	// included.
 	MaxCapabilitySize = 256 << 10
 	// MaxCapabilityLife is the longest a capability may be valid.
-	MaxCapabilityLife = 2 * time.Hour
+	MaxCapabilityLife = time.Hour
 	// MaxDepth is the deepest calls may nest: a run calling a service
 	// whose run calls another, and so on.
 	MaxDepth = 8
