@@ -54,7 +54,12 @@ func mgr(s manager) *Manager { return s.Service("x").m }
 
 // Tamper makes the node behind s change the output of every run it does
 // from now on: a liar, for the tests of Verify.
-func TamperWith(s manager, f func([]byte) []byte) { mgr(s).tamper = f }
+func TamperWith(s manager, f func([]byte) []byte) {
+	m := mgr(s)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.tamper = f
+}
 
 // SignCapability signs, as the node behind s, the capability of a run of
 // d on runner with the rights given, as a call would.

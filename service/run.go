@@ -365,8 +365,11 @@ func (m *Manager) serveRun(ctx context.Context, from peer.ID, req runRequest) ru
 	res, err := mod.Run(ctx, job)
 	m.metrics.running.Dec()
 	host.close()
-	if err == nil && m.tamper != nil {
-		res.Output = m.tamper(res.Output)
+	m.mu.Lock()
+	tamper := m.tamper
+	m.mu.Unlock()
+	if err == nil && tamper != nil {
+		res.Output = tamper(res.Output)
 	}
 	if pay.priced && !first {
 		var perr error
