@@ -8,6 +8,7 @@ import (
 	"iter"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -218,7 +219,7 @@ type Result struct {
 	// holds it.
 	Near bool
 	// Proof is Peer's signed record of the last stage's run: what it
-	// ran, on which input, and the hash of what it gave.
+	// ran, on which input, and the hash of what it gave (for Verify).
 	Proof []byte
 	Err   error
 
@@ -522,7 +523,30 @@ func (p *Pipeline) capability(ctx context.Context, pid peer.ID, d *Descriptor, l
 	if p.maxDepth != nil {
 		depth = *p.maxDepth
 	}
-	c := &Capability{Runner: pid, Module: d.Module, Allows: p.allows, Depth: depth, Budget: p.budget, Until: time.Now().Add(min(life, MaxCapabilityLife)).Truncate(time.Second)}
+	life = min(life, MaxCapabilityLife)
+	// A capability that lends no space is kept and given again to the
+	// runs of the same module on the same node while it has half its
+	// life left: signing (and checking, on the runner) costs more than
+	// a warm run. One that lends a space is made anew each time, with
+	// the space's keys as they are.
+	key := ""
+	if !slices.ContainsFunc(p.allows, func(a Allow) bool { return a.Space != "" }) {
+		var b strings.Builder
+		b.WriteString(string(pid))
+		b.WriteString(d.Module.KeyString())
+		b.WriteString(strconv.Itoa(depth))
+		b.WriteByte('|')
+		b.WriteString(strconv.FormatUint(p.budget, 10))
+		for _, a := range p.allows {
+			b.WriteByte('|')
+			b.WriteString(a.Call)
+		}
+		key = b.String()
+		if raw, ok := m.caps.get(key, life/2); ok {
+			return raw, nil
+		}
+	}
+	c := &Capability{Runner: pid, Module: d.Module, Allows: p.allows, Depth: depth, Budget: p.budget, Until: time.Now().Add(life).Truncate(time.Second)}
 	c.loans = make([][]byte, len(p.allows))
 	for i, a := range p.allows {
 		if a.Space == "" {
@@ -537,7 +561,11 @@ func (p *Pipeline) capability(ctx context.Context, pid peer.ID, d *Descriptor, l
 		}
 		c.loans[i] = loan
 	}
-	return c.sign(m.cfg.UserKey)
+	raw, err := c.sign(m.cfg.UserKey)
+	if err == nil && key != "" {
+		m.caps.put(key, raw, c.Until)
+	}
+	return raw, err
 }
 
 // nearFirst puts first among cands the nodes that hold ref (this one

@@ -10,6 +10,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -449,4 +450,52 @@ func randomNonce() []byte {
 	b := make([]byte, 16)
 	rand.Read(b)
 	return b
+}
+
+// maxCaps caps the capabilities a node keeps, signed or checked.
+const maxCaps = 1024
+
+// capCache keeps capabilities by key until they end: the ones this node
+// signed for calls that lend no space, and the ones it checked as a
+// runner (by their bytes).
+type capCache struct {
+	mu sync.Mutex
+	m  map[string]cachedCap
+}
+
+type cachedCap struct {
+	raw   []byte
+	cap   *Capability
+	terms []LoanTerms
+	until time.Time
+}
+
+// get returns the bytes kept under key if they stay valid for at least
+// left more.
+func (c *capCache) get(key string, left time.Duration) ([]byte, bool) {
+	e, ok := c.entry(key, left)
+	return e.raw, ok
+}
+
+func (c *capCache) entry(key string, left time.Duration) (cachedCap, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[key]
+	if !ok || time.Until(e.until) < left {
+		return cachedCap{}, false
+	}
+	return e, true
+}
+
+func (c *capCache) put(key string, raw []byte, until time.Time) {
+	c.keep(key, cachedCap{raw: raw, until: until})
+}
+
+func (c *capCache) keep(key string, e cachedCap) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxCaps {
+		c.m = map[string]cachedCap{}
+	}
+	c.m[key] = e
 }

@@ -545,7 +545,9 @@ func (h *runHost) call(ctx context.Context, ref string, in []byte) ([]byte, erro
 		return nil, ctx.Err()
 	}
 	h.spent += uint64(max(r.Cost, 0))
-	h.touch.Calls = note(h.touch.Calls, fmt.Sprintf("%s on %s (%v)", ref, r.Peer, time.Since(start).Round(time.Millisecond)))
+	if len(h.touch.Calls) < maxTouched {
+		h.touch.Calls = append(h.touch.Calls, fmt.Sprintf("%s on %s (%v)", ref, r.Peer, time.Since(start).Round(time.Millisecond)))
+	}
 	return r.Output, r.Err
 }
 

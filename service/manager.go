@@ -146,6 +146,9 @@ type Manager struct {
 	verified map[string]*Descriptor  // descriptors checked, by their bytes
 	tamper   func([]byte) []byte     // a test's liar: changes every output
 	verdicts map[verdictKey]*pending // priced runs a Verify has yet to judge
+	caps     capCache                // capabilities signed for calls that lend no space
+	checked  capCache                // capabilities checked as a runner, by their bytes
+	certs    map[string]struct{}     // callers' certs checked, by node, user and signature
 	runs     []Record                // the latest runs, oldest first
 	calls    []CallRecord            // the latest calls this node made, oldest first
 	closing  bool                    // Close has begun: no settlement starts
@@ -212,6 +215,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		asked:    map[string]time.Time{},
 		verified: map[string]*Descriptor{},
 		verdicts: map[verdictKey]*pending{},
+		certs:    map[string]struct{}{},
 		payers:   newPayers(time.Now),
 		metrics:  newMetrics(cfg.Registerer),
 	}

@@ -116,6 +116,36 @@ func callerUser(from peer.ID, cert *nodecert.Cert) (peer.ID, error) {
 	return cert.User, nil
 }
 
+// maxCerts caps the callers' certs a node remembers as checked.
+const maxCerts = 4096
+
+// callerUser is callerUser with a memory of the certs checked: a cert
+// names one node under one user's signature for good, so a warm call
+// need not check the same signature again.
+func (m *Manager) callerUser(from peer.ID, cert *nodecert.Cert) (peer.ID, error) {
+	if cert == nil {
+		return "", nil
+	}
+	key := string(from) + "\x00" + string(cert.User) + "\x00" + string(cert.Sig)
+	m.mu.Lock()
+	_, ok := m.certs[key]
+	m.mu.Unlock()
+	if ok {
+		return cert.User, nil
+	}
+	user, err := callerUser(from, cert)
+	if err != nil {
+		return "", err
+	}
+	m.mu.Lock()
+	if len(m.certs) >= maxCerts {
+		clear(m.certs)
+	}
+	m.certs[key] = struct{}{}
+	m.mu.Unlock()
+	return user, nil
+}
+
 // reserveTTL is how long a caller's reserve lasts: the run's limit, time
 // to fetch and compile, and a minute to settle.
 func reserveTTL(run time.Duration) time.Duration { return run + fetchAllowance + time.Minute }
@@ -131,7 +161,7 @@ type payPlan struct {
 // admit checks a run request against the node's offer and says whether
 // the run must be paid for: a priced service, for another user.
 func (m *Manager) admit(from peer.ID, req runRequest, d *Descriptor) (payPlan, error) {
-	user, err := callerUser(from, req.Cert)
+	user, err := m.callerUser(from, req.Cert)
 	if err != nil {
 		return payPlan{}, err
 	}

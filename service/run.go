@@ -136,7 +136,8 @@ type runRequest struct {
 	// Seed seeds a deterministic run's randomness.
 	Seed []byte `cbor:"11,keyasint,omitempty"`
 	// Verdict says the caller compares this run with others' (Verify):
-	// a priced run is settled only when the caller says it agreed.
+	// the runner signs a Proof of it, and a priced run is settled only
+	// when the caller says it agreed.
 	Verdict bool `cbor:"12,keyasint,omitempty"`
 }
 
@@ -432,7 +433,10 @@ func (m *Manager) serveRun(ctx context.Context, from peer.ID, req runRequest) ru
 				reply.OutputCID = c.Bytes()
 			}
 		}
-		reply.Proof = m.prove(d, from, req, job.Input, res.Output, outCID)
+		if req.Verdict {
+			// Only a run that is compared with others needs signing.
+			reply.Proof = m.prove(d, from, req, job.Input, res.Output, outCID)
+		}
 		if outCID.Defined() {
 			reply.Output = nil
 		}
@@ -585,7 +589,7 @@ func (m *Manager) hostFor(from, user peer.ID, req runRequest, d *Descriptor) (*r
 	var c *Capability
 	if len(req.Cap) > 0 {
 		var err error
-		if c, err = ParseCapability(req.Cap); err != nil {
+		if c, err = m.checkedCapability(req.Cap); err != nil {
 			return nil, err
 		}
 		if user == "" && from == m.self {
@@ -593,21 +597,6 @@ func (m *Manager) hostFor(from, user peer.ID, req runRequest, d *Descriptor) (*r
 		}
 		if err := c.checkFor(user, m.self, d.Module, time.Now()); err != nil {
 			return nil, err
-		}
-		for i, a := range c.Allows {
-			if a.Space == "" {
-				continue
-			}
-			if m.cfg.Spaces == nil {
-				return nil, fmt.Errorf("%w: this node has no space layer for %s", ErrNotAllowed, a.Space)
-			}
-			terms, err := m.cfg.Spaces.Inspect(c.loans[i])
-			if err != nil {
-				return nil, fmt.Errorf("%w: the loan of %s: %v", ErrNotAllowed, a.Space, err)
-			}
-			if err := c.checkLoan(a, terms); err != nil {
-				return nil, err
-			}
 		}
 	}
 	var allows []Allow
@@ -635,4 +624,36 @@ func (m *Manager) fetchInput(ctx context.Context, raw []byte, limit int64) ([]by
 		return nil, fmt.Errorf("%w: the input is %d bytes, the limit is %d", wasm.ErrInputTooLarge, f.Size(), limit)
 	}
 	return io.ReadAll(io.LimitReader(f, limit))
+}
+
+// checkedCapability parses a capability and checks each loan it carries
+// against its right: the parts of the check that do not depend on the
+// time or the caller, remembered by the capability's bytes until it ends.
+func (m *Manager) checkedCapability(raw []byte) (*Capability, error) {
+	if e, ok := m.checked.entry(string(raw), 0); ok {
+		return e.cap, nil
+	}
+	c, err := ParseCapability(raw)
+	if err != nil {
+		return nil, err
+	}
+	for i, a := range c.Allows {
+		if a.Space == "" {
+			continue
+		}
+		if m.cfg.Spaces == nil {
+			return nil, fmt.Errorf("%w: this node has no space layer for %s", ErrNotAllowed, a.Space)
+		}
+		terms, err := m.cfg.Spaces.Inspect(c.loans[i])
+		if err != nil {
+			return nil, fmt.Errorf("%w: the loan of %s: %v", ErrNotAllowed, a.Space, err)
+		}
+		if err := c.checkLoan(a, terms); err != nil {
+			return nil, err
+		}
+	}
+	if len(raw) <= maxVerifiedSize {
+		m.checked.keep(string(raw), cachedCap{cap: c, until: c.Until})
+	}
+	return c, nil
 }
