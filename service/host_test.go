@@ -16,6 +16,7 @@ import (
 	"github.com/nubecloud/nube/nubetest"
 	"github.com/nubecloud/nube/service"
 	"github.com/nubecloud/nube/space"
+	"github.com/nubecloud/nube/wasm"
 )
 
 // publishCode publishes module bytes as name.
@@ -404,5 +405,24 @@ func TestNear(t *testing.T) {
 	}
 	if far < size {
 		t.Errorf("elsewhere: %d bytes crossed, want at least the value's %d", far, size)
+	}
+}
+
+// TestLargeInputByCID sends an input over 4 MiB: it goes as content, by
+// its CID, and the runner fetches it.
+func TestLargeInputByCID(t *testing.T) {
+	const size = 6 << 20
+	big := wasm.Limits{MaxInput: 8 << 20, MaxOutput: 8 << 20}
+	c := nubetest.Cluster(t, 2, nubetest.WithConfig(func(i int, cfg *nube.Config) { cfg.ComputeLimits = big }))
+	a, r := c.Node(0), c.Node(1)
+	ctx := nubetest.Context(t, 2*time.Minute)
+	publish(t, a, "wc", "wc", "counts words")
+	in := bytes.Repeat([]byte("word "), size/5)
+	out, err := a.Service("wc").On(r.ID()).WithLimits(big).Call(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(out); got != fmt.Sprintf("word %d\n", size/5) {
+		t.Fatalf("wc of %d words answered %q", size/5, out)
 	}
 }

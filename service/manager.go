@@ -32,8 +32,10 @@ import (
 )
 
 // DefaultMaxLimits are the most a run may take on a node unless its
-// Config says otherwise.
-var DefaultMaxLimits = wasm.Limits{Memory: 256 << 20, Timeout: time.Minute, MaxInput: 4 << 20, MaxOutput: 16 << 20}
+// Config says otherwise. A run gets wasm's defaults (a 4 MiB input…)
+// unless its caller or descriptor asks for more; an input over 4 MiB
+// travels as content, by its CID.
+var DefaultMaxLimits = wasm.Limits{Memory: 256 << 20, Timeout: time.Minute, MaxInput: 64 << 20, MaxOutput: 16 << 20}
 
 // maxCatalog caps the descriptors a node keeps in its catalogue.
 const maxCatalog = 4096
