@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/nubecloud/nube/content"
@@ -73,11 +74,27 @@ func newPricedPair(t *testing.T, provider, caller *fakePay) *pricedPair {
 // newPricedPairIn is newPricedPair with the provider's data in dir.
 func newPricedPairIn(t *testing.T, dir string, provider, caller *fakePay) *pricedPair {
 	t.Helper()
-	hs := hosttest.Hosts(t, 2)
+	ms, hs, closers := payingManagers(t, dir, provider, caller)
+	ctx := nubetest.Context(t, 2*time.Minute)
+	d, err := ms[0].Publish(ctx, bytes.NewReader(wasmtest.Module(t, "upper")), service.PublishOptions{Name: "upper-priced",
+		Price: service.Price{PerCall: 1000}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &pricedPair{provider: ms[0], caller: ms[1], providerID: hs[0].ID(), d: d, close: closers[0]}
+}
+
+// payingManagers starts a service manager on a bare host per payment
+// given, each of a user of its own (set in its fakePay), the first with
+// its data in dir. Each closer closes one manager and what it runs on
+// (once; the test's end does it otherwise).
+func payingManagers(t *testing.T, dir string, pays ...*fakePay) ([]*service.Manager, []host.Host, []func()) {
+	t.Helper()
+	hs := hosttest.Hosts(t, len(pays))
 	ctx := nubetest.Context(t, 2*time.Minute)
 	var ms []*service.Manager
 	var closers []func()
-	for i, pay := range []*fakePay{provider, caller} {
+	for i, pay := range pays {
 		h := hs[i]
 		st, err := content.OpenStore("")
 		if err != nil {
@@ -120,12 +137,7 @@ func newPricedPairIn(t *testing.T, dir string, provider, caller *fakePay) *price
 		ms = append(ms, m)
 		closers = append(closers, closeAll)
 	}
-	d, err := ms[0].Publish(ctx, bytes.NewReader(wasmtest.Module(t, "upper")), service.PublishOptions{Name: "upper-priced",
-		Price: service.Price{PerCall: 1000}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &pricedPair{provider: ms[0], caller: ms[1], providerID: hs[0].ID(), d: d, close: closers[0]}
+	return ms, hs, closers
 }
 
 func (p *pricedPair) call(ctx context.Context) service.Result {

@@ -3,7 +3,6 @@ package service_test
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"sync/atomic"
 	"testing"
@@ -11,12 +10,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/nubecloud/nube/content"
-	"github.com/nubecloud/nube/internal/hosttest"
-	"github.com/nubecloud/nube/internal/identity"
 	"github.com/nubecloud/nube/internal/wasmtest"
 	"github.com/nubecloud/nube/nubetest"
-	"github.com/nubecloud/nube/remote"
 	"github.com/nubecloud/nube/service"
 )
 
@@ -25,36 +20,13 @@ import (
 // their runs, the liar's run is never settled (its reserve returns to the
 // caller when it expires).
 func TestVerifyPaysTheMajority(t *testing.T) {
-	hs := hosttest.Hosts(t, 4)
-	ctx := nubetest.Context(t, 3*time.Minute)
-	var ms []*service.Manager
 	collected := make([]atomic.Int32, 4)
-	for i, h := range hs {
-		st, err := content.OpenStore("")
-		if err != nil {
-			t.Fatal(err)
-		}
-		cs, err := content.New(ctx, content.Config{Host: h, Store: st})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ep, err := remote.New(ctx, remote.Config{Host: h})
-		if err != nil {
-			t.Fatal(err)
-		}
-		key := identity.Generate()
-		pay := &fakePay{collect: func(context.Context, []byte) error { collected[i].Add(1); return nil }}
-		if pay.user, err = identity.ID(key.Public().(ed25519.PublicKey)); err != nil {
-			t.Fatal(err)
-		}
-		m, err := service.New(ctx, service.Config{Host: h, Content: cs, Remote: ep, UserKey: key, Payments: pay,
-			Interpreter: nubetest.TestConfig().ComputeInterpreter})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { m.Close(); ep.Close(); cs.Close(); st.Close() })
-		ms = append(ms, m)
+	pays := make([]*fakePay, 4)
+	for i := range pays {
+		pays[i] = &fakePay{collect: func(context.Context, []byte) error { collected[i].Add(1); return nil }}
 	}
+	ms, hs, _ := payingManagers(t, "", pays...)
+	ctx := nubetest.Context(t, 3*time.Minute)
 	d, err := ms[1].Publish(ctx, bytes.NewReader(wasmtest.Module(t, "upper")), service.PublishOptions{Name: "det-priced",
 		Price: service.Price{PerCall: 1000}, Deterministic: true})
 	if err != nil {
