@@ -466,7 +466,6 @@ type capCache struct {
 type cachedCap struct {
 	raw   []byte
 	cap   *Capability
-	terms []LoanTerms
 	until time.Time
 }
 
