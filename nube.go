@@ -37,6 +37,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -463,7 +464,11 @@ func (n *Node) Peers() []PeerInfo {
 		pi := PeerInfo{ID: p.String(), Direction: conns[0].Stat().Direction.String()}
 		pi.Direction = strings.ToLower(pi.Direction)
 		for _, c := range conns {
-			pi.Addrs = append(pi.Addrs, c.RemoteMultiaddr().String())
+			// Two connections from one address (a simultaneous dial)
+			// show it once.
+			if a := c.RemoteMultiaddr().String(); !slices.Contains(pi.Addrs, a) {
+				pi.Addrs = append(pi.Addrs, a)
+			}
 			if p2p.IsRelayed(c) || c.Stat().Limited {
 				pi.Relayed = true
 			}
