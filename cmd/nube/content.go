@@ -591,12 +591,16 @@ func newPinCmd(g *globals) *cobra.Command {
 		Short: "Keep content on this node (add, rm, ls)",
 		Long: `Pinned content stays on this node through 'nube gc' and is announced to the
 network, so other nodes can fetch it from here. 'nube add' pins what it adds.`,
+		Example: `  nube pin add bafybei...   # fetch it all and keep it
+  nube pin ls
+  nube pin rm bafybei...`,
 	}
 	var name string
 	add := &cobra.Command{
-		Use:   "add CID",
-		Short: "Fetch everything under CID that this node lacks, and pin it",
-		Args:  cobra.ExactArgs(1),
+		Use:     "add CID",
+		Short:   "Fetch everything under CID that this node lacks, and pin it",
+		Example: "  nube pin add bafybei...\n  nube pin add bafybei... --name \"holiday photos\"",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
 			if err != nil {
@@ -614,9 +618,10 @@ network, so other nodes can fetch it from here. 'nube add' pins what it adds.`,
 	}
 	add.Flags().StringVar(&name, "name", "", "a name for the pin")
 	rm := &cobra.Command{
-		Use:   "rm CID",
-		Short: "Unpin CID; the next 'nube gc' removes what nothing else pins",
-		Args:  cobra.ExactArgs(1),
+		Use:     "rm CID",
+		Short:   "Unpin CID; the next 'nube gc' removes what nothing else pins",
+		Example: "  nube pin rm bafybei... && nube gc",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
 			if err != nil {
@@ -633,9 +638,10 @@ network, so other nodes can fetch it from here. 'nube add' pins what it adds.`,
 		},
 	}
 	ls := &cobra.Command{
-		Use:   "ls",
-		Short: "List pinned content",
-		Args:  cobra.NoArgs,
+		Use:     "ls",
+		Short:   "List pinned content",
+		Example: "  nube pin ls\n  nube pin ls --json | jq -r '.[].cid'",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) ([]client.PinInfo, error) {
 				return c.Pins(ctx)

@@ -50,7 +50,9 @@ Create and join give up after --timeout, and say what they were waiting for.`,
 	create := &cobra.Command{
 		Use:   "create PEER...",
 		Short: "Form the ledger from this node and the peers named",
-		Args:  cobra.ArbitraryArgs,
+		Example: `  nube ledger create                                      # this node alone keeps the ledger
+  nube ledger create 12D3KooA... 12D3KooB... --limit 100  # three ledger nodes; each founder may go 100 below zero`,
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			lim := int64(0)
 			if limit != "" {
@@ -70,9 +72,10 @@ Create and join give up after --timeout, and say what they were waiting for.`,
 	create.Flags().StringVar(&limit, "limit", "", "credit each founding user may go below zero, in credits (default 100)")
 	create.Flags().DurationVar(&timeout, "timeout", ledger.CreateTimeout, "give up after this long")
 	join := &cobra.Command{
-		Use:   "join PEER",
-		Short: "Make this node a ledger node, through the ledger node PEER",
-		Args:  cobra.ExactArgs(1),
+		Use:     "join PEER",
+		Short:   "Make this node a ledger node, through the ledger node PEER",
+		Example: "  nube ledger join 12D3KooA...           # on the new ledger node; A is one already",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			g.waiting("joining the ledger through "+args[0]+": waiting for its members to agree and for the ledger's state", timeout)
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout+answerMargin)
@@ -84,9 +87,10 @@ Create and join give up after --timeout, and say what they were waiting for.`,
 	}
 	join.Flags().DurationVar(&timeout, "timeout", ledger.JoinTimeout, "give up after this long")
 	info := &cobra.Command{
-		Use:   "info",
-		Short: "Show the ledger: its nodes, accounts, escrow, and that its balances sum to zero",
-		Args:  cobra.NoArgs,
+		Use:     "info",
+		Short:   "Show the ledger: its nodes, accounts, escrow, and that its balances sum to zero",
+		Example: "  nube ledger info\n  nube ledger info --json | jq .nodes",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := ledgerCall(cmd.Context())
 			defer cancel()
@@ -177,9 +181,10 @@ smallest amount; service prices are set in millicredits).`,
   nube credit limits`,
 	}
 	balance := &cobra.Command{
-		Use:   "balance [USER]",
-		Short: "Show the balance of your account, or of USER's",
-		Args:  cobra.MaximumNArgs(1),
+		Use:     "balance [USER]",
+		Short:   "Show the balance of your account, or of USER's",
+		Example: "  nube credit balance\n  nube credit balance 12D3KooWUser...   # another user's",
+		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			user := ""
 			if len(args) == 1 {
@@ -260,9 +265,10 @@ already spent of it and no lower (they must earn it back first).`,
 		},
 	}
 	history := &cobra.Command{
-		Use:   "history",
-		Short: "List the latest entries of your account, oldest first",
-		Args:  cobra.NoArgs,
+		Use:     "history",
+		Short:   "List the latest entries of your account, oldest first",
+		Example: "  nube credit history\n  nube credit history --json | jq '.history[] | select(.kind == \"transfer\")'",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := ledgerCall(cmd.Context())
 			defer cancel()
@@ -285,9 +291,10 @@ already spent of it and no lower (they must earn it back first).`,
 		},
 	}
 	limits := &cobra.Command{
-		Use:   "limits",
-		Short: "Show your credit limit and trust lines, and what this node offers others and at what price",
-		Args:  cobra.NoArgs,
+		Use:     "limits",
+		Short:   "Show your credit limit and trust lines, and what this node offers others and at what price",
+		Example: "  nube credit limits",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := ledgerCall(cmd.Context())
 			defer cancel()

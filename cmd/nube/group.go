@@ -49,6 +49,8 @@ func newGroupCreateCmd(g *globals) *cobra.Command {
 then runs 'nube group join NAME <this node's ID>' (or 'create' with the same
 members, in any order). With no peers, the group is this node alone, and
 grows with 'nube group add'.`,
+		Example: `  nube group create jobs 12D3KooA... 12D3KooB...   # then, on A and B: nube group join jobs <this node's ID>
+  nube group create solo                           # this node alone, for now`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) (client.GroupStatus, error) {
@@ -65,7 +67,8 @@ func newGroupJoinCmd(g *globals) *cobra.Command {
 		Long: `Join the group NAME through its member PEER. This node must be a member
 already: named when the group was created, or added since with
 'nube group add NAME <this node's ID>' on a member.`,
-		Args: cobra.ExactArgs(2),
+		Example: "  nube group join jobs 12D3KooC...   # C is a member that is up",
+		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) (client.GroupStatus, error) {
 				return c.GroupJoin(ctx, args[0], args[1])
@@ -76,9 +79,10 @@ already: named when the group was created, or added since with
 
 func newGroupStatusCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "status NAME",
-		Short: "Show a group's leader, term, log indexes and members",
-		Args:  cobra.ExactArgs(1),
+		Use:     "status NAME",
+		Short:   "Show a group's leader, term, log indexes and members",
+		Example: "  nube group status jobs\n  nube group status jobs --json | jq -r .leader",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) (client.GroupStatus, error) {
 				return c.GroupStatus(ctx, args[0])
@@ -89,9 +93,10 @@ func newGroupStatusCmd(g *globals) *cobra.Command {
 
 func newGroupMembersCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "members NAME",
-		Short: "List a group's members and whether each is up",
-		Args:  cobra.ExactArgs(1),
+		Use:     "members NAME",
+		Short:   "List a group's members and whether each is up",
+		Example: "  nube group members jobs",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) ([]client.GroupMember, error) {
 				st, err := c.GroupStatus(ctx, args[0])
@@ -133,10 +138,11 @@ it does, it counts as a member that is down.`
 member that is down for good (remove it, then add the new one).`
 	}
 	return &cobra.Command{
-		Use:   verb + " NAME PEER",
-		Short: short,
-		Long:  long,
-		Args:  cobra.ExactArgs(2),
+		Use:     verb + " NAME PEER",
+		Short:   short,
+		Long:    long,
+		Example: "  nube group " + verb + " jobs 12D3KooD...",
+		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
 			if err != nil {
@@ -166,7 +172,8 @@ func newGroupGetCmd(g *globals) *cobra.Command {
 		Long: `Print the value of KEY in the group NAME's map, exactly as stored, to stdout.
 With --json, print {key, value (base64), version}. A key with no value is an
 error (exit status 1).`,
-		Args: cobra.ExactArgs(2),
+		Example: "  nube group get jobs config > config.json\n  nube group get jobs queue/1 --json",
+		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) (client.GroupEntry, error) {
 				return c.GroupGet(ctx, args[0], args[1])
@@ -259,6 +266,7 @@ func newGroupDeleteCmd(g *globals) *cobra.Command {
 		Use:     "delete NAME KEY",
 		Aliases: []string{"rm"},
 		Short:   "Delete a key",
+		Example: "  nube group delete jobs queue/1",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) (client.GroupResult, error) {
