@@ -169,10 +169,37 @@ func TestUpAndCommands(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "pong from "+a.info.ID) {
 		t.Fatalf("nube ping: %d %s %s", code, out, errs)
 	}
-	// The nube binary serves only the built-in listing: b lists it for a.
-	out, errs, code = run(t, "--data", d2, "remote", "ls", a.info.ID)
+	// nube peers: a header, then the peer.
+	out, errs, code = run(t, "--data", d1, "peers")
+	if lines := strings.Split(out, "\n"); code != 0 || len(lines) < 2 || strings.Join(strings.Fields(lines[0]), " ") != "PEER DIRECTION LATENCY ADDRESS" ||
+		!strings.HasPrefix(lines[1], b.info.ID) {
+		t.Fatalf("nube peers: want a header line, then %s: %d\n%s%s", b.info.ID, code, out, errs)
+	}
+	// The nube binary serves only the built-in listing: b lists it for a
+	// with --all, and says it hides it without.
+	out, errs, code = run(t, "--data", d2, "remote", "ls", "--all", a.info.ID)
 	if code != 0 || !strings.Contains(out, "nube.functions") || !strings.Contains(out, "[]remote.FuncInfo") {
-		t.Fatalf("nube remote ls: %d %s %s", code, out, errs)
+		t.Fatalf("nube remote ls --all: %d %s %s", code, out, errs)
+	}
+	out, errs, code = run(t, "--data", d2, "remote", "ls", a.info.ID)
+	if code != 0 || strings.Contains(out, "nube.functions") || !strings.Contains(out, "no functions on "+a.info.ID) || !strings.Contains(out, "--all lists them") {
+		t.Fatalf("nube remote ls: want nube's own functions hidden, and said so: %d %s %s", code, out, errs)
+	}
+	out, errs, code = run(t, "--data", d2, "remote", "ls", "--json", a.info.ID)
+	var fr client.FunctionsResult
+	if code != 0 || json.Unmarshal([]byte(out), &fr) != nil || fr.Functions == nil || len(fr.Functions) != 0 {
+		t.Fatalf("nube remote ls --json: want an empty list: %d %s %s", code, out, errs)
+	}
+	// nube version --all: the CLI's and the daemon's.
+	out, errs, code = run(t, "--data", d1, "version", "--all")
+	if lines := strings.Split(out, "\n"); code != 0 || len(lines) < 2 || lines[0] != "cli     "+nube.Version ||
+		!strings.HasPrefix(lines[1], "daemon  "+nube.Version+" (") || !strings.Contains(lines[1], a.info.ID) {
+		t.Fatalf("nube version --all: want the CLI's and the daemon's version, labelled: %d\n%s%s", code, out, errs)
+	}
+	out, _, code = run(t, "--data", d1, "version", "--all", "--json")
+	var v map[string]string
+	if code != 0 || json.Unmarshal([]byte(out), &v) != nil || v["version"] != nube.Version || v["daemon"] != nube.Version {
+		t.Fatalf("nube version --all --json: %d %s", code, out)
 	}
 	out, errs, code = run(t, "--data", d2, "remote", "ls", "not-a-peer")
 	if code == 0 || !strings.Contains(errs, "bad peer ID") {
@@ -198,6 +225,10 @@ func TestUpAndCommands(t *testing.T) {
 	_, errs, code = run(t, "--data", d1, "peers")
 	if code == 0 || !strings.Contains(errs, "no nube daemon is running") || !strings.Contains(errs, "nube up") {
 		t.Fatalf("peers with no daemon: %d %q", code, errs)
+	}
+	out, errs, code = run(t, "--data", d1, "version", "--all")
+	if code == 0 || !strings.Contains(errs, "the CLI is nube "+nube.Version) || !strings.Contains(errs, "no nube daemon is running") {
+		t.Fatalf("version --all with no daemon: want the CLI's version and why the daemon's is missing: %d %q %q", code, out, errs)
 	}
 }
 

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"math"
-	"strings"
+	"slices"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -44,32 +46,52 @@ func newPeersCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:     "peers",
 		Short:   "List the peers the node is connected to",
-		Long:    "List the peers the running node is connected to, with the direction of the connection, its latency and the remote address.",
+		Long:    "List the running node's peers, a line each: peer ID, direction of the connection, latency and the remote address (one more line for each further address, if several connections reach the peer).",
 		Example: "  nube peers\n  nube peers --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) ([]client.PeerInfo, error) {
 				return c.Peers(ctx)
 			}, func(peers []client.PeerInfo) error {
-				if len(peers) == 0 {
-					g.printf("no peers connected yet\n")
-					return nil
-				}
-				for _, p := range peers {
-					lat := "-"
-					if p.LatencyMS > 0 {
-						lat = fmt.Sprintf("%.2fms", p.LatencyMS)
-					}
-					dir := p.Direction
-					if p.Relayed {
-						dir += ",relayed"
-					}
-					g.printf("%s  %-8s %9s  %s\n", p.ID, dir, lat, strings.Join(p.Addrs, " "))
-				}
-				return nil
+				return printPeers(g.out, peers)
 			})
 		},
 	}
+}
+
+// printPeers writes peers as a table with a header, each remote address
+// once: two connections to a peer from one address show one address.
+func printPeers(w io.Writer, peers []client.PeerInfo) error {
+	if len(peers) == 0 {
+		_, err := fmt.Fprintln(w, "no peers connected yet")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PEER\tDIRECTION\tLATENCY\tADDRESS")
+	for _, p := range peers {
+		lat := "-"
+		if p.LatencyMS > 0 {
+			lat = fmt.Sprintf("%.2fms", p.LatencyMS)
+		}
+		dir := p.Direction
+		if p.Relayed {
+			dir += ", relayed"
+		}
+		var addrs []string
+		for _, a := range p.Addrs {
+			if !slices.Contains(addrs, a) {
+				addrs = append(addrs, a)
+			}
+		}
+		if len(addrs) == 0 {
+			addrs = []string{"-"}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.ID, dir, lat, addrs[0])
+		for _, a := range addrs[1:] {
+			fmt.Fprintf(tw, "\t\t\t%s\n", a)
+		}
+	}
+	return tw.Flush()
 }
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -201,16 +223,42 @@ connected to it.`,
 }
 
 func newVersionCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var all bool
+	cmd := &cobra.Command{
 		Use:   "version",
-		Short: "Print nube's version",
-		Args:  cobra.NoArgs,
+		Short: "Print nube's version (with --all, the running daemon's too)",
+		Long: `Print this nube command's version. With --all, ask the daemon running on
+the data dir for its version too: after an upgrade, the daemon runs the old
+binary until it is restarted.`,
+		Example: "  nube version\n  nube version --all\n  nube version --all --json",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if g.json {
-				return g.printJSON(map[string]string{"version": nube.Version})
+			if !all {
+				if g.json {
+					return g.printJSON(map[string]string{"version": nube.Version})
+				}
+				g.printf("nube %s\n", nube.Version)
+				return nil
 			}
-			g.printf("nube %s\n", nube.Version)
+			c, err := g.client()
+			if err != nil {
+				return fmt.Errorf("the CLI is nube %s; the daemon's version: %w", nube.Version, err)
+			}
+			st, err := c.Status(cmd.Context())
+			if err != nil {
+				return fmt.Errorf("the CLI is nube %s; the daemon's version: %w", nube.Version, err)
+			}
+			if g.json {
+				return g.printJSON(map[string]string{"version": nube.Version, "daemon": st.Version})
+			}
+			g.printf("cli     %s\n", nube.Version)
+			g.printf("daemon  %s (%s, peer %s)\n", st.Version, c.URL, st.ID)
+			if st.Version != nube.Version {
+				g.printf("the daemon runs another version than this command; restart it ('nube up') to run this one\n")
+			}
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&all, "all", false, "also print the version of the daemon running on the data dir")
+	return cmd
 }
