@@ -323,6 +323,19 @@ func TestOpenAndGateway(t *testing.T) {
 	if a.info.Dashboard != a.info.API+"/" {
 		t.Fatalf("nube up printed dashboard %q, want the API's address %q and no login code", a.info.Dashboard, a.info.API+"/")
 	}
+	// On a machine with no browser (no $BROWSER, no display, no
+	// xdg-open), open says so and prints the link; it writes no page.
+	noBrowser := exec.Command(bin, "--data", d, "open")
+	noBrowser.Env = []string{"PATH=" + t.TempDir(), "HOME=" + os.Getenv("HOME")}
+	var nbOut, nbErr bytes.Buffer
+	noBrowser.Stdout, noBrowser.Stderr = &nbOut, &nbErr
+	if err := noBrowser.Run(); err != nil || !strings.Contains(nbErr.String(), "no browser on this machine") ||
+		!strings.HasPrefix(strings.TrimSpace(nbOut.String()), a.info.API+"/login#") {
+		t.Fatalf("open with no browser: want a line saying so, and the link: %v\nstdout: %s\nstderr: %s", err, nbOut.String(), nbErr.String())
+	}
+	if pages, _ := filepath.Glob(filepath.Join(d, "open-*.html")); len(pages) != 0 {
+		t.Fatalf("open with no browser wrote login pages: %v", pages)
+	}
 	second, _, _ := run(t, "--data", d, "open", "--print")
 	for _, l := range []string{link, strings.TrimSpace(second)} {
 		// What the login page does: send the fragment's code for a session.

@@ -32,7 +32,9 @@ to the dashboard's login page.
 The browser is $BROWSER if set (a command; %s in it stands for the
 address), else the desktop's default. With --print the link is printed
 instead, to open elsewhere (a browser that cannot read the data dir, such
-as a sandboxed one).`,
+as a sandboxed one). On a machine with no browser (no $BROWSER, and no
+display or no xdg-open) open says so and prints the link; no page is
+written.`,
 		Example: "  nube open\n  nube open --print\n  BROWSER=firefox nube open",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -48,15 +50,22 @@ as a sandboxed one).`,
 				return g.printJSON(link)
 			}
 			if !printOnly {
-				page, err := writeLoginPage(g.dataDir, link.URL)
+				// Ask for a browser before writing a page with a code in
+				// it: a machine with none (a server over ssh) gets the
+				// link, and no file.
+				open, err := browserOpener()
 				if err == nil {
-					err = openBrowser(page)
+					var page string
+					if page, err = writeLoginPage(g.dataDir, link.URL); err == nil {
+						err = open(page)
+					}
 				}
 				if err == nil {
 					g.printf("opened the dashboard in your browser\n")
 					return nil
 				}
-				fmt.Fprintf(os.Stderr, "could not open a browser (%v); open this link instead:\n", err)
+				fmt.Fprintf(os.Stderr, "%v.\nOpen this link in a browser on this machine instead; it logs in once, within %d minutes:\n",
+					err, int(loginPageLife.Minutes()))
 			}
 			g.printf("%s\n", link.URL)
 			return nil
@@ -104,30 +113,43 @@ func writeLoginPage(dataDir, link string) (string, error) {
 	return (&url.URL{Scheme: "file", Path: p}).String(), nil
 }
 
-// openBrowser asks $BROWSER, or else the desktop, to open url in a
-// browser. $BROWSER is a list of commands separated as PATH is (the first
-// one that exists is used); "%s" in one stands for url, which otherwise
-// comes last.
-func openBrowser(url string) error {
-	var cmd *exec.Cmd
-	if c := browserCommand(os.Getenv("BROWSER"), url); c != nil {
-		cmd = c
-	} else {
-		switch runtime.GOOS {
-		case "darwin":
-			cmd = exec.Command("open", url)
-		case "windows":
-			cmd = exec.Command("rundll32", "url.dll,FileProtocolHandler", url)
-		default:
-			cmd = exec.Command("xdg-open", url)
+// browserOpener returns what opens a URL in a browser: $BROWSER if one of
+// its commands is found, else the desktop's opener. It says why not where
+// this machine has no browser to offer: on Linux and the BSDs, no
+// $BROWSER and no display (a server reached over ssh) or no xdg-open. A
+// URL is only ever handed to the browser as an argument; the caller hands
+// it the name of a file, never a code.
+func browserOpener() (func(url string) error, error) {
+	env := os.Getenv("BROWSER")
+	start := func(cmd *exec.Cmd) error {
+		if err := cmd.Start(); err != nil {
+			return fmt.Errorf("could not start a browser: %w", err)
 		}
+		// The opener hands the link to the browser and ends; once this
+		// process has exited, init reaps it.
+		return cmd.Process.Release()
 	}
-	if err := cmd.Start(); err != nil {
-		return err
+	if browserCommand(env, "") != nil {
+		return func(url string) error { return start(browserCommand(env, url)) }, nil
 	}
-	// The opener hands the link to the browser and ends; once this
-	// process has exited, init reaps it.
-	return cmd.Process.Release()
+	switch runtime.GOOS {
+	case "darwin":
+		return func(url string) error { return start(exec.Command("open", url)) }, nil
+	case "windows":
+		return func(url string) error { return start(exec.Command("rundll32", "url.dll,FileProtocolHandler", url)) }, nil
+	}
+	why := "no $BROWSER"
+	if env != "" {
+		why = fmt.Sprintf("no command of $BROWSER (%q) found", env)
+	}
+	if os.Getenv("DISPLAY") == "" && os.Getenv("WAYLAND_DISPLAY") == "" {
+		return nil, fmt.Errorf("no browser on this machine: %s, and no display ($DISPLAY and $WAYLAND_DISPLAY are unset)", why)
+	}
+	xdg, err := exec.LookPath("xdg-open")
+	if err != nil {
+		return nil, fmt.Errorf("no browser on this machine: %s, and no xdg-open to find the desktop's", why)
+	}
+	return func(url string) error { return start(exec.Command(xdg, url)) }, nil
 }
 
 // browserCommand is the first command of the $BROWSER list env that can be
