@@ -20,7 +20,9 @@ import (
 	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/api"
 	"github.com/nubecloud/nube/api/client"
+	"github.com/nubecloud/nube/group"
 	"github.com/nubecloud/nube/internal/browsertest"
+	"github.com/nubecloud/nube/internal/wasmtest"
 	"github.com/nubecloud/nube/nubetest"
 	"github.com/nubecloud/nube/space"
 )
@@ -128,6 +130,14 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Fatalf("pin ls after adding through the page: %v, %v", pins, err)
 	}
 
+	if err := os.MkdirAll(screenshotDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	manageFromPage(t, ctx, bctx, c, cl, sp)
+	if err := chromedp.Do(bctx, chromedp.EmulateViewport(1280, 900)); err != nil {
+		t.Fatal(err)
+	}
+
 	// A peer that connects now is drawn without a reload.
 	late, err := nube.Start(ctx, nubetest.TestConfig())
 	if err != nil {
@@ -174,14 +184,14 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Fatalf("controls without a label: %v", unlabelled)
 	}
 
-	// Screenshots of each panel, wide and narrow.
-	if err := os.MkdirAll(screenshotDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	// Screenshots of each panel, wide and narrow; at either width the
+	// page itself never scrolls sideways (a wide table scrolls inside its
+	// panel), and no cell is squeezed to a character a line.
 	for _, width := range []int64{1280, 400} {
 		if err := chromedp.Do(bctx, chromedp.EmulateViewport(width, 900)); err != nil {
 			t.Fatal(err)
 		}
+		checkLayout(t, bctx, width)
 		for _, panel := range []string{"node", "peers", "traffic", "content", "services", "groups", "spaces", "credit"} {
 			png, err := chromedp.Run(bctx, chromedp.Screenshot(chromedp.ID(panel)))
 			if err != nil {
@@ -193,6 +203,187 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 	}
 	t.Logf("screenshots in %s", screenshotDir)
+}
+
+// manageFromPage drives the dashboard's controls against node 0 of c,
+// which the page shows, and checks each against the API (cl) or the other
+// nodes: publish a module and call it, create a group and join another,
+// create a space and grant it, send credit, copy an ID; and the Content
+// panel keeps nube's own pins apart from the user's files. home is the
+// space node 0 is home of.
+func manageFromPage(t *testing.T, ctx, bctx context.Context, c *nubetest.C, cl *client.Client, home *space.Space) {
+	t.Helper()
+	set := func(id, value string) {
+		t.Helper()
+		browsertest.JS[chromedp.Void](t, bctx, fmt.Sprintf(`document.getElementById(%q).value = %q`, id, value))
+	}
+	click := func(id string) {
+		t.Helper()
+		// The form's output starts blank, so that what it said last
+		// time cannot pass for an answer.
+		browsertest.JS[chromedp.Void](t, bctx, fmt.Sprintf(`document.getElementById(%q).form.querySelectorAll("output").forEach((o) => { o.textContent = ""; o.className = ""; })`, id))
+		if err := chromedp.Do(bctx, chromedp.Click(chromedp.ID(id))); err != nil {
+			t.Fatalf("click %s: %v", id, err)
+		}
+	}
+	// outputSays waits for an output to say want, and fails with what it
+	// said instead (an error, most likely).
+	outputSays := func(id, want string) {
+		t.Helper()
+		browsertest.Wait(t, ctx, bctx, fmt.Sprintf(`((o) => o.textContent.includes(%q) || o.className === "err")(document.getElementById(%q))`, want, id),
+			fmt.Sprintf("#%s never said %q", id, want))
+		if got := browsertest.JS[string](t, bctx, fmt.Sprintf(`document.getElementById(%q).textContent`, id)); !strings.Contains(got, want) {
+			t.Fatalf("#%s says %q, want %q", id, got, want)
+		}
+	}
+
+	// The space's root is nube's pin, not a file of the user's.
+	browsertest.Wait(t, ctx, bctx, `[...document.querySelectorAll("#internal-table tr[data-cid] td")].some((td) => td.textContent.startsWith("space "))`,
+		"the space's root never appeared among nube's own pins")
+	if n := browsertest.JS[int](t, bctx, `[...document.querySelectorAll("#pin-table tr[data-cid] td")].filter((td) => /^(service|space) /.test(td.textContent)).length`); n != 0 {
+		t.Fatalf("%d of nube's own pins among the user's files", n)
+	}
+
+	// Publish a module from a file, under a long name, then call it with
+	// text; another node has called it here first, for a run done for
+	// others.
+	const long = "upper-cases-all-you-send-it-and-nothing-more"
+	mod := filepath.Join(t.TempDir(), "upper.wasm")
+	if err := os.WriteFile(mod, wasmtest.Module(t, "upper"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(bctx, chromedp.SetUploadFiles(chromedp.ID("publish-file"), []string{mod})); err != nil {
+		t.Fatal(err)
+	}
+	set("publish-name", long)
+	click("publish-btn")
+	outputSays("publish-result", "Published "+long)
+	svc, err := cl.ServiceInfo(ctx, long)
+	if err != nil || svc.CID != browsertest.JS[string](t, bctx, `document.getElementById("publish-result").dataset.cid`) {
+		t.Fatalf("service info after publishing through the page: %+v, %v", svc, err)
+	}
+	browsertest.Wait(t, ctx, bctx, `[...document.querySelectorAll("#internal-table td")].some((td) => td.textContent === "service module `+long+`")`,
+		"the published module never appeared among nube's own pins")
+	if _, err := c.Node(1).Service(svc.CID).On(c.Node(0).ID()).Call(ctx, []byte("x")); err != nil {
+		t.Fatalf("node 1 calls the service on node 0: %v", err)
+	}
+	if got := browsertest.JS[string](t, bctx, `document.getElementById("call-ref").value`); got != long {
+		t.Fatalf("the call form names %q after publishing, want the service just published", got)
+	}
+	set("call-input", "hello from the page")
+	click("call-btn")
+	outputSays("call-result", "Ran on ")
+	if out := browsertest.JS[string](t, bctx, `document.getElementById("call-output").textContent`); out != "HELLO FROM THE PAGE" {
+		t.Fatalf("the call's output on the page: %q", out)
+	}
+	// The run for node 1 is listed; its long name is cut with an ellipsis,
+	// whole in its title, and fits at either width.
+	browsertest.Wait(t, ctx, bctx, `document.querySelectorAll("#run-table tbody td.id").length > 0`, "the run done for node 1 never appeared")
+	for _, width := range []int64{1280, 400} {
+		if err := chromedp.Do(bctx, chromedp.EmulateViewport(width, 900)); err != nil {
+			t.Fatal(err)
+		}
+		checkLayout(t, bctx, width)
+		if cut := browsertest.JS[bool](t, bctx, `[...document.querySelectorAll("#run-table td")]
+			.some((td) => td.title === "`+long+`" && td.scrollWidth > td.clientWidth)`); !cut {
+			t.Fatalf("at %d px, the long service name in the runs table is not cut short with its title", width)
+		}
+		png, err := chromedp.Run(bctx, chromedp.Screenshot(chromedp.ID("services")))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(screenshotDir, fmt.Sprintf("services-runs-%d.png", width)), png, 0o644)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Create a group of this node alone; join one another node formed
+	// with this node among its members.
+	set("group-name", "team")
+	click("group-create-btn")
+	outputSays("group-result", "Formed team")
+	if _, err := c.Node(1).Groups().Open(ctx, "crew", group.Options{Members: []peer.ID{c.Node(0).ID()}}); err != nil {
+		t.Fatal(err)
+	}
+	set("group-name", "crew")
+	set("group-peers", c.Node(1).ID().String())
+	click("group-join-btn")
+	outputSays("group-result", "Joined crew")
+	if names, err := cl.GroupsList(ctx); err != nil || !slices.Contains(names, "team") || !slices.Contains(names, "crew") {
+		t.Fatalf("groups after creating and joining through the page: %v, %v", names, err)
+	}
+	browsertest.Wait(t, ctx, bctx, `[...document.querySelectorAll("#group-list caption")].some((c) => c.textContent.startsWith("crew"))`,
+		"the joined group never appeared in the Groups panel")
+
+	// Create a space, then grant it to another user.
+	set("space-name", "notes")
+	click("space-btn")
+	outputSays("space-result", "Created notes")
+	id := browsertest.JS[string](t, bctx, `document.getElementById("space-result").dataset.space`)
+	browsertest.Wait(t, ctx, bctx, fmt.Sprintf(`!!document.querySelector('#space-table tr[data-space=%q]')`, id), "the new space never appeared in the Spaces panel")
+	browsertest.Wait(t, ctx, bctx, `[...document.getElementById("grant-space").options].some((o) => o.value === "notes")`,
+		"the new space was never offered to grant")
+	set("grant-space", "notes")
+	set("grant-user", c.Node(2).UserID().String())
+	click("grant-btn")
+	outputSays("grant-result", "Granted ")
+	info, err := cl.SpaceInfo(ctx, "notes")
+	if err != nil || !slices.ContainsFunc(info.Grants, func(g client.SpaceGrantInfo) bool { return g.To == c.Node(2).UserID().String() }) {
+		t.Fatalf("space info notes after granting through the page: %+v, %v", info, err)
+	}
+	if home.ID() == id {
+		t.Fatalf("the page made no new space: %s is the old one", id)
+	}
+
+	// Send credit to another user; a bad amount is refused on the page.
+	set("send-to", c.Node(1).UserID().String())
+	set("send-amount", "a lot")
+	click("send-btn")
+	browsertest.Wait(t, ctx, bctx, `document.getElementById("send-result").className === "err"`, "a bad amount was not refused")
+	set("send-amount", "0.25")
+	set("send-memo", "from the page")
+	click("send-btn")
+	outputSays("send-result", "Sent 0.250 credits")
+	browsertest.Wait(t, ctx, bctx, `[...document.querySelectorAll("#credit-table tbody td")].some((td) => td.textContent === "from the page")`,
+		"the payment sent from the page never appeared in the Credit panel")
+
+	// IDs show shortened, whole in their title, with a copy button.
+	full := browsertest.JS[string](t, bctx, `document.querySelector('#node-info [data-key="peer ID"] .idv').dataset.id`)
+	shown := browsertest.JS[string](t, bctx, `document.querySelector('#node-info [data-key="peer ID"] .idv .mono').textContent`)
+	if full != c.Node(0).ID().String() || len(shown) >= len(full) {
+		t.Fatalf("peer ID on the Node panel: %q for %q, want it shortened", shown, full)
+	}
+	browsertest.JS[chromedp.Void](t, bctx, `document.querySelector('#node-info [data-key="peer ID"] button.copy').click()`)
+	browsertest.Wait(t, ctx, bctx, `!!document.querySelector('#node-info [data-key="peer ID"] button.copy').dataset.copied`, "the copy button did nothing")
+	if browsertest.JS[string](t, bctx, `document.querySelector('#node-info [data-key="peer ID"] button.copy').dataset.copied`) != "1" &&
+		browsertest.JS[string](t, bctx, `getSelection().toString()`) != full {
+		t.Fatal("the copy button neither copied the ID nor selected it for Ctrl+C")
+	}
+}
+
+// checkLayout fails the test if, at width pixels, the page scrolls
+// sideways or a table cell is squeezed narrower than a few characters.
+func checkLayout(t *testing.T, bctx context.Context, width int64) {
+	t.Helper()
+	if over := browsertest.JS[string](t, bctx, `(() => {
+		const d = document.documentElement;
+		if (d.scrollWidth <= d.clientWidth) return "";
+		const wide = [...document.querySelectorAll("body *")].filter((e) => e.getBoundingClientRect().right > d.clientWidth + 1 && !e.closest(".scroll"));
+		return d.scrollWidth + " px wide in " + d.clientWidth + ": " + wide.slice(0, 5).map((e) => e.tagName + "#" + e.id + "." + e.className).join(", ");
+	})()`); over != "" {
+		t.Fatalf("at %d px the page scrolls sideways: %s", width, over)
+	}
+	if narrow := browsertest.JS[[]string](t, bctx, `[...document.querySelectorAll("td")]
+		.filter((td) => td.offsetParent && td.textContent.trim().length > 3 && td.clientWidth < 40)
+		.map((td) => td.closest("table").id + ": " + td.textContent.slice(0, 40) + " (" + td.clientWidth + " px)")`); len(narrow) > 0 {
+		t.Fatalf("at %d px, cells squeezed narrower than 40 px: %v", width, narrow)
+	}
+	if tall := browsertest.JS[[]string](t, bctx, `[...document.querySelectorAll("td:not(.wrap)")]
+		.map((td) => { const r = document.createRange(); r.selectNodeContents(td); return [td, r.getBoundingClientRect().height]; })
+		.filter(([td, h]) => td.offsetParent && h > 1.9 * parseFloat(getComputedStyle(td).lineHeight))
+		.map(([td, h]) => td.closest("table").id + ": " + td.textContent.slice(0, 40) + " (" + h + " px high)")`); len(tall) > 0 {
+		t.Fatalf("at %d px, one-line cells that wrap: %v", width, tall)
+	}
 }
 
 // navigationURLs returns the URLs in the tab's history.

@@ -51,8 +51,65 @@ function fillTable(table, rows, cols, empty) {
     body.append(el("tr", {}, el("td", { class: "empty", colspan: cols }, empty)));
     return;
   }
-  for (const r of rows) body.append(r);
+  for (const r of rows) {
+    // A cell cut short by its ellipsis shows the whole text on hover.
+    for (const td of r.cells) if (!td.title && !td.firstElementChild && td.textContent.length > 20) td.title = td.textContent;
+    body.append(r);
+  }
 }
+
+// idView shows a peer or user ID shortened, the whole of it in its title,
+// with a button that copies it.
+function idView(id, what) {
+  const v = el("span", { class: "idv", "data-id": id },
+    el("span", { class: "mono", title: id }, short(id)));
+  const b = el("button", { type: "button", class: "copy", "aria-label": "Copy the " + what + " " + id }, "copy");
+  b.addEventListener("click", () => copyText(id, b, v.firstChild));
+  v.append(b);
+  return v;
+}
+
+// copyText puts text on the clipboard, through the Clipboard API or, where
+// that is refused, a selected text area; failing both, it selects the ID
+// on the page for Ctrl+C.
+async function copyText(text, btn, shown) {
+  let ok = false;
+  try {
+    await navigator.clipboard.writeText(text);
+    ok = true;
+  } catch (e) {
+    const ta = el("textarea", { "aria-hidden": "true", readonly: "" });
+    ta.value = text;
+    ta.style.position = "fixed";
+    ta.style.opacity = "0";
+    document.body.append(ta);
+    ta.select();
+    try { ok = document.execCommand("copy"); } catch (e2) { ok = false; }
+    ta.remove();
+  }
+  if (!ok) {
+    shown.textContent = text;
+    getSelection().selectAllChildren(shown);
+  }
+  btn.textContent = ok ? "copied" : "Ctrl+C";
+  btn.classList.toggle("done", ok);
+  btn.dataset.copied = ok ? "1" : "0";
+  setTimeout(() => { btn.textContent = "copy"; btn.classList.remove("done"); shown.textContent = short(text); }, ok ? 2000 : 8000);
+}
+
+// idCell is a table cell holding idView(id).
+const idCell = (id, what) => el("td", { class: "id" }, id ? idView(id, what) : "–");
+
+// Views kept across the redraws of the event stream (every two seconds),
+// so that a copy button's answer, or the ID it selected, stays on screen:
+// idKept returns the view of id kept in views, or a new one, and keeps it
+// in next.
+function idKept(views, next, id, what) {
+  const v = views.get(id) || idView(id, what);
+  next.set(id, v);
+  return v;
+}
+let nodeIDs = new Map(), peerIDs = new Map();
 
 // --- Node ---------------------------------------------------------------
 
@@ -64,30 +121,37 @@ function renderNode(s) {
   const relayed = s.peers.some((p) => p.relayed);
   const offers = [s.offers.compute ? "compute" : "", "storage", s.offers.relay ? "relay" : ""].filter(Boolean).join(", ");
   const rows = [
-    ["peer ID", st.id, true], ["user", st.user_id, true], ["version", st.version],
+    ["peer ID", st.id, "peer ID"], ["user", st.user_id, "user ID"], ["version", st.version],
     ["up for", st.uptime], ["reachability", reach + (relayed ? ", reached through a relay" : "")],
     ["offers", offers], ["DHT table", st.routing_table + " peers"],
     ["data dir", st.data_dir || "(in memory)", true], ["addresses", (st.addrs || []).join("\n"), true],
   ];
-  const dl = $("node-info");
+  const dl = $("node-info"), ids = new Map();
   dl.replaceChildren();
   for (const [k, v, mono] of rows) {
     dl.append(el("dt", {}, k));
+    if (mono === "peer ID" || mono === "user ID") {
+      dl.append(el("dd", { "data-key": k }, idKept(nodeIDs, ids, v, mono)));
+      continue;
+    }
     const dd = el("dd", mono ? { class: "mono" } : {});
     String(v).split("\n").forEach((line, i) => { if (i) dd.append(el("br")); dd.append(line); });
     dl.append(dd);
   }
+  nodeIDs = ids;
 }
 
 // --- Peers --------------------------------------------------------------
 
 function renderPeers(s) {
   $("peer-count").textContent = "(" + s.peers.length + " connected, " + s.known.length + " in the DHT table)";
+  const ids = new Map();
   fillTable($("peer-table"), s.peers.map((p) => el("tr", {},
-    el("td", { class: "mono", title: p.id }, short(p.id)),
+    el("td", { class: "id" }, idKept(peerIDs, ids, p.id, "peer ID")),
     el("td", {}, p.direction + (p.relayed ? " (relayed)" : "")),
     el("td", {}, transport(p.addrs)),
     el("td", {}, p.latency_ms ? p.latency_ms.toFixed(2) + " ms" : "–"))), 4, "no peers yet");
+  peerIDs = ids;
 
   const g = $("graph");
   g.replaceChildren();
@@ -185,21 +249,45 @@ function capability(r) {
   return parts.length ? parts.join("; ") : "none";
 }
 
-function renderLists(l) {
-  fillTable($("pin-table"), l.pins.map((p) => el("tr", { "data-cid": p.cid },
+// internalPin tells the pins nube keeps for itself by their names: service
+// modules ("service module NAME") and descriptors ("service NAME@V"), the
+// roots of spaces ("space ID", "space pending ID").
+const internalPin = (p) => /^(service|space) /.test(p.name || "");
+
+function pinRow(p) {
+  return el("tr", { "data-cid": p.cid },
     el("td", { class: "mono", title: p.cid }, p.cid.slice(0, 12) + "…" + p.cid.slice(-6)), el("td", { class: "wrap" }, p.name || ""),
-    el("td", {}, (p.dir ? "dir, " : "") + bytes(p.size)), el("td", {}, new Date(p.created).toLocaleString()))), 4, "nothing pinned");
+    el("td", {}, (p.dir ? "dir, " : "") + bytes(p.size)), el("td", {}, new Date(p.created).toLocaleString()));
+}
+
+// setOptions fills a <datalist> or <select> with values, keeping what is
+// chosen, and leaves it alone if nothing changed.
+function setOptions(list, values) {
+  const have = [...list.options].map((o) => o.value);
+  if (have.length === values.length && have.every((v, i) => v === values[i])) return;
+  const keep = list.value;
+  list.replaceChildren(...values.map((v) => el("option", { value: v }, v)));
+  if (values.includes(keep)) list.value = keep;
+}
+
+function renderLists(l) {
+  const kept = l.pins.filter(internalPin);
+  fillTable($("pin-table"), l.pins.filter((p) => !internalPin(p)).map(pinRow), 4, "no files yet: add one above");
+  fillTable($("internal-table"), kept.map(pinRow), 4, "none");
+  $("internal-count").textContent = "(" + kept.length + ")";
+  setOptions($("svc-names"), [...new Set(l.services.map((s) => s.name))].sort());
+  setOptions($("grant-space"), l.spaces.filter((x) => x.role === "home").map((x) => x.name).sort());
   fillTable($("svc-table"), l.services.map((s) => el("tr", {},
     el("td", {}, s.name), el("td", {}, s.version || ""), el("td", { class: "wrap" }, s.description || ""),
     el("td", {}, String((s.runners || []).length)))), 4, "no services known");
   fillTable($("run-table"), l.runs.map((r) => el("tr", {},
-    el("td", {}, new Date(r.at).toLocaleTimeString()), el("td", {}, r.service), el("td", { class: "mono", title: r.caller }, short(r.caller)),
+    el("td", {}, new Date(r.at).toLocaleTimeString()), el("td", {}, r.service), idCell(r.caller, "caller's peer ID"),
     el("td", {}, ms(r.usage.cpu)), el("td", {}, ms(r.usage.wall)), el("td", {}, r.earned ? credits(r.earned) : "–"),
     el("td", {}, r.error ? "failed: " + r.error : (r.cold ? "ok (cold)" : "ok")),
     el("td", { class: "wrap" }, capability(r)))),
   8, "no runs for others yet");
   fillTable($("call-table"), l.calls.map((c) => el("tr", {},
-    el("td", {}, new Date(c.at).toLocaleTimeString()), el("td", {}, c.service), el("td", { class: "mono", title: c.peer }, short(c.peer)),
+    el("td", {}, new Date(c.at).toLocaleTimeString()), el("td", {}, c.service), idCell(c.peer, "peer ID"),
     el("td", {}, ms(c.usage.cpu)), el("td", {}, ms(c.elapsed)), el("td", {}, c.cost ? credits(c.cost) : "free"),
     el("td", { class: "wrap" }, c.error ? "failed: " + c.error : "ok"))),
   7, "no calls made yet");
@@ -208,18 +296,18 @@ function renderLists(l) {
     el("td", { class: "mono", title: x.id }, short(x.owner) + "/" + x.name), el("td", {}, x.role), el("td", {}, String(x.seq)),
     el("td", {}, String(x.keys)), el("td", {}, bytes(x.bytes)),
     el("td", { class: "wrap" }, (x.policy || "") + (x.holders ? " (" + x.holders + " holding)" : "")))),
-  6, "no spaces here yet. Make one with: nube space create NAME");
+  6, "no spaces here yet. Create one above.");
 
   const gl = $("group-list");
   gl.replaceChildren();
-  if (l.groups.length === 0) gl.append(el("p", { class: "empty" }, "This node is in no group. Form one with: nube group create NAME PEER…"));
+  if (l.groups.length === 0) gl.append(el("p", { class: "empty" }, "This node is in no group. Form or join one below."));
   for (const g of l.groups) {
     const t = el("table", {}, el("caption", {}, g.name + " — term " + g.term + ", this node " + g.state +
       ", log " + g.last_index + ", committed " + g.commit_index),
       el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "member"), el("th", { scope: "col" }, "state"), el("th", { scope: "col" }, "last contact"))),
       el("tbody"));
     fillTable(t, g.members.map((m) => el("tr", {},
-      el("td", { class: "mono", title: m.id }, short(m.id) + (m.id === g.leader ? " ★" : "")),
+      el("td", { class: "id" }, idView(m.id, "peer ID"), m.id === g.leader ? " ★" : ""),
       el("td", { class: "state-" + m.state }, m.state),
       el("td", {}, m.last_contact ? Math.max(0, (Date.now() - new Date(m.last_contact)) / 1000).toFixed(1) + " s ago" : "–"))), 3, "no members");
     gl.append(el("div", { class: "group scroll" }, t));
@@ -247,7 +335,7 @@ async function loadCredit() {
     fillTable($("credit-table"), (a.history || []).slice().reverse().map((e) => el("tr", {},
       el("td", {}, new Date(e.time).toLocaleString()), el("td", {}, e.kind),
       el("td", { class: e.amount < 0 ? "debit" : "credit" }, credits(e.amount)),
-      el("td", { class: "mono", title: e.peer || "" }, e.peer ? short(e.peer) : "–"), el("td", { class: "wrap" }, e.memo || ""))),
+      idCell(e.peer, "ID"), el("td", { class: "wrap" }, e.memo || ""))),
     5, "no entries yet");
   } catch (e) {
     sum.className = "empty";
@@ -342,6 +430,146 @@ async function fetchCID(ev) {
     bar.hidden = true;
   }
 }
+
+// post sends a JSON body and returns the JSON answer.
+async function post(path, body) {
+  return (await api(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) })).json();
+}
+
+// action runs a form's work with its button disabled, and says in its
+// output how it went: what work returns, or the error.
+function action(form, out, work) {
+  $(form).addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const o = $(out), buttons = $(form).querySelectorAll("button[type=submit]");
+    o.className = "";
+    o.textContent = "…";
+    buttons.forEach((b) => { b.disabled = true; });
+    try {
+      o.textContent = await work(ev);
+    } catch (e) {
+      o.className = "err";
+      o.textContent = e.message;
+    } finally {
+      buttons.forEach((b) => { b.disabled = false; });
+    }
+  });
+}
+
+const words = (id) => $(id).value.trim().split(/[\s,]+/).filter(Boolean);
+
+// parseCredits reads "2.5" as 2500 millicredits.
+function parseCredits(s) {
+  const m = /^(\d+)(?:\.(\d{1,3}))?$/.exec(s.trim());
+  if (!m) throw new Error("Not sent: the amount is a number of credits, with up to three decimals, such as 2.5");
+  return Number(m[1]) * 1000 + Number((m[2] || "").padEnd(3, "0"));
+}
+
+// base64Text decodes a call's output (base64 in JSON) as UTF-8.
+function base64Text(b64) {
+  const bin = atob(b64 || "");
+  return new TextDecoder().decode(Uint8Array.from(bin, (c) => c.charCodeAt(0)));
+}
+
+action("publish-form", "publish-result", async () => {
+  const f = $("publish-file").files[0];
+  if (!f) throw new Error("Choose a .wasm file first.");
+  const name = $("publish-name").value.trim() || f.name.replace(/\.wasm$/i, "").toLowerCase();
+  let r;
+  try {
+    r = await (await api("/api/v0/service/publish?name=" + encodeURIComponent(name), { method: "POST", body: f })).json();
+  } catch (e) {
+    throw new Error("Not published: " + e.message);
+  }
+  $("publish-result").dataset.cid = r.cid;
+  if (!$("call-ref").value) $("call-ref").value = r.name;
+  loadLists();
+  return "Published " + r.name + (r.version ? "@" + r.version : "") + ": " + r.cid;
+});
+
+action("call-form", "call-result", async () => {
+  const ref = $("call-ref").value.trim(), pre = $("call-output");
+  if (!ref) throw new Error("Name a service first.");
+  pre.hidden = true;
+  let res;
+  try {
+    const text = await (await api("/api/v0/call?n=1&ref=" + encodeURIComponent(ref), { method: "POST", body: $("call-input").value })).text();
+    res = text.split("\n").filter(Boolean).map((l) => JSON.parse(l))[0];
+  } catch (e) {
+    throw new Error("Not called: " + e.message);
+  }
+  if (!res) throw new Error("Not called: no node answered");
+  if (res.error) throw new Error("Failed on " + short(res.peer || "?") + ": " + res.error);
+  pre.textContent = res.output_cid ? res.output_cid : base64Text(res.output);
+  pre.hidden = false;
+  loadLists();
+  return "Ran on " + short(res.peer) + " in " + res.elapsed_ms.toFixed(1) + " ms" + (res.cold ? " (cold start)" : "") +
+    (res.cost ? ", cost " + credits(res.cost) + " credits" : "") + ". Output:";
+});
+
+action("group-form", "group-result", async (ev) => {
+  const name = $("group-name").value.trim(), peers = words("group-peers");
+  const join = ev.submitter && ev.submitter.value === "join";
+  if (!name) throw new Error("Name the group first.");
+  let st;
+  try {
+    if (join) {
+      if (peers.length !== 1) throw new Error("to join, give the peer ID of one member");
+      st = await post("/api/v0/group/join", { name, via: peers[0] });
+    } else {
+      st = await post("/api/v0/group/create", { name, members: peers });
+    }
+  } catch (e) {
+    throw new Error((join ? "Not joined: " : "Not created: ") + e.message);
+  }
+  loadLists();
+  return (join ? "Joined " : "Formed ") + st.name + ": " + st.members.length + " members, this node " + st.state + ".";
+});
+
+action("space-form", "space-result", async () => {
+  const name = $("space-name").value.trim(), on = words("space-on");
+  if (!name) throw new Error("Name the space first.");
+  let info;
+  try {
+    info = await post("/api/v0/space/create", on.length ? { name, on } : { name, local: true });
+  } catch (e) {
+    throw new Error("Not created: " + e.message);
+  }
+  $("space-result").dataset.space = info.id;
+  loadLists();
+  return "Created " + info.name + " (" + info.id + ").";
+});
+
+action("grant-form", "grant-result", async () => {
+  const space = $("grant-space").value, user = $("grant-user").value.trim();
+  const read = $("grant-read").checked, write = $("grant-write").checked;
+  if (!space) throw new Error("Create a space first: only its home grants it.");
+  if (!user) throw new Error("Paste the user ID to grant it to (nube id prints it on their node).");
+  let g;
+  try {
+    g = await post("/api/v0/space/grant", { space, user, read, write });
+  } catch (e) {
+    throw new Error("Not granted: " + e.message);
+  }
+  $("grant-result").dataset.grant = g.id;
+  loadLists();
+  return "Granted " + g.rights + " on " + space + " to " + short(g.to) + " (grant " + g.id + ").";
+});
+
+action("send-form", "send-result", async () => {
+  const to = $("send-to").value.trim(), memo = $("send-memo").value.trim();
+  if (!to) throw new Error("Paste the payee's user or node ID first.");
+  const amount = parseCredits($("send-amount").value);
+  let o;
+  try {
+    o = await post("/api/v0/credit/send", memo ? { to, amount, memo } : { to, amount });
+  } catch (e) {
+    throw new Error("Not sent: " + e.message);
+  }
+  loadCredit();
+  return "Sent " + credits(amount) + " credits to " + short(o.payee) + (o.node ? " (the user of node " + short(o.node) + ")" : "") +
+    ". Your balance: " + credits(o.balance) + ".";
+});
 
 // --- Live updates -------------------------------------------------------
 
