@@ -74,6 +74,10 @@ type Config struct {
 	// whose public key is an ed25519 key (an ed25519.PrivateKey, or a key
 	// held elsewhere).
 	UserKey gocrypto.Signer
+	// Cert, if set, is the user's cert of this node, made elsewhere (a
+	// node that joined its user without the user key). Nil: the manager
+	// makes it with UserKey.
+	Cert *nodecert.Cert
 	// Dir keeps ledger.json: the ledger's roster as this node learned it.
 	// Empty means memory only.
 	Dir string
@@ -212,11 +216,17 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	cert, err := nodecert.New(cfg.UserKey, cfg.Host.ID())
-	if err != nil {
-		return nil, err
+	cert := cfg.Cert
+	if cert == nil {
+		c, err := nodecert.New(cfg.UserKey, cfg.Host.ID())
+		if err != nil {
+			return nil, err
+		}
+		cert = &c
+	} else if err := cert.Check(cfg.Host.ID()); err != nil || cert.User != user {
+		return nil, fmt.Errorf("ledger: Config.Cert is not %s's cert of this node (%v)", user, err)
 	}
-	m := &Manager{cfg: cfg, log: cfg.Logger, self: cfg.Host.ID(), user: user, cert: cert, key: key,
+	m := &Manager{cfg: cfg, log: cfg.Logger, self: cfg.Host.ID(), user: user, cert: *cert, key: key,
 		door: newLimiter(cfg.SubmitRate, time.Now), life: make(chan struct{}, 1), bk: newFSM(cfg.Logger), payees: map[peer.ID]payeeOf{}, proposing: map[string]struct{}{}}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.loadKnown()

@@ -64,6 +64,14 @@ type Config struct {
 	// this node its user's. Required: a signer whose public key is an
 	// ed25519 key (an ed25519.PrivateKey, or a key held elsewhere).
 	UserKey crypto.Signer
+	// Cert, if set, is the user's cert of this node, made elsewhere: a
+	// node that joined its user by invite holds it and no user key (its
+	// UserKey then only names the user, and what it would sign fails).
+	// Nil: the manager makes the cert with UserKey.
+	Cert *nodecert.Cert
+	// Revoked reports whether this user removed the node: its cert then
+	// counts for nothing, and its runs are refused. Nil: no node is.
+	Revoked func(node peer.ID) bool
 	// NoCompute stops the node from running modules, for others or
 	// itself. It still publishes, finds and calls services elsewhere.
 	NoCompute bool
@@ -199,7 +207,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 			}
 		}
 	}
-	cert, err := nodecert.New(cfg.UserKey, cfg.Host.ID())
+	cert, err := ownCert(cfg.UserKey, cfg.Cert, user, cfg.Host.ID())
 	if err != nil {
 		return nil, err
 	}
@@ -499,4 +507,19 @@ func (m *Manager) saveCatalog() {
 	if err != nil {
 		m.log.Warn("save service catalogue", "err", err)
 	}
+}
+
+// ownCert returns the cert that makes this node its user's: the one given,
+// checked, or one made with the user key.
+func ownCert(key crypto.Signer, given *nodecert.Cert, user, self peer.ID) (nodecert.Cert, error) {
+	if given == nil {
+		return nodecert.New(key, self)
+	}
+	if given.User != user {
+		return nodecert.Cert{}, fmt.Errorf("service: Config.Cert is of user %s, not of Config.UserKey's %s", given.User, user)
+	}
+	if err := given.Check(self); err != nil {
+		return nodecert.Cert{}, fmt.Errorf("service: Config.Cert: %w", err)
+	}
+	return *given, nil
 }

@@ -131,10 +131,13 @@ func (m *Manager) callerUser(from peer.ID, cert *nodecert.Cert) (peer.ID, error)
 	_, ok := m.certs[key]
 	m.mu.Unlock()
 	if ok {
-		return cert.User, nil
+		return cert.User, m.removed(from, cert.User)
 	}
 	user, err := callerUser(from, cert)
 	if err != nil {
+		return "", err
+	}
+	if err := m.removed(from, user); err != nil {
 		return "", err
 	}
 	m.mu.Lock()
@@ -144,6 +147,15 @@ func (m *Manager) callerUser(from peer.ID, cert *nodecert.Cert) (peer.ID, error)
 	m.certs[key] = struct{}{}
 	m.mu.Unlock()
 	return user, nil
+}
+
+// removed refuses a node of this user that the user removed: its cert is
+// good, but counts for nothing now.
+func (m *Manager) removed(from, user peer.ID) error {
+	if user == m.user && m.cfg.Revoked != nil && m.cfg.Revoked(from) {
+		return fmt.Errorf("%w: %s (%w)", ErrNotOffered, from, nodecert.ErrRevoked)
+	}
+	return nil
 }
 
 // reserveTTL is how long a caller's reserve lasts: the run's limit, time

@@ -478,7 +478,7 @@ func (o *owned) move(ctx context.Context, policy Policy, drop []peer.ID, progres
 	cur := o.head
 	var keep []peer.ID
 	for _, p := range cur.Holders {
-		if !slices.Contains(drop, p) && (slices.Contains(policy.On, p) || !policy.Local) {
+		if !slices.Contains(drop, p) && (slices.Contains(policy.On, p) || !policy.Local) && m.refused(p) == nil {
 			keep = append(keep, p)
 		}
 	}
@@ -590,9 +590,12 @@ func (m *Manager) pick(policy Policy, keep, exclude []peer.ID) ([]peer.ID, error
 		if p == m.self {
 			return nil, fmt.Errorf("%w: the home keeps a copy already; name other nodes", ErrBadPolicy)
 		}
+		if err := m.refused(p); err != nil {
+			return nil, err
+		}
 	}
 	add := func(p peer.ID) {
-		if len(want) < policy.copies() && p != m.self && !slices.Contains(want, p) && !slices.Contains(exclude, p) {
+		if len(want) < policy.copies() && p != m.self && !slices.Contains(want, p) && !slices.Contains(exclude, p) && m.refused(p) == nil {
 			want = append(want, p)
 		}
 	}
@@ -615,6 +618,17 @@ func (m *Manager) pick(policy Policy, keep, exclude []peer.ID) ([]peer.ID, error
 		return nil, fmt.Errorf("%w: %d holders wanted, only %d nodes are connected to hold the space", ErrBadPolicy, policy.copies(), len(want))
 	}
 	return want, nil
+}
+
+// refused says why node may not hold this user's spaces, if it may not.
+func (m *Manager) refused(node peer.ID) error {
+	if m.cfg.Holder == nil {
+		return nil
+	}
+	if err := m.cfg.Holder(node); err != nil {
+		return fmt.Errorf("%w: %s may not hold this user's spaces: %w", ErrNotOffered, node, err)
+	}
+	return nil
 }
 
 // check is one round of the repair loop: it asks each holder what it

@@ -88,6 +88,9 @@ type Config struct {
 	// Admit says whose spaces this node holds, within what budget. Nil
 	// holds any user's (unless NoStorage).
 	Admit AdmitStorage
+	// Holder, if set, says whether node may hold this user's spaces: an
+	// error refuses it (a node its user removed). Nil: any node may.
+	Holder func(node peer.ID) error
 	// Payments pays the holders of this node's spaces and bills for the
 	// spaces it holds for others. Nil: nobody is paid.
 	Payments Payments
