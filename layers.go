@@ -62,6 +62,7 @@ var layers = []layer{
 	{"p2p host", startHost, func(n *Node) error { return closeIf(n.host, (*p2p.Host).Close) }},
 	{"content", startContent, func(n *Node) error { return closeIf(n.content, (*content.Service).Close) }},
 	{"remote", startRemote, func(n *Node) error { return closeIf(n.remote, (*remote.Endpoint).Close) }},
+	{"user", startUser, closeUser},
 	{"groups", startGroups, func(n *Node) error { return closeIf(n.groups, (*group.Manager).Close) }},
 	{"ledger", startLedger, func(n *Node) error { return closeIf(n.ledger, (*ledger.Manager).Close) }},
 	{"services", startServices, func(n *Node) error { return closeIf(n.svc, (*service.Manager).Close) }},
@@ -262,9 +263,10 @@ func startLedger(ctx context.Context, n *Node) error {
 		Remote:          n.remote,
 		Groups:          n.groups,
 		Routing:         n.host.DHT,
-		UserKey:         n.userKey,
+		UserKey:         n.signer,
+		Cert:            n.cert,
 		Dir:             dir,
-		Trust:           n.cfg.Offer.trustLedger(n.userID),
+		Trust:           n.trustLedger(),
 		StoragePrice:    n.cfg.Offer.StoragePrice,
 		MaxStoragePrice: n.cfg.Offer.MaxStoragePrice,
 		TickInterval:    n.cfg.LedgerTick,
@@ -284,7 +286,9 @@ func startServices(ctx context.Context, n *Node) error {
 		Routing:     n.host.DHT,
 		Content:     n.content,
 		Remote:      n.remote,
-		UserKey:     n.userKey,
+		UserKey:     n.signer,
+		Cert:        n.cert,
+		Revoked:     n.revoked,
 		NoCompute:   cfg.NoCompute,
 		Slots:       cfg.ComputeSlots,
 		MaxLimits:   cfg.ComputeLimits,
@@ -313,7 +317,8 @@ func startSpaces(ctx context.Context, n *Node) error {
 		Content:        n.content,
 		Remote:         n.remote,
 		Routing:        n.host.DHT,
-		UserKey:        n.userKey,
+		UserKey:        n.signer,
+		Holder:         n.holder,
 		Dir:            dir,
 		RepairGrace:    cfg.SpaceRepairGrace,
 		RepairInterval: cfg.SpaceRepairInterval,
@@ -324,4 +329,11 @@ func startSpaces(ctx context.Context, n *Node) error {
 		Logger:         n.log,
 	})
 	return err
+}
+
+// trustLedger is the offer's ledger trust, less the nodes this user
+// removed.
+func (n *Node) trustLedger() func(node, u peer.ID) bool {
+	trust := n.cfg.Offer.trustLedger(n.userID)
+	return func(node, u peer.ID) bool { return !n.revoked(node) && trust(node, u) }
 }

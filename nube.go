@@ -29,6 +29,7 @@ package nube
 import (
 	"cmp"
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -52,7 +53,9 @@ import (
 	"github.com/nubecloud/nube/internal/identity"
 	"github.com/nubecloud/nube/internal/lockfile"
 	"github.com/nubecloud/nube/internal/p2p"
+	"github.com/nubecloud/nube/invite"
 	"github.com/nubecloud/nube/ledger"
+	"github.com/nubecloud/nube/nodecert"
 	"github.com/nubecloud/nube/remote"
 	"github.com/nubecloud/nube/service"
 	"github.com/nubecloud/nube/space"
@@ -162,6 +165,14 @@ type Config struct {
 	SpaceRepairInterval time.Duration
 	// NoStorage refuses to hold other users' spaces.
 	NoStorage bool
+	// JoinUser is an invite (the text 'nube user invite' prints, see
+	// package invite) that makes a new node one of another node's user's
+	// nodes: at start the node dials the inviter, proves the invite's
+	// secret and keeps the cert it gets in the data dir (UserCertFile),
+	// with no copy of the user key. Such a node serves and is served as
+	// its user's, but cannot sign as the user (ErrNoUserKey). It is for a
+	// data dir with no user key yet; once joined, it is ignored.
+	JoinUser string
 	// Offer says what the node gives other nodes, to whom, and at what
 	// price. The zero value serves this user's own nodes only.
 	Offer Offer
@@ -212,6 +223,11 @@ func (c Config) Validate() error {
 	if err := c.Remote.Validate(); err != nil {
 		return fmt.Errorf("Config.Remote: %w", err)
 	}
+	if c.JoinUser != "" {
+		if _, err := invite.Parse(c.JoinUser); err != nil {
+			return fmt.Errorf("Config.JoinUser: %w", err)
+		}
+	}
 	if err := c.Offer.Validate(); err != nil {
 		return fmt.Errorf("Config.%w", err)
 	}
@@ -223,20 +239,28 @@ type Node struct {
 	cfg     Config
 	log     *slog.Logger
 	host    *p2p.Host
-	userKey ed25519.PrivateKey
+	userKey ed25519.PrivateKey // nil on a node that joined its user by invite
 	userID  peer.ID
-	lock    *lockfile.Lock
-	reg     *prometheus.Registry
-	store   *content.Store
-	content *content.Service
-	remote  *remote.Endpoint
-	svc     *service.Manager
-	groups  *group.Manager
-	spaces  *space.Manager
-	ledger  *ledger.Manager
-	nodeKey ed25519.PrivateKey
-	up      int // layers begun (layers.go)
-	started time.Time
+	signer  crypto.Signer  // userKey, or a keyless stand-in naming the user (users.go)
+	cert    *nodecert.Cert // the user's cert of this node
+	joined  *joinedCert    // set on a node that joined its user by invite
+	// pendingJoin is Config.JoinUser's invite until the user layer spends it.
+	pendingJoin *invite.Invite
+	invites     *invite.Book
+	nodes       *nodeBook
+	unserveUser []func()
+	lock        *lockfile.Lock
+	reg         *prometheus.Registry
+	store       *content.Store
+	content     *content.Service
+	remote      *remote.Endpoint
+	svc         *service.Manager
+	groups      *group.Manager
+	spaces      *space.Manager
+	ledger      *ledger.Manager
+	nodeKey     ed25519.PrivateKey
+	up          int // layers begun (layers.go)
+	started     time.Time
 }
 
 // Start starts a node and returns once it listens. Connecting to bootstrap
@@ -263,12 +287,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 func (n *Node) openDataDir() (ed25519.PrivateKey, error) {
 	dir := n.cfg.DataDir
 	if dir == "" {
-		n.userKey = identity.Generate()
-		var err error
-		if n.userID, err = identity.ID(n.userKey.Public().(ed25519.PublicKey)); err != nil {
-			return nil, err
-		}
-		return identity.Generate(), nil
+		return identity.Generate(), n.loadUser("")
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir %s: %w", dir, err)
@@ -291,15 +310,7 @@ func (n *Node) openDataDir() (ed25519.PrivateKey, error) {
 	if created {
 		n.log.Info("created node key", "path", filepath.Join(dir, NodeKeyFile))
 	}
-	n.userKey, created, err = identity.LoadOrCreate(filepath.Join(dir, UserKeyFile))
-	if err != nil {
-		return nil, fmt.Errorf("user key: %w", err)
-	}
-	if created {
-		n.log.Info("created user key", "path", filepath.Join(dir, UserKeyFile))
-	}
-	n.userID, err = identity.ID(n.userKey.Public().(ed25519.PublicKey))
-	return nodeKey, err
+	return nodeKey, n.loadUser(dir)
 }
 
 // checkPermissions refuses a data dir that group or others may write and

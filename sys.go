@@ -29,8 +29,9 @@ func (n *Node) Sys() Sys { return Sys{n} }
 
 // UserKey returns the signer of the user the node runs for (an ed25519
 // key). Layers that sign on the user's behalf use it; never send it
-// anywhere.
-func (s Sys) UserKey() crypto.Signer { return s.n.userKey }
+// anywhere. On a node that joined its user by invite it names the user
+// but refuses to sign (ErrNoUserKey).
+func (s Sys) UserKey() crypto.Signer { return s.n.signer }
 
 // Host returns the node's libp2p host, for layers that speak their own
 // protocols on it.

@@ -203,6 +203,7 @@ func (s *Server) Handler() http.Handler {
 	s.spaceRoutes(mux)
 	s.groupRoutes(mux)
 	s.ledgerRoutes(mux)
+	s.userRoutes(mux)
 	// Go's profiler, as kubo offers it: behind the token like the rest.
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)

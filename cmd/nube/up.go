@@ -39,6 +39,7 @@ type upFlags struct {
 	noPortMap bool
 	relay     bool
 	logLevel  string
+	joinUser  string
 
 	noCompute     bool
 	computeSlots  int
@@ -66,7 +67,9 @@ func newUpCmd(g *globals) *cobra.Command {
 		Long: `Start a nube node on the data dir and keep it running until Ctrl-C or SIGTERM.
 
 The first start creates the node's key (its peer ID) and your user key in the
-data dir; later starts reuse them. The node listens on TCP and QUIC port 4040
+data dir; later starts reuse them. On another machine of yours, start with
+--join-user and an invite from 'nube user invite' instead: the node joins
+your user with a cert and holds no copy of user.key ('nube user --help'). The node listens on TCP and QUIC port 4040
 (another port if that one is taken), finds peers on the local network by mDNS
 and further away through the DHT, and reconnects to the peers it knew.
 
@@ -114,6 +117,7 @@ readable by them: nube up refuses such a data dir and says how to fix it.`,
   nube up --data /srv/nube --api 127.0.0.1:0 --gateway 127.0.0.1:0
   nube up --bootstrap /ip4/203.0.113.7/udp/4040/quic-v1/p2p/12D3KooW...
   nube up --listen /ip4/0.0.0.0/tcp/4001 --relay
+  nube up --data ~/.nube-laptop --join-user nubeinvite1:...   # one more node of yours
   nube up --offer-to anyone --min-price-cpu 100 --storage-price 50 --offer-jobs 2 --offer-disk 20GiB`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -146,6 +150,7 @@ readable by them: nube up refuses such a data dir and says how to fix it.`,
 	fl.Uint64Var(&f.maxStoragePrice, "max-storage-price", 0, "the most this user pays holders of its spaces, in millicredits per GiB-day (default 10000)")
 	fl.IntVar(&f.offerJobs, "offer-jobs", 0, "the most runs for other users at once (default: every compute slot)")
 	fl.StringVar(&f.offerDisk, "offer-disk", "", "the most bytes of other users' spaces to hold, such as 20GiB (default: no bound)")
+	fl.StringVar(&f.joinUser, "join-user", "", "an invite from 'nube user invite': on a fresh data dir, join that user's nodes without a copy of user.key")
 	fl.StringVar(&f.logLevel, "log-level", "warn", "log level: debug, info, warn or error (logs go to stderr; libp2p's own appear with debug, or as GOLOG_LOG_LEVEL says)")
 	return cmd
 }
@@ -208,6 +213,7 @@ func runUp(ctx context.Context, g *globals, f upFlags, gatewayChosen bool) error
 		NoStorage:        noStorage,
 		Offer:            offer,
 		SpaceRepairGrace: f.repairGrace,
+		JoinUser:         f.joinUser,
 		Logger:           log,
 	})
 	if err != nil {
