@@ -1,6 +1,7 @@
 // Command nube runs a nube node and talks to it.
 //
 //	nube up                  start a node (daemon) with its API and dashboard
+//	nube config show | get | set | unset    nube up's settings in the data dir
 //	nube id | peers | status what the running node is and sees
 //	nube connect MULTIADDR   connect to a peer
 //	nube ping PEER           measure the round trip to a peer
@@ -11,7 +12,7 @@
 //	nube open                log a browser into the node's dashboard
 //	nube demo --nodes 3      a small cloud of nodes in one process, to try things
 //
-// Every command but up and demo finds the running daemon through its data
+// Every command but up, config and demo finds the running daemon through its data
 // dir (--data, default $NUBE_DATA or ~/.nube). Output is text for people,
 // or JSON with --json.
 package main
@@ -100,7 +101,7 @@ commands talk to the running node through its local API.`,
 	root.PersistentFlags().BoolVar(&g.remoteAPI, "remote-api", false,
 		"let the CLI send the API token to a daemon whose API address (in the data dir's api file) is not on this machine")
 	root.AddCommand(
-		newUpCmd(g),
+		newUpCmd(g), newConfigCmd(g),
 		newIDCmd(g), newPeersCmd(g), newStatusCmd(g), newConnectCmd(g), newPingCmd(g),
 		newAddCmd(g), newGetCmd(g), newCatCmd(g), newLsCmd(g), newPinCmd(g), newGCCmd(g), newRepoCmd(g), newDagCmd(g),
 		newRemoteCmd(g),

@@ -112,7 +112,14 @@ Open http://localhost:PORT/ipfs/CID to give each CID an origin of its own
 gateway serves pages in a sandbox, without scripts.
 
 The data dir must not be writable by group or others, nor its key files
-readable by them: nube up refuses such a data dir and says how to fix it.`,
+readable by them: nube up refuses such a data dir and says how to fix it.
+
+Settings: every flag below may also be set in the data dir's config file,
+DATA/` + ConfigFile + ` (by default ` + configPath(defaultDataDir()) + `), a JSON object
+whose keys are the flag names ({"api": "127.0.0.1:5001", "no-mdns": true}).
+A flag on the command line wins over the file. 'nube config set KEY VALUE'
+writes it, checked; 'nube config show' prints it. nube up reads it as it
+starts, so a running node uses a change once restarted.`,
 		Example: `  nube up
   nube up --data /srv/nube --api 127.0.0.1:0 --gateway 127.0.0.1:0
   nube up --bootstrap /ip4/203.0.113.7/udp/4040/quic-v1/p2p/12D3KooW...
@@ -121,6 +128,10 @@ readable by them: nube up refuses such a data dir and says how to fix it.`,
   nube up --offer-to anyone --min-price-cpu 100 --storage-price 50 --offer-jobs 2 --offer-disk 20GiB`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// The config file fills in what the command line left out.
+			if err := applyConfig(cmd.Flags(), g.dataDir); err != nil {
+				return err
+			}
 			return runUp(cmd.Context(), g, f, cmd.Flags().Changed("gateway"))
 		},
 	}
