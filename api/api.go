@@ -20,6 +20,7 @@
 //	POST /api/v0/connect  {"addr": MULTIADDR}
 //	POST /api/v0/ping     {"peer": PEER ID, "count": N}
 //	POST /api/v0/login    a fresh one-time login link for a browser
+//	GET  /api/v0/openapi.json  this list in full, as an OpenAPI 3 document
 //	GET  /metrics         Prometheus metrics (text format)
 //	GET  /debug/pprof/    Go's profiler (net/http/pprof): CPU, heap,
 //	                      goroutines, traces
@@ -164,13 +165,20 @@ func (s *Server) Close() error {
 // Handler returns the API's HTTP handler, with the Host, origin and token
 // checks.
 func (s *Server) Handler() http.Handler {
-	mux := http.NewServeMux()
+	return s.checkHost(s.checkOrigin(s.checkAuth(s.routes())))
+}
+
+// routes registers every route of the API but those checkAuth serves
+// itself (authRoutes).
+func (s *Server) routes() *router {
+	mux := newRouter()
 	mux.HandleFunc("GET /api/v0/id", s.handleID)
 	mux.HandleFunc("GET /api/v0/status", s.handleStatus)
 	mux.HandleFunc("GET /api/v0/peers", s.handlePeers)
 	mux.HandleFunc("POST /api/v0/connect", s.handleConnect)
 	mux.HandleFunc("POST /api/v0/ping", s.handlePing)
 	mux.HandleFunc("POST /api/v0/login", s.handleLoginLink)
+	mux.HandleFunc("GET /api/v0/openapi.json", handleOpenAPI)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.node.Sys().Metrics(), promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /{$}", s.handlePage)
 	mux.HandleFunc("GET /ui/{file}", s.handleUI)
@@ -210,7 +218,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	return s.checkHost(s.checkOrigin(s.checkAuth(mux)))
+	return mux
 }
 
 // checkHost refuses requests whose Host is not an IP literal or "localhost"

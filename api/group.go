@@ -28,7 +28,7 @@ import (
 //	POST /api/v0/group/put?name=N&key=K  body: value → GroupResult
 //	POST /api/v0/group/cas     {name, key, old, value} → GroupResult
 //	POST /api/v0/group/rm      {name, key}           → GroupResult
-func (s *Server) groupRoutes(mux *http.ServeMux) {
+func (s *Server) groupRoutes(mux *router) {
 	mux.HandleFunc("POST /api/v0/group/create", s.handleGroupCreate)
 	mux.HandleFunc("POST /api/v0/group/join", s.handleGroupJoin)
 	// group/list without a name lists the groups, with one its keys, as

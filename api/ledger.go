@@ -21,7 +21,7 @@ import (
 //	GET  /api/v0/credit/account?user=U&history=1&offer=1 → Account
 //	POST /api/v0/credit/send    {to, amount, memo}  → Outcome
 //	POST /api/v0/credit/vouch   {to, amount}        → Outcome
-func (s *Server) ledgerRoutes(mux *http.ServeMux) {
+func (s *Server) ledgerRoutes(mux *router) {
 	mux.HandleFunc("POST /api/v0/ledger/create", s.handleLedgerCreate)
 	mux.HandleFunc("POST /api/v0/ledger/join", s.handleLedgerJoin)
 	mux.HandleFunc("GET /api/v0/ledger/info", s.handleLedgerInfo)

@@ -32,7 +32,7 @@ import (
 //	POST /api/v0/space/revoke   {space, grant}
 //	POST /api/v0/space/migrate  {space, local, on, replicas}       → NDJSON SpaceProgress
 //	GET  /api/v0/space/watch?space=S                               → NDJSON SpaceEvent
-func (s *Server) spaceRoutes(mux *http.ServeMux) {
+func (s *Server) spaceRoutes(mux *router) {
 	mux.HandleFunc("POST /api/v0/space/create", s.handleSpaceCreate)
 	mux.HandleFunc("GET /api/v0/space/list", s.handleSpaceList)
 	mux.HandleFunc("GET /api/v0/space/holdings", s.handleSpaceHoldings)
