@@ -248,7 +248,7 @@ func runUp(ctx context.Context, g *globals, f upFlags, gatewayChosen bool) error
 		return err
 	}
 	defer srv.Close()
-	if err := client.WriteEndpoint(g.dataDir, srv.URL(), token); err != nil {
+	if err := client.WriteEndpoint(g.dataDir, endpointURL(srv.Addr()), token); err != nil {
 		return err
 	}
 	defer client.RemoveEndpoint(g.dataDir)
@@ -303,6 +303,18 @@ func runUp(ctx context.Context, g *globals, f upFlags, gatewayChosen bool) error
 		g.printf("\nshutting down\n")
 	}
 	return nil
+}
+
+// endpointURL is the API's URL as the CLI is to dial it, given the
+// address it listens on: an API on every interface (0.0.0.0 or [::], as in
+// a container that publishes its port) is dialled on loopback, where the
+// CLI sends its token without --remote-api.
+func endpointURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); err == nil && ip != nil && ip.IsUnspecified() {
+		addr = net.JoinHostPort("127.0.0.1", port)
+	}
+	return "http://" + addr
 }
 
 // listenGateway starts the gateway on addr, or on a free port if addr is
