@@ -19,7 +19,7 @@ import (
 //	POST /api/v0/user/join   {invite} → UserNode (this node)
 //	GET  /api/v0/user/nodes           → [UserNode]
 //	POST /api/v0/user/remove {node}   → UserNode (the one removed)
-func (s *Server) userRoutes(mux *http.ServeMux) {
+func (s *Server) userRoutes(mux *router) {
 	mux.HandleFunc("POST /api/v0/user/invite", s.handleUserInvite)
 	mux.HandleFunc("POST /api/v0/user/join", s.handleUserJoin)
 	mux.HandleFunc("GET /api/v0/user/nodes", s.handleUserNodes)
