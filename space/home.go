@@ -494,8 +494,9 @@ func (o *owned) move(ctx context.Context, policy Policy, drop []peer.ID, progres
 			o.joining[p] = true
 		}
 	}
+	// The policy is recorded only once the copy is done: a migration that
+	// fails leaves the space placed as it was.
 	h := o.next()
-	h.Policy = policy
 	h.Holders = append(h.Holders, adding...)
 	_, err = o.commitLocked(ctx, h, nil)
 	total := int64(sealedSize(cur.Bytes))
@@ -546,23 +547,35 @@ func (o *owned) move(ctx context.Context, policy Policy, drop []peer.ID, progres
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		// The old holders still hold everything: drop the new ones that
-		// failed from the head and report.
+		// The old holders still hold everything. A migration drops every
+		// new one from the head, so the space is placed as before, and
+		// tells those that copied to let go; a repair (drop) keeps those
+		// that copied, which replace the dead. Then report.
+		var release []peer.ID
+		for i, p := range adding {
+			if errs[i] == nil && len(drop) == 0 {
+				release = append(release, p)
+			}
+		}
 		o.mu.Lock()
 		h := o.next()
 		h.Holders = slices.DeleteFunc(h.Holders, func(p peer.ID) bool {
 			i := slices.Index(adding, p)
-			return i >= 0 && errs[i] != nil
+			return i >= 0 && (errs[i] != nil || len(drop) == 0)
 		})
-		o.commitLocked(ctx, h, nil)
+		s, cerr := o.commitLocked(ctx, h, nil)
 		o.mu.Unlock()
-		return fmt.Errorf("migrate %s: %w", o.id, err)
+		if cerr == nil {
+			o.pushAll(ctx, release, s, nil)
+		}
+		return fmt.Errorf("migrate %s: %w", o.id, errors.Join(err, cerr))
 	}
 	// The new holders have it all: name only them, and tell the old.
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	old := o.head.Holders
 	h = o.next()
+	h.Policy = policy
 	h.Holders = want
 	s, err := o.commitLocked(ctx, h, nil)
 	if err != nil {

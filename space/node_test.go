@@ -224,3 +224,40 @@ func TestReaderFindsTheSpaceThroughTheDHT(t *testing.T) {
 		t.Fatalf("read %q", got)
 	}
 }
+
+// TestFailedMigrationKeepsPlacement migrates a space onto a node that is
+// gone: the migration fails, and the space's policy and holders are what
+// they were before (the policy used to be recorded before the copy).
+func TestFailedMigrationKeepsPlacement(t *testing.T) {
+	c := nubetest.Cluster(t, 3)
+	ctx := nubetest.Context(t, time.Minute)
+	a, b, gone := c.Node(0), c.Node(1), c.Node(2).ID()
+	sp, err := a.Spaces().Create(ctx, "photos", space.Policy{On: []peer.ID{b.ID()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.PutBytes(ctx, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	before, err := sp.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Kill(2)
+	if err := sp.Migrate(ctx, space.Policy{On: []peer.ID{gone}}, nil); err == nil {
+		t.Fatal("migrating onto a node that is gone succeeded")
+	}
+	after, err := sp.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(after.Policy) != fmt.Sprint(before.Policy) {
+		t.Fatalf("policy after a failed migration: %+v, want %+v", after.Policy, before.Policy)
+	}
+	if len(after.Holders) != 1 || after.Holders[0].Peer != b.ID() || after.Holders[0].State != "ok" {
+		t.Fatalf("holders after a failed migration: %+v, want only %s", after.Holders, b.ID())
+	}
+	if got, err := sp.GetBytes(ctx, "k"); err != nil || string(got) != "v" {
+		t.Fatalf("read after a failed migration: %q, %v", got, err)
+	}
+}
