@@ -2,6 +2,7 @@ package space
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -98,16 +99,25 @@ func (s *Space) Info(ctx context.Context) (Info, error) {
 	return info, nil
 }
 
-// home returns the space if this node is its home, or ErrNotHome.
-func (s *Space) home(what string) (*owned, error) {
+// home returns the space if this node is its home. Otherwise it looks
+// for the space: ErrNotFound if no node keeps it, else ErrNotHome naming
+// the home it found.
+func (s *Space) home(ctx context.Context, what string) (*owned, error) {
 	o := s.m.ownedSpace(s.id)
-	if o == nil {
-		if err := s.m.notLoaded(s.id); err != nil {
-			return nil, err
-		}
-		return nil, fmt.Errorf("%w: %s %s runs on the space's home node", ErrNotHome, what, s.id)
+	if o != nil {
+		return o, nil
 	}
-	return o, nil
+	if err := s.m.notLoaded(s.id); err != nil {
+		return nil, err
+	}
+	v, err := s.resolve(ctx, false)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, fmt.Errorf("%w: %s %s: there is no such space (no node keeps it)", ErrNotFound, what, s.id)
+	case err == nil && v.head.Home != "":
+		return nil, fmt.Errorf("%w: %s %s runs on the space's home node, %s", ErrNotHome, what, s.id, v.head.Home)
+	}
+	return nil, fmt.Errorf("%w: %s %s runs on the space's home node", ErrNotHome, what, s.id)
 }
 
 // Grant gives user rights on the space until until (the zero time: no
@@ -140,7 +150,7 @@ func (s *Space) Grant(ctx context.Context, user peer.ID, rights Rights, until ti
 		return g, nil
 	}
 	if s.owner == m.user {
-		_, err := s.home("grant on")
+		_, err := s.home(ctx, "grant on")
 		return nil, err
 	}
 	v, err := s.resolve(ctx, true)
@@ -171,7 +181,7 @@ func (s *Space) Grant(ctx context.Context, user peer.ID, rights Rights, until ti
 // grantees can no longer write, and the space's data key rotates so that
 // they cannot read what is written after. It runs on the space's home.
 func (s *Space) Revoke(ctx context.Context, id string) error {
-	o, err := s.home("revoke on")
+	o, err := s.home(ctx, "revoke on")
 	if err != nil {
 		return err
 	}
@@ -185,7 +195,7 @@ func (s *Space) Revoke(ctx context.Context, id string) error {
 // progress, if set, is called as each new holder copies. It runs on the
 // space's home.
 func (s *Space) Migrate(ctx context.Context, policy Policy, progress func(MigrateProgress)) error {
-	o, err := s.home("migrate")
+	o, err := s.home(ctx, "migrate")
 	if err != nil {
 		return err
 	}
@@ -196,7 +206,7 @@ func (s *Space) Migrate(ctx context.Context, policy Policy, progress func(Migrat
 // of it, and readers are told it was deleted. It runs on the space's
 // home. (Delete removes one key.)
 func (s *Space) Destroy(ctx context.Context) error {
-	o, err := s.home("delete")
+	o, err := s.home(ctx, "delete")
 	if err != nil {
 		return err
 	}

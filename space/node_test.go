@@ -2,7 +2,9 @@ package space_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -259,5 +261,37 @@ func TestFailedMigrationKeepsPlacement(t *testing.T) {
 	}
 	if got, err := sp.GetBytes(ctx, "k"); err != nil || string(got) != "v" {
 		t.Fatalf("read after a failed migration: %q, %v", got, err)
+	}
+}
+
+// TestGrantOnNoSuchSpace grants, revokes and migrates on a space that
+// does not exist: each says no such space (ErrNotFound, naming it), not
+// that this node is not its home.
+func TestGrantOnNoSuchSpace(t *testing.T) {
+	c := nubetest.Cluster(t, 2)
+	ctx := nubetest.Context(t, time.Minute)
+	a, b := c.Node(0), c.Node(1)
+	sp, err := a.Spaces().Open(ctx, a.UserID(), "nosuch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = sp.Grant(ctx, b.UserID(), space.Read, time.Time{})
+	if !errors.Is(err, space.ErrNotFound) || errors.Is(err, space.ErrNotHome) || !strings.Contains(err.Error(), "nosuch") {
+		t.Fatalf("grant on a space that does not exist: %v", err)
+	}
+	if err := sp.Migrate(ctx, space.Policy{Local: true}, nil); !errors.Is(err, space.ErrNotFound) {
+		t.Fatalf("migrate a space that does not exist: %v", err)
+	}
+	// A space that exists on another node is not this node's to
+	// change, and the error names its home.
+	if _, err := b.Spaces().Create(ctx, "elsewhere", space.Policy{Local: true}); err != nil {
+		t.Fatal(err)
+	}
+	there, err := a.Spaces().Open(ctx, b.UserID(), "elsewhere")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := there.Revoke(ctx, "g"); !errors.Is(err, space.ErrNotHome) || !strings.Contains(err.Error(), b.ID().String()) {
+		t.Fatalf("revoke on a space homed on another node: %v", err)
 	}
 }
