@@ -99,8 +99,13 @@ func (b *Bar) draw(now time.Time) {
 }
 
 // Line renders the bar's text: label, a bar when the total is known, bytes,
-// rate and time left.
+// rate and time left. A total that done has passed was an estimate (a
+// migration's size, say, is the space's about): the bar shows done as the
+// total, so it never reads past 100%.
 func Line(label string, done, total int64, elapsed time.Duration) string {
+	if total > 0 && done > total {
+		total = done
+	}
 	var sb strings.Builder
 	sb.WriteString(label)
 	rate := 0.0

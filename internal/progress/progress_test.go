@@ -22,6 +22,15 @@ func TestLine(t *testing.T) {
 	}
 }
 
+// TestLineNeverPast100 draws a bar whose done passed an estimated total
+// (a migration wrote "110 B / 50 B"): it shows 100% and done as the total.
+func TestLineNeverPast100(t *testing.T) {
+	got := Line("migrate", 110, 50, time.Second)
+	if !strings.Contains(got, "100%") || !strings.Contains(got, "110 B / 110 B") || strings.Contains(got, "50 B") {
+		t.Errorf("done past the total: %q", got)
+	}
+}
+
 func TestNoBarOffTerminal(t *testing.T) {
 	var buf bytes.Buffer
 	b := New(&buf, "add", 10, false)
