@@ -249,6 +249,7 @@ func startGroups(ctx context.Context, n *Node) error {
 		Dir:              dir,
 		HeartbeatTimeout: n.cfg.GroupHeartbeat,
 		Logger:           n.log,
+		Registerer:       n.reg,
 	})
 	return err
 }

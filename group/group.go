@@ -17,11 +17,11 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nubecloud/nube/internal/wire"
 	"github.com/nubecloud/nube/remote"
@@ -51,6 +51,9 @@ type Config struct {
 	HeartbeatTimeout time.Duration
 	// Logger receives the groups' logs. Nil means none.
 	Logger *slog.Logger
+	// Registerer, if set, takes the groups' metrics: how often a member
+	// became unreachable, and how many are now.
+	Registerer prometheus.Registerer
 }
 
 // Validate checks the Config, naming the field that is wrong.
@@ -77,7 +80,8 @@ type Manager struct {
 	groups map[string]*Group
 	closed bool
 
-	tune func(*raft.Config) // tests change raft's settings here
+	tune    func(*raft.Config) // tests change raft's settings here
+	metrics *metrics           // nil without a Registerer
 }
 
 // New starts a manager: it opens the groups' store and serves Protocol and
@@ -93,7 +97,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if cfg.HeartbeatTimeout == 0 {
 		cfg.HeartbeatTimeout = time.Second
 	}
-	m := &Manager{cfg: cfg, log: cfg.Logger, groups: map[string]*Group{}}
+	m := &Manager{cfg: cfg, log: cfg.Logger, groups: map[string]*Group{}, metrics: newMetrics(cfg.Registerer)}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
@@ -290,7 +294,7 @@ func (m *Manager) start(name string, opts Options) (*Group, error) {
 	if opts.Join != "" {
 		g.seed[opts.Join] = true
 	}
-	g.trans = newTransport(m.cfg.Host, name, m.cfg.FindPeer)
+	g.trans = newTransport(m.cfg.Host, name, m.cfg.FindPeer, newHealth(m.log, name, m.metrics))
 	if !has && opts.Join == "" {
 		conf := raft.Configuration{}
 		for _, p := range append([]peer.ID{self}, opts.Members...) {
@@ -573,6 +577,7 @@ func (g *Group) Close() error {
 	err := g.raft.Shutdown().Error()
 	g.raft.DeregisterObserver(g.observer)
 	g.trans.Close()
+	g.trans.health.close()
 	<-g.obsDone
 	<-g.tellDone
 	g.m.mu.Lock()
@@ -581,21 +586,6 @@ func (g *Group) Close() error {
 	}
 	g.m.mu.Unlock()
 	return err
-}
-
-// hclogger turns raft's logs into the node's: warnings and errors only.
-func hclogger(l *slog.Logger) hclog.Logger {
-	if l.Handler() == slog.DiscardHandler {
-		return hclog.NewNullLogger()
-	}
-	return hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{l}})
-}
-
-type slogWriter struct{ l *slog.Logger }
-
-func (w slogWriter) Write(p []byte) (int, error) {
-	w.l.Warn(strings.TrimSpace(string(p)))
-	return len(p), nil
 }
 
 func newID() []byte {

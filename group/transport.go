@@ -33,9 +33,10 @@ var errClosed = errors.New("transport closed")
 // speak Protocol. A server address and a server ID are both the member's
 // peer ID.
 type transport struct {
-	host  host.Host
-	group string
-	find  func(context.Context, peer.ID) (peer.AddrInfo, error)
+	host   host.Host
+	group  string
+	find   func(context.Context, peer.ID) (peer.AddrInfo, error)
+	health *health // which members fail to answer
 
 	consumer  chan raft.RPC
 	heartbeat atomic.Pointer[func(raft.RPC)]
@@ -104,9 +105,9 @@ func (t *transport) addr(p peer.ID) []byte {
 	return a
 }
 
-func newTransport(h host.Host, group string, find func(context.Context, peer.ID) (peer.AddrInfo, error)) *transport {
+func newTransport(h host.Host, group string, find func(context.Context, peer.ID) (peer.AddrInfo, error), health *health) *transport {
 	t := &transport{
-		host: h, group: group, find: find,
+		host: h, group: group, find: find, health: health,
 		consumer: make(chan raft.RPC),
 		idle:     map[peer.ID][]*rconn{},
 		contact:  map[peer.ID]time.Time{},
@@ -150,6 +151,14 @@ func (t *transport) heard(p peer.ID) {
 	t.mu.Lock()
 	t.contact[p] = time.Now()
 	t.mu.Unlock()
+	t.health.reached(p)
+}
+
+// failed notes an RPC to p that failed, unless the transport is closing.
+func (t *transport) failed(p peer.ID, err error) {
+	if t.ctx.Err() == nil {
+		t.health.failed(p, err)
+	}
 }
 
 // rconn is one open stream to a member.
@@ -234,10 +243,16 @@ func (t *transport) call(a raft.ServerAddress, req *request, data io.Reader, res
 	}
 	c, err := t.get(p)
 	if err != nil {
+		t.failed(p, err)
 		return err
 	}
 	if err := t.exchange(c, req, data, resp); err != nil {
 		c.s.Reset()
+		if pe := (*peerError)(nil); errors.As(err, &pe) {
+			t.health.refused(p, err) // it answered
+		} else {
+			t.failed(p, err)
+		}
 		return err
 	}
 	t.put(c)
@@ -336,6 +351,7 @@ func (t *transport) AppendEntriesPipeline(_ raft.ServerID, a raft.ServerAddress)
 	}
 	c, err := t.open(p)
 	if err != nil {
+		t.failed(p, err)
 		return nil, err
 	}
 	pl := &pipeline{t: t, c: c, inflight: make(chan *appendFuture, maxPipeline), done: make(chan raft.AppendFuture, maxPipeline)}
