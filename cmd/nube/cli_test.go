@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -447,5 +448,69 @@ func TestUpWithoutMulticast(t *testing.T) {
 	}
 	if n := strings.Count(errs, "mDNS"); n != 1 {
 		t.Errorf("%d lines about mDNS, want one:\n%s", n, errs)
+	}
+}
+
+// TestDemoDashboardLinks: what nube demo prints to reach a dashboard
+// works and carries no token. It used to print the bare address, which
+// answers a browser 401; now it names 'nube --data DIR open', which gives
+// a one-time login whose code turns into a session, and the dashboard
+// then answers.
+func TestDemoDashboardLinks(t *testing.T) {
+	cmd := exec.Command(bin, "demo", "--nodes", "1")
+	stdout, _ := cmd.StdoutPipe()
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Signal(syscall.SIGINT)
+	var printed strings.Builder
+	var openArgs []string
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		line := sc.Text()
+		printed.WriteString(line + "\n")
+		if f := strings.Fields(line); len(f) >= 5 && f[0] == "dashboard" {
+			openArgs = f[2:5] // --data DIR open
+		}
+		if strings.HasPrefix(line, "Press Ctrl-C") {
+			break
+		}
+	}
+	out := printed.String()
+	if strings.Contains(out, "token") {
+		t.Fatalf("demo printed a token:\n%s", out)
+	}
+	if len(openArgs) != 3 || openArgs[0] != "--data" || openArgs[2] != "open" {
+		t.Fatalf("demo's dashboard line names no 'nube --data DIR open':\n%s%s", out, errb.String())
+	}
+	link, errs, code := run(t, append(openArgs, "--print")...)
+	link = strings.TrimSpace(link)
+	before, codeFrag, ok := strings.Cut(link, "/login#")
+	if code != 0 || !ok {
+		t.Fatalf("open --print: %d %q %s", code, link, errs)
+	}
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Jar: jar}
+	resp, err := hc.Post(before+"/api/v0/session", "application/json", strings.NewReader(`{"code":"`+codeFrag+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("login with the code: %s", resp.Status)
+	}
+	resp, err = hc.Get(before + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("dashboard after login: %s", resp.Status)
 	}
 }

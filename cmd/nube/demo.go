@@ -23,8 +23,9 @@ func newDemoCmd(g *globals) *cobra.Command {
 		Long: `Start N nodes in this one process, on loopback only. Each knows only the
 first node; they find one another through the DHT. Each node gets a data dir
 of its own under a temporary folder and an API, so every other nube command
-works against any of them with --data. Ctrl-C stops them and removes the
-temporary folder.`,
+works against any of them with --data; 'nube --data DIR open' opens a
+node's dashboard, logged in. Ctrl-C stops them and removes the temporary
+folder.`,
 		Example: `  nube demo --nodes 5
   # then, in another terminal, with a data dir the demo printed:
   nube --data /tmp/nube-demo-123/node-2 peers`,
@@ -36,7 +37,9 @@ temporary folder.`,
 	return cmd
 }
 
-// demoNode is one node of the demo, as nube demo --json prints it.
+// demoNode is one node of the demo, as nube demo --json prints it. The
+// dashboard asks for a login: 'nube --data DATA_DIR open' gives one, with
+// a one-time code (no link carries the API token).
 type demoNode struct {
 	ID        string `json:"id"`
 	API       string `json:"api"`
@@ -117,7 +120,7 @@ func runDemo(ctx context.Context, g *globals, n int, logLevel string) error {
 		for i, d := range out {
 			g.printf("node %d  %s\n", i, d.ID)
 			g.printf("        API        %s\n", d.API)
-			g.printf("        dashboard  %s\n", d.Dashboard)
+			g.printf("        dashboard  nube --data %s open   (logs you in at %s)\n", d.DataDir, d.Dashboard)
 			g.printf("        data dir   %s\n", d.DataDir)
 		}
 		if meshed {
@@ -126,7 +129,6 @@ func runDemo(ctx context.Context, g *globals, n int, logLevel string) error {
 			g.printf("\nThe nodes are still finding one another; try 'nube peers' on each in a moment.\n")
 		}
 		g.printf("Try:  nube --data %s peers\n", out[len(out)-1].DataDir)
-		g.printf("      nube --data %s open      (a node's dashboard, logged in)\n", out[0].DataDir)
 		g.printf("Press Ctrl-C to stop the demo (its data dirs are removed).\n")
 	}
 	<-ctx.Done()
