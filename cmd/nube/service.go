@@ -334,6 +334,9 @@ fails naming each node and its output's hash if not.`,
 			if lim.Memory, err = parseSize(memory); err != nil {
 				return fmt.Errorf("--memory: %w", err)
 			}
+			if max := service.DefaultMaxLimits.Memory; lim.Memory > max {
+				return fmt.Errorf("--memory %s: no node lets one run use more than %s", memory, wasm.Size(max))
+			}
 			c, err := g.client()
 			if err != nil {
 				return err

@@ -223,3 +223,13 @@ func TestCallAllowCLI(t *testing.T) {
 		t.Fatalf("--allow of an unknown kind: %d %s", code, errs)
 	}
 }
+
+// TestCallMemoryOverMax asks for more memory than any node lets one run
+// use: the CLI refuses it at once, naming the most, before it looks for a
+// daemon (there is none here).
+func TestCallMemoryOverMax(t *testing.T) {
+	_, errs, code := runIn(t, "", "--data", t.TempDir(), "call", "upper", "--memory", "1GiB")
+	if code == 0 || !strings.Contains(errs, "--memory 1GiB") || !strings.Contains(errs, "256 MiB") {
+		t.Fatalf("call --memory 1GiB: %d %q", code, errs)
+	}
+}
