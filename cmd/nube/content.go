@@ -596,6 +596,7 @@ network, so other nodes can fetch it from here. 'nube add' pins what it adds.`,
   nube pin rm bafybei...`,
 	}
 	var name string
+	var pinTimeout time.Duration
 	add := &cobra.Command{
 		Use:     "add CID",
 		Short:   "Fetch everything under CID that this node lacks, and pin it",
@@ -606,7 +607,17 @@ network, so other nodes can fetch it from here. 'nube add' pins what it adds.`,
 			if err != nil {
 				return err
 			}
-			if err := c.Pin(cmd.Context(), args[0], name); err != nil {
+			g.waiting("pinning "+args[0]+": waiting to fetch what this node lacks of it from the network", pinTimeout)
+			ctx := cmd.Context()
+			if pinTimeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, pinTimeout)
+				defer cancel()
+			}
+			if err := c.Pin(ctx, args[0], name); err != nil {
+				if errors.Is(err, context.DeadlineExceeded) {
+					return fmt.Errorf("pin %s: not all of it was fetched within --timeout %v: %w", args[0], pinTimeout, err)
+				}
 				return err
 			}
 			if g.json {
@@ -617,6 +628,7 @@ network, so other nodes can fetch it from here. 'nube add' pins what it adds.`,
 		},
 	}
 	add.Flags().StringVar(&name, "name", "", "a name for the pin")
+	add.Flags().DurationVar(&pinTimeout, "timeout", 0, "give up if it is not all fetched after this long (0: no limit)")
 	rm := &cobra.Command{
 		Use:     "rm CID",
 		Short:   "Unpin CID; the next 'nube gc' removes what nothing else pins",

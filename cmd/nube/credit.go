@@ -113,13 +113,21 @@ func ledgerCall(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, ledger.CallTimeout+answerMargin)
 }
 
-// waiting says on a terminal what a ledger command waits for, and until
-// when at most.
+// waiting says on a terminal what a long command waits for, and until
+// when at most (d 0: no deadline).
 func (g *globals) waiting(what string, d time.Duration) {
 	if g.json || !term.IsTerminal(int(os.Stderr.Fd())) {
 		return
 	}
-	fmt.Fprintf(os.Stderr, "%s (up to %v)...\n", what, d)
+	fmt.Fprintln(os.Stderr, waitingLine(what, d, time.Now()))
+}
+
+// waitingLine is the line waiting prints at now.
+func waitingLine(what string, d time.Duration, now time.Time) string {
+	if d <= 0 {
+		return what + " (no time limit; Ctrl-C stops it)..."
+	}
+	return fmt.Sprintf("%s (up to %v, until %s)...", what, d, now.Add(d).Format(time.TimeOnly))
 }
 
 func (g *globals) printLedgerInfo(in client.LedgerInfo) error {

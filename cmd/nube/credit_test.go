@@ -107,3 +107,16 @@ func TestCreditCLI(t *testing.T) {
 		t.Fatalf("ledger info from B: %d %s %s", code, out, errs)
 	}
 }
+
+// TestWaitingLine: the line a long command (ledger create and join, group
+// join, pin add) prints says what it waits for and its deadline, as a
+// clock time, or that it has none.
+func TestWaitingLine(t *testing.T) {
+	now := time.Date(2026, 1, 2, 15, 4, 5, 0, time.Local)
+	if got := waitingLine("joining group jobs", 30*time.Second, now); got != "joining group jobs (up to 30s, until 15:04:35)..." {
+		t.Errorf("with a deadline: %q", got)
+	}
+	if got := waitingLine("pinning X", 0, now); !strings.Contains(got, "pinning X") || !strings.Contains(got, "no time limit") {
+		t.Errorf("without a deadline: %q", got)
+	}
+}
