@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -105,8 +106,23 @@ func (s *Server) handleGroupJoin(w http.ResponseWriter, r *http.Request) {
 		codedError(w, err)
 		return
 	}
+	// The status of the instant it joined says no leader and no members
+	// (raft has heard from none yet): wait until this node has caught up
+	// through the leader, so the status answered is the group's.
+	ctx, cancel := context.WithTimeout(r.Context(), GroupJoinWait)
+	err = g.Sync(ctx)
+	cancel()
+	if err != nil {
+		codedError(w, fmt.Errorf("joined group %s through %s, but did not catch up through a leader within %v: %w",
+			req.Name, req.Via, GroupJoinWait, err))
+		return
+	}
 	s.writeGroupStatus(w, r, g)
 }
+
+// GroupJoinWait is how long a join (POST /api/v0/group/join) waits for
+// the node to catch up through the group's leader before it answers.
+const GroupJoinWait = 30 * time.Second
 
 func (s *Server) handleGroupsList(w http.ResponseWriter, r *http.Request) {
 	names := s.node.Groups().List()

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/api"
 	"github.com/nubecloud/nube/api/client"
@@ -81,5 +83,33 @@ func TestGroupAPI(t *testing.T) {
 		if err := cl.Call(ctx, http.MethodGet, old, nil, &names); err != nil || len(names) != 1 || names[0] != "jobs" {
 			t.Fatalf("%s: %v, %v", old, names, err)
 		}
+	}
+}
+
+// TestGroupJoinAnswersCaughtUp joins a group through the API: the status
+// it answers is the group's once this node caught up through the leader
+// (a leader, a term, both members), not that of the instant it asked (no
+// leader, term 0, no members).
+func TestGroupJoinAnswersCaughtUp(t *testing.T) {
+	t.Parallel()
+	c := nubetest.Cluster(t, 2, nubetest.WithConfig(func(_ int, cfg *nube.Config) { cfg.GroupHeartbeat = 200 * time.Millisecond }))
+	ctx := nubetest.Context(t, time.Minute)
+	a, b := c.Node(0), c.Node(1)
+	if _, err := a.Groups().Open(ctx, "team", group.Options{Members: []peer.ID{b.ID()}}); err != nil {
+		t.Fatal(err)
+	}
+	tok := api.NewToken()
+	s, err := api.Listen(b, "127.0.0.1:0", tok, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	cl := &client.Client{URL: s.URL(), Token: tok}
+	st, err := cl.GroupJoin(ctx, "team", a.ID().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Leader == "" || st.Term == 0 || len(st.Members) != 2 || st.Applied == 0 {
+		t.Fatalf("status answered by join: %+v", st)
 	}
 }

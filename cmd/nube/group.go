@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nubecloud/nube/api"
 	"github.com/nubecloud/nube/api/client"
 	"github.com/nubecloud/nube/internal/termsafe"
 )
@@ -66,10 +67,13 @@ func newGroupJoinCmd(g *globals) *cobra.Command {
 		Short: "Take this node's place in a group, through one of its members",
 		Long: `Join the group NAME through its member PEER. This node must be a member
 already: named when the group was created, or added since with
-'nube group add NAME <this node's ID>' on a member.`,
+'nube group add NAME <this node's ID>' on a member. It waits (up to 30s)
+until this node has caught up through the group's leader, then prints the
+group's state.`,
 		Example: "  nube group join jobs 12D3KooC...   # C is a member that is up",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			g.waiting("joining group "+args[0]+" through "+args[1]+": waiting to catch up through its leader", api.GroupJoinWait)
 			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) (client.GroupStatus, error) {
 				return c.GroupJoin(ctx, args[0], args[1])
 			}, g.printGroupStatus)
