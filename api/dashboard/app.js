@@ -302,8 +302,9 @@ function renderLists(l) {
   gl.replaceChildren();
   if (l.groups.length === 0) gl.append(el("p", { class: "empty" }, "This node is in no group. Form or join one below."));
   for (const g of l.groups) {
+    const down = g.members.filter((m) => m.state === "down").length;
     const t = el("table", {}, el("caption", {}, g.name + " — term " + g.term + ", this node " + g.state +
-      ", log " + g.last_index + ", committed " + g.commit_index),
+      ", log " + g.last_index + ", committed " + g.commit_index + (down ? ", " + down + " member" + (down > 1 ? "s" : "") + " down" : "")),
       el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "member"), el("th", { scope: "col" }, "state"), el("th", { scope: "col" }, "last contact"))),
       el("tbody"));
     fillTable(t, g.members.map((m) => el("tr", {},
