@@ -335,6 +335,22 @@ func manageFromPage(t *testing.T, ctx, bctx context.Context, c *nubetest.C, cl *
 		t.Fatalf("the page made no new space: %s is the old one", id)
 	}
 
+	// Invite another node to this user; the page lists this node among
+	// the user's; a join with no invite, or a bad one, is refused.
+	click("invite-btn")
+	outputSays("invite-result", "Give this to the new node")
+	if inv := browsertest.JS[string](t, bctx, `document.getElementById("invite-result").textContent`); !strings.Contains(inv, "nubeinvite1:") {
+		t.Fatalf("the invite the page showed: %q", inv)
+	}
+	browsertest.Wait(t, ctx, bctx, `[...document.querySelectorAll("#user-node-table td")].some((td) => td.textContent.endsWith("(this node)"))`,
+		"the user's nodes never listed this node")
+	click("join-btn")
+	browsertest.Wait(t, ctx, bctx, `document.getElementById("join-result").className === "err"`, "a join with no invite was not refused")
+	set("join-invite", "nubeinvite1:not-an-invite")
+	click("join-btn")
+	browsertest.Wait(t, ctx, bctx, `document.getElementById("join-result").className === "err" && document.getElementById("join-result").textContent !== "…"`,
+		"a bad invite was not refused")
+
 	// Send credit to another user; a bad amount is refused on the page.
 	set("send-to", c.Node(1).UserID().String())
 	set("send-amount", "a lot")

@@ -39,7 +39,7 @@ var publicDirs = map[string]string{
 // look a variable up by its name, so the list is by hand, and
 // TestSentinels fails when it misses one.
 var sentinels = map[string]error{
-	"nube.ErrDataDirInUse": nube.ErrDataDirInUse, "nube.ErrUnsafePermissions": nube.ErrUnsafePermissions,
+	"nube.ErrDataDirInUse": nube.ErrDataDirInUse, "nube.ErrUnsafePermissions": nube.ErrUnsafePermissions, "nube.ErrNoUserKey": nube.ErrNoUserKey,
 
 	"content.ErrNotPinned": content.ErrNotPinned, "content.ErrCorruptBlock": content.ErrCorruptBlock,
 	"content.ErrStoreClosed": content.ErrStoreClosed, "content.ErrBadName": content.ErrBadName,

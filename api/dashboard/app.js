@@ -557,6 +557,29 @@ action("grant-form", "grant-result", async () => {
   return "Granted " + g.rights + " on " + space + " to " + short(g.to) + " (grant " + g.id + ").";
 });
 
+// loadUserNodes lists the user's nodes this node knows.
+async function loadUserNodes() {
+  const nodes = await (await api("/api/v0/user/nodes")).json();
+  fillTable($("user-node-table"), nodes.map((n) => el("tr", {},
+    el("td", { class: "mono", title: n.id }, short(n.id) + (n.self ? " (this node)" : "")),
+    el("td", {}, n.since ? new Date(n.since).toLocaleDateString() : ""),
+    el("td", {}, n.removed ? "removed" : (n.key ? "holds the user key" : "joined by invite")))), 3, "no other node of yours yet");
+}
+
+action("invite-form", "invite-result", async () => {
+  const o = await post("/api/v0/user/invite", {});
+  return "Give this to the new node (nube user join, or Join your user there); good once, until " +
+    new Date(o.expires).toLocaleTimeString() + ": " + o.invite;
+});
+
+action("join-form", "join-result", async () => {
+  const invite = $("join-invite").value.trim();
+  if (!invite) throw new Error("Paste an invite from another of your nodes first (Invite a node, there).");
+  const n = await post("/api/v0/user/join", { invite });
+  loadUserNodes();
+  return "This node is now one of user " + short(n.user) + "'s" + (n.restart ? "; restart it (nube up) for it to take effect." : ".");
+});
+
 action("send-form", "send-result", async () => {
   const to = $("send-to").value.trim(), memo = $("send-memo").value.trim();
   if (!to) throw new Error("Paste the payee's user or node ID first.");
@@ -598,3 +621,4 @@ loadLists();
 setInterval(loadLists, 10000);
 loadCredit();
 setInterval(loadCredit, 10000);
+loadUserNodes().catch(() => {});
