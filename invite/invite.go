@@ -108,10 +108,10 @@ func Parse(s string) (Invite, error) {
 }
 
 func (in Invite) check() error {
-	if err := in.Peer.Validate(); err != nil {
+	if d, err := peer.Decode(in.Peer.String()); err != nil || d != in.Peer {
 		return fmt.Errorf("%w: inviter: %v", ErrBadInvite, err)
 	}
-	if err := in.User.Validate(); err != nil {
+	if _, err := in.User.ExtractPublicKey(); err != nil {
 		return fmt.Errorf("%w: user: %v", ErrBadInvite, err)
 	}
 	if len(in.Secret) < SecretSize {

@@ -51,6 +51,9 @@ func (r Revocation) Check() error {
 	if r.User == "" || r.Node == "" {
 		return fmt.Errorf("%w: revocation names no user or no node", identity.ErrBadSignature)
 	}
+	if d, err := peer.Decode(r.Node.String()); err != nil || d != r.Node {
+		return fmt.Errorf("%w: revocation of %q, which is no peer ID", identity.ErrBadSignature, r.Node)
+	}
 	if err := identity.Verify(r.User, revokeDomain, r.body(), r.Sig); err != nil {
 		return fmt.Errorf("revocation of %s: %w", r.Node, err)
 	}
