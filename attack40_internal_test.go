@@ -50,7 +50,11 @@ func TestAttack40SpreadPastCap(t *testing.T) {
 	// Another node of the same user, taking what spreadRevocations sends.
 	other := &Node{userID: user, log: slog.New(slog.DiscardHandler)}
 	other.nodes, _ = openNodeBook("")
-	_, err = other.serveRevoked(context.Background(), revokedReq{Revocations: removing.encoded()})
+	for _, part := range chunks(removing.encoded(), maxRevocations) { // as spreadRevocations sends them
+		if _, err = other.serveRevoked(context.Background(), revokedReq{Revocations: part}); err != nil {
+			break
+		}
+	}
 	if err != nil || !other.revoked(last) {
 		t.Fatalf("the user's other node did not learn the latest removal (revoked %v): %v", other.revoked(last), err)
 	}

@@ -251,9 +251,35 @@ type nodeBook struct {
 	path string
 	mu   sync.Mutex
 	s    struct {
+		// User is whose nodes these are: a node that changed users
+		// starts a new book.
+		User    peer.ID                         `json:"user,omitempty"`
 		Nodes   map[peer.ID]time.Time           `json:"nodes"` // since
 		Revoked map[peer.ID]nodecert.Revocation `json:"revoked"`
 	}
+}
+
+// own makes the book user's: one kept for another user (before this node
+// joined this one) is started afresh.
+func (b *nodeBook) own(user peer.ID) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.s.User == user {
+		return nil
+	}
+	if b.s.User != "" {
+		b.s.Nodes, b.s.Revoked = map[peer.ID]time.Time{}, map[peer.ID]nodecert.Revocation{}
+	} else {
+		// A book from before it named its user: keep only what this
+		// user signed.
+		for id, r := range b.s.Revoked {
+			if r.User != user {
+				delete(b.s.Revoked, id)
+			}
+		}
+	}
+	b.s.User = user
+	return b.saveLocked()
 }
 
 func openNodeBook(path string) (*nodeBook, error) {
@@ -307,11 +333,13 @@ func (b *nodeBook) add(node peer.ID, since time.Time) error {
 	return b.saveLocked()
 }
 
-func (b *nodeBook) revoked(node peer.ID) bool {
+// revoked reports whether user removed node: a revocation another user
+// signed (kept from before this node changed users) does not count.
+func (b *nodeBook) revoked(user, node peer.ID) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	_, ok := b.s.Revoked[node]
-	return ok
+	r, ok := b.s.Revoked[node]
+	return ok && r.User == user
 }
 
 // learn adds the revocations of user among rs that it lacks, and says how
@@ -378,6 +406,13 @@ func startUser(ctx context.Context, n *Node) error {
 			return err
 		}
 		n.pendingJoin = nil
+	}
+	owner := n.userID
+	if n.joined != nil {
+		owner = n.joined.User
+	}
+	if err := n.nodes.own(owner); err != nil {
+		return fmt.Errorf("user's nodes: %w", err)
 	}
 	if n.joined != nil {
 		c := n.joined.Cert
@@ -450,13 +485,15 @@ func (n *Node) join(ctx context.Context, in invite.Invite) (UserNode, error) {
 			return UserNode{}, fmt.Errorf("keep the user cert: %w", err)
 		}
 	}
-	if n.nodes != nil {
+	restart := n.userKey != nil // a running node with a user of its own
+	if n.nodes != nil && !restart {
+		// A node that changes users keeps its book of the old user's
+		// nodes until it restarts; the new user's are learnt then.
 		n.nodes.add(in.Peer, jc.Since)
 		if _, err := n.nodes.learn(in.User, rep.Revocations); err != nil {
 			n.log.Warn("the inviter's revocations do not check", "err", err)
 		}
 	}
-	restart := n.userKey != nil // a running node with a user of its own
 	if !restart {
 		n.joined = &jc
 	}
@@ -471,7 +508,7 @@ func (n *Node) serveJoin(ctx context.Context, req joinReq) (joinReply, error) {
 	if n.userKey == nil {
 		return joinReply{}, fmt.Errorf("%w: this node makes no invites", ErrNoUserKey)
 	}
-	if n.nodes.revoked(from) {
+	if n.nodes.revoked(n.userID, from) {
 		return joinReply{}, fmt.Errorf("%s: %w; it joins again only under a new node key (a fresh data dir)", from, nodecert.ErrRevoked)
 	}
 	if err := n.invites.Use(req.Secret, time.Now()); err != nil {
@@ -485,7 +522,9 @@ func (n *Node) serveJoin(ctx context.Context, req joinReq) (joinReply, error) {
 		n.log.Warn("a joined node not recorded", "node", from, "err", err)
 	}
 	n.log.Info("a node joined the user through an invite", "node", from)
-	return joinReply{Cert: c, Revocations: n.nodes.encoded()}, nil
+	// The joiner gets at most one call's worth of the user's removals:
+	// the rest reach it with the next removal spread.
+	return joinReply{Cert: c, Revocations: chunks(n.nodes.encoded(), maxRevocations)[0]}, nil
 }
 
 // serveRevoked takes revocations of this node's user from another node of
@@ -502,7 +541,7 @@ func (n *Node) serveRevoked(ctx context.Context, req revokedReq) (struct{}, erro
 }
 
 // revoked reports whether this node's user removed node.
-func (n *Node) revoked(node peer.ID) bool { return n.nodes != nil && n.nodes.revoked(node) }
+func (n *Node) revoked(node peer.ID) bool { return n.nodes != nil && n.nodes.revoked(n.userID, node) }
 
 // holder is the space layer's Holder: the user's removed nodes hold none
 // of its spaces.
@@ -610,9 +649,22 @@ func (n *Node) spreadRevocations(ctx context.Context) {
 	targets = slices.DeleteFunc(targets, func(p peer.ID) bool { return p == n.host.ID() })
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	for p, r := range revokedFn.OnAll(network.WithAllowLimitedConn(ctx, "nube user revoked"), n.remote, targets, revokedReq{Revocations: all}) {
-		if r.Err != nil {
-			n.log.Info("a node of the user did not take the revocations", "node", p, "err", r.Err)
+	for _, part := range chunks(all, maxRevocations) {
+		for p, r := range revokedFn.OnAll(network.WithAllowLimitedConn(ctx, "nube user revoked"), n.remote, targets, revokedReq{Revocations: part}) {
+			if r.Err != nil {
+				n.log.Info("a node of the user did not take the revocations", "node", p, "err", r.Err)
+			}
 		}
 	}
+}
+
+// chunks cuts rs into calls of at most size revocations each, the most
+// a node takes in one.
+func chunks(rs [][]byte, size int) [][][]byte {
+	var out [][][]byte
+	for len(rs) > size {
+		out = append(out, rs[:size])
+		rs = rs[size:]
+	}
+	return append(out, rs)
 }
