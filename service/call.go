@@ -259,13 +259,20 @@ func (p *Pipeline) Any(ctx context.Context, in []byte) (Result, error) {
 // Stop the loop early to cancel the runs still under way.
 func (p *Pipeline) CallN(ctx context.Context, n int, in []byte) iter.Seq2[peer.ID, Result] {
 	return func(yield func(peer.ID, Result) bool) {
-		if n < 1 {
-			n = 1
-		}
 		stages, err := p.Resolve(ctx)
 		if err != nil {
 			yield("", Result{Err: err})
 			return
+		}
+		p.callN(ctx, n, stages, in)(yield)
+	}
+}
+
+// callN is CallN of stages already resolved.
+func (p *Pipeline) callN(ctx context.Context, n int, stages []*Descriptor, in []byte) iter.Seq2[peer.ID, Result] {
+	return func(yield func(peer.ID, Result) bool) {
+		if n < 1 {
+			n = 1
 		}
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()

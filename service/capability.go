@@ -336,10 +336,6 @@ func (c *Capability) mayCall(ref string) bool {
 	return slices.ContainsFunc(c.Allows, func(a Allow) bool { return a.Call != "" && a.Call == ref })
 }
 
-// Want is a right a descriptor declares its module needs: "space:read",
-// "space:write" or "call:NAME".
-type Want = string
-
 // checkWants says what a call's rights lack of what d declares it needs,
 // before anything runs: nil if nothing.
 func checkWants(d *Descriptor, allows []Allow) error {

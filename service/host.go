@@ -535,7 +535,7 @@ func (h *runHost) call(ctx context.Context, ref string, in []byte) ([]byte, erro
 		h.slot = false
 	}
 	var r Result
-	for _, res := range p.CallN(ctx, 1, in) {
+	for _, res := range p.callN(ctx, 1, stages, in) { // resolved above
 		r = res
 	}
 	select {
