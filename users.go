@@ -1,7 +1,6 @@
 package nube
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdh"
@@ -314,13 +313,7 @@ func (b *nodeBook) saveLocked() error {
 	if b.path == "" {
 		return nil
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(b.s); err != nil {
-		return err
-	}
-	return atomicfile.Write(b.path, buf.Bytes(), 0o600)
+	return atomicfile.WriteJSON(b.path, b.s, 0o600)
 }
 
 func (b *nodeBook) add(node peer.ID, since time.Time) error {
@@ -471,7 +464,6 @@ func (n *Node) join(ctx context.Context, in invite.Invite) (UserNode, error) {
 	}
 	jc := joinedCert{User: in.User, Cert: rep.Cert, Since: time.Now().UTC().Truncate(time.Second), Via: in.Peer}
 	if dir := n.cfg.DataDir; dir != "" {
-		b, _ := json.MarshalIndent(jc, "", "  ")
 		if n.userKey != nil {
 			// Never delete a key: whatever its user owns stays reachable
 			// by putting it back.
@@ -481,7 +473,7 @@ func (n *Node) join(ctx context.Context, in invite.Invite) (UserNode, error) {
 			}
 			n.log.Warn("joined another user: this node's own user key is set aside", "path", aside)
 		}
-		if err := atomicfile.Write(filepath.Join(dir, UserCertFile), append(b, '\n'), 0o600); err != nil {
+		if err := atomicfile.WriteJSON(filepath.Join(dir, UserCertFile), jc, 0o600); err != nil {
 			return UserNode{}, fmt.Errorf("keep the user cert: %w", err)
 		}
 	}

@@ -17,7 +17,6 @@
 package invite
 
 import (
-	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -257,13 +256,7 @@ func (b *Book) save() error {
 	if b.path == "" {
 		return nil
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(b.all); err != nil {
-		return err
-	}
-	if err := atomicfile.Write(b.path, buf.Bytes(), 0o600); err != nil {
+	if err := atomicfile.WriteJSON(b.path, b.all, 0o600); err != nil {
 		return fmt.Errorf("invites: %w", err)
 	}
 	return nil

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -249,15 +248,11 @@ func (m *Manager) keepEvidence(e *VerifyError) string {
 	if m.cfg.Dir == "" {
 		return ""
 	}
-	b, err := json.MarshalIndent(e.Runs, "", "  ")
-	if err != nil {
-		return ""
-	}
 	name := filepath.Join(m.cfg.Dir, "evidence", time.Now().UTC().Format("20060102T150405.000000000")+".json")
 	if err := os.MkdirAll(filepath.Dir(name), 0o700); err != nil {
 		return ""
 	}
-	if err := atomicfile.Write(name, b, 0o600); err != nil {
+	if err := atomicfile.WriteJSON(name, e.Runs, 0o600); err != nil {
 		m.log.Warn("could not keep the evidence of a disagreement", "err", err)
 		return ""
 	}

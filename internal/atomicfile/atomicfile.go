@@ -4,6 +4,7 @@
 package atomicfile
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -39,6 +40,16 @@ func Write(path string, data []byte, perm os.FileMode) error {
 	}
 	syncDir(dir)
 	return nil
+}
+
+// WriteJSON writes v to path as indented JSON ending in a newline, as
+// Write does: the small state files people may read.
+func WriteJSON(path string, v any, perm os.FileMode) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return Write(path, append(data, '\n'), perm)
 }
 
 // syncDir makes a rename durable where the platform allows it. Windows
