@@ -24,6 +24,7 @@ var ranks = map[string]int{
 	"group":    4,
 	"space":    4,
 	"ledger":   5,
+	"topic":    5,
 	"":         6, // the facade, at the module root
 	"api":      7,
 	"cmd/nube": 8, "nubetest": 8, "bench": 8, "examples/modules/space-wc": 8,

@@ -22,6 +22,7 @@ import (
 	"github.com/nubecloud/nube/remote"
 	"github.com/nubecloud/nube/service"
 	"github.com/nubecloud/nube/space"
+	"github.com/nubecloud/nube/topic"
 )
 
 // Each layer owns one subdirectory of the data dir, named here; the
@@ -42,6 +43,8 @@ const (
 	ServicesDir = "services"
 	// SpacesDir holds the heads and grants of the spaces the node keeps.
 	SpacesDir = "spaces"
+	// TopicsDir holds the topics' own state (consumers, dedup windows).
+	TopicsDir = "topics"
 )
 
 // layer is one layer of a node: start builds it on the layers before it
@@ -67,6 +70,7 @@ var layers = []layer{
 	{"ledger", startLedger, func(n *Node) error { return closeIf(n.ledger, (*ledger.Manager).Close) }},
 	{"services", startServices, func(n *Node) error { return closeIf(n.svc, (*service.Manager).Close) }},
 	{"spaces", startSpaces, func(n *Node) error { return closeIf(n.spaces, (*space.Manager).Close) }},
+	{"topics", startTopics, func(n *Node) error { return closeIf(n.topics, (*topic.Manager).Close) }},
 }
 
 func closeIf[T any](x *T, close func(*T) error) error {
@@ -328,6 +332,25 @@ func startSpaces(ctx context.Context, n *Node) error {
 		Payments:       n.ledger.Storage(),
 		PayInterval:    cfg.SpacePayInterval,
 		Logger:         n.log,
+	})
+	return err
+}
+
+func startTopics(ctx context.Context, n *Node) error {
+	dir, err := n.layerDir(TopicsDir)
+	if err != nil {
+		return err
+	}
+	n.topics, err = topic.New(ctx, topic.Config{
+		Host:     n.host,
+		Endpoint: n.remote,
+		Spaces:   n.spaces,
+		Groups:   n.groups,
+		UserKey:  n.signer,
+		Cert:     n.cert,
+		Dir:      dir,
+		Registry: n.reg,
+		Logger:   n.log,
 	})
 	return err
 }

@@ -59,6 +59,7 @@ import (
 	"github.com/nubecloud/nube/remote"
 	"github.com/nubecloud/nube/service"
 	"github.com/nubecloud/nube/space"
+	"github.com/nubecloud/nube/topic"
 	"github.com/nubecloud/nube/wasm"
 )
 
@@ -257,6 +258,7 @@ type Node struct {
 	svc         *service.Manager
 	groups      *group.Manager
 	spaces      *space.Manager
+	topics      *topic.Manager
 	ledger      *ledger.Manager
 	nodeKey     ed25519.PrivateKey
 	up          int // layers begun (layers.go)
