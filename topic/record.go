@@ -104,7 +104,7 @@ func (t *Topic) holders(ctx context.Context) (home peer.ID, holders []peer.ID, e
 
 // MaxNameLen caps a topic's name (its space's name is longer by the
 // prefix).
-const MaxNameLen = 120
+const MaxNameLen = space.MaxNameLen - len("topic.")
 
 func checkName(name string) error {
 	if name == "" || len(name) > MaxNameLen || name[0] == '.' || name[0] == '-' {
