@@ -19,6 +19,7 @@ import (
 	"github.com/nubecloud/nube/internal/lockfile"
 	"github.com/nubecloud/nube/internal/p2p"
 	"github.com/nubecloud/nube/ledger"
+	"github.com/nubecloud/nube/names"
 	"github.com/nubecloud/nube/remote"
 	"github.com/nubecloud/nube/service"
 	"github.com/nubecloud/nube/space"
@@ -45,6 +46,9 @@ const (
 	SpacesDir = "spaces"
 	// TopicsDir holds the topics' own state (consumers, dedup windows).
 	TopicsDir = "topics"
+	// NamesDir holds the IPNS keys (NAME.key) and what this node
+	// published (published.json), which it republishes.
+	NamesDir = "names"
 )
 
 // layer is one layer of a node: start builds it on the layers before it
@@ -71,6 +75,7 @@ var layers = []layer{
 	{"services", startServices, func(n *Node) error { return closeIf(n.svc, (*service.Manager).Close) }},
 	{"spaces", startSpaces, func(n *Node) error { return closeIf(n.spaces, (*space.Manager).Close) }},
 	{"topics", startTopics, func(n *Node) error { return closeIf(n.topics, (*topic.Manager).Close) }},
+	{"names", startNames, func(n *Node) error { return closeIf(n.names, (*names.Manager).Close) }},
 }
 
 func closeIf[T any](x *T, close func(*T) error) error {

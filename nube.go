@@ -55,6 +55,7 @@ import (
 	"github.com/nubecloud/nube/internal/p2p"
 	"github.com/nubecloud/nube/invite"
 	"github.com/nubecloud/nube/ledger"
+	"github.com/nubecloud/nube/names"
 	"github.com/nubecloud/nube/nodecert"
 	"github.com/nubecloud/nube/remote"
 	"github.com/nubecloud/nube/service"
@@ -119,6 +120,11 @@ type Config struct {
 	// multiaddrs ending in /p2p/<peer ID>. Empty means the public
 	// network's bootstrap peers (the list kubo uses).
 	IPFSBootstrap []string
+	// DNSLinks maps domains to the paths their DNSLink names
+	// ("example.com": "/ipfs/CID"), looked up before DNS: for tests and
+	// offline use (IPFS_NS_MAP, as in kubo, is read too). See package
+	// names.
+	DNSLinks map[string]string
 	// RelayService makes this node a circuit relay for peers that cannot
 	// be reached directly. Turn it on only on a node others can dial.
 	RelayService bool
@@ -259,6 +265,7 @@ type Node struct {
 	groups      *group.Manager
 	spaces      *space.Manager
 	topics      *topic.Manager
+	names       *names.Manager
 	ledger      *ledger.Manager
 	nodeKey     ed25519.PrivateKey
 	up          int // layers begun (layers.go)
