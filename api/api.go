@@ -212,6 +212,7 @@ func (s *Server) routes() *router {
 	s.groupRoutes(mux)
 	s.ledgerRoutes(mux)
 	s.userRoutes(mux)
+	s.nameRoutes(mux)
 	// Go's profiler, as kubo offers it: behind the token like the rest.
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)

@@ -21,6 +21,7 @@ import (
 	"github.com/nubecloud/nube/errcode"
 	"github.com/nubecloud/nube/group"
 	"github.com/nubecloud/nube/ledger"
+	"github.com/nubecloud/nube/names"
 	"github.com/nubecloud/nube/remote"
 	"github.com/nubecloud/nube/service"
 	"github.com/nubecloud/nube/space"
@@ -33,6 +34,7 @@ var publicDirs = map[string]string{
 	"nube": "..", "content": "../content", "service": "../service", "space": "../space",
 	"group": "../group", "ledger": "../ledger", "remote": "../remote", "wasm": "../wasm",
 	"client": "client", "errcode": "../errcode",
+	"names": "../names",
 }
 
 // sentinels are the values of the names exportedErrs finds: Go cannot
@@ -98,6 +100,9 @@ var sentinels = map[string]error{
 	"client.ErrNotFound": client.ErrNotFound, "client.ErrConflict": client.ErrConflict,
 	"client.ErrBusy": client.ErrBusy, "client.ErrUnreachable": client.ErrUnreachable,
 	"client.ErrTimeout": client.ErrTimeout,
+
+	"names.ErrNotFound": names.ErrNotFound, "names.ErrBadName": names.ErrBadName,
+	"names.ErrBadRecord": names.ErrBadRecord, "names.ErrExists": names.ErrExists,
 
 	"errcode.ErrBadRequest": errcode.ErrBadRequest, "errcode.ErrUnauthorized": errcode.ErrUnauthorized,
 	"errcode.ErrForbidden": errcode.ErrForbidden, "errcode.ErrRefused": errcode.ErrRefused,
