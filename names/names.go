@@ -65,8 +65,9 @@ type Config struct {
 	// PublicGrace is how long a lookup waits on the public DHT once nube's
 	// has answered with a record. Zero means DefaultPublicGrace.
 	PublicGrace time.Duration
-	// CacheTTL caps how long a resolved name is cached (for the gateway;
-	// Resolve itself asks the network each time). Zero means one minute.
+	// CacheTTL caps how long the gateway's name system caches a resolved
+	// name, and the max-age it answers with (Resolve itself asks the
+	// network each time). Zero means no cap: each record's own TTL.
 	CacheTTL time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -126,9 +127,6 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if cfg.PublicGrace == 0 {
 		cfg.PublicGrace = DefaultPublicGrace
 	}
-	if cfg.CacheTTL == 0 {
-		cfg.CacheTTL = time.Minute
-	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -150,8 +148,11 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	}
 	m.routes = stores{m: m, own: cfg.Routing, public: cfg.Public}
 	lookup := m.lookupTXT
-	if m.ns, err = namesys.NewNameSystem(m.routes, namesys.WithDNSResolver(txtResolver(lookup)),
-		namesys.WithCache(256), namesys.WithMaxCacheTTL(cfg.CacheTTL)); err != nil {
+	cached := []namesys.Option{namesys.WithDNSResolver(txtResolver(lookup)), namesys.WithCache(256)}
+	if cfg.CacheTTL > 0 {
+		cached = append(cached, namesys.WithMaxCacheTTL(cfg.CacheTTL))
+	}
+	if m.ns, err = namesys.NewNameSystem(m.routes, cached...); err != nil {
 		return nil, fmt.Errorf("names: %w", err)
 	}
 	if m.fresh, err = namesys.NewNameSystem(m.routes, namesys.WithDNSResolver(txtResolver(lookup))); err != nil {
@@ -191,8 +192,8 @@ func (m *Manager) background(f func(ctx context.Context)) {
 }
 
 // NameSystem returns the name system the gateway resolves through: boxo's,
-// over this Manager's routing and DNSLink, with a cache bounded by
-// Config.CacheTTL. Its Publish is not for use: publish with Manager.Publish.
+// over this Manager's routing and DNSLink, with a cache (each name for its
+// record's TTL, at most Config.CacheTTL if set). Its Publish is not for use: publish with Manager.Publish.
 func (m *Manager) NameSystem() namesys.NameSystem { return m.ns }
 
 // ValueStore returns the routing records are read from and stored in
