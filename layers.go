@@ -19,7 +19,6 @@ import (
 	"github.com/nubecloud/nube/internal/lockfile"
 	"github.com/nubecloud/nube/internal/p2p"
 	"github.com/nubecloud/nube/ledger"
-	"github.com/nubecloud/nube/names"
 	"github.com/nubecloud/nube/remote"
 	"github.com/nubecloud/nube/service"
 	"github.com/nubecloud/nube/space"
@@ -75,7 +74,7 @@ var layers = []layer{
 	{"services", startServices, func(n *Node) error { return closeIf(n.svc, (*service.Manager).Close) }},
 	{"spaces", startSpaces, func(n *Node) error { return closeIf(n.spaces, (*space.Manager).Close) }},
 	{"topics", startTopics, func(n *Node) error { return closeIf(n.topics, (*topic.Manager).Close) }},
-	{"names", startNames, func(n *Node) error { return closeIf(n.names, (*names.Manager).Close) }},
+	{"names", startNames, closeNames},
 }
 
 func closeIf[T any](x *T, close func(*T) error) error {

@@ -26,10 +26,33 @@ type Names interface {
 	Gen(name string) (names.Key, error)
 	// Remove deletes a key.
 	Remove(name string) error
+	// PublishSpace publishes the space name of this node's user as a
+	// site: a UnixFS snapshot of its keys and values (each key a path),
+	// pinned here, and key's name ("" for names.Self) pointed at it.
+	// While the node runs, a change to the space publishes it again
+	// (Config.SiteDebounce after the last of a burst). The snapshot is public.
+	PublishSpace(ctx context.Context, name, key string) (SitePublished, error)
+}
+
+// namesOf is the facade's Names: the names layer, and sites.
+type namesOf struct {
+	*names.Manager
+	sites *sites
+}
+
+func (n namesOf) PublishSpace(ctx context.Context, name, key string) (SitePublished, error) {
+	return n.sites.publish(ctx, name, key)
 }
 
 // Names returns the node's names layer.
-func (n *Node) Names() Names { return n.names }
+func (n *Node) Names() Names { return namesOf{n.names, n.sites} }
+
+func closeNames(n *Node) error {
+	if n.sites != nil {
+		n.sites.close()
+	}
+	return closeIf(n.names, (*names.Manager).Close)
+}
 
 func startNames(ctx context.Context, n *Node) error {
 	dir, err := n.layerDir(NamesDir)
@@ -46,6 +69,9 @@ func startNames(ctx context.Context, n *Node) error {
 	if n.host.IPFS != nil {
 		cfg.Public = n.host.IPFS
 	}
-	n.names, err = names.New(ctx, cfg)
+	if n.names, err = names.New(ctx, cfg); err != nil {
+		return err
+	}
+	n.sites, err = openSites(n, dir)
 	return err
 }

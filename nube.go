@@ -125,6 +125,10 @@ type Config struct {
 	// offline use (IPFS_NS_MAP, as in kubo, is read too). See package
 	// names.
 	DNSLinks map[string]string
+	// SiteDebounce is how long after a change to a space published as a
+	// site (Names().PublishSpace) it is published again: a burst of puts
+	// makes one snapshot. Zero means DefaultSiteDebounce (2 s).
+	SiteDebounce time.Duration
 	// RelayService makes this node a circuit relay for peers that cannot
 	// be reached directly. Turn it on only on a node others can dial.
 	RelayService bool
@@ -266,6 +270,7 @@ type Node struct {
 	spaces      *space.Manager
 	topics      *topic.Manager
 	names       *names.Manager
+	sites       *sites
 	ledger      *ledger.Manager
 	nodeKey     ed25519.PrivateKey
 	up          int // layers begun (layers.go)
