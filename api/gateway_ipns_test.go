@@ -11,9 +11,11 @@ import (
 
 	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/api"
+	"github.com/nubecloud/nube/api/client"
 	"github.com/nubecloud/nube/content"
 	"github.com/nubecloud/nube/names"
 	"github.com/nubecloud/nube/nubetest"
+	"github.com/nubecloud/nube/space"
 )
 
 // site imports a directory holding index.html into n and returns its CID.
@@ -171,5 +173,59 @@ func TestGatewayCORS(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodPost, g.URL()+"/ipfs/"+cid, nil)
 	if code, _, _ := do(t, nil, req); code != http.StatusMethodNotAllowed {
 		t.Fatalf("POST: %d", code)
+	}
+}
+
+// TestGatewaySite: a space published as a site is served by another
+// node's gateway at /ipns/NAME/index.html, and a later put shows there.
+func TestGatewaySite(t *testing.T) {
+	c := nubetest.Cluster(t, 2, nubetest.WithConfig(func(_ int, cfg *nube.Config) { cfg.SiteDebounce = 50 * time.Millisecond }))
+	ctx := nubetest.Context(t, time.Minute)
+	if err := c.WaitRoutingTables(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	a, b := c.Node(0), c.Node(1)
+	sp, err := a.Spaces().Create(ctx, "www", space.Policy{Local: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.PutBytes(ctx, "index.html", []byte("<h1>site</h1>")); err != nil {
+		t.Fatal(err)
+	}
+	tok := api.NewToken()
+	s, err := api.Listen(a, "127.0.0.1:0", tok, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	p, err := (&client.Client{URL: s.URL(), Token: tok}).SpacePublish(ctx, "www", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := listenGateway(t, b, api.GatewayConfig{})
+	code, _, body := gwGet(t, g.URL()+"/ipns/"+p.Name+"/index.html", "")
+	if code != http.StatusOK || body != "<h1>site</h1>" {
+		t.Fatalf("GET /ipns/NAME/index.html: %d %q", code, body)
+	}
+	if err := sp.PutBytes(ctx, "index.html", []byte("<h1>site, again</h1>")); err != nil {
+		t.Fatal(err)
+	}
+	// The gateway caches a name's path for its record's TTL (5 min), as
+	// kubo's does; its record, which it does not cache, moves at once.
+	nubetest.Eventually(t, ctx, func() bool {
+		code, _, body := gwGet(t, g.URL()+"/ipns/"+p.Name+"?format=ipns-record", "")
+		rec, err := ipns.UnmarshalRecord([]byte(body))
+		if code != http.StatusOK || err != nil {
+			return false
+		}
+		v, err := rec.Value()
+		return err == nil && v.String() != "/ipfs/"+p.Root
+	}, func() string { return "the site was not republished after a put" })
+	r, err := b.Names().Resolve(ctx, p.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _, body := gwGet(t, g.URL()+r.Path+"/index.html", ""); code != http.StatusOK || body != "<h1>site, again</h1>" {
+		t.Fatalf("the new snapshot: %d %q", code, body)
 	}
 }

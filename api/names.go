@@ -24,7 +24,9 @@ import (
 //	POST /api/v0/key/remove   {name}
 //	GET  /api/v0/routing/get?key=/ipns/N                  → the raw record
 //	POST /api/v0/routing/put?key=/ipns/N  body: a record
+//	POST /api/v0/space/publish {space, key}               → SitePublished
 func (s *Server) nameRoutes(mux *router) {
+	mux.HandleFunc("POST /api/v0/space/publish", s.handleSpacePublish)
 	mux.HandleFunc("POST /api/v0/name/publish", s.handleNamePublish)
 	mux.HandleFunc("GET /api/v0/name/resolve", s.handleNameResolve)
 	mux.HandleFunc("POST /api/v0/key/gen", s.handleKeyGen)
@@ -168,4 +170,20 @@ func (s *Server) handleRoutingPut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, struct{}{})
+}
+
+func (s *Server) handleSpacePublish(w http.ResponseWriter, r *http.Request) {
+	var req client.SpacePublishRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), nameTimeout)
+	defer cancel()
+	p, err := s.node.Names().PublishSpace(ctx, req.Space, req.Key)
+	if err != nil {
+		codedError(w, err)
+		return
+	}
+	writeJSON(w, client.SitePublished{Space: p.Space, Root: p.Root, NamePublished: client.NamePublished{
+		Name: p.Name, Value: p.Value, Sequence: p.Sequence, Validity: p.Validity.Format(time.RFC3339Nano), TTL: p.TTL.String()}})
 }

@@ -102,3 +102,24 @@ func (c *Client) RoutingGet(ctx context.Context, key string) ([]byte, error) {
 func (c *Client) RoutingPut(ctx context.Context, key string, record []byte) error {
 	return c.send(ctx, http.MethodPost, "/api/v0/routing/put?key="+url.QueryEscape(key), IPNSRecordType, bytes.NewReader(record), nil)
 }
+
+// SpacePublishRequest asks to publish a space as a site.
+type SpacePublishRequest struct {
+	Space string `json:"space"`
+	Key   string `json:"key,omitempty"` // empty: the user key ("self")
+}
+
+// SitePublished is a space's snapshot and the name pointed at it.
+type SitePublished struct {
+	Space string `json:"space"`
+	Root  string `json:"root"`
+	NamePublished
+}
+
+// SpacePublish publishes the space as a site: a UnixFS snapshot of its
+// keys and values, which key's name points at, made again after each
+// change while the node runs (Names().PublishSpace).
+func (c *Client) SpacePublish(ctx context.Context, space, key string) (SitePublished, error) {
+	var out SitePublished
+	return out, c.Call(ctx, http.MethodPost, "/api/v0/space/publish", SpacePublishRequest{Space: space, Key: key}, &out)
+}

@@ -203,3 +203,33 @@ do what 'ipfs routing get|put' do for /ipns/ keys.`,
 	cmd.AddCommand(get, put)
 	return cmd
 }
+
+func newSpacePublishCmd(g *globals) *cobra.Command {
+	var key string
+	cmd := &cobra.Command{
+		Use:   "publish NAME [--key K]",
+		Short: "Publish a space as a website under an IPNS name",
+		Long: `Make a UnixFS snapshot of the space NAME (each key a path: "index.html",
+"css/site.css"), pin it on this node and point the name of --key (default
+"self", the user key) at it. While the node runs, a change to the space
+makes a new snapshot and points the name at it (2 s after the last change of
+a burst). Any gateway then serves it: http://GATEWAY/ipns/NAME/index.html.
+The snapshot is public, whatever the space's own sealing: publish only what
+is meant for everyone.`,
+		Example: `  nube space create www --local
+  nube space put www index.html index.html
+  nube space publish www --key site        # prints /ipns/k51...
+  curl http://127.0.0.1:8080/ipns/k51.../index.html`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) (client.SitePublished, error) {
+				return c.SpacePublish(ctx, args[0], key)
+			}, func(p client.SitePublished) error {
+				g.printf("published space %s (snapshot %s): /ipns/%s\n", termsafe.Line(p.Space), p.Root, p.Name)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&key, "key", "", `the key whose name to publish under (default "self", the user key)`)
+	return cmd
+}

@@ -59,6 +59,22 @@ func TestNamesCLI(t *testing.T) {
 	if _, errs, code := runIn(t, rec, "--data", dirs[1], "routing", "put", "/ipns/"+keys[0].ID); code == 0 || !strings.Contains(errs, "IPNS record") {
 		t.Fatalf("routing put under another name: %d %s", code, errs)
 	}
+	// A space published as a site.
+	if out, errs, code := run(t, "--data", dirs[0], "space", "create", "www", "--local"); code != 0 {
+		t.Fatalf("space create: %d %s %s", code, out, errs)
+	}
+	if out, errs, code := runIn(t, "<h1>hi</h1>", "--data", dirs[0], "space", "put", "www", "index.html"); code != 0 {
+		t.Fatalf("space put: %d %s %s", code, out, errs)
+	}
+	out, errs, code = run(t, "--data", dirs[0], "space", "publish", "www", "--key", "site", "--json")
+	var sp client.SitePublished
+	if code != 0 || json.Unmarshal([]byte(out), &sp) != nil || sp.Name != site {
+		t.Fatalf("space publish: %d %s %s", code, out, errs)
+	}
+	out, errs, code = run(t, "--data", dirs[1], "name", "resolve", "/ipns/"+site+"/index.html")
+	if code != 0 || strings.TrimSpace(out) != "/ipfs/"+sp.Root+"/index.html" {
+		t.Fatalf("resolve the site: %d %q %s", code, out, errs)
+	}
 	if out, errs, code := run(t, "--data", dirs[0], "key", "rm", "site"); code != 0 {
 		t.Fatalf("key rm: %d %s %s", code, out, errs)
 	}
