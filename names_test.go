@@ -95,3 +95,18 @@ func TestNamesJoinedNode(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestNamesLoneNode: a node with no DHT peers yet publishes (the record is
+// kept on it) and resolves its own name.
+func TestNamesLoneNode(t *testing.T) {
+	c := nubetest.Cluster(t, 1)
+	ctx := nubetest.Context(t, time.Minute)
+	n := c.Node(0)
+	p, err := n.Names().Publish(ctx, "", "bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am", names.PublishOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := n.Names().Resolve(ctx, p.Name); err != nil || r.Path != "/ipfs/bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am" {
+		t.Fatalf("resolve on the lone node: %+v %v", r, err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/boxo/ipns"
@@ -111,6 +112,7 @@ type Manager struct {
 	wg     sync.WaitGroup
 	slots  chan struct{}
 	once   sync.Once
+	lonely atomic.Bool // a store found no DHT peers: republish within a minute
 }
 
 // New starts a Manager: its republisher runs until Close.

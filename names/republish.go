@@ -106,8 +106,8 @@ func (b *book) saveLocked() error {
 }
 
 // republisher signs every booked record again each RepublishInterval
-// (the first a minute after start, or sooner if the interval is shorter),
-// until Close.
+// (the first a minute after start, or sooner if the interval is shorter;
+// a minute after a store that found no DHT peers), until Close.
 func (m *Manager) republisher() {
 	defer m.wg.Done()
 	t := time.NewTimer(min(time.Minute, m.cfg.RepublishInterval))
@@ -117,8 +117,13 @@ func (m *Manager) republisher() {
 		case <-m.ctx.Done():
 			return
 		case <-t.C:
+			m.lonely.Store(false)
 			m.Republish(m.ctx)
-			t.Reset(m.cfg.RepublishInterval)
+			if m.lonely.Load() {
+				t.Reset(min(time.Minute, m.cfg.RepublishInterval))
+			} else {
+				t.Reset(m.cfg.RepublishInterval)
+			}
 		}
 	}
 }

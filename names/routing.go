@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ipfs/boxo/ipns"
+	kb "github.com/libp2p/go-libp2p-kbucket"
 	"github.com/libp2p/go-libp2p/core/routing"
 )
 
@@ -71,6 +72,13 @@ func (s stores) PutValue(ctx context.Context, key string, raw []byte, opts ...ro
 		})
 	}
 	if err := s.own.PutValue(ctx, key, raw, opts...); err != nil {
+		if errors.Is(err, kb.ErrLookupFailure) {
+			// The DHT kept it (it stores before it looks for peers), and
+			// answers for it; the republisher stores it with peers soon.
+			s.m.log.Info("no DHT peers yet: the record is kept on this node, and stored in the DHT once it has peers")
+			s.m.lonely.Store(true)
+			return nil
+		}
 		return fmt.Errorf("store in nube's DHT: %w", err)
 	}
 	return nil
