@@ -69,4 +69,3 @@ func TestNameResolve(t *testing.T) {
 	fmt.Printf("RESULT name publish (nube's DHT):           p50 %v  p95 %v\n",
 		pct(pub, 0.5).Round(time.Microsecond), pct(pub, 0.95).Round(time.Microsecond))
 }
-
