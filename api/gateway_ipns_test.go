@@ -95,8 +95,8 @@ func TestGatewayIPNS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if code, _, _ := gwGet(t, g.URL()+"/ipns/"+other.ID+"/", ""); code >= 500 && code != http.StatusGatewayTimeout {
-		t.Errorf("an unpublished name: %d", code)
+	if code, _, _ := gwGet(t, g.URL()+"/ipns/"+other.ID+"/", ""); code != http.StatusNotFound {
+		t.Errorf("an unpublished name: %d, want 404", code)
 	}
 }
 
