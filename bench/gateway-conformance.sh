@@ -8,6 +8,7 @@
 #   GATEWAY_CONFORMANCE=~/src/gateway-conformance bench/gateway-conformance.sh
 #   BASE=f561a2a GATEWAY_CONFORMANCE=… bench/gateway-conformance.sh   # and a base commit, side by side
 #   RUN='TestGatewayIPNS|TestDNSLink|TestCors' …                       # only some of the suite's tests
+#   SPECS=path-gateway …                                              # only some specs (the suite's -specs)
 #
 # GATEWAY_CONFORMANCE is a checkout of the suite's source (nothing of it is
 # kept in this repository): its tests run with `go test ./tests` there,
@@ -81,7 +82,7 @@ suite() {
 	done
 	echo "$label: loaded $cars CAR files, $recs IPNS records ($refused refused), $(echo "$nsmap" | tr ',' '\n' | grep -c . || true) DNSLink names" >&2
 	(cd "$src" && GATEWAY_URL="http://127.0.0.1:$gw" SUBDOMAIN_GATEWAY_URL="http://localhost:$gw" \
-		go test ./tests -count=1 -json ${RUN:+-run "$RUN"} -timeout 10m >"$dir/report.json" 2>"$dir/test.err" || true)
+		go test ./tests -count=1 -json ${RUN:+-run "$RUN"} -timeout 10m ${SPECS:+-specs "$SPECS"} >"$dir/report.json" 2>"$dir/test.err" || true)
 	count "$label" "$dir/report.json"
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
