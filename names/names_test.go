@@ -373,3 +373,70 @@ func FuzzCheckRecord(f *testing.F) {
 		better(string(key), raw, raw)
 	})
 }
+
+// stuckStore answers no search until its context ends, as a public DHT
+// that is slow to answer.
+type stuckStore struct{ memStore }
+
+func (s *stuckStore) SearchValue(ctx context.Context, k string, opts ...routing.Option) (<-chan []byte, error) {
+	ch := make(chan []byte)
+	go func() {
+		<-ctx.Done()
+		close(ch)
+	}()
+	return ch, nil
+}
+
+// TestBothDHTs: a record is stored in both routers (the public one in the
+// background); a record only the public router has is found; a newer one
+// there wins over nube's; a public router that never answers does not
+// hold up a name nube's DHT has, past PublicGrace.
+func TestBothDHTs(t *testing.T) {
+	ctx := context.Background()
+	own, public := &memStore{}, &memStore{}
+	_, user, _ := ed25519.GenerateKey(rand.Reader)
+	m := newManager(t, Config{Routing: own, Public: public, UserKey: user})
+	p, err := m.Publish(ctx, "", someCID, PublishOptions{TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _, _ := routingKey(p.Name)
+	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if _, err := public.GetValue(ctx, key); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the record never reached the public router")
+		}
+		<-tick.C
+	}
+
+	// Only the public router has another key's record, and a newer one of
+	// this name: both are found.
+	other := newManager(t, Config{Routing: public})
+	op, err := other.Publish(ctx, "", "/ipfs/"+someCID+"/other", PublishOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := m.Resolve(ctx, op.Name); err != nil || r.Path != "/ipfs/"+someCID+"/other" {
+		t.Fatalf("a name only the public DHT has: %+v %v", r, err)
+	}
+	sk, _ := m.keys.signer(Self)
+	v, _ := path.NewPath("/ipfs/" + someCID + "/newer")
+	rec, _ := ipns.NewRecord(sk, v, p.Sequence+5, time.Now().Add(time.Hour), time.Minute)
+	raw, _ := ipns.MarshalRecord(rec)
+	public.set(key, raw)
+	if r, err := m.Resolve(ctx, p.Name); err != nil || r.Path != "/ipfs/"+someCID+"/newer" {
+		t.Fatalf("the newer record in the public DHT: %+v %v", r, err)
+	}
+
+	// A public router that never answers: nube's record, after the grace.
+	stuck := &stuckStore{}
+	m2 := newManager(t, Config{Routing: own, Public: stuck, PublicGrace: time.Millisecond})
+	if r, err := m2.Resolve(ctx, p.Name); err != nil || r.Path != "/ipfs/"+someCID {
+		t.Fatalf("with a public DHT that never answers: %+v %v", r, err)
+	}
+}
