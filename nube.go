@@ -14,6 +14,7 @@
 //	g, err := node.Groups().Open(ctx, "jobs", group.Options{})    // replicated groups
 //	sp, err := node.Spaces().Create(ctx, "notes", space.Policy{Local: true}) // user-owned data
 //	acct, err := node.Ledger().Account(ctx, "")                    // credit
+//	pub, err := node.Names().Publish(ctx, "", c.String(), names.PublishOptions{}) // IPNS names
 //	res, err := wordCount.At(node, peer).Call(ctx, text)           // typed remote calls (Remote)
 //
 // Three shortcuts cover the commonest calls: Add and Get (store a file,
@@ -22,7 +23,8 @@
 // signer, bans) is behind Sys, which is not a stable API.
 //
 // Each layer keeps its state in a directory of its own in Config.DataDir
-// (BlocksDir, GroupsDir, LedgerDir, ServicesDir, SpacesDir, HostDir);
+// (BlocksDir, GroupsDir, LedgerDir, ServicesDir, SpacesDir, HostDir,
+// NamesDir);
 // the node's keys and lock stay at its top.
 package nube
 
