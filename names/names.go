@@ -251,7 +251,7 @@ func ParseValue(s string) (path.Path, error) {
 // Publish signs a record pointing key's name ("" or Self: the user key) at
 // value (a CID, /ipfs/… or /ipns/…) and stores it in nube's DHT, then in
 // the public DHT in the background. The sequence is one more than the
-// last this node published under key (or found in the network, for a key
+// last this node published under key (or found in nube's DHT, for a key
 // it never published under). The record is republished every
 // Config.RepublishInterval while the node runs.
 func (m *Manager) Publish(ctx context.Context, key, value string, opts PublishOptions) (Published, error) {
@@ -286,8 +286,11 @@ func (m *Manager) Publish(ctx context.Context, key, value string, opts PublishOp
 	return m.publish(ctx, sk, e)
 }
 
-// networkSequence returns the sequence of the record the network holds
-// for sk's name, looking for a few seconds at most.
+// networkSequence returns the sequence of the record nube's DHT holds
+// for sk's name, looking for a few seconds at most. (Not the public DHT,
+// whose lookups take tens of seconds: a key is made here, so a record of
+// it that nube's DHT lacks would have been published by a copy of the
+// key elsewhere.)
 func (m *Manager) networkSequence(ctx context.Context, sk ic.PrivKey) (uint64, bool) {
 	id, err := idOf(sk)
 	if err != nil {
@@ -295,11 +298,12 @@ func (m *Manager) networkSequence(ctx context.Context, sk ic.PrivKey) (uint64, b
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	raw, err := m.routes.GetValue(ctx, string(ipns.NameFromPeer(id).RoutingKey()))
+	key := string(ipns.NameFromPeer(id).RoutingKey())
+	raw, err := m.cfg.Routing.GetValue(ctx, key)
 	if err != nil {
 		return 0, false
 	}
-	rec, err := ipns.UnmarshalRecord(raw)
+	rec, err := checkRecord(key, raw)
 	if err != nil {
 		return 0, false
 	}

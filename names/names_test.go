@@ -440,3 +440,27 @@ func TestBothDHTs(t *testing.T) {
 		t.Fatalf("with a public DHT that never answers: %+v %v", r, err)
 	}
 }
+
+// TestSequenceFromNetwork: a key's first publish on this node follows the
+// sequence nube's DHT holds for it (the key published elsewhere before).
+func TestSequenceFromNetwork(t *testing.T) {
+	ctx := context.Background()
+	store := &memStore{}
+	_, user, _ := ed25519.GenerateKey(rand.Reader)
+	a := newManager(t, Config{Routing: store, UserKey: user})
+	b := newManager(t, Config{Routing: store, UserKey: user})
+	p1, err := a.Publish(ctx, "", someCID, PublishOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Publish(ctx, "", someCID, PublishOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p3, err := b.Publish(ctx, "", someCID+"/b", PublishOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p3.Sequence != p1.Sequence+2 {
+		t.Fatalf("the other node's first publish has sequence %d, want %d", p3.Sequence, p1.Sequence+2)
+	}
+}
