@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	record "github.com/libp2p/go-libp2p-record"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
@@ -205,6 +206,8 @@ func startHost(ctx context.Context, n *Node) error {
 		// The remote-call policy, not the resource manager, decides how
 		// many calls a peer may have waiting.
 		ProtocolStreams: map[protocol.ID]int{remote.Protocol: max(256, cfg.Remote.Streams())},
+		// Spaces keep their newest heads in nube's DHT.
+		Validators: map[string]record.Validator{space.HeadNamespace: space.HeadValidator{}},
 	}
 	if dir != "" {
 		pcfg.PeerBook = filepath.Join(dir, PeerBookFile)
@@ -326,6 +329,7 @@ func startSpaces(ctx context.Context, n *Node) error {
 		Content:        n.content,
 		Remote:         n.remote,
 		Routing:        n.host.DHT,
+		Values:         n.host.DHT,
 		UserKey:        n.signer,
 		Holder:         n.holder,
 		Dir:            dir,

@@ -159,6 +159,9 @@ func (o *owned) installLocked(ctx context.Context, h *head, s signed, blocks []b
 	}
 	o.head, o.signed, o.size, o.grants = h, s, encodedSize(s), grants
 	o.publish(s)
+	if b, err := marshal(s); err == nil {
+		o.m.storeHead(o.id, b)
+	}
 	var targets []peer.ID
 	for _, p := range h.Holders {
 		if !o.joining[p] {

@@ -62,6 +62,16 @@ type Config struct {
 	// Routing announces the spaces this node keeps and finds nodes that
 	// keep a space. Nil means only connected peers are asked.
 	Routing routing.ContentRouting
+	// Values keeps each space's newest head in the DHT under HeadKey, so
+	// that a reader resolves it with the home and every holder off: the
+	// home stores each new head (the last of a burst), home and holders
+	// store theirs again each HeadRepublish, and a reader that finds no
+	// node of the space asks it. Its DHT must validate HeadNamespace with
+	// HeadValidator. Nil: heads are found only through nodes.
+	Values routing.ValueStore
+	// HeadRepublish is how often the heads kept here are stored in Values
+	// again. Zero means DefaultHeadRepublish.
+	HeadRepublish time.Duration
 	// UserKey is the user the node acts for: it owns the spaces the node
 	// creates and reads with that user's grants. Required: a signer whose
 	// public key is an ed25519 key, and which opens the space keys wrapped
@@ -113,8 +123,8 @@ func (c Config) Validate() error {
 		return errors.New("space: Config.Remote is required")
 	case c.UserKey == nil:
 		return errors.New("space: Config.UserKey is required (an ed25519 signer)")
-	case c.RepairGrace < 0 || c.RepairInterval < 0 || c.HeadTTL < 0 || c.PayInterval < 0:
-		return errors.New("space: Config.RepairGrace, RepairInterval, HeadTTL and PayInterval must not be negative")
+	case c.RepairGrace < 0 || c.RepairInterval < 0 || c.HeadTTL < 0 || c.PayInterval < 0 || c.HeadRepublish < 0:
+		return errors.New("space: Config.RepairGrace, RepairInterval, HeadTTL, PayInterval and HeadRepublish must not be negative")
 	case c.MaxValue < 0:
 		return fmt.Errorf("space: Config.MaxValue is negative (%d)", c.MaxValue)
 	}
@@ -160,6 +170,12 @@ type Manager struct {
 	// readers, as a lying holder would.
 	tamperRead func([]block)
 
+	// dhtTodo holds, by space ID, the newest head to store in the DHT;
+	// dhtKick wakes storeHeads.
+	dhtMu   sync.Mutex
+	dhtTodo map[string][]byte
+	dhtKick chan struct{}
+
 	stops  []func()
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -190,6 +206,9 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if cfg.PayInterval == 0 {
 		cfg.PayInterval = DefaultPayInterval
 	}
+	if cfg.HeadRepublish == 0 {
+		cfg.HeadRepublish = DefaultHeadRepublish
+	}
 	user, err := identity.SignerID(cfg.UserKey)
 	if err != nil {
 		return nil, err
@@ -204,6 +223,8 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		cache:    map[string]*view{},
 		myGrant:  map[string]*Grant{},
 		stall:    30 * time.Second,
+		dhtTodo:  map[string][]byte{},
+		dhtKick:  make(chan struct{}, 1),
 	}
 	if err := m.load(ctx); err != nil {
 		return nil, err
@@ -220,8 +241,10 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		remote.HandleStream(e, watchFn, m.serveWatch),
 		remote.Handle(e, challengeFn, m.serveChallenge),
 	}
-	m.wg.Add(1)
+	m.wg.Add(2)
 	go m.maintain()
+	go m.storeHeads()
+	m.republishHeads()
 	return m, nil
 }
 
@@ -556,10 +579,15 @@ func (m *Manager) maintain() {
 	defer t.Stop()
 	save := time.NewTicker(time.Second)
 	defer save.Stop()
+	again := time.NewTicker(m.cfg.HeadRepublish)
+	defer again.Stop()
 	for {
 		select {
 		case <-m.ctx.Done():
 			return
+		case <-again.C:
+			m.republishHeads()
+			continue
 		case <-save.C:
 			m.mu.Lock()
 			m.saveSeen()

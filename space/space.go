@@ -127,6 +127,13 @@ func (s *Space) resolve(ctx context.Context, fresh bool) (*view, error) {
 		cancel()
 		ask(found)
 	}
+	if best == nil {
+		// No node that keeps the space answers: the DHT keeps its last
+		// head (durable.go).
+		if b := m.headFromDHT(ctx, s.id); b != nil {
+			consider(b)
+		}
+	}
 	if best != nil && !asked[best.head.Home] {
 		ask([]peer.ID{best.head.Home}) // the home has the newest
 	}
@@ -247,7 +254,7 @@ func (s *Space) fetch(ctx context.Context, v *view, req readReq) (*memDAG, bool,
 		return newMemDAG(m.local), true, nil
 	}
 	var errs []error
-	moved := false
+	moved, answered := false, false
 	for _, p := range s.sources(v) {
 		if p == m.self {
 			continue
@@ -257,6 +264,7 @@ func (s *Space) fetch(ctx context.Context, v *view, req readReq) (*memDAG, bool,
 			errs = append(errs, fmt.Errorf("%s: %w", p, err))
 			continue
 		}
+		answered = true
 		if r.NotHeld {
 			moved = true
 			errs = append(errs, fmt.Errorf("%s: %w", p, errMoved))
@@ -284,7 +292,16 @@ func (s *Space) fetch(ctx context.Context, v *view, req readReq) (*memDAG, bool,
 	if err := ctx.Err(); err != nil {
 		return nil, false, err
 	}
-	return nil, false, fmt.Errorf("%w: %s: %w", ErrUnavailable, s.id, errors.Join(errs...))
+	if answered || req.All || m.cfg.Routing == nil {
+		return nil, false, fmt.Errorf("%w: %s: %w", ErrUnavailable, s.id, errors.Join(errs...))
+	}
+	// No home or holder answers: read the blocks through the content
+	// layer from whatever node still provides them (one that pinned the
+	// space's root, a reader that kept them). Each block is checked
+	// against its CID as it comes, and the tree under the signed root
+	// decides what is there.
+	m.log.Debug("no home or holder of the space answers; reading its blocks from any provider", "space", s.id, "err", errors.Join(errs...))
+	return newMemDAG(boundedGetter{m.cfg.Content.DAG(), providerWait}), false, nil
 }
 
 // Value is a value being read. Close it when done.
