@@ -331,6 +331,8 @@ func startSpaces(ctx context.Context, n *Node) error {
 		Routing:        n.host.DHT,
 		Values:         n.host.DHT,
 		UserKey:        n.signer,
+		NodeKey:        n.nodeKey,
+		Cert:           n.cert,
 		Holder:         n.holder,
 		Dir:            dir,
 		RepairGrace:    cfg.SpaceRepairGrace,

@@ -37,6 +37,9 @@ type owned struct {
 	joining map[peer.ID]bool      // holders still copying: writes do not wait for them
 	nonces  map[string]time.Time  // changes applied recently, against replays
 	paid    map[peer.ID]time.Time // holders paid up to, or holding since
+	chain   []signed              // the delegation this node signs heads under, if it holds no user key
+	keyBox  []byte                // the keys wrapped to this node's key, kept with a delegation
+	gone    peer.ID               // the node the home was handed to: this node signs no more heads
 
 	wmu      sync.Mutex
 	watchers map[chan signed]struct{}
@@ -123,6 +126,14 @@ func (o *owned) commitLocked(ctx context.Context, h *head, blocks []block) (sign
 // readers or the keys wraps them first (wrapAll); the first head gets
 // them here. o.mu is held.
 func (o *owned) signLocked(h *head, keys keyring) (signed, error) {
+	if o.gone != "" {
+		return signed{}, fmt.Errorf("%w: the home of %s moved to %s", ErrNotHome, o.id, o.gone)
+	}
+	key, chain, err := o.headSigner()
+	if err != nil {
+		return signed{}, err
+	}
+	h.Chain = chain
 	if o.head != nil {
 		h.Seq = o.head.Seq + 1
 	} else {
@@ -135,7 +146,7 @@ func (o *owned) signLocked(h *head, keys keyring) (signed, error) {
 			return signed{}, err
 		}
 	}
-	s, err := sign(o.m.cfg.UserKey, headDomain, h)
+	s, err := sign(key, headDomain, h)
 	if err != nil {
 		return signed{}, err
 	}
@@ -190,7 +201,10 @@ func (o *owned) saveLocked(s signed, grants map[string]*Grant) error {
 	if err != nil {
 		return err
 	}
-	of := ownedFile{Head: hb}
+	of := ownedFile{Head: hb, Chain: o.chain}
+	if len(o.chain) > 0 {
+		of.Keys = o.keyBox
+	}
 	for _, g := range grants {
 		of.Grants = append(of.Grants, g.links)
 	}

@@ -208,6 +208,9 @@ type head struct {
 	Bytes   uint64       `cbor:"13,keyasint"` // bytes of plaintext values
 	Time    int64        `cbor:"14,keyasint"` // unix nanoseconds
 	Deleted bool         `cbor:"15,keyasint,omitempty"`
+	// Chain is the delegation the head is signed under when its home
+	// does not hold the user key (handover.go); empty, the owner signed.
+	Chain []signed `cbor:"16,keyasint,omitempty"`
 }
 
 func (h *head) id() string { return h.Owner.String() + "/" + h.Name }
@@ -264,7 +267,11 @@ func decodeHeadUpTo(b []byte, want string, limit int) (*head, signed, error) {
 	if h.Home.Validate() != nil {
 		return nil, s, fmt.Errorf("%w: home %q", ErrBadHead, h.Home)
 	}
-	if err := verify(s, headDomain, h.Owner); err != nil {
+	by, err := checkChain(h.Owner, h.id(), h.Chain)
+	if err != nil {
+		return nil, s, fmt.Errorf("head of %s: %w", h.id(), err)
+	}
+	if err := verify(s, headDomain, by); err != nil {
 		return nil, s, fmt.Errorf("head of %s: %w", h.id(), err)
 	}
 	return &h, s, nil

@@ -511,13 +511,25 @@ func (s *Space) write(ctx context.Context, b *Borrowed, op Op, key string, r io.
 			r = io.MultiReader(bytes.NewReader(head), r)
 		}
 	}
-	for attempt := range 3 {
+	for attempt := range 4 {
 		v, err := readable(ctx, attempt > 0)
 		if err != nil {
 			return err
 		}
 		err = s.writeOnce(ctx, v, b, op, key, small, r)
-		if !errors.Is(err, ErrStale) || r != nil || attempt == 2 {
+		if errors.Is(err, ErrNotHome) && r == nil && attempt < 3 {
+			// The home handed the space over (Space.Home) and did not
+			// apply the change: write again at the new home, if the
+			// newest head names another. (ErrNotHome's kind is also
+			// other refusals', which leave the home as it was.)
+			nv, rerr := readable(ctx, true)
+			if rerr == nil && nv.head.Home != v.head.Home {
+				m.log.Debug("the home moved; writing at the new one", "space", s.id, "home", nv.head.Home)
+				continue
+			}
+			return err
+		}
+		if !errors.Is(err, ErrStale) || r != nil || attempt >= 2 {
 			return err
 		}
 		m.log.Debug("write raced a key rotation; sealing again", "space", s.id)

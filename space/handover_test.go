@@ -1,0 +1,149 @@
+package space_test
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/nubecloud/nube"
+	"github.com/nubecloud/nube/nubetest"
+	"github.com/nubecloud/nube/space"
+)
+
+// joinedNode starts a node that joins a's user without its key.
+func joinedNode(t *testing.T, c *nubetest.C, a *nube.Node) *nube.Node {
+	t.Helper()
+	ctx := nubetest.Context(t, time.Minute)
+	inv, err := a.User().Invite(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := nubetest.TestConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.JoinUser = inv.String()
+	for _, ad := range a.Addrs() {
+		cfg.Bootstrap = append(cfg.Bootstrap, ad.String()+"/p2p/"+a.ID().String())
+	}
+	b, err := nube.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	for _, n := range c.Nodes() {
+		if n != nil && n != a {
+			if err := b.Sys().Host().Connect(ctx, n.Sys().AddrInfo()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if b.UserID() != a.UserID() {
+		t.Fatalf("joined node's user %s, not %s", b.UserID(), a.UserID())
+	}
+	return b
+}
+
+// TestHomeMovesUnderWriters: a writer on A writes in a loop while the
+// home of its space moves from A (which holds the user key) to B (which
+// joined the user without it, and so signs heads under A's delegation)
+// and back. No acknowledged write is lost, none is applied twice (every
+// head but the two handovers is one write: the sequence numbers add up),
+// and C, another user's holder and reader, takes and reads every head.
+func TestHomeMovesUnderWriters(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short: a writer loop across two handovers")
+	}
+	c := nubetest.Cluster(t, 2)
+	ctx := nubetest.Context(t, 2*time.Minute)
+	a, cn := c.Node(0), c.Node(1)
+	b := joinedNode(t, c, a)
+	sp, err := a.Spaces().Create(ctx, "log", space.Policy{On: []peer.ID{cn.ID()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sp.Grant(ctx, cn.UserID(), space.Read, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	start, err := sp.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var acked atomic.Int64 // w/0 .. w/(acked-1) are acknowledged
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var writeErr error
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := sp.PutBytes(ctx, fmt.Sprintf("w/%d", i), []byte(fmt.Sprint(i))); err != nil {
+				writeErr = fmt.Errorf("write w/%d: %w", i, err)
+				return
+			}
+			acked.Add(1)
+		}
+	})
+	waitWrites := func(n int64) {
+		t.Helper()
+		want := acked.Load() + n
+		nubetest.Eventually(t, ctx, func() bool { return acked.Load() >= want || writeErr != nil },
+			func() string { return fmt.Sprintf("%d writes acked, want %d", acked.Load(), want) })
+	}
+	waitWrites(5)
+	if err := sp.Home(ctx, b.ID()); err != nil {
+		t.Fatalf("hand the home to B: %v", err)
+	}
+	waitWrites(5)
+	bs, err := b.Spaces().Open(ctx, "", "log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.Home(ctx, b.ID()); !errors.Is(err, space.ErrNotHome) {
+		t.Fatalf("A hands over a home it no longer has: %v", err)
+	}
+	info, err := bs.Info(ctx)
+	if err != nil || info.Home != b.ID() {
+		t.Fatalf("after the handover the home is %s (%v), want B %s", info.Home, err, b.ID())
+	}
+	if err := bs.Home(ctx, a.ID()); err != nil {
+		t.Fatalf("hand the home back to A: %v", err)
+	}
+	waitWrites(5)
+	close(stop)
+	wg.Wait()
+	if writeErr != nil {
+		t.Fatal(writeErr)
+	}
+	n := acked.Load()
+	end, err := sp.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end.Home != a.ID() {
+		t.Fatalf("home at the end %s, want A", end.Home)
+	}
+	if got, want := end.Seq-start.Seq, uint64(n)+2; got != want {
+		t.Fatalf("%d heads after %d acked writes and 2 handovers, want %d: a write lost or doubled", got, n, want)
+	}
+	if end.Keys != uint64(n) {
+		t.Fatalf("%d keys after %d acked writes", end.Keys, n)
+	}
+	cs, err := cn.Spaces().Open(ctx, a.UserID(), "log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		got, err := cs.GetBytes(ctx, fmt.Sprintf("w/%d", i))
+		if err != nil || string(got) != fmt.Sprint(i) {
+			t.Fatalf("C reads w/%d: %q, %v", i, got, err)
+		}
+	}
+	t.Logf("%d writes across two handovers", n)
+}
