@@ -3,9 +3,13 @@ package space
 import (
 	"crypto/ed25519"
 	"errors"
+	"slices"
 	"testing"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/nubecloud/nube/internal/identity"
+	"github.com/nubecloud/nube/nodecert"
 )
 
 // signedHead is a head of OWNER/name at seq, signed by key, encoded.
@@ -72,6 +76,100 @@ func FuzzHeadRecord(f *testing.F) {
 		}
 		if i, err := (HeadValidator{}).Select(k, [][]byte{v, v}); err == nil && i != 0 {
 			t.Fatalf("select of equals chose %d", i)
+		}
+	})
+}
+
+// chainHead signs a head of owner's "docs" under chain with key.
+func chainHead(t testing.TB, owner peer.ID, key ed25519.PrivateKey, chain []signed, seq uint64) []byte {
+	t.Helper()
+	s, err := sign(key, headDomain, &head{Owner: owner, Name: "docs", Seq: seq, Home: owner, Root: locator("x").Bytes(), Chain: chain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := marshal(s)
+	return b
+}
+
+// TestHomeChain: a head signed by a node under a delegation verifies only
+// if each link is signed by the one before (the owner first), for this
+// space, naming a node the owner certified, and the head by the last.
+func TestHomeChain(t *testing.T) {
+	user, stranger := identity.Generate(), identity.Generate()
+	owner, _ := identity.ID(user.Public().(ed25519.PublicKey))
+	n1, n2 := identity.Generate(), identity.Generate()
+	id1, _ := identity.ID(n1.Public().(ed25519.PublicKey))
+	id2, _ := identity.ID(n2.Public().(ed25519.PublicKey))
+	cert := func(by ed25519.PrivateKey, node peer.ID) nodecert.Cert {
+		c, err := nodecert.New(by, node)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	link := func(by ed25519.PrivateKey, space string, node peer.ID, c nodecert.Cert) signed {
+		s, err := sign(by, homeDomain, homeLink{Space: space, Node: node, Cert: c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	sp := owner.String() + "/docs"
+	good1 := link(user, sp, id1, cert(user, id1))
+	good2 := link(n1, sp, id2, cert(user, id2))
+	for _, c := range []struct {
+		name  string
+		chain []signed
+		key   ed25519.PrivateKey
+		ok    bool
+	}{
+		{"the owner", nil, user, true},
+		{"one node", []signed{good1}, n1, true},
+		{"two nodes", []signed{good1, good2}, n2, true},
+		{"a node signs without a chain", nil, n1, false},
+		{"the owner signs under a chain", []signed{good1}, user, false},
+		{"the first node signs past its delegate", []signed{good1, good2}, n1, false},
+		{"a link skipped", []signed{good2}, n2, false},
+		{"a node the owner did not certify", []signed{link(user, sp, id1, cert(stranger, id1))}, n1, false},
+		{"a cert of another node", []signed{link(user, sp, id1, cert(user, id2))}, n1, false},
+		{"a link of another space", []signed{link(user, owner.String()+"/other", id1, cert(user, id1))}, n1, false},
+		{"a first link a stranger signed", []signed{link(stranger, sp, id1, cert(user, id1))}, n1, false},
+		{"too long", slices.Repeat([]signed{good1}, MaxHomeChain+1), n1, false},
+	} {
+		_, _, err := decodeHead(chainHead(t, owner, c.key, c.chain, 1), sp)
+		if c.ok != (err == nil) {
+			t.Errorf("%s: %v", c.name, err)
+		}
+	}
+}
+
+// FuzzHomeChain: a delegation is network input (in every head and
+// handover); checking one never panics, and one it accepts ends at a
+// node the owner certified.
+func FuzzHomeChain(f *testing.F) {
+	user := identity.Generate()
+	owner, _ := identity.ID(user.Public().(ed25519.PublicKey))
+	n1 := identity.Generate()
+	id1, _ := identity.ID(n1.Public().(ed25519.PublicKey))
+	c, _ := nodecert.New(user, id1)
+	l, _ := sign(user, homeDomain, homeLink{Space: owner.String() + "/docs", Node: id1, Cert: c})
+	seed, _ := marshal([]signed{l})
+	f.Add(seed)
+	f.Add([]byte{0x80})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) > MaxHeadSize {
+			return
+		}
+		var chain []signed
+		if unmarshal(b, &chain) != nil {
+			return
+		}
+		by, err := checkChain(owner, owner.String()+"/docs", chain)
+		if err == nil && len(chain) > 0 {
+			var last homeLink
+			if unmarshal(chain[len(chain)-1].Body, &last) != nil || last.Node != by || last.Cert.Check(by) != nil {
+				t.Fatalf("a chain accepted that ends at %s without a cert of it", by)
+			}
 		}
 	})
 }
