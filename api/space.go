@@ -32,6 +32,7 @@ import (
 //	POST /api/v0/space/revoke   {space, grant}
 //	POST /api/v0/space/migrate  {space, local, on, replicas}       → NDJSON SpaceProgress
 //	GET  /api/v0/space/watch?space=S                               → NDJSON SpaceEvent
+//	POST /api/v0/space/home     {space, to}                        → SpaceInfo (on the home)
 func (s *Server) spaceRoutes(mux *router) {
 	mux.HandleFunc("POST /api/v0/space/create", s.handleSpaceCreate)
 	mux.HandleFunc("GET /api/v0/space/list", s.handleSpaceList)
@@ -62,6 +63,34 @@ func (s *Server) spaceRoutes(mux *router) {
 	}))
 	mux.HandleFunc("POST /api/v0/space/migrate", s.handleSpaceMigrate)
 	mux.HandleFunc("GET /api/v0/space/watch", s.handleSpaceWatch)
+	mux.HandleFunc("POST /api/v0/space/home", s.handleSpaceHome)
+}
+
+// handleSpaceHome hands a space's home to another node of the user and
+// answers with the space as it is after.
+func (s *Server) handleSpaceHome(w http.ResponseWriter, r *http.Request) {
+	var req client.SpaceHomeRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	to, err := peer.Decode(req.To)
+	if err != nil {
+		codedError(w, fmt.Errorf("%w: to %q is not a peer ID: %v", errcode.ErrBadRequest, req.To, err))
+		return
+	}
+	sp, err := s.openSpace(r, req.Space)
+	if err == nil {
+		err = sp.Home(r.Context(), to)
+	}
+	var info space.Info
+	if err == nil {
+		info, err = sp.Info(r.Context())
+	}
+	if err != nil {
+		codedError(w, err)
+		return
+	}
+	writeJSON(w, spaceInfoJSON(info))
 }
 
 // openSpace opens the space ref names: OWNER/NAME or the node's own NAME.

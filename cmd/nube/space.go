@@ -42,7 +42,7 @@ user ID, as 'nube id' prints it).`,
 	}
 	cmd.AddCommand(newSpaceCreateCmd(g), newSpaceListCmd(g), newSpaceHoldingsCmd(g), newSpaceInfoCmd(g),
 		newSpacePutCmd(g), newSpaceGetCmd(g), newSpaceDeleteCmd(g), newSpaceWatchCmd(g),
-		newSpaceGrantCmd(g), newSpaceRevokeCmd(g), newSpaceMigrateCmd(g), newSpaceDestroyCmd(g))
+		newSpaceGrantCmd(g), newSpaceRevokeCmd(g), newSpaceMigrateCmd(g), newSpaceHomeCmd(g), newSpaceDestroyCmd(g))
 	cmd.AddCommand(newSpacePublishCmd(g))
 	return cmd
 }
@@ -426,6 +426,32 @@ rotates, so they cannot read what is written from now on. Runs on the home.`,
 			return c.SpaceRevoke(cmd.Context(), args[0], args[1])
 		},
 	}
+}
+
+func newSpaceHomeCmd(g *globals) *cobra.Command {
+	var to string
+	cmd := &cobra.Command{
+		Use:   "home NAME --to PEER",
+		Short: "Hand a space's home to another of your nodes while writers keep going",
+		Long: `Make PEER, another node of your user, the home of the space NAME: the node that
+applies its writes and signs its versions. PEER may be a node that joined your
+user without the user key ('nube up --join-user'): your cert of it proves it
+is yours, and it signs the space's versions with its node key under this
+home's delegation. Writes that arrive during the handover wait, then go to
+the new home; none is lost. Runs on the home.`,
+		Example: `  nube space home photos --to 12D3KooW...`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if to == "" {
+				return fmt.Errorf("say which node becomes the home: --to PEER")
+			}
+			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) (client.SpaceInfo, error) {
+				return c.SpaceHome(ctx, args[0], to)
+			}, g.printSpaceInfo)
+		},
+	}
+	cmd.Flags().StringVar(&to, "to", "", "the node (peer ID) that becomes the home")
+	return cmd
 }
 
 func newSpaceMigrateCmd(g *globals) *cobra.Command {
