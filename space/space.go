@@ -74,6 +74,9 @@ func (s *Space) resolve(ctx context.Context, fresh bool) (*view, error) {
 	}
 	asked := map[peer.ID]bool{m.self: true}
 	var best *view
+	// refused: a node that keeps the space answered, but would not hand
+	// out its head (over the limit): the DHT's older one is not the space.
+	refused := false
 	consider := func(b []byte) {
 		h, sg, err := decodeHead(b, s.id)
 		if err != nil {
@@ -100,6 +103,8 @@ func (s *Space) resolve(ctx context.Context, fresh bool) (*view, error) {
 		for _, r := range headFn.OnAll(network.WithAllowLimitedConn(actx, "space"), m.cfg.Remote, todo, headReq{Space: s.id}) {
 			if r.Err == nil {
 				consider(r.Value.Head)
+			} else if errors.Is(r.Err, ErrHeadTooLarge) {
+				refused = true
 			}
 		}
 	}
@@ -127,7 +132,7 @@ func (s *Space) resolve(ctx context.Context, fresh bool) (*view, error) {
 		cancel()
 		ask(found)
 	}
-	if best == nil {
+	if best == nil && !refused {
 		// No node that keeps the space answers: the DHT keeps its last
 		// head (durable.go).
 		if b := m.headFromDHT(ctx, s.id); b != nil {
