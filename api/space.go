@@ -19,7 +19,7 @@ import (
 // Space endpoints. A space is named [OWNER/]NAME: without an owner, the
 // node's own user's.
 //
-//	POST /api/v0/space/create   {name, local, on, replicas}        → SpaceInfo
+//	POST /api/v0/space/create   {name, local, on, replicas, public} → SpaceInfo
 //	GET  /api/v0/space/list                                        → [SpaceSummary]
 //	GET  /api/v0/space/holdings                                    → [SpaceHolding]
 //	GET  /api/v0/space/info?space=S                                → SpaceInfo
@@ -108,12 +108,12 @@ func (s *Server) openSpace(r *http.Request, ref string) (*space.Space, error) {
 
 func parsePolicy(p client.SpacePolicy) (space.Policy, error) {
 	on, err := parsePeers(p.On)
-	return space.Policy{Local: p.Local, On: on, Replicas: p.Replicas}, err
+	return space.Policy{Local: p.Local, On: on, Replicas: p.Replicas, Public: p.Public}, err
 }
 
 func spaceInfoJSON(i space.Info) client.SpaceInfo {
 	out := client.SpaceInfo{ID: i.ID, Owner: i.Owner.String(), Name: i.Name, Seq: i.Seq, Root: i.Root, Home: i.Home.String(),
-		Policy: client.SpacePolicy{Local: i.Policy.Local, Replicas: i.Policy.Replicas}, Epoch: i.Epoch, Keys: i.Keys, Bytes: i.Bytes,
+		Policy: client.SpacePolicy{Local: i.Policy.Local, Replicas: i.Policy.Replicas, Public: i.Policy.Public}, Epoch: i.Epoch, Keys: i.Keys, Bytes: i.Bytes,
 		Revoked: i.Revoked, Updated: i.Updated, Deleted: i.Deleted, Holders: []client.SpaceHolder{}, Readers: []string{}}
 	for _, p := range i.Policy.On {
 		out.Policy.On = append(out.Policy.On, p.String())

@@ -86,7 +86,7 @@ func (o *owned) create(ctx context.Context, policy Policy) error {
 	if err != nil {
 		return fmt.Errorf("create %s: %w", o.id, err)
 	}
-	h := &head{Owner: m.user, Name: o.name, Root: root.Bytes(), Home: m.self, Policy: Policy{Local: true}}
+	h := &head{Owner: m.user, Name: o.name, Root: root.Bytes(), Home: m.self, Policy: Policy{Local: true, Public: policy.Public}}
 	if _, err := o.commitLocked(ctx, h, nil); err != nil {
 		return err
 	}
@@ -294,7 +294,7 @@ func (o *owned) apply(ctx context.Context, op Op, tag string, entry cid.Cid, blo
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	st := writeState{space: o.id, deleted: o.head.Deleted, count: o.head.Count, bytes: o.head.Bytes,
-		epoch: o.keys.epoch(), maxValue: uint64(o.m.cfg.MaxValue)}
+		epoch: o.keys.epoch(), maxValue: uint64(o.m.cfg.MaxValue), public: o.head.Policy.Public}
 	w := writeReq{op: op, tag: tag, entry: entry, prefix: prefix, writer: writer}
 	var t *writeTree
 	// A deleted space's tree may be gone; the rules refuse the write
@@ -493,6 +493,7 @@ func (o *owned) move(ctx context.Context, policy Policy, drop []peer.ID, progres
 	m := o.m
 	o.mu.Lock()
 	cur := o.head
+	policy.Public = cur.Policy.Public // set at create, for good
 	var keep []peer.ID
 	for _, p := range cur.Holders {
 		if !slices.Contains(drop, p) && (slices.Contains(policy.On, p) || !policy.Local) && m.refused(p) == nil {

@@ -420,6 +420,9 @@ func (s *Space) get(ctx context.Context, v *view, key string) (Value, error) {
 		}
 		src, closer = f, f.Close
 	}
+	if v.head.Policy.Public {
+		return &value{Reader: &sizeCheck{r: src, want: mt.Size}, size: mt.Size, close: closer}, nil
+	}
 	op, err := newOpener(dk, src, mt.Size)
 	if err != nil {
 		closer()
@@ -563,25 +566,36 @@ func (s *Space) writeOnce(ctx context.Context, v *view, b *Borrowed, op Op, key 
 		}
 		var vc cid.Cid
 		var n uint64
+		// A public space's value goes as it is, a file as content.Add
+		// makes it; another's, sealed.
+		public := v.head.Policy.Public
+		source := func(r io.Reader) (io.Reader, func() uint64) {
+			if public {
+				p := &plain{r: r, max: uint64(m.cfg.MaxValue)}
+				return p, func() uint64 { return p.n }
+			}
+			sl := newSealer(dk, r, uint64(m.cfg.MaxValue))
+			return sl, func() uint64 { return sl.n }
+		}
 		if r == nil {
 			mem := newMemDAG(nil)
-			sl := newSealer(dk, bytes.NewReader(small), uint64(m.cfg.MaxValue))
-			vn, err := content.ImportFile(mem, sl)
+			src, count := source(bytes.NewReader(small))
+			vn, err := content.ImportFile(mem, src)
 			if err != nil {
 				return fmt.Errorf("put %q: %w", key, err)
 			}
-			vc, n = vn.Cid(), sl.n
+			vc, n = vn.Cid(), count()
 			blocks = mem.added()
 		} else {
-			sl := newSealer(dk, r, uint64(m.cfg.MaxValue))
-			vc, err = m.cfg.Content.Add(ctx, sl, content.AddOptions{Name: "space pending " + s.id})
+			src, count := source(r)
+			vc, err = m.cfg.Content.Add(ctx, src, content.AddOptions{Name: "space pending " + s.id})
 			if err != nil {
 				return fmt.Errorf("put %q: %w", key, err)
 			}
 			defer m.cfg.Content.Unpin(context.WithoutCancel(ctx), vc)
-			n = sl.n
+			n = count()
 		}
-		en, err := makeEntry(v.keys, epoch, s.id, tag, meta{Key: key, Size: n, Value: vc.Bytes(), Time: time.Now().UnixNano(), Writer: writer.String()})
+		en, err := makeEntry(v.keys, epoch, s.id, tag, meta{Key: key, Size: n, Value: vc.Bytes(), Time: time.Now().UnixNano(), Writer: writer.String()}, public)
 		if err != nil {
 			return err
 		}

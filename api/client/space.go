@@ -19,6 +19,9 @@ type SpacePolicy struct {
 	Local    bool     `json:"local,omitempty"`
 	On       []string `json:"on,omitempty"`
 	Replicas int      `json:"replicas,omitempty"`
+	// Public, at create, stores the values unsealed (space.Policy.Public);
+	// a migration keeps what the space was created with.
+	Public bool `json:"public,omitempty"`
 }
 
 // SpaceCreate asks for a new space.

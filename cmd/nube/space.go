@@ -62,6 +62,7 @@ func newSpaceCreateCmd(g *globals) *cobra.Command {
 		Long: `Make the space NAME, owned by this node's user, with this node as its home,
 placed as the flags say. With no flag, the space lives on this node only.`,
 		Example: `  nube space create notes --local
+  nube space create www --public
   nube space create photos --on 12D3KooB... --on 12D3KooC...
   nube space create backups --replicas 3`,
 		Args: cobra.ExactArgs(1),
@@ -75,6 +76,7 @@ placed as the flags say. With no flag, the space lives on this node only.`,
 		},
 	}
 	policyFlags(cmd, &p, "on")
+	cmd.Flags().BoolVar(&p.Public, "public", false, "store the values unsealed, so 'nube space publish' shares their blocks (key names stay sealed; anyone with a value's CID reads it)")
 	return cmd
 }
 
