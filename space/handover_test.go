@@ -67,36 +67,50 @@ func TestHomeMovesUnderWriters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sp.Grant(ctx, cn.UserID(), space.Read, time.Time{}); err != nil {
+	if _, err := sp.Grant(ctx, cn.UserID(), space.Read|space.Write, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := cn.Spaces().Open(ctx, a.UserID(), "log")
+	if err != nil {
 		t.Fatal(err)
 	}
 	start, err := sp.Info(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var acked atomic.Int64 // w/0 .. w/(acked-1) are acknowledged
+	// Two writers: the owner on A (the old home, then not), and C, a
+	// grantee whose writes cross the network to whichever is home.
+	writers := []struct {
+		prefix string
+		sp     *space.Space
+	}{{"w", sp}, {"c", cs}}
+	acked := make([]atomic.Int64, len(writers)) // PREFIX/0 .. PREFIX/(acked-1) are acknowledged
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	var writeErr error
-	wg.Go(func() {
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
+	writeErrs := make([]error, len(writers))
+	for j, w := range writers {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := w.sp.PutBytes(ctx, fmt.Sprintf("%s/%d", w.prefix, i), []byte(fmt.Sprint(i))); err != nil {
+					writeErrs[j] = fmt.Errorf("write %s/%d: %w", w.prefix, i, err)
+					return
+				}
+				acked[j].Add(1)
 			}
-			if err := sp.PutBytes(ctx, fmt.Sprintf("w/%d", i), []byte(fmt.Sprint(i))); err != nil {
-				writeErr = fmt.Errorf("write w/%d: %w", i, err)
-				return
-			}
-			acked.Add(1)
-		}
-	})
+		})
+	}
+	total := func() int64 { return acked[0].Load() + acked[1].Load() }
+	failed := func() bool { return writeErrs[0] != nil || writeErrs[1] != nil }
 	waitWrites := func(n int64) {
 		t.Helper()
-		want := acked.Load() + n
-		nubetest.Eventually(t, ctx, func() bool { return acked.Load() >= want || writeErr != nil },
-			func() string { return fmt.Sprintf("%d writes acked, want %d", acked.Load(), want) })
+		want := [2]int64{acked[0].Load() + n, acked[1].Load() + n}
+		nubetest.Eventually(t, ctx, func() bool { return acked[0].Load() >= want[0] && acked[1].Load() >= want[1] || failed() },
+			func() string { return fmt.Sprintf("%d and %d writes acked, want %v", acked[0].Load(), acked[1].Load(), want) })
 	}
 	waitWrites(5)
 	if err := sp.Home(ctx, b.ID()); err != nil {
@@ -120,10 +134,10 @@ func TestHomeMovesUnderWriters(t *testing.T) {
 	waitWrites(5)
 	close(stop)
 	wg.Wait()
-	if writeErr != nil {
-		t.Fatal(writeErr)
+	if err := errors.Join(writeErrs...); err != nil {
+		t.Fatal(err)
 	}
-	n := acked.Load()
+	n := total()
 	end, err := sp.Info(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -137,17 +151,15 @@ func TestHomeMovesUnderWriters(t *testing.T) {
 	if end.Keys != uint64(n) {
 		t.Fatalf("%d keys after %d acked writes", end.Keys, n)
 	}
-	cs, err := cn.Spaces().Open(ctx, a.UserID(), "log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range n {
-		got, err := cs.GetBytes(ctx, fmt.Sprintf("w/%d", i))
-		if err != nil || string(got) != fmt.Sprint(i) {
-			t.Fatalf("C reads w/%d: %q, %v", i, got, err)
+	for j, w := range writers {
+		for i := range acked[j].Load() {
+			got, err := cs.GetBytes(ctx, fmt.Sprintf("%s/%d", w.prefix, i))
+			if err != nil || string(got) != fmt.Sprint(i) {
+				t.Fatalf("C reads %s/%d: %q, %v", w.prefix, i, got, err)
+			}
 		}
 	}
-	t.Logf("%d writes across two handovers", n)
+	t.Logf("%d writes on A and %d on C across two handovers", acked[0].Load(), acked[1].Load())
 }
 
 // TestHandedHomeRestarts: a home handed to a node without the user key
