@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -88,6 +89,7 @@ func TestHomeMovesUnderWriters(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	writeErrs := make([]error, len(writers))
+	took := make([][]time.Duration, len(writers))
 	for j, w := range writers {
 		wg.Go(func() {
 			for i := 0; ; i++ {
@@ -96,10 +98,12 @@ func TestHomeMovesUnderWriters(t *testing.T) {
 					return
 				default:
 				}
+				began := time.Now()
 				if err := w.sp.PutBytes(ctx, fmt.Sprintf("%s/%d", w.prefix, i), []byte(fmt.Sprint(i))); err != nil {
 					writeErrs[j] = fmt.Errorf("write %s/%d: %w", w.prefix, i, err)
 					return
 				}
+				took[j] = append(took[j], time.Since(began)) // for the log only
 				acked[j].Add(1)
 			}
 		})
@@ -159,7 +163,10 @@ func TestHomeMovesUnderWriters(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d writes on A and %d on C across two handovers", acked[0].Load(), acked[1].Load())
+	for j, w := range writers {
+		slices.Sort(took[j])
+		t.Logf("writer %s: %d writes across two handovers, p50 %v, slowest %v", w.prefix, len(took[j]), took[j][len(took[j])/2], took[j][len(took[j])-1])
+	}
 }
 
 // TestHandedHomeRestarts: a home handed to a node without the user key
