@@ -1,6 +1,7 @@
 package space_test
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/nubecloud/nube"
@@ -114,7 +116,9 @@ func TestHomeMovesUnderWriters(t *testing.T) {
 		t.Helper()
 		want := [2]int64{acked[0].Load() + n, acked[1].Load() + n}
 		nubetest.Eventually(t, ctx, func() bool { return acked[0].Load() >= want[0] && acked[1].Load() >= want[1] || failed() },
-			func() string { return fmt.Sprintf("%d and %d writes acked, want %v", acked[0].Load(), acked[1].Load(), want) })
+			func() string {
+				return fmt.Sprintf("%d and %d writes acked, want %v", acked[0].Load(), acked[1].Load(), want)
+			})
 	}
 	waitWrites(5)
 	if err := sp.Home(ctx, b.ID()); err != nil {
@@ -241,8 +245,25 @@ func TestHandedHomeRestarts(t *testing.T) {
 			t.Fatalf("A reads %s: %q, %v", k, got, err)
 		}
 	}
+	// The owner grants from A, which holds the user key; B, which
+	// cannot sign the owner's link, files it.
+	pub, _, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lk, err := crypto.UnmarshalEd25519PublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader, err := peer.IDFromPublicKey(lk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sp.Grant(ctx, reader, space.Read, time.Time{}); err != nil {
+		t.Fatalf("the owner grants on A while B is home: %v", err)
+	}
 	info, err := sp.Info(ctx)
-	if err != nil || info.Home != b.ID() {
-		t.Fatalf("home %s (%v), want B", info.Home, err)
+	if err != nil || info.Home != b.ID() || !slices.Contains(info.Readers, reader) {
+		t.Fatalf("home %s, readers %v (%v), want B and the new reader", info.Home, info.Readers, err)
 	}
 }
