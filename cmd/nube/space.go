@@ -363,8 +363,9 @@ func newSpaceGrantCmd(g *globals) *cobra.Command {
 		Long: `Give the user USERKEY (a user ID, as 'nube id' prints it on their node) read
 or write on the space, until a time or for good. Write includes read: a writer
 seals values with the space's keys. With --delegate the user may grant the
-same rights or fewer onward, for no longer. The owner grants on the space's
-home; a delegate grants from its own node, naming the space OWNER/NAME.
+same rights or fewer onward, for no longer. The owner grants from any of its
+nodes that holds the user key; a delegate from its own node, naming the
+space OWNER/NAME.
 
 The grant is filed with the space's home, which gives a reader the space's
 keys in its next version. It prints the grant's ID (for 'nube space revoke')
