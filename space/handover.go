@@ -317,18 +317,8 @@ func (m *Manager) serveTakeHome(ctx context.Context, req takeHomeReq) (headReply
 	if err := m.canTake(ctx, h); err != nil {
 		return headReply{}, err
 	}
-	if h.Home != m.self {
-		return headReply{}, fmt.Errorf("%w: the head hands %s to %s, not this node", ErrBadHead, id, h.Home)
-	}
-	if len(req.Nonces) > maxNonces {
-		return headReply{}, fmt.Errorf("%w: %d nonces, over the limit of %d", ErrBadChange, len(req.Nonces), maxNonces)
-	}
-	by, err := checkChain(h.Owner, id, req.Chain)
-	if err != nil {
+	if err := checkTake(m.self, h, req); err != nil {
 		return headReply{}, err
-	}
-	if by != m.self || !chainExtends(req.Chain, h.Chain) {
-		return headReply{}, fmt.Errorf("%w: the delegation does not end at this node or does not extend the old home's", ErrBadHead)
 	}
 	keys, err := unwrapKeysInfo(homeInfo(id), m.cfg.NodeKey, req.Keys)
 	if err != nil {
@@ -380,6 +370,28 @@ func (m *Manager) serveTakeHome(ctx context.Context, req takeHomeReq) (headReply
 	m.announce(id)
 	m.log.Info("took a space's home", "space", id, "seq", h.Seq)
 	return headReply{Head: req.Head}, nil
+}
+
+// checkTake checks a handover to self of the space of h, the head req
+// carries, decoded and verified: the head names self as the home, the
+// delegation ends at self and extends the one the head is signed under,
+// and the nonces are within their cap. It does no I/O, so a fuzzer
+// drives it.
+func checkTake(self peer.ID, h *head, req takeHomeReq) error {
+	if h.Home != self {
+		return fmt.Errorf("%w: the head hands %s to %s, not this node", ErrBadHead, h.id(), h.Home)
+	}
+	if len(req.Nonces) > maxNonces {
+		return fmt.Errorf("%w: %d nonces, over the limit of %d", ErrBadChange, len(req.Nonces), maxNonces)
+	}
+	by, err := checkChain(h.Owner, h.id(), req.Chain)
+	if err != nil {
+		return err
+	}
+	if by != self || !chainExtends(req.Chain, h.Chain) {
+		return fmt.Errorf("%w: the delegation does not end at this node or does not extend the old home's", ErrBadHead)
+	}
+	return nil
 }
 
 // chainExtends reports whether chain is prev and one link more.
