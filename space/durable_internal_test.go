@@ -3,6 +3,7 @@ package space
 import (
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -210,4 +211,31 @@ func FuzzTakeHome(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestTakeOutcome: how a home reads the answer of the node it handed
+// over to when the take's own answer was lost.
+func TestTakeOutcome(t *testing.T) {
+	key := identity.Generate()
+	owner, _ := identity.ID(key.Public().(ed25519.PublicKey))
+	id := owner.String() + "/docs"
+	at := func(seq uint64) []byte { return signedHead(t, key, "docs", seq) }
+	for _, c := range []struct {
+		name string
+		head []byte
+		err  error
+		want taken
+	}{
+		{"it has the head that names it", at(5), nil, hasTaken},
+		{"it has a later one", at(9), nil, hasTaken},
+		{"it has an older one (a holder)", at(4), nil, notTaken},
+		{"it keeps no such space", nil, fmt.Errorf("remote: %w", ErrNotFound), notTaken},
+		{"it answers with junk", []byte{1, 2, 3}, nil, notTaken},
+		{"it does not answer", nil, errors.New("dial backoff"), unknown},
+		{"it refuses", nil, ErrNotAuthorised, unknown},
+	} {
+		if got := takeOutcome(c.head, c.err, id, 5); got != c.want {
+			t.Errorf("%s: %d, want %d", c.name, got, c.want)
+		}
+	}
 }

@@ -222,24 +222,68 @@ func (o *owned) handOver(ctx context.Context, to peer.ID) error {
 		req.Nonces = append(req.Nonces, []byte(n))
 	}
 	if _, err := takeHomeFn.At(m.cfg.Remote, to).Call(ctx, req); err != nil {
-		// The answer may be lost and the home taken: ask. A node that
-		// has the last head is home; one that has not never will be (it
-		// takes the home only with that head).
-		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		hr, herr := headFn.At(m.cfg.Remote, to).Call(hctx, headReq{Space: o.id})
-		cancel()
-		if herr != nil || !bytes.Equal(hr.Head, req.Head) && seqOfBytes(hr.Head, o.id) <= h.Seq {
+		switch o.askTaken(ctx, to, h.Seq) {
+		case notTaken:
 			return fmt.Errorf("hand %s over to %s: %w", o.id, to, err)
+		case unknown:
+			// It may be home: this node signs nothing more (two homes
+			// would fork the space) and offers the handover again each
+			// repair round until the new home answers (retryHandover).
+			o.gone, o.pending = to, &req
+			m.log.Warn("a handover's answer was lost and the new home does not answer: writes wait until it does", "space", o.id, "to", to, "err", err)
+			return fmt.Errorf("%w: hand %s over to %s: it does not answer, and may have taken the home; this node signs no more heads of it and offers the handover again until it answers: %w",
+				ErrUnavailable, o.id, to, err)
 		}
 	}
-	// The new home has it: this node lets go.
-	o.gone = to
+	o.letGoLocked(ctx, to, h.Seq)
+	return nil
+}
+
+// Whether a node took a home, as it answers.
+type taken int
+
+const (
+	unknown  taken = iota // it does not answer
+	notTaken              // it answers that it has not
+	hasTaken              // it has the head that names it, or a later one
+)
+
+// askTaken asks to whether it took the home of the space at seq.
+func (o *owned) askTaken(ctx context.Context, to peer.ID, seq uint64) taken {
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	hr, err := headFn.At(o.m.cfg.Remote, to).Call(network.WithAllowLimitedConn(hctx, "space"), headReq{Space: o.id})
+	return takeOutcome(hr.Head, err, o.id, seq)
+}
+
+// takeOutcome reads the answer of the node a home was handed to, asked
+// for its head of space (b, or the error err), as whether it took the
+// home at seq: a node that has that head or a later one took it; one
+// that answers with an older one or that it keeps no such space did not,
+// and never will (it takes the home only with that head, and the call
+// that carried it has ended); one that does not answer may have.
+func takeOutcome(b []byte, err error, space string, seq uint64) taken {
+	switch {
+	case err == nil && seqOfBytes(b, space) >= seq:
+		return hasTaken
+	case err == nil || errors.Is(err, ErrNotFound):
+		return notTaken
+	}
+	return unknown
+}
+
+// letGoLocked ends this node's part as home once to took it at seq: it
+// forgets the space, removes its file, unpins its root and ends its
+// watchers. o.mu is held.
+func (o *owned) letGoLocked(ctx context.Context, to peer.ID, seq uint64) {
+	m := o.m
+	o.gone, o.pending = to, nil
 	m.mu.Lock()
 	if m.owned[o.name] == o {
 		delete(m.owned, o.name)
 	}
 	m.mu.Unlock()
-	m.noteSeen(o.id, h.Seq)
+	m.noteSeen(o.id, seq)
 	if p := m.path(ownedDir, fileName(o.id)); p != "" {
 		if err := removeFile(p); err != nil {
 			m.log.Warn("could not remove the file of a space handed over", "space", o.id, "err", err)
@@ -249,8 +293,40 @@ func (o *owned) handOver(ctx context.Context, to peer.ID) error {
 		m.cfg.Content.Store().Unpin(context.WithoutCancel(ctx), root)
 	}
 	o.closeWatchers()
-	m.log.Info("handed a space's home over", "space", o.id, "to", to, "seq", h.Seq)
-	return nil
+	m.log.Info("handed a space's home over", "space", o.id, "to", to, "seq", seq)
+}
+
+// retryHandover offers a handover whose answer was lost again: done when
+// the new home has it, undone (this node is home again) when it answers
+// that it has not.
+func (o *owned) retryHandover(ctx context.Context) {
+	o.mu.Lock()
+	req, to := o.pending, o.gone
+	o.mu.Unlock()
+	if req == nil {
+		return
+	}
+	// Not under the lock: readers still get the last head meanwhile.
+	seq := seqOfBytes(req.Head, o.id)
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	_, err := takeHomeFn.At(o.m.cfg.Remote, to).Call(network.WithAllowLimitedConn(cctx, "space"), *req)
+	cancel()
+	outcome := hasTaken
+	if err != nil {
+		outcome = o.askTaken(ctx, to, seq)
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.pending != req {
+		return
+	}
+	switch outcome {
+	case hasTaken:
+		o.letGoLocked(ctx, to, seq)
+	case notTaken:
+		o.gone, o.pending = "", nil
+		o.m.log.Info("the node a home was handed to did not take it: this node is home again", "space", o.id, "to", to)
+	}
 }
 
 // seqOfBytes is the sequence number of an encoded head of space, or 0.

@@ -40,6 +40,7 @@ type owned struct {
 	chain   []signed              // the delegation this node signs heads under, if it holds no user key
 	keyBox  []byte                // the keys wrapped to this node's key, kept with a delegation
 	gone    peer.ID               // the node the home was handed to: this node signs no more heads
+	pending *takeHomeReq          // a handover whose answer was lost, offered again (retryHandover)
 
 	wmu      sync.Mutex
 	watchers map[chan signed]struct{}
@@ -65,6 +66,14 @@ func (m *Manager) newOwned(name string, keys keyring) *owned {
 		grants: map[string]*Grant{}, rate: newLimiter(GrantBurst, GrantEvery),
 		down: map[peer.ID]time.Time{}, joining: map[peer.ID]bool{}, paid: map[peer.ID]time.Time{},
 		watchers: map[chan signed]struct{}{}, nonces: map[string]time.Time{}}
+}
+
+// handedOver says the home was handed to another node (or may have
+// been): this node signs no more heads of the space.
+func (o *owned) handedOver() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.gone != ""
 }
 
 func (o *owned) current() (*head, signed) {
@@ -668,6 +677,10 @@ func (m *Manager) refused(node peer.ID) error {
 // expired, so that reader reads nothing written after.
 func (o *owned) check(ctx context.Context) {
 	m := o.m
+	o.retryHandover(ctx)
+	if o.handedOver() {
+		return
+	}
 	if h, _ := o.current(); h.Deleted {
 		return
 	}
