@@ -1,13 +1,17 @@
 package space
 
 import (
+	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/routing"
 
 	"github.com/nubecloud/nube/internal/identity"
 	"github.com/nubecloud/nube/nodecert"
@@ -237,5 +241,86 @@ func TestTakeOutcome(t *testing.T) {
 		if got := takeOutcome(c.head, c.err, id, 5); got != c.want {
 			t.Errorf("%s: %d, want %d", c.name, got, c.want)
 		}
+	}
+}
+
+// staleValues is a DHT that answers every key with one value.
+type staleValues struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (s *staleValues) PutValue(context.Context, string, []byte, ...routing.Option) error { return nil }
+
+func (s *staleValues) GetValue(context.Context, string, ...routing.Option) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.b == nil {
+		return nil, routing.ErrNotFound
+	}
+	return s.b, nil
+}
+
+func (s *staleValues) SearchValue(ctx context.Context, k string, _ ...routing.Option) (<-chan []byte, error) {
+	ch := make(chan []byte, 1)
+	if b, err := s.GetValue(ctx, k); err == nil {
+		ch <- b
+	}
+	close(ch)
+	return ch, nil
+}
+
+// TestDHTHeadNeverRollsBack: a reader that saw a head never takes an
+// older one from the DHT, with the home gone.
+func TestDHTHeadNeverRollsBack(t *testing.T) {
+	ctx := testCtx(t)
+	dht := &staleValues{}
+	ns := bareNodes(t, 2, func(c *Config) { c.Values = dht })
+	a, b := ns[0], ns[1]
+	if err := b.h.Connect(ctx, peer.AddrInfo{ID: a.h.ID(), Addrs: a.h.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := a.m.Create(ctx, "s", Policy{Local: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sp.Grant(ctx, b.user, Read, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.PutBytes(ctx, "k", []byte("old")); err != nil {
+		t.Fatal(err)
+	}
+	_, old := a.m.ownedSpace(sp.ID()).current()
+	oldB, _ := marshal(old)
+	if err := sp.PutBytes(ctx, "k", []byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	bs, err := b.m.Open(a.user, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := bs.GetBytes(ctx, "k"); err != nil || string(got) != "new" {
+		t.Fatalf("read before: %q, %v", got, err)
+	}
+	b.m.mu.Lock()
+	seen := b.m.cache[sp.ID()]
+	b.m.mu.Unlock()
+	dht.mu.Lock()
+	dht.b = oldB
+	dht.mu.Unlock()
+	a.m.Close() // the home is gone; its host stays, serving no space
+	v, err := bs.resolve(ctx, true)
+	if err == nil && v.head.Seq < seen.head.Seq {
+		t.Fatalf("the reader took head %d from the DHT after seeing %d", v.head.Seq, seen.head.Seq)
+	}
+	if got, err := bs.GetBytes(ctx, "k"); err == nil && string(got) != "new" {
+		t.Fatalf("the reader rolled back to %q", got)
+	}
+	// A reader that never saw the space takes the DHT's head: the same
+	// store answers, so the test above could fail.
+	fresh := bareNodes(t, 1, func(c *Config) { c.Values = dht })[0]
+	fs, _ := fresh.m.Open(a.user, "s")
+	if v, err := fs.resolve(ctx, true); err != nil || v.head.Seq != seqOf(old) {
+		t.Fatalf("a new reader resolves from the DHT: %v, %v", v, err)
 	}
 }
