@@ -54,6 +54,7 @@ import (
 	"github.com/nubecloud/nube/internal/lockfile"
 	"github.com/nubecloud/nube/internal/p2p"
 	"github.com/nubecloud/nube/invite"
+	"github.com/nubecloud/nube/job"
 	"github.com/nubecloud/nube/ledger"
 	"github.com/nubecloud/nube/nodecert"
 	"github.com/nubecloud/nube/remote"
@@ -259,6 +260,7 @@ type Node struct {
 	groups      *group.Manager
 	spaces      *space.Manager
 	topics      *topic.Manager
+	jobs        *job.Manager
 	ledger      *ledger.Manager
 	nodeKey     ed25519.PrivateKey
 	up          int // layers begun (layers.go)
