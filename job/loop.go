@@ -390,9 +390,7 @@ func (s *sched) start(ctx context.Context, t *task, node peer.ID, k kind, most i
 	c.running++
 	c.reserved += most
 	c.mu.Unlock()
-	if k != primary {
-		c.logf(t, node, "%s started", k)
-	}
+	c.logf(t, node, "%s started", k)
 	go func() {
 		var r service.Result
 		for _, x := range p.CallN(actx, 1, in) {
