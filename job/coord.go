@@ -33,7 +33,6 @@ type coord struct {
 	running  int
 	reserved int64
 	durs     []time.Duration // of the tasks done, for the ETA
-	lines    []LogLine
 	result   cid.Cid
 	err      error
 }
@@ -44,7 +43,7 @@ func (c *coord) logf(t *task, node peer.ID, format string, args ...any) {
 		l.Task = t.Name
 	}
 	c.mu.Lock()
-	c.lines = appendCapped(c.lines, l)
+	c.rec.Log = appendCapped(c.rec.Log, l)
 	c.mu.Unlock()
 	c.m.log.Debug(l.Msg, "job", c.id, "task", l.Task, "peer", node)
 }
@@ -99,7 +98,7 @@ func (c *coord) status() Status {
 func (c *coord) logs() []LogLine {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return slices.Clone(c.lines)
+	return slices.Clone(c.rec.Log)
 }
 
 func (c *coord) wait(ctx context.Context) (cid.Cid, error) {

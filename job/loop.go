@@ -54,6 +54,8 @@ type attempt struct {
 	cancel context.CancelFunc
 	most   int64
 	p      *service.Pipeline
+	// from are the mappers a reduce reads its parts from.
+	from []peer.ID
 }
 
 type outcome struct {
@@ -206,6 +208,9 @@ func (s *sched) loop(ctx context.Context) error {
 				return err
 			}
 		case <-tick.C:
+			if phase == "reduce" {
+				s.checkMappers(ctx)
+			}
 		case <-ctx.Done():
 		}
 	}
@@ -383,6 +388,9 @@ func (s *sched) start(ctx context.Context, t *task, node peer.ID, k kind, most i
 	}
 	actx, cancel := context.WithTimeout(ctx, lim+runAllowance)
 	a := &attempt{t: t, reduce: reduce, node: node, kind: k, start: time.Now(), cancel: cancel, most: most, p: p}
+	if reduce {
+		a.from = s.mappers()
+	}
 	s.runs[t] = append(s.runs[t], a)
 	s.load[node]++
 	s.total++
@@ -395,6 +403,10 @@ func (s *sched) start(ctx context.Context, t *task, node peer.ID, k kind, most i
 		var r service.Result
 		for _, x := range p.CallN(actx, 1, in) {
 			r = x
+		}
+		if r.Err == nil && r.Peer == "" {
+			// Cancelled before the run gave anything back.
+			r.Err = fmt.Errorf("run of %s on %s: %w", t.Name, node, context.Cause(actx))
 		}
 		cancel()
 		var out []string
@@ -418,6 +430,20 @@ func (s *sched) output(a *attempt, r service.Result) ([]string, error) {
 		return nil, fmt.Errorf("%s on %s: %w", a.t.Name, a.node, err)
 	}
 	return out, nil
+}
+
+// mappers are the nodes holding the finished maps' outputs.
+func (s *sched) mappers() []peer.ID {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []peer.ID
+	for _, t := range c.rec.Maps {
+		if t.Done && !slices.Contains(out, t.Node) {
+			out = append(out, t.Node)
+		}
+	}
+	return out
 }
 
 // ended takes a run off the books.
@@ -556,14 +582,19 @@ func (s *sched) failed(ctx context.Context, a *attempt, r service.Result) error 
 		c.logf(t, a.node, "node busy; %s waits for another", t.Name)
 		return nil
 	}
-	lostMapper := false
-	if !s.connected(a.node) {
+	if s.cut() {
+		c.logf(t, a.node, "%s failed while this node has no connection at all: not held against the node: %v", a.kind, err)
+		return nil
+	}
+	if !s.reach(ctx, a.node) {
 		s.lost(a.node)
 	}
+	lostMapper := false
 	if a.reduce {
-		lostMapper = s.checkMappers()
+		s.checkMappers(ctx)
+		lostMapper = slices.ContainsFunc(a.from, func(p peer.ID) bool { return s.bad[p] })
 	}
-	if lostMapper && s.connected(a.node) {
+	if lostMapper && !s.bad[a.node] {
 		c.logf(t, a.node, "%s failed while a mapper was lost; it runs again once the lost maps have: %v", a.kind, err)
 		return s.save()
 	}
@@ -581,31 +612,46 @@ func (s *sched) failed(ctx context.Context, a *attempt, r service.Result) error 
 
 // checkMappers looks for nodes holding map outputs that cannot be
 // reached any more, and has their maps run again.
-func (s *sched) checkMappers() bool {
-	c := s.c
-	c.mu.Lock()
-	var gone []peer.ID
-	for _, t := range c.rec.Maps {
-		if t.Done && !slices.Contains(gone, t.Node) && !s.connected(t.Node) {
-			gone = append(gone, t.Node)
+func (s *sched) checkMappers(ctx context.Context) {
+	if s.cut() {
+		return
+	}
+	for _, p := range s.mappers() {
+		if !s.bad[p] && !s.reach(ctx, p) {
+			s.lost(p)
 		}
 	}
-	c.mu.Unlock()
-	for _, p := range gone {
-		s.lost(p)
+}
+
+// cut reports whether this node has no connection to any other: then
+// it, not they, is what failed (its host is going down, or its network
+// is).
+func (s *sched) cut() bool { return len(s.c.m.cfg.Host.Network().Peers()) == 0 }
+
+// reachWait bounds how long the loop tries to reach a node it lost its
+// connection to before it counts the node lost.
+const reachWait = 2 * time.Second
+
+// reach reports whether p is connected, or can be connected again
+// within reachWait.
+func (s *sched) reach(ctx context.Context, p peer.ID) bool {
+	if s.connected(p) {
+		return true
 	}
-	return len(gone) > 0
+	ctx, cancel := context.WithTimeout(ctx, reachWait)
+	defer cancel()
+	return s.c.m.cfg.Host.Connect(ctx, peer.AddrInfo{ID: p}) == nil
 }
 
 // lost gives node p no more tasks and, while reduces still need them,
 // runs again the maps whose outputs only it holds.
 func (s *sched) lost(p peer.ID) {
 	c := s.c
+	// Only this run of the coordinator forgets it: the node may be back
+	// by the next, and a coordinator whose own host went down first
+	// would otherwise keep every node out.
 	s.bad[p] = true
 	c.mu.Lock()
-	if !slices.Contains(c.rec.Bad, p) {
-		c.rec.Bad = append(c.rec.Bad, p)
-	}
 	needed := slices.ContainsFunc(c.rec.Reduces, func(t *task) bool { return !t.Done })
 	var again []string
 	for _, t := range c.rec.Maps {
@@ -616,6 +662,15 @@ func (s *sched) lost(p peer.ID) {
 		}
 	}
 	c.mu.Unlock()
+	// A reduce reading from p would wait for its part until its time
+	// limit: it stops now, and runs again once the maps have.
+	for _, rs := range s.runs {
+		for _, a := range rs {
+			if slices.Contains(a.from, p) {
+				a.cancel()
+			}
+		}
+	}
 	c.logf(nil, p, "node lost; %d finished maps whose outputs it held run again %v", len(again), again)
 }
 

@@ -64,8 +64,9 @@ type record struct {
 	BytesLocal    int64          `json:"bytes_local,omitempty"`
 	BytesFetched  int64          `json:"bytes_fetched,omitempty"`
 	Nodes         []peer.ID      `json:"nodes,omitempty"`
-	Bad           []peer.ID      `json:"bad,omitempty"` // nodes given no more tasks (lost, or lied)
+	Bad           []peer.ID      `json:"bad,omitempty"` // nodes that lied: given no more tasks
 	Disagreements []Disagreement `json:"disagreements,omitempty"`
+	Log           []LogLine      `json:"log,omitempty"`
 }
 
 func newID() string {
