@@ -186,7 +186,7 @@ func Records(r io.Reader, offset, length int64, fn func(line []byte) error) erro
 		}
 	}
 	var long []byte
-	for length < 0 || pos < offset+length {
+	for long != nil || length < 0 || pos < offset+length {
 		line, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
 			long = append(long, line...)
