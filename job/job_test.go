@@ -213,3 +213,42 @@ func logText(j *job.Job) string {
 	}
 	return b.String()
 }
+
+// TestLocality: files of several blocks, each on one node of four: the
+// maps run where the files are, and the share of map input read locally
+// is reported (the goal: at least 95%). Long: it moves megabytes
+// through the modules.
+func TestLocality(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short: megabytes through wasm modules")
+	}
+	c := nubetest.Cluster(t, 4)
+	ctx := nubetest.Context(t, 5*time.Minute)
+	a := c.Node(0)
+	publish(t, ctx, a, service.Price{}, "wordcount-map", "wordcount-reduce")
+	// Warm modules on every node, as a cluster that runs jobs has them:
+	// a cold node's first run compiles for seconds, and a backup copy
+	// elsewhere wins it, reading its split from afar.
+	for _, id := range c.IDs() {
+		for _, m := range []string{"wordcount-map", "wordcount-reduce"} {
+			a.Service(m).On(id).Call(ctx, []byte("warm up")) // fails: not a task; compiled all the same
+		}
+	}
+	files := corpus(7, 8, 30000) // about 0.6 MiB each: several blocks
+	in := spread(t, ctx, c, 0, files, around(4))
+	j, err := a.Jobs().Run(ctx, job.Spec{Input: in.String(), Map: "wordcount-map", Reduce: "wordcount-reduce", Reducers: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := j.Wait(ctx)
+	if err != nil {
+		t.Fatalf("job: %v\n%s", err, logText(j))
+	}
+	sameCounts(t, readResult(t, ctx, a, res), plainCount(files))
+	p := j.Progress()
+	share := float64(p.BytesLocal) / float64(p.BytesLocal+p.BytesFetched)
+	t.Logf("locality: %d bytes read locally, %d fetched (%.1f%%; goal at least 95%%), %d nodes, %v", p.BytesLocal, p.BytesFetched, 100*share, p.Nodes, p.Elapsed)
+	if share < 0.95 {
+		t.Fatalf("only %.1f%% of map input read locally\n%s", 100*share, logText(j))
+	}
+}

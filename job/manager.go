@@ -34,6 +34,7 @@ type Content interface {
 	Stat(ctx context.Context, p string) (content.Entry, error)
 	List(ctx context.Context, p string) ([]content.Entry, error)
 	Has(ctx context.Context, c cid.Cid) (bool, error)
+	Pins(ctx context.Context) ([]content.Pin, error)
 }
 
 // Config configures a Manager. Host, Remote, Services and Content are

@@ -209,8 +209,12 @@ func (c *coord) holders(ctx context.Context, nodes []peer.ID) map[string]map[pee
 	if len(list) == 0 {
 		return out
 	}
+	req := hasReq{CIDs: list}
+	if root, err := cid.Decode(strings.SplitN(c.spec.Input, "/", 2)[0]); err == nil {
+		req.Input = root.Bytes()
+	}
 	if slices.Contains(nodes, c.m.self) {
-		r, _ := c.m.serveHas(ctx, hasReq{CIDs: list})
+		r, _ := c.m.serveHas(ctx, req)
 		add(c.m.self, r.Has)
 	}
 	var others []peer.ID
@@ -219,7 +223,7 @@ func (c *coord) holders(ctx context.Context, nodes []peer.ID) map[string]map[pee
 			others = append(others, p)
 		}
 	}
-	for p, r := range hasFn.OnAll(ctx, c.m.cfg.Remote, others, hasReq{CIDs: list}) {
+	for p, r := range hasFn.OnAll(ctx, c.m.cfg.Remote, others, req) {
 		if r.Err == nil {
 			add(p, r.Value.Has)
 		}
