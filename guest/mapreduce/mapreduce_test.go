@@ -72,7 +72,10 @@ func TestReadMapAndOutput(t *testing.T) {
 	}
 	o := NewOutput(3)
 	var added [][]byte
-	o.add = func(b []byte) (string, error) { added = append(added, bytes.Clone(b)); return fmt.Sprintf("cid%d", len(added)), nil }
+	o.add = func(b []byte) (string, error) {
+		added = append(added, bytes.Clone(b))
+		return fmt.Sprintf("cid%d", len(added)), nil
+	}
 	o.Emit("k\tey", "v\nal")
 	var out bytes.Buffer
 	if err := o.Finish(&out); err != nil {
