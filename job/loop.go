@@ -647,6 +647,9 @@ func (s *sched) reach(ctx context.Context, p peer.ID) bool {
 // runs again the maps whose outputs only it holds.
 func (s *sched) lost(p peer.ID) {
 	c := s.c
+	if s.bad[p] {
+		return
+	}
 	// Only this run of the coordinator forgets it: the node may be back
 	// by the next, and a coordinator whose own host went down first
 	// would otherwise keep every node out.
