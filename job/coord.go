@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -292,14 +291,4 @@ func (c *coord) verifies(t *task, det bool) bool {
 	h := fnv.New32a()
 	h.Write([]byte(c.id + "/" + t.Name))
 	return float64(h.Sum32())/float64(1<<32) < f
-}
-
-// sortedNodes returns the set's nodes in order.
-func sortedNodes(s map[peer.ID]bool) []peer.ID {
-	out := make([]peer.ID, 0, len(s))
-	for p := range s {
-		out = append(out, p)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out
 }
