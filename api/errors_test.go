@@ -33,7 +33,7 @@ import (
 var publicDirs = map[string]string{
 	"nube": "..", "content": "../content", "service": "../service", "space": "../space",
 	"group": "../group", "ledger": "../ledger", "remote": "../remote", "wasm": "../wasm",
-	"client": "client", "errcode": "../errcode",
+	"client": "client", "errcode": "../errcode", "job": "../job",
 }
 
 // sentinels are the values of the names exportedErrs finds: Go cannot
