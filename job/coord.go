@@ -265,12 +265,13 @@ func (c *coord) run() {
 		r.Error = err.Error()
 		c.err = err
 	}
-	c.mu.Unlock()
+	msg := fmt.Sprintf("job ended: %s %s", r.State, r.Error)
 	if r.State == Running {
-		r.Ended = time.Time{}
-		r.Error = ""
+		msg = "coordinator closing: the job resumes when it starts again"
+		r.Ended, r.Error = time.Time{}, ""
 	}
-	c.logf(nil, "", "job ended: %s %s", r.State, r.Error)
+	c.mu.Unlock()
+	c.logf(nil, "", "%s", msg)
 	c.mu.Lock()
 	serr := c.m.save(r)
 	c.mu.Unlock()

@@ -331,9 +331,9 @@ func (s *sched) pick(t *task, k kind) peer.ID {
 	bestLoad := perNode
 	holderWaiting := false
 	nodes := s.nodes()
-	if !s.isReduce(t) && t.Root != "" {
+	if key := placeKey(t); !s.isReduce(t) && key != "" {
 		for _, p := range nodes {
-			if !s.holders[t.Root][p] || !ok(p) {
+			if !s.holders[key][p] || !ok(p) {
 				continue
 			}
 			if s.load[p] < bestLoad {

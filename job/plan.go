@@ -196,6 +196,29 @@ func (c *coord) holders(ctx context.Context, nodes []peer.ID) map[string]map[pee
 	}
 	c.mu.Unlock()
 	out := map[string]map[peer.ID]bool{}
+	// A space's values are on its home and holders.
+	c.mu.Lock()
+	spaces := map[string]bool{}
+	for _, t := range c.rec.Maps {
+		if t.Space != "" {
+			spaces[t.Space] = true
+		}
+	}
+	c.mu.Unlock()
+	for sp := range spaces {
+		if c.m.cfg.Locate == nil {
+			break
+		}
+		found, err := c.m.cfg.Locate(ctx, sp)
+		if err != nil {
+			c.logf(nil, "", "could not find the holders of %s: maps run by load: %v", sp, err)
+			continue
+		}
+		out[placeKey(&task{Space: sp})] = map[peer.ID]bool{}
+		for _, p := range found {
+			out[placeKey(&task{Space: sp})][p] = true
+		}
+	}
 	add := func(p peer.ID, has []bool) {
 		for i, h := range has {
 			if h && i < len(order) {
@@ -229,6 +252,14 @@ func (c *coord) holders(ctx context.Context, nodes []peer.ID) map[string]map[pee
 		}
 	}
 	return out
+}
+
+// placeKey names what a map task reads, for its holders.
+func placeKey(t *task) string {
+	if t.Space != "" {
+		return "space:" + t.Space
+	}
+	return t.Root
 }
 
 // result makes the result directory: the reduce outputs as part-NNNNN,
