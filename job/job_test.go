@@ -6,10 +6,12 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/ipfs/boxo/ipld/merkledag"
 	ft "github.com/ipfs/boxo/ipld/unixfs"
@@ -195,15 +197,73 @@ func TestWordCount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
-	tj, err := a.Jobs().Run(ctx, job.Spec{Input: tiny.String(), Map: "wordcount-map", Reduce: "wordcount-reduce", Nodes: []peer.ID{a.ID()}})
+	var took []time.Duration
+	for range 5 {
+		start := time.Now()
+		tj, err := a.Jobs().Run(ctx, job.Spec{Input: tiny.String(), Map: "wordcount-map", Reduce: "wordcount-reduce", Nodes: []peer.ID{a.ID()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tj.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		took = append(took, time.Since(start))
+	}
+	slices.Sort(took)
+	t.Logf("a 1 KiB job end to end with warm modules: median %v, fastest %v of 5 (goal: under 300 ms; under -race the interpreter runs the modules)", took[2], took[0])
+}
+
+// TestInvertedIndex: the second example, an index of the documents each
+// word is in, equals one made in plain Go.
+func TestInvertedIndex(t *testing.T) {
+	c := nubetest.Cluster(t, 3)
+	ctx := nubetest.Context(t, 5*time.Minute)
+	a := c.Node(0)
+	publish(t, ctx, a, service.Price{}, "inverted-index-map", "inverted-index-reduce")
+	docs := [][]byte{[]byte("The cat sat.\nOn the mat!\n"), []byte("a CAT, a hat\n"), []byte("mat-hat; 42 cats\n")}
+	in := spread(t, ctx, c, 0, docs, around(3))
+	j, err := a.Jobs().Run(ctx, job.Spec{Input: in.String(), Map: "inverted-index-map", Reduce: "inverted-index-reduce", Reducers: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tj.Wait(ctx); err != nil {
+	res, err := j.Wait(ctx)
+	if err != nil {
+		t.Fatalf("job: %v\n%s", err, logText(j))
+	}
+	want := map[string][]string{}
+	for i, d := range docs {
+		name := fmt.Sprintf("doc-%03d.txt", i)
+		for _, w := range strings.FieldsFunc(strings.ToLower(string(d)), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) }) {
+			if !slices.Contains(want[w], name) {
+				want[w] = append(want[w], name)
+			}
+		}
+	}
+	entries, err := a.Content().List(ctx, res.String())
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("a 1 KiB job took %v end to end with warm modules (goal: under 300 ms; under -race the interpreter runs the modules)", time.Since(start))
+	got := map[string]string{}
+	for _, e := range entries {
+		f, err := a.Content().Get(ctx, res.String()+"/"+e.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			k, v, _ := strings.Cut(sc.Text(), "\t")
+			got[k] = v
+		}
+		f.Close()
+	}
+	if len(got) != len(want) {
+		t.Fatalf("index of %d words, want %d: %v", len(got), len(want), got)
+	}
+	for w, names := range want {
+		if got[w] != strings.Join(names, ",") {
+			t.Fatalf("word %q: %q, want %q", w, got[w], strings.Join(names, ","))
+		}
+	}
 }
 
 func logText(j *job.Job) string {

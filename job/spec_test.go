@@ -1,11 +1,14 @@
 package job
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
 
 	"github.com/ipfs/go-cid"
+
+	"github.com/nubecloud/nube/content"
 )
 
 func TestSpecDefaults(t *testing.T) {
@@ -86,4 +89,61 @@ func TestCheckID(t *testing.T) {
 			t.Errorf("%q taken", bad)
 		}
 	}
+}
+
+// fakeContent answers Has and Pins; nothing else is called by serveHas.
+type fakeContent struct {
+	Content
+	has    map[string]bool
+	pinned []cid.Cid
+}
+
+func (f fakeContent) Has(_ context.Context, c cid.Cid) (bool, error) {
+	return f.has[c.KeyString()], nil
+}
+func (f fakeContent) Pins(context.Context) ([]content.Pin, error) {
+	var out []content.Pin
+	for _, c := range f.pinned {
+		out = append(out, content.Pin{CID: c})
+	}
+	return out, nil
+}
+
+func TestServeHas(t *testing.T) {
+	raw, _ := cid.V1Builder{Codec: cid.Raw, MhType: 0x12}.Sum([]byte("one block"))
+	big, _ := cid.V1Builder{Codec: cid.DagProtobuf, MhType: 0x12}.Sum([]byte("a root of many"))
+	dir, _ := cid.V1Builder{Codec: cid.DagProtobuf, MhType: 0x12}.Sum([]byte("a directory"))
+	f := fakeContent{has: map[string]bool{raw.KeyString(): true, big.KeyString(): true}}
+	m := &Manager{cfg: Config{Content: f}}
+	ask := func(input []byte) []bool {
+		r, err := m.serveHas(context.Background(), hasReq{CIDs: [][]byte{raw.Bytes(), big.Bytes(), []byte("junk")}, Input: input})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Has
+	}
+	// A root block alone is not the file; one block is; a pinned input
+	// holds all under it.
+	if got := ask(nil); !got[0] || got[1] || got[2] {
+		t.Fatalf("unpinned: %v", got)
+	}
+	f.pinned = []cid.Cid{dir}
+	m.cfg.Content = f
+	if got := ask(dir.Bytes()); !got[0] || !got[1] || got[2] {
+		t.Fatalf("under a pinned input: %v", got)
+	}
+	if _, err := m.serveHas(context.Background(), hasReq{CIDs: make([][]byte, maxHas+1)}); err == nil {
+		t.Fatal("an oversized question answered")
+	}
+}
+
+func FuzzServeHas(f *testing.F) {
+	f.Add([]byte{1, 0x55, 0x12, 0x20}, []byte{})
+	m := &Manager{cfg: Config{Content: fakeContent{}}}
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		r, err := m.serveHas(context.Background(), hasReq{CIDs: [][]byte{a, b}, Input: b})
+		if err != nil || len(r.Has) != 2 {
+			t.Fatalf("%v, %v", r, err)
+		}
+	})
 }
