@@ -282,3 +282,52 @@ func TestCancel(t *testing.T) {
 		t.Fatalf("list: %+v", l)
 	}
 }
+
+// TestStragglerBackup: a node whose map runs never answer (until the
+// test ends) does not hold the job up: once nothing else is left to
+// start, its runs get backup copies on another node, the first to
+// finish wins, and the straggler's runs are cancelled.
+func TestStragglerBackup(t *testing.T) {
+	c := nubetest.Cluster(t, 3)
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) }) // before the nodes close: they wait for their runs
+	ctx := nubetest.Context(t, 3*time.Minute)
+	publish(t, ctx, c.Node(0), service.Price{}, "wordcount-map", "wordcount-reduce")
+	slow := c.Node(2)
+	tamper(slow, func(b []byte) []byte {
+		if !bytes.Contains(b, []byte("\t")) { // a map's output: never given
+			<-release
+		}
+		return b
+	})
+	files := corpus(9, 6, 20)
+	in := spread(t, ctx, c, 0, files, func(i int) []int { return []int{1 + i%2} })
+	j, err := c.Node(0).Jobs().Run(ctx, job.Spec{Input: in.String(), Map: "wordcount-map", Reduce: "wordcount-reduce", Reducers: 2,
+		Nodes: c.IDs()[1:]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := j.Wait(ctx)
+	if err != nil {
+		t.Fatalf("job: %v\n%s", err, logText(j))
+	}
+	sameCounts(t, readResult(t, ctx, c.Node(0), res), plainCount(files))
+	won := 0
+	for _, l := range j.Logs() {
+		if strings.HasPrefix(l.Task, "map-") && strings.HasSuffix(l.Msg, "(backup)") {
+			won++
+		}
+		if l.Node == slow.ID() && strings.HasPrefix(l.Task, "map-") && strings.HasPrefix(l.Msg, "done") {
+			t.Fatalf("the straggler finished %s\n%s", l.Task, logText(j))
+		}
+	}
+	if won == 0 {
+		t.Fatalf("no backup won a map\n%s", logText(j))
+	}
+	if testing.Verbose() {
+		t.Log(logText(j))
+	}
+	if p := j.Progress(); p.Running != 0 {
+		t.Fatalf("runs left after the job: %+v", p)
+	}
+}

@@ -28,6 +28,9 @@ const (
 	// checkEvery is how often the loop looks for stragglers when no
 	// run ends.
 	checkEvery = 200 * time.Millisecond
+	// localityWait is how long a map waits for a busy node that holds
+	// its split before it runs on another.
+	localityWait = 3 * time.Second
 	// judgeAgain is when a runner told it is not paid is told again:
 	// a run cancelled before it ended may not have been waiting yet.
 	judgeAgain = 2 * time.Second
@@ -85,6 +88,7 @@ type sched struct {
 	noCompute  map[peer.ID]bool
 	bad        map[peer.ID]bool
 	vr         map[*task][]vrun
+	waiting    map[*task]time.Time      // since when a map waits for a busy holder
 	durs       map[bool][]time.Duration // by reduce
 	results    chan outcome
 	total      int
@@ -108,7 +112,7 @@ func (c *coord) execute() (cid.Cid, error) {
 		c.logf(nil, "", "planned %d map tasks and %d reduce tasks", n, len(c.rec.Reduces))
 	}
 	s := &sched{c: c, runs: map[*task][]*attempt{}, load: map[peer.ID]int{}, noCompute: map[peer.ID]bool{},
-		bad: map[peer.ID]bool{}, vr: map[*task][]vrun{}, durs: map[bool][]time.Duration{}, results: make(chan outcome)}
+		bad: map[peer.ID]bool{}, vr: map[*task][]vrun{}, waiting: map[*task]time.Time{}, durs: map[bool][]time.Duration{}, results: make(chan outcome)}
 	var err error
 	if s.mapD, err = c.m.cfg.Services.Resolve(ctx, c.spec.Map); err != nil {
 		return cid.Undef, c.why(ctx, fmt.Errorf("map service %s: %w", c.spec.Map, err))
@@ -342,8 +346,22 @@ func (s *sched) pick(t *task, k kind) peer.ID {
 				holderWaiting = true
 			}
 		}
-		if best != "" || holderWaiting && k == primary {
+		if best != "" {
+			delete(s.waiting, t)
 			return best
+		}
+		if holderWaiting && k == primary {
+			// Wait a while for a busy holder, as Hadoop's delay
+			// scheduling does, then read the split from afar.
+			since, ok := s.waiting[t]
+			if !ok {
+				s.waiting[t] = time.Now()
+				return ""
+			}
+			if time.Since(since) < localityWait {
+				return ""
+			}
+			delete(s.waiting, t)
 		}
 	}
 	for _, p := range nodes {
