@@ -54,4 +54,14 @@
 //
 // A job's spec is a plain value (JSON), so a program can keep or send it
 // and run the same job again.
+//
+// Where it is weaker than it might be: a map of a split that does not
+// start its file reads the file from its start to skip there (the host
+// API has no seek yet), so Split.Size suits files a few times the split
+// size, not one huge file; a reduce reads its parts one after the other
+// (each part is fetched from every node that has it); a file counts as
+// held by a node when it is one block, pinned there, or under the pinned
+// input, so a node holding a file only inside another pinned directory
+// is not seen as its holder; a map waits at most localityWait for a busy
+// holder before it runs elsewhere and reads its split from afar.
 package job
