@@ -62,6 +62,6 @@
 // (each part is fetched from every node that has it); a file counts as
 // held by a node when it is one block, pinned there, or under the pinned
 // input, so a node holding a file only inside another pinned directory
-// is not seen as its holder; a map waits at most localityWait for a busy
+// is not seen as its holder; a map waits a few seconds at most for a busy
 // holder before it runs elsewhere and reads its split from afar.
 package job
