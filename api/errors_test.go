@@ -25,6 +25,7 @@ import (
 	"github.com/nubecloud/nube/remote"
 	"github.com/nubecloud/nube/service"
 	"github.com/nubecloud/nube/space"
+	"github.com/nubecloud/nube/topic"
 	"github.com/nubecloud/nube/wasm"
 )
 
@@ -32,7 +33,7 @@ import (
 // through the API, relative to this package.
 var publicDirs = map[string]string{
 	"nube": "..", "content": "../content", "service": "../service", "space": "../space",
-	"group": "../group", "ledger": "../ledger", "remote": "../remote", "wasm": "../wasm",
+	"group": "../group", "ledger": "../ledger", "remote": "../remote", "wasm": "../wasm", "topic": "../topic",
 	"client": "client", "errcode": "../errcode",
 	"names": "../names",
 }
@@ -66,6 +67,10 @@ var sentinels = map[string]error{
 	"space.ErrExists": space.ErrExists, "space.ErrHeadTooLarge": space.ErrHeadTooLarge,
 	"space.ErrTooManyGrants": space.ErrTooManyGrants, "space.ErrGrantRate": space.ErrGrantRate,
 	"space.ErrDecrypt": space.ErrDecrypt, "space.ErrNotOffered": space.ErrNotOffered,
+
+	"topic.ErrNotFound": topic.ErrNotFound, "topic.ErrExists": topic.ErrExists, "topic.ErrBadName": topic.ErrBadName,
+	"topic.ErrNotAuthorised": topic.ErrNotAuthorised, "topic.ErrBadMessage": topic.ErrBadMessage, "topic.ErrTooLarge": topic.ErrTooLarge,
+	"topic.ErrLagged": topic.ErrLagged, "topic.ErrNotDurable": topic.ErrNotDurable, "topic.ErrUnavailable": topic.ErrUnavailable,
 
 	"group.ErrNotFound": group.ErrNotFound, "group.ErrNotMember": group.ErrNotMember,
 	"group.ErrBadName": group.ErrBadName, "group.ErrNoLeader": group.ErrNoLeader,
