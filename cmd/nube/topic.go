@@ -610,10 +610,12 @@ func subscribe(ctx context.Context, g *globals, c *client.Client, req client.Top
 			return err
 		}
 		if ack != "" {
-			if err := c.TopicAck(ctx, ack); err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
+			// Printed, so acked, even if Ctrl-C came meanwhile: the
+			// next subscriber of the consumer starts after it.
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			err := c.TopicAck(actx, ack)
+			cancel()
+			if err != nil {
 				return fmt.Errorf("ack offset %d: %w", m.Offset, err)
 			}
 		}

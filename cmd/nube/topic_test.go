@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -282,4 +285,116 @@ func TestTopicCLIErrors(t *testing.T) {
 			t.Errorf("nube %q: %d %q, want one line saying %q", tc.args, code, errs, tc.err)
 		}
 	}
+}
+
+// TestTopicCLI drives a topic through two daemons: a durable topic on A
+// held by A and B, lines published from stdin, a replay from the first
+// offset, a consumer that resumes where it left, a grant that lets B
+// publish on A's topic, info with the consumer's lag, ls, migrate and
+// delete. It needs the topic layer built (live.go and durable.go).
+func TestTopicCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two daemons; skipped in -short mode")
+	}
+	a, b := t.TempDir(), t.TempDir()
+	da := startUp(t, a, append([]string{"--api", "127.0.0.1:0", "--gateway", "off"}, loopback...)...)
+	db := startUp(t, b, append([]string{"--api", "127.0.0.1:0", "--gateway", "off", "--bootstrap", da.info.Addrs[0]}, loopback...)...)
+	waitPeers(t, a, 1)
+
+	out, errs, code := run(t, "--data", a, "topic", "create", "orders", "--retain", "1000", "--retain", "1GiB", "--on", db.info.ID)
+	if code != 0 || !strings.Contains(out, "retains    the newest 1000 messages, 1.0 GiB") || !strings.Contains(out, "holder     "+db.info.ID) {
+		t.Fatalf("topic create: %d %s %s", code, out, errs)
+	}
+	out, errs, code = runIn(t, "first\nsecond\nthird\n", "--data", a, "pub", "orders", "-", "--id", "batch", "--json")
+	var acks []client.TopicAck
+	dec := json.NewDecoder(strings.NewReader(out))
+	for dec.More() {
+		var ack client.TopicAck
+		if err := dec.Decode(&ack); err != nil {
+			t.Fatalf("pub --json: %v in %q", err, out)
+		}
+		acks = append(acks, ack)
+	}
+	if code != 0 || len(acks) != 3 || acks[1].Offset != acks[0].Offset+1 || acks[2].Offset != acks[0].Offset+2 {
+		t.Fatalf("pub of three lines: %d %q %s", code, out, errs)
+	}
+	// The same IDs again: stored once, answered with the first offsets.
+	if out, errs, code := runIn(t, "first\n", "--data", a, "pub", "orders", "-", "--id", "batch"); code != 0 || out != fmt.Sprintf("offset %d (a duplicate: stored before)\n", acks[0].Offset) {
+		t.Fatalf("pub again with the same ID: %d %q %s", code, out, errs)
+	}
+	first := fmt.Sprint(acks[0].Offset)
+
+	// Replay from the first offset; a consumer takes two, stops, and
+	// resumes at the third.
+	if got := subLines(t, a, 3, "sub", "orders", "--from", first); strings.Join(got, ",") != "first,second,third" {
+		t.Fatalf("sub --from %s: %q", first, got)
+	}
+	if got := subLines(t, a, 2, "sub", "orders", "--from", first, "--consumer", "billing"); strings.Join(got, ",") != "first,second" {
+		t.Fatalf("sub --consumer: %q", got)
+	}
+	if got := subLines(t, a, 1, "sub", "orders", "--consumer", "billing"); strings.Join(got, ",") != "third" {
+		t.Fatalf("the consumer resumed with %q, want third", got)
+	}
+	out, _, code = run(t, "--data", a, "topic", "info", "orders")
+	if code != 0 || !strings.Contains(out, "consumer   billing") {
+		t.Fatalf("topic info: %d %s", code, out)
+	}
+
+	// B publishes on A's topic once granted.
+	ref := da.info.UserID + "/orders"
+	if _, errs, code := run(t, "--data", b, "pub", ref, "from b"); code == 0 || !strings.Contains(errs, "not authorised") {
+		t.Fatalf("pub without a grant: %d %s", code, errs)
+	}
+	if out, errs, code := run(t, "--data", a, "topic", "grant", "orders", db.info.UserID, "--publish", "--until", "24h"); code != 0 || !strings.Contains(out, "publish to "+db.info.UserID) {
+		t.Fatalf("topic grant: %d %s %s", code, out, errs)
+	}
+	if out, errs, code := run(t, "--data", b, "pub", ref, "from b"); code != 0 || !strings.HasPrefix(out, "offset ") {
+		t.Fatalf("pub with a grant: %d %s %s", code, out, errs)
+	}
+	if out, _, code := run(t, "--data", a, "topic", "ls"); code != 0 || !strings.Contains(out, ref) || !strings.Contains(out, "durable") {
+		t.Fatalf("topic ls: %d %s", code, out)
+	}
+	if out, errs, code := run(t, "--data", a, "topic", "migrate", "orders", "--local"); code != 0 || strings.Contains(out, "holder     "+db.info.ID) {
+		t.Fatalf("topic migrate --local: %d %s %s", code, out, errs)
+	}
+	if got := subLines(t, a, 4, "sub", "orders", "--from", first); strings.Join(got, ",") != "first,second,third,from b" {
+		t.Fatalf("sub after migrating: %q", got)
+	}
+	if _, errs, code := run(t, "--data", a, "topic", "delete", "orders"); code != 0 {
+		t.Fatalf("topic delete: %d %s", code, errs)
+	}
+	if _, errs, code := run(t, "--data", a, "topic", "info", "orders"); code == 0 || !strings.Contains(errs, "not found") {
+		t.Fatalf("info after delete: %d %s", code, errs)
+	}
+	if _, errs, code := run(t, "--data", a, "topic", "create", "bad/name"); code == 0 || !strings.Contains(errs, "topic name") {
+		t.Fatalf("a bad name: %d %s", code, errs)
+	}
+}
+
+// subLines runs nube sub on dataDir with args until it has printed n
+// lines, then interrupts it (as Ctrl-C would) and returns the lines.
+func subLines(t *testing.T, dataDir string, n int, args ...string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, append([]string{"--data", dataDir}, args...)...)
+	var errb strings.Builder
+	cmd.Stderr = &errb
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	sc := bufio.NewScanner(stdout)
+	for len(lines) < n && sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err != nil && len(lines) < n {
+		t.Fatalf("nube %q: %v after %q; stderr: %s", args, err, lines, errb.String())
+	}
+	return lines
 }
