@@ -135,3 +135,28 @@ func TestTopicRights(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseSubscribe: no query or Last-Event-ID makes the subscribe
+// handler panic, and every error it answers is a bad request.
+func FuzzParseSubscribe(f *testing.F) {
+	f.Add("topic=t&from=3", "")
+	f.Add("topic=t&since=2026-12-08T01:00:00Z&consumer=c&ack_wait=1s&ack=client", "7")
+	f.Add("from=18446744073709551615", "18446744073709551615")
+	f.Add("ack_wait=-1ns&ack=x", "x")
+	f.Fuzz(func(t *testing.T, query, lastID string) {
+		q, err := url.ParseQuery(query)
+		if err != nil {
+			return
+		}
+		req, err := parseSubscribe(q, lastID)
+		if err != nil {
+			if !errors.Is(err, errcode.ErrBadRequest) {
+				t.Fatalf("%q: %v is not a bad request", query, err)
+			}
+			return
+		}
+		if req.clientAck && req.opts.Consumer == "" {
+			t.Fatalf("%q: client acks without a consumer", query)
+		}
+	})
+}

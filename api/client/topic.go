@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"iter"
 	"net/http"
 	"net/url"
@@ -225,27 +226,33 @@ func (c *Client) TopicSubscribe(ctx context.Context, req TopicSubscribe) iter.Se
 			return
 		}
 		defer resp.Body.Close()
-		// A line is at most a message of 1 MiB in base64 and its
-		// metadata.
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 64<<10), MaxTopicLine)
-		for sc.Scan() {
-			var m TopicMessage
-			if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-				yield(TopicMessage{}, fmt.Errorf("topic subscribe: a bad line: %w", err))
-				return
-			}
-			if m.Error != nil {
-				yield(TopicMessage{}, m.Error)
-				return
-			}
-			if !yield(m, nil) {
-				return
-			}
+		decodeTopicStream(resp.Body, ctx.Err, yield)
+	}
+}
+
+// decodeTopicStream yields the lines of a subscription's NDJSON stream
+// from r, each capped at MaxTopicLine, until r ends, a line is an error,
+// or yield says stop. A read error is yielded unless ctxErr says the
+// stream was ended on purpose.
+func decodeTopicStream(r io.Reader, ctxErr func() error, yield func(TopicMessage, error) bool) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), MaxTopicLine)
+	for sc.Scan() {
+		var m TopicMessage
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			yield(TopicMessage{}, fmt.Errorf("topic subscribe: a bad line: %w", err))
+			return
 		}
-		if err := sc.Err(); err != nil && ctx.Err() == nil {
-			yield(TopicMessage{}, fmt.Errorf("topic subscribe: %w", err))
+		if m.Error != nil {
+			yield(TopicMessage{}, m.Error)
+			return
 		}
+		if !yield(m, nil) {
+			return
+		}
+	}
+	if err := sc.Err(); err != nil && ctxErr() == nil {
+		yield(TopicMessage{}, fmt.Errorf("topic subscribe: %w", err))
 	}
 }
 
