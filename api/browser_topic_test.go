@@ -91,7 +91,7 @@ func topicsFromPage(t *testing.T, ctx, bctx context.Context, c *nubetest.C, cl *
 	if err != nil || info.Next != first+4 {
 		t.Fatalf("topic info after publishing from the page: %+v, %v", info, err)
 	}
-	if list, err := cl.TopicList(ctx); err != nil || !slices.ContainsFunc(list, func(s client.TopicSummary) bool { return s.ID == id && !s.Durable }) {
+	if list, err := cl.TopicsList(ctx); err != nil || !slices.ContainsFunc(list, func(s client.TopicSummary) bool { return s.ID == id && !s.Durable }) {
 		t.Fatalf("topic list after creating one on the page: %+v, %v", list, err)
 	}
 	browsertest.Wait(t, ctx, bctx, fmt.Sprintf(`((r) => r && /^[1-9]/.test(r.cells[2].textContent))(%s)`, row), "the Topics panel never counted a publish")

@@ -190,7 +190,7 @@ func TestTopicAPI(t *testing.T) {
 	if err != nil || ack.Offset <= offsets[2] {
 		t.Fatalf("a publish with a grant: %+v, %v", ack, err)
 	}
-	list, err := a.TopicList(ctx)
+	list, err := a.TopicsList(ctx)
 	if err != nil || !slices.ContainsFunc(list, func(s client.TopicSummary) bool { return s.ID == ref && s.Role == "owner" && s.Durable }) {
 		t.Fatalf("list: %+v, %v", list, err)
 	}

@@ -187,8 +187,8 @@ func (c *Client) TopicCreate(ctx context.Context, req TopicCreate) (TopicInfo, e
 	return out, c.Call(ctx, http.MethodPost, "/api/v0/topic/create", req, &out)
 }
 
-// TopicList lists the topics the node owns, holds or subscribes to.
-func (c *Client) TopicList(ctx context.Context) ([]TopicSummary, error) {
+// TopicsList lists the topics the node owns, holds or subscribes to.
+func (c *Client) TopicsList(ctx context.Context) ([]TopicSummary, error) {
 	var out []TopicSummary
 	return out, c.Call(ctx, http.MethodGet, "/api/v0/topic/list", nil, &out)
 }

@@ -190,7 +190,7 @@ publisher without a grant).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) ([]client.TopicSummary, error) {
-				return c.TopicList(ctx)
+				return c.TopicsList(ctx)
 			}, func(ts []client.TopicSummary) error {
 				if len(ts) == 0 {
 					g.printf("no topics here yet: nube topic create NAME\n")
