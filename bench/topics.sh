@@ -67,6 +67,8 @@ done
 trow "RSS holding $mb MiB" "$(median TopicRSS/nube rss-MiB)" "$(median TopicRSS/jetstream rss-MiB)" MiB \
 	"< 128 MiB (at 1 GiB); JetStream's beside it"
 trow "  its peak while filling" "$(median TopicRSS/nube peak-MiB)" "$(median TopicRSS/jetstream peak-MiB)" MiB "(reported)"
+holders=$(median TopicPublish/nube-r3 holders)
+[ "$holders" != nan ] && echo "(nube's durable topic named $holders holders in its info: node 0, where it was published, and the two it was placed on)"
 echo
 echo "medians of $count runs; loopback, everything in one process (the RSS: one child process a side), $(nproc) cores"
 # Why a figure is missing: the failures' own words.

@@ -296,6 +296,11 @@ func BenchmarkTopicPublish(b *testing.B) {
 		if failed.Load() > 0 {
 			b.Fatalf("nube: %d publishes failed; the first: %v", failed.Load(), firstErr.Load())
 		}
+		// How many nodes held it, as the topic says: the figure is for
+		// three.
+		if info, err := t.Info(ctx); err == nil {
+			b.ReportMetric(float64(len(info.Holders)), "holders")
+		}
 		b.ReportMetric(float64(n)/el.Seconds(), "msgs/s")
 		b.ReportMetric(float64(n*topicMsg)/el.Seconds()/1e6, "MB/s")
 	})
