@@ -559,7 +559,7 @@ each goes to one of them (a work queue). A consumer behind the topic's
 retention fails with the first offset it can still read.`,
 		Example: `  nube sub events
   nube sub orders --from 0
-  nube sub orders --since 1h --json | jq -r .data | base64 -d
+  nube sub orders --since 1h --json | jq -r '.data | @base64d'
   nube sub orders --consumer billing --ack-wait 2m
   nube sub 12D3KooO.../chat`,
 		Args: cobra.ExactArgs(1),
