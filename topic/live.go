@@ -485,11 +485,11 @@ type liveSub struct {
 
 	ch      chan item
 	done    chan struct{}
-	ended   bool          // done is closed; lt.mu
-	skipped uint64        // lost since the last item queued; lt.mu
-	queued  atomic.Int64  // bytes in ch
-	pending *item         // an item held back behind a lag error; the reader's
-	readMu  sync.Mutex    // one Next at a time
+	ended   bool         // done is closed; lt.mu
+	skipped uint64       // lost since the last item queued; lt.mu
+	queued  atomic.Int64 // bytes in ch
+	pending *item        // an item held back behind a lag error; the reader's
+	readMu  sync.Mutex   // one Next at a time
 }
 
 // item is a delivery and how many messages were lost just before it.
