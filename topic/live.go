@@ -34,6 +34,12 @@ const (
 	// pumpBuffer is the gossipsub subscription's own buffer, which the
 	// pump empties at once into the local subscriptions.
 	pumpBuffer = 256
+	// validateQueue is how many received messages wait for the
+	// validator; past it gossipsub drops them, unpenalised.
+	validateQueue = 1024
+	// outboundQueue is how many RPCs wait to be sent to one peer; past it
+	// gossipsub drops what it would send to that peer.
+	outboundQueue = 256
 	// maxPayload caps a gossip payload: an envelope and its offset.
 	maxPayload = MaxEnvelope + 64
 	// maxFuture and maxAge bound the publish time of a live message, by
@@ -137,6 +143,15 @@ func newLive(ctx context.Context, m *Manager) (*live, error) {
 	params, thresholds := scoreParams()
 	ps, err := pubsub.NewGossipSub(l.ctx, m.cfg.Host,
 		pubsub.WithMessageIdFn(messageID),
+		// A publisher sends to every peer on the topic, not only to its
+		// mesh: the first messages are not lost while the mesh forms, and
+		// subscribers are one hop away.
+		pubsub.WithFloodPublish(true),
+		// Validate one message at a time, so that a publisher's messages
+		// reach subscribers in the order they were published.
+		pubsub.WithValidateWorkers(1),
+		pubsub.WithValidateQueueSize(validateQueue),
+		pubsub.WithPeerOutboundQueueSize(outboundQueue),
 		pubsub.WithPeerScore(params, thresholds),
 		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(l.inspect), time.Second),
 		pubsub.WithMaxMessageSize(maxPayload+16<<10),
@@ -216,7 +231,7 @@ func (l *live) join(id string) (*liveTopic, error) {
 	lt := &liveTopic{id: id, subs: map[*liveSub]struct{}{}}
 	if err := l.ps.RegisterTopicValidator(gt, func(ctx context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
 		return l.validate(ctx, lt, msg)
-	}, pubsub.WithValidatorTimeout(10*time.Second)); err != nil {
+	}, pubsub.WithValidatorInline(true)); err != nil {
 		return nil, fmt.Errorf("topic %s: %w", id, err)
 	}
 	pt, err := l.ps.Join(gt)
@@ -231,6 +246,15 @@ func (l *live) join(id string) (*liveTopic, error) {
 	}
 	lt.pt = pt
 	l.topics[id] = lt
+	// Learn the topic's head now, not on the first message, which would
+	// wait for it in the validator.
+	l.wg.Go(func() {
+		ctx, cancel := context.WithTimeout(l.ctx, judgeTimeout)
+		defer cancel()
+		if ta, err := l.auth.of(id); err == nil {
+			l.auth.state(ctx, ta)
+		}
+	})
 	return lt, nil
 }
 
@@ -524,6 +548,10 @@ func (s *liveSub) end() {
 	}
 }
 
+func (s *liveSub) lagged(lost uint64) error {
+	return fmt.Errorf("%w: %s: this subscriber fell behind and lost %d messages; it goes on with the next", ErrLagged, s.t.ID(), lost)
+}
+
 // errClosed ends a Next on a closed subscription.
 var errClosed = errors.New("topic: subscription closed")
 
@@ -536,17 +564,30 @@ func (s *liveSub) next(ctx context.Context) (Message, error) {
 	} else {
 		select {
 		case it = <-s.ch:
-			s.queued.Add(-int64(it.d.size))
-		case <-s.done:
-			return Message{}, errClosed
-		case <-ctx.Done():
-			return Message{}, ctx.Err()
+		default:
+			// Nothing queued: lost messages with none after them yet are
+			// reported now, not with the next one to come.
+			s.lt.mu.Lock()
+			lost := s.skipped
+			s.skipped = 0
+			s.lt.mu.Unlock()
+			if lost > 0 {
+				return Message{}, s.lagged(lost)
+			}
+			select {
+			case it = <-s.ch:
+			case <-s.done:
+				return Message{}, errClosed
+			case <-ctx.Done():
+				return Message{}, ctx.Err()
+			}
 		}
+		s.queued.Add(-int64(it.d.size))
 		if it.before > 0 {
 			it2 := it
 			it2.before = 0
 			s.pending = &it2
-			return Message{}, fmt.Errorf("%w: %s: this subscriber fell behind and lost %d messages; it goes on with the next", ErrLagged, s.t.ID(), it.before)
+			return Message{}, s.lagged(it.before)
 		}
 	}
 	r := it.d.r
