@@ -51,7 +51,9 @@ func waitGossip(t *testing.T, ctx context.Context, tp *topic.Topic, want ...peer
 			}
 		}
 		return true
-	}, func() string { return fmt.Sprintf("the gossip of %s never reached %v (it has %v)", tp.ID(), want, topic.GossipPeers(tp)) })
+	}, func() string {
+		return fmt.Sprintf("the gossip of %s never reached %v (it has %v)", tp.ID(), want, topic.GossipPeers(tp))
+	})
 }
 
 // collect reads messages from sub until it has n or ctx ends.

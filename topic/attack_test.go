@@ -1,0 +1,266 @@
+package topic_test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/nubecloud/nube/nubetest"
+	"github.com/nubecloud/nube/topic"
+)
+
+// TestAttacks runs the owner's node's validator (the one gossipsub calls
+// on every message) on what an attacker would send: each is refused for
+// the right reason, and the honest message beside it passes.
+func TestAttacks(t *testing.T) {
+	c := nubetest.Cluster(t, 1)
+	ctx := nubetest.Context(t, time.Minute)
+	owner := c.Node(0)
+	alpha, err := owner.Topics().Create(ctx, "alpha", topic.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	beta, err := owner.Topics().Create(ctx, "beta", topic.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, user := newUser(t)
+	gA, err := alpha.Grant(ctx, user, topic.Publish, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gB, err := beta.Grant(ctx, user, topic.Publish, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chainA, chainB := grantChain(t, gA), grantChain(t, gB)
+	evilKey, evil := newUser(t)
+	_, otherNode := newUser(t) // a node that holds nothing
+	stranger := otherNode
+
+	honest := topic.Forge{Key: key, Topic: alpha.ID(), Publisher: user, Data: []byte("hi"), Chain: chainA}
+	check := func(f topic.Forge, from peer.ID) error {
+		if f.At.IsZero() {
+			f.At = time.Now()
+		}
+		b, err := f.Payload()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return topic.Check(ctx, alpha, from, b)
+	}
+	if err := check(honest, stranger); err != nil {
+		t.Fatalf("the honest message: %v", err)
+	}
+
+	cases := []struct {
+		name string
+		f    func(f *topic.Forge) peer.ID
+		want error
+	}{
+		{"impostor: signed by one user, naming another", func(f *topic.Forge) peer.ID { f.Key = evilKey; return stranger }, topic.ErrBadMessage},
+		{"impostor of the owner", func(f *topic.Forge) peer.ID {
+			f.Key, f.Publisher, f.Chain = evilKey, owner.UserID(), nil
+			return stranger
+		}, topic.ErrBadMessage},
+		{"no grant", func(f *topic.Forge) peer.ID { f.Key, f.Publisher, f.Chain = evilKey, evil, nil; return stranger }, topic.ErrNotAuthorised},
+		{"another's chain", func(f *topic.Forge) peer.ID { f.Key, f.Publisher = evilKey, evil; return stranger }, topic.ErrNotAuthorised},
+		{"a replay from another topic", func(f *topic.Forge) peer.ID { f.Topic, f.Chain = beta.ID(), chainB; return stranger }, topic.ErrBadMessage},
+		{"a chain for another space", func(f *topic.Forge) peer.ID { f.Chain = chainB; return stranger }, topic.ErrNotAuthorised},
+		{"a clock 10 minutes ahead", func(f *topic.Forge) peer.ID { f.At = time.Now().Add(10 * time.Minute); return stranger }, topic.ErrBadMessage},
+		{"a replay 10 minutes old", func(f *topic.Forge) peer.ID { f.At = time.Now().Add(-10 * time.Minute); return stranger }, topic.ErrBadMessage},
+		{"a clock 5 seconds ahead", func(f *topic.Forge) peer.ID { f.At = time.Now().Add(5 * time.Second); return stranger }, nil},
+		{"an oversized body", func(f *topic.Forge) peer.ID { f.Data = make([]byte, topic.MaxMessage+2048); return stranger }, topic.ErrTooLarge},
+		{"a topic named ..", func(f *topic.Forge) peer.ID { f.Topic = owner.UserID().String() + "/.."; return stranger }, topic.ErrBadMessage},
+		{"an offset from a node that holds nothing", func(f *topic.Forge) peer.ID { f.Offset = 7; return otherNode }, topic.ErrNotAuthorised},
+		{"an offset from the topic's home", func(f *topic.Forge) peer.ID { f.Offset = 7; return owner.ID() }, nil},
+	}
+	for _, tc := range cases {
+		f := honest
+		from := tc.f(&f)
+		err := check(f, from)
+		switch {
+		case tc.want == nil && err != nil:
+			t.Errorf("%s: refused: %v", tc.name, err)
+		case tc.want != nil && !errors.Is(err, tc.want):
+			t.Errorf("%s: got %v, want %v", tc.name, err, tc.want)
+		}
+	}
+
+	// A payload over the cap and garbage are refused before decoding.
+	big := make([]byte, topic.MaxEnvelope+1024)
+	if err := topic.Check(ctx, alpha, stranger, big); !errors.Is(err, topic.ErrTooLarge) {
+		t.Errorf("an oversized payload: %v", err)
+	}
+	junk := make([]byte, 512)
+	rand.Read(junk)
+	if err := topic.Check(ctx, alpha, stranger, junk); !errors.Is(err, topic.ErrBadMessage) {
+		t.Errorf("junk: %v", err)
+	}
+
+	// A name like ".." is no topic.
+	if _, err := owner.Topics().Create(ctx, "..", topic.Options{}); !errors.Is(err, topic.ErrBadName) {
+		t.Errorf("create ..: %v", err)
+	}
+	if _, err := owner.Topics().Open(ctx, owner.UserID(), "../x"); !errors.Is(err, topic.ErrBadName) {
+		t.Errorf("open ../x: %v", err)
+	}
+
+	// Revoked: refused at once on the home.
+	if err := alpha.Revoke(ctx, gA.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if err := check(honest, stranger); !errors.Is(err, topic.ErrNotAuthorised) {
+		t.Fatalf("after the revocation: %v", err)
+	}
+
+	// Expired: a grant that ends in a second is refused once it has.
+	g2, err := alpha.Grant(ctx, user, topic.Publish, time.Now().Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := honest
+	f.Chain = grantChain(t, g2)
+	if err := check(f, stranger); err != nil {
+		t.Fatalf("before the grant ends: %v", err)
+	}
+	var expired error
+	nubetest.Eventually(t, ctx, func() bool { expired = check(f, stranger); return expired != nil },
+		func() string { return "the grant never expired" })
+	if !errors.Is(expired, topic.ErrNotAuthorised) {
+		t.Fatalf("after the grant ended: %v", expired)
+	}
+}
+
+// TestDelegatedPublisher: a grantee with the delegate right passes the
+// publish right on from its own node; the delegate publishes and the
+// owner's subscriber gets it.
+func TestDelegatedPublisher(t *testing.T) {
+	c := nubetest.Cluster(t, 3)
+	ctx := nubetest.Context(t, time.Minute)
+	owner, mid, leaf := c.Node(0), c.Node(1), c.Node(2)
+	tp, err := owner.Topics().Create(ctx, "chain", topic.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tp.Grant(ctx, mid.UserID(), topic.Publish|topic.Delegate, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := open(t, ctx, mid, owner.UserID(), "chain").Grant(ctx, leaf.UserID(), topic.Publish, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	sub := subscribe(t, ctx, tp)
+	ltp := open(t, ctx, leaf, owner.UserID(), "chain")
+	waitGossip(t, ctx, ltp, owner.ID())
+	if _, err := ltp.Publish(ctx, []byte("delegated"), topic.PublishOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := sub.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(m.Data) != "delegated" || m.Publisher != leaf.UserID() {
+		t.Fatalf("got %q from %s", m.Data, m.Publisher)
+	}
+}
+
+// TestFlood: a peer without a grant sends 10,000 messages a second at a
+// node for a few seconds. Subscribers see none of them; the node's heap
+// stays bounded. The CPU time and the heap growth are reported (the
+// whole test process's CPU, the attacker's sending included).
+func TestFlood(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the flood runs for seconds; skipped in short mode")
+	}
+	c := nubetest.Cluster(t, 2)
+	ctx := nubetest.Context(t, 2*time.Minute)
+	owner, other := c.Node(0), c.Node(1)
+	tp, err := owner.Topics().Create(ctx, "flooded", topic.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tp.Grant(ctx, other.UserID(), topic.Subscribe, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	ownerSub := subscribe(t, ctx, tp)
+	otherSub := subscribe(t, ctx, open(t, ctx, other, owner.UserID(), "flooded"))
+	bad := newHostile(t, ctx, topic.GossipTopic(tp.ID()), true, owner)
+
+	const rate, seconds = 10_000, 3
+	key, user := newUser(t)
+	payloads := make([][]byte, rate*seconds)
+	for i := range payloads {
+		b, err := topic.Forge{Key: key, Topic: tp.ID(), Publisher: user, At: time.Now(), Data: fmt.Appendf(nil, "flood %d", i)}.Payload()
+		if err != nil {
+			t.Fatal(err)
+		}
+		payloads[i] = b
+	}
+
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	cpu0 := cpuTime()
+	start := time.Now()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	sent, peak := 0, before.HeapAlloc
+	for sent < len(payloads) {
+		<-tick.C
+		due := min(len(payloads), int(time.Since(start).Seconds()*rate)+rate/100)
+		for ; sent < due; sent++ {
+			if err := bad.top.Publish(ctx, payloads[sent]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if sent%5000 < rate/100 {
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			peak = max(peak, ms.HeapAlloc)
+		}
+	}
+	elapsed := time.Since(start)
+	cpu := cpuTime() - cpu0
+	runtime.ReadMemStats(&after)
+	peak = max(peak, after.HeapAlloc)
+	growth := int64(peak) - int64(before.HeapAlloc)
+	s, _ := topic.Score(tp, bad.h.ID())
+	t.Logf("flood: %d messages in %v (%.0f/s); process CPU %v (%.2f cores); heap %d MiB before, peak growth %d MiB; the flooder's score %.0f; the node dropped %d in its validator",
+		sent, elapsed.Round(time.Millisecond), float64(sent)/elapsed.Seconds(), cpu.Round(time.Millisecond), cpu.Seconds()/elapsed.Seconds(),
+		before.HeapAlloc>>20, growth>>20, s, topic.RatesOf(tp).Dropped)
+	if growth > 512<<20 {
+		t.Fatalf("the heap grew by %d MiB under the flood", growth>>20)
+	}
+	if s >= topic.GraylistThreshold {
+		t.Fatalf("the flooder's score is %v", s)
+	}
+	// Subscribers saw none: the owner's message is the first they see.
+	if _, err := tp.Publish(ctx, []byte("after"), topic.PublishOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for i, sub := range []*topic.Subscription{ownerSub, otherSub} {
+		m, err := sub.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(m.Data, []byte("after")) {
+			t.Fatalf("subscriber %d got %q from %s", i, m.Data, m.Publisher)
+		}
+	}
+}
+
+// cpuTime is the process's user and system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
