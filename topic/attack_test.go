@@ -69,37 +69,54 @@ func TestAttacks(t *testing.T) {
 		t.Fatalf("the honest message: %v", err)
 	}
 
+	const accept, ignore, reject = "accept", "ignore", "reject"
 	cases := []struct {
-		name string
-		f    func(f *topic.Forge) peer.ID
-		want error
+		name   string
+		f      func(f *topic.Forge) peer.ID
+		want   error
+		judged string // what gossipsub is told
 	}{
-		{"impostor: signed by one user, naming another", func(f *topic.Forge) peer.ID { f.Key = evilKey; return stranger }, topic.ErrBadMessage},
+		{"impostor: signed by one user, naming another", func(f *topic.Forge) peer.ID { f.Key = evilKey; return stranger }, topic.ErrBadMessage, reject},
 		{"impostor of the owner", func(f *topic.Forge) peer.ID {
 			f.Key, f.Publisher, f.Chain = evilKey, owner.UserID(), nil
 			return stranger
-		}, topic.ErrBadMessage},
-		{"no grant", func(f *topic.Forge) peer.ID { f.Key, f.Publisher, f.Chain = evilKey, evil, nil; return stranger }, topic.ErrNotAuthorised},
-		{"another's chain", func(f *topic.Forge) peer.ID { f.Key, f.Publisher = evilKey, evil; return stranger }, topic.ErrNotAuthorised},
-		{"a replay from another topic", func(f *topic.Forge) peer.ID { f.Topic, f.Chain = beta.ID(), chainB; return stranger }, topic.ErrBadMessage},
-		{"a chain for another space", func(f *topic.Forge) peer.ID { f.Chain = chainB; return stranger }, topic.ErrNotAuthorised},
-		{"a clock 10 minutes ahead", func(f *topic.Forge) peer.ID { f.At = time.Now().Add(10 * time.Minute); return stranger }, topic.ErrBadMessage},
-		{"a replay 10 minutes old", func(f *topic.Forge) peer.ID { f.At = time.Now().Add(-10 * time.Minute); return stranger }, topic.ErrBadMessage},
-		{"a clock 5 seconds ahead", func(f *topic.Forge) peer.ID { f.At = time.Now().Add(5 * time.Second); return stranger }, nil},
-		{"an oversized body", func(f *topic.Forge) peer.ID { f.Data = make([]byte, topic.MaxMessage+2048); return stranger }, topic.ErrTooLarge},
-		{"a topic named ..", func(f *topic.Forge) peer.ID { f.Topic = owner.UserID().String() + "/.."; return stranger }, topic.ErrBadMessage},
-		{"an offset from a node that holds nothing", func(f *topic.Forge) peer.ID { f.Offset = 7; return otherNode }, topic.ErrNotAuthorised},
-		{"an offset from the topic's home", func(f *topic.Forge) peer.ID { f.Offset = 7; return owner.ID() }, nil},
+		}, topic.ErrBadMessage, reject},
+		{"no grant", func(f *topic.Forge) peer.ID { f.Key, f.Publisher, f.Chain = evilKey, evil, nil; return stranger }, topic.ErrNotAuthorised, reject},
+		{"another's chain", func(f *topic.Forge) peer.ID { f.Key, f.Publisher = evilKey, evil; return stranger }, topic.ErrNotAuthorised, reject},
+		{"a replay from another topic", func(f *topic.Forge) peer.ID { f.Topic, f.Chain = beta.ID(), chainB; return stranger }, topic.ErrBadMessage, reject},
+		{"a chain for another space", func(f *topic.Forge) peer.ID { f.Chain = chainB; return stranger }, topic.ErrNotAuthorised, reject},
+		{"a clock 10 minutes ahead", func(f *topic.Forge) peer.ID { f.At = time.Now().Add(10 * time.Minute); return stranger }, topic.ErrBadMessage, reject},
+		{"a replay 10 minutes old", func(f *topic.Forge) peer.ID { f.At = time.Now().Add(-10 * time.Minute); return stranger }, topic.ErrBadMessage, reject},
+		{"a clock 45 seconds ahead", func(f *topic.Forge) peer.ID { f.At = time.Now().Add(45 * time.Second); return stranger }, topic.ErrBadMessage, ignore},
+		{"a forgery 45 seconds ahead", func(f *topic.Forge) peer.ID {
+			f.At, f.Key = time.Now().Add(45*time.Second), evilKey
+			return stranger
+		}, topic.ErrBadMessage, reject},
+		{"a clock 5 seconds ahead", func(f *topic.Forge) peer.ID { f.At = time.Now().Add(5 * time.Second); return stranger }, nil, accept},
+		{"an oversized body", func(f *topic.Forge) peer.ID { f.Data = make([]byte, topic.MaxMessage+2048); return stranger }, topic.ErrTooLarge, reject},
+		{"a topic named ..", func(f *topic.Forge) peer.ID { f.Topic = owner.UserID().String() + "/.."; return stranger }, topic.ErrBadMessage, reject},
+		{"an offset from a node that holds nothing", func(f *topic.Forge) peer.ID { f.Offset = 7; return otherNode }, topic.ErrNotAuthorised, reject},
+		{"an offset from the topic's home", func(f *topic.Forge) peer.ID { f.Offset = 7; return owner.ID() }, nil, accept},
 	}
 	for _, tc := range cases {
 		f := honest
 		from := tc.f(&f)
-		err := check(f, from)
+		if f.At.IsZero() {
+			f.At = time.Now()
+		}
+		b, err := f.Payload()
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = topic.Check(ctx, alpha, from, b)
 		switch {
 		case tc.want == nil && err != nil:
 			t.Errorf("%s: refused: %v", tc.name, err)
 		case tc.want != nil && !errors.Is(err, tc.want):
 			t.Errorf("%s: got %v, want %v", tc.name, err, tc.want)
+		}
+		if j := topic.Judge(ctx, alpha, from, b); j != tc.judged {
+			t.Errorf("%s: gossipsub is told %s, want %s (%v)", tc.name, j, tc.judged, err)
 		}
 	}
 
@@ -128,6 +145,17 @@ func TestAttacks(t *testing.T) {
 	}
 	if err := check(honest, stranger); !errors.Is(err, topic.ErrNotAuthorised) {
 		t.Fatalf("after the revocation: %v", err)
+	}
+	// A relay may have passed it on before it learned of the revocation:
+	// dropped unpenalised; but a forgery under the revoked chain is
+	// penalised.
+	rb, _ := topic.Forge{Key: key, Topic: alpha.ID(), Publisher: user, At: time.Now(), Chain: chainA}.Payload()
+	if j := topic.Judge(ctx, alpha, stranger, rb); j != "ignore" {
+		t.Errorf("a message under a chain revoked since: %s", j)
+	}
+	fb, _ := topic.Forge{Key: evilKey, Topic: alpha.ID(), Publisher: user, At: time.Now(), Chain: chainA}.Payload()
+	if j := topic.Judge(ctx, alpha, stranger, fb); j != "reject" {
+		t.Errorf("a forgery under a revoked chain: %s", j)
 	}
 
 	// Expired: a grant that ends in a second is refused once it has.

@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"time"
 
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -69,6 +70,14 @@ func (f Forge) Envelope() ([]byte, error) {
 func Check(ctx context.Context, t *Topic, from peer.ID, payload []byte) error {
 	_, err := t.m.live.check(ctx, t.ID(), from, payload)
 	return err
+}
+
+// Judge is what t's node's validator tells gossipsub of a payload from
+// from: "accept", "ignore" (dropped unpenalised) or "reject" (dropped,
+// and the sender's score falls).
+func Judge(ctx context.Context, t *Topic, from peer.ID, payload []byte) string {
+	_, err := t.m.live.check(ctx, t.ID(), from, payload)
+	return map[pubsub.ValidationResult]string{pubsub.ValidationAccept: "accept", pubsub.ValidationIgnore: "ignore", pubsub.ValidationReject: "reject"}[result(err)]
 }
 
 // Open opens a payload as a subscriber does (bodies still sealed).

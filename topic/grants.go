@@ -233,9 +233,16 @@ func (a *auth) authorise(ctx context.Context, r *record) error {
 		return v.err
 	}
 	owner, name, _ := SplitID(r.Topic) // of checked it
-	until, err := space.CheckChain(owner.String()+"/"+SpaceName(name), r.Chain, r.Publisher, space.Write, now, st.Revoked)
+	sid := owner.String() + "/" + SpaceName(name)
+	until, err := space.CheckChain(sid, r.Chain, r.Publisher, space.Write, now, st.Revoked)
 	if err != nil {
-		err = fmt.Errorf("%w: %s may not publish on %s: %w", ErrNotAuthorised, r.Publisher, r.Topic, err)
+		// A chain that held when the message was signed, before any
+		// revocation, is stale, not forged: see errStale.
+		if _, e := space.CheckChain(sid, r.Chain, r.Publisher, space.Write, r.when(), nil); e == nil {
+			err = fmt.Errorf("%w: %w: %s may no longer publish on %s: %w", ErrNotAuthorised, errStale, r.Publisher, r.Topic, err)
+		} else {
+			err = fmt.Errorf("%w: %s may not publish on %s: %w", ErrNotAuthorised, r.Publisher, r.Topic, err)
+		}
 	}
 	ta.mu.Lock()
 	if len(ta.verdicts) >= maxVerdicts {
@@ -283,6 +290,8 @@ func verdictKey(r *record) [32]byte {
 // Every node that relays (the gossipsub validator) or stores (a holder) a
 // message calls it; it does not check r's signature, which openMessage
 // did.
+//
+//lint:ignore U1000 the durable part's holders call it.
 func (m *Manager) authorise(ctx context.Context, r *record) error {
 	return m.live.auth.authorise(ctx, r)
 }

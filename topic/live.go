@@ -297,24 +297,41 @@ func (l *live) topic(id string) *liveTopic {
 // invalid delivery against the peer that sent it, which lowers its score.
 func (l *live) validate(ctx context.Context, lt *liveTopic, msg *pubsub.Message) pubsub.ValidationResult {
 	d, err := l.check(ctx, lt.id, msg.GetFrom(), msg.Data)
-	switch {
-	case err == nil:
+	res := result(err)
+	switch res {
+	case pubsub.ValidationAccept:
 		msg.ValidatorData = d
-		return pubsub.ValidationAccept
-	case errors.Is(err, errUnknown):
-		lt.dropped.Add(1)
-		l.log.Debug("topic: ignoring a message", "topic", lt.id, "from", msg.ReceivedFrom, "err", err)
-		return pubsub.ValidationIgnore
 	default:
 		lt.dropped.Add(1)
-		l.log.Debug("topic: rejecting a message", "topic", lt.id, "from", msg.ReceivedFrom, "err", err)
-		return pubsub.ValidationReject
+		l.log.Debug("topic: dropping a message", "topic", lt.id, "from", msg.ReceivedFrom, "penalised", res == pubsub.ValidationReject, "err", err)
 	}
+	return res
+}
+
+// result is what gossipsub is told of a message check judged: Ignore
+// (dropped, unpenalised) for what an honest relay may have passed on,
+// Reject for the rest.
+func result(err error) pubsub.ValidationResult {
+	switch {
+	case err == nil:
+		return pubsub.ValidationAccept
+	case errors.Is(err, errUnknown), errors.Is(err, errStale):
+		return pubsub.ValidationIgnore
+	}
+	return pubsub.ValidationReject
 }
 
 // errUnknown reports a message that cannot be judged now (the topic's
 // head cannot be found): gossipsub ignores it without penalty.
 var errUnknown = errors.New("cannot judge the message now")
+
+// errStale reports a message an honest relay may have passed on before
+// it learned better: its publisher's grant was revoked or ended after
+// the message was signed, or its stamp is just outside the window.
+// gossipsub drops it without penalising the peer that sent it, which
+// only a message no honest node would pass on (a bad signature, no grant
+// at all, another topic's, malformed) does.
+var errStale = errors.New("stale")
 
 // check is validate's verdict: the delivery, or why not.
 func (l *live) check(ctx context.Context, id string, from peer.ID, data []byte) (*delivery, error) {
@@ -329,33 +346,51 @@ func (l *live) check(ctx context.Context, id string, from peer.ID, data []byte) 
 	if r.Topic != id {
 		return nil, fmt.Errorf("%w: a message of topic %s on %s", ErrBadMessage, r.Topic, id)
 	}
-	// The grant first: its verdict is cached, so a flood from a user
-	// without one costs no signature check.
-	if err := l.auth.authorise(ctx, r); err != nil {
-		return nil, err
-	}
-	if err := env.Verify(messageDomain, r.Publisher); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadMessage, err)
-	}
+	// The cheap checks first, the grant's verdict cached, so that a flood
+	// costs no signature check. A stale message (errStale) is dropped
+	// without penalty only if its signature holds: else anyone could
+	// send garbage under a revoked chain unpunished.
+	var stale error
 	if p.Offset != 0 {
 		if err := l.auth.fromHolder(ctx, id, from); err != nil {
 			return nil, err
 		}
 	} else if err := checkTime(r, time.Now()); err != nil {
-		return nil, err
+		if !errors.Is(err, errStale) {
+			return nil, err
+		}
+		stale = err
+	}
+	if err := l.auth.authorise(ctx, r); err != nil {
+		if !errors.Is(err, errStale) {
+			return nil, err
+		}
+		stale = err
+	}
+	if err := env.Verify(messageDomain, r.Publisher); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadMessage, err)
+	}
+	if stale != nil {
+		return nil, stale
 	}
 	return &delivery{r: r, offset: p.Offset, size: len(r.Data)}, nil
 }
 
 // checkTime refuses a live message stamped outside the window around
-// now.
+// now. Just outside it (within the window again) the message may be an
+// honest one that a relay with a slightly different clock passed on: it
+// is refused without penalty (errStale).
 func checkTime(r *record, now time.Time) error {
 	t := r.when()
 	switch {
-	case t.After(now.Add(maxFuture)):
+	case t.After(now.Add(2 * maxFuture)):
 		return fmt.Errorf("%w: stamped %v ahead of this node's clock (more than %v)", ErrBadMessage, t.Sub(now).Round(time.Second), maxFuture)
-	case t.Before(now.Add(-maxAge)):
+	case t.After(now.Add(maxFuture)):
+		return fmt.Errorf("%w: %w: stamped %v ahead of this node's clock (more than %v)", ErrBadMessage, errStale, t.Sub(now).Round(time.Second), maxFuture)
+	case t.Before(now.Add(-2 * maxAge)):
 		return fmt.Errorf("%w: stamped %v ago (more than %v): a replay or a late message", ErrBadMessage, now.Sub(t).Round(time.Second), maxAge)
+	case t.Before(now.Add(-maxAge)):
+		return fmt.Errorf("%w: %w: stamped %v ago (more than %v): a replay or a late message", ErrBadMessage, errStale, now.Sub(t).Round(time.Second), maxAge)
 	}
 	return nil
 }
@@ -403,6 +438,8 @@ func (t *Topic) publish(ctx context.Context, data []byte, opts PublishOptions) (
 // broadcast hands a stored (or live) message to gossipsub for the topic's
 // live subscribers; offset is its place in a durable log, zero on a live
 // topic. The durable part calls it after a publish commits, on a holder.
+//
+//lint:ignore U1000 the durable part calls it.
 func (m *Manager) broadcast(ctx context.Context, topicID string, offset uint64, raw []byte) error {
 	lt, err := m.live.join(topicID)
 	if err != nil {
