@@ -491,6 +491,12 @@ func (l *live) attach(lt *liveTopic, s *liveSub) error {
 		if err != nil {
 			return fmt.Errorf("subscribe to %s: %w", lt.id, err)
 		}
+		l.mu.Lock() // close waits for the pumps it lets start
+		defer l.mu.Unlock()
+		if l.closed {
+			sub.Cancel()
+			return fmt.Errorf("subscribe to %s: the layer is closed", lt.id)
+		}
 		lt.sub = sub
 		l.wg.Go(func() { l.pump(lt, sub) })
 	}
