@@ -222,7 +222,7 @@ func (a *auth) authorise(ctx context.Context, r *record) error {
 		return err
 	}
 	if st.Deleted {
-		return fmt.Errorf("%w: topic %s was deleted", ErrNotFound, r.Topic)
+		return fmt.Errorf("%w: %w: topic %s was deleted", ErrNotFound, errStale, r.Topic)
 	}
 	key := verdictKey(r)
 	now := time.Now()

@@ -278,7 +278,18 @@ func (l *live) leave(id string) {
 		lt.sub = nil
 	}
 	lt.mu.Unlock()
-	lt.pt.Close() // fails while the pump's subscription winds down; harmless
+	// The subscription's cancel goes through gossipsub's loop: Close
+	// fails until it has.
+	for range 40 {
+		if lt.pt.Close() == nil {
+			break
+		}
+		select {
+		case <-l.ctx.Done():
+			return
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
 	l.ps.UnregisterTopicValidator(gossipTopic(id))
 }
 
@@ -692,6 +703,13 @@ func (m *Manager) list() []Summary {
 			role := "holder"
 			if s.Role == "home" {
 				role = "owner"
+				// The home keeps a deleted space's head; its state is
+				// local, no I/O.
+				if sp, err := m.cfg.Spaces.Open(s.Owner, s.Name); err == nil {
+					if st, err := sp.State(context.Background(), false); err == nil && st.Deleted {
+						continue
+					}
+				}
 			}
 			id := s.Owner.String() + "/" + name
 			seen[id] = len(out)

@@ -138,6 +138,19 @@ func TestFanOut(t *testing.T) {
 	if !found {
 		t.Fatalf("list: %+v", owner.Topics().List())
 	}
+
+	// Deleted: gone from the list, and nothing more is published.
+	if err := tp.Delete(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range owner.Topics().List() {
+		if s.ID == tp.ID() {
+			t.Fatalf("listed after its deletion: %+v", s)
+		}
+	}
+	if _, err := tp.Publish(ctx, []byte("late"), topic.PublishOptions{}); !errors.Is(err, topic.ErrNotFound) {
+		t.Fatalf("a publish after the deletion: %v", err)
+	}
 }
 
 // TestGrantedPublisher: the owner grants publish to another user, who
