@@ -88,6 +88,7 @@ type topicAuth struct {
 	sp         *space.Space
 	st         space.State
 	at         time.Time // when st was learned; zero: never
+	failed     time.Time // when the last try to learn it failed
 	home       bool      // this node is the topic's home: st is always current
 	refreshing bool
 	verdicts   map[[32]byte]verdict
@@ -157,21 +158,22 @@ func (a *auth) stale(id string) {
 // than refreshEvery, and fetched in the foreground only the first time.
 func (a *auth) state(ctx context.Context, ta *topicAuth) (space.State, error) {
 	ta.mu.Lock()
-	if ta.home || ta.at.IsZero() {
+	if ta.home || ta.at.IsZero() && ta.failed.IsZero() {
 		ta.mu.Unlock()
 		fctx, cancel := context.WithTimeout(ctx, judgeTimeout)
 		defer cancel()
 		st, err := ta.sp.State(fctx, false)
-		if err != nil {
-			return space.State{}, fmt.Errorf("%w: the topic's head: %v", errUnknown, err)
-		}
 		ta.mu.Lock()
 		defer ta.mu.Unlock()
+		if err != nil {
+			ta.failed = time.Now()
+			return space.State{}, fmt.Errorf("%w: the topic's head: %v", errUnknown, err)
+		}
 		ta.learn(st, a.l.self)
 		return ta.st, nil
 	}
 	defer ta.mu.Unlock()
-	if time.Since(ta.at) > refreshEvery && !ta.refreshing {
+	if time.Since(ta.at) > refreshEvery && time.Since(ta.failed) > refreshEvery && !ta.refreshing {
 		ta.refreshing = true
 		a.l.mu.Lock()
 		closed := a.l.closed
@@ -179,6 +181,11 @@ func (a *auth) state(ctx context.Context, ta *topicAuth) (space.State, error) {
 			a.l.wg.Go(func() { a.refresh(ta) })
 		}
 		a.l.mu.Unlock()
+	}
+	if ta.at.IsZero() {
+		// The one foreground try failed: judge nothing, without waiting,
+		// until a background one succeeds.
+		return space.State{}, fmt.Errorf("%w: the topic's head could not be found yet", errUnknown)
 	}
 	return ta.st, nil
 }
@@ -200,6 +207,7 @@ func (a *auth) refresh(ta *topicAuth) {
 	defer ta.mu.Unlock()
 	ta.refreshing = false
 	if err != nil {
+		ta.failed = time.Now()
 		a.l.log.Debug("topic: could not refresh a head", "space", ta.sp.ID(), "err", err)
 		return
 	}
