@@ -113,3 +113,17 @@ func RatesOf(t *Topic) Rates {
 	}
 	return Rates{}
 }
+
+// Broadcast signs data as t's node's user and hands it to the gossip with
+// offset, as the durable part does after a commit.
+func Broadcast(ctx context.Context, t *Topic, offset uint64, data []byte) error {
+	cfg, err := t.cachedConfig(ctx)
+	if err != nil {
+		return err
+	}
+	raw, err := t.sign(ctx, cfg, data, "")
+	if err != nil {
+		return err
+	}
+	return t.m.broadcast(ctx, t.ID(), offset, raw)
+}

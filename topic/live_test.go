@@ -528,3 +528,38 @@ func TestSlowSubscriber(t *testing.T) {
 	}
 	t.Logf("the slow subscriber read %d, lost %d, then went on at %d", read, k-read, k)
 }
+
+// TestBroadcast: a message the topic's home broadcasts with an offset (as
+// a durable topic's holder does after a commit) reaches live subscribers
+// with it; a node that holds nothing cannot send one.
+func TestBroadcast(t *testing.T) {
+	c := nubetest.Cluster(t, 3)
+	ctx := nubetest.Context(t, time.Minute)
+	owner, reader, other := c.Node(0), c.Node(1), c.Node(2)
+	tp, err := owner.Topics().Create(ctx, "log", topic.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*nube.Node{reader, other} {
+		if _, err := tp.Grant(ctx, n.UserID(), topic.Publish|topic.Subscribe, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sub := subscribe(t, ctx, open(t, ctx, reader, owner.UserID(), "log"))
+	waitGossip(t, ctx, tp, reader.ID())
+	otp := open(t, ctx, other, owner.UserID(), "log")
+	waitGossip(t, ctx, otp, reader.ID())
+	if err := topic.Broadcast(ctx, otp, 9, []byte("forged offset")); err == nil {
+		t.Fatal("a node that holds nothing broadcast a message with an offset")
+	}
+	if err := topic.Broadcast(ctx, tp, 7, []byte("stored")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := sub.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(m.Data) != "stored" || m.Offset != 7 {
+		t.Fatalf("got %q at offset %d", m.Data, m.Offset)
+	}
+}
