@@ -307,6 +307,9 @@ func (l *live) topic(id string) *liveTopic {
 // topic's holders. Reject makes gossipsub drop the message and count an
 // invalid delivery against the peer that sent it, which lowers its score.
 func (l *live) validate(ctx context.Context, lt *liveTopic, msg *pubsub.Message) pubsub.ValidationResult {
+	if _, ok := msg.ValidatorData.(*delivery); ok && msg.ReceivedFrom == l.self {
+		return pubsub.ValidationAccept // publish checked it
+	}
 	d, err := l.check(ctx, lt.id, msg.GetFrom(), msg.Data)
 	res := result(err)
 	switch res {
@@ -435,11 +438,14 @@ func (t *Topic) publish(ctx context.Context, data []byte, opts PublishOptions) (
 	if err != nil {
 		return Ack{}, err
 	}
-	// The validator runs on this node too; ask it first for its reason.
-	if _, err := l.check(ctx, t.ID(), l.self, b); err != nil {
+	// Check it here, for the reason if it is refused; the validator then
+	// takes this verdict for the local message (ValidatorData is never
+	// set on one from the network).
+	d, err := l.check(ctx, t.ID(), l.self, b)
+	if err != nil {
 		return Ack{}, fmt.Errorf("publish on %s: %w", t.ID(), err)
 	}
-	if err := lt.pt.Publish(ctx, b); err != nil {
+	if err := lt.pt.Publish(ctx, b, pubsub.WithValidatorData(d)); err != nil {
 		return Ack{}, fmt.Errorf("publish on %s: %w", t.ID(), err)
 	}
 	lt.published.Add(1)
