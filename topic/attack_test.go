@@ -2,6 +2,7 @@ package topic_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -20,6 +21,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/internal/hosttest"
 	"github.com/nubecloud/nube/nubetest"
 	"github.com/nubecloud/nube/topic"
@@ -228,23 +230,7 @@ func TestFlood(t *testing.T) {
 	}
 	ownerSub := subscribe(t, ctx, tp)
 	otherSub := subscribe(t, ctx, open(t, ctx, other, owner.UserID(), "flooded"))
-	// The flooder speaks gossipsub by hand: it takes the node's stream
-	// and drops what comes on it, and writes its own RPCs.
-	bad := hosttest.Hosts(t, 1)[0]
-	bad.SetStreamHandler(pubsub.GossipSubID_v11, func(s network.Stream) { io.Copy(io.Discard, s); s.Reset() })
-	if err := bad.Connect(ctx, peer.AddrInfo{ID: owner.ID(), Addrs: owner.Addrs()}); err != nil {
-		t.Fatal(err)
-	}
-	s, err := bad.NewStream(ctx, owner.ID(), pubsub.GossipSubID_v11)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Reset()
-	gt := topic.GossipTopic(tp.ID())
-	hello, _ := proto.Marshal(&pb.RPC{Subscriptions: []*pb.RPC_SubOpts{{Subscribe: proto.Bool(true), Topicid: &gt}}})
-	if _, err := s.Write(append(binary.AppendUvarint(nil, uint64(len(hello))), hello...)); err != nil {
-		t.Fatal(err)
-	}
+	bad, s := rawPeer(t, ctx, owner, topic.GossipTopic(tp.ID()))
 	nubetest.Eventually(t, ctx, func() bool { return slices.Contains(topic.GossipPeers(tp), bad.ID()) },
 		func() string { return "the node never saw the flooder on the topic" })
 
@@ -268,7 +254,7 @@ func TestFlood(t *testing.T) {
 	// protocol, 100 messages each 10 ms, each message signed (as
 	// gossipsub's strict signing wants) beforehand, so that the CPU the
 	// test measures is the node's, not the flooder's.
-	rpcs := rawRPCs(t, bad, gt, payloads, rate/100)
+	rpcs := rawRPCs(t, bad, topic.GossipTopic(tp.ID()), payloads, rate/100)
 	peak := before.HeapAlloc
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
@@ -327,6 +313,28 @@ func TestFlood(t *testing.T) {
 			t.Fatalf("subscriber %d got %q from %s", i, m.Data, m.Publisher)
 		}
 	}
+}
+
+// rawPeer is a peer that speaks gossipsub by hand: it takes node's
+// stream to it and drops what comes on it, and opens its own, on which it
+// has said it subscribes to gossipTopic, for the caller to write RPCs on.
+func rawPeer(t *testing.T, ctx context.Context, node *nube.Node, gossipTopic string) (host.Host, network.Stream) {
+	t.Helper()
+	h := hosttest.Hosts(t, 1)[0]
+	h.SetStreamHandler(pubsub.GossipSubID_v11, func(s network.Stream) { io.Copy(io.Discard, s); s.Reset() })
+	if err := h.Connect(ctx, peer.AddrInfo{ID: node.ID(), Addrs: node.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := h.NewStream(ctx, node.ID(), pubsub.GossipSubID_v11)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Reset() })
+	hello, _ := proto.Marshal(&pb.RPC{Subscriptions: []*pb.RPC_SubOpts{{Subscribe: proto.Bool(true), Topicid: &gossipTopic}}})
+	if _, err := s.Write(append(binary.AppendUvarint(nil, uint64(len(hello))), hello...)); err != nil {
+		t.Fatal(err)
+	}
+	return h, s
 }
 
 // rawRPCs makes gossipsub RPCs of per messages each, every message

@@ -131,6 +131,7 @@ func newLive(ctx context.Context, m *Manager) (*live, error) {
 	if l.log == nil {
 		l.log = slog.New(slog.DiscardHandler)
 	}
+	l.log = l.log.With("layer", "topic")
 	if m.cfg.Host == nil {
 		return nil, errors.New("topic: Config.Host is required")
 	}
