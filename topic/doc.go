@@ -52,8 +52,12 @@
 // the home may go on sealing under the old key for up to the space's
 // HeadTTL (2 s) after a revocation.
 //
-// Messages of one publisher reach a subscriber in the order they were
-// published, unless some are lost: a live subscription is at most once.
+// A live subscription is at most once, and keeps a publisher's order as
+// far as gossip does: the publisher sends each message straight to every
+// node on the topic that it knows, which checks them one at a time, so
+// they arrive in order unless one is lost or a copy relayed by another
+// node overtakes the direct one. Order across publishers, and every
+// message, are what a durable topic's offsets give.
 // Each local subscription has a buffer of 1024 messages and 16 MiB; a
 // subscriber that does not keep up loses what does not fit, never slowing
 // the publisher or other subscribers, and its next Next returns an error

@@ -148,8 +148,8 @@ func newLive(ctx context.Context, m *Manager) (*live, error) {
 		// mesh: the first messages are not lost while the mesh forms, and
 		// subscribers are one hop away.
 		pubsub.WithFloodPublish(true),
-		// Validate one message at a time, so that a publisher's messages
-		// reach subscribers in the order they were published.
+		// Validate one message at a time, so that the messages a
+		// publisher sends straight to this node keep their order.
 		pubsub.WithValidateWorkers(1),
 		pubsub.WithValidateQueueSize(validateQueue),
 		pubsub.WithPeerOutboundQueueSize(outboundQueue),
