@@ -97,7 +97,11 @@ func TestAttacks(t *testing.T) {
 		{"a clock 5 seconds ahead", func(f *topic.Forge) peer.ID { f.At = time.Now().Add(5 * time.Second); return stranger }, nil, accept},
 		{"an oversized body", func(f *topic.Forge) peer.ID { f.Data = make([]byte, topic.MaxMessage+2048); return stranger }, topic.ErrTooLarge, reject},
 		{"a topic named ..", func(f *topic.Forge) peer.ID { f.Topic = owner.UserID().String() + "/.."; return stranger }, topic.ErrBadMessage, reject},
-		{"an offset from a node that holds nothing", func(f *topic.Forge) peer.ID { f.Offset = 7; return otherNode }, topic.ErrNotAuthorised, reject},
+		{"an offset from a node that holds nothing", func(f *topic.Forge) peer.ID { f.Offset = 7; return otherNode }, topic.ErrNotAuthorised, ignore},
+		{"a forgery with an offset from a node that holds nothing", func(f *topic.Forge) peer.ID {
+			f.Offset, f.Key = 7, evilKey
+			return otherNode
+		}, topic.ErrBadMessage, reject},
 		{"an offset from the topic's home", func(f *topic.Forge) peer.ID { f.Offset = 7; return owner.ID() }, nil, accept},
 	}
 	for _, tc := range cases {

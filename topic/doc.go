@@ -41,7 +41,8 @@
 // relay may have passed on (its grant revoked or ended after it was
 // signed, its stamp just out of the window) is dropped without penalty.
 // A message with an offset (from a durable log) is accepted only from the
-// topic's home or one of its holders.
+// topic's home or one of its holders (from another node it is dropped
+// unpenalised: it may be a holder newer than the head this node knows).
 //
 // Verdicts are cached per (publisher, chain) and per head of the topic's
 // space, so a node checks a chain once, not per message, and a sender

@@ -262,7 +262,8 @@ func (a *auth) authorise(ctx context.Context, r *record) error {
 }
 
 // fromHolder checks that node, which sent a message with an offset, is
-// the topic's home or one of its holders.
+// the topic's home or one of its holders, as the newest head this node
+// knows says.
 func (a *auth) fromHolder(ctx context.Context, id string, node peer.ID) error {
 	ta, err := a.of(id)
 	if err != nil {
@@ -273,7 +274,9 @@ func (a *auth) fromHolder(ctx context.Context, id string, node peer.ID) error {
 		return err
 	}
 	if node != st.Home && !slices.Contains(st.Holders, node) {
-		return fmt.Errorf("%w: node %s, not a holder of %s, sent a message with an offset", ErrNotAuthorised, node, id)
+		// Stale, not forged: a holder new since the head this node knows
+		// (a migration) sends before the head reaches it.
+		return fmt.Errorf("%w: %w: node %s, not a holder of %s, sent a message with an offset", ErrNotAuthorised, errStale, node, id)
 	}
 	return nil
 }

@@ -368,7 +368,10 @@ func (l *live) check(ctx context.Context, id string, from peer.ID, data []byte) 
 	var stale error
 	if p.Offset != 0 {
 		if err := l.auth.fromHolder(ctx, id, from); err != nil {
-			return nil, err
+			if !errors.Is(err, errStale) {
+				return nil, err
+			}
+			stale = err
 		}
 	} else if err := checkTime(r, time.Now()); err != nil {
 		if !errors.Is(err, errStale) {
