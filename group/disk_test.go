@@ -31,7 +31,7 @@ type diskMachine struct {
 }
 
 func (d *diskMachine) Apply([]byte) ([]byte, error) { return nil, errors.New("ApplyAt only") }
-func (d *diskMachine) Snapshot() ([]byte, error)   { return nil, errors.New("SnapshotTo only") }
+func (d *diskMachine) Snapshot() ([]byte, error)    { return nil, errors.New("SnapshotTo only") }
 func (d *diskMachine) Restore([]byte) error         { return errors.New("RestoreFrom only") }
 
 func (d *diskMachine) ApplyAt(i uint64, cmd []byte) ([]byte, error) {
@@ -154,7 +154,6 @@ func TestDiskMachineSnapshot(t *testing.T) {
 		t.Fatal("a truncated snapshot restored")
 	}
 }
-
 
 // TestDiskMachineCatchUp: a member that was away while the others
 // compacted their logs catches up through a streamed snapshot sent over
