@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -97,7 +98,7 @@ func newDurable(ctx context.Context, m *Manager) (*durable, error) {
 			}
 			it.Close()
 			for _, id := range ids {
-				if _, err := d.openLog(ctx, id, ""); err != nil {
+				if _, err := d.openLog(ctx, id, "", Retention{}); err != nil {
 					m.logger().Warn("reopen a topic's log", "topic", id, "err", err)
 				}
 			}
@@ -152,7 +153,8 @@ type holderLog struct {
 	name   string
 	g      *group.Group
 	log    *topicLog
-	retain Retention
+	rmu    sync.Mutex
+	retain Retention // as the topic's config says, or a caller's hint
 	reqs   chan *proposal
 	done   chan struct{}
 	wg     sync.WaitGroup
@@ -177,10 +179,11 @@ const appliers = 2
 
 // openLog opens topic id's log on this node, a holder: join, if set, is a
 // member to join the group through (a holder added by a migration).
-func (d *durable) openLog(ctx context.Context, id, join string) (*holderLog, error) {
+func (d *durable) openLog(ctx context.Context, id, join string, hint Retention) (*holderLog, error) {
 	d.mu.Lock()
 	if l := d.logs[id]; l != nil {
 		d.mu.Unlock()
+		l.hint(hint)
 		return l, nil
 	}
 	closed := d.closed
@@ -213,16 +216,18 @@ func (d *durable) openLog(ctx context.Context, id, join string) (*holderLog, err
 	}
 	t := &Topic{m: d.m, owner: owner, name: name, sp: sp}
 	fresh := !slices.Contains(d.m.cfg.Groups.List(), gname)
-	if fresh || join != "" {
-		// Only a holder the topic's space names may form or join it.
-		cfg, err := t.config(ctx)
-		if err != nil {
-			return nil, err
-		}
+	// The topic's config is in its space, which a holder may not read
+	// (its user has no grant): then the retention comes from the caller,
+	// who could.
+	retain = hint
+	if cfg, err := t.config(ctx); err == nil {
 		if !cfg.Retain.Durable() {
 			return nil, fmt.Errorf("%w: %s", ErrNotDurable, id)
 		}
 		retain = cfg.Retain
+	}
+	if fresh || join != "" {
+		// Only a holder the topic's space names may form or join it.
 		hs, err := t.logHolders(ctx)
 		if err != nil {
 			return nil, err
@@ -231,8 +236,6 @@ func (d *durable) openLog(ctx context.Context, id, join string) (*holderLog, err
 			return nil, fmt.Errorf("%w: %s does not hold %s", ErrUnavailable, d.m.cfg.Host.ID(), id)
 		}
 		members = hs
-	} else if cfg, err := t.config(ctx); err == nil {
-		retain = cfg.Retain
 	}
 	if opts.Join == "" {
 		opts.Members = members
@@ -260,10 +263,8 @@ func (d *durable) openLog(ctx context.Context, id, join string) (*holderLog, err
 		l.wg.Add(1)
 		go l.batcher()
 	}
-	if retain.Age > 0 {
-		l.wg.Add(1)
-		go l.ager()
-	}
+	l.wg.Add(1)
+	go l.ager()
 	if fresh && join == "" {
 		// Wake the other holders, so that a majority forms the group.
 		d.wg.Add(1)
@@ -277,7 +278,7 @@ func (d *durable) openLog(ctx context.Context, id, join string) (*holderLog, err
 					others = append(others, p)
 				}
 			}
-			for p, r := range wakeFn.OnAll(wctx, d.m.cfg.Endpoint, others, wakeReq{Topic: id}) {
+			for p, r := range wakeFn.OnAll(wctx, d.m.cfg.Endpoint, others, wakeReq{Topic: id, Retain: retain}) {
 				if r.Err != nil {
 					d.m.logger().Debug("wake a topic holder", "topic", id, "peer", p, "err", r.Err)
 				}
@@ -307,6 +308,21 @@ func (t *Topic) logHolders(ctx context.Context) ([]peer.ID, error) {
 	}
 	slices.Sort(hs)
 	return hs, nil
+}
+
+// hint takes a caller's retention if the log has none.
+func (l *holderLog) hint(r Retention) {
+	l.rmu.Lock()
+	if !l.retain.Durable() && r.Durable() && r.Count >= 0 && r.Bytes >= 0 && r.Age >= 0 {
+		l.retain = r
+	}
+	l.rmu.Unlock()
+}
+
+func (l *holderLog) retention() Retention {
+	l.rmu.Lock()
+	defer l.rmu.Unlock()
+	return l.retain
 }
 
 // propose hands c to the batcher and waits for its outcome.
@@ -355,7 +371,7 @@ func (l *holderLog) batcher() {
 }
 
 func (l *holderLog) commit(ps []*proposal) {
-	bt := batch{Time: time.Now().UnixNano(), Retain: l.retain, Cmds: make([]command, len(ps))}
+	bt := batch{Time: time.Now().UnixNano(), Retain: l.retention(), Cmds: make([]command, len(ps))}
 	for i, p := range ps {
 		bt.Cmds[i] = p.cmd
 	}
@@ -406,7 +422,7 @@ func (l *holderLog) commit(ps []*proposal) {
 // ager applies the age retention while no publish comes.
 func (l *holderLog) ager() {
 	defer l.wg.Done()
-	tick := time.NewTicker(max(l.retain.Age/4, time.Second))
+	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
 		select {
@@ -414,14 +430,15 @@ func (l *holderLog) ager() {
 		case <-l.done:
 			return
 		}
-		if l.g.Leader() != l.d.m.cfg.Host.ID() {
+		age := l.retention().Age
+		if age <= 0 || l.g.Leader() != l.d.m.cfg.Host.ID() {
 			continue
 		}
 		st := l.log.state()
 		if st.First >= st.Next {
 			continue
 		}
-		if t, ok := l.log.timeOf(st.First); ok && t < time.Now().Add(-l.retain.Age).UnixNano() {
+		if t, ok := l.log.timeOf(st.First); ok && t < time.Now().Add(-age).UnixNano() {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			if _, err := l.propose(ctx, command{Op: opTrim}); err != nil {
 				l.d.m.logger().Debug("trim a topic by age", "topic", l.id, "err", err)
@@ -454,6 +471,9 @@ type (
 		Topic string `cbor:"1,keyasint"`
 		Raw   []byte `cbor:"2,keyasint"`
 		Nonce string `cbor:"3,keyasint,omitempty"` // dedups a retry of a publish with no ID
+		// Retain is the topic's retention as the publisher read it, for a
+		// holder that may not read the topic's config.
+		Retain Retention `cbor:"4,keyasint,omitempty"`
 	}
 	pubReply struct {
 		Offset    uint64 `cbor:"1,keyasint,omitempty"`
@@ -477,15 +497,16 @@ type (
 		NotHolder bool     `cbor:"5,keyasint,omitempty"`
 	}
 	fetchReq struct {
-		Topic    string `cbor:"1,keyasint"`
-		Consumer string `cbor:"2,keyasint"`
-		Worker   string `cbor:"3,keyasint"`
-		Max      int    `cbor:"4,keyasint"`
-		AckWait  int64  `cbor:"5,keyasint"`
-		From     uint8  `cbor:"6,keyasint,omitempty"`
-		FromOff  uint64 `cbor:"7,keyasint,omitempty"`
-		FromTime int64  `cbor:"8,keyasint,omitempty"`
-		Wait     int64  `cbor:"9,keyasint,omitempty"`
+		Topic    string    `cbor:"1,keyasint"`
+		Consumer string    `cbor:"2,keyasint"`
+		Worker   string    `cbor:"3,keyasint"`
+		Max      int       `cbor:"4,keyasint"`
+		AckWait  int64     `cbor:"5,keyasint"`
+		From     uint8     `cbor:"6,keyasint,omitempty"`
+		FromOff  uint64    `cbor:"7,keyasint,omitempty"`
+		FromTime int64     `cbor:"8,keyasint,omitempty"`
+		Wait     int64     `cbor:"9,keyasint,omitempty"`
+		Retain   Retention `cbor:"10,keyasint,omitempty"`
 	}
 	fetchReply struct {
 		Msgs      []stored `cbor:"1,keyasint,omitempty"`
@@ -516,8 +537,9 @@ type (
 		NotHolder bool           `cbor:"6,keyasint,omitempty"`
 	}
 	wakeReq struct {
-		Topic string `cbor:"1,keyasint"`
-		Join  string `cbor:"2,keyasint,omitempty"`
+		Topic  string    `cbor:"1,keyasint"`
+		Join   string    `cbor:"2,keyasint,omitempty"`
+		Retain Retention `cbor:"3,keyasint,omitempty"`
 	}
 	wakeReply struct {
 		Applied uint64 `cbor:"1,keyasint,omitempty"`
@@ -557,7 +579,7 @@ const (
 
 // local returns the log of topic id if this node holds it, opening it if
 // the topic's space names this node a holder.
-func (d *durable) local(ctx context.Context, id string) (*holderLog, bool) {
+func (d *durable) local(ctx context.Context, id string, hint Retention) (*holderLog, bool) {
 	if len(id) > 2*MaxNameLen+128 {
 		return nil, false
 	}
@@ -565,9 +587,10 @@ func (d *durable) local(ctx context.Context, id string) (*holderLog, bool) {
 	l := d.logs[id]
 	d.mu.Unlock()
 	if l != nil {
+		l.hint(hint)
 		return l, true
 	}
-	l, err := d.openLog(ctx, id, "")
+	l, err := d.openLog(ctx, id, "", hint)
 	if err != nil {
 		d.m.logger().Debug("not a holder of a topic", "topic", id, "err", err)
 		return nil, false
@@ -576,7 +599,7 @@ func (d *durable) local(ctx context.Context, id string) (*holderLog, bool) {
 }
 
 func (d *durable) servePublish(ctx context.Context, req pubReq) (pubReply, error) {
-	l, ok := d.local(ctx, req.Topic)
+	l, ok := d.local(ctx, req.Topic, req.Retain)
 	if !ok {
 		return pubReply{NotHolder: true}, nil
 	}
@@ -598,7 +621,7 @@ func (d *durable) servePublish(ctx context.Context, req pubReq) (pubReply, error
 	key := ""
 	switch {
 	case r.ID != "":
-		key = "u" + string(r.Publisher) + "/" + r.ID
+		key = "u" + r.Publisher.String() + "/" + r.ID
 	case req.Nonce != "":
 		if len(req.Nonce) > 64 {
 			return pubReply{}, fmt.Errorf("%w: nonce of %d bytes", ErrBadMessage, len(req.Nonce))
@@ -613,7 +636,7 @@ func (d *durable) servePublish(ctx context.Context, req pubReq) (pubReply, error
 }
 
 func (d *durable) serveRead(ctx context.Context, req readReq) (readReply, error) {
-	l, ok := d.local(ctx, req.Topic)
+	l, ok := d.local(ctx, req.Topic, Retention{})
 	if !ok {
 		return readReply{NotHolder: true}, nil
 	}
@@ -648,11 +671,12 @@ func (d *durable) serveRead(ctx context.Context, req readReq) (readReply, error)
 }
 
 func (d *durable) serveFetch(ctx context.Context, req fetchReq) (fetchReply, error) {
-	l, ok := d.local(ctx, req.Topic)
+	l, ok := d.local(ctx, req.Topic, req.Retain)
 	if !ok {
 		return fetchReply{NotHolder: true}, nil
 	}
-	if req.Consumer == "" || len(req.Consumer) > maxConsumerName || len(req.Worker) > maxConsumerName || req.Max <= 0 {
+	if req.Consumer == "" || len(req.Consumer) > maxConsumerName || len(req.Worker) > maxConsumerName || req.Max <= 0 ||
+		!utf8.ValidString(req.Consumer) || !utf8.ValidString(req.Worker) {
 		return fetchReply{}, fmt.Errorf("%w: consumer %q, worker %q, max %d", ErrBadName, req.Consumer, req.Worker, req.Max)
 	}
 	wait := min(time.Duration(req.Wait), maxWait)
@@ -702,9 +726,12 @@ func (d *durable) serveFetch(ctx context.Context, req fetchReq) (fetchReply, err
 }
 
 func (d *durable) serveAck(ctx context.Context, req ackReq) (ackReply, error) {
-	l, ok := d.local(ctx, req.Topic)
+	l, ok := d.local(ctx, req.Topic, Retention{})
 	if !ok {
 		return ackReply{NotHolder: true}, nil
+	}
+	if !utf8.ValidString(req.Consumer) || !utf8.ValidString(req.Worker) || len(req.Offsets) > maxPending {
+		return ackReply{}, fmt.Errorf("%w: ack", ErrBadName)
 	}
 	c := command{Op: opAck, Consumer: req.Consumer, Worker: req.Worker, Offsets: req.Offsets}
 	if req.Release {
@@ -715,7 +742,7 @@ func (d *durable) serveAck(ctx context.Context, req ackReq) (ackReply, error) {
 }
 
 func (d *durable) serveInfo(ctx context.Context, req infoReq) (infoReply, error) {
-	l, ok := d.local(ctx, req.Topic)
+	l, ok := d.local(ctx, req.Topic, Retention{})
 	if !ok {
 		return infoReply{NotHolder: true}, nil
 	}
@@ -724,7 +751,7 @@ func (d *durable) serveInfo(ctx context.Context, req infoReq) (infoReply, error)
 }
 
 func (d *durable) serveWake(ctx context.Context, req wakeReq) (wakeReply, error) {
-	l, err := d.openLog(ctx, req.Topic, req.Join)
+	l, err := d.openLog(ctx, req.Topic, req.Join, req.Retain)
 	if err != nil {
 		return wakeReply{}, err
 	}
@@ -872,7 +899,7 @@ func (t *Topic) publishDurable(ctx context.Context, cfg config, raw []byte, opts
 	if !cfg.Retain.Durable() {
 		return Ack{}, ErrNotDurable
 	}
-	req := pubReq{Topic: t.ID(), Raw: raw, Nonce: newNonce()}
+	req := pubReq{Topic: t.ID(), Raw: raw, Nonce: newNonce(), Retain: cfg.Retain}
 	rep, err := call(ctx, d, t, func(ctx context.Context, p peer.ID) (pubReply, bool, error) {
 		rep, err := publishFn.At(d.m.cfg.Endpoint, p).Call(ctx, req)
 		if err == nil && rep.Leader != "" {
@@ -899,7 +926,7 @@ func (t *Topic) subscribeDurable(ctx context.Context, cfg config, opts Subscribe
 		return nil, ErrNotDurable
 	}
 	if opts.Consumer != "" {
-		return t.consume(ctx, opts)
+		return t.consume(ctx, cfg, opts)
 	}
 	s := &reader{t: t, d: t.m.durable, kind: 2, done: make(chan struct{})}
 	switch opts.From.kind {
@@ -916,6 +943,7 @@ func (t *Topic) subscribeDurable(ctx context.Context, cfg config, opts Subscribe
 	s.kind, s.from, s.buf = 0, rep.From, rep.Msgs
 	if rep.From < rep.First && len(rep.Msgs) == 0 {
 		s.lag = &LagError{Asked: rep.From, First: rep.First}
+		s.from = rep.First
 	}
 	return &Subscription{next: s.next, close: s.close}, nil
 }
@@ -1009,6 +1037,7 @@ type consumer struct {
 	name    string
 	worker  string
 	opts    SubscribeOptions
+	retain  Retention
 	ackWait time.Duration
 
 	mu   sync.Mutex
@@ -1019,12 +1048,12 @@ type consumer struct {
 	once sync.Once
 }
 
-func (t *Topic) consume(ctx context.Context, opts SubscribeOptions) (*Subscription, error) {
+func (t *Topic) consume(ctx context.Context, cfg config, opts SubscribeOptions) (*Subscription, error) {
 	if len(opts.Consumer) > maxConsumerName {
 		return nil, fmt.Errorf("%w: consumer name of %d bytes, over %d", ErrBadName, len(opts.Consumer), maxConsumerName)
 	}
 	c := &consumer{t: t, d: t.m.durable, name: opts.Consumer, worker: t.m.cfg.Host.ID().String() + "/" + newNonce()[:12],
-		opts: opts, ackWait: opts.AckWait, held: map[uint64]time.Time{}, done: make(chan struct{})}
+		opts: opts, retain: cfg.Retain, ackWait: opts.AckWait, held: map[uint64]time.Time{}, done: make(chan struct{})}
 	if c.ackWait <= 0 {
 		c.ackWait = 30 * time.Second
 	}
@@ -1077,7 +1106,7 @@ func (c *consumer) next(ctx context.Context) (Message, error) {
 			}
 			continue
 		}
-		req := fetchReq{Topic: c.t.ID(), Consumer: c.name, Worker: c.worker, Max: free, AckWait: int64(c.ackWait), Wait: int64(maxWait)}
+		req := fetchReq{Topic: c.t.ID(), Consumer: c.name, Worker: c.worker, Max: free, AckWait: int64(c.ackWait), Wait: int64(maxWait), Retain: c.retain}
 		switch c.opts.From.kind {
 		case 1:
 			req.From, req.FromOff = 1, c.opts.From.offset
@@ -1265,7 +1294,7 @@ func (t *Topic) migrate(ctx context.Context, policy space.Policy, progress func(
 // member, adds each new holder (which joins and catches up), then removes
 // the members that are not holders, itself last.
 func (d *durable) serveMove(ctx context.Context, req moveReq) (moveReply, error) {
-	l, ok := d.local(ctx, req.Topic)
+	l, ok := d.local(ctx, req.Topic, Retention{})
 	if !ok {
 		return moveReply{}, fmt.Errorf("%w: %s holds no log of %s", ErrUnavailable, d.m.cfg.Host.ID(), req.Topic)
 	}
@@ -1300,7 +1329,7 @@ func (d *durable) serveMove(ctx context.Context, req moveReq) (moveReply, error)
 		if err := l.g.AddMember(ctx, p); err != nil {
 			return moveReply{}, err
 		}
-		if _, err := wakeFn.At(d.m.cfg.Endpoint, p).Call(ctx, wakeReq{Topic: req.Topic, Join: self.String()}); err != nil {
+		if _, err := wakeFn.At(d.m.cfg.Endpoint, p).Call(ctx, wakeReq{Topic: req.Topic, Join: self.String(), Retain: l.retention()}); err != nil {
 			return moveReply{}, fmt.Errorf("new holder %s: %w", p, err)
 		}
 	}
@@ -1314,7 +1343,7 @@ func (d *durable) serveMove(ctx context.Context, req moveReq) (moveReply, error)
 			continue
 		}
 		for {
-			rep, err := wakeFn.At(d.m.cfg.Endpoint, p).Call(ctx, wakeReq{Topic: req.Topic, Join: self.String()})
+			rep, err := wakeFn.At(d.m.cfg.Endpoint, p).Call(ctx, wakeReq{Topic: req.Topic, Join: self.String(), Retain: l.retention()})
 			if err == nil && rep.Applied >= target {
 				break
 			}
