@@ -746,6 +746,10 @@ func (d *durable) serveInfo(ctx context.Context, req infoReq) (infoReply, error)
 	if !ok {
 		return infoReply{NotHolder: true}, nil
 	}
+	// What the group committed, which this holder may not have applied.
+	if err := l.g.Sync(ctx); err != nil {
+		return infoReply{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
 	st := l.log.state()
 	return infoReply{Leader: l.g.Leader().String(), First: st.First, Next: st.Next, Bytes: st.Bytes, Consumers: l.log.consumerInfos()}, nil
 }
