@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/nubecloud/nube/group"
@@ -33,10 +34,11 @@ type durable struct {
 	wg     sync.WaitGroup
 	stop   []func()
 
-	mu     sync.Mutex
-	logs   map[string]*holderLog // topics this node holds, by topic ID
-	routes map[string]*route     // where this node sends a topic's calls
-	closed bool
+	mu       sync.Mutex
+	logs     map[string]*holderLog // topics this node holds, by topic ID
+	routes   map[string]*route     // where this node sends a topic's calls
+	outboxes map[string]*outbox    // publishes on their way, by topic
+	closed   bool
 }
 
 // authoriseHook, if set, replaces Manager.authorise on a holder. TESTS
@@ -56,9 +58,14 @@ func groupName(topicID string) string {
 func metaKey(group string) []byte { return []byte("meta/" + group) }
 
 func newDurable(ctx context.Context, m *Manager) (*durable, error) {
-	d := &durable{m: m, logs: map[string]*holderLog{}, routes: map[string]*route{}}
+	d := &durable{m: m, logs: map[string]*holderLog{}, routes: map[string]*route{}, outboxes: map[string]*outbox{}}
 	o := &pebble.Options{FormatMajorVersion: pebble.FormatNewest, MemTableSize: 4 << 20,
 		Cache: pebble.NewCache(8 << 20), Logger: quietPebble{}}
+	// Most dedup lookups miss: a bloom filter answers them without
+	// reading a block.
+	for i := range o.Levels {
+		o.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
 	dir := ""
 	if m.cfg.Dir != "" {
 		dir = filepath.Join(m.cfg.Dir, "log")
@@ -325,16 +332,31 @@ func (l *holderLog) retention() Retention {
 	return l.retain
 }
 
+func newProposal(c command) *proposal {
+	return &proposal{cmd: c, size: len(c.Raw) + len(c.Key) + len(c.Consumer) + 8*len(c.Offsets) + 32, out: make(chan proposalResult, 1)}
+}
+
 // propose hands c to the batcher and waits for its outcome.
 func (l *holderLog) propose(ctx context.Context, c command) (outcome, error) {
-	p := &proposal{cmd: c, size: len(c.Raw) + len(c.Key) + len(c.Consumer) + 8*len(c.Offsets) + 32, out: make(chan proposalResult, 1)}
+	p := newProposal(c)
+	if err := l.send(ctx, p); err != nil {
+		return outcome{}, err
+	}
+	return l.wait(ctx, p)
+}
+
+func (l *holderLog) send(ctx context.Context, p *proposal) error {
 	select {
 	case l.reqs <- p:
+		return nil
 	case <-ctx.Done():
-		return outcome{}, ctx.Err()
+		return ctx.Err()
 	case <-l.done:
-		return outcome{}, ErrUnavailable
+		return ErrUnavailable
 	}
+}
+
+func (l *holderLog) wait(ctx context.Context, p *proposal) (outcome, error) {
 	select {
 	case r := <-p.out:
 		return r.o, r.err
@@ -467,19 +489,29 @@ func (l *holderLog) waitApplied(ctx context.Context, cond func(logState) bool) e
 
 // The calls between publishers, subscribers and holders.
 type (
+	// pubReq carries the publishes a node has under way to one topic
+	// at once: one call, and one batch on the holder.
 	pubReq struct {
-		Topic string `cbor:"1,keyasint"`
-		Raw   []byte `cbor:"2,keyasint"`
-		Nonce string `cbor:"3,keyasint,omitempty"` // dedups a retry of a publish with no ID
+		Topic string    `cbor:"1,keyasint"`
+		Msgs  []pubItem `cbor:"2,keyasint"`
 		// Retain is the topic's retention as the publisher read it, for a
 		// holder that may not read the topic's config.
 		Retain Retention `cbor:"4,keyasint,omitempty"`
 	}
+	pubItem struct {
+		Raw   []byte `cbor:"1,keyasint"`
+		Nonce string `cbor:"2,keyasint,omitempty"` // dedups a retry of a publish with no ID
+	}
 	pubReply struct {
-		Offset    uint64 `cbor:"1,keyasint,omitempty"`
-		Dup       bool   `cbor:"2,keyasint,omitempty"`
-		NotHolder bool   `cbor:"3,keyasint,omitempty"`
-		Leader    string `cbor:"4,keyasint,omitempty"`
+		Acks      []pubAck `cbor:"1,keyasint,omitempty"`
+		NotHolder bool     `cbor:"3,keyasint,omitempty"`
+		Leader    string   `cbor:"4,keyasint,omitempty"`
+	}
+	pubAck struct {
+		Offset uint64 `cbor:"1,keyasint,omitempty"`
+		Dup    bool   `cbor:"2,keyasint,omitempty"`
+		Fail   uint8  `cbor:"3,keyasint,omitempty"` // failNotAuthorised, …
+		Err    string `cbor:"4,keyasint,omitempty"`
 	}
 	readReq struct {
 		Topic string `cbor:"1,keyasint"`
@@ -598,17 +630,89 @@ func (d *durable) local(ctx context.Context, id string, hint Retention) (*holder
 	return l, true
 }
 
+// Why one publish of a call failed.
+const (
+	failBad = iota + 1
+	failNotAuthorised
+	failTooLarge
+	failUnavailable
+)
+
+func failOf(err error) uint8 {
+	switch {
+	case errors.Is(err, ErrNotAuthorised):
+		return failNotAuthorised
+	case errors.Is(err, ErrTooLarge):
+		return failTooLarge
+	case errors.Is(err, ErrBadMessage):
+		return failBad
+	}
+	return failUnavailable
+}
+
+func (a pubAck) err() error {
+	s := []error{failBad: ErrBadMessage, failNotAuthorised: ErrNotAuthorised, failTooLarge: ErrTooLarge, failUnavailable: ErrUnavailable}
+	if a.Fail == 0 {
+		return nil
+	}
+	if int(a.Fail) < len(s) {
+		return fmt.Errorf("%w: %s", s[a.Fail], a.Err)
+	}
+	return fmt.Errorf("%w: %s", ErrUnavailable, a.Err)
+}
+
 func (d *durable) servePublish(ctx context.Context, req pubReq) (pubReply, error) {
+	if len(req.Msgs) > maxCommands {
+		return pubReply{}, fmt.Errorf("%w: %d messages in one call", ErrBadMessage, len(req.Msgs))
+	}
 	l, ok := d.local(ctx, req.Topic, req.Retain)
 	if !ok {
 		return pubReply{NotHolder: true}, nil
 	}
-	r, err := openMessage(req.Raw)
-	if err != nil {
-		return pubReply{}, err
+	acks := make([]pubAck, len(req.Msgs))
+	ps := make([]*proposal, len(req.Msgs))
+	dupOK := make([]bool, len(req.Msgs))
+	for i, it := range req.Msgs {
+		key, err := d.check(ctx, req.Topic, it)
+		if err != nil {
+			acks[i] = pubAck{Fail: failOf(err), Err: err.Error()}
+			continue
+		}
+		dupOK[i] = key != "" && key[0] == 'u'
+		ps[i] = newProposal(command{Op: opAppend, Raw: it.Raw, Key: key})
 	}
-	if r.Topic != req.Topic {
-		return pubReply{}, fmt.Errorf("%w: a message of %s sent as %s's", ErrBadMessage, r.Topic, req.Topic)
+	// All at once, so that they go in one batch.
+	for i, p := range ps {
+		if p == nil {
+			continue
+		}
+		if err := l.send(ctx, p); err != nil {
+			acks[i] = pubAck{Fail: failUnavailable, Err: err.Error()}
+			ps[i] = nil
+		}
+	}
+	for i, p := range ps {
+		if p == nil {
+			continue
+		}
+		o, err := l.wait(ctx, p)
+		if err != nil {
+			acks[i] = pubAck{Fail: failUnavailable, Err: err.Error()}
+			continue
+		}
+		acks[i] = pubAck{Offset: o.Offset, Dup: o.Dup && dupOK[i]}
+	}
+	return pubReply{Acks: acks, Leader: l.g.Leader().String()}, nil
+}
+
+// check opens and authorises one publish and returns its dedup key.
+func (d *durable) check(ctx context.Context, topicID string, it pubItem) (string, error) {
+	r, err := openMessage(it.Raw)
+	if err != nil {
+		return "", err
+	}
+	if r.Topic != topicID {
+		return "", fmt.Errorf("%w: a message of %s sent as %s's", ErrBadMessage, r.Topic, topicID)
 	}
 	if authoriseHook != nil {
 		err = authoriseHook(ctx, d.m, r)
@@ -616,23 +720,17 @@ func (d *durable) servePublish(ctx context.Context, req pubReq) (pubReply, error
 		err = d.m.authorise(ctx, r)
 	}
 	if err != nil {
-		return pubReply{}, fmt.Errorf("%w: %w", ErrNotAuthorised, err)
+		return "", fmt.Errorf("%w: %w", ErrNotAuthorised, err)
 	}
-	key := ""
 	switch {
 	case r.ID != "":
-		key = "u" + r.Publisher.String() + "/" + r.ID
-	case req.Nonce != "":
-		if len(req.Nonce) > 64 {
-			return pubReply{}, fmt.Errorf("%w: nonce of %d bytes", ErrBadMessage, len(req.Nonce))
-		}
-		key = "n" + req.Nonce
+		return "u" + r.Publisher.String() + "/" + r.ID, nil
+	case len(it.Nonce) > 64:
+		return "", fmt.Errorf("%w: nonce of %d bytes", ErrBadMessage, len(it.Nonce))
+	case it.Nonce != "":
+		return "n" + it.Nonce, nil
 	}
-	o, err := l.propose(ctx, command{Op: opAppend, Raw: req.Raw, Key: key})
-	if err != nil {
-		return pubReply{Leader: l.g.Leader().String()}, err
-	}
-	return pubReply{Offset: o.Offset, Dup: o.Dup && r.ID != "", Leader: l.g.Leader().String()}, nil
+	return "", nil
 }
 
 func (d *durable) serveRead(ctx context.Context, req readReq) (readReply, error) {
@@ -903,26 +1001,112 @@ func (t *Topic) publishDurable(ctx context.Context, cfg config, raw []byte, opts
 	if !cfg.Retain.Durable() {
 		return Ack{}, ErrNotDurable
 	}
-	req := pubReq{Topic: t.ID(), Raw: raw, Nonce: newNonce(), Retain: cfg.Retain}
-	rep, err := call(ctx, d, t, func(ctx context.Context, p peer.ID) (pubReply, bool, error) {
-		rep, err := publishFn.At(d.m.cfg.Endpoint, p).Call(ctx, req)
+	o := d.outbox(t.ID())
+	out := &outgoing{item: pubItem{Raw: raw, Nonce: newNonce()}, done: make(chan pubAck, 1)}
+	o.mu.Lock()
+	o.queue = append(o.queue, out)
+	sender := o.senders < maxSenders
+	if sender {
+		o.senders++
+	}
+	o.mu.Unlock()
+	if sender {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			d.send(t, cfg, o)
+		}()
+	}
+	select {
+	case a := <-out.done:
+		if err := a.err(); err != nil {
+			return Ack{}, fmt.Errorf("topic %s: publish: %w", t.ID(), err)
+		}
+		return Ack{Offset: a.Offset, Duplicate: a.Dup}, nil
+	case <-ctx.Done():
+		// It may yet be stored: a retry with the same ID is not doubled.
+		return Ack{}, fmt.Errorf("topic %s: publish: %w", t.ID(), ctx.Err())
+	}
+}
+
+// outbox gathers a node's concurrent publishes to one topic into calls of
+// many (the first half of the group commit; the holder's batcher is the
+// other).
+type outbox struct {
+	mu      sync.Mutex
+	queue   []*outgoing
+	senders int
+}
+
+type outgoing struct {
+	item pubItem
+	done chan pubAck
+}
+
+// maxSenders bounds the calls a node has under way to one topic.
+const maxSenders = 4
+
+func (d *durable) outbox(id string) *outbox {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	o := d.outboxes[id]
+	if o == nil {
+		o = &outbox{}
+		d.outboxes[id] = o
+	}
+	return o
+}
+
+// send sends what o holds, a call at a time, until it is empty.
+func (d *durable) send(t *Topic, cfg config, o *outbox) {
+	for {
+		o.mu.Lock()
+		n, size := 0, 0
+		for n < len(o.queue) && n < maxCommands && (n == 0 || size+len(o.queue[n].item.Raw) <= maxBatch) {
+			size += len(o.queue[n].item.Raw)
+			n++
+		}
+		if n == 0 {
+			o.senders--
+			o.mu.Unlock()
+			return
+		}
+		outs := slices.Clone(o.queue[:n])
+		o.queue = slices.Delete(o.queue, 0, n)
+		o.mu.Unlock()
+		req := pubReq{Topic: t.ID(), Retain: cfg.Retain, Msgs: make([]pubItem, n)}
+		for i, g := range outs {
+			req.Msgs[i] = g.item
+		}
+		ctx, cancel := context.WithTimeout(d.ctx, publishTimeout)
+		rep, err := call(ctx, d, t, func(ctx context.Context, p peer.ID) (pubReply, bool, error) {
+			rep, err := publishFn.At(d.m.cfg.Endpoint, p).Call(ctx, req)
+			if err == nil && !rep.NotHolder && len(rep.Acks) != len(req.Msgs) {
+				err = fmt.Errorf("%w: %d answers to %d publishes", ErrUnavailable, len(rep.Acks), len(req.Msgs))
+			}
+			return rep, rep.NotHolder, err
+		})
 		if err == nil && rep.Leader != "" {
 			// Send the next publishes to the leader, saving a hop.
-			if lp, err := peer.Decode(rep.Leader); err == nil && lp != p {
-				defer func() {
-					if r, _, _ := d.route(ctx, t, false); r != nil {
-						r.prefer(lp)
-					}
-				}()
+			if lp, err := peer.Decode(rep.Leader); err == nil {
+				if r, _, _ := d.route(ctx, t, false); r != nil {
+					r.prefer(lp)
+				}
 			}
 		}
-		return rep, rep.NotHolder, err
-	})
-	if err != nil {
-		return Ack{}, fmt.Errorf("topic %s: publish: %w", t.ID(), err)
+		cancel()
+		for i, g := range outs {
+			if err != nil {
+				g.done <- pubAck{Fail: failOf(err), Err: err.Error()}
+			} else {
+				g.done <- rep.Acks[i]
+			}
+		}
 	}
-	return Ack{Offset: rep.Offset, Duplicate: rep.Dup}, nil
 }
+
+// publishTimeout bounds how long a node tries to store a publish.
+const publishTimeout = 30 * time.Second
 
 // subscribeDurable subscribes from an offset or a time, or as a consumer.
 func (t *Topic) subscribeDurable(ctx context.Context, cfg config, opts SubscribeOptions) (*Subscription, error) {

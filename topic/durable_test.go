@@ -20,6 +20,11 @@ func fast(_ int, c *nube.Config) { c.GroupHeartbeat = 300 * time.Millisecond }
 // durableTopic makes topic name on node 0, held by nodes on.
 func durableTopic(t *testing.T, ctx context.Context, c *nubetest.C, name string, retain topic.Retention, on ...int) *topic.Topic {
 	t.Helper()
+	return durableTopicTB(t, ctx, c, name, retain, on...)
+}
+
+func durableTopicTB(t testing.TB, ctx context.Context, c *nubetest.C, name string, retain topic.Retention, on ...int) *topic.Topic {
+	t.Helper()
 	var ids []peer.ID
 	for _, i := range on {
 		ids = append(ids, c.Node(i).ID())
