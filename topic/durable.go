@@ -34,6 +34,8 @@ type durable struct {
 	wg     sync.WaitGroup
 	stop   []func()
 
+	opening sync.Mutex // held while a log opens
+
 	mu       sync.Mutex
 	logs     map[string]*holderLog // topics this node holds, by topic ID
 	routes   map[string]*route     // where this node sends a topic's calls
@@ -187,6 +189,10 @@ const appliers = 2
 // openLog opens topic id's log on this node, a holder: join, if set, is a
 // member to join the group through (a holder added by a migration).
 func (d *durable) openLog(ctx context.Context, id, join string, hint Retention) (*holderLog, error) {
+	// One open at a time: two would bind two machines, and the group
+	// would apply to one while the other answered.
+	d.opening.Lock()
+	defer d.opening.Unlock()
 	d.mu.Lock()
 	if l := d.logs[id]; l != nil {
 		d.mu.Unlock()
@@ -603,7 +609,7 @@ var (
 // Bounds of a read.
 const (
 	maxRead      = 1024
-	maxReadBytes = 4 << 20
+	maxReadBytes = 1 << 20
 	maxWait      = 5 * time.Second
 	// inFlight bounds the messages a consumer's subscriber holds unacked.
 	inFlight = 256

@@ -82,7 +82,7 @@ type batchResult struct {
 // Bounds of what the log takes.
 const (
 	// maxBatch caps a batch's encoding; one message over it goes alone.
-	maxBatch = 512 << 10
+	maxBatch = 256 << 10
 	// maxCommands caps the commands of a batch.
 	maxCommands = 4096
 	// maxPending caps a consumer's messages handed out and not acked.
