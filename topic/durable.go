@@ -184,7 +184,7 @@ type proposalResult struct {
 
 // appliers is how many batches a holder has under way at once: while one
 // commits, the next gathers.
-const appliers = 2
+const appliers = 4
 
 // openLog opens topic id's log on this node, a holder: join, if set, is a
 // member to join the group through (a holder added by a migration).
@@ -1050,7 +1050,7 @@ type outgoing struct {
 }
 
 // maxSenders bounds the calls a node has under way to one topic.
-const maxSenders = 4
+const maxSenders = 8
 
 func (d *durable) outbox(id string) *outbox {
 	d.mu.Lock()
