@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"go.uber.org/goleak"
 
 	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/nubetest"
@@ -148,4 +149,8 @@ func TestDurablePublishSubscribe(t *testing.T) {
 	if m := next(t, ctx, sl); m.Offset != 20 {
 		t.Fatalf("after the lag: offset %d", m.Offset)
 	}
+}
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, nubetest.LeakOptions()...)
 }
