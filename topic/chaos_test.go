@@ -145,7 +145,7 @@ func (h *history) check(t *testing.T, consumers ...string) {
 
 // TestDurableChaos: 5 nodes, 3 holders (1, 2, 3); publishers on nodes 0
 // and 4, durable consumers on nodes 1 and 2. Mid-stream holder 3 is
-// killed and restarted, and holder 2 (with its consumer) is cut off and
+// crashed and restarted, and holder 2 (with its consumer) is cut off and
 // healed. Every acknowledged publish reaches both consumers, in one
 // order, none lost, none doubled.
 func TestDurableChaos(t *testing.T) {
@@ -194,8 +194,8 @@ func TestDurableChaos(t *testing.T) {
 		}
 	}
 	waitBatches(n / 10 / 2)
-	t.Log("kill holder 3")
-	c.Kill(3)
+	t.Log("crash holder 3")
+	c.Crash(3)
 	waitBatches(n / 10 / 2)
 	if _, err := c.Restart(ctx, 3); err != nil {
 		t.Fatal(err)
