@@ -184,10 +184,13 @@ type topicLog struct {
 	st        logState
 	consumers map[string]*consumerState
 	changed   chan struct{} // closed and replaced at each apply
+	// fresh are the publish IDs the batch being applied stored, by
+	// dedup key (the batch is not indexed: reading it back is slow).
+	fresh map[string]uint64
 }
 
 func openLog(db *pebble.DB, group string) (*topicLog, error) {
-	l := &topicLog{db: db, prefix: append([]byte("t/"+group), 0), consumers: map[string]*consumerState{}, changed: make(chan struct{})}
+	l := &topicLog{db: db, prefix: append([]byte("t/"+group), 0), consumers: map[string]*consumerState{}, changed: make(chan struct{}), fresh: map[string]uint64{}}
 	if err := l.load(); err != nil {
 		return nil, err
 	}
@@ -304,7 +307,8 @@ func (l *topicLog) ApplyAt(i uint64, cmd []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	wb := l.db.NewIndexedBatch()
+	wb := l.db.NewBatch()
+	clear(l.fresh)
 	defer wb.Close()
 	st := l.st
 	st.Index = i
@@ -354,7 +358,7 @@ func (l *topicLog) apply(wb *pebble.Batch, st *logState, c *command, touched map
 	switch c.Op {
 	case opAppend:
 		if c.Key != "" {
-			if off, ok := l.seen(wb, c.Key, st.Time); ok {
+			if off, ok := l.seen(c.Key, st.Time); ok {
 				return outcome{Offset: off, Dup: true}
 			}
 		}
@@ -364,6 +368,7 @@ func (l *topicLog) apply(wb *pebble.Batch, st *logState, c *command, touched map
 		st.Next++
 		st.Bytes += int64(len(c.Raw))
 		if c.Key != "" {
+			l.fresh[c.Key] = off
 			wb.Set(l.key('i', []byte(c.Key)), append(be(off), be(uint64(st.Time))...), nil)
 			wb.Set(l.key('e', be(uint64(st.Time)), []byte(c.Key)), nil, nil)
 		}
@@ -402,8 +407,11 @@ func (l *topicLog) apply(wb *pebble.Batch, st *logState, c *command, touched map
 
 // seen looks key up in the dedup window; l.mu is held. The batch's own
 // writes count (a repeat within one batch).
-func (l *topicLog) seen(wb *pebble.Batch, key string, now int64) (uint64, bool) {
-	v, closer, err := wb.Get(l.key('i', []byte(key)))
+func (l *topicLog) seen(key string, now int64) (uint64, bool) {
+	if off, ok := l.fresh[key]; ok {
+		return off, true
+	}
+	v, closer, err := l.db.Get(l.key('i', []byte(key)))
 	if err != nil {
 		return 0, false
 	}
@@ -434,17 +442,24 @@ func (l *topicLog) forget(wb *pebble.Batch, now int64) error {
 		k := it.Key()
 		key := k[len(lo)+8:]
 		ik := l.key('i', key)
-		if v, closer, err := wb.Get(ik); err == nil && len(v) == 16 {
-			t := int64(binary.BigEndian.Uint64(v[8:]))
-			closer.Close()
-			if t < cut {
-				wb.Delete(ik, nil)
-			}
+		// A key this batch stored again is newer than the cut.
+		if _, ok := l.fresh[string(key)]; !ok && l.older(ik, cut) {
+			wb.Delete(ik, nil)
 		}
 		wb.Delete(k, nil)
 		n++
 	}
 	return it.Error()
+}
+
+// older reports whether the publish ID at ik was stored before cut.
+func (l *topicLog) older(ik []byte, cut int64) bool {
+	v, closer, err := l.db.Get(ik)
+	if err != nil {
+		return false
+	}
+	defer closer.Close()
+	return len(v) == 16 && int64(binary.BigEndian.Uint64(v[8:])) < cut
 }
 
 // trim drops the oldest messages past the retention; l.mu is held.
