@@ -12,9 +12,9 @@ import (
 )
 
 // TestConsumerResumesAfterRestart: a named consumer's position is kept on
-// the holders: after the holder that led restarts (and the subscriber
-// subscribes anew), it goes on after the last message it acked, and a
-// message it took but did not ack comes again.
+// the holders: after the subscriber's node and every holder restart, the
+// consumer goes on after the last message it acked, and the message it
+// took but did not ack comes again.
 func TestConsumerResumesAfterRestart(t *testing.T) {
 	c := nubetest.Cluster(t, 4, nubetest.WithConfig(fast), nubetest.WithDataDirs())
 	ctx := nubetest.Context(t, 2*time.Minute)
@@ -47,8 +47,8 @@ func TestConsumerResumesAfterRestart(t *testing.T) {
 	if len(info.Consumers) != 1 || info.Consumers[0].Acked != 4 || info.Consumers[0].Lag != 6 {
 		t.Fatalf("consumers: %+v", info.Consumers)
 	}
-	// Restart every holder, one at a time.
-	for i := 1; i <= 3; i++ {
+	// Restart the subscriber's node and every holder, one at a time.
+	for i := 0; i <= 3; i++ {
 		if _, err := c.Restart(ctx, i); err != nil {
 			t.Fatal(err)
 		}
@@ -58,6 +58,7 @@ func TestConsumerResumesAfterRestart(t *testing.T) {
 			}
 		}
 	}
+	tp = openOn(t, ctx, c, 0, tp)
 	s, err = tp.SubscribeDurable(ctx, topic.SubscribeOptions{Consumer: "billing", AckWait: time.Hour})
 	if err != nil {
 		t.Fatal(err)
