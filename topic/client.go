@@ -161,7 +161,7 @@ type outgoing struct {
 }
 
 // maxSenders bounds the calls a node has under way to one topic.
-const maxSenders = 8
+const maxSenders = 2
 
 func (d *durable) outbox(id string) *outbox {
 	d.mu.Lock()
