@@ -622,11 +622,10 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 			return fmt.Errorf("%w: a streamed machine state, and no DiskMachine to take it", ErrMalformed)
 		}
 		mr := &machineReader{r: r}
+		// What the machine left unread (it kept its own state) is not
+		// read at all: it may be the size of the disk.
 		if err := dm.RestoreFrom(mr); err != nil {
 			return fmt.Errorf("state machine restore: %w", err)
-		}
-		if _, err := io.Copy(io.Discard, mr); err != nil {
-			return err
 		}
 	}
 	f.mu.Lock()

@@ -2,6 +2,7 @@ package topic
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -657,13 +658,33 @@ func (l *topicLog) SnapshotTo() (func(io.Writer) error, func(), error) {
 		}
 		defer it.Close()
 		var buf []byte
-		for it.First(); it.Valid(); it.Next() {
-			b, err := wire.Marshal(snapPair{K: it.Key()[len(l.prefix):], V: it.Value()})
+		put := func(k, v []byte) error {
+			b, err := wire.Marshal(snapPair{K: k, V: v})
 			if err != nil {
 				return err
 			}
 			buf = wire.AppendFrame(buf[:0], b)
-			if _, err := w.Write(buf); err != nil {
+			_, err = w.Write(buf)
+			return err
+		}
+		// The state first: a restore that finds its own log at or past
+		// it stops there, without reading the rest.
+		state := l.key('s')
+		v, closer, err := snap.Get(state)
+		if err == nil {
+			err = put([]byte{'s'}, v)
+			closer.Close()
+			if err != nil {
+				return err
+			}
+		} else if !errors.Is(err, pebble.ErrNotFound) {
+			return err
+		}
+		for it.First(); it.Valid(); it.Next() {
+			if bytes.Equal(it.Key(), state) {
+				continue
+			}
+			if err := put(it.Key()[len(l.prefix):], it.Value()); err != nil {
 				return err
 			}
 		}
@@ -684,9 +705,17 @@ func (l *topicLog) RestoreFrom(r io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("topic log snapshot: %w", err)
 	}
-	// Keys come sorted: the consumers ('c') and dedup keys before the
-	// messages, the state ('s') last. Find the state's index first
-	// without holding the whole stream: stream it into a fresh batch.
+	// The state comes first: a log at or past it stays as it is (a
+	// restart restores the newest snapshot before it replays the log).
+	if len(first.K) == 1 && first.K[0] == 's' {
+		var st logState
+		if err := wire.Unmarshal(first.V, &st); err != nil {
+			return fmt.Errorf("topic log snapshot state: %w", err)
+		}
+		if st.Index <= l.state().Index {
+			return nil
+		}
+	}
 	return l.reset(&first, br)
 }
 
