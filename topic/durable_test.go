@@ -149,4 +149,3 @@ func TestDurablePublishSubscribe(t *testing.T) {
 		t.Fatalf("after the lag: offset %d", m.Offset)
 	}
 }
-
