@@ -23,6 +23,7 @@ var ranks = map[string]int{
 	"service":  4,
 	"group":    4,
 	"space":    4,
+	"names":    4,
 	"ledger":   5,
 	"topic":    5,
 	"job":      5,

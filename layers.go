@@ -46,6 +46,9 @@ const (
 	SpacesDir = "spaces"
 	// TopicsDir holds the topics' own state (consumers, dedup windows).
 	TopicsDir = "topics"
+	// NamesDir holds the IPNS keys (NAME.key) and what this node
+	// published (published.json), which it republishes.
+	NamesDir = "names"
 )
 
 // layer is one layer of a node: start builds it on the layers before it
@@ -72,6 +75,7 @@ var layers = []layer{
 	{"services", startServices, func(n *Node) error { return closeIf(n.svc, (*service.Manager).Close) }},
 	{"spaces", startSpaces, func(n *Node) error { return closeIf(n.spaces, (*space.Manager).Close) }},
 	{"topics", startTopics, func(n *Node) error { return closeIf(n.topics, (*topic.Manager).Close) }},
+	{"names", startNames, closeNames},
 	{"jobs", startJobs, func(n *Node) error { return closeIf(n.jobs, (*job.Manager).Close) }},
 }
 

@@ -14,6 +14,7 @@
 //	g, err := node.Groups().Open(ctx, "jobs", group.Options{})    // replicated groups
 //	sp, err := node.Spaces().Create(ctx, "notes", space.Policy{Local: true}) // user-owned data
 //	acct, err := node.Ledger().Account(ctx, "")                    // credit
+//	pub, err := node.Names().Publish(ctx, "", c.String(), names.PublishOptions{}) // IPNS names
 //	res, err := wordCount.At(node, peer).Call(ctx, text)           // typed remote calls (Remote)
 //
 // Three shortcuts cover the commonest calls: Add and Get (store a file,
@@ -22,7 +23,8 @@
 // signer, bans) is behind Sys, which is not a stable API.
 //
 // Each layer keeps its state in a directory of its own in Config.DataDir
-// (BlocksDir, GroupsDir, LedgerDir, ServicesDir, SpacesDir, HostDir);
+// (BlocksDir, GroupsDir, LedgerDir, ServicesDir, SpacesDir, HostDir,
+// NamesDir);
 // the node's keys and lock stay at its top.
 package nube
 
@@ -56,6 +58,7 @@ import (
 	"github.com/nubecloud/nube/invite"
 	"github.com/nubecloud/nube/job"
 	"github.com/nubecloud/nube/ledger"
+	"github.com/nubecloud/nube/names"
 	"github.com/nubecloud/nube/nodecert"
 	"github.com/nubecloud/nube/remote"
 	"github.com/nubecloud/nube/service"
@@ -120,6 +123,15 @@ type Config struct {
 	// multiaddrs ending in /p2p/<peer ID>. Empty means the public
 	// network's bootstrap peers (the list kubo uses).
 	IPFSBootstrap []string
+	// DNSLinks maps domains to the paths their DNSLink names
+	// ("example.com": "/ipfs/CID"), looked up before DNS: for tests and
+	// offline use (IPFS_NS_MAP, as in kubo, is read too). See package
+	// names.
+	DNSLinks map[string]string
+	// SiteDebounce is how long after a change to a space published as a
+	// site (Names().PublishSpace) it is published again: a burst of puts
+	// makes one snapshot. Zero means DefaultSiteDebounce (2 s).
+	SiteDebounce time.Duration
 	// RelayService makes this node a circuit relay for peers that cannot
 	// be reached directly. Turn it on only on a node others can dial.
 	RelayService bool
@@ -260,6 +272,8 @@ type Node struct {
 	groups      *group.Manager
 	spaces      *space.Manager
 	topics      *topic.Manager
+	names       *names.Manager
+	sites       *sites
 	jobs        *job.Manager
 	ledger      *ledger.Manager
 	nodeKey     ed25519.PrivateKey

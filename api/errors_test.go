@@ -22,9 +22,11 @@ import (
 	"github.com/nubecloud/nube/group"
 	"github.com/nubecloud/nube/job"
 	"github.com/nubecloud/nube/ledger"
+	"github.com/nubecloud/nube/names"
 	"github.com/nubecloud/nube/remote"
 	"github.com/nubecloud/nube/service"
 	"github.com/nubecloud/nube/space"
+	"github.com/nubecloud/nube/topic"
 	"github.com/nubecloud/nube/wasm"
 )
 
@@ -32,8 +34,9 @@ import (
 // through the API, relative to this package.
 var publicDirs = map[string]string{
 	"nube": "..", "content": "../content", "service": "../service", "space": "../space",
-	"group": "../group", "ledger": "../ledger", "remote": "../remote", "wasm": "../wasm",
+	"group": "../group", "ledger": "../ledger", "remote": "../remote", "wasm": "../wasm", "topic": "../topic",
 	"client": "client", "errcode": "../errcode", "job": "../job",
+	"names": "../names",
 }
 
 // sentinels are the values of the names exportedErrs finds: Go cannot
@@ -65,6 +68,10 @@ var sentinels = map[string]error{
 	"space.ErrExists": space.ErrExists, "space.ErrHeadTooLarge": space.ErrHeadTooLarge,
 	"space.ErrTooManyGrants": space.ErrTooManyGrants, "space.ErrGrantRate": space.ErrGrantRate,
 	"space.ErrDecrypt": space.ErrDecrypt, "space.ErrNotOffered": space.ErrNotOffered,
+
+	"topic.ErrNotFound": topic.ErrNotFound, "topic.ErrExists": topic.ErrExists, "topic.ErrBadName": topic.ErrBadName,
+	"topic.ErrNotAuthorised": topic.ErrNotAuthorised, "topic.ErrBadMessage": topic.ErrBadMessage, "topic.ErrTooLarge": topic.ErrTooLarge,
+	"topic.ErrLagged": topic.ErrLagged, "topic.ErrNotDurable": topic.ErrNotDurable, "topic.ErrUnavailable": topic.ErrUnavailable,
 
 	"group.ErrNotFound": group.ErrNotFound, "group.ErrNotMember": group.ErrNotMember,
 	"group.ErrBadName": group.ErrBadName, "group.ErrNoLeader": group.ErrNoLeader,
@@ -104,6 +111,9 @@ var sentinels = map[string]error{
 	"client.ErrNotFound": client.ErrNotFound, "client.ErrConflict": client.ErrConflict,
 	"client.ErrBusy": client.ErrBusy, "client.ErrUnreachable": client.ErrUnreachable,
 	"client.ErrTimeout": client.ErrTimeout,
+
+	"names.ErrNotFound": names.ErrNotFound, "names.ErrBadName": names.ErrBadName,
+	"names.ErrBadRecord": names.ErrBadRecord, "names.ErrExists": names.ErrExists,
 
 	"errcode.ErrBadRequest": errcode.ErrBadRequest, "errcode.ErrUnauthorized": errcode.ErrUnauthorized,
 	"errcode.ErrForbidden": errcode.ErrForbidden, "errcode.ErrRefused": errcode.ErrRefused,

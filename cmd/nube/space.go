@@ -43,6 +43,7 @@ user ID, as 'nube id' prints it).`,
 	cmd.AddCommand(newSpaceCreateCmd(g), newSpaceListCmd(g), newSpaceHoldingsCmd(g), newSpaceInfoCmd(g),
 		newSpacePutCmd(g), newSpaceGetCmd(g), newSpaceDeleteCmd(g), newSpaceWatchCmd(g),
 		newSpaceGrantCmd(g), newSpaceRevokeCmd(g), newSpaceMigrateCmd(g), newSpaceDestroyCmd(g))
+	cmd.AddCommand(newSpacePublishCmd(g))
 	return cmd
 }
 
