@@ -19,6 +19,7 @@ import (
 	"github.com/nubecloud/nube/internal/identity"
 	"github.com/nubecloud/nube/internal/lockfile"
 	"github.com/nubecloud/nube/internal/p2p"
+	"github.com/nubecloud/nube/job"
 	"github.com/nubecloud/nube/ledger"
 	"github.com/nubecloud/nube/remote"
 	"github.com/nubecloud/nube/service"
@@ -76,6 +77,7 @@ var layers = []layer{
 	{"spaces", startSpaces, func(n *Node) error { return closeIf(n.spaces, (*space.Manager).Close) }},
 	{"topics", startTopics, func(n *Node) error { return closeIf(n.topics, (*topic.Manager).Close) }},
 	{"names", startNames, closeNames},
+	{"jobs", startJobs, func(n *Node) error { return closeIf(n.jobs, (*job.Manager).Close) }},
 }
 
 func closeIf[T any](x *T, close func(*T) error) error {

@@ -56,6 +56,7 @@ import (
 	"github.com/nubecloud/nube/internal/lockfile"
 	"github.com/nubecloud/nube/internal/p2p"
 	"github.com/nubecloud/nube/invite"
+	"github.com/nubecloud/nube/job"
 	"github.com/nubecloud/nube/ledger"
 	"github.com/nubecloud/nube/names"
 	"github.com/nubecloud/nube/nodecert"
@@ -273,6 +274,7 @@ type Node struct {
 	topics      *topic.Manager
 	names       *names.Manager
 	sites       *sites
+	jobs        *job.Manager
 	ledger      *ledger.Manager
 	nodeKey     ed25519.PrivateKey
 	up          int // layers begun (layers.go)

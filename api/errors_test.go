@@ -20,11 +20,13 @@ import (
 	"github.com/nubecloud/nube/content"
 	"github.com/nubecloud/nube/errcode"
 	"github.com/nubecloud/nube/group"
+	"github.com/nubecloud/nube/job"
 	"github.com/nubecloud/nube/ledger"
 	"github.com/nubecloud/nube/names"
 	"github.com/nubecloud/nube/remote"
 	"github.com/nubecloud/nube/service"
 	"github.com/nubecloud/nube/space"
+	"github.com/nubecloud/nube/topic"
 	"github.com/nubecloud/nube/wasm"
 )
 
@@ -32,8 +34,8 @@ import (
 // through the API, relative to this package.
 var publicDirs = map[string]string{
 	"nube": "..", "content": "../content", "service": "../service", "space": "../space",
-	"group": "../group", "ledger": "../ledger", "remote": "../remote", "wasm": "../wasm",
-	"client": "client", "errcode": "../errcode",
+	"group": "../group", "ledger": "../ledger", "remote": "../remote", "wasm": "../wasm", "topic": "../topic",
+	"client": "client", "errcode": "../errcode", "job": "../job",
 	"names": "../names",
 }
 
@@ -67,6 +69,10 @@ var sentinels = map[string]error{
 	"space.ErrTooManyGrants": space.ErrTooManyGrants, "space.ErrGrantRate": space.ErrGrantRate,
 	"space.ErrDecrypt": space.ErrDecrypt, "space.ErrNotOffered": space.ErrNotOffered,
 
+	"topic.ErrNotFound": topic.ErrNotFound, "topic.ErrExists": topic.ErrExists, "topic.ErrBadName": topic.ErrBadName,
+	"topic.ErrNotAuthorised": topic.ErrNotAuthorised, "topic.ErrBadMessage": topic.ErrBadMessage, "topic.ErrTooLarge": topic.ErrTooLarge,
+	"topic.ErrLagged": topic.ErrLagged, "topic.ErrNotDurable": topic.ErrNotDurable, "topic.ErrUnavailable": topic.ErrUnavailable,
+
 	"group.ErrNotFound": group.ErrNotFound, "group.ErrNotMember": group.ErrNotMember,
 	"group.ErrBadName": group.ErrBadName, "group.ErrNoLeader": group.ErrNoLeader,
 	"group.ErrMachine": group.ErrMachine, "group.ErrClosed": group.ErrClosed,
@@ -81,6 +87,11 @@ var sentinels = map[string]error{
 	"ledger.ErrInvariant": ledger.ErrInvariant, "ledger.ErrNoLedger": ledger.ErrNoLedger,
 	"ledger.ErrRefused": ledger.ErrRefused, "ledger.ErrImpostor": ledger.ErrImpostor,
 	"ledger.ErrUnknownPayee": ledger.ErrUnknownPayee,
+
+	"job.ErrNotFound": job.ErrNotFound, "job.ErrBadSpec": job.ErrBadSpec,
+	"job.ErrInputNotFound": job.ErrInputNotFound, "job.ErrBudget": job.ErrBudget,
+	"job.ErrTaskFailed": job.ErrTaskFailed, "job.ErrCancelled": job.ErrCancelled,
+	"job.ErrBadContract": job.ErrBadContract,
 
 	"remote.ErrCallee": remote.ErrCallee, "remote.ErrNoSuchFunction": remote.ErrNoSuchFunction,
 	"remote.ErrRefused": remote.ErrRefused, "remote.ErrPanicked": remote.ErrPanicked,
