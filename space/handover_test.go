@@ -4,8 +4,6 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -212,13 +210,6 @@ func TestHandedHomeRestarts(t *testing.T) {
 	}
 	b.Close()
 	cfg.JoinUser = ""
-	// users/nodes.json keys a JSON map by peer.ID, which encodes as raw
-	// bytes and does not decode (the facade's nodeBook, not this layer's):
-	// a node with a book does not start again. The space layer's restart
-	// is what is tested here, so the book goes.
-	if err := os.Remove(filepath.Join(cfg.DataDir, nube.UsersDir, "nodes.json")); err != nil && !errors.Is(err, os.ErrNotExist) {
-		t.Fatal(err)
-	}
 	b, err = nube.Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
