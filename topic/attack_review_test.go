@@ -187,3 +187,59 @@ func TestAttackPublicDurableUnreadable(t *testing.T) {
 		t.Fatalf("read %q, %v", m.Data, err)
 	}
 }
+
+// TestAttackRevokedPublisherFloodsUnpenalised: attack "a revoked
+// publisher floods the relays for free". A message whose chain was
+// revoked is judged stale (dropped, the sender not penalised) whenever
+// the chain held at the time the message claims, ignoring revocations;
+// that time is the publisher's own stamp, so a revoked publisher that
+// goes on signing fresh messages is never penalised, however long after
+// the revocation: each costs every relay a signature check, and its peer
+// is never graylisted, where a user with no grant at all is after 4.
+// (TestAttacks asserts "ignore" for such a message right after the
+// revocation, which is right then; it must not stay so.) Fix: remember
+// when this node learned of each revocation (or carry the revoking
+// head's time) and treat as stale only messages stamped before that plus
+// HeadTTL and the clock window; later ones are rejected.
+func TestAttackRevokedPublisherFloodsUnpenalised(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short: waits for the clock window to pass after a revocation")
+	}
+	c := nubetest.Cluster(t, 1)
+	ctx := nubetest.Context(t, 3*time.Minute)
+	alpha, err := c.Node(0).Topics().Create(ctx, "alpha", topic.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, user := newUser(t)
+	g, err := alpha.Grant(ctx, user, topic.Publish, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain := grantChain(t, g)
+	_, relay := newUser(t)
+	if err := alpha.Revoke(ctx, g.ID()); err != nil {
+		t.Fatal(err)
+	}
+	revoked := time.Now()
+	// Past the clock window (30 s ahead, 90 s behind) and HeadTTL, no
+	// honest node signs under the old chain: a message stamped now is a
+	// flood. Poll until it is judged "reject", for at most 100 s.
+	deadline := revoked.Add(100 * time.Second)
+	var judged string
+	for time.Now().Before(deadline) {
+		b, err := topic.Forge{Key: key, Topic: alpha.ID(), Publisher: user, At: time.Now(), Data: []byte("spam"), Chain: chain}.Payload()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if judged = topic.Judge(ctx, alpha, relay, b); judged == "reject" {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		case <-time.After(time.Second):
+		}
+	}
+	t.Fatalf("100 s after the revocation, a message the revoked publisher signed just now is still judged %q: it floods unpenalised", judged)
+}
