@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nubecloud/nube/group"
 	"github.com/nubecloud/nube/nubetest"
 	"github.com/nubecloud/nube/space"
 	"github.com/nubecloud/nube/topic"
@@ -242,4 +243,68 @@ func TestAttackRevokedPublisherFloodsUnpenalised(t *testing.T) {
 		}
 	}
 	t.Fatalf("100 s after the revocation, a message the revoked publisher signed just now is still judged %q: it floods unpenalised", judged)
+}
+
+// TestAttackStrangerLeadsTheLog: attack "a stranger joins (leads) the
+// raft group". A holder that does not yet keep a topic's log opens it on
+// any caller's wake, and joins the group through the peer the caller
+// names (wakeReq.Join), which it then lets speak raft to it; openLog
+// checks that this node is a holder, not that the peer it joins through
+// is one, and the log's group has no Admit. So a stranger forms a group
+// of the log's name on its own node, adds the holder, wakes it with
+// Join set to itself, and becomes the log's leader: it writes what it
+// likes into the log (here a message of a user with no grant, which the
+// holder applies without any check) and every honest publish goes
+// through it. Fix: in openLog refuse a Join peer that is not one of the
+// space's holders, and open the group with Admit = "a holder of the
+// topic's space, as its newest head says" (as the ledger does).
+func TestAttackStrangerLeadsTheLog(t *testing.T) {
+	c := nubetest.Cluster(t, 3, nubetest.WithConfig(fast))
+	ctx := nubetest.Context(t, 60*time.Second)
+	tp := durableTopic(t, ctx, c, "hijack", topic.Retention{Count: 1000}, 1)
+	holder := c.Node(1).ID()
+	evil := openOn(t, ctx, c, 2, tp)
+
+	// The stranger's group of the log's name, with itself as leader.
+	g, err := c.Node(2).Groups().Open(ctx, topic.GroupName(tp.ID()), group.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nubetest.Eventually(t, ctx, func() bool { return g.Leader() == c.Node(2).ID() }, func() string { return "the stranger's group has no leader" })
+	if err := g.AddMember(ctx, holder); err != nil {
+		t.Fatal(err)
+	}
+	if err := topic.AttackWakeJoin(ctx, evil, holder, c.Node(2).ID()); err != nil {
+		t.Logf("wake with join: %v (refused: the attack held)", err)
+	}
+	key, user := newUser(t) // a user with no grant
+	raw, err := topic.Forge{Key: key, Topic: tp.ID(), Publisher: user, At: time.Now(), Data: []byte("forged")}.Envelope()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := topic.AttackBatch(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	_, err = g.Apply(actx, b) // the stranger has no machine: its own answer is an error, the entry commits anyway
+	cancel()
+	t.Logf("the stranger's apply: %v", err)
+
+	if _, err := tp.Publish(ctx, []byte("honest"), topic.PublishOptions{}); err != nil {
+		t.Logf("the owner's publish: %v", err)
+	}
+	_, raws, _, err := topic.AttackRead(ctx, tp, holder, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range raws {
+		p, data, err := topic.EnvelopePublisher(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p != tp.Owner() {
+			t.Fatalf("message %d of the owner's log, %q, is of %s, a user with no grant, written by a stranger that leads the log's group", i, data, p)
+		}
+	}
 }

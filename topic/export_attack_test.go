@@ -2,8 +2,11 @@ package topic
 
 import (
 	"context"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/nubecloud/nube/internal/wire"
 )
 
 // What the attack review's tests send a holder straight, as a hostile
@@ -55,4 +58,30 @@ func AttackPublish(ctx context.Context, t *Topic, holder peer.ID, raw []byte, no
 func AttackWake(ctx context.Context, t *Topic, holder peer.ID, retain Retention) error {
 	_, err := wakeFn.At(t.m.cfg.Endpoint, holder).Call(ctx, wakeReq{Topic: t.ID(), Retain: retain})
 	return err
+}
+
+// GroupName is the name of the group of topic id's log.
+func GroupName(id string) string { return groupName(id) }
+
+// AttackBatch is a raft entry of a topic log that appends raw, as a
+// hostile group leader would write it.
+func AttackBatch(raw []byte) ([]byte, error) {
+	return wire.Marshal(batch{Time: time.Now().UnixNano(), Cmds: []command{{Op: opAppend, Raw: raw}}})
+}
+
+// AttackWakeJoin wakes holder's log of t, telling it to join the log's
+// group through via, from t's node.
+func AttackWakeJoin(ctx context.Context, t *Topic, holder, via peer.ID) error {
+	_, err := wakeFn.At(t.m.cfg.Endpoint, holder).Call(ctx, wakeReq{Topic: t.ID(), Join: via.String()})
+	return err
+}
+
+// EnvelopePublisher is the publisher a stored envelope names (its
+// signature checked).
+func EnvelopePublisher(raw []byte) (peer.ID, []byte, error) {
+	r, err := openMessage(raw)
+	if err != nil {
+		return "", nil, err
+	}
+	return r.Publisher, r.Data, nil
 }
