@@ -308,3 +308,39 @@ func TestAttackStrangerLeadsTheLog(t *testing.T) {
 		}
 	}
 }
+
+// TestAttackReplayOfAnOffsetMessage: attack "replay a holder's broadcast
+// after the seen cache forgot it". A message with an offset skips the
+// time window (only its sender is checked to be a holder), and gossipsub
+// names a message by its payload's hash, remembered for seenTTL (130 s).
+// Any node on the gossip that kept a holder's broadcast (its pubsub
+// envelope signed by the holder, which it may resend as is) can send it
+// again after seenTTL: every node accepts it again and its live
+// subscribers get offset N a second time, long after and out of order
+// (and a message of a publisher since revoked is only "stale"). Here:
+// a payload with an offset, from the topic's home, stamped an hour ago,
+// is accepted. Fix: apply checkTime to messages with an offset too (a
+// holder broadcasts a message as soon as it is stored, within a
+// publish's retries of its stamp), so a replay past seenTTL is outside
+// the window.
+func TestAttackReplayOfAnOffsetMessage(t *testing.T) {
+	c := nubetest.Cluster(t, 1)
+	ctx := nubetest.Context(t, 30*time.Second)
+	owner := c.Node(0)
+	alpha, err := owner.Topics().Create(ctx, "alpha", topic.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, user := newUser(t)
+	g, err := alpha.Grant(ctx, user, topic.Publish, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := topic.Forge{Key: key, Topic: alpha.ID(), Publisher: user, At: time.Now().Add(-time.Hour), Data: []byte("pay 10"), Chain: grantChain(t, g), Offset: 7}.Payload()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j := topic.Judge(ctx, alpha, owner.ID(), b); j == "accept" {
+		t.Fatalf("a message with offset 7 stamped an hour ago, resent as the home's broadcast, is judged %q: a replay past the seen cache is delivered again", j)
+	}
+}

@@ -85,3 +85,12 @@ func EnvelopePublisher(raw []byte) (peer.ID, []byte, error) {
 	}
 	return r.Publisher, r.Data, nil
 }
+
+// RealAuthorise makes the holders use the real authorise (not the test
+// binary's allow-all hook) until the test ends. Call it before the
+// cluster starts, so that the hook is put back after the cluster closed.
+func RealAuthorise(t interface{ Cleanup(func()) }) {
+	old := authoriseHook
+	authoriseHook = nil
+	t.Cleanup(func() { authoriseHook = old })
+}
