@@ -344,3 +344,19 @@ func TestAttackReplayOfAnOffsetMessage(t *testing.T) {
 		t.Fatalf("a message with offset 7 stamped an hour ago, resent as the home's broadcast, is judged %q: a replay past the seen cache is delivered again", j)
 	}
 }
+
+// TestAttackMaxMessageOnDurable: the cluster side of
+// TestAttackBatchOverGroupCap. A body of MaxMessage, which Publish takes,
+// makes an entry over what the group stores: it can never be stored, and
+// (with other publishes gathered beside it) fails theirs too.
+func TestAttackMaxMessageOnDurable(t *testing.T) {
+	c := nubetest.Cluster(t, 1, nubetest.WithConfig(fast))
+	ctx := nubetest.Context(t, 60*time.Second)
+	tp, err := c.Node(0).Topics().Create(ctx, "big", topic.Options{Retain: topic.Retention{Count: 10}, Placement: space.Policy{Local: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tp.Publish(ctx, make([]byte, topic.MaxMessage), topic.PublishOptions{}); err != nil {
+		t.Fatalf("a body of MaxMessage (%d bytes) on a durable topic: %v", topic.MaxMessage, err)
+	}
+}
