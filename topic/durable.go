@@ -214,7 +214,13 @@ func (d *durable) openLog(ctx context.Context, id, join string, hint Retention) 
 	}
 	var retain Retention
 	var members []peer.ID
-	opts := group.Options{Machine: tl}
+	sp, err := d.m.cfg.Spaces.Open(owner, SpaceName(name))
+	if err != nil {
+		return nil, err
+	}
+	t := &Topic{m: d.m, owner: owner, name: name, sp: sp}
+	admit := newAdmitSet(d, t)
+	opts := group.Options{Machine: tl, Admit: admit.admits}
 	if join != "" {
 		p, err := peer.Decode(join)
 		if err != nil {
@@ -222,11 +228,6 @@ func (d *durable) openLog(ctx context.Context, id, join string, hint Retention) 
 		}
 		opts.Join = p
 	}
-	sp, err := d.m.cfg.Spaces.Open(owner, SpaceName(name))
-	if err != nil {
-		return nil, err
-	}
-	t := &Topic{m: d.m, owner: owner, name: name, sp: sp}
 	fresh := !slices.Contains(d.m.cfg.Groups.List(), gname)
 	// The topic's config is in its space, which a holder may not read
 	// (its user has no grant): then the retention comes from the caller,
@@ -247,7 +248,15 @@ func (d *durable) openLog(ctx context.Context, id, join string, hint Retention) 
 		if !slices.Contains(hs, d.m.cfg.Host.ID()) {
 			return nil, fmt.Errorf("%w: %s does not hold %s", ErrUnavailable, d.m.cfg.Host.ID(), id)
 		}
+		// A node joins the log's group only through one of its holders:
+		// a stranger that names itself would lead this node's log.
+		if opts.Join != "" && !slices.Contains(hs, opts.Join) {
+			return nil, fmt.Errorf("%w: join %s, not a holder of %s", ErrNotAuthorised, opts.Join, id)
+		}
 		members = hs
+		admit.set(hs)
+	} else {
+		admit.refresh()
 	}
 	if opts.Join == "" {
 		opts.Members = members
@@ -320,6 +329,77 @@ func (t *Topic) logHolders(ctx context.Context) ([]peer.ID, error) {
 	}
 	slices.Sort(hs)
 	return hs, nil
+}
+
+// admitSet is who may speak raft to this node for a topic's log: the
+// holders of the topic's space as its newest head names them (its home
+// alone for a local topic). It is the group's Admit, which must answer at
+// once: a peer it does not know starts a refresh in the background, so a
+// holder a migration just added gets in at raft's next try.
+type admitSet struct {
+	d *durable
+	t *Topic
+
+	mu         sync.Mutex
+	peers      map[peer.ID]bool
+	at         time.Time // when the set was last refreshed
+	refreshing bool
+}
+
+// Refresh bounds of an admitSet.
+const (
+	admitRetry = 2 * time.Second // after a peer it did not know
+	admitStale = time.Minute     // at the latest
+)
+
+func newAdmitSet(d *durable, t *Topic) *admitSet { return &admitSet{d: d, t: t} }
+
+func (a *admitSet) set(hs []peer.ID) {
+	m := make(map[peer.ID]bool, len(hs))
+	for _, p := range hs {
+		m[p] = true
+	}
+	a.mu.Lock()
+	a.peers, a.at = m, time.Now()
+	a.mu.Unlock()
+}
+
+func (a *admitSet) admits(p peer.ID) bool {
+	if p == a.d.m.cfg.Host.ID() {
+		return true
+	}
+	a.mu.Lock()
+	ok := a.peers[p]
+	age := time.Since(a.at)
+	a.mu.Unlock()
+	if age > admitStale || !ok && age > admitRetry {
+		a.refresh()
+	}
+	return ok
+}
+
+// refresh reads the holders again in the background, one read at a time.
+func (a *admitSet) refresh() {
+	a.mu.Lock()
+	if a.refreshing {
+		a.mu.Unlock()
+		return
+	}
+	a.refreshing, a.at = true, time.Now()
+	a.mu.Unlock()
+	a.d.wg.Add(1)
+	go func() {
+		defer a.d.wg.Done()
+		ctx, cancel := context.WithTimeout(a.d.ctx, 10*time.Second)
+		hs, err := a.t.logHolders(ctx)
+		cancel()
+		if err == nil {
+			a.set(hs)
+		}
+		a.mu.Lock()
+		a.refreshing = false
+		a.mu.Unlock()
+	}()
 }
 
 // hint takes a caller's retention if the log has none.
