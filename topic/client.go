@@ -362,6 +362,7 @@ func (t *Topic) consume(ctx context.Context, cfg config, opts SubscribeOptions) 
 	if c.ackWait <= 0 {
 		c.ackWait = 30 * time.Second
 	}
+	c.ackWait = min(c.ackWait, time.Duration(maxAckWait))
 	return &Subscription{next: c.next, close: c.close}, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -94,6 +95,9 @@ const (
 	maxConsumerName = 128
 	// maxConsumers caps a topic's durable consumers.
 	maxConsumers = 1024
+	// maxAckWait caps a consumer's ack wait: a worker that asks for
+	// longer gets this.
+	maxAckWait = int64(12 * time.Hour)
 	// maxCommandBytes caps one encoded batch as the log decodes it.
 	maxCommandBytes = MaxEnvelope + 64<<10
 )
@@ -533,17 +537,28 @@ func (l *topicLog) fetch(wb *pebble.Batch, st *logState, c *command, touched map
 			break
 		}
 		if p := &cs.Pending[k]; p.Deadline <= st.Time {
-			p.Worker, p.Deadline, p.Count = c.Worker, st.Time+c.Wait, p.Count+1
+			p.Worker, p.Deadline, p.Count = c.Worker, deadline(st.Time, c.Wait), p.Count+1
 			out.Offsets = append(out.Offsets, p.Off)
 		}
 	}
 	for len(out.Offsets) < n && cs.Next < st.Next && len(cs.Pending) < maxPending {
-		cs.Pending = append(cs.Pending, pending{Off: cs.Next, Worker: c.Worker, Deadline: st.Time + c.Wait, Count: 1})
+		cs.Pending = append(cs.Pending, pending{Off: cs.Next, Worker: c.Worker, Deadline: deadline(st.Time, c.Wait), Count: 1})
 		out.Offsets = append(out.Offsets, cs.Next)
 		cs.Next++
 	}
 	slices.Sort(out.Offsets)
 	return out
+}
+
+// deadline is now plus an ack wait, the wait capped at maxAckWait and
+// the sum saturated: a deadline that wrapped negative would hand the
+// message to a second worker at once.
+func deadline(now, wait int64) int64 {
+	wait = min(max(wait, 0), maxAckWait)
+	if now > math.MaxInt64-wait {
+		return math.MaxInt64
+	}
+	return now + wait
 }
 
 // offsetAt is the first offset stored at or after time t (st.Next if

@@ -123,7 +123,8 @@ type SubscribeOptions struct {
 	// them (a work queue).
 	Consumer string
 	// AckWait is how long a consumer's subscriber has to Ack a message
-	// before it goes to another; zero means 30 s.
+	// before it goes to another; zero means 30 s, and at most 12 h is
+	// kept (a longer one is cut to 12 h).
 	AckWait time.Duration
 }
 
