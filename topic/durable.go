@@ -726,9 +726,8 @@ func (d *durable) serveFetch(ctx context.Context, req fetchReq) (fetchReply, err
 	if !ok {
 		return fetchReply{NotHolder: true}, nil
 	}
-	if req.Consumer == "" || len(req.Consumer) > maxConsumerName || len(req.Worker) > maxConsumerName || req.Max <= 0 ||
-		!utf8.ValidString(req.Consumer) || !utf8.ValidString(req.Worker) {
-		return fetchReply{}, fmt.Errorf("%w: consumer %q, worker %q, max %d", ErrBadName, req.Consumer, req.Worker, req.Max)
+	if err := checkNames(req.Consumer, req.Worker); err != nil || req.Max <= 0 || req.AckWait < 0 {
+		return fetchReply{}, fmt.Errorf("%w: consumer %q, worker %q, max %d, ack wait %d", ErrBadName, req.Consumer, req.Worker, req.Max, req.AckWait)
 	}
 	wait := min(time.Duration(req.Wait), maxWait)
 	wctx, cancel := context.WithTimeout(ctx, wait)
@@ -748,7 +747,7 @@ func (d *durable) serveFetch(ctx context.Context, req fetchReq) (fetchReply, err
 		}
 		if due {
 			o, err := l.propose(ctx, command{Op: opFetch, Consumer: req.Consumer, Worker: req.Worker, Max: min(req.Max, maxFetch),
-				Wait: req.AckWait, From: req.From, FromOff: req.FromOff, FromTime: req.FromTime})
+				Wait: min(req.AckWait, maxAckWait), From: req.From, FromOff: req.FromOff, FromTime: req.FromTime})
 			if err != nil {
 				return fetchReply{}, err
 			}
@@ -776,13 +775,23 @@ func (d *durable) serveFetch(ctx context.Context, req fetchReq) (fetchReply, err
 	}
 }
 
+// checkNames checks a consumer's and a worker's names as the log bounds
+// them, before a command is proposed.
+func checkNames(consumer, worker string) error {
+	if consumer == "" || len(consumer) > maxConsumerName || len(worker) > maxConsumerName ||
+		!utf8.ValidString(consumer) || !utf8.ValidString(worker) {
+		return ErrBadName
+	}
+	return nil
+}
+
 func (d *durable) serveAck(ctx context.Context, req ackReq) (ackReply, error) {
 	l, ok := d.local(ctx, req.Topic, Retention{})
 	if !ok {
 		return ackReply{NotHolder: true}, nil
 	}
-	if !utf8.ValidString(req.Consumer) || !utf8.ValidString(req.Worker) || len(req.Offsets) > maxPending {
-		return ackReply{}, fmt.Errorf("%w: ack", ErrBadName)
+	if err := checkNames(req.Consumer, req.Worker); err != nil || len(req.Offsets) > maxPending {
+		return ackReply{}, fmt.Errorf("%w: ack of consumer %.64q, worker %.64q, %d offsets", ErrBadName, req.Consumer, req.Worker, len(req.Offsets))
 	}
 	c := command{Op: opAck, Consumer: req.Consumer, Worker: req.Worker, Offsets: req.Offsets}
 	if req.Release {

@@ -122,13 +122,19 @@ func decodeBatch(b []byte) (batch, error) {
 	if bt.Retain.Count < 0 || bt.Retain.Bytes < 0 || bt.Retain.Age < 0 {
 		return bt, fmt.Errorf("%w: negative retention", ErrBadMessage)
 	}
-	for _, c := range bt.Cmds {
-		if len(c.Consumer) > maxConsumerName || len(c.Worker) > maxConsumerName || len(c.Key) > MaxIDLen+128 ||
-			len(c.Offsets) > maxPending || c.Max < 0 || c.Wait < 0 {
-			return bt, fmt.Errorf("%w: command out of bounds", ErrBadMessage)
-		}
-	}
+	// A command out of bounds fails alone, when it is applied (see
+	// checkCommand): refusing the entry would fail every honest command
+	// gathered beside it.
 	return bt, nil
+}
+
+// checkCommand says why the log refuses c, or nil.
+func checkCommand(c *command) error {
+	if len(c.Consumer) > maxConsumerName || len(c.Worker) > maxConsumerName || len(c.Key) > MaxIDLen+128 ||
+		len(c.Offsets) > maxPending || c.Max < 0 || c.Wait < 0 {
+		return fmt.Errorf("%w: command out of bounds", ErrBadMessage)
+	}
+	return nil
 }
 
 // logState is a log's own record.
@@ -360,6 +366,9 @@ func (l *topicLog) ApplyAt(i uint64, cmd []byte) ([]byte, error) {
 
 // apply applies one command; l.mu is held.
 func (l *topicLog) apply(wb *pebble.Batch, st *logState, c *command, touched map[string]bool) outcome {
+	if err := checkCommand(c); err != nil {
+		return outcome{Err: err.Error()}
+	}
 	switch c.Op {
 	case opAppend:
 		if c.Key != "" {

@@ -1,0 +1,25 @@
+package topic
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestBadCommandFailsAlone: a command out of the log's bounds gets an
+// error of its own; the commands beside it in the entry are applied.
+func TestBadCommandFailsAlone(t *testing.T) {
+	r := newReviewLog(t)
+	const now = int64(1_000_000_000_000)
+	out := r.apply(now,
+		command{Op: opAppend, Raw: []byte("a")},
+		command{Op: opAck, Consumer: strings.Repeat("x", maxConsumerName+1), Worker: "w"},
+		command{Op: opFetch, Consumer: "q", Worker: "w", Max: 1, Wait: -1},
+		command{Op: opAppend, Raw: []byte("b")},
+	)
+	if out[1].Err == "" || out[2].Err == "" {
+		t.Fatalf("out-of-bounds commands applied: %+v", out[1:3])
+	}
+	if out[0].Err != "" || out[3].Err != "" || out[3].Offset != out[0].Offset+1 {
+		t.Fatalf("the honest appends beside them: %+v, %+v", out[0], out[3])
+	}
+}
