@@ -19,8 +19,10 @@ var Protocol = wire.Protocol("raft", 1)
 // entry is at most a little more; a batch of entries is at most
 // maxAppendEntries of them.
 const (
-	// MaxValue is the largest value (or Apply command) a group stores.
-	MaxValue = 1 << 20
+	// MaxValue is the largest value (or Apply command) a group stores:
+	// 1.5 MiB, so that a topic's raft entry, a batch with one message of
+	// topic.MaxMessage (1 MiB) in it, fits.
+	MaxValue = 3 << 19
 	// MaxKey is the longest key.
 	MaxKey           = 1 << 10
 	maxAppendEntries = 32

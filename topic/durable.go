@@ -492,6 +492,11 @@ func (l *holderLog) commit(ps []*proposal) {
 		fail(err)
 		return
 	}
+	if len(b) > maxCommandBytes {
+		// Not the group's fault: say so, not "no majority".
+		fail(fmt.Errorf("%w: a batch of %d bytes, over %d", ErrTooLarge, len(b), maxCommandBytes))
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	go func() {
 		select {

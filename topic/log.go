@@ -15,6 +15,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/nubecloud/nube/group"
 	"github.com/nubecloud/nube/internal/wire"
 )
 
@@ -98,9 +99,14 @@ const (
 	// maxAckWait caps a consumer's ack wait: a worker that asks for
 	// longer gets this.
 	maxAckWait = int64(12 * time.Hour)
-	// maxCommandBytes caps one encoded batch as the log decodes it.
-	maxCommandBytes = MaxEnvelope + 64<<10
+	// maxCommandBytes caps one encoded batch as the log decodes it: the
+	// batcher gathers while under maxBatch, then takes one more command,
+	// which may be a whole envelope.
+	maxCommandBytes = maxBatch + MaxEnvelope + 64<<10
 )
+
+// A batch the batcher gathers must fit one of the group's entries.
+var _ [group.MaxValue - maxCommandBytes]struct{}
 
 // DedupWindow is how long a durable topic remembers a publish ID: a
 // publish whose ID it stored within the last DedupWindow (by the log's
