@@ -96,8 +96,11 @@
 // the last DedupWindow (two minutes, by the log's clock: the time the
 // holder that gathered the batch stamped on it, never going back) is not
 // stored again; its Ack names the first one's offset with Duplicate set.
-// A publish without an ID is still deduplicated against the node's own
-// retries of it.
+// A publish without an ID is deduplicated by the signed message itself:
+// its retries, or anyone's replay of it, within the window are stored
+// once (Duplicate set). A holder stores only messages stamped at most
+// 30 s ahead of its clock and 80 s behind it, so that a replay after the
+// window is refused.
 //
 // Reads: a subscription starts at an offset (FromOffset), at the first
 // message stored at or after a time (FromTime, by the log's clock), or at

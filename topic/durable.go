@@ -3,6 +3,7 @@ package topic
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -633,7 +634,7 @@ func (d *durable) servePublish(ctx context.Context, req pubReq) (pubReply, error
 					acks[i] = pubAck{Fail: failOf(err), Err: err.Error()}
 					continue
 				}
-				dupOK[i] = key != "" && key[0] == 'u'
+				dupOK[i] = key != ""
 				ps[i] = newProposal(command{Op: opAppend, Raw: it.Raw, Key: key})
 			}
 		}()
@@ -680,15 +681,50 @@ func (d *durable) check(ctx context.Context, topicID string, it pubItem) (string
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrNotAuthorised, err)
 	}
+	if err := checkStoreTime(r, time.Now()); err != nil {
+		return "", err
+	}
 	switch {
 	case r.ID != "":
 		return "u" + r.Publisher.String() + "/" + r.ID, nil
 	case len(it.Nonce) > 64:
 		return "", fmt.Errorf("%w: nonce of %d bytes", ErrBadMessage, len(it.Nonce))
-	case it.Nonce != "":
-		return "n" + it.Nonce, nil
 	}
-	return "", nil
+	return signedKey(r), nil
+}
+
+// signedKey is the dedup key of a publish without an ID: a hash of what
+// its publisher signed, not a nonce the caller picks, so that anyone who
+// replays a signed message (any reader of the log or of the gossip)
+// finds it stored already.
+func signedKey(r *record) string {
+	h := sha256.New()
+	h.Write([]byte(r.Publisher))
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(r.Time))
+	binary.BigEndian.PutUint64(b[8:], r.Epoch)
+	h.Write(b[:])
+	h.Write(r.Data)
+	return "h" + hex.EncodeToString(h.Sum(nil)[:20])
+}
+
+// maxStoreAge is how far behind a holder's clock a durable publish may be
+// stamped: the dedup window less the clock window ahead and some skew
+// between holders, so that a replay of a message is either within the
+// window, where its key is remembered, or refused.
+const maxStoreAge = DedupWindow - maxFuture - 10*time.Second
+
+// checkStoreTime refuses a publish stamped out of the window a holder
+// stores.
+func checkStoreTime(r *record, now time.Time) error {
+	t := r.when()
+	switch {
+	case t.After(now.Add(maxFuture)):
+		return fmt.Errorf("%w: stamped %v ahead of the holder's clock (more than %v)", ErrBadMessage, t.Sub(now).Round(time.Second), maxFuture)
+	case t.Before(now.Add(-maxStoreAge)):
+		return fmt.Errorf("%w: stamped %v ago (more than %v): a replay or a late message; publish it again", ErrBadMessage, now.Sub(t).Round(time.Second), maxStoreAge)
+	}
+	return nil
 }
 
 func (d *durable) serveRead(ctx context.Context, req readReq) (readReply, error) {

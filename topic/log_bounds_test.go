@@ -3,6 +3,7 @@ package topic
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestBadCommandFailsAlone: a command out of the log's bounds gets an
@@ -21,5 +22,31 @@ func TestBadCommandFailsAlone(t *testing.T) {
 	}
 	if out[0].Err != "" || out[3].Err != "" || out[3].Offset != out[0].Offset+1 {
 		t.Fatalf("the honest appends beside them: %+v, %+v", out[0], out[3])
+	}
+}
+
+// TestStoreTimeWindow: a holder stores a message stamped within its
+// window and refuses one from before the dedup window (a replay whose
+// key the log may have forgotten) or far ahead.
+func TestStoreTimeWindow(t *testing.T) {
+	now := time.Now()
+	for _, c := range []struct {
+		at time.Time
+		ok bool
+	}{
+		{now, true},
+		{now.Add(-maxStoreAge + time.Second), true},
+		{now.Add(-DedupWindow), false},
+		{now.Add(-time.Hour), false},
+		{now.Add(maxFuture - time.Second), true},
+		{now.Add(2 * maxFuture), false},
+	} {
+		err := checkStoreTime(&record{Time: c.at.UnixNano()}, now)
+		if (err == nil) != c.ok {
+			t.Errorf("stamped %v from now: %v", c.at.Sub(now), err)
+		}
+	}
+	if maxStoreAge+maxFuture >= DedupWindow {
+		t.Errorf("a message %v behind plus %v ahead outlives the dedup window %v", maxStoreAge, maxFuture, DedupWindow)
 	}
 }

@@ -91,7 +91,8 @@ type Ack struct {
 	// Offset is the message's place in a durable topic's log; zero on a
 	// live-only topic.
 	Offset uint64 `json:"offset"`
-	// Duplicate reports a publish whose ID was stored already.
+	// Duplicate reports a publish whose ID (or, without one, whose very
+	// signed message) was stored already.
 	Duplicate bool `json:"duplicate,omitempty"`
 }
 
