@@ -373,7 +373,12 @@ func (l *live) check(ctx context.Context, id string, from peer.ID, data []byte) 
 			}
 			stale = err
 		}
-	} else if err := checkTime(r, time.Now()); err != nil {
+	}
+	// A holder broadcasts a message as soon as it is stored, within a
+	// publish's retries of its stamp: one with an offset is checked too,
+	// else a holder's broadcast replayed after the seen cache forgot it
+	// is delivered again.
+	if err := checkTime(r, time.Now()); err != nil {
 		if !errors.Is(err, errStale) {
 			return nil, err
 		}
