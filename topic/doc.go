@@ -51,7 +51,11 @@
 // 2 s (each asks the home for the newest head every 2 s while it relays
 // the topic, in the background), plus a round trip. A publisher not on
 // the home may go on sealing under the old key for up to the space's
-// HeadTTL (2 s) after a revocation.
+// HeadTTL (2 s) after a revocation. A message under a revoked chain,
+// stamped before the chain was revoked, is dropped unpenalised (an honest
+// relay may have passed it on); one stamped more than 32 s after this
+// node learned of the revocation (2 s plus the 30 s clock window) is a
+// revoked publisher's flood, and its sender is penalised.
 //
 // A live subscription is at most once, and keeps a publisher's order as
 // far as gossip does: the publisher sends each message straight to every

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -92,13 +93,38 @@ type topicAuth struct {
 	home       bool      // this node is the topic's home: st is always current
 	refreshing bool
 	verdicts   map[[32]byte]verdict
+	// revokedAt is when this node learned each revocation of st (as of
+	// head revSeq): a message signed under a revoked chain is stale only
+	// if stamped before then (see staleAfter).
+	revokedAt map[string]time.Time
+	revSeq    uint64
 }
 
 type verdict struct {
 	err   error
 	seq   uint64    // the head it was judged under
 	until time.Time // when the chain ends; zero: never
+	// stale is err as a stale message's, for one stamped before
+	// staleBefore: the chain held when it was signed, and this node
+	// learned of its revocation after.
+	stale       error
+	staleBefore time.Time
 }
+
+// of is v's verdict on r.
+func (v verdict) of(r *record) error {
+	if v.stale != nil && r.when().Before(v.staleBefore) {
+		return v.stale
+	}
+	return v.err
+}
+
+// staleAfter is how long after this node learned of a revocation a
+// message stamped under the revoked chain may still be an honest one: its
+// publisher learns of it within a head's refresh, and its clock may be
+// ahead by the window. A message stamped later is a revoked publisher's
+// flood, rejected (its sender penalised).
+const staleAfter = refreshEvery + maxFuture
 
 func newAuth(l *live) *auth { return &auth{l: l, topics: map[string]*topicAuth{}} }
 
@@ -194,9 +220,69 @@ func (a *auth) state(ctx context.Context, ta *topicAuth) (space.State, error) {
 func (ta *topicAuth) learn(st space.State, self peer.ID) {
 	if ta.at.IsZero() || st.Seq >= ta.st.Seq {
 		ta.st = st
+		ta.noteRevoked(st)
 	}
 	ta.at = time.Now()
 	ta.home = st.Home == self
+}
+
+// noteRevoked notes when this node learned each revocation st names.
+// ta.mu is held.
+func (ta *topicAuth) noteRevoked(st space.State) {
+	if ta.revokedAt != nil && st.Seq == ta.revSeq {
+		return
+	}
+	now := time.Now()
+	m := make(map[string]time.Time, len(st.Revoked))
+	for _, id := range st.Revoked {
+		if t, ok := ta.revokedAt[id]; ok {
+			m[id] = t
+		} else {
+			m[id] = now
+		}
+	}
+	ta.revokedAt, ta.revSeq = m, st.Seq
+}
+
+// revokedSince is when this node learned the revocation that ends r's
+// chain: the first, in the order this node learned them, of st's
+// revocations with which the chain fails. ok is false if the chain fails
+// without any (it ended) or holds with all.
+func (ta *topicAuth) revokedSince(sid string, r *record, st space.State, now time.Time) (time.Time, bool) {
+	type rev struct {
+		id string
+		at time.Time
+	}
+	revs := make([]rev, len(st.Revoked))
+	ta.mu.Lock()
+	for i, id := range st.Revoked {
+		at, ok := ta.revokedAt[id]
+		if !ok {
+			at = now
+		}
+		revs[i] = rev{id, at}
+	}
+	ta.mu.Unlock()
+	slices.SortStableFunc(revs, func(a, b rev) int { return a.at.Compare(b.at) })
+	ids := make([]string, len(revs))
+	for i, r := range revs {
+		ids[i] = r.id
+	}
+	// The chain fails with the first k revocations from some k on.
+	lo, hi := 0, len(ids)+1
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		if _, err := space.CheckChain(sid, r.Chain, r.Publisher, space.Write, now, ids[:mid]); err != nil {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	k := lo
+	if k == 0 || k > len(ids) {
+		return time.Time{}, false
+	}
+	return revs[k-1].at, true
 }
 
 func (a *auth) refresh(ta *topicAuth) {
@@ -238,27 +324,34 @@ func (a *auth) authorise(ctx context.Context, r *record) error {
 	v, ok := ta.verdicts[key]
 	ta.mu.Unlock()
 	if ok && v.seq == st.Seq && (v.until.IsZero() || now.Before(v.until)) {
-		return v.err
+		return v.of(r)
 	}
 	owner, name, _ := SplitID(r.Topic) // of checked it
 	sid := owner.String() + "/" + SpaceName(name)
 	until, err := space.CheckChain(sid, r.Chain, r.Publisher, space.Write, now, st.Revoked)
+	v = verdict{seq: st.Seq, until: until}
 	if err != nil {
-		// A chain that held when the message was signed, before any
-		// revocation, is stale, not forged: see errStale.
+		v.err = fmt.Errorf("%w: %s may not publish on %s: %w", ErrNotAuthorised, r.Publisher, r.Topic, err)
+		// A chain that held when the message was signed, before this
+		// node learned of its revocation (or before it ended), is
+		// stale, not forged: see errStale. Its publisher's own stamp
+		// says when it signed, so a message stamped well after this
+		// node learned of the revocation is rejected.
 		if _, e := space.CheckChain(sid, r.Chain, r.Publisher, space.Write, r.when(), nil); e == nil {
-			err = fmt.Errorf("%w: %w: %s may no longer publish on %s: %w", ErrNotAuthorised, errStale, r.Publisher, r.Topic, err)
-		} else {
-			err = fmt.Errorf("%w: %s may not publish on %s: %w", ErrNotAuthorised, r.Publisher, r.Topic, err)
+			v.stale = fmt.Errorf("%w: %w: %s may no longer publish on %s: %w", ErrNotAuthorised, errStale, r.Publisher, r.Topic, err)
+			v.staleBefore = time.Unix(0, math.MaxInt64) // the chain ended: the time window bounds it
+			if at, ok := ta.revokedSince(sid, r, st, now); ok {
+				v.staleBefore = at.Add(staleAfter)
+			}
 		}
 	}
 	ta.mu.Lock()
 	if len(ta.verdicts) >= maxVerdicts {
 		clear(ta.verdicts)
 	}
-	ta.verdicts[key] = verdict{err: err, seq: st.Seq, until: until}
+	ta.verdicts[key] = v
 	ta.mu.Unlock()
-	return err
+	return v.of(r)
 }
 
 // fromHolder checks that node, which sent a message with an offset, is
