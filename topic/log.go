@@ -400,7 +400,7 @@ func (l *topicLog) apply(wb *pebble.Batch, st *logState, c *command, touched map
 		if cs == nil {
 			return outcome{Err: "no consumer " + c.Consumer}
 		}
-		cs.Pending = slices.DeleteFunc(cs.Pending, func(p pending) bool { return slices.Contains(c.Offsets, p.Off) })
+		cs.Pending = removeAcked(cs.Pending, c.Offsets)
 		touched[c.Consumer] = true
 		return outcome{}
 	case opRelease:
@@ -423,6 +423,20 @@ func (l *topicLog) apply(wb *pebble.Batch, st *logState, c *command, touched map
 		return outcome{}
 	}
 	return outcome{Err: fmt.Sprintf("unknown operation %d", c.Op)}
+}
+
+// removeAcked drops the offsets acked from pending, in O((p+a) log a):
+// an ack of many offsets against many pending ones costs no product.
+func removeAcked(ps []pending, acked []uint64) []pending {
+	if len(acked) == 0 {
+		return ps
+	}
+	sorted := slices.Clone(acked)
+	slices.Sort(sorted)
+	return slices.DeleteFunc(ps, func(p pending) bool {
+		_, ok := slices.BinarySearch(sorted, p.Off)
+		return ok
+	})
 }
 
 // seen looks key up in the dedup window; l.mu is held. The batch's own

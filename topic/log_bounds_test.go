@@ -1,6 +1,7 @@
 package topic
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -48,5 +49,22 @@ func TestStoreTimeWindow(t *testing.T) {
 	}
 	if maxStoreAge+maxFuture >= DedupWindow {
 		t.Errorf("a message %v behind plus %v ahead outlives the dedup window %v", maxStoreAge, maxFuture, DedupWindow)
+	}
+}
+
+// TestAckRemovesOnlyAcked: an ack drops the offsets it names from the
+// pending ones, and only those.
+func TestAckRemovesOnlyAcked(t *testing.T) {
+	var ps []pending
+	for o := uint64(1); o <= 10; o++ {
+		ps = append(ps, pending{Off: o})
+	}
+	left := removeAcked(ps, []uint64{9, 2, 2, 42, 5})
+	var offs []uint64
+	for _, p := range left {
+		offs = append(offs, p.Off)
+	}
+	if want := []uint64{1, 3, 4, 6, 7, 8, 10}; !slices.Equal(offs, want) {
+		t.Fatalf("left %v, want %v", offs, want)
 	}
 }
