@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -602,14 +603,12 @@ func (s *sched) settle(t *task, v vrun, pay bool) {
 // settleNow pays a run held by hold, waiting for the word to reach its
 // runner (a little beyond the node's closing): only a pay told is spent,
 // and a pay not told stays kept on t for a coordinator started again.
-func (s *sched) settleNow(t *task, v vrun) {
+func (s *sched) settleNow(ctx context.Context, t *task, v vrun) {
 	if v.p == nil {
 		return
 	}
 	m := s.c.m
-	ctx, cancel := m.judgeCtx()
 	err := v.p.Judge(ctx, v.r, true)
-	cancel()
 	s.c.mu.Lock()
 	s.c.reserved -= v.most
 	if err == nil {
@@ -955,9 +954,13 @@ func (s *sched) drain() {
 		s.ended(o.a)
 		s.judge(o.a, o.r, false)
 	}
+	ctx, cancel := s.c.m.judgeCtx()
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for t, vs := range s.vr {
 		if len(vs) == 1 {
-			s.settleNow(t, vs[0])
+			wg.Go(func() { s.settleNow(ctx, t, vs[0]) })
 		} else {
 			for _, v := range vs {
 				s.settle(t, v, false)
