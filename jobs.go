@@ -2,6 +2,9 @@ package nube
 
 import (
 	"context"
+	"slices"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/nubecloud/nube/job"
 	"github.com/nubecloud/nube/space"
@@ -48,8 +51,25 @@ func startJobs(ctx context.Context, n *Node) error {
 		Locate:   n.locate,
 		Dir:      dir,
 		Logger:   n.log,
+		MayAsk:   n.mayAskJobs,
 	})
 	return err
+}
+
+// mayAskJobs is the job layer's MayAsk: a node learns which splits this
+// one holds only if this node would run its maps (its own user's nodes
+// this node has seen, the peers its offer names, anyone under
+// OfferAnyone). A node of a user the offer names is not told: the
+// question carries no certificate to tell its user by.
+func (n *Node) mayAskJobs(p peer.ID) bool {
+	o := n.cfg.Offer
+	switch {
+	case n.revoked(p) || o.NoCompute:
+		return false
+	case o.To == OfferAnyone || slices.Contains(o.Peers, p):
+		return true
+	}
+	return n.nodes != nil && n.nodes.knows(p)
 }
 
 // spaceKeys lists the keys under prefix of space id (OWNER/NAME), for a

@@ -56,6 +56,10 @@ type Config struct {
 	Dir string
 	// Logger; nil: silent.
 	Logger *slog.Logger
+	// MayAsk, if set, says whether a node may ask this one which blocks
+	// it holds (so which of a job's splits it could run near): one this
+	// node would run no code for learns nothing. nil: any node may.
+	MayAsk func(p peer.ID) bool
 }
 
 // Validate names the first required field missing.
