@@ -34,18 +34,31 @@
 //   - The coordinator writes each finished task to disk (Config.Dir)
 //     before it counts it. A coordinator that is killed and started again
 //     on the same data dir resumes its unfinished jobs from the tasks
-//     done; the result is the same CID.
+//     done; the result is the same CID. A verified task's winning run
+//     whose pay waited for its comparison is kept with the task (its
+//     call, node and cost) and judged when the comparison ends after the
+//     restart, so a run whose output is in the result is paid (if the
+//     runner still waits: its reserve expires after a while).
 //   - Each task is a priced run (when its service has a price) paid
 //     through the ledger's escrow, and paid only to the run that won: a
 //     backup or retry that lost is told it is not paid, and its reserve
 //     goes back. A job never starts a task whose most possible cost would
 //     take what it has paid and reserved past Spec.Budget; when no task
-//     fits it stops with ErrBudget.
+//     fits it stops with ErrBudget. A run whose pay waits (a verified
+//     task's) stays reserved at its most until it is judged, so the job
+//     never spends past Spec.Budget. Progress.Spent counts the pays
+//     told; one told as the job ends (or the node closes) is counted
+//     only once its runner has the word.
 //   - With Spec.VerifyFraction F, that share of map tasks (of a service
 //     declared deterministic) runs again on another node and the outputs
 //     are compared; a disagreement is settled by a third run, and the
 //     node in the minority is named in Status.Disagreements, not paid,
-//     and given no more of the job's tasks.
+//     and given no more of the job's tasks. When no two runs agree, the
+//     job fails and none is paid. A job that ends before a task's
+//     comparison pays its winning run (its output was kept); one that
+//     ends with two differing runs awaiting the third pays neither. A
+//     verified map taken back because its mapper was lost stops its
+//     verify run, and neither run is paid nor held against the verifier.
 //   - An input nobody holds fails the job within Spec.Timeout with
 //     ErrInputNotFound naming the CID.
 //   - Cancel stops every run of the job and tells each runner it is not
