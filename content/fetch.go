@@ -115,10 +115,19 @@ type fetch struct {
 	asked     map[peer.ID]asking // peers asked whether they have the root
 	providers map[peer.ID]*provider
 	queue     []cid.Cid
-	known     map[cid.Cid]bool // queued, in flight or done
-	excluded  map[cid.Cid]map[peer.ID]bool
-	dropped   map[peer.ID]time.Time // providers dropped, and when
-	done      FetchProgress
+	// queued is what queue holds still to be asked for: a block that
+	// arrives unasked (through another node's session) leaves it here,
+	// and its entry in queue is skipped when reached.
+	queued map[cid.Cid]bool
+	known  map[cid.Cid]bool // queued, in flight or done
+	// seeds are peers that served blocks on the way to the root (a
+	// path's directories, the root itself), taken as providers from the
+	// start: a peer that has answered "have?" for the root once may not
+	// answer again for a while (Helia keeps a served want for 5 s).
+	seeds    []peer.ID
+	excluded map[cid.Cid]map[peer.ID]bool
+	dropped  map[peer.ID]time.Time // providers dropped, and when
+	done     FetchProgress
 }
 
 type fetchEvent struct {
@@ -157,17 +166,17 @@ func (s *Service) deliver(p peer.ID, m bsmsg.BitSwapMessage) {
 // same blocks cancel each other's requests (a provider keeps one wantlist
 // per peer) and could leave both waiting on blocks no one would send. A
 // second fetch waits for the first, then finds the blocks in the store.
-func (s *Service) fetchDAG(ctx context.Context, root cid.Cid, progress func(FetchProgress)) error {
-	return s.runFetch(ctx, root, progress, false)
+func (s *Service) fetchDAG(ctx context.Context, root cid.Cid, progress func(FetchProgress), seeds ...peer.ID) error {
+	return s.runFetch(ctx, root, progress, false, seeds)
 }
 
 // fetchBlock brings the block c into the store, and nothing it links to,
 // with the fetcher's search for providers (so Fetching reports it).
 func (s *Service) fetchBlock(ctx context.Context, c cid.Cid) error {
-	return s.runFetch(ctx, c, nil, true)
+	return s.runFetch(ctx, c, nil, true, nil)
 }
 
-func (s *Service) runFetch(ctx context.Context, root cid.Cid, progress func(FetchProgress), shallow bool) error {
+func (s *Service) runFetch(ctx context.Context, root cid.Cid, progress func(FetchProgress), shallow bool, seeds []peer.ID) error {
 	done, err := s.takeTurn(ctx, root)
 	if err != nil {
 		return err
@@ -179,7 +188,9 @@ func (s *Service) runFetch(ctx context.Context, root cid.Cid, progress func(Fetc
 		wakeCh:    make(chan struct{}, 1),
 		asked:     map[peer.ID]asking{},
 		providers: map[peer.ID]*provider{},
+		queued:    map[cid.Cid]bool{},
 		known:     map[cid.Cid]bool{},
+		seeds:     append(seeds, s.servers.of(root)...),
 		excluded:  map[cid.Cid]map[peer.ID]bool{},
 		dropped:   map[peer.ID]time.Time{},
 	}
@@ -278,11 +289,16 @@ func (f *fetch) run(ctx context.Context) error {
 	if err := f.enqueue(ctx, f.root); err != nil {
 		return err
 	}
+	for _, p := range f.seeds {
+		if p != f.s.cfg.Host.ID() && f.s.cfg.Host.Network().Connectedness(p) == network.Connected {
+			f.addProvider(ctx, p)
+		}
+	}
 	tick := time.NewTicker(discoverEvery / 4)
 	defer tick.Stop()
 	lastDiscover := time.Time{}
 	for {
-		if len(f.queue) == 0 && f.inflight() == 0 {
+		if len(f.queued) == 0 && f.inflight() == 0 {
 			return nil
 		}
 		if time.Since(lastDiscover) >= discoverEvery {
@@ -370,7 +386,7 @@ func (f *fetch) enqueue(ctx context.Context, c cid.Cid) error {
 	if has, err := bs.Has(ctx, c); err != nil {
 		return err
 	} else if !has {
-		f.queue = append(f.queue, c)
+		f.push(c)
 		return nil
 	}
 	b, err := bs.Get(ctx, c)
@@ -380,7 +396,7 @@ func (f *fetch) enqueue(ctx context.Context, c cid.Cid) error {
 		if err := bs.DeleteBlock(ctx, c); err != nil {
 			return fmt.Errorf("%s: %w", c, err)
 		}
-		f.queue = append(f.queue, c)
+		f.push(c)
 		return nil
 	}
 	if err != nil {
@@ -463,6 +479,7 @@ func (f *fetch) addProvider(ctx context.Context, p peer.ID) {
 		return
 	}
 	f.providers[p] = &provider{id: p, sender: ms, inflight: map[cid.Cid]time.Time{}, window: initialWindow, blockTime: minTimeout / 8}
+	delete(f.dropped, p)
 	for _, not := range f.excluded { // what it lacked before, it may have now
 		delete(not, p)
 	}
@@ -496,8 +513,16 @@ func (f *fetch) closeProviders() {
 	}
 }
 
+// push queues c last.
+func (f *fetch) push(c cid.Cid) {
+	f.queue = append(f.queue, c)
+	f.queued[c] = true
+}
+
+// requeue queues c first.
 func (f *fetch) requeue(c cid.Cid) {
 	f.queue = append([]cid.Cid{c}, f.queue...)
+	f.queued[c] = true
 }
 
 // assign hands queued blocks to providers with room in their window,
@@ -523,6 +548,9 @@ func (f *fetch) assign(ctx context.Context) {
 			rest = append(rest, f.queue[i:]...)
 			break
 		}
+		if !f.queued[c] {
+			continue // arrived unasked
+		}
 		p := f.pick(c)
 		if p == nil {
 			rest = append(rest, c)
@@ -536,6 +564,7 @@ func (f *fetch) assign(ctx context.Context) {
 		}
 		m.AddEntry(c, int32(1<<30-f.done.Blocks), pb.Message_Wantlist_Block, true)
 		p.inflight[c] = now
+		delete(f.queued, c)
 	}
 	f.queue = rest
 	for p, m := range batches {
@@ -629,16 +658,21 @@ func (f *fetch) receive(ctx context.Context, from peer.ID, b blocks.Block) error
 		}
 	}
 	if !wanted {
-		// A small root arrives itself in answer to "have?", in place
-		// of a HAVE: its sender is a provider.
-		if !c.Equals(f.root) {
+		// A block of this DAG that nobody asked this fetch for: a small
+		// root in answer to "have?", in place of a HAVE, or a block a
+		// reader's bitswap session asked for. Its sender has the DAG, or
+		// part of it: a provider, whether or not it answers "have?".
+		if !f.known[c] {
 			return nil
 		}
 		f.addProvider(ctx, from)
-		if !f.inQueue(c) {
+		if !f.queued[c] {
 			return nil // had it already
 		}
-		f.removeQueued(c)
+		delete(f.queued, c)
+	}
+	if f.shallow {
+		f.s.servers.add(c, from)
 	}
 	if err := f.s.bserv.AddBlock(ctx, b); err != nil {
 		return fmt.Errorf("store %s: %w", c, err)
@@ -649,24 +683,6 @@ func (f *fetch) receive(ctx context.Context, from peer.ID, b blocks.Block) error
 		f.progress(f.done)
 	}
 	return f.expand(ctx, b)
-}
-
-func (f *fetch) inQueue(c cid.Cid) bool {
-	for _, q := range f.queue {
-		if q.Equals(c) {
-			return true
-		}
-	}
-	return false
-}
-
-func (f *fetch) removeQueued(c cid.Cid) {
-	for i, q := range f.queue {
-		if q.Equals(c) {
-			f.queue = append(f.queue[:i], f.queue[i+1:]...)
-			return
-		}
-	}
 }
 
 // checkTimeouts takes back requests a provider sat on too long, and drops
@@ -696,4 +712,88 @@ func (f *fetch) checkTimeouts() {
 			}
 		}
 	}
+}
+
+// servedBy remembers which peers served the blocks shallow fetches
+// brought in (the blocks on the way down a path, a file's root among
+// them), so that the fetch of the DAG under one of them can start with
+// those peers as providers rather than ask them again whether they have
+// it: some peers answer a repeated "have?" late or never (Helia 7 keeps a
+// served want for 5 s and ignores it meanwhile), and until a provider
+// turns up a reader gets its blocks one round trip at a time.
+type servedBy struct {
+	mu sync.Mutex
+	m  map[cid.Cid]served
+}
+
+type served struct {
+	peers []peer.ID
+	at    time.Time
+}
+
+const (
+	// servedMax bounds the blocks remembered; servedFor is how long a
+	// peer that served one counts as a likely provider of what is under
+	// it.
+	servedMax      = 1024
+	servedPeersMax = 8
+	servedFor      = 10 * time.Minute
+)
+
+// add notes that p served c.
+func (s *servedBy) add(c cid.Cid, p peer.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	if s.m == nil {
+		s.m = map[cid.Cid]served{}
+	}
+	if _, ok := s.m[c]; !ok && len(s.m) >= servedMax {
+		oldest := cid.Undef
+		var at time.Time
+		for k, v := range s.m {
+			if now.Sub(v.at) > servedFor {
+				delete(s.m, k)
+			} else if !oldest.Defined() || v.at.Before(at) {
+				oldest, at = k, v.at
+			}
+		}
+		if len(s.m) >= servedMax {
+			delete(s.m, oldest)
+		}
+	}
+	e := s.m[c]
+	e.at = now
+	for _, q := range e.peers {
+		if q == p {
+			s.m[c] = e
+			return
+		}
+	}
+	if len(e.peers) >= servedPeersMax {
+		e.peers = e.peers[1:]
+	}
+	e.peers = append(e.peers, p)
+	s.m[c] = e
+}
+
+// of returns the peers that served any of cs lately, each once.
+func (s *servedBy) of(cs ...cid.Cid) []peer.ID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []peer.ID
+	seen := map[peer.ID]bool{}
+	for _, c := range cs {
+		e, ok := s.m[c]
+		if !ok || time.Since(e.at) > servedFor {
+			continue
+		}
+		for _, p := range e.peers {
+			if !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+	}
+	return out
 }

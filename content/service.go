@@ -86,6 +86,7 @@ type Service struct {
 
 	fetchMu     sync.Mutex
 	fetches     map[*fetch]struct{}
+	servers     servedBy                  // who served the blocks of paths resolved
 	flights     map[cid.Cid]chan struct{} // roots being fetched; closed when done
 	searchDelay time.Duration             // before a fetch asks the DHT
 
@@ -528,11 +529,13 @@ func (s *Service) Get(ctx context.Context, p string) (File, error) {
 		// When a block of the file is missing, walk its DAG ahead of
 		// the reader, so that many blocks are in flight at once rather
 		// than the reader's handful.
-		start: func(root cid.Cid) {
+		start: func(root cid.Cid, path []cid.Cid) {
+			// Seeded with the peers that served the path's blocks.
+			seeds := s.servers.of(path...)
 			f.wg.Add(1)
 			go func() {
 				defer f.wg.Done()
-				s.fetchDAG(rctx, root, nil)
+				s.fetchDAG(rctx, root, nil, seeds...)
 			}()
 		},
 		fetch: s.fetchBlock,
