@@ -30,6 +30,10 @@ import (
 //     have the root by now), and the DHT is searched again while the
 //     fetch runs: a fetch ends when its context does, never because a
 //     single question went unanswered;
+//   - the peers that served the blocks of the path to the root (a file
+//     read by its path) are providers from the start, and so is any peer
+//     that delivers a block of the DAG: a peer need not answer "have?"
+//     twice (Helia 7 ignores a repeated one for 5 s);
 //   - blocks are requested in DAG order, each from one provider, with a
 //     window of requests in flight per provider that grows by one with
 //     each block it delivers and halves when a request times out, so a
@@ -116,7 +120,7 @@ type fetch struct {
 	providers map[peer.ID]*provider
 	queue     []cid.Cid
 	// queued is what queue holds still to be asked for: a block that
-	// arrives unasked (through another node's session) leaves it here,
+	// arrives unasked (for a reader's bitswap session) leaves it here,
 	// and its entry in queue is skipped when reached.
 	queued map[cid.Cid]bool
 	known  map[cid.Cid]bool // queued, in flight or done
