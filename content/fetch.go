@@ -140,6 +140,7 @@ type fetchEvent struct {
 	haves     []cid.Cid
 	dontHaves []cid.Cid
 	found     *peer.AddrInfo // a provider the DHT named, now connected
+	buf       *lent          // the lent buffer blocks are in, held for this fetch
 }
 
 func (f *fetch) post(ev fetchEvent) {
@@ -153,15 +154,21 @@ func (f *fetch) post(ev fetchEvent) {
 }
 
 // deliver hands a received bitswap message to every fetch under way.
-func (s *Service) deliver(p peer.ID, m bsmsg.BitSwapMessage) {
+// The blocks in a lent buffer (l) are held for each fetch until it has
+// handled them.
+func (s *Service) deliver(p peer.ID, m bsmsg.BitSwapMessage, l *lent) {
 	blks, haves, dont := m.Blocks(), m.Haves(), m.DontHaves()
 	if len(blks) == 0 && len(haves) == 0 && len(dont) == 0 {
 		return
 	}
+	if len(blks) == 0 {
+		l = nil
+	}
 	s.fetchMu.Lock()
 	defer s.fetchMu.Unlock()
 	for f := range s.fetches {
-		f.post(fetchEvent{from: p, blocks: blks, haves: haves, dontHaves: dont})
+		l.hold()
+		f.post(fetchEvent{from: p, blocks: blks, haves: haves, dontHaves: dont, buf: l})
 	}
 }
 
@@ -628,16 +635,18 @@ func (f *fetch) handleInbox(ctx context.Context) error {
 			}
 		}
 		for _, b := range ev.blocks {
-			if err := f.receive(ctx, ev.from, b); err != nil {
-				return err
+			if err := f.receive(ctx, ev.from, b, ev.buf != nil && inLent(b)); err != nil {
+				return err // the buffer is not given back: garbage
 			}
 		}
+		ev.buf.release()
 	}
 	return nil
 }
 
-// receive takes a block that arrived from p, if this fetch wants it.
-func (f *fetch) receive(ctx context.Context, from peer.ID, b blocks.Block) error {
+// receive takes a block that arrived from p, if this fetch wants it. A
+// lent block's bytes are another's once receive returns.
+func (f *fetch) receive(ctx context.Context, from peer.ID, b blocks.Block, lent bool) error {
 	c := b.Cid()
 	wanted := false
 	for _, p := range f.providers {
@@ -678,7 +687,11 @@ func (f *fetch) receive(ctx context.Context, from peer.ID, b blocks.Block) error
 	if f.shallow {
 		f.s.servers.add(c, from)
 	}
-	if err := f.s.bserv.AddBlock(ctx, b); err != nil {
+	store := f.s.bserv.AddBlock
+	if lent {
+		store = f.s.storeLent
+	}
+	if err := store(ctx, b); err != nil {
 		return fmt.Errorf("store %s: %w", c, err)
 	}
 	f.done.Blocks++
