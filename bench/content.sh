@@ -20,6 +20,11 @@
 #   bench/content.sh                  # 1 GiB, 3 runs, medians
 #   MB=256 RUNS=1 bench/content.sh    # a quick look
 #   DIR=/some/disk bench/content.sh   # data dirs and dd on another disk
+#   KUBO=/path/to/ipfs bench/content.sh  # and kubo's figures beside ours
+#
+# With KUBO, two kubo daemons (`ipfs init --profile test`, no routing)
+# add and fetch the same files the same way after nube's rounds (`ipfs
+# add --cid-version 1`, `cat`, `get -o`, `pin add`), measured alike.
 #
 # Linux only (it reads /proc). Everything listens on 127.0.0.1, with mDNS
 # and the IPFS DHT off.
@@ -122,6 +127,49 @@ for r in $(seq "$runs"); do
 	nube 0 gc >/dev/null
 done
 
+if [ -n "${KUBO:-}" ]; then
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	kstart() { # kstart I: a kubo daemon on loopback, with no routing
+		export IPFS_PATH=$work/k$1
+		"$KUBO" init --profile test >/dev/null
+		"$KUBO" config Routing.Type none
+		"$KUBO" daemon >"$work/k$1.out" 2>&1 &
+		pids[$1]=$!
+		for _ in $(seq 150); do grep -q 'Daemon is ready' "$work/k$1.out" && return 0; sleep 0.2; done
+		echo "kubo $1 did not start" >&2
+		exit 1
+	}
+	kstart 0
+	kstart 1
+	ipfs() { local i=$1; shift; IPFS_PATH=$work/k$i "$KUBO" "$@"; }
+	kaddr=$(ipfs 0 id -f '<addrs>' | grep '/ip4/127.0.0.1/tcp/' | head -1)
+	case $kaddr in */p2p/*) ;; *) kaddr=$kaddr/p2p/$(ipfs 0 id -f '<id>') ;; esac
+	for r in $(seq "$runs"); do
+		head -c $((mb << 20)) /dev/urandom >"$work/file"
+		sync
+		measure kadd "${pids[0]}" - "$work/out" ipfs 0 add -Q --cid-version 1 "$work/file"
+		cid=$(cat "$work/out")
+		rawonce
+		for how in cat get pin; do
+			# Kubo finds no provider without routing: connect again in
+			# case its connection manager closed the connection.
+			ipfs 1 swarm connect "$kaddr" >/dev/null
+			case $how in
+			cat) measure kcat "${pids[1]}" "${pids[0]}" /dev/null ipfs 1 cat "$cid" ;;
+			get) measure kget "${pids[1]}" "${pids[0]}" /dev/null ipfs 1 get -o "$work/got" "$cid" ;;
+			pin) measure kpin "${pids[1]}" "${pids[0]}" /dev/null ipfs 1 pin add "$cid" ;;
+			esac
+			rm -rf "$work/got"
+			ipfs 1 pin rm "$cid" >/dev/null 2>&1 || true
+			ipfs 1 repo gc >/dev/null
+			rawonce
+		done
+		ipfs 0 pin rm "$cid" >/dev/null
+		ipfs 0 repo gc >/dev/null
+	done
+fi
+
 par=$("$work/bench.test" -test.run 'ParallelFetchRateLimited' -test.v 2>&1 | grep -o 'RESULT.*' || echo "RESULT skipped (needs root, unshare and tc)")
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR+1)/2)] }'; } # of the numbers on stdin, one a line
@@ -168,6 +216,14 @@ for k in add cat get pin; do
 	fi
 	printf '%-34s %4s MiB %12s %14s %12s   %s\n' "$k" "$(med $k 4)" "$(echo "scale=2; $(med $k 3) / $gib" | bc)" "$pr" "$pc" "$goal"
 done
+if [ -n "${KUBO:-}" ]; then
+	echo
+	printf '%-34s %12s %12s %10s %12s %12s\n' "beside kubo $("$KUBO" version -n)" "nube MiB/s" "kubo MiB/s" "nube/kubo" "CPU s/GiB" "peak RSS"
+	for k in add cat get pin; do
+		printf '%-34s %12s %12s %10s %12s %12s\n' "$k" "$(rate $k)" "$(rate k$k)" "$(echo "scale=2; $(med k$k 2) / $(med $k 2)" | bc)" \
+			"$(echo "scale=2; $(med $k 3) / $gib" | bc) / $(echo "scale=2; $(med k$k 3) / $gib" | bc)" "$(med $k 4) / $(med k$k 4) MiB"
+	done
+fi
 echo
 echo "parallel fetch: ${par#RESULT }   (goal: 4 providers >= 3.5x one)"
 echo "medians of $runs; two daemons on loopback TCP; $(nproc) cores; data in $(df --output=source,fstype "$work" | tail -1)"
