@@ -187,12 +187,13 @@ func (r onceHaveReceiver) ReceiveMessage(ctx context.Context, p peer.ID, m bsmsg
 // repeated within 5 s: `get` (a Stat that resolves the root, then a read)
 // must not fall back to one block a round trip while its DAG fetch waits
 // for an answer that never comes. It compares the round trips the
-// provider saw for a get and for a pin of the same file, each by a node
-// of its own; get must take no more than 1/0.8 of pin's.
+// provider saw for a get and for a pin of the same file (64 MiB, as the
+// issue measured), each by a node of its own; get must take no more than
+// 1/0.8 of pin's, and one more for its Stat (a pin resolves no path).
 func TestGetFromOnceHaveProvider(t *testing.T) {
-	size := 32 << 20
+	size := 64 << 20
 	if testing.Short() {
-		size = 8 << 20
+		size = 16 << 20
 	}
 	ctx := nubetest.Context(t, 2*time.Minute)
 	data := randomBytes(size, 42)
@@ -269,8 +270,9 @@ func TestGetFromOnceHaveProvider(t *testing.T) {
 		t.Errorf("the get asked the provider %d times again for what it had answered", dropped)
 	}
 	ratio := pin.d.rounds / get.d.rounds
-	t.Logf("get at %.2f of pin add by round trips (%.2f by the clock, not asserted)", ratio, pin.secs/get.secs)
-	if ratio < 0.8 {
+	t.Logf("get at %.2f of pin add by round trips, %.2f with the Stat's aside (%.2f by the clock, not asserted)",
+		ratio, pin.d.rounds/(get.d.rounds-1), pin.secs/get.secs)
+	if get.d.rounds-1 > pin.d.rounds/0.8 {
 		t.Errorf("get took %.1f round trips to pin add's %.1f: %.2f of pin's speed, want >= 0.80", get.d.rounds, pin.d.rounds, ratio)
 	}
 }
