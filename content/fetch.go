@@ -108,6 +108,9 @@ type fetch struct {
 	// shallow fetches the root block alone, not what it links to: a
 	// directory on a path being resolved.
 	shallow bool
+	// reader is set when a reader waits on the blocks through its
+	// bitswap session: each is handed to bitswap's client (storeLent).
+	reader bool
 	// status is what Fetching reports, copied from the loop's state
 	// under mu.
 	status FetchStatus
@@ -177,34 +180,41 @@ func (s *Service) deliver(p peer.ID, m bsmsg.BitSwapMessage, l *lent) {
 // same blocks cancel each other's requests (a provider keeps one wantlist
 // per peer) and could leave both waiting on blocks no one would send. A
 // second fetch waits for the first, then finds the blocks in the store.
-func (s *Service) fetchDAG(ctx context.Context, root cid.Cid, progress func(FetchProgress), seeds ...peer.ID) error {
-	return s.runFetch(ctx, root, progress, false, seeds)
+func (s *Service) fetchDAG(ctx context.Context, root cid.Cid, progress func(FetchProgress)) error {
+	return s.runFetch(ctx, &fetch{root: root, progress: progress})
+}
+
+// fetchAhead is fetchDAG ahead of a reader, starting with seeds as
+// providers.
+func (s *Service) fetchAhead(ctx context.Context, root cid.Cid, seeds []peer.ID) error {
+	return s.runFetch(ctx, &fetch{root: root, reader: true, seeds: seeds})
 }
 
 // fetchBlock brings the block c into the store, and nothing it links to,
 // with the fetcher's search for providers (so Fetching reports it).
 func (s *Service) fetchBlock(ctx context.Context, c cid.Cid) error {
-	return s.runFetch(ctx, c, nil, true, nil)
+	return s.runFetch(ctx, &fetch{root: c, shallow: true})
 }
 
-func (s *Service) runFetch(ctx context.Context, root cid.Cid, progress func(FetchProgress), shallow bool, seeds []peer.ID) error {
+// runFetch runs f, of which root, progress, shallow, reader and seeds
+// are set.
+func (s *Service) runFetch(ctx context.Context, f *fetch) error {
+	root := f.root
 	done, err := s.takeTurn(ctx, root)
 	if err != nil {
 		return err
 	}
 	defer done()
-	f := &fetch{
-		s: s, root: root, progress: progress, shallow: shallow,
-		status:    FetchStatus{Root: root, Started: time.Now()},
-		wakeCh:    make(chan struct{}, 1),
-		asked:     map[peer.ID]asking{},
-		providers: map[peer.ID]*provider{},
-		queued:    map[cid.Cid]bool{},
-		known:     map[cid.Cid]bool{},
-		seeds:     append(seeds, s.servers.of(root)...),
-		excluded:  map[cid.Cid]map[peer.ID]bool{},
-		dropped:   map[peer.ID]time.Time{},
-	}
+	f.s = s
+	f.status = FetchStatus{Root: root, Started: time.Now()}
+	f.wakeCh = make(chan struct{}, 1)
+	f.asked = map[peer.ID]asking{}
+	f.providers = map[peer.ID]*provider{}
+	f.queued = map[cid.Cid]bool{}
+	f.known = map[cid.Cid]bool{}
+	f.seeds = append(f.seeds, s.servers.of(root)...)
+	f.excluded = map[cid.Cid]map[peer.ID]bool{}
+	f.dropped = map[peer.ID]time.Time{}
 	s.fetchMu.Lock()
 	s.fetches[f] = struct{}{}
 	s.fetchMu.Unlock()
@@ -689,7 +699,7 @@ func (f *fetch) receive(ctx context.Context, from peer.ID, b blocks.Block, lent 
 	}
 	store := f.s.bserv.AddBlock
 	if lent {
-		store = f.s.storeLent
+		store = func(ctx context.Context, b blocks.Block) error { return f.s.storeLent(ctx, b, f.reader) }
 	}
 	if err := store(ctx, b); err != nil {
 		return fmt.Errorf("store %s: %w", c, err)

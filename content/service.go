@@ -547,7 +547,7 @@ func (s *Service) Get(ctx context.Context, p string) (File, error) {
 			f.wg.Add(1)
 			go func() {
 				defer f.wg.Done()
-				s.fetchDAG(rctx, root, nil, seeds...)
+				s.fetchAhead(rctx, root, seeds)
 			}()
 		},
 		fetch: s.fetchBlock,
