@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/nubecloud/nube/cache"
 	"github.com/nubecloud/nube/content"
 	"github.com/nubecloud/nube/group"
 	"github.com/nubecloud/nube/internal/identity"
@@ -75,6 +76,7 @@ var layers = []layer{
 	{"spaces", startSpaces, func(n *Node) error { return closeIf(n.spaces, (*space.Manager).Close) }},
 	{"topics", startTopics, func(n *Node) error { return closeIf(n.topics, (*topic.Manager).Close) }},
 	{"names", startNames, closeNames},
+	{"caches", startCaches, func(n *Node) error { return closeIf(n.caches, (*cache.Manager).Close) }},
 }
 
 func closeIf[T any](x *T, close func(*T) error) error {
