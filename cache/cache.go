@@ -741,6 +741,12 @@ func (c *Cache) removePeer(p peer.ID) {
 	c.mu.Unlock()
 }
 
+func (c *Cache) isRefused() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.refused != nil
+}
+
 func (c *Cache) isPeer(p peer.ID) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()

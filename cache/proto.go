@@ -86,6 +86,10 @@ func (m *Manager) serveGet(ctx context.Context, req getReq) (getReply, error) {
 	if c == nil {
 		return getReply{}, fmt.Errorf("%w: no cache %q on this node", ErrNotFound, req.Cache)
 	}
+	if c.isRefused() {
+		// This node's own grant is gone: the asker loads elsewhere.
+		return getReply{}, fmt.Errorf("%w: this node no longer reads %s", ErrClosed, req.Cache)
+	}
 	from := remote.Caller(ctx)
 	if g, ok := c.src.(guarded); ok && from != m.self {
 		var p proof
@@ -117,7 +121,7 @@ func (m *Manager) serveHello(ctx context.Context, in helloMsg) (helloMsg, error)
 		if checkName(name) != nil {
 			continue
 		}
-		if c := m.Get(name); c != nil && !c.opts.NoPeers {
+		if c := m.Get(name); c != nil && !c.opts.NoPeers && !c.isRefused() {
 			c.addPeer(from)
 			out.Caches = append(out.Caches, name)
 		}
