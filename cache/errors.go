@@ -11,9 +11,6 @@ var (
 	// ErrNotAuthorised reports a Get of a space this node's user may not
 	// read (no grant, or a revoked one): its entries are dropped too.
 	ErrNotAuthorised = errcode.New(errcode.Refused, "not authorised to read the cache's source")
-	// ErrTooLarge reports a value over the cache's MaxEntry: it is served
-	// from the source but not kept.
-	ErrTooLarge = errcode.New(errcode.TooLarge, "cache entry too large")
 	// ErrClosed reports a call on a closed cache or manager.
 	ErrClosed = errcode.New(errcode.Unreachable, "cache closed")
 	// ErrBadRequest reports a malformed request from a peer (a name or key

@@ -34,7 +34,7 @@ func spaceCluster(t *testing.T, ctx context.Context, n int, opts cache.Options) 
 		t.Fatal(err)
 	}
 	cs := openAll(t, ctx, c.Nodes()[1:], func(i int) cache.Source {
-		src, err := c.Node(i+1).SpaceSource(sp.ID())
+		src, err := c.Node(i + 1).SpaceSource(sp.ID())
 		if err != nil {
 			t.Fatal(err)
 		}
