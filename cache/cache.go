@@ -45,6 +45,10 @@ type Options struct {
 	Peers []peer.ID
 	// NoPeers keeps the cache on this node alone.
 	NoPeers bool
+	// Invalidated, if set, is called with the keys a change of the
+	// source dropped on this node (nil: every key), after it dropped them,
+	// from the goroutine that follows the source: return quickly.
+	Invalidated func(keys []string)
 }
 
 // Validate names a bad field.
@@ -140,12 +144,14 @@ type Cache struct {
 	remote    map[string]*fill // fetches from owners under way
 	reads     map[string]int   // reads of others' keys, for hot copies
 	wrote     map[string]uint64
-	applied   uint64    // every change up to it is applied here
-	confirmed time.Time // the source last confirmed applied then
-	refused   error     // the source refuses this node's user
-	pending   uint64    // a version the heartbeat saw that the stream has yet to bring
-	pendingAt time.Time // when it was seen
-	noStream  bool      // the source has no change stream
+	applied   uint64      // every change up to it is applied here
+	confirmed time.Time   // the source last confirmed applied then
+	fresh     atomic.Bool // confirmed less than the bound ago
+	expire    *time.Timer // clears fresh
+	refused   error       // the source refuses this node's user
+	pending   uint64      // a version the heartbeat saw that the stream has yet to bring
+	pendingAt time.Time   // when it was seen
+	noStream  bool        // the source has no change stream
 	peers     map[peer.ID]bool
 	closed    bool
 
@@ -191,6 +197,10 @@ func (c *Cache) Close() error {
 	}
 	c.closed = true
 	c.dropAllLocked(false)
+	c.fresh.Store(false)
+	if c.expire != nil {
+		c.expire.Stop()
+	}
 	c.mu.Unlock()
 	c.cancel()
 	c.wg.Wait()
@@ -264,8 +274,8 @@ func (c *Cache) beat() {
 func (c *Cache) confirm(v uint64, at time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.pending != 0 && c.applied >= c.pending && c.pendingAt.After(c.confirmed) {
-		c.confirmed = c.pendingAt
+	if c.pending != 0 && c.applied >= c.pending {
+		c.setConfirmedLocked(c.pendingAt)
 	}
 	_, local := c.src.(localStream)
 	switch {
@@ -280,8 +290,35 @@ func (c *Cache) confirm(v uint64, at time.Time) {
 		c.pending, c.pendingAt = v, at // the stream has a beat to bring it
 		return
 	}
-	if at.After(c.confirmed) {
-		c.confirmed = at
+	c.setConfirmedLocked(at)
+}
+
+// setConfirmedLocked records a confirmation at time at, and arms the
+// timer that ends it: entries are served while fresh is set, which the
+// timer clears a twentieth of the bound early, so that a timer that runs
+// late by that much still keeps the bound (and a hit reads no clock).
+func (c *Cache) setConfirmedLocked(at time.Time) {
+	if !at.After(c.confirmed) {
+		return
+	}
+	c.confirmed = at
+	left := time.Until(at.Add(c.opts.Bound - c.opts.Bound/20))
+	if left <= 0 || c.closed {
+		return
+	}
+	c.fresh.Store(true)
+	if c.expire == nil {
+		c.expire = time.AfterFunc(left, c.expireNow)
+	} else {
+		c.expire.Reset(left)
+	}
+}
+
+func (c *Cache) expireNow() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if time.Since(c.confirmed) >= c.opts.Bound-c.opts.Bound/20 {
+		c.fresh.Store(false)
 	}
 }
 
@@ -289,7 +326,14 @@ func (c *Cache) confirm(v uint64, at time.Time) {
 // (nil keys: any key).
 func (c *Cache) changed(v uint64, keys []string, _ time.Time) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.changedLocked(v, keys)
+	c.mu.Unlock()
+	if c.opts.Invalidated != nil {
+		c.opts.Invalidated(keys)
+	}
+}
+
+func (c *Cache) changedLocked(v uint64, keys []string) {
 	if keys == nil {
 		c.dropAllLocked(true)
 	}
@@ -310,9 +354,7 @@ func (c *Cache) changed(v uint64, keys []string, _ time.Time) {
 		c.applied = v
 	}
 	if c.pending != 0 && c.applied >= c.pending {
-		if c.pendingAt.After(c.confirmed) {
-			c.confirmed = c.pendingAt
-		}
+		c.setConfirmedLocked(c.pendingAt)
 		c.pending = 0
 	}
 }
@@ -429,14 +471,13 @@ func (c *Cache) Get(ctx context.Context, key string) ([]byte, error) {
 		c.mu.Unlock()
 		return nil, err
 	}
-	if w := c.wrote[key]; w > min {
-		min = w
+	if len(c.wrote) > 0 && c.wrote[key] > min {
+		min = c.wrote[key]
 	}
 	if e := c.entries[key]; e != nil && c.servableLocked(e, min) {
 		c.lru.MoveToFront(e.el)
 		c.mu.Unlock()
 		c.st.hits.Add(1)
-		c.m.met.hits.Inc()
 		return e.value(c.id)
 	}
 	c.mu.Unlock()
@@ -493,7 +534,7 @@ func (c *Cache) servableLocked(e *entry, min uint64) bool {
 	if c.opts.Strict {
 		return c.applied >= min
 	}
-	return time.Since(c.confirmed) <= c.opts.Bound
+	return c.fresh.Load()
 }
 
 // ownerGet serves a peer's Get as the key's owner.
@@ -507,7 +548,6 @@ func (c *Cache) ownerGet(ctx context.Context, key string, min uint64) (*entry, e
 		c.lru.MoveToFront(e.el)
 		c.mu.Unlock()
 		c.st.hits.Add(1)
-		c.m.met.hits.Inc()
 		if e.missing {
 			return e, fmt.Errorf("%w: %q", ErrNotFound, key)
 		}
@@ -752,6 +792,10 @@ func (c *Cache) isPeer(p peer.ID) bool {
 	defer c.mu.Unlock()
 	return p == c.m.self || c.peers[p]
 }
+
+// Owner is the node that owns key among this node and the cache's peers
+// it knows: the one a miss here asks.
+func (c *Cache) Owner(key string) peer.ID { return c.owner(key) }
 
 // owner is the key's owner among this node and its peers: the one whose
 // hash with the key is highest (rendezvous hashing), so that a node that

@@ -7,6 +7,3 @@ func SetFillHook(c *Cache, f func(key string)) {
 	c.fillHook = f
 	c.mu.Unlock()
 }
-
-// Owner is the key's owner as c sees it.
-func Owner(c *Cache, key string) string { return string(c.owner(key)) }

@@ -68,9 +68,21 @@ type Manager struct {
 	bytes atomic.Int64
 	stops []func()
 
-	mu     sync.Mutex
-	caches map[string]*Cache
-	closed bool
+	mu      sync.Mutex
+	caches  map[string]*Cache
+	retired uint64 // hits of the caches closed
+	closed  bool
+}
+
+// hits counts the hits of every cache the node had.
+func (m *Manager) hits() float64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := m.retired
+	for _, c := range m.caches {
+		n += c.st.hits.Load()
+	}
+	return float64(n)
 }
 
 // New starts a manager: it serves the cache functions on cfg.Remote.
@@ -87,7 +99,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	}
 	m := &Manager{cfg: cfg, self: cfg.Host.ID(), log: log.With("layer", "cache"), caches: map[string]*Cache{}}
 	var err error
-	if m.met, err = newMetrics(cfg.Registerer); err != nil {
+	if m.met, err = newMetrics(cfg.Registerer, m.hits); err != nil {
 		return nil, err
 	}
 	m.stops = append(m.stops,
@@ -175,6 +187,7 @@ func (m *Manager) forget(c *Cache) {
 	m.mu.Lock()
 	if m.caches[c.id] == c {
 		delete(m.caches, c.id)
+		m.retired += c.st.hits.Load()
 	}
 	m.mu.Unlock()
 }

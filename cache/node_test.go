@@ -88,7 +88,7 @@ func TestOneLoadForAColdKey(t *testing.T) {
 	cs := openAll(t, ctx, c.Nodes(), func(int) cache.Source { return s.source("test/cold") }, cache.Options{})
 	owners := map[string]bool{}
 	for _, x := range cs {
-		owners[cache.Owner(x, "cold")] = true
+		owners[string(x.Owner("cold"))] = true
 	}
 	if len(owners) != 1 {
 		t.Fatalf("the nodes disagree on the key's owner: %v", owners)

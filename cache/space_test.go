@@ -137,7 +137,7 @@ func TestSpaceReadsWithinTheBound(t *testing.T) {
 		wait(run / 4)
 		t.Log("killing the key's owner")
 		// The node that owns the key among the readers dies.
-		owner := cache.Owner(cs[0], "x")
+		owner := string(cs[0].Owner("x"))
 		for i := range cs[:4] {
 			if owner == string(ids[i+1]) && i != 0 {
 				mu.Lock()
