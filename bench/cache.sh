@@ -32,6 +32,7 @@ row "hit, owner node" "$(median CacheRemoteHit/nube ns/op)" "$(median CacheRemot
 row "space read, non-holder" "$(median CacheSpaceRead/cached ns/op)" "$(median CacheSpaceRead/direct ns/op)" µs "≤ 0.2 of no cache (≥ 5x), at $(median CacheSpaceRead/cached hit-%)% hits" 1000
 row "invalidation to 10, p50" "$(median CacheInvalidation p50-µs)" "$(median CacheInvalidation rtt-µs)" µs "beside a round trip to the home"
 row "invalidation to 10, p99" "$(median CacheInvalidation p99-µs)" "$(median CacheInvalidation rtt-µs)" µs "beside a round trip to the home"
+echo "(latency counts from the write's call; the write itself took $(median CacheInvalidation write-µs) µs at p50)"
 echo "(the remote layer's own call, listing functions: $(median CacheRemoteHit/nube-call ns/op) ns)"
 echo
 echo "medians of $count runs; loopback, one process (groupcache's peer: a child process), $(nproc) cores"
