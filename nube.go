@@ -57,6 +57,7 @@ import (
 	"github.com/nubecloud/nube/internal/lockfile"
 	"github.com/nubecloud/nube/internal/p2p"
 	"github.com/nubecloud/nube/invite"
+	"github.com/nubecloud/nube/job"
 	"github.com/nubecloud/nube/ledger"
 	"github.com/nubecloud/nube/names"
 	"github.com/nubecloud/nube/nodecert"
@@ -280,6 +281,7 @@ type Node struct {
 	names       *names.Manager
 	caches      *cache.Manager
 	sites       *sites
+	jobs        *job.Manager
 	ledger      *ledger.Manager
 	nodeKey     ed25519.PrivateKey
 	up          int // layers begun (layers.go)

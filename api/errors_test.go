@@ -21,6 +21,7 @@ import (
 	"github.com/nubecloud/nube/content"
 	"github.com/nubecloud/nube/errcode"
 	"github.com/nubecloud/nube/group"
+	"github.com/nubecloud/nube/job"
 	"github.com/nubecloud/nube/ledger"
 	"github.com/nubecloud/nube/names"
 	"github.com/nubecloud/nube/remote"
@@ -35,7 +36,7 @@ import (
 var publicDirs = map[string]string{
 	"nube": "..", "content": "../content", "service": "../service", "space": "../space",
 	"group": "../group", "ledger": "../ledger", "remote": "../remote", "wasm": "../wasm", "topic": "../topic",
-	"client": "client", "errcode": "../errcode",
+	"client": "client", "errcode": "../errcode", "job": "../job",
 	"names": "../names", "cache": "../cache",
 }
 
@@ -90,6 +91,11 @@ var sentinels = map[string]error{
 	"ledger.ErrInvariant": ledger.ErrInvariant, "ledger.ErrNoLedger": ledger.ErrNoLedger,
 	"ledger.ErrRefused": ledger.ErrRefused, "ledger.ErrImpostor": ledger.ErrImpostor,
 	"ledger.ErrUnknownPayee": ledger.ErrUnknownPayee,
+
+	"job.ErrNotFound": job.ErrNotFound, "job.ErrBadSpec": job.ErrBadSpec,
+	"job.ErrInputNotFound": job.ErrInputNotFound, "job.ErrBudget": job.ErrBudget,
+	"job.ErrTaskFailed": job.ErrTaskFailed, "job.ErrCancelled": job.ErrCancelled,
+	"job.ErrBadContract": job.ErrBadContract,
 
 	"remote.ErrCallee": remote.ErrCallee, "remote.ErrNoSuchFunction": remote.ErrNoSuchFunction,
 	"remote.ErrRefused": remote.ErrRefused, "remote.ErrPanicked": remote.ErrPanicked,
