@@ -14,6 +14,7 @@
 //	g, err := node.Groups().Open(ctx, "jobs", group.Options{})    // replicated groups
 //	sp, err := node.Spaces().Create(ctx, "notes", space.Policy{Local: true}) // user-owned data
 //	acct, err := node.Ledger().Account(ctx, "")                    // credit
+//	pub, err := node.Names().Publish(ctx, "", c.String(), names.PublishOptions{}) // IPNS names
 //	res, err := wordCount.At(node, peer).Call(ctx, text)           // typed remote calls (Remote)
 //
 // Three shortcuts cover the commonest calls: Add and Get (store a file,
@@ -22,7 +23,8 @@
 // signer, bans) is behind Sys, which is not a stable API.
 //
 // Each layer keeps its state in a directory of its own in Config.DataDir
-// (BlocksDir, GroupsDir, LedgerDir, ServicesDir, SpacesDir, HostDir);
+// (BlocksDir, GroupsDir, LedgerDir, ServicesDir, SpacesDir, HostDir,
+// NamesDir);
 // the node's keys and lock stay at its top.
 package nube
 
@@ -48,13 +50,16 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/nubecloud/nube/cache"
 	"github.com/nubecloud/nube/content"
 	"github.com/nubecloud/nube/group"
 	"github.com/nubecloud/nube/internal/identity"
 	"github.com/nubecloud/nube/internal/lockfile"
 	"github.com/nubecloud/nube/internal/p2p"
 	"github.com/nubecloud/nube/invite"
+	"github.com/nubecloud/nube/job"
 	"github.com/nubecloud/nube/ledger"
+	"github.com/nubecloud/nube/names"
 	"github.com/nubecloud/nube/nodecert"
 	"github.com/nubecloud/nube/remote"
 	"github.com/nubecloud/nube/service"
@@ -119,6 +124,15 @@ type Config struct {
 	// multiaddrs ending in /p2p/<peer ID>. Empty means the public
 	// network's bootstrap peers (the list kubo uses).
 	IPFSBootstrap []string
+	// DNSLinks maps domains to the paths their DNSLink names
+	// ("example.com": "/ipfs/CID"), looked up before DNS: for tests and
+	// offline use (IPFS_NS_MAP, as in kubo, is read too). See package
+	// names.
+	DNSLinks map[string]string
+	// SiteDebounce is how long after a change to a space published as a
+	// site (Names().PublishSpace) it is published again: a burst of puts
+	// makes one snapshot. Zero means DefaultSiteDebounce (2 s).
+	SiteDebounce time.Duration
 	// RelayService makes this node a circuit relay for peers that cannot
 	// be reached directly. Turn it on only on a node others can dial.
 	RelayService bool
@@ -128,6 +142,9 @@ type Config struct {
 	// MaxMemory bounds the memory peers' connections and streams may
 	// reserve. Zero means 512 MiB.
 	MaxMemory int64
+	// CacheMemory bounds the values all the node's caches keep (package
+	// cache). Zero means cache.DefaultNodeBytes (256 MiB).
+	CacheMemory int64
 	// Dial, if set, opens the node's outgoing TCP connections in place
 	// of the system's dialer (network is "tcp4" or "tcp6", address
 	// "host:port"), with no port reuse, so no TCP hole punching. It is
@@ -195,6 +212,8 @@ func (c Config) Validate() error {
 		return errors.New("Config.NoListen and Config.ListenAddrs are both set: a node either listens or does not")
 	case c.MaxMemory < 0:
 		return fmt.Errorf("Config.MaxMemory is negative (%d): want 0 for the default, or more", c.MaxMemory)
+	case c.CacheMemory < 0:
+		return fmt.Errorf("Config.CacheMemory is negative (%d): want 0 for the default, or more", c.CacheMemory)
 	case c.ComputeSlots < 0:
 		return fmt.Errorf("Config.ComputeSlots is negative (%d): want 0 for one per CPU, or more", c.ComputeSlots)
 	case c.SpaceRepairGrace < 0 || c.SpaceRepairInterval < 0 || c.SpacePayInterval < 0:
@@ -259,6 +278,10 @@ type Node struct {
 	groups      *group.Manager
 	spaces      *space.Manager
 	topics      *topic.Manager
+	names       *names.Manager
+	caches      *cache.Manager
+	sites       *sites
+	jobs        *job.Manager
 	ledger      *ledger.Manager
 	nodeKey     ed25519.PrivateKey
 	up          int // layers begun (layers.go)

@@ -25,6 +25,7 @@
 //	GET  /debug/pprof/    Go's profiler (net/http/pprof): CPU, heap,
 //	                      goroutines, traces
 //	…                     content: add, cat, get, ls, pin, gc (see content.go)
+//	…                     spaces, topics, groups, the ledger (space.go, topic.go, …)
 //	GET  /login#C         the login page: it sends the one-time code C (in
 //	                      the fragment, so never to a server or a log) to
 //	POST /api/v0/session  {"code": C}, which answers with a session cookie
@@ -84,6 +85,7 @@ type Server struct {
 	handoff *fdpass.Listener
 
 	traffic   history       // the dashboard's traffic chart, sampled by sample
+	topicAcks ackBook       // subscriptions' deliveries waiting for client acks (topic.go)
 	done      chan struct{} // closed by Close: ends the sampler and event streams
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -209,9 +211,12 @@ func (s *Server) routes() *router {
 	mux.HandleFunc("GET /api/v0/service/runs", s.handleServiceRuns)
 	mux.HandleFunc("POST /api/v0/call", s.handleCall)
 	s.spaceRoutes(mux)
+	s.topicRoutes(mux)
+	s.cacheRoutes(mux)
 	s.groupRoutes(mux)
 	s.ledgerRoutes(mux)
 	s.userRoutes(mux)
+	s.nameRoutes(mux)
 	// Go's profiler, as kubo offers it: behind the token like the rest.
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)

@@ -134,6 +134,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	manageFromPage(t, ctx, bctx, c, cl, sp)
+	topicsFromPage(t, ctx, bctx, c, cl)
 	if err := chromedp.Do(bctx, chromedp.EmulateViewport(1280, 900)); err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +193,7 @@ func TestDashboardInBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkLayout(t, bctx, width)
-		for _, panel := range []string{"node", "peers", "traffic", "content", "services", "groups", "spaces", "credit"} {
+		for _, panel := range []string{"node", "peers", "traffic", "content", "services", "groups", "spaces", "topics", "credit"} {
 			png, err := chromedp.Run(bctx, chromedp.Screenshot(chromedp.ID(panel)))
 			if err != nil {
 				t.Fatalf("screenshot of %s: %v", panel, err)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"embed"
 	"encoding/json"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"github.com/nubecloud/nube/content"
 	"github.com/nubecloud/nube/errcode"
 	"github.com/nubecloud/nube/group"
+	"github.com/nubecloud/nube/topic"
 )
 
 // The dashboard is one page and two files, embedded: no build step, no
@@ -195,6 +197,53 @@ type dashLists struct {
 	Calls    []dashCall            `json:"calls"`
 	Groups   []client.GroupStatus  `json:"groups"`
 	Spaces   []client.SpaceSummary `json:"spaces"`
+	Topics   []dashTopic           `json:"topics"`
+}
+
+// dashTopic is a topic this node owns, holds or subscribes to: its counts
+// (the page turns them into rates between two loads) and, for a durable
+// one whose info came in time, its offsets and consumers.
+type dashTopic struct {
+	client.TopicSummary
+	Info *client.TopicInfo `json:"info,omitempty"`
+	// InfoError says why a durable topic has no info.
+	InfoError string `json:"info_error,omitempty"`
+}
+
+// dashTopicInfos caps how many durable topics' infos one load asks for,
+// and dashTopicWait how long it waits for them all: an info may ask the
+// holders.
+const (
+	dashTopicInfos = 20
+	dashTopicWait  = 3 * time.Second
+)
+
+// topicsForDashboard lists the node's topics, with the infos of the first
+// durable ones.
+func (s *Server) topicsForDashboard(ctx context.Context) []dashTopic {
+	out := []dashTopic{}
+	ctx, cancel := context.WithTimeout(ctx, dashTopicWait)
+	defer cancel()
+	asked := 0
+	for _, sum := range topicSummaries(s.node.Topics().List()) {
+		d := dashTopic{TopicSummary: sum}
+		if sum.Durable && sum.Role != "subscriber" && asked < dashTopicInfos {
+			asked++
+			t, err := s.openTopic(ctx, sum.ID)
+			var info topic.Info
+			if err == nil {
+				info, err = t.Info(ctx)
+			}
+			if err != nil {
+				d.InfoError = err.Error()
+			} else {
+				ti := topicInfoJSON(info)
+				d.Info = &ti
+			}
+		}
+		out = append(out, d)
+	}
+	return out
 }
 
 // dashCall is a call this node made.
@@ -210,7 +259,8 @@ type dashCall struct {
 
 func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	out := dashLists{Pins: []dashPin{}, Services: []client.ServiceInfo{}, Runs: []client.RunRecord{}, Calls: []dashCall{}, Groups: []client.GroupStatus{}, Spaces: spaceSummaries(s.node.Spaces().List())}
+	out := dashLists{Pins: []dashPin{}, Services: []client.ServiceInfo{}, Runs: []client.RunRecord{}, Calls: []dashCall{}, Groups: []client.GroupStatus{},
+		Spaces: spaceSummaries(s.node.Spaces().List()), Topics: s.topicsForDashboard(ctx)}
 	pins, err := s.node.Content().Pins(ctx)
 	if err != nil {
 		codedError(w, err)

@@ -24,6 +24,7 @@ import (
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/routing"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nubecloud/nube"
@@ -48,8 +49,18 @@ import (
 // What is served, and how, follows the IPFS HTTP gateway specifications
 // through boxo's gateway package: UnixFS files and directories, and the
 // trustless responses (?format=raw, ?format=car, the Accept headers) by
-// which other IPFS tools check the blocks they get. /ipns/ names and
-// DNSLink are not resolved.
+// which other IPFS tools check the blocks they get.
+//
+//	GET /ipns/{name}[/path]                  a name, resolved (package names)
+//	GET /ipns/{name}?format=ipns-record      the name's signed record
+//	GET http://{domain}:PORT/…               a DNSLink website
+//
+// /ipns/ names are IPNS names (resolved through nube's DHT and the IPFS
+// DHT) or DNSLink domains (their _dnslink TXT record, or the node's local
+// map: nube.Config.DNSLinks, IPFS_NS_MAP); a request whose Host is neither
+// an IP address nor localhost is served from that host's DNSLink, if it
+// has one. Responses carry the CORS headers the gateway specification
+// asks for (any origin may read; GET, HEAD and OPTIONS) and X-Ipfs-Path.
 //
 // The gateway bounds what anonymous clients can cost the node: responses
 // under way at once, in all and per client address; a write that makes no
@@ -193,15 +204,21 @@ func ipfsHandler(n *nube.Node, cfg GatewayConfig) (http.Handler, error) {
 		return nil, errors.New("gateway: the node's content layer offers no block service")
 	}
 	reg := prometheus.NewRegistry() // one gateway's own: a process may run several
-	backend, err := gateway.NewBlocksBackend(blocks.BlockService(), gateway.WithNameSystem(noNames{}), gateway.WithPrometheusRegistry(reg))
+	opts := []gateway.BackendOption{gateway.WithPrometheusRegistry(reg)}
+	if ns, ok := n.Names().(nameSystem); ok {
+		opts = append(opts, gateway.WithNameSystem(ns.NameSystem()), gateway.WithValueStore(ns.ValueStore()))
+	} else {
+		opts = append(opts, gateway.WithNameSystem(noNames{}))
+	}
+	backend, err := gateway.NewBlocksBackend(blocks.BlockService(), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	gc := gateway.Config{
 		DeserializedResponses: true,
-		NoDNSLink:             true,
+		DeprecatedXIpfsPath:   true,
 		PublicGateways: map[string]*gateway.PublicGateway{
-			"localhost": {Paths: []string{"/ipfs"}, UseSubdomains: true, NoDNSLink: true, DeserializedResponses: true},
+			"localhost": {Paths: []string{"/ipfs", "/ipns"}, UseSubdomains: true, NoDNSLink: true, DeserializedResponses: true},
 		},
 		RetrievalTimeout: cfg.FetchTimeout,
 		MetricsRegistry:  reg,
@@ -210,7 +227,8 @@ func ipfsHandler(n *nube.Node, cfg GatewayConfig) (http.Handler, error) {
 		BlocksBackend: backend, content: n.Content(), dag: mdag.NewDAGService(blocks.BlockService()),
 		local: mdag.NewDAGService(blockservice.New(blocks.BlockService().Blockstore(), nil)),
 	}
-	return gateway.NewHostnameHandler(gc, files, gateway.NewHandler(gc, files)), nil
+	h := gateway.NewHostnameHandler(gc, files, gateway.NewHandler(gc, files))
+	return gateway.NewHeaders(nil).WithDeprecatedXIpfsPath().ApplyCors().Wrap(h), nil
 }
 
 // filesBackend is boxo's backend but for UnixFS files, which it serves
@@ -422,8 +440,10 @@ func (g *Gateway) Close() error { return g.http.close() }
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("X-Content-Type-Options", "nosniff")
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		h.Set("Allow", "GET, HEAD")
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+	default:
+		h.Set("Allow", "GET, HEAD, OPTIONS")
 		http.Error(w, "the gateway is read-only: GET or HEAD", http.StatusMethodNotAllowed)
 		return
 	}
@@ -432,19 +452,34 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		host = r.Host
 	}
 	host = strings.ToLower(host)
-	if label, ok := strings.CutSuffix(host, ".ipfs.localhost"); ok {
-		// The subdomain gateway: the CID is the origin.
-		if strings.Contains(label, ".") {
-			http.Error(w, "bad subdomain gateway host "+strconv.Quote(r.Host), http.StatusBadRequest)
+	for _, ns := range []string{"ipfs", "ipns"} {
+		if label, ok := strings.CutSuffix(host, "."+ns+".localhost"); ok {
+			// The subdomain gateway: the CID (or name) is the origin.
+			if strings.Contains(label, ".") && ns == "ipfs" {
+				http.Error(w, "bad subdomain gateway host "+strconv.Quote(r.Host), http.StatusBadRequest)
+				return
+			}
+			g.admitted(w, r, func() { g.serve(w, r, ns, label+r.URL.Path) })
 			return
 		}
-		g.admitted(w, r, func() { g.serve(w, r, label+r.URL.Path) })
-		return
 	}
-	if !strings.HasPrefix(r.URL.Path, "/ipfs/") {
+	ns, rest, ok := "", "", false
+	for _, n := range []string{"ipfs", "ipns"} {
+		if rest, ok = strings.CutPrefix(r.URL.Path, "/"+n+"/"); ok {
+			ns = n
+			break
+		}
+	}
+	if !ok {
+		if host != "localhost" && net.ParseIP(strings.Trim(host, "[]")) == nil && r.URL.Path != "" {
+			// Perhaps a DNSLink website: boxo looks the host's
+			// DNSLink up and serves it, or answers that it has none.
+			g.admitted(w, r, func() { g.ipfs.ServeHTTP(g.writer(w), r) })
+			return
+		}
 		if r.URL.Path == "/" {
 			h.Set("Content-Type", "text/plain; charset=utf-8")
-			io.WriteString(w, "nube gateway: GET /ipfs/{cid}[/path]\n")
+			io.WriteString(w, "nube gateway: GET /ipfs/{cid}[/path], /ipns/{name}[/path]\n")
 			return
 		}
 		http.NotFound(w, r)
@@ -455,18 +490,21 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if host != "localhost" {
 		h.Set("Content-Security-Policy", pathCSP)
 	}
-	g.admitted(w, r, func() { g.serve(w, r, strings.TrimPrefix(r.URL.Path, "/ipfs/")) })
+	g.admitted(w, r, func() { g.serve(w, r, ns, rest) })
 }
 
 // serve hands the request to boxo's gateway, once the Range header is
-// mended; p is the content path ("CID/a/b").
-func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, p string) {
-	if err := checkContentPath(p); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	if !g.fixRange(w, r, p) {
-		return
+// mended; p is the content path ("CID/a/b") in the namespace ns ("ipfs"
+// or "ipns": a name's path is checked once boxo has resolved it).
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, ns, p string) {
+	if ns == "ipfs" {
+		if err := checkContentPath(p); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if !g.fixRange(w, r, p) {
+			return
+		}
 	}
 	g.ipfs.ServeHTTP(g.writer(w), r)
 }
@@ -587,9 +625,15 @@ func (w deadlineWriter) Flush() { w.rc.Flush() }
 // Unwrap lets http.ResponseController reach the connection's writer.
 func (w deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// noNames is the gateway's name system: nube serves immutable /ipfs/
-// content only, with no IPNS and no DNSLink, so nothing is resolved (and
-// no DNS query leaves the node on behalf of an anonymous client).
+// nameSystem is what the gateway asks of the names layer: boxo's name
+// system over it, and the routing its records are read from.
+type nameSystem interface {
+	NameSystem() namesys.NameSystem
+	ValueStore() routing.ValueStore
+}
+
+// noNames is the name system of a node without a names layer: nothing is
+// resolved.
 type noNames struct{}
 
 var errNoNames = gateway.NewErrorStatusCode(errors.New("this gateway serves /ipfs/ content only: IPNS and DNSLink are not supported"), http.StatusNotImplemented)

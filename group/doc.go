@@ -16,7 +16,11 @@
 // that it still leads before it answers (raft's VerifyLeader), and writes
 // apply exactly once, even when a leader dies after committing one but
 // before answering (each write carries an ID the state machine remembers).
-// A program with state of its own supplies a StateMachine and calls Apply.
+// A program with state of its own supplies a StateMachine and calls Apply;
+// one whose state is larger than memory (a topic's log) supplies a
+// DiskMachine, which learns each entry's log index (to skip what it
+// applied already when the log replays at a restart) and whose snapshots
+// stream to and from disk.
 // Followers apply a write soon after their leader does: when the leader's
 // last write under way commits, it tells them at once with a heartbeat,
 // rather than with its next append (raft's CommitTimeout, 50 ms, later on

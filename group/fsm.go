@@ -70,6 +70,29 @@ type StateMachine interface {
 	Restore(state []byte) error
 }
 
+// DiskMachine is a StateMachine whose state lives on disk and may be far
+// larger than memory (a topic's log). The group hands it each entry's log
+// index, so that it can keep, with its state, the index it applied last
+// and skip what it applied already when raft replays its log at a
+// restart; and its snapshots stream, never held whole in memory. The
+// group calls ApplyAt, SnapshotTo and RestoreFrom instead of Apply,
+// Snapshot and Restore.
+type DiskMachine interface {
+	StateMachine
+	// ApplyAt applies the command at log index i, as Apply does. An
+	// index at or below the last it stored comes again only in a replay,
+	// and must change nothing.
+	ApplyAt(i uint64, cmd []byte) ([]byte, error)
+	// SnapshotTo is called between applies. It returns write, which
+	// writes the state as of the call to w while applies go on, and
+	// release, called once when the snapshot is written or abandoned.
+	SnapshotTo() (write func(w io.Writer) error, release func(), err error)
+	// RestoreFrom replaces the state with one a write wrote. It may keep
+	// its own state instead if that is at or past the snapshot's (a
+	// restart restores the newest snapshot before replaying the log).
+	RestoreFrom(r io.Reader) error
+}
+
 // entry is a value in the map with the index of the write that set it.
 type entry struct {
 	Key     string `cbor:"1,keyasint"`
@@ -275,7 +298,13 @@ func (f *fsm) apply(i uint64, c *command) (result, []Change) {
 			r.Err = "the group has no state machine on this member"
 			break
 		}
-		out, err := f.machine.Apply(c.Data)
+		var out []byte
+		var err error
+		if dm, ok := f.machine.(DiskMachine); ok {
+			out, err = dm.ApplyAt(i, c.Data)
+		} else {
+			out, err = f.machine.Apply(c.Data)
+		}
 		if err != nil {
 			r.Err = err.Error()
 		} else {
@@ -367,7 +396,13 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	for _, id := range f.order {
 		s.seen = append(s.seen, done{ID: id, Result: f.seen[string(id)]})
 	}
-	if f.machine != nil {
+	if dm, ok := f.machine.(DiskMachine); ok {
+		write, release, err := dm.SnapshotTo()
+		if err != nil {
+			return nil, fmt.Errorf("state machine snapshot: %w", err)
+		}
+		s.stream, s.release = write, release
+	} else if f.machine != nil {
 		st, err := f.machine.Snapshot()
 		if err != nil {
 			return nil, fmt.Errorf("state machine snapshot: %w", err)
@@ -384,6 +419,9 @@ type snapHeader struct {
 	Locks   int `cbor:"2,keyasint"`
 	Seen    int `cbor:"3,keyasint"`
 	Machine int `cbor:"4,keyasint"` // bytes of machine state
+	// Stream says a DiskMachine's state follows instead, in frames of at
+	// most snapshotChunk bytes that an empty frame ends.
+	Stream bool `cbor:"5,keyasint,omitempty"`
 }
 
 type snapshot struct {
@@ -391,6 +429,8 @@ type snapshot struct {
 	locks   []lease
 	seen    []done
 	machine []byte
+	stream  func(io.Writer) error // a DiskMachine's state
+	release func()
 }
 
 func (s *snapshot) Persist(sink raft.SnapshotSink) error {
@@ -405,7 +445,7 @@ func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 		_, err = w.Write(buf)
 		return err
 	}
-	err := put(snapHeader{Entries: len(s.kv), Locks: len(s.locks), Seen: len(s.seen), Machine: len(s.machine)})
+	err := put(snapHeader{Entries: len(s.kv), Locks: len(s.locks), Seen: len(s.seen), Machine: len(s.machine), Stream: s.stream != nil})
 	for i := 0; err == nil && i < len(s.kv); i++ {
 		err = put(s.kv[i])
 	}
@@ -420,6 +460,12 @@ func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 		err = put(m[:n])
 		m = m[n:]
 	}
+	if err == nil && s.stream != nil {
+		mw := &machineWriter{w: w}
+		if err = s.stream(mw); err == nil {
+			err = mw.end()
+		}
+	}
 	if err == nil {
 		err = w.Flush()
 	}
@@ -430,7 +476,87 @@ func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 	return sink.Close()
 }
 
-func (s *snapshot) Release() {}
+func (s *snapshot) Release() {
+	if s.release != nil {
+		s.release()
+		s.release = nil
+	}
+}
+
+// machineWriter writes a DiskMachine's state as frames of at most
+// snapshotChunk bytes; end writes the empty frame that ends them.
+type machineWriter struct {
+	w   io.Writer
+	buf []byte
+	fr  []byte
+}
+
+func (c *machineWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		k := min(len(p), snapshotChunk-len(c.buf))
+		c.buf = append(c.buf, p[:k]...)
+		p = p[k:]
+		if len(c.buf) == snapshotChunk {
+			if err := c.flush(); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return n, nil
+}
+
+func (c *machineWriter) flush() error {
+	if len(c.buf) == 0 {
+		return nil
+	}
+	b, err := wire.Marshal(c.buf)
+	if err != nil {
+		return err
+	}
+	c.fr = wire.AppendFrame(c.fr[:0], b)
+	c.buf = c.buf[:0]
+	_, err = c.w.Write(c.fr)
+	return err
+}
+
+func (c *machineWriter) end() error {
+	if err := c.flush(); err != nil {
+		return err
+	}
+	b, err := wire.Marshal([]byte{})
+	if err != nil {
+		return err
+	}
+	_, err = c.w.Write(wire.AppendFrame(nil, b))
+	return err
+}
+
+// machineReader reads what a machineWriter wrote, up to its empty frame.
+type machineReader struct {
+	r    *bufio.Reader
+	buf  []byte
+	done bool
+}
+
+func (c *machineReader) Read(p []byte) (int, error) {
+	for len(c.buf) == 0 {
+		if c.done {
+			return 0, io.EOF
+		}
+		var chunk []byte
+		if err := wire.DecodeFrame(c.r, snapshotChunk+16, &chunk); err != nil {
+			return 0, fmt.Errorf("snapshot machine state: %w", err)
+		}
+		if len(chunk) > snapshotChunk {
+			return 0, fmt.Errorf("%w: machine chunk of %d bytes", ErrMalformed, len(chunk))
+		}
+		c.buf, c.done = chunk, len(chunk) == 0
+	}
+	n := copy(p, c.buf)
+	c.buf = c.buf[n:]
+	return n, nil
+}
 
 // Restore replaces the state with a snapshot's.
 func (f *fsm) Restore(rc io.ReadCloser) error {
@@ -487,6 +613,18 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	if f.machine != nil && h.Machine > 0 {
 		if err := f.machine.Restore(state); err != nil {
+			return fmt.Errorf("state machine restore: %w", err)
+		}
+	}
+	if h.Stream {
+		dm, ok := f.machine.(DiskMachine)
+		if !ok {
+			return fmt.Errorf("%w: a streamed machine state, and no DiskMachine to take it", ErrMalformed)
+		}
+		mr := &machineReader{r: r}
+		// What the machine left unread (it kept its own state) is not
+		// read at all: it may be the size of the disk.
+		if err := dm.RestoreFrom(mr); err != nil {
 			return fmt.Errorf("state machine restore: %w", err)
 		}
 	}

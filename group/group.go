@@ -268,6 +268,9 @@ func (m *Manager) raftConfig(self peer.ID, name string) *raft.Config {
 // logCache is how many recent entries each group keeps in memory.
 const logCache = 512
 
+// diskLogCache is logCache for a group whose machine is a DiskMachine.
+const diskLogCache = 32
+
 // start builds the group's raft; m.mu is held.
 func (m *Manager) start(name string, opts Options) (*Group, error) {
 	self := m.cfg.Host.ID()
@@ -312,7 +315,13 @@ func (m *Manager) start(name string, opts Options) (*Group, error) {
 	}
 	// Raft reads back every entry it replicates; the cache keeps the
 	// latest in memory so they are not read and decoded from Pebble again.
-	logs, err := raft.NewLogCache(logCache, st)
+	// A DiskMachine's entries may be large (a topic's batches): fewer of
+	// them stay in memory.
+	cache := logCache
+	if _, ok := opts.Machine.(DiskMachine); ok {
+		cache = diskLogCache
+	}
+	logs, err := raft.NewLogCache(cache, st)
 	if err != nil {
 		g.trans.Close()
 		return nil, err

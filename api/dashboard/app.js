@@ -298,6 +298,8 @@ function renderLists(l) {
     el("td", { class: "wrap" }, (x.policy || "") + (x.holders ? " (" + x.holders + " holding)" : "")))),
   6, "no spaces here yet. Create one above.");
 
+  renderTopics(l.topics || []);
+
   const gl = $("group-list");
   gl.replaceChildren();
   if (l.groups.length === 0) gl.append(el("p", { class: "empty" }, "This node is in no group. Form or join one below."));
@@ -313,6 +315,60 @@ function renderLists(l) {
       el("td", {}, m.last_contact ? Math.max(0, (Date.now() - new Date(m.last_contact)) / 1000).toFixed(1) + " s ago" : "–"))), 3, "no members");
     gl.append(el("div", { class: "group scroll" }, t));
   }
+}
+
+// --- Topics -------------------------------------------------------------
+
+// topicCounts keeps each topic's counts at the last load, for rates.
+let topicCounts = new Map();
+
+// perSecond says a count and, when the last load saw it too, its rate.
+function perSecond(now, before, secs) {
+  const r = before !== undefined && secs > 0 ? Math.max(0, now - before) / secs : null;
+  return String(now) + (r === null ? "" : " (" + (r < 10 ? r.toFixed(1) : r.toFixed(0)) + "/s)");
+}
+
+function renderTopics(topics) {
+  const at = Date.now(), next = new Map();
+  const rows = topics.map((x) => {
+    const before = topicCounts.get(x.id), secs = before ? (at - before.at) / 1000 : 0, r = x.rates;
+    next.set(x.id, { at, published: r.published, delivered: r.delivered, dropped: r.dropped });
+    const [owner, name] = x.id.split("/");
+    let offsets = x.durable ? "–" : "live";
+    let consumers = "";
+    if (x.info) {
+      offsets = x.info.next > x.info.first ? x.info.first + "–" + (x.info.next - 1) + " (" + bytes(x.info.bytes) + ")" : "none yet";
+      consumers = (x.info.consumers || []).map((c) => c.name + ": lag " + c.lag + (c.pending ? ", " + c.pending + " pending" : "")).join("; ");
+    } else if (x.info_error) {
+      offsets = "? " + x.info_error;
+    }
+    return el("tr", { "data-topic": x.id },
+      el("td", { class: "mono", title: x.id }, short(owner) + "/" + name), el("td", {}, x.role + (x.durable ? ", durable" : "")),
+      el("td", {}, perSecond(r.published, before && before.published, secs)),
+      el("td", {}, perSecond(r.delivered, before && before.delivered, secs)),
+      el("td", { class: r.dropped ? "state-down" : "" }, perSecond(r.dropped, before && before.dropped, secs)),
+      el("td", { class: "wrap" }, offsets), el("td", { class: "wrap" }, consumers || "–"));
+  });
+  topicCounts = next;
+  fillTable($("topic-table"), rows, 7, "no topics here yet. Create one above.");
+  setOptions($("pub-topic"), topics.filter((x) => x.role === "owner").map((x) => x.id.split("/")[1]).sort());
+}
+
+// parseRetain reads what a topic keeps, as nube topic create --retain
+// does: a count (1000000), a size (512MiB, 1GiB; K, M, G are powers of
+// 1024) and an age (90m, 24h, 7d), any of them, apart by spaces or commas.
+function parseRetain(text) {
+  const r = {};
+  const units = { b: 1, k: 1024, kb: 1024, kib: 1024, m: 1 << 20, mb: 1 << 20, mib: 1 << 20, g: 1 << 30, gb: 1 << 30, gib: 1 << 30 };
+  const ages = { s: 1e9, m: 60e9, h: 3600e9, d: 86400e9 };
+  for (const w of text.split(/[\s,]+/).filter(Boolean)) {
+    let m;
+    if (/^\d+$/.test(w)) r.count = Number(w);
+    else if ((m = /^(\d+(?:\.\d+)?)(s|m|h|d)$/.exec(w))) r.age = Math.round(Number(m[1]) * ages[m[2]]);
+    else if ((m = /^(\d+(?:\.\d+)?)\s*([kmg]?i?b?)$/i.exec(w)) && units[m[2].toLowerCase()]) r.bytes = Math.round(Number(m[1]) * units[m[2].toLowerCase()]);
+    else throw new Error("Not created: keeps " + JSON.stringify(w) + "? Give a count (1000000), a size (1GiB) or an age (24h).");
+  }
+  return r;
 }
 
 // credits formats millicredits as credits: 2500 → "2.500".
@@ -555,6 +611,36 @@ action("grant-form", "grant-result", async () => {
   $("grant-result").dataset.grant = g.id;
   loadLists();
   return "Granted " + g.rights + " on " + space + " to " + short(g.to) + " (grant " + g.id + ").";
+});
+
+action("topic-form", "topic-result", async () => {
+  const name = $("topic-name").value.trim();
+  if (!name) throw new Error("Name the topic first.");
+  const retain = parseRetain($("topic-retain").value);
+  const durable = Object.keys(retain).length > 0;
+  let info;
+  try {
+    info = await post("/api/v0/topic/create", durable ? { name, retain, local: true } : { name, local: true });
+  } catch (e) {
+    throw new Error("Not created: " + e.message);
+  }
+  $("topic-result").dataset.topic = info.id;
+  loadLists();
+  return "Created " + info.name + (durable ? ", durable" : ", live") + " (" + info.id + ").";
+});
+
+action("pub-form", "pub-result", async () => {
+  const topic = $("pub-topic").value;
+  if (!topic) throw new Error("Create a topic first.");
+  let ack;
+  try {
+    ack = await (await api("/api/v0/topic/publish?topic=" + encodeURIComponent(topic), { method: "POST", body: $("pub-message").value })).json();
+  } catch (e) {
+    throw new Error("Not published: " + e.message);
+  }
+  $("pub-result").dataset.offset = String(ack.offset);
+  loadLists();
+  return "Published on " + topic + (ack.offset ? " at offset " + ack.offset : "") + (ack.duplicate ? " (a duplicate)" : "") + ".";
 });
 
 // loadUserNodes lists the user's nodes this node knows.

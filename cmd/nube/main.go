@@ -9,6 +9,8 @@
 //	nube remote ls PEER      the functions a peer serves for remote calls
 //	nube service publish | ls | info | runs    WebAssembly services
 //	nube call NAME [--n N]   run a service (or 'a | b') on stdin, on N nodes
+//	nube space …             key/value spaces you own, placed where you say
+//	nube topic … | pub | sub event streams you own: live, durable, work queues
 //	nube open                log a browser into the node's dashboard
 //	nube demo --nodes 3      a small cloud of nodes in one process, to try things
 //
@@ -90,6 +92,7 @@ commands talk to the running node through its local API.`,
   nube service publish upper.wasm # publish a WebAssembly service
   echo hi | nube call upper --n 3 # run it on three nodes
   nube group create jobs PEER PEER # a replicated map with two other nodes
+  nube topic create events        # an event stream; nube pub / nube sub
   nube demo --nodes 3             # three nodes in one process, to try things`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -108,11 +111,14 @@ commands talk to the running node through its local API.`,
 		newServiceCmd(g), newCallCmd(g),
 		newGroupCmd(g),
 		newSpaceCmd(g),
+		newTopicCmd(g), newPubCmd(g), newSubCmd(g),
 		newLedgerCmd(g), newCreditCmd(g),
 		newUserCmd(g),
+		newNameCmd(g), newKeyCmd(g), newRoutingCmd(g),
 		newOpenCmd(g),
 		newDemoCmd(g),
 		newVersionCmd(g),
+		newCacheCmd(g),
 	)
 	return root
 }

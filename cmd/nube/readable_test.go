@@ -10,8 +10,8 @@ import (
 	"github.com/nubecloud/nube/api/client"
 )
 
-// TestHelpExamples walks the command tree: every ledger, credit, group
-// and pin command shows an example in its help.
+// TestHelpExamples walks the command tree: every ledger, credit, group,
+// pin and topic command shows an example in its help.
 func TestHelpExamples(t *testing.T) {
 	root := newRoot(io.Discard)
 	var missing []string
@@ -27,7 +27,7 @@ func TestHelpExamples(t *testing.T) {
 			walk(sub)
 		}
 	}
-	for _, name := range []string{"ledger", "credit", "group", "pin"} {
+	for _, name := range []string{"ledger", "credit", "group", "pin", "topic"} {
 		c, _, err := root.Find([]string{name})
 		if err != nil || c.Name() != name {
 			t.Fatalf("no command %q: %v", name, err)
