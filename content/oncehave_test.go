@@ -206,8 +206,8 @@ func (r onceHaveReceiver) ReceiveMessage(ctx context.Context, p peer.ID, m bsmsg
 // fetch's wants happen to batch; the test holds get to 0.5 (twice pin's
 // round trips, and one more for its Stat: a pin resolves no path), which
 // no run of the fixed code missed and the stall (0.12) is far below, so
-// it fails on the bug and not on the batching's luck. bench/content.sh
-// prints the figure beside the goal.
+// it fails on the bug and not on the batching's luck. Its log prints the
+// figure beside the goal.
 func TestGetFromOnceHaveProvider(t *testing.T) {
 	size := 64 << 20
 	if testing.Short() {
