@@ -231,7 +231,7 @@ type Result struct {
 	Memo *Memo
 	Err  error
 
-	id     uint64 // the call's ID, as Call names it
+	id      uint64 // the call's ID, as Call names it
 	lastIn  []byte // the last stage's input, which its proof attests
 	memoRaw []byte // the runner's memo record of the run, if asked for
 }
