@@ -43,6 +43,9 @@ const maxMemos = 4096
 // memoAsk is how many peers a cached call asks for a record.
 const memoAsk = 8
 
+// memoFetch bounds the fetch of a record's output.
+const memoFetch = 30 * time.Second
+
 // Memo is a runner's signed word that a run with Key gave Output.
 type Memo struct {
 	Key    []byte  // the memo key: see Pipeline.Cached
@@ -302,6 +305,10 @@ func (p *Pipeline) fromMemo(ctx context.Context, mm *Memo) (Result, bool) {
 	if p.outCID {
 		r.OutputCID = mm.Output
 	} else {
+		// A record whose output is gone everywhere is worth a run, not
+		// a wait: the fetch has memoFetch.
+		ctx, cancel := context.WithTimeout(ctx, memoFetch)
+		defer cancel()
 		f, err := p.m.cfg.Content.Get(ctx, mm.Output.String())
 		if err != nil {
 			p.m.log.Info("the output of a memo record could not be fetched; running", "cid", mm.Output, "err", err)
