@@ -239,9 +239,11 @@ func (p *Pipeline) Cached() *Pipeline {
 	return &q
 }
 
-// CachedVerify is Cached that also takes a record signed by a node of
-// another user, once the run, verified on k nodes (Verify), gives the
-// output the record names; the record is then kept as this node's.
+// CachedVerify is Cached that, when no record of this node's user is
+// found, runs Verify on k nodes, and takes a record signed by a node of
+// another user if the verified output is the one it names (Result.Memo
+// is then that record); the record, or the verified run's own, is then
+// kept as this node's.
 func (p *Pipeline) CachedVerify(k int) *Pipeline {
 	q := p.Cached()
 	q.memoVerify = k
@@ -265,9 +267,15 @@ func (p *Pipeline) callCached(ctx context.Context, stages []*Descriptor, in []by
 			return r
 		}
 	}
-	if len(others) > 0 && p.memoVerify >= 2 {
+	if p.memoVerify >= 2 {
+		// Verified: K runs, whose output counts as this node's record
+		// (and confirms another user's, if one agrees).
 		q := *p
-		q.cached = false
+		q.cached, q.memo = false, true
+		if q.seed == nil {
+			// The seed the key names (none), not Verify's random one.
+			q.seed = []byte{}
+		}
 		r, err := q.Verify(ctx, p.memoVerify, in)
 		if err != nil {
 			return Result{Err: err}
@@ -280,7 +288,12 @@ func (p *Pipeline) callCached(ctx context.Context, stages []*Descriptor, in []by
 				return r
 			}
 		}
-		p.m.log.Info("a memo record of another user's node disagrees with the verified run; not used", "service", d.Label())
+		if len(others) > 0 {
+			p.m.log.Info("a memo record of another user's node disagrees with the verified run; not used", "service", d.Label())
+		}
+		if mm, err := ParseMemo(r.memoRaw); err == nil && mm.Runner == r.Peer && bytes.Equal(mm.Key, key) && bytes.Equal(mm.Hash, sum(r.Output)) {
+			p.m.memos.keep(key, r.memoRaw, true)
+		}
 		return r
 	}
 	q := *p

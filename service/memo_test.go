@@ -157,6 +157,13 @@ func TestMemoOfAnotherUser(t *testing.T) {
 	if r.Memo != nil {
 		t.Fatalf("a lying record was used: %+v", r.Memo)
 	}
+	// The verified run left a record of the right output: the next call
+	// takes it, and nothing runs.
+	before = runs(2) + runs(3)
+	r = cachedCall(t, ctx, ms[0].Service(id).On(hs[2].ID()).Cached(), "lie", "LIE")
+	if r.Memo == nil || r.Memo.Runner == hs[1].ID() || runs(2)+runs(3) != before {
+		t.Fatalf("after a verified run: memo %+v, runs %d (were %d)", r.Memo, runs(2)+runs(3), before)
+	}
 }
 
 // TestForgedMemo: a record whose signature is not its runner's, or that a
