@@ -459,8 +459,6 @@ func (t *Topic) publish(ctx context.Context, data []byte, opts PublishOptions) (
 // broadcast hands a stored (or live) message to gossipsub for the topic's
 // live subscribers; offset is its place in a durable log, zero on a live
 // topic. The durable part calls it after a publish commits, on a holder.
-//
-//lint:ignore U1000 the durable part calls it.
 func (m *Manager) broadcast(ctx context.Context, topicID string, offset uint64, raw []byte) error {
 	lt, err := m.live.join(topicID)
 	if err != nil {

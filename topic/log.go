@@ -214,7 +214,7 @@ func (l *topicLog) msgKey(off uint64) []byte { return l.key('m', be(off)) }
 func (l *topicLog) load() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.st = logState{}
+	l.st = logState{First: 1, Next: 1} // offsets count from 1: 0 is "none"
 	l.consumers = map[string]*consumerState{}
 	v, closer, err := l.db.Get(l.key('s'))
 	switch {
@@ -511,6 +511,9 @@ func (l *topicLog) fetch(wb *pebble.Batch, st *logState, c *command, touched map
 		switch c.From {
 		case 1:
 			cs.Next = c.FromOff
+			if c.FromOff == 0 {
+				cs.Next = st.First // FromOffset(0): the first held
+			}
 		case 2:
 			cs.Next = l.offsetAt(c.FromTime, st)
 		}
