@@ -59,17 +59,17 @@ type (
 		NotHolder bool     `cbor:"5,keyasint,omitempty"`
 	}
 	fetchReq struct {
-		Topic    string    `cbor:"1,keyasint"`
-		Consumer string    `cbor:"2,keyasint"`
-		Worker   string    `cbor:"3,keyasint"`
-		Max      int       `cbor:"4,keyasint"`
-		AckWait  int64     `cbor:"5,keyasint"`
-		From     uint8     `cbor:"6,keyasint,omitempty"`
-		FromOff  uint64    `cbor:"7,keyasint,omitempty"`
-		FromTime int64     `cbor:"8,keyasint,omitempty"`
-		Wait     int64     `cbor:"9,keyasint,omitempty"`
-		Config   []byte    `cbor:"11,keyasint,omitempty"`
-		Who      caller    `cbor:"12,keyasint"`
+		Topic    string `cbor:"1,keyasint"`
+		Consumer string `cbor:"2,keyasint"`
+		Worker   string `cbor:"3,keyasint"`
+		Max      int    `cbor:"4,keyasint"`
+		AckWait  int64  `cbor:"5,keyasint"`
+		From     uint8  `cbor:"6,keyasint,omitempty"`
+		FromOff  uint64 `cbor:"7,keyasint,omitempty"`
+		FromTime int64  `cbor:"8,keyasint,omitempty"`
+		Wait     int64  `cbor:"9,keyasint,omitempty"`
+		Config   []byte `cbor:"11,keyasint,omitempty"`
+		Who      caller `cbor:"12,keyasint"`
 	}
 	fetchReply struct {
 		Msgs      []stored `cbor:"1,keyasint,omitempty"`
@@ -102,8 +102,8 @@ type (
 		NotHolder bool           `cbor:"6,keyasint,omitempty"`
 	}
 	wakeReq struct {
-		Topic  string    `cbor:"1,keyasint"`
-		Join   string    `cbor:"2,keyasint,omitempty"`
+		Topic  string `cbor:"1,keyasint"`
+		Join   string `cbor:"2,keyasint,omitempty"`
 		Config []byte `cbor:"4,keyasint,omitempty"`
 	}
 	wakeReply struct {

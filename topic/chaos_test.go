@@ -37,7 +37,7 @@ func (h *history) publisher(ctx context.Context, t *testing.T, tp *topic.Topic, 
 		id := fmt.Sprint(prefix, "-", i)
 		for {
 			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			ack, err := tp.PublishDurable(pctx, []byte(id), id)
+			ack, err := tp.Publish(pctx, []byte(id), topic.PublishOptions{ID: id})
 			cancel()
 			if err == nil {
 				h.mu.Lock()
@@ -57,7 +57,7 @@ func (h *history) publisher(ctx context.Context, t *testing.T, tp *topic.Topic, 
 // subscribing anew after an error.
 func (h *history) consumer(ctx context.Context, tp *topic.Topic, name string) {
 	for ctx.Err() == nil {
-		s, err := tp.SubscribeDurable(ctx, topic.SubscribeOptions{Consumer: name, From: topic.FromOffset(0), AckWait: time.Minute})
+		s, err := tp.Subscribe(ctx, topic.SubscribeOptions{Consumer: name, From: topic.FromOffset(0), AckWait: time.Minute})
 		if err != nil {
 			continue
 		}
@@ -156,7 +156,7 @@ func TestDurableChaos(t *testing.T) {
 	c := nubetest.Cluster(t, 5, nubetest.WithConfig(fast), nubetest.WithDataDirs())
 	ctx := nubetest.Context(t, 4*time.Minute)
 	tp := durableTopic(t, ctx, c, "chaos", topic.Retention{Count: 1 << 20}, 1, 2, 3)
-	if _, err := tp.PublishDurable(ctx, []byte("first"), "first"); err != nil {
+	if _, err := tp.Publish(ctx, []byte("first"), topic.PublishOptions{ID: "first"}); err != nil {
 		t.Fatal(err)
 	}
 	h := newHistory()
@@ -260,7 +260,7 @@ func TestMigrateUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	pw.Wait()
-	info, err := tp.DurableInfo(ctx)
+	info, err := tp.Info(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -233,7 +233,7 @@ func (t *Topic) subscribeDurable(ctx context.Context, cfg config, opts Subscribe
 	if opts.Consumer != "" {
 		return t.consume(ctx, cfg, opts)
 	}
-	s := &reader{t: t, d: t.m.durable, kind: 2, done: make(chan struct{})}
+	s := &reader{t: t, d: t.m.durable, sealed: cfg.Sealed, kind: 2, done: make(chan struct{})}
 	switch opts.From.kind {
 	case 1:
 		s.kind, s.from = 0, opts.From.offset
@@ -255,16 +255,17 @@ func (t *Topic) subscribeDurable(ctx context.Context, cfg config, opts Subscribe
 
 // reader is a subscription that reads a durable log from an offset.
 type reader struct {
-	t    *Topic
-	d    *durable
-	kind uint8
-	from uint64 // the next offset to read
-	time int64
-	buf  []stored
-	lag  *LagError
-	mu   sync.Mutex
-	done chan struct{}
-	once sync.Once
+	t      *Topic
+	d      *durable
+	sealed bool
+	kind   uint8
+	from   uint64 // the next offset to read
+	time   int64
+	buf    []stored
+	lag    *LagError
+	mu     sync.Mutex
+	done   chan struct{}
+	once   sync.Once
 }
 
 func (s *reader) fetch(ctx context.Context, wait time.Duration) (readReply, error) {
@@ -304,7 +305,7 @@ func (s *reader) next(ctx context.Context) (Message, error) {
 				continue
 			}
 			s.from = m.Offset + 1
-			msg, err := s.t.message(ctx, m)
+			msg, err := s.t.message(ctx, m, s.sealed)
 			if err != nil {
 				s.t.m.logger().Warn("a stored message that does not open", "topic", s.t.ID(), "offset", m.Offset, "err", err)
 				continue
@@ -329,15 +330,18 @@ func (s *reader) close() error {
 	return nil
 }
 
-// message makes a Message of a stored envelope.
-func (t *Topic) message(ctx context.Context, m stored) (Message, error) {
+// message makes a Message of a stored envelope, opening a sealed topic's
+// body.
+func (t *Topic) message(ctx context.Context, m stored, sealed bool) (Message, error) {
 	r, err := openMessage(m.Raw)
 	if err != nil {
 		return Message{}, err
 	}
-	data, err := t.unseal(ctx, r)
-	if err != nil {
-		return Message{}, err
+	data := r.Data
+	if sealed {
+		if data, err = t.unseal(ctx, r); err != nil {
+			return Message{}, err
+		}
 	}
 	return Message{Topic: r.Topic, Offset: m.Offset, ID: r.ID, Publisher: r.Publisher, Time: time.Unix(0, m.Time), Data: data}, nil
 }
@@ -351,6 +355,7 @@ type consumer struct {
 	worker  string
 	opts    SubscribeOptions
 	config  []byte // the owner's signed config
+	sealed  bool
 	ackWait time.Duration
 
 	mu   sync.Mutex
@@ -366,7 +371,7 @@ func (t *Topic) consume(ctx context.Context, cfg config, opts SubscribeOptions) 
 		return nil, fmt.Errorf("%w: consumer name of %d bytes, over %d", ErrBadName, len(opts.Consumer), maxConsumerName)
 	}
 	c := &consumer{t: t, d: t.m.durable, name: opts.Consumer, worker: t.m.cfg.Host.ID().String() + "/" + newNonce()[:12],
-		opts: opts, config: cfg.raw, ackWait: opts.AckWait, held: map[uint64]time.Time{}, done: make(chan struct{})}
+		opts: opts, config: cfg.raw, sealed: cfg.Sealed, ackWait: opts.AckWait, held: map[uint64]time.Time{}, done: make(chan struct{})}
 	if c.ackWait <= 0 {
 		c.ackWait = 30 * time.Second
 	}
@@ -390,7 +395,7 @@ func (c *consumer) next(ctx context.Context) (Message, error) {
 		if len(c.buf) > 0 {
 			m := c.buf[0]
 			c.buf = c.buf[1:]
-			msg, err := c.t.message(ctx, m)
+			msg, err := c.t.message(ctx, m, c.sealed)
 			if err != nil {
 				c.t.m.logger().Warn("a stored message that does not open", "topic", c.t.ID(), "offset", m.Offset, "err", err)
 				continue

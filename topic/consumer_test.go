@@ -20,11 +20,11 @@ func TestConsumerResumesAfterRestart(t *testing.T) {
 	ctx := nubetest.Context(t, 2*time.Minute)
 	tp := durableTopic(t, ctx, c, "jobs", topic.Retention{Count: 1000}, 1, 2, 3)
 	for i := range 10 {
-		if _, err := tp.PublishDurable(ctx, []byte(fmt.Sprint(i)), ""); err != nil {
+		if _, err := tp.Publish(ctx, []byte(fmt.Sprint(i)), topic.PublishOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	s, err := tp.SubscribeDurable(ctx, topic.SubscribeOptions{From: topic.FromOffset(0), Consumer: "billing", AckWait: time.Hour})
+	s, err := tp.Subscribe(ctx, topic.SubscribeOptions{From: topic.FromOffset(0), Consumer: "billing", AckWait: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestConsumerResumesAfterRestart(t *testing.T) {
 		}
 	}
 	s.Close() // offset 4 taken, not acked: released
-	info, err := tp.DurableInfo(ctx)
+	info, err := tp.Info(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func TestConsumerResumesAfterRestart(t *testing.T) {
 		}
 	}
 	tp = openOn(t, ctx, c, 0, tp)
-	s, err = tp.SubscribeDurable(ctx, topic.SubscribeOptions{Consumer: "billing", AckWait: time.Hour})
+	s, err = tp.Subscribe(ctx, topic.SubscribeOptions{Consumer: "billing", AckWait: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestWorkQueue(t *testing.T) {
 	tp := durableTopic(t, ctx, c, "work", topic.Retention{Count: 10000}, 1, 2, 3)
 	const n = 200
 	for i := range n {
-		if _, err := tp.PublishDurable(ctx, []byte(fmt.Sprint(i)), fmt.Sprint(i)); err != nil {
+		if _, err := tp.Publish(ctx, []byte(fmt.Sprint(i)), topic.PublishOptions{ID: fmt.Sprint(i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -98,7 +98,7 @@ func TestWorkQueue(t *testing.T) {
 	done := map[uint64]int{}
 	// Worker 0 runs on node 0 and is killed (its subscription dropped,
 	// never closed) after taking messages it never acks.
-	dead, err := tp.SubscribeDurable(ctx, topic.SubscribeOptions{Consumer: "q", From: topic.FromOffset(0), AckWait: ackWait})
+	dead, err := tp.Subscribe(ctx, topic.SubscribeOptions{Consumer: "q", From: topic.FromOffset(0), AckWait: ackWait})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestWorkQueue(t *testing.T) {
 	wctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	for w := 1; w <= 2; w++ {
-		s, err := tp.SubscribeDurable(ctx, topic.SubscribeOptions{Consumer: "q", AckWait: ackWait})
+		s, err := tp.Subscribe(ctx, topic.SubscribeOptions{Consumer: "q", AckWait: ackWait})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -157,17 +157,17 @@ func (d *durable) close() error {
 // holderLog is a durable topic's log on one of its holders: its group,
 // its state machine and the batcher that gathers commands into entries.
 type holderLog struct {
-	d      *durable
-	id     string
-	name   string
-	g      *group.Group
-	log    *topicLog
-	rmu    sync.Mutex
-	cfg    config // the owner's signed config; zero until one is known
-	reqs   chan *proposal
-	done   chan struct{}
-	wg     sync.WaitGroup
-	once   sync.Once
+	d    *durable
+	id   string
+	name string
+	g    *group.Group
+	log  *topicLog
+	rmu  sync.Mutex
+	cfg  config // the owner's signed config; zero until one is known
+	reqs chan *proposal
+	done chan struct{}
+	wg   sync.WaitGroup
+	once sync.Once
 }
 
 // proposal is a command waiting for its batch to commit.

@@ -256,7 +256,7 @@ func FuzzRestoreLog(f *testing.F) {
 // touches its log: none may panic.
 func FuzzCalls(f *testing.F) {
 	for _, v := range []any{
-		pubReq{Topic: "a/b", Msgs: []pubItem{{Raw: []byte("x"), Nonce: "n"}}, Retain: Retention{Count: 1}},
+		pubReq{Topic: "a/b", Msgs: []pubItem{{Raw: []byte("x"), Nonce: "n"}}, Config: []byte{1}},
 		fetchReq{Topic: "a/b", Consumer: "c", Worker: "w", Max: 3, AckWait: 5},
 		ackReq{Topic: "a/b", Consumer: "c", Offsets: []uint64{1, 2}},
 		readReq{Topic: "a/b", From: 3, Kind: 1, Time: 7, Max: 9, Wait: 10},

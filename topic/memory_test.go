@@ -79,7 +79,7 @@ func TestMemoryOneGiB(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
-				if _, err := tp.PublishDurable(ctx, msg, ""); err != nil {
+				if _, err := tp.Publish(ctx, msg, topic.PublishOptions{}); err != nil {
 					t.Error(err)
 					return
 				}
@@ -90,7 +90,7 @@ func TestMemoryOneGiB(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	info, err := tp.DurableInfo(ctx)
+	info, err := tp.Info(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestMemoryOneGiB(t *testing.T) {
 	runtime.GC()
 	debug.FreeOSMemory()
 	after := rss(t)
-	s, err := tp.SubscribeDurable(ctx, topic.SubscribeOptions{From: topic.FromOffset(0)})
+	s, err := tp.Subscribe(ctx, topic.SubscribeOptions{From: topic.FromOffset(0)})
 	if err != nil {
 		t.Fatal(err)
 	}
