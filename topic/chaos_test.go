@@ -156,11 +156,15 @@ func TestDurableChaos(t *testing.T) {
 	c := nubetest.Cluster(t, 5, nubetest.WithConfig(fast), nubetest.WithDataDirs())
 	ctx := nubetest.Context(t, 4*time.Minute)
 	tp := durableTopic(t, ctx, c, "chaos", topic.Retention{Count: 1 << 20}, 1, 2, 3)
-	if _, err := tp.Publish(ctx, []byte("first"), topic.PublishOptions{ID: "first"}); err != nil {
+	ack, err := tp.Publish(ctx, []byte("first"), topic.PublishOptions{ID: "first"})
+	if err != nil {
 		t.Fatal(err)
 	}
+	if ack.Offset != 1 || !ack.Durable {
+		t.Fatalf("the first publish: %+v, want offset 1", ack)
+	}
 	h := newHistory()
-	h.acked["first"] = topic.Ack{Offset: 0}
+	h.acked["first"] = ack
 	cctx, stopConsumers := context.WithCancel(ctx)
 	var cw sync.WaitGroup
 	for k, i := range []int{1, 2} {
@@ -264,8 +268,8 @@ func TestMigrateUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.Next != uint64(n) {
-		t.Errorf("after the move the log's next offset is %d, want %d", info.Next, n)
+	if info.Next != uint64(n)+1 { // offsets count from 1
+		t.Errorf("after the move the log's next offset is %d, want %d", info.Next, n+1)
 	}
 	nubetest.Eventually(t, ctx, func() bool { return h.delivered("c") }, func() string {
 		h.mu.Lock()

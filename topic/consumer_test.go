@@ -30,7 +30,7 @@ func TestConsumerResumesAfterRestart(t *testing.T) {
 	}
 	for i := range 5 {
 		m := next(t, ctx, s)
-		if m.Offset != uint64(i) {
+		if m.Offset != uint64(i+1) { // offsets count from 1
 			t.Fatalf("message %d: offset %d", i, m.Offset)
 		}
 		if i < 4 {
@@ -39,12 +39,12 @@ func TestConsumerResumesAfterRestart(t *testing.T) {
 			}
 		}
 	}
-	s.Close() // offset 4 taken, not acked: released
+	s.Close() // offset 5 taken, not acked: released
 	info, err := tp.Info(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(info.Consumers) != 1 || info.Consumers[0].Acked != 4 || info.Consumers[0].Lag != 6 {
+	if len(info.Consumers) != 1 || info.Consumers[0].Acked != 5 || info.Consumers[0].Lag != 6 {
 		t.Fatalf("consumers: %+v", info.Consumers)
 	}
 	// Restart the subscriber's node and every holder, one at a time.
@@ -58,7 +58,8 @@ func TestConsumerResumesAfterRestart(t *testing.T) {
 			}
 		}
 	}
-	tp = openOn(t, ctx, c, 0, tp)
+	// Another user with a grant resumes the consumer.
+	tp = openOn(t, ctx, c, 3, tp)
 	s, err = tp.Subscribe(ctx, topic.SubscribeOptions{Consumer: "billing", AckWait: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -66,8 +67,8 @@ func TestConsumerResumesAfterRestart(t *testing.T) {
 	defer s.Close()
 	for i := 4; i < 10; i++ {
 		m := next(t, ctx, s)
-		if m.Offset != uint64(i) {
-			t.Fatalf("after the restart: offset %d, want %d", m.Offset, i)
+		if m.Offset != uint64(i+1) {
+			t.Fatalf("after the restart: offset %d, want %d", m.Offset, i+1)
 		}
 		if err := m.Ack(ctx); err != nil {
 			t.Fatal(err)
@@ -112,7 +113,8 @@ func TestWorkQueue(t *testing.T) {
 	wctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	for w := 1; w <= 2; w++ {
-		s, err := tp.Subscribe(ctx, topic.SubscribeOptions{Consumer: "q", AckWait: ackWait})
+		// Workers 1 and 2 run on nodes 4 and 5, of other users.
+		s, err := openOn(t, ctx, c, 3+w, tp).Subscribe(ctx, topic.SubscribeOptions{Consumer: "q", AckWait: ackWait})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -153,7 +155,7 @@ func TestWorkQueue(t *testing.T) {
 			}
 		}
 	}
-	for off := range uint64(5) {
+	for off := uint64(1); off <= 5; off++ {
 		if len(taken[off]) < 2 {
 			t.Errorf("offset %d, held by the dead worker, was never taken again", off)
 		}

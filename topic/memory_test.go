@@ -115,8 +115,8 @@ func TestMemoryOneGiB(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m.Offset != uint64(i) {
-			t.Fatalf("offset %d, want %d", m.Offset, i)
+		if m.Offset != uint64(i)+1 { // offsets count from 1
+			t.Fatalf("offset %d, want %d", m.Offset, i+1)
 		}
 		if i%256 == 0 {
 			sample()
