@@ -3,7 +3,6 @@ package topic
 import (
 	"context"
 	"crypto"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -209,6 +208,3 @@ type Summary struct {
 
 // SpaceName is the name of the space that keeps topic name's record.
 func SpaceName(name string) string { return "topic." + name }
-
-// errTodo marks what the package does not do yet.
-var errTodo = fmt.Errorf("topic: not built yet")
