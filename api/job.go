@@ -63,7 +63,7 @@ func (s *Server) handleJobRun(w http.ResponseWriter, r *http.Request) {
 		codedError(w, err)
 		return
 	}
-	writeJSON(w, j.Status())
+	writeJSON(w, jobStatusJSON(j.Status()))
 }
 
 func (s *Server) handleJobStatus(w http.ResponseWriter, r *http.Request) {
@@ -77,15 +77,15 @@ func (s *Server) handleJobStatus(w http.ResponseWriter, r *http.Request) {
 		codedError(w, err)
 		return
 	}
-	writeJSON(w, st)
+	writeJSON(w, jobStatusJSON(st))
 }
 
 func (s *Server) handleJobList(w http.ResponseWriter, _ *http.Request) {
-	list := s.node.Jobs().List()
-	if list == nil {
-		list = []job.Status{}
+	out := []client.JobStatus{}
+	for _, st := range s.node.Jobs().List() {
+		out = append(out, jobStatusJSON(st))
 	}
-	writeJSON(w, list)
+	writeJSON(w, out)
 }
 
 func (s *Server) handleJobCancel(w http.ResponseWriter, r *http.Request) {
@@ -111,10 +111,14 @@ func (s *Server) handleJobLogs(w http.ResponseWriter, r *http.Request) {
 		codedError(w, err)
 		return
 	}
-	if lines == nil {
-		lines = []job.LogLine{}
+	out := make([]client.JobLogLine, len(lines))
+	for i, l := range lines {
+		out[i] = client.JobLogLine{At: l.At, Msg: l.Msg, Task: l.Task}
+		if l.Node != "" {
+			out[i].Node = l.Node.String()
+		}
 	}
-	writeJSON(w, lines)
+	writeJSON(w, out)
 }
 
 func (s *Server) handleJobWatch(w http.ResponseWriter, r *http.Request) {
@@ -144,12 +148,12 @@ func (s *Server) handleJobWatch(w http.ResponseWriter, r *http.Request) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		if send(j.Status()) != nil {
+		if send(jobStatusJSON(j.Status())) != nil {
 			return
 		}
 		select {
 		case <-j.Done():
-			send(j.Status())
+			send(jobStatusJSON(j.Status()))
 			return
 		case <-t.C:
 		case <-r.Context().Done():
@@ -180,4 +184,36 @@ func sseWriter(w http.ResponseWriter) func(v any) error {
 		}
 		return nil
 	}
+}
+
+// jobStatusJSON is a job's status as the API answers it: the spec and
+// counters as the job package writes them, CIDs and peer IDs as strings.
+func jobStatusJSON(st job.Status) client.JobStatus {
+	p := st.Progress
+	out := client.JobStatus{ID: st.ID, Spec: jobSpecJSON(st.Spec), State: string(st.State), Started: st.Started, Ended: st.Ended, Error: st.Error,
+		Progress: client.JobProgress{Phase: p.Phase, Tasks: p.Tasks, Done: p.Done, Running: p.Running, Failed: p.Failed,
+			BytesLocal: p.BytesLocal, BytesFetched: p.BytesFetched, Nodes: p.Nodes, Spent: p.Spent, Reserved: p.Reserved, Elapsed: p.Elapsed, ETA: p.ETA}}
+	if st.Result.Defined() {
+		out.Result = st.Result.String()
+	}
+	for _, d := range st.Disagreements {
+		cd := client.JobDisagreement{Task: d.Task, Outputs: map[string]string{}}
+		for p, h := range d.Outputs {
+			cd.Outputs[p.String()] = h
+		}
+		for _, p := range d.Minority {
+			cd.Minority = append(cd.Minority, p.String())
+		}
+		out.Disagreements = append(out.Disagreements, cd)
+	}
+	return out
+}
+
+func jobSpecJSON(s job.Spec) client.JobSpec {
+	out := client.JobSpec{Input: s.Input, Map: s.Map, Reduce: s.Reduce, Reducers: s.Reducers, Split: client.JobSplit{Size: s.Split.Size},
+		Budget: s.Budget, TaskTimeout: s.TaskTimeout, Timeout: s.Timeout, MaxAttempts: s.MaxAttempts, VerifyFraction: s.VerifyFraction, NoBackup: s.NoBackup}
+	for _, p := range s.Nodes {
+		out.Nodes = append(out.Nodes, p.String())
+	}
+	return out
 }
