@@ -21,6 +21,8 @@ import (
 //	GET  /api/v0/job/logs?id=ID                          → [JobLogLine], oldest first
 //	GET  /api/v0/job/watch?id=ID&every=D                 → NDJSON JobStatus, or
 //	                            server-sent events with Accept: text/event-stream
+//	POST /api/v0/job/publish  {name, spec}               → JobPublished {cid, name, spec}
+//	POST /api/v0/job/run-published {ref}  a CID, or a name published here → JobStatus
 //
 // A watch sends the job's status at once, then every D (default
 // defaultWatchEvery, at least minWatchEvery) and when the job ends; the
@@ -33,6 +35,8 @@ func (s *Server) jobRoutes(mux *router) {
 	mux.HandleFunc("POST /api/v0/job/cancel", s.handleJobCancel)
 	mux.HandleFunc("GET /api/v0/job/logs", s.handleJobLogs)
 	mux.HandleFunc("GET /api/v0/job/watch", s.handleJobWatch)
+	mux.HandleFunc("POST /api/v0/job/publish", s.handleJobPublish)
+	mux.HandleFunc("POST /api/v0/job/run-published", s.handleJobRunPublished)
 }
 
 // The pace of a job watch.
@@ -216,4 +220,42 @@ func jobSpecJSON(s job.Spec) client.JobSpec {
 		out.Nodes = append(out.Nodes, p.String())
 	}
 	return out
+}
+
+// jobPublishReq is POST /api/v0/job/publish's body: the spec as the job
+// package reads it.
+type jobPublishReq struct {
+	Name string   `json:"name"`
+	Spec job.Spec `json:"spec"`
+}
+
+func (s *Server) handleJobPublish(w http.ResponseWriter, r *http.Request) {
+	var req jobPublishReq
+	if !readJSON(w, r, &req) {
+		return
+	}
+	c, err := s.node.Jobs().Publish(r.Context(), req.Name, req.Spec)
+	if err != nil {
+		codedError(w, err)
+		return
+	}
+	p, err := s.node.Jobs().Published(r.Context(), c.String())
+	if err != nil {
+		codedError(w, err)
+		return
+	}
+	writeJSON(w, client.JobPublished{CID: c.String(), Name: p.Name, Spec: jobSpecJSON(p.Spec)})
+}
+
+func (s *Server) handleJobRunPublished(w http.ResponseWriter, r *http.Request) {
+	var req client.JobPublishedRef
+	if !readJSON(w, r, &req) {
+		return
+	}
+	j, err := s.node.Jobs().RunPublished(r.Context(), req.Ref)
+	if err != nil {
+		codedError(w, err)
+		return
+	}
+	writeJSON(w, jobStatusJSON(j.Status()))
 }

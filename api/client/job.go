@@ -122,3 +122,35 @@ func (c *Client) JobWatch(ctx context.Context, id string, every time.Duration) i
 	}
 	return ndjson[JobStatus](ctx, c, http.MethodGet, "/api/v0/job/watch?"+q.Encode(), nil)
 }
+
+// JobPublish asks to publish a job's spec under a name.
+type JobPublish struct {
+	Name string  `json:"name"`
+	Spec JobSpec `json:"spec"`
+}
+
+// JobPublished is a published job: its document's CID, its name, and its
+// spec with the services pinned to descriptor CIDs.
+type JobPublished struct {
+	CID  string  `json:"cid"`
+	Name string  `json:"name"`
+	Spec JobSpec `json:"spec"`
+}
+
+// JobPublishedRef names a published job: its CID, or the name it was
+// published under on the node.
+type JobPublishedRef struct {
+	Ref string `json:"ref"`
+}
+
+// JobPublish publishes a job's spec; the answer's CID runs it again.
+func (c *Client) JobPublish(ctx context.Context, name string, spec JobSpec) (JobPublished, error) {
+	var out JobPublished
+	return out, c.Call(ctx, http.MethodPost, "/api/v0/job/publish", JobPublish{Name: name, Spec: spec}, &out)
+}
+
+// JobRunPublished runs a published job with the node as its coordinator.
+func (c *Client) JobRunPublished(ctx context.Context, ref string) (JobStatus, error) {
+	var out JobStatus
+	return out, c.Call(ctx, http.MethodPost, "/api/v0/job/run-published", JobPublishedRef{Ref: ref}, &out)
+}

@@ -38,12 +38,14 @@ The input is a CID of a file or directory (every file under it), CID/path,
 or a space's keys under a prefix as space:OWNER/NAME/PREFIX.`,
 		Example: `  nube job run --map wordcount-map --reduce wordcount-reduce --reducers 4 bafybei...
   nube job run --map grep-errors --split 64MiB --budget 5000 bafybei.../logs
+  nube job publish wordcount --map wordcount-map --reduce wordcount-reduce bafybei...
+  nube job run --published wordcount
   nube job ls
   nube job status 4f1c2a
   nube job logs 4f1c2a
   nube job cancel 4f1c2a`,
 	}
-	cmd.AddCommand(newJobRunCmd(g), newJobStatusCmd(g), newJobListCmd(g), newJobCancelCmd(g), newJobLogsCmd(g))
+	cmd.AddCommand(newJobRunCmd(g), newJobPublishCmd(g), newJobStatusCmd(g), newJobListCmd(g), newJobCancelCmd(g), newJobLogsCmd(g))
 	return cmd
 }
 
@@ -56,6 +58,7 @@ type jobRunFlags struct {
 	taskTimeout, timeout     time.Duration
 	nodes                    []string
 	detach, noBackup         bool
+	published                string
 }
 
 // spec checks the flags and makes the job's spec for input.
@@ -108,25 +111,43 @@ default), pieces of a size cut at newlines (64MiB), or lines (pieces of
 of map tasks (of a deterministic service) a second time elsewhere and
 names the nodes whose output differed.
 
+--published REF runs a job published with 'nube job publish' (its CID, or
+the name it was published under on this node) instead of one described by
+flags.
+
 Ctrl-C stops waiting, not the job: 'nube job cancel ID' stops it. With
 --detach the command prints the job's ID and returns at once.`,
 		Example: `  nube job run --map wordcount-map --reduce wordcount-reduce --reducers 4 bafybei...
   nube job run --map wordcount-map --reduce wordcount-reduce --split 64MiB bafybei...
   nube job run --map index-map --reduce index-reduce --budget 20000 space:12D3KooU.../docs/2026/
   nube job run --map wordcount-map --verify-fraction 0.1 --detach bafybei...
+  nube job run --published wordcount
   nube cat $(nube job run --map wordcount-map --reduce wordcount-reduce bafybei...)/part-0`,
-		Args: cobra.ExactArgs(1),
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			spec, err := f.spec(args[0])
-			if err != nil {
-				return err
+			var spec client.JobSpec
+			switch {
+			case f.published != "" && (len(args) > 0 || f.mapSvc != ""):
+				return errors.New("--published runs a published job as it is: give no INPUT and no --map")
+			case f.published == "" && len(args) == 0:
+				return errors.New("no input: give a CID, CID/path or space:OWNER/NAME/PREFIX (or --published REF)")
+			case f.published == "":
+				var err error
+				if spec, err = f.spec(args[0]); err != nil {
+					return err
+				}
 			}
 			c, err := g.client()
 			if err != nil {
 				return err
 			}
 			ctx := cmd.Context()
-			st, err := c.JobRun(ctx, spec)
+			var st client.JobStatus
+			if f.published != "" {
+				st, err = c.JobRunPublished(ctx, f.published)
+			} else {
+				st, err = c.JobRun(ctx, spec)
+			}
 			if err != nil {
 				return err
 			}
@@ -152,6 +173,46 @@ Ctrl-C stops waiting, not the job: 'nube job cancel ID' stops it. With
 	fl.StringArrayVar(&f.nodes, "node", nil, "run tasks only on this node (peer ID); repeat for more")
 	fl.BoolVar(&f.noBackup, "no-backup", false, "run no backup copies of slow tasks")
 	fl.BoolVar(&f.detach, "detach", false, "print the job's ID and return; follow it with nube job status")
+	fl.StringVar(&f.published, "published", "", "run a published job: its CID, or its name on this node")
+	return cmd
+}
+
+func newJobPublishCmd(g *globals) *cobra.Command {
+	var f jobRunFlags
+	cmd := &cobra.Command{
+		Use:   "publish NAME --map SVC [--reduce SVC] [flags] INPUT",
+		Short: "Publish a job as a value: print the CID that runs it again",
+		Long: `Publish the job the flags describe, as a pipeline is published: its spec
+becomes a small JSON document in content, its map and reduce services pinned
+to the descriptors their names resolve to now, so that every run of it runs
+the same code. Run it with 'nube job run --published CID' on any node that
+can fetch the document, or by NAME on this node.`,
+		Example: `  nube job publish wordcount --map wordcount-map --reduce wordcount-reduce --reducers 4 bafybei...
+  nube job run --published wordcount
+  nube cat bafkrei...     # the published document, JSON`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			spec, err := f.spec(args[1])
+			if err != nil {
+				return err
+			}
+			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) (client.JobPublished, error) {
+				return c.JobPublish(ctx, args[0], spec)
+			}, func(p client.JobPublished) error {
+				g.printf("%s\n", p.CID)
+				return nil
+			})
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.mapSvc, "map", "", "the map service (name, name@version or descriptor CID); required")
+	fl.StringVar(&f.reduceSvc, "reduce", "", "the reduce service; none: the result holds the maps' outputs")
+	fl.IntVar(&f.reducers, "reducers", 0, "R, the partitions of the map outputs and reduce tasks (default 1)")
+	fl.StringVar(&f.split, "split", "file", "how to cut the input: file, lines (64 MiB at newlines) or a size such as 16MiB")
+	fl.Uint64Var(&f.budget, "budget", 0, "the most the job may pay, in millicredits (0: free services only)")
+	fl.Float64Var(&f.verify, "verify-fraction", 0, "the share of map tasks (0 to 1) run again elsewhere and compared")
+	fl.DurationVar(&f.taskTimeout, "task-timeout", 0, "bound one run of a task (default: the service's limit)")
+	fl.DurationVar(&f.timeout, "timeout", 0, "bound the whole job (default 1h)")
 	return cmd
 }
 

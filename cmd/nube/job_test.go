@@ -49,7 +49,7 @@ func TestJobRunSpec(t *testing.T) {
 // flags the issue names.
 func TestJobCLIHelp(t *testing.T) {
 	root := newRoot(io.Discard)
-	for _, path := range [][]string{{"job", "run"}, {"job", "status"}, {"job", "ls"}, {"job", "list"}, {"job", "cancel"}, {"job", "logs"}} {
+	for _, path := range [][]string{{"job", "run"}, {"job", "status"}, {"job", "ls"}, {"job", "list"}, {"job", "cancel"}, {"job", "logs"}, {"job", "publish"}} {
 		c, _, err := root.Find(path)
 		if err != nil || c == root || c.Name() == "job" {
 			t.Fatalf("no command %q: %v", path, err)
@@ -59,7 +59,7 @@ func TestJobCLIHelp(t *testing.T) {
 		}
 	}
 	c, _, _ := root.Find([]string{"job", "run"})
-	for _, f := range []string{"map", "reduce", "reducers", "split", "budget", "verify-fraction", "detach", "timeout"} {
+	for _, f := range []string{"map", "reduce", "reducers", "split", "budget", "verify-fraction", "detach", "timeout", "published"} {
 		if c.Flags().Lookup(f) == nil {
 			t.Errorf("nube job run has no --%s", f)
 		}
@@ -77,7 +77,9 @@ func TestJobCLIErrors(t *testing.T) {
 		{[]string{"job", "run", "bafyX"}, "--map is required"},
 		{[]string{"job", "run", "--map", "m", "--split", "big", "bafyX"}, "want file, lines, or a size"},
 		{[]string{"job", "run", "--map", "m", "--verify-fraction", "2", "bafyX"}, "from 0 to 1"},
-		{[]string{"job", "run", "--map", "m"}, "accepts 1 arg(s)"},
+		{[]string{"job", "run", "--map", "m"}, "no input"},
+		{[]string{"job", "run", "--published", "wc", "bafyX"}, "give no INPUT and no --map"},
+		{[]string{"job", "publish", "wc", "bafyX"}, "--map is required"},
 		{[]string{"job", "status"}, "accepts 1 arg(s)"},
 		{[]string{"job", "ls"}, "no nube daemon is running"},
 	} {
