@@ -27,8 +27,9 @@ const maxPublished = 64 << 10
 // publishedKind marks a published job's document.
 const publishedKind = "nube-job/1"
 
-// pinPrefix labels a published job's pin: "job NAME".
-const pinPrefix = "job "
+// pinPrefix labels a published job's pin: "job-spec NAME" (a result
+// directory's pin is "job ID").
+const pinPrefix = "job-spec "
 
 // Published is a published job's document.
 type Published struct {
@@ -39,7 +40,7 @@ type Published struct {
 
 // Publish checks spec, resolves its map and reduce services to the
 // descriptors they name now, and adds the job's document as content on
-// this node, pinned as "job NAME". It returns the document's CID:
+// this node, pinned as "job-spec NAME". It returns the document's CID:
 // RunPublished runs the same job, the same code, from it. name follows
 // the rules of service names (service.CheckName).
 func (m *Manager) Publish(ctx context.Context, name string, spec Spec) (cid.Cid, error) {
