@@ -143,6 +143,29 @@ func TestJobAPI(t *testing.T) {
 		t.Fatalf("word counts %v", counts)
 	}
 
+	// Published, then run by its name: the same result.
+	pub, err := a.JobPublish(ctx, "wc", client.JobSpec{Input: in.String(), Map: "wordcount-map", Reduce: "wordcount-reduce", Reducers: 2})
+	if err != nil || pub.CID == "" || pub.Name != "wc" || pub.Spec.Map == "wordcount-map" {
+		t.Fatalf("publish: %+v, %v (want the map pinned to a descriptor CID)", pub, err)
+	}
+	if _, err := a.JobRunPublished(ctx, "nope"); !errors.Is(err, job.ErrNotFound) {
+		t.Fatalf("run of a name never published: %v, want ErrNotFound", err)
+	}
+	again, err := a.JobRunPublished(ctx, "wc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var end client.JobStatus
+	for s, err := range a.JobWatch(ctx, again.ID, 0) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		end = s
+	}
+	if end.State != "done" || end.Result != last.Result {
+		t.Fatalf("the published job ended %s with %s, want done with %s", end.State, end.Result, last.Result)
+	}
+
 	// The same watch as server-sent events: data lines of JSON.
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, a.URL+"/api/v0/job/watch?id="+st.ID, nil)
 	req.Header.Set("Authorization", "Bearer "+a.Token)
