@@ -3,7 +3,12 @@ package space
 import (
 	"crypto/ed25519"
 	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
 	"testing"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/nubecloud/nube/internal/identity"
 	"github.com/nubecloud/nube/nodecert"
@@ -66,5 +71,95 @@ func TestAttack39StrangerMakesANodePrepareAHome(t *testing.T) {
 	}
 	if !errors.Is(err, ErrNotAuthorised) {
 		t.Logf("refused, though not as ErrNotAuthorised: %v", err)
+	}
+}
+
+// TestAttack39PendingHandoverReachesARemovedNode is the attack: a
+// handover whose answer was lost leaves the old home frozen, offering
+// the handover (the space's keys wrapped to the new home, its grants,
+// its delegation) again each repair round until the new home answers
+// (retryHandover). If the user meanwhile removes that node (a stolen
+// laptop that went dark mid-handover), the offer still goes out when it
+// shows up again: retryHandover never asks whether the node may still
+// be the user's (Config.Holder, which handOver itself asks), so the
+// removed node gets the keys and the home. Fixed when a pending
+// handover to a node the user removed is withdrawn (the old home is home
+// again) and never sent.
+func TestAttack39PendingHandoverReachesARemovedNode(t *testing.T) {
+	ctx := testCtx(t)
+	user := identity.Generate()
+	var removed atomic.Pointer[peer.ID]
+	i := 0
+	ns := bareNodes(t, 2, func(c *Config) {
+		c.UserKey = user
+		switch i {
+		case 0: // the home, with the user key; it knows whom the user removed
+			c.Holder = func(node peer.ID) error {
+				if r := removed.Load(); r != nil && *r == node {
+					return fmt.Errorf("%s was removed by its user", node)
+				}
+				return nil
+			}
+		case 1: // another node of the user, without the user key
+			priv, err := c.Host.Peerstore().PrivKey(c.Host.ID()).Raw()
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.NodeKey = ed25519.PrivateKey(priv)
+			cert, err := nodecert.New(user, c.Host.ID())
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Cert = &cert
+		}
+		i++
+	})
+	a, b := ns[0], ns[1]
+	sp, err := a.m.Create(ctx, "frozen", Policy{Local: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.PutBytes(ctx, "k", []byte("secret")); err != nil {
+		t.Fatal(err)
+	}
+	o := a.m.ownedSpace(sp.ID())
+	// The state handOver leaves when the take's answer was lost and B did
+	// not answer: the same request it built, pending, and A frozen.
+	cert := *b.m.cfg.Cert
+	o.mu.Lock()
+	key, chain, err := o.headSigner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	link, err := sign(key, homeDomain, homeLink{Space: o.id, Node: b.h.ID(), Cert: cert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	box, err := wrapKeysInfo(homeInfo(o.id), b.h.ID(), o.keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := o.next()
+	h.Home = b.h.ID()
+	last, err := o.signLocked(h, o.keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := takeHomeReq{Chain: append(slices.Clone(chain), link), Keys: box}
+	if req.Head, err = marshal(last); err != nil {
+		t.Fatal(err)
+	}
+	o.gone, o.pending = b.h.ID(), &req
+	o.mu.Unlock()
+
+	// The user removes B; then a repair round offers the handover again.
+	bid := b.h.ID()
+	removed.Store(&bid)
+	if a.m.refused(bid) == nil {
+		t.Fatal("the home does not know B was removed")
+	}
+	o.retryHandover(ctx)
+	if b.m.ownedSpace(sp.ID()) != nil {
+		t.Fatalf("node %s, removed by its user, took the home of %s (and its keys) from a pending handover", bid, sp.ID())
 	}
 }
