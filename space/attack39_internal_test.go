@@ -163,3 +163,34 @@ func TestAttack39PendingHandoverReachesARemovedNode(t *testing.T) {
 		t.Fatalf("node %s, removed by its user, took the home of %s (and its keys) from a pending handover", bid, sp.ID())
 	}
 }
+
+// attack39DHTCap is the most a DHT head value should be: IPNS's own cap
+// (10 KiB, boxo's ipns.MaxRecordSize) is what DHT peers budget a record
+// for; a head's readers' boxes need not ride in it.
+const attack39DHTCap = 64 << 10
+
+// TestAttack39StrangerStoresMegabyteHeadsInTheDHT is the attack: the
+// DHT's validator for HeadNamespace takes any head up to MaxHeadSize
+// (1 MiB) signed by the key of the user the key names, whether or not the
+// space exists anywhere. A stranger makes a user key and as many names as
+// it likes, and has the ~20 DHT peers closest to each key keep 1 MiB of
+// junk (wrapped-key boxes of readers that do not exist) for 36 hours, for
+// free: a hundred times what an IPNS record may cost them. Fixed when a
+// DHT head value is capped far below MaxHeadSize (a slim head: seq, root,
+// home, holders, without the readers' boxes, or the head's CID).
+func TestAttack39StrangerStoresMegabyteHeadsInTheDHT(t *testing.T) {
+	key := identity.Generate()
+	owner, err := identity.ID(key.Public().(ed25519.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &head{Owner: owner, Name: "junk-1", Seq: 1, Home: owner, Root: locator("nowhere").Bytes()}
+	s := inflate(t, key, h, MaxHeadSize-64)
+	b, err := marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (HeadValidator{}).Validate(HeadKey(h.id()), b); err == nil && len(b) > attack39DHTCap {
+		t.Fatalf("the DHT's validator takes a %d-byte head of a space %s that exists nowhere (cap wanted: %d)", len(b), h.id(), attack39DHTCap)
+	}
+}
