@@ -64,7 +64,7 @@ func TestAttack39StrangerMakesANodePrepareAHome(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = prepareHomeFn.At(stranger.m.cfg.Remote, other.h.ID()).Call(ctx, prepareHomeReq{Head: hr.Head})
+	_, err = prepareHomeFn.At(stranger.m.cfg.Remote, other.h.ID()).Call(ctx, prepareHomeReq(hr))
 	if err == nil {
 		t.Fatalf("a stranger (user %s) made node %s of user %s prepare to take the home of %s: it fetched the whole space on the stranger's word",
 			stranger.user, other.h.ID(), home.user, sp.ID())
