@@ -306,6 +306,19 @@ func (o *owned) retryHandover(ctx context.Context) {
 	if req == nil {
 		return
 	}
+	// The user may have removed the node since (a stolen laptop that went
+	// dark mid-handover): the keys and the home must not reach it, so the
+	// offer is withdrawn and this node is home again, as handOver refuses
+	// such a node before it offers anything.
+	if err := o.m.refused(to); err != nil {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		if o.pending == req {
+			o.gone, o.pending = "", nil
+			o.m.log.Warn("withdrew a pending handover to a node its user removed: this node is home again", "space", o.id, "to", to, "err", err)
+		}
+		return
+	}
 	// Not under the lock: readers still get the last head meanwhile.
 	seq := seqOfBytes(req.Head, o.id)
 	cctx, cancel := context.WithTimeout(ctx, time.Minute)
