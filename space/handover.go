@@ -363,6 +363,12 @@ func (m *Manager) servePrepareHome(ctx context.Context, req prepareHomeReq) (pre
 	if err := m.canTake(ctx, h); err != nil {
 		return prepareHomeReply{}, err
 	}
+	// Only the home readies a node to take its place: heads are public,
+	// and a stranger's word would have this node fetch the whole space at
+	// will.
+	if c := remote.Caller(ctx); c != h.Home {
+		return prepareHomeReply{}, fmt.Errorf("%w: %s is not the home of %s (%s is)", ErrNotAuthorised, c, h.id(), h.Home)
+	}
 	root, _ := h.root()
 	if err := m.cfg.Content.Fetch(ctx, root, nil); err != nil {
 		return prepareHomeReply{}, fmt.Errorf("fetch %s: %w", h.id(), err)
@@ -379,6 +385,8 @@ func (m *Manager) canTake(ctx context.Context, h *head) error {
 		return fmt.Errorf("%w: this node has no cert of its user or no node key to sign heads with", ErrNotAuthorised)
 	case remote.Caller(ctx) == "":
 		return fmt.Errorf("%w: no caller", ErrNotAuthorised)
+	case h.Seq < m.seenSeq(h.id()):
+		return fmt.Errorf("%w: a head of %s at %d, older than the %d this node has seen", ErrNotAuthorised, h.id(), h.Seq, m.seenSeq(h.id()))
 	}
 	if o := m.ownedSpace(h.id()); o != nil {
 		return fmt.Errorf("%w: this node is the home of %s already", ErrExists, h.id())
@@ -408,6 +416,12 @@ func (m *Manager) serveTakeHome(ctx context.Context, req takeHomeReq) (headReply
 	}
 	if err := checkTake(m.self, h, req); err != nil {
 		return headReply{}, err
+	}
+	// The old home hands over: a delegated head names the node that
+	// signed it, and that node must be the caller. A head signed with the
+	// user key names none; it is the user's own word.
+	if by, _ := checkChain(h.Owner, id, h.Chain); len(h.Chain) > 0 && remote.Caller(ctx) != by {
+		return headReply{}, fmt.Errorf("%w: %s hands over %s, whose home is %s", ErrNotAuthorised, remote.Caller(ctx), id, by)
 	}
 	keys, err := unwrapKeysInfo(homeInfo(id), m.cfg.NodeKey, req.Keys)
 	if err != nil {

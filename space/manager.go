@@ -420,6 +420,13 @@ func (m *Manager) noteSeen(space string, seq uint64) bool {
 	return true
 }
 
+// seenSeq is the highest sequence number seen of space's heads.
+func (m *Manager) seenSeq(space string) uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.seen[space]
+}
+
 func fileName(space string) string { return strings.ReplaceAll(space, "/", "_") + ".cbor" }
 
 // locator is the CID under which the home and holders of a space announce
