@@ -74,8 +74,10 @@ func (s *Space) resolve(ctx context.Context, fresh bool) (*view, error) {
 	}
 	asked := map[peer.ID]bool{m.self: true}
 	var best *view
-	// refused: a node that keeps the space answered, but would not hand
-	// out its head (over the limit): the DHT's older one is not the space.
+	// refused: a node the cached head names (its home or a holder)
+	// answered, but would not hand out its head (over the limit): the
+	// DHT's older one is not the space. Any other node's word does not
+	// count, or a stranger would keep readers off the DHT's head.
 	refused := false
 	consider := func(b []byte) {
 		h, sg, err := decodeHead(b, s.id)
@@ -100,10 +102,10 @@ func (s *Space) resolve(ctx context.Context, fresh bool) (*view, error) {
 		}
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		for _, r := range headFn.OnAll(network.WithAllowLimitedConn(actx, "space"), m.cfg.Remote, todo, headReq{Space: s.id}) {
+		for p, r := range headFn.OnAll(network.WithAllowLimitedConn(actx, "space"), m.cfg.Remote, todo, headReq{Space: s.id}) {
 			if r.Err == nil {
 				consider(r.Value.Head)
-			} else if errors.Is(r.Err, ErrHeadTooLarge) {
+			} else if errors.Is(r.Err, ErrHeadTooLarge) && cached != nil && (p == cached.head.Home || cached.head.holds(p)) {
 				refused = true
 			}
 		}
