@@ -89,6 +89,25 @@ func checkChain(owner peer.ID, id string, chain []signed) (peer.ID, error) {
 	return by, nil
 }
 
+// chainAvoids checks that no link of chain, checked already by
+// checkChain, names one of removed: a node its user removed signs no
+// head, whatever delegation it was handed before.
+func chainAvoids(chain []signed, removed []peer.ID) error {
+	if len(removed) == 0 {
+		return nil
+	}
+	for i, s := range chain {
+		var l homeLink
+		if err := unmarshal(s.Body, &l); err != nil {
+			return fmt.Errorf("%w: home link %d: %v", ErrBadHead, i, err)
+		}
+		if slices.Contains(removed, l.Node) {
+			return fmt.Errorf("%w: home link %d names %s, which its user removed", ErrNotAuthorised, i, l.Node)
+		}
+	}
+	return nil
+}
+
 // headSigner is the key this node signs a space's heads with, and the
 // chain that goes with it: the user key, with none, if it signs; else the
 // node key under the chain this node was handed. o.mu is held.
@@ -207,6 +226,9 @@ func (o *owned) handOver(ctx context.Context, to peer.ID) error {
 	}
 	h := o.next()
 	h.Home = to
+	if !slices.Contains(h.Delegates, to) {
+		h.Delegates = append(h.Delegates, to)
+	}
 	last, err := o.signLocked(h, o.keys)
 	if err != nil {
 		return err
@@ -494,7 +516,7 @@ func checkTake(self peer.ID, h *head, req takeHomeReq) error {
 	if by != self || !chainExtends(req.Chain, h.Chain) {
 		return fmt.Errorf("%w: the delegation does not end at this node or does not extend the old home's", ErrBadHead)
 	}
-	return nil
+	return chainAvoids(req.Chain, h.Removed)
 }
 
 // chainExtends reports whether chain is prev and one link more.

@@ -79,14 +79,21 @@ func (s *Space) resolve(ctx context.Context, fresh bool) (*view, error) {
 	// DHT's older one is not the space. Any other node's word does not
 	// count, or a stranger would keep readers off the DHT's head.
 	refused := false
+	var cands []*view
 	consider := func(b []byte) {
 		h, sg, err := decodeHead(b, s.id)
 		if err != nil {
 			m.log.Debug("ignoring a head", "space", s.id, "err", err)
 			return
 		}
-		if best == nil || h.Seq > best.head.Seq {
-			best = &view{head: h, signed: sg}
+		cands = append(cands, &view{head: h, signed: sg})
+		// A head the user key signed may name nodes removed since an
+		// earlier candidate came: choose again among those still usable.
+		best = nil
+		for _, c := range cands {
+			if m.usable(s.id, c.head) && (best == nil || c.head.Seq > best.head.Seq) {
+				best = c
+			}
 		}
 	}
 	ask := func(peers []peer.ID) {
@@ -191,7 +198,7 @@ func (m *Manager) setCache(id string, v *view) {
 
 // learn takes a head a write or grant returned as the newest.
 func (s *Space) learn(b []byte, prev keyring) {
-	if h, sg, err := decodeHead(b, s.id); err == nil {
+	if h, sg, err := decodeHead(b, s.id); err == nil && s.m.usable(s.id, h) {
 		s.learnHead(h, sg, prev)
 	}
 }
