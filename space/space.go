@@ -74,11 +74,23 @@ func (s *Space) resolve(ctx context.Context, fresh bool) (*view, error) {
 	}
 	asked := map[peer.ID]bool{m.self: true}
 	var best *view
-	// refused: a node the cached head names (its home or a holder)
-	// answered, but would not hand out its head (over the limit): the
-	// DHT's older one is not the space. Any other node's word does not
-	// count, or a stranger would keep readers off the DHT's head.
-	refused := false
+	// refusedBy: the nodes that answered, but would not hand out their
+	// head (over the limit). If one is the home or a holder of the
+	// cached head or of the DHT's, the DHT's older head is not the space;
+	// any other node's word does not count, or a stranger would keep
+	// readers off the DHT's head.
+	refusedBy := map[peer.ID]bool{}
+	names := func(h *head) bool {
+		if h == nil {
+			return false
+		}
+		for p := range refusedBy {
+			if p == h.Home || h.holds(p) {
+				return true
+			}
+		}
+		return false
+	}
 	var cands []*view
 	consider := func(b []byte) {
 		h, sg, err := decodeHead(b, s.id)
@@ -112,8 +124,8 @@ func (s *Space) resolve(ctx context.Context, fresh bool) (*view, error) {
 		for p, r := range headFn.OnAll(network.WithAllowLimitedConn(actx, "space"), m.cfg.Remote, todo, headReq{Space: s.id}) {
 			if r.Err == nil {
 				consider(r.Value.Head)
-			} else if errors.Is(r.Err, ErrHeadTooLarge) && cached != nil && (p == cached.head.Home || cached.head.holds(p)) {
-				refused = true
+			} else if errors.Is(r.Err, ErrHeadTooLarge) {
+				refusedBy[p] = true
 			}
 		}
 	}
@@ -141,11 +153,13 @@ func (s *Space) resolve(ctx context.Context, fresh bool) (*view, error) {
 		cancel()
 		ask(found)
 	}
-	if best == nil && !refused {
+	if best == nil && (cached == nil || !names(cached.head)) {
 		// No node that keeps the space answers: the DHT keeps its last
-		// head (durable.go).
+		// head (durable.go), unless a node it names refused a newer one.
 		if b := m.headFromDHT(ctx, s.id); b != nil {
-			consider(b)
+			if h, _, err := decodeHead(b, s.id); err == nil && !names(h) {
+				consider(b)
+			}
 		}
 	}
 	if best != nil && !asked[best.head.Home] {
