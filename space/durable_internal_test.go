@@ -13,8 +13,10 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
 
+	"github.com/nubecloud/nube/internal/hosttest"
 	"github.com/nubecloud/nube/internal/identity"
 	"github.com/nubecloud/nube/nodecert"
+	"github.com/nubecloud/nube/remote"
 )
 
 // signedHead is a head of OWNER/name at seq, signed by key, encoded.
@@ -322,5 +324,52 @@ func TestDHTHeadNeverRollsBack(t *testing.T) {
 	fs, _ := fresh.m.Open(a.user, "s")
 	if v, err := fs.resolve(ctx, true); err != nil || v.head.Seq != seqOf(old) {
 		t.Fatalf("a new reader resolves from the DHT: %v, %v", v, err)
+	}
+}
+
+// TestStrangerTooLargeKeepsTheDHT: a peer that is neither home nor holder
+// of a space answers a reader's ask with ErrHeadTooLarge; the reader
+// still takes the DHT's head, so a stranger cannot keep readers off it.
+func TestStrangerTooLargeKeepsTheDHT(t *testing.T) {
+	ctx := testCtx(t)
+	dht := &staleValues{}
+	ns := bareNodes(t, 2, func(c *Config) { c.Values = dht })
+	a, r := ns[0], ns[1]
+	sp, err := a.m.Create(ctx, "s", Policy{Local: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, cur := a.m.ownedSpace(sp.ID()).current()
+	b, _ := marshal(cur)
+	dht.mu.Lock()
+	dht.b = b
+	dht.mu.Unlock()
+	a.m.Close() // the home is gone; its host stays, serving no space
+	stranger := hosttest.Hosts(t, 1)[0]
+	ep, err := remote.New(ctx, remote.Config{Host: stranger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ep.Close() })
+	asked := make(chan struct{}, 1)
+	remote.Handle(ep, headFn, func(context.Context, headReq) (headReply, error) {
+		select {
+		case asked <- struct{}{}:
+		default:
+		}
+		return headReply{}, fmt.Errorf("%w: not really", ErrHeadTooLarge)
+	})
+	if err := r.h.Connect(ctx, peer.AddrInfo{ID: stranger.ID(), Addrs: stranger.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	rs, _ := r.m.Open(a.user, "s")
+	v, err := rs.resolve(ctx, true)
+	select {
+	case <-asked:
+	default:
+		t.Fatal("the reader never asked the stranger, so the test proves nothing")
+	}
+	if err != nil || v.head.Seq != seqOf(cur) {
+		t.Fatalf("a stranger's ErrHeadTooLarge kept the reader off the DHT's head: %v, %v", v, err)
 	}
 }
