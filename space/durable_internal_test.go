@@ -373,3 +373,56 @@ func TestStrangerTooLargeKeepsTheDHT(t *testing.T) {
 		t.Fatalf("a stranger's ErrHeadTooLarge kept the reader off the DHT's head: %v, %v", v, err)
 	}
 }
+
+// TestRemovedDelegate: a head signed under a link to a node the user
+// removed is refused, when the head itself says so and when a head the
+// user key signed told the reader before; a seq such a head inflated
+// falls back to the user's head's.
+func TestRemovedDelegate(t *testing.T) {
+	user := identity.Generate()
+	owner, _ := identity.ID(user.Public().(ed25519.PublicKey))
+	n1 := identity.Generate()
+	id1, _ := identity.ID(n1.Public().(ed25519.PublicKey))
+	sp := owner.String() + "/docs"
+	c, err := nodecert.New(user, id1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := sign(user, homeDomain, homeLink{Space: sp, Node: id1, Cert: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	headOf := func(key ed25519.PrivateKey, chain []signed, seq uint64, removed []peer.ID) []byte {
+		s, err := sign(key, headDomain, &head{Owner: owner, Name: "docs", Seq: seq, Home: owner, Root: locator("x").Bytes(), Chain: chain, Removed: removed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := marshal(s)
+		return b
+	}
+	if _, _, err := decodeHead(headOf(n1, []signed{l}, 3, []peer.ID{id1}), sp); err == nil {
+		t.Fatal("a head naming its own signer removed was taken")
+	}
+	rogue, _, err := decodeHead(headOf(n1, []signed{l}, 1000, nil), sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &Manager{removed: map[string][]peer.ID{}, cache: map[string]*view{}, seen: map[string]uint64{}}
+	if !m.usable(sp, rogue) {
+		t.Fatal("before any removal, the delegated head should be usable: the test proves nothing")
+	}
+	m.cache[sp], m.seen[sp] = &view{head: rogue}, rogue.Seq
+	users, _, err := decodeHead(headOf(user, nil, 7, []peer.ID{id1}), sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.usable(sp, users) {
+		t.Fatal("the user's own head is refused")
+	}
+	if m.usable(sp, rogue) {
+		t.Fatal("a head through a removed node is usable once the user's head named the removal")
+	}
+	if m.cache[sp] != nil || m.seen[sp] != users.Seq {
+		t.Fatalf("the removed node's seq sticks: cache %v, seen %d, want %d", m.cache[sp], m.seen[sp], users.Seq)
+	}
+}
