@@ -188,6 +188,8 @@ type topicLog struct {
 	// fresh are the publish IDs the batch being applied stored, by
 	// dedup key (the batch is not indexed: reading it back is slow).
 	fresh map[string]uint64
+	// recent answers most dedup lookups in memory (recent.go).
+	recent *recentKeys
 }
 
 func openLog(db *pebble.DB, group string) (*topicLog, error) {
@@ -216,6 +218,7 @@ func (l *topicLog) load() error {
 	defer l.mu.Unlock()
 	l.st = logState{}
 	l.consumers = map[string]*consumerState{}
+	defer func() { l.recent = newRecentKeys(l.st.Time) }()
 	v, closer, err := l.db.Get(l.key('s'))
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
@@ -370,6 +373,7 @@ func (l *topicLog) apply(wb *pebble.Batch, st *logState, c *command, touched map
 		st.Bytes += int64(len(c.Raw))
 		if c.Key != "" {
 			l.fresh[c.Key] = off
+			l.recent.add(c.Key, st.Time)
 			wb.Set(l.key('i', []byte(c.Key)), append(be(off), be(uint64(st.Time))...), nil)
 			wb.Set(l.key('e', be(uint64(st.Time)), []byte(c.Key)), nil, nil)
 		}
@@ -411,6 +415,9 @@ func (l *topicLog) apply(wb *pebble.Batch, st *logState, c *command, touched map
 func (l *topicLog) seen(key string, now int64) (uint64, bool) {
 	if off, ok := l.fresh[key]; ok {
 		return off, true
+	}
+	if l.recent.absent(key, now) {
+		return 0, false
 	}
 	v, closer, err := l.db.Get(l.key('i', []byte(key)))
 	if err != nil {
