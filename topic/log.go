@@ -367,8 +367,16 @@ func (l *topicLog) apply(wb *pebble.Batch, st *logState, c *command, touched map
 			}
 		}
 		off := st.Next
-		v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(c.Raw)), uint64(st.Time))
-		wb.Set(l.msgKey(off), append(v, c.Raw...), nil)
+		// Written in place in the batch: the envelope is copied once.
+		op := wb.SetDeferred(len(l.prefix)+9, 8+len(c.Raw))
+		copy(op.Key, l.prefix)
+		op.Key[len(l.prefix)] = 'm'
+		binary.BigEndian.PutUint64(op.Key[len(l.prefix)+1:], off)
+		binary.BigEndian.PutUint64(op.Value, uint64(st.Time))
+		copy(op.Value[8:], c.Raw)
+		if err := op.Finish(); err != nil {
+			return outcome{Err: err.Error()}
+		}
 		st.Next++
 		st.Bytes += int64(len(c.Raw))
 		if c.Key != "" {
