@@ -213,6 +213,7 @@ func (s *Server) routes() *router {
 	s.spaceRoutes(mux)
 	s.topicRoutes(mux)
 	s.jobRoutes(mux)
+	s.cacheRoutes(mux)
 	s.groupRoutes(mux)
 	s.ledgerRoutes(mux)
 	s.userRoutes(mux)

@@ -119,6 +119,7 @@ commands talk to the running node through its local API.`,
 		newOpenCmd(g),
 		newDemoCmd(g),
 		newVersionCmd(g),
+		newCacheCmd(g),
 	)
 	return root
 }
