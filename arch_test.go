@@ -18,17 +18,21 @@ var ranks = map[string]int{
 	"errcode": 0, "nodecert": 0, "invite": 0, "internal/wire": 0, "internal/identity": 0, "internal/atomicfile": 0, "internal/lockfile": 0, "internal/dirtar": 0,
 	"internal/termsafe": 0, "internal/progress": 0, "internal/netns": 0, "internal/wasmtest": 0, "internal/hosttest": 0, "internal/browsertest": 0, "internal/fdpass": 0,
 	"wasm": 1, "api/client": 1, "guest": 1,
-	"internal/p2p": 2,
-	"content":      3, "remote": 3,
+	"internal/p2p": 2, "guest/mapreduce": 2,
+	"content": 3, "remote": 3,
 	"service":  4,
 	"group":    4,
 	"space":    4,
 	"names":    4,
 	"ledger":   5,
 	"topic":    5,
+	"job":      5,
+	"cache":    5,
 	"":         6, // the facade, at the module root
 	"api":      7,
 	"cmd/nube": 8, "nubetest": 8, "bench": 8, "examples/modules/space-wc": 8,
+	"examples/modules/wordcount-map": 8, "examples/modules/wordcount-reduce": 8,
+	"examples/modules/inverted-index-map": 8, "examples/modules/inverted-index-reduce": 8,
 }
 
 // TestImportRules checks every package's imports (tests aside) against the

@@ -7,17 +7,20 @@ import (
 	"os"
 	"path/filepath"
 
+	record "github.com/libp2p/go-libp2p-record"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/nubecloud/nube/cache"
 	"github.com/nubecloud/nube/content"
 	"github.com/nubecloud/nube/group"
 	"github.com/nubecloud/nube/internal/identity"
 	"github.com/nubecloud/nube/internal/lockfile"
 	"github.com/nubecloud/nube/internal/p2p"
+	"github.com/nubecloud/nube/job"
 	"github.com/nubecloud/nube/ledger"
 	"github.com/nubecloud/nube/remote"
 	"github.com/nubecloud/nube/service"
@@ -75,6 +78,8 @@ var layers = []layer{
 	{"spaces", startSpaces, func(n *Node) error { return closeIf(n.spaces, (*space.Manager).Close) }},
 	{"topics", startTopics, func(n *Node) error { return closeIf(n.topics, (*topic.Manager).Close) }},
 	{"names", startNames, closeNames},
+	{"jobs", startJobs, func(n *Node) error { return closeIf(n.jobs, (*job.Manager).Close) }},
+	{"caches", startCaches, func(n *Node) error { return closeIf(n.caches, (*cache.Manager).Close) }},
 }
 
 func closeIf[T any](x *T, close func(*T) error) error {
@@ -205,6 +210,8 @@ func startHost(ctx context.Context, n *Node) error {
 		// The remote-call policy, not the resource manager, decides how
 		// many calls a peer may have waiting.
 		ProtocolStreams: map[protocol.ID]int{remote.Protocol: max(256, cfg.Remote.Streams())},
+		// Spaces keep their newest heads in nube's DHT.
+		Validators: map[string]record.Validator{space.HeadNamespace: space.HeadValidator{}},
 	}
 	if dir != "" {
 		pcfg.PeerBook = filepath.Join(dir, PeerBookFile)
@@ -326,7 +333,10 @@ func startSpaces(ctx context.Context, n *Node) error {
 		Content:        n.content,
 		Remote:         n.remote,
 		Routing:        n.host.DHT,
+		Values:         n.host.DHT,
 		UserKey:        n.signer,
+		NodeKey:        n.nodeKey,
+		Cert:           n.cert,
 		Holder:         n.holder,
 		Dir:            dir,
 		RepairGrace:    cfg.SpaceRepairGrace,

@@ -252,10 +252,44 @@ type nodeBook struct {
 	s    struct {
 		// User is whose nodes these are: a node that changed users
 		// starts a new book.
-		User    peer.ID                         `json:"user,omitempty"`
-		Nodes   map[peer.ID]time.Time           `json:"nodes"` // since
-		Revoked map[peer.ID]nodecert.Revocation `json:"revoked"`
+		User    peer.ID                     `json:"user,omitempty"`
+		Nodes   byPeer[time.Time]           `json:"nodes"` // since
+		Revoked byPeer[nodecert.Revocation] `json:"revoked"`
 	}
+}
+
+// byPeer is a map keyed by peer ID that JSON writes with the IDs' text
+// form. A plain map[peer.ID] is written with the IDs' raw bytes (json
+// uses a string-kinded key as it is) but read back through peer.ID's
+// UnmarshalText, which refuses them: a book so written could not be
+// read, and its node did not start again. Those raw keys went through
+// JSON's UTF-8 repair and cannot be recovered, so reading skips a key
+// that is not a peer ID; openNodeBook keys revocations by the node each
+// names, and the nodes' first-seen times are learned again.
+type byPeer[V any] map[peer.ID]V
+
+func (m byPeer[V]) MarshalJSON() ([]byte, error) {
+	out := make(map[string]V, len(m))
+	for id, v := range m {
+		out[id.String()] = v
+	}
+	return json.Marshal(out)
+}
+
+func (m *byPeer[V]) UnmarshalJSON(b []byte) error {
+	var in map[string]V
+	if err := json.Unmarshal(b, &in); err != nil {
+		return err
+	}
+	*m = make(byPeer[V], len(in))
+	for k, v := range in {
+		id, err := peer.Decode(k)
+		if err != nil {
+			continue // written raw by an earlier nube
+		}
+		(*m)[id] = v
+	}
+	return nil
 }
 
 // own makes the book user's: one kept for another user (before this node
@@ -298,7 +332,27 @@ func openNodeBook(path string) (*nodeBook, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	b.s.Nodes, b.s.Revoked = cmpOr(b.s.Nodes), cmpOr(b.s.Revoked)
+	if err := b.rekeyRevoked(data); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	return b, nil
+}
+
+// rekeyRevoked keys each revocation of the book's text by the node it
+// names, so one whose key an earlier nube wrote raw is kept.
+func (b *nodeBook) rekeyRevoked(data []byte) error {
+	var raw struct {
+		Revoked map[string]nodecert.Revocation `json:"revoked"`
+	}
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return err
+	}
+	for _, r := range raw.Revoked {
+		if r.Node != "" {
+			b.s.Revoked[r.Node] = r
+		}
+	}
+	return nil
 }
 
 func cmpOr[K comparable, V any](m map[K]V) map[K]V {

@@ -17,9 +17,11 @@ import (
 
 	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/api/client"
+	"github.com/nubecloud/nube/cache"
 	"github.com/nubecloud/nube/content"
 	"github.com/nubecloud/nube/errcode"
 	"github.com/nubecloud/nube/group"
+	"github.com/nubecloud/nube/job"
 	"github.com/nubecloud/nube/ledger"
 	"github.com/nubecloud/nube/names"
 	"github.com/nubecloud/nube/remote"
@@ -34,8 +36,8 @@ import (
 var publicDirs = map[string]string{
 	"nube": "..", "content": "../content", "service": "../service", "space": "../space",
 	"group": "../group", "ledger": "../ledger", "remote": "../remote", "wasm": "../wasm", "topic": "../topic",
-	"client": "client", "errcode": "../errcode",
-	"names": "../names",
+	"client": "client", "errcode": "../errcode", "job": "../job",
+	"names": "../names", "cache": "../cache",
 }
 
 // sentinels are the values of the names exportedErrs finds: Go cannot
@@ -72,6 +74,9 @@ var sentinels = map[string]error{
 	"topic.ErrNotAuthorised": topic.ErrNotAuthorised, "topic.ErrBadMessage": topic.ErrBadMessage, "topic.ErrTooLarge": topic.ErrTooLarge,
 	"topic.ErrLagged": topic.ErrLagged, "topic.ErrNotDurable": topic.ErrNotDurable, "topic.ErrUnavailable": topic.ErrUnavailable,
 
+	"cache.ErrNotFound": cache.ErrNotFound, "cache.ErrNotAuthorised": cache.ErrNotAuthorised,
+	"cache.ErrClosed": cache.ErrClosed, "cache.ErrBadRequest": cache.ErrBadRequest,
+
 	"group.ErrNotFound": group.ErrNotFound, "group.ErrNotMember": group.ErrNotMember,
 	"group.ErrBadName": group.ErrBadName, "group.ErrNoLeader": group.ErrNoLeader,
 	"group.ErrMachine": group.ErrMachine, "group.ErrClosed": group.ErrClosed,
@@ -86,6 +91,11 @@ var sentinels = map[string]error{
 	"ledger.ErrInvariant": ledger.ErrInvariant, "ledger.ErrNoLedger": ledger.ErrNoLedger,
 	"ledger.ErrRefused": ledger.ErrRefused, "ledger.ErrImpostor": ledger.ErrImpostor,
 	"ledger.ErrUnknownPayee": ledger.ErrUnknownPayee,
+
+	"job.ErrNotFound": job.ErrNotFound, "job.ErrBadSpec": job.ErrBadSpec,
+	"job.ErrInputNotFound": job.ErrInputNotFound, "job.ErrBudget": job.ErrBudget,
+	"job.ErrTaskFailed": job.ErrTaskFailed, "job.ErrCancelled": job.ErrCancelled,
+	"job.ErrBadContract": job.ErrBadContract,
 
 	"remote.ErrCallee": remote.ErrCallee, "remote.ErrNoSuchFunction": remote.ErrNoSuchFunction,
 	"remote.ErrRefused": remote.ErrRefused, "remote.ErrPanicked": remote.ErrPanicked,

@@ -19,7 +19,7 @@ import (
 // Space endpoints. A space is named [OWNER/]NAME: without an owner, the
 // node's own user's.
 //
-//	POST /api/v0/space/create   {name, local, on, replicas}        → SpaceInfo
+//	POST /api/v0/space/create   {name, local, on, replicas, public} → SpaceInfo
 //	GET  /api/v0/space/list                                        → [SpaceSummary]
 //	GET  /api/v0/space/holdings                                    → [SpaceHolding]
 //	GET  /api/v0/space/info?space=S                                → SpaceInfo
@@ -32,6 +32,7 @@ import (
 //	POST /api/v0/space/revoke   {space, grant}
 //	POST /api/v0/space/migrate  {space, local, on, replicas}       → NDJSON SpaceProgress
 //	GET  /api/v0/space/watch?space=S                               → NDJSON SpaceEvent
+//	POST /api/v0/space/home     {space, to}                        → SpaceInfo (on the home)
 func (s *Server) spaceRoutes(mux *router) {
 	mux.HandleFunc("POST /api/v0/space/create", s.handleSpaceCreate)
 	mux.HandleFunc("GET /api/v0/space/list", s.handleSpaceList)
@@ -62,6 +63,34 @@ func (s *Server) spaceRoutes(mux *router) {
 	}))
 	mux.HandleFunc("POST /api/v0/space/migrate", s.handleSpaceMigrate)
 	mux.HandleFunc("GET /api/v0/space/watch", s.handleSpaceWatch)
+	mux.HandleFunc("POST /api/v0/space/home", s.handleSpaceHome)
+}
+
+// handleSpaceHome hands a space's home to another node of the user and
+// answers with the space as it is after.
+func (s *Server) handleSpaceHome(w http.ResponseWriter, r *http.Request) {
+	var req client.SpaceHomeRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	to, err := peer.Decode(req.To)
+	if err != nil {
+		codedError(w, fmt.Errorf("%w: to %q is not a peer ID: %v", errcode.ErrBadRequest, req.To, err))
+		return
+	}
+	sp, err := s.openSpace(r, req.Space)
+	if err == nil {
+		err = sp.Home(r.Context(), to)
+	}
+	var info space.Info
+	if err == nil {
+		info, err = sp.Info(r.Context())
+	}
+	if err != nil {
+		codedError(w, err)
+		return
+	}
+	writeJSON(w, spaceInfoJSON(info))
 }
 
 // openSpace opens the space ref names: OWNER/NAME or the node's own NAME.
@@ -79,12 +108,12 @@ func (s *Server) openSpace(r *http.Request, ref string) (*space.Space, error) {
 
 func parsePolicy(p client.SpacePolicy) (space.Policy, error) {
 	on, err := parsePeers(p.On)
-	return space.Policy{Local: p.Local, On: on, Replicas: p.Replicas}, err
+	return space.Policy{Local: p.Local, On: on, Replicas: p.Replicas, Public: p.Public}, err
 }
 
 func spaceInfoJSON(i space.Info) client.SpaceInfo {
 	out := client.SpaceInfo{ID: i.ID, Owner: i.Owner.String(), Name: i.Name, Seq: i.Seq, Root: i.Root, Home: i.Home.String(),
-		Policy: client.SpacePolicy{Local: i.Policy.Local, Replicas: i.Policy.Replicas}, Epoch: i.Epoch, Keys: i.Keys, Bytes: i.Bytes,
+		Policy: client.SpacePolicy{Local: i.Policy.Local, Replicas: i.Policy.Replicas, Public: i.Policy.Public}, Epoch: i.Epoch, Keys: i.Keys, Bytes: i.Bytes,
 		Revoked: i.Revoked, Updated: i.Updated, Deleted: i.Deleted, Holders: []client.SpaceHolder{}, Readers: []string{}}
 	for _, p := range i.Policy.On {
 		out.Policy.On = append(out.Policy.On, p.String())

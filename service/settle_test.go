@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,6 +31,8 @@ type fakePay struct {
 	user    peer.ID
 	collect func(ctx context.Context, receipt []byte) error
 	check   func() (int64, error)
+	// released counts the holds given back.
+	released atomic.Int32
 }
 
 func (f *fakePay) Reserve(peer.ID, service.Price, int64, time.Duration) ([]byte, error) {
@@ -46,7 +49,7 @@ func (f *fakePay) Bill(h service.Hold, u wasm.Usage) ([]byte, int64, error) {
 
 func (f *fakePay) Collect(ctx context.Context, receipt []byte) error { return f.collect(ctx, receipt) }
 
-func (f *fakePay) Release(service.Hold) {}
+func (f *fakePay) Release(service.Hold) { f.released.Add(1) }
 
 func (f *fakePay) Check([]byte, peer.ID, []byte, wasm.Usage, time.Duration) (int64, error) {
 	if f.check != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -54,4 +55,40 @@ func TestVerifyPaysTheMajority(t *testing.T) {
 	nubetest.Eventually(t, ctx, func() bool {
 		return collected[1].Load() == 2 && collected[2].Load() == 2 && collected[liar].Load() == 1
 	}, func() string { return "not every provider settled its run when all agreed" })
+}
+
+// TestJudgedPaysWhomItIsTold runs a priced service twice through a
+// Judged pipeline, as a job's task and its backup copy: the run judged
+// paid is settled, the other's hold is given back and never settled.
+func TestJudgedPaysWhomItIsTold(t *testing.T) {
+	var collected atomic.Int32
+	pays := []*fakePay{{}, {collect: func(context.Context, []byte) error { collected.Add(1); return nil }}}
+	ms, hs, _ := payingManagers(t, "", pays...)
+	ctx := nubetest.Context(t, 3*time.Minute)
+	d, err := ms[1].Publish(ctx, bytes.NewReader(wasmtest.Module(t, "upper")), service.PublishOptions{Name: "judged", Price: service.Price{PerCall: 1000}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := ms[0].Service(d.ID().String()).On(hs[1].ID()).Judged()
+	var runs []service.Result
+	for range 2 {
+		for _, r := range p.CallN(ctx, 1, []byte("judge me")) {
+			if r.Err != nil || string(r.Output) != "JUDGE ME" || len(r.Proof) == 0 {
+				t.Fatalf("judged run: %q, %v (proof of %d bytes)", r.Output, r.Err, len(r.Proof))
+			}
+			runs = append(runs, r)
+		}
+	}
+	if n := collected.Load(); n != 0 {
+		t.Fatalf("%d judged runs settled before their verdict", n)
+	}
+	if err := p.Judge(ctx, runs[0], false); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Judge(ctx, runs[1], true); err != nil {
+		t.Fatal(err)
+	}
+	nubetest.Eventually(t, ctx, func() bool { return collected.Load() == 1 && pays[1].released.Load() == 1 }, func() string {
+		return fmt.Sprintf("%d settled, %d given back; want 1 and 1", collected.Load(), pays[1].released.Load())
+	})
 }

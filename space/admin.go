@@ -121,9 +121,9 @@ func (s *Space) home(ctx context.Context, what string) (*owned, error) {
 }
 
 // Grant gives user rights on the space until until (the zero time: no
-// end) and returns the grant. The owner grants on the space's home; a
-// grantee with the Delegate right grants from any node, the same rights
-// or fewer, for no longer than its own. A grant to read (or write, which
+// end) and returns the grant. The owner grants from any node that holds
+// the user key (the home files it); a grantee with the Delegate right
+// from any node, the same rights or fewer, for no longer than its own. A grant to read (or write, which
 // includes reading: a writer seals with the space's keys) gives user the
 // space's keys in the next head.
 func (s *Space) Grant(ctx context.Context, user peer.ID, rights Rights, until time.Time) (*Grant, error) {
@@ -149,17 +149,22 @@ func (s *Space) Grant(ctx context.Context, user peer.ID, rights Rights, until ti
 		}
 		return g, nil
 	}
-	if s.owner == m.user {
-		_, err := s.home(ctx, "grant on")
-		return nil, err
-	}
 	v, err := s.resolve(ctx, true)
 	if err != nil {
+		if s.owner == m.user {
+			_, err = s.home(ctx, "grant on")
+		}
 		return nil, err
 	}
-	mine, err := s.myGrant(ctx, v, Delegate)
-	if err != nil {
-		return nil, err
+	// The owner grants from any node that holds the user key, and files
+	// the grant with the home (one that holds no user key, since its
+	// home was handed to it, cannot sign the owner's link); a grantee
+	// under its Delegate right.
+	var mine *Grant
+	if s.owner != m.user {
+		if mine, err = s.myGrant(ctx, v, Delegate); err != nil {
+			return nil, err
+		}
 	}
 	g, err := extend(mine, m.cfg.UserKey, l)
 	if err != nil {

@@ -589,7 +589,7 @@ func rawChange(t *testing.T, ctx context.Context, n *node, s *Space, key string,
 	if err != nil {
 		t.Fatal(err)
 	}
-	en, err := makeEntry(v.keys, v.head.Epoch, s.ID(), tag, meta{Key: key, Size: uint64(len(value)), Value: vn.Cid().Bytes(), Writer: n.user.String()})
+	en, err := makeEntry(v.keys, v.head.Epoch, s.ID(), tag, meta{Key: key, Size: uint64(len(value)), Value: vn.Cid().Bytes(), Writer: n.user.String()}, false)
 	if err != nil {
 		t.Fatal(err)
 	}

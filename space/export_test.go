@@ -61,3 +61,12 @@ func SpaceKeyBytes(ctx context.Context, s *Space) ([][]byte, error) {
 	}
 	return out, nil
 }
+
+// HeadSeq is the sequence number of the signed head b, or 0.
+func HeadSeq(b []byte) uint64 {
+	h, _, err := decodeHead(b, "")
+	if err != nil {
+		return 0
+	}
+	return h.Seq
+}

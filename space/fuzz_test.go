@@ -130,7 +130,7 @@ func FuzzOwned(f *testing.F) {
 	f.Add(b)
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		hd, _, grants, _, err := decodeOwned(b)
+		hd, _, grants, _, _, _, err := decodeOwned(b)
 		if err != nil {
 			return
 		}

@@ -37,6 +37,10 @@ type owned struct {
 	joining map[peer.ID]bool      // holders still copying: writes do not wait for them
 	nonces  map[string]time.Time  // changes applied recently, against replays
 	paid    map[peer.ID]time.Time // holders paid up to, or holding since
+	chain   []signed              // the delegation this node signs heads under, if it holds no user key
+	keyBox  []byte                // the keys wrapped to this node's key, kept with a delegation
+	gone    peer.ID               // the node the home was handed to: this node signs no more heads
+	pending *takeHomeReq          // a handover whose answer was lost, offered again (retryHandover)
 
 	wmu      sync.Mutex
 	watchers map[chan signed]struct{}
@@ -64,6 +68,14 @@ func (m *Manager) newOwned(name string, keys keyring) *owned {
 		watchers: map[chan signed]struct{}{}, nonces: map[string]time.Time{}}
 }
 
+// handedOver says the home was handed to another node (or may have
+// been): this node signs no more heads of the space.
+func (o *owned) handedOver() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.gone != ""
+}
+
 func (o *owned) current() (*head, signed) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -83,7 +95,7 @@ func (o *owned) create(ctx context.Context, policy Policy) error {
 	if err != nil {
 		return fmt.Errorf("create %s: %w", o.id, err)
 	}
-	h := &head{Owner: m.user, Name: o.name, Root: root.Bytes(), Home: m.self, Policy: Policy{Local: true}}
+	h := &head{Owner: m.user, Name: o.name, Root: root.Bytes(), Home: m.self, Policy: Policy{Local: true, Public: policy.Public}}
 	if _, err := o.commitLocked(ctx, h, nil); err != nil {
 		return err
 	}
@@ -102,6 +114,8 @@ func (o *owned) next() *head {
 	h.Holders = slices.Clone(h.Holders)
 	h.Keys = slices.Clone(h.Keys)
 	h.Revoked = slices.Clone(h.Revoked)
+	h.Delegates = slices.Clone(h.Delegates)
+	h.Removed = slices.Clone(h.Removed)
 	h.Changes = nil
 	return &h
 }
@@ -123,6 +137,21 @@ func (o *owned) commitLocked(ctx context.Context, h *head, blocks []block) (sign
 // readers or the keys wraps them first (wrapAll); the first head gets
 // them here. o.mu is held.
 func (o *owned) signLocked(h *head, keys keyring) (signed, error) {
+	if o.gone != "" {
+		return signed{}, fmt.Errorf("%w: the home of %s moved to %s", ErrNotHome, o.id, o.gone)
+	}
+	key, chain, err := o.headSigner()
+	if err != nil {
+		return signed{}, err
+	}
+	h.Chain = chain
+	// The nodes once handed the home that the user has removed since: the
+	// head says so, and readers refuse heads signed under their links.
+	for _, d := range h.Delegates {
+		if !slices.Contains(h.Removed, d) && o.m.refused(d) != nil {
+			h.Removed = append(h.Removed, d)
+		}
+	}
 	if o.head != nil {
 		h.Seq = o.head.Seq + 1
 	} else {
@@ -135,7 +164,7 @@ func (o *owned) signLocked(h *head, keys keyring) (signed, error) {
 			return signed{}, err
 		}
 	}
-	s, err := sign(o.m.cfg.UserKey, headDomain, h)
+	s, err := sign(key, headDomain, h)
 	if err != nil {
 		return signed{}, err
 	}
@@ -159,6 +188,9 @@ func (o *owned) installLocked(ctx context.Context, h *head, s signed, blocks []b
 	}
 	o.head, o.signed, o.size, o.grants = h, s, encodedSize(s), grants
 	o.publish(s)
+	if b, err := marshal(s); err == nil {
+		o.m.storeHead(o.id, b)
+	}
 	var targets []peer.ID
 	for _, p := range h.Holders {
 		if !o.joining[p] {
@@ -187,7 +219,10 @@ func (o *owned) saveLocked(s signed, grants map[string]*Grant) error {
 	if err != nil {
 		return err
 	}
-	of := ownedFile{Head: hb}
+	of := ownedFile{Head: hb, Chain: o.chain}
+	if len(o.chain) > 0 {
+		of.Keys = o.keyBox
+	}
 	for _, g := range grants {
 		of.Grants = append(of.Grants, g.links)
 	}
@@ -277,7 +312,7 @@ func (o *owned) apply(ctx context.Context, op Op, tag string, entry cid.Cid, blo
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	st := writeState{space: o.id, deleted: o.head.Deleted, count: o.head.Count, bytes: o.head.Bytes,
-		epoch: o.keys.epoch(), maxValue: uint64(o.m.cfg.MaxValue)}
+		epoch: o.keys.epoch(), maxValue: uint64(o.m.cfg.MaxValue), public: o.head.Policy.Public}
 	w := writeReq{op: op, tag: tag, entry: entry, prefix: prefix, writer: writer}
 	var t *writeTree
 	// A deleted space's tree may be gone; the rules refuse the write
@@ -476,6 +511,7 @@ func (o *owned) move(ctx context.Context, policy Policy, drop []peer.ID, progres
 	m := o.m
 	o.mu.Lock()
 	cur := o.head
+	policy.Public = cur.Policy.Public // set at create, for good
 	var keep []peer.ID
 	for _, p := range cur.Holders {
 		if !slices.Contains(drop, p) && (slices.Contains(policy.On, p) || !policy.Local) && m.refused(p) == nil {
@@ -650,6 +686,10 @@ func (m *Manager) refused(node peer.ID) error {
 // expired, so that reader reads nothing written after.
 func (o *owned) check(ctx context.Context) {
 	m := o.m
+	o.retryHandover(ctx)
+	if o.handedOver() {
+		return
+	}
 	if h, _ := o.current(); h.Deleted {
 		return
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -26,6 +27,7 @@ import (
 	"github.com/nubecloud/nube/content"
 	"github.com/nubecloud/nube/internal/atomicfile"
 	"github.com/nubecloud/nube/internal/identity"
+	"github.com/nubecloud/nube/nodecert"
 	"github.com/nubecloud/nube/remote"
 )
 
@@ -62,6 +64,16 @@ type Config struct {
 	// Routing announces the spaces this node keeps and finds nodes that
 	// keep a space. Nil means only connected peers are asked.
 	Routing routing.ContentRouting
+	// Values keeps each space's newest head in the DHT under HeadKey, so
+	// that a reader resolves it with the home and every holder off: the
+	// home stores each new head (the last of a burst), home and holders
+	// store theirs again each HeadRepublish, and a reader that finds no
+	// node of the space asks it. Its DHT must validate HeadNamespace with
+	// HeadValidator. Nil: heads are found only through nodes.
+	Values routing.ValueStore
+	// HeadRepublish is how often the heads kept here are stored in Values
+	// again. Zero means DefaultHeadRepublish.
+	HeadRepublish time.Duration
 	// UserKey is the user the node acts for: it owns the spaces the node
 	// creates and reads with that user's grants. Required: a signer whose
 	// public key is an ed25519 key, and which opens the space keys wrapped
@@ -98,6 +110,14 @@ type Config struct {
 	// random block and pays it for the period. Zero means
 	// DefaultPayInterval.
 	PayInterval time.Duration
+	// NodeKey is this node's key (ed25519), with which it signs the heads
+	// of a space whose home was handed to it when it holds no user key,
+	// and opens the keys handed with it. Nil: this node takes no home.
+	NodeKey crypto.Signer
+	// Cert is the user's cert of this node, which proves to a home
+	// handing over that this node is its user's. Nil: this node takes no
+	// home.
+	Cert *nodecert.Cert
 	// Logger receives the layer's logs. Nil means no logs.
 	Logger *slog.Logger
 }
@@ -113,8 +133,8 @@ func (c Config) Validate() error {
 		return errors.New("space: Config.Remote is required")
 	case c.UserKey == nil:
 		return errors.New("space: Config.UserKey is required (an ed25519 signer)")
-	case c.RepairGrace < 0 || c.RepairInterval < 0 || c.HeadTTL < 0 || c.PayInterval < 0:
-		return errors.New("space: Config.RepairGrace, RepairInterval, HeadTTL and PayInterval must not be negative")
+	case c.RepairGrace < 0 || c.RepairInterval < 0 || c.HeadTTL < 0 || c.PayInterval < 0 || c.HeadRepublish < 0:
+		return errors.New("space: Config.RepairGrace, RepairInterval, HeadTTL, PayInterval and HeadRepublish must not be negative")
 	case c.MaxValue < 0:
 		return fmt.Errorf("space: Config.MaxValue is negative (%d)", c.MaxValue)
 	}
@@ -135,6 +155,7 @@ type Manager struct {
 	log        *slog.Logger
 	user       peer.ID
 	userPrefix string // the user's ID and a slash: how its spaces' IDs start
+	userSigns  bool   // UserKey signs (it is no joined node's keyless signer)
 	self       peer.ID
 	local      ipld.DAGService // this node's store only
 	tree       treeCache       // tree blocks served lately
@@ -149,8 +170,12 @@ type Manager struct {
 	// seenDirty says seen changed since it was last saved (each second
 	// and at Close, so readers do not sync a file on every head).
 	seenDirty bool
-	cache     map[string]*view  // heads a reader resolved, by space ID
-	myGrant   map[string]*Grant // this user's grants, by space ID
+	cache     map[string]*view // heads a reader resolved, by space ID
+	// removed are the nodes the owner removed, by space ID, as heads the
+	// user key signed said (head.Removed): heads signed under a link to
+	// one are refused even when they leave them out.
+	removed map[string][]peer.ID
+	myGrant map[string]*Grant // this user's grants, by space ID
 
 	// stall is how long a fetch of a writer's value may go without a
 	// block before the home gives up.
@@ -159,6 +184,12 @@ type Manager struct {
 	// tamperRead, set by tests, changes the blocks this node serves to
 	// readers, as a lying holder would.
 	tamperRead func([]block)
+
+	// dhtTodo holds, by space ID, the newest head to store in the DHT;
+	// dhtKick wakes storeHeads.
+	dhtMu   sync.Mutex
+	dhtTodo map[string][]byte
+	dhtKick chan struct{}
 
 	stops  []func()
 	ctx    context.Context
@@ -190,6 +221,9 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if cfg.PayInterval == 0 {
 		cfg.PayInterval = DefaultPayInterval
 	}
+	if cfg.HeadRepublish == 0 {
+		cfg.HeadRepublish = DefaultHeadRepublish
+	}
 	user, err := identity.SignerID(cfg.UserKey)
 	if err != nil {
 		return nil, err
@@ -202,9 +236,14 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		held:     map[string]*held{},
 		seen:     map[string]uint64{},
 		cache:    map[string]*view{},
+		removed:  map[string][]peer.ID{},
 		myGrant:  map[string]*Grant{},
 		stall:    30 * time.Second,
+		dhtTodo:  map[string][]byte{},
+		dhtKick:  make(chan struct{}, 1),
 	}
+	_, err = sign(cfg.UserKey, "nube space probe\n", 0)
+	m.userSigns = err == nil
 	if err := m.load(ctx); err != nil {
 		return nil, err
 	}
@@ -219,9 +258,13 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		remote.Handle(e, grantsFn, m.serveGrants),
 		remote.HandleStream(e, watchFn, m.serveWatch),
 		remote.Handle(e, challengeFn, m.serveChallenge),
+		remote.Handle(e, prepareHomeFn, m.servePrepareHome),
+		remote.Handle(e, takeHomeFn, m.serveTakeHome),
 	}
-	m.wg.Add(1)
+	m.wg.Add(2)
 	go m.maintain()
+	go m.storeHeads()
+	m.republishHeads()
 	return m, nil
 }
 
@@ -260,6 +303,10 @@ const (
 type ownedFile struct {
 	Head   []byte     `cbor:"1,keyasint"`
 	Grants [][]signed `cbor:"2,keyasint,omitempty"`
+	// A home handed to a node without the user key keeps the delegation
+	// it signs under and the keys wrapped to its node key.
+	Chain []signed `cbor:"3,keyasint,omitempty"`
+	Keys  []byte   `cbor:"4,keyasint,omitempty"`
 }
 
 func (m *Manager) path(parts ...string) string {
@@ -377,6 +424,40 @@ func (m *Manager) noteSeen(space string, seq uint64) bool {
 		m.seenDirty = true
 	}
 	return true
+}
+
+// usable reports whether this node may take the verified head h of
+// space: not if it is signed under a link to a node the owner removed,
+// as this head or one the user key signed before said. A head the user
+// key signed teaches the removals it names; if the head cached or the
+// seq seen came from a node it names (a removed node's inflated seq),
+// they are dropped back to h's, so the real home's heads are taken again.
+func (m *Manager) usable(space string, h *head) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(h.Chain) == 0 && len(h.Removed) > 0 {
+		rm := m.removed[space]
+		for _, r := range h.Removed {
+			if !slices.Contains(rm, r) {
+				rm = append(rm, r)
+			}
+		}
+		m.removed[space] = rm
+		if v := m.cache[space]; v != nil && chainAvoids(v.head.Chain, rm) != nil {
+			delete(m.cache, space)
+			if m.seen[space] > h.Seq {
+				m.seen[space], m.seenDirty = h.Seq, true
+			}
+		}
+	}
+	return chainAvoids(h.Chain, m.removed[space]) == nil
+}
+
+// seenSeq is the highest sequence number seen of space's heads.
+func (m *Manager) seenSeq(space string) uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.seen[space]
 }
 
 func fileName(space string) string { return strings.ReplaceAll(space, "/", "_") + ".cbor" }
@@ -556,10 +637,15 @@ func (m *Manager) maintain() {
 	defer t.Stop()
 	save := time.NewTicker(time.Second)
 	defer save.Stop()
+	again := time.NewTicker(m.cfg.HeadRepublish)
+	defer again.Stop()
 	for {
 		select {
 		case <-m.ctx.Done():
 			return
+		case <-again.C:
+			m.republishHeads()
+			continue
 		case <-save.C:
 			m.mu.Lock()
 			m.saveSeen()
@@ -598,16 +684,17 @@ const (
 // head, checked as any head is but up to maxStoredHead, and its grants.
 // Grants that no longer decode, or are for another space, are left out
 // and reported in dropped.
-func decodeOwned(b []byte) (h *head, s signed, grants map[string]*Grant, dropped []error, err error) {
+func decodeOwned(b []byte) (h *head, s signed, grants map[string]*Grant, dropped []error, chain []signed, box []byte, err error) {
 	if len(b) > maxOwnedFile {
-		return nil, s, nil, nil, fmt.Errorf("%w: a stored space of %d bytes, over the limit of %d", ErrBadHead, len(b), maxOwnedFile)
+		return nil, s, nil, nil, nil, nil, fmt.Errorf("%w: a stored space of %d bytes, over the limit of %d", ErrBadHead, len(b), maxOwnedFile)
 	}
 	var of ownedFile
 	if err := unmarshal(b, &of); err != nil {
-		return nil, s, nil, nil, fmt.Errorf("%w: %v", ErrBadHead, err)
+		return nil, s, nil, nil, nil, nil, fmt.Errorf("%w: %v", ErrBadHead, err)
 	}
+	chain, box = of.Chain, of.Keys
 	if h, s, err = decodeHeadUpTo(of.Head, "", maxStoredHead); err != nil {
-		return nil, s, nil, nil, err
+		return nil, s, nil, nil, nil, nil, err
 	}
 	grants = map[string]*Grant{}
 	for i, links := range of.Grants {
@@ -621,14 +708,14 @@ func decodeOwned(b []byte) (h *head, s signed, grants map[string]*Grant, dropped
 		}
 		grants[g.ID()] = g
 	}
-	return h, s, grants, dropped, nil
+	return h, s, grants, dropped, chain, box, nil
 }
 
 // restoreOwned makes a space this node is home of from its stored file.
 // A head over MaxHeadSize is kept: the space reads on the home and
 // refuses changes (ErrHeadTooLarge) until revocations make it fit.
 func (m *Manager) restoreOwned(b []byte) (*owned, error) {
-	h, s, grants, dropped, err := decodeOwned(b)
+	h, s, grants, dropped, chain, box, err := decodeOwned(b)
 	if err != nil {
 		return nil, err
 	}
@@ -638,11 +725,22 @@ func (m *Manager) restoreOwned(b []byte) (*owned, error) {
 	for _, err := range dropped {
 		m.log.Warn("dropping a stored grant that does not hold", "space", h.id(), "err", err)
 	}
-	kr, err := unwrapKeys(h.id(), m.cfg.UserKey, h.keysFor(m.user))
+	var kr keyring
+	if len(chain) > 0 && !m.userSigns {
+		// A home handed to this node, which holds no user key.
+		if m.cfg.NodeKey == nil {
+			return nil, fmt.Errorf("%s was handed to this node, which has no node key now", h.id())
+		}
+		kr, err = unwrapKeysInfo(homeInfo(h.id()), m.cfg.NodeKey, box)
+	} else {
+		chain, box = nil, nil
+		kr, err = unwrapKeys(h.id(), m.cfg.UserKey, h.keysFor(m.user))
+	}
 	if err != nil {
 		return nil, err
 	}
 	o := m.newOwned(h.Name, kr)
+	o.chain, o.keyBox = chain, box
 	o.head, o.signed, o.size, o.grants = h, s, encodedSize(s), grants
 	if o.size > MaxHeadSize {
 		m.log.Warn("a space's head is over the limit: other nodes will not take it, so the space is read-only on its home until grants are revoked",

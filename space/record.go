@@ -112,6 +112,13 @@ type Policy struct {
 	// included; the rest are picked among the peers that offer storage. Zero
 	// means as many as On names.
 	Replicas int `cbor:"3,keyasint,omitempty" json:"replicas,omitempty"`
+	// Public stores the space's values unsealed: a value is the UnixFS
+	// file its bytes make, as content.Add makes it, so a site published
+	// from the space (or any add of the same bytes) shares its blocks,
+	// and anyone who has a value's CID reads it. Key names and entries
+	// stay sealed. It is set when the space is created and kept by every
+	// migration.
+	Public bool `cbor:"4,keyasint,omitempty" json:"public,omitempty"`
 }
 
 // Validate reports a policy that contradicts itself.
@@ -140,10 +147,10 @@ func (p Policy) copies() int { return max(p.Replicas, len(p.On)) }
 // String says the policy in a few words, peer IDs shortened, for
 // display.
 func (p Policy) String() string {
-	if p.Local {
-		return "local"
-	}
 	var parts []string
+	if p.Local {
+		parts = append(parts, "local")
+	}
 	for _, o := range p.On {
 		s := o.String()
 		if len(s) > 16 {
@@ -153,6 +160,9 @@ func (p Policy) String() string {
 	}
 	if p.Replicas > len(p.On) {
 		parts = append(parts, fmt.Sprintf("%d replicas", p.Replicas))
+	}
+	if p.Public {
+		parts = append(parts, "public")
 	}
 	return strings.Join(parts, ", ")
 }
@@ -208,6 +218,17 @@ type head struct {
 	Bytes   uint64       `cbor:"13,keyasint"` // bytes of plaintext values
 	Time    int64        `cbor:"14,keyasint"` // unix nanoseconds
 	Deleted bool         `cbor:"15,keyasint,omitempty"`
+	// Chain is the delegation the head is signed under when its home
+	// does not hold the user key (handover.go); empty, the owner signed.
+	Chain []signed `cbor:"16,keyasint,omitempty"`
+	// Delegates are the nodes the home was ever handed to (handover.go),
+	// so that a home with the user key can tell which the user removed.
+	Delegates []peer.ID `cbor:"17,keyasint,omitempty"`
+	// Removed are those of Delegates the user removed: no head signed
+	// under a link to one is taken. Readers remember those of a head the
+	// user key signed (Manager.removedOf), so a removed node's later head,
+	// which leaves them out, is refused all the same.
+	Removed []peer.ID `cbor:"18,keyasint,omitempty"`
 }
 
 func (h *head) id() string { return h.Owner.String() + "/" + h.Name }
@@ -264,7 +285,14 @@ func decodeHeadUpTo(b []byte, want string, limit int) (*head, signed, error) {
 	if h.Home.Validate() != nil {
 		return nil, s, fmt.Errorf("%w: home %q", ErrBadHead, h.Home)
 	}
-	if err := verify(s, headDomain, h.Owner); err != nil {
+	by, err := checkChain(h.Owner, h.id(), h.Chain)
+	if err != nil {
+		return nil, s, fmt.Errorf("head of %s: %w", h.id(), err)
+	}
+	if err := verify(s, headDomain, by); err != nil {
+		return nil, s, fmt.Errorf("head of %s: %w", h.id(), err)
+	}
+	if err := chainAvoids(h.Chain, h.Removed); err != nil {
 		return nil, s, fmt.Errorf("head of %s: %w", h.id(), err)
 	}
 	return &h, s, nil

@@ -161,6 +161,31 @@ func segmentNonce(prefix []byte, i uint64, last bool) []byte {
 	return n
 }
 
+// storedSize is the size of a value of n bytes as the space stores it:
+// sealed, or as it is in a public space.
+func storedSize(n uint64, public bool) uint64 {
+	if public {
+		return n
+	}
+	return sealedSize(n)
+}
+
+// plain reads a public space's value from r as it is, counting its bytes
+// and stopping with ErrTooLarge past max, as a sealer does.
+type plain struct {
+	r      io.Reader
+	n, max uint64
+}
+
+func (p *plain) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.n += uint64(n)
+	if p.n > p.max {
+		return n, fmt.Errorf("%w: value over the limit of %d bytes", ErrTooLarge, p.max)
+	}
+	return n, err
+}
+
 // sealer reads plaintext from r and yields the sealed value: the header,
 // then each segment sealed. It stops with ErrTooLarge past max bytes of
 // plaintext.

@@ -74,14 +74,38 @@ func (s *Space) resolve(ctx context.Context, fresh bool) (*view, error) {
 	}
 	asked := map[peer.ID]bool{m.self: true}
 	var best *view
+	// refusedBy: the nodes that answered, but would not hand out their
+	// head (over the limit). If one is the home or a holder of the
+	// cached head or of the DHT's, the DHT's older head is not the space;
+	// any other node's word does not count, or a stranger would keep
+	// readers off the DHT's head.
+	refusedBy := map[peer.ID]bool{}
+	names := func(h *head) bool {
+		if h == nil {
+			return false
+		}
+		for p := range refusedBy {
+			if p == h.Home || h.holds(p) {
+				return true
+			}
+		}
+		return false
+	}
+	var cands []*view
 	consider := func(b []byte) {
 		h, sg, err := decodeHead(b, s.id)
 		if err != nil {
 			m.log.Debug("ignoring a head", "space", s.id, "err", err)
 			return
 		}
-		if best == nil || h.Seq > best.head.Seq {
-			best = &view{head: h, signed: sg}
+		cands = append(cands, &view{head: h, signed: sg})
+		// A head the user key signed may name nodes removed since an
+		// earlier candidate came: choose again among those still usable.
+		best = nil
+		for _, c := range cands {
+			if m.usable(s.id, c.head) && (best == nil || c.head.Seq > best.head.Seq) {
+				best = c
+			}
 		}
 	}
 	ask := func(peers []peer.ID) {
@@ -97,9 +121,11 @@ func (s *Space) resolve(ctx context.Context, fresh bool) (*view, error) {
 		}
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		for _, r := range headFn.OnAll(network.WithAllowLimitedConn(actx, "space"), m.cfg.Remote, todo, headReq{Space: s.id}) {
+		for p, r := range headFn.OnAll(network.WithAllowLimitedConn(actx, "space"), m.cfg.Remote, todo, headReq{Space: s.id}) {
 			if r.Err == nil {
 				consider(r.Value.Head)
+			} else if errors.Is(r.Err, ErrHeadTooLarge) {
+				refusedBy[p] = true
 			}
 		}
 	}
@@ -126,6 +152,15 @@ func (s *Space) resolve(ctx context.Context, fresh bool) (*view, error) {
 		}
 		cancel()
 		ask(found)
+	}
+	if best == nil && (cached == nil || !names(cached.head)) {
+		// No node that keeps the space answers: the DHT keeps its last
+		// head (durable.go), unless a node it names refused a newer one.
+		if b := m.headFromDHT(ctx, s.id); b != nil {
+			if h, _, err := decodeHead(b, s.id); err == nil && !names(h) {
+				consider(b)
+			}
+		}
 	}
 	if best != nil && !asked[best.head.Home] {
 		ask([]peer.ID{best.head.Home}) // the home has the newest
@@ -177,7 +212,7 @@ func (m *Manager) setCache(id string, v *view) {
 
 // learn takes a head a write or grant returned as the newest.
 func (s *Space) learn(b []byte, prev keyring) {
-	if h, sg, err := decodeHead(b, s.id); err == nil {
+	if h, sg, err := decodeHead(b, s.id); err == nil && s.m.usable(s.id, h) {
 		s.learnHead(h, sg, prev)
 	}
 }
@@ -247,7 +282,7 @@ func (s *Space) fetch(ctx context.Context, v *view, req readReq) (*memDAG, bool,
 		return newMemDAG(m.local), true, nil
 	}
 	var errs []error
-	moved := false
+	moved, answered := false, false
 	for _, p := range s.sources(v) {
 		if p == m.self {
 			continue
@@ -257,6 +292,7 @@ func (s *Space) fetch(ctx context.Context, v *view, req readReq) (*memDAG, bool,
 			errs = append(errs, fmt.Errorf("%s: %w", p, err))
 			continue
 		}
+		answered = true
 		if r.NotHeld {
 			moved = true
 			errs = append(errs, fmt.Errorf("%s: %w", p, errMoved))
@@ -284,7 +320,16 @@ func (s *Space) fetch(ctx context.Context, v *view, req readReq) (*memDAG, bool,
 	if err := ctx.Err(); err != nil {
 		return nil, false, err
 	}
-	return nil, false, fmt.Errorf("%w: %s: %w", ErrUnavailable, s.id, errors.Join(errs...))
+	if answered || req.All || m.cfg.Routing == nil {
+		return nil, false, fmt.Errorf("%w: %s: %w", ErrUnavailable, s.id, errors.Join(errs...))
+	}
+	// No home or holder answers: read the blocks through the content
+	// layer from whatever node still provides them (one that pinned the
+	// space's root, a reader that kept them). Each block is checked
+	// against its CID as it comes, and the tree under the signed root
+	// decides what is there.
+	m.log.Debug("no home or holder of the space answers; reading its blocks from any provider", "space", s.id, "err", errors.Join(errs...))
+	return newMemDAG(boundedGetter{m.cfg.Content.DAG(), providerWait}), false, nil
 }
 
 // Value is a value being read. Close it when done.
@@ -398,6 +443,9 @@ func (s *Space) get(ctx context.Context, v *view, key string) (Value, error) {
 		}
 		src, closer = f, f.Close
 	}
+	if v.head.Policy.Public {
+		return &value{Reader: &sizeCheck{r: src, want: mt.Size}, size: mt.Size, close: closer}, nil
+	}
 	op, err := newOpener(dk, src, mt.Size)
 	if err != nil {
 		closer()
@@ -494,13 +542,25 @@ func (s *Space) write(ctx context.Context, b *Borrowed, op Op, key string, r io.
 			r = io.MultiReader(bytes.NewReader(head), r)
 		}
 	}
-	for attempt := range 3 {
+	for attempt := range 4 {
 		v, err := readable(ctx, attempt > 0)
 		if err != nil {
 			return err
 		}
 		err = s.writeOnce(ctx, v, b, op, key, small, r)
-		if !errors.Is(err, ErrStale) || r != nil || attempt == 2 {
+		if errors.Is(err, ErrNotHome) && r == nil && attempt < 3 {
+			// The home handed the space over (Space.Home) and did not
+			// apply the change: write again at the new home, if the
+			// newest head names another. (ErrNotHome's kind is also
+			// other refusals', which leave the home as it was.)
+			nv, rerr := readable(ctx, true)
+			if rerr == nil && nv.head.Home != v.head.Home {
+				m.log.Debug("the home moved; writing at the new one", "space", s.id, "home", nv.head.Home)
+				continue
+			}
+			return err
+		}
+		if !errors.Is(err, ErrStale) || r != nil || attempt >= 2 {
 			return err
 		}
 		m.log.Debug("write raced a key rotation; sealing again", "space", s.id)
@@ -529,25 +589,36 @@ func (s *Space) writeOnce(ctx context.Context, v *view, b *Borrowed, op Op, key 
 		}
 		var vc cid.Cid
 		var n uint64
+		// A public space's value goes as it is, a file as content.Add
+		// makes it; another's, sealed.
+		public := v.head.Policy.Public
+		source := func(r io.Reader) (io.Reader, func() uint64) {
+			if public {
+				p := &plain{r: r, max: uint64(m.cfg.MaxValue)}
+				return p, func() uint64 { return p.n }
+			}
+			sl := newSealer(dk, r, uint64(m.cfg.MaxValue))
+			return sl, func() uint64 { return sl.n }
+		}
 		if r == nil {
 			mem := newMemDAG(nil)
-			sl := newSealer(dk, bytes.NewReader(small), uint64(m.cfg.MaxValue))
-			vn, err := content.ImportFile(mem, sl)
+			src, count := source(bytes.NewReader(small))
+			vn, err := content.ImportFile(mem, src)
 			if err != nil {
 				return fmt.Errorf("put %q: %w", key, err)
 			}
-			vc, n = vn.Cid(), sl.n
+			vc, n = vn.Cid(), count()
 			blocks = mem.added()
 		} else {
-			sl := newSealer(dk, r, uint64(m.cfg.MaxValue))
-			vc, err = m.cfg.Content.Add(ctx, sl, content.AddOptions{Name: "space pending " + s.id})
+			src, count := source(r)
+			vc, err = m.cfg.Content.Add(ctx, src, content.AddOptions{Name: "space pending " + s.id})
 			if err != nil {
 				return fmt.Errorf("put %q: %w", key, err)
 			}
 			defer m.cfg.Content.Unpin(context.WithoutCancel(ctx), vc)
-			n = sl.n
+			n = count()
 		}
-		en, err := makeEntry(v.keys, epoch, s.id, tag, meta{Key: key, Size: n, Value: vc.Bytes(), Time: time.Now().UnixNano(), Writer: writer.String()})
+		en, err := makeEntry(v.keys, epoch, s.id, tag, meta{Key: key, Size: n, Value: vc.Bytes(), Time: time.Now().UnixNano(), Writer: writer.String()}, public)
 		if err != nil {
 			return err
 		}

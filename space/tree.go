@@ -139,8 +139,9 @@ func findEntry(ctx context.Context, dag ipld.DAGService, space string, root cid.
 	return l.Cid, nil
 }
 
-// makeEntry seals m and builds the entry node, linked to the value.
-func makeEntry(kr keyring, epoch uint64, space, tag string, m meta) (*mdag.ProtoNode, error) {
+// makeEntry seals m and builds the entry node, linked to the value
+// (stored unsealed if public).
+func makeEntry(kr keyring, epoch uint64, space, tag string, m meta, public bool) (*mdag.ProtoNode, error) {
 	key, err := kr.data(epoch)
 	if err != nil {
 		return nil, err
@@ -158,7 +159,7 @@ func makeEntry(kr keyring, epoch uint64, space, tag string, m meta) (*mdag.Proto
 	if err != nil {
 		return nil, err
 	}
-	if err := n.AddRawLink("v", &ipld.Link{Cid: vc, Size: sealedSize(m.Size)}); err != nil {
+	if err := n.AddRawLink("v", &ipld.Link{Cid: vc, Size: storedSize(m.Size, public)}); err != nil {
 		return nil, err
 	}
 	return n, nil

@@ -26,6 +26,7 @@ type writeState struct {
 	bytes    uint64 // plaintext bytes of the values, as the head says
 	epoch    uint64 // the key epoch a new value must be sealed under
 	maxValue uint64 // the largest value, in plaintext bytes
+	public   bool   // values are stored unsealed (Policy.Public)
 	old      *meta  // the entry under the tag now, opened; nil: none, or one that does not open
 }
 
@@ -99,7 +100,7 @@ func planWrite(s writeState, w writeReq) (writePlan, error) {
 		if w.valueErr != nil {
 			return writePlan{}, w.valueErr
 		}
-		if w.sizeErr != nil || w.size != sealedSize(w.meta.Size) {
+		if w.sizeErr != nil || w.size != storedSize(w.meta.Size, s.public) {
 			return writePlan{}, fmt.Errorf("%w: the value's size does not match its entry", ErrBadChange)
 		}
 		// A value that came inline must be whole: holders would wait

@@ -157,17 +157,18 @@ func (d *durable) close() error {
 // holderLog is a durable topic's log on one of its holders: its group,
 // its state machine and the batcher that gathers commands into entries.
 type holderLog struct {
-	d    *durable
-	id   string
-	name string
-	g    *group.Group
-	log  *topicLog
-	rmu  sync.Mutex
-	cfg  config // the owner's signed config; zero until one is known
-	reqs chan *proposal
-	done chan struct{}
-	wg   sync.WaitGroup
-	once sync.Once
+	d     *durable
+	id    string
+	name  string
+	g     *group.Group
+	log   *topicLog
+	rmu   sync.Mutex
+	cfg   config // the owner's signed config; zero until one is known
+	reqs  chan *proposal
+	casts chan []cast // stored messages on their way to live subscribers
+	done  chan struct{}
+	wg    sync.WaitGroup
+	once  sync.Once
 }
 
 // proposal is a command waiting for its batch to commit.
@@ -277,7 +278,7 @@ func (d *durable) openLog(ctx context.Context, id, join string, hint []byte) (*h
 			return nil, err
 		}
 	}
-	l := &holderLog{d: d, id: id, name: gname, g: g, log: tl, cfg: cfg, reqs: make(chan *proposal, 1024), done: make(chan struct{})}
+	l := &holderLog{d: d, id: id, name: gname, g: g, log: tl, cfg: cfg, reqs: make(chan *proposal, 1024), casts: make(chan []cast, castQueue), done: make(chan struct{})}
 	d.mu.Lock()
 	if o := d.logs[id]; o != nil || d.closed {
 		d.mu.Unlock()
@@ -294,6 +295,8 @@ func (d *durable) openLog(ctx context.Context, id, join string, hint []byte) (*h
 	}
 	l.wg.Add(1)
 	go l.ager()
+	l.wg.Add(1)
+	go l.caster()
 	if fresh && join == "" {
 		// Wake the other holders, so that a majority forms the group.
 		d.wg.Add(1)
@@ -481,12 +484,79 @@ func (l *holderLog) commit(ps []*proposal) {
 	for i, p := range ps {
 		p.out <- proposalResult{o: res.Out[i]}
 	}
-	// Live subscribers get what was stored.
+	// Live subscribers get what was stored, from the caster: the next
+	// batch need not wait for gossipsub.
+	var cs []cast
 	for i, p := range ps {
 		if p.cmd.Op == opAppend && !res.Out[i].Dup {
-			if err := l.d.m.broadcast(l.d.ctx, l.id, res.Out[i].Offset, p.cmd.Raw); err != nil {
-				l.d.m.logger().Debug("broadcast a stored message", "topic", l.id, "err", err)
+			cs = append(cs, cast{off: res.Out[i].Offset, raw: p.cmd.Raw})
+		}
+	}
+	if len(cs) > 0 {
+		select {
+		case l.casts <- cs:
+		case <-l.done:
+		}
+	}
+}
+
+// listened reports whether a live subscriber may want the topic's
+// messages: one on this node, or a peer that told gossipsub it
+// subscribes (a subscriber reaches a holder only through such a peer).
+func (l *holderLog) listened() bool {
+	lv := l.d.m.live
+	lv.mu.Lock()
+	lt := lv.topics[l.id]
+	lv.mu.Unlock()
+	if lt == nil {
+		return true // not joined yet: broadcast joins it
+	}
+	lt.mu.Lock()
+	local := len(lt.subs)
+	lt.mu.Unlock()
+	return local > 0 || len(lt.pt.ListPeers()) > 0
+}
+
+// skipped counts n messages published to nobody in the topic's rates.
+func (l *holderLog) skipped(n int) {
+	lv := l.d.m.live
+	lv.mu.Lock()
+	lt := lv.topics[l.id]
+	lv.mu.Unlock()
+	if lt != nil {
+		lt.published.Add(uint64(n))
+	}
+}
+
+// cast is a stored message to broadcast.
+type cast struct {
+	off uint64
+	raw []byte
+}
+
+// castQueue is how many batches wait for the caster; a batcher waits
+// when it is full, so a slow gossipsub slows publishes, not memory.
+const castQueue = 4
+
+// caster hands stored messages to gossipsub.
+func (l *holderLog) caster() {
+	defer l.wg.Done()
+	for {
+		select {
+		case cs := <-l.casts:
+			if !l.listened() {
+				// Nobody to hand them to: gossipsub would sign and
+				// check each for nothing.
+				l.skipped(len(cs))
+				continue
 			}
+			for _, c := range cs {
+				if err := l.d.m.broadcast(l.d.ctx, l.id, c.off, c.raw); err != nil {
+					l.d.m.logger().Debug("broadcast a stored message", "topic", l.id, "err", err)
+				}
+			}
+		case <-l.done:
+			return
 		}
 	}
 }

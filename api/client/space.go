@@ -19,6 +19,9 @@ type SpacePolicy struct {
 	Local    bool     `json:"local,omitempty"`
 	On       []string `json:"on,omitempty"`
 	Replicas int      `json:"replicas,omitempty"`
+	// Public, at create, stores the values unsealed (space.Policy.Public);
+	// a migration keeps what the space was created with.
+	Public bool `json:"public,omitempty"`
 }
 
 // SpaceCreate asks for a new space.
@@ -100,6 +103,13 @@ type SpaceRef struct {
 	Space string `json:"space"`
 	Key   string `json:"key,omitempty"`
 	Grant string `json:"grant,omitempty"`
+}
+
+// SpaceHomeRequest asks the home of Space to hand it to the node To,
+// another node of the same user.
+type SpaceHomeRequest struct {
+	Space string `json:"space"`
+	To    string `json:"to"`
 }
 
 // SpaceGrantRequest asks for a grant.
@@ -224,6 +234,14 @@ func (c *Client) SpaceGrant(ctx context.Context, req SpaceGrantRequest) (SpaceGr
 // SpaceRevoke ends a grant.
 func (c *Client) SpaceRevoke(ctx context.Context, space, grant string) error {
 	return c.Call(ctx, http.MethodPost, "/api/v0/space/revoke", SpaceRef{Space: space, Grant: grant}, nil)
+}
+
+// SpaceHome hands the home of space to the node to (a peer ID), another
+// node of the same user, and returns the space as it is after. It runs on
+// the home.
+func (c *Client) SpaceHome(ctx context.Context, space, to string) (SpaceInfo, error) {
+	var out SpaceInfo
+	return out, c.Call(ctx, http.MethodPost, "/api/v0/space/home", SpaceHomeRequest{Space: space, To: to}, &out)
 }
 
 // SpaceMigrate places a space anew, yielding progress as it goes.

@@ -42,7 +42,7 @@ user ID, as 'nube id' prints it).`,
 	}
 	cmd.AddCommand(newSpaceCreateCmd(g), newSpaceListCmd(g), newSpaceHoldingsCmd(g), newSpaceInfoCmd(g),
 		newSpacePutCmd(g), newSpaceGetCmd(g), newSpaceDeleteCmd(g), newSpaceWatchCmd(g),
-		newSpaceGrantCmd(g), newSpaceRevokeCmd(g), newSpaceMigrateCmd(g), newSpaceDestroyCmd(g))
+		newSpaceGrantCmd(g), newSpaceRevokeCmd(g), newSpaceMigrateCmd(g), newSpaceHomeCmd(g), newSpaceDestroyCmd(g))
 	cmd.AddCommand(newSpacePublishCmd(g))
 	return cmd
 }
@@ -62,6 +62,7 @@ func newSpaceCreateCmd(g *globals) *cobra.Command {
 		Long: `Make the space NAME, owned by this node's user, with this node as its home,
 placed as the flags say. With no flag, the space lives on this node only.`,
 		Example: `  nube space create notes --local
+  nube space create www --public
   nube space create photos --on 12D3KooB... --on 12D3KooC...
   nube space create backups --replicas 3`,
 		Args: cobra.ExactArgs(1),
@@ -75,6 +76,7 @@ placed as the flags say. With no flag, the space lives on this node only.`,
 		},
 	}
 	policyFlags(cmd, &p, "on")
+	cmd.Flags().BoolVar(&p.Public, "public", false, "store the values unsealed, so 'nube space publish' shares their blocks (key names stay sealed; anyone with a value's CID reads it)")
 	return cmd
 }
 
@@ -189,7 +191,7 @@ shows on a terminal.`,
 }
 
 func newSpaceGetCmd(g *globals) *cobra.Command {
-	var quiet bool
+	var quiet, cached bool
 	var out string
 	cmd := &cobra.Command{
 		Use:   "get [OWNER/]NAME KEY",
@@ -207,7 +209,11 @@ read that fails leaves what was there before.`,
 			if err != nil {
 				return err
 			}
-			d, err := c.SpaceGet(cmd.Context(), args[0], args[1])
+			get := c.SpaceGet
+			if cached {
+				get = c.CacheGet
+			}
+			d, err := get(cmd.Context(), args[0], args[1])
 			if err != nil {
 				return err
 			}
@@ -228,6 +234,7 @@ read that fails leaves what was there before.`,
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
 	cmd.Flags().StringVarP(&out, "output", "o", "", "write the value to this file instead of standard output")
+	cmd.Flags().BoolVar(&cached, "cached", false, "read through the node's cache of the space (nube cache): from memory when it may")
 	return cmd
 }
 
@@ -361,8 +368,9 @@ func newSpaceGrantCmd(g *globals) *cobra.Command {
 		Long: `Give the user USERKEY (a user ID, as 'nube id' prints it on their node) read
 or write on the space, until a time or for good. Write includes read: a writer
 seals values with the space's keys. With --delegate the user may grant the
-same rights or fewer onward, for no longer. The owner grants on the space's
-home; a delegate grants from its own node, naming the space OWNER/NAME.
+same rights or fewer onward, for no longer. The owner grants from any of its
+nodes that holds the user key; a delegate from its own node, naming the
+space OWNER/NAME.
 
 The grant is filed with the space's home, which gives a reader the space's
 keys in its next version. It prints the grant's ID (for 'nube space revoke')
@@ -426,6 +434,32 @@ rotates, so they cannot read what is written from now on. Runs on the home.`,
 			return c.SpaceRevoke(cmd.Context(), args[0], args[1])
 		},
 	}
+}
+
+func newSpaceHomeCmd(g *globals) *cobra.Command {
+	var to string
+	cmd := &cobra.Command{
+		Use:   "home NAME --to PEER",
+		Short: "Hand a space's home to another of your nodes while writers keep going",
+		Long: `Make PEER, another node of your user, the home of the space NAME: the node that
+applies its writes and signs its versions. PEER may be a node that joined your
+user without the user key ('nube up --join-user'): your cert of it proves it
+is yours, and it signs the space's versions with its node key under this
+home's delegation. Writes that arrive during the handover wait, then go to
+the new home; none is lost. Runs on the home.`,
+		Example: `  nube space home photos --to 12D3KooW...`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if to == "" {
+				return fmt.Errorf("say which node becomes the home: --to PEER")
+			}
+			return query(cmd.Context(), g, func(ctx context.Context, c *client.Client) (client.SpaceInfo, error) {
+				return c.SpaceHome(ctx, args[0], to)
+			}, g.printSpaceInfo)
+		},
+	}
+	cmd.Flags().StringVar(&to, "to", "", "the node (peer ID) that becomes the home")
+	return cmd
 }
 
 func newSpaceMigrateCmd(g *globals) *cobra.Command {

@@ -30,6 +30,7 @@ import (
 	dssync "github.com/ipfs/go-datastore/sync"
 	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
+	record "github.com/libp2p/go-libp2p-record"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -119,6 +120,10 @@ type Config struct {
 	// system's dialer, without SO_REUSEPORT (so TCP hole punching is
 	// lost). Nil dials as usual.
 	Dial func(ctx context.Context, network, address string) (net.Conn, error)
+	// Validators adds namespaces to nube's DHT, each checked by its
+	// validator (beside the DHT's own "pk" and "ipns"), so upper layers
+	// can keep records of their own there. Nil adds none.
+	Validators map[string]record.Validator
 	// ProtocolStreams raises the resource manager's cap on the streams one
 	// peer may have open on a protocol (64 inbound by default), for
 	// protocols whose own policy decides how many it takes.
@@ -373,12 +378,16 @@ func resourceManager(cfg Config) (network.ResourceManager, error) {
 }
 
 func (h *Host) startServices(cfg Config) error {
-	kad, err := dht.New(h.Host,
+	opts := []dht.Option{
 		dht.ProtocolPrefix(dhtPrefix(cfg.Network)),
 		dht.Mode(dht.ModeAutoServer),
 		dht.Datastore(dssync.MutexWrap(datastore.NewMapDatastore())),
 		dht.BootstrapPeersFunc(h.bootstrapPeers(cfg.Bootstrap)),
-	)
+	}
+	for ns, v := range cfg.Validators {
+		opts = append(opts, dht.NamespacedValidator(ns, v))
+	}
+	kad, err := dht.New(h.Host, opts...)
 	if err != nil {
 		return fmt.Errorf("p2p: dht: %w", err)
 	}

@@ -145,8 +145,10 @@ func buildGuest(dir, kind, name string) ([]byte, error) {
 	if len(code) == 0 {
 		return nil, fmt.Errorf("%s %q: no Go sources in %s", kind, name, dir)
 	}
-	if _, err := hashSources(h, filepath.Join(root(), "guest"), ".go"); err != nil {
-		return nil, fmt.Errorf("%s %q: package guest: %w", kind, name, err)
+	for _, pkg := range []string{"guest", filepath.Join("guest", "mapreduce")} {
+		if _, err := hashSources(h, filepath.Join(root(), pkg), ".go"); err != nil {
+			return nil, fmt.Errorf("%s %q: package %s: %w", kind, name, pkg, err)
+		}
 	}
 	reactor := bytes.Contains(code, []byte("//go:wasmexport"))
 	return cached(kind+"-"+name+"-"+hex.EncodeToString(h.Sum(nil)[:8]), func(out string) error {
