@@ -6,6 +6,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/ipfs/go-cid"
+
 	"github.com/nubecloud/nube/job"
 	"github.com/nubecloud/nube/space"
 )
@@ -30,6 +32,14 @@ type Jobs interface {
 	Cancel(id string) error
 	// Logs returns a job's log, oldest first.
 	Logs(id string) ([]job.LogLine, error)
+	// Publish adds a job's spec as content, its services pinned to the
+	// descriptors they name now, and returns the document's CID.
+	Publish(ctx context.Context, name string, spec job.Spec) (cid.Cid, error)
+	// Published reads a published job by its CID, or by the name it was
+	// published under on this node.
+	Published(ctx context.Context, ref string) (job.Published, error)
+	// RunPublished runs a published job, as Run does.
+	RunPublished(ctx context.Context, ref string) (*job.Job, error)
 }
 
 var _ Jobs = (*job.Manager)(nil)

@@ -16,8 +16,9 @@
 // hold each split's blocks and runs each map task on one of them (a run
 // near its data, service.Pipeline.On), the others by load; a map module
 // partitions its records and adds each partition as content on the node
-// that ran it, and each reducer reads its partition from every mapper
-// (the content layer's fetcher). The map/reduce contract, what a module
+// that ran it. Before a reduce runs, its node fetches the reduce's parts
+// from every mapper in parallel (the content layer's fetcher, a few parts
+// at a time), so that the reduce module reads each from its own store. The map/reduce contract, what a module
 // reads and writes, is in MAPREDUCE.md at the repository's top: any
 // language that targets the host API nube_v1 can write one.
 //
@@ -66,13 +67,19 @@
 //     runner's answer.
 //
 // A job's spec is a plain value (JSON), so a program can keep or send it
-// and run the same job again.
+// and run the same job again. Manager.Publish makes it a published value,
+// as service.Pipeline.Publish does a pipeline: the spec goes into content
+// as a small document, its map and reduce services pinned to the
+// descriptor CIDs their names resolve to then, and Manager.RunPublished
+// runs it from that CID on any node that can fetch it (or by its name on
+// the node that published it: names are not announced to other nodes).
 //
 // Where it is weaker than it might be: a map of a split that does not
 // start its file reads the file from its start to skip there (the host
 // API has no seek yet), so Split.Size suits files a few times the split
-// size, not one huge file; a reduce reads its parts one after the other
-// (each part is fetched from every node that has it); a file counts as
+// size, not one huge file; a part the reducer's node could not fetch
+// ahead is fetched again by the module's own read, one after the other;
+// a file counts as
 // held by a node when it is one block, pinned there, or under the pinned
 // input, so a node holding a file only inside another pinned directory
 // is not seen as its holder; a map waits a few seconds at most for a busy

@@ -437,6 +437,9 @@ func (s *sched) start(ctx context.Context, t *task, node peer.ID, k kind, most i
 	c.mu.Unlock()
 	c.logf(t, node, "%s started", k)
 	go func() {
+		if reduce {
+			c.fetchParts(actx, t, node)
+		}
 		var r service.Result
 		for _, x := range p.CallN(actx, 1, in) {
 			r = x
