@@ -116,7 +116,7 @@ func (o *owned) headSigner() (crypto.Signer, []signed, error) {
 		return o.m.cfg.UserKey, nil, nil
 	}
 	if len(o.chain) == 0 || o.m.cfg.NodeKey == nil {
-		return nil, nil, fmt.Errorf("%w: this node cannot sign the heads of %s (it holds neither the user key nor a home's delegation)", ErrNotHome, o.id)
+		return nil, nil, fmt.Errorf("%w: this node cannot sign the heads of %s: it joined its user without its key and holds no home's delegation (do this on a node that holds user.key, or have the home hand the space here with space home)", ErrNotHome, o.id)
 	}
 	return o.m.cfg.NodeKey, o.chain, nil
 }
