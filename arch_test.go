@@ -27,6 +27,7 @@ var ranks = map[string]int{
 	"ledger":   5,
 	"topic":    5,
 	"job":      5,
+	"cache":    5,
 	"":         6, // the facade, at the module root
 	"api":      7,
 	"cmd/nube": 8, "nubetest": 8, "bench": 8, "examples/modules/space-wc": 8,

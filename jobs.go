@@ -2,6 +2,11 @@ package nube
 
 import (
 	"context"
+	"slices"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/ipfs/go-cid"
 
 	"github.com/nubecloud/nube/job"
 	"github.com/nubecloud/nube/space"
@@ -27,6 +32,14 @@ type Jobs interface {
 	Cancel(id string) error
 	// Logs returns a job's log, oldest first.
 	Logs(id string) ([]job.LogLine, error)
+	// Publish adds a job's spec as content, its services pinned to the
+	// descriptors they name now, and returns the document's CID.
+	Publish(ctx context.Context, name string, spec job.Spec) (cid.Cid, error)
+	// Published reads a published job by its CID, or by the name it was
+	// published under on this node.
+	Published(ctx context.Context, ref string) (job.Published, error)
+	// RunPublished runs a published job, as Run does.
+	RunPublished(ctx context.Context, ref string) (*job.Job, error)
 }
 
 var _ Jobs = (*job.Manager)(nil)
@@ -48,8 +61,25 @@ func startJobs(ctx context.Context, n *Node) error {
 		Locate:   n.locate,
 		Dir:      dir,
 		Logger:   n.log,
+		MayAsk:   n.mayAskJobs,
 	})
 	return err
+}
+
+// mayAskJobs is the job layer's MayAsk: a node learns which splits this
+// one holds only if this node would run its maps (its own user's nodes
+// this node has seen, the peers its offer names, anyone under
+// OfferAnyone). A node of a user the offer names is not told: the
+// question carries no certificate to tell its user by.
+func (n *Node) mayAskJobs(p peer.ID) bool {
+	o := n.cfg.Offer
+	switch {
+	case n.revoked(p) || o.NoCompute:
+		return false
+	case o.To == OfferAnyone || slices.Contains(o.Peers, p):
+		return true
+	}
+	return n.nodes != nil && n.nodes.knows(p)
 }
 
 // spaceKeys lists the keys under prefix of space id (OWNER/NAME), for a

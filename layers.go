@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/nubecloud/nube/cache"
 	"github.com/nubecloud/nube/content"
 	"github.com/nubecloud/nube/group"
 	"github.com/nubecloud/nube/internal/identity"
@@ -78,6 +79,7 @@ var layers = []layer{
 	{"topics", startTopics, func(n *Node) error { return closeIf(n.topics, (*topic.Manager).Close) }},
 	{"names", startNames, closeNames},
 	{"jobs", startJobs, func(n *Node) error { return closeIf(n.jobs, (*job.Manager).Close) }},
+	{"caches", startCaches, func(n *Node) error { return closeIf(n.caches, (*cache.Manager).Close) }},
 }
 
 func closeIf[T any](x *T, close func(*T) error) error {

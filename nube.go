@@ -50,6 +50,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/nubecloud/nube/cache"
 	"github.com/nubecloud/nube/content"
 	"github.com/nubecloud/nube/group"
 	"github.com/nubecloud/nube/internal/identity"
@@ -141,6 +142,9 @@ type Config struct {
 	// MaxMemory bounds the memory peers' connections and streams may
 	// reserve. Zero means 512 MiB.
 	MaxMemory int64
+	// CacheMemory bounds the values all the node's caches keep (package
+	// cache). Zero means cache.DefaultNodeBytes (256 MiB).
+	CacheMemory int64
 	// Dial, if set, opens the node's outgoing TCP connections in place
 	// of the system's dialer (network is "tcp4" or "tcp6", address
 	// "host:port"), with no port reuse, so no TCP hole punching. It is
@@ -208,6 +212,8 @@ func (c Config) Validate() error {
 		return errors.New("Config.NoListen and Config.ListenAddrs are both set: a node either listens or does not")
 	case c.MaxMemory < 0:
 		return fmt.Errorf("Config.MaxMemory is negative (%d): want 0 for the default, or more", c.MaxMemory)
+	case c.CacheMemory < 0:
+		return fmt.Errorf("Config.CacheMemory is negative (%d): want 0 for the default, or more", c.CacheMemory)
 	case c.ComputeSlots < 0:
 		return fmt.Errorf("Config.ComputeSlots is negative (%d): want 0 for one per CPU, or more", c.ComputeSlots)
 	case c.SpaceRepairGrace < 0 || c.SpaceRepairInterval < 0 || c.SpacePayInterval < 0:
@@ -273,6 +279,7 @@ type Node struct {
 	spaces      *space.Manager
 	topics      *topic.Manager
 	names       *names.Manager
+	caches      *cache.Manager
 	sites       *sites
 	jobs        *job.Manager
 	ledger      *ledger.Manager

@@ -380,6 +380,15 @@ func (b *nodeBook) add(node peer.ID, since time.Time) error {
 	return b.saveLocked()
 }
 
+// knows reports whether node is one of the user's nodes the book has
+// seen.
+func (b *nodeBook) knows(node peer.ID) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, ok := b.s.Nodes[node]
+	return ok
+}
+
 // revoked reports whether user removed node: a revocation another user
 // signed (kept from before this node changed users) does not count.
 func (b *nodeBook) revoked(user, node peer.ID) bool {

@@ -212,6 +212,8 @@ func (s *Server) routes() *router {
 	mux.HandleFunc("POST /api/v0/call", s.handleCall)
 	s.spaceRoutes(mux)
 	s.topicRoutes(mux)
+	s.jobRoutes(mux)
+	s.cacheRoutes(mux)
 	s.groupRoutes(mux)
 	s.ledgerRoutes(mux)
 	s.userRoutes(mux)

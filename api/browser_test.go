@@ -134,6 +134,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	manageFromPage(t, ctx, bctx, c, cl, sp)
+	jobsFromPage(t, ctx, bctx, c, cl)
 	topicsFromPage(t, ctx, bctx, c, cl)
 	if err := chromedp.Do(bctx, chromedp.EmulateViewport(1280, 900)); err != nil {
 		t.Fatal(err)

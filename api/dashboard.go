@@ -198,7 +198,11 @@ type dashLists struct {
 	Groups   []client.GroupStatus  `json:"groups"`
 	Spaces   []client.SpaceSummary `json:"spaces"`
 	Topics   []dashTopic           `json:"topics"`
+	Jobs     []client.JobStatus    `json:"jobs"`
 }
+
+// dashJobs caps the jobs one load lists, newest first.
+const dashJobs = 50
 
 // dashTopic is a topic this node owns, holds or subscribes to: its counts
 // (the page turns them into rates between two loads) and, for a durable
@@ -260,7 +264,13 @@ type dashCall struct {
 func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	out := dashLists{Pins: []dashPin{}, Services: []client.ServiceInfo{}, Runs: []client.RunRecord{}, Calls: []dashCall{}, Groups: []client.GroupStatus{},
-		Spaces: spaceSummaries(s.node.Spaces().List()), Topics: s.topicsForDashboard(ctx)}
+		Spaces: spaceSummaries(s.node.Spaces().List()), Topics: s.topicsForDashboard(ctx), Jobs: []client.JobStatus{}}
+	for _, st := range s.node.Jobs().List() {
+		if len(out.Jobs) == dashJobs {
+			break
+		}
+		out.Jobs = append(out.Jobs, jobStatusJSON(st))
+	}
 	pins, err := s.node.Content().Pins(ctx)
 	if err != nil {
 		codedError(w, err)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/nubecloud/nube"
 	"github.com/nubecloud/nube/api/client"
+	"github.com/nubecloud/nube/cache"
 	"github.com/nubecloud/nube/content"
 	"github.com/nubecloud/nube/errcode"
 	"github.com/nubecloud/nube/group"
@@ -36,7 +37,7 @@ var publicDirs = map[string]string{
 	"nube": "..", "content": "../content", "service": "../service", "space": "../space",
 	"group": "../group", "ledger": "../ledger", "remote": "../remote", "wasm": "../wasm", "topic": "../topic",
 	"client": "client", "errcode": "../errcode", "job": "../job",
-	"names": "../names",
+	"names": "../names", "cache": "../cache",
 }
 
 // sentinels are the values of the names exportedErrs finds: Go cannot
@@ -72,6 +73,9 @@ var sentinels = map[string]error{
 	"topic.ErrNotFound": topic.ErrNotFound, "topic.ErrExists": topic.ErrExists, "topic.ErrBadName": topic.ErrBadName,
 	"topic.ErrNotAuthorised": topic.ErrNotAuthorised, "topic.ErrBadMessage": topic.ErrBadMessage, "topic.ErrTooLarge": topic.ErrTooLarge,
 	"topic.ErrLagged": topic.ErrLagged, "topic.ErrNotDurable": topic.ErrNotDurable, "topic.ErrUnavailable": topic.ErrUnavailable,
+
+	"cache.ErrNotFound": cache.ErrNotFound, "cache.ErrNotAuthorised": cache.ErrNotAuthorised,
+	"cache.ErrClosed": cache.ErrClosed, "cache.ErrBadRequest": cache.ErrBadRequest,
 
 	"group.ErrNotFound": group.ErrNotFound, "group.ErrNotMember": group.ErrNotMember,
 	"group.ErrBadName": group.ErrBadName, "group.ErrNoLeader": group.ErrNoLeader,

@@ -214,6 +214,20 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	cached := false
+	if v := q.Get("cached"); v != "" && v != "0" && v != "false" {
+		if n > 1 {
+			codedError(w, errcode.With(errcode.BadRequest, errors.New("cached: a memoized call is one call, not n")))
+			return
+		}
+		cached = true
+		pipe = pipe.Cached()
+		if verify > 0 {
+			// Another user's record counts once verify runs agree
+			// with it.
+			pipe, verify = pipe.CachedVerify(verify), 0
+		}
+	}
 	// Resolve first, so that an unknown service is a plain HTTP error.
 	if _, err := pipe.Resolve(r.Context()); err != nil {
 		codedError(w, err)
@@ -228,6 +242,9 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, res := range results {
 		cr := callResult(res)
+		if cached && res.Memo != nil && res.Err == nil {
+			cr.Memo = res.Memo.Runner.String()
+		}
 		if verify > 0 && res.Err == nil {
 			cr.Verified = verify
 		}

@@ -260,10 +260,12 @@ func BenchmarkTopicPublish(b *testing.B) {
 		b.ReportMetric(float64(n*topicMsg)/el.Seconds()/1e6, "MB/s")
 	})
 	b.Run("nube-r3", func(b *testing.B) {
-		c := nubetest.Cluster(b, 3, nubetest.WithDataDirs(), nubetest.TrustFirst(1), nubetest.WithConfig(func(i int, cfg *nube.Config) {
+		// Node 0 publishes (as a NATS client does to its server); nodes 1
+		// to 3 hold the topic: three replicas, as JetStream's R3.
+		c := nubetest.Cluster(b, 4, nubetest.WithDataDirs(), nubetest.TrustFirst(1), nubetest.WithConfig(func(i int, cfg *nube.Config) {
 			cfg.ListenAddrs = []string{transports["tcp"]}
 		}))
-		t, err := nubeDurable(c, []peer.ID{c.Node(1).ID(), c.Node(2).ID()}, 8<<30)
+		t, err := nubeDurable(c, []peer.ID{c.Node(1).ID(), c.Node(2).ID(), c.Node(3).ID()}, 8<<30)
 		if err != nil {
 			b.Fatalf("nube: %v", err)
 		}

@@ -38,6 +38,9 @@ type watchedNet struct {
 	events    *bsnetiface.ConnectEventManager
 	receivers []bsnetiface.Receiver
 	read      atomic.Uint64 // messages read by handleStream
+	// wants is bitswap's client's wantlist: a lent block it holds is
+	// copied for the client, one it does not is kept from it (lend.go).
+	wants func() []cid.Cid
 }
 
 func newWatchedNet(n bsnetiface.BitSwapNetwork, t *tracer) *watchedNet {

@@ -102,7 +102,7 @@ func (n *streamNet) counts() (opened, open, sent int) {
 func TestSharedStreams(t *testing.T) {
 	ctx := context.Background()
 	fake := &streamNet{t: t}
-	w := newWatchedNet(fake, newTracer(func(peer.ID, int) {}, func(peer.ID, bsmsg.BitSwapMessage) {}))
+	w := newWatchedNet(fake, newTracer(func(peer.ID, int) {}, func(peer.ID, bsmsg.BitSwapMessage, *lent) {}))
 	p, q := peer.ID("peer-p"), peer.ID("peer-q")
 
 	for range 50 {

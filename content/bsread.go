@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"slices"
 	"time"
 
 	bsmsg "github.com/ipfs/boxo/bitswap/message"
@@ -73,7 +74,7 @@ func (w *watchedNet) handleStream(s network.Stream) {
 	p := s.Conn().RemotePeer()
 	r := bufio.NewReader(s)
 	for {
-		m, err := readMessage(r)
+		m, l, err := readMessage(r)
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
 				s.Reset()
@@ -85,31 +86,57 @@ func (w *watchedNet) handleStream(s network.Stream) {
 		}
 		w.read.Add(1)
 		w.events.OnMessage(p)
-		for _, rc := range w.receivers {
-			rc.ReceiveMessage(context.Background(), p, m)
+		// Our fetches first, as bitswap's tracer would have; then
+		// bitswap, with no block in a lent buffer that its client
+		// could keep (lend.go).
+		w.t.receive(p, m, l)
+		bm := m
+		if l != nil {
+			bm = forBitswap(m, w.wants)
 		}
+		for _, rc := range w.receivers {
+			rc.ReceiveMessage(context.Background(), p, bm)
+		}
+		l.release()
 	}
 }
 
 // readMessage reads one length-prefixed message from r. A stream that
 // ends cleanly between messages gives io.EOF; anywhere else, an error
-// that says where.
-func readMessage(r *bufio.Reader) (bsmsg.BitSwapMessage, error) {
+// that says where. A message of up to lentSize bytes is read into a lent
+// buffer, which l holds once if blocks were left in it (the caller
+// releases it) and is nil if not.
+func readMessage(r *bufio.Reader) (m bsmsg.BitSwapMessage, l *lent, err error) {
 	n, err := binary.ReadUvarint(r)
 	if err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, io.EOF
+			return nil, nil, io.EOF
 		}
-		return nil, fmt.Errorf("bitswap message length: %w", err)
+		return nil, nil, fmt.Errorf("bitswap message length: %w", err)
 	}
 	if n > maxMessage {
-		return nil, fmt.Errorf("bitswap message of %d bytes: over the limit of %d", n, maxMessage)
+		return nil, nil, fmt.Errorf("bitswap message of %d bytes: over the limit of %d", n, maxMessage)
 	}
-	buf := make([]byte, n)
+	var buf []byte
+	if n <= lentSize {
+		l, buf = lend(int(n))
+	} else {
+		buf = make([]byte, n)
+	}
 	if _, err := io.ReadFull(r, buf); err != nil {
-		return nil, fmt.Errorf("bitswap message of %d bytes: %w", n, noEOF(err))
+		l.release()
+		return nil, nil, fmt.Errorf("bitswap message of %d bytes: %w", n, noEOF(err))
 	}
-	return decodeMessage(buf)
+	m, err = decodeMessage(buf)
+	if err != nil {
+		l.release()
+		return nil, nil, err
+	}
+	if l != nil && !slices.ContainsFunc(m.Blocks(), inLent) {
+		l.release()
+		l = nil
+	}
+	return m, l, nil
 }
 
 // noEOF turns the end of a stream mid-message into the error it is.

@@ -198,15 +198,16 @@ func TestReadMessage(t *testing.T) {
 
 	r := bufio.NewReader(bytes.NewReader(stream))
 	for i, want := range []bsmsg.BitSwapMessage{one, two} {
-		got, err := readMessage(r)
+		got, l, err := readMessage(r)
 		if err != nil {
 			t.Fatalf("message %d: %v", i, err)
 		}
+		l.release()
 		if messageText(got) != messageText(want) {
 			t.Fatalf("message %d: got\n%s\nwant\n%s", i, messageText(got), messageText(want))
 		}
 	}
-	if _, err := readMessage(r); err != io.EOF {
+	if _, _, err := readMessage(r); err != io.EOF {
 		t.Fatalf("at the end: %v, want io.EOF", err)
 	}
 
@@ -219,7 +220,7 @@ func TestReadMessage(t *testing.T) {
 		{"over the limit", "over the limit", binary.AppendUvarint(nil, maxMessage+1)},
 		{"not a message", "bitswap message", frame([]byte{0x0a, 0x05, 0x01})},
 	} {
-		_, err := readMessage(bufio.NewReader(bytes.NewReader(c.stream)))
+		_, _, err := readMessage(bufio.NewReader(bytes.NewReader(c.stream)))
 		if err == nil || errors.Is(err, io.EOF) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want an error about %q", c.name, err, c.want)
 		}

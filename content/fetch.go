@@ -30,6 +30,10 @@ import (
 //     have the root by now), and the DHT is searched again while the
 //     fetch runs: a fetch ends when its context does, never because a
 //     single question went unanswered;
+//   - the peers that served the blocks of the path to the root (a file
+//     read by its path) are providers from the start, and so is any peer
+//     that delivers a block of the DAG: a peer need not answer "have?"
+//     twice (Helia 7 ignores a repeated one for 5 s);
 //   - blocks are requested in DAG order, each from one provider, with a
 //     window of requests in flight per provider that grows by one with
 //     each block it delivers and halves when a request times out, so a
@@ -104,6 +108,9 @@ type fetch struct {
 	// shallow fetches the root block alone, not what it links to: a
 	// directory on a path being resolved.
 	shallow bool
+	// reader is set when a reader waits on the blocks through its
+	// bitswap session: each is handed to bitswap's client (storeLent).
+	reader bool
 	// status is what Fetching reports, copied from the loop's state
 	// under mu.
 	status FetchStatus
@@ -115,10 +122,19 @@ type fetch struct {
 	asked     map[peer.ID]asking // peers asked whether they have the root
 	providers map[peer.ID]*provider
 	queue     []cid.Cid
-	known     map[cid.Cid]bool // queued, in flight or done
-	excluded  map[cid.Cid]map[peer.ID]bool
-	dropped   map[peer.ID]time.Time // providers dropped, and when
-	done      FetchProgress
+	// queued is what queue holds still to be asked for: a block that
+	// arrives unasked (for a reader's bitswap session) leaves it here,
+	// and its entry in queue is skipped when reached.
+	queued map[cid.Cid]bool
+	known  map[cid.Cid]bool // queued, in flight or done
+	// seeds are peers that served blocks on the way to the root (a
+	// path's directories, the root itself), taken as providers from the
+	// start: a peer that has answered "have?" for the root once may not
+	// answer again for a while (Helia keeps a served want for 5 s).
+	seeds    []peer.ID
+	excluded map[cid.Cid]map[peer.ID]bool
+	dropped  map[peer.ID]time.Time // providers dropped, and when
+	done     FetchProgress
 }
 
 type fetchEvent struct {
@@ -127,6 +143,7 @@ type fetchEvent struct {
 	haves     []cid.Cid
 	dontHaves []cid.Cid
 	found     *peer.AddrInfo // a provider the DHT named, now connected
+	buf       *lent          // the lent buffer blocks are in, held for this fetch
 }
 
 func (f *fetch) post(ev fetchEvent) {
@@ -140,15 +157,21 @@ func (f *fetch) post(ev fetchEvent) {
 }
 
 // deliver hands a received bitswap message to every fetch under way.
-func (s *Service) deliver(p peer.ID, m bsmsg.BitSwapMessage) {
+// The blocks in a lent buffer (l) are held for each fetch until it has
+// handled them.
+func (s *Service) deliver(p peer.ID, m bsmsg.BitSwapMessage, l *lent) {
 	blks, haves, dont := m.Blocks(), m.Haves(), m.DontHaves()
 	if len(blks) == 0 && len(haves) == 0 && len(dont) == 0 {
 		return
 	}
+	if len(blks) == 0 {
+		l = nil
+	}
 	s.fetchMu.Lock()
 	defer s.fetchMu.Unlock()
 	for f := range s.fetches {
-		f.post(fetchEvent{from: p, blocks: blks, haves: haves, dontHaves: dont})
+		l.hold()
+		f.post(fetchEvent{from: p, blocks: blks, haves: haves, dontHaves: dont, buf: l})
 	}
 }
 
@@ -158,31 +181,40 @@ func (s *Service) deliver(p peer.ID, m bsmsg.BitSwapMessage) {
 // per peer) and could leave both waiting on blocks no one would send. A
 // second fetch waits for the first, then finds the blocks in the store.
 func (s *Service) fetchDAG(ctx context.Context, root cid.Cid, progress func(FetchProgress)) error {
-	return s.runFetch(ctx, root, progress, false)
+	return s.runFetch(ctx, &fetch{root: root, progress: progress})
+}
+
+// fetchAhead is fetchDAG ahead of a reader, starting with seeds as
+// providers.
+func (s *Service) fetchAhead(ctx context.Context, root cid.Cid, seeds []peer.ID) error {
+	return s.runFetch(ctx, &fetch{root: root, reader: true, seeds: seeds})
 }
 
 // fetchBlock brings the block c into the store, and nothing it links to,
 // with the fetcher's search for providers (so Fetching reports it).
 func (s *Service) fetchBlock(ctx context.Context, c cid.Cid) error {
-	return s.runFetch(ctx, c, nil, true)
+	return s.runFetch(ctx, &fetch{root: c, shallow: true})
 }
 
-func (s *Service) runFetch(ctx context.Context, root cid.Cid, progress func(FetchProgress), shallow bool) error {
+// runFetch runs f, of which root, progress, shallow, reader and seeds
+// are set.
+func (s *Service) runFetch(ctx context.Context, f *fetch) error {
+	root := f.root
 	done, err := s.takeTurn(ctx, root)
 	if err != nil {
 		return err
 	}
 	defer done()
-	f := &fetch{
-		s: s, root: root, progress: progress, shallow: shallow,
-		status:    FetchStatus{Root: root, Started: time.Now()},
-		wakeCh:    make(chan struct{}, 1),
-		asked:     map[peer.ID]asking{},
-		providers: map[peer.ID]*provider{},
-		known:     map[cid.Cid]bool{},
-		excluded:  map[cid.Cid]map[peer.ID]bool{},
-		dropped:   map[peer.ID]time.Time{},
-	}
+	f.s = s
+	f.status = FetchStatus{Root: root, Started: time.Now()}
+	f.wakeCh = make(chan struct{}, 1)
+	f.asked = map[peer.ID]asking{}
+	f.providers = map[peer.ID]*provider{}
+	f.queued = map[cid.Cid]bool{}
+	f.known = map[cid.Cid]bool{}
+	f.seeds = append(f.seeds, s.servers.of(root)...)
+	f.excluded = map[cid.Cid]map[peer.ID]bool{}
+	f.dropped = map[peer.ID]time.Time{}
 	s.fetchMu.Lock()
 	s.fetches[f] = struct{}{}
 	s.fetchMu.Unlock()
@@ -278,11 +310,16 @@ func (f *fetch) run(ctx context.Context) error {
 	if err := f.enqueue(ctx, f.root); err != nil {
 		return err
 	}
+	for _, p := range f.seeds {
+		if p != f.s.cfg.Host.ID() && f.s.cfg.Host.Network().Connectedness(p) == network.Connected {
+			f.addProvider(ctx, p)
+		}
+	}
 	tick := time.NewTicker(discoverEvery / 4)
 	defer tick.Stop()
 	lastDiscover := time.Time{}
 	for {
-		if len(f.queue) == 0 && f.inflight() == 0 {
+		if len(f.queued) == 0 && f.inflight() == 0 {
 			return nil
 		}
 		if time.Since(lastDiscover) >= discoverEvery {
@@ -370,7 +407,7 @@ func (f *fetch) enqueue(ctx context.Context, c cid.Cid) error {
 	if has, err := bs.Has(ctx, c); err != nil {
 		return err
 	} else if !has {
-		f.queue = append(f.queue, c)
+		f.push(c)
 		return nil
 	}
 	b, err := bs.Get(ctx, c)
@@ -380,7 +417,7 @@ func (f *fetch) enqueue(ctx context.Context, c cid.Cid) error {
 		if err := bs.DeleteBlock(ctx, c); err != nil {
 			return fmt.Errorf("%s: %w", c, err)
 		}
-		f.queue = append(f.queue, c)
+		f.push(c)
 		return nil
 	}
 	if err != nil {
@@ -463,6 +500,7 @@ func (f *fetch) addProvider(ctx context.Context, p peer.ID) {
 		return
 	}
 	f.providers[p] = &provider{id: p, sender: ms, inflight: map[cid.Cid]time.Time{}, window: initialWindow, blockTime: minTimeout / 8}
+	delete(f.dropped, p)
 	for _, not := range f.excluded { // what it lacked before, it may have now
 		delete(not, p)
 	}
@@ -496,8 +534,16 @@ func (f *fetch) closeProviders() {
 	}
 }
 
+// push queues c last.
+func (f *fetch) push(c cid.Cid) {
+	f.queue = append(f.queue, c)
+	f.queued[c] = true
+}
+
+// requeue queues c first.
 func (f *fetch) requeue(c cid.Cid) {
 	f.queue = append([]cid.Cid{c}, f.queue...)
+	f.queued[c] = true
 }
 
 // assign hands queued blocks to providers with room in their window,
@@ -523,6 +569,9 @@ func (f *fetch) assign(ctx context.Context) {
 			rest = append(rest, f.queue[i:]...)
 			break
 		}
+		if !f.queued[c] {
+			continue // arrived unasked
+		}
 		p := f.pick(c)
 		if p == nil {
 			rest = append(rest, c)
@@ -536,6 +585,7 @@ func (f *fetch) assign(ctx context.Context) {
 		}
 		m.AddEntry(c, int32(1<<30-f.done.Blocks), pb.Message_Wantlist_Block, true)
 		p.inflight[c] = now
+		delete(f.queued, c)
 	}
 	f.queue = rest
 	for p, m := range batches {
@@ -595,16 +645,18 @@ func (f *fetch) handleInbox(ctx context.Context) error {
 			}
 		}
 		for _, b := range ev.blocks {
-			if err := f.receive(ctx, ev.from, b); err != nil {
-				return err
+			if err := f.receive(ctx, ev.from, b, ev.buf != nil && inLent(b)); err != nil {
+				return err // the buffer is not given back: garbage
 			}
 		}
+		ev.buf.release()
 	}
 	return nil
 }
 
-// receive takes a block that arrived from p, if this fetch wants it.
-func (f *fetch) receive(ctx context.Context, from peer.ID, b blocks.Block) error {
+// receive takes a block that arrived from p, if this fetch wants it. A
+// lent block's bytes are another's once receive returns.
+func (f *fetch) receive(ctx context.Context, from peer.ID, b blocks.Block, lent bool) error {
 	c := b.Cid()
 	wanted := false
 	for _, p := range f.providers {
@@ -629,18 +681,27 @@ func (f *fetch) receive(ctx context.Context, from peer.ID, b blocks.Block) error
 		}
 	}
 	if !wanted {
-		// A small root arrives itself in answer to "have?", in place
-		// of a HAVE: its sender is a provider.
-		if !c.Equals(f.root) {
+		// A block of this DAG that nobody asked this fetch for: a small
+		// root in answer to "have?", in place of a HAVE, or a block a
+		// reader's bitswap session asked for. Its sender has the DAG, or
+		// part of it: a provider, whether or not it answers "have?".
+		if !f.known[c] {
 			return nil
 		}
 		f.addProvider(ctx, from)
-		if !f.inQueue(c) {
+		if !f.queued[c] {
 			return nil // had it already
 		}
-		f.removeQueued(c)
+		delete(f.queued, c)
 	}
-	if err := f.s.bserv.AddBlock(ctx, b); err != nil {
+	if f.shallow {
+		f.s.servers.add(c, from)
+	}
+	store := f.s.bserv.AddBlock
+	if lent {
+		store = func(ctx context.Context, b blocks.Block) error { return f.s.storeLent(ctx, b, f.reader) }
+	}
+	if err := store(ctx, b); err != nil {
 		return fmt.Errorf("store %s: %w", c, err)
 	}
 	f.done.Blocks++
@@ -649,24 +710,6 @@ func (f *fetch) receive(ctx context.Context, from peer.ID, b blocks.Block) error
 		f.progress(f.done)
 	}
 	return f.expand(ctx, b)
-}
-
-func (f *fetch) inQueue(c cid.Cid) bool {
-	for _, q := range f.queue {
-		if q.Equals(c) {
-			return true
-		}
-	}
-	return false
-}
-
-func (f *fetch) removeQueued(c cid.Cid) {
-	for i, q := range f.queue {
-		if q.Equals(c) {
-			f.queue = append(f.queue[:i], f.queue[i+1:]...)
-			return
-		}
-	}
 }
 
 // checkTimeouts takes back requests a provider sat on too long, and drops
@@ -696,4 +739,88 @@ func (f *fetch) checkTimeouts() {
 			}
 		}
 	}
+}
+
+// servedBy remembers which peers served the blocks shallow fetches
+// brought in (the blocks on the way down a path, a file's root among
+// them), so that the fetch of the DAG under one of them can start with
+// those peers as providers rather than ask them again whether they have
+// it: some peers answer a repeated "have?" late or never (Helia 7 keeps a
+// served want for 5 s and ignores it meanwhile), and until a provider
+// turns up a reader gets its blocks one round trip at a time.
+type servedBy struct {
+	mu sync.Mutex
+	m  map[cid.Cid]served
+}
+
+type served struct {
+	peers []peer.ID
+	at    time.Time
+}
+
+const (
+	// servedMax bounds the blocks remembered; servedFor is how long a
+	// peer that served one counts as a likely provider of what is under
+	// it.
+	servedMax      = 1024
+	servedPeersMax = 8
+	servedFor      = 10 * time.Minute
+)
+
+// add notes that p served c.
+func (s *servedBy) add(c cid.Cid, p peer.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	if s.m == nil {
+		s.m = map[cid.Cid]served{}
+	}
+	if _, ok := s.m[c]; !ok && len(s.m) >= servedMax {
+		oldest := cid.Undef
+		var at time.Time
+		for k, v := range s.m {
+			if now.Sub(v.at) > servedFor {
+				delete(s.m, k)
+			} else if !oldest.Defined() || v.at.Before(at) {
+				oldest, at = k, v.at
+			}
+		}
+		if len(s.m) >= servedMax {
+			delete(s.m, oldest)
+		}
+	}
+	e := s.m[c]
+	e.at = now
+	for _, q := range e.peers {
+		if q == p {
+			s.m[c] = e
+			return
+		}
+	}
+	if len(e.peers) >= servedPeersMax {
+		e.peers = e.peers[1:]
+	}
+	e.peers = append(e.peers, p)
+	s.m[c] = e
+}
+
+// of returns the peers that served any of cs lately, each once.
+func (s *servedBy) of(cs ...cid.Cid) []peer.ID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []peer.ID
+	seen := map[peer.ID]bool{}
+	for _, c := range cs {
+		e, ok := s.m[c]
+		if !ok || time.Since(e.at) > servedFor {
+			continue
+		}
+		for _, p := range e.peers {
+			if !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+	}
+	return out
 }

@@ -20,8 +20,11 @@ type localFirst struct {
 	// walk is the root of the file, set once its path is resolved;
 	// blocks missing before then (the directories on the way) are asked
 	// for one by one.
-	walk  cid.Cid
-	start func(root cid.Cid) // starts the walk ahead
+	walk cid.Cid
+	// path holds the blocks asked for before walk was set: the path's
+	// directories and the file's root.
+	path  []cid.Cid
+	start func(root cid.Cid, path []cid.Cid) // starts the walk ahead
 	once  sync.Once
 	// fetch brings one missing block of the path into the store, with
 	// the fetcher's own search for providers (which Fetching reports).
@@ -30,6 +33,10 @@ type localFirst struct {
 	// from into the caller's buffer.
 	store *blockStore
 }
+
+// maxPathBlocks bounds the path blocks a localFirst remembers (a HAMT
+// directory's shards count as blocks on the path).
+const maxPathBlocks = 64
 
 // readLeaf returns the bytes of the raw block c as the caller's own, in
 // buf if it has room: a file reader reads leaf after leaf into one
@@ -52,11 +59,14 @@ func (l *localFirst) readLeaf(ctx context.Context, c cid.Cid, buf []byte) ([]byt
 // after the file's root is known, it starts the walk ahead.
 func (l *localFirst) missing() {
 	if l.walk.Defined() {
-		l.once.Do(func() { l.start(l.walk) })
+		l.once.Do(func() { l.start(l.walk, l.path) })
 	}
 }
 
 func (l *localFirst) Get(ctx context.Context, c cid.Cid) (ipld.Node, error) {
+	if !l.walk.Defined() && len(l.path) < maxPathBlocks {
+		l.path = append(l.path, c)
+	}
 	n, err := l.local.Get(ctx, c)
 	if err == nil || !ipld.IsNotFound(err) {
 		return n, err

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/boxo/bitswap"
@@ -86,6 +87,7 @@ type Service struct {
 
 	fetchMu     sync.Mutex
 	fetches     map[*fetch]struct{}
+	servers     servedBy                  // who served the blocks of paths resolved
 	flights     map[cid.Cid]chan struct{} // roots being fetched; closed when done
 	searchDelay time.Duration             // before a fetch asks the DHT
 
@@ -129,8 +131,18 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	events := bsnetiface.NewConnectEventManager()
 	s.net = newWatchedNet(bsnet.NewFromIpfsHost(cfg.Host, bsnet.WithConnectEventManager(events)), s.trace)
 	s.net.receiveOn(cfg.Host, events)
+	// Bitswap starts reading before New returns: until s.bswap is set,
+	// its client wants nothing.
+	var bsw atomic.Pointer[bitswap.Bitswap]
+	s.net.wants = func() []cid.Cid {
+		if b := bsw.Load(); b != nil {
+			return b.GetWantlist()
+		}
+		return nil
+	}
+	// No bitswap tracer: the network hands every message it reads to
+	// s.trace itself, before bitswap (bsread.go).
 	s.bswap = bitswap.New(s.ctx, s.net, finder, servingStore{s.store.Blockstore(), s.store.raw},
-		bitswap.WithTracer(s.trace),
 		// Let a peer have up to 16 MiB of blocks on the way (bitswap's
 		// default is 1 MiB: four chunks, too few to fill a fast link;
 		// 16 MiB is a fetcher's full window of 64 chunks).
@@ -147,6 +159,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		// to count duplicates, which nothing here reads.
 		bitswap.WithoutDuplicatedBlockStats(),
 	)
+	bsw.Store(s.bswap)
 	// WriteThrough: the store's Put looks a block up itself before it
 	// writes it; the block service need not look first as well.
 	s.bserv = blockservice.New(s.store.Blockstore(), s.bswap, blockservice.WriteThrough(true))
@@ -528,11 +541,13 @@ func (s *Service) Get(ctx context.Context, p string) (File, error) {
 		// When a block of the file is missing, walk its DAG ahead of
 		// the reader, so that many blocks are in flight at once rather
 		// than the reader's handful.
-		start: func(root cid.Cid) {
+		start: func(root cid.Cid, path []cid.Cid) {
+			// Seeded with the peers that served the path's blocks.
+			seeds := s.servers.of(path...)
 			f.wg.Add(1)
 			go func() {
 				defer f.wg.Done()
-				s.fetchDAG(rctx, root, nil)
+				s.fetchAhead(rctx, root, seeds)
 			}()
 		},
 		fetch: s.fetchBlock,
@@ -659,7 +674,7 @@ func (s *Service) announce(c cid.Cid) {
 // spots blocks that match nothing we ever asked for.
 type tracer struct {
 	onUnrequested func(peer.ID, int)
-	onMessage     func(peer.ID, bsmsg.BitSwapMessage)
+	onMessage     func(peer.ID, bsmsg.BitSwapMessage, *lent)
 
 	mu     sync.Mutex
 	wanted map[string]time.Time // multihash -> when last asked for
@@ -671,7 +686,7 @@ type tracer struct {
 // arriving later that matches nothing wanted in that time is unrequested.
 const wantMemory = 10 * time.Minute
 
-func newTracer(onUnrequested func(peer.ID, int), onMessage func(peer.ID, bsmsg.BitSwapMessage)) *tracer {
+func newTracer(onUnrequested func(peer.ID, int), onMessage func(peer.ID, bsmsg.BitSwapMessage, *lent)) *tracer {
 	return &tracer{onUnrequested: onUnrequested, onMessage: onMessage, wanted: map[string]time.Time{}, stats: map[peer.ID]*PeerStat{}, pruned: time.Now()}
 }
 
@@ -703,8 +718,14 @@ func (t *tracer) sent(m bsmsg.BitSwapMessage) {
 	}
 }
 
-func (t *tracer) MessageReceived(p peer.ID, m bsmsg.BitSwapMessage) {
-	t.onMessage(p, m)
+// MessageReceived is bitswap's tracer method; the network calls receive
+// for every message instead.
+func (t *tracer) MessageReceived(p peer.ID, m bsmsg.BitSwapMessage) { t.receive(p, m, nil) }
+
+// receive counts what m brings and hands it to the fetches under way; l
+// is the lent buffer m's large blocks are in, if any.
+func (t *tracer) receive(p peer.ID, m bsmsg.BitSwapMessage, l *lent) {
+	t.onMessage(p, m, l)
 	blks := m.Blocks()
 	if len(blks) == 0 {
 		return

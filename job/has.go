@@ -29,6 +29,9 @@ type hasReply struct {
 var hasFn = remote.Declare[hasReq, hasReply]("nube.job.has")
 
 func (m *Manager) serveHas(ctx context.Context, req hasReq) (hasReply, error) {
+	if from := remote.Caller(ctx); from != "" && from != m.self && m.cfg.MayAsk != nil && !m.cfg.MayAsk(from) {
+		return hasReply{}, fmt.Errorf("%w: this node does not tell %s what it holds", ErrNotFound, from)
+	}
 	if len(req.CIDs) > maxHas {
 		return hasReply{}, fmt.Errorf("%w: %d CIDs asked, at most %d", ErrBadSpec, len(req.CIDs), maxHas)
 	}
@@ -36,21 +39,30 @@ func (m *Manager) serveHas(ctx context.Context, req hasReq) (hasReply, error) {
 	// directory has its files' roots and nothing more. A file counts as
 	// held when it is one block, or pinned (so whole), or under a pinned
 	// input.
-	pinned := map[string]bool{}
-	if pins, err := m.cfg.Content.Pins(ctx); err == nil {
-		for _, p := range pins {
-			pinned[p.CID.KeyString()] = true
+	// The pins are listed only when a held file is more than one block,
+	// and once per question.
+	var pinned map[string]bool
+	isPinned := func(key string) bool {
+		if pinned == nil {
+			pinned = map[string]bool{}
+			if pins, err := m.cfg.Content.Pins(ctx); err == nil {
+				for _, p := range pins {
+					pinned[p.CID.KeyString()] = true
+				}
+			}
 		}
+		return pinned[key]
 	}
-	whole := len(req.Input) > 0 && pinned[string(req.Input)]
 	out := hasReply{Has: make([]bool, len(req.CIDs))}
 	for i, b := range req.CIDs {
 		c, err := cid.Cast(b)
 		if err != nil {
 			continue
 		}
-		has, _ := m.cfg.Content.Has(ctx, c)
-		out.Has[i] = has && (c.Type() == cid.Raw || whole || pinned[c.KeyString()])
+		if has, _ := m.cfg.Content.Has(ctx, c); !has {
+			continue
+		}
+		out.Has[i] = c.Type() == cid.Raw || len(req.Input) > 0 && isPinned(string(req.Input)) || isPinned(c.KeyString())
 	}
 	return out, nil
 }

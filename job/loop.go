@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -34,6 +35,11 @@ const (
 	// judgeAgain is when a runner told it is not paid is told again:
 	// a run cancelled before it ended may not have been waiting yet.
 	judgeAgain = 2 * time.Second
+	// judgeWait bounds one word to a runner, and judgeGrace how long
+	// it may go on once the node closes: a pay the job counts is one
+	// its runner was told of.
+	judgeWait  = 10 * time.Second
+	judgeGrace = 2 * time.Second
 )
 
 // kind is why a run of a task was started.
@@ -67,12 +73,14 @@ type outcome struct {
 	out []string
 }
 
-// vrun is one node's output of a verified task.
+// vrun is one node's output of a verified task, and the run's pay while
+// it waits for the comparison.
 type vrun struct {
 	node peer.ID
 	out  []string
-	a    *attempt // nil: the run was before a restart, already judged
+	p    *service.Pipeline // nil: nothing to judge (a run on this node, or one judged already)
 	r    service.Result
+	most int64 // held in coord.reserved until the run is judged
 }
 
 // sched runs a job's tasks: the loop that starts runs, waits for them
@@ -133,6 +141,17 @@ func (c *coord) execute() (cid.Cid, error) {
 	c.mu.Lock()
 	for _, p := range c.rec.Bad {
 		s.bad[p] = true
+	}
+	// A winner kept before a restart, whose pay waits for its
+	// comparison, is judged as if this coordinator had run it.
+	for _, t := range c.rec.Maps {
+		if d := t.Pay; d != nil && t.Done && !t.Verified && d.Node == t.Node {
+			s.vr[t] = []vrun{{node: d.Node, out: t.Out, p: c.m.cfg.Services.Service(s.mapD.ID().String()),
+				r: service.Result{Peer: d.Node, Call: d.Call, Cost: d.Cost}, most: d.Most}}
+			c.reserved += d.Most
+		} else {
+			t.Pay = nil
+		}
 	}
 	c.mu.Unlock()
 	s.holders = c.holders(ctx, s.nodes())
@@ -418,6 +437,9 @@ func (s *sched) start(ctx context.Context, t *task, node peer.ID, k kind, most i
 	c.mu.Unlock()
 	c.logf(t, node, "%s started", k)
 	go func() {
+		if reduce {
+			c.fetchParts(actx, t, node)
+		}
 		var r service.Result
 		for _, x := range p.CallN(actx, 1, in) {
 			r = x
@@ -523,8 +545,15 @@ func (s *sched) won(a *attempt, r service.Result, out []string) error {
 		}
 	}
 	if !a.reduce && s.verifies(t) && !t.Verified {
-		// Paid once the comparison says it agreed.
-		s.vr[t] = []vrun{{node: a.node, out: out, a: a, r: r}}
+		// Paid once the comparison says it agreed; kept on disk so
+		// that a coordinator started again can judge it.
+		v := s.hold(a, r, out)
+		s.vr[t] = []vrun{v}
+		if v.p != nil {
+			c.mu.Lock()
+			t.Pay = &deferredPay{Node: a.node, Call: r.Call, Cost: r.Cost, Most: v.most}
+			c.mu.Unlock()
+		}
 	} else {
 		s.pay(a, r)
 	}
@@ -541,23 +570,98 @@ func (s *sched) save() error {
 	return nil
 }
 
-// pay judges a run paid and counts what it cost.
+// pay judges a run that has ended paid and counts what it cost.
 func (s *sched) pay(a *attempt, r service.Result) {
+	s.settle(nil, s.hold(a, r, nil), true)
+}
+
+// hold keeps a run that has ended (so off the books, see ended) waiting
+// for its pay: its most goes back into the job's reserve until settle.
+func (s *sched) hold(a *attempt, r service.Result, out []string) vrun {
+	v := vrun{node: a.node, out: out}
+	if a.node == s.c.m.self || r.Peer == "" {
+		return v
+	}
+	v.p, v.r, v.most = a.p, r, a.most
+	s.c.mu.Lock()
+	s.c.reserved += v.most
+	s.c.mu.Unlock()
+	return v
+}
+
+// settle judges a run held by hold, paid or not, and takes it off the
+// job's reserve; paid, its cost is spent. t, if not nil, is its task,
+// whose kept pay it clears. It tells the runner in the background.
+func (s *sched) settle(t *task, v vrun, pay bool) {
+	if s.unhold(t, v) {
+		if pay {
+			s.c.mu.Lock()
+			s.c.rec.Spent += v.r.Cost
+			s.c.mu.Unlock()
+		}
+		s.judgeRun(v.p, v.node, v.r, pay)
+	}
+}
+
+// settleNow pays a run held by hold, waiting for the word to reach its
+// runner (a little beyond the node's closing): only a pay told is spent,
+// and a pay not told stays kept on t for a coordinator started again.
+func (s *sched) settleNow(ctx context.Context, t *task, v vrun) {
+	if v.p == nil {
+		return
+	}
+	m := s.c.m
+	err := v.p.Judge(ctx, v.r, true)
+	s.c.mu.Lock()
+	s.c.reserved -= v.most
+	if err == nil {
+		s.c.rec.Spent += v.r.Cost
+		if t != nil && t.Pay != nil && t.Pay.Node == v.node {
+			t.Pay = nil
+		}
+	}
+	s.c.mu.Unlock()
+	if err != nil {
+		m.log.Info("could not tell a runner it is paid; the job does not count it", "peer", v.node, "err", err)
+	}
+}
+
+// unhold takes v off the job's reserve and clears t's kept pay if it is
+// v's; false if v has nothing to judge.
+func (s *sched) unhold(t *task, v vrun) bool {
+	if v.p == nil {
+		return false
+	}
+	c := s.c
+	c.mu.Lock()
+	c.reserved -= v.most
+	if t != nil && t.Pay != nil && t.Pay.Node == v.node {
+		t.Pay = nil
+	}
+	c.mu.Unlock()
+	return true
+}
+
+// judgeCtx bounds one word to a runner: judgeWait, and no more than
+// judgeGrace once the manager closes.
+func (m *Manager) judgeCtx() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(m.ctx), judgeWait)
+	stop := context.AfterFunc(m.ctx, func() { time.AfterFunc(judgeGrace, cancel) })
+	return ctx, func() { stop(); cancel() }
+}
+
+// judge tells a run's node that it is not paid, or paid when pay (and
+// the caller counted it), in the background; a run not paid is told
+// twice (see judgeAgain).
+func (s *sched) judge(a *attempt, r service.Result, pay bool) {
 	if a == nil {
 		return
 	}
-	s.c.mu.Lock()
-	if a.node != s.c.m.self {
-		s.c.rec.Spent += r.Cost
-	}
-	s.c.mu.Unlock()
-	s.judge(a, r, true)
+	s.judgeRun(a.p, a.node, r, pay)
 }
 
-// judge tells a run's node whether it is paid, in the background; a run
-// not paid is told twice (see judgeAgain).
-func (s *sched) judge(a *attempt, r service.Result, pay bool) {
-	if a == nil || a.node == s.c.m.self || r.Peer == "" {
+func (s *sched) judgeRun(p *service.Pipeline, node peer.ID, r service.Result, pay bool) {
+	if p == nil || node == s.c.m.self || r.Peer == "" {
 		return
 	}
 	m := s.c.m
@@ -565,11 +669,11 @@ func (s *sched) judge(a *attempt, r service.Result, pay bool) {
 	go func() {
 		defer m.wg.Done()
 		for i := range 2 {
-			ctx, cancel := context.WithTimeout(m.ctx, 10*time.Second)
-			err := a.p.Judge(ctx, r, pay)
+			ctx, cancel := m.judgeCtx()
+			err := p.Judge(ctx, r, pay)
 			cancel()
 			if err != nil {
-				m.log.Info("could not tell a runner whether it is paid; its reserve expires unpaid", "peer", a.node, "err", err)
+				m.log.Info("could not tell a runner whether it is paid; its reserve expires unpaid", "peer", node, "err", err)
 			}
 			if pay || i == 1 {
 				return
@@ -589,6 +693,9 @@ func (s *sched) failed(ctx context.Context, a *attempt, r service.Result) error 
 	t, c := a.t, s.c
 	if ctx.Err() != nil || t.Done && a.kind != check {
 		return nil // cancelled: the job ended, or another run won
+	}
+	if a.kind == check && !t.Done {
+		return nil // cancelled: the task was taken back (lost), not the verifier's fault
 	}
 	err := r.Err
 	switch {
@@ -675,14 +782,28 @@ func (s *sched) lost(p peer.ID) {
 	c.mu.Lock()
 	needed := slices.ContainsFunc(c.rec.Reduces, func(t *task) bool { return !t.Done })
 	var again []string
+	var back []*task
 	for _, t := range c.rec.Maps {
 		if needed && t.Done && t.Node == p {
 			t.Done, t.Node, t.Out, t.Verified = false, "", nil, false
-			delete(s.vr, t)
 			again = append(again, t.Name)
+			back = append(back, t)
 		}
 	}
 	c.mu.Unlock()
+	// A map taken back is compared no more: its verify runs stop, and
+	// no run of it is paid (its kept output is gone with p).
+	for _, t := range back {
+		for _, v := range s.vr[t] {
+			s.settle(t, v, false)
+		}
+		delete(s.vr, t)
+		for _, a := range s.runs[t] {
+			if a.kind == check {
+				a.cancel()
+			}
+		}
+	}
 	// A reduce reading from p would wait for its part until its time
 	// limit: it stops now, and runs again once the maps have.
 	for _, rs := range s.runs {
@@ -699,7 +820,14 @@ func (s *sched) lost(p peer.ID) {
 // a different one calls for a third run, and the majority wins.
 func (s *sched) compare(a *attempt, r service.Result, out []string) error {
 	c, t := s.c, a.t
-	vs := append(s.verifyRuns(t), vrun{node: a.node, out: out, a: a, r: r})
+	if !t.Done {
+		// The task was taken back (its mapper lost) while this ran:
+		// there is nothing to compare it with.
+		s.judge(a, r, false)
+		c.logf(t, a.node, "verify run of a map taken back: not compared, not paid")
+		return nil
+	}
+	vs := append(s.verifyRuns(t), s.hold(a, r, out))
 	s.vr[t] = vs
 	count := map[string][]int{}
 	for i, v := range vs {
@@ -711,7 +839,7 @@ func (s *sched) compare(a *attempt, r service.Result, out []string) error {
 		t.Verified = true
 		c.mu.Unlock()
 		for _, v := range vs {
-			s.pay(v.a, v.r)
+			s.settle(t, v, true)
 		}
 		delete(s.vr, t)
 		c.logf(t, a.node, "verified: the same output as %s", vs[0].node)
@@ -741,6 +869,11 @@ func (s *sched) compare(a *attempt, r service.Result, out []string) error {
 	c.mu.Unlock()
 	c.logf(t, "", "runs disagree; in the minority: %v", dis.Minority)
 	if len(best) < 2 {
+		// No output is kept, so no run is paid.
+		for _, v := range vs {
+			s.settle(t, v, false)
+		}
+		delete(s.vr, t)
 		return fmt.Errorf("%w: %s: the runs of %v all disagree", ErrTaskFailed, t.Name, dis.Outputs)
 	}
 	win := vs[best[0]]
@@ -749,9 +882,9 @@ func (s *sched) compare(a *attempt, r service.Result, out []string) error {
 	c.mu.Unlock()
 	for i, v := range vs {
 		if slices.Contains(best, i) {
-			s.pay(v.a, v.r)
+			s.settle(t, v, true)
 		} else {
-			s.judge(v.a, v.r, false)
+			s.settle(t, v, false)
 			s.bad[v.node] = true
 			c.mu.Lock()
 			if !slices.Contains(c.rec.Bad, v.node) {
@@ -810,7 +943,9 @@ func (s *sched) backups(ctx context.Context, reduce bool) {
 }
 
 // drain stops the runs still under way and waits for each: none is
-// paid (a task awaiting verification is, for the run that won it).
+// paid. A task awaiting verification whose comparison never happened
+// has its winner paid (counted only once the runner is told); a task
+// whose two runs differed and awaited a third pays neither.
 func (s *sched) drain() {
 	for _, rs := range s.runs {
 		for _, a := range rs {
@@ -822,9 +957,18 @@ func (s *sched) drain() {
 		s.ended(o.a)
 		s.judge(o.a, o.r, false)
 	}
-	for _, vs := range s.vr {
-		for _, v := range vs {
-			s.pay(v.a, v.r)
+	ctx, cancel := s.c.m.judgeCtx()
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for t, vs := range s.vr {
+		if len(vs) == 1 {
+			wg.Go(func() { s.settleNow(ctx, t, vs[0]) })
+		} else {
+			for _, v := range vs {
+				s.settle(t, v, false)
+			}
 		}
+		delete(s.vr, t)
 	}
 }

@@ -35,6 +35,8 @@ type Content interface {
 	List(ctx context.Context, p string) ([]content.Entry, error)
 	Has(ctx context.Context, c cid.Cid) (bool, error)
 	Pins(ctx context.Context) ([]content.Pin, error)
+	// Fetch brings a DAG into the store from whichever nodes hold it.
+	Fetch(ctx context.Context, root cid.Cid, progress func(content.FetchProgress)) error
 }
 
 // Config configures a Manager. Host, Remote, Services and Content are
@@ -56,6 +58,10 @@ type Config struct {
 	Dir string
 	// Logger; nil: silent.
 	Logger *slog.Logger
+	// MayAsk, if set, says whether a node may ask this one which blocks
+	// it holds (so which of a job's splits it could run near): one this
+	// node would run no code for learns nothing. nil: any node may.
+	MayAsk func(p peer.ID) bool
 }
 
 // Validate names the first required field missing.
@@ -100,7 +106,9 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	}
 	m := &Manager{cfg: cfg, log: log.With("layer", "job"), self: cfg.Host.ID(), jobs: map[string]*coord{}}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
-	m.stop = remote.Handle(cfg.Remote, hasFn, m.serveHas)
+	stopHas := remote.Handle(cfg.Remote, hasFn, m.serveHas)
+	stopFetch := remote.Handle(cfg.Remote, fetchFn, m.serveFetch)
+	m.stop = func() { stopHas(); stopFetch() }
 	if err := m.resume(); err != nil {
 		m.Close()
 		return nil, err

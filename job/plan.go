@@ -136,11 +136,14 @@ func (c *coord) mapInput(t *task) []byte {
 	if t.Space != "" {
 		fmt.Fprintf(&b, "space %s %s\n", t.Space, t.Key)
 	} else {
-		fmt.Fprintf(&b, "file %s %d %d %d\n", t.Path, t.Offset, t.Length, t.Size)
+		fmt.Fprintf(&b, "file %s %d %d %d\n", oneLine.Replace(t.Path), t.Offset, t.Length, t.Size)
 	}
-	fmt.Fprintf(&b, "name %s\n", strings.NewReplacer("\n", " ", "\r", " ").Replace(t.Input))
+	fmt.Fprintf(&b, "name %s\n", oneLine.Replace(t.Input))
 	return []byte(b.String())
 }
+
+// oneLine keeps a name on its line of a module's input.
+var oneLine = strings.NewReplacer("\n", " ", "\r", " ")
 
 // reduceInput is what reduce task t's module reads on stdin: its
 // partition of every map's output, in the maps' order.

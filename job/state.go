@@ -43,6 +43,18 @@ type task struct {
 	Failed []peer.ID `json:"failed,omitempty"`
 	// Verified is set once a verified task's runs were compared.
 	Verified bool `json:"verified,omitempty"`
+	// Pay is the winning run of a verified task while its pay waits for
+	// the comparison: what a coordinator started again needs to judge it.
+	Pay *deferredPay `json:"pay,omitempty"`
+}
+
+// deferredPay names a run whose runner waits for the word that it is
+// paid.
+type deferredPay struct {
+	Node peer.ID `json:"node"`
+	Call string  `json:"call"`
+	Cost int64   `json:"cost"`
+	Most int64   `json:"most"` // held in the job's reserve until it is judged
 }
 
 // record is a job as its coordinator keeps it on disk: enough to resume
@@ -121,7 +133,25 @@ func (m *Manager) load() ([]*record, error) {
 			m.log.Warn("job file does not read; left aside", "file", f, "err", err)
 			continue
 		}
+		if err := r.check(); err != nil {
+			m.log.Warn("job file does not read; left aside", "file", f, "err", err)
+			continue
+		}
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// check refuses a record read back whose sums would bend the budget's
+// accounting: a negative Spent, or a deferred pay of a negative cost.
+func (r *record) check() error {
+	if r.Spent < 0 {
+		return fmt.Errorf("job %s: spent %d", r.ID, r.Spent)
+	}
+	for _, t := range r.Maps {
+		if d := t.Pay; d != nil && (d.Cost < 0 || d.Most < 0) {
+			return fmt.Errorf("job %s: %s: a deferred pay of %d (at most %d)", r.ID, t.Name, d.Cost, d.Most)
+		}
+	}
+	return nil
 }

@@ -40,6 +40,11 @@ type Pipeline struct {
 	maxDepth *int
 	verdict  bool   // priced runs wait for the caller's verdict (Verify)
 	budget   uint64 // what its runs' own calls may spend, in millicredits
+	// cached calls look for a memo record first (Cached); memoVerify
+	// is the runs that must agree with another user's record.
+	cached     bool
+	memoVerify int
+	memo       bool // the last stage's runner signs a memo record
 }
 
 // Service returns the pipeline ref names: a service name, name@version,
@@ -221,10 +226,14 @@ type Result struct {
 	// Proof is Peer's signed record of the last stage's run: what it
 	// ran, on which input, and the hash of what it gave (for Verify).
 	Proof []byte
-	Err   error
+	// Memo is the record a Cached call's output came from (Peer is
+	// then its runner, and nothing ran), or that verified it.
+	Memo *Memo
+	Err  error
 
-	id     uint64 // the call's ID, as Call names it
-	lastIn []byte // the last stage's input, which its proof attests
+	id      uint64 // the call's ID, as Call names it
+	lastIn  []byte // the last stage's input, which its proof attests
+	memoRaw []byte // the runner's memo record of the run, if asked for
 }
 
 // Call runs the pipeline on one node and returns its output. It picks a
@@ -262,6 +271,11 @@ func (p *Pipeline) CallN(ctx context.Context, n int, in []byte) iter.Seq2[peer.I
 		stages, err := p.Resolve(ctx)
 		if err != nil {
 			yield("", Result{Err: err})
+			return
+		}
+		if n <= 1 && p.memoizable(stages) {
+			r := p.callCached(ctx, stages, in)
+			yield(r.Peer, r)
 			return
 		}
 		p.callN(ctx, n, stages, in)(yield)
@@ -392,6 +406,7 @@ func (p *Pipeline) runOn(ctx context.Context, pid peer.ID, stages []*Descriptor,
 		p.m.learn(d, pid, true)
 		in = reply.Output
 		r.Proof = reply.Proof
+		r.memoRaw = reply.Memo
 		if len(reply.OutputCID) > 0 {
 			if r.OutputCID, err = cid.Cast(reply.OutputCID); err != nil {
 				r.Err = fmt.Errorf("%s on %s answered a bad output CID: %w", d.Label(), pid, err)
@@ -435,7 +450,7 @@ func (p *Pipeline) callStage(ctx context.Context, pid peer.ID, d *Descriptor, in
 		defer cancel()
 	}
 	m := p.m
-	req := runRequest{Descriptor: d.raw, Input: in, Limits: lim, Cert: &m.cert, Call: id, Depth: p.depth, Seed: p.seed, OutCID: last && p.outCID, Verdict: p.verdict}
+	req := runRequest{Descriptor: d.raw, Input: in, Limits: lim, Cert: &m.cert, Call: id, Depth: p.depth, Seed: p.seed, OutCID: last && p.outCID, Verdict: p.verdict, Memo: last && p.memo}
 	if err := checkWants(d, p.allows); err != nil {
 		return runReply{}, 0, err
 	}

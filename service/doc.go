@@ -27,4 +27,12 @@
 //
 // A Pipeline is a value: pass it around, call it, or Publish it as a
 // service of its own, whose descriptor lists its stages.
+//
+// Pipeline.Cached memoizes a deterministic service: a call returns the
+// output of the same run (same descriptor, input and seed) that this
+// node, its user's other nodes or the peers it would call hold a signed
+// Memo record of, and runs nothing; else it runs and its runner signs a
+// record for next time. Another user's record is used only through
+// CachedVerify, once K runs agree with it. Runs lent a space and
+// pipelines of several stages are not memoized.
 package service

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"strconv"
 )
 
 // Judged returns p whose priced runs on other nodes wait for the
@@ -22,12 +23,17 @@ func (p *Pipeline) Judged() *Pipeline {
 // it is paid. A run on this node, or one not priced, needs no word and
 // Judge does nothing. A runner that has not yet finished the run when
 // told it is not paid keeps its reserve until the reserve expires, and
-// is not paid then either.
+// is not paid then either. A Result rebuilt from the Peer and Call of
+// one kept aside (a caller started again) is judged as the run was.
 func (p *Pipeline) Judge(ctx context.Context, r Result, pay bool) error {
-	if r.Peer == "" || r.id == 0 || r.Peer == p.m.self {
+	id := r.id
+	if id == 0 && r.Call != "" {
+		id, _ = strconv.ParseUint(r.Call, 16, 64)
+	}
+	if r.Peer == "" || id == 0 || r.Peer == p.m.self {
 		return nil
 	}
-	if _, err := verdictFn.At(p.m.cfg.Remote, r.Peer).Call(ctx, verdictReq{Call: r.id, Pay: pay}); err != nil {
+	if _, err := verdictFn.At(p.m.cfg.Remote, r.Peer).Call(ctx, verdictReq{Call: id, Pay: pay}); err != nil {
 		return fmt.Errorf("tell %s whether %s is paid: %w", r.Peer, r.Call, err)
 	}
 	return nil

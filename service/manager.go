@@ -162,6 +162,7 @@ type Manager struct {
 	runs     []Record                // the latest runs, oldest first
 	calls    []CallRecord            // the latest calls this node made, oldest first
 	closing  bool                    // Close has begun: no settlement starts
+	memos    memoTable               // memo records of runs, by key
 
 	payers *payers // the users that pay this node for runs
 
@@ -253,6 +254,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		remote.Handle(cfg.Remote, runFn, func(ctx context.Context, req runRequest) (runReply, error) {
 			return m.serveRun(ctx, remote.Caller(ctx), req), nil
 		}),
+		remote.Handle(cfg.Remote, memoFn, m.serveMemo),
 		remote.Handle(cfg.Remote, verdictFn, func(ctx context.Context, req verdictReq) (struct{}, error) {
 			return struct{}{}, m.serveVerdict(remote.Caller(ctx), req)
 		}),

@@ -139,6 +139,9 @@ type runRequest struct {
 	// the runner signs a Proof of it, and a priced run is settled only
 	// when the caller says it agreed.
 	Verdict bool `cbor:"12,keyasint,omitempty"`
+	// Memo asks the runner of a deterministic run that is lent no space
+	// to keep its output as content and sign a memo record of it.
+	Memo bool `cbor:"13,keyasint,omitempty"`
 }
 
 type usageWire struct {
@@ -173,6 +176,8 @@ type runReply struct {
 	OutputCID []byte `cbor:"10,keyasint,omitempty"`
 	// Proof is the runner's signed record of the run (see Proof).
 	Proof []byte `cbor:"11,keyasint,omitempty"`
+	// Memo is the runner's signed memo record of the run (see Memo).
+	Memo []byte `cbor:"12,keyasint,omitempty"`
 }
 
 // runFn runs one module for a peer. Failures of the run itself come back
@@ -436,6 +441,9 @@ func (m *Manager) serveRun(ctx context.Context, from peer.ID, req runRequest) ru
 		if req.Verdict {
 			// Only a run that is compared with others needs signing.
 			reply.Proof = m.prove(d, from, req, job.Input, res.Output, outCID)
+		}
+		if req.Memo && d.Deterministic && !host.lent() {
+			reply.Memo = m.memoize(ctx, d, job.Input, req.Seed, res.Output)
 		}
 		if outCID.Defined() {
 			reply.Output = nil

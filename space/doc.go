@@ -15,16 +15,17 @@
 // and pushes each new head to the holders, which pin its root.
 //
 // The newest head is also kept in the DHT (HeadKey, checked by every DHT
-// node with HeadValidator; Config.Values), so a reader given only
-// OWNER/NAME resolves it with the home and every holder off, and reads
-// the blocks any node still provides. The home moves to another node of
+// node with HeadValidator; Config.Values; up to MaxDHTHeadSize), so a
+// reader given only OWNER/NAME resolves it with the home and every holder
+// off, and reads the blocks any node still provides. The home moves to another node of
 // the owner with Space.Home: writes that meet the handover wait, are
 // refused by the old home with ErrNotHome and written again at the new
 // one by Put and Delete themselves. A home that holds no user key (a
 // node that joined its user without it) signs heads with its node key
 // under a delegation the head carries (at most MaxHomeChain links, each
 // naming a node the owner certified); readers check it as they check the
-// signature.
+// signature, and refuse a head signed through a node the user removed
+// once a head the user key signed told them of the removal.
 //
 // Reads go to a holder (or the home) in one round trip that returns the
 // blocks on the key's path, each checked against its CID; a holder that

@@ -36,8 +36,16 @@ func HeadKey(id string) string { return "/" + HeadNamespace + "/" + id }
 // peer keeps a value.
 const DefaultHeadRepublish = 6 * time.Hour
 
+// MaxDHTHeadSize is the largest head the DHT keeps (HeadValidator
+// refuses larger ones): DHT peers keep values for free for 36 hours, so
+// a value may cost them little more than an IPNS record. A head with
+// every one of MaxGrants grants a reader is about 49 KB, so nearly every
+// head fits; a larger one (many readers through many key rotations) is
+// found only through the nodes that keep the space.
+const MaxDHTHeadSize = 64 << 10
+
 // HeadValidator is the DHT's record.Validator for HeadNamespace: a value
-// is valid if it is a head, at most MaxHeadSize bytes, of the space its
+// is valid if it is a head, at most MaxDHTHeadSize bytes, of the space its
 // key names, signed by the space's owner; of several, the one with the
 // highest sequence number is best.
 type HeadValidator struct{}
@@ -78,7 +86,7 @@ func headOfKey(key string, value []byte) (*head, error) {
 	if _, _, err := SplitID(id); err != nil {
 		return nil, err
 	}
-	h, _, err := decodeHead(value, id)
+	h, _, err := decodeHeadUpTo(value, id, MaxDHTHeadSize)
 	return h, err
 }
 
@@ -87,6 +95,12 @@ func headOfKey(key string, value []byte) (*head, error) {
 // time, so a burst of writes costs one DHT put, not one each.
 func (m *Manager) storeHead(id string, b []byte) {
 	if m.cfg.Values == nil {
+		return
+	}
+	if len(b) > MaxDHTHeadSize {
+		// The DHT's peers would refuse it; readers find it through the
+		// nodes that keep the space.
+		m.log.Debug("a head too large for the DHT is not stored there", "space", id, "bytes", len(b), "limit", MaxDHTHeadSize)
 		return
 	}
 	m.dhtMu.Lock()

@@ -13,8 +13,10 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
 
+	"github.com/nubecloud/nube/internal/hosttest"
 	"github.com/nubecloud/nube/internal/identity"
 	"github.com/nubecloud/nube/nodecert"
+	"github.com/nubecloud/nube/remote"
 )
 
 // signedHead is a head of OWNER/name at seq, signed by key, encoded.
@@ -322,5 +324,105 @@ func TestDHTHeadNeverRollsBack(t *testing.T) {
 	fs, _ := fresh.m.Open(a.user, "s")
 	if v, err := fs.resolve(ctx, true); err != nil || v.head.Seq != seqOf(old) {
 		t.Fatalf("a new reader resolves from the DHT: %v, %v", v, err)
+	}
+}
+
+// TestStrangerTooLargeKeepsTheDHT: a peer that is neither home nor holder
+// of a space answers a reader's ask with ErrHeadTooLarge; the reader
+// still takes the DHT's head, so a stranger cannot keep readers off it.
+func TestStrangerTooLargeKeepsTheDHT(t *testing.T) {
+	ctx := testCtx(t)
+	dht := &staleValues{}
+	ns := bareNodes(t, 2, func(c *Config) { c.Values = dht })
+	a, r := ns[0], ns[1]
+	sp, err := a.m.Create(ctx, "s", Policy{Local: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, cur := a.m.ownedSpace(sp.ID()).current()
+	b, _ := marshal(cur)
+	dht.mu.Lock()
+	dht.b = b
+	dht.mu.Unlock()
+	a.m.Close() // the home is gone; its host stays, serving no space
+	stranger := hosttest.Hosts(t, 1)[0]
+	ep, err := remote.New(ctx, remote.Config{Host: stranger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ep.Close() })
+	asked := make(chan struct{}, 1)
+	remote.Handle(ep, headFn, func(context.Context, headReq) (headReply, error) {
+		select {
+		case asked <- struct{}{}:
+		default:
+		}
+		return headReply{}, fmt.Errorf("%w: not really", ErrHeadTooLarge)
+	})
+	if err := r.h.Connect(ctx, peer.AddrInfo{ID: stranger.ID(), Addrs: stranger.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	rs, _ := r.m.Open(a.user, "s")
+	v, err := rs.resolve(ctx, true)
+	select {
+	case <-asked:
+	default:
+		t.Fatal("the reader never asked the stranger, so the test proves nothing")
+	}
+	if err != nil || v.head.Seq != seqOf(cur) {
+		t.Fatalf("a stranger's ErrHeadTooLarge kept the reader off the DHT's head: %v, %v", v, err)
+	}
+}
+
+// TestRemovedDelegate: a head signed under a link to a node the user
+// removed is refused, when the head itself says so and when a head the
+// user key signed told the reader before; a seq such a head inflated
+// falls back to the user's head's.
+func TestRemovedDelegate(t *testing.T) {
+	user := identity.Generate()
+	owner, _ := identity.ID(user.Public().(ed25519.PublicKey))
+	n1 := identity.Generate()
+	id1, _ := identity.ID(n1.Public().(ed25519.PublicKey))
+	sp := owner.String() + "/docs"
+	c, err := nodecert.New(user, id1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := sign(user, homeDomain, homeLink{Space: sp, Node: id1, Cert: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	headOf := func(key ed25519.PrivateKey, chain []signed, seq uint64, removed []peer.ID) []byte {
+		s, err := sign(key, headDomain, &head{Owner: owner, Name: "docs", Seq: seq, Home: owner, Root: locator("x").Bytes(), Chain: chain, Removed: removed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := marshal(s)
+		return b
+	}
+	if _, _, err := decodeHead(headOf(n1, []signed{l}, 3, []peer.ID{id1}), sp); err == nil {
+		t.Fatal("a head naming its own signer removed was taken")
+	}
+	rogue, _, err := decodeHead(headOf(n1, []signed{l}, 1000, nil), sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &Manager{removed: map[string][]peer.ID{}, cache: map[string]*view{}, seen: map[string]uint64{}}
+	if !m.usable(sp, rogue) {
+		t.Fatal("before any removal, the delegated head should be usable: the test proves nothing")
+	}
+	m.cache[sp], m.seen[sp] = &view{head: rogue}, rogue.Seq
+	users, _, err := decodeHead(headOf(user, nil, 7, []peer.ID{id1}), sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.usable(sp, users) {
+		t.Fatal("the user's own head is refused")
+	}
+	if m.usable(sp, rogue) {
+		t.Fatal("a head through a removed node is usable once the user's head named the removal")
+	}
+	if m.cache[sp] != nil || m.seen[sp] != users.Seq {
+		t.Fatalf("the removed node's seq sticks: cache %v, seen %d, want %d", m.cache[sp], m.seen[sp], users.Seq)
 	}
 }

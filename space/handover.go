@@ -89,6 +89,25 @@ func checkChain(owner peer.ID, id string, chain []signed) (peer.ID, error) {
 	return by, nil
 }
 
+// chainAvoids checks that no link of chain, checked already by
+// checkChain, names one of removed: a node its user removed signs no
+// head, whatever delegation it was handed before.
+func chainAvoids(chain []signed, removed []peer.ID) error {
+	if len(removed) == 0 {
+		return nil
+	}
+	for i, s := range chain {
+		var l homeLink
+		if err := unmarshal(s.Body, &l); err != nil {
+			return fmt.Errorf("%w: home link %d: %v", ErrBadHead, i, err)
+		}
+		if slices.Contains(removed, l.Node) {
+			return fmt.Errorf("%w: home link %d names %s, which its user removed", ErrNotAuthorised, i, l.Node)
+		}
+	}
+	return nil
+}
+
 // headSigner is the key this node signs a space's heads with, and the
 // chain that goes with it: the user key, with none, if it signs; else the
 // node key under the chain this node was handed. o.mu is held.
@@ -97,7 +116,7 @@ func (o *owned) headSigner() (crypto.Signer, []signed, error) {
 		return o.m.cfg.UserKey, nil, nil
 	}
 	if len(o.chain) == 0 || o.m.cfg.NodeKey == nil {
-		return nil, nil, fmt.Errorf("%w: this node cannot sign the heads of %s (it holds neither the user key nor a home's delegation)", ErrNotHome, o.id)
+		return nil, nil, fmt.Errorf("%w: this node cannot sign the heads of %s: it joined its user without its key and holds no home's delegation (do this on a node that holds user.key, or have the home hand the space here with space home)", ErrNotHome, o.id)
 	}
 	return o.m.cfg.NodeKey, o.chain, nil
 }
@@ -207,6 +226,9 @@ func (o *owned) handOver(ctx context.Context, to peer.ID) error {
 	}
 	h := o.next()
 	h.Home = to
+	if !slices.Contains(h.Delegates, to) {
+		h.Delegates = append(h.Delegates, to)
+	}
 	last, err := o.signLocked(h, o.keys)
 	if err != nil {
 		return err
@@ -306,6 +328,19 @@ func (o *owned) retryHandover(ctx context.Context) {
 	if req == nil {
 		return
 	}
+	// The user may have removed the node since (a stolen laptop that went
+	// dark mid-handover): the keys and the home must not reach it, so the
+	// offer is withdrawn and this node is home again, as handOver refuses
+	// such a node before it offers anything.
+	if err := o.m.refused(to); err != nil {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		if o.pending == req {
+			o.gone, o.pending = "", nil
+			o.m.log.Warn("withdrew a pending handover to a node its user removed: this node is home again", "space", o.id, "to", to, "err", err)
+		}
+		return
+	}
 	// Not under the lock: readers still get the last head meanwhile.
 	seq := seqOfBytes(req.Head, o.id)
 	cctx, cancel := context.WithTimeout(ctx, time.Minute)
@@ -350,6 +385,12 @@ func (m *Manager) servePrepareHome(ctx context.Context, req prepareHomeReq) (pre
 	if err := m.canTake(ctx, h); err != nil {
 		return prepareHomeReply{}, err
 	}
+	// Only the home readies a node to take its place: heads are public,
+	// and a stranger's word would have this node fetch the whole space at
+	// will.
+	if c := remote.Caller(ctx); c != h.Home {
+		return prepareHomeReply{}, fmt.Errorf("%w: %s is not the home of %s (%s is)", ErrNotAuthorised, c, h.id(), h.Home)
+	}
 	root, _ := h.root()
 	if err := m.cfg.Content.Fetch(ctx, root, nil); err != nil {
 		return prepareHomeReply{}, fmt.Errorf("fetch %s: %w", h.id(), err)
@@ -366,6 +407,8 @@ func (m *Manager) canTake(ctx context.Context, h *head) error {
 		return fmt.Errorf("%w: this node has no cert of its user or no node key to sign heads with", ErrNotAuthorised)
 	case remote.Caller(ctx) == "":
 		return fmt.Errorf("%w: no caller", ErrNotAuthorised)
+	case h.Seq < m.seenSeq(h.id()):
+		return fmt.Errorf("%w: a head of %s at %d, older than the %d this node has seen", ErrNotAuthorised, h.id(), h.Seq, m.seenSeq(h.id()))
 	}
 	if o := m.ownedSpace(h.id()); o != nil {
 		return fmt.Errorf("%w: this node is the home of %s already", ErrExists, h.id())
@@ -395,6 +438,12 @@ func (m *Manager) serveTakeHome(ctx context.Context, req takeHomeReq) (headReply
 	}
 	if err := checkTake(m.self, h, req); err != nil {
 		return headReply{}, err
+	}
+	// The old home hands over: a delegated head names the node that
+	// signed it, and that node must be the caller. A head signed with the
+	// user key names none; it is the user's own word.
+	if by, _ := checkChain(h.Owner, id, h.Chain); len(h.Chain) > 0 && remote.Caller(ctx) != by {
+		return headReply{}, fmt.Errorf("%w: %s hands over %s, whose home is %s", ErrNotAuthorised, remote.Caller(ctx), id, by)
 	}
 	keys, err := unwrapKeysInfo(homeInfo(id), m.cfg.NodeKey, req.Keys)
 	if err != nil {
@@ -467,7 +516,7 @@ func checkTake(self peer.ID, h *head, req takeHomeReq) error {
 	if by != self || !chainExtends(req.Chain, h.Chain) {
 		return fmt.Errorf("%w: the delegation does not end at this node or does not extend the old home's", ErrBadHead)
 	}
-	return nil
+	return chainAvoids(req.Chain, h.Removed)
 }
 
 // chainExtends reports whether chain is prev and one link more.

@@ -114,6 +114,8 @@ func (o *owned) next() *head {
 	h.Holders = slices.Clone(h.Holders)
 	h.Keys = slices.Clone(h.Keys)
 	h.Revoked = slices.Clone(h.Revoked)
+	h.Delegates = slices.Clone(h.Delegates)
+	h.Removed = slices.Clone(h.Removed)
 	h.Changes = nil
 	return &h
 }
@@ -143,6 +145,13 @@ func (o *owned) signLocked(h *head, keys keyring) (signed, error) {
 		return signed{}, err
 	}
 	h.Chain = chain
+	// The nodes once handed the home that the user has removed since: the
+	// head says so, and readers refuse heads signed under their links.
+	for _, d := range h.Delegates {
+		if !slices.Contains(h.Removed, d) && o.m.refused(d) != nil {
+			h.Removed = append(h.Removed, d)
+		}
+	}
 	if o.head != nil {
 		h.Seq = o.head.Seq + 1
 	} else {

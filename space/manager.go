@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -169,8 +170,12 @@ type Manager struct {
 	// seenDirty says seen changed since it was last saved (each second
 	// and at Close, so readers do not sync a file on every head).
 	seenDirty bool
-	cache     map[string]*view  // heads a reader resolved, by space ID
-	myGrant   map[string]*Grant // this user's grants, by space ID
+	cache     map[string]*view // heads a reader resolved, by space ID
+	// removed are the nodes the owner removed, by space ID, as heads the
+	// user key signed said (head.Removed): heads signed under a link to
+	// one are refused even when they leave them out.
+	removed map[string][]peer.ID
+	myGrant map[string]*Grant // this user's grants, by space ID
 
 	// stall is how long a fetch of a writer's value may go without a
 	// block before the home gives up.
@@ -231,6 +236,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		held:     map[string]*held{},
 		seen:     map[string]uint64{},
 		cache:    map[string]*view{},
+		removed:  map[string][]peer.ID{},
 		myGrant:  map[string]*Grant{},
 		stall:    30 * time.Second,
 		dhtTodo:  map[string][]byte{},
@@ -418,6 +424,40 @@ func (m *Manager) noteSeen(space string, seq uint64) bool {
 		m.seenDirty = true
 	}
 	return true
+}
+
+// usable reports whether this node may take the verified head h of
+// space: not if it is signed under a link to a node the owner removed,
+// as this head or one the user key signed before said. A head the user
+// key signed teaches the removals it names; if the head cached or the
+// seq seen came from a node it names (a removed node's inflated seq),
+// they are dropped back to h's, so the real home's heads are taken again.
+func (m *Manager) usable(space string, h *head) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(h.Chain) == 0 && len(h.Removed) > 0 {
+		rm := m.removed[space]
+		for _, r := range h.Removed {
+			if !slices.Contains(rm, r) {
+				rm = append(rm, r)
+			}
+		}
+		m.removed[space] = rm
+		if v := m.cache[space]; v != nil && chainAvoids(v.head.Chain, rm) != nil {
+			delete(m.cache, space)
+			if m.seen[space] > h.Seq {
+				m.seen[space], m.seenDirty = h.Seq, true
+			}
+		}
+	}
+	return chainAvoids(h.Chain, m.removed[space]) == nil
+}
+
+// seenSeq is the highest sequence number seen of space's heads.
+func (m *Manager) seenSeq(space string) uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.seen[space]
 }
 
 func fileName(space string) string { return strings.ReplaceAll(space, "/", "_") + ".cbor" }

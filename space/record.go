@@ -221,6 +221,14 @@ type head struct {
 	// Chain is the delegation the head is signed under when its home
 	// does not hold the user key (handover.go); empty, the owner signed.
 	Chain []signed `cbor:"16,keyasint,omitempty"`
+	// Delegates are the nodes the home was ever handed to (handover.go),
+	// so that a home with the user key can tell which the user removed.
+	Delegates []peer.ID `cbor:"17,keyasint,omitempty"`
+	// Removed are those of Delegates the user removed: no head signed
+	// under a link to one is taken. Readers remember those of a head the
+	// user key signed (Manager.removedOf), so a removed node's later head,
+	// which leaves them out, is refused all the same.
+	Removed []peer.ID `cbor:"18,keyasint,omitempty"`
 }
 
 func (h *head) id() string { return h.Owner.String() + "/" + h.Name }
@@ -282,6 +290,9 @@ func decodeHeadUpTo(b []byte, want string, limit int) (*head, signed, error) {
 		return nil, s, fmt.Errorf("head of %s: %w", h.id(), err)
 	}
 	if err := verify(s, headDomain, by); err != nil {
+		return nil, s, fmt.Errorf("head of %s: %w", h.id(), err)
+	}
+	if err := chainAvoids(h.Chain, h.Removed); err != nil {
 		return nil, s, fmt.Errorf("head of %s: %w", h.id(), err)
 	}
 	return &h, s, nil

@@ -74,17 +74,38 @@ func (s *Space) resolve(ctx context.Context, fresh bool) (*view, error) {
 	}
 	asked := map[peer.ID]bool{m.self: true}
 	var best *view
-	// refused: a node that keeps the space answered, but would not hand
-	// out its head (over the limit): the DHT's older one is not the space.
-	refused := false
+	// refusedBy: the nodes that answered, but would not hand out their
+	// head (over the limit). If one is the home or a holder of the
+	// cached head or of the DHT's, the DHT's older head is not the space;
+	// any other node's word does not count, or a stranger would keep
+	// readers off the DHT's head.
+	refusedBy := map[peer.ID]bool{}
+	names := func(h *head) bool {
+		if h == nil {
+			return false
+		}
+		for p := range refusedBy {
+			if p == h.Home || h.holds(p) {
+				return true
+			}
+		}
+		return false
+	}
+	var cands []*view
 	consider := func(b []byte) {
 		h, sg, err := decodeHead(b, s.id)
 		if err != nil {
 			m.log.Debug("ignoring a head", "space", s.id, "err", err)
 			return
 		}
-		if best == nil || h.Seq > best.head.Seq {
-			best = &view{head: h, signed: sg}
+		cands = append(cands, &view{head: h, signed: sg})
+		// A head the user key signed may name nodes removed since an
+		// earlier candidate came: choose again among those still usable.
+		best = nil
+		for _, c := range cands {
+			if m.usable(s.id, c.head) && (best == nil || c.head.Seq > best.head.Seq) {
+				best = c
+			}
 		}
 	}
 	ask := func(peers []peer.ID) {
@@ -100,11 +121,11 @@ func (s *Space) resolve(ctx context.Context, fresh bool) (*view, error) {
 		}
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		for _, r := range headFn.OnAll(network.WithAllowLimitedConn(actx, "space"), m.cfg.Remote, todo, headReq{Space: s.id}) {
+		for p, r := range headFn.OnAll(network.WithAllowLimitedConn(actx, "space"), m.cfg.Remote, todo, headReq{Space: s.id}) {
 			if r.Err == nil {
 				consider(r.Value.Head)
 			} else if errors.Is(r.Err, ErrHeadTooLarge) {
-				refused = true
+				refusedBy[p] = true
 			}
 		}
 	}
@@ -132,11 +153,13 @@ func (s *Space) resolve(ctx context.Context, fresh bool) (*view, error) {
 		cancel()
 		ask(found)
 	}
-	if best == nil && !refused {
+	if best == nil && (cached == nil || !names(cached.head)) {
 		// No node that keeps the space answers: the DHT keeps its last
-		// head (durable.go).
+		// head (durable.go), unless a node it names refused a newer one.
 		if b := m.headFromDHT(ctx, s.id); b != nil {
-			consider(b)
+			if h, _, err := decodeHead(b, s.id); err == nil && !names(h) {
+				consider(b)
+			}
 		}
 	}
 	if best != nil && !asked[best.head.Home] {
@@ -189,7 +212,7 @@ func (m *Manager) setCache(id string, v *view) {
 
 // learn takes a head a write or grant returned as the newest.
 func (s *Space) learn(b []byte, prev keyring) {
-	if h, sg, err := decodeHead(b, s.id); err == nil {
+	if h, sg, err := decodeHead(b, s.id); err == nil && s.m.usable(s.id, h) {
 		s.learnHead(h, sg, prev)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/nubecloud/nube/group"
 	"github.com/nubecloud/nube/nubetest"
 	"github.com/nubecloud/nube/space"
@@ -114,12 +116,16 @@ func TestAttackReplayStoredTwice(t *testing.T) {
 	}
 }
 
-// TestAttackStrangerReadsLog: KNOWN HOLE (being fixed): a holder serves a
+// TestAttackStrangerReadsLog: closed hole: a holder serves a
 // read of the log to any caller, without checking the Subscribe right.
 func TestAttackStrangerReadsLog(t *testing.T) {
 	c := nubetest.Cluster(t, 3, nubetest.WithConfig(fast))
 	ctx := nubetest.Context(t, 30*time.Second)
-	tp := durableTopic(t, ctx, c, "private", topic.Retention{Count: 1000}, 1)
+	// No grants: durableTopic would grant every user of the cluster.
+	tp, err := c.Node(0).Topics().Create(ctx, "private", topic.Options{Retain: topic.Retention{Count: 1000}, Placement: space.Policy{On: []peer.ID{c.Node(1).ID()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := tp.Publish(ctx, []byte("secret"), topic.PublishOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +136,7 @@ func TestAttackStrangerReadsLog(t *testing.T) {
 	}
 }
 
-// TestAttackStrangerSetsRetention: KNOWN HOLE (being fixed): a holder
+// TestAttackStrangerSetsRetention: closed hole: a holder
 // that cannot read the topic's config takes the retention of the first
 // caller; a stranger who wakes the log first with Count 1 makes the
 // holders drop all but the newest message.

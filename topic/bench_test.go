@@ -19,7 +19,7 @@ func BenchmarkDurablePublish(b *testing.B) {
 	ctx := nubetest.Context(b, 5*time.Minute)
 	tp := durableTopicB(b, c, "bench", []int{1, 2, 3})
 	msg := bytes.Repeat([]byte("x"), 1024)
-	if _, err := tp.PublishDurable(ctx, msg, ""); err != nil {
+	if _, err := tp.Publish(ctx, msg, topic.PublishOptions{}); err != nil {
 		b.Fatal(err)
 	}
 	b.SetBytes(1024)
@@ -32,7 +32,7 @@ func BenchmarkDurablePublish(b *testing.B) {
 		go func() {
 			defer wg.Done()
 			for next.Add(1) <= int64(b.N) {
-				if _, err := tp.PublishDurable(ctx, msg, ""); err != nil {
+				if _, err := tp.Publish(ctx, msg, topic.PublishOptions{}); err != nil {
 					b.Error(err)
 					return
 				}

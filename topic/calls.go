@@ -4,19 +4,28 @@ import (
 	"context"
 	"time"
 
+	"github.com/nubecloud/nube/nodecert"
 	"github.com/nubecloud/nube/remote"
 )
 
 // The calls between publishers, subscribers and holders.
 type (
+	// caller is who a reader says it is: its node's cert (naming its
+	// user) and its user's grant chain on the topic's space (empty for
+	// the owner). A holder serves reads, consumers and info only to a
+	// caller whose chain gives its user the Subscribe right now.
+	caller struct {
+		Cert  *nodecert.Cert `cbor:"1,keyasint,omitempty"`
+		Chain [][]byte       `cbor:"2,keyasint,omitempty"`
+	}
 	// pubReq carries the publishes a node has under way to one topic
 	// at once: one call, and one batch on the holder.
 	pubReq struct {
 		Topic string    `cbor:"1,keyasint"`
 		Msgs  []pubItem `cbor:"2,keyasint"`
-		// Retain is the topic's retention as the publisher read it, for a
-		// holder that may not read the topic's config.
-		Retain Retention `cbor:"4,keyasint,omitempty"`
+		// Config is the topic's config signed by its owner, for a holder
+		// that may not read the topic's space (openConfig checks it).
+		Config []byte `cbor:"5,keyasint,omitempty"`
 	}
 	pubItem struct {
 		Raw   []byte `cbor:"1,keyasint"`
@@ -40,6 +49,7 @@ type (
 		Time  int64  `cbor:"4,keyasint,omitempty"`
 		Max   int    `cbor:"5,keyasint,omitempty"`
 		Wait  int64  `cbor:"6,keyasint,omitempty"` // ns to wait for a message past the end
+		Who   caller `cbor:"7,keyasint"`
 	}
 	readReply struct {
 		Msgs      []stored `cbor:"1,keyasint,omitempty"`
@@ -49,16 +59,17 @@ type (
 		NotHolder bool     `cbor:"5,keyasint,omitempty"`
 	}
 	fetchReq struct {
-		Topic    string    `cbor:"1,keyasint"`
-		Consumer string    `cbor:"2,keyasint"`
-		Worker   string    `cbor:"3,keyasint"`
-		Max      int       `cbor:"4,keyasint"`
-		AckWait  int64     `cbor:"5,keyasint"`
-		From     uint8     `cbor:"6,keyasint,omitempty"`
-		FromOff  uint64    `cbor:"7,keyasint,omitempty"`
-		FromTime int64     `cbor:"8,keyasint,omitempty"`
-		Wait     int64     `cbor:"9,keyasint,omitempty"`
-		Retain   Retention `cbor:"10,keyasint,omitempty"`
+		Topic    string `cbor:"1,keyasint"`
+		Consumer string `cbor:"2,keyasint"`
+		Worker   string `cbor:"3,keyasint"`
+		Max      int    `cbor:"4,keyasint"`
+		AckWait  int64  `cbor:"5,keyasint"`
+		From     uint8  `cbor:"6,keyasint,omitempty"`
+		FromOff  uint64 `cbor:"7,keyasint,omitempty"`
+		FromTime int64  `cbor:"8,keyasint,omitempty"`
+		Wait     int64  `cbor:"9,keyasint,omitempty"`
+		Config   []byte `cbor:"11,keyasint,omitempty"`
+		Who      caller `cbor:"12,keyasint"`
 	}
 	fetchReply struct {
 		Msgs      []stored `cbor:"1,keyasint,omitempty"`
@@ -73,12 +84,14 @@ type (
 		Worker   string   `cbor:"3,keyasint"`
 		Offsets  []uint64 `cbor:"4,keyasint,omitempty"`
 		Release  bool     `cbor:"5,keyasint,omitempty"`
+		Who      caller   `cbor:"6,keyasint"`
 	}
 	ackReply struct {
 		NotHolder bool `cbor:"1,keyasint,omitempty"`
 	}
 	infoReq struct {
 		Topic string `cbor:"1,keyasint"`
+		Who   caller `cbor:"2,keyasint"`
 	}
 	infoReply struct {
 		Leader    string         `cbor:"1,keyasint,omitempty"`
@@ -89,9 +102,9 @@ type (
 		NotHolder bool           `cbor:"6,keyasint,omitempty"`
 	}
 	wakeReq struct {
-		Topic  string    `cbor:"1,keyasint"`
-		Join   string    `cbor:"2,keyasint,omitempty"`
-		Retain Retention `cbor:"3,keyasint,omitempty"`
+		Topic  string `cbor:"1,keyasint"`
+		Join   string `cbor:"2,keyasint,omitempty"`
+		Config []byte `cbor:"4,keyasint,omitempty"`
 	}
 	wakeReply struct {
 		Applied uint64 `cbor:"1,keyasint,omitempty"`
@@ -131,7 +144,7 @@ const (
 
 // local returns the log of topic id if this node holds it, opening it if
 // the topic's space names this node a holder.
-func (d *durable) local(ctx context.Context, id string, hint Retention) (*holderLog, bool) {
+func (d *durable) local(ctx context.Context, id string, hint []byte) (*holderLog, bool) {
 	if len(id) > 2*MaxNameLen+128 {
 		return nil, false
 	}

@@ -37,7 +37,7 @@ func (h *history) publisher(ctx context.Context, t *testing.T, tp *topic.Topic, 
 		id := fmt.Sprint(prefix, "-", i)
 		for {
 			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			ack, err := tp.PublishDurable(pctx, []byte(id), id)
+			ack, err := tp.Publish(pctx, []byte(id), topic.PublishOptions{ID: id})
 			cancel()
 			if err == nil {
 				h.mu.Lock()
@@ -57,7 +57,7 @@ func (h *history) publisher(ctx context.Context, t *testing.T, tp *topic.Topic, 
 // subscribing anew after an error.
 func (h *history) consumer(ctx context.Context, tp *topic.Topic, name string) {
 	for ctx.Err() == nil {
-		s, err := tp.SubscribeDurable(ctx, topic.SubscribeOptions{Consumer: name, From: topic.FromOffset(0), AckWait: time.Minute})
+		s, err := tp.Subscribe(ctx, topic.SubscribeOptions{Consumer: name, From: topic.FromOffset(0), AckWait: time.Minute})
 		if err != nil {
 			continue
 		}
@@ -156,11 +156,15 @@ func TestDurableChaos(t *testing.T) {
 	c := nubetest.Cluster(t, 5, nubetest.WithConfig(fast), nubetest.WithDataDirs())
 	ctx := nubetest.Context(t, 4*time.Minute)
 	tp := durableTopic(t, ctx, c, "chaos", topic.Retention{Count: 1 << 20}, 1, 2, 3)
-	if _, err := tp.PublishDurable(ctx, []byte("first"), "first"); err != nil {
+	ack, err := tp.Publish(ctx, []byte("first"), topic.PublishOptions{ID: "first"})
+	if err != nil {
 		t.Fatal(err)
 	}
+	if ack.Offset != 1 || !ack.Durable {
+		t.Fatalf("the first publish: %+v, want offset 1", ack)
+	}
 	h := newHistory()
-	h.acked["first"] = topic.Ack{Offset: 0}
+	h.acked["first"] = ack
 	cctx, stopConsumers := context.WithCancel(ctx)
 	var cw sync.WaitGroup
 	for k, i := range []int{1, 2} {
@@ -260,12 +264,12 @@ func TestMigrateUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	pw.Wait()
-	info, err := tp.DurableInfo(ctx)
+	info, err := tp.Info(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.Next != uint64(n) {
-		t.Errorf("after the move the log's next offset is %d, want %d", info.Next, n)
+	if info.Next != uint64(n)+1 { // offsets count from 1
+		t.Errorf("after the move the log's next offset is %d, want %d", info.Next, n+1)
 	}
 	nubetest.Eventually(t, ctx, func() bool { return h.delivered("c") }, func() string {
 		h.mu.Lock()

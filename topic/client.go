@@ -139,7 +139,7 @@ func (t *Topic) publishDurable(ctx context.Context, cfg config, raw []byte, opts
 		if err := a.err(); err != nil {
 			return Ack{}, fmt.Errorf("topic %s: publish: %w", t.ID(), err)
 		}
-		return Ack{Offset: a.Offset, Duplicate: a.Dup}, nil
+		return Ack{Durable: true, Offset: a.Offset, Duplicate: a.Dup}, nil
 	case <-ctx.Done():
 		// It may yet be stored: a retry with the same ID is not doubled.
 		return Ack{}, fmt.Errorf("topic %s: publish: %w", t.ID(), ctx.Err())
@@ -191,7 +191,7 @@ func (d *durable) send(t *Topic, cfg config, o *outbox) {
 		outs := slices.Clone(o.queue[:n])
 		o.queue = slices.Delete(o.queue, 0, n)
 		o.mu.Unlock()
-		req := pubReq{Topic: t.ID(), Retain: cfg.Retain, Msgs: make([]pubItem, n)}
+		req := pubReq{Topic: t.ID(), Config: cfg.raw, Msgs: make([]pubItem, n)}
 		for i, g := range outs {
 			req.Msgs[i] = g.item
 		}
@@ -233,7 +233,7 @@ func (t *Topic) subscribeDurable(ctx context.Context, cfg config, opts Subscribe
 	if opts.Consumer != "" {
 		return t.consume(ctx, cfg, opts)
 	}
-	s := &reader{t: t, d: t.m.durable, kind: 2, done: make(chan struct{})}
+	s := &reader{t: t, d: t.m.durable, sealed: cfg.Sealed, kind: 2, done: make(chan struct{})}
 	switch opts.From.kind {
 	case 1:
 		s.kind, s.from = 0, opts.From.offset
@@ -255,24 +255,33 @@ func (t *Topic) subscribeDurable(ctx context.Context, cfg config, opts Subscribe
 
 // reader is a subscription that reads a durable log from an offset.
 type reader struct {
-	t    *Topic
-	d    *durable
-	kind uint8
-	from uint64 // the next offset to read
-	time int64
-	buf  []stored
-	lag  *LagError
-	mu   sync.Mutex
-	done chan struct{}
-	once sync.Once
+	t      *Topic
+	d      *durable
+	sealed bool
+	kind   uint8
+	from   uint64 // the next offset to read
+	time   int64
+	buf    []stored
+	lag    *LagError
+	mu     sync.Mutex
+	done   chan struct{}
+	once   sync.Once
 }
 
 func (s *reader) fetch(ctx context.Context, wait time.Duration) (readReply, error) {
-	req := readReq{Topic: s.t.ID(), From: s.from, Kind: s.kind, Time: s.time, Max: maxRead, Wait: int64(wait)}
-	return call(ctx, s.d, s.t, func(ctx context.Context, p peer.ID) (readReply, bool, error) {
+	who, err := s.d.who(ctx, s.t)
+	if err != nil {
+		return readReply{}, err
+	}
+	req := readReq{Topic: s.t.ID(), From: s.from, Kind: s.kind, Time: s.time, Max: maxRead, Wait: int64(wait), Who: who}
+	rep, err := call(ctx, s.d, s.t, func(ctx context.Context, p peer.ID) (readReply, bool, error) {
 		rep, err := readFn.At(s.d.m.cfg.Endpoint, p).Call(ctx, req)
 		return rep, rep.NotHolder, err
 	})
+	if errors.Is(err, ErrNotAuthorised) {
+		s.d.forgetChain(s.t.ID())
+	}
+	return rep, err
 }
 
 func (s *reader) next(ctx context.Context) (Message, error) {
@@ -296,7 +305,7 @@ func (s *reader) next(ctx context.Context) (Message, error) {
 				continue
 			}
 			s.from = m.Offset + 1
-			msg, err := s.t.message(ctx, m)
+			msg, err := s.t.message(ctx, m, s.sealed)
 			if err != nil {
 				s.t.m.logger().Warn("a stored message that does not open", "topic", s.t.ID(), "offset", m.Offset, "err", err)
 				continue
@@ -321,15 +330,18 @@ func (s *reader) close() error {
 	return nil
 }
 
-// message makes a Message of a stored envelope.
-func (t *Topic) message(ctx context.Context, m stored) (Message, error) {
+// message makes a Message of a stored envelope, opening a sealed topic's
+// body.
+func (t *Topic) message(ctx context.Context, m stored, sealed bool) (Message, error) {
 	r, err := openMessage(m.Raw)
 	if err != nil {
 		return Message{}, err
 	}
-	data, err := t.unseal(ctx, r)
-	if err != nil {
-		return Message{}, err
+	data := r.Data
+	if sealed {
+		if data, err = t.unseal(ctx, r); err != nil {
+			return Message{}, err
+		}
 	}
 	return Message{Topic: r.Topic, Offset: m.Offset, ID: r.ID, Publisher: r.Publisher, Time: time.Unix(0, m.Time), Data: data}, nil
 }
@@ -342,7 +354,8 @@ type consumer struct {
 	name    string
 	worker  string
 	opts    SubscribeOptions
-	retain  Retention
+	config  []byte // the owner's signed config
+	sealed  bool
 	ackWait time.Duration
 
 	mu   sync.Mutex
@@ -358,7 +371,7 @@ func (t *Topic) consume(ctx context.Context, cfg config, opts SubscribeOptions) 
 		return nil, fmt.Errorf("%w: consumer name of %d bytes, over %d", ErrBadName, len(opts.Consumer), maxConsumerName)
 	}
 	c := &consumer{t: t, d: t.m.durable, name: opts.Consumer, worker: t.m.cfg.Host.ID().String() + "/" + newNonce()[:12],
-		opts: opts, retain: cfg.Retain, ackWait: opts.AckWait, held: map[uint64]time.Time{}, done: make(chan struct{})}
+		opts: opts, config: cfg.raw, sealed: cfg.Sealed, ackWait: opts.AckWait, held: map[uint64]time.Time{}, done: make(chan struct{})}
 	if c.ackWait <= 0 {
 		c.ackWait = 30 * time.Second
 	}
@@ -383,7 +396,7 @@ func (c *consumer) next(ctx context.Context) (Message, error) {
 		if len(c.buf) > 0 {
 			m := c.buf[0]
 			c.buf = c.buf[1:]
-			msg, err := c.t.message(ctx, m)
+			msg, err := c.t.message(ctx, m, c.sealed)
 			if err != nil {
 				c.t.m.logger().Warn("a stored message that does not open", "topic", c.t.ID(), "offset", m.Offset, "err", err)
 				continue
@@ -412,7 +425,11 @@ func (c *consumer) next(ctx context.Context) (Message, error) {
 			}
 			continue
 		}
-		req := fetchReq{Topic: c.t.ID(), Consumer: c.name, Worker: c.worker, Max: free, AckWait: int64(c.ackWait), Wait: int64(maxWait), Retain: c.retain}
+		who, err := c.d.who(ctx, c.t)
+		if err != nil {
+			return Message{}, err
+		}
+		req := fetchReq{Topic: c.t.ID(), Consumer: c.name, Worker: c.worker, Max: free, AckWait: int64(c.ackWait), Wait: int64(maxWait), Config: c.config, Who: who}
 		switch c.opts.From.kind {
 		case 1:
 			req.From, req.FromOff = 1, c.opts.From.offset
@@ -426,6 +443,9 @@ func (c *consumer) next(ctx context.Context) (Message, error) {
 		})
 		c.mu.Lock()
 		if err != nil {
+			if errors.Is(err, ErrNotAuthorised) {
+				c.d.forgetChain(c.t.ID())
+			}
 			return Message{}, fmt.Errorf("topic %s: consumer %s: %w", c.t.ID(), c.name, err)
 		}
 		if rep.Lagged {
@@ -441,8 +461,12 @@ func (c *consumer) next(ctx context.Context) (Message, error) {
 }
 
 func (c *consumer) ack(ctx context.Context, off uint64) error {
-	req := ackReq{Topic: c.t.ID(), Consumer: c.name, Worker: c.worker, Offsets: []uint64{off}}
-	_, err := call(ctx, c.d, c.t, func(ctx context.Context, p peer.ID) (ackReply, bool, error) {
+	who, err := c.d.who(ctx, c.t)
+	if err != nil {
+		return err
+	}
+	req := ackReq{Topic: c.t.ID(), Consumer: c.name, Worker: c.worker, Offsets: []uint64{off}, Who: who}
+	_, err = call(ctx, c.d, c.t, func(ctx context.Context, p peer.ID) (ackReply, bool, error) {
 		rep, err := ackFn.At(c.d.m.cfg.Endpoint, p).Call(ctx, req)
 		return rep, rep.NotHolder, err
 	})
@@ -465,8 +489,13 @@ func (c *consumer) close() error {
 	}
 	ctx, cancel := context.WithTimeout(c.d.ctx, 5*time.Second)
 	defer cancel()
-	req := ackReq{Topic: c.t.ID(), Consumer: c.name, Worker: c.worker, Release: true}
-	_, err := call(ctx, c.d, c.t, func(ctx context.Context, p peer.ID) (ackReply, bool, error) {
+	who, err := c.d.who(ctx, c.t)
+	if err != nil {
+		c.t.m.logger().Debug("release a consumer's messages", "topic", c.t.ID(), "err", err)
+		return nil
+	}
+	req := ackReq{Topic: c.t.ID(), Consumer: c.name, Worker: c.worker, Release: true, Who: who}
+	_, err = call(ctx, c.d, c.t, func(ctx context.Context, p peer.ID) (ackReply, bool, error) {
 		rep, err := ackFn.At(c.d.m.cfg.Endpoint, p).Call(ctx, req)
 		return rep, rep.NotHolder, err
 	})

@@ -20,17 +20,17 @@ func TestConsumerResumesAfterRestart(t *testing.T) {
 	ctx := nubetest.Context(t, 2*time.Minute)
 	tp := durableTopic(t, ctx, c, "jobs", topic.Retention{Count: 1000}, 1, 2, 3)
 	for i := range 10 {
-		if _, err := tp.PublishDurable(ctx, []byte(fmt.Sprint(i)), ""); err != nil {
+		if _, err := tp.Publish(ctx, []byte(fmt.Sprint(i)), topic.PublishOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	s, err := tp.SubscribeDurable(ctx, topic.SubscribeOptions{From: topic.FromOffset(0), Consumer: "billing", AckWait: time.Hour})
+	s, err := tp.Subscribe(ctx, topic.SubscribeOptions{From: topic.FromOffset(0), Consumer: "billing", AckWait: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range 5 {
 		m := next(t, ctx, s)
-		if m.Offset != uint64(i) {
+		if m.Offset != uint64(i+1) { // offsets count from 1
 			t.Fatalf("message %d: offset %d", i, m.Offset)
 		}
 		if i < 4 {
@@ -39,12 +39,12 @@ func TestConsumerResumesAfterRestart(t *testing.T) {
 			}
 		}
 	}
-	s.Close() // offset 4 taken, not acked: released
-	info, err := tp.DurableInfo(ctx)
+	s.Close() // offset 5 taken, not acked: released
+	info, err := tp.Info(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(info.Consumers) != 1 || info.Consumers[0].Acked != 4 || info.Consumers[0].Lag != 6 {
+	if len(info.Consumers) != 1 || info.Consumers[0].Acked != 5 || info.Consumers[0].Lag != 6 {
 		t.Fatalf("consumers: %+v", info.Consumers)
 	}
 	// Restart the subscriber's node and every holder, one at a time.
@@ -58,16 +58,17 @@ func TestConsumerResumesAfterRestart(t *testing.T) {
 			}
 		}
 	}
-	tp = openOn(t, ctx, c, 0, tp)
-	s, err = tp.SubscribeDurable(ctx, topic.SubscribeOptions{Consumer: "billing", AckWait: time.Hour})
+	// Another user with a grant resumes the consumer.
+	tp = openOn(t, ctx, c, 3, tp)
+	s, err = tp.Subscribe(ctx, topic.SubscribeOptions{Consumer: "billing", AckWait: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
 	for i := 4; i < 10; i++ {
 		m := next(t, ctx, s)
-		if m.Offset != uint64(i) {
-			t.Fatalf("after the restart: offset %d, want %d", m.Offset, i)
+		if m.Offset != uint64(i+1) {
+			t.Fatalf("after the restart: offset %d, want %d", m.Offset, i+1)
 		}
 		if err := m.Ack(ctx); err != nil {
 			t.Fatal(err)
@@ -84,7 +85,7 @@ func TestWorkQueue(t *testing.T) {
 	tp := durableTopic(t, ctx, c, "work", topic.Retention{Count: 10000}, 1, 2, 3)
 	const n = 200
 	for i := range n {
-		if _, err := tp.PublishDurable(ctx, []byte(fmt.Sprint(i)), fmt.Sprint(i)); err != nil {
+		if _, err := tp.Publish(ctx, []byte(fmt.Sprint(i)), topic.PublishOptions{ID: fmt.Sprint(i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -98,7 +99,7 @@ func TestWorkQueue(t *testing.T) {
 	done := map[uint64]int{}
 	// Worker 0 runs on node 0 and is killed (its subscription dropped,
 	// never closed) after taking messages it never acks.
-	dead, err := tp.SubscribeDurable(ctx, topic.SubscribeOptions{Consumer: "q", From: topic.FromOffset(0), AckWait: ackWait})
+	dead, err := tp.Subscribe(ctx, topic.SubscribeOptions{Consumer: "q", From: topic.FromOffset(0), AckWait: ackWait})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +113,8 @@ func TestWorkQueue(t *testing.T) {
 	wctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	for w := 1; w <= 2; w++ {
-		s, err := tp.SubscribeDurable(ctx, topic.SubscribeOptions{Consumer: "q", AckWait: ackWait})
+		// Workers 1 and 2 run on nodes 4 and 5, of other users.
+		s, err := openOn(t, ctx, c, 3+w, tp).Subscribe(ctx, topic.SubscribeOptions{Consumer: "q", AckWait: ackWait})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -153,7 +155,7 @@ func TestWorkQueue(t *testing.T) {
 			}
 		}
 	}
-	for off := range uint64(5) {
+	for off := uint64(1); off <= 5; off++ {
 		if len(taken[off]) < 2 {
 			t.Errorf("offset %d, held by the dead worker, was never taken again", off)
 		}

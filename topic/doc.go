@@ -12,8 +12,9 @@
 //
 // # Ownership and grants
 //
-// A topic OWNER/NAME is kept by the space OWNER/topic.NAME: its config,
-// placement, grants and keys are that space's. The rights map onto the
+// A topic OWNER/NAME is kept by the space OWNER/topic.NAME: its
+// placement, grants and keys are that space's, and its config (sealed,
+// retention) is a record in that space signed by the owner's user key. The rights map onto the
 // space's: Publish is Write, Subscribe is Read, Delegate is Delegate, so
 // delegation, expiry, and revocation with key rotation follow the space's
 // rules (see package space). Grant runs on the topic's home for the owner
@@ -88,7 +89,9 @@
 // A topic created with a Retention keeps its messages on its holders (the
 // holders of its space; a Local topic's home alone) in one log: a raft
 // group (package group) of the holders, in one total order, each message
-// at an offset that counts from zero and never changes. What an Ack means:
+// at an offset that counts from 1 and never changes (0 means none: a live
+// topic's Ack and Message have Offset 0, a durable one's Ack has Durable
+// set). Publish and Subscribe choose the path themselves. What an Ack means:
 // Publish returns once a majority of the holders stored the message and
 // applied it; a message acknowledged so is never lost while a majority of
 // the holders lives (their logs are synced to disk), and every reader sees
@@ -106,9 +109,11 @@
 // 30 s ahead of its clock and 80 s behind it, so that a replay after the
 // window is refused.
 //
-// Reads: a subscription starts at an offset (FromOffset), at the first
-// message stored at or after a time (FromTime, by the log's clock), or at
-// the next message (FromNewest), and goes on with each message as it is
+// Reads: a subscription starts at an offset (FromOffset; FromOffset(0) is
+// the first message still held), at the first message stored at or after
+// a time (FromTime, by the log's clock), or at the next message
+// (FromNewest, which rides the live gossip: the holders send each stored
+// message there with its offset), and goes on with each message as it is
 // stored, in offset order. A reader asking for an offset the retention
 // dropped (Count, Bytes or Age, oldest first) gets a *LagError naming the
 // first offset still held, and the next Next goes on from there.
@@ -125,4 +130,11 @@
 // retention gets one *LagError and goes on from the first offset held.
 // Info reports, per consumer, the offset below which all is acked, the
 // messages pending and the lag.
+//
+// Who reads a durable topic: holders serve reads, consumers, acks and
+// Info only to a node whose user may subscribe now (the node shows its
+// cert and its user's grant chain; a revoked grant is refused at the next
+// call). A holder that may not read the topic's space keeps the retention
+// of the owner's signed config a caller brings, and no other: a caller
+// cannot make it keep less.
 package topic

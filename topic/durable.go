@@ -40,13 +40,9 @@ type durable struct {
 	logs     map[string]*holderLog // topics this node holds, by topic ID
 	routes   map[string]*route     // where this node sends a topic's calls
 	outboxes map[string]*outbox    // publishes on their way, by topic
+	callers  callers               // access.go
 	closed   bool
 }
-
-// authoriseHook, if set, replaces Manager.authorise on a holder. TESTS
-// ONLY, until the live part's authorise is wired: the integrator removes
-// it.
-var authoriseHook func(ctx context.Context, m *Manager, r *record) error
 
 // groupName is the name of a durable topic's group: a hash of its ID, as
 // a topic's ID is longer than a group's name may be.
@@ -58,6 +54,11 @@ func groupName(topicID string) string {
 // metaKey keeps, for each log this node holds, the topic's ID, so that the
 // logs reopen when the node starts.
 func metaKey(group string) []byte { return []byte("meta/" + group) }
+
+// confKey keeps, for each log this node holds, the topic's config signed
+// by its owner, once a caller brought it (or this node read it): a holder
+// that restarts knows the retention before any call.
+func confKey(group string) []byte { return []byte("conf/" + group) }
 
 func newDurable(ctx context.Context, m *Manager) (*durable, error) {
 	d := &durable{m: m, logs: map[string]*holderLog{}, routes: map[string]*route{}, outboxes: map[string]*outbox{}}
@@ -107,7 +108,7 @@ func newDurable(ctx context.Context, m *Manager) (*durable, error) {
 			}
 			it.Close()
 			for _, id := range ids {
-				if _, err := d.openLog(ctx, id, "", Retention{}); err != nil {
+				if _, err := d.openLog(ctx, id, "", nil); err != nil {
 					m.logger().Warn("reopen a topic's log", "topic", id, "err", err)
 				}
 			}
@@ -157,17 +158,18 @@ func (d *durable) close() error {
 // holderLog is a durable topic's log on one of its holders: its group,
 // its state machine and the batcher that gathers commands into entries.
 type holderLog struct {
-	d      *durable
-	id     string
-	name   string
-	g      *group.Group
-	log    *topicLog
-	rmu    sync.Mutex
-	retain Retention // as the topic's config says, or a caller's hint
-	reqs   chan *proposal
-	done   chan struct{}
-	wg     sync.WaitGroup
-	once   sync.Once
+	d     *durable
+	id    string
+	name  string
+	g     *group.Group
+	log   *topicLog
+	rmu   sync.Mutex
+	cfg   config // the owner's signed config; zero until one is known
+	reqs  chan *proposal
+	casts chan []cast // stored messages on their way to live subscribers
+	done  chan struct{}
+	wg    sync.WaitGroup
+	once  sync.Once
 }
 
 // proposal is a command waiting for its batch to commit.
@@ -188,7 +190,7 @@ const appliers = 2
 
 // openLog opens topic id's log on this node, a holder: join, if set, is a
 // member to join the group through (a holder added by a migration).
-func (d *durable) openLog(ctx context.Context, id, join string, hint Retention) (*holderLog, error) {
+func (d *durable) openLog(ctx context.Context, id, join string, hint []byte) (*holderLog, error) {
 	// One open at a time: two would bind two machines, and the group
 	// would apply to one while the other answered.
 	d.opening.Lock()
@@ -213,15 +215,13 @@ func (d *durable) openLog(ctx context.Context, id, join string, hint Retention) 
 	if err != nil {
 		return nil, err
 	}
-	var retain Retention
 	var members []peer.ID
 	sp, err := d.m.cfg.Spaces.Open(owner, SpaceName(name))
 	if err != nil {
 		return nil, err
 	}
 	t := &Topic{m: d.m, owner: owner, name: name, sp: sp}
-	admit := newAdmitSet(d, t)
-	opts := group.Options{Machine: tl, Admit: admit.admits}
+	opts := group.Options{Machine: tl}
 	if join != "" {
 		p, err := peer.Decode(join)
 		if err != nil {
@@ -231,14 +231,25 @@ func (d *durable) openLog(ctx context.Context, id, join string, hint Retention) 
 	}
 	fresh := !slices.Contains(d.m.cfg.Groups.List(), gname)
 	// The topic's config is in its space, which a holder may not read
-	// (its user has no grant): then the retention comes from the caller,
-	// who could.
-	retain = hint
-	if cfg, err := t.config(ctx); err == nil {
-		if !cfg.Retain.Durable() {
-			return nil, fmt.Errorf("%w: %s", ErrNotDurable, id)
+	// (its user has no grant): then it is the one this node kept, or the
+	// one a caller brings, if its owner signed it (openConfig).
+	var cfg config
+	if c, err := t.config(ctx); err == nil {
+		cfg = c
+	} else if v, closer, err := d.db.Get(confKey(gname)); err == nil {
+		cfg, err = openConfig(id, v)
+		closer.Close()
+		if err != nil {
+			cfg = config{}
 		}
-		retain = cfg.Retain
+	}
+	if cfg.raw == nil && hint != nil {
+		if c, err := openConfig(id, hint); err == nil {
+			cfg = c
+		}
+	}
+	if cfg.raw != nil && !cfg.Retain.Durable() {
+		return nil, fmt.Errorf("%w: %s", ErrNotDurable, id)
 	}
 	if fresh || join != "" {
 		// Only a holder the topic's space names may form or join it.
@@ -255,9 +266,6 @@ func (d *durable) openLog(ctx context.Context, id, join string, hint Retention) 
 			return nil, fmt.Errorf("%w: join %s, not a holder of %s", ErrNotAuthorised, opts.Join, id)
 		}
 		members = hs
-		admit.set(hs)
-	} else {
-		admit.refresh()
 	}
 	if opts.Join == "" {
 		opts.Members = members
@@ -270,7 +278,13 @@ func (d *durable) openLog(ctx context.Context, id, join string, hint Retention) 
 		g.Close()
 		return nil, err
 	}
-	l := &holderLog{d: d, id: id, name: gname, g: g, log: tl, retain: retain, reqs: make(chan *proposal, 1024), done: make(chan struct{})}
+	if cfg.raw != nil {
+		if err := d.db.Set(confKey(gname), cfg.raw, pebble.Sync); err != nil {
+			g.Close()
+			return nil, err
+		}
+	}
+	l := &holderLog{d: d, id: id, name: gname, g: g, log: tl, cfg: cfg, reqs: make(chan *proposal, 1024), casts: make(chan []cast, castQueue), done: make(chan struct{})}
 	d.mu.Lock()
 	if o := d.logs[id]; o != nil || d.closed {
 		d.mu.Unlock()
@@ -287,6 +301,8 @@ func (d *durable) openLog(ctx context.Context, id, join string, hint Retention) 
 	}
 	l.wg.Add(1)
 	go l.ager()
+	l.wg.Add(1)
+	go l.caster()
 	if fresh && join == "" {
 		// Wake the other holders, so that a majority forms the group.
 		d.wg.Add(1)
@@ -300,7 +316,7 @@ func (d *durable) openLog(ctx context.Context, id, join string, hint Retention) 
 					others = append(others, p)
 				}
 			}
-			for p, r := range wakeFn.OnAll(wctx, d.m.cfg.Endpoint, others, wakeReq{Topic: id, Retain: retain}) {
+			for p, r := range wakeFn.OnAll(wctx, d.m.cfg.Endpoint, others, wakeReq{Topic: id, Config: cfg.raw}) {
 				if r.Err != nil {
 					d.m.logger().Debug("wake a topic holder", "topic", id, "peer", p, "err", r.Err)
 				}
@@ -332,90 +348,47 @@ func (t *Topic) logHolders(ctx context.Context) ([]peer.ID, error) {
 	return hs, nil
 }
 
-// admitSet is who may speak raft to this node for a topic's log: the
-// holders of the topic's space as its newest head names them (its home
-// alone for a local topic). It is the group's Admit, which must answer at
-// once: a peer it does not know starts a refresh in the background, so a
-// holder a migration just added gets in at raft's next try.
-type admitSet struct {
-	d *durable
-	t *Topic
-
-	mu         sync.Mutex
-	peers      map[peer.ID]bool
-	at         time.Time // when the set was last refreshed
-	refreshing bool
-}
-
-// Refresh bounds of an admitSet.
-const (
-	admitRetry = 2 * time.Second // after a peer it did not know
-	admitStale = time.Minute     // at the latest
-)
-
-func newAdmitSet(d *durable, t *Topic) *admitSet { return &admitSet{d: d, t: t} }
-
-func (a *admitSet) set(hs []peer.ID) {
-	m := make(map[peer.ID]bool, len(hs))
-	for _, p := range hs {
-		m[p] = true
-	}
-	a.mu.Lock()
-	a.peers, a.at = m, time.Now()
-	a.mu.Unlock()
-}
-
-func (a *admitSet) admits(p peer.ID) bool {
-	if p == a.d.m.cfg.Host.ID() {
-		return true
-	}
-	a.mu.Lock()
-	ok := a.peers[p]
-	age := time.Since(a.at)
-	a.mu.Unlock()
-	if age > admitStale || !ok && age > admitRetry {
-		a.refresh()
-	}
-	return ok
-}
-
-// refresh reads the holders again in the background, one read at a time.
-func (a *admitSet) refresh() {
-	a.mu.Lock()
-	if a.refreshing {
-		a.mu.Unlock()
+// hint takes the config a caller brings if the log has none and the
+// topic's owner signed it; a topic's config never changes, so the first
+// one that checks is the one.
+func (l *holderLog) hint(raw []byte) {
+	if raw == nil {
 		return
 	}
-	a.refreshing, a.at = true, time.Now()
-	a.mu.Unlock()
-	a.d.wg.Add(1)
-	go func() {
-		defer a.d.wg.Done()
-		ctx, cancel := context.WithTimeout(a.d.ctx, 10*time.Second)
-		hs, err := a.t.logHolders(ctx)
-		cancel()
-		if err == nil {
-			a.set(hs)
-		}
-		a.mu.Lock()
-		a.refreshing = false
-		a.mu.Unlock()
-	}()
-}
-
-// hint takes a caller's retention if the log has none.
-func (l *holderLog) hint(r Retention) {
 	l.rmu.Lock()
-	if !l.retain.Durable() && r.Durable() && r.Count >= 0 && r.Bytes >= 0 && r.Age >= 0 {
-		l.retain = r
+	known := l.cfg.raw != nil
+	l.rmu.Unlock()
+	if known {
+		return
+	}
+	c, err := openConfig(l.id, raw)
+	if err != nil || !c.Retain.Durable() {
+		l.d.m.logger().Debug("a topic config that does not check", "topic", l.id, "err", err)
+		return
+	}
+	l.rmu.Lock()
+	if l.cfg.raw == nil {
+		l.cfg = c
 	}
 	l.rmu.Unlock()
+	if err := l.d.db.Set(confKey(l.name), c.raw, pebble.Sync); err != nil {
+		l.d.m.logger().Warn("keep a topic's config", "topic", l.id, "err", err)
+	}
 }
 
+// retention is the owner's retention; zero (keep all) until the log
+// knows the config.
 func (l *holderLog) retention() Retention {
 	l.rmu.Lock()
 	defer l.rmu.Unlock()
-	return l.retain
+	return l.cfg.Retain
+}
+
+// config is the owner's signed config, nil until the log knows it.
+func (l *holderLog) config() []byte {
+	l.rmu.Lock()
+	defer l.rmu.Unlock()
+	return l.cfg.raw
 }
 
 func newProposal(c command) *proposal {
@@ -522,12 +495,79 @@ func (l *holderLog) commit(ps []*proposal) {
 	for i, p := range ps {
 		p.out <- proposalResult{o: res.Out[i]}
 	}
-	// Live subscribers get what was stored.
+	// Live subscribers get what was stored, from the caster: the next
+	// batch need not wait for gossipsub.
+	var cs []cast
 	for i, p := range ps {
 		if p.cmd.Op == opAppend && !res.Out[i].Dup {
-			if err := l.d.m.broadcast(l.d.ctx, l.id, res.Out[i].Offset, p.cmd.Raw); err != nil {
-				l.d.m.logger().Debug("broadcast a stored message", "topic", l.id, "err", err)
+			cs = append(cs, cast{off: res.Out[i].Offset, raw: p.cmd.Raw})
+		}
+	}
+	if len(cs) > 0 {
+		select {
+		case l.casts <- cs:
+		case <-l.done:
+		}
+	}
+}
+
+// listened reports whether a live subscriber may want the topic's
+// messages: one on this node, or a peer that told gossipsub it
+// subscribes (a subscriber reaches a holder only through such a peer).
+func (l *holderLog) listened() bool {
+	lv := l.d.m.live
+	lv.mu.Lock()
+	lt := lv.topics[l.id]
+	lv.mu.Unlock()
+	if lt == nil {
+		return true // not joined yet: broadcast joins it
+	}
+	lt.mu.Lock()
+	local := len(lt.subs)
+	lt.mu.Unlock()
+	return local > 0 || len(lt.pt.ListPeers()) > 0
+}
+
+// skipped counts n messages published to nobody in the topic's rates.
+func (l *holderLog) skipped(n int) {
+	lv := l.d.m.live
+	lv.mu.Lock()
+	lt := lv.topics[l.id]
+	lv.mu.Unlock()
+	if lt != nil {
+		lt.published.Add(uint64(n))
+	}
+}
+
+// cast is a stored message to broadcast.
+type cast struct {
+	off uint64
+	raw []byte
+}
+
+// castQueue is how many batches wait for the caster; a batcher waits
+// when it is full, so a slow gossipsub slows publishes, not memory.
+const castQueue = 4
+
+// caster hands stored messages to gossipsub.
+func (l *holderLog) caster() {
+	defer l.wg.Done()
+	for {
+		select {
+		case cs := <-l.casts:
+			if !l.listened() {
+				// Nobody to hand them to: gossipsub would sign and
+				// check each for nothing.
+				l.skipped(len(cs))
+				continue
 			}
+			for _, c := range cs {
+				if err := l.d.m.broadcast(l.d.ctx, l.id, c.off, c.raw); err != nil {
+					l.d.m.logger().Debug("broadcast a stored message", "topic", l.id, "err", err)
+				}
+			}
+		case <-l.done:
+			return
 		}
 	}
 }
@@ -613,9 +653,14 @@ func (d *durable) servePublish(ctx context.Context, req pubReq) (pubReply, error
 	if len(req.Msgs) > maxCommands {
 		return pubReply{}, fmt.Errorf("%w: %d messages in one call", ErrBadMessage, len(req.Msgs))
 	}
-	l, ok := d.local(ctx, req.Topic, req.Retain)
+	l, ok := d.local(ctx, req.Topic, req.Config)
 	if !ok {
 		return pubReply{NotHolder: true}, nil
+	}
+	if l.config() == nil {
+		// Stored without a retention it would be kept for ever: the
+		// publisher brings the owner's config.
+		return pubReply{}, fmt.Errorf("%w: a publish to %s without its owner's signed config", ErrBadMessage, req.Topic)
 	}
 	acks := make([]pubAck, len(req.Msgs))
 	ps := make([]*proposal, len(req.Msgs))
@@ -673,12 +718,7 @@ func (d *durable) check(ctx context.Context, topicID string, it pubItem) (string
 	if r.Topic != topicID {
 		return "", fmt.Errorf("%w: a message of %s sent as %s's", ErrBadMessage, r.Topic, topicID)
 	}
-	if authoriseHook != nil {
-		err = authoriseHook(ctx, d.m, r)
-	} else {
-		err = d.m.authorise(ctx, r)
-	}
-	if err != nil {
+	if err := d.m.authorise(ctx, r); err != nil {
 		return "", fmt.Errorf("%w: %w", ErrNotAuthorised, err)
 	}
 	if err := checkStoreTime(r, time.Now()); err != nil {
@@ -728,13 +768,20 @@ func checkStoreTime(r *record, now time.Time) error {
 }
 
 func (d *durable) serveRead(ctx context.Context, req readReq) (readReply, error) {
-	l, ok := d.local(ctx, req.Topic, Retention{})
+	l, ok := d.local(ctx, req.Topic, nil)
 	if !ok {
 		return readReply{NotHolder: true}, nil
+	}
+	if err := d.allow(ctx, req.Topic, req.Who); err != nil {
+		return readReply{}, err
 	}
 	st := l.log.state()
 	from := req.From
 	switch req.Kind {
+	case 0:
+		if from == 0 {
+			from = st.First // FromOffset(0): the first held
+		}
 	case 1:
 		from = l.log.offsetAt(req.Time, &st)
 	case 2:
@@ -763,9 +810,12 @@ func (d *durable) serveRead(ctx context.Context, req readReq) (readReply, error)
 }
 
 func (d *durable) serveFetch(ctx context.Context, req fetchReq) (fetchReply, error) {
-	l, ok := d.local(ctx, req.Topic, req.Retain)
+	l, ok := d.local(ctx, req.Topic, req.Config)
 	if !ok {
 		return fetchReply{NotHolder: true}, nil
+	}
+	if err := d.allow(ctx, req.Topic, req.Who); err != nil {
+		return fetchReply{}, err
 	}
 	if err := checkNames(req.Consumer, req.Worker); err != nil || req.Max <= 0 || req.AckWait < 0 {
 		return fetchReply{}, fmt.Errorf("%w: consumer %q, worker %q, max %d, ack wait %d", ErrBadName, req.Consumer, req.Worker, req.Max, req.AckWait)
@@ -827,9 +877,12 @@ func checkNames(consumer, worker string) error {
 }
 
 func (d *durable) serveAck(ctx context.Context, req ackReq) (ackReply, error) {
-	l, ok := d.local(ctx, req.Topic, Retention{})
+	l, ok := d.local(ctx, req.Topic, nil)
 	if !ok {
 		return ackReply{NotHolder: true}, nil
+	}
+	if err := d.allow(ctx, req.Topic, req.Who); err != nil {
+		return ackReply{}, err
 	}
 	if err := checkNames(req.Consumer, req.Worker); err != nil || len(req.Offsets) > maxPending {
 		return ackReply{}, fmt.Errorf("%w: ack of consumer %.64q, worker %.64q, %d offsets", ErrBadName, req.Consumer, req.Worker, len(req.Offsets))
@@ -843,9 +896,12 @@ func (d *durable) serveAck(ctx context.Context, req ackReq) (ackReply, error) {
 }
 
 func (d *durable) serveInfo(ctx context.Context, req infoReq) (infoReply, error) {
-	l, ok := d.local(ctx, req.Topic, Retention{})
+	l, ok := d.local(ctx, req.Topic, nil)
 	if !ok {
 		return infoReply{NotHolder: true}, nil
+	}
+	if err := d.allow(ctx, req.Topic, req.Who); err != nil {
+		return infoReply{}, err
 	}
 	// What the group committed, which this holder may not have applied.
 	if err := l.g.Sync(ctx); err != nil {
@@ -856,7 +912,7 @@ func (d *durable) serveInfo(ctx context.Context, req infoReq) (infoReply, error)
 }
 
 func (d *durable) serveWake(ctx context.Context, req wakeReq) (wakeReply, error) {
-	l, err := d.openLog(ctx, req.Topic, req.Join, req.Retain)
+	l, err := d.openLog(ctx, req.Topic, req.Join, req.Config)
 	if err != nil {
 		return wakeReply{}, err
 	}
@@ -907,8 +963,12 @@ func (d *durable) fill(ctx context.Context, t *Topic, cfg config, info *Info) er
 	if !cfg.Retain.Durable() {
 		return nil
 	}
+	who, err := d.who(ctx, t)
+	if err != nil {
+		return err
+	}
 	rep, err := call(ctx, d, t, func(ctx context.Context, p peer.ID) (infoReply, bool, error) {
-		rep, err := infoFn.At(d.m.cfg.Endpoint, p).Call(ctx, infoReq{Topic: t.ID()})
+		rep, err := infoFn.At(d.m.cfg.Endpoint, p).Call(ctx, infoReq{Topic: t.ID(), Who: who})
 		return rep, rep.NotHolder, err
 	})
 	if err != nil {

@@ -33,7 +33,25 @@ func durableTopicTB(t testing.TB, ctx context.Context, c *nubetest.C, name strin
 	if err != nil {
 		t.Fatal(err)
 	}
+	grantAll(t, ctx, c, tp)
 	return tp
+}
+
+// grantAll has the owner grant Publish and Subscribe on tp to the user of
+// every other node of c.
+func grantAll(t testing.TB, ctx context.Context, c *nubetest.C, tp *topic.Topic) {
+	t.Helper()
+	seen := map[peer.ID]bool{tp.Owner(): true}
+	for i := range c.Len() {
+		u := c.Node(i).UserID()
+		if seen[u] {
+			continue
+		}
+		seen[u] = true
+		if _, err := tp.Grant(ctx, u, topic.Publish|topic.Subscribe, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // openOn opens node 0's topic on node i.
@@ -64,28 +82,29 @@ func TestDurablePublishSubscribe(t *testing.T) {
 	c := nubetest.Cluster(t, 5, nubetest.WithConfig(fast))
 	ctx := nubetest.Context(t, 20*time.Second)
 	tp := durableTopic(t, ctx, c, "events", topic.Retention{Count: 20}, 1, 2, 3)
-	for i := range 10 {
-		ack, err := tp.PublishDurable(ctx, []byte(fmt.Sprint("m", i)), fmt.Sprint("id", i))
+	// Offsets count from 1.
+	for i := 1; i <= 10; i++ {
+		ack, err := tp.Publish(ctx, []byte(fmt.Sprint("m", i)), topic.PublishOptions{ID: fmt.Sprint("id", i)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ack.Offset != uint64(i) || ack.Duplicate {
+		if ack.Offset != uint64(i) || ack.Duplicate || !ack.Durable {
 			t.Fatalf("publish %d: %+v", i, ack)
 		}
 	}
 	// A retried publish is stored once.
-	ack, err := tp.PublishDurable(ctx, []byte("m3 again"), "id3")
+	ack, err := tp.Publish(ctx, []byte("m3 again"), topic.PublishOptions{ID: "id3"})
 	if err != nil || ack.Offset != 3 || !ack.Duplicate {
 		t.Fatalf("repeated ID: %+v, %v", ack, err)
 	}
-	sub := openOn(t, ctx, c, 0, tp) // the owner: other users need the live part's grants
-	s, err := sub.SubscribeDurable(ctx, topic.SubscribeOptions{From: topic.FromOffset(4)})
+	sub := openOn(t, ctx, c, 4, tp) // another user, with a grant, on a node that is no holder
+	s, err := sub.Subscribe(ctx, topic.SubscribeOptions{From: topic.FromOffset(4)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
 	var mid time.Time
-	for i := 4; i < 10; i++ {
+	for i := 4; i <= 10; i++ {
 		m := next(t, ctx, s)
 		if m.Offset != uint64(i) || string(m.Data) != fmt.Sprint("m", i) || m.ID != fmt.Sprint("id", i) {
 			t.Fatalf("read %d: offset %d %q", i, m.Offset, m.Data)
@@ -95,14 +114,14 @@ func TestDurablePublishSubscribe(t *testing.T) {
 		}
 	}
 	// The stream goes on with what is published next.
-	if _, err := tp.PublishDurable(ctx, []byte("m10"), ""); err != nil {
+	if _, err := tp.Publish(ctx, []byte("m11"), topic.PublishOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if m := next(t, ctx, s); m.Offset != 10 || string(m.Data) != "m10" {
+	if m := next(t, ctx, s); m.Offset != 11 || string(m.Data) != "m11" {
 		t.Fatalf("live read: %d %q", m.Offset, m.Data)
 	}
 	// From a time: the first message stored at or after it.
-	st, err := sub.SubscribeDurable(ctx, topic.SubscribeOptions{From: topic.FromTime(mid)})
+	st, err := sub.Subscribe(ctx, topic.SubscribeOptions{From: topic.FromTime(mid)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,41 +130,50 @@ func TestDurablePublishSubscribe(t *testing.T) {
 		t.Fatalf("from time %v: offset %d at %v", mid, m.Offset, m.Time)
 	}
 	// From the newest: only what comes next.
-	sn, err := sub.SubscribeDurable(ctx, topic.SubscribeOptions{From: topic.FromNewest()})
+	sn, err := sub.Subscribe(ctx, topic.SubscribeOptions{From: topic.FromNewest()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sn.Close()
-	if _, err := tp.PublishDurable(ctx, []byte("m11"), ""); err != nil {
+	if _, err := sub.Publish(ctx, []byte("m12"), topic.PublishOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if m := next(t, ctx, sn); m.Offset != 11 {
+	if m := next(t, ctx, sn); m.Offset != 12 || string(m.Data) != "m12" {
 		t.Fatalf("from the newest: offset %d", m.Offset)
 	}
-	// Retention: 20 kept; a reader at 0 lags.
-	for i := 12; i < 40; i++ {
-		if _, err := tp.PublishDurable(ctx, []byte(fmt.Sprint("m", i)), ""); err != nil {
+	// Retention: 20 kept; a reader at 1 lags, one from 0 (the first
+	// held) does not.
+	for i := 13; i <= 40; i++ {
+		if _, err := tp.Publish(ctx, []byte(fmt.Sprint("m", i)), topic.PublishOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	info, err := sub.DurableInfo(ctx)
+	info, err := sub.Info(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.First != 20 || info.Next != 40 || info.Leader == "" {
+	if info.First != 21 || info.Next != 41 || info.Leader == "" {
 		t.Fatalf("info: %+v", info)
 	}
-	sl, err := sub.SubscribeDurable(ctx, topic.SubscribeOptions{From: topic.FromOffset(0)})
+	sl, err := sub.Subscribe(ctx, topic.SubscribeOptions{From: topic.FromOffset(1)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sl.Close()
 	_, err = sl.Next(ctx)
 	var lag *topic.LagError
-	if !errors.As(err, &lag) || !errors.Is(err, topic.ErrLagged) || lag.First != 20 {
-		t.Fatalf("reading offset 0 behind the retention: %v", err)
+	if !errors.As(err, &lag) || !errors.Is(err, topic.ErrLagged) || lag.First != 21 {
+		t.Fatalf("reading offset 1 behind the retention: %v", err)
 	}
-	if m := next(t, ctx, sl); m.Offset != 20 {
+	if m := next(t, ctx, sl); m.Offset != 21 {
 		t.Fatalf("after the lag: offset %d", m.Offset)
+	}
+	sf, err := sub.Subscribe(ctx, topic.SubscribeOptions{From: topic.FromOffset(0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sf.Close()
+	if m := next(t, ctx, sf); m.Offset != 21 {
+		t.Fatalf("from the first held: offset %d", m.Offset)
 	}
 }

@@ -32,7 +32,11 @@ func AttackFetch(ctx context.Context, t *Topic, holder peer.ID, consumer, worker
 // AttackRead reads holder's log of t from offset from, from t's node:
 // the offsets and the raw envelopes.
 func AttackRead(ctx context.Context, t *Topic, holder peer.ID, from uint64) (offsets []uint64, raws [][]byte, notHolder bool, err error) {
-	rep, err := readFn.At(t.m.cfg.Endpoint, holder).Call(ctx, readReq{Topic: t.ID(), From: from})
+	who, err := t.m.durable.who(ctx, t)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	rep, err := readFn.At(t.m.cfg.Endpoint, holder).Call(ctx, readReq{Topic: t.ID(), From: from, Who: who})
 	for _, m := range rep.Msgs {
 		offsets = append(offsets, m.Offset)
 		raws = append(raws, m.Raw)
@@ -54,9 +58,14 @@ func AttackPublish(ctx context.Context, t *Topic, holder peer.ID, raw []byte, no
 }
 
 // AttackWake wakes holder's log of t with a retention of the caller's
-// choosing, from t's node.
+// choosing, from t's node: a config naming t's owner, signed by the
+// caller's own user key.
 func AttackWake(ctx context.Context, t *Topic, holder peer.ID, retain Retention) error {
-	_, err := wakeFn.At(t.m.cfg.Endpoint, holder).Call(ctx, wakeReq{Topic: t.ID(), Retain: retain})
+	c, err := signConfig(t.m.cfg.UserKey, config{Retain: retain, Topic: t.ID(), Owner: t.owner})
+	if err != nil {
+		return err
+	}
+	_, err = wakeFn.At(t.m.cfg.Endpoint, holder).Call(ctx, wakeReq{Topic: t.ID(), Config: c.raw})
 	return err
 }
 
@@ -84,13 +93,4 @@ func EnvelopePublisher(raw []byte) (peer.ID, []byte, error) {
 		return "", nil, err
 	}
 	return r.Publisher, r.Data, nil
-}
-
-// RealAuthorise makes the holders use the real authorise (not the test
-// binary's allow-all hook) until the test ends. Call it before the
-// cluster starts, so that the hook is put back after the cluster closed.
-func RealAuthorise(t interface{ Cleanup(func()) }) {
-	old := authoriseHook
-	authoriseHook = nil
-	t.Cleanup(func() { authoriseHook = old })
 }

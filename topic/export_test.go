@@ -3,11 +3,14 @@ package topic
 import (
 	"context"
 	"crypto"
-	"sync"
+	"fmt"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/nubecloud/nube/nodecert"
+	"github.com/nubecloud/nube/space"
 )
 
 // What the external tests reach inside the package.
@@ -129,62 +132,72 @@ func Broadcast(ctx context.Context, t *Topic, offset uint64, data []byte) error 
 	return t.m.broadcast(ctx, t.ID(), offset, raw)
 }
 
-// configs caches topics' configs, read once (a topic's config does not
-// change), so that a benchmark measures the log, not the space.
-var configs sync.Map
-
-// Until the live part's authorise and sign are wired, the tests of the
-// durable part let every signed publish in and sign with the node's user
-// key directly. THE INTEGRATOR REMOVES THIS with the hook.
-func init() {
-	authoriseHook = func(context.Context, *Manager, *record) error { return nil }
+// ConfigOf is t's config as its owner signed it (t's node must read it).
+func ConfigOf(ctx context.Context, t *Topic) ([]byte, error) {
+	c, err := t.config(ctx)
+	return c.raw, err
 }
 
-// PublishDurable publishes data with id on a durable topic, signed by the
-// node's user, without the live part.
-func (t *Topic) PublishDurable(ctx context.Context, data []byte, id string) (Ack, error) {
-	cfg, err := t.testConfig(ctx)
-	if err != nil {
-		return Ack{}, err
-	}
-	raw, err := sealMessage(t.m.cfg.UserKey, &record{Topic: t.ID(), Publisher: t.m.cfg.Spaces.User(), ID: id, Time: time.Now().UnixNano(), Data: data})
-	if err != nil {
-		return Ack{}, err
-	}
-	return t.publishDurable(ctx, cfg, raw, PublishOptions{ID: id})
+// SignConfig signs, with key, a config of topic id that names owner.
+func SignConfig(key crypto.Signer, id string, owner peer.ID, r Retention) ([]byte, error) {
+	c, err := signConfig(key, config{Retain: r, Topic: id, Owner: owner})
+	return c.raw, err
 }
 
-// SubscribeDurable subscribes to a durable topic without the live part.
-func (t *Topic) SubscribeDurable(ctx context.Context, opts SubscribeOptions) (*Subscription, error) {
-	cfg, err := t.testConfig(ctx)
+// PublishRaw signs data as t's node's user and sends it straight to
+// holder, with cfg as the topic's config.
+func PublishRaw(ctx context.Context, t *Topic, holder peer.ID, data []byte, cfg []byte) error {
+	raw, err := t.sign(ctx, config{}, data, "")
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return t.subscribeDurable(ctx, cfg, opts)
+	rep, err := publishFn.At(t.m.cfg.Endpoint, holder).Call(ctx, pubReq{Topic: t.ID(), Config: cfg, Msgs: []pubItem{{Raw: raw}}})
+	switch {
+	case err != nil:
+		return err
+	case rep.NotHolder:
+		return ErrUnavailable
+	}
+	return rep.Acks[0].err()
 }
 
-// DurableInfo is the durable part's Info.
-func (t *Topic) DurableInfo(ctx context.Context) (Info, error) {
-	cfg, err := t.config(ctx)
-	if err != nil {
-		return Info{}, err
+// HolderRetention is the retention t's node, a holder, keeps t's log by.
+func HolderRetention(t *Topic) (Retention, bool) {
+	d := t.m.durable
+	d.mu.Lock()
+	l := d.logs[t.ID()]
+	d.mu.Unlock()
+	if l == nil {
+		return Retention{}, false
 	}
-	var info Info
-	err = t.m.durable.fill(ctx, t, cfg, &info)
-	return info, err
+	return l.retention(), true
 }
 
-// testConfig is t.config, read once per topic in the test binary: the
-// users of other nodes, who have no grant to read it until the live part
-// is wired, use what the owner's node read.
-func (t *Topic) testConfig(ctx context.Context) (config, error) {
-	if c, ok := configs.Load(t.ID()); ok {
-		return c.(config), nil
+// ReadChain is t's node's user's chain to subscribe to t.
+func ReadChain(ctx context.Context, t *Topic) ([][]byte, error) { return t.sp.Chain(ctx, space.Read) }
+
+// Cert is t's node's cert.
+func Cert(t *Topic) *nodecert.Cert { return t.m.cfg.Cert }
+
+// Direct makes each of a holder's reader calls (read, consumer fetch, ack,
+// info) on t straight to holder from t's node, presenting cert and chain,
+// and returns their errors, by call.
+func Direct(ctx context.Context, t *Topic, holder peer.ID, cert *nodecert.Cert, chain [][]byte) map[string]error {
+	e, who := t.m.cfg.Endpoint, caller{Cert: cert, Chain: chain}
+	out := map[string]error{}
+	rr, err := readFn.At(e, holder).Call(ctx, readReq{Topic: t.ID(), Max: 10, Who: who})
+	if err == nil && (rr.NotHolder || len(rr.Msgs) == 0) {
+		err = fmt.Errorf("no messages (not a holder: %v)", rr.NotHolder)
 	}
-	cfg, err := t.config(ctx)
-	if err != nil {
-		return cfg, err
+	out["read"] = err
+	fr, err := fetchFn.At(e, holder).Call(ctx, fetchReq{Topic: t.ID(), Consumer: "thief", Worker: "w", Max: 10, AckWait: int64(time.Minute), From: 1, Who: who})
+	if err == nil && len(fr.Msgs) == 0 {
+		err = fmt.Errorf("no messages")
 	}
-	configs.Store(t.ID(), cfg)
-	return cfg, nil
+	out["fetch"] = err
+	_, err = ackFn.At(e, holder).Call(ctx, ackReq{Topic: t.ID(), Consumer: "billing", Worker: "w", Offsets: []uint64{1}, Who: who})
+	out["ack"] = err
+	_, err = infoFn.At(e, holder).Call(ctx, infoReq{Topic: t.ID(), Who: who})
+	out["info"] = err
+	return out
 }

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/nubecloud/nube/internal/identity"
-	"github.com/nubecloud/nube/internal/wire"
 )
 
 // seedMessage is a well-formed signed message.
@@ -77,17 +76,29 @@ func FuzzPeekMessage(f *testing.F) {
 	})
 }
 
-func FuzzDecodeConfig(f *testing.F) {
-	b, _ := wire.Marshal(config{Sealed: true, Retain: Retention{Count: 10, Age: time.Hour}})
-	f.Add(b)
+func FuzzOpenConfig(f *testing.F) {
+	k := identity.Generate()
+	u, err := identity.ID(k.Public().(ed25519.PublicKey))
+	if err != nil {
+		f.Fatal(err)
+	}
+	id := u.String() + "/t"
+	c, err := signConfig(k, config{Sealed: true, Retain: Retention{Count: 10, Age: time.Hour}, Topic: id, Owner: u})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(c.raw)
 	f.Add([]byte{0xa1, 0x02, 0xa1, 0x01, 0x20})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		c, err := decodeConfig(b)
+		c, err := openConfig(id, b)
 		if err != nil {
 			return
 		}
 		if c.Retain.Count < 0 || c.Retain.Bytes < 0 || c.Retain.Age < 0 {
 			t.Fatalf("accepted a negative retention: %+v", c.Retain)
+		}
+		if c.Topic != id || c.Owner != u || len(b) > maxConfig {
+			t.Fatalf("accepted a config of %s by %s for %s", c.Topic, c.Owner, id)
 		}
 	})
 }

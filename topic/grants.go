@@ -318,7 +318,7 @@ func (a *auth) authorise(ctx context.Context, r *record) error {
 	if st.Deleted {
 		return fmt.Errorf("%w: %w: topic %s was deleted", ErrNotFound, errStale, r.Topic)
 	}
-	key := verdictKey(r)
+	key := verdictKeyOf('w', r.Publisher, r.Chain)
 	now := time.Now()
 	ta.mu.Lock()
 	v, ok := ta.verdicts[key]
@@ -374,10 +374,13 @@ func (a *auth) fromHolder(ctx context.Context, id string, node peer.ID) error {
 	return nil
 }
 
-func verdictKey(r *record) [32]byte {
+// verdictKeyOf names a verdict on user's chain for a kind of right ('w'
+// publish, 'r' subscribe).
+func verdictKeyOf(kind byte, user peer.ID, chain [][]byte) [32]byte {
 	h := sha256.New()
-	h.Write([]byte(r.Publisher))
-	for _, l := range r.Chain {
+	h.Write([]byte{kind})
+	h.Write([]byte(user))
+	for _, l := range chain {
 		var n [4]byte
 		n[0], n[1], n[2], n[3] = byte(len(l)>>24), byte(len(l)>>16), byte(len(l)>>8), byte(len(l))
 		h.Write(n[:])
@@ -394,8 +397,6 @@ func verdictKey(r *record) [32]byte {
 // Every node that relays (the gossipsub validator) or stores (a holder) a
 // message calls it; it does not check r's signature, which openMessage
 // did.
-//
-//lint:ignore U1000 the durable part's holders call it.
 func (m *Manager) authorise(ctx context.Context, r *record) error {
 	return m.live.auth.authorise(ctx, r)
 }

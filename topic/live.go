@@ -436,7 +436,14 @@ func (t *Topic) publish(ctx context.Context, data []byte, opts PublishOptions) (
 		return Ack{}, err
 	}
 	if cfg.Retain.Durable() {
-		return t.publishDurable(ctx, cfg, raw, opts)
+		ack, err := t.publishDurable(ctx, cfg, raw, opts)
+		if err == nil {
+			// Counted where it was published, as a live one is.
+			if lt, jerr := t.m.live.join(t.ID()); jerr == nil {
+				lt.published.Add(1)
+			}
+		}
+		return ack, err
 	}
 	l := t.m.live
 	lt, err := l.join(t.ID())
@@ -464,8 +471,6 @@ func (t *Topic) publish(ctx context.Context, data []byte, opts PublishOptions) (
 // broadcast hands a stored (or live) message to gossipsub for the topic's
 // live subscribers; offset is its place in a durable log, zero on a live
 // topic. The durable part calls it after a publish commits, on a holder.
-//
-//lint:ignore U1000 the durable part calls it.
 func (m *Manager) broadcast(ctx context.Context, topicID string, offset uint64, raw []byte) error {
 	lt, err := m.live.join(topicID)
 	if err != nil {
@@ -478,7 +483,6 @@ func (m *Manager) broadcast(ctx context.Context, topicID string, offset uint64, 
 	if err := lt.pt.Publish(ctx, b); err != nil {
 		return fmt.Errorf("broadcast on %s: %w", topicID, err)
 	}
-	lt.published.Add(1)
 	return nil
 }
 

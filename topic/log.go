@@ -204,6 +204,8 @@ type topicLog struct {
 	// fresh are the publish IDs the batch being applied stored, by
 	// dedup key (the batch is not indexed: reading it back is slow).
 	fresh map[string]uint64
+	// recent answers most dedup lookups in memory (recent.go).
+	recent *recentKeys
 }
 
 func openLog(db *pebble.DB, group string) (*topicLog, error) {
@@ -230,8 +232,9 @@ func (l *topicLog) msgKey(off uint64) []byte { return l.key('m', be(off)) }
 func (l *topicLog) load() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.st = logState{}
+	l.st = logState{First: 1, Next: 1} // offsets count from 1: 0 is "none"
 	l.consumers = map[string]*consumerState{}
+	defer func() { l.recent = newRecentKeys(l.st.Time) }()
 	v, closer, err := l.db.Get(l.key('s'))
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
@@ -383,12 +386,21 @@ func (l *topicLog) apply(wb *pebble.Batch, st *logState, c *command, touched map
 			}
 		}
 		off := st.Next
-		v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(c.Raw)), uint64(st.Time))
-		wb.Set(l.msgKey(off), append(v, c.Raw...), nil)
+		// Written in place in the batch: the envelope is copied once.
+		op := wb.SetDeferred(len(l.prefix)+9, 8+len(c.Raw))
+		copy(op.Key, l.prefix)
+		op.Key[len(l.prefix)] = 'm'
+		binary.BigEndian.PutUint64(op.Key[len(l.prefix)+1:], off)
+		binary.BigEndian.PutUint64(op.Value, uint64(st.Time))
+		copy(op.Value[8:], c.Raw)
+		if err := op.Finish(); err != nil {
+			return outcome{Err: err.Error()}
+		}
 		st.Next++
 		st.Bytes += int64(len(c.Raw))
 		if c.Key != "" {
 			l.fresh[c.Key] = off
+			l.recent.add(c.Key, st.Time)
 			wb.Set(l.key('i', []byte(c.Key)), append(be(off), be(uint64(st.Time))...), nil)
 			wb.Set(l.key('e', be(uint64(st.Time)), []byte(c.Key)), nil, nil)
 		}
@@ -444,6 +456,9 @@ func removeAcked(ps []pending, acked []uint64) []pending {
 func (l *topicLog) seen(key string, now int64) (uint64, bool) {
 	if off, ok := l.fresh[key]; ok {
 		return off, true
+	}
+	if l.recent.absent(key, now) {
+		return 0, false
 	}
 	v, closer, err := l.db.Get(l.key('i', []byte(key)))
 	if err != nil {
@@ -544,6 +559,9 @@ func (l *topicLog) fetch(wb *pebble.Batch, st *logState, c *command, touched map
 		switch c.From {
 		case 1:
 			cs.Next = c.FromOff
+			if c.FromOff == 0 {
+				cs.Next = st.First // FromOffset(0): the first held
+			}
 		case 2:
 			cs.Next = l.offsetAt(c.FromTime, st)
 		}

@@ -60,12 +60,12 @@ func TestLogAppendDedupRetention(t *testing.T) {
 	keep := Retention{Count: 5}
 	out := a.do(keep, command{Op: opAppend, Raw: []byte("a"), Key: "k1"}, command{Op: opAppend, Raw: []byte("b"), Key: "k1"},
 		command{Op: opAppend, Raw: []byte("c")})
-	if out[0].Offset != 0 || out[0].Dup || out[1].Offset != 0 || !out[1].Dup || out[2].Offset != 1 {
+	if out[0].Offset != 1 || out[0].Dup || out[1].Offset != 1 || !out[1].Dup || out[2].Offset != 2 { // offsets count from 1
 		t.Fatalf("append: %+v", out)
 	}
 	// A replay of index 1 changes nothing.
 	b, _ := wire.Marshal(batch{Time: 1, Cmds: []command{{Op: opAppend, Raw: []byte("x")}}})
-	if _, err := l.ApplyAt(1, b); err != nil || l.state().Next != 2 {
+	if _, err := l.ApplyAt(1, b); err != nil || l.state().Next != 3 {
 		t.Fatalf("replay: next %d, %v", l.state().Next, err)
 	}
 	for i := range 10 {
@@ -73,34 +73,34 @@ func TestLogAppendDedupRetention(t *testing.T) {
 		a.do(keep, command{Op: opAppend, Raw: []byte(fmt.Sprint(i))})
 	}
 	st := l.state()
-	if st.Next != 12 || st.First != 7 || st.Next-st.First != 5 {
+	if st.Next != 13 || st.First != 8 || st.Next-st.First != 5 {
 		t.Fatalf("count retention: %+v", st)
 	}
 	if msgs, _, _ := l.read(0, 10, 1<<20); len(msgs) != 0 {
 		t.Fatalf("read below the retention: %d messages", len(msgs))
 	}
-	msgs, _, _ := l.read(7, 10, 1<<20)
-	if len(msgs) != 5 || string(msgs[0].Raw) != "5" || msgs[0].Offset != 7 {
+	msgs, _, _ := l.read(8, 10, 1<<20)
+	if len(msgs) != 5 || string(msgs[0].Raw) != "5" || msgs[0].Offset != 8 {
 		t.Fatalf("read: %+v", msgs)
 	}
 	// The dedup key is forgotten past the window.
 	a.now = a.now.Add(DedupWindow + time.Second)
 	out = a.do(keep, command{Op: opAppend, Raw: []byte("again"), Key: "k1"})
-	if out[0].Dup || out[0].Offset != 12 {
+	if out[0].Dup || out[0].Offset != 13 {
 		t.Fatalf("after the window: %+v", out)
 	}
 	// Time: the first offset at or after a moment.
 	st = l.state()
-	if o := l.offsetAt(time.Unix(1009, 0).UnixNano(), &st); o != 10 {
+	if o := l.offsetAt(time.Unix(1009, 0).UnixNano(), &st); o != 11 {
 		t.Fatalf("offsetAt: %d", o)
 	}
 	// Age and bytes retention.
 	a.do(Retention{Age: time.Minute}, command{Op: opTrim})
-	if st := l.state(); st.First != 12 || st.Bytes != 5 {
+	if st := l.state(); st.First != 13 || st.Bytes != 5 {
 		t.Fatalf("age retention: %+v", st)
 	}
 	a.do(Retention{Bytes: 6}, command{Op: opAppend, Raw: []byte("xyz")})
-	if st := l.state(); st.First != 13 || st.Bytes != 3 {
+	if st := l.state(); st.First != 14 || st.Bytes != 3 {
 		t.Fatalf("bytes retention: %+v", st)
 	}
 }
@@ -108,7 +108,7 @@ func TestLogAppendDedupRetention(t *testing.T) {
 func TestLogConsumers(t *testing.T) {
 	l := memLog(t, nil)
 	a := &applier{t: t, l: l, now: time.Unix(1000, 0)}
-	for range 10 {
+	for range 9 { // offsets 1 to 9
 		a.do(Retention{Count: 100}, command{Op: opAppend, Raw: []byte("m")})
 	}
 	wait := int64(10 * time.Second)
@@ -166,7 +166,7 @@ func TestLogSnapshot(t *testing.T) {
 	for i := range 50 {
 		a.do(Retention{Count: 40}, command{Op: opAppend, Raw: bytes.Repeat([]byte{byte(i)}, 1000), Key: fmt.Sprint(i)})
 	}
-	a.do(Retention{}, command{Op: opFetch, Consumer: "c", Worker: "w", Max: 3, Wait: 1, From: 1, FromOff: 10})
+	a.do(Retention{}, command{Op: opFetch, Consumer: "c", Worker: "w", Max: 3, Wait: 1, From: 1, FromOff: 11})
 	write, release, err := src.SnapshotTo()
 	if err != nil {
 		t.Fatal(err)
@@ -182,13 +182,13 @@ func TestLogSnapshot(t *testing.T) {
 	if err := dst.RestoreFrom(bytes.NewReader(buf.Bytes())); err != nil {
 		t.Fatal(err)
 	}
-	if st := dst.state(); st.Next != 50 || st.First != 10 || st.Index != 51 {
+	if st := dst.state(); st.Next != 51 || st.First != 11 || st.Index != 51 {
 		t.Fatalf("restored state %+v", st)
 	}
 	if c, ok := dst.consumer("c"); !ok || len(c.Pending) != 3 {
 		t.Fatalf("restored consumer %+v", c)
 	}
-	msgs, _, _ := dst.read(49, 5, 1<<20)
+	msgs, _, _ := dst.read(50, 5, 1<<20)
 	if len(msgs) != 1 || msgs[0].Raw[0] != 49 {
 		t.Fatalf("restored messages %+v", msgs)
 	}
@@ -196,7 +196,7 @@ func TestLogSnapshot(t *testing.T) {
 	if err := src.RestoreFrom(bytes.NewReader(buf.Bytes())); err != nil {
 		t.Fatal(err)
 	}
-	if st := src.state(); st.Next != 51 {
+	if st := src.state(); st.Next != 52 {
 		t.Fatalf("a log past the snapshot was replaced: %+v", st)
 	}
 	// A truncated snapshot fails.
@@ -256,7 +256,7 @@ func FuzzRestoreLog(f *testing.F) {
 // touches its log: none may panic.
 func FuzzCalls(f *testing.F) {
 	for _, v := range []any{
-		pubReq{Topic: "a/b", Msgs: []pubItem{{Raw: []byte("x"), Nonce: "n"}}, Retain: Retention{Count: 1}},
+		pubReq{Topic: "a/b", Msgs: []pubItem{{Raw: []byte("x"), Nonce: "n"}}, Config: []byte{1}},
 		fetchReq{Topic: "a/b", Consumer: "c", Worker: "w", Max: 3, AckWait: 5},
 		ackReq{Topic: "a/b", Consumer: "c", Offsets: []uint64{1, 2}},
 		readReq{Topic: "a/b", From: 3, Kind: 1, Time: 7, Max: 9, Wait: 10},

@@ -102,7 +102,7 @@ func (t *Topic) migrate(ctx context.Context, policy space.Policy, progress func(
 // member, adds each new holder (which joins and catches up), then removes
 // the members that are not holders, itself last.
 func (d *durable) serveMove(ctx context.Context, req moveReq) (moveReply, error) {
-	l, ok := d.local(ctx, req.Topic, Retention{})
+	l, ok := d.local(ctx, req.Topic, nil)
 	if !ok {
 		return moveReply{}, fmt.Errorf("%w: %s holds no log of %s", ErrUnavailable, d.m.cfg.Host.ID(), req.Topic)
 	}
@@ -137,7 +137,7 @@ func (d *durable) serveMove(ctx context.Context, req moveReq) (moveReply, error)
 		if err := l.g.AddMember(ctx, p); err != nil {
 			return moveReply{}, err
 		}
-		if _, err := wakeFn.At(d.m.cfg.Endpoint, p).Call(ctx, wakeReq{Topic: req.Topic, Join: self.String(), Retain: l.retention()}); err != nil {
+		if _, err := wakeFn.At(d.m.cfg.Endpoint, p).Call(ctx, wakeReq{Topic: req.Topic, Join: self.String(), Config: l.config()}); err != nil {
 			return moveReply{}, fmt.Errorf("new holder %s: %w", p, err)
 		}
 	}
@@ -151,7 +151,7 @@ func (d *durable) serveMove(ctx context.Context, req moveReq) (moveReply, error)
 			continue
 		}
 		for {
-			rep, err := wakeFn.At(d.m.cfg.Endpoint, p).Call(ctx, wakeReq{Topic: req.Topic, Join: self.String(), Retain: l.retention()})
+			rep, err := wakeFn.At(d.m.cfg.Endpoint, p).Call(ctx, wakeReq{Topic: req.Topic, Join: self.String(), Config: l.config()})
 			if err == nil && rep.Applied >= target {
 				break
 			}

@@ -3,7 +3,6 @@ package topic
 import (
 	"context"
 	"crypto"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -88,9 +87,11 @@ type PublishOptions struct {
 
 // Ack is what a publish returns.
 type Ack struct {
-	// Offset is the message's place in a durable topic's log; zero on a
-	// live-only topic.
-	Offset uint64 `json:"offset"`
+	// Durable reports a publish stored on a durable topic's holders.
+	Durable bool `json:"durable,omitempty"`
+	// Offset is the message's place in a durable topic's log: offsets
+	// count from 1, so zero means none (a live-only topic's publish).
+	Offset uint64 `json:"offset,omitempty"`
 	// Duplicate reports a publish whose ID (or, without one, whose very
 	// signed message) was stored already.
 	Duplicate bool `json:"duplicate,omitempty"`
@@ -106,7 +107,8 @@ type Start struct {
 // FromNewest starts with the next message published (the default).
 func FromNewest() Start { return Start{} }
 
-// FromOffset starts at offset o of a durable topic.
+// FromOffset starts at offset o of a durable topic (offsets count from
+// 1); FromOffset(0) starts at the first message still held.
 func FromOffset(o uint64) Start { return Start{kind: 1, offset: o} }
 
 // FromTime starts at the first message of a durable topic stored at or
@@ -131,7 +133,10 @@ type SubscribeOptions struct {
 
 // Message is one message of a topic.
 type Message struct {
-	Topic     string    `json:"topic"`
+	Topic string `json:"topic"`
+	// Offset is the message's place in a durable topic's log, counting
+	// from 1; zero on a message of a live-only topic. A live subscriber
+	// of a durable topic gets the offset too (the holders send it).
 	Offset    uint64    `json:"offset,omitempty"`
 	ID        string    `json:"id,omitempty"`
 	Publisher peer.ID   `json:"publisher"`
@@ -205,6 +210,3 @@ type Summary struct {
 
 // SpaceName is the name of the space that keeps topic name's record.
 func SpaceName(name string) string { return "topic." + name }
-
-// errTodo marks what the package does not do yet.
-var errTodo = fmt.Errorf("topic: not built yet")

@@ -83,6 +83,9 @@ func (c *Client) CallWith(ctx context.Context, ref string, opt CallOptions, in i
 	if opt.Verify > 0 {
 		q.Set("verify", strconv.Itoa(opt.Verify))
 	}
+	if opt.Cached {
+		q.Set("cached", "1")
+	}
 	if opt.Budget > 0 {
 		q.Set("budget", strconv.FormatUint(opt.Budget, 10))
 	}

@@ -75,11 +75,12 @@ type TopicSummary struct {
 	Rates   TopicRates `json:"rates"`
 }
 
-// TopicAck is what a publish answers: the message's offset in a durable
-// topic's log (zero on a live-only topic), and whether its ID was stored
-// already.
+// TopicAck is what a publish answers: whether a durable topic's holders
+// stored it, the message's offset in that topic's log (offsets count from
+// 1; zero on a live-only topic), and whether its ID was stored already.
 type TopicAck struct {
-	Offset    uint64 `json:"offset"`
+	Durable   bool   `json:"durable,omitempty"`
+	Offset    uint64 `json:"offset,omitempty"`
 	Duplicate bool   `json:"duplicate,omitempty"`
 }
 

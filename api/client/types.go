@@ -176,6 +176,10 @@ type CallResult struct {
 	// verify; Runs names each node's answer when they disagreed.
 	Verified int         `json:"verified,omitempty"`
 	Runs     []VerifyRun `json:"runs,omitempty"`
+	// Memo names the node whose signed record of the same run gave the
+	// output, for a call with cached that ran nothing (or whose record
+	// the verify runs agreed with).
+	Memo string `json:"memo,omitempty"`
 }
 
 // VerifyRun is one node's answer to a verified call: the hash of its
@@ -203,6 +207,10 @@ type CallOptions struct {
 	OutCID bool
 	// Verify runs it on this many nodes and compares the outputs.
 	Verify int
+	// Cached returns a recorded result of the same deterministic run
+	// instead of running (see service.Pipeline.Cached); with Verify,
+	// another user's record counts once that many runs agree with it.
+	Cached bool
 	// Budget is what each run's own calls of priced services may spend,
 	// in millicredits.
 	Budget uint64

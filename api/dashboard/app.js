@@ -299,6 +299,7 @@ function renderLists(l) {
   6, "no spaces here yet. Create one above.");
 
   renderTopics(l.topics || []);
+  renderJobs(l.jobs || []);
 
   const gl = $("group-list");
   gl.replaceChildren();
@@ -315,6 +316,30 @@ function renderLists(l) {
       el("td", {}, m.last_contact ? Math.max(0, (Date.now() - new Date(m.last_contact)) / 1000).toFixed(1) + " s ago" : "–"))), 3, "no members");
     gl.append(el("div", { class: "group scroll" }, t));
   }
+}
+
+// --- Jobs ---------------------------------------------------------------
+
+// jobsTimer reloads the lists while a job runs, so its progress moves.
+let jobsTimer = 0;
+
+// dur says a duration in nanoseconds for people: ms, s, or min and s.
+const dur = (ns) => ns < 1e9 ? ms(ns) : ns < 60e9 ? (ns / 1e9).toFixed(1) + " s" : Math.floor(ns / 60e9) + " min " + Math.round((ns % 60e9) / 1e9) + " s";
+
+function renderJobs(jobs) {
+  fillTable($("job-table"), jobs.map((j) => {
+    const p = j.progress, read = p.bytes_local + p.bytes_fetched;
+    const state = j.state === "running" ? "running: " + (p.phase || "starting") : j.state;
+    const tasks = p.done + "/" + p.tasks + (p.running ? ", " + p.running + " running" : "") + (p.failed ? ", " + p.failed + " failed" : "");
+    const local = read > 0 ? Math.round(100 * p.bytes_local / read) + "% of " + bytes(read) : "–";
+    const time = dur(p.elapsed) + (j.state === "running" && p.eta ? ", about " + dur(p.eta) + " left" : "");
+    const result = j.result ? el("td", { class: "mono", title: j.result }, j.result) : el("td", { class: "wrap" + (j.error ? " state-down" : "") }, j.error || "–");
+    return el("tr", { "data-job": j.id, "data-state": j.state },
+      el("td", { class: "mono", title: j.spec.map + (j.spec.reduce ? " → " + j.spec.reduce : "") + " over " + j.spec.input }, j.id),
+      el("td", {}, state), el("td", {}, tasks), el("td", {}, local), el("td", {}, String(p.nodes)), el("td", {}, time), result);
+  }), 7, "no jobs here yet");
+  clearTimeout(jobsTimer);
+  if (jobs.some((j) => j.state === "running")) jobsTimer = setTimeout(loadLists, 1000);
 }
 
 // --- Topics -------------------------------------------------------------

@@ -112,12 +112,14 @@ commands talk to the running node through its local API.`,
 		newGroupCmd(g),
 		newSpaceCmd(g),
 		newTopicCmd(g), newPubCmd(g), newSubCmd(g),
+		newJobCmd(g),
 		newLedgerCmd(g), newCreditCmd(g),
 		newUserCmd(g),
 		newNameCmd(g), newKeyCmd(g), newRoutingCmd(g),
 		newOpenCmd(g),
 		newDemoCmd(g),
 		newVersionCmd(g),
+		newCacheCmd(g),
 	)
 	return root
 }

@@ -27,7 +27,7 @@ func TestHelpExamples(t *testing.T) {
 			walk(sub)
 		}
 	}
-	for _, name := range []string{"ledger", "credit", "group", "pin", "topic"} {
+	for _, name := range []string{"ledger", "credit", "group", "pin", "topic", "job"} {
 		c, _, err := root.Find([]string{name})
 		if err != nil || c.Name() != name {
 			t.Fatalf("no command %q: %v", name, err)

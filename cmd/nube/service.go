@@ -313,7 +313,13 @@ for you, so the data does not cross the network; when none does, it runs
 elsewhere and says so on stderr. --out-cid leaves the output as content on
 the runner and prints its CID. --verify K runs a deterministic service on K
 nodes and compares their outputs: it prints the output if all agree, and
-fails naming each node and its output's hash if not.`,
+fails naming each node and its output's hash if not.
+
+--cached returns the output of the same run (same deterministic service,
+input and seed) that this node, your other nodes or the nodes it would
+call have a signed record of, instead of running it; with --verify K, a
+record by another user's node counts once K runs agree with it. Runs
+given a space (--allow space:...) are never memoized.`,
 		Example: `  echo hello | nube call upper
   nube call wc < book.txt
   nube call 'upper | wc' < book.txt
@@ -323,7 +329,8 @@ fails naming each node and its output's hash if not.`,
   me=$(nube id | awk '$1 == "user" {print $2}')
   echo "$me/notes todo" | nube call space-wc --allow space:notes:read
   echo "$me/photos big.txt" | nube call space-wc --allow space:photos:read --near photos
-  nube call hash --verify 3 --out-cid < data.bin`,
+  nube call hash --verify 3 --out-cid < data.bin
+  nube call hash --cached < data.bin`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if n < 1 || n > 64 {
@@ -354,6 +361,9 @@ fails naming each node and its output's hash if not.`,
 			if opt.Verify == 1 || opt.Verify < 0 || opt.Verify > 16 {
 				return fmt.Errorf("--verify %d: want 2 to 16 nodes", opt.Verify)
 			}
+			if opt.Cached && n > 1 {
+				return errors.New("--cached and --n: a memoized call is one call")
+			}
 			if opt.Verify > 0 && n > 1 {
 				return errors.New("--verify and --n both choose how many nodes run it: use one")
 			}
@@ -367,6 +377,9 @@ fails naming each node and its output's hash if not.`,
 				}
 				if opt.Near != "" && r.Error == "" && !r.Near && !g.json {
 					fmt.Fprintf(os.Stderr, "nube: no node that holds %s ran it for you; it ran on %s, and the data crossed the network\n", opt.Near, r.Peer)
+				}
+				if r.Memo != "" && !g.json {
+					fmt.Fprintf(os.Stderr, "nube: nothing ran: the output is %s's signed record of the same run\n", r.Memo)
 				}
 				if r.Verified > 0 && !g.json {
 					fmt.Fprintf(os.Stderr, "nube: %d nodes gave the same output\n", r.Verified)
@@ -397,6 +410,7 @@ fails naming each node and its output's hash if not.`,
 	fl.StringArrayVar(&opt.Allow, "allow", nil, "grant each run a right: space:OWNER/NAME[:read|:write][:PREFIX] or call:NAME (repeatable)")
 	fl.StringVar(&opt.Near, "near", "", "run on a node that holds this CID or space (OWNER/NAME), if one runs code for you")
 	fl.BoolVar(&opt.OutCID, "out-cid", false, "leave the output as content on the runner and print its CID")
+	fl.BoolVar(&opt.Cached, "cached", false, "return a signed record of the same deterministic run instead of running it, if one is found")
 	fl.IntVar(&opt.Verify, "verify", 0, "run a deterministic service on this many nodes and compare their outputs")
 	fl.Uint64Var(&opt.Budget, "budget", 0, "millicredits each run's own calls of priced services may spend (on your own nodes)")
 	return cmd

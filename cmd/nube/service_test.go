@@ -216,6 +216,28 @@ func TestCallAllowCLI(t *testing.T) {
 	if code != 0 || out != "SAME" || !strings.Contains(errs, "2 nodes gave the same output") {
 		t.Fatalf("call --verify 2: %d %q %s", code, out, errs)
 	}
+	// --cached: the first call runs on a, the second returns a's record.
+	// (c is another user's node: its record would count only with
+	// --verify.)
+	for i, want := range []bool{false, true} {
+		out, errs, code = runIn(t, "memo", "--data", da, "call", "det-upper", "--on", a.info.ID, "--cached")
+		if code != 0 || out != "MEMO" || strings.Contains(errs, "nothing ran: the output is "+a.info.ID) != want {
+			t.Fatalf("call --cached, time %d: %d %q %s", i+1, code, out, errs)
+		}
+	}
+	// A run lent a space is never memoized: after a write, --cached
+	// reads the new version.
+	out, errs, code = runIn(t, in, "--data", da, "call", "space-wc", "--on", a.info.ID, "--allow", "space:notes:read", "--cached")
+	if code != 0 || strings.TrimSpace(out) != "4" || strings.Contains(errs, "nothing ran") {
+		t.Fatalf("call --cached of a run lent a space: %d %q %s", code, out, errs)
+	}
+	if _, errs, code := runIn(t, "buy bread", "--data", da, "space", "put", "notes", "todo"); code != 0 {
+		t.Fatalf("space put: %s", errs)
+	}
+	out, errs, code = runIn(t, in, "--data", da, "call", "space-wc", "--on", a.info.ID, "--allow", "space:notes:read", "--cached")
+	if code != 0 || strings.TrimSpace(out) != "2" || strings.Contains(errs, "nothing ran") {
+		t.Fatalf("call --cached after a write to the space it reads: %d %q %s", code, out, errs)
+	}
 	if _, errs, code := runIn(t, "x", "--data", da, "call", "space-wc", "--verify", "2"); code == 0 || !strings.Contains(errs, "deterministic") {
 		t.Fatalf("--verify of a service not declared deterministic: %d %s", code, errs)
 	}

@@ -191,7 +191,7 @@ shows on a terminal.`,
 }
 
 func newSpaceGetCmd(g *globals) *cobra.Command {
-	var quiet bool
+	var quiet, cached bool
 	var out string
 	cmd := &cobra.Command{
 		Use:   "get [OWNER/]NAME KEY",
@@ -209,7 +209,11 @@ read that fails leaves what was there before.`,
 			if err != nil {
 				return err
 			}
-			d, err := c.SpaceGet(cmd.Context(), args[0], args[1])
+			get := c.SpaceGet
+			if cached {
+				get = c.CacheGet
+			}
+			d, err := get(cmd.Context(), args[0], args[1])
 			if err != nil {
 				return err
 			}
@@ -230,6 +234,7 @@ read that fails leaves what was there before.`,
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
 	cmd.Flags().StringVarP(&out, "output", "o", "", "write the value to this file instead of standard output")
+	cmd.Flags().BoolVar(&cached, "cached", false, "read through the node's cache of the space (nube cache): from memory when it may")
 	return cmd
 }
 

@@ -402,7 +402,8 @@ func newPubCmd(g *globals) *cobra.Command {
 		Use:   "pub [OWNER/]NAME [MESSAGE|-]",
 		Short: "Publish a message on a topic (or each line of standard input)",
 		Long: `Publish MESSAGE on the topic, signed by this node's user, and print its
-offset (a live-only topic keeps no offsets: it prints offset 0). With '-'
+offset (offsets count from 1; a live-only topic keeps none: it prints
+"published"). With '-'
 or no MESSAGE, each line of standard input is a message, published in turn;
 with --whole, all of standard input is one message (up to 1 MiB).
 
@@ -440,9 +441,12 @@ func publish(ctx context.Context, g *globals, c *client.Client, args []string, o
 		if g.json {
 			return json.NewEncoder(g.out).Encode(ack)
 		}
-		if ack.Duplicate {
+		switch {
+		case !ack.Durable && ack.Offset == 0:
+			g.printf("published (a live-only topic: no offset)\n")
+		case ack.Duplicate:
 			g.printf("offset %d (a duplicate: stored before)\n", ack.Offset)
-		} else {
+		default:
 			g.printf("offset %d\n", ack.Offset)
 		}
 		return nil
