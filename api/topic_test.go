@@ -158,14 +158,31 @@ func TestTopicAPI(t *testing.T) {
 	// A consumer with client acks: acks two, leaves; comes back and
 	// starts at the third.
 	sub := client.TopicSubscribe{Topic: "orders", From: &first, Consumer: "billing", ClientAck: true, AckWait: time.Second}
-	for i, m := range collect(t, ctx, a, sub, 2) {
-		if m.Ack == "" {
-			t.Fatalf("a consumer's delivery %d with client acks has no ack token: %+v", i, m)
+	// An ack token is good while its stream is open: ack each as it
+	// comes, then leave.
+	func() {
+		sctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		acked := 0
+		for m, err := range a.TopicSubscribe(sctx, sub) {
+			if err != nil {
+				t.Fatalf("subscribe %+v: %v (after %d acks)", sub, err, acked)
+			}
+			if m.Subscribed {
+				continue
+			}
+			if m.Ack == "" {
+				t.Fatalf("a consumer's delivery %d with client acks has no ack token: %+v", acked, m)
+			}
+			if err := a.TopicAck(ctx, m.Ack); err != nil {
+				t.Fatal(err)
+			}
+			if acked++; acked == 2 {
+				return
+			}
 		}
-		if err := a.TopicAck(ctx, m.Ack); err != nil {
-			t.Fatal(err)
-		}
-	}
+		t.Fatalf("the consumer's stream ended after %d acks", acked)
+	}()
 	if m := collect(t, ctx, a, sub, 1)[0]; m.Offset != offsets[2] {
 		t.Fatalf("the consumer resumed at %d, want %d", m.Offset, offsets[2])
 	}
@@ -204,18 +221,23 @@ func TestTopicAPI(t *testing.T) {
 		_, perr = b.TopicPublish(ctx, ref, []byte("after revoke"), "")
 		return errors.Is(perr, topic.ErrNotAuthorised)
 	}, func() string { return fmt.Sprintf("a publish after revocation: %v", perr) })
+	// Its log on node 1 cannot move to the home alone: the log moves
+	// through a holder that stays, and the refusal comes before anything
+	// moved.
 	var last client.TopicProgress
+	var merr error
 	for p, err := range a.TopicMigrate(ctx, client.TopicMigrate{Topic: "orders", SpacePolicy: client.SpacePolicy{Local: true}}) {
 		if err != nil {
-			t.Fatal(err)
+			merr = err
+			break
 		}
 		last = p
 	}
-	if !last.Done || last.Error != "" {
-		t.Fatalf("migrate ended with %+v", last)
+	if merr == nil && last.Error == "" {
+		t.Fatalf("a migration that keeps none of the log's holders: %+v", last)
 	}
 	if got := collect(t, ctx, a, client.TopicSubscribe{Topic: "orders", From: &first}, 4); string(got[3].Data) != "from b" {
-		t.Fatalf("after migration: %+v", got)
+		t.Fatalf("after a refused migration: %+v", got)
 	}
 	if err := a.TopicDelete(ctx, "orders"); err != nil {
 		t.Fatal(err)

@@ -28,6 +28,11 @@ func (t *Topic) migrate(ctx context.Context, policy space.Policy, progress func(
 			return err
 		}
 	}
+	if cfg.Retain.Durable() {
+		if err := keepsOne(old, policy, t.m.cfg.Host.ID()); err != nil {
+			return fmt.Errorf("topic %s: %w", t.ID(), err)
+		}
+	}
 	if err := t.sp.Migrate(ctx, policy, func(p space.MigrateProgress) { progress(fmt.Sprintf("space: %+v", p)) }); err != nil {
 		return fmt.Errorf("topic %s: migrate its space: %w", t.ID(), err)
 	}
@@ -184,4 +189,29 @@ func (d *durable) serveMove(ctx context.Context, req moveReq) (moveReply, error)
 		removed = append(removed, self.String())
 	}
 	return moveReply{Removed: removed}, nil
+}
+
+// keepsOne refuses a migration of a durable topic whose new holders
+// would share none with the old: the log moves through a holder that
+// stays (a new holder joins the log's group only through a holder the
+// space names, so that a stranger cannot lead it), and none would. The
+// new set is known when the policy is Local (the home alone) or names
+// every holder; a policy of replicas picked by the home keeps what holders
+// it can. Migrate in two steps, through a set that keeps one.
+func keepsOne(old []peer.ID, policy space.Policy, home peer.ID) error {
+	var next []peer.ID
+	switch {
+	case policy.Local:
+		next = []peer.ID{home}
+	case len(policy.On) > 0 && policy.Replicas <= len(policy.On):
+		next = policy.On
+	default:
+		return nil
+	}
+	for _, p := range next {
+		if slices.Contains(old, p) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: the new holders %v keep none of the log's %v: a durable topic's log moves through a holder that stays, so migrate through a placement that keeps one of them first", space.ErrBadPolicy, next, old)
 }
