@@ -254,7 +254,7 @@ func TestTopicAPILive(t *testing.T) {
 	c := nubetest.Cluster(t, 1)
 	a := topicClients(t, c)[0]
 	ctx := nubetest.Context(t, time.Minute)
-	if _, err := a.TopicCreate(ctx, client.TopicCreate{Name: "events"}); err != nil {
+	if _, err := a.TopicCreate(ctx, client.TopicCreate{Name: "events", SpacePolicy: client.SpacePolicy{Local: true}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, err := range a.TopicSubscribe(ctx, client.TopicSubscribe{Topic: "events", Consumer: "c"}) {
