@@ -96,7 +96,7 @@ func newGroupcache(self string, peers []string, cacheBytes int64) (*groupcache.H
 func TestGroupcacheChild(t *testing.T) {
 	env := os.Getenv(groupcacheChildEnv)
 	if env == "" {
-		t.Skip("run by BenchmarkCacheRemoteHit as a child process")
+		t.Skip("not a test: the child process of BenchmarkCacheRemoteHit, which sets its env (skipped in short mode and alone)")
 	}
 	self, other, _ := strings.Cut(env, ",")
 	pool, _ := newGroupcache("http://"+self, []string{"http://" + self, "http://" + other}, 64<<20)

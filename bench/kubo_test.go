@@ -102,8 +102,11 @@ func (k *kubo) try(ctx context.Context, args ...string) (string, error) {
 // without it. It prints kubo's resolve of nube's name (each a run of the
 // ipfs command, its start included) as RESULT lines.
 func TestKuboInterop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short: starts a kubo process")
+	}
 	if _, err := exec.LookPath("ipfs"); err != nil {
-		t.Skip("ipfs not on PATH: the kubo interop test needs kubo v0.43 installed")
+		t.Skipf("ipfs not on PATH (%v): the kubo interop test needs kubo v0.43 installed; BUILD_KUBO=1 bench/names.sh builds one", err)
 	}
 	ctx := nubetest.Context(t, 3*time.Minute)
 	k := startKubo(t, ctx)

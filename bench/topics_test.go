@@ -547,7 +547,7 @@ func rssChild(b *testing.B, side string) rssResult {
 func TestTopicRSSChild(t *testing.T) {
 	side := os.Getenv("NUBE_TOPIC_RSS_SIDE")
 	if side == "" {
-		t.Skip("run by BenchmarkTopicRSS in a process of its own")
+		t.Skip("not a test: the child process of BenchmarkTopicRSS, which sets its env (skipped in short mode and alone)")
 	}
 	size := int64(envInt("NUBE_BENCH_TOPIC_MB", 1024)) << 20
 	n := int(size / topicMsg)
