@@ -314,8 +314,13 @@ func (s *Server) handleTopicSubscribe(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if req.opts.Consumer != "" && unacked == nil {
-			// Written and flushed: acked for the HTTP client.
-			if err := m.Ack(ctx); err != nil {
+			// Written and flushed: acked for the HTTP client, even if it
+			// leaves at once (the ack must not die with its request, or
+			// the message it was written comes again).
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			err := m.Ack(actx)
+			cancel()
+			if err != nil {
 				if ctx.Err() == nil {
 					send(client.TopicMessage{Error: errorOf(fmt.Errorf("ack offset %d: %w", m.Offset, err))})
 				}
